@@ -1,0 +1,372 @@
+"""Host side of the fused 3DNA kernels: argument checks, tile choice, launches and the autograd Function.
+
+This package is self-contained (it is published to the Hub on its own), so it repeats the few argument checks it
+needs instead of importing ``nuwa_hf``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+import triton
+
+from . import _kernels
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_HEAD_DIM = 256
+# tl.dot needs every block dimension >= 16.
+MIN_BLOCK = 16
+
+
+def is_interpreted() -> bool:
+    """True when the kernels were decorated under ``TRITON_INTERPRET=1`` and therefore run on CPU tensors.
+
+    Triton reads ``TRITON_INTERPRET`` once per kernel, when ``@triton.jit`` runs, i.e. when this package is
+    imported; changing the variable afterwards has no effect on an already imported package.
+    """
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # a Triton without the interpreter module
+        return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    return isinstance(_kernels._nearby_attention_fwd_kernel, InterpretedFunction)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a launch needs besides the tensors (hashable, so plans are cached per shape)."""
+
+    query_grid: Tuple[int, int, int]
+    key_grid: Tuple[int, int, int]
+    halves: Tuple[int, int, int]
+    causal: bool
+    query_offset: int
+    num_queries: int
+    num_keys: int
+    scale: float
+    head_dim: int
+    query_tile: Tuple[int, int, int]  # forward and dQ: a program's query box, product BLOCK_M
+    key_tile: Tuple[int, int, int]  # dK/dV: a program's key box, product BLOCK_N
+    block_m: int
+    block_n: int
+
+
+def _pow2_triples(block: int):
+    a = 1
+    while a <= block:
+        b = 1
+        while a * b <= block:
+            yield a, b, block // (a * b)
+            b *= 2
+        a *= 2
+
+
+def _key_span(first: int, last: int, q_size: int, k_size: int, half: int) -> int:
+    lo = max(first * k_size // q_size - half, 0)
+    hi = min(last * k_size // q_size + half, k_size - 1)
+    return hi - lo + 1
+
+
+def _query_span(first: int, last: int, q_size: int, k_size: int, half: int) -> int:
+    a, b = max(first - half, 0), min(last + half, k_size - 1)
+    lo = (a * q_size + k_size - 1) // k_size
+    hi = min(((b + 1) * q_size + k_size - 1) // k_size - 1, q_size - 1)
+    return max(hi - lo + 1, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def choose_tile(
+    query_grid: Tuple[int, int, int], key_grid: Tuple[int, int, int], halves: Tuple[int, int, int], block: int,
+    over_keys: bool = False,
+) -> Tuple[int, int, int]:
+    """The power-of-two tile ``(t, h, w)`` with ``t*h*w == block`` that minimises the work of one kernel.
+
+    Work is (slots per tile) x (positions in the box each tile walks), summed over tiles; since both a tile and its
+    box are products over axes, the sum over tiles is the product over axes of per-axis sums, computed exactly.
+    ``over_keys=False`` tiles the query grid (forward, dQ: the box is the key window); ``True`` tiles the key grid
+    (dK/dV: the box is the inverse window).
+    """
+    best, best_cost = None, None
+    for tile in _pow2_triples(block):
+        cost = 1
+        padding = 1
+        for size_t, q_size, k_size, half in zip(tile, query_grid, key_grid, halves):
+            tiled = k_size if over_keys else q_size
+            span = _query_span if over_keys else _key_span
+            axis_sum = sum(
+                span(start, min(start + size_t, tiled) - 1, q_size, k_size, half) for start in range(0, tiled, size_t)
+            )
+            cost *= axis_sum
+            padding *= math.ceil(tiled / size_t) * size_t
+        key = (cost, padding)
+        if best_cost is None or key < best_cost:
+            best, best_cost = tile, key
+    return best
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _check_grid(name: str, grid) -> Tuple[int, int, int]:
+    if (
+        not isinstance(grid, (tuple, list)) or len(grid) != 3
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in grid)
+    ):
+        raise ValueError(f"{name} must be a (frames, height, width) triple of positive ints, got {grid!r}.")
+    return tuple(int(s) for s in grid)
+
+
+def _halves(extent, key_grid) -> Tuple[int, int, int]:
+    if not isinstance(extent, (tuple, list)) or len(extent) != 3:
+        raise ValueError(f"extent must be a (e_t, e_h, e_w) triple of odd ints or None (whole axis), got {extent!r}.")
+    halves = []
+    for axis, e, k_size in zip("thw", extent, key_grid):
+        if e is None:
+            halves.append(k_size)  # a half-width of the whole axis: every key coordinate is within reach
+        elif isinstance(e, int) and not isinstance(e, bool) and e >= 1 and e % 2 == 1:
+            # Clamped so that the index arithmetic in the kernels cannot overflow int32 for huge extents.
+            halves.append(min(e // 2, k_size))
+        else:
+            raise ValueError(f"extent e_{axis}={e!r} must be a positive odd int (e.g. 3) or None for the whole axis.")
+    return tuple(halves)
+
+
+def _check_tensors(query, key, value) -> None:
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            raise ValueError(f"{name} must be a (batch, heads, length, head_dim) tensor, got {getattr(t, 'shape', t)!r}.")
+        if t.dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"{name} has dtype {t.dtype}; the 3DNA kernel supports float16, bfloat16 and float32.")
+    if not (query.dtype == key.dtype == value.dtype):
+        raise ValueError(f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}.")
+    if not (query.device == key.device == value.device):
+        raise ValueError(f"query, key and value must be on one device, got {query.device}, {key.device}, {value.device}.")
+    if key.shape != value.shape or query.shape[:2] != key.shape[:2] or query.shape[3] != key.shape[3]:
+        raise ValueError(
+            "query (B, NH, Lq, D), key and value (B, NH, Lk, D) disagree: "
+            f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}."
+        )
+    if query.shape[3] > MAX_HEAD_DIM:
+        raise ValueError(f"head_dim {query.shape[3]} exceeds the kernel's maximum of {MAX_HEAD_DIM}; split the heads.")
+    interpreted = is_interpreted()
+    if query.device.type != "cuda" and not interpreted:
+        raise ValueError(
+            f"the 3DNA Triton kernel runs on CUDA tensors, got {query.device.type}; to run it on the CPU (slowly, for "
+            "tests) set TRITON_INTERPRET=1 before importing this kernel package, or use a CPU backend of nuwa_hf."
+        )
+    if interpreted and query.dtype == torch.bfloat16:
+        # numpy, which executes interpreted kernels, has no bfloat16: Triton's interpreter produces wrong numbers.
+        raise ValueError(
+            "bfloat16 cannot run in the Triton interpreter (TRITON_INTERPRET=1), whose numpy has no bfloat16 type; "
+            "use float16 or float32 on the CPU, or run on a GPU."
+        )
+
+
+def make_plan(
+    query, key, *, query_grid, key_grid, extent, causal, scale, query_offset, block_m=None, block_n=None
+) -> _Plan:
+    """Check the arguments and fix every launch parameter (see ``nearby_attention`` for their meaning)."""
+    query_grid = _check_grid("query_grid", query_grid)
+    key_grid = _check_grid("key_grid", key_grid)
+    halves = _halves(extent, key_grid)
+    causal = bool(causal)
+    num_queries, num_keys = query.shape[2], key.shape[2]
+    nq, nk = math.prod(query_grid), math.prod(key_grid)
+    if query_offset is None:
+        if num_queries != nq:
+            raise ValueError(
+                f"query length {num_queries} != T*H*W = {nq} of query_grid {query_grid}; for a slice of the grid "
+                "pass query_offset=<raster index of its first query>."
+            )
+        query_offset = 0
+    if not isinstance(query_offset, int) or isinstance(query_offset, bool) or query_offset < 0:
+        raise ValueError(f"query_offset must be a non-negative int or None, got {query_offset!r}.")
+    if query_offset + num_queries > nq:
+        raise ValueError(f"queries {query_offset}..{query_offset + num_queries - 1} do not fit query_grid {query_grid}.")
+    if causal:
+        if query_grid != key_grid:
+            raise ValueError(f"causal=True needs query_grid == key_grid (self-attention), got {query_grid}, {key_grid}.")
+        if not (query_offset + num_queries <= num_keys <= nk):
+            raise ValueError(
+                f"causal key length {num_keys} must reach the last query ({query_offset + num_queries}) and be at "
+                f"most {nk} = T*H*W of key_grid {key_grid}."
+            )
+    elif num_keys != nk:
+        raise ValueError(f"key length {num_keys} != T*H*W = {nk} of key_grid {key_grid}.")
+    head_dim = query.shape[3]
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    # 64 x 64 tiles keep a 64 x D fp32 accumulator and two 64 x D operand tiles in registers/shared memory for
+    # D <= 128 on sm_80/sm_90; larger heads halve the key block.
+    block_m = 64 if block_m is None else block_m
+    block_n = (64 if head_dim <= 128 else 32) if block_n is None else block_n
+    for name, block in (("block_m", block_m), ("block_n", block_n)):
+        if not isinstance(block, int) or block < MIN_BLOCK or block & (block - 1):
+            raise ValueError(f"{name} must be a power of two >= {MIN_BLOCK}, got {block!r}.")
+    return _Plan(
+        query_grid=query_grid, key_grid=key_grid, halves=halves, causal=causal, query_offset=query_offset,
+        num_queries=num_queries, num_keys=num_keys, scale=scale, head_dim=head_dim,
+        query_tile=choose_tile(query_grid, key_grid, halves, block_m),
+        key_tile=choose_tile(query_grid, key_grid, halves, block_n, over_keys=True),
+        block_m=block_m, block_n=block_n,
+    )
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    # fp32 inputs follow torch's own matmul setting: exact IEEE products unless the user allowed TF32.
+    # (fp16/bf16 products are exact on tensor cores whatever this says.)
+    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    return "ieee"
+
+
+def _query_tiles(plan: _Plan) -> Tuple[int, int, int, int]:
+    """(first tile, number of tiles to launch, tiles along h, tiles along w) of the query grid.
+
+    Only the frames holding requested queries are launched, so a decoding step (a few queries) costs a few
+    programs instead of one per tile of the grid.
+    """
+    (qt, qh, qw), (tt, th, tw) = plan.query_grid, plan.query_tile
+    n_h, n_w = triton.cdiv(qh, th), triton.cdiv(qw, tw)
+    first_frame = plan.query_offset // (qh * qw)
+    last_frame = (plan.query_offset + plan.num_queries - 1) // (qh * qw)
+    first_tile_t, last_tile_t = first_frame // tt, last_frame // tt
+    return first_tile_t * n_h * n_w, (last_tile_t - first_tile_t + 1) * n_h * n_w, n_h, n_w
+
+
+def _shape_args(plan: _Plan):
+    return (*plan.query_grid, *plan.key_grid, *plan.halves)
+
+
+def _launch_options(plan: _Plan):
+    return dict(num_warps=4 if plan.block_m * plan.block_n <= 64 * 64 else 8, num_stages=2)
+
+
+def forward(query, key, value, plan: _Plan, count_visits: bool = False):
+    """Run the forward kernel. Returns ``out (B, NH, Lq, D)``, ``lse (B, NH, Lq)`` float32 base-2 log-sum-exp,
+    and, when ``count_visits``, the number of key blocks each launched program visited ``(B*NH, programs)``."""
+    batch, heads = query.shape[:2]
+    out = torch.empty_like(query)
+    lse = torch.empty(batch, heads, plan.num_queries, device=query.device, dtype=torch.float32)
+    first_tile, n_programs, n_tiles_h, n_tiles_w = _query_tiles(plan)
+    visits = torch.zeros(batch * heads, n_programs, device=query.device, dtype=torch.int32)
+    tt, th, tw = plan.query_tile
+    _kernels._nearby_attention_fwd_kernel[(n_programs, batch * heads)](
+        query, key, value, out, lse, visits,
+        *query.stride(), *key.stride(), *value.stride(), *out.stride(),
+        heads, plan.num_queries, plan.num_keys, plan.query_offset,
+        *_shape_args(plan),
+        n_tiles_h, n_tiles_w, first_tile,
+        plan.scale * math.log2(math.e),
+        HEAD_DIM=plan.head_dim, BLOCK_D=max(MIN_BLOCK, _next_pow2(plan.head_dim)),
+        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        CAUSAL=plan.causal, DOT_PRECISION=_dot_precision(query.dtype), COUNT_VISITS=count_visits,
+        **_launch_options(plan),
+    )
+    return out, lse, visits
+
+
+def backward(grad_out, query, key, value, out, lse, plan: _Plan):
+    """Gradients ``(dq, dk, dv)`` of the forward pass, each shaped like its input."""
+    batch, heads = query.shape[:2]
+    # delta_i = sum_d dO_i O_i = sum_j P_ij dP_ij: the softmax-Jacobian term, one float per query.
+    delta = (grad_out.float() * out.float()).sum(-1).contiguous()
+    dq = torch.empty_like(query)
+    dk = torch.empty_like(key)
+    dv = torch.empty_like(value)
+    block_d = max(MIN_BLOCK, _next_pow2(plan.head_dim))
+    precision = _dot_precision(query.dtype)
+    scale_log2 = plan.scale * math.log2(math.e)
+
+    first_tile, n_programs, n_tiles_h, n_tiles_w = _query_tiles(plan)
+    tt, th, tw = plan.query_tile
+    _kernels._nearby_attention_bwd_dq_kernel[(n_programs, batch * heads)](
+        query, key, value, grad_out, lse, delta, dq,
+        *query.stride(), *key.stride(), *value.stride(), *grad_out.stride(), *dq.stride(),
+        heads, plan.num_queries, plan.num_keys, plan.query_offset,
+        *_shape_args(plan),
+        n_tiles_h, n_tiles_w, first_tile,
+        plan.scale, scale_log2,
+        HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
+        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        CAUSAL=plan.causal, DOT_PRECISION=precision,
+        **_launch_options(plan),
+    )
+
+    kt, kh, kw = plan.key_tile
+    n_key_tiles = [triton.cdiv(size, t) for size, t in zip(plan.key_grid, plan.key_tile)]
+    _kernels._nearby_attention_bwd_dkdv_kernel[(math.prod(n_key_tiles), batch * heads)](
+        query, key, value, grad_out, lse, delta, dk, dv,
+        *query.stride(), *key.stride(), *value.stride(), *grad_out.stride(), *dk.stride(), *dv.stride(),
+        heads, plan.num_queries, plan.num_keys, plan.query_offset,
+        *_shape_args(plan),
+        n_key_tiles[1], n_key_tiles[2],
+        plan.scale, scale_log2,
+        HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
+        TILE_T=kt, TILE_H=kh, TILE_W=kw, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        CAUSAL=plan.causal, DOT_PRECISION=precision,
+        **_launch_options(plan),
+    )
+    return dq, dk, dv
+
+
+class NearbyAttentionFunction(torch.autograd.Function):
+    """Fused 3DNA with a fused backward: saves Q, K, V, O and the per-query log-sum-exp, never the scores."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, plan: _Plan):
+        out, lse, _ = forward(query, key, value, plan)
+        ctx.save_for_backward(query, key, value, out, lse)
+        ctx.plan = plan
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        query, key, value, out, lse = ctx.saved_tensors
+        dq, dk, dv = backward(grad_out, query, key, value, out, lse, ctx.plan)
+        return dq, dk, dv, None
+
+
+def nearby_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *,
+    query_grid: Sequence[int],
+    key_grid: Sequence[int],
+    extent: Sequence[Optional[int]],
+    causal: bool = False,
+    scale: Optional[float] = None,
+    query_offset: Optional[int] = None,
+    block_m: Optional[int] = None,
+    block_n: Optional[int] = None,
+) -> torch.Tensor:
+    """Fused 3D Nearby Attention (NUWA): each query attends to the keys in a 3D window around its position.
+
+    Args:
+        query: ``(batch, heads, Lq, head_dim)``, ``Lq = T*H*W`` of ``query_grid`` in raster order
+            ``(t*H + h)*W + w``, or a slice of it starting at ``query_offset``.
+        key, value: ``(batch, heads, Lk, head_dim)``, ``Lk = T'*H'*W'`` of ``key_grid``; with ``causal=True`` a
+            prefix of the grid (a KV cache) reaching at least the last query.
+        query_grid, key_grid: ``(T, H, W)``; a query at ``(t, h, w)`` is centred at
+            ``(t*T'//T, h*H'//H, w*W'//W)`` of the key grid.
+        extent: ``(e_t, e_h, e_w)`` odd window sizes, ``None`` for the whole axis; cut off at the borders.
+        causal: additionally ``key index <= query index`` (needs ``query_grid == key_grid``).
+        scale: softmax scale, default ``head_dim ** -0.5``.
+        query_offset: raster index of the first query when ``query`` holds a slice of the grid.
+        block_m, block_n: query and key slots per program (powers of two >= 16; default 64 and 64).
+
+    Returns:
+        ``(batch, heads, Lq, head_dim)`` in the inputs' dtype, differentiable in query, key and value.
+        float16, bfloat16 and float32 on CUDA; on CPU tensors only under ``TRITON_INTERPRET=1`` (no bfloat16).
+    """
+    _check_tensors(query, key, value)
+    plan = make_plan(
+        query, key, query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal, scale=scale,
+        query_offset=query_offset, block_m=block_m, block_n=block_n,
+    )
+    return NearbyAttentionFunction.apply(query, key, value, plan)
