@@ -72,11 +72,22 @@ class CombinationSampler:
         if split != "test_held_out" and not self.seen:
             raise ValueError("The held_out patterns cover every combination, so nothing is left to train on.")
 
-    def draw(self, count: int, rng: np.random.Generator) -> list[dict]:
-        """``count`` object combinations (dicts) for one sample."""
-        if self.split != "test_held_out":
-            return [dict(self.seen[int(rng.integers(len(self.seen)))]) for _ in range(count)]
-        combos = [dict(self.novel[int(rng.integers(len(self.novel)))])]
-        combos += [dict(self.every[int(rng.integers(len(self.every)))]) for _ in range(count - 1)]
-        order = rng.permutation(count)
-        return [combos[i] for i in order]
+    def draw(self, count: int, rng: np.random.Generator, distinct: str | None = None) -> list[dict]:
+        """``count`` object combinations (dicts) for one sample.
+
+        ``distinct`` names an attribute no two objects of the sample may share (e.g. ``"position"``); candidates are
+        filtered before drawing, so the held-out rule still holds for every object.
+        """
+        pools = [self.novel] + [self.every] * (count - 1) if self.split == "test_held_out" else [self.seen] * count
+        chosen: list[dict] = []
+        for pool in pools:
+            if distinct is not None:
+                taken = {combo[distinct] for combo in chosen}
+                pool = [combo for combo in pool if combo[distinct] not in taken]
+                if not pool:
+                    raise ValueError(f"Cannot give {count} objects distinct {distinct!r} values under these held_out "
+                                     "patterns; draw fewer objects or hold out less.")
+            chosen.append(dict(pool[int(rng.integers(len(pool)))]))
+        if self.split == "test_held_out":
+            chosen = [chosen[i] for i in rng.permutation(count)]
+        return chosen
