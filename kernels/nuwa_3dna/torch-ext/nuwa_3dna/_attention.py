@@ -37,6 +37,42 @@ def is_interpreted() -> bool:
 
 
 @dataclass(frozen=True)
+class LaunchConfig:
+    """Block sizes and warps of the three kernels.
+
+    The defaults were chosen by compiling for sm_80 and sm_90 (``_aot.compile_kernel``) and keeping the largest
+    tiles that need no register spills at head_dim 64: see kernels/README.md, "Registers".
+    """
+
+    block_m: int  # forward / dQ: query slots per program; dK/dV: unused
+    block_n: int  # forward / dQ: keys per inner step; dK/dV: key slots per program
+    dkdv_block_m: int  # dK/dV: queries per inner step
+    forward_warps: int
+    backward_warps: int
+    num_stages: int = 2
+
+
+def default_launch_config(
+    dtype: torch.dtype, head_dim: int, block_m: Optional[int] = None, block_n: Optional[int] = None
+) -> LaunchConfig:
+    """The launch configuration for ``dtype`` and ``head_dim``; ``block_m``/``block_n`` override the tile sizes."""
+    if dtype == torch.float32:
+        # Exact fp32 products do not run on tensor cores: 64 x 64 tiles spill thousands of bytes per thread.
+        default_m, default_n = 32, 32
+    else:
+        default_m, default_n = 64, (64 if head_dim <= 128 else 32)
+    block_m = default_m if block_m is None else block_m
+    block_n = default_n if block_n is None else block_n
+    for name, block in (("block_m", block_m), ("block_n", block_n)):
+        if not isinstance(block, int) or isinstance(block, bool) or block < MIN_BLOCK or block & (block - 1):
+            raise ValueError(f"{name} must be a power of two >= {MIN_BLOCK}, got {block!r}.")
+    # The dK/dV program holds K, V and two fp32 accumulators for its keys; a 32-query inner step keeps it unspilled.
+    return LaunchConfig(
+        block_m=block_m, block_n=block_n, dkdv_block_m=min(block_m, 32), forward_warps=4, backward_warps=8,
+    )
+
+
+@dataclass(frozen=True)
 class _Plan:
     """Everything a launch needs besides the tensors (hashable, so plans are cached per shape)."""
 
@@ -49,10 +85,9 @@ class _Plan:
     num_keys: int
     scale: float
     head_dim: int
-    query_tile: Tuple[int, int, int]  # forward and dQ: a program's query box, product BLOCK_M
-    key_tile: Tuple[int, int, int]  # dK/dV: a program's key box, product BLOCK_N
-    block_m: int
-    block_n: int
+    query_tile: Tuple[int, int, int]  # forward and dQ: a program's query box, product config.block_m
+    key_tile: Tuple[int, int, int]  # dK/dV: a program's key box, product config.block_n
+    config: "LaunchConfig"
 
 
 def _pow2_triples(block: int):
@@ -200,19 +235,13 @@ def make_plan(
         raise ValueError(f"key length {num_keys} != T*H*W = {nk} of key_grid {key_grid}.")
     head_dim = query.shape[3]
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
-    # 64 x 64 tiles keep a 64 x D fp32 accumulator and two 64 x D operand tiles in registers/shared memory for
-    # D <= 128 on sm_80/sm_90; larger heads halve the key block.
-    block_m = 64 if block_m is None else block_m
-    block_n = (64 if head_dim <= 128 else 32) if block_n is None else block_n
-    for name, block in (("block_m", block_m), ("block_n", block_n)):
-        if not isinstance(block, int) or block < MIN_BLOCK or block & (block - 1):
-            raise ValueError(f"{name} must be a power of two >= {MIN_BLOCK}, got {block!r}.")
+    config = default_launch_config(query.dtype, head_dim, block_m, block_n)
     return _Plan(
         query_grid=query_grid, key_grid=key_grid, halves=halves, causal=causal, query_offset=query_offset,
         num_queries=num_queries, num_keys=num_keys, scale=scale, head_dim=head_dim,
-        query_tile=choose_tile(query_grid, key_grid, halves, block_m),
-        key_tile=choose_tile(query_grid, key_grid, halves, block_n, over_keys=True),
-        block_m=block_m, block_n=block_n,
+        query_tile=choose_tile(query_grid, key_grid, halves, config.block_m),
+        key_tile=choose_tile(query_grid, key_grid, halves, config.block_n, over_keys=True),
+        config=config,
     )
 
 
@@ -242,10 +271,6 @@ def _shape_args(plan: _Plan):
     return (*plan.query_grid, *plan.key_grid, *plan.halves)
 
 
-def _launch_options(plan: _Plan):
-    return dict(num_warps=4 if plan.block_m * plan.block_n <= 64 * 64 else 8, num_stages=2)
-
-
 def forward(query, key, value, plan: _Plan, count_visits: bool = False):
     """Run the forward kernel. Returns ``out (B, NH, Lq, D)``, ``lse (B, NH, Lq)`` float32 base-2 log-sum-exp,
     and, when ``count_visits``, the number of key blocks each launched program visited ``(B*NH, programs)``."""
@@ -263,9 +288,9 @@ def forward(query, key, value, plan: _Plan, count_visits: bool = False):
         n_tiles_h, n_tiles_w, first_tile,
         plan.scale * math.log2(math.e),
         HEAD_DIM=plan.head_dim, BLOCK_D=max(MIN_BLOCK, _next_pow2(plan.head_dim)),
-        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.config.block_m, BLOCK_N=plan.config.block_n,
         CAUSAL=plan.causal, DOT_PRECISION=_dot_precision(query.dtype), COUNT_VISITS=count_visits,
-        **_launch_options(plan),
+        num_warps=plan.config.forward_warps, num_stages=plan.config.num_stages,
     )
     return out, lse, visits
 
@@ -292,9 +317,9 @@ def backward(grad_out, query, key, value, out, lse, plan: _Plan):
         n_tiles_h, n_tiles_w, first_tile,
         plan.scale, scale_log2,
         HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
-        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.config.block_m, BLOCK_N=plan.config.block_n,
         CAUSAL=plan.causal, DOT_PRECISION=precision,
-        **_launch_options(plan),
+        num_warps=plan.config.backward_warps, num_stages=plan.config.num_stages,
     )
 
     kt, kh, kw = plan.key_tile
@@ -307,9 +332,9 @@ def backward(grad_out, query, key, value, out, lse, plan: _Plan):
         n_key_tiles[1], n_key_tiles[2],
         plan.scale, scale_log2,
         HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
-        TILE_T=kt, TILE_H=kh, TILE_W=kw, BLOCK_M=plan.block_m, BLOCK_N=plan.block_n,
+        TILE_T=kt, TILE_H=kh, TILE_W=kw, BLOCK_M=plan.config.dkdv_block_m, BLOCK_N=plan.config.block_n,
         CAUSAL=plan.causal, DOT_PRECISION=precision,
-        **_launch_options(plan),
+        num_warps=plan.config.backward_warps, num_stages=plan.config.num_stages,
     )
     return dq, dk, dv
 
@@ -358,7 +383,8 @@ def nearby_attention(
         causal: additionally ``key index <= query index`` (needs ``query_grid == key_grid``).
         scale: softmax scale, default ``head_dim ** -0.5``.
         query_offset: raster index of the first query when ``query`` holds a slice of the grid.
-        block_m, block_n: query and key slots per program (powers of two >= 16; default 64 and 64).
+        block_m, block_n: query and key slots per program (powers of two >= 16; default 64 x 64 for
+            float16/bfloat16, 32 x 32 for float32, see ``default_launch_config``).
 
     Returns:
         ``(batch, heads, Lq, head_dim)`` in the inputs' dtype, differentiable in query, key and value.

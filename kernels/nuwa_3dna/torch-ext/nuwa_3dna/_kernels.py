@@ -101,6 +101,23 @@ def _allowed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
 
 
 @triton.jit
+def _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
+                        q_size_t, q_size_h, q_size_w, k_size_t, k_size_h, k_size_w, half_t, half_h, half_w,
+                        CAUSAL: tl.constexpr):
+    """(BLOCK_N, BLOCK_M) 3DNA mask between a block of keys (rows) and a block of queries (columns)."""
+    centre_t = (q_t * k_size_t) // q_size_t
+    centre_h = (q_h * k_size_h) // q_size_h
+    centre_w = (q_w * k_size_w) // q_size_w
+    ok = k_valid[:, None] & q_valid[None, :]
+    ok &= tl.abs(k_t[:, None] - centre_t[None, :]) <= half_t
+    ok &= tl.abs(k_h[:, None] - centre_h[None, :]) <= half_h
+    ok &= tl.abs(k_w[:, None] - centre_w[None, :]) <= half_w
+    if CAUSAL:
+        ok &= k_raster[:, None] <= q_raster[None, :]
+    return ok
+
+
+@triton.jit
 def _query_tile_setup(tile, n_tiles_h, n_tiles_w, q_offset, num_queries, num_keys,
                       QT, QH, QW, KT, KH, KW, half_t, half_h, half_w,
                       TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -342,14 +359,16 @@ def _nearby_attention_bwd_dkdv_kernel(
         do = tl.load(DO + q_row[:, None] * stride_dom + d[None, :] * stride_dod, mask=row_mask, other=0.0)
         lse = tl.load(LSE + q_row, mask=q_valid, other=0.0)
         delta = tl.load(DELTA + q_row, mask=q_valid, other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
-        ok = _allowed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
-                      QT, QH, QW, KT, KH, KW, half_t, half_h, half_w, CAUSAL)
-        p = tl.where(ok, tl.exp2(scores - lse[:, None]), 0.0)
-        dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=DOT_PRECISION)
-        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-        ds = p * (dp - delta[:, None])
-        dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=DOT_PRECISION)
+        # Keys x queries orientation: P^T and dS^T come straight out of the products, so the two big operands
+        # of the accumulating dots need no transpose (a transpose of an fp32 register tile spills to local memory).
+        scores_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale_log2
+        ok_t = _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
+                                   QT, QH, QW, KT, KH, KW, half_t, half_h, half_w, CAUSAL)
+        p_t = tl.where(ok_t, tl.exp2(scores_t - lse[None, :]), 0.0)
+        dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
+        dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
 
     tl.store(DK + b * stride_dkb + h * stride_dkh + k_raster[:, None] * stride_dkn + d[None, :] * stride_dkd,
              (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
