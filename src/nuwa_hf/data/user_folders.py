@@ -1,0 +1,115 @@
+"""What the loaders of users' own folders share: finding the folder, checking ``metadata.jsonl``, decoding lazily.
+
+A user folder holds media files and a ``metadata.jsonl`` with one JSON object per line naming each file (relative
+path) and its caption, the convention of ``datasets``' ``imagefolder``:
+
+    {"file_name": "cats/001.jpg", "text": "a cat on a sofa"}
+
+The whole file is checked before anything is loaded, so a typo fails at once with the line number instead of
+mid-training. Media are decoded lazily, one example at a time: ``Dataset.with_transform`` for map-style datasets and
+``IterableDataset.map`` for streaming, so neither needs the decoded data set to fit in memory or on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from datasets import Dataset, IterableDataset
+
+METADATA_FILE = "metadata.jsonl"
+
+
+def resolve_folder(data_dir: str | Path, split: str | None) -> Path:
+    """``data_dir`` or ``data_dir/split``; raise a clear error when it is not a folder with ``metadata.jsonl``."""
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Data folder {root} does not exist or is not a folder.")
+    folder = root / split if split is not None else root
+    if split is not None and not folder.is_dir():
+        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise FileNotFoundError(f"No split folder {folder}; split folders present: {present or 'none'}.")
+    if not (folder / METADATA_FILE).is_file():
+        hint = ""
+        if (folder / "metadata.csv").is_file():
+            hint = " A metadata.csv is there: these loaders read metadata.jsonl (one JSON object per line)."
+        subfolders = [p.name for p in folder.iterdir() if p.is_dir() and (p / METADATA_FILE).is_file()]
+        if subfolders:
+            hint += f" Subfolders {sorted(subfolders)} have one: pass split=<name>."
+        raise FileNotFoundError(
+            f"{folder} has no {METADATA_FILE}. Write one line per file, e.g. "
+            '{"file_name": "0001.png", "text": "a red circle"}.' + hint
+        )
+    return folder
+
+
+def read_metadata(
+    folder: Path, file_keys: Sequence[str], text_required: bool = True
+) -> list[dict]:
+    """Parse and check ``folder/metadata.jsonl``.
+
+    Args:
+        folder: a folder returned by :func:`resolve_folder`.
+        file_keys: keys whose values are file paths relative to ``folder`` (``"file_name"``, ``"sketch_file_name"``);
+            each must be present on every line and name an existing file inside the folder.
+        text_required: every line must have a string ``"text"``; when false, ``"text"`` must be on all lines or none.
+
+    Returns:
+        The parsed lines, in file order.
+    """
+    path = folder / METADATA_FILE
+    rows: list[dict] = []
+    with open(path, encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number} is not valid JSON ({error.msg}).") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_number} must be a JSON object, got {type(row).__name__}.")
+            for key in file_keys:
+                if not isinstance(row.get(key), str) or not row[key]:
+                    raise ValueError(f"{path}:{line_number} needs a {key!r} string (a path relative to {folder}).")
+            if text_required and not isinstance(row.get("text"), str):
+                raise ValueError(f"{path}:{line_number} needs a 'text' string (the caption).")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} lists no files.")
+    if not text_required:
+        with_text = sum("text" in row for row in rows)
+        if with_text not in (0, len(rows)):
+            raise ValueError(f"{path}: {with_text} of {len(rows)} lines have a 'text'; give every line one or none.")
+    resolved_folder = folder.resolve()
+    missing = []
+    for row in rows:
+        for key in file_keys:
+            target = (folder / row[key]).resolve()
+            if resolved_folder not in target.parents:
+                raise ValueError(f"{path}: {key}={row[key]!r} points outside {folder}; use paths relative to it.")
+            if not target.is_file():
+                missing.append(row[key])
+    if missing:
+        raise FileNotFoundError(f"{path} names {len(missing)} missing file(s), e.g. {missing[:5]}.")
+    return rows
+
+
+def attach_decoder(
+    dataset: Dataset | IterableDataset, decode_example: Callable[[dict], dict]
+) -> Dataset | IterableDataset:
+    """Decode each example lazily with ``decode_example(example) -> example`` (returns a new dict).
+
+    Map-style datasets get a ``with_transform`` (note: ``ds.with_format(...)`` or ``ds.reset_format()`` replaces it and
+    gives back the raw columns); streaming datasets get a lazy ``map``.
+    """
+    if isinstance(dataset, IterableDataset):
+        return dataset.map(decode_example)
+
+    def decode_batch(batch: dict) -> dict:
+        count = len(next(iter(batch.values())))
+        decoded = [decode_example({key: values[i] for key, values in batch.items()}) for i in range(count)]
+        return {key: [example[key] for example in decoded] for key in decoded[0]}
+
+    return dataset.with_transform(decode_batch)
