@@ -13,11 +13,15 @@ See README.md of the kernel source for the design and the roofline.
 from ._attention import (
     MAX_HEAD_DIM,
     SUPPORTED_DTYPES,
+    LaunchConfig,
     NearbyAttentionFunction,
+    Work,
     choose_tile,
+    default_launch_config,
     is_interpreted,
     make_plan,
     nearby_attention,
+    work,
 )
 
 __version__ = "0.1.0"
@@ -25,9 +29,13 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_HEAD_DIM",
     "SUPPORTED_DTYPES",
+    "LaunchConfig",
     "NearbyAttentionFunction",
+    "Work",
     "choose_tile",
+    "default_launch_config",
     "is_interpreted",
     "make_plan",
     "nearby_attention",
+    "work",
 ]

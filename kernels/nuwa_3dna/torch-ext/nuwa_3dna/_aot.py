@@ -132,7 +132,7 @@ def compile_kernel(
         BLOCK_M=config.dkdv_block_m if kernel == "backward_dkdv" else config.block_m, BLOCK_N=config.block_n,
         CAUSAL=causal, DOT_PRECISION=_dot_precision(dtype),
     )
-    if kernel == "forward":
+    if kernel != "backward_dq":
         constexprs["COUNT_VISITS"] = False
     constants, attrs = _contiguous_specialization(fn, head_dim)
     constexprs.update(constants)

@@ -10,7 +10,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import triton
@@ -100,47 +100,150 @@ def _pow2_triples(block: int):
         a *= 2
 
 
-def _key_span(first: int, last: int, q_size: int, k_size: int, half: int) -> int:
+# ---- A Python mirror of the kernels' loop bounds. It decides the tiles (by the exact work they cause), and tests
+# ---- check it against the kernels' own visit counters, so the work figures in README.md are the kernels' own.
+
+def _key_window(first: int, last: int, q_size: int, k_size: int, half: int) -> Tuple[int, int]:
     lo = max(first * k_size // q_size - half, 0)
     hi = min(last * k_size // q_size + half, k_size - 1)
-    return hi - lo + 1
+    return lo, hi - lo + 1
 
 
-def _query_span(first: int, last: int, q_size: int, k_size: int, half: int) -> int:
+def _inverse_window(first: int, last: int, q_size: int, k_size: int, half: int) -> Tuple[int, int]:
     a, b = max(first - half, 0), min(last + half, k_size - 1)
     lo = (a * q_size + k_size - 1) // k_size
     hi = min(((b + 1) * q_size + k_size - 1) // k_size - 1, q_size - 1)
-    return max(hi - lo + 1, 0)
+    return lo, max(hi - lo + 1, 0)
+
+
+def _count_box_le(last: int, lo, n, grid) -> int:
+    """Positions of the box ``lo .. lo+n-1`` (per axis) of ``grid`` whose raster index is ``<= last``."""
+    if last < 0:
+        return 0
+    _, grid_h, grid_w = grid
+    last_t, last_h, last_w = last // (grid_h * grid_w), (last // grid_w) % grid_h, last % grid_w
+    count = min(max(last_t - lo[0], 0), n[0]) * n[1] * n[2]
+    if lo[0] <= last_t < lo[0] + n[0]:
+        count += min(max(last_h - lo[1], 0), n[1]) * n[2]
+        if lo[1] <= last_h < lo[1] + n[1]:
+            count += min(max(last_w - lo[2] + 1, 0), n[2])
+    return count
+
+
+def _raster(coords, grid) -> int:
+    return (coords[0] * grid[1] + coords[1]) * grid[2] + coords[2]
+
+
+def _tile_corners(grid, tile, first_tile: int = 0, n_tiles: Optional[int] = None):
+    """(first corner, last corner) of each tile of ``grid`` in launch order, from tile ``first_tile`` on."""
+    counts = [math.ceil(g / t) for g, t in zip(grid, tile)]
+    n_tiles = math.prod(counts) - first_tile if n_tiles is None else n_tiles
+    for index in range(first_tile, first_tile + n_tiles):
+        cell = (index // (counts[1] * counts[2]), (index // counts[2]) % counts[1], index % counts[2])
+        first = tuple(c * t for c, t in zip(cell, tile))
+        last = tuple(min(f + t, g) - 1 for f, t, g in zip(first, tile, grid))
+        yield first, last
+
+
+def _forward_visits(query_grid, key_grid, halves, causal, query_offset, num_queries, num_keys, tile, block_n,
+                    first_tile=0, n_tiles=None) -> List[int]:
+    """Key blocks the forward (and dQ) kernel visits, per launched query tile."""
+    visits = []
+    for first, last in _tile_corners(query_grid, tile, first_tile, n_tiles):
+        windows = [_key_window(f, l, q, k, h) for f, l, q, k, h in zip(first, last, query_grid, key_grid, halves)]
+        lo, n = [w[0] for w in windows], [w[1] for w in windows]
+        last_key = num_keys - 1
+        if causal:
+            last_key = min(last_key, _raster(last, query_grid), query_offset + num_queries - 1)
+        n_box = _count_box_le(last_key, lo, n, key_grid)
+        if _raster(last, query_grid) < query_offset or _raster(first, query_grid) >= query_offset + num_queries:
+            n_box = 0
+        visits.append(math.ceil(n_box / block_n))
+    return visits
+
+
+def _dkdv_visits(query_grid, key_grid, halves, causal, query_offset, num_queries, num_keys, tile,
+                 block_m) -> List[int]:
+    """Query blocks the dK/dV kernel visits, per key tile."""
+    visits = []
+    for first, last in _tile_corners(key_grid, tile):
+        windows = [_inverse_window(f, l, q, k, h) for f, l, q, k, h in zip(first, last, query_grid, key_grid, halves)]
+        lo, n = [w[0] for w in windows], [w[1] for w in windows]
+        first_query = max(query_offset, _raster(first, key_grid)) if causal else query_offset
+        start = _count_box_le(first_query - 1, lo, n, query_grid)
+        end = _count_box_le(query_offset + num_queries - 1, lo, n, query_grid)
+        if _raster(first, key_grid) >= num_keys:
+            end = 0
+        visits.append(max(0, math.ceil((end - start) / block_m)))
+    return visits
 
 
 @functools.lru_cache(maxsize=256)
 def choose_tile(
-    query_grid: Tuple[int, int, int], key_grid: Tuple[int, int, int], halves: Tuple[int, int, int], block: int,
-    over_keys: bool = False,
+    query_grid: Tuple[int, int, int], key_grid: Tuple[int, int, int], halves: Tuple[int, int, int], causal: bool,
+    block: int, inner_block: int, over_keys: bool = False,
 ) -> Tuple[int, int, int]:
-    """The power-of-two tile ``(t, h, w)`` with ``t*h*w == block`` that minimises the work of one kernel.
+    """The power-of-two tile ``(t, h, w)``, ``t*h*w == block``, whose kernel does the least work on the whole grid.
 
-    Work is (slots per tile) x (positions in the box each tile walks), summed over tiles; since both a tile and its
-    box are products over axes, the sum over tiles is the product over axes of per-axis sums, computed exactly.
-    ``over_keys=False`` tiles the query grid (forward, dQ: the box is the key window); ``True`` tiles the key grid
-    (dK/dV: the box is the inverse window).
+    Work = (tiles) x (slots per tile) x (inner blocks each tile visits x ``inner_block``), computed exactly with the
+    mirror of the kernel's loop bounds (so the causal cut, the border clipping and the padding of the last inner
+    block all count). ``over_keys=False`` tiles the query grid (forward, dQ); ``True`` tiles the key grid (dK/dV).
+    Ties go to the tile with fewer padded slots.
     """
+    nq, nk = math.prod(query_grid), math.prod(key_grid)
     best, best_cost = None, None
     for tile in _pow2_triples(block):
-        cost = 1
-        padding = 1
-        for size_t, q_size, k_size, half in zip(tile, query_grid, key_grid, halves):
-            tiled = k_size if over_keys else q_size
-            span = _query_span if over_keys else _key_span
-            axis_sum = sum(
-                span(start, min(start + size_t, tiled) - 1, q_size, k_size, half) for start in range(0, tiled, size_t)
-            )
-            cost *= axis_sum
-            padding *= math.ceil(tiled / size_t) * size_t
-        key = (cost, padding)
-        if best_cost is None or key < best_cost:
-            best, best_cost = tile, key
+        if over_keys:
+            visits = _dkdv_visits(query_grid, key_grid, halves, causal, 0, nq, nk, tile, inner_block)
+        else:
+            visits = _forward_visits(query_grid, key_grid, halves, causal, 0, nq, nk, tile, inner_block)
+        tiled = key_grid if over_keys else query_grid
+        padding = math.prod(math.ceil(g / t) * t for g, t in zip(tiled, tile))
+        cost = (sum(visits), padding)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = tile, cost
     return best
+
+
+@dataclass(frozen=True)
+class Work:
+    """Exact work of one (batch, head) of a call, from the mirror of the kernels' loop bounds."""
+
+    forward_key_blocks: List[int]  # per launched query tile (the dQ kernel walks the same blocks)
+    dkdv_query_blocks: List[int]  # per key tile
+    forward_pairs: int  # (query slot, key slot) pairs the forward kernel computes
+    dkdv_pairs: int
+    allowed_pairs: int  # pairs the 3DNA mask allows: the useful part
+
+
+def work(plan: "_Plan") -> Work:
+    """The exact work ``plan`` causes, per (batch, head). Counts the 3DNA-allowed pairs in closed form per query."""
+    first_tile, n_programs, _, _ = _query_tiles(plan)
+    forward_blocks = _forward_visits(
+        plan.query_grid, plan.key_grid, plan.halves, plan.causal, plan.query_offset, plan.num_queries,
+        plan.num_keys, plan.query_tile, plan.config.block_n, first_tile, n_programs,
+    )
+    dkdv_blocks = _dkdv_visits(
+        plan.query_grid, plan.key_grid, plan.halves, plan.causal, plan.query_offset, plan.num_queries,
+        plan.num_keys, plan.key_tile, plan.config.dkdv_block_m,
+    )
+    # Allowed pairs: a query's window is a product of per-axis ranges, minus the causal cut (counted as a box prefix).
+    allowed = 0
+    per_axis = [[_key_window(c, c, q, k, h) for c in range(q)]
+                for q, k, h in zip(plan.query_grid, plan.key_grid, plan.halves)]
+    _, qh, qw = plan.query_grid
+    for index in range(plan.query_offset, plan.query_offset + plan.num_queries):
+        coords = (index // (qh * qw), (index // qw) % qh, index % qw)
+        windows = [axis[c] for axis, c in zip(per_axis, coords)]
+        lo, n = [w[0] for w in windows], [w[1] for w in windows]
+        last = min(index, plan.num_keys - 1) if plan.causal else plan.num_keys - 1
+        allowed += _count_box_le(last, lo, n, plan.key_grid)
+    return Work(
+        forward_key_blocks=forward_blocks, dkdv_query_blocks=dkdv_blocks,
+        forward_pairs=sum(forward_blocks) * plan.config.block_m * plan.config.block_n,
+        dkdv_pairs=sum(dkdv_blocks) * plan.config.dkdv_block_m * plan.config.block_n,
+        allowed_pairs=allowed,
+    )
 
 
 def _next_pow2(n: int) -> int:
@@ -239,8 +342,8 @@ def make_plan(
     return _Plan(
         query_grid=query_grid, key_grid=key_grid, halves=halves, causal=causal, query_offset=query_offset,
         num_queries=num_queries, num_keys=num_keys, scale=scale, head_dim=head_dim,
-        query_tile=choose_tile(query_grid, key_grid, halves, config.block_m),
-        key_tile=choose_tile(query_grid, key_grid, halves, config.block_n, over_keys=True),
+        query_tile=choose_tile(query_grid, key_grid, halves, causal, config.block_m, config.block_n),
+        key_tile=choose_tile(query_grid, key_grid, halves, causal, config.block_n, config.dkdv_block_m, over_keys=True),
         config=config,
     )
 
@@ -295,8 +398,9 @@ def forward(query, key, value, plan: _Plan, count_visits: bool = False):
     return out, lse, visits
 
 
-def backward(grad_out, query, key, value, out, lse, plan: _Plan):
-    """Gradients ``(dq, dk, dv)`` of the forward pass, each shaped like its input."""
+def backward(grad_out, query, key, value, out, lse, plan: _Plan, count_visits: bool = False):
+    """Gradients ``(dq, dk, dv)`` of the forward pass, each shaped like its input; with ``count_visits`` also the
+    number of query blocks each dK/dV program visited ``(B*NH, key tiles)``."""
     batch, heads = query.shape[:2]
     # delta_i = sum_d dO_i O_i = sum_j P_ij dP_ij: the softmax-Jacobian term, one float per query.
     delta = (grad_out.float() * out.float()).sum(-1).contiguous()
@@ -324,8 +428,9 @@ def backward(grad_out, query, key, value, out, lse, plan: _Plan):
 
     kt, kh, kw = plan.key_tile
     n_key_tiles = [triton.cdiv(size, t) for size, t in zip(plan.key_grid, plan.key_tile)]
+    visits = torch.zeros(batch * heads, math.prod(n_key_tiles), device=query.device, dtype=torch.int32)
     _kernels._nearby_attention_bwd_dkdv_kernel[(math.prod(n_key_tiles), batch * heads)](
-        query, key, value, grad_out, lse, delta, dk, dv,
+        query, key, value, grad_out, lse, delta, dk, dv, visits,
         *query.stride(), *key.stride(), *value.stride(), *grad_out.stride(), *dk.stride(), *dv.stride(),
         heads, plan.num_queries, plan.num_keys, plan.query_offset,
         *_shape_args(plan),
@@ -333,9 +438,11 @@ def backward(grad_out, query, key, value, out, lse, plan: _Plan):
         plan.scale, scale_log2,
         HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
         TILE_T=kt, TILE_H=kh, TILE_W=kw, BLOCK_M=plan.config.dkdv_block_m, BLOCK_N=plan.config.block_n,
-        CAUSAL=plan.causal, DOT_PRECISION=precision,
+        CAUSAL=plan.causal, DOT_PRECISION=precision, COUNT_VISITS=count_visits,
         num_warps=plan.config.backward_warps, num_stages=plan.config.num_stages,
     )
+    if count_visits:
+        return dq, dk, dv, visits
     return dq, dk, dv
 
 

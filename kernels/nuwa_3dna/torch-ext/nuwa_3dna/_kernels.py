@@ -287,7 +287,7 @@ def _nearby_attention_bwd_dq_kernel(
 
 @triton.jit
 def _nearby_attention_bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV,
+    Q, K, V, DO, LSE, DELTA, DK, DV, VISITS,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -301,7 +301,7 @@ def _nearby_attention_bwd_dkdv_kernel(
     scale, scale_log2,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, COUNT_VISITS: tl.constexpr,
 ):
     """One program: one key tile (``TILE_* `` over the key grid, ``BLOCK_N`` slots) of one (batch, head).
 
@@ -349,6 +349,7 @@ def _nearby_attention_bwd_dkdv_kernel(
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    visits = 0
     for start in range(box_start, box_end, BLOCK_M):
         q_t, q_h, q_w, q_raster, q_in_box = _box_positions(start, box_t, box_h, box_w, n_h, n_w, box_end, QH, QW,
                                                            BLOCK_M)
@@ -369,8 +370,11 @@ def _nearby_attention_bwd_dkdv_kernel(
         dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         ds_t = p_t * (dp_t - delta[None, :])
         dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
+        visits += 1
 
     tl.store(DK + b * stride_dkb + h * stride_dkh + k_raster[:, None] * stride_dkn + d[None, :] * stride_dkd,
              (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
     tl.store(DV + b * stride_dvb + h * stride_dvh + k_raster[:, None] * stride_dvn + d[None, :] * stride_dvd,
              dv.to(DV.dtype.element_ty), mask=kv_mask)
+    if COUNT_VISITS:
+        tl.store(VISITS + batch_head * tl.num_programs(0) + tile, visits)
