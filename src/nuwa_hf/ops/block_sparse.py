@@ -47,30 +47,51 @@ class TilePlan:
     inverse: torch.Tensor
 
 
-def _span(tile_len: int, q_size: int, k_size: int, e: Optional[int]) -> int:
-    """Upper bound on how many key coordinates a run of ``tile_len`` query coordinates sees along one axis."""
+def _span(tile_len: int, q_size: int, k_size: int, e: Optional[int], causal: bool) -> int:
+    """Upper bound on how many key coordinates a run of ``tile_len`` query coordinates sees along one axis.
+
+    Causal self-attention never looks ahead along the slowest axis it spans, so only the past half-window counts there;
+    along the other axes the cut is partial and the bound stays conservative.
+    """
     if e is None:
         return k_size
-    return min(k_size, math.ceil(tile_len * k_size / q_size) + e)
+    reach = e // 2 if causal else e - 1
+    return min(k_size, math.ceil(tile_len * k_size / q_size) + reach)
 
 
-def choose_tile(query_grid: Grid, key_grid: Grid, extent: Extent, causal: bool, target: int = 96) -> Tuple[int, int, int]:
-    """Pick a query tile shape that minimises estimated work: padded scores plus a per-tile gather overhead."""
-    best, best_cost = (1, 1, 1), float("inf")
-    options = []
-    for size in query_grid:
-        cands = sorted({s for s in (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 14, 16, 21, 24, 32, 64) if s <= size} | {size})
-        options.append(cands)
+def _plan_cost(n_tiles: int, tq: int, tk: int) -> int:
+    # scores + one gather of the tile's keys/values + a fixed per-tile cost (orders of magnitude measured on CPU).
+    return n_tiles * (tq * tk + 8 * (tq + tk) + 2048)
+
+
+@functools.lru_cache(maxsize=256)
+def choose_tile(query_grid: Grid, key_grid: Grid, extent: Extent, causal: bool) -> Tuple[int, int, int]:
+    """Pick the query tile shape with the least work.
+
+    An analytic estimate ranks every candidate shape; the best few are then planned for real (the causal cut and the
+    borders make the estimate rough) and the one with the least padded work wins. Cached per argument set.
+    """
+    options = [
+        sorted({s for s in (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 21, 24, 32, 64) if s <= size} | {size})
+        for size in query_grid
+    ]
+    ranked = []
     for tile in itertools.product(*options):
-        tq = tile[0] * tile[1] * tile[2]
-        if tq > 4 * target and tile != tuple(query_grid):
+        tq = math.prod(tile)
+        if tq > 512 and tile != tuple(query_grid):
             continue
         n_tiles = math.prod(math.ceil(g / t) for g, t in zip(query_grid, tile))
-        tk = math.prod(_span(t, q, k, e) for t, q, k, e in zip(tile, query_grid, key_grid, extent))
-        if causal:
-            tk = max(1, tk // 2 + tq)
-        # scores + one gather of the tile's keys/values + fixed per-tile cost (measured order of magnitude).
-        cost = n_tiles * (tq * tk + 8 * tk + 4 * tq + 256)
+        tk = 1
+        for axis, (t, q, k, e) in enumerate(zip(tile, query_grid, key_grid, extent)):
+            slowest = causal and all(tt == 1 for tt in tile[:axis])
+            tk *= _span(t, q, k, e, slowest)
+        ranked.append((_plan_cost(n_tiles, tq, tk), tile))
+    ranked.sort()
+    best, best_cost = ranked[0][1], float("inf")
+    num_queries, num_keys = grid_size(query_grid), grid_size(key_grid)
+    for _, tile in ranked[:3]:
+        plan = tile_plan(query_grid, key_grid, extent, causal, 0, num_queries, num_keys, tile, torch.device("cpu"))
+        cost = _plan_cost(plan.num_tiles, plan.tile_queries, plan.tile_keys)
         if cost < best_cost:
             best, best_cost = tile, cost
     return best
