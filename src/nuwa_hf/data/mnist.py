@@ -34,7 +34,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Resolves only the globals that a pickled numpy array needs; anything else is refused."""
 
     def find_class(self, module: str, name: str):
-        from numpy._core import multiarray  # numpy>=2 moved numpy.core to numpy._core
+        try:
+            from numpy._core import multiarray  # numpy>=2 moved numpy.core to numpy._core
+        except ImportError:
+            from numpy.core import multiarray
 
         allowed = {
             ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
