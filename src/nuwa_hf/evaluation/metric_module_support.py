@@ -1,0 +1,82 @@
+"""What the ``evaluate`` metric scripts under ``nuwa_hf/evaluation/metrics/`` share.
+
+``evaluate`` stores every input in an Arrow table before computing. Raw pixel arrays would go through Python lists
+(seconds per hundred images), so the scripts' ``add_batch`` first turns images into PIL images, which ``datasets``
+stores as PNG bytes (lossless for 8-bit images, about 1 s per 2,000 64x64 frames). Consequences worth knowing:
+  * the modules see images as 8-bit: float inputs in [0, 1] are rounded to 1/255 steps (the functions in
+    ``nuwa_hf.evaluation`` take floats as they are);
+  * ``evaluate`` pairs predictions and references row by row, so set metrics (FID, KID, FVD) need equally many of
+    each through a module; call the functions directly for sets of different sizes.
+
+The scripts import only from here and from the metric functions; they must not import a class derived from
+``evaluate.EvaluationModule`` (``evaluate.load`` picks the first such class in the script as the metric).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import datasets
+import numpy as np
+from PIL import Image as PILImage
+
+from .image_inputs import as_float_videos, as_label_maps, as_uint8_images
+
+IMAGE = datasets.Image()
+VIDEO = datasets.List(datasets.Image())
+
+
+def pil_images(images: Any) -> List[PILImage.Image]:
+    """Any image set -> list of RGB PIL images (8-bit)."""
+    if isinstance(images, (list, tuple)) and images and all(isinstance(item, PILImage.Image) for item in images):
+        return [item if item.mode in ("RGB", "L") else item.convert("RGB") for item in images]
+    return [PILImage.fromarray(array) for array in as_uint8_images(images)]
+
+
+def pil_videos(videos: Any) -> List[List[PILImage.Image]]:
+    """Any video set -> list (videos) of lists (frames) of RGB PIL images (8-bit)."""
+    if isinstance(videos, (list, tuple)) and videos and all(
+        isinstance(video, (list, tuple)) and video and all(isinstance(frame, PILImage.Image) for frame in video)
+        for video in videos
+    ):
+        return [list(video) for video in videos]
+    clips = as_float_videos(videos)
+    frames = (clips * 255).round().byte().permute(0, 1, 3, 4, 2).numpy()
+    return [[PILImage.fromarray(frame) for frame in clip] for clip in frames]
+
+
+def pil_label_maps(maps: Any) -> List[PILImage.Image]:
+    """Class maps (N, H, W) -> 8-bit ("L") or 16-bit ("I;16") PIL images, which PNG stores losslessly."""
+    labels = as_label_maps(maps).numpy()
+    if labels.size and labels.min() < 0:
+        raise ValueError("Class maps must hold non-negative ids (map the void label to a class id and pass ignore_index).")
+    if labels.size and labels.max() > 65535:
+        raise ValueError("More than 65,536 classes cannot go through the evaluate module; call segmentation_scores.")
+    dtype = np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16
+    return [PILImage.fromarray(label_map.astype(dtype)) for label_map in labels]
+
+
+def label_maps_of(images: List[PILImage.Image]) -> np.ndarray:
+    """Decoded class-map PNGs -> int64 (N, H, W)."""
+    return np.stack([np.asarray(image, dtype=np.int64) for image in images])
+
+
+def load_project_scorer(scorer: Any, scorer_path: Optional[str], what: str) -> Any:
+    """The scorer object given, else the one saved at ``scorer_path``; raises naming both options if neither is."""
+    if scorer is not None:
+        return scorer
+    if scorer_path is not None:
+        from .scorers.scorer_base import load_scorer
+
+        return load_scorer(scorer_path)
+    raise ValueError(f"This metric needs {what}: pass scorer=<object> or scorer_path=<folder saved with save_pretrained>.")
+
+
+def check_config(config_name: Optional[str], allowed: tuple) -> str:
+    """The module's configuration ("image" or "video"), defaulting to the first allowed one."""
+    name = config_name or allowed[0]
+    if name == "default":
+        name = allowed[0]
+    if name not in allowed:
+        raise ValueError(f"Unknown configuration {name!r}: evaluate.load(path, config_name=...) takes one of {allowed}.")
+    return name

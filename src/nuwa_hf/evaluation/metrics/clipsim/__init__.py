@@ -1,0 +1,1 @@
+"""Marks this metric folder as package data; evaluate.load reads only the script beside it."""

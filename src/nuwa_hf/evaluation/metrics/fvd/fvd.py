@@ -1,0 +1,50 @@
+"""An FVD-style video distance computed with a video network the project trains (no I3D offline), named after it."""
+
+import datasets
+import evaluate
+
+from nuwa_hf.evaluation.metric_module_support import VIDEO, pil_videos
+from nuwa_hf.evaluation.video_distance import frechet_video_distance
+
+_DESCRIPTION = """Fréchet distance between Gaussians fitted to video features (Unterthiner et al., 2018). By default the
+features come from nuwa-hf's VideoFeatureNetwork, a small (2+1)D CNN trained on Moving MNIST, and the result is
+named so ("FVD ((2+1)D CNN trained on ...)"), with that network's held-out accuracy beside it. A user with I3D
+passes it as feature_extractor. Lower is better; identical sets give 0."""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: generated videos (N, T, H, W[, C]) / (N, T, C, H, W), uint8 or float in [0, 1], or lists of frames.
+    references: reference videos, same count (call nuwa_hf.evaluation.frechet_video_distance for other counts).
+    scorer / scorer_path: a trained VideoFeatureNetwork or the folder it was saved to; or
+    feature_extractor: any callable float (B, T, 3, H, W) in [0, 1] -> (B, D), with feature_extractor_name.
+Returns:
+    fvd, fvd_name, num_generated, num_reference, fvd_scorer and the scorer's held-out accuracies.
+"""
+
+_CITATION = """@article{unterthiner2018towards, title={Towards Accurate Generative Models of Video: A New Metric & Challenges},
+author={Unterthiner, Thomas and van Steenkiste, Sjoerd and Kurach, Karol and Marinier, Rapha{\\"e}l and Michalski,
+Marcin and Gelly, Sylvain}, journal={arXiv:1812.01717}, year={2018}}"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class FrechetVideoDistance(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": VIDEO, "references": VIDEO}),
+        )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        return super().add_batch(predictions=pil_videos(predictions), references=pil_videos(references), **kwargs)
+
+    def _compute(self, predictions, references, scorer=None, scorer_path=None, feature_extractor=None,
+                 feature_extractor_name=None, batch_size=16):
+        if feature_extractor is None:
+            from nuwa_hf.evaluation.metric_module_support import load_project_scorer
+
+            scorer = load_project_scorer(scorer, scorer_path, "a trained VideoFeatureNetwork (or a feature_extractor)")
+        return frechet_video_distance(predictions, references, feature_network=scorer,
+                                      feature_extractor=feature_extractor, feature_extractor_name=feature_extractor_name,
+                                      batch_size=batch_size)

@@ -1,0 +1,43 @@
+"""Peak signal-to-noise ratio, 10 log10(MAX^2 / MSE), per image pair (values scaled to [0, 1], so MAX = 1) and
+averaged over pairs. A pair of identical images has infinite PSNR; the mean is then infinite too, and the number of
+identical pairs is reported so that a reader sees why.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict
+
+import torch
+
+from .image_inputs import as_float_images, as_float_videos, check_same_count, frames_of
+
+
+def psnr_per_image(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each pair of float images (N, C, H, W) in [0, 1] -> (N,); ``inf`` where a pair is identical."""
+    if first.shape != second.shape:
+        raise ValueError(f"Images to compare must have the same shape, got {tuple(first.shape)} and {tuple(second.shape)}.")
+    mse = (first.double() - second.double()).square().mean(dim=(1, 2, 3))
+    return (10 * torch.log10(1.0 / mse)).float()
+
+
+def peak_signal_to_noise_ratio(generated: Any, reference: Any, videos: bool = False) -> Dict[str, Any]:
+    """Mean PSNR (dB) over image pairs, or over all frames of paired videos when ``videos=True``.
+
+    Returns ``{"psnr", "psnr_finite_mean", "num_identical_pairs", "num_pairs"}``; ``psnr_finite_mean`` leaves out
+    identical pairs (``nan`` when all are identical).
+    """
+    convert = as_float_videos if videos else as_float_images
+    first = convert(generated, what="generated " + ("videos" if videos else "images"))
+    second = convert(reference, what="reference " + ("videos" if videos else "images"))
+    check_same_count(first, second, "generated", "reference")
+    if videos:
+        first, second = frames_of(first), frames_of(second)
+    scores = psnr_per_image(first, second)
+    finite = scores[torch.isfinite(scores)]
+    return {
+        "psnr": float(scores.double().mean()),
+        "psnr_finite_mean": float(finite.double().mean()) if len(finite) else math.nan,
+        "num_identical_pairs": int((~torch.isfinite(scores)).sum()),
+        "num_pairs": len(scores),
+    }
