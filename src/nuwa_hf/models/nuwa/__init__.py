@@ -1,0 +1,22 @@
+from .configuration_nuwa import NuwaConfig
+from .generation_nuwa import NuwaGenerationControls, make_generation_cache
+from .modeling_nuwa import (
+    NuwaEncoderOutput,
+    NuwaForConditionalGeneration,
+    NuwaModel,
+    NuwaPreTrainedModel,
+    NuwaSeq2SeqLMOutput,
+    nuwa_3dna_attention_forward,
+)
+
+__all__ = [
+    "NuwaConfig",
+    "NuwaEncoderOutput",
+    "NuwaForConditionalGeneration",
+    "NuwaGenerationControls",
+    "NuwaModel",
+    "NuwaPreTrainedModel",
+    "NuwaSeq2SeqLMOutput",
+    "make_generation_cache",
+    "nuwa_3dna_attention_forward",
+]
