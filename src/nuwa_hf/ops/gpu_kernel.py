@@ -10,8 +10,12 @@ the root of the repository (kernel-builder layout, see ``kernels/README.md``). I
    by default :data:`DEFAULT_KERNEL_REPO`.
 
 Where it runs: on CUDA tensors; or on CPU tensors when ``TRITON_INTERPRET=1`` is set, which runs the very same kernel
-code in Triton's interpreter (slowly: this is how the kernel is tested on machines without a GPU). Triton reads the
-variable when a kernel module is imported, so the loader keeps one imported copy per interpreter setting.
+code in Triton's interpreter (slowly: this is how the kernel is tested on machines without a GPU).
+
+When the variable must be set: before the process first imports ``triton``. Triton reads it at every ``@triton.jit``
+decoration, and it decorates its own library (``tl.zeros``, the combine functions of ``tl.max``/``tl.sum``) when
+``triton.language`` is imported; a kernel decorated for the interpreter after that calls compiled library functions
+and fails. The loader checks that the variable and the imported triton agree and says so when they do not.
 """
 
 from __future__ import annotations
@@ -47,6 +51,20 @@ def interpreter_requested() -> bool:
 
 def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
+
+
+def _triton_interprets() -> bool:
+    """Whether this process's triton runs kernels in its interpreter (fixed when triton.language is first imported)."""
+    import triton.language as tl
+
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # a triton without the interpreter: nothing to disagree with
+        return interpreter_requested()
+    probe = getattr(tl, "zeros", None)  # a @triton.jit function of triton's own library
+    if probe is None or not hasattr(probe, "fn"):
+        return interpreter_requested()
+    return isinstance(probe, InterpretedFunction)
 
 
 def _package_dir(root: Path) -> Optional[Path]:
@@ -103,6 +121,13 @@ def load_kernel() -> ModuleType:
             "(or `pip install triton`), or use backend='auto' for the CPU paths."
         )
     interpret = interpreter_requested()
+    if _triton_interprets() != interpret:
+        raise ValueError(
+            f"TRITON_INTERPRET is {'set' if interpret else 'unset'} now, but triton was imported "
+            f"{'without' if interpret else 'with'} it: set TRITON_INTERPRET=1 (or leave it unset) in the environment "
+            "before the process first imports triton (triton decorates its own library at import); for tests, run "
+            "the interpreter in a subprocess."
+        )
     with _lock:
         package = find_kernel_package()
         if package is not None:
