@@ -7,7 +7,7 @@ For each grid (window 3x3x3, causal, batch 1, 4 heads, head_dim 64, fp32) it mea
   cpu_inference    nuwa_hf inference path (forward only)
   window_gather    nuwa_hf per-query gather (decode path; shown for whole grids for completeness)
 Times are medians of --repeats runs after one warm-up. Peak memory is the increase of the process's peak resident
-set size while one call runs, measured in a forked child (Linux /proc), so runs do not see each other's memory.
+set size while one call runs, measured in a fresh subprocess (Linux /proc), so runs do not see each other's memory.
 
 Run:  python benchmarks/bench_nearby_attention.py [--grids 4x8x8 8x16x16 10x21x21] [--repeats 5] [--with-flex]
 """
@@ -18,6 +18,8 @@ import argparse
 import ctypes
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -85,38 +87,36 @@ def _status_kb(field):
     raise RuntimeError(field)
 
 
+def _measure_memory_here(name, grid, mode):
+    """Peak RSS increase (MB) of one call in this process (run in a fresh subprocess)."""
+    torch.manual_seed(0)
+    L = grid[0] * grid[1] * grid[2]
+    needs_grad = mode == "fwd+bwd"
+    q, k, v = (torch.randn(1, 4, L, 64, requires_grad=needs_grad) for _ in range(3))
+    mask = nearby_attention_mask(grid, grid, EXTENT, True) if name == "sdpa_dense_mask" else None
+    fn = make_fn(name, grid, q, k, v, mask)
+    if name in ("block_sparse", "cpu_inference", "flex_compiled"):
+        with torch.no_grad():
+            fn()  # tile plans / compilation are cached set-up, not per-call memory
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    base = _status_kb("VmRSS")
+    if needs_grad:
+        fn().sum().backward()
+    else:
+        with torch.no_grad():
+            fn()
+    return (_status_kb("VmHWM") - base) / 1024
+
+
 def peak_memory_mb(name, grid, mode):
-    """Peak RSS increase of one call, measured in a forked child."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(r)
-        try:
-            torch.manual_seed(0)
-            L = grid[0] * grid[1] * grid[2]
-            needs_grad = mode == "fwd+bwd"
-            q, k, v = (torch.randn(1, 4, L, 64, requires_grad=needs_grad) for _ in range(3))
-            mask = nearby_attention_mask(grid, grid, EXTENT, True) if name == "sdpa_dense_mask" else None
-            fn = make_fn(name, grid, q, k, v, mask)
-            if name in ("block_sparse", "cpu_inference", "flex_compiled"):
-                with torch.no_grad():
-                    fn()  # plans / compilation are cached set-up, not per-call memory
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset VmHWM to the current RSS
-            base = _status_kb("VmRSS")
-            if needs_grad:
-                fn().sum().backward()
-            else:
-                with torch.no_grad():
-                    fn()
-            os.write(w, str((_status_kb("VmHWM") - base) / 1024).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = os.read(r, 64)
-    os.waitpid(pid, 0)
-    return float(data) if data else float("nan")
+    """Peak RSS increase of one call, measured in a fresh interpreter (fork would deadlock OpenMP threads)."""
+    spec = "x".join(str(g) for g in grid)
+    result = subprocess.run(
+        [sys.executable, __file__, "--measure-memory", name, spec, mode], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -124,7 +124,12 @@ def main():
     parser.add_argument("--grids", nargs="+", default=["4x8x8", "8x16x16", "10x21x21"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--with-flex", action="store_true", help="also compiled FlexAttention (forward; ~30 s compile)")
+    parser.add_argument("--measure-memory", nargs=3, metavar=("NAME", "GRID", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure_memory:
+        name, spec, mode = args.measure_memory
+        print(_measure_memory_here(name, tuple(int(x) for x in spec.split("x")), mode))
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; window {EXTENT}, causal, batch 1, 4 heads, "
           f"head_dim 64, fp32; median of {args.repeats}")
     names = ["sdpa_dense_mask", "sdpa_is_causal", "block_sparse", "cpu_inference", "window_gather"]
