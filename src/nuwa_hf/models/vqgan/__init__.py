@@ -1,0 +1,7 @@
+"""Visual tokenizers of NUWA: the VQ-GAN for images and video frames, the VQ-GAN-Seg for sketches, and their training."""
+
+from .modeling_seg_vqgan import NuwaSegVQGAN
+from .modeling_vqgan import NuwaVQGAN, VisualTokenizerMixin
+from .quantization import QuantizerOutput, codebook_usage, quantize
+
+__all__ = ["NuwaVQGAN", "NuwaSegVQGAN", "VisualTokenizerMixin", "QuantizerOutput", "codebook_usage", "quantize"]
