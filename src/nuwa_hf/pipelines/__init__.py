@@ -1,0 +1,102 @@
+"""One transformers pipeline per NUWA task, registered under namespaced task names.
+
+    >>> from transformers import pipeline
+    >>> import nuwa_hf                                    # registers the model and these pipelines
+    >>> video = pipeline("nuwa-text-to-video", model="checkpoints/nuwa-tiny")("the digit 3 is moving up then down")
+
+| task name                 | paper | class                          | inputs                                   |
+|---------------------------|-------|--------------------------------|------------------------------------------|
+| nuwa-text-to-image        | T2I   | NuwaTextToImagePipeline        | prompt                                   |
+| nuwa-text-to-video        | T2V   | NuwaTextToVideoPipeline        | prompt, num_frames                       |
+| nuwa-video-prediction     | V2V   | NuwaVideoPredictionPipeline    | video (first frames), frames to predict  |
+| nuwa-sketch-to-image      | S2I   | NuwaSketchToImagePipeline      | class-index map                          |
+| nuwa-image-completion     | I2I   | NuwaImageCompletionPipeline    | image, mask (default "bottom half")      |
+| nuwa-image-manipulation   | TI2I  | NuwaImageManipulationPipeline  | image, prompt, mask                      |
+| nuwa-sketch-to-video      | S2V   | NuwaSketchToVideoPipeline      | class-index maps per frame               |
+| nuwa-video-manipulation   | TV2V  | NuwaVideoManipulationPipeline  | video (first frame kept), prompt         |
+
+Importing this package registers them (:func:`register_pipelines`, idempotent).
+"""
+
+from __future__ import annotations
+
+from transformers import AutoModelForSeq2SeqLM
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .image_completion import NuwaImageCompletionPipeline
+from .image_manipulation import NuwaImageManipulationPipeline
+from .pipeline_base import (
+    REGION_SHORTCUTS,
+    TASK_CODES,
+    TASK_NAMES,
+    CandidateScorer,
+    NuwaModelFolderError,
+    NuwaPipeline,
+    load_nuwa_processor,
+    resolve_task_name,
+)
+from .sketch_to_image import NuwaSketchToImagePipeline
+from .sketch_to_video import NuwaSketchToVideoPipeline
+from .text_to_image import NuwaTextToImagePipeline
+from .text_to_video import NuwaTextToVideoPipeline
+from .video_manipulation import NuwaVideoManipulationPipeline
+from .video_prediction import NuwaVideoPredictionPipeline
+
+PIPELINE_CLASSES = {
+    "nuwa-text-to-image": NuwaTextToImagePipeline,
+    "nuwa-text-to-video": NuwaTextToVideoPipeline,
+    "nuwa-video-prediction": NuwaVideoPredictionPipeline,
+    "nuwa-sketch-to-image": NuwaSketchToImagePipeline,
+    "nuwa-image-completion": NuwaImageCompletionPipeline,
+    "nuwa-image-manipulation": NuwaImageManipulationPipeline,
+    "nuwa-sketch-to-video": NuwaSketchToVideoPipeline,
+    "nuwa-video-manipulation": NuwaVideoManipulationPipeline,
+}
+
+
+def register_pipelines() -> None:
+    """Register the eight NUWA tasks with transformers' ``PIPELINE_REGISTRY`` (safe to call more than once)."""
+    for task, pipeline_class in PIPELINE_CLASSES.items():
+        known = PIPELINE_REGISTRY.supported_tasks.get(task)
+        if known is not None and known.get("impl") is pipeline_class:
+            continue
+        PIPELINE_REGISTRY.register_pipeline(
+            task, pipeline_class=pipeline_class, pt_model=AutoModelForSeq2SeqLM, type="multimodal"
+        )
+
+
+def load_pipeline(task: str, model, **kwargs) -> NuwaPipeline:
+    """``transformers.pipeline`` for a NUWA task given by name or paper code (``"T2V"``), with the model registered.
+
+    Example:
+        >>> generate = load_pipeline("T2I", "checkpoints/nuwa-tiny")
+    """
+    import transformers
+
+    register_pipelines()
+    return transformers.pipeline(resolve_task_name(task), model=model, **kwargs)
+
+
+register_pipelines()
+
+__all__ = [
+    "CandidateScorer",
+    "NuwaImageCompletionPipeline",
+    "NuwaImageManipulationPipeline",
+    "NuwaModelFolderError",
+    "NuwaPipeline",
+    "NuwaSketchToImagePipeline",
+    "NuwaSketchToVideoPipeline",
+    "NuwaTextToImagePipeline",
+    "NuwaTextToVideoPipeline",
+    "NuwaVideoManipulationPipeline",
+    "NuwaVideoPredictionPipeline",
+    "PIPELINE_CLASSES",
+    "REGION_SHORTCUTS",
+    "TASK_CODES",
+    "TASK_NAMES",
+    "load_nuwa_processor",
+    "load_pipeline",
+    "register_pipelines",
+    "resolve_task_name",
+]
