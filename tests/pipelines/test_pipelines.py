@@ -1,0 +1,269 @@
+"""The eight NUWA pipelines as a user calls them: transformers.pipeline(task, model=folder)(...)."""
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from transformers import pipeline
+
+import nuwa_hf  # noqa: F401
+from nuwa_hf import media
+from nuwa_hf.pipelines import PIPELINE_CLASSES, NuwaModelFolderError
+
+GRID = (4, 4)  # tokens of the tiny folder
+SIZE = 16      # pixels
+FRAMES = 3     # trained frames
+
+
+def load(task, folder, **kwargs):
+    generate = pipeline(task, model=folder, **kwargs)
+    generate.set_progress_bar_config(disable=True)
+    return generate
+
+
+def random_image(seed=0, size=SIZE):
+    return PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def image_tokens(generate, image):
+    return generate.processor(images=[image], return_tensors="pt")["visual_tokens"][0, 0]
+
+
+@pytest.fixture(scope="module")
+def text_to_image(tiny_model_folder):
+    return load("nuwa-text-to-image", tiny_model_folder)
+
+
+def test_every_task_is_registered_and_loads_its_class(tiny_model_folder):
+    for task, cls in PIPELINE_CLASSES.items():
+        assert isinstance(load(task, tiny_model_folder), cls)
+
+
+def test_text_to_image_returns_a_pil_image_reproducible_by_seed(text_to_image):
+    first = text_to_image("a red 3 in the top left", seed=7)
+    again = text_to_image("a red 3 in the top left", seed=7)
+    assert isinstance(first, PIL.Image.Image) and first.mode == "RGB" and first.size == (SIZE, SIZE)
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    tokens = [text_to_image("a red 3 in the top left", seed=s, output_type="tokens") for s in range(4)]
+    assert any(not torch.equal(tokens[0], t) for t in tokens[1:]), "different seeds should sample differently"
+
+
+def test_text_to_image_generator_is_reproducible(text_to_image):
+    a = text_to_image("a blue 8", generator=torch.Generator().manual_seed(3), output_type="tokens")
+    b = text_to_image("a blue 8", generator=torch.Generator().manual_seed(3), output_type="tokens")
+    assert torch.equal(a, b)
+
+
+def test_text_to_image_batches_and_output_types(text_to_image):
+    images = text_to_image(["a red 3", "a blue 8"], num_images_per_prompt=2, seed=0)
+    assert len(images) == 2 and all(len(per_prompt) == 2 for per_prompt in images)
+    assert all(isinstance(image, PIL.Image.Image) for per_prompt in images for image in per_prompt)
+    array = text_to_image("a red 3", seed=0, output_type="np")
+    assert array.shape == (SIZE, SIZE, 3) and array.dtype == np.float32 and 0 <= array.min() and array.max() <= 1
+    tensor = text_to_image("a red 3", seed=0, output_type="pt")
+    assert tuple(tensor.shape) == (3, SIZE, SIZE)
+    tokens = text_to_image("a red 3", seed=0, output_type="tokens")
+    assert tuple(tokens.shape) == GRID and tokens.dtype == torch.long
+    # The same row of a batch and a single call agree when the batch is generated one row at a time.
+    batched = text_to_image(["a red 3", "a blue 8"], seed=5, batch_size=1, output_type="tokens")
+    assert torch.equal(batched[0], text_to_image("a red 3", seed=5, output_type="tokens"))
+
+
+def test_sampling_and_guidance_arguments_pass_through(text_to_image):
+    image = text_to_image("a red 3", seed=0, temperature=0.7, top_k=5, top_p=0.9, guidance_scale=2.0)
+    assert image.size == (SIZE, SIZE)
+    greedy = [text_to_image("a red 3", do_sample=False, output_type="tokens") for _ in range(2)]
+    assert torch.equal(greedy[0], greedy[1])
+
+
+def test_text_to_video_frames_and_sliding_past_the_trained_length(tiny_model_folder):
+    generate = load("nuwa-text-to-video", tiny_model_folder)
+    video = generate("the digit 3 is moving up then down", seed=0)
+    assert isinstance(video, list) and len(video) == FRAMES and all(f.size == (SIZE, SIZE) for f in video)
+    longer = generate("the digit 3 is moving up then down", num_frames=FRAMES + 2, seed=0, output_type="np")
+    assert longer.shape == (FRAMES + 2, SIZE, SIZE, 3)
+    two = generate(["the digit 3", "the digit 5"], num_videos_per_prompt=2, num_frames=2, seed=0, output_type="pt")
+    assert len(two) == 2 and tuple(two[1][0].shape) == (2, 3, SIZE, SIZE)
+
+
+def test_video_prediction_keeps_the_given_frame(tiny_model_folder, tmp_path):
+    generate = load("nuwa-video-prediction", tiny_model_folder)
+    first = random_image(1)
+    tokens = generate(first, seed=0, output_type="tokens")
+    assert tuple(tokens.shape) == (FRAMES, *GRID)
+    assert torch.equal(tokens[0], image_tokens(generate, first)), "the given frame is teacher-forced"
+    # From a GIF file, predicted frames only, and further than the trained length.
+    gif = media.save_gif([first, random_image(2)], tmp_path / "clip.gif")
+    future = generate(str(gif), num_condition_frames=1, include_condition_frames=False, seed=0)
+    assert len(future) == FRAMES - 1
+    long = generate(first, num_frames_to_predict=4, seed=0, output_type="tokens")
+    assert long.shape[0] == 5 and torch.equal(long[0], tokens[0])
+    batch = generate([[first], [random_image(3)]], seed=0)
+    assert len(batch) == 2 and all(len(video) == FRAMES for video in batch)
+
+
+def test_sketch_to_image_from_arrays_and_png(tiny_model_folder, tmp_path):
+    generate = load("nuwa-sketch-to-image", tiny_model_folder)
+    sketch = np.zeros((SIZE, SIZE), dtype=np.int64)
+    sketch[8:] = 2
+    sketch[2:6, 2:6] = 5
+    image = generate(sketch, seed=0)
+    assert isinstance(image, PIL.Image.Image) and image.size == (SIZE, SIZE)
+    path = tmp_path / "sketch.png"
+    PIL.Image.fromarray(sketch.astype(np.uint8)).save(path)
+    same = generate(str(path), seed=0, output_type="tokens")
+    assert torch.equal(same, generate(sketch, seed=0, output_type="tokens"))
+    assert len(generate([sketch, sketch], seed=0)) == 2
+
+
+def test_sketch_to_video(tiny_model_folder):
+    generate = load("nuwa-sketch-to-video", tiny_model_folder)
+    sketches = np.random.default_rng(0).integers(0, 8, (FRAMES, SIZE, SIZE))
+    video = generate(sketches, seed=0)
+    assert len(video) == FRAMES and video[0].size == (SIZE, SIZE)
+    assert len(generate(list(sketches[:2]), seed=0)) == 2  # a list of maps is one video sketch
+    with pytest.raises(ValueError, match="at most 3"):
+        generate(np.zeros((FRAMES + 1, SIZE, SIZE), dtype=np.int64))
+
+
+@pytest.mark.parametrize("mask", ["bottom half", (0, 8, 16, 16), (0.0, 0.5, 1.0, 1.0), "mask-image"])
+def test_image_completion_keeps_the_known_part(tiny_model_folder, mask):
+    generate = load("nuwa-image-completion", tiny_model_folder)
+    image = random_image(4)
+    if mask == "mask-image":
+        array = np.zeros((SIZE, SIZE), dtype=np.uint8)
+        array[8:] = 255
+        mask = PIL.Image.fromarray(array, mode="L")
+    tokens = generate(image, mask=mask, seed=0, output_type="tokens")
+    known = image_tokens(generate, image)
+    assert torch.equal(tokens[:2], known[:2]), "tokens outside the region are kept"
+    with_text = generate(image, mask=mask, prompt="a red 3", seed=0, output_type="tokens")
+    assert torch.equal(with_text[:2], known[:2])
+
+
+def test_image_completion_from_a_larger_image_and_a_path(tiny_model_folder, tmp_path):
+    generate = load("nuwa-image-completion", tiny_model_folder)
+    big = random_image(5, size=40)
+    path = tmp_path / "big.png"
+    big.save(path)
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[:, 30:] = True  # the right side
+    completed = generate(str(path), mask=mask, seed=0)
+    assert completed.size == (SIZE, SIZE)
+
+
+def test_image_manipulation_regenerates_only_the_region(tiny_model_folder):
+    generate = load("nuwa-image-manipulation", tiny_model_folder)
+    image = random_image(6)
+    tokens = generate(image, "a red circle on grass", mask="top left", seed=0, output_type="tokens")
+    known = image_tokens(generate, image)
+    outside = torch.ones(GRID, dtype=torch.bool)
+    outside[:2, :2] = False
+    assert torch.equal(tokens[outside], known[outside])
+    edits = generate([image, random_image(7)], ["a red circle", "a blue square"], mask="center", seed=0)
+    assert len(edits) == 2
+
+
+def test_video_manipulation_keeps_the_first_frame(tiny_model_folder):
+    generate = load("nuwa-video-manipulation", tiny_model_folder)
+    frames = [random_image(8), random_image(9)]
+    tokens = generate(frames, "the digit 3 is moving left then right", seed=0, output_type="tokens")
+    assert tuple(tokens.shape) == (FRAMES, *GRID)
+    assert torch.equal(tokens[0], image_tokens(generate, frames[0]))
+    longer = generate(frames, "the digit 3", num_frames=FRAMES + 1, seed=0)
+    assert len(longer) == FRAMES + 1
+
+
+def test_reranking_keeps_the_best_candidate_by_the_scorer(text_to_image):
+    seen = []
+
+    def brightness(candidates, prompt):
+        assert prompt == "a red 3"
+        scores = [float(np.asarray(c).mean()) for c in candidates]
+        seen.append(scores)
+        return scores
+
+    best = text_to_image("a red 3", seed=0, scorer=brightness, num_candidates=4)
+    assert len(seen) == 1 and len(seen[0]) == 4
+    assert float(np.asarray(best).mean()) == pytest.approx(max(seen[0]))
+    two = text_to_image("a red 3", seed=0, scorer=brightness, num_candidates=3, num_images_per_prompt=2)
+    assert sorted(float(np.asarray(i).mean()) for i in two) == pytest.approx(sorted(seen[-1])[-2:])
+
+
+def test_a_scorer_set_on_the_pipeline_is_used(tiny_model_folder):
+    calls = []
+    generate = load("nuwa-text-to-image", tiny_model_folder,
+                    scorer=lambda candidates, prompt: calls.append(len(candidates)) or [0.0] * len(candidates))
+    generate("a red 3", seed=0, num_candidates=2)
+    assert calls == [2]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input: clear errors that name the fix
+
+
+def test_unknown_task_lists_the_known_ones(tiny_model_folder):
+    with pytest.raises(KeyError, match="nuwa-text-to-image"):
+        pipeline("nuwa-text-to-sound", model=tiny_model_folder)
+
+
+def test_model_folder_without_vqgan(folder_without_vqgan, folder_without_sketch_vqgan):
+    with pytest.raises(NuwaModelFolderError, match="vqgan/"):
+        pipeline("nuwa-text-to-image", model=folder_without_vqgan)
+    with pytest.raises(NuwaModelFolderError, match="vqgan_seg/"):
+        pipeline("nuwa-sketch-to-image", model=folder_without_sketch_vqgan)
+    assert pipeline("nuwa-text-to-image", model=folder_without_sketch_vqgan) is not None
+
+
+def test_bad_counts_prompts_and_options(text_to_image):
+    with pytest.raises(ValueError, match="integer >= 1"):
+        text_to_image("a red 3", num_images_per_prompt=-1)
+    with pytest.raises(ValueError, match="empty"):
+        text_to_image("  ")
+    with pytest.raises(ValueError, match="no scorer"):
+        text_to_image("a red 3", num_candidates=3)
+    with pytest.raises(ValueError, match="output_type"):
+        text_to_image("a red 3", output_type="gif")
+    with pytest.raises(TypeError, match="Unexpected"):
+        text_to_image("a red 3", num_inference_steps=50)
+    with pytest.raises(ValueError, match="seed= or generator="):
+        text_to_image("a red 3", seed=1, generator=torch.Generator())
+
+
+def test_bad_frame_counts(tiny_model_folder):
+    video = load("nuwa-text-to-video", tiny_model_folder)
+    with pytest.raises(ValueError, match="num_frames"):
+        video("the digit 3", num_frames=0)
+    prediction = load("nuwa-video-prediction", tiny_model_folder)
+    with pytest.raises(ValueError, match="no frames"):
+        prediction([])
+    with pytest.raises(ValueError, match="only 1 frame"):
+        prediction(random_image(), num_condition_frames=2)
+    with pytest.raises(ValueError, match="guidance_scale needs a condition"):
+        prediction(random_image(), guidance_scale=3.0)
+
+
+def test_wrong_image_mode_and_wrong_mask_size(tiny_model_folder):
+    completion = load("nuwa-image-completion", tiny_model_folder)
+    depth_like = PIL.Image.fromarray(np.zeros((SIZE, SIZE), dtype=np.int32), mode="I")
+    with pytest.raises(ValueError, match="RGB"):
+        completion(depth_like)
+    with pytest.raises(ValueError, match="resize the mask"):
+        completion(random_image(), mask=np.ones((10, 12), dtype=bool))
+    with pytest.raises(ValueError, match="mode '1' or 'L'"):
+        completion(random_image(), mask=PIL.Image.new("RGB", (SIZE, SIZE)))
+    with pytest.raises(ValueError, match="Unknown region"):
+        completion(random_image(), mask="the cat")
+    with pytest.raises(ValueError, match="does not fit"):
+        completion(random_image(), mask=(0, 0, 100, 100))
+    manipulation = load("nuwa-image-manipulation", tiny_model_folder)
+    with pytest.raises(ValueError, match="region to change"):
+        manipulation(random_image(), "a red 3", None)
+
+
+def test_sketches_must_be_class_maps_within_the_known_classes(tiny_model_folder):
+    sketch = load("nuwa-sketch-to-image", tiny_model_folder)
+    with pytest.raises(ValueError, match="class id"):
+        sketch(np.full((SIZE, SIZE), 99, dtype=np.int64))
+    with pytest.raises(ValueError, match="class-index map"):
+        sketch(random_image())  # an RGB picture is not a sketch
