@@ -45,6 +45,8 @@ class CompiledKernelInfo:
     stack_bytes: int  # per thread; > 0 means register spills or local arrays
     shared_bytes: int  # dynamic shared memory per program (Triton's own allocation)
     tensor_core_instructions: int  # mma.sync (sm_80) / wgmma (sm_90) in the PTX
+    loop_instructions: int  # SASS instructions per thread in one pass of the main (inner) loop
+    num_warps: int
     ptx: str
 
 
@@ -81,15 +83,35 @@ def _signature(fn, dtype: torch.dtype, constexprs: Dict[str, object]) -> Dict[st
     return signature
 
 
-def _resource_usage(cubin: bytes) -> Dict[str, int]:
+def _cuobjdump(cubin: bytes, flag: str) -> str:
     tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "kernel.cubin")
         with open(path, "wb") as f:
             f.write(cubin)
-        text = subprocess.run([tool, "-res-usage", path], capture_output=True, text=True, check=True).stdout
+        return subprocess.run([tool, flag, path], capture_output=True, text=True, check=True).stdout
+
+
+def _resource_usage(cubin: bytes) -> Dict[str, int]:
+    text = _cuobjdump(cubin, "-res-usage")
     fields = dict(re.findall(r"\b(REG|STACK|SHARED|LOCAL):(\d+)", text.split("Function", 1)[-1]))
     return {k: int(v) for k, v in fields.items()}
+
+
+def _main_loop_length(cubin: bytes) -> int:
+    """SASS instructions between the target of the longest backward branch and that branch: the kernel's inner loop
+    (each kernel has one loop; its body is what runs once per key or query block)."""
+    instructions = [
+        (int(address, 16), text)
+        for address, text in re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", _cuobjdump(cubin, "-sass"))
+    ]
+    longest = 0
+    for address, text in instructions:
+        branch = re.search(r"\bBRA\s+0x([0-9a-f]+)", text)
+        if branch and int(branch.group(1), 16) < address:
+            target = int(branch.group(1), 16)
+            longest = max(longest, sum(1 for a, _ in instructions if target <= a <= address))
+    return longest
 
 
 def compile_kernel(
@@ -122,14 +144,15 @@ def compile_kernel(
     key = torch.empty(1, 1, math.prod(key_grid), head_dim, dtype=dtype, device="meta")
     plan = make_plan(
         query, key, query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal, scale=None,
-        query_offset=None, block_m=block_m, block_n=block_n,
+        query_offset=None, block_m=block_m, block_n=block_n, capability=capability,
     )
     config = plan.config
     tile = plan.key_tile if kernel == "backward_dkdv" else plan.query_tile
     constexprs = dict(
         HEAD_DIM=head_dim, BLOCK_D=max(MIN_BLOCK, _next_pow2(head_dim)),
         TILE_T=tile[0], TILE_H=tile[1], TILE_W=tile[2],
-        BLOCK_M=config.dkdv_block_m if kernel == "backward_dkdv" else config.block_m, BLOCK_N=config.block_n,
+        BLOCK_M=config.dkdv_block_m if kernel == "backward_dkdv" else config.block_m,
+        BLOCK_N=config.dq_block_n if kernel == "backward_dq" else config.block_n,
         CAUSAL=causal, DOT_PRECISION=_dot_precision(dtype),
     )
     if kernel != "backward_dq":
@@ -147,5 +170,6 @@ def compile_kernel(
     return CompiledKernelInfo(
         name=KERNELS[kernel], capability=capability, registers=usage.get("REG", -1),
         stack_bytes=usage.get("STACK", 0), shared_bytes=compiled.metadata.shared,
-        tensor_core_instructions=len(re.findall(r"\bmma\.sync\.|\bwgmma\.mma_async\.", ptx)), ptx=ptx,
+        tensor_core_instructions=len(re.findall(r"\bmma\.sync\.|\bwgmma\.mma_async\.", ptx)),
+        loop_instructions=_main_loop_length(compiled.asm["cubin"]), num_warps=warps, ptx=ptx,
     )

@@ -40,12 +40,13 @@ def is_interpreted() -> bool:
 class LaunchConfig:
     """Block sizes and warps of the three kernels.
 
-    The defaults were chosen by compiling for sm_80 and sm_90 (``_aot.compile_kernel``) and keeping the largest
-    tiles that need no register spills at head_dim 64: see kernels/README.md, "Registers".
+    The defaults were chosen by compiling for sm_80 and sm_90 (``_aot.compile_kernel``) and keeping, per
+    architecture, the largest tiles that need no register spills at head_dim 64: see kernels/README.md, "Registers".
     """
 
-    block_m: int  # forward / dQ: query slots per program; dK/dV: unused
-    block_n: int  # forward / dQ: keys per inner step; dK/dV: key slots per program
+    block_m: int  # forward / dQ: query slots per program
+    block_n: int  # forward: keys per inner step; dK/dV: key slots per program
+    dq_block_n: int  # dQ: keys per inner step
     dkdv_block_m: int  # dK/dV: queries per inner step
     forward_warps: int
     backward_warps: int
@@ -53,9 +54,11 @@ class LaunchConfig:
 
 
 def default_launch_config(
-    dtype: torch.dtype, head_dim: int, block_m: Optional[int] = None, block_n: Optional[int] = None
+    dtype: torch.dtype, head_dim: int, block_m: Optional[int] = None, block_n: Optional[int] = None,
+    capability: Optional[int] = None,
 ) -> LaunchConfig:
-    """The launch configuration for ``dtype`` and ``head_dim``; ``block_m``/``block_n`` override the tile sizes."""
+    """The launch configuration for ``dtype``, ``head_dim`` and the GPU's compute ``capability`` (e.g. 80, 90; None:
+    unknown, e.g. the interpreter); ``block_m``/``block_n`` override the tile sizes."""
     if dtype == torch.float32:
         # Exact fp32 products do not run on tensor cores: 64 x 64 tiles spill thousands of bytes per thread.
         default_m, default_n = 32, 32
@@ -66,9 +69,15 @@ def default_launch_config(
     for name, block in (("block_m", block_m), ("block_n", block_n)):
         if not isinstance(block, int) or isinstance(block, bool) or block < MIN_BLOCK or block & (block - 1):
             raise ValueError(f"{name} must be a power of two >= {MIN_BLOCK}, got {block!r}.")
-    # The dK/dV program holds K, V and two fp32 accumulators for its keys; a 32-query inner step keeps it unspilled.
+    hopper = capability is not None and capability >= 90
+    # Measured at 10x21x21, head_dim 64, bf16 (README, "Registers"). sm_90: the forward fits 4 warps (235
+    # registers) and 8 would double its issued instructions; the dQ kernel fits 64-key steps. sm_80: the forward
+    # spills at 4 warps (255 registers + 32 bytes) but not at 8 (251), and the dQ kernel spills with 64-key steps
+    # (16 bytes) but not with 32 (180 registers). dK/dV holds K, V and two fp32 accumulators for its keys; 32-query
+    # steps keep it unspilled on both.
     return LaunchConfig(
-        block_m=block_m, block_n=block_n, dkdv_block_m=min(block_m, 32), forward_warps=4, backward_warps=8,
+        block_m=block_m, block_n=block_n, dq_block_n=block_n if hopper else min(block_n, 32),
+        dkdv_block_m=min(block_m, 32), forward_warps=4 if hopper else 8, backward_warps=8,
     )
 
 
@@ -209,7 +218,7 @@ def choose_tile(
 class Work:
     """Exact work of one (batch, head) of a call, from the mirror of the kernels' loop bounds."""
 
-    forward_key_blocks: List[int]  # per launched query tile (the dQ kernel walks the same blocks)
+    forward_key_blocks: List[int]  # per launched query tile (the dQ kernel walks the same key box, in dq_block_n steps)
     dkdv_query_blocks: List[int]  # per key tile
     forward_pairs: int  # (query slot, key slot) pairs the forward kernel computes
     dkdv_pairs: int
@@ -305,8 +314,16 @@ def _check_tensors(query, key, value) -> None:
         )
 
 
+def _capability(device: torch.device) -> Optional[int]:
+    if device.type != "cuda":
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor
+
+
 def make_plan(
-    query, key, *, query_grid, key_grid, extent, causal, scale, query_offset, block_m=None, block_n=None
+    query, key, *, query_grid, key_grid, extent, causal, scale, query_offset, block_m=None, block_n=None,
+    capability: Optional[int] = None,
 ) -> _Plan:
     """Check the arguments and fix every launch parameter (see ``nearby_attention`` for their meaning)."""
     query_grid = _check_grid("query_grid", query_grid)
@@ -338,7 +355,9 @@ def make_plan(
         raise ValueError(f"key length {num_keys} != T*H*W = {nk} of key_grid {key_grid}.")
     head_dim = query.shape[3]
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
-    config = default_launch_config(query.dtype, head_dim, block_m, block_n)
+    if capability is None:
+        capability = _capability(query.device)
+    config = default_launch_config(query.dtype, head_dim, block_m, block_n, capability)
     return _Plan(
         query_grid=query_grid, key_grid=key_grid, halves=halves, causal=causal, query_offset=query_offset,
         num_queries=num_queries, num_keys=num_keys, scale=scale, head_dim=head_dim,
@@ -421,7 +440,7 @@ def backward(grad_out, query, key, value, out, lse, plan: _Plan, count_visits: b
         n_tiles_h, n_tiles_w, first_tile,
         plan.scale, scale_log2,
         HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
-        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.config.block_m, BLOCK_N=plan.config.block_n,
+        TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.config.block_m, BLOCK_N=plan.config.dq_block_n,
         CAUSAL=plan.causal, DOT_PRECISION=precision,
         num_warps=plan.config.backward_warps, num_stages=plan.config.num_stages,
     )

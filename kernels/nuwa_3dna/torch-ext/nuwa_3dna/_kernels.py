@@ -84,37 +84,51 @@ def _tile_origin(tile, n_tiles_h, n_tiles_w, TILE_T: tl.constexpr, TILE_H: tl.co
 
 
 @triton.jit
-def _allowed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
-             q_size_t, q_size_h, q_size_w, k_size_t, k_size_h, k_size_w, half_t, half_h, half_w,
-             CAUSAL: tl.constexpr):
-    """(BLOCK_M, BLOCK_N) 3DNA mask between a block of queries (rows) and a block of keys (columns)."""
-    centre_t = (q_t * k_size_t) // q_size_t
-    centre_h = (q_h * k_size_h) // q_size_h
-    centre_w = (q_w * k_size_w) // q_size_w
+def _in_range(coord, first, span):
+    """``first <= coord < first + span`` with one subtraction and one unsigned compare (a negative difference wraps
+    to a huge unsigned value); the masks below run this for every (query, key) pair, so it matters."""
+    # tl.cast, not .to: the JIT turns integer arguments equal to 1 into Python constants (half=1 for a 3x3x3 window).
+    return tl.cast(coord - first, tl.uint32) < tl.cast(span, tl.uint32)
+
+
+@triton.jit
+def _allowed(first_t, first_h, first_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
+             span_t, span_h, span_w, CAUSAL: tl.constexpr):
+    """(BLOCK_M, BLOCK_N) 3DNA mask, queries (rows) x keys (columns).
+
+    ``first_*`` is each query's first window coordinate (centre - half) per axis, ``span_* = 2 * half + 1``. The
+    window is not clipped here: keys outside the grid never reach the mask, so clipping would change nothing.
+    """
     ok = q_valid[:, None] & k_valid[None, :]
-    ok &= tl.abs(k_t[None, :] - centre_t[:, None]) <= half_t
-    ok &= tl.abs(k_h[None, :] - centre_h[:, None]) <= half_h
-    ok &= tl.abs(k_w[None, :] - centre_w[:, None]) <= half_w
+    ok &= _in_range(k_t[None, :], first_t[:, None], span_t)
+    ok &= _in_range(k_h[None, :], first_h[:, None], span_h)
+    ok &= _in_range(k_w[None, :], first_w[:, None], span_w)
     if CAUSAL:
         ok &= k_raster[None, :] <= q_raster[:, None]
     return ok
 
 
 @triton.jit
-def _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
-                        q_size_t, q_size_h, q_size_w, k_size_t, k_size_h, k_size_w, half_t, half_h, half_w,
-                        CAUSAL: tl.constexpr):
-    """(BLOCK_N, BLOCK_M) 3DNA mask between a block of keys (rows) and a block of queries (columns)."""
-    centre_t = (q_t * k_size_t) // q_size_t
-    centre_h = (q_h * k_size_h) // q_size_h
-    centre_w = (q_w * k_size_w) // q_size_w
+def _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, first_t, first_h, first_w, span_t, span_h, span_w,
+                        k_raster, k_valid, CAUSAL: tl.constexpr):
+    """(BLOCK_N, BLOCK_M) 3DNA mask, keys (rows) x queries (columns), by inverse windows.
+
+    ``first_*``/``span_*`` are, per key, the range of query coordinates whose windows contain it (see
+    ``_inverse_window``): the same relation as ``_allowed`` seen from the key, with nothing to recompute per query.
+    """
     ok = k_valid[:, None] & q_valid[None, :]
-    ok &= tl.abs(k_t[:, None] - centre_t[None, :]) <= half_t
-    ok &= tl.abs(k_h[:, None] - centre_h[None, :]) <= half_h
-    ok &= tl.abs(k_w[:, None] - centre_w[None, :]) <= half_w
+    ok &= _in_range(q_t[None, :], first_t[:, None], span_t[:, None])
+    ok &= _in_range(q_h[None, :], first_h[:, None], span_h[:, None])
+    ok &= _in_range(q_w[None, :], first_w[:, None], span_w[:, None])
     if CAUSAL:
         ok &= k_raster[:, None] <= q_raster[None, :]
     return ok
+
+
+@triton.jit
+def _window_firsts(q_t, q_h, q_w, QT, QH, QW, KT, KH, KW, half_t, half_h, half_w):
+    """First key coordinate of each query's window per axis (centre - half, unclipped), computed once per program."""
+    return (q_t * KT) // QT - half_t, (q_h * KH) // QH - half_h, (q_w * KW) // QW - half_w
 
 
 @triton.jit
@@ -153,14 +167,34 @@ def _query_tile_setup(tile, n_tiles_h, n_tiles_w, q_offset, num_queries, num_key
 
 
 @triton.jit
-def _box_positions(start, lo_t, lo_h, lo_w, n_h, n_w, n_box, grid_h, grid_w, BLOCK: tl.constexpr):
-    """Coordinates and raster indices of positions ``start .. start+BLOCK-1`` of a box flattened in raster order."""
+def _box_walk_start(start, n_h, n_w, BLOCK: tl.constexpr):
+    """Box-relative coordinates of positions ``start .. start+BLOCK-1`` of a box flattened in raster order, and the
+    per-axis step that advancing all of them by ``BLOCK`` positions makes.
+
+    The divisions happen once per program; ``_box_walk_advance`` then moves the coordinates with two carries, which
+    is what keeps integer work out of the inner loop (runtime divisions are ~10 instructions per element).
+    """
     j = start + tl.arange(0, BLOCK)
-    c_t = lo_t + j // (n_h * n_w)
-    c_h = lo_h + (j // n_w) % n_h
-    c_w = lo_w + j % n_w
-    raster = (c_t * grid_h + c_h) * grid_w + c_w
-    return c_t, c_h, c_w, raster, j < n_box
+    c_t = j // (n_h * n_w)
+    c_h = (j // n_w) % n_h
+    c_w = j % n_w
+    step_t = BLOCK // (n_h * n_w)
+    step_h = (BLOCK // n_w) % n_h
+    step_w = BLOCK % n_w
+    return c_t, c_h, c_w, step_t, step_h, step_w
+
+
+@triton.jit
+def _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w):
+    # c_w, step_w < n_w and c_h, step_h < n_h, so each axis wraps at most once.
+    c_w += step_w
+    carry = c_w >= n_w
+    c_w = tl.where(carry, c_w - n_w, c_w)
+    c_h += step_h + carry.to(tl.int32)
+    carry = c_h >= n_h
+    c_h = tl.where(carry, c_h - n_h, c_h)
+    c_t += step_t + carry.to(tl.int32)
+    return c_t, c_h, c_w
 
 
 @triton.jit
@@ -200,15 +234,18 @@ def _nearby_attention_fwd_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     visits = 0
+    first_t, first_h, first_w = _window_firsts(q_t, q_h, q_w, QT, QH, QW, KT, KH, KW, half_t, half_h, half_w)
+    c_t, c_h, c_w, step_t, step_h, step_w = _box_walk_start(0, n_h, n_w, BLOCK_N)
     for start in range(0, n_box, BLOCK_N):
-        k_t, k_h, k_w, k_raster, k_valid = _box_positions(start, box_t, box_h, box_w, n_h, n_w, n_box, KH, KW,
-                                                          BLOCK_N)
+        k_t, k_h, k_w = box_t + c_t, box_h + c_h, box_w + c_w
+        k_raster = (k_t * KH + k_h) * KW + k_w
+        k_valid = start + tl.arange(0, BLOCK_N) < n_box
         kv_mask = k_valid[:, None] & d_ok[None, :]
         k = tl.load(K + k_raster[:, None] * stride_kn + d[None, :] * stride_kd, mask=kv_mask, other=0.0)
         v = tl.load(V + k_raster[:, None] * stride_vn + d[None, :] * stride_vd, mask=kv_mask, other=0.0)
         scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
-        ok = _allowed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
-                      QT, QH, QW, KT, KH, KW, half_t, half_h, half_w, CAUSAL)
+        ok = _allowed(first_t, first_h, first_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
+                      2 * half_t + 1, 2 * half_h + 1, 2 * half_w + 1, CAUSAL)
         scores = tl.where(ok, scores, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(scores, 1))
         p = tl.exp2(scores - m_new[:, None])
@@ -217,6 +254,7 @@ def _nearby_attention_fwd_kernel(
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
         m_i = m_new
         visits += 1
+        c_t, c_h, c_w = _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w)
 
     # Every real query sees at least its own centre key, so l_i > 0 for valid rows; padded rows are not stored.
     l_safe = tl.where(l_i > 0, l_i, 1.0)
@@ -267,19 +305,23 @@ def _nearby_attention_bwd_dq_kernel(
     V += b * stride_vb + h * stride_vh
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    first_t, first_h, first_w = _window_firsts(q_t, q_h, q_w, QT, QH, QW, KT, KH, KW, half_t, half_h, half_w)
+    c_t, c_h, c_w, step_t, step_h, step_w = _box_walk_start(0, n_h, n_w, BLOCK_N)
     for start in range(0, n_box, BLOCK_N):
-        k_t, k_h, k_w, k_raster, k_valid = _box_positions(start, box_t, box_h, box_w, n_h, n_w, n_box, KH, KW,
-                                                          BLOCK_N)
+        k_t, k_h, k_w = box_t + c_t, box_h + c_h, box_w + c_w
+        k_raster = (k_t * KH + k_h) * KW + k_w
+        k_valid = start + tl.arange(0, BLOCK_N) < n_box
         kv_mask = k_valid[:, None] & d_ok[None, :]
         k = tl.load(K + k_raster[:, None] * stride_kn + d[None, :] * stride_kd, mask=kv_mask, other=0.0)
         v = tl.load(V + k_raster[:, None] * stride_vn + d[None, :] * stride_vd, mask=kv_mask, other=0.0)
         scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
-        ok = _allowed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
-                      QT, QH, QW, KT, KH, KW, half_t, half_h, half_w, CAUSAL)
+        ok = _allowed(first_t, first_h, first_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
+                      2 * half_t + 1, 2 * half_h + 1, 2 * half_w + 1, CAUSAL)
         p = tl.where(ok, tl.exp2(scores - lse[:, None]), 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
         ds = p * (dp - delta[:, None])
         dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
+        c_t, c_h, c_w = _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w)
 
     tl.store(DQ + b * stride_dqb + h * stride_dqh + q_row[:, None] * stride_dqm + d[None, :] * stride_dqd,
              (dq * scale).to(DQ.dtype.element_ty), mask=row_mask)
@@ -350,11 +392,16 @@ def _nearby_attention_bwd_dkdv_kernel(
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     visits = 0
+    # Per key, the query coordinates whose windows contain it: loop-invariant, so the mask costs no division.
+    first_t, span_t = _inverse_window(k_t, k_t, QT, KT, half_t)
+    first_h, span_h = _inverse_window(k_h, k_h, QH, KH, half_h)
+    first_w, span_w = _inverse_window(k_w, k_w, QW, KW, half_w)
+    c_t, c_h, c_w, step_t, step_h, step_w = _box_walk_start(box_start, n_h, n_w, BLOCK_M)
     for start in range(box_start, box_end, BLOCK_M):
-        q_t, q_h, q_w, q_raster, q_in_box = _box_positions(start, box_t, box_h, box_w, n_h, n_w, box_end, QH, QW,
-                                                           BLOCK_M)
+        q_t, q_h, q_w = box_t + c_t, box_h + c_h, box_w + c_w
+        q_raster = (q_t * QH + q_h) * QW + q_w
         q_row = q_raster - q_offset
-        q_valid = q_in_box & (q_row >= 0) & (q_row < num_queries)
+        q_valid = (start + tl.arange(0, BLOCK_M) < box_end) & (q_row >= 0) & (q_row < num_queries)
         row_mask = q_valid[:, None] & d_ok[None, :]
         q = tl.load(Q + q_row[:, None] * stride_qm + d[None, :] * stride_qd, mask=row_mask, other=0.0)
         do = tl.load(DO + q_row[:, None] * stride_dom + d[None, :] * stride_dod, mask=row_mask, other=0.0)
@@ -363,14 +410,15 @@ def _nearby_attention_bwd_dkdv_kernel(
         # Keys x queries orientation: P^T and dS^T come straight out of the products, so the two big operands
         # of the accumulating dots need no transpose (a transpose of an fp32 register tile spills to local memory).
         scores_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale_log2
-        ok_t = _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
-                                   QT, QH, QW, KT, KH, KW, half_t, half_h, half_w, CAUSAL)
+        ok_t = _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, first_t, first_h, first_w,
+                                   span_t, span_h, span_w, k_raster, k_valid, CAUSAL)
         p_t = tl.where(ok_t, tl.exp2(scores_t - lse[None, :]), 0.0)
         dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
         dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         ds_t = p_t * (dp_t - delta[None, :])
         dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
         visits += 1
+        c_t, c_h, c_w = _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w)
 
     tl.store(DK + b * stride_dkb + h * stride_dkh + k_raster[:, None] * stride_dkn + d[None, :] * stride_dkd,
              (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
