@@ -1,0 +1,161 @@
+"""NUWA generate(): KV cache exactness, constrained decoding, guidance, sampling arguments, long videos, errors."""
+
+import pytest
+import torch
+
+from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return NuwaForConditionalGeneration(NuwaConfig.tiny()).eval()
+
+
+TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
+
+
+@pytest.mark.parametrize("grid", [(1, 4, 5), (3, 3, 4)], ids=["image", "video"])
+@pytest.mark.parametrize("condition", ["text", "sketch", "none"])
+def test_cached_greedy_equals_uncached_token_for_token(model, grid, condition):
+    kwargs = dict(visual_grid=grid, do_sample=False)
+    if condition == "text":
+        kwargs["input_ids"] = TEXT
+    elif condition == "sketch":
+        kwargs["sketch_tokens"] = torch.randint(0, 32, (2, 2, 3, 3), generator=torch.Generator().manual_seed(0))
+    else:
+        kwargs["batch_size"] = 2
+    cached = model.generate(**kwargs)
+    uncached = model.generate(use_cache=False, **kwargs)
+    assert cached.shape == (2, 1 + grid[0] * grid[1] * grid[2])
+    assert torch.equal(cached, uncached)
+    assert (cached[:, 0] == model.config.visual_bos_token_id).all()
+
+
+def test_cached_logits_equal_full_forward_at_every_step(model):
+    grid = (2, 4, 4)
+    torch.manual_seed(3)
+    out = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=True, top_k=10, return_dict_in_generate=True,
+                         output_logits=True)
+    step_logits = torch.stack(out.logits, dim=1)  # (B, 32, N) raw logits seen at each step
+    full = model(input_ids=TEXT, labels=model.sequences_to_grid(out.sequences, grid)).logits
+    torch.testing.assert_close(step_logits, full, atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_never_emits_special_ids_and_respects_top_k(model):
+    torch.manual_seed(0)
+    seq = model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True, temperature=5.0, top_p=0.99,
+                         num_return_sequences=3)
+    assert seq.shape == (6, 17)
+    assert int(seq[:, 1:].max()) < model.config.visual_vocab_size
+    torch.manual_seed(0)
+    out = model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True, top_k=1, return_dict_in_generate=True,
+                         output_logits=True)
+    greedy_choice = torch.stack(out.logits, 1).argmax(-1)
+    assert torch.equal(out.sequences[:, 1:], greedy_choice)  # top_k=1 sampling is greedy
+
+
+def test_same_seed_same_sample_and_different_seed_differs(model):
+    def sample(seed):
+        torch.manual_seed(seed)
+        return model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True)
+
+    assert torch.equal(sample(1), sample(1))
+    assert not torch.equal(sample(1), sample(2))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_constrained_decoding_never_changes_a_known_token(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    grid = (2, 4, 4)
+    known = torch.randint(0, 64, (2, *grid), generator=g)
+    mask = torch.rand(2, *grid, generator=g) < 0.5
+    torch.manual_seed(seed)
+    seq = model.generate(input_ids=TEXT, visual_grid=grid, known_tokens=known, generate_mask=mask, do_sample=True,
+                         temperature=2.0)
+    tokens = model.sequences_to_grid(seq, grid)
+    assert torch.equal(tokens[~mask], known[~mask])
+    # The generated part conditions on the known tokens: it equals teacher-forced greedy decoding position by position.
+    greedy = model.generate(input_ids=TEXT, visual_grid=grid, known_tokens=known, generate_mask=mask, do_sample=False)
+    logits = model(input_ids=TEXT, labels=model.sequences_to_grid(greedy, grid)).logits.argmax(-1).view(2, *grid)
+    assert torch.equal(model.sequences_to_grid(greedy, grid)[mask], logits[mask])
+
+
+def test_video_prediction_prefix_is_kept_and_prefilled(model):
+    grid = (3, 4, 4)
+    first = torch.randint(0, 64, (2, 1, 4, 4))
+    known = torch.cat([first, torch.zeros(2, 2, 4, 4, dtype=torch.long)], 1)
+    mask = torch.zeros(grid, dtype=torch.bool)
+    mask[1:] = True
+    seq = model.generate(visual_grid=grid, known_tokens=known, generate_mask=mask, do_sample=False)
+    tokens = model.sequences_to_grid(seq, grid)
+    assert torch.equal(tokens[:, 0], first[:, 0])
+    uncached = model.generate(visual_grid=grid, known_tokens=known, generate_mask=mask, do_sample=False, use_cache=False)
+    assert torch.equal(seq, uncached)
+
+
+def test_guidance_scale_one_equals_plain_sampling(model):
+    torch.manual_seed(5)
+    plain = model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True)
+    torch.manual_seed(5)
+    guided = model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True, guidance_scale=1.0)
+    assert torch.equal(plain, guided)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_guidance_combines_conditional_and_null_logits(model, use_cache):
+    grid, scale = (1, 4, 4), 3.0
+    torch.manual_seed(0)
+    out = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=True, guidance_scale=scale,
+                         return_dict_in_generate=True, output_logits=True, use_cache=use_cache)
+    labels = model.sequences_to_grid(out.sequences, grid)
+    cond = model(input_ids=TEXT, labels=labels).logits
+    null_text = torch.full_like(TEXT, model.config.text_pad_token_id)
+    null = model(input_ids=null_text, labels=labels).logits
+    torch.testing.assert_close(torch.stack(out.logits, 1), null + scale * (cond - null), atol=1e-4, rtol=1e-4)
+
+
+def test_long_video_slides_past_the_trained_length(model):
+    grid = (3, 4, 4)
+    video = model.generate_long_video(input_ids=TEXT, visual_grid=grid, num_frames=6, do_sample=False)
+    assert video.shape == (2, 6, 4, 4)
+    first_window = model.sequences_to_grid(model.generate(input_ids=TEXT, visual_grid=grid, do_sample=False), grid)
+    assert torch.equal(video[:, :3], first_window)
+    # Frame 4 is the greedy continuation of frames 2-3 as known tokens.
+    known = torch.cat([video[:, 1:3], torch.zeros(2, 1, 4, 4, dtype=torch.long)], 1)
+    mask = torch.zeros(grid, dtype=torch.bool)
+    mask[2] = True
+    nxt = model.sequences_to_grid(
+        model.generate(input_ids=TEXT, visual_grid=grid, known_tokens=known, generate_mask=mask, do_sample=False), grid
+    )
+    assert torch.equal(video[:, 3], nxt[:, 2])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(visual_grid=(9, 4, 4)), "larger than the model allows"),
+        (dict(visual_grid=None), "needs visual_grid"),
+        (dict(visual_grid=(1, 4)), "triple"),
+        (dict(visual_grid=(1, 4, 4), max_new_tokens=3), "max_new_tokens is set by visual_grid"),
+        (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 4, 4, dtype=torch.long)), "needs both"),
+        (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 3, 3, dtype=torch.long),
+              generate_mask=torch.ones(1, 3, 3, dtype=torch.bool)), "to match visual_grid"),
+        (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 4, 4, dtype=torch.long),
+              generate_mask=torch.ones(1, 4, 4)), "boolean"),
+        (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 4, 4, dtype=torch.long),
+              generate_mask=torch.zeros(1, 4, 4, dtype=torch.bool)), "nothing to generate"),
+        (dict(visual_grid=(1, 4, 4), known_tokens=torch.full((2, 1, 4, 4), 70),
+              generate_mask=torch.ones(1, 4, 4, dtype=torch.bool).index_fill(1, torch.tensor([0]), False)),
+         "visual codes"),
+        (dict(visual_grid=(1, 4, 4), batch_size=3), "inconsistent batch sizes"),
+    ],
+)
+def test_bad_generation_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        model.generate(input_ids=TEXT, **kwargs)
+
+
+def test_guidance_without_condition_is_an_error(model):
+    with pytest.raises(ValueError, match="needs a condition"):
+        model.generate(visual_grid=(1, 4, 4), batch_size=1, guidance_scale=3.0)
