@@ -15,11 +15,13 @@ from .metrics import METRIC_NAMES, metric_path
 from .psnr import peak_signal_to_noise_ratio
 from .report_writers import metrics_markdown, write_metrics_json, write_metrics_markdown
 from .scorers import (
+    AttributeClassifier,
     DigitClassifier,
     LocalClipScorer,
     MotionClassifier,
     TextVisualDualEncoder,
     VideoFeatureNetwork,
+    default_scorers,
     load_scorer,
 )
 from .segmentation_scores import confusion_matrix, scores_from_confusion, segmentation_scores
@@ -30,6 +32,7 @@ from .video_distance import frechet_video_distance
 __all__ = [
     "METRIC_NAMES",
     "TASK_METRICS",
+    "AttributeClassifier",
     "DigitClassifier",
     "EvaluationScorers",
     "InceptionFeatureExtractor",
@@ -40,6 +43,7 @@ __all__ = [
     "attribute_accuracy",
     "cache_dir",
     "clip_similarity",
+    "default_scorers",
     "confusion_matrix",
     "fetch_inception_weights",
     "frechet_distance",

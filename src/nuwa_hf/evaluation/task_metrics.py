@@ -60,6 +60,7 @@ class EvaluationScorers:
     motion_classifier: a trained ``MotionClassifier``. video_features: a trained ``VideoFeatureNetwork`` (FVD-style,
     and digit accuracy on videos). text_visual: a trained ``TextVisualDualEncoder`` or a ``LocalClipScorer``.
     segmenter: callable, float images (N, 3, H, W) in [0, 1] -> class maps (N, H, W) (for "detected" scores).
+    attribute_classifiers: {attribute: trained AttributeClassifier} for other attributes (e.g. "color").
     """
 
     image_features: Optional[FeatureExtractor] = None
@@ -69,6 +70,7 @@ class EvaluationScorers:
     video_features: Any = None
     text_visual: Any = None
     segmenter: Optional[Callable[[Any], Any]] = None
+    attribute_classifiers: Optional[Dict[str, Any]] = None
 
 
 def _row(metric: str, value: Any, details: Mapping[str, Any], prefix: Optional[str] = None) -> Dict[str, Any]:
@@ -239,10 +241,16 @@ def _attribute(task: str, attribute: str, generated: Any, intended: Any, scorers
             skipped["digit_accuracy"] = "needs scorers.digit_classifier"
             return None
         return attribute_accuracy(generated, intended, scorers.digit_classifier, "digit")
-    if attribute == "motion":
-        if not video or scorers.motion_classifier is None:
-            skipped["motion_accuracy"] = "needs a video task and scorers.motion_classifier"
-            return None
-        return attribute_accuracy(generated, intended, scorers.motion_classifier, "motion")
-    skipped[f"{attribute}_accuracy"] = f"no classifier for attribute {attribute!r} (known: digit, motion)"
-    return None
+    extra = dict(scorers.attribute_classifiers or {})
+    classifier = scorers.motion_classifier if attribute == "motion" and scorers.motion_classifier is not None \
+        else extra.get(attribute)
+    if classifier is None:
+        skipped[f"{attribute}_accuracy"] = (f"no classifier for attribute {attribute!r}: pass scorers.motion_classifier "
+                                           "or scorers.attribute_classifiers={name: AttributeClassifier}")
+        return None
+    visual = getattr(classifier, "config", {}).get("visual", "image")
+    if (visual == "video") != video:
+        skipped[f"{attribute}_accuracy"] = f"the {attribute} classifier reads {visual}s but task {task} makes " \
+                                          f"{'videos' if video else 'images'}"
+        return None
+    return attribute_accuracy(generated, intended, classifier, attribute)

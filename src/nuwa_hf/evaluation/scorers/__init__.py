@@ -1,13 +1,16 @@
 """Small networks the project trains to read generated samples; each reports its held-out accuracy beside its scores."""
 
+from .attribute_classifier import AttributeClassifier
 from .clip_adapter import LocalClipScorer
 from .digit_classifier import DigitClassifier
 from .dual_encoder import TextVisualDualEncoder
 from .motion_classifier import MOTIONS, MotionClassifier
 from .scorer_base import TrainedScorer, load_scorer, scorer_report
 from .video_feature_network import VideoFeatureNetwork
+from .world_training import default_scorers, train_color_classifier, train_digit_classifier, train_video_scorers
 
 __all__ = [
+    "AttributeClassifier",
     "DigitClassifier",
     "LocalClipScorer",
     "MOTIONS",
@@ -15,6 +18,10 @@ __all__ = [
     "TextVisualDualEncoder",
     "TrainedScorer",
     "VideoFeatureNetwork",
+    "default_scorers",
     "load_scorer",
     "scorer_report",
+    "train_color_classifier",
+    "train_digit_classifier",
+    "train_video_scorers",
 ]

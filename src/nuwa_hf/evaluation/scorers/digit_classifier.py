@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..image_inputs import as_float_images, split_into_batches
+from .label_sets import label_presence
 from .scorer_base import TrainedScorer, chance_of_labels
 from .training import fit_minibatches
 
@@ -81,9 +82,17 @@ class DigitClassifier(TrainedScorer):
         """Most likely digit (N,) int64 for raw images."""
         return self.predict_proba(images, batch_size).argmax(dim=-1)
 
+    def predict_scores(self, images: Any, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities (N, num_classes): the scores attribute accuracy ranks."""
+        return self.predict_proba(images, batch_size)
+
+    def label_presence(self, labels: Any) -> torch.Tensor:
+        """Per-image digits (an int, or a list for images with several digits) -> float (N, num_classes) presence."""
+        return label_presence(labels, [str(digit) for digit in range(self.config["num_classes"])])
+
     def label_ids(self, labels: Any) -> torch.Tensor:
         """Digit labels -> int64 (N,), checked to lie in [0, num_classes)."""
-        ids = torch.as_tensor(np.asarray(labels)).long().flatten()
+        ids = torch.as_tensor(np.array(labels, dtype=np.int64)).flatten()
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.config["num_classes"]):
             raise ValueError(f"Digit labels must lie in [0, {self.config['num_classes']}), got {ids.min()}..{ids.max()}.")
         return ids

@@ -1,50 +1,30 @@
-"""A small (2+1)D CNN whose embedding stands in for I3D in an FVD-style score ("FVD ((2+1)D CNN trained on Moving MNIST)").
+"""A small (2+1)D CNN whose embedding stands in for I3D in an FVD-style score ("FVD ((2+1)D CNN trained on ...)").
 
 No I3D weights can be had offline, so the project trains its own video network on the world's labels: which digits
-appear (multi-label, so two-digit videos work) and how they move. Its ``embedding_size``-wide penultimate layer is the
-feature the Fréchet distance compares, as I3D's is for the real FVD. Its held-out report gives both tasks' accuracy.
+appear and how they move (both multi-label, so two-digit videos work). Its ``embedding_size``-wide penultimate layer
+is the feature the Fréchet distance compares, as I3D's is for the real FVD. Its held-out report gives both tasks'
+set-match accuracy.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..image_inputs import split_into_batches
-from .motion_classifier import MOTIONS, motion_ids
-from .scorer_base import TrainedScorer, chance_of_labels
+from .label_sets import label_presence, label_set_matches, most_common_set_rate
+from .motion_classifier import MOTIONS
+from .scorer_base import TrainedScorer
 from .training import fit_minibatches
 from .video_backbone import VideoBackbone2Plus1D, preprocess_videos
 
-
-def digit_presence(digits: Any, num_digits: int) -> torch.Tensor:
-    """Per-video digit lists (or single ints) -> float (N, num_digits) 0/1 presence vectors."""
-    presence = torch.zeros(len(digits), num_digits)
-    for row, video_digits in enumerate(digits):
-        values = [int(video_digits)] if np.ndim(video_digits) == 0 else [int(value) for value in video_digits]
-        for value in values:
-            if not 0 <= value < num_digits:
-                raise ValueError(f"Digit {value} is outside [0, {num_digits}).")
-            presence[row, value] = 1.0
-    return presence
-
-
-def digit_set_matches(scores: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
-    """For each video, whether the k highest-scoring digits are exactly its k true digits -> bool (N,)."""
-    matches = []
-    for row_scores, row_presence in zip(scores, presence):
-        count = int(row_presence.sum())
-        chosen = torch.zeros_like(row_presence)
-        chosen[row_scores.topk(count).indices] = 1.0
-        matches.append(bool(torch.equal(chosen, row_presence)))
-    return torch.tensor(matches)
+DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 
 
 class VideoFeatureNetwork(TrainedScorer):
-    """Videos -> ``embedding_size`` features (``embed``), trained through two heads: digit presence and motion."""
+    """Videos -> ``embedding_size`` features, trained through two multi-label heads: digits shown and motions."""
 
     short_name = "(2+1)D CNN"
 
@@ -65,23 +45,31 @@ class VideoFeatureNetwork(TrainedScorer):
         embedding = self.embedding(self.backbone(clips))
         return embedding, self.digit_head(embedding), self.motion_head(embedding)
 
-    @torch.no_grad()
-    def embed_clips(self, clips: torch.Tensor) -> torch.Tensor:
-        """Features of preprocessed clips (N, C, T, S, S) -> (N, embedding_size)."""
-        return self(clips)[0]
+    def digit_presence(self, digits: Any) -> torch.Tensor:
+        """Per-video digits (an int or a list of ints each) -> float (N, num_digits) presence."""
+        return label_presence(digits, DIGIT_NAMES[: self.config["num_digits"]])
+
+    def motion_presence(self, motions: Any) -> torch.Tensor:
+        """Per-video motions (names, ids, or lists) -> float (N, num_motions) presence."""
+        return label_presence(motions, self.config["motions"])
 
     def video_feature_extractor(self):
-        """A callable for :func:`extract_features`: float videos (B, T, 3, H, W) in [0, 1] -> (B, embedding_size)."""
+        """A callable for ``extract_features``: float videos (B, T, 3, H, W) in [0, 1] -> (B, embedding_size)."""
 
         def extract(videos: torch.Tensor) -> torch.Tensor:
-            return self.embed_clips(self.preprocess(videos))
+            was_training = self.training
+            self.eval()
+            with torch.no_grad():
+                features = self(self.preprocess(videos))[0]
+            self.train(was_training)
+            return features
 
         extract.name = self.name
         return extract
 
     @torch.no_grad()
     def predict_scores(self, videos: Any, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-        """(digit probabilities (N, num_digits), motion probabilities (N, num_motions)) for raw videos."""
+        """(digit probabilities (N, num_digits), motion probabilities (N, num_motions)), independent sigmoids."""
         was_training = self.training
         self.eval()
         clips = self.preprocess(videos)
@@ -89,23 +77,19 @@ class VideoFeatureNetwork(TrainedScorer):
         for rows in split_into_batches(len(clips), batch_size):
             _, digit_logits, motion_logits = self(clips[rows])
             digit_parts.append(digit_logits.sigmoid())
-            motion_parts.append(motion_logits.softmax(-1))
+            motion_parts.append(motion_logits.sigmoid())
         self.train(was_training)
         return torch.cat(digit_parts), torch.cat(motion_parts)
 
     def measure_held_out(self, videos: Any, digits: Any, motions: Any, split: str, trained_on: str) -> dict:
-        presence = digit_presence(digits, self.config["num_digits"])
-        wanted_motions = motion_ids(motions, self.config["motions"])
+        digit_truth, motion_truth = self.digit_presence(digits), self.motion_presence(motions)
         digit_scores, motion_scores = self.predict_scores(videos)
-        # Chance for the digit sets: always answering the most frequent set.
-        set_keys = [tuple(row.nonzero().flatten().tolist()) for row in presence]
-        most_common_set = max(set(set_keys), key=set_keys.count)
         return self.record_held_out(
-            {"digit_set_accuracy": float(digit_set_matches(digit_scores, presence).float().mean()),
-             "motion_accuracy": float((motion_scores.argmax(-1) == wanted_motions).float().mean())},
-            {"digit_set_accuracy": set_keys.count(most_common_set) / len(set_keys),
-             "motion_accuracy": chance_of_labels(wanted_motions, len(self.config["motions"]))},
-            split, len(presence), trained_on,
+            {"digit_set_accuracy": float(label_set_matches(digit_scores, digit_truth).float().mean()),
+             "motion_set_accuracy": float(label_set_matches(motion_scores, motion_truth).float().mean())},
+            {"digit_set_accuracy": most_common_set_rate(digit_truth),
+             "motion_set_accuracy": most_common_set_rate(motion_truth)},
+            split, len(digit_truth), trained_on,
         )
 
     def fit(self, videos: Any, digits: Any, motions: Any, held_out_videos: Any, held_out_digits: Any,
@@ -114,17 +98,17 @@ class VideoFeatureNetwork(TrainedScorer):
             progress: bool = False) -> "VideoFeatureNetwork":
         """Train both heads on the training videos, then measure both accuracies on the held-out ones."""
         clips = self.preprocess(videos)
-        presence = digit_presence(digits, self.config["num_digits"])
-        wanted_motions = motion_ids(motions, self.config["motions"])
+        digit_truth, motion_truth = self.digit_presence(digits), self.motion_presence(motions)
 
         def batch_loss(batch):
             inputs, digit_targets, motion_targets = batch
             _, digit_logits, motion_logits = self(inputs)
-            # Summed over the digits (not averaged) so the digit task weighs as much as the motion task.
-            digit_loss = F.binary_cross_entropy_with_logits(digit_logits, digit_targets, reduction="sum") / len(inputs)
-            return digit_loss + F.cross_entropy(motion_logits, motion_targets)
+            # Summed over the values (not averaged) so that each head learns at the pace of a softmax classifier.
+            digit_loss = F.binary_cross_entropy_with_logits(digit_logits, digit_targets, reduction="sum")
+            motion_loss = F.binary_cross_entropy_with_logits(motion_logits, motion_targets, reduction="sum")
+            return (digit_loss + motion_loss) / len(inputs)
 
-        fit_minibatches(self, [clips, presence, wanted_motions], batch_loss, epochs, batch_size, learning_rate, seed,
+        fit_minibatches(self, [clips, digit_truth, motion_truth], batch_loss, epochs, batch_size, learning_rate, seed,
                         progress)
         self.measure_held_out(held_out_videos, held_out_digits, held_out_motions, held_out_split, trained_on)
         return self

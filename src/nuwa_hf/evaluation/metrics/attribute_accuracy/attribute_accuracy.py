@@ -14,9 +14,9 @@ Configs: "image" (default; images, e.g. the digit of a generated MNIST image) an
 MotionClassifier, or the digits shown with a VideoFeatureNetwork / DigitClassifier).
 Args:
     predictions: generated images or videos.
-    references: intended labels: digit ids (int), motion names (str), or per-video digit lists (config "video").
+    references: intended labels per sample: an id (int), a name (str), or a list of ids or names (several objects).
     scorer / scorer_path: the trained classifier, or the folder it was saved to.
-    attribute: name of the attribute in the result keys (default "digit" for digit classifiers, else "motion").
+    attribute: name of the attribute in the result keys (default: "digit" for digit readers, else the classifier's).
 Returns:
     <attribute>_accuracy, num_samples, <attribute>_accuracy_scorer and its held-out accuracy and chance level.
 """
@@ -30,8 +30,8 @@ def _label_features(video):
         datasets.Features({"predictions": visual, "references": datasets.Value("int64")}),
         datasets.Features({"predictions": visual, "references": datasets.Value("string")}),
     ]
-    if video:
-        options.append(datasets.Features({"predictions": visual, "references": datasets.List(datasets.Value("int64"))}))
+    options.append(datasets.Features({"predictions": visual, "references": datasets.List(datasets.Value("int64"))}))
+    options.append(datasets.Features({"predictions": visual, "references": datasets.List(datasets.Value("string"))}))
     return options
 
 
@@ -59,6 +59,6 @@ class AttributeAccuracy(evaluate.Metric):
         classifier = load_project_scorer(scorer, scorer_path, "a trained classifier")
         is_digit_reader = isinstance(classifier, (DigitClassifier, VideoFeatureNetwork))
         if self._video() and is_digit_reader:
-            return video_digit_accuracy(predictions, [r if isinstance(r, list) else [r] for r in references], classifier)
-        name = attribute or ("digit" if is_digit_reader else "motion")
+            return video_digit_accuracy(predictions, references, classifier)
+        name = attribute or ("digit" if is_digit_reader else classifier.config.get("attribute", "attribute"))
         return attribute_accuracy(predictions, references, classifier, name)
