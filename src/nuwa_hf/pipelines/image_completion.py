@@ -60,7 +60,7 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
 
 def _as_region_list(mask, count: int) -> list:
     """One region, or a list with one region per image (a list of 4 numbers is one box, not four regions)."""
-    if isinstance(mask, list) and count > 1 and len(mask) == count and not all(
-            isinstance(v, (int, float)) for v in mask):
+    if isinstance(mask, list) and len(mask) == count and not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in mask):
         return list(mask)
     return [mask]

@@ -1,0 +1,214 @@
+"""Run all eight tasks on built-in held-out inputs and write the results with an index.html page (``nuwa-hf demo``).
+
+    >>> from nuwa_hf.pipelines.showcase import run_showcase
+    >>> report = run_showcase("checkpoints/nuwa-tiny", "outputs/demo", num_examples=2, seed=0)
+    >>> report.index_path                       # outputs/demo/index.html
+
+Per task, a folder ``<out>/<code>/`` (t2i, t2v, ...) holds the inputs as the model saw them (captions in the page,
+images and sketches as PNG, videos as GIF) and the outputs (PNG for images; GIF, a PNG strip of the frames, and MP4
+when asked and PyAV is installed, for videos). Pictures are enlarged ``upscale`` times with nearest neighbour so
+that 32x32 outputs can be seen; the page shows them pixelated.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import PIL.Image
+
+from .. import media
+from .pipeline_base import TASK_CODE_OF, TASK_NAMES, resolve_task_name
+from .world_examples import TaskExamples, task_examples
+
+TASK_TITLES = {
+    "nuwa-text-to-image": "Text-to-image (T2I)",
+    "nuwa-text-to-video": "Text-to-video (T2V)",
+    "nuwa-video-prediction": "Video prediction (V2V)",
+    "nuwa-sketch-to-image": "Sketch-to-image (S2I)",
+    "nuwa-image-completion": "Image completion (I2I, zero-shot)",
+    "nuwa-image-manipulation": "Text-guided image manipulation (TI2I, zero-shot)",
+    "nuwa-sketch-to-video": "Sketch-to-video (S2V)",
+    "nuwa-video-manipulation": "Text-guided video manipulation (TV2V, zero-shot)",
+}
+
+
+@dataclass
+class ShowcaseEntry:
+    """One example of one task: the condition shown in the page and the files written."""
+
+    caption: Optional[str]
+    input_files: list[Path] = field(default_factory=list)
+    output_files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class ShowcaseReport:
+    index_path: Path
+    entries: dict[str, list[ShowcaseEntry]]
+    seconds: dict[str, float]
+    failures: dict[str, str]
+
+    @property
+    def written(self) -> list[Path]:
+        files = [self.index_path]
+        for entries in self.entries.values():
+            for entry in entries:
+                files += entry.input_files + entry.output_files
+        return files
+
+
+def save_result(result: Any, stem: Path, is_video: bool, fps: float = 4.0, upscale: int = 1,
+                write_mp4: bool = False) -> list[Path]:
+    """Write one pipeline output (a PIL image or a list of frames) as ``stem.png`` or ``stem.gif`` + ``stem.png`` (a
+    strip of the frames) [+ ``stem.mp4``]. Returns the files written."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if not is_video:
+        return [media.save_image(result, stem.with_suffix(".png"), upscale=upscale)]
+    written = [media.save_gif(result, stem.with_suffix(".gif"), fps=fps, upscale=upscale),
+               media.save_image(media.frame_strip(result), stem.with_suffix(".png"), upscale=upscale)]
+    if write_mp4 and media.mp4_available():
+        written.append(media.save_mp4(result, stem.with_suffix(".mp4"), fps=fps, upscale=upscale))
+    return written
+
+
+def _region_preview(image: PIL.Image.Image, mask: Any, pipe) -> PIL.Image.Image:
+    """The image as the model sees it, with the region to regenerate greyed out."""
+    from .pipeline_base import region_to_token_mask
+
+    h, w = pipe.token_grid()
+    tokens = region_to_token_mask(mask, image.size, (h, w), pipe.processor.image_processor).numpy()
+    seen = pipe.processor.image_processor(image, return_tensors="np")["pixel_values"][0]
+    pixels = ((np.moveaxis(seen, 0, -1) + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+    cell_h, cell_w = pixels.shape[0] // h, pixels.shape[1] // w
+    region = np.kron(tokens, np.ones((cell_h, cell_w), dtype=bool))
+    pixels[region] = (pixels[region] // 4 + 96).astype(np.uint8)
+    return PIL.Image.fromarray(pixels)
+
+
+def _write_inputs(code: str, examples: TaskExamples, index: int, folder: Path, pipe, fps: float,
+                  upscale: int) -> tuple[Optional[str], list[Path]]:
+    inputs = {name: values[index] for name, values in examples.inputs.items()}
+    caption = inputs.get("prompt")
+    files: list[Path] = []
+    stem = folder / f"{code.lower()}_{index:02d}_input"
+    if "image" in inputs:
+        files.append(media.save_image(inputs["image"], stem.with_suffix(".png"), upscale=upscale))
+        if "mask" in inputs:
+            preview = _region_preview(inputs["image"], inputs["mask"], pipe)
+            files.append(media.save_image(preview, folder / f"{code.lower()}_{index:02d}_region.png", upscale=upscale))
+    if "video" in inputs:
+        files.append(media.save_image(inputs["video"][0], stem.with_suffix(".png"), upscale=upscale))
+    if "sketch" in inputs:
+        files.append(media.save_image(media.sketch_to_image(inputs["sketch"]), stem.with_suffix(".png"), upscale=upscale))
+    if "sketch_video" in inputs:
+        frames = [media.sketch_to_image(m) for m in inputs["sketch_video"]]
+        files.append(media.save_gif(frames, stem.with_suffix(".gif"), fps=fps, upscale=upscale))
+    return caption, files
+
+
+def run_showcase(
+    model: str,
+    out_dir: str | Path,
+    *,
+    tasks: Optional[Sequence[str]] = None,
+    num_examples: int = 2,
+    seed: int = 0,
+    split: str = "test",
+    fps: float = 4.0,
+    upscale: int = 4,
+    write_mp4: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> ShowcaseReport:
+    """Run ``tasks`` (default: all eight) with the model folder on held-out world inputs; write files and index.html.
+
+    A task that fails (e.g. a model without a sketch VQ-GAN) is reported in the page and in ``report.failures``; the
+    other tasks still run.
+    """
+    from transformers import AutoModelForSeq2SeqLM, pipeline
+
+    from .pipeline_base import load_nuwa_processor
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [resolve_task_name(t) for t in tasks] if tasks else list(TASK_NAMES)
+    nuwa = AutoModelForSeq2SeqLM.from_pretrained(model, use_safetensors=True).eval()
+    processor = load_nuwa_processor(model)
+    image_size = int(getattr(processor.image_processor.crop_size, "height", None) or processor.image_processor.crop_size["height"])
+    frames = int(nuwa.config.max_visual_grid[0])
+    seg = getattr(processor, "seg_vqgan", None)
+    entries: dict[str, list[ShowcaseEntry]] = {}
+    seconds: dict[str, float] = {}
+    failures: dict[str, str] = {}
+    for name in names:
+        code = TASK_CODE_OF[name]
+        start = time.perf_counter()
+        folder = out_dir / code.lower()
+        try:
+            pipe = pipeline(name, model=nuwa, processor=processor)
+            pipe.set_progress_bar_config(disable=not progress, desc=f"{code}")
+            examples = task_examples(name, num_examples, image_size, frames, split=split, seed=seed,
+                                     num_sketch_classes=int(seg.num_classes) if seg is not None else None)
+            results = pipe(**examples.chunk(0, len(examples)), seed=seed)
+            task_entries = []
+            for index, result in enumerate(results):
+                caption, inputs = _write_inputs(code, examples, index, folder, pipe, fps, upscale)
+                outputs = save_result(result, folder / f"{code.lower()}_{index:02d}_output", pipe.makes_video, fps,
+                                      upscale, write_mp4)
+                task_entries.append(ShowcaseEntry(caption, inputs, outputs))
+            entries[name] = task_entries
+            seconds[name] = time.perf_counter() - start
+            log(f"{code:5s} {TASK_TITLES[name]}: {len(task_entries)} example(s) in {seconds[name]:.1f} s -> {folder}")
+        except Exception as error:  # one broken task must not hide the others
+            seconds[name] = time.perf_counter() - start
+            failures[name] = f"{type(error).__name__}: {error}"
+            log(f"{code:5s} {TASK_TITLES[name]}: FAILED ({failures[name]})")
+            if progress:
+                traceback.print_exc()
+    index_path = write_index(out_dir, model, entries, seconds, failures, seed, split)
+    return ShowcaseReport(index_path, entries, seconds, failures)
+
+
+def write_index(out_dir: Path, model: str, entries: dict, seconds: dict, failures: dict, seed: int,
+                split: str) -> Path:
+    """index.html linking every input and output, one section per task (written atomically)."""
+
+    def link(path: Path) -> str:
+        relative = path.relative_to(out_dir).as_posix()
+        if path.suffix in (".png", ".gif"):
+            return f'<a href="{html.escape(relative)}"><img src="{html.escape(relative)}" alt="{html.escape(path.name)}"></a>'
+        return f'<a href="{html.escape(relative)}">{html.escape(path.suffix[1:].upper())}</a>'
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>NUWA: eight tasks</title>',
+        "<style>body{font-family:sans-serif;margin:2em;max-width:70em}img{image-rendering:pixelated;height:128px;"
+        "margin:2px;border:1px solid #ccc}td{vertical-align:top;padding:4px 12px}caption,h2{text-align:left}"
+        ".fail{color:#b00}.note{color:#555}</style></head><body>",
+        "<h1>NUWA: eight tasks</h1>",
+        f'<p class="note">Model: <code>{html.escape(str(model))}</code>; inputs from the built-in worlds\' '
+        f"<code>{html.escape(split)}</code> split; seed {seed}. Pictures are enlarged for viewing.</p>",
+    ]
+    for name in TASK_NAMES:
+        if name not in entries and name not in failures:
+            continue
+        parts.append(f"<h2>{html.escape(TASK_TITLES[name])}</h2>")
+        if name in failures:
+            parts.append(f'<p class="fail">Failed: {html.escape(failures[name])}</p>')
+            continue
+        parts.append(f'<p class="note">{seconds.get(name, 0.0):.1f} s</p><table>'
+                     "<tr><th>condition</th><th>input</th><th>output</th></tr>")
+        for entry in entries[name]:
+            caption = html.escape(entry.caption) if entry.caption else "&mdash;"
+            inputs = " ".join(link(p) for p in entry.input_files) or "&mdash;"
+            outputs = " ".join(link(p) for p in entry.output_files)
+            parts.append(f"<tr><td>{caption}</td><td>{inputs}</td><td>{outputs}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return media.write_text_atomic(out_dir / "index.html", "\n".join(parts) + "\n")
