@@ -1,0 +1,51 @@
+"""Multi-task NUWA training on ``transformers.Trainer``: tasks, token caching, collator, batch sampler, crash-safe
+checkpoints, and the ``nuwa-hf train`` entry point (:func:`main`).
+
+Typical use from Python::
+
+    from nuwa_hf.training import (NuwaTaskCollator, NuwaTrainer, TaskMixtureDataset, nuwa_training_arguments,
+                                  tokenize_task_dataset)
+    grids = {"t2i": tokenize_task_dataset(images, "t2i", visual_tokenizer=vqgan, text_tokenizer=tok, max_text_length=24),
+             "v2v": tokenize_task_dataset(videos, "v2v", visual_tokenizer=vqgan)}
+    trainer = NuwaTrainer(model=model, args=nuwa_training_arguments("runs/x", max_steps=500),
+                          train_dataset=TaskMixtureDataset(grids), data_collator=NuwaTaskCollator(text_tokenizer=tok,
+                          max_text_length=24), condition_dropout=0.1)
+    trainer.train()
+"""
+
+from .checkpointing import (
+    CHECKPOINT_MARKER,
+    complete_checkpoints,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+)
+from .collator import NuwaTaskCollator
+from .main import build_parser, main
+from .mixture import TaskMixtureDataset
+from .recipe import PAPER_RECIPE, nuwa_training_arguments
+from .sampler import TaskGroupedBatchSampler
+from .tasks import FINETUNING_TASKS, PRETRAINING_TASKS, TASKS, NuwaTask, get_task, parse_tasks
+from .token_cache import tokenize_task_dataset
+from .trainer import NuwaTrainer
+
+__all__ = [
+    "CHECKPOINT_MARKER",
+    "FINETUNING_TASKS",
+    "NuwaTask",
+    "NuwaTaskCollator",
+    "NuwaTrainer",
+    "PAPER_RECIPE",
+    "PRETRAINING_TASKS",
+    "TASKS",
+    "TaskGroupedBatchSampler",
+    "TaskMixtureDataset",
+    "build_parser",
+    "complete_checkpoints",
+    "get_task",
+    "is_complete_checkpoint",
+    "last_complete_checkpoint",
+    "main",
+    "nuwa_training_arguments",
+    "parse_tasks",
+    "tokenize_task_dataset",
+]

@@ -1,0 +1,166 @@
+"""Crash-safe checkpoints: a ``checkpoint-N`` folder either holds a whole checkpoint or does not exist.
+
+``Trainer`` writes ``checkpoint-N`` in place, file after file; a crash mid-save leaves a folder that
+``get_last_checkpoint`` would happily resume from. Here a checkpoint is written into a staging folder
+(``<output_dir>/_incomplete_checkpoints/checkpoint-N``), every file is flushed to disk, a completion marker listing
+every file and its size is written last, and only then is the folder renamed into place (``os.rename`` within one
+file system is atomic). Resuming only considers folders whose marker is present and matches the files on disk, so
+even a checkpoint folder produced some other way (copied, half-deleted) is never taken for complete.
+
+The staging folder starts with "_" so that ``Trainer``'s Hub uploads (which ignore ``_*``) never send it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from typing import List, Optional, Tuple
+
+CHECKPOINT_MARKER = "checkpoint_complete.json"
+STAGING_DIRNAME = "_incomplete_checkpoints"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def _fsync_path(path: str) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return  # some file systems do not let directories be opened; nothing more can be done there
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(directory: str) -> None:
+    """Flush every file and folder under ``directory`` (and the folder itself) to disk."""
+    for root, dirs, files in os.walk(directory):
+        for name in files:
+            _fsync_path(os.path.join(root, name))
+        _fsync_path(root)
+
+
+def _listing(directory: str) -> dict:
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, directory)
+            if relative != CHECKPOINT_MARKER:
+                files[relative.replace(os.sep, "/")] = os.path.getsize(path)
+    return files
+
+
+def write_completion_marker(directory: str, global_step: int) -> None:
+    """Write the marker listing every file of ``directory`` with its size (written atomically, after a flush)."""
+    fsync_tree(directory)
+    payload = {"global_step": int(global_step), "files": _listing(directory)}
+    temporary = os.path.join(directory, CHECKPOINT_MARKER + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, os.path.join(directory, CHECKPOINT_MARKER))
+    _fsync_path(directory)
+
+
+def is_complete_checkpoint(directory: str) -> bool:
+    """Whether ``directory`` holds a finished checkpoint: marker present, and every listed file there with its size."""
+    marker = os.path.join(directory, CHECKPOINT_MARKER)
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            payload = json.load(handle)
+        files = payload["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not isinstance(files, dict) or not files:
+        return False
+    for relative, size in files.items():
+        path = os.path.join(directory, *relative.split("/"))
+        if not os.path.isfile(path) or os.path.getsize(path) != size:
+            return False
+    return True
+
+
+def complete_checkpoints(output_dir: str) -> List[Tuple[int, str]]:
+    """``(step, path)`` of every complete ``checkpoint-N`` folder of ``output_dir``, oldest first."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = _CHECKPOINT_RE.match(name)
+        path = os.path.join(output_dir, name)
+        if match and os.path.isdir(path) and is_complete_checkpoint(path):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of ``output_dir``, or None. Incomplete ``checkpoint-N`` folders are skipped."""
+    found = complete_checkpoints(output_dir)
+    return found[-1][1] if found else None
+
+
+def _remove_tree(path: str, trash_root: str) -> None:
+    """Delete a folder so that it can never look complete half-way: marker first, then an atomic move out of sight."""
+    marker = os.path.join(path, CHECKPOINT_MARKER)
+    if os.path.exists(marker):
+        os.remove(marker)
+        _fsync_path(path)
+    os.makedirs(trash_root, exist_ok=True)
+    trash = os.path.join(trash_root, "deleting-" + os.path.basename(path))
+    if os.path.exists(trash):
+        shutil.rmtree(trash)
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def staging_path(output_dir: str, checkpoint_name: str) -> str:
+    """Where ``checkpoint_name`` is written before it is published."""
+    return os.path.join(output_dir, STAGING_DIRNAME, checkpoint_name)
+
+
+def clear_staging(output_dir: str, checkpoint_name: str) -> None:
+    """Remove what a crashed save may have left in the staging area for ``checkpoint_name``."""
+    path = staging_path(output_dir, checkpoint_name)
+    if os.path.exists(path):
+        shutil.rmtree(path)
+
+
+def publish_checkpoint(staged: str, final: str, global_step: int) -> None:
+    """Mark ``staged`` complete and rename it to ``final`` (replacing an older folder of that name)."""
+    write_completion_marker(staged, global_step)
+    parent = os.path.dirname(final)
+    if os.path.exists(final):
+        _remove_tree(final, os.path.join(parent, STAGING_DIRNAME))
+    os.rename(staged, final)
+    _fsync_path(parent)
+
+
+def rotate_complete_checkpoints(output_dir: str, save_total_limit: Optional[int], keep: Optional[str] = None) -> None:
+    """Keep the newest ``save_total_limit`` complete checkpoints (and ``keep``, e.g. the best one); delete the rest.
+
+    Incomplete ``checkpoint-N`` folders older than the newest complete one are deleted too: they can never be resumed.
+    """
+    if save_total_limit is None or save_total_limit <= 0:
+        return
+    complete = complete_checkpoints(output_dir)
+    keep_paths = {path for _, path in complete[-save_total_limit:]}
+    if keep:
+        keep_paths.add(os.path.abspath(keep))
+        keep_paths.add(keep)
+    newest = complete[-1][0] if complete else None
+    trash_root = os.path.join(output_dir, STAGING_DIRNAME)
+    for name in sorted(os.listdir(output_dir)):
+        match = _CHECKPOINT_RE.match(name)
+        path = os.path.join(output_dir, name)
+        if not match or not os.path.isdir(path) or path in keep_paths or os.path.abspath(path) in keep_paths:
+            continue
+        is_complete = any(path == p for _, p in complete)
+        if is_complete or (newest is not None and int(match.group(1)) < newest):
+            _remove_tree(path, trash_root)

@@ -1,0 +1,477 @@
+"""``nuwa-hf train`` / ``examples/train_nuwa.py``: multi-task NUWA training on the built-in worlds or users' folders.
+
+One process::
+
+    python examples/train_nuwa.py --output-dir runs/tiny --vqgan runs/vqgan --sketch-vqgan runs/vqgan-seg
+
+Several processes (DDP; gloo on CPU, NCCL on GPUs), same arguments::
+
+    torchrun --standalone --nproc_per_node 2 examples/train_nuwa.py --output-dir runs/tiny ...
+    accelerate launch --config_file examples/configs/fsdp_paper.yaml examples/train_nuwa.py --model-preset paper ...
+
+Run ``--help`` for every option. The run resumes automatically from the newest complete checkpoint in
+``--output-dir`` (``--resume never`` to start over, or a checkpoint path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from .checkpointing import STAGING_DIRNAME, is_complete_checkpoint, last_complete_checkpoint
+from .collator import NuwaTaskCollator
+from .mixture import TaskMixtureDataset
+from .recipe import PAPER_RECIPE, nuwa_training_arguments
+from .tasks import TASKS, get_task, parse_tasks
+from .token_cache import tokenize_task_dataset
+from .trainer import NuwaTrainer
+
+logger = logging.getLogger("nuwa_hf.training")
+
+CAPTION_TOKENIZER_DIR = "_caption_tokenizer"
+SUMMARY_FILE = "training_summary.json"
+VQGAN_SUBFOLDER = "vqgan"
+SKETCH_VQGAN_SUBFOLDER = "sketch_vqgan"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nuwa-hf train",
+        description="Train NUWA on a mixture of tasks with transformers' Trainer (one process, or several under "
+        "torchrun / accelerate launch).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--tasks", default="all",
+                      help=f"comma-separated tasks among {', '.join(TASKS)}, or pretraining / finetuning / all")
+    data.add_argument("--train-data", action="append", default=[], metavar="TASK=FOLDER",
+                      help="use a folder of your own for TASK instead of the built-in world (t2i: image folder with "
+                      "metadata.jsonl; t2v, v2v: video folder; s2i: sketch/image pairs); repeatable")
+    data.add_argument("--num-samples", type=int, default=2000, help="examples per task drawn from the built-in worlds")
+    data.add_argument("--image-size", type=int, default=32, help="frame side in pixels (worlds and folders)")
+    data.add_argument("--num-frames", type=int, default=4, help="frames per video")
+    data.add_argument("--world-seed", type=int, default=0, help="seed of the built-in worlds")
+    data.add_argument("--no-token-cache", dest="token_cache", action="store_false",
+                      help="tokenise every batch with the VQ-GANs on the fly instead of once up front (slower)")
+    data.add_argument("--tokenize-batch-size", type=int, default=64)
+
+    tokenizers = parser.add_argument_group("tokenizers")
+    tokenizers.add_argument("--vqgan", help="folder of a NuwaVQGAN (examples/train_vqgan.py writes one)")
+    tokenizers.add_argument("--sketch-vqgan", help="folder of a NuwaSegVQGAN, for s2i / s2v")
+    tokenizers.add_argument("--tokenizer", help="folder of a text tokenizer; default: a BPE trained on the captions")
+    tokenizers.add_argument("--text-vocab-size", type=int, default=1024, help="vocabulary of the trained caption BPE")
+    tokenizers.add_argument("--max-text-length", type=int, default=24, help="prompt length in tokens")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model-preset", choices=("tiny", "paper"), default="tiny")
+    model.add_argument("--model-config", default=None,
+                       help='JSON object of NuwaConfig overrides, e.g. \'{"hidden_size": 128, "decoder_layers": 4}\'')
+    model.add_argument("--init-from", default=None,
+                       help="start from a trained NUWA folder (fine-tuning, e.g. s2i/s2v after pre-training)")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--output-dir", required=True)
+    train.add_argument("--max-steps", type=int, default=1000)
+    train.add_argument("--batch-size", type=int, default=16, help="examples per batch and process")
+    train.add_argument("--task-batch-sizes", default=None, metavar="TASK=N,...",
+                       help="per-task batch sizes, e.g. t2i=32,t2v=8 (images are 1/T the tokens of videos)")
+    train.add_argument("--task-weights", default=None, metavar="TASK=W,...",
+                       help="relative share of batches per task; default: in proportion to the examples")
+    train.add_argument("--task-block-size", type=int, default=None,
+                       help="consecutive batches of one task; default: the number of processes (every process trains "
+                       "the same task in a step). With --gradient-accumulation-steps k on one process, k reproduces "
+                       "k processes exactly")
+    train.add_argument("--condition-dropout", type=float, default=0.1,
+                       help="probability of the null condition, for classifier-free guidance")
+    train.add_argument("--learning-rate", type=float, default=PAPER_RECIPE["learning_rate"])
+    train.add_argument("--warmup-ratio", type=float, default=PAPER_RECIPE["warmup_steps"])
+    train.add_argument("--lr-scheduler", default=PAPER_RECIPE["lr_scheduler_type"])
+    train.add_argument("--weight-decay", type=float, default=PAPER_RECIPE["weight_decay"])
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    train.add_argument("--max-grad-norm", type=float, default=PAPER_RECIPE["max_grad_norm"])
+    train.add_argument("--logging-steps", type=int, default=10)
+    train.add_argument("--save-steps", type=int, default=200)
+    train.add_argument("--save-total-limit", type=int, default=2)
+    train.add_argument("--resume", default="auto",
+                       help="'auto' (newest complete checkpoint in --output-dir if any), 'never', or a checkpoint path")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--bf16", action="store_true")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--report-to", default="none", help="logging integrations (tensorboard, wandb, ...)")
+    train.add_argument("--fsdp", default="", help="Trainer's fsdp option, e.g. 'full_shard auto_wrap'")
+    train.add_argument("--fsdp-config", default=None, help="JSON file of Trainer's fsdp_config")
+    train.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (examples/configs/deepspeed_zero3.json)")
+
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push-to-hub", action="store_true")
+    hub.add_argument("--hub-model-id", default=None)
+    hub.add_argument("--hub-strategy", default="every_save", choices=("end", "every_save", "checkpoint", "all_checkpoints"))
+    hub.add_argument("--hub-private-repo", action="store_true")
+    return parser
+
+
+def _parse_mapping(spec: Optional[str], cast, what: str) -> Optional[Dict[str, object]]:
+    if not spec:
+        return None
+    mapping = {}
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ValueError(f"{what} must look like 't2i=32,t2v=8'; got {item!r}.")
+        name, value = item.split("=", 1)
+        mapping[get_task(name).name] = cast(value)
+    return mapping
+
+
+def _check_args(args) -> None:
+    for name in ("num_samples", "image_size", "num_frames", "max_steps", "batch_size", "max_text_length",
+                 "logging_steps", "save_steps", "gradient_accumulation_steps", "tokenize_batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    if args.task_block_size is not None and args.task_block_size < 1:
+        raise ValueError(f"--task-block-size must be >= 1, got {args.task_block_size}.")
+    if not 0.0 <= args.condition_dropout < 1.0:
+        raise ValueError(f"--condition-dropout must lie in [0, 1), got {args.condition_dropout}.")
+    if not 0.0 <= args.warmup_ratio < 1.0:
+        raise ValueError(f"--warmup-ratio must lie in [0, 1), got {args.warmup_ratio}.")
+    if args.learning_rate <= 0:
+        raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_task_dataset(task_name: str, args, folder: Optional[str], num_classes: Optional[int]):
+    """Raw examples of one task: a built-in world, or the user's folder."""
+    from .. import data
+
+    task = get_task(task_name)
+    size = args.image_size
+    if folder is not None:
+        if task.name == "t2i":
+            return data.load_image_folder(folder, size=size)
+        if task.name in ("t2v", "v2v"):
+            return data.load_video_folder(folder, num_frames=args.num_frames, size=size)
+        if task.name == "s2i":
+            return data.load_sketch_pairs(folder, size=size, num_classes=num_classes)
+        raise ValueError(f"no folder loader for task {task.name!r}; train it on the built-in world (drop --train-data).")
+    common = dict(split="train", num_samples=args.num_samples, seed=args.world_seed, image_size=size)
+    if task.name == "t2i":
+        return data.digit_images(**common)
+    if task.name == "t2v":
+        return data.captioned_moving_mnist(num_frames=args.num_frames, **common)
+    if task.name == "v2v":
+        return data.moving_mnist(num_frames=args.num_frames, **common)
+    if task.name == "s2i":
+        return data.scene_images(**common)
+    if task.name == "s2v":
+        return data.scene_videos(num_frames=args.num_frames, **common)
+    raise ValueError(f"no built-in world for task {task.name!r}.")
+
+
+def _captions(datasets: Dict[str, object]) -> List[str]:
+    captions: List[str] = []
+    for name, dataset in datasets.items():
+        if get_task(name).condition == "text":
+            captions.extend(str(text) for text in dataset["text"])
+    return captions
+
+
+def load_text_tokenizer(args, raw: Dict[str, object], training_args):
+    """The caption tokenizer: --tokenizer, the one next to --init-from, or a BPE trained once on the captions."""
+    from transformers import AutoTokenizer
+
+    for folder in (args.tokenizer, args.init_from):
+        if folder and os.path.exists(os.path.join(folder, "tokenizer_config.json")):
+            return AutoTokenizer.from_pretrained(folder)
+    if args.tokenizer:
+        raise ValueError(f"--tokenizer {args.tokenizer!r} holds no tokenizer_config.json; save one with save_pretrained.")
+    from ..processing.tokenization_nuwa import train_caption_tokenizer
+
+    folder = os.path.join(args.output_dir, CAPTION_TOKENIZER_DIR)
+    with training_args.main_process_first(desc="caption tokenizer"):
+        # Kept in the run folder: a resumed run must use exactly the tokenizer its checkpoints were trained with.
+        if not os.path.exists(os.path.join(folder, "tokenizer_config.json")):
+            captions = _captions(raw)
+            tokenizer = train_caption_tokenizer(captions, vocab_size=args.text_vocab_size,
+                                                model_max_length=args.max_text_length)
+            tokenizer.save_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    return tokenizer
+
+
+def load_visual_tokenizers(args, task_names: Sequence[str]):
+    vqgan = sketch_vqgan = None
+    if args.vqgan:
+        from ..models.vqgan import NuwaVQGAN
+
+        vqgan = NuwaVQGAN.from_pretrained(args.vqgan, use_safetensors=True).eval()
+    if args.sketch_vqgan:
+        from ..models.vqgan import NuwaSegVQGAN
+
+        sketch_vqgan = NuwaSegVQGAN.from_pretrained(args.sketch_vqgan, use_safetensors=True).eval()
+    if vqgan is None:
+        raise ValueError(
+            "--vqgan is required: NUWA learns VQ-GAN tokens. Train one first with examples/train_vqgan.py and pass its "
+            "folder."
+        )
+    if sketch_vqgan is None and any(get_task(n).condition == "sketch" for n in task_names):
+        raise ValueError(
+            "sketch tasks (s2i, s2v) need --sketch-vqgan (a NuwaSegVQGAN folder from examples/train_vqgan.py), or "
+            "leave them out of --tasks."
+        )
+    return vqgan, sketch_vqgan
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Model
+
+
+def _grids(mixture: TaskMixtureDataset, collator: NuwaTaskCollator) -> Dict[str, dict]:
+    """Visual and condition grid of every task, read from one collated example each."""
+    grids = {}
+    for name in mixture.task_names:
+        batch = collator([mixture[mixture.task_range(name).start]])
+        grids[name] = {"visual_grid": list(batch["labels"].shape[1:])}
+        if "sketch_tokens" in batch:
+            grids[name]["sketch_grid"] = list(batch["sketch_tokens"].shape[1:])
+    return grids
+
+
+def build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint: Optional[str]):
+    from ..models.nuwa import NuwaConfig, NuwaForConditionalGeneration
+
+    if resume_checkpoint is not None:
+        # The weights come from the checkpoint (Trainer loads them); the architecture must be the checkpoint's.
+        config = NuwaConfig.from_pretrained(resume_checkpoint)
+        model = NuwaForConditionalGeneration(config)
+    elif args.init_from:
+        model = NuwaForConditionalGeneration.from_pretrained(args.init_from, use_safetensors=True)
+        config = model.config
+    else:
+        overrides = json.loads(args.model_config) if args.model_config else {}
+        if not isinstance(overrides, dict):
+            raise ValueError("--model-config must be a JSON object of NuwaConfig fields.")
+        visual = [max(g["visual_grid"][i] for g in grids.values()) for i in range(3)]
+        sketch = [max([g["sketch_grid"][i] for g in grids.values() if "sketch_grid" in g] or [1]) for i in range(3)]
+        derived = dict(visual_vocab_size=vqgan.codebook_size, max_visual_grid=visual, max_text_length=args.max_text_length)
+        if tokenizer is not None:
+            derived.update(text_vocab_size=len(tokenizer), text_pad_token_id=int(tokenizer.pad_token_id))
+        if sketch_vqgan is not None:
+            derived.update(sketch_vocab_size=sketch_vqgan.codebook_size, max_sketch_grid=sketch)
+        derived.update(overrides)
+        preset = NuwaConfig.tiny if args.model_preset == "tiny" else NuwaConfig.paper
+        config = preset(**derived)
+        model = NuwaForConditionalGeneration(config)
+    check_model_fits(model.config, grids, tokenizer, vqgan, sketch_vqgan, args.max_text_length)
+    return model
+
+
+def check_model_fits(config, grids, tokenizer, vqgan, sketch_vqgan, max_text_length: int) -> None:
+    """Clear errors when a loaded model does not match the data's tokenizers or grids."""
+    if config.visual_vocab_size != vqgan.codebook_size:
+        raise ValueError(
+            f"the model predicts {config.visual_vocab_size} visual codes but the VQ-GAN has {vqgan.codebook_size}; "
+            "use the VQ-GAN the model was trained with."
+        )
+    if sketch_vqgan is not None and config.sketch_vocab_size != sketch_vqgan.codebook_size:
+        raise ValueError(
+            f"the model reads {config.sketch_vocab_size} sketch codes but the sketch VQ-GAN has "
+            f"{sketch_vqgan.codebook_size}; use the sketch VQ-GAN the model was trained with."
+        )
+    if tokenizer is not None:
+        if len(tokenizer) > config.text_vocab_size:
+            raise ValueError(
+                f"the tokenizer has {len(tokenizer)} tokens but the model only {config.text_vocab_size}; use the "
+                "tokenizer saved with the model (--tokenizer)."
+            )
+        if max_text_length != config.max_text_length:
+            raise ValueError(
+                f"--max-text-length {max_text_length} differs from the model's max_text_length "
+                f"{config.max_text_length}; pass --max-text-length {config.max_text_length}."
+            )
+    for name, grid in grids.items():
+        if any(g > m for g, m in zip(grid["visual_grid"], config.max_visual_grid)):
+            raise ValueError(
+                f"task {name} has visual grid {grid['visual_grid']}, larger than the model's max_visual_grid "
+                f"{config.max_visual_grid}; lower --image-size / --num-frames."
+            )
+        if "sketch_grid" in grid and any(g > m for g, m in zip(grid["sketch_grid"], config.max_sketch_grid)):
+            raise ValueError(
+                f"task {name} has sketch grid {grid['sketch_grid']}, larger than the model's max_sketch_grid "
+                f"{config.max_sketch_grid}; lower --image-size / --num-frames."
+            )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _resolve_resume(args) -> Optional[str]:
+    mode = args.resume
+    if mode == "never":
+        return None
+    if mode == "auto":
+        return last_complete_checkpoint(args.output_dir)
+    if not is_complete_checkpoint(mode):
+        raise ValueError(
+            f"--resume {mode!r} is not a complete checkpoint folder (a checkpoint-N folder with its completion "
+            "marker); pass 'auto', 'never' or another checkpoint."
+        )
+    return mode
+
+
+def _save_folder_atomically(module, folder: str) -> None:
+    import shutil
+
+    from .checkpointing import fsync_tree
+
+    staged = os.path.join(os.path.dirname(folder), STAGING_DIRNAME, os.path.basename(folder))
+    if os.path.exists(staged):
+        shutil.rmtree(staged)
+    module.save_pretrained(staged)
+    fsync_tree(staged)
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    os.rename(staged, folder)
+
+
+def _last_logged_losses(log_history: List[dict]) -> Dict[str, float]:
+    last = next((entry for entry in reversed(log_history) if "loss" in entry), {})
+    return {key: value for key, value in last.items() if key.startswith("loss")}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run training; returns 0 on success. ``argv`` defaults to ``sys.argv[1:]``; see ``--help``."""
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    task_names = parse_tasks(args.tasks)
+    folders = _parse_mapping(",".join(args.train_data), str, "--train-data") or {}
+    unknown = set(folders) - set(task_names)
+    if unknown:
+        raise ValueError(f"--train-data names tasks {sorted(unknown)} that are not in --tasks {','.join(task_names)}.")
+    task_batch_sizes = _parse_mapping(args.task_batch_sizes, int, "--task-batch-sizes")
+    task_weights = _parse_mapping(args.task_weights, float, "--task-weights")
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    os.makedirs(args.output_dir, exist_ok=True)
+    training_args = nuwa_training_arguments(
+        args.output_dir,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_ratio,
+        lr_scheduler_type=args.lr_scheduler,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        save_total_limit=args.save_total_limit,
+        seed=args.seed,
+        dataloader_num_workers=args.num_workers,
+        bf16=args.bf16,
+        disable_tqdm=args.no_progress,
+        report_to=args.report_to,
+        fsdp=args.fsdp,
+        fsdp_config=args.fsdp_config,
+        deepspeed=args.deepspeed,
+        push_to_hub=args.push_to_hub,
+        hub_model_id=args.hub_model_id,
+        hub_strategy=args.hub_strategy,
+        hub_private_repo=args.hub_private_repo or None,
+    )
+    if training_args.should_log:
+        logger.info("tasks: %s; %d process(es)", ", ".join(task_names), training_args.world_size)
+    resume_checkpoint = _resolve_resume(args)
+
+    vqgan, sketch_vqgan = load_visual_tokenizers(args, task_names)
+    num_classes = sketch_vqgan.num_classes if sketch_vqgan is not None else None
+    with training_args.main_process_first(desc="task datasets"):
+        raw = {name: load_task_dataset(name, args, folders.get(name), num_classes) for name in task_names}
+    needs_text = any(get_task(n).condition == "text" for n in task_names)
+    tokenizer = load_text_tokenizer(args, raw, training_args) if needs_text else None
+
+    collator = NuwaTaskCollator(
+        text_tokenizer=tokenizer, visual_tokenizer=vqgan, sketch_tokenizer=sketch_vqgan,
+        max_text_length=args.max_text_length,
+    )
+    if args.token_cache:
+        with training_args.main_process_first(desc="token grids"):
+            datasets = {
+                name: tokenize_task_dataset(
+                    dataset, name, visual_tokenizer=vqgan, sketch_tokenizer=sketch_vqgan, text_tokenizer=tokenizer,
+                    max_text_length=args.max_text_length, batch_size=args.tokenize_batch_size,
+                )
+                for name, dataset in raw.items()
+            }
+    else:
+        datasets = raw
+    mixture = TaskMixtureDataset(datasets)
+    grids = _grids(mixture, collator)
+    model = build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint)
+    if training_args.should_log:
+        for name in task_names:
+            logger.info("%s: %d examples, grids %s", name, len(datasets[name]), grids[name])
+        logger.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+
+    trainer = NuwaTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=mixture,
+        data_collator=collator,
+        processing_class=tokenizer,
+        task_batch_sizes=task_batch_sizes,
+        task_weights=task_weights,
+        condition_dropout=args.condition_dropout,
+        task_block_size=args.task_block_size,
+    )
+    if resume_checkpoint and training_args.should_log:
+        logger.info("resuming from %s", resume_checkpoint)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint)
+    elapsed = time.time() - started
+    tokens_per_process = torch.tensor([float(trainer.visual_tokens_trained)], device=training_args.device)
+    if trainer.accelerator.num_processes > 1:
+        tokens_per_process = trainer.accelerator.gather(tokens_per_process)
+    tokens_per_process = [int(t) for t in tokens_per_process.cpu().tolist()]
+
+    trainer.save_model(args.output_dir)
+    if trainer.args.should_save:
+        if vqgan is not None:
+            _save_folder_atomically(vqgan, os.path.join(args.output_dir, VQGAN_SUBFOLDER))
+        if sketch_vqgan is not None:
+            _save_folder_atomically(sketch_vqgan, os.path.join(args.output_dir, SKETCH_VQGAN_SUBFOLDER))
+        summary = {
+            "tasks": list(task_names),
+            "grids": grids,
+            "examples": {name: len(datasets[name]) for name in task_names},
+            "global_step": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "last_logged_losses": _last_logged_losses(trainer.state.log_history),
+            "resumed_from": resume_checkpoint,
+            "processes": training_args.world_size,
+            "seconds": round(elapsed, 2),
+            "visual_tokens_per_process": tokens_per_process,
+            "visual_tokens_per_second": round(sum(tokens_per_process) / elapsed, 1) if elapsed > 0 else None,
+        }
+        with open(os.path.join(args.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+        logger.info("saved the model to %s (%s)", args.output_dir, json.dumps(summary))
+    trainer.accelerator.wait_for_everyone()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

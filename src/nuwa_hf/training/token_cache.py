@@ -1,0 +1,129 @@
+"""Tokenise a task's dataset once and cache the token grids: the fast path for training on CPU.
+
+Running the VQ-GAN on every batch of every epoch costs more than a tiny transformer's training step, so the grids are
+computed once with ``datasets.Dataset.map`` and stored in the dataset's cache folder under a fingerprint of
+(source dataset, task, VQ-GAN weights, sketch VQ-GAN weights, text tokenizer, text length). A second run with the same
+inputs reads the cached Arrow file instead of running the VQ-GAN; any change of weights gives a new fingerprint.
+
+Columns of a tokenised dataset (int32, numpy format):
+
+    labels         (T, h, w)            visual tokens (T = 1 for images)
+    input_ids      (max_text_length,)   text tasks only
+    sketch_tokens  (Ts, hs, ws)         sketch tasks only
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import torch
+from datasets import Array3D, Dataset, Features, IterableDataset, List, Value
+
+from .grid_encoding import encode_sketch, encode_text, encode_visual, module_fingerprint, tokenizer_fingerprint
+from .tasks import NuwaTask, get_task
+
+logger = logging.getLogger(__name__)
+
+LABELS = "labels"
+INPUT_IDS = "input_ids"
+SKETCH_TOKENS = "sketch_tokens"
+
+
+def token_grid_columns(task: NuwaTask) -> tuple:
+    """Columns of a tokenised dataset of ``task``: ("labels", and "input_ids" or "sketch_tokens")."""
+    return (LABELS,) + {"text": (INPUT_IDS,), "sketch": (SKETCH_TOKENS,), "none": ()}[task.condition]
+
+
+def is_tokenized(dataset, task: NuwaTask) -> bool:
+    """Whether ``dataset`` already holds token grids for ``task`` (then the collator needs no VQ-GAN)."""
+    return all(column in (dataset.column_names or ()) for column in token_grid_columns(task))
+
+
+def encode_task_batch(
+    batch: dict, task: NuwaTask, *, visual_tokenizer=None, sketch_tokenizer=None, text_tokenizer=None,
+    max_text_length: int = 77,
+) -> dict:
+    """A batch of raw columns (dict of lists/arrays) -> dict of token tensors (see the module docstring), int64."""
+    video = task.visual == "video"
+    if task.pixel_column not in batch:
+        raise KeyError(f"task {task.name!r} needs a {task.pixel_column!r} column; the examples have {sorted(batch)}.")
+    out = {LABELS: encode_visual(visual_tokenizer, batch[task.pixel_column], video)}
+    for column in task.condition_columns:
+        if column not in batch:
+            raise KeyError(f"task {task.name!r} needs a {column!r} column; the examples have {sorted(batch)}.")
+    if task.condition == "text":
+        out[INPUT_IDS] = encode_text(text_tokenizer, batch["text"], max_text_length)
+    elif task.condition == "sketch":
+        out[SKETCH_TOKENS] = encode_sketch(sketch_tokenizer, batch["sketch"], video)
+    return out
+
+
+def tokenize_task_dataset(
+    dataset: Dataset,
+    task: str | NuwaTask,
+    *,
+    visual_tokenizer=None,
+    sketch_tokenizer=None,
+    text_tokenizer=None,
+    max_text_length: int = 77,
+    batch_size: int = 64,
+    load_from_cache_file: bool = True,
+) -> Dataset:
+    """Tokenise every example of ``dataset`` for ``task`` once; returns a dataset of token grids (module docstring).
+
+    Args:
+        dataset: a map-style ``datasets.Dataset`` with the task's raw columns ("image"/"video" uint8, "text",
+            "sketch"), e.g. a built-in world.
+        task: "t2i", "t2v", "v2v", "s2i", "s2v" or a :class:`NuwaTask`.
+        visual_tokenizer: the VQ-GAN (``encode_to_indices`` (B, 3, H, W) -> (B, h, w), ``encode_video``).
+        sketch_tokenizer: the VQ-GAN-Seg, for sketch tasks.
+        text_tokenizer: the caption tokenizer, for text tasks.
+        max_text_length: prompts are padded (and truncated) to this many ids; use the model's ``max_text_length``.
+        batch_size: examples pushed through the VQ-GAN at once.
+        load_from_cache_file: reuse a cached result with the same fingerprint (set False to recompute).
+    """
+    task = task if isinstance(task, NuwaTask) else get_task(task)
+    if isinstance(dataset, IterableDataset):
+        raise TypeError(
+            "tokenize_task_dataset needs a map-style datasets.Dataset (it caches the grids on disk); for streaming data "
+            "let NuwaTaskCollator tokenise each batch on the fly (pass it the VQ-GAN)."
+        )
+    if is_tokenized(dataset, task):
+        return dataset
+    if len(dataset) == 0:
+        raise ValueError(f"the {task.name} dataset is empty.")
+    # One example first: it fixes the grid shapes of the Arrow features and fails fast on bad input.
+    first = encode_task_batch(
+        dataset[:1], task, visual_tokenizer=visual_tokenizer, sketch_tokenizer=sketch_tokenizer,
+        text_tokenizer=text_tokenizer, max_text_length=max_text_length,
+    )
+    columns = {LABELS: Array3D(tuple(first[LABELS].shape[1:]), "int32")}
+    if INPUT_IDS in first:
+        columns[INPUT_IDS] = List(Value("int32"), length=max_text_length)
+    if SKETCH_TOKENS in first:
+        columns[SKETCH_TOKENS] = Array3D(tuple(first[SKETCH_TOKENS].shape[1:]), "int32")
+    features = Features(columns)
+
+    key = "|".join([
+        "nuwa-token-grids-v1", str(getattr(dataset, "_fingerprint", None)), task.name,
+        module_fingerprint(visual_tokenizer),
+        module_fingerprint(sketch_tokenizer) if task.condition == "sketch" else "-",
+        tokenizer_fingerprint(text_tokenizer) if task.condition == "text" else "-",
+        str(max_text_length) if task.condition == "text" else "-",
+    ])
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def encode(batch):
+        out = encode_task_batch(
+            batch, task, visual_tokenizer=visual_tokenizer, sketch_tokenizer=sketch_tokenizer,
+            text_tokenizer=text_tokenizer, max_text_length=max_text_length,
+        )
+        return {name: tensor.to(torch.int32).numpy() for name, tensor in out.items()}
+
+    tokenized = dataset.map(
+        encode, batched=True, batch_size=batch_size, remove_columns=dataset.column_names, features=features,
+        new_fingerprint=fingerprint, load_from_cache_file=load_from_cache_file,
+        desc=f"Tokenising {task.name} ({task.description})",
+    )
+    return tokenized.with_format("numpy", dtype=None)

@@ -1,0 +1,272 @@
+"""``NuwaTrainer``: ``transformers.Trainer`` for NUWA's task mixture, with crash-safe checkpoints.
+
+What it adds to ``Trainer``:
+
+- a :class:`TaskGroupedBatchSampler` over a :class:`TaskMixtureDataset` (one task and grid per batch, condition
+  dropout decided reproducibly), re-seeded every epoch, also in the epoch a resumed run starts in;
+- per-task losses (``loss_t2i``, ...) and visual-token throughput (``visual_tokens_per_second``) in the logs;
+- checkpoints written into a staging folder and renamed into place with a completion marker
+  (:mod:`nuwa_hf.training.checkpointing`); ``train(resume_from_checkpoint=True)`` only resumes from complete ones;
+- the final model written file by file with atomic renames.
+
+Loss scaling: ``NuwaForConditionalGeneration.forward`` takes ``**kwargs``, so ``Trainer`` passes
+``num_items_in_batch`` (the visual tokens of the whole optimiser step, summed over gradient-accumulation micro-batches
+and over processes) and the model returns a summed cross-entropy divided by it. Gradients are therefore the
+per-token mean of the step whatever the accumulation or the number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import defaultdict
+from functools import partial
+from typing import Dict, Mapping, Optional, Union
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
+
+from .checkpointing import (
+    CHECKPOINT_MARKER,
+    STAGING_DIRNAME,
+    clear_staging,
+    fsync_tree,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+    publish_checkpoint,
+    rotate_complete_checkpoints,
+    staging_path,
+)
+from .mixture import TASK_KEY, TaskMixtureDataset
+from .sampler import TaskGroupedBatchSampler
+
+
+class NuwaTrainer(Trainer):
+    """``Trainer`` for NUWA's multi-task training (see the module docstring).
+
+    Args (beyond ``Trainer``'s):
+        task_batch_sizes: per-task batch sizes (task -> int); default ``args.per_device_train_batch_size`` for all.
+        task_weights: relative share of batches per task; default: in proportion to the tasks' dataset sizes.
+        condition_dropout: probability of the null condition (classifier-free guidance), one float or per task.
+        task_block_size: consecutive batches of one task; default: the number of processes (all processes train the
+            same task in each step).
+
+    ``processing_class`` (the text tokenizer, or a processor) is saved with every checkpoint and the final model, and
+    pushed with them, but kept away from ``Trainer``'s special-token alignment: that would overwrite the model's
+    ``bos/pad/decoder_start_token_id`` (VISUAL ids: the <bos> is id N of the visual codebook) with the text
+    tokenizer's ids.
+    """
+
+    def __init__(
+        self,
+        *args,
+        task_batch_sizes: Optional[Mapping[str, int]] = None,
+        task_weights: Optional[Mapping[str, float]] = None,
+        condition_dropout: Union[float, Mapping[str, float]] = 0.1,
+        task_block_size: Optional[int] = None,
+        processing_class=None,
+        **kwargs,
+    ):
+        super().__init__(*args, processing_class=None, **kwargs)
+        self.nuwa_processing_class = processing_class
+        self.task_batch_sizes = dict(task_batch_sizes) if task_batch_sizes else None
+        self.task_weights = dict(task_weights) if task_weights else None
+        self.condition_dropout = condition_dropout
+        self.task_block_size = task_block_size
+        self.task_sampler: Optional[TaskGroupedBatchSampler] = None
+        self._staging_root: Optional[str] = None
+        self._task_loss = defaultdict(lambda: [0.0, 0])
+        self._visual_tokens_since_log = 0
+        self.visual_tokens_trained = 0  # this process, this train() call
+        self._last_log_time: Optional[float] = None
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Data
+
+    def get_train_dataloader(self) -> DataLoader:
+        if not isinstance(self.train_dataset, TaskMixtureDataset):
+            return super().get_train_dataloader()
+        args = self.args
+        batch_size = self.task_batch_sizes or args.per_device_train_batch_size
+        if self.task_batch_sizes:
+            batch_size = {name: self.task_batch_sizes.get(name, args.per_device_train_batch_size)
+                          for name in self.train_dataset.task_names}
+        self.task_sampler = TaskGroupedBatchSampler(
+            self.train_dataset,
+            batch_size,
+            task_weights=self.task_weights,
+            condition_dropout=self.condition_dropout,
+            block_size=self.task_block_size or self.accelerator.num_processes,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+        )
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=self.task_sampler,
+            collate_fn=self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+            prefetch_factor=args.dataloader_prefetch_factor if args.dataloader_num_workers > 0 else None,
+            worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
+        )
+        # accelerate shards the batches over processes: batch i goes to process i % num_processes.
+        return self.accelerator.prepare(loader)
+
+    def _run_epoch(self, *args, **kwargs):
+        # accelerate's skip_first_batches (used when resuming mid-epoch) hides the sampler from Trainer's own
+        # set_epoch call, so the epoch is set here, where it is known, before any batch is drawn.
+        epoch = kwargs.get("epoch", args[1] if len(args) > 1 else None)
+        if self.task_sampler is not None and epoch is not None:
+            self.task_sampler.set_epoch(int(epoch))
+        return super()._run_epoch(*args, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Loss bookkeeping
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        task = inputs.pop(TASK_KEY, None)
+        labels = inputs.get("labels")
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training and labels is not None:
+            self._visual_tokens_since_log += int(labels.numel())
+            self.visual_tokens_trained += int(labels.numel())
+            if task is not None:
+                # The returned loss is normalised by the whole step's token count; log each task's own mean instead.
+                with torch.no_grad():
+                    logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[1]
+                    mean = torch.nn.functional.cross_entropy(
+                        logits.detach().float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+                    )
+                entry = self._task_loss[task]
+                entry[0] += float(mean)
+                entry[1] += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+        if "loss" in logs:
+            logs.update(self._drain_training_stats())
+        super().log(logs, start_time)
+
+    def _drain_training_stats(self) -> Dict[str, float]:
+        """Per-task mean losses and visual tokens/s since the last log, summed over processes."""
+        # The same list on every process (the reduce below needs matching shapes).
+        names = list(self.train_dataset.task_names) if isinstance(self.train_dataset, TaskMixtureDataset) else []
+        stats = torch.tensor(
+            [[self._task_loss[n][0], self._task_loss[n][1]] for n in names] + [[float(self._visual_tokens_since_log), 0.0]],
+            dtype=torch.float64, device=self.args.device,
+        )
+        if self.accelerator.num_processes > 1:
+            # Every process logs at the same step (Trainer gathers the loss there too), so this reduce is matched.
+            stats = self.accelerator.reduce(stats, reduction="sum")
+        now = time.time()
+        logs = {}
+        for row, name in enumerate(names):
+            total, count = stats[row].tolist()
+            if count:
+                logs[f"loss_{name}"] = round(total / count, 4)
+        tokens = int(stats[-1, 0].item())
+        if self._last_log_time is not None and now > self._last_log_time:
+            logs["visual_tokens_per_second"] = round(tokens / (now - self._last_log_time), 1)
+        self._last_log_time = now
+        self._task_loss.clear()
+        self._visual_tokens_since_log = 0
+        return logs
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Training entry: resume only from complete checkpoints
+
+    def train(self, resume_from_checkpoint: Union[str, bool, None] = None, trial=None, **kwargs):
+        if resume_from_checkpoint is True:
+            found = last_complete_checkpoint(self.args.output_dir)
+            if found is None:
+                raise ValueError(
+                    f"no complete checkpoint in {self.args.output_dir!r} to resume from (checkpoint folders without "
+                    f"{CHECKPOINT_MARKER} were interrupted mid-save and are skipped); train without resuming."
+                )
+            resume_from_checkpoint = found
+        elif resume_from_checkpoint:
+            path = os.fspath(resume_from_checkpoint)
+            if not is_complete_checkpoint(path):
+                raise ValueError(
+                    f"{path!r} is not a complete checkpoint (no valid {CHECKPOINT_MARKER}: the save was interrupted, "
+                    "or the folder was not written by NuwaTrainer); resume from another checkpoint-N folder."
+                )
+            resume_from_checkpoint = path
+        self._last_log_time = time.time()
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Crash-safe saving
+
+    def _get_output_dir(self, trial) -> str:
+        if self._staging_root is not None:
+            return self._staging_root
+        return super()._get_output_dir(trial)
+
+    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save and self.nuwa_processing_class is not None:
+            self.nuwa_processing_class.save_pretrained(output_dir if output_dir is not None else self.args.output_dir)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        if self._staging_root is not None:
+            return  # pushed after the folder is published (an upload running in the background must not see it move)
+        if self.args.should_save and self.nuwa_processing_class is not None:
+            self.nuwa_processing_class.save_pretrained(self.args.output_dir)
+        super()._push_from_checkpoint(checkpoint_folder)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            clear_staging(run_dir, name)
+        self.accelerator.wait_for_everyone()
+        self._staging_root = os.path.join(run_dir, STAGING_DIRNAME)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_root = None
+        # Every process has written its part (each one its RNG state) before the folder is published.
+        self.accelerator.wait_for_everyone()
+        final = os.path.join(run_dir, name)
+        if self.args.should_save:
+            publish_checkpoint(staging_path(run_dir, name), final, self.state.global_step)
+            if self.state.best_global_step:
+                best = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}")
+                if os.path.isdir(best):
+                    self.state.best_model_checkpoint = best
+            rotate_complete_checkpoints(run_dir, self.args.save_total_limit, keep=self.state.best_model_checkpoint)
+        self.accelerator.wait_for_everyone()
+        if self.args.push_to_hub:
+            self._push_from_checkpoint(final)
+
+    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
+        if self._staging_root is not None:  # inside _save_checkpoint: already staged
+            return super().save_model(output_dir, _internal_call)
+        target = output_dir if output_dir is not None else self.args.output_dir
+        staged = os.path.join(target, STAGING_DIRNAME, "model")
+        if self.args.should_save:
+            clear_staging(target, "model")
+        self.accelerator.wait_for_everyone()
+        super().save_model(staged, _internal_call=True)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            move_files_atomically(staged, target)
+        self.accelerator.wait_for_everyone()
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+
+def move_files_atomically(source: str, target: str) -> None:
+    """Move every file of ``source`` into ``target`` with ``os.replace``: a reader sees each file whole, old or new."""
+    fsync_tree(source)
+    for root, _, files in os.walk(source):
+        relative = os.path.relpath(root, source)
+        destination = target if relative == "." else os.path.join(target, relative)
+        os.makedirs(destination, exist_ok=True)
+        for name in files:
+            os.replace(os.path.join(root, name), os.path.join(destination, name))
+    shutil.rmtree(source, ignore_errors=True)
