@@ -16,10 +16,10 @@ import torch
 from .geometry import Extent, Grid, allowed
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_mask(query_grid, key_grid, extent, causal, query_offset, num_queries, num_keys, device):
-    q_index = torch.arange(query_offset, query_offset + num_queries, device=device)
-    k_index = torch.arange(num_keys, device=device)
+@functools.lru_cache(maxsize=32)
+def _full_mask(query_grid, key_grid, extent, causal, device):
+    q_index = torch.arange(query_grid[0] * query_grid[1] * query_grid[2], device=device)
+    k_index = torch.arange(key_grid[0] * key_grid[1] * key_grid[2], device=device)
     return allowed(q_index[:, None], k_index[None, :], query_grid, key_grid, extent, causal)
 
 
@@ -44,10 +44,9 @@ def nearby_attention_mask(
     num_queries = nq - query_offset if num_queries is None else num_queries
     num_keys = nk if num_keys is None else num_keys
     device = torch.device(device) if device is not None else torch.device("cpu")
-    return _cached_mask(
-        tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), int(query_offset), int(num_queries),
-        int(num_keys), device,
-    )
+    # Built once per grid pair, then sliced (a view): slices for every decoding length cost nothing extra.
+    full = _full_mask(tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), device)
+    return full[query_offset:query_offset + num_queries, :num_keys]
 
 
 def nearby_attention_reference(

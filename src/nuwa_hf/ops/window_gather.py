@@ -10,6 +10,7 @@ the block-sparse path shares keys between neighbouring queries.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -51,6 +52,18 @@ def window_key_index(
     return key_index.masked_fill(~valid, 0), valid
 
 
+@functools.lru_cache(maxsize=64)
+def window_table(query_grid: Grid, key_grid: Grid, extent: Extent, causal: bool, device: torch.device):
+    """``window_key_index`` for every query of the grid against the whole key grid, computed once and cached.
+
+    A decoding step then only slices rows: its cost does not include rebuilding the window.
+    """
+    num_queries = query_grid[0] * query_grid[1] * query_grid[2]
+    num_keys = key_grid[0] * key_grid[1] * key_grid[2]
+    q_index = torch.arange(num_queries, device=device)
+    return window_key_index(q_index, query_grid, key_grid, extent, causal, num_keys)
+
+
 def nearby_attention_window_gather(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -67,8 +80,9 @@ def nearby_attention_window_gather(
     B, NH, Lq, D = query.shape
     Lk = key.shape[2]
     offset = int(query_offset or 0)
-    q_index = torch.arange(offset, offset + Lq, device=query.device)
-    k_index, valid = window_key_index(q_index, tuple(query_grid), tuple(key_grid), tuple(extent), causal, Lk)
+    table_index, table_valid = window_table(tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), query.device)
+    k_index, valid = table_index[offset:offset + Lq], table_valid[offset:offset + Lq]
+    # Keys may be a prefix of the grid (a causal KV cache); causal windows never reach past the query anyway.
     win = k_index.shape[1]
     flat = k_index.reshape(-1)
     k = key.index_select(2, flat).view(B, NH, Lq, win, D)
