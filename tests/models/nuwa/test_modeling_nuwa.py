@@ -163,3 +163,37 @@ def test_config_validation_errors():
 def test_registration_happens_on_import():
     assert AutoConfig.for_model("nuwa").__class__ is NuwaConfig
     assert nuwa_hf.NuwaConfig is NuwaConfig
+
+
+REMOTE_LOADER = r'''
+import importlib.abc, sys
+class BlockNuwaHf(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "nuwa_hf" or name.startswith("nuwa_hf."):
+            raise ImportError("nuwa_hf is not installed here")
+sys.meta_path.insert(0, BlockNuwaHf())
+import torch
+from transformers import AutoModelForSeq2SeqLM
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True)
+assert "nuwa_hf" not in sys.modules
+seq = model.generate(input_ids=torch.tensor([[1, 2, 3]]), visual_grid=(2, 3, 3), do_sample=False)
+print(type(model).__name__, model.config._attn_implementation, seq.tolist())
+'''
+
+
+def test_saved_folder_loads_with_trust_remote_code_without_nuwa_hf(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    model = tiny_model(seed=4).eval()
+    model.save_pretrained(tmp_path / "model")
+    auto_map = json.loads((tmp_path / "model" / "config.json").read_text())["auto_map"]
+    assert auto_map["AutoModelForSeq2SeqLM"] == "modeling_nuwa.NuwaForConditionalGeneration"
+    (tmp_path / "load.py").write_text(REMOTE_LOADER)
+    env = {**__import__("os").environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(tmp_path / "load.py"), str(tmp_path / "model")], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = model.generate(input_ids=torch.tensor([[1, 2, 3]]), visual_grid=(2, 3, 3), do_sample=False)
+    assert result.stdout.strip().splitlines()[-1] == f"NuwaForConditionalGeneration nuwa_3dna {expected.tolist()}"

@@ -20,7 +20,7 @@ from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AttentionInterface, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput
@@ -95,6 +95,10 @@ def sdpa_attention_forward(
 
 # Implementations that build the dense mask themselves; others (e.g. "nuwa_3dna") receive the grids.
 _DENSE_IMPLEMENTATIONS: dict = {"eager": eager_attention_forward, "sdpa": sdpa_attention_forward}
+
+# Registered here (not only in nuwa_hf/__init__) so that the self-contained copy of this file that save_pretrained
+# writes for trust_remote_code users registers it too.
+AttentionInterface.register("nuwa_3dna", nuwa_3dna_attention_forward)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -298,6 +302,19 @@ class NuwaPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
     _supports_sdpa = True
     _no_split_modules = ["NuwaEncoderLayer", "NuwaDecoderLayer"]
+
+    def save_pretrained(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
+        """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
+        the folder also loads with ``trust_remote_code=True`` where nuwa_hf is not installed."""
+        if write_remote_code:
+            from .remote_code import AUTO_MAP
+
+            self.config.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if write_remote_code and (kwargs.get("is_main_process", True)):
+            from .remote_code import write_remote_code as write_code
+
+            write_code(save_directory)
 
     def get_correct_attn_implementation(self, requested_attention: Optional[str], is_init_check: bool = False) -> str:
         # 3D Nearby Attention is the model's own attention; "sdpa"/"eager" remain available by name.
