@@ -1,0 +1,582 @@
+"""The ``nuwa-hf`` command: generate with any of NUWA's eight tasks, run them all (demo), evaluate, train, push.
+
+    nuwa-hf generate --task text-to-video --model checkpoints/nuwa-tiny --prompt "the digit 3 is moving up then down" --out out/
+    nuwa-hf demo --model checkpoints/nuwa-tiny --out outputs/demo
+    nuwa-hf evaluate --task T2I --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval
+    nuwa-hf train ...                      (the options of nuwa_hf.training; see nuwa-hf train --help)
+    nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny
+
+Set NUWA_HF_DEBUG=1 to see the traceback behind an input error. Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad command line or bad input; 3 the
+model folder is incomplete or unreadable; 4 an optional part is not installed; 5 the Hub refused or could not be
+reached; 6 some demo tasks failed (the others were written); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Optional, Sequence
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+EXIT_MISSING_DEPENDENCY = 4
+EXIT_HUB = 5
+EXIT_PARTIAL = 6
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """exit codes:
+  0    success
+  1    unexpected error (a bug; the traceback is printed)
+  2    bad command line or bad input (the message says what to change)
+  3    the model folder is incomplete or unreadable (e.g. no vqgan/ subfolder)
+  4    an optional part is not installed (e.g. the training code, PyAV for MP4)
+  5    the Hub refused the request or could not be reached
+  6    demo: some tasks failed (the others were written)
+  130  interrupted"""
+
+TASK_HELP = """tasks (name or paper code):
+  text-to-image        T2I   --prompt
+  text-to-video        T2V   --prompt [--num-frames]
+  video-prediction     V2V   --video (or --image: one first frame) [--num-condition-frames] [--num-frames-to-predict]
+  sketch-to-image      S2I   --sketch (PNG in mode L/P with class ids, or .npy)
+  image-completion     I2I   --image [--mask "bottom half"] [--prompt]
+  image-manipulation   TI2I  --image --prompt --mask
+  sketch-to-video      S2V   --sketch (.npy (T, H, W), GIF in mode P, or a folder of maps)
+  video-manipulation   TV2V  --video (or --image) --prompt [--num-condition-frames] [--num-frames]
+
+--mask takes a shortcut ("bottom half", "top half", "left half", "right half", "center", "top left", ...),
+a box "left,top,right,bottom" in pixels (or fractions such as "0,0.5,1,1"), or a mask image (white = regenerate)."""
+
+
+class CommandError(Exception):
+    """A failure with its exit code and a message for the user."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout and shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nuwa-hf",
+        description="NUWA (Microsoft, 2021) on the Hugging Face stack: generate images and videos from text, sketches "
+                    "or partial images/videos with a NUWA model folder.",
+        epilog="examples:\n"
+               "  nuwa-hf generate --task T2V --model checkpoints/nuwa-tiny --prompt \"the digit 3 is moving up then down\" --out out/\n"
+               "  nuwa-hf demo --model checkpoints/nuwa-tiny --out outputs/demo\n"
+               "  nuwa-hf evaluate --task T2I --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
+               "  nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny\n\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"nuwa-hf {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    _add_generate(commands)
+    _add_demo(commands)
+    _add_evaluate(commands)
+    commands.add_parser("train", help="train NUWA (forwards every option to nuwa_hf.training; see nuwa-hf train --help)",
+                        add_help=False)
+    _add_push(commands)
+    return parser
+
+
+def _add_common_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a NUWA model folder (config, weights, processor, vqgan/) or Hub repo id")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="CPU threads for torch (tiny models often run fastest on 1; default: torch's choice)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sampling")
+    group.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same output)")
+    group.add_argument("--temperature", type=_positive_float, default=None, help="sampling temperature")
+    group.add_argument("--top-k", type=_non_negative_int, default=None, help="sample among the k likeliest codes")
+    group.add_argument("--top-p", type=_positive_float, default=None, help="nucleus sampling mass, in (0, 1]")
+    group.add_argument("--guidance-scale", type=_positive_float, default=None,
+                       help="classifier-free guidance scale (> 1 follows the condition more closely)")
+    group.add_argument("--greedy", action="store_true", help="decode greedily instead of sampling")
+
+
+def _add_generate(commands) -> None:
+    parser = commands.add_parser(
+        "generate", help="generate with one task and write PNG / GIF (/ MP4)", formatter_class=_Formatter,
+        description="Generate with one NUWA task and write the results: PNG for images; GIF, a PNG strip of the frames "
+                    "and MP4 (when PyAV is installed) for videos. Prints the files written.\n\n" + TASK_HELP,
+        epilog="examples:\n"
+               "  nuwa-hf generate --task text-to-image --model M --prompt \"a red 7 in the top left\" --num-samples 4 --out out/\n"
+               "  nuwa-hf generate --task T2V --model M --prompt \"the digit 3 is moving up then down\" --num-frames 12 --out out/\n"
+               "  nuwa-hf generate --task video-prediction --model M --video clip.gif --num-frames-to-predict 6 --out out/\n"
+               "  nuwa-hf generate --task sketch-to-image --model M --sketch sketch.png --out out/\n"
+               "  nuwa-hf generate --task image-completion --model M --image digit.png --mask \"bottom half\" --out out/\n"
+               "  nuwa-hf generate --task TI2I --model M --image scene.png --prompt \"a red circle\" --mask 0,0,16,16 --out out/\n\n"
+               + EXIT_CODES_HELP,
+    )
+    parser.add_argument("--task", required=True, help="task name (e.g. text-to-video) or paper code (e.g. T2V)")
+    _add_common_model_options(parser)
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument("--prompt", action="append", default=None,
+                        help="text condition; repeat for a batch (one output set per prompt)")
+    inputs.add_argument("--image", action="append", default=None, help="image file; repeat for a batch")
+    inputs.add_argument("--video", action="append", default=None,
+                        help="video: GIF, MP4/AVI/WebM (PyAV), a folder of frames or a .npy (T, H, W, 3); repeat for a batch")
+    inputs.add_argument("--sketch", action="append", default=None,
+                        help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a GIF in "
+                             "mode P or a folder of maps; repeat for a batch")
+    inputs.add_argument("--mask", default=None, help="region to regenerate: shortcut, box l,t,r,b, or mask image")
+    options = parser.add_argument_group("generation")
+    options.add_argument("--num-samples", type=_positive_int, default=1, help="outputs per input")
+    options.add_argument("--num-frames", type=_positive_int, default=None,
+                         help="video frames (T2V, TV2V); more than the model's trained length slides a window")
+    options.add_argument("--num-condition-frames", type=_positive_int, default=None,
+                         help="V2V / TV2V: leading frames of --video kept as the condition")
+    options.add_argument("--num-frames-to-predict", type=_positive_int, default=None, help="V2V: frames to predict")
+    options.add_argument("--num-candidates", type=_positive_int, default=None,
+                         help="rerank: generate this many candidates per output and keep the best by --scorer")
+    options.add_argument("--scorer", default=None,
+                         help="folder of a saved scorer with similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
+    options.add_argument("--batch-size", type=_positive_int, default=8, help="rows generated together")
+    _add_sampling_options(parser)
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--out", required=True, help="output folder (created)")
+    outputs.add_argument("--name", default=None, help="file name prefix (default: the task code, e.g. t2v)")
+    outputs.add_argument("--fps", type=_positive_float, default=4.0, help="frames per second of GIF / MP4")
+    outputs.add_argument("--upscale", type=_positive_int, default=1, help="enlarge pictures by this factor (nearest)")
+    outputs.add_argument("--no-mp4", action="store_true", help="do not write MP4 even when PyAV is installed")
+
+
+def _add_demo(commands) -> None:
+    parser = commands.add_parser(
+        "demo", help="run all eight tasks on built-in inputs; write PNG / GIF and index.html", formatter_class=_Formatter,
+        description="Run the eight tasks with a model folder on held-out inputs of the built-in worlds (captions, first "
+                    "frames, sketches, images) and write inputs, outputs and an index.html page that links them.",
+        epilog="example:\n  nuwa-hf demo --model checkpoints/nuwa-tiny --out outputs/demo\n\n" + EXIT_CODES_HELP,
+    )
+    _add_common_model_options(parser)
+    parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--tasks", nargs="+", default=None, help="a subset of tasks (names or codes); default all eight")
+    parser.add_argument("--num-examples", type=_positive_int, default=2, help="examples per task")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
+    parser.add_argument("--split", default="test", help="world split the inputs come from")
+    parser.add_argument("--fps", type=_positive_float, default=4.0, help="frames per second of the GIFs")
+    parser.add_argument("--upscale", type=_positive_int, default=4, help="enlarge pictures by this factor (nearest)")
+    parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
+
+
+def _add_evaluate(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate", help="generate on a held-out split and write the task's metric table", formatter_class=_Formatter,
+        description="Generate with one task on the held-out split of its built-in world, compute the task's metrics "
+                    "(nuwa_hf.evaluation.task_metrics), print the table and write it as JSON and Markdown.",
+        epilog="examples:\n"
+               "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
+               "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
+               "scorers: cached (the project's trained scorers when cached, else none), train (train missing ones:\n"
+               "minutes), none, or a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/.\n\n"
+               + EXIT_CODES_HELP,
+    )
+    parser.add_argument("--task", required=True, help="task name or paper code")
+    _add_common_model_options(parser)
+    parser.add_argument("--out", required=True, help="folder for <task>_metrics.json and <task>_metrics.md")
+    parser.add_argument("--num-samples", type=_positive_int, default=32, help="held-out examples to generate")
+    parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (data and sampling)")
+    parser.add_argument("--scorers", default="cached", help="cached | train | none | a folder of saved scorers")
+    parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
+                        help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="examples generated together")
+
+
+def _add_push(commands) -> None:
+    parser = commands.add_parser(
+        "push", help="upload a model folder to a Hub repository", formatter_class=_Formatter,
+        description="Upload a NUWA model folder (config, safetensors weights, processor, vqgan/, vqgan_seg/, README.md) "
+                    "to a Hugging Face Hub model repository, creating the repository if needed.",
+        epilog="examples:\n  nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny\n"
+               "  HF_ENDPOINT=http://127.0.0.1:8080 nuwa-hf push checkpoints/nuwa-tiny me/test --private\n\n"
+               + EXIT_CODES_HELP,
+    )
+    parser.add_argument("folder", help="the model folder")
+    parser.add_argument("repo_id", help="the Hub repository, e.g. my-org/nuwa-tiny")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    parser.add_argument("--commit-message", default="Upload NUWA model folder with nuwa-hf push", help="commit message")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    parser.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _set_threads(args) -> None:
+    """--threads, and --quiet also silences transformers' and datasets' own progress bars."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if getattr(args, "quiet", False):
+        import datasets
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+
+
+def _parse_mask(text: Optional[str]):
+    """--mask: a mask file, a box "l,t,r,b" (ints = pixels, fractions otherwise), or a shortcut."""
+    if text is None:
+        return None
+    if os.path.exists(text):
+        return text
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 4:
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            raise CommandError(f"--mask {text!r}: a box is four numbers left,top,right,bottom.") from None
+        if all(p.lstrip("-").isdigit() for p in parts):
+            return tuple(int(n) for n in numbers)
+        return tuple(numbers)
+    if Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp"):
+        raise CommandError(f"--mask {text!r}: the mask file does not exist.")
+    return text
+
+
+def _generation_options(args) -> dict:
+    options = {"seed": args.seed, "batch_size": getattr(args, "batch_size", None)}
+    for key in ("temperature", "top_k", "top_p", "guidance_scale", "num_candidates"):
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    if getattr(args, "greedy", False):
+        options["do_sample"] = False
+    if getattr(args, "scorer", None):
+        options["scorer"] = args.scorer
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _task_call(task: str, args) -> tuple[tuple, dict]:
+    """Positional and keyword arguments of the task pipeline from the command line."""
+    prompts, images, videos, sketches = args.prompt, args.image, args.video, args.sketch
+    mask = _parse_mask(args.mask)
+
+    def one_or_list(values):
+        return values[0] if len(values) == 1 else values
+
+    def need(flag, values, what):
+        if not values:
+            raise CommandError(f"--task {task} needs {flag} ({what}).")
+        return one_or_list(values)
+
+    def refuse(**given):
+        extra = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+        if extra:
+            raise CommandError(f"--task {task} does not take {', '.join(extra)}.")
+
+    kwargs: dict = {}
+    if task == "nuwa-text-to-image":
+        refuse(image=images, video=videos, sketch=sketches, mask=mask, num_frames=args.num_frames)
+        return (need("--prompt", prompts, "the caption"),), {"num_images_per_prompt": args.num_samples}
+    if task == "nuwa-text-to-video":
+        refuse(image=images, video=videos, sketch=sketches, mask=mask)
+        return (need("--prompt", prompts, "the caption"),), {"num_videos_per_prompt": args.num_samples,
+                                                               "num_frames": args.num_frames}
+    if task == "nuwa-video-prediction":
+        refuse(prompt=prompts, sketch=sketches, mask=mask)
+        source = videos or images
+        kwargs = {"num_videos_per_input": args.num_samples, "num_condition_frames": args.num_condition_frames,
+                  "num_frames_to_predict": args.num_frames_to_predict}
+        return (need("--video (or --image)", source, "the first frame(s)"),), kwargs
+    if task == "nuwa-sketch-to-image":
+        refuse(prompt=prompts, image=images, video=videos, mask=mask)
+        return (need("--sketch", sketches, "a class-id map"),), {"num_images_per_sketch": args.num_samples}
+    if task == "nuwa-sketch-to-video":
+        refuse(prompt=prompts, image=images, video=videos, mask=mask)
+        return (need("--sketch", sketches, "class-id maps per frame"),), {"num_videos_per_sketch": args.num_samples}
+    if task == "nuwa-image-completion":
+        refuse(video=videos, sketch=sketches)
+        kwargs = {"num_images_per_image": args.num_samples, "prompt": one_or_list(prompts) if prompts else None}
+        if mask is not None:
+            kwargs["mask"] = mask
+        return (need("--image", images, "the image to complete"),), kwargs
+    if task == "nuwa-image-manipulation":
+        refuse(video=videos, sketch=sketches)
+        if mask is None:
+            raise CommandError(f"--task {task} needs --mask (the region to change, e.g. \"bottom half\").")
+        return (need("--image", images, "the image to edit"), need("--prompt", prompts, "the edit"), mask), {
+            "num_images_per_prompt": args.num_samples}
+    if task == "nuwa-video-manipulation":
+        refuse(sketch=sketches, mask=mask)
+        kwargs = {"num_videos_per_prompt": args.num_samples, "num_frames": args.num_frames}
+        if args.num_condition_frames:
+            kwargs["num_condition_frames"] = args.num_condition_frames
+        return (need("--video (or --image)", videos or images, "the video to change"),
+                need("--prompt", prompts, "what should happen")), kwargs
+    raise AssertionError(task)
+
+
+def _flatten_outputs(result, batched: bool, num_samples: int) -> list[tuple[int, int, object]]:
+    """Pipeline output -> [(input index, sample index, image or frame list)]."""
+    per_input = result if batched else [result]
+    flat = []
+    for input_index, item in enumerate(per_input):
+        samples = item if num_samples > 1 else [item]
+        for sample_index, sample in enumerate(samples):
+            flat.append((input_index, sample_index, sample))
+    return flat
+
+
+def command_generate(args) -> int:
+    from .pipelines import load_pipeline, resolve_task_name
+    from .pipelines.pipeline_base import TASK_CODE_OF
+    from .pipelines.showcase import save_result
+
+    try:
+        task = resolve_task_name(args.task)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    _set_threads(args)
+    positional, kwargs = _task_call(task, args)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    pipe = _load(task, args.model)
+    pipe.set_progress_bar_config(disable=args.quiet)
+    started = time.perf_counter()
+    result = pipe(*positional, **kwargs, **_generation_options(args))
+    batched = any(isinstance(value, list) for value in positional)
+    outputs = _flatten_outputs(result, batched, args.num_samples)
+    code = TASK_CODE_OF[task].lower()
+    prefix = args.name or code
+    out = Path(args.out)
+    written = []
+    for input_index, sample_index, sample in outputs:
+        stem = out / f"{prefix}_{input_index:02d}_{sample_index:02d}"
+        written += save_result(sample, stem, pipe.makes_video, fps=args.fps, upscale=args.upscale,
+                               write_mp4=not args.no_mp4)
+    for path in written:
+        print(path)
+    note = "" if not pipe.makes_video or args.no_mp4 or _mp4_available() else " (no MP4: install PyAV with pip install av)"
+    print(f"wrote {len(written)} file(s) for {len(outputs)} output(s) of {task} to {out} in "
+          f"{time.perf_counter() - started:.1f} s{note}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _mp4_available() -> bool:
+    from .media import mp4_available
+
+    return mp4_available()
+
+
+def _load(task: str, model: str):
+    from .pipelines import NuwaModelFolderError, load_pipeline
+
+    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
+        raise CommandError(f"--model {model!r} has no config.json: it is not a NUWA model folder.", EXIT_MODEL)
+    try:
+        return load_pipeline(task, model)
+    except NuwaModelFolderError as error:
+        raise CommandError(str(error), EXIT_MODEL) from None
+    except (OSError, ValueError) as error:
+        where = "" if os.path.isdir(model) else " (no such folder, and no Hub repository that could be loaded)"
+        raise CommandError(f"Could not load the model {model!r}{where}: {error}", EXIT_MODEL) from None
+
+
+def command_demo(args) -> int:
+    from .pipelines.showcase import run_showcase
+
+    _set_threads(args)
+    _check_model_folder(args.model)
+    started = time.perf_counter()
+    report = run_showcase(args.model, args.out, tasks=args.tasks, num_examples=args.num_examples, seed=args.seed,
+                          split=args.split, fps=args.fps, upscale=args.upscale, write_mp4=args.mp4,
+                          progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+    print(report.index_path)
+    seconds = time.perf_counter() - started
+    if report.failures:
+        print(f"{len(report.failures)} task(s) failed: {', '.join(report.failures)}; see {report.index_path}",
+              file=sys.stderr)
+        return EXIT_PARTIAL
+    print(f"all {len(report.entries)} task(s) written in {seconds:.1f} s: open {report.index_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _check_model_folder(model: str) -> None:
+    from .pipelines import NuwaModelFolderError, load_nuwa_processor
+
+    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
+        raise CommandError(f"--model {model!r} has no config.json: it is not a NUWA model folder.", EXIT_MODEL)
+    try:
+        load_nuwa_processor(model)
+    except NuwaModelFolderError as error:
+        raise CommandError(str(error), EXIT_MODEL) from None
+
+
+def command_evaluate(args) -> int:
+    from .evaluation import metrics_markdown, write_metrics_json, write_metrics_markdown
+    from .pipelines import resolve_task_name
+    from .pipelines.evaluation_run import evaluate_task
+    from .pipelines.pipeline_base import TASK_CODE_OF
+
+    try:
+        task = resolve_task_name(args.task)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    _set_threads(args)
+    _check_model_folder(args.model)
+    table = evaluate_task(args.model, task, num_samples=args.num_samples, split=args.split, seed=args.seed,
+                          scorers=args.scorers, image_features=args.image_features, batch_size=args.batch_size,
+                          progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+    code = TASK_CODE_OF[task]
+    out = Path(args.out)
+    json_path = write_metrics_json(table, out / f"{code.lower()}_metrics.json")
+    markdown_path = write_metrics_markdown(table, out / f"{code.lower()}_metrics.md")
+    print(metrics_markdown(table))
+    print(json_path)
+    print(markdown_path)
+    return EXIT_OK
+
+
+def command_train(argv: Sequence[str]) -> int:
+    try:
+        import importlib
+
+        training = importlib.import_module("nuwa_hf.training")
+    except ModuleNotFoundError as error:
+        if error.name and error.name.startswith("nuwa_hf.training"):
+            raise CommandError(
+                "The training code (nuwa_hf.training) is not part of this installation: update nuwa-hf, or train "
+                "with examples/train_nuwa.py from the repository.", EXIT_MISSING_DEPENDENCY,
+            ) from None
+        raise
+    main_function = getattr(training, "main", None)
+    if main_function is None:
+        raise CommandError("nuwa_hf.training has no main(argv): update nuwa-hf.", EXIT_MISSING_DEPENDENCY)
+    result = main_function(list(argv))
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def command_push(args) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CommandError(f"{str(folder)!r} is not a folder: give the model folder to upload.")
+    if not (folder / "config.json").is_file():
+        raise CommandError(f"{str(folder)!r} has no config.json: it is not a model folder.", EXIT_MODEL)
+    if not list(folder.glob("*.safetensors")):
+        raise CommandError(f"{str(folder)!r} has no .safetensors weights: save the model with save_pretrained first.",
+                           EXIT_MODEL)
+    if not (folder / "vqgan" / "config.json").is_file():
+        print(f"warning: {folder} has no vqgan/ subfolder: pipelines loading this repository will fail until it is added.",
+              file=sys.stderr)
+    if "/" not in args.repo_id or args.repo_id.count("/") > 1:
+        raise CommandError(f"repo_id {args.repo_id!r} must look like 'owner/name'.")
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        raise CommandError("HF_HUB_OFFLINE is set: unset it to push to the Hub.", EXIT_HUB)
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=args.endpoint, token=args.token)
+    try:
+        repo = api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
+        if args.revision:
+            api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=args.repo_id, folder_path=str(folder), repo_type="model", revision=args.revision,
+            commit_message=args.commit_message, ignore_patterns=[".*", "*.tmp", "**/.*", "__pycache__/*"],
+        )
+    except HfHubHTTPError as error:
+        raise CommandError(f"The Hub refused the upload: {error}", EXIT_HUB) from None
+    except (OSError, ConnectionError) as error:
+        raise CommandError(f"Could not reach the Hub ({api.endpoint}): {error}", EXIT_HUB) from None
+    print(getattr(commit, "commit_url", None) or getattr(repo, "url", None) or f"{api.endpoint}/{args.repo_id}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "train":
+            return command_train(argv[1:])
+        args = build_parser().parse_args(argv)
+        handlers = {"generate": command_generate, "demo": command_demo, "evaluate": command_evaluate,
+                    "push": command_push}
+        return handlers[args.command](args)
+    except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
+        return int(exit_.code or 0) if isinstance(exit_.code, int) or exit_.code is None else EXIT_USAGE
+    except CommandError as error:
+        print(f"nuwa-hf: error: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        print("nuwa-hf: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ImportError as error:
+        print(f"nuwa-hf: error: a required package is missing: {error}", file=sys.stderr)
+        return EXIT_MISSING_DEPENDENCY
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        if os.environ.get("NUWA_HF_DEBUG"):
+            traceback.print_exc()
+        print(f"nuwa-hf: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # a bug: show everything
+        traceback.print_exc()
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

