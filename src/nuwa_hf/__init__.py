@@ -2,12 +2,20 @@
 
 Importing the package registers NUWA with transformers: ``AutoConfig`` ("nuwa"), ``AutoModel`` (NuwaModel),
 ``AutoModelForSeq2SeqLM`` (NuwaForConditionalGeneration: an encoder-decoder that generates token sequences, which is
-what that Auto class means), and the attention implementation ``"nuwa_3dna"``.
+what that Auto class means), ``AutoProcessor`` / ``AutoImageProcessor``, the attention implementation
+``"nuwa_3dna"``, and the eight task pipelines (``pipeline("nuwa-text-to-video", model=...)``).
 """
 
 __version__ = "0.1.0"
 
-from transformers import AttentionInterface, AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+from transformers import (
+    AttentionInterface,
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForSeq2SeqLM,
+    AutoProcessor,
+)
 
 from .models.nuwa import (
     NuwaConfig,
@@ -16,15 +24,25 @@ from .models.nuwa import (
     NuwaPreTrainedModel,
     nuwa_3dna_attention_forward,
 )
+from .models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 from .ops import nearby_attention, nearby_attention_mask, nearby_attention_reference
+from .processing import NuwaImageProcessor, NuwaProcessor
 
 AutoConfig.register("nuwa", NuwaConfig, exist_ok=True)
 AutoModel.register(NuwaConfig, NuwaModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(NuwaConfig, NuwaForConditionalGeneration, exist_ok=True)
 AttentionInterface.register("nuwa_3dna", nuwa_3dna_attention_forward)
+AutoImageProcessor.register(NuwaConfig, image_processor_classes={"pil": NuwaImageProcessor}, exist_ok=True)
+AutoProcessor.register(NuwaConfig, NuwaProcessor, exist_ok=True)
+
+from . import pipelines  # noqa: E402  (registers the eight task pipelines with transformers)
 
 __all__ = [
     "NuwaConfig",
+    "NuwaImageProcessor",
+    "NuwaProcessor",
+    "NuwaSegVQGAN",
+    "NuwaVQGAN",
     "NuwaForConditionalGeneration",
     "NuwaModel",
     "NuwaPreTrainedModel",
