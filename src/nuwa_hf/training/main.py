@@ -25,6 +25,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from transformers import set_seed
 
 from .checkpointing import STAGING_DIRNAME, is_complete_checkpoint, last_complete_checkpoint
 from .collator import NuwaTaskCollator
@@ -420,6 +421,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         datasets = raw
     mixture = TaskMixtureDataset(datasets)
     grids = _grids(mixture, collator)
+    set_seed(args.seed)  # the initial weights are part of what --seed reproduces
     model = build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint)
     if training_args.should_log:
         for name in task_names:

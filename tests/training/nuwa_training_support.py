@@ -1,0 +1,44 @@
+"""Helpers shared by the training tests (importable because conftest.py puts this folder on sys.path)."""
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
+
+TEXT_VOCAB = 40
+TEXT_PAD = 0
+VISUAL_VOCAB = 16
+SKETCH_VOCAB = 8
+TEXT_LENGTH = 6
+
+
+def make_token_dataset(task: str, num_examples: int, seed: int, frames: int = 2, side: int = 4) -> Dataset:
+    """Tokenised examples of ``task`` whose targets depend on their condition (so there is something to learn)."""
+    rng = np.random.default_rng(seed)
+    grid = (1 if task in ("t2i", "s2i") else frames, side, side)
+    columns = {"labels": [], "input_ids": [], "sketch_tokens": []}
+    for _ in range(num_examples):
+        code = int(rng.integers(1, VISUAL_VOCAB))
+        labels = np.full(grid, code, dtype=np.int32)
+        labels[..., 0, :] = rng.integers(0, VISUAL_VOCAB, size=labels[..., 0, :].shape)
+        columns["labels"].append(labels)
+        ids = np.full(TEXT_LENGTH, TEXT_PAD, dtype=np.int32)
+        ids[:3] = [1, 2 + code, 39]
+        columns["input_ids"].append(ids)
+        columns["sketch_tokens"].append(np.full(grid, code % SKETCH_VOCAB, dtype=np.int32))
+    keep = {"t2i": ("labels", "input_ids"), "t2v": ("labels", "input_ids"), "v2v": ("labels",),
+            "s2i": ("labels", "sketch_tokens"), "s2v": ("labels", "sketch_tokens")}[task]
+    return Dataset.from_dict({k: columns[k] for k in keep}).with_format("numpy", dtype=None)
+
+
+def make_tiny_model(seed: int = 0, **overrides) -> NuwaForConditionalGeneration:
+    torch.manual_seed(seed)
+    config = NuwaConfig.tiny(
+        text_vocab_size=TEXT_VOCAB, visual_vocab_size=VISUAL_VOCAB, sketch_vocab_size=SKETCH_VOCAB, hidden_size=32,
+        num_attention_heads=2, encoder_layers=1, decoder_layers=1, intermediate_size=64, max_text_length=TEXT_LENGTH,
+        max_visual_grid=(2, 4, 4), max_sketch_grid=(2, 4, 4), text_pad_token_id=TEXT_PAD, **overrides,
+    )
+    return NuwaForConditionalGeneration(config)
+
+
