@@ -15,7 +15,8 @@
 | nuwa-sketch-to-video      | S2V   | NuwaSketchToVideoPipeline      | class-index maps per frame               |
 | nuwa-video-manipulation   | TV2V  | NuwaVideoManipulationPipeline  | video (first frame kept), prompt         |
 
-Importing this package registers them (:func:`register_pipelines`, idempotent).
+Importing this package registers them (:func:`register_pipelines`, idempotent). For diffusers users,
+:class:`NuwaDiffusionPipeline` runs all eight tasks behind one ``DiffusionPipeline`` (same engine, same results).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from transformers import AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .diffusers_pipeline import NuwaDiffusionPipeline, NuwaPipelineOutput
 from .image_completion import NuwaImageCompletionPipeline
 from .image_manipulation import NuwaImageManipulationPipeline
 from .pipeline_base import (
@@ -81,6 +83,8 @@ register_pipelines()
 
 __all__ = [
     "CandidateScorer",
+    "NuwaDiffusionPipeline",
+    "NuwaPipelineOutput",
     "NuwaImageCompletionPipeline",
     "NuwaImageManipulationPipeline",
     "NuwaModelFolderError",

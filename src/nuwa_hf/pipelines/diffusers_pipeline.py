@@ -1,0 +1,188 @@
+"""A diffusers-style entry point: one ``DiffusionPipeline`` for all eight NUWA tasks.
+
+For people who live in diffusers: ``from_pretrained`` / ``save_pretrained`` / ``.to()`` / ``set_progress_bar_config``,
+``generator=``, ``output_type=``, ``return_dict=`` and an output object with ``.images`` (image tasks) or ``.frames``
+(video tasks), as diffusers' text-to-image and text-to-video pipelines return.
+
+    >>> from nuwa_hf.pipelines import NuwaDiffusionPipeline
+    >>> pipe = NuwaDiffusionPipeline.from_pretrained("checkpoints/nuwa-tiny").to("cpu")
+    >>> image = pipe("text-to-image", prompt="a red 7 in the top left", generator=torch.Generator().manual_seed(0)).images[0]
+    >>> frames = pipe("T2V", prompt="the digit 3 is moving up then down", num_frames=8).frames[0]
+    >>> edited = pipe("image-manipulation", image=image, prompt="a blue 7 in the top left", mask="top left").images[0]
+
+Why this shape: NUWA is autoregressive, not a diffusion model, so there is no scheduler and no denoising loop to
+share with diffusers' pipelines; what diffusers users expect is the surface (loading, device moves, generators, output
+objects). This class gives that surface and delegates the work to the same engine as the transformers pipelines
+(:class:`~nuwa_hf.pipelines.pipeline_base.NuwaPipeline`), so both entry points give identical results for the same
+seed. The model folder keeps the transformers layout (NUWA at the root, ``vqgan/``, ``vqgan_seg/``, processor files)
+rather than diffusers' ``model_index.json`` layout, so one folder (or Hub repository) serves ``transformers.pipeline``,
+this class and the ``nuwa-hf`` command alike; ``save_pretrained`` writes that layout too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from .pipeline_base import NuwaPipeline, load_nuwa_processor, resolve_task_name
+
+
+@dataclass
+class NuwaPipelineOutput(BaseOutput):
+    """``images``: a flat list of PIL images (or an array ``(N, H, W, 3)``) for image tasks; ``frames``: a list of
+    videos, each a list of PIL frames (or an array ``(N, T, H, W, 3)``) for video tasks. The other field is None."""
+
+    images: Optional[Union[list, np.ndarray, torch.Tensor]] = None
+    frames: Optional[Union[list, np.ndarray, torch.Tensor]] = None
+
+
+class NuwaDiffusionPipeline(DiffusionPipeline):
+    """All eight NUWA tasks behind one diffusers ``DiffusionPipeline`` (see the module docstring).
+
+    Components: ``transformer`` (``NuwaForConditionalGeneration``), ``processor`` (``NuwaProcessor``), ``vqgan``
+    (``NuwaVQGAN``) and ``seg_vqgan`` (``NuwaSegVQGAN`` or None).
+    """
+
+    model_cpu_offload_seq = "transformer->vqgan"
+
+    def __init__(self, transformer, processor, vqgan=None, seg_vqgan=None):
+        super().__init__()
+        vqgan = vqgan if vqgan is not None else getattr(processor, "vqgan", None)
+        seg_vqgan = seg_vqgan if seg_vqgan is not None else getattr(processor, "seg_vqgan", None)
+        processor.vqgan, processor.seg_vqgan = vqgan, seg_vqgan
+        self.register_modules(transformer=transformer, processor=processor, vqgan=vqgan, seg_vqgan=seg_vqgan)
+        self._task_pipelines: dict[str, NuwaPipeline] = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> "NuwaDiffusionPipeline":
+        """Load a NUWA model folder or Hub repository (the layout ``transformers.pipeline`` and ``nuwa-hf`` read).
+
+        Keyword arguments go to ``AutoModelForSeq2SeqLM.from_pretrained`` (``revision``, ``cache_dir``, ``dtype`` ...).
+        """
+        from transformers import AutoModelForSeq2SeqLM
+
+        kwargs.setdefault("use_safetensors", True)
+        transformer = AutoModelForSeq2SeqLM.from_pretrained(pretrained_model_name_or_path, **kwargs).eval()
+        hub_kwargs = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+        processor = load_nuwa_processor(pretrained_model_name_or_path, **hub_kwargs)
+        return cls(transformer=transformer, processor=processor)
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
+        """Write the model folder (NUWA at the root, processor files, ``vqgan/``, ``vqgan_seg/``; safetensors)."""
+        os.makedirs(save_directory, exist_ok=True)
+        self.transformer.save_pretrained(save_directory, safe_serialization=True)
+        self.processor.save_pretrained(save_directory)
+
+    def _task_pipeline(self, task: str) -> NuwaPipeline:
+        from . import PIPELINE_CLASSES
+
+        pipe = self._task_pipelines.get(task)
+        if pipe is None or pipe.model is not self.transformer or pipe.device != self.transformer.device:
+            pipe = PIPELINE_CLASSES[task](model=self.transformer, processor=self.processor, task=task,
+                                          device=self.transformer.device)
+            self._task_pipelines[task] = pipe
+        config = dict(getattr(self, "_progress_bar_config", {}) or {})
+        pipe.set_progress_bar_config(**config)
+        return pipe
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        task: str,
+        prompt: Optional[Union[str, list]] = None,
+        image: Any = None,
+        video: Any = None,
+        sketch: Any = None,
+        mask: Any = None,
+        *,
+        num_frames: Optional[int] = None,
+        num_images_per_prompt: int = 1,
+        num_condition_frames: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        **options,
+    ):
+        """Run one task.
+
+        Args:
+            task (`str`): e.g. ``"text-to-image"``, ``"nuwa-text-to-video"`` or a paper code (``"T2I"`` ... ``"TV2V"``).
+            prompt: text (T2I, T2V, TI2I, TV2V; optional for I2I).
+            image: an image (I2I, TI2I; or the first frame for V2V / TV2V). video: frames (V2V, TV2V).
+            sketch: a class-index map (S2I) or one per frame (S2V). mask: the region to regenerate (I2I, TI2I).
+            num_frames: video length (T2V, TV2V) or frames to predict (V2V).
+            num_images_per_prompt: outputs per input (images or videos).
+            num_condition_frames: leading frames of ``video`` kept (V2V, TV2V).
+            generator: a ``torch.Generator`` for reproducible sampling.
+            output_type: "pil", "np" or "pt".
+            return_dict: return a :class:`NuwaPipelineOutput` (else a tuple ``(images_or_frames,)``).
+            options: ``temperature``, ``top_k``, ``top_p``, ``guidance_scale``, ``do_sample``, ``scorer``,
+                ``num_candidates``, ``seed``, ``batch_size`` (see the transformers pipelines).
+
+        Example:
+            >>> pipe("T2V", prompt="the digit 5 is moving left then right", generator=torch.manual_seed(0)).frames[0]
+        """
+        name = resolve_task_name(task)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        pipe = self._task_pipeline(name)
+        first_frames = video if video is not None else image
+        per_input = num_images_per_prompt
+        calls = {
+            "nuwa-text-to-image": lambda: pipe(prompt, num_images_per_prompt=per_input, **common),
+            "nuwa-text-to-video": lambda: pipe(prompt, num_frames=num_frames, num_videos_per_prompt=per_input, **common),
+            "nuwa-video-prediction": lambda: pipe(first_frames, num_condition_frames=num_condition_frames,
+                                                  num_frames_to_predict=num_frames, num_videos_per_input=per_input,
+                                                  **common),
+            "nuwa-sketch-to-image": lambda: pipe(sketch, num_images_per_sketch=per_input, **common),
+            "nuwa-sketch-to-video": lambda: pipe(sketch, num_videos_per_sketch=per_input, **common),
+            "nuwa-image-completion": lambda: pipe(image, mask if mask is not None else "bottom half", prompt=prompt,
+                                                  num_images_per_image=per_input, **common),
+            "nuwa-image-manipulation": lambda: pipe(image, prompt, mask, num_images_per_prompt=per_input, **common),
+            "nuwa-video-manipulation": lambda: pipe(first_frames, prompt, num_frames=num_frames,
+                                                    num_videos_per_prompt=per_input,
+                                                    **({"num_condition_frames": num_condition_frames}
+                                                       if num_condition_frames else {}), **common),
+        }
+        required = {
+            "nuwa-text-to-image": ("prompt",), "nuwa-text-to-video": ("prompt",), "nuwa-video-prediction": ("video",),
+            "nuwa-sketch-to-image": ("sketch",), "nuwa-sketch-to-video": ("sketch",), "nuwa-image-completion": ("image",),
+            "nuwa-image-manipulation": ("image", "prompt", "mask"), "nuwa-video-manipulation": ("video", "prompt"),
+        }[name]
+        given = {"prompt": prompt, "image": image, "video": first_frames, "sketch": sketch, "mask": mask}
+        missing = [argument for argument in required if given[argument] is None]
+        if missing:
+            raise ValueError(f"Task {name} needs {', '.join(missing)}= (video tasks also accept image= as the first frame).")
+        common = {k: v for k, v in options.items() if v is not None}
+        common["output_type"] = output_type
+        if generator is not None:
+            common["generator"] = generator
+        result = calls[name]()
+        flat = _flatten(result, pipe.makes_video)
+        if output_type == "np":
+            flat = np.stack(flat)
+        elif output_type == "pt":
+            flat = torch.stack(flat)
+        fields = {"frames": flat} if pipe.makes_video else {"images": flat}
+        if not return_dict:
+            return (flat,)
+        return NuwaPipelineOutput(**fields)
+
+
+def _flatten(result: Any, makes_video: bool) -> list:
+    """A task pipeline's nested output -> a flat list of samples: images, or videos (frame lists, arrays, tensors)."""
+    if isinstance(result, (PIL.Image.Image, np.ndarray, torch.Tensor)):
+        return [result]
+    if makes_video and isinstance(result, list) and result and isinstance(result[0], PIL.Image.Image):
+        return [result]
+    flat = []
+    for item in result:
+        flat.extend(_flatten(item, makes_video))
+    return flat
