@@ -28,6 +28,9 @@ import torch
 from nuwa_hf import nearby_attention, nearby_attention_reference
 from nuwa_hf.ops import gpu_kernel, select_backend
 
+# Every test here is about the Triton kernel; triton is in the test extras, so CI always runs them.
+pytest.importorskip("triton")
+
 KERNEL_SOURCE = Path(__file__).resolve().parents[2] / "kernels" / "nuwa_3dna"
 WORKER_FLAG = "--interpreter-worker"
 
@@ -280,7 +283,6 @@ def compiled():
     """The kernel package as a GPU machine imports it."""
     if os.environ.get("TRITON_INTERPRET") == "1":
         pytest.skip("this process runs triton's interpreter; the compiled kernels need a process without it")
-    pytest.importorskip("triton")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(gpu_kernel.KERNEL_PATH_ENV, raising=False)
         kernel = gpu_kernel.load_kernel()
@@ -363,6 +365,49 @@ def test_kernel_path_env(compiled, monkeypatch, tmp_path):
         monkeypatch.setenv(gpu_kernel.KERNEL_PATH_ENV, str(target))
         assert gpu_kernel.find_kernel_package() == KERNEL_SOURCE / "torch-ext" / "nuwa_3dna"
         assert gpu_kernel.load_kernel() is compiled
+
+
+def test_hub_route_through_the_kernels_package(compiled, monkeypatch, tmp_path):
+    """Without a local tree, the loader asks ``kernels.get_kernel`` for the configured repository, trusting only it."""
+    import types
+
+    monkeypatch.delenv(gpu_kernel.KERNEL_PATH_ENV, raising=False)
+    monkeypatch.setattr(gpu_kernel, "_REPO_KERNEL_SOURCE", tmp_path / "no-checkout")
+    monkeypatch.setattr(gpu_kernel, "_loaded", {})
+    monkeypatch.setenv(gpu_kernel.KERNEL_REPO_ENV, "someone/nuwa-3dna")
+    calls = []
+    hub_module = types.ModuleType("hub_nuwa_3dna")
+    fake_kernels = types.ModuleType("kernels")
+    fake_kernels.get_kernel = lambda repo, **kwargs: calls.append((repo, kwargs)) or hub_module
+    monkeypatch.setitem(sys.modules, "kernels", fake_kernels)
+    assert gpu_kernel.load_kernel() is hub_module
+    assert gpu_kernel.load_kernel() is hub_module  # cached: one download per process
+    assert calls == [("someone/nuwa-3dna", {"version": 1, "trust_remote_code": ["someone/nuwa-3dna"]})]
+
+    monkeypatch.setattr(gpu_kernel, "_loaded", {})
+    monkeypatch.setitem(sys.modules, "kernels", None)  # not installed
+    with pytest.raises(ValueError, match="pip install kernels"):
+        gpu_kernel.load_kernel()
+
+
+@pytest.mark.parametrize(
+    "query_grid,key_grid,extent,causal,query_offset,num_queries,num_keys",
+    [
+        ((10, 21, 21), (10, 21, 21), (3, 3, 3), True, None, None, None),
+        ((3, 5, 7), (2, 3, 4), (1, 3, None), False, None, None, None),
+        ((3, 5, 7), (3, 5, 7), (3, 3, 3), True, 40, 7, 60),
+    ],
+)
+def test_mirror_counts_allowed_pairs_like_the_reference_mask(compiled, query_grid, key_grid, extent, causal,
+                                                             query_offset, num_queries, num_keys):
+    from nuwa_hf import nearby_attention_mask
+
+    q, k, _ = _inputs(query_grid, key_grid, seed=0, num_queries=num_queries, num_keys=num_keys, heads=1)
+    plan = compiled.make_plan(q, k, query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal,
+                              scale=None, query_offset=query_offset)
+    mask = nearby_attention_mask(query_grid, key_grid, extent, causal, query_offset=query_offset or 0,
+                                 num_queries=q.shape[2], num_keys=k.shape[2])
+    assert compiled.work(plan).allowed_pairs == int(mask.sum())
 
 
 if __name__ == "__main__" and WORKER_FLAG in sys.argv:

@@ -152,15 +152,25 @@ def load_kernel() -> ModuleType:
         return _loaded[cache_key]
 
 
+_availability: Dict[Tuple[Optional[str], Optional[str], bool], bool] = {}
+
+
 def kernel_available() -> bool:
-    """Whether ``backend="auto"`` may use the fused kernel: a CUDA device, triton, and a loadable kernel."""
+    """Whether ``backend="auto"`` may use the fused kernel: a CUDA device, triton, and a loadable kernel.
+
+    Asked on every ``nearby_attention`` call with CUDA tensors, so the answer is remembered per setting of the
+    environment variables that decide it.
+    """
     if not torch.cuda.is_available() or not triton_installed():
         return False
-    try:
-        load_kernel()
-    except Exception:  # any failure to load means "use another backend", never an error for "auto"
-        return False
-    return True
+    setting = (os.environ.get(KERNEL_PATH_ENV), os.environ.get(KERNEL_REPO_ENV), interpreter_requested())
+    if setting not in _availability:
+        try:
+            load_kernel()
+            _availability[setting] = True
+        except Exception:  # any failure to load means "use another backend", never an error for "auto"
+            _availability[setting] = False
+    return _availability[setting]
 
 
 def nearby_attention_triton(
