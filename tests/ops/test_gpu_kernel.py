@@ -145,7 +145,8 @@ def _run_worker() -> dict:
     ref = nearby_attention_reference(q, k, v, **kw)
     (grad,) = torch.autograd.grad(out.square().sum(), q)
     (ref_grad,) = torch.autograd.grad(ref.square().sum(), q)
-    results["dispatch"] = {"out": (out - ref).abs().max().item(), "dq": (grad - ref_grad).abs().max().item()}
+    results["dispatch"] = {"out": (out - ref).abs().max().item(), "dq": (grad - ref_grad).abs().max().item(),
+                           "dq_magnitude": ref_grad.abs().max().item()}
 
     # Strided views (heads split off a (B, L, NH, D) projection) are read through their strides.
     g = torch.Generator().manual_seed(4)
@@ -217,7 +218,10 @@ def test_query_offset_slices_match_reference(interpreter_results, case):
 
 @pytest.mark.slow
 def test_default_blocks_through_public_dispatch(interpreter_results):
-    assert max(interpreter_results["dispatch"].values()) < 1e-5, interpreter_results["dispatch"]
+    errors = interpreter_results["dispatch"]
+    assert errors["out"] < 1e-5, errors
+    # The loss is out**2 summed, so gradients reach several units: fp32 rounding is relative to them.
+    assert errors["dq"] < 1e-5 * max(1.0, errors["dq_magnitude"]), errors
 
 
 @pytest.mark.slow
