@@ -26,12 +26,22 @@ PAPER_RECIPE = dict(
 )
 
 
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU-like device (CUDA, ROCm, XPU, MPS, ...)."""
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
 def nuwa_training_arguments(output_dir: str, **overrides) -> TrainingArguments:
     """``TrainingArguments`` with the paper's recipe and the settings NUWA's multi-task training needs.
 
     Fixed choices (overridable): ``remove_unused_columns=False`` (the collator needs raw columns),
     ``save_strategy="steps"``, ``report_to="none"``, ``ddp_find_unused_parameters=True`` (a text batch leaves the
-    sketch embedding without gradient, and processes may train different tasks in the same step).
+    sketch embedding without gradient, and processes may train different tasks in the same step), and
+    ``use_cpu=True`` on machines without an accelerator: without it, several processes launched by torchrun on CPUs
+    each train alone (Trainer initialises no DDP), silently.
     """
     settings = dict(PAPER_RECIPE)
     settings.update(
@@ -42,6 +52,7 @@ def nuwa_training_arguments(output_dir: str, **overrides) -> TrainingArguments:
         ddp_find_unused_parameters=True,
         dataloader_drop_last=True,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not has_accelerator(),
     )
     settings.update(overrides)
     return TrainingArguments(output_dir=output_dir, **settings)

@@ -71,6 +71,13 @@ class NuwaTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, processing_class=None, **kwargs)
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and self.args.world_size != launched:
+            raise RuntimeError(
+                f"{launched} processes were launched but Trainer set up {self.args.world_size}: each would train alone. "
+                "On CPUs pass use_cpu=True (nuwa_training_arguments does when no GPU is visible); with accelerate use "
+                "`accelerate launch --multi_gpu --num_processes N` or torchrun, not `--cpu`."
+            )
         self.nuwa_processing_class = processing_class
         self.task_batch_sizes = dict(task_batch_sizes) if task_batch_sizes else None
         self.task_weights = dict(task_weights) if task_weights else None
@@ -254,6 +261,12 @@ class NuwaTrainer(Trainer):
         super().save_model(staged, _internal_call=True)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
+            # Trainer also writes training_args.bin, a pickle: a model folder meant to be shared gets JSON instead.
+            pickled_args = os.path.join(staged, "training_args.bin")
+            if os.path.exists(pickled_args):
+                os.remove(pickled_args)
+                with open(os.path.join(staged, "training_args.json"), "w", encoding="utf-8") as handle:
+                    handle.write(self.args.to_json_string())
             move_files_atomically(staged, target)
         self.accelerator.wait_for_everyone()
         if self.args.push_to_hub and not _internal_call:
