@@ -193,6 +193,7 @@ def test_push_checks_the_folder(tmp_path, capsys):
     assert code == 3 and "config.json" in stderr
 
 
+@pytest.mark.slow
 def test_console_script_pushes_a_model_folder_to_a_hub(cli_model_folder):
     """The installed `nuwa-hf` script, against a Hub-compatible server on 127.0.0.1 (no LFS / Xet path)."""
     script = Path(sys.executable).with_name("nuwa-hf")

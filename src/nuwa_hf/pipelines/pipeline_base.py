@@ -819,27 +819,34 @@ class NuwaPipeline(Pipeline):
             outputs.append(items[0] if num_per_input == 1 else items)
         return outputs if batched else outputs[0]
 
+    def _steps(self, chunk: dict) -> int:
+        """Decoding steps of one chunk: grid positions after the prefix known in every row (what generate samples)."""
+        frames, h, w = chunk["visual_grid"]
+        total = frames * h * w
+        if "generate_mask" in chunk:
+            wanted = chunk["generate_mask"].reshape(chunk["batch_size"], -1).any(dim=0)
+            return total - int(wanted.float().argmax())
+        if "first_frames" in chunk:
+            return total - chunk["first_frames"].shape[1] * h * w
+        return total
+
     def _generate_in_chunks(self, rows: dict, batch_size: int, seed: Optional[int], generate_kwargs: dict) -> torch.Tensor:
-        total_rows = rows["batch_size"]
-        frames, h, w = rows["visual_grid"]
-        steps_per_row = frames * h * w
-        if "first_frames" in rows and frames <= self.max_frames:
-            steps_per_row -= rows["first_frames"].shape[1] * h * w
         from tqdm.auto import tqdm
 
+        total_rows = rows["batch_size"]
+        chunks = [_slice_rows(rows, start, min(start + batch_size, total_rows)) for start in range(0, total_rows, batch_size)]
+        sliding = rows["visual_grid"][0] > self.max_frames
         config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
-        chunks = []
-        with _seeded(seed), torch.inference_mode(), tqdm(
-                total=math.ceil(total_rows / batch_size) * steps_per_row, **config) as bar:
-            for start in range(0, total_rows, batch_size):
-                chunk = _slice_rows(rows, start, min(start + batch_size, total_rows))
+        outputs = []
+        with _seeded(seed), torch.inference_mode(), tqdm(total=sum(self._steps(c) for c in chunks), **config) as bar:
+            for chunk in chunks:
                 kwargs = dict(generate_kwargs)
-                if frames <= self.max_frames:
+                if not sliding:
                     kwargs["_progress"] = _TokenProgress(bar)
-                chunks.append(self.forward(chunk, **kwargs))
-                if frames > self.max_frames:
-                    bar.update(steps_per_row)
-        return torch.cat(chunks)
+                outputs.append(self.forward(chunk, **kwargs))
+                if sliding:
+                    bar.update(self._steps(chunk))
+        return torch.cat(outputs)
 
     def forward(self, model_inputs, **forward_params):
         # transformers' forward moves every tensor of the inputs to the device; ours are already there.
