@@ -81,7 +81,17 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, vqgan_folder
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst <= WEIGHT_TOLERANCE, worst
     # The final folder is a usable model: config, weights, tokenizer, VQ-GANs.
-    for name in ("config.json", "tokenizer_config.json", "vqgan/config.json", "sketch_vqgan/config.json"):
+    for name in ("config.json", "processor_config.json", "tokenizer_config.json", "vqgan/config.json", "vqgan_seg/config.json"):
         assert (killed / name).is_file(), name
+    from nuwa_hf import NuwaForConditionalGeneration
+    from nuwa_hf.processing import NuwaProcessor
+
+    processor = NuwaProcessor.from_pretrained(str(killed))
+    model = NuwaForConditionalGeneration.from_pretrained(str(killed))
+    config = model.config  # the text tokenizer's special ids never leak into the visual ones
+    assert config.bos_token_id == config.pad_token_id == config.decoder_start_token_id == config.visual_vocab_size
+    prompt = processor(text=["a red digit 3 at the top"], return_tensors="pt")["input_ids"]
+    tokens = model.sequences_to_grid(model.generate(input_ids=prompt, visual_grid=(1, 4, 4), do_sample=False), (1, 4, 4))
+    assert processor.decode_visual(tokens, output_type="pt").shape[-2:] == (16, 16)
     # ... and ships no pickle: the training arguments are JSON.
     assert not (killed / "training_args.bin").exists() and (killed / "training_args.json").is_file()

@@ -39,8 +39,9 @@ logger = logging.getLogger("nuwa_hf.training")
 
 CAPTION_TOKENIZER_DIR = "_caption_tokenizer"
 SUMMARY_FILE = "training_summary.json"
+# The model-folder layout NuwaProcessor and the pipelines read: the processor at the root, the VQ-GANs in these.
 VQGAN_SUBFOLDER = "vqgan"
-SKETCH_VQGAN_SUBFOLDER = "sketch_vqgan"
+SKETCH_VQGAN_SUBFOLDER = "vqgan_seg"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--tokenize-batch-size", type=int, default=64)
 
     tokenizers = parser.add_argument_group("tokenizers")
-    tokenizers.add_argument("--vqgan", help="folder of a NuwaVQGAN (examples/train_vqgan.py writes one)")
-    tokenizers.add_argument("--sketch-vqgan", help="folder of a NuwaSegVQGAN, for s2i / s2v")
+    tokenizers.add_argument("--vqgan", help="folder of a NuwaVQGAN (examples/train_vqgan.py writes one); default: "
+                            "the vqgan/ sub-folder of --init-from")
+    tokenizers.add_argument("--sketch-vqgan", help="folder of a NuwaSegVQGAN, for s2i / s2v; default: the vqgan_seg/ "
+                            "sub-folder of --init-from")
     tokenizers.add_argument("--tokenizer", help="folder of a text tokenizer; default: a BPE trained on the captions")
     tokenizers.add_argument("--text-vocab-size", type=int, default=1024, help="vocabulary of the trained caption BPE")
     tokenizers.add_argument("--max-text-length", type=int, default=24, help="prompt length in tokens")
@@ -213,15 +216,17 @@ def load_text_tokenizer(args, raw: Dict[str, object], training_args):
 
 
 def load_visual_tokenizers(args, task_names: Sequence[str]):
+    """The VQ-GAN and VQ-GAN-Seg: the given folders, else those saved with --init-from (safetensors only)."""
+    from ..models.vqgan import NuwaSegVQGAN, NuwaVQGAN
+
     vqgan = sketch_vqgan = None
-    if args.vqgan:
-        from ..models.vqgan import NuwaVQGAN
-
-        vqgan = NuwaVQGAN.from_pretrained(args.vqgan, use_safetensors=True).eval()
-    if args.sketch_vqgan:
-        from ..models.vqgan import NuwaSegVQGAN
-
-        sketch_vqgan = NuwaSegVQGAN.from_pretrained(args.sketch_vqgan, use_safetensors=True).eval()
+    init = args.init_from
+    vqgan_folder = args.vqgan or (os.path.join(init, VQGAN_SUBFOLDER) if init else None)
+    sketch_folder = args.sketch_vqgan or (os.path.join(init, SKETCH_VQGAN_SUBFOLDER) if init else None)
+    if vqgan_folder and (args.vqgan or os.path.isfile(os.path.join(vqgan_folder, "config.json"))):
+        vqgan = NuwaVQGAN.from_pretrained(vqgan_folder, use_safetensors=True).eval()
+    if sketch_folder and (args.sketch_vqgan or os.path.isfile(os.path.join(sketch_folder, "config.json"))):
+        sketch_vqgan = NuwaSegVQGAN.from_pretrained(sketch_folder, use_safetensors=True).eval()
     if vqgan is None:
         raise ValueError(
             "--vqgan is required: NUWA learns VQ-GAN tokens. Train one first with examples/train_vqgan.py and pass its "
@@ -237,6 +242,21 @@ def load_visual_tokenizers(args, task_names: Sequence[str]):
 
 # --------------------------------------------------------------------------------------------------------------------
 # Model
+
+
+def build_processor(tokenizer, vqgan, sketch_vqgan, args):
+    """A NuwaProcessor (tokenizer, image processor, VQ-GANs): saved with every checkpoint and the final model, which
+    are then complete model folders for the pipelines. None without a text tokenizer (no text task)."""
+    if tokenizer is None:
+        return None
+    from ..processing import NuwaImageProcessor, NuwaProcessor
+
+    image_processor = NuwaImageProcessor(
+        size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size},
+        num_sketch_classes=sketch_vqgan.num_classes if sketch_vqgan is not None else None,
+    )
+    return NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, vqgan=vqgan, seg_vqgan=sketch_vqgan,
+                         max_text_length=args.max_text_length)
 
 
 def _grids(mixture: TaskMixtureDataset, collator: NuwaTaskCollator) -> Dict[str, dict]:
@@ -433,7 +453,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args=training_args,
         train_dataset=mixture,
         data_collator=collator,
-        processing_class=tokenizer,
+        processing_class=build_processor(tokenizer, vqgan, sketch_vqgan, args),
         task_batch_sizes=task_batch_sizes,
         task_weights=task_weights,
         condition_dropout=args.condition_dropout,
@@ -449,12 +469,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         tokens_per_process = trainer.accelerator.gather(tokens_per_process)
     tokens_per_process = [int(t) for t in tokens_per_process.cpu().tolist()]
 
-    trainer.save_model(args.output_dir)
+    trainer.save_model(args.output_dir)  # with the processor, hence vqgan/ and vqgan_seg/, when there is one
     if trainer.args.should_save:
-        if vqgan is not None:
-            _save_folder_atomically(vqgan, os.path.join(args.output_dir, VQGAN_SUBFOLDER))
-        if sketch_vqgan is not None:
-            _save_folder_atomically(sketch_vqgan, os.path.join(args.output_dir, SKETCH_VQGAN_SUBFOLDER))
+        if trainer.nuwa_processing_class is None:
+            for module, subfolder in ((vqgan, VQGAN_SUBFOLDER), (sketch_vqgan, SKETCH_VQGAN_SUBFOLDER)):
+                if module is not None:
+                    _save_folder_atomically(module, os.path.join(args.output_dir, subfolder))
         summary = {
             "tasks": list(task_names),
             "grids": grids,
