@@ -124,8 +124,11 @@ def main():
     parser.add_argument("--grids", nargs="+", default=["4x8x8", "8x16x16", "10x21x21"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--with-flex", action="store_true", help="also compiled FlexAttention (forward; ~30 s compile)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is steadier on a busy machine)")
     parser.add_argument("--measure-memory", nargs=3, metavar=("NAME", "GRID", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.measure_memory:
         name, spec, mode = args.measure_memory
         print(_measure_memory_here(name, tuple(int(x) for x in spec.split("x")), mode))
