@@ -267,3 +267,34 @@ def test_sketches_must_be_class_maps_within_the_known_classes(tiny_model_folder)
         sketch(np.full((SIZE, SIZE), 99, dtype=np.int64))
     with pytest.raises(ValueError, match="class-index map"):
         sketch(random_image())  # an RGB picture is not a sketch
+
+
+def test_guidance_default_from_the_model_folder_generation_config(tiny_model_folder, tmp_path):
+    """A folder whose generation_config.json sets guidance_scale (as the shipped checkpoint does) still generates:
+    the value is NUWA's default guidance for conditioned tasks and is not applied to the None condition."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    folder = tmp_path / "guided"
+    shutil.copytree(tiny_model_folder, folder)
+    config = GenerationConfig.from_pretrained(folder)
+    config.guidance_scale, config.do_sample, config.top_k = 3.0, True, 8
+    config.save_pretrained(folder)
+    guided = load("nuwa-text-to-image", str(folder))
+    assert guided("a red 3", seed=0).size == (SIZE, SIZE)
+    explicit = load("nuwa-text-to-image", tiny_model_folder)("a red 3", seed=0, guidance_scale=3.0, top_k=8,
+                                                             output_type="tokens")
+    assert torch.equal(guided("a red 3", seed=0, output_type="tokens"), explicit)
+    assert len(load("nuwa-video-prediction", str(folder))(random_image(), seed=0)) == FRAMES
+
+
+def test_a_saved_text_visual_scorer_reranks_by_path(text_to_image, tmp_path):
+    from nuwa_hf.evaluation import TextVisualDualEncoder
+    from nuwa_hf.evaluation.scorers.word_tokenizer import build_vocabulary
+
+    scorer = TextVisualDualEncoder(vocabulary=build_vocabulary(["a red 3", "a blue 8"]), visual="image", channels=3,
+                                   frame_size=16)
+    scorer.save_pretrained(tmp_path / "scorer")
+    image = text_to_image("a red 3", seed=0, scorer=str(tmp_path / "scorer"), num_candidates=2)
+    assert isinstance(image, PIL.Image.Image)

@@ -788,6 +788,10 @@ class NuwaPipeline(Pipeline):
             seed = _check_count("seed", seed, minimum=0)
         generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if k in options}
         generate_kwargs.setdefault("do_sample", True)
+        default_guidance = getattr(getattr(self.model, "generation_config", None), "guidance_scale", None)
+        if "guidance_scale" not in generate_kwargs and plan.condition != "none" and default_guidance not in (None, 1.0):
+            # The model folder's generation_config.json sets NUWA's default guidance for conditioned tasks.
+            generate_kwargs["guidance_scale"] = float(default_guidance)
         if generate_kwargs.get("guidance_scale") is not None and plan.condition == "none":
             raise ValueError(
                 "guidance_scale needs a condition to guide toward, but this call has none: add a prompt, or leave "
@@ -819,6 +823,25 @@ class NuwaPipeline(Pipeline):
             outputs.append(items[0] if num_per_input == 1 else items)
         return outputs if batched else outputs[0]
 
+    @contextlib.contextmanager
+    def _guidance_left_to_nuwa(self):
+        """Hide ``guidance_scale`` of the model's generation config while generating.
+
+        NUWA's ``generate`` takes guidance as its own argument; left in the generation config, transformers would also
+        apply its decoder-only guidance, which does not work for an encoder-decoder. The pipeline passes the value as
+        NUWA's argument instead (see :meth:`run`).
+        """
+        config = getattr(self.model, "generation_config", None)
+        value = getattr(config, "guidance_scale", None)
+        if value is None:
+            yield
+            return
+        config.guidance_scale = None
+        try:
+            yield
+        finally:
+            config.guidance_scale = value
+
     def _steps(self, chunk: dict) -> int:
         """Decoding steps of one chunk: grid positions after the prefix known in every row (what generate samples)."""
         frames, h, w = chunk["visual_grid"]
@@ -838,7 +861,7 @@ class NuwaPipeline(Pipeline):
         sliding = rows["visual_grid"][0] > self.max_frames
         config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
         outputs = []
-        with _seeded(seed), torch.inference_mode(), tqdm(total=sum(self._steps(c) for c in chunks), **config) as bar:
+        with _seeded(seed), self._guidance_left_to_nuwa(), torch.inference_mode(), tqdm(total=sum(self._steps(c) for c in chunks), **config) as bar:
             for chunk in chunks:
                 kwargs = dict(generate_kwargs)
                 if not sliding:
