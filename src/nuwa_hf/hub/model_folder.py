@@ -1,0 +1,166 @@
+"""What a complete NUWA model folder ("Hub layout") holds, and a check that names what is missing.
+
+    folder/config.json                         NuwaConfig (model_type "nuwa")                  required
+    folder/model.safetensors                   NUWA weights (or model.safetensors.index.json    required
+                                               + its shards)
+    folder/processor_config.json               NuwaProcessor settings (image processor inside)  required
+    folder/tokenizer_config.json (+ files)     the caption tokenizer                            required
+    folder/vqgan/config.json + weights         NuwaVQGAN (images and videos <-> tokens)         required
+    folder/vqgan_seg/config.json + weights     NuwaSegVQGAN (sketches <-> tokens)               sketch tasks only
+    folder/generation_config.json              default decoding settings                        recommended
+    folder/*.py named by config.auto_map       remote code (trust_remote_code without nuwa_hf)  recommended
+    folder/README.md                           the model card                                   recommended
+
+Files that are never part of the model (hidden files and folders, ``__pycache__``, ``*.pyc``, ``*.tmp``) are left out
+of :func:`list_model_files` and of uploads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VQGAN_SUBFOLDER = "vqgan"
+SEG_VQGAN_SUBFOLDER = "vqgan_seg"
+# fnmatch patterns ("*" also matches "/"), applied to '/'-separated paths relative to the folder.
+IGNORE_PATTERNS = [".*", "*/.*", "__pycache__", "__pycache__/*", "*/__pycache__/*", "*.pyc", "*.tmp"]
+
+
+class IncompleteModelFolderError(ValueError):
+    """A folder lacks a part of a NUWA model (``missing`` lists each one with the way to fix it)."""
+
+    def __init__(self, folder, missing: list[str]):
+        self.folder = str(folder)
+        self.missing = list(missing)
+        lines = "\n".join(f"  - {item}" for item in self.missing)
+        super().__init__(f"{self.folder!r} is not a complete NUWA model folder:\n{lines}")
+
+
+@dataclass
+class ModelFolderReport:
+    """The result of :func:`check_model_folder`: the files that make up the model and non-fatal remarks."""
+
+    folder: Path
+    files: list[str]
+    warnings: list[str] = field(default_factory=list)
+    has_sketch_vqgan: bool = False
+    has_model_card: bool = False
+
+
+def list_model_files(folder: str | os.PathLike) -> list[str]:
+    """The '/'-separated relative paths of the files of ``folder`` that belong to the model, sorted."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    root = Path(folder)
+    paths = [path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()]
+    return sorted(filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS))
+
+
+def _weights_problem(root: Path, base: str, files: set, where: str) -> str | None:
+    """None when ``where`` holds ``base`` weights (single file or a complete sharded index), else the problem."""
+    prefix = f"{where}/" if where else ""
+    if f"{prefix}{base}" in files:
+        return None
+    index_name = f"{prefix}{base}.index.json"
+    if index_name in files:
+        try:
+            shards = set(json.loads((root / index_name).read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return f"{index_name} is unreadable ({error})"
+        lost = sorted(shard for shard in shards if f"{prefix}{shard}" not in files)
+        return f"{index_name} names shards that are missing: {lost}" if lost else None
+    stem = base.rsplit(".", 1)[0]
+    if any(name.startswith(prefix) and name[len(prefix):] in (f"{stem}.bin", "pytorch_model.bin") for name in files):
+        return f"{prefix or './'} holds pickle weights (.bin) but no {base}: re-save with safe_serialization=True"
+    return f"no {prefix}{base} (or sharded {base}.index.json)"
+
+
+def check_model_folder(folder: str | os.PathLike, *, require_sketch_vqgan: bool = False) -> ModelFolderReport:
+    """Check that ``folder`` is a complete NUWA model folder (layout in the module docstring).
+
+    Raises:
+        IncompleteModelFolderError: listing every missing or broken required part with its fix.
+    Returns:
+        A :class:`ModelFolderReport` (its ``warnings`` name the missing recommended parts).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise IncompleteModelFolderError(folder, [f"no such folder (looked for {root.resolve()})"])
+    files = list_model_files(root)
+    present = set(files)
+    missing: list[str] = []
+    warnings: list[str] = []
+
+    config = None
+    if "config.json" not in present:
+        missing.append("no config.json: save the model with `model.save_pretrained(folder)`")
+    else:
+        try:
+            config = json.loads((root / "config.json").read_text())
+        except (OSError, ValueError) as error:
+            missing.append(f"config.json is not valid JSON ({error})")
+        else:
+            if config.get("model_type") != "nuwa":
+                missing.append(f"config.json has model_type {config.get('model_type')!r}, not 'nuwa': not a NUWA model")
+    problem = _weights_problem(root, "model.safetensors", present, "")
+    if problem:
+        missing.append(f"model weights: {problem}; save them with `model.save_pretrained(folder)`")
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        if name not in present:
+            missing.append(f"no {name}: save the processor with `processor.save_pretrained(folder)`")
+    for subfolder, cls, required in ((VQGAN_SUBFOLDER, "NuwaVQGAN", True),
+                                     (SEG_VQGAN_SUBFOLDER, "NuwaSegVQGAN", require_sketch_vqgan)):
+        problems = []
+        if f"{subfolder}/config.json" not in present:
+            problems.append(f"no {subfolder}/config.json")
+        weights = _weights_problem(root, "diffusion_pytorch_model.safetensors", present, subfolder)
+        if weights:
+            problems.append(weights)
+        if not problems:
+            continue
+        absent = not any(name.startswith(subfolder + "/") for name in present)
+        attribute = "vqgan" if subfolder == VQGAN_SUBFOLDER else "seg_vqgan"
+        fix = (f"save it with `processor.save_pretrained(folder)` (with processor.{attribute} set) or "
+               f"`{attribute}.save_pretrained(folder + '/{subfolder}')`")
+        message = f"{subfolder}/ ({cls}): {'; '.join(problems)}; {fix}"
+        if required or not absent:  # a half-written optional part is an error too
+            missing.append(message)
+        else:
+            warnings.append(f"no {subfolder}/ ({cls}): the sketch tasks (S2I, S2V) will not load from this model")
+    if missing:
+        raise IncompleteModelFolderError(folder, missing)
+
+    if "generation_config.json" not in present:
+        warnings.append("no generation_config.json: generate() falls back to defaults derived from config.json")
+    auto_map = (config or {}).get("auto_map") or {}
+    modules = sorted({reference.split(".")[0] + ".py" for reference in auto_map.values() if isinstance(reference, str)
+                      and "--" not in reference})
+    lost_code = [module for module in modules if module not in present]
+    if lost_code:
+        warnings.append(f"config.json's auto_map names {lost_code}, which are missing: loading with "
+                        "trust_remote_code=True where nuwa_hf is not installed will fail")
+    if "README.md" not in present:
+        warnings.append("no README.md: the repository will have no model card")
+    return ModelFolderReport(folder=root, files=files, warnings=warnings,
+                             has_sketch_vqgan=f"{SEG_VQGAN_SUBFOLDER}/config.json" in present,
+                             has_model_card="README.md" in present)
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """git's object id of a file's content (the Hub's oid for a regular, non-LFS file)."""
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def file_digests(path: str | os.PathLike) -> tuple[int, str, str]:
+    """(size, git blob sha1, sha256) of a file, read once in chunks."""
+    size = os.path.getsize(path)
+    sha1 = hashlib.sha1(b"blob %d\x00" % size)
+    sha256 = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha1.update(chunk)
+            sha256.update(chunk)
+    return size, sha1.hexdigest(), sha256.hexdigest()

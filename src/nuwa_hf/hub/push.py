@@ -1,0 +1,189 @@
+"""Push a whole NUWA model folder to the Hugging Face Hub, and check what arrived.
+
+    >>> from nuwa_hf.hub import push_model_folder
+    >>> url = push_model_folder("checkpoints/nuwa-tiny", "my-org/nuwa-tiny")    # commit URL (a str)
+
+Three ways to share, and what each uploads:
+
+* :func:`push_model_folder` (and ``nuwa-hf push``): the folder as it is on disk, in one commit: the NUWA config and
+  weights, generation config, remote code, the processor files, ``vqgan/``, ``vqgan_seg/`` and the README.md model
+  card. It first checks that the folder is complete (:func:`~nuwa_hf.hub.model_folder.check_model_folder`), and
+  afterwards that every file arrived with the same size and hash (:func:`verify_remote_folder`). This is the way to
+  publish a checkpoint.
+* ``model.push_to_hub(repo_id)`` (transformers): only what ``model.save_pretrained`` writes: config.json,
+  model.safetensors, generation_config.json and the remote code. It adds transformers' generic README.md when the
+  repo has none (an existing card is kept). No processor, no VQ-GAN: pipelines cannot load such a repo alone.
+* ``processor.push_to_hub(repo_id)`` (transformers, through ``NuwaProcessor.save_pretrained``): the tokenizer and
+  processor files plus ``vqgan/`` and ``vqgan_seg/`` (whichever are attached), and the same generic README.md.
+
+``model.push_to_hub`` followed by ``processor.push_to_hub`` to one repo gives a loadable repo in two commits, with a
+generic card; ``push_model_folder`` gives it in one commit with the project's card.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Optional
+
+from .model_folder import IGNORE_PATTERNS, check_model_folder, file_digests, list_model_files
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_COMMIT_MESSAGE = "Upload NUWA model folder (model, VQ-GANs, processor, model card)"
+
+
+class HubUnreachableError(ConnectionError):
+    """The Hub endpoint could not be reached (connection refused, DNS, timeout, proxy)."""
+
+
+def _transport_errors() -> tuple:
+    """The HTTP client's network-error base class (httpx2 in huggingface_hub 2.x, httpx before)."""
+    for name in ("httpx2", "httpx"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        return (module.TransportError,)
+    return ()
+
+
+class HubPushVerificationError(RuntimeError):
+    """After a push, the repository does not hold the folder's files as they are on disk."""
+
+    def __init__(self, repo_id: str, revision: str, problems: list[str]):
+        self.repo_id, self.revision, self.problems = repo_id, revision, list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"The push to {repo_id}@{revision} is incomplete or corrupted:\n{lines}")
+
+
+def _check_online() -> None:
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if constants.is_offline_mode():
+        raise OfflineModeIsEnabled(
+            "HF_HUB_OFFLINE is set, so nothing can be pushed: unset it (huggingface_hub reads it when it is first "
+            "imported, so set it before starting Python)."
+        )
+
+
+def verify_remote_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    revision: Optional[str] = None,
+    token: Optional[str | bool] = None,
+    endpoint: Optional[str] = None,
+    files: Optional[list[str]] = None,
+) -> list[str]:
+    """Compare the repo at ``revision`` with the model files of ``folder`` (one tree listing, no download).
+
+    A regular file must have the same git blob id; an LFS / Xet file the same sha256 (the Hub keeps the pointer's id
+    as the blob id); both the same size. Files the repo has beyond the folder's are not problems.
+
+    Returns:
+        The problems found, one line each (empty when the repo holds every file as it is on disk).
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    api = HfApi(endpoint=endpoint, token=token)
+    remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True, revision=revision)
+              if isinstance(entry, RepoFile)}
+    problems = []
+    for name in files if files is not None else list_model_files(folder):
+        entry = remote.get(name)
+        if entry is None:
+            problems.append(f"{name}: not in the repository")
+            continue
+        size, sha1, sha256 = file_digests(Path(folder) / name)
+        if entry.size != size:
+            problems.append(f"{name}: {entry.size} bytes in the repository, {size} on disk")
+        elif entry.lfs is not None:
+            if entry.lfs.sha256 != sha256:
+                problems.append(f"{name}: LFS sha256 {entry.lfs.sha256} differs from the file's {sha256}")
+        elif entry.blob_id != sha1:
+            problems.append(f"{name}: blob id {entry.blob_id} differs from the file's {sha1}")
+    return problems
+
+
+def push_model_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: Optional[str | bool] = None,
+    private: bool = False,
+    commit_message: str = DEFAULT_COMMIT_MESSAGE,
+    commit_description: Optional[str] = None,
+    revision: Optional[str] = None,
+    delete_stale: bool = False,
+    verify: bool = True,
+    require_sketch_vqgan: bool = False,
+    endpoint: Optional[str] = None,
+):
+    """Upload a complete NUWA model folder (model, VQ-GANs, processor, model card) to a Hub model repository.
+
+    Uses the real ``huggingface_hub`` client: ``create_repo(exist_ok=True)``, ``create_branch`` (for a
+    ``revision`` other than main), then ``upload_folder``. Files that did not change are skipped by the client;
+    when nothing changed no commit is made and the URL of the current head is returned.
+
+    Args:
+        folder: the model folder (see :mod:`nuwa_hf.hub.model_folder` for the layout).
+        repo_id: ``"owner/name"`` (or ``"name"`` for the token's own namespace).
+        token: Hub token; default ``HF_TOKEN`` or the saved login.
+        private: create the repo private (ignored when it exists).
+        commit_message, commit_description: of the commit.
+        revision: the branch to push to (created from main when missing); default main.
+        delete_stale: also delete the repo's files that are not in the folder (e.g. shards of an older save), in
+            the same commit. ``.gitattributes`` is always kept.
+        verify: after the upload, list the repo and check that each file arrived with its size and hash.
+        require_sketch_vqgan: fail (instead of warning) when ``vqgan_seg/`` is missing.
+        endpoint: Hub URL; default ``HF_ENDPOINT`` (read when huggingface_hub is imported) or huggingface.co.
+
+    Returns:
+        The commit URL (a ``huggingface_hub.CommitInfo``, which is a ``str``; ``.oid`` and ``.repo_url`` too).
+
+    Raises:
+        IncompleteModelFolderError: the folder lacks config, weights, processor files or ``vqgan/`` (all listed).
+        huggingface_hub.errors.OfflineModeIsEnabled: HF_HUB_OFFLINE is set.
+        huggingface_hub.errors.HfHubHTTPError: the Hub refused a request (auth, permissions, ...).
+        HubUnreachableError: the endpoint could not be reached (a ``ConnectionError``).
+        HubPushVerificationError: ``verify`` found files missing or different after the push.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import validate_repo_id
+
+    report = check_model_folder(folder, require_sketch_vqgan=require_sketch_vqgan)
+    for remark in report.warnings:
+        warnings.warn(f"{folder}: {remark}", UserWarning, stacklevel=2)
+    validate_repo_id(repo_id)
+    _check_online()
+
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        repo_url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        repo_id = repo_url.repo_id
+        if revision is not None and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        logger.info("Uploading %d files of %s to %s", len(report.files), folder, repo_id)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="model",
+            revision=revision,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            ignore_patterns=list(IGNORE_PATTERNS),
+            delete_patterns="*" if delete_stale else None,
+        )
+    except _transport_errors() as error:
+        raise HubUnreachableError(f"Could not reach the Hub at {api.endpoint}: {error}") from error
+    if verify:
+        problems = verify_remote_folder(folder, repo_id, revision=commit.oid or revision, token=token,
+                                        endpoint=endpoint, files=report.files)
+        if problems:
+            raise HubPushVerificationError(repo_id, commit.oid or revision or "main", problems)
+    return commit

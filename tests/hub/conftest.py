@@ -1,0 +1,73 @@
+"""Fixtures for the Hub tests: a small model-folder stand-in, and the local Hub-compatible server.
+
+The in-process tests talk to the server through ``endpoint=`` arguments; the test session runs with HF_HUB_OFFLINE=1
+(tests/conftest.py), which huggingface_hub read at import, so tests that must reach the local server switch its
+offline flag off with ``online`` (monkeypatch, restored afterwards). The end-to-end test runs the client in
+subprocesses with HF_ENDPOINT set before import.
+"""
+
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TOKEN = "hf_local_test_token"
+
+
+def write_layout(folder, *, seed: int = 0) -> str:
+    """The files of a NUWA model folder with stand-in contents (names and JSON are real, weights are random bytes)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    files = {
+        "config.json": json.dumps({
+            "model_type": "nuwa", "architectures": ["NuwaForConditionalGeneration"],
+            "auto_map": {"AutoConfig": "configuration_nuwa.NuwaConfig",
+                         "AutoModelForSeq2SeqLM": "modeling_nuwa.NuwaForConditionalGeneration"},
+        }),
+        "configuration_nuwa.py": "# remote code\n",
+        "modeling_nuwa.py": "# remote code\n",
+        "generation_config.json": json.dumps({"do_sample": True}),
+        "model.safetensors": rng.bytes(300_000),
+        "processor_config.json": json.dumps({"processor_class": "NuwaProcessor"}),
+        "tokenizer_config.json": json.dumps({"tokenizer_class": "CLIPTokenizer"}),
+        "tokenizer.json": json.dumps({"model": {}}),
+        "vqgan/config.json": json.dumps({"_class_name": "NuwaVQGAN"}),
+        "vqgan/diffusion_pytorch_model.safetensors": rng.bytes(200_000),
+        "vqgan_seg/config.json": json.dumps({"_class_name": "NuwaSegVQGAN"}),
+        "vqgan_seg/diffusion_pytorch_model.safetensors": rng.bytes(100_000),
+        "README.md": "---\nlicense: mit\n---\n# stand-in\n",
+    }
+    for name, content in files.items():
+        path = os.path.join(folder, *name.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(content if isinstance(content, bytes) else content.encode())
+    return str(folder)
+
+
+@pytest.fixture
+def layout(tmp_path):
+    return write_layout(tmp_path / "model")
+
+
+@pytest.fixture
+def local_hub():
+    from nuwa_hf.hub.local_server import LocalHubServer
+
+    with LocalHubServer(max_seconds=120) as hub:
+        yield hub
+
+
+@pytest.fixture
+def online(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture
+def make_layout():
+    return write_layout

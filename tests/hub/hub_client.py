@@ -1,0 +1,135 @@
+"""Run in a subprocess by test_hub_end_to_end.py, with HF_ENDPOINT / HF_HUB_OFFLINE / HF_HOME set BEFORE any import
+(huggingface_hub reads them at import time). Writes what it measured to an .npz file the test compares.
+
+    python hub_client.py online  WORK_DIR REPO_ID PARTS_REPO_ID   build the tiny folder, push, load local + Hub
+    python hub_client.py offline WORK_DIR REPO_ID PARTS_REPO_ID   server stopped: load from the cache only
+"""
+
+import hashlib
+import importlib.abc
+import json
+import sys
+from pathlib import Path
+
+PROMPT = "a red 3 in the top left"
+
+
+def state_hash(module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def greedy_tokens(model):
+    import torch
+
+    return model.generate(input_ids=torch.tensor([[1, 2, 3]]), visual_grid=(2, 3, 3), do_sample=False).numpy()
+
+
+def measure(source: str, label: str, results: dict) -> None:
+    """Everything a user loads from ``source`` (folder or repo id): model, processor (+ VQ-GANs), pipeline."""
+    import numpy as np
+    import transformers
+    from transformers import AutoModelForSeq2SeqLM
+
+    from nuwa_hf import NuwaProcessor
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(source).eval()
+    results[f"{label}/model_class"] = np.array(type(model).__name__)
+    results[f"{label}/model_hash"] = np.array(state_hash(model))
+    results[f"{label}/greedy"] = greedy_tokens(model)
+
+    processor = NuwaProcessor.from_pretrained(source)
+    assert processor.vqgan is not None and processor.seg_vqgan is not None, f"{source}: VQ-GANs missing"
+    results[f"{label}/vqgan_hash"] = np.array(state_hash(processor.vqgan))
+    results[f"{label}/seg_vqgan_hash"] = np.array(state_hash(processor.seg_vqgan))
+    rng = np.random.default_rng(0)
+    image = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+    sketch = rng.integers(0, 8, size=(16, 16))
+    encoded = processor(text=[PROMPT], images=[image], sketches=[sketch], return_tensors="np")
+    for key in ("input_ids", "visual_tokens", "sketch_tokens"):
+        results[f"{label}/processor_{key}"] = encoded[key]
+
+    generate = transformers.pipeline("nuwa-text-to-image", model=source)
+    results[f"{label}/pipeline_image"] = np.asarray(generate(PROMPT, seed=0, output_type="np"))
+
+
+def online(work: Path, repo_id: str, parts_repo_id: str) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    import nuwa_hf  # noqa: F401  (registers NUWA)
+    from nuwa_hf.hub import download_model_folder, list_model_files, push_model_folder
+    from nuwa_hf.pipelines.tiny_model_folder import save_untrained_tiny_model
+
+    folder = save_untrained_tiny_model(work / "tiny", image_size=16, grid_size=4, max_frames=3, seed=0)
+    (folder / "README.md").write_text("---\nlicense: mit\nlibrary_name: transformers\n---\n# tiny NUWA\n")
+    commit = push_model_folder(folder, repo_id, commit_message="tiny NUWA, whole folder")
+    results = {"commit_url": np.array(str(commit))}
+
+    measure(str(folder), "local", results)
+    measure(repo_id, "hub", results)
+    snapshot = download_model_folder(repo_id)
+    results["hub/snapshot_files"] = np.array(list_model_files(snapshot))
+    results["local/files"] = np.array(list_model_files(folder))
+
+    # The transformers way, in two parts: the model, then the processor with its VQ-GANs.
+    from transformers import AutoModelForSeq2SeqLM
+
+    from nuwa_hf import NuwaProcessor
+
+    AutoModelForSeq2SeqLM.from_pretrained(folder).push_to_hub(parts_repo_id, commit_message="model part")
+    NuwaProcessor.from_pretrained(folder).push_to_hub(parts_repo_id, commit_message="processor part")
+    measure(parts_repo_id, "parts", results)
+    parts_snapshot = download_model_folder(parts_repo_id)
+    results["parts/snapshot_files"] = np.array(list_model_files(parts_snapshot))
+    results["parts/card"] = np.array((parts_snapshot / "README.md").read_text())
+    np.savez(work / "online.npz", **results)
+
+
+class BlockNuwaHf(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "nuwa_hf" or name.startswith("nuwa_hf."):
+            raise ImportError("nuwa_hf is blocked in this check")
+
+
+def offline(work: Path, repo_id: str, parts_repo_id: str) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    results = {}
+    # 1. Without nuwa_hf: the remote code that came with the repo, from the cache.
+    blocker = BlockNuwaHf()
+    sys.meta_path.insert(0, blocker)
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(repo_id, trust_remote_code=True).eval()
+    assert "nuwa_hf" not in sys.modules
+    results["remote_code/model_hash"] = np.array(state_hash(model))
+    results["remote_code/greedy"] = greedy_tokens(model)
+    sys.meta_path.remove(blocker)
+
+    # 2. With nuwa_hf: the same loads as online, from the cache only.
+    import nuwa_hf  # noqa: F401
+    from nuwa_hf.hub import download_model_folder, list_model_files
+
+    measure(repo_id, "offline", results)
+    results["offline/snapshot_files"] = np.array(list_model_files(download_model_folder(repo_id)))
+    measure(parts_repo_id, "offline_parts", results)
+
+    # 3. A repo that was never downloaded cannot come from anywhere.
+    try:
+        AutoModelForSeq2SeqLM.from_pretrained("org/never-downloaded")
+    except OSError as error:
+        results["never_downloaded_error"] = np.array(f"{type(error).__name__}: {error}")
+    np.savez(work / "offline.npz", **results)
+
+
+if __name__ == "__main__":
+    mode, work, repo, parts = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+    {"online": online, "offline": offline}[mode](work, repo, parts)
+    print(json.dumps({"ok": mode}))

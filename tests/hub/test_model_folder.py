@@ -1,0 +1,94 @@
+"""check_model_folder: a complete folder passes; each missing or broken part is named with its fix."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from nuwa_hf.hub import IncompleteModelFolderError, check_model_folder, list_model_files
+
+
+def test_complete_folder_lists_its_files_and_skips_junk(layout):
+    for junk in (".DS_Store", "__pycache__/modeling_nuwa.cpython-311.pyc", "vqgan/.config.json.tmp", "x.tmp",
+                 ".cache/huggingface/download/a.lock"):
+        path = os.path.join(layout, *junk.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
+    report = check_model_folder(layout)
+    assert report.warnings == []
+    assert report.has_sketch_vqgan and report.has_model_card
+    assert report.files == list_model_files(layout)
+    assert "vqgan/diffusion_pytorch_model.safetensors" in report.files and "README.md" in report.files
+    assert not [name for name in report.files if name.startswith((".", "__pycache__")) or "/." in name
+                or name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("remove, expected", [
+    ("config.json", "no config.json"),
+    ("model.safetensors", "model weights: no model.safetensors"),
+    ("processor_config.json", "no processor_config.json"),
+    ("tokenizer_config.json", "no tokenizer_config.json"),
+    ("vqgan", "vqgan/ (NuwaVQGAN): no vqgan/config.json"),
+    ("vqgan/diffusion_pytorch_model.safetensors", "vqgan/ (NuwaVQGAN): no vqgan/diffusion_pytorch_model.safetensors"),
+    ("vqgan_seg/config.json", "vqgan_seg/ (NuwaSegVQGAN): no vqgan_seg/config.json"),  # half-written: an error
+])
+def test_missing_required_part_is_named(layout, remove, expected):
+    path = os.path.join(layout, *remove.split("/"))
+    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    with pytest.raises(IncompleteModelFolderError) as caught:
+        check_model_folder(layout)
+    assert len(caught.value.missing) == 1
+    assert caught.value.missing[0].startswith(expected)
+    assert "save" in caught.value.missing[0]  # the fix is part of the message
+    assert expected in str(caught.value)
+
+
+def test_all_problems_are_reported_at_once(layout):
+    os.remove(os.path.join(layout, "model.safetensors"))
+    shutil.rmtree(os.path.join(layout, "vqgan"))
+    with pytest.raises(IncompleteModelFolderError) as caught:
+        check_model_folder(layout)
+    assert [m.split(":")[0] for m in caught.value.missing] == ["model weights", "vqgan/ (NuwaVQGAN)"]
+
+
+def test_not_a_folder_and_not_nuwa(tmp_path, layout):
+    with pytest.raises(IncompleteModelFolderError, match="no such folder"):
+        check_model_folder(tmp_path / "nowhere")
+    with open(os.path.join(layout, "config.json"), "w") as handle:
+        json.dump({"model_type": "bert"}, handle)
+    with pytest.raises(IncompleteModelFolderError, match="model_type 'bert', not 'nuwa'"):
+        check_model_folder(layout)
+    with open(os.path.join(layout, "config.json"), "w") as handle:
+        handle.write("{not json")
+    with pytest.raises(IncompleteModelFolderError, match="not valid JSON"):
+        check_model_folder(layout)
+
+
+def test_pickle_weights_and_sharded_weights(layout):
+    os.rename(os.path.join(layout, "model.safetensors"), os.path.join(layout, "pytorch_model.bin"))
+    with pytest.raises(IncompleteModelFolderError, match="pickle weights"):
+        check_model_folder(layout)
+    os.remove(os.path.join(layout, "pytorch_model.bin"))
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    with open(os.path.join(layout, "model.safetensors.index.json"), "w") as handle:
+        json.dump(index, handle)
+    open(os.path.join(layout, "model-00001-of-00002.safetensors"), "wb").close()
+    with pytest.raises(IncompleteModelFolderError, match=r"shards that are missing: \['model-00002-of-00002"):
+        check_model_folder(layout)
+    open(os.path.join(layout, "model-00002-of-00002.safetensors"), "wb").close()
+    assert check_model_folder(layout).warnings == []
+
+
+def test_optional_parts_only_warn(layout):
+    for name in ("vqgan_seg", "README.md", "generation_config.json", "modeling_nuwa.py"):
+        path = os.path.join(layout, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    report = check_model_folder(layout)
+    text = "\n".join(report.warnings)
+    assert "no vqgan_seg/" in text and "sketch tasks" in text
+    assert "no README.md" in text and "no generation_config.json" in text
+    assert "['modeling_nuwa.py']" in text and "trust_remote_code" in text
+    assert not report.has_sketch_vqgan and not report.has_model_card
+    with pytest.raises(IncompleteModelFolderError, match="vqgan_seg/"):
+        check_model_folder(layout, require_sketch_vqgan=True)
