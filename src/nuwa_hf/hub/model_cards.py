@@ -1,0 +1,164 @@
+"""Model cards filled by code: ``huggingface_hub.ModelCard`` from the templates in the repository's ``model_cards/``.
+
+    >>> from nuwa_hf.hub.model_cards import write_default_card
+    >>> write_default_card("checkpoints/nuwa-tiny", evaluation=tables, timings=timings, command="python ...")
+
+``write_default_card`` renders ``model_cards/nuwa-tiny.md`` (Jinja, through ``ModelCard.from_template``) with the card
+metadata (pipeline_tag, license, datasets, metrics, tags, library), the folder's parts and sizes, the measured quality
+table (``quality_markdown``), the exact commands, the durations and the seeds, and writes ``<folder>/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "model_cards"
+DEFAULT_TEMPLATE = "nuwa-tiny.md"
+
+DATASETS = ["mnist"]
+DEFAULT_LIMITATIONS = (
+    "Tiny and trained for minutes on a CPU: 32x32 frames, 4-frame videos, a vocabulary of a few hundred caption "
+    "tokens. Prompts outside the built-in worlds' caption grammar (digits, colours, positions, GODIVA motions) are "
+    "out of distribution and give meaningless pictures.",
+    "The scene (sketch) tasks only know the scene world's classes; any other class map is out of distribution.",
+    "The quality numbers are read by small scorers the project trained on the same worlds (their own held-out "
+    "accuracy is stated with each number); they are not comparable with the paper's numbers on MSCOCO / Kinetics.",
+    "FID / KID use the real FID Inception on 32x32 images upsampled to 299x299 at a few dozen samples: biased and "
+    "noisy, only for comparing checkpoints of this model with each other.",
+    "Completion and manipulations are zero-shot (constrained decoding): the kept tokens are exactly the input's, "
+    "but the VQ-GAN decoder mixes neighbouring tokens, so pixels next to the region change a little.",
+    "No safety filtering is needed for this data domain; do not use it as a component of a product.",
+)
+
+PART_DESCRIPTIONS = {
+    "config.json": "NuwaConfig (architecture, grids, auto_map for remote code)",
+    "generation_config.json": "default sampling settings (top-k, guidance scale)",
+    "model.safetensors": "NUWA encoder-decoder weights",
+    "processor_config.json": "NuwaProcessor settings",
+    "tokenizer.json": "caption BPE tokenizer",
+    "vqgan": "NuwaVQGAN: 32x32 RGB frames <-> 8x8 token grids",
+    "vqgan_seg": "NuwaSegVQGAN: 32x32 class maps <-> 8x8 token grids",
+}
+
+
+def human_size(num_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if num_bytes < 1024 or unit == "GB":
+            return f"{num_bytes:.1f} {unit}" if unit != "B" else f"{int(num_bytes)} B"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} GB"
+
+
+def folder_parts(folder: os.PathLike) -> list:
+    """Top-level entries of a model folder with a description and their size (README.md left out)."""
+    folder = Path(folder)
+    rows = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == "README.md":
+            continue
+        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file()) if entry.is_dir() else entry.stat().st_size
+        what = PART_DESCRIPTIONS.get(entry.name, "remote code" if entry.suffix == ".py" else "")
+        rows.append({"path": entry.name + ("/" if entry.is_dir() else ""), "what": what, "size": human_size(size)})
+    return rows
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+    return str(value)
+
+
+def quality_markdown(evaluation: Mapping[str, Mapping[str, Any]], targets: Optional[Mapping[str, str]] = None) -> str:
+    """One Markdown table over all tasks: task, metric, value, scorer, the scorer's own held-out accuracy, target."""
+    targets = targets or {}
+    lines = ["| task | metric | value | scorer | scorer's own held-out accuracy | target |", "|---|---|---|---|---|---|"]
+    for task, table in evaluation.items():
+        for row in table.get("rows", []):
+            held_out = row.get("scorer_held_out")
+            if isinstance(held_out, Mapping):
+                held_out = ", ".join(f"{k} {_format(v)}" for k, v in held_out.items() if not isinstance(v, (dict, list)))
+            target = targets.get(f"{task}:{row['metric']}", "")
+            cells = [task, row["metric"], _format(row.get("value")), str(row.get("scorer") or ""), _format(held_out)
+                     if held_out not in (None, "") else "", target]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def card_data(evaluation: Optional[Mapping[str, Any]] = None, **overrides) -> "ModelCardData":  # noqa: F821
+    from huggingface_hub import ModelCardData
+
+    fields = dict(
+        license="mit", library_name="transformers", pipeline_tag="text-to-image", datasets=list(DATASETS),
+        metrics=["accuracy", "ssim", "psnr", "fid", "kid"], language=["en"],
+        tags=["nuwa", "nuwa-hf", "text-to-video", "video-prediction", "sketch-to-image", "image-to-image", "vq-gan",
+              "3d-nearby-attention", "tiny", "cpu"],
+    )
+    fields.update(overrides)
+    return ModelCardData(**fields)
+
+
+def render_card(template_path: os.PathLike, data, **template_kwargs):
+    from huggingface_hub import ModelCard
+
+    return ModelCard.from_template(data, template_path=str(template_path), **template_kwargs)
+
+
+def write_default_card(
+    folder: os.PathLike,
+    *,
+    evaluation: Mapping[str, Any],
+    timings: Mapping[str, Any],
+    command: str,
+    nuwa_argv: Sequence[str],
+    settings: Mapping[str, Any],
+    quality_intro: str = "",
+    quality_notes: str = "",
+    training_details: str = "",
+    targets: Optional[Mapping[str, str]] = None,
+    template: Optional[os.PathLike] = None,
+    repo_path: Optional[str] = None,
+) -> Path:
+    """Render the default checkpoint's card into ``<folder>/README.md`` and return its path."""
+    folder = Path(folder)
+    parts = folder_parts(folder)
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.name != "README.md")
+    timing_rows = []
+    for stage, info in timings.items():
+        details = {k: v for k, v in info.items() if k not in ("seconds", "final_metrics", "files", "reports")}
+        if "final_metrics" in info:
+            details["final_metrics"] = {k: (round(v, 4) if isinstance(v, float) else v)
+                                        for k, v in (info["final_metrics"] or {}).items()}
+        timing_rows.append({"stage": stage, "seconds": info.get("seconds"),
+                            "details": json.dumps(details, default=str).replace("|", "\\|")})
+    seeds = (f"`--seed {settings.get('seed')}`: world seed of every training split, and the seed of every training run "
+             "(VQ-GANs, NUWA, scorers) and of evaluation sampling. Evaluation conditions: "
+             "`nuwa_hf.pipelines.world_examples.task_examples(task, n, 32, 4, split='test', seed=seed)`.")
+    card = render_card(
+        template or TEMPLATE_DIR / DEFAULT_TEMPLATE,
+        card_data(),
+        model_name="nuwa-tiny",
+        repo_path=repo_path or "checkpoints/nuwa-tiny",
+        image_size=settings.get("image_size", 32),
+        num_frames=settings.get("num_frames", 4),
+        parts=parts,
+        total_size=human_size(total),
+        quality_intro=quality_intro,
+        quality_table=quality_markdown(evaluation, targets) if evaluation else "_Not evaluated yet._",
+        quality_notes=quality_notes,
+        limitations=list(DEFAULT_LIMITATIONS),
+        command=command,
+        nuwa_command="nuwa-hf train " + " ".join(shlex.quote(a) for a in nuwa_argv),
+        training_details=training_details,
+        threads=settings.get("threads", 1),
+        timings=timing_rows,
+        seeds=seeds,
+    )
+    path = folder / "README.md"
+    card.save(str(path))
+    return path

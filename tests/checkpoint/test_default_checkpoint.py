@@ -1,0 +1,157 @@
+"""The shipped default checkpoint (checkpoints/nuwa-tiny): loads through the Auto classes and every pipeline, and
+gives outputs of the right shapes. Fast: a few sampled tokens per test, one thread."""
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+FOLDER = Path(__file__).resolve().parents[2] / "checkpoints" / "nuwa-tiny"
+pytestmark = pytest.mark.skipif(not (FOLDER / "config.json").is_file(), reason="checkpoints/nuwa-tiny not present")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    import nuwa_hf  # noqa: F401  (registers the Auto classes and pipelines)
+    from transformers import AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM.from_pretrained(FOLDER, use_safetensors=True).eval()
+
+
+@pytest.fixture(scope="module")
+def processor():
+    from nuwa_hf.processing import NuwaProcessor
+
+    return NuwaProcessor.from_pretrained(FOLDER)
+
+
+@pytest.fixture(scope="module")
+def sizes(model, processor):
+    crop = processor.image_processor.crop_size
+    size = int(getattr(crop, "height", None) or crop["height"])
+    frames, h, w = (int(v) for v in model.config.max_visual_grid)
+    return size, frames, (h, w)
+
+
+def test_folder_layout_and_size():
+    names = {p.name for p in FOLDER.iterdir()}
+    for required in ("config.json", "generation_config.json", "model.safetensors", "README.md", "vqgan", "vqgan_seg"):
+        assert required in names, required
+    assert not list(FOLDER.rglob("*.bin")) and not list(FOLDER.rglob("*.pt")), "weights are safetensors only"
+    total = sum(p.stat().st_size for p in FOLDER.rglob("*") if p.is_file())
+    assert total <= 40 * 1024 * 1024, f"{total / 2**20:.1f} MB > 40 MB"
+
+
+def test_card_metadata():
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(FOLDER / "README.md")
+    assert card.data.pipeline_tag and card.data.license
+    assert "How it was trained" in card.text and "train_default_checkpoint.py" in card.text
+
+
+def test_auto_model_and_processor(model, processor, sizes):
+    from nuwa_hf.models.nuwa import NuwaForConditionalGeneration
+    from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
+
+    size, frames, grid = sizes
+    assert isinstance(model, NuwaForConditionalGeneration)
+    assert isinstance(processor.vqgan, NuwaVQGAN) and isinstance(processor.seg_vqgan, NuwaSegVQGAN)
+    assert model.config.visual_vocab_size == processor.vqgan.codebook_size
+    assert model.config.sketch_vocab_size == processor.seg_vqgan.codebook_size
+    assert len(processor.tokenizer) <= model.config.text_vocab_size
+    ids = processor.tokenizer(["the digit 3 is moving up then down"], padding="max_length",
+                              max_length=model.config.max_text_length, truncation=True, return_tensors="pt")
+    labels = torch.randint(0, model.config.visual_vocab_size, (1, frames, *grid))
+    with torch.no_grad():
+        out = model(input_ids=ids["input_ids"], labels=labels)
+    assert torch.isfinite(out.loss)
+
+
+def _pipe(task, model, processor):
+    from transformers import pipeline
+
+    pipe = pipeline(task, model=model, processor=processor)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _digit_image(size):
+    from nuwa_hf import data
+
+    row = data.digit_images("test", 1, seed=0, image_size=size)[0]
+    return PIL.Image.fromarray(np.asarray(row["image"]))
+
+
+def _scene(size, frames=None):
+    from nuwa_hf import data
+
+    if frames is None:
+        return np.asarray(data.scene_images("test", 1, seed=0, image_size=size)[0]["sketch"])
+    return np.asarray(data.scene_videos("test", 1, seed=0, image_size=size, num_frames=max(frames, 3))[0]["sketch"])[:frames]
+
+
+def test_text_to_image(model, processor, sizes):
+    size, _, grid = sizes
+    image = _pipe("nuwa-text-to-image", model, processor)("a red digit 3 at the top left", seed=0)
+    assert isinstance(image, PIL.Image.Image) and image.size == (size, size)
+
+
+def test_text_to_video(model, processor, sizes):
+    size, frames, _ = sizes
+    video = _pipe("nuwa-text-to-video", model, processor)("the digit 7 is moving left then right", seed=0,
+                                                           output_type="np")
+    assert video.shape == (frames, size, size, 3)
+
+
+def test_video_prediction(model, processor, sizes):
+    size, frames, grid = sizes
+    video = _pipe("nuwa-video-prediction", model, processor)(_digit_image(size), seed=0, output_type="tokens")
+    assert tuple(video.shape) == (frames, *grid)
+
+
+def test_sketch_to_image(model, processor, sizes):
+    size, _, _ = sizes
+    image = _pipe("nuwa-sketch-to-image", model, processor)(_scene(size), seed=0, output_type="np")
+    assert image.shape == (size, size, 3)
+
+
+def test_sketch_to_video(model, processor, sizes):
+    size, frames, _ = sizes
+    video = _pipe("nuwa-sketch-to-video", model, processor)(_scene(size, frames), seed=0, output_type="np")
+    assert video.shape == (frames, size, size, 3)
+
+
+def test_image_completion_keeps_the_top_half(model, processor, sizes):
+    size, _, grid = sizes
+    pipe = _pipe("nuwa-image-completion", model, processor)
+    image = _digit_image(size)
+    tokens = pipe(image, mask="bottom half", seed=0, output_type="tokens")
+    pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    known = processor.vqgan.encode_to_indices(pixels)[0]
+    assert tuple(tokens.shape) == grid
+    assert torch.equal(tokens[: grid[0] // 2], known[: grid[0] // 2])
+
+
+def test_image_manipulation(model, processor, sizes):
+    size, _, _ = sizes
+    image = _pipe("nuwa-image-manipulation", model, processor)(_digit_image(size), "a blue digit 3 at the center",
+                                                               mask="center", seed=0)
+    assert image.size == (size, size)
+
+
+def test_video_manipulation(model, processor, sizes):
+    size, frames, _ = sizes
+    video = _pipe("nuwa-video-manipulation", model, processor)([_digit_image(size)], "the digit 3 is moving up then down",
+                                                               seed=0, output_type="np")
+    assert video.shape == (frames, size, size, 3)
