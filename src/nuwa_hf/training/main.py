@@ -7,7 +7,7 @@ One process::
 Several processes (DDP; gloo on CPU, NCCL on GPUs), same arguments::
 
     torchrun --standalone --nproc_per_node 2 examples/train_nuwa.py --output-dir runs/tiny ...
-    accelerate launch --config_file examples/configs/fsdp_paper.yaml examples/train_nuwa.py --model-preset paper ...
+    torchrun --nproc_per_node 8 examples/train_nuwa.py --model-preset paper --fsdp-config examples/configs/fsdp_paper.json ...
 
 Run ``--help`` for every option. The run resumes automatically from the newest complete checkpoint in
 ``--output-dir`` (``--resume never`` to start over, or a checkpoint path).
@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bf16", action="store_true")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--report-to", default="none", help="logging integrations (tensorboard, wandb, ...)")
-    train.add_argument("--fsdp", default="", help="Trainer's fsdp option, e.g. 'full_shard auto_wrap'")
-    train.add_argument("--fsdp-config", default=None, help="JSON file of Trainer's fsdp_config")
+    train.add_argument("--fsdp-config", default=None,
+                       help="shard the model with FSDP, configured by this JSON file (examples/configs/fsdp_paper.json)")
     train.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (examples/configs/deepspeed_zero3.json)")
 
     hub = parser.add_argument_group("hub")
@@ -405,7 +405,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         bf16=args.bf16,
         disable_tqdm=args.no_progress,
         report_to=args.report_to,
-        fsdp=args.fsdp,
+        fsdp=bool(args.fsdp_config),
         fsdp_config=args.fsdp_config,
         deepspeed=args.deepspeed,
         push_to_hub=args.push_to_hub,

@@ -79,6 +79,12 @@ class NuwaTrainer(Trainer):
                 "`accelerate launch --multi_gpu --num_processes N` or torchrun, not `--cpu`."
             )
         self.nuwa_processing_class = processing_class
+        if self.args.fsdp and not self.is_fsdp_enabled:
+            # accelerate turns FSDP on only for GPU-like devices; elsewhere the model would quietly be replicated.
+            raise RuntimeError(
+                "FSDP was requested (fsdp / fsdp_config) but accelerate did not enable it: it shards only on GPUs "
+                "(CUDA, XPU, NPU, ...). On CPUs drop the FSDP settings and train with plain DDP (torchrun)."
+            )
         self.task_batch_sizes = dict(task_batch_sizes) if task_batch_sizes else None
         self.task_weights = dict(task_weights) if task_weights else None
         self.condition_dropout = condition_dropout
