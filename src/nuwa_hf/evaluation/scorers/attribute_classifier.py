@@ -3,7 +3,7 @@ by the project on a world's own labels. The attribute reader behind "attribute a
 
 Samples may show several values at once (two digits moving differently, three coloured digits), so the classifier is
 multi-label: one sigmoid per value, trained with binary cross-entropy, judged by set match (see ``label_sets``).
-Images go through the same (2+1)D CNN as videos, as one-frame clips.
+Images go through the same 3D CNN as videos, as one-frame clips.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..image_inputs import as_float_images, split_into_batches
 from .label_sets import label_presence, label_set_matches, most_common_set_rate
 from .scorer_base import TrainedScorer
 from .training import fit_minibatches
-from .video_backbone import VideoBackbone2Plus1D, preprocess_videos
+from .video_backbone import VideoBackbone3D, preprocess_videos
 
 
 class AttributeClassifier(TrainedScorer):
@@ -34,12 +34,12 @@ class AttributeClassifier(TrainedScorer):
             raise ValueError(f"visual must be 'image' or 'video', got {visual!r}.")
         super().__init__(attribute=attribute, label_names=list(label_names), visual=visual, channels=channels,
                          frame_size=frame_size, width=width, time_bins=time_bins)
-        self.backbone = VideoBackbone2Plus1D(channels, width, time_bins)
+        self.backbone = VideoBackbone3D(channels, width, time_bins)
         self.head = torch.nn.Linear(self.backbone.output_size, len(label_names))
 
     @property
     def name(self) -> str:
-        network = "(2+1)D CNN" if self.config["visual"] == "video" else "CNN"
+        network = "3D CNN" if self.config["visual"] == "video" else "CNN"
         base = f"{self.config['attribute']} {network}"
         if self.held_out and self.held_out.get("trained_on"):
             return f"{base} trained on {self.held_out['trained_on']}"
@@ -90,9 +90,7 @@ class AttributeClassifier(TrainedScorer):
         clips = self.preprocess(samples)
         presence = self.label_presence(labels)
         fit_minibatches(self, [clips, presence],
-                        # Summed over values, averaged over samples: learns at the pace of a softmax classifier.
-                        lambda batch: F.binary_cross_entropy_with_logits(self(batch[0]), batch[1], reduction="sum")
-                        / len(batch[0]),
+                        lambda batch: F.binary_cross_entropy_with_logits(self(batch[0]), batch[1]),
                         epochs, batch_size, learning_rate, seed, progress)
         self.measure_held_out(held_out_samples, held_out_labels, held_out_split, trained_on)
         return self

@@ -1,7 +1,7 @@
 """A small CLIP-style dual encoder trained contrastively on captioned data, for a CLIPSIM-style text-visual score.
 
 No CLIP weights can be had offline. This encoder maps videos (or images, as one-frame videos) and captions into one
-``embedding_size``-wide space: a ``VideoBackbone2Plus1D`` on the visual side, word embeddings and a bidirectional GRU on
+``embedding_size``-wide space: a ``VideoBackbone3D`` on the visual side, word embeddings and a bidirectional GRU on
 the text side (word order matters: "up then down" is not "down then up"). Training is CLIP's symmetric InfoNCE, with
 one change for template captions: samples in a batch that share a caption are all positives for each other.
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..image_inputs import as_float_images, as_texts, check_same_count, split_into_batches
 from .scorer_base import TrainedScorer
 from .training import fit_minibatches
-from .video_backbone import VideoBackbone2Plus1D, preprocess_videos
+from .video_backbone import VideoBackbone3D, preprocess_videos
 from .word_tokenizer import WordTokenizer, build_vocabulary
 
 
@@ -38,7 +38,7 @@ class TextVisualDualEncoder(TrainedScorer):
                          width=width, time_bins=time_bins, word_size=word_size, embedding_size=embedding_size,
                          max_length=max_length)
         self.tokenizer = WordTokenizer(vocabulary, max_length)
-        self.visual_backbone = VideoBackbone2Plus1D(channels, width, time_bins)
+        self.visual_backbone = VideoBackbone3D(channels, width, time_bins)
         self.visual_projection = torch.nn.Linear(self.visual_backbone.output_size, embedding_size)
         self.word_embedding = torch.nn.Embedding(len(vocabulary), word_size, padding_idx=0)
         self.text_rnn = torch.nn.GRU(word_size, word_size, batch_first=True, bidirectional=True)

@@ -1,4 +1,4 @@
-"""A small (2+1)D CNN whose embedding stands in for I3D in an FVD-style score ("FVD ((2+1)D CNN trained on ...)").
+"""A small 3D CNN whose embedding stands in for I3D in an FVD-style score ("FVD (3D CNN trained on ...)").
 
 No I3D weights can be had offline, so the project trains its own video network on the world's labels: which digits
 appear and how they move (both multi-label, so two-digit videos work). Its ``embedding_size``-wide penultimate layer
@@ -18,7 +18,7 @@ from .label_sets import label_presence, label_set_matches, most_common_set_rate
 from .motion_classifier import MOTIONS
 from .scorer_base import TrainedScorer
 from .training import fit_minibatches
-from .video_backbone import VideoBackbone2Plus1D, preprocess_videos
+from .video_backbone import VideoBackbone3D, preprocess_videos
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 
@@ -26,14 +26,15 @@ DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 class VideoFeatureNetwork(TrainedScorer):
     """Videos -> ``embedding_size`` features, trained through two multi-label heads: digits shown and motions."""
 
-    short_name = "(2+1)D CNN"
+    short_name = "3D CNN"
 
     def __init__(self, motions: Sequence[str] = MOTIONS, num_digits: int = 10, channels: int = 1,
                  frame_size: int = 32, width: int = 16, time_bins: int = 4, embedding_size: int = 128):
         super().__init__(motions=list(motions), num_digits=num_digits, channels=channels, frame_size=frame_size,
                          width=width, time_bins=time_bins, embedding_size=embedding_size)
-        self.backbone = VideoBackbone2Plus1D(channels, width, time_bins)
-        self.embedding = torch.nn.Sequential(torch.nn.Linear(self.backbone.output_size, embedding_size), torch.nn.ReLU())
+        self.backbone = VideoBackbone3D(channels, width, time_bins)
+        # Linear, no ReLU: a narrow ReLU bottleneck can die and take a whole task head with it.
+        self.embedding = torch.nn.Linear(self.backbone.output_size, embedding_size)
         self.digit_head = torch.nn.Linear(embedding_size, num_digits)
         self.motion_head = torch.nn.Linear(embedding_size, len(motions))
 
@@ -103,10 +104,10 @@ class VideoFeatureNetwork(TrainedScorer):
         def batch_loss(batch):
             inputs, digit_targets, motion_targets = batch
             _, digit_logits, motion_logits = self(inputs)
-            # Summed over the values (not averaged) so that each head learns at the pace of a softmax classifier.
-            digit_loss = F.binary_cross_entropy_with_logits(digit_logits, digit_targets, reduction="sum")
-            motion_loss = F.binary_cross_entropy_with_logits(motion_logits, motion_targets, reduction="sum")
-            return (digit_loss + motion_loss) / len(inputs)
+            # Each head's loss is a mean over its own values, so both tasks weigh the same whatever their sizes
+            # (summing let the ten hard digit terms drown the four motion terms: motion stayed at chance).
+            return (F.binary_cross_entropy_with_logits(digit_logits, digit_targets)
+                    + F.binary_cross_entropy_with_logits(motion_logits, motion_targets))
 
         fit_minibatches(self, [clips, digit_truth, motion_truth], batch_loss, epochs, batch_size, learning_rate, seed,
                         progress)

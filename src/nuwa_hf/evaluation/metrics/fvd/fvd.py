@@ -7,8 +7,8 @@ from nuwa_hf.evaluation.metric_module_support import VIDEO, pil_videos
 from nuwa_hf.evaluation.video_distance import frechet_video_distance
 
 _DESCRIPTION = """Fréchet distance between Gaussians fitted to video features (Unterthiner et al., 2018). By default the
-features come from nuwa-hf's VideoFeatureNetwork, a small (2+1)D CNN trained on Moving MNIST, and the result is
-named so ("FVD ((2+1)D CNN trained on ...)"), with that network's held-out accuracy beside it. A user with I3D
+features come from nuwa-hf's VideoFeatureNetwork, a small 3D CNN trained on Moving MNIST, and the result is
+named so ("FVD (3D CNN trained on ...)"), with that network's held-out accuracy beside it. A user with I3D
 passes it as feature_extractor. Lower is better; identical sets give 0."""
 
 _KWARGS_DESCRIPTION = """
