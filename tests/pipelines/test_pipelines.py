@@ -298,3 +298,11 @@ def test_a_saved_text_visual_scorer_reranks_by_path(text_to_image, tmp_path):
     scorer.save_pretrained(tmp_path / "scorer")
     image = text_to_image("a red 3", seed=0, scorer=str(tmp_path / "scorer"), num_candidates=2)
     assert isinstance(image, PIL.Image.Image)
+
+
+def test_save_pretrained_writes_a_complete_folder(text_to_image, tmp_path):
+    text_to_image.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "vqgan" / "config.json").is_file()
+    assert not (tmp_path / "saved" / "text_to_image.py").exists(), "the pipeline's own code is not copied"
+    again = load("nuwa-sketch-to-image", str(tmp_path / "saved"))
+    assert again(np.zeros((SIZE, SIZE), dtype=np.int64), seed=0).size == (SIZE, SIZE)

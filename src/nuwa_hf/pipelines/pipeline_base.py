@@ -562,6 +562,16 @@ class NuwaPipeline(Pipeline):
         self.scorer = CandidateScorer(scorer) if scorer is not None else None
         self._progress_bar_config: dict = {}
 
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write a complete model folder: NUWA (safetensors) and the processor with ``vqgan/`` and ``vqgan_seg/``.
+
+        (transformers' ``Pipeline.save_pretrained`` saves neither the processor nor the VQ-GANs, and would copy this
+        pipeline's source next to the weights; a NUWA folder needs no remote code.)
+        """
+        os.makedirs(save_directory, exist_ok=True)
+        self.model.save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        self.processor.save_pretrained(save_directory)
+
     # ---------------------------------------------------------------------------------------------------------------
     # Configuration
 
