@@ -244,7 +244,8 @@ def _add_push(commands) -> None:
     parser = commands.add_parser(
         "push", help="upload a model folder to a Hub repository", formatter_class=_Formatter,
         description="Upload a NUWA model folder (config, safetensors weights, processor, vqgan/, vqgan_seg/, README.md) "
-                    "to a Hugging Face Hub model repository, creating the repository if needed.",
+                    "to a Hugging Face Hub model repository in one commit, creating the repository if needed. The "
+                    "folder is checked first and the upload verified afterwards (nuwa_hf.hub.push_model_folder).",
         epilog="examples:\n  nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny\n"
                "  HF_ENDPOINT=http://127.0.0.1:8080 nuwa-hf push checkpoints/nuwa-tiny me/test --private\n\n"
                + EXIT_CODES_HELP,
@@ -256,6 +257,10 @@ def _add_push(commands) -> None:
     parser.add_argument("--commit-message", default="Upload NUWA model folder with nuwa-hf push", help="commit message")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
     parser.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+    parser.add_argument("--delete-stale", action="store_true",
+                        help="also delete files of the repository that are not in the folder (same commit)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip checking, after the upload, that every file arrived with its size and hash")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -509,38 +514,35 @@ def command_train(argv: Sequence[str]) -> int:
 
 
 def command_push(args) -> int:
+    """Upload the folder with :func:`nuwa_hf.hub.push_model_folder` (checks the folder first, verifies the upload)."""
     folder = Path(args.folder)
     if not folder.is_dir():
         raise CommandError(f"{str(folder)!r} is not a folder: give the model folder to upload.")
-    if not (folder / "config.json").is_file():
-        raise CommandError(f"{str(folder)!r} has no config.json: it is not a model folder.", EXIT_MODEL)
-    if not list(folder.glob("*.safetensors")):
-        raise CommandError(f"{str(folder)!r} has no .safetensors weights: save the model with save_pretrained first.",
-                           EXIT_MODEL)
-    if not (folder / "vqgan" / "config.json").is_file():
-        print(f"warning: {folder} has no vqgan/ subfolder: pipelines loading this repository will fail until it is added.",
-              file=sys.stderr)
-    if "/" not in args.repo_id or args.repo_id.count("/") > 1:
-        raise CommandError(f"repo_id {args.repo_id!r} must look like 'owner/name'.")
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        raise CommandError("HF_HUB_OFFLINE is set: unset it to push to the Hub.", EXIT_HUB)
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    import warnings
 
-    api = HfApi(endpoint=args.endpoint, token=args.token)
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+
+    from .hub import HubPushVerificationError, HubUnreachableError, IncompleteModelFolderError, push_model_folder
+
     try:
-        repo = api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
-        if args.revision:
-            api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=args.repo_id, folder_path=str(folder), repo_type="model", revision=args.revision,
-            commit_message=args.commit_message, ignore_patterns=[".*", "*.tmp", "**/.*", "__pycache__/*"],
-        )
-    except HfHubHTTPError as error:
-        raise CommandError(f"The Hub refused the upload: {error}", EXIT_HUB) from None
-    except (OSError, ConnectionError) as error:
-        raise CommandError(f"Could not reach the Hub ({api.endpoint}): {error}", EXIT_HUB) from None
-    print(getattr(commit, "commit_url", None) or getattr(repo, "url", None) or f"{api.endpoint}/{args.repo_id}")
+        with warnings.catch_warnings(record=True) as remarks:
+            warnings.simplefilter("always")
+            commit = push_model_folder(
+                folder, args.repo_id, token=args.token, private=args.private, commit_message=args.commit_message,
+                revision=args.revision, delete_stale=args.delete_stale, verify=not args.no_verify,
+                endpoint=args.endpoint,
+            )
+        for remark in remarks:
+            print(f"warning: {remark.message}", file=sys.stderr)
+    except IncompleteModelFolderError as error:
+        raise CommandError(str(error), EXIT_MODEL) from None
+    except HFValidationError as error:
+        raise CommandError(f"repo_id {args.repo_id!r}: {error}") from None
+    except OfflineModeIsEnabled as error:
+        raise CommandError(str(error), EXIT_HUB) from None
+    except (HfHubHTTPError, HubUnreachableError, HubPushVerificationError) as error:
+        raise CommandError(f"The push to {args.repo_id} failed: {error}", EXIT_HUB) from None
+    print(str(commit))
     return EXIT_OK
 
 

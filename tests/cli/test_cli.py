@@ -1,7 +1,6 @@
 """The nuwa-hf command line as a user runs it: main(argv) in-process, and the installed console script."""
 
 import html.parser
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,7 +15,6 @@ import pytest
 from nuwa_hf import media
 from nuwa_hf.cli import main
 
-HERE = Path(__file__).parent
 SIZE = 16
 
 
@@ -29,13 +27,6 @@ def run(argv, capsys):
 def fill(argv, folder):
     """Replace "{name}" in arguments with the path of ``folder / name``."""
     return [str(folder / a[1:-1]) if a.startswith("{") and a.endswith("}") else a for a in argv]
-
-
-def load_fake_hub():
-    spec = importlib.util.spec_from_file_location("fake_hub", HERE / "fake_hub.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FakeHub
 
 
 @pytest.fixture(scope="module")
@@ -195,17 +186,23 @@ def test_push_checks_the_folder(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_console_script_pushes_a_model_folder_to_a_hub(cli_model_folder):
-    """The installed `nuwa-hf` script, against a Hub-compatible server on 127.0.0.1 (no LFS / Xet path)."""
+    """The installed `nuwa-hf` script, against the project's Hub-compatible server on 127.0.0.1 (which commits every
+    file inline: the real Hub's LFS / Xet upload path is not exercised)."""
+    from nuwa_hf.hub.local_server import LocalHubServer
+
     script = Path(sys.executable).with_name("nuwa-hf")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "nuwa_hf.cli"]
-    with load_fake_hub()() as hub:
+    with LocalHubServer(token="hf_test") as hub:
         env = dict(os.environ, HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url, HF_TOKEN="hf_test", HF_HUB_DISABLE_XET="1",
                    OMP_NUM_THREADS="1")
-        result = subprocess.run([*command, "push", cli_model_folder, "me/nuwa-tiny"], env=env, capture_output=True,
-                                text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "me/nuwa-tiny" in result.stdout
-    uploaded = set(hub.commits[-1]["files"])
-    local = {p.relative_to(cli_model_folder).as_posix() for p in Path(cli_model_folder).rglob("*") if p.is_file()}
-    assert uploaded == local
-    assert hub.commits[-1]["files"]["config.json"] == (Path(cli_model_folder) / "config.json").read_bytes()
+        result = subprocess.run([*command, "push", cli_model_folder, "tester/nuwa-tiny"], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "tester/nuwa-tiny" in result.stdout
+        uploaded = hub.files("tester/nuwa-tiny")
+        local = {p.relative_to(cli_model_folder).as_posix(): p.read_bytes()
+                 for p in Path(cli_model_folder).rglob("*") if p.is_file()}
+        assert {path: uploaded[path] for path in local} == local
+        refused = subprocess.run([*command, "push", cli_model_folder, "tester/other"], capture_output=True, text=True,
+                                 env={**env, "HF_TOKEN": "wrong"}, timeout=300)
+        assert refused.returncode == 5, refused.stderr
