@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model-preset", choices=("tiny", "paper"), default="tiny")
     model.add_argument("--model-config", default=None,
                        help='JSON object of NuwaConfig overrides, e.g. \'{"hidden_size": 128, "decoder_layers": 4}\'')
+    model.add_argument("--attn-implementation", default=None, choices=("nuwa_3dna", "sdpa", "eager"),
+                       help="attention used while training (the same 3D nearby attention either way; only speed "
+                       "differs): default the model's own nuwa_3dna; sdpa (dense masked) can be faster on tiny grids. "
+                       "Not saved: the trained model loads with its default")
     model.add_argument("--init-from", default=None,
                        help="start from a trained NUWA folder (fine-tuning, e.g. s2i/s2v after pre-training)")
 
@@ -443,6 +447,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     grids = _grids(mixture, collator)
     set_seed(args.seed)  # the initial weights are part of what --seed reproduces
     model = build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint)
+    if args.attn_implementation:
+        model.set_attn_implementation(args.attn_implementation)
     if training_args.should_log:
         for name in task_names:
             logger.info("%s: %d examples, grids %s", name, len(datasets[name]), grids[name])
