@@ -116,3 +116,24 @@ def test_batches_that_cannot_be_one_model_call_are_refused(token_datasets):
         collator([odd[0], odd[1]])
     with pytest.raises(ValueError, match="needs a VQ-GAN|need a VQ-GAN"):
         NuwaTaskCollator()([{"task": "v2v", "video": np.zeros((2, 16, 16, 3), np.uint8)}])
+
+
+def test_a_users_image_folder_at_another_size_is_not_served_stale_grids(tmp_path, tokenizers):
+    import json
+
+    from PIL import Image
+
+    from nuwa_hf.data import load_image_folder
+
+    vqgan, _, words = tokenizers
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with open(folder / "metadata.jsonl", "w") as handle:
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+            handle.write(json.dumps({"file_name": f"{i}.png", "text": f"photo {i}"}) + "\n")
+    kwargs = dict(visual_tokenizer=vqgan, text_tokenizer=words, max_text_length=TEXT_LENGTH)
+    small = tokenize_task_dataset(load_image_folder(folder, size=16), "t2i", **kwargs)
+    large = tokenize_task_dataset(load_image_folder(folder, size=32), "t2i", **kwargs)
+    assert small[0]["labels"].shape == (1, 4, 4) and large[0]["labels"].shape == (1, 8, 8)

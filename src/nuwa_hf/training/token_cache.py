@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+import numpy as np
 import torch
 from datasets import Array3D, Dataset, Features, IterableDataset, List, Value
 
@@ -59,6 +60,16 @@ def encode_task_batch(
     return out
 
 
+def _example_digest(batch: dict, task: NuwaTask) -> str:
+    digest = hashlib.sha256()
+    for column in (task.pixel_column, *task.condition_columns):
+        for value in batch.get(column, ()):
+            array = np.asarray(value)
+            digest.update(f"{column}{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes() if array.dtype != object else str(value).encode())
+    return digest.hexdigest()[:16]
+
+
 def tokenize_task_dataset(
     dataset: Dataset,
     task: str | NuwaTask,
@@ -94,8 +105,9 @@ def tokenize_task_dataset(
     if len(dataset) == 0:
         raise ValueError(f"the {task.name} dataset is empty.")
     # One example first: it fixes the grid shapes of the Arrow features and fails fast on bad input.
+    probe = dataset[:1]
     first = encode_task_batch(
-        dataset[:1], task, visual_tokenizer=visual_tokenizer, sketch_tokenizer=sketch_tokenizer,
+        probe, task, visual_tokenizer=visual_tokenizer, sketch_tokenizer=sketch_tokenizer,
         text_tokenizer=text_tokenizer, max_text_length=max_text_length,
     )
     columns = {LABELS: Array3D(tuple(first[LABELS].shape[1:]), "int32")}
@@ -111,6 +123,9 @@ def tokenize_task_dataset(
         module_fingerprint(sketch_tokenizer) if task.condition == "sketch" else "-",
         tokenizer_fingerprint(text_tokenizer) if task.condition == "text" else "-",
         str(max_text_length) if task.condition == "text" else "-",
+        # A transform applied on access (e.g. the folder loaders' resizing) is not part of the source fingerprint;
+        # the first example as the transform delivers it is.
+        _example_digest(probe, task),
     ])
     fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
 
