@@ -1,43 +1,13 @@
 """Video scorers trained on small synthetic moving-digit clips: they beat chance on held-out clips, and the metrics
-they power rank a true set above a corrupted one. Scorers are shrunk (16x16 frames, width 8) to train in seconds."""
+they power rank a true set above a corrupted one. The scorers are trained once per session (see conftest.py)."""
 
 import numpy as np
 import pytest
 import torch
 
-from nuwa_hf.evaluation import (
-    MotionClassifier,
-    TextVisualDualEncoder,
-    VideoFeatureNetwork,
-    attribute_accuracy,
-    clip_similarity,
-    frechet_video_distance,
-    load_scorer,
-)
+from nuwa_hf.evaluation import attribute_accuracy, clip_similarity, frechet_video_distance, load_scorer
 
-SMALL = dict(frame_size=16, width=8)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def motion_classifier(video_data):
-    (videos, _, motions, _), (held_videos, _, held_motions, _) = video_data
-    return MotionClassifier(**SMALL).fit(videos, motions, held_videos, held_motions, "synthetic moving digits",
-                                         epochs=6, batch_size=16)
-
-
-@pytest.fixture(scope="module")
-def feature_network(video_data):
-    (videos, digits, motions, _), (held_videos, held_digits, held_motions, _) = video_data
-    return VideoFeatureNetwork(**SMALL, embedding_size=32).fit(
-        videos, digits, motions, held_videos, held_digits, held_motions, "synthetic moving digits", epochs=10, batch_size=16)
-
-
-@pytest.fixture(scope="module")
-def dual_encoder(video_data):
-    (videos, _, _, captions), (held_videos, _, _, held_captions) = video_data
-    return TextVisualDualEncoder.fit_new(videos, captions, held_videos, held_captions, "synthetic moving digits",
-                                         epochs=8, batch_size=16, word_size=32, embedding_size=32, **SMALL)
 
 
 def test_motion_classifier_beats_chance(motion_classifier, video_data):

@@ -96,7 +96,8 @@ class InceptionFeatureExtractor(torch.nn.Module):
                 f"{path} is not the recorded FID Inception file (sha256 mismatch); delete it and let nuwa-hf fetch it."
             )
         # The export was saved in training mode: eval() makes batch norm use its stored statistics.
-        self.network = torch.jit.load(str(path), map_location="cpu").eval()
+        self.network = torch.jit.load(str(path), map_location="cpu")
+        self.train(False)
 
     def train(self, mode: bool = True) -> "InceptionFeatureExtractor":
         # The FID network is a fixed measuring instrument: it must never switch its batch norm to batch statistics.

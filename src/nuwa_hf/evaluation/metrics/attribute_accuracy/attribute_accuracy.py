@@ -49,6 +49,7 @@ class AttributeAccuracy(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         convert = pil_videos if self._video() else pil_images
         references = references.tolist() if hasattr(references, "tolist") else list(references)
         return super().add_batch(predictions=convert(predictions), references=references, **kwargs)

@@ -41,6 +41,7 @@ class ClipSimilarity(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         convert = pil_images if self._kind() == "image" else pil_videos
         return super().add_batch(predictions=convert(predictions), references=list(references), **kwargs)
 

@@ -37,6 +37,7 @@ class FrechetVideoDistance(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         return super().add_batch(predictions=pil_videos(predictions), references=pil_videos(references), **kwargs)
 
     def _compute(self, predictions, references, scorer=None, scorer_path=None, feature_extractor=None,

@@ -36,6 +36,7 @@ class ClassifierInceptionScore(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         return super().add_batch(predictions=pil_images(predictions), **kwargs)
 
     def _compute(self, predictions, scorer=None, scorer_path=None, splits=1):

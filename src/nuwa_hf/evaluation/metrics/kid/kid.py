@@ -35,6 +35,7 @@ class KernelInceptionDistance(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         return super().add_batch(predictions=pil_images(predictions), references=pil_images(references), **kwargs)
 
     def _compute(self, predictions, references, feature_extractor=None, feature_extractor_name=None, subset_size=1000,

@@ -37,6 +37,7 @@ class SegmentationScores(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         return super().add_batch(predictions=pil_label_maps(predictions), references=pil_label_maps(references),
                                  **kwargs)
 

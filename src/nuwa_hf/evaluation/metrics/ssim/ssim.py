@@ -38,6 +38,7 @@ class StructuralSimilarity(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
         convert = pil_videos if check_config(self.config_name, ("image", "video")) == "video" else pil_images
         return super().add_batch(predictions=convert(predictions), references=convert(references), **kwargs)
 

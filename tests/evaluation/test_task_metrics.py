@@ -1,0 +1,83 @@
+"""A task's metric table, and its JSON and Markdown forms."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nuwa_hf.evaluation import (
+    EvaluationScorers,
+    metrics_markdown,
+    task_metrics,
+    write_metrics_json,
+    write_metrics_markdown,
+)
+
+
+def _mean_colour(images):
+    return images.mean(dim=(2, 3))
+
+
+CHEAP = EvaluationScorers(image_features=_mean_colour, image_features_name="mean RGB")
+
+
+def _images(seed, count=6, size=16):
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def test_image_completion_table_ranks_truth_above_a_shuffle():
+    reference = _images(0)
+    exact = task_metrics("I2I", reference, reference, scorers=CHEAP)
+    shuffled = task_metrics("I2I", reference[::-1].copy(), reference, scorers=CHEAP)
+    values = {row["metric"]: row["value"] for row in exact["rows"]}
+    assert set(values) == {"FID (mean RGB)", "KID", "SSIM", "PSNR (dB)"} and not exact["skipped"]
+    assert values["SSIM"] == pytest.approx(1.0) and math.isinf(values["PSNR (dB)"])
+    worse = {row["metric"]: row["value"] for row in shuffled["rows"]}
+    assert worse["SSIM"] < values["SSIM"] and worse["FID (mean RGB)"] == pytest.approx(values["FID (mean RGB)"], abs=1e-6)
+
+
+def test_missing_inputs_are_listed_not_dropped(trained_digit_classifier, digit_data):
+    images, labels = digit_data[1]
+    table = task_metrics("T2I", images[:40], texts=["a digit"] * 40, attributes={"digit": labels[:40]},
+                         scorers=EvaluationScorers(digit_classifier=trained_digit_classifier))
+    metrics = [row["metric"] for row in table["rows"]]
+    assert metrics[0].startswith("IS (digit CNN") and metrics[1] == "digit accuracy"
+    assert set(table["skipped"]) == {"fid", "kid", "clipsim"}
+    accuracy_row = table["rows"][1]
+    assert accuracy_row["scorer_held_out"]["accuracy"]["accuracy"] == trained_digit_classifier.held_out["metrics"]["accuracy"]
+    with pytest.raises(ValueError, match="Unknown task"):
+        task_metrics("T2X", images)
+
+
+def test_vqgan_seg_table_uses_table_4_metrics():
+    truth = np.random.default_rng(1).integers(0, 5, (2, 8, 8))
+    table = task_metrics("VQGAN-Seg", truth, truth, num_classes=5)
+    assert [(row["metric"], row["value"]) for row in table["rows"]] == [("PA", 1.0), ("mIoU", 1.0), ("FWIoU", 1.0)]
+
+
+@pytest.mark.slow
+def test_text_to_video_table_with_trained_scorers(motion_classifier, feature_network, dual_encoder, video_data):
+    (reference, _, _, _), (videos, digits, motions, captions) = video_data
+    scorers = EvaluationScorers(image_features=_mean_colour, image_features_name="mean RGB",
+                                motion_classifier=motion_classifier, video_features=feature_network,
+                                text_visual=dual_encoder)
+    table = task_metrics("T2V", videos, reference, texts=captions, attributes={"digit": digits, "motion": motions},
+                         scorers=scorers)
+    names = [row["metric"] for row in table["rows"]]
+    assert names[:2] == ["FID-img (mean RGB)", "FVD (3D CNN trained on synthetic moving digits)"]
+    assert names[2].startswith("CLIPSIM-style") and names[3:] == ["digit accuracy", "motion accuracy"]
+    assert all(row["scorer_held_out"] for row in table["rows"][1:])
+    assert not table["skipped"]
+
+
+def test_writers_are_valid_and_atomic(tmp_path):
+    reference = _images(2)
+    table = task_metrics("I2I", reference, reference, scorers=CHEAP)
+    json_path = write_metrics_json(table, tmp_path / "out" / "metrics.json")
+    loaded = json.loads(json_path.read_text())  # strict JSON: inf became a string
+    assert loaded["details"]["psnr"]["psnr"] == "inf" and loaded["task"] == "I2I"
+    markdown_path = write_metrics_markdown(table, tmp_path / "out" / "metrics.md")
+    text = markdown_path.read_text()
+    assert text == metrics_markdown(table) and "| SSIM | 1 |" in text
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["metrics.json", "metrics.md"]  # no temp left
