@@ -1,0 +1,302 @@
+"""Generation for NUWA: KV-cached decoding over a token grid, constrained decoding, guidance and long videos.
+
+``NuwaForConditionalGeneration.generate`` wraps transformers' ``GenerationMixin.generate``:
+
+* the condition is encoded once; the decoder runs with a preallocated self-attention KV cache, and every decoding
+  step is a 3DNA window gather (cost independent of how many tokens came before);
+* **constrained decoding** (``known_tokens`` + ``generate_mask``): positions whose mask is False are teacher-forced
+  to the known token and only masked positions are sampled, in raster order. Known tokens before the first masked
+  position are fed in one pre-fill pass. This is video prediction, image completion and both manipulation tasks;
+* **classifier-free guidance** (``guidance_scale``): a second decoder pass under the null condition, with its own
+  cache, and ``logits = null + s * (cond - null)``. transformers' built-in guidance assumes a decoder-only model;
+* guidance and forcing act on the logits inside ``forward`` (through :class:`NuwaGenerationControls`), before any
+  temperature / top-k / top-p warper, which transformers would otherwise apply first;
+* ``generate_long_video`` slides over time past the trained number of frames: each new frame is generated with the
+  previous ``T - 1`` frames as known tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import torch
+from transformers import GenerationMixin
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticLayer
+
+Grid = Tuple[int, int, int]
+
+
+def make_generation_cache(num_layers: int, visual_grid: Grid) -> EncoderDecoderCache:
+    """A KV cache for generating one grid: a preallocated self-attention cache (each step writes in place, so a step
+    does not copy the whole cache as concatenation would) and a cross-attention cache filled once."""
+    length = visual_grid[0] * visual_grid[1] * visual_grid[2]
+    self_cache = Cache(layers=[StaticLayer(max_cache_len=length) for _ in range(num_layers)])
+    return EncoderDecoderCache(self_cache, DynamicCache())
+
+
+@dataclass
+class NuwaGenerationControls:
+    """What ``generate`` asks of each forward pass.
+
+    known_tokens: (B, T*H*W) long, the token to force where ``generate_mask`` is False.
+    generate_mask: (B, T*H*W) bool, True where the model samples.
+    null_encoder_outputs: the encoded null condition for classifier-free guidance (or None).
+    guidance_scale: s in ``null + s * (cond - null)``.
+    """
+
+    known_tokens: Optional[torch.Tensor] = None
+    generate_mask: Optional[torch.Tensor] = None
+    null_encoder_outputs: Optional[object] = None
+    guidance_scale: float = 1.0
+    null_cache: Optional[EncoderDecoderCache] = field(default=None, repr=False)
+
+    def apply(self, model, logits: torch.Tensor, decoder_input_ids: torch.Tensor, visual_grid: Grid, past: int):
+        """logits (B, L, N) for grid positions ``past .. past+L-1`` -> adjusted logits."""
+        if self.null_encoder_outputs is not None:
+            null = model(
+                decoder_input_ids=decoder_input_ids, encoder_outputs=self.null_encoder_outputs,
+                visual_grid=visual_grid, cache=self.null_cache,
+            ).logits
+            logits = null + self.guidance_scale * (logits - null)
+        if self.known_tokens is not None:
+            length = logits.shape[1]
+            forced = ~self.generate_mask[:, past:past + length]  # (B, L)
+            if forced.any():
+                known = self.known_tokens[:, past:past + length]
+                one_hot = torch.full_like(logits, float("-inf"))
+                one_hot.scatter_(-1, known.clamp(min=0).unsqueeze(-1), 0.0)
+                logits = torch.where(forced.unsqueeze(-1), one_hot, logits)
+        return logits
+
+
+def _check_visual_grid(visual_grid, max_grid) -> Grid:
+    if visual_grid is None:
+        raise ValueError("generate() needs visual_grid=(frames, height, width) of the tokens to generate.")
+    try:
+        grid = tuple(int(v) for v in visual_grid)
+    except (TypeError, ValueError):
+        raise ValueError(f"visual_grid must be a (frames, height, width) triple of ints, got {visual_grid!r}.") from None
+    if len(grid) != 3 or min(grid) < 1:
+        raise ValueError(f"visual_grid must be a (frames, height, width) triple of positive ints, got {visual_grid!r}.")
+    if any(g > m for g, m in zip(grid, max_grid)):
+        raise ValueError(
+            f"visual_grid {grid} is larger than the model allows {tuple(max_grid)}; generate fewer frames or use "
+            f"generate_long_video(..., num_frames=...) to slide past the trained length."
+        )
+    return grid
+
+
+class NuwaGenerationMixin(GenerationMixin):
+    """``generate`` for token grids. Mixed into :class:`NuwaForConditionalGeneration`."""
+
+    @torch.no_grad()
+    def encode_condition(
+        self,
+        input_ids: Optional[torch.LongTensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        sketch_tokens: Optional[torch.LongTensor] = None,
+        condition_type: Optional[str] = None,
+        batch_size: Optional[int] = None,
+    ):
+        """Run the encoder once: text (B, L), sketch tokens (B, Ts, Hs, Ws), or the "None" condition."""
+        return self.get_encoder()(
+            input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
+            condition_type=condition_type, batch_size=batch_size,
+        )
+
+    def null_condition_like(self, condition_type: str, batch_size: int, device):
+        """The unconditional input for guidance: an all-padding prompt for text models, the "None" condition else."""
+        if condition_type == "text":
+            ids = torch.full((batch_size, self.config.max_text_length), self.config.text_pad_token_id, device=device)
+            return self.encode_condition(input_ids=ids)
+        return self.encode_condition(condition_type="none", batch_size=batch_size)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: Optional[torch.LongTensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        sketch_tokens: Optional[torch.LongTensor] = None,
+        condition_type: Optional[str] = None,
+        *,
+        visual_grid=None,
+        known_tokens: Optional[torch.LongTensor] = None,
+        generate_mask: Optional[torch.Tensor] = None,
+        guidance_scale: Optional[float] = None,
+        batch_size: Optional[int] = None,
+        use_cache: bool = True,
+        **kwargs,
+    ):
+        """Generate visual tokens for a grid, in raster order.
+
+        Args:
+            input_ids: text condition (B, L). Or ``sketch_tokens`` (B, Ts, Hs, Ws). Or neither: the "None" condition
+                (then ``batch_size`` or ``known_tokens`` gives the batch size).
+            visual_grid: (T, H, W) to generate; an image is T = 1.
+            known_tokens: (B, T, H, W) tokens to keep where ``generate_mask`` is False (constrained decoding).
+            generate_mask: (B, T, H, W) or (T, H, W) bool, True where tokens are generated. Default: everywhere.
+            guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1 or None: off).
+            use_cache: KV-cached decoding (default). False recomputes the whole prefix per token (slow; for checks).
+            **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
+                ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``, ...
+                Seed with ``torch.manual_seed`` before the call.
+
+        Returns:
+            ``(B * num_return_sequences, 1 + T*H*W)`` ids, <bos> first (or a ``GenerateOutput`` when
+            ``return_dict_in_generate=True``); :meth:`sequences_to_grid` reshapes them to (B, T, H, W).
+
+        Example:
+            >>> seq = model.generate(input_ids=text_ids, visual_grid=(1, 8, 8), do_sample=True, top_k=32)
+            >>> image_tokens = model.sequences_to_grid(seq, (1, 8, 8))   # (B, 1, 8, 8)
+        """
+        for reserved in ("max_new_tokens", "max_length", "min_new_tokens", "min_length", "decoder_input_ids"):
+            if reserved in kwargs:
+                raise ValueError(f"{reserved} is set by visual_grid/known_tokens; do not pass it to NUWA's generate().")
+        if "past_key_values" in kwargs or "cache" in kwargs:
+            raise ValueError("generate() builds its own KV cache; do not pass one.")
+        grid = _check_visual_grid(visual_grid, self.config.max_visual_grid)
+        total = grid[0] * grid[1] * grid[2]
+        device = self.device
+
+        # Batch size: from whatever condition or known tokens were given.
+        sizes = {
+            name: t.shape[0] for name, t in (("input_ids", input_ids), ("sketch_tokens", sketch_tokens),
+                                             ("known_tokens", known_tokens)) if t is not None
+        }
+        if batch_size is not None:
+            sizes["batch_size"] = int(batch_size)
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"inconsistent batch sizes: {sizes}.")
+        batch = next(iter(sizes.values()), 1)
+
+        encoder_outputs = self.encode_condition(
+            input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
+            condition_type=condition_type, batch_size=batch,
+        )
+
+        # Constrained decoding: flatten, validate, and pre-fill the known prefix.
+        known_flat = mask_flat = None
+        prefix = 0
+        if known_tokens is not None or generate_mask is not None:
+            if known_tokens is None or generate_mask is None:
+                raise ValueError("constrained decoding needs both known_tokens and generate_mask.")
+            if tuple(known_tokens.shape[-3:]) != grid or known_tokens.dim() != 4:
+                raise ValueError(
+                    f"known_tokens must be (batch, {grid[0]}, {grid[1]}, {grid[2]}) to match visual_grid, got "
+                    f"{tuple(known_tokens.shape)}."
+                )
+            generate_mask = torch.as_tensor(generate_mask, device=device)
+            if generate_mask.dtype != torch.bool:
+                raise ValueError(f"generate_mask must be boolean (True = generate), got {generate_mask.dtype}.")
+            if generate_mask.dim() == 3:
+                generate_mask = generate_mask.expand(batch, *grid)
+            if tuple(generate_mask.shape) != (batch, *grid):
+                raise ValueError(
+                    f"generate_mask must be ({grid[0]}, {grid[1]}, {grid[2]}) or (batch, ...), got "
+                    f"{tuple(generate_mask.shape)}."
+                )
+            known_flat = known_tokens.reshape(batch, total).to(device)
+            mask_flat = generate_mask.reshape(batch, total)
+            kept = known_flat[~mask_flat]
+            if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= self.config.visual_vocab_size):
+                raise ValueError(f"known tokens must be visual codes in [0, {self.config.visual_vocab_size}).")
+            if not bool(mask_flat.any()):
+                raise ValueError("generate_mask selects no position: there is nothing to generate.")
+            # Longest prefix that is known in every row: fed in one pass instead of token by token.
+            prefix = int(mask_flat.any(dim=0).float().argmax())
+        bos = torch.full((batch, 1), self.config.visual_bos_token_id, dtype=torch.long, device=device)
+        decoder_input_ids = torch.cat([bos, known_flat[:, :prefix]], dim=1) if prefix else bos
+
+        num_return_sequences = int(kwargs.get("num_return_sequences") or 1)
+        expand = (lambda t: t.repeat_interleave(num_return_sequences, dim=0)) if num_return_sequences > 1 else (lambda t: t)
+
+        controls = None
+        use_guidance = guidance_scale is not None and float(guidance_scale) != 1.0
+        if use_guidance and encoder_outputs.condition_type == "none":
+            raise ValueError("guidance_scale needs a condition (text or sketch); the 'None' condition has no opposite.")
+        if use_guidance or known_flat is not None:
+            null_outputs = None
+            if use_guidance:
+                null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
+            controls = NuwaGenerationControls(
+                known_tokens=expand(known_flat) if known_flat is not None else None,
+                generate_mask=expand(mask_flat) if mask_flat is not None else None,
+                null_encoder_outputs=null_outputs,
+                guidance_scale=float(guidance_scale) if use_guidance else 1.0,
+                null_cache=make_generation_cache(self.config.decoder_layers, grid) if (use_guidance and use_cache) else None,
+            )
+
+        model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
+        if use_cache:
+            model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
+        if controls is not None:
+            model_kwargs["generation_controls"] = controls
+        return super().generate(
+            decoder_input_ids=decoder_input_ids,
+            max_new_tokens=total - prefix,
+            min_new_tokens=total - prefix,
+            use_cache=use_cache,
+            **model_kwargs,
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate_long_video(
+        self,
+        input_ids: Optional[torch.LongTensor] = None,
+        sketch_tokens: Optional[torch.LongTensor] = None,
+        condition_type: Optional[str] = None,
+        *,
+        visual_grid,
+        num_frames: int,
+        first_frames: Optional[torch.LongTensor] = None,
+        **kwargs,
+    ) -> torch.LongTensor:
+        """Generate ``num_frames`` frames, more than the model's trained T, by sliding a T-frame window over time.
+
+        The first window is generated as usual (or continues ``first_frames`` (B, F, H, W) when given); every further
+        frame is generated with the previous T - 1 frames as known tokens. Sketch conditions are not slid (they would
+        need a sketch per frame window): text or the "None" condition only.
+
+        Returns:
+            visual tokens (B, num_frames, H, W).
+        """
+        T, H, W = _check_visual_grid(visual_grid, self.config.max_visual_grid)
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be a positive int, got {num_frames!r}.")
+        if sketch_tokens is not None:
+            raise ValueError("generate_long_video slides text- or None-conditioned videos; sketch videos are fixed-length.")
+        if int(kwargs.get("num_return_sequences") or 1) != 1:
+            raise ValueError("generate_long_video makes one video per condition; repeat the condition for more.")
+        if T < 2:
+            raise ValueError("sliding over time needs a video grid with at least 2 frames.")
+        batch = input_ids.shape[0] if input_ids is not None else (first_frames.shape[0] if first_frames is not None else 1)
+        condition = dict(input_ids=input_ids, condition_type=condition_type, batch_size=batch)
+        if first_frames is not None:
+            if first_frames.dim() != 4 or tuple(first_frames.shape[2:]) != (H, W):
+                raise ValueError(f"first_frames must be (batch, frames, {H}, {W}), got {tuple(first_frames.shape)}.")
+            frames = first_frames[:, -T:].to(self.device)
+        else:
+            frames = torch.empty(batch, 0, H, W, dtype=torch.long, device=self.device)
+        if frames.shape[1] < T:
+            # Fill the first window: known frames first, the rest generated.
+            have = frames.shape[1]
+            known = torch.zeros(batch, T, H, W, dtype=torch.long, device=self.device)
+            known[:, :have] = frames
+            mask = torch.zeros(T, H, W, dtype=torch.bool, device=self.device)
+            mask[have:] = True
+            seq = self.generate(**condition, visual_grid=(T, H, W), known_tokens=known, generate_mask=mask, **kwargs)
+            frames = self.sequences_to_grid(seq, (T, H, W))
+        out = [frames]
+        produced = frames.shape[1]
+        window = frames
+        mask = torch.zeros(T, H, W, dtype=torch.bool, device=self.device)
+        mask[-1] = True
+        while produced < num_frames:
+            known = torch.cat([window[:, 1:], torch.zeros_like(window[:, :1])], dim=1)
+            seq = self.generate(**condition, visual_grid=(T, H, W), known_tokens=known, generate_mask=mask, **kwargs)
+            window = self.sequences_to_grid(seq, (T, H, W))
+            out.append(window[:, -1:])
+            produced += 1
+        return torch.cat(out, dim=1)[:, :num_frames]

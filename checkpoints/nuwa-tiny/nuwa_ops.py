@@ -1,0 +1,17 @@
+"""3D Nearby Attention: the operation (``nearby_attention``), its one reference, and its backends."""
+
+from .geometry import allowed, check_extent, check_grid, grid_size
+from .nearby_attention import BACKENDS, nearby_attention, select_backend
+from .reference import nearby_attention_mask, nearby_attention_reference
+
+__all__ = [
+    "BACKENDS",
+    "allowed",
+    "check_extent",
+    "check_grid",
+    "grid_size",
+    "nearby_attention",
+    "nearby_attention_mask",
+    "nearby_attention_reference",
+    "select_backend",
+]
