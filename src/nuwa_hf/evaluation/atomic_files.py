@@ -14,6 +14,12 @@ from typing import Callable, Union
 PathLike = Union[str, os.PathLike]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(temporary_path)`` then move the result onto ``path``. Returns ``path`` as a ``Path``.
 
@@ -27,6 +33,8 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
         write(temporary)
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
+        # mkstemp creates the file private (0600); give it the permissions a plain open() would have.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -7,7 +7,7 @@ from .dual_encoder import TextVisualDualEncoder
 from .motion_classifier import MOTIONS, MotionClassifier
 from .scorer_base import TrainedScorer, load_scorer, scorer_report
 from .video_feature_network import VideoFeatureNetwork
-from .world_training import default_scorers, train_color_classifier, train_digit_classifier, train_video_scorers
+from .world_training import default_scorers, train_digit_classifier, train_image_scorers, train_video_scorers
 
 __all__ = [
     "AttributeClassifier",
@@ -21,7 +21,7 @@ __all__ = [
     "default_scorers",
     "load_scorer",
     "scorer_report",
-    "train_color_classifier",
     "train_digit_classifier",
+    "train_image_scorers",
     "train_video_scorers",
 ]

@@ -1,6 +1,6 @@
 """Train the default scorers on the project's own data (MNIST and the built-in worlds), and cache them.
 
-    scorers = default_scorers()            # loads from $NUWA_HF_CACHE/scorers, training what is missing
+    scorers = default_scorers("video")     # loads from $NUWA_HF_CACHE/scorers, training what is missing
     table = task_metrics("T2V", generated, reference, texts=..., attributes=..., scorers=scorers)
 
 Training data and held-out data never overlap: MNIST train vs MNIST test digits; the worlds' "train" split (MNIST
@@ -48,7 +48,7 @@ def train_video_scorers(num_train: int = 2000, num_held_out: int = 500, image_si
                         epochs: int = 4, seed: int = 0, progress: bool = True) -> Dict[str, Any]:
     """Motion classifier, FVD feature network and text-video dual encoder, trained on captioned Moving MNIST.
 
-    Returns {"motion_classifier", "video_features", "text_visual"}.
+    Returns {"motion_classifier", "video_features", "text_video"}.
     """
     from nuwa_hf.data import captioned_moving_mnist
 
@@ -65,44 +65,63 @@ def train_video_scorers(num_train: int = 2000, num_held_out: int = 500, image_si
     text_visual = TextVisualDualEncoder.fit_new(train["video"], train["text"], test["video"], test["text"], world,
                                                 "captioned Moving MNIST test", epochs=2 * epochs, seed=seed,
                                                 progress=progress)
-    return {"motion_classifier": motion, "video_features": features, "text_visual": text_visual}
+    return {"motion_classifier": motion, "video_features": features, "text_video": text_visual}
 
 
-def train_color_classifier(num_train: int = 3000, num_held_out: int = 500, image_size: int = 64, epochs: int = 3,
-                           seed: int = 0, progress: bool = True) -> AttributeClassifier:
-    """An RGB ``AttributeClassifier`` for the colours of the text-to-image digit world."""
+def train_image_scorers(num_train: int = 3000, num_held_out: int = 500, image_size: int = 64, epochs: int = 4,
+                        seed: int = 0, progress: bool = True) -> Dict[str, Any]:
+    """Colour classifier and text-image dual encoder (both RGB), trained on the text-to-image digit world.
+
+    Returns {"color_classifier", "text_image"}.
+    """
     from nuwa_hf.data import COLORS, digit_images
 
-    train = _columns(digit_images("train", num_train, seed=seed, image_size=image_size), ("image", "color"))
-    test = _columns(digit_images("test", num_held_out, seed=seed, image_size=image_size), ("image", "color"))
-    classifier = AttributeClassifier("color", COLORS, visual="image", channels=3)
-    return classifier.fit(train["image"], train["color"], test["image"], test["color"],
-                          f"coloured digit images train ({num_train:,} images)", "coloured digit images test",
-                          epochs=epochs, seed=seed, progress=progress)
+    train = _columns(digit_images("train", num_train, seed=seed, image_size=image_size), ("image", "text", "color"))
+    test = _columns(digit_images("test", num_held_out, seed=seed, image_size=image_size), ("image", "text", "color"))
+    world = f"coloured digit images train ({num_train:,} images)"
+    color = AttributeClassifier("color", COLORS, visual="image", channels=3).fit(
+        train["image"], train["color"], test["image"], test["color"], world, "coloured digit images test",
+        epochs=epochs, seed=seed, progress=progress)
+    text_image = TextVisualDualEncoder.fit_new(train["image"], train["text"], test["image"], test["text"], world,
+                                               "coloured digit images test", epochs=2 * epochs, seed=seed,
+                                               progress=progress, visual="image", channels=3)
+    return {"color_classifier": color, "text_image": text_image}
 
 
-def default_scorers(cache: Optional[PathLike] = None, train_if_missing: bool = True, progress: bool = True):
-    """An ``EvaluationScorers`` with every default scorer, loaded from ``<cache>/scorers/<name>`` or trained and saved.
+def _load_or_train(folder: Path, names: tuple, train, train_if_missing: bool) -> Dict[str, Any]:
+    found = {name: load_scorer(folder / name) for name in names if (folder / name / CONFIG_NAME).is_file()}
+    if len(found) == len(names):
+        return found
+    if not train_if_missing:
+        missing = sorted(set(names) - set(found))
+        raise FileNotFoundError(f"No trained scorers {missing} under {folder}: call default_scorers(train_if_missing=True).")
+    for name, scorer in train().items():
+        if name in names and name not in found:
+            scorer.save_pretrained(folder / name)
+            found[name] = scorer
+    return found
 
-    With ``train_if_missing=False`` a missing scorer raises instead of training (minutes on a CPU).
+
+def default_scorers(visual: str = "video", cache: Optional[PathLike] = None, train_if_missing: bool = True,
+                    progress: bool = True):
+    """An ``EvaluationScorers`` for image tasks (``visual="image"``) or video tasks (``"video"``), loaded from
+    ``<cache>/scorers/<name>`` or trained on MNIST and the built-in worlds and saved there (minutes on a CPU).
+
+    With ``train_if_missing=False`` a missing scorer raises instead of training.
     """
     from ..task_metrics import EvaluationScorers
 
+    if visual not in ("image", "video"):
+        raise ValueError(f"visual must be 'image' or 'video', got {visual!r}.")
     folder = cache_dir(cache) / "scorers"
-    loaded: Dict[str, Any] = {}
-    names = ("digit_classifier", "motion_classifier", "video_features", "text_visual")
-    for name in names:
-        if (folder / name / CONFIG_NAME).is_file():
-            loaded[name] = load_scorer(folder / name)
-    missing = [name for name in names if name not in loaded]
-    if missing and not train_if_missing:
-        raise FileNotFoundError(f"No trained scorers {missing} under {folder}: call default_scorers(train_if_missing=True).")
-    if "digit_classifier" in missing:
-        loaded["digit_classifier"] = train_digit_classifier(progress=progress)
-        loaded["digit_classifier"].save_pretrained(folder / "digit_classifier")
-    if {"motion_classifier", "video_features", "text_visual"} & set(missing):
-        for name, scorer in train_video_scorers(progress=progress).items():
-            if name in missing:
-                loaded[name] = scorer
-                scorer.save_pretrained(Path(folder) / name)
-    return EvaluationScorers(**loaded)
+    digits = _load_or_train(folder, ("digit_classifier",),
+                            lambda: {"digit_classifier": train_digit_classifier(progress=progress)}, train_if_missing)
+    if visual == "image":
+        found = _load_or_train(folder, ("color_classifier", "text_image"),
+                               lambda: train_image_scorers(progress=progress), train_if_missing)
+        return EvaluationScorers(digit_classifier=digits["digit_classifier"], text_visual=found["text_image"],
+                                 attribute_classifiers={"color": found["color_classifier"]})
+    found = _load_or_train(folder, ("motion_classifier", "video_features", "text_video"),
+                           lambda: train_video_scorers(progress=progress), train_if_missing)
+    return EvaluationScorers(digit_classifier=digits["digit_classifier"], motion_classifier=found["motion_classifier"],
+                             video_features=found["video_features"], text_visual=found["text_video"])
