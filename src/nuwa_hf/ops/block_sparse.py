@@ -3,11 +3,12 @@
 Why: the 3DNA window of a query is a small box of the key grid, so a box-shaped *tile* of nearby queries
 (say 1 x 7 x 7 tokens) together sees only a slightly bigger box (3 x 9 x 9 keys for a 3x3x3 window) instead of
 the whole key grid. We gather, per tile, the queries and the keys that at least one of them may attend to,
-run ordinary masked softmax attention on those small blocks, and scatter the outputs back.
+run masked softmax attention on those small blocks, and scatter the outputs back. A custom autograd function
+processes a chunk of tiles at a time and recomputes them in the backward pass (as flash attention does), so the
+gathered keys, values and probabilities of all tiles are never alive at once.
 
 Work and memory grow with ``Lq x keys-per-tile`` instead of ``Lq x Lk``; at the paper's 10x21x21 video grid with a
-3x3x3 window that is ~50x fewer scores than dense attention. Every op is an ordinary differentiable torch op
-(index_select, scaled_dot_product_attention), so autograd gives the backward pass and this is the training path.
+3x3x3 window that is ~50x fewer scores than dense attention. This is the training path.
 
 The tile plan (indices and the small masks) depends only on the grids, extent, causality and the query slice, so it
 is computed once and cached.
@@ -35,6 +36,7 @@ class TilePlan:
     key_index:   (num_tiles * tile_keys,) raster index of each tile slot's key (padding slots repeat a real one)
     mask:        (num_tiles, tile_queries, tile_keys) bool, True where the slot query may see the slot key
     inverse:     (num_queries,) position of each requested query in the flattened tile slots
+    query_valid: (num_tiles * tile_queries, 1) bool, False for padding slots
     """
 
     tile: Tuple[int, int, int]
@@ -45,6 +47,7 @@ class TilePlan:
     key_index: torch.Tensor
     mask: torch.Tensor
     inverse: torch.Tensor
+    query_valid: torch.Tensor
 
 
 def _span(tile_len: int, q_size: int, k_size: int, e: Optional[int], causal: bool) -> int:
@@ -159,8 +162,80 @@ def tile_plan(
     return TilePlan(
         tile=tuple(tile), num_tiles=n, tile_queries=tq, tile_keys=tk,
         query_index=(query_index.reshape(-1) - q_lo).to(device), key_index=key_index.reshape(-1).to(device),
-        mask=mask.to(device), inverse=inverse.to(device),
+        mask=mask.to(device), inverse=inverse.to(device), query_valid=q_valid.reshape(-1, 1).to(device),
     )
+
+
+class _TiledAttention(torch.autograd.Function):
+    """Attention over the tiles of a :class:`TilePlan`, a chunk of tiles at a time, flash-style.
+
+    Forward keeps only the output and the log-sum-exp of every query slot; backward gathers each chunk's queries, keys,
+    values, outputs and output gradients again and recomputes its probabilities. Peak memory is one chunk of tiles
+    plus tensors of the inputs' size, instead of every tile's keys, values and probabilities held for autograd.
+
+    q: (BH, Lq, D), k and v: (BH, Lk, D) -> (BH, Lq, D).
+    """
+
+    @staticmethod
+    def _gather(x, index, shape):
+        return x.index_select(1, index).view(shape)
+
+    @staticmethod
+    def forward(ctx, q, k, v, plan: TilePlan, scale: float, chunk: int):
+        BH, _, D = q.shape
+        n, tq, tk = plan.num_tiles, plan.tile_queries, plan.tile_keys
+        q_index, k_index = plan.query_index.view(n, tq), plan.key_index.view(n, tk)
+        out = q.new_empty(q.shape)
+        lse = q.new_empty(BH, n * tq, 1)
+        for c0 in range(0, n, chunk):
+            c1 = min(n, c0 + chunk)
+            qi, ki = q_index[c0:c1].reshape(-1), k_index[c0:c1].reshape(-1)
+            qg = q.index_select(1, qi).view(BH, c1 - c0, tq, D)
+            kg = k.index_select(1, ki).view(BH, c1 - c0, tk, D)
+            vg = v.index_select(1, ki).view(BH, c1 - c0, tk, D)
+            scores = torch.matmul(qg, kg.transpose(-1, -2)).mul_(scale).masked_fill_(~plan.mask[c0:c1], float("-inf"))
+            row_max = scores.amax(dim=-1, keepdim=True)  # every row has an allowed key, so this is finite
+            probs = torch.exp_(scores.sub_(row_max))
+            row_sum = probs.sum(dim=-1, keepdim=True)
+            lse[:, c0 * tq:c1 * tq] = (row_max + row_sum.log()).reshape(BH, -1, 1)
+            tile_out = torch.matmul(probs, vg).div_(row_sum).reshape(BH, -1, D)
+            # Padding slots repeat a real query: write only real slots (same values either way, but keep it exact).
+            valid = plan.query_valid[c0 * tq:c1 * tq, 0]
+            out.index_copy_(1, qi[valid], tile_out[:, valid])
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.plan, ctx.scale, ctx.chunk = plan, scale, chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        plan, scale, chunk = ctx.plan, ctx.scale, ctx.chunk
+        grad_out = grad_out.contiguous()
+        BH, _, D = q.shape
+        n, tq, tk = plan.num_tiles, plan.tile_queries, plan.tile_keys
+        q_index, k_index = plan.query_index.view(n, tq), plan.key_index.view(n, tk)
+        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        for c0 in range(0, n, chunk):
+            c1 = min(n, c0 + chunk)
+            rows = slice(c0 * tq, c1 * tq)
+            qi, ki = q_index[c0:c1].reshape(-1), k_index[c0:c1].reshape(-1)
+            shape_q, shape_k = (BH, c1 - c0, tq, D), (BH, c1 - c0, tk, D)
+            qg, kg, vg = q.index_select(1, qi).view(shape_q), k.index_select(1, ki).view(shape_k), v.index_select(1, ki).view(shape_k)
+            # Padding slots get no output gradient, so they contribute nothing.
+            dog = grad_out.index_select(1, qi).mul_(plan.query_valid[rows]).view(shape_q)
+            delta = (dog * out.index_select(1, qi).view(shape_q)).sum(dim=-1, keepdim=True)  # rowsum(dO * O)
+            scores = torch.matmul(qg, kg.transpose(-1, -2)).mul_(scale).masked_fill_(~plan.mask[c0:c1], float("-inf"))
+            probs = torch.exp_(scores.sub_(lse[:, rows].view(BH, c1 - c0, tq, 1)))
+            dv.index_add_(1, ki, torch.matmul(probs.transpose(-1, -2), dog).reshape(BH, -1, D))
+            dscores = torch.matmul(dog, vg.transpose(-1, -2)).sub_(delta).mul_(probs).mul_(scale)
+            dq.index_add_(1, qi, torch.matmul(dscores, kg).reshape(BH, -1, D))
+            dk.index_add_(1, ki, torch.matmul(dscores.transpose(-1, -2), qg).reshape(BH, -1, D))
+        return dq, dk, dv, None, None, None
+
+
+def _chunk_tiles(plan: TilePlan, batch_heads: int, budget: int = 1 << 17) -> int:
+    """How many tiles to process at once: about ``budget`` scores (0.5 MB in fp32) per chunk."""
+    return max(1, min(plan.num_tiles, budget // max(1, batch_heads * plan.tile_queries * plan.tile_keys)))
 
 
 def nearby_attention_block_sparse(
@@ -185,10 +260,9 @@ def nearby_attention_block_sparse(
         tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), int(query_offset or 0), Lq, Lk,
         tuple(tile), query.device,
     )
-    n, tq, tk = plan.num_tiles, plan.tile_queries, plan.tile_keys
-    q = query.reshape(B * NH, Lq, D).index_select(1, plan.query_index).view(B * NH, n, tq, D)
-    k = key.reshape(B * NH, Lk, D).index_select(1, plan.key_index).view(B * NH, n, tk, D)
-    v = value.reshape(B * NH, Lk, D).index_select(1, plan.key_index).view(B * NH, n, tk, D)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask.unsqueeze(0), scale=scale)
-    out = out.reshape(B * NH, n * tq, D).index_select(1, plan.inverse)
+    scale = D ** -0.5 if scale is None else scale
+    out = _TiledAttention.apply(
+        query.reshape(B * NH, Lq, D), key.reshape(B * NH, Lk, D), value.reshape(B * NH, Lk, D), plan, scale,
+        _chunk_tiles(plan, B * NH),
+    )
     return out.view(B, NH, Lq, D)
