@@ -22,9 +22,11 @@ for images, pixel accuracy/FWIoU for sketches (the paper's table 4).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -70,6 +72,8 @@ class VQGANTrainingArguments:
         learning_rate (`float`): Adam learning rate of the autoencoder (and of the discriminator unless
             `disc_learning_rate` is set). `adam_betas` default to taming-transformers' (0.5, 0.9).
         warmup_steps (`int`): linear learning-rate warm-up.
+        lr_schedule (`str`): `"cosine"` (decay to 10% of the base rate at `max_steps`, which lets the codebook and
+            decoder settle) or `"constant"`.
         reconstruction_loss (`str`): `"l1"` (taming) or `"l2"` (the paper's equation 4); images only.
         codebook_weight, commitment_weight (`float`): weights of the two quantiser terms (beta = 0.25 in VQ-VAE).
         perceptual_weight (`float`): weight of the perceptual term when a perceptual loss is given.
@@ -78,7 +82,8 @@ class VQGANTrainingArguments:
         disc_start (`int`): step from which the adversarial term is on (the autoencoder first learns to reconstruct).
         disc_loss (`str`): `"hinge"` or `"non_saturating"`.
         disc_layers, disc_channels (`int`): size of the patch discriminator.
-        restart_dead_codes (`bool`): move unused codes onto encoder outputs every `restart_every` steps.
+        restart_dead_codes (`bool`): move unused codes onto encoder outputs every `restart_every` steps, during the
+            first `restart_until` share of training (the codebook then settles, which keeps re-encoding stable).
         dead_code_threshold (`float`): a code is dead when its running hit rate is below this share of the uniform
             rate (tokens per step / codebook size). `usage_decay` is the decay of that running rate.
         logging_steps, eval_steps, save_steps (`int`): intervals; 0 disables. Evaluation also runs at the end.
@@ -100,6 +105,7 @@ class VQGANTrainingArguments:
     disc_learning_rate: float | None = None
     adam_betas: tuple[float, float] = (0.5, 0.9)
     warmup_steps: int = 0
+    lr_schedule: str = "cosine"
     reconstruction_loss: str = "l1"
     codebook_weight: float = 1.0
     commitment_weight: float = 0.25
@@ -111,6 +117,7 @@ class VQGANTrainingArguments:
     disc_channels: int = 32
     restart_dead_codes: bool = True
     restart_every: int = 25
+    restart_until: float = 0.8
     dead_code_threshold: float = 0.03
     usage_decay: float = 0.99
     logging_steps: int = 25
@@ -128,6 +135,8 @@ class VQGANTrainingArguments:
     def __post_init__(self):
         if self.reconstruction_loss not in ("l1", "l2"):
             raise ValueError(f"`reconstruction_loss` must be 'l1' or 'l2', got {self.reconstruction_loss!r}.")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"`lr_schedule` must be 'constant' or 'cosine', got {self.lr_schedule!r}.")
         if self.disc_loss not in ADVERSARIAL_LOSSES:
             raise ValueError(f"`disc_loss` must be one of {sorted(ADVERSARIAL_LOSSES)}, got {self.disc_loss!r}.")
         for name in ("max_steps", "batch_size", "restart_every", "eval_batch_size"):
@@ -136,6 +145,8 @@ class VQGANTrainingArguments:
         for name in ("logging_steps", "eval_steps", "save_steps", "warmup_steps", "disc_start"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
+        if not 0.0 <= self.restart_until <= 1.0:
+            raise ValueError(f"`restart_until` is a share of max_steps in [0, 1], got {self.restart_until}.")
         if not 0.0 < self.usage_decay < 1.0:
             raise ValueError(f"`usage_decay` must lie in (0, 1), got {self.usage_decay}.")
         self.adam_betas = tuple(self.adam_betas)
@@ -430,7 +441,7 @@ def train_vqgan(
     model.train()
     reconstruction_module = _ReconstructionModule(model)
     generator_optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=args.adam_betas)
-    schedule = lambda step: min(1.0, (step + 1) / args.warmup_steps) if args.warmup_steps else 1.0  # noqa: E731
+    schedule = functools.partial(_learning_rate_factor, warmup_steps=args.warmup_steps, max_steps=args.max_steps, kind=args.lr_schedule)
     generator_scheduler = torch.optim.lr_scheduler.LambdaLR(generator_optimizer, schedule)
     prepared = [reconstruction_module, generator_optimizer]
     if use_discriminator:
@@ -580,7 +591,10 @@ def train_vqgan(
             restarter.update(counts)
             restarted = 0
             step += 1
-            if args.restart_dead_codes and step % args.restart_every == 0 and step < args.max_steps:
+            # The check after the first step doubles as a data-dependent codebook initialisation: every code that
+            # the freshly initialised encoder did not reach is moved onto one of its outputs.
+            restart_window = step <= args.restart_until * args.max_steps
+            if args.restart_dead_codes and restart_window and (step == 1 or step % args.restart_every == 0):
                 restarted = restarter.restart(
                     model.quantize.embedding.weight, latents, _raw_optimizer(generator_optimizer), restart_generator, accelerator
                 )
@@ -635,6 +649,16 @@ def train_vqgan(
         )
     accelerator.wait_for_everyone()
     return VQGANTrainingResult(history=history, eval_history=eval_history, final_metrics=final_metrics, output_dir=args.output_dir)
+
+
+def _learning_rate_factor(step: int, warmup_steps: int, max_steps: int, kind: str) -> float:
+    """Multiplier of the base learning rate at `step`: linear warm-up, then constant or cosine decay to 10%."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if kind == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _raw_optimizer(optimizer):
