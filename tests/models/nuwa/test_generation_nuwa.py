@@ -159,3 +159,17 @@ def test_bad_generation_arguments(model, kwargs, message):
 def test_guidance_without_condition_is_an_error(model):
     with pytest.raises(ValueError, match="needs a condition"):
         model.generate(visual_grid=(1, 4, 4), batch_size=1, guidance_scale=3.0)
+
+
+def test_guidance_scale_saved_in_generation_config_is_the_default(model, tmp_path):
+    model.generation_config.guidance_scale = 2.5
+    try:
+        torch.manual_seed(0)
+        by_default = model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True)
+        torch.manual_seed(0)
+        explicit = model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True, guidance_scale=2.5)
+        assert torch.equal(by_default, explicit)
+        # The "None" condition has nothing to guide toward: the default does not apply there.
+        assert model.generate(visual_grid=(1, 4, 4), batch_size=1, do_sample=False).shape == (1, 17)
+    finally:
+        model.generation_config.guidance_scale = None
