@@ -16,7 +16,7 @@ to the one that closes it, so data loading and the optimiser are included):
 
 The machine's load average is printed with the figures: other processes on the same cores slow every number here.
 
-Run:  python benchmarks/bench_training.py [--steps 30] [--warmup 3] [--attn nuwa_3dna] [--model-config '{...}']
+Run:  python benchmarks/bench_training.py [--steps 30] [--warmup 3] [--attn nuwa_3dna] [--threads 2] [--model-config '{...}']
 """
 
 from __future__ import annotations
@@ -167,9 +167,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens-per-batch", type=int, default=2048)
     parser.add_argument("--attn", default="nuwa_3dna", help="attention implementation: nuwa_3dna, sdpa or eager")
     parser.add_argument("--model-config", default=None, help="JSON NuwaConfig overrides of the tiny preset")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
     parser.add_argument("--cache-frames", type=int, default=512, help="frames coded to time the token cache (0: skip)")
     args = parser.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     report = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
               "load_average_before": [round(x, 2) for x in load_before]}

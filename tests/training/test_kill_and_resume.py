@@ -95,3 +95,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, vqgan_folder
     assert processor.decode_visual(tokens, output_type="pt").shape[-2:] == (16, 16)
     # ... and ships no pickle: the training arguments are JSON.
     assert not (killed / "training_args.bin").exists() and (killed / "training_args.json").is_file()
+
+    # Fine-tuning from it (the paper's S2V stage), with the VQ-GANs and tokenizer found in the folder itself.
+    finetuned = tmp_path / "finetuned"
+    assert main(["--output-dir", str(finetuned), "--init-from", str(killed), "--tasks", "s2v", "--num-samples", "8",
+                 "--image-size", "16", "--num-frames", "2", "--batch-size", "4", "--max-steps", "2",
+                 "--max-text-length", "12", "--no-progress"]) == 0
+    summary = json.loads((finetuned / "training_summary.json").read_text())
+    assert summary["grids"]["s2v"] == {"visual_grid": [2, 4, 4], "sketch_grid": [2, 4, 4]}
+    assert (finetuned / "processor_config.json").is_file() and (finetuned / "vqgan_seg" / "config.json").is_file()

@@ -290,6 +290,11 @@ def build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint: 
             raise ValueError("--model-config must be a JSON object of NuwaConfig fields.")
         visual = [max(g["visual_grid"][i] for g in grids.values()) for i in range(3)]
         sketch = [max([g["sketch_grid"][i] for g in grids.values() if "sketch_grid" in g] or [1]) for i in range(3)]
+        if sketch_vqgan is not None:
+            # Room for sketches of the run's geometry even when this run has no sketch task (pre-training), so that
+            # fine-tuning on S2I / S2V later can start from this model (--init-from).
+            side = args.image_size // sketch_vqgan.downsample_factor
+            sketch = [max(sketch[0], visual[0]), max(sketch[1], side), max(sketch[2], side)]
         derived = dict(visual_vocab_size=vqgan.codebook_size, max_visual_grid=visual, max_text_length=args.max_text_length)
         if tokenizer is not None:
             derived.update(text_vocab_size=len(tokenizer), text_pad_token_id=int(tokenizer.pad_token_id))
@@ -426,7 +431,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     with training_args.main_process_first(desc="task datasets"):
         raw = {name: load_task_dataset(name, args, folders.get(name), num_classes) for name in task_names}
     needs_text = any(get_task(n).condition == "text" for n in task_names)
-    tokenizer = load_text_tokenizer(args, raw, training_args) if needs_text else None
+    # A text-trained model keeps its tokenizer through a sketch-only fine-tuning (--init-from), so that the result is
+    # still a complete model folder.
+    inherited = args.init_from and os.path.isfile(os.path.join(args.init_from, "tokenizer_config.json"))
+    tokenizer = load_text_tokenizer(args, raw, training_args) if (needs_text or args.tokenizer or inherited) else None
 
     collator = NuwaTaskCollator(
         text_tokenizer=tokenizer, visual_tokenizer=vqgan, sketch_tokenizer=sketch_vqgan,
@@ -498,6 +506,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump(summary, handle, indent=2)
         logger.info("saved the model to %s (%s)", args.output_dir, json.dumps(summary))
     trainer.accelerator.wait_for_everyone()
+    if trainer.args.should_save:
+        try:  # the staging area is empty after a clean end; leave it only if something is in it
+            os.rmdir(os.path.join(args.output_dir, STAGING_DIRNAME))
+        except OSError:
+            pass
     return 0
 
 
