@@ -78,6 +78,7 @@ def _download_vocabulary(target: Path, timeout: float) -> None:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
+            os.chmod(staging, 0o644)  # mkstemp creates 0600; the cache is a shared, read-only resource
             os.replace(staging, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

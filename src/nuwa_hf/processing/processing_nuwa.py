@@ -358,6 +358,12 @@ class NuwaProcessor(ProcessorMixin):
         present.
         """
         path = os.fspath(pretrained_model_name_or_path)
+        looks_local = os.path.isabs(path) or path.startswith(".") or path.count("/") > 1 or os.path.exists(path)
+        if not os.path.isdir(path) and looks_local:
+            raise FileNotFoundError(
+                f"{path} is not a folder: pass a folder written by NuwaProcessor.save_pretrained (it holds "
+                "processor_config.json), or a Hub repository id 'owner/name'."
+            )
         if not os.path.isdir(path):
             from huggingface_hub import snapshot_download
 

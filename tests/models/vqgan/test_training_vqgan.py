@@ -11,6 +11,7 @@ import torch
 
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 from nuwa_hf.models.vqgan import training_vqgan as training
+from nuwa_hf.models.vqgan.losses import PerceptualLoss
 from nuwa_hf.models.vqgan.toy_data import ShapesDataset
 from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, evaluate_vqgan, train_vqgan
 
@@ -206,3 +207,18 @@ def test_bad_training_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_vqgan(micro_vqgan(), list(colour_tiles(8)),
                     quiet_args(tmp_path, max_steps=1, batch_size=4, resume_from_checkpoint="latest"))
+
+
+def test_training_with_a_perceptual_loss_logs_it(tmp_path):
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3))
+    perceptual = PerceptualLoss(backbone)
+    result = train_vqgan(micro_vqgan(), list(colour_tiles(8)),
+                         quiet_args(tmp_path, max_steps=2, batch_size=4, logging_steps=1, disc_weight=0),
+                         perceptual_loss=perceptual)
+    assert all(record["perceptual_loss"] > 0 for record in result.history)
+    assert all(p.grad is None for p in backbone.parameters())
+    with pytest.raises(ValueError, match="cross-entropy"):
+        seg = NuwaSegVQGAN.tiny(num_classes=4, image_size=16, grid_size=4, base_channels=16, max_channels=32)
+        train_vqgan(seg, [torch.zeros(16, 16, dtype=torch.long)] * 4, quiet_args(tmp_path, max_steps=1, batch_size=4),
+                    perceptual_loss=perceptual)
