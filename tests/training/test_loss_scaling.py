@@ -25,7 +25,7 @@ def test_accumulated_step_follows_the_token_mean_gradient(tmp_path):
     args = nuwa_training_arguments(
         str(tmp_path), max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=2, optim="sgd",
         learning_rate=lr, warmup_steps=0, lr_scheduler_type="constant", max_grad_norm=0.0, save_strategy="no",
-        disable_tqdm=True, use_cpu=True,
+        disable_tqdm=True, use_cpu=True, logging_steps=1,
     )
     trainer = NuwaTrainer(model=model, args=args, train_dataset=TaskMixtureDataset(datasets), data_collator=collator,
                           condition_dropout=0.0)
@@ -56,4 +56,9 @@ def test_accumulated_step_follows_the_token_mean_gradient(tmp_path):
         worst = max(worst, (trained[name].detach() - expected).abs().max().item())
         worst_naive = max(worst_naive, (trained[name].detach() - (param.detach() - lr * naive_grad)).abs().max().item())
     assert worst < 1e-5, worst
+    # The logs give each task its own mean cross-entropy, and the step's loss is the token mean over both.
+    logged = next(entry for entry in trainer.state.log_history if "loss" in entry)
+    for batch, mean in zip(collator.seen, means):
+        assert abs(logged[f"loss_{batch['task']}"] - mean.item()) < 1e-3
+    assert abs(logged["loss"] - (total / sum(tokens)).item()) < 1e-3
     assert worst_naive > 100 * max(worst, 1e-7)  # the test would notice a mean of per-batch means

@@ -154,7 +154,7 @@ class NuwaTrainer(Trainer):
                         logits.detach().float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
                     )
                 entry = self._task_loss[task]
-                entry[0] += float(mean)
+                entry[0] = entry[0] + mean  # a tensor: no device sync per step, only at logging
                 entry[1] += 1
         return (loss, outputs) if return_outputs else loss
 
@@ -168,7 +168,8 @@ class NuwaTrainer(Trainer):
         # The same list on every process (the reduce below needs matching shapes).
         names = list(self.train_dataset.task_names) if isinstance(self.train_dataset, TaskMixtureDataset) else []
         stats = torch.tensor(
-            [[self._task_loss[n][0], self._task_loss[n][1]] for n in names] + [[float(self._visual_tokens_since_log), 0.0]],
+            [[float(self._task_loss[n][0]), self._task_loss[n][1]] for n in names]
+            + [[float(self._visual_tokens_since_log), 0.0]],
             dtype=torch.float64, device=self.args.device,
         )
         if self.accelerator.num_processes > 1:
@@ -179,7 +180,7 @@ class NuwaTrainer(Trainer):
         for row, name in enumerate(names):
             total, count = stats[row].tolist()
             if count:
-                logs[f"loss_{name}"] = round(total / count, 4)
+                logs[f"loss_{name}"] = total / count
         tokens = int(stats[-1, 0].item())
         if self._last_log_time is not None and now > self._last_log_time:
             logs["visual_tokens_per_second"] = round(tokens / (now - self._last_log_time), 1)
