@@ -34,13 +34,12 @@ class RememberingExtractor:
         self.network, self.memory, self.name = network, {}, network.name
 
     def __call__(self, images):
-        rows = []
-        for image in images:
-            key = image.numpy().tobytes()
-            if key not in self.memory:
-                self.memory[key] = self.network(image[None])[0]
-            rows.append(self.memory[key])
-        return torch.stack(rows)
+        keys = [image.numpy().tobytes() for image in images]
+        unseen = [index for index, key in enumerate(keys) if key not in self.memory]
+        if unseen:
+            for index, features in zip(unseen, self.network(images[unseen])):
+                self.memory[keys[index]] = features
+        return torch.stack([self.memory[key] for key in keys])
 
 
 def _images(seed, count):

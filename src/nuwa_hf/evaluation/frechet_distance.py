@@ -4,6 +4,11 @@
 
 tr((S_a S_b)^(1/2)) equals the sum of square roots of the eigenvalues of S_a^(1/2) S_b S_a^(1/2), a symmetric PSD
 matrix, so two symmetric eigendecompositions in float64 replace scipy's general ``sqrtm`` and never give complex parts.
+
+With few samples there is a cheaper exact route. Writing S_a = A^T A and S_b = B^T B, with A, B the centred samples
+divided by sqrt(N - 1), the non-zero eigenvalues of S_a S_b are the squared singular values of the small N_a x N_b
+matrix A B^T, so the trace is that matrix's nuclear norm. For 2048 Inception features and a few hundred samples this
+replaces two 2048 x 2048 eigendecompositions (seconds) by one small SVD (milliseconds).
 """
 
 from __future__ import annotations
@@ -42,10 +47,22 @@ def frechet_distance_from_statistics(mean_a, covariance_a, mean_b, covariance_b)
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N_a, D) and (N_b, D)."""
-    if features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(f"Feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}.")
-    return frechet_distance_from_statistics(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
+    """Fréchet distance between Gaussians fitted to two feature sets (N_a, D) and (N_b, D), N >= 2."""
+    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(f"Need two feature sets (N, D) of one width, got {tuple(features_a.shape)} and "
+                         f"{tuple(features_b.shape)}.")
+    count_a, count_b, width = features_a.shape[0], features_b.shape[0], features_a.shape[1]
+    if count_a * count_b > width * width:
+        return frechet_distance_from_statistics(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
+    if min(count_a, count_b) < 2:
+        raise ValueError(f"Need at least 2 samples per set, got {count_a} and {count_b}.")
+    features_a, features_b = features_a.double(), features_b.double()
+    mean_a, mean_b = features_a.mean(dim=0), features_b.mean(dim=0)
+    scaled_a = (features_a - mean_a) / (count_a - 1) ** 0.5
+    scaled_b = (features_b - mean_b) / (count_b - 1) ** 0.5
+    cross_trace = torch.linalg.svdvals(scaled_a @ scaled_b.T).sum()
+    distance = (mean_a - mean_b).square().sum() + scaled_a.square().sum() + scaled_b.square().sum() - 2 * cross_trace
+    return max(float(distance), 0.0)
 
 
 def frechet_inception_distance(

@@ -142,13 +142,13 @@ def task_metrics(
             if metric == "kid":
                 out = kernel_inception_distance(gen, ref, scorers.image_features, feature_name,
                                                 subset_size=kid_subset_size)
-                rows.append(_row("KID", out["kid"], out))
+                rows.append({**_row("KID", out["kid"], out), "scorer": out["kid_feature_extractor"]})
             else:
                 out = frechet_inception_distance(gen, ref, scorers.image_features, feature_name)
                 label = "FID-img" if metric == "fid_frames" else "FID"
                 if scorers.image_features is not None:
                     label += f" ({out['fid_feature_extractor']})"
-                rows.append(_row(label, out["fid"], out))
+                rows.append({**_row(label, out["fid"], out), "scorer": out["fid_feature_extractor"]})
             details[metric] = out
         elif metric == "fvd":
             if reference is None or scorers.video_features is None:
