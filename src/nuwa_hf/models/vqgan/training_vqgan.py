@@ -100,8 +100,8 @@ class VQGANTrainingArguments:
 
     output_dir: str
     max_steps: int = 1000
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    batch_size: int = 16
+    learning_rate: float = 3e-4
     disc_learning_rate: float | None = None
     adam_betas: tuple[float, float] = (0.5, 0.9)
     warmup_steps: int = 0
