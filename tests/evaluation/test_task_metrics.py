@@ -81,3 +81,19 @@ def test_writers_are_valid_and_atomic(tmp_path):
     text = markdown_path.read_text()
     assert text == metrics_markdown(table) and "| SSIM | 1 |" in text
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["metrics.json", "metrics.md"]  # no temp left
+
+
+def test_sketch_to_image_detected_scores_with_a_segmenter():
+    # Class 1 where the image is bright: a thresholding "segmenter" recovers the sketch exactly.
+    sketches = np.random.default_rng(3).integers(0, 2, (4, 16, 16))
+    images = np.repeat((sketches * 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+    def threshold_segmenter(batch):
+        return (batch.mean(dim=1) > 0.5).long()
+
+    scorers = EvaluationScorers(image_features=_mean_colour, segmenter=threshold_segmenter)
+    exact = task_metrics("S2I", images, images, sketches=sketches, num_classes=2, scorers=scorers)
+    detected = {row["metric"]: row["value"] for row in exact["rows"] if row["metric"].startswith("detected")}
+    assert detected == {"detected PA": 1.0, "detected mIoU": 1.0, "detected FWIoU": 1.0}
+    wrong = task_metrics("S2I", images, images, sketches=sketches[::-1].copy(), num_classes=2, scorers=scorers)
+    assert {row["metric"]: row["value"] for row in wrong["rows"]}["detected PA"] < 0.75
