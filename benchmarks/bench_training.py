@@ -17,6 +17,10 @@ to the one that closes it, so data loading and the optimiser are included):
 The machine's load average is printed with the figures: other processes on the same cores slow every number here.
 
 Run:  python benchmarks/bench_training.py [--steps 30] [--warmup 3] [--attn nuwa_3dna] [--threads 2] [--model-config '{...}']
+      OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 benchmarks/bench_training.py --threads 1   (DDP)
+
+With several processes the figures are for all of them together (tokens of every process per second of wall time)
+and the CPU-second figure is the main process's.
 """
 
 from __future__ import annotations
@@ -111,20 +115,24 @@ def bench_training(args) -> dict:
     measured = timer.records[args.warmup:]
     by_task = defaultdict(lambda: [0, 0.0, []])
     for task, tokens, seconds, _ in measured:
-        by_task[task][0] += tokens
+        by_task[task][0] += tokens * trainer.accelerator.num_processes
         by_task[task][1] += seconds
         by_task[task][2].append(seconds)
-    total_tokens = sum(r[1] for r in measured)
+    # Under torchrun every process trains the same task in a step (task blocks = processes), with equal batches.
+    world = trainer.accelerator.num_processes
+    total_tokens = sum(r[1] for r in measured) * world
     total_seconds = sum(r[2] for r in measured)
     cpu_seconds = sum(r[3] for r in measured)
     return {
+        "processes": trainer.accelerator.num_processes,
+        "is_main_process": trainer.is_world_process_zero(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "attention": args.attn,
         "batch": {"image": image_batch, "video": video_batch, "visual_tokens": args.tokens_per_batch},
         "steps_measured": len(measured),
         "visual_tokens_per_second": round(total_tokens / total_seconds, 1),
         # CPU seconds of this process (all its threads): less sensitive than wall time to other processes' load.
-        "visual_tokens_per_cpu_second": round(total_tokens / cpu_seconds, 1),
+        "visual_tokens_per_cpu_second": round(sum(r[1] for r in measured) / cpu_seconds, 1),  # this process
         "cpu_utilisation": round(cpu_seconds / total_seconds, 2),
         "seconds_per_step_median": round(statistics.median(r[2] for r in measured), 3),
         "per_task": {
@@ -177,13 +185,15 @@ def main(argv=None) -> int:
     report = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
               "load_average_before": [round(x, 2) for x in load_before]}
     report["training"] = bench_training(args)
+    if not report["training"]["is_main_process"]:
+        return 0
     if args.cache_frames:
         report["token_cache"] = bench_token_cache(args)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
     train = report["training"]
     print(f"tiny NUWA, {train['parameters'] / 1e6:.2f}M parameters, attention {train['attention']}, "
-          f"{report['torch_threads']} threads, load average {report['load_average_before'][0]} -> "
+          f"{train['processes']} process(es) x {torch.get_num_threads()} thread(s), load average {report['load_average_before'][0]} -> "
           f"{report['load_average_after'][0]}")
     print(f"{'task':6} {'steps':>5} {'s/step':>8} {'visual tok/s':>13}")
     for task, row in train["per_task"].items():

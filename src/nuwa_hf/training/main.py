@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="'auto' (newest complete checkpoint in --output-dir if any), 'never', or a checkpoint path")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--threads", type=int, default=None,
+                       help="torch threads per process; 1 is much faster on a CPU shared with other jobs (idle "
+                       "OpenMP threads spin), default: torch's choice")
     train.add_argument("--bf16", action="store_true")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--report-to", default="none", help="logging integrations (tensorboard, wandb, ...)")
@@ -146,6 +149,8 @@ def _check_args(args) -> None:
                  "logging_steps", "save_steps", "gradient_accumulation_steps", "tokenize_batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}.")
     if args.task_block_size is not None and args.task_block_size < 1:
         raise ValueError(f"--task-block-size must be >= 1, got {args.task_block_size}.")
     if not 0.0 <= args.condition_dropout < 1.0:
@@ -394,6 +399,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     task_batch_sizes = _parse_mapping(args.task_batch_sizes, int, "--task-batch-sizes")
     task_weights = _parse_mapping(args.task_weights, float, "--task-weights")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     os.makedirs(args.output_dir, exist_ok=True)
     training_args = nuwa_training_arguments(
