@@ -217,3 +217,15 @@ def test_cpu_inference_refuses_gradients():
     with pytest.raises(ValueError, match="forward-only"):
         nearby_attention(q.requires_grad_(), k, v, query_grid=(2, 3, 3), key_grid=(2, 3, 3), extent=(3, 3, 3),
                          backend="cpu_inference")
+
+
+@pytest.mark.parametrize("backend", ["window_gather", "block_sparse", "reference"])
+def test_cached_plans_made_in_inference_mode_still_serve_autograd(backend):
+    grid = (2, 5, 3)  # a grid no other test uses, so its plans are first built here, inside inference_mode
+    q, k, v = _inputs(grid, grid, seed=11)
+    kwargs = dict(query_grid=grid, key_grid=grid, extent=(3, 3, 3), causal=True, backend=backend)
+    with torch.inference_mode():
+        nearby_attention(q, k, v, **kwargs)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+    nearby_attention(*leaves, **kwargs).sum().backward()
+    assert all(x.grad is not None for x in leaves)
