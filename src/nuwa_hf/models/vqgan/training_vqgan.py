@@ -96,6 +96,8 @@ class VQGANTrainingArguments:
         seed (`int`): seeds initialisation-independent randomness (data order, restarts).
         show_progress (`bool`): tqdm progress bar on the main process.
         mixed_precision (`str`): passed to `Accelerator` (`"no"`, `"fp16"`, `"bf16"`).
+        use_cpu (`bool`, *optional*): train on the CPU; by default when no CUDA device is present. Runs on several
+            processes under `torchrun` or `accelerate launch` (DDP, gloo on CPU).
     """
 
     output_dir: str
@@ -131,6 +133,7 @@ class VQGANTrainingArguments:
     seed: int = 0
     show_progress: bool = True
     mixed_precision: str = "no"
+    use_cpu: bool | None = None
 
     def __post_init__(self):
         if self.reconstruction_loss not in ("l1", "l2"):
@@ -420,7 +423,11 @@ def train_vqgan(
     disc_weight = args.disc_weight if args.disc_weight is not None else (0.0 if sketch else 0.8)
     use_discriminator = disc_weight > 0
 
-    accelerator = accelerator or Accelerator(mixed_precision=args.mixed_precision)
+    if accelerator is None:
+        # Without cpu=True, Accelerator ignores torchrun's process group on a machine without GPUs and each process
+        # would train alone on the whole data.
+        use_cpu = args.use_cpu if args.use_cpu is not None else not torch.cuda.is_available()
+        accelerator = Accelerator(cpu=use_cpu, mixed_precision=args.mixed_precision)
     world = accelerator.num_processes
     global_batch = args.batch_size * world
     if len(train_dataset) < global_batch:
