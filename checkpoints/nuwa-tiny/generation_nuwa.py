@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -136,7 +137,8 @@ class NuwaGenerationMixin(GenerationMixin):
             visual_grid: (T, H, W) to generate; an image is T = 1.
             known_tokens: (B, T, H, W) tokens to keep where ``generate_mask`` is False (constrained decoding).
             generate_mask: (B, T, H, W) or (T, H, W) bool, True where tokens are generated. Default: everywhere.
-            guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1 or None: off).
+            guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1: off). None takes
+                ``generation_config.guidance_scale`` (for text and sketch conditions) when the model folder sets one.
             use_cache: KV-cached decoding (default). False recomputes the whole prefix per token (slow; for checks).
             **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
                 ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``, ...
@@ -158,6 +160,16 @@ class NuwaGenerationMixin(GenerationMixin):
         grid = _check_visual_grid(visual_grid, self.config.max_visual_grid)
         total = grid[0] * grid[1] * grid[2]
         device = self.device
+
+        # A guidance_scale saved in generation_config.json is NUWA's default guidance for conditioned generation. It is
+        # taken out of the config handed to transformers, whose own guidance assumes a decoder-only model.
+        # transformers fills unset fields of a passed config from the model's, so the model's own is masked too.
+        if kwargs.get("generation_config") is not None:
+            kwargs["generation_config"] = copy.deepcopy(kwargs["generation_config"])
+            default_guidance = getattr(kwargs["generation_config"], "guidance_scale", None)
+            kwargs["generation_config"].guidance_scale = None
+        else:
+            default_guidance = getattr(self.generation_config, "guidance_scale", None)
 
         # Batch size: from whatever condition or known tokens were given.
         sizes = {
@@ -212,6 +224,8 @@ class NuwaGenerationMixin(GenerationMixin):
         expand = (lambda t: t.repeat_interleave(num_return_sequences, dim=0)) if num_return_sequences > 1 else (lambda t: t)
 
         controls = None
+        if guidance_scale is None and encoder_outputs.condition_type != "none":
+            guidance_scale = default_guidance
         use_guidance = guidance_scale is not None and float(guidance_scale) != 1.0
         if use_guidance and encoder_outputs.condition_type == "none":
             raise ValueError("guidance_scale needs a condition (text or sketch); the 'None' condition has no opposite.")
@@ -232,14 +246,19 @@ class NuwaGenerationMixin(GenerationMixin):
             model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
         if controls is not None:
             model_kwargs["generation_controls"] = controls
-        return super().generate(
-            decoder_input_ids=decoder_input_ids,
-            max_new_tokens=total - prefix,
-            min_new_tokens=total - prefix,
-            use_cache=use_cache,
-            **model_kwargs,
-            **kwargs,
-        )
+        saved_guidance = getattr(self.generation_config, "guidance_scale", None)
+        self.generation_config.guidance_scale = None
+        try:
+            return super().generate(
+                decoder_input_ids=decoder_input_ids,
+                max_new_tokens=total - prefix,
+                min_new_tokens=total - prefix,
+                use_cache=use_cache,
+                **model_kwargs,
+                **kwargs,
+            )
+        finally:
+            self.generation_config.guidance_scale = saved_guidance
 
     @torch.no_grad()
     def generate_long_video(
