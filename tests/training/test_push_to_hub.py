@@ -8,7 +8,6 @@ to it over HTTP, but it does not exercise the real Hub's LFS/Xet path for large 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
