@@ -82,7 +82,15 @@ def quality_markdown(evaluation: Mapping[str, Mapping[str, Any]], targets: Optio
         for row in table.get("rows", []):
             held_out = row.get("scorer_held_out")
             if isinstance(held_out, Mapping):
-                held_out = ", ".join(f"{k} {_format(v)}" for k, v in held_out.items() if not isinstance(v, (dict, list)))
+                metrics = held_out.get("metrics") if isinstance(held_out.get("metrics"), Mapping) else \
+                    held_out.get("accuracy") if isinstance(held_out.get("accuracy"), Mapping) else held_out
+                where = f" on {held_out['split']}" if "split" in held_out else \
+                    f" on {held_out['examples']} held-out examples" if "examples" in held_out else ""
+                chance = held_out.get("chance")
+                chance = ", chance " + ", ".join(_format(v) for v in chance.values()) if isinstance(chance, Mapping) else ""
+                held_out = ", ".join(f"{k} {_format(v)}" for k, v in metrics.items()
+                                     if not isinstance(v, (dict, list)) and k not in ("num_examples", "split", "examples")
+                                     ) + where + chance
             target = targets.get(f"{task}:{row['metric']}", "")
             cells = [task, row["metric"], _format(row.get("value")), str(row.get("scorer") or ""), _format(held_out)
                      if held_out not in (None, "") else "", target]
