@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast fetch-data bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/nearby_attention_demo.py
+	$(PY) -m nuwa_hf.cli demo --model checkpoints/nuwa-tiny --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests
@@ -30,8 +30,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not slow" tests
 
+fetch-data: $(STAMP)
+	$(PY) -m nuwa_hf.data.fetch
+
 bench: $(STAMP)
-	$(PY) benchmarks/bench_nearby_attention.py
+	$(PY) benchmarks/bench_nearby_attention.py --threads 1
+	$(PY) benchmarks/bench_generate.py --threads 1
+	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_gpu_kernel.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
