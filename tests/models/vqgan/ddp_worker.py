@@ -1,4 +1,4 @@
-"""Worker of test_training_vqgan_ddp.py: a few VQ-GAN steps in one process of a torchrun group; prints its state."""
+"""Worker of test_training_vqgan_ddp.py: a few VQ-GAN steps in one process of a torchrun group; reports its state."""
 
 import hashlib
 import json
@@ -11,7 +11,7 @@ from nuwa_hf.models.vqgan import NuwaVQGAN
 from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
 
 
-def main(output_dir: str) -> None:
+def main(output_dir: str, report_dir: str) -> None:
     torch.set_num_threads(1)
     data = list(torch.rand(32, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     torch.manual_seed(0)
@@ -28,8 +28,10 @@ def main(output_dir: str) -> None:
         "discriminator_losses": [record.get("discriminator_loss") for record in result.history],
         "restarted": [record["restarted_codes"] for record in result.history],
     }
-    print("REPORT " + json.dumps(report), flush=True)
+    # One file per rank: torchrun interleaves the ranks' stdout.
+    with open(os.path.join(report_dir, f"rank-{report['rank']}.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

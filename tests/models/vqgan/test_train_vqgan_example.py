@@ -9,7 +9,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
@@ -24,14 +23,6 @@ def example():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True)
-def single_threaded():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_example_trains_a_vqgan_on_a_folder_of_pictures(example, tmp_path):

@@ -40,12 +40,6 @@ def one_thread():
         torch.set_num_threads(previous)
 
 
-@pytest.fixture(autouse=True)
-def single_threaded():
-    with one_thread():
-        yield
-
-
 def micro_vqgan(**overrides) -> NuwaVQGAN:
     torch.manual_seed(0)
     settings = dict(image_size=16, grid_size=4, codebook_size=16, base_channels=16, max_channels=32)
