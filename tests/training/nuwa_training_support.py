@@ -1,11 +1,15 @@
 """Helpers shared by the training tests (importable because conftest.py puts this folder on sys.path)."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from datasets import Dataset
 
 from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
 
+REPO = Path(__file__).resolve().parents[2]
 TEXT_VOCAB = 40
 TEXT_PAD = 0
 VISUAL_VOCAB = 16
@@ -42,3 +46,14 @@ def make_tiny_model(seed: int = 0, **overrides) -> NuwaForConditionalGeneration:
     return NuwaForConditionalGeneration(config)
 
 
+def tiny_run_args(output_dir, vqgan_folders, max_steps=12, extra=()):
+    """Arguments of a seconds-long run of examples/train_nuwa.py on three tasks of 16x16 worlds."""
+    return [
+        "--output-dir", str(output_dir), "--tasks", "t2i,v2v,s2i", "--num-samples", "16", "--image-size", "16",
+        "--num-frames", "2", "--vqgan", vqgan_folders["vqgan"], "--sketch-vqgan", vqgan_folders["sketch_vqgan"],
+        "--batch-size", "4", "--max-steps", str(max_steps), "--save-steps", "4", "--logging-steps", "1",
+        "--text-vocab-size", "600", "--max-text-length", "12", "--no-progress", "--seed", "0",
+        "--model-config", json.dumps({"hidden_size": 32, "num_attention_heads": 2, "encoder_layers": 1,
+                                      "decoder_layers": 1, "intermediate_size": 64}),
+        *extra,
+    ]

@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from nuwa_hf.training import main
-from test_kill_and_resume import REPO, tiny_run_args  # noqa: E402  (same folder, on sys.path through conftest)
+from nuwa_training_support import REPO, tiny_run_args
 
 TOLERANCE = 1e-4
 

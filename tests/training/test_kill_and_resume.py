@@ -17,22 +17,10 @@ import pytest
 from safetensors.torch import load_file
 
 from nuwa_hf.training import is_complete_checkpoint, main
+from nuwa_training_support import REPO, tiny_run_args
 
-REPO = Path(__file__).resolve().parents[2]
 LOSS_TOLERANCE = 1e-4
 WEIGHT_TOLERANCE = 1e-5
-
-
-def tiny_run_args(output_dir, vqgan_folders, max_steps=12, extra=()):
-    return [
-        "--output-dir", str(output_dir), "--tasks", "t2i,v2v,s2i", "--num-samples", "16", "--image-size", "16",
-        "--num-frames", "2", "--vqgan", vqgan_folders["vqgan"], "--sketch-vqgan", vqgan_folders["sketch_vqgan"],
-        "--batch-size", "4", "--max-steps", str(max_steps), "--save-steps", "4", "--logging-steps", "1",
-        "--text-vocab-size", "600", "--max-text-length", "12", "--no-progress", "--seed", "0",
-        "--model-config", json.dumps({"hidden_size": 32, "num_attention_heads": 2, "encoder_layers": 1,
-                                      "decoder_layers": 1, "intermediate_size": 64}),
-        *extra,
-    ]
 
 
 def step_losses(output_dir):

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from nuwa_hf.hub.local_server import LocalHubServer
-from test_kill_and_resume import REPO, tiny_run_args  # noqa: E402  (same folder, on sys.path through conftest)
+from nuwa_training_support import REPO, tiny_run_args
 
 TOKEN = "hf_training_test_token"
 
