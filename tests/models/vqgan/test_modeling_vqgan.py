@@ -75,6 +75,13 @@ def test_save_and_load_round_trip_through_safetensors_and_plain_vqmodel(vqgan, t
     assert torch.equal(plain_indices, vqgan.encode_to_indices(pixels))
 
 
+def test_pickled_weights_are_refused(vqgan, tmp_path):
+    vqgan.save_pretrained(tmp_path, safe_serialization=False)
+    assert (tmp_path / "diffusion_pytorch_model.bin").is_file()
+    with pytest.raises(OSError, match="safetensors"):
+        NuwaVQGAN.from_pretrained(tmp_path)
+
+
 @pytest.mark.parametrize(
     "pixels, error, words",
     [

@@ -41,6 +41,12 @@ class VisualTokenizerMixin:
 
     default_chunk_size = 16
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load a saved model; weights are read from safetensors only (never unpickled). See `ModelMixin.from_pretrained`."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     @property
     def codebook_size(self) -> int:
         """`int`: number of codes K in the codebook; token ids lie in `[0, K)`."""

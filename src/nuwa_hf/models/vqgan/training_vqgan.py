@@ -283,11 +283,11 @@ def _model_inputs(model, batch: torch.Tensor) -> torch.Tensor:
     return model.one_hot(batch) if _is_sketch_model(model) else batch.to(model.dtype)
 
 
-def _validate_batch(model, batch: torch.Tensor) -> None:
+def _validate_batch(model, batch: torch.Tensor, name: str = "training batch") -> None:
     if _is_sketch_model(model):
-        model._check_class_map(batch, "training batch", "(B, H, W)")
+        model._check_class_map(batch, name, "(B, H, W)")
     else:
-        model._check_pixels(batch, "training batch", "(B, 3, H, W)", channel_dim=1)
+        model._check_pixels(batch, name, "(B, 3, H, W)", channel_dim=1)
 
 
 @torch.no_grad()
@@ -315,6 +315,8 @@ def evaluate_vqgan(model, dataset, batch_size: int = 64, max_samples: int | None
     confusion = torch.zeros(0)
     for start in range(0, total, batch_size):
         batch = _load_batch(dataset, list(range(start, min(start + batch_size, total))), key).to(model.device)
+        if start == 0:
+            _validate_batch(model, batch, "evaluation batch")
         latents = model.encode_latents(_model_inputs(model, batch))
         quantized = model.quantize_latents(latents)
         output = model.decode_quantized(quantized.quantized)
