@@ -76,3 +76,18 @@ def moving_digit_videos(count: int, seed: int, frames: int = 8, size: int = 32, 
             videos[row, frame, y:y + glyph, x:x + glyph, :] = (image[..., None] * 255).astype(np.uint8)
     captions = [f"the digit {digit} is moving {motion}" for digit, motion in zip(digits, motions)]
     return videos, digits.astype(np.int64), motions, captions
+
+
+def digit_canvases(count: int, seed: int, size: int = 32, glyph: int = 14):
+    """(uint8 canvases (count, size, size) with one or two glyphs at random places, per-canvas digit lists)."""
+    rng = np.random.default_rng(seed)
+    canvases = np.zeros((count, size, size), dtype=np.float32)
+    labels = []
+    for row in range(count):
+        digits = list(rng.choice(10, size=int(rng.integers(1, 3)), replace=False))
+        corners = rng.permutation([(0, 0), (0, size - glyph), (size - glyph, 0), (size - glyph, size - glyph)])
+        for digit, (top, left) in zip(digits, corners):
+            canvases[row, top:top + glyph, left:left + glyph] = np.maximum(
+                canvases[row, top:top + glyph, left:left + glyph], draw_digit(int(digit), glyph, rng))
+        labels.append([int(digit) for digit in digits])
+    return (canvases * 255).astype(np.uint8), labels

@@ -70,3 +70,20 @@ def test_label_sets():
     assert most_common_set_rate(presence) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="Unknown label"):
         label_presence(["seven"], ["0", "1"])
+
+
+def test_digit_set_classifier_reads_several_digits_anywhere(tmp_path):
+    from synthetic import digit_canvases
+
+    from nuwa_hf.evaluation import DigitSetClassifier, attribute_accuracy
+
+    (images, labels), (held_images, held_labels) = digit_canvases(600, seed=0, glyph=16), digit_canvases(200, seed=1, glyph=16)
+    reader = DigitSetClassifier(image_size=32, width=8).fit(images, labels, held_images, held_labels,
+                                                              "synthetic digit canvases", epochs=6, batch_size=16)
+    report = reader.held_out
+    assert report["metrics"]["digit_set_accuracy"] > 3 * report["chance"]["digit_set_accuracy"]
+    true = attribute_accuracy(held_images, held_labels, reader, "digit")["digit_accuracy"]
+    shuffled = attribute_accuracy(held_images, held_labels[1:] + held_labels[:1], reader, "digit")["digit_accuracy"]
+    assert true > 3 * shuffled
+    restored = load_scorer(reader.save_pretrained(tmp_path / "reader"))
+    assert torch.equal(restored.predict_scores(held_images[:5]), reader.predict_scores(held_images[:5]))

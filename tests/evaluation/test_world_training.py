@@ -18,9 +18,11 @@ def test_scorers_train_on_the_built_in_worlds(tmp_path, monkeypatch):
     monkeypatch.setenv("NUWA_HF_CACHE", str(tmp_path))  # the worlds are generated into a fresh cache
     pytest.importorskip("nuwa_hf.data")
     video = train_video_scorers(num_train=24, num_held_out=12, image_size=32, num_frames=4, epochs=1, progress=False)
-    assert set(video) == {"motion_classifier", "video_features", "text_video"}
+    assert set(video) == {"motion_classifier", "video_features", "text_video", "frame_digits"}
     for scorer in video.values():
         assert scorer.held_out["num_examples"] == 12 and "captioned Moving MNIST train (24 videos)" in scorer.name
+    assert video["frame_digits"].name.endswith("3 frames each")
     image = train_image_scorers(num_train=24, num_held_out=12, image_size=32, epochs=1, progress=False)
+    assert set(image) == {"color_classifier", "text_image", "image_digits"}
     assert image["color_classifier"].config["channels"] == 3
     assert isinstance(image["text_image"], TextVisualDualEncoder) and image["text_image"].config["visual"] == "image"

@@ -17,6 +17,7 @@ from .report_writers import metrics_markdown, write_metrics_json, write_metrics_
 from .scorers import (
     AttributeClassifier,
     DigitClassifier,
+    DigitSetClassifier,
     LocalClipScorer,
     MotionClassifier,
     TextVisualDualEncoder,
@@ -34,6 +35,7 @@ __all__ = [
     "TASK_METRICS",
     "AttributeClassifier",
     "DigitClassifier",
+    "DigitSetClassifier",
     "EvaluationScorers",
     "InceptionFeatureExtractor",
     "LocalClipScorer",

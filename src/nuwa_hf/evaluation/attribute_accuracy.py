@@ -35,8 +35,9 @@ def attribute_accuracy(samples: Any, intended: Any, classifier: Any, attribute: 
 def video_digit_accuracy(videos: Any, intended_digits: Any, classifier: Any) -> Dict[str, Any]:
     """Fraction of videos that show exactly the intended digits (an int or a list per video).
 
-    With a ``VideoFeatureNetwork`` its digit head reads the clip; with an image ``DigitClassifier`` every frame is
-    classified and the probabilities are averaged over time. Returns ``{"digit_accuracy", "num_samples", <report>}``.
+    With a ``VideoFeatureNetwork`` its digit head reads the clip; with an image classifier (``DigitSetClassifier``,
+    best for Moving MNIST frames, or ``DigitClassifier``) every frame is scored and the scores are averaged over time.
+    Returns ``{"digit_accuracy", "num_samples", <report>}``.
     """
     from .scorers.video_feature_network import VideoFeatureNetwork
 
@@ -45,7 +46,7 @@ def video_digit_accuracy(videos: Any, intended_digits: Any, classifier: Any) -> 
         scores = classifier.predict_scores(videos)[0]
     else:
         clips = as_float_videos(videos)
-        frame_scores = classifier.predict_proba(clips.reshape(-1, *clips.shape[2:]))
+        frame_scores = classifier.predict_scores(clips.reshape(-1, *clips.shape[2:]))
         scores = frame_scores.reshape(clips.shape[0], clips.shape[1], -1).mean(dim=1)
     presence = label_presence(intended_digits, [str(digit) for digit in range(scores.shape[-1])])
     if len(presence) != len(scores):

@@ -3,6 +3,7 @@
 from .attribute_classifier import AttributeClassifier
 from .clip_adapter import LocalClipScorer
 from .digit_classifier import DigitClassifier
+from .digit_set_classifier import DigitSetClassifier
 from .dual_encoder import TextVisualDualEncoder
 from .motion_classifier import MOTIONS, MotionClassifier
 from .scorer_base import TrainedScorer, load_scorer, scorer_report
@@ -12,6 +13,7 @@ from .world_training import default_scorers, train_digit_classifier, train_image
 __all__ = [
     "AttributeClassifier",
     "DigitClassifier",
+    "DigitSetClassifier",
     "LocalClipScorer",
     "MOTIONS",
     "MotionClassifier",

@@ -17,6 +17,7 @@ import numpy as np
 from ..cache import PathLike, cache_dir
 from .attribute_classifier import AttributeClassifier
 from .digit_classifier import DigitClassifier
+from .digit_set_classifier import DigitSetClassifier
 from .dual_encoder import TextVisualDualEncoder
 from .motion_classifier import MotionClassifier
 from .scorer_base import CONFIG_NAME, load_scorer
@@ -44,11 +45,20 @@ def _columns(dataset: Any, names: tuple) -> Dict[str, Any]:
             for name in names}
 
 
+def sample_frames(videos: np.ndarray, labels: list, frames_per_video: int, seed: int) -> tuple[np.ndarray, list]:
+    """``frames_per_video`` random frames of each video (N, T, H, W, C), each labelled with its video's labels."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, videos.shape[1], (len(videos), frames_per_video))
+    frames = np.concatenate([videos[np.arange(len(videos)), picks[:, k]] for k in range(frames_per_video)])
+    return frames, list(labels) * frames_per_video
+
+
 def train_video_scorers(num_train: int = 2000, num_held_out: int = 500, image_size: int = 64, num_frames: int = 10,
                         epochs: int = 4, seed: int = 0, progress: bool = True) -> Dict[str, Any]:
-    """Motion classifier, FVD feature network and text-video dual encoder, trained on captioned Moving MNIST.
+    """Motion classifier, FVD feature network, text-video dual encoder and a frame digit reader, trained on
+    captioned Moving MNIST.
 
-    Returns {"motion_classifier", "video_features", "text_video"}.
+    Returns {"motion_classifier", "video_features", "text_video", "frame_digits"}.
     """
     from nuwa_hf.data import captioned_moving_mnist
 
@@ -65,19 +75,27 @@ def train_video_scorers(num_train: int = 2000, num_held_out: int = 500, image_si
     text_visual = TextVisualDualEncoder.fit_new(train["video"], train["text"], test["video"], test["text"], world,
                                                 "captioned Moving MNIST test", epochs=2 * epochs, seed=seed,
                                                 progress=progress)
-    return {"motion_classifier": motion, "video_features": features, "text_video": text_visual}
+    frames, frame_digits = sample_frames(train["video"], train["digits"], 3, seed)
+    held_out_frames, held_out_digits = sample_frames(test["video"], test["digits"], 1, seed + 1)
+    digit_reader = DigitSetClassifier(image_size=image_size).fit(
+        frames, frame_digits, held_out_frames, held_out_digits, f"{world}, 3 frames each",
+        "captioned Moving MNIST test frames", epochs=epochs, seed=seed, progress=progress)
+    return {"motion_classifier": motion, "video_features": features, "text_video": text_visual,
+            "frame_digits": digit_reader}
 
 
 def train_image_scorers(num_train: int = 3000, num_held_out: int = 500, image_size: int = 64, epochs: int = 4,
                         seed: int = 0, progress: bool = True) -> Dict[str, Any]:
-    """Colour classifier and text-image dual encoder (both RGB), trained on the text-to-image digit world.
+    """Colour classifier, text-image dual encoder (both RGB) and a digit reader, trained on the text-to-image digit
+    world.
 
-    Returns {"color_classifier", "text_image"}.
+    Returns {"color_classifier", "text_image", "image_digits"}.
     """
     from nuwa_hf.data import COLORS, digit_images
 
-    train = _columns(digit_images("train", num_train, seed=seed, image_size=image_size), ("image", "text", "color"))
-    test = _columns(digit_images("test", num_held_out, seed=seed, image_size=image_size), ("image", "text", "color"))
+    columns = ("image", "text", "color", "digits")
+    train = _columns(digit_images("train", num_train, seed=seed, image_size=image_size), columns)
+    test = _columns(digit_images("test", num_held_out, seed=seed, image_size=image_size), columns)
     world = f"coloured digit images train ({num_train:,} images)"
     color = AttributeClassifier("color", COLORS, visual="image", channels=3).fit(
         train["image"], train["color"], test["image"], test["color"], world, "coloured digit images test",
@@ -85,7 +103,10 @@ def train_image_scorers(num_train: int = 3000, num_held_out: int = 500, image_si
     text_image = TextVisualDualEncoder.fit_new(train["image"], train["text"], test["image"], test["text"], world,
                                                "coloured digit images test", epochs=2 * epochs, seed=seed,
                                                progress=progress, visual="image", channels=3)
-    return {"color_classifier": color, "text_image": text_image}
+    digit_reader = DigitSetClassifier(image_size=image_size).fit(
+        train["image"], train["digits"], test["image"], test["digits"], world, "coloured digit images test",
+        epochs=epochs, seed=seed, progress=progress)
+    return {"color_classifier": color, "text_image": text_image, "image_digits": digit_reader}
 
 
 def _load_or_train(folder: Path, names: tuple, train, train_if_missing: bool) -> Dict[str, Any]:
@@ -105,7 +126,11 @@ def _load_or_train(folder: Path, names: tuple, train, train_if_missing: bool) ->
 def default_scorers(visual: str = "video", cache: Optional[PathLike] = None, train_if_missing: bool = True,
                     progress: bool = True):
     """An ``EvaluationScorers`` for image tasks (``visual="image"``) or video tasks (``"video"``), loaded from
-    ``<cache>/scorers/<name>`` or trained on MNIST and the built-in worlds and saved there (minutes on a CPU).
+    ``<cache>/scorers/<name>`` or trained on the built-in worlds and saved there (minutes on a CPU).
+
+    Image tasks get the digit world's digit reader, colour classifier and text-image encoder; video tasks the
+    captioned Moving MNIST frame digit reader, motion classifier, FVD network and text-video encoder. The MNIST
+    ``DigitClassifier`` (for IS on single centred digits) is trained separately: ``train_digit_classifier()``.
 
     With ``train_if_missing=False`` a missing scorer raises instead of training.
     """
@@ -114,14 +139,12 @@ def default_scorers(visual: str = "video", cache: Optional[PathLike] = None, tra
     if visual not in ("image", "video"):
         raise ValueError(f"visual must be 'image' or 'video', got {visual!r}.")
     folder = cache_dir(cache) / "scorers"
-    digits = _load_or_train(folder, ("digit_classifier",),
-                            lambda: {"digit_classifier": train_digit_classifier(progress=progress)}, train_if_missing)
     if visual == "image":
-        found = _load_or_train(folder, ("color_classifier", "text_image"),
+        found = _load_or_train(folder, ("color_classifier", "text_image", "image_digits"),
                                lambda: train_image_scorers(progress=progress), train_if_missing)
-        return EvaluationScorers(digit_classifier=digits["digit_classifier"], text_visual=found["text_image"],
+        return EvaluationScorers(digit_classifier=found["image_digits"], text_visual=found["text_image"],
                                  attribute_classifiers={"color": found["color_classifier"]})
-    found = _load_or_train(folder, ("motion_classifier", "video_features", "text_video"),
+    found = _load_or_train(folder, ("motion_classifier", "video_features", "text_video", "frame_digits"),
                            lambda: train_video_scorers(progress=progress), train_if_missing)
-    return EvaluationScorers(digit_classifier=digits["digit_classifier"], motion_classifier=found["motion_classifier"],
+    return EvaluationScorers(digit_classifier=found["frame_digits"], motion_classifier=found["motion_classifier"],
                              video_features=found["video_features"], text_visual=found["text_video"])

@@ -55,10 +55,10 @@ class AttributeAccuracy(evaluate.Metric):
         return super().add_batch(predictions=convert(predictions), references=references, **kwargs)
 
     def _compute(self, predictions, references, scorer=None, scorer_path=None, attribute=None):
-        from nuwa_hf.evaluation.scorers import DigitClassifier, VideoFeatureNetwork
+        from nuwa_hf.evaluation.scorers import DigitClassifier, DigitSetClassifier, VideoFeatureNetwork
 
         classifier = load_project_scorer(scorer, scorer_path, "a trained classifier")
-        is_digit_reader = isinstance(classifier, (DigitClassifier, VideoFeatureNetwork))
+        is_digit_reader = isinstance(classifier, (DigitClassifier, DigitSetClassifier, VideoFeatureNetwork))
         if self._video() and is_digit_reader:
             return video_digit_accuracy(predictions, references, classifier)
         name = attribute or ("digit" if is_digit_reader else classifier.config.get("attribute", "attribute"))
