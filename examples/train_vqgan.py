@@ -47,12 +47,16 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--model", choices=("vqgan", "seg"), default="vqgan", help="images/frames or sketches")
     parser.add_argument("--output-dir", default="runs/vqgan")
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", help="folder of pictures (or of class-map PNGs with --model seg)")
-    data.add_argument("--synthetic", type=int, default=4096, help="number of generated shape pictures if no --data-dir")
+    data.add_argument(
+        "--synthetic", type=int, default=4096, help="number of generated shape pictures if no --data-dir"
+    )
     data.add_argument("--num-classes", type=int, help="sketch classes (--model seg with --data-dir)")
     data.add_argument("--eval-fraction", type=float, default=0.05, help="share of the data held out for evaluation")
     model = parser.add_argument_group("model")
@@ -118,8 +122,12 @@ def build_model(args, num_classes: int | None):
         model_class = NuwaSegVQGAN if args.model == "seg" else NuwaVQGAN
         return model_class.from_pretrained(args.init_from, use_safetensors=True)
     sizes = dict(
-        image_size=args.image_size, grid_size=args.grid_size, codebook_size=args.codebook_size,
-        codebook_dim=args.codebook_dim, base_channels=args.base_channels, max_channels=args.max_channels,
+        image_size=args.image_size,
+        grid_size=args.grid_size,
+        codebook_size=args.codebook_size,
+        codebook_dim=args.codebook_dim,
+        base_channels=args.base_channels,
+        max_channels=args.max_channels,
     )
     if args.model == "seg":
         return NuwaSegVQGAN.tiny(num_classes=num_classes, **sizes)
@@ -179,13 +187,19 @@ def main(argv=None) -> dict:
     order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(args.seed))
     held_out = max(1, int(len(samples) * args.eval_fraction))
     eval_set, train_set = samples[order[:held_out]], samples[order[held_out:]]
-    print(f"{len(train_set)} training and {len(eval_set)} evaluation samples of {tuple(samples.shape[1:])}", file=sys.stderr)
+    print(
+        f"{len(train_set)} training and {len(eval_set)} evaluation samples of {tuple(samples.shape[1:])}",
+        file=sys.stderr,
+    )
 
     model = build_model(args, num_classes)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"{type(model).__name__}: {parameters / 1e6:.2f}M parameters, {model.codebook_size} codes, "
-          f"{args.image_size}px -> {args.image_size // model.downsample_factor}x{args.image_size // model.downsample_factor} tokens",
-          file=sys.stderr)
+    grid = args.image_size // model.downsample_factor
+    print(
+        f"{type(model).__name__}: {parameters / 1e6:.2f}M parameters, {model.codebook_size} codes, "
+        f"{args.image_size}px -> {grid}x{grid} tokens",
+        file=sys.stderr,
+    )
 
     training_args = VQGANTrainingArguments(
         output_dir=args.output_dir,
@@ -204,7 +218,10 @@ def main(argv=None) -> dict:
         seed=args.seed,
     )
     result = train_vqgan(
-        model, list(train_set), training_args, eval_dataset=list(eval_set),
+        model,
+        list(train_set),
+        training_args,
+        eval_dataset=list(eval_set),
         perceptual_loss=build_perceptual_loss(args.perceptual_backbone),
     )
     save_reconstructions(model, eval_set[:8], processor, os.path.join(args.output_dir, "reconstructions.png"))

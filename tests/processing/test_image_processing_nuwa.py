@@ -89,7 +89,9 @@ def test_postprocessing_gives_back_pictures(processor):
 
 
 def test_save_and_load_keep_the_settings(processor, tmp_path):
-    custom = NuwaImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 48}, num_sketch_classes=9)
+    custom = NuwaImageProcessor(
+        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 48}, num_sketch_classes=9
+    )
     custom.save_pretrained(tmp_path)
     reloaded = NuwaImageProcessor.from_pretrained(tmp_path)
     assert reloaded.num_sketch_classes == 9

@@ -76,7 +76,9 @@ def test_decode_visual_gives_images_or_frame_lists(processor):
 
 
 def test_decode_sketch_gives_class_maps(processor):
-    tokens = torch.randint(0, processor.seg_vqgan.codebook_size, (2, 3, 8, 8), generator=torch.Generator().manual_seed(1))
+    tokens = torch.randint(
+        0, processor.seg_vqgan.codebook_size, (2, 3, 8, 8), generator=torch.Generator().manual_seed(1)
+    )
     maps = processor.decode_sketch(tokens)
     assert maps.shape == (2, 3, 32, 32) and maps.dtype == torch.long
     assert int(maps.max()) < NUM_CLASSES

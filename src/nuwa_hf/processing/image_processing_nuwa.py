@@ -19,7 +19,12 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_transforms import center_crop as np_center_crop
 from transformers.image_transforms import get_resize_output_image_size, get_size_with_aspect_ratio
-from transformers.image_utils import ChannelDimension, PILImageResampling, SizeDict, get_image_size_for_max_height_width
+from transformers.image_utils import (
+    ChannelDimension,
+    PILImageResampling,
+    SizeDict,
+    get_image_size_for_max_height_width,
+)
 from transformers.processing_utils import ImagesKwargs, Unpack
 
 
@@ -122,7 +127,9 @@ class NuwaImageProcessor(PilBackend):
         if _is_array(images):
             array = _as_numpy(images)
             if array.ndim != 4:
-                raise ValueError(f"A batch of {what} must be a 4-D array (N, H, W, C) or (N, C, H, W), got shape {array.shape}.")
+                raise ValueError(
+                    f"A batch of {what} must be a 4-D array (N, H, W, C) or (N, C, H, W), got shape {array.shape}."
+                )
             return [self._canonical_image(item, f"{what[:-1].capitalize()} {i}") for i, item in enumerate(array)]
         if isinstance(images, Sequence) and not isinstance(images, str):
             if len(images) == 0:
@@ -183,7 +190,9 @@ class NuwaImageProcessor(PilBackend):
         if isinstance(videos, PIL.Image.Image):
             raise TypeError("`videos` got a single image: pass images with `images=`, or a list of frames as a video.")
         if not isinstance(videos, Sequence) or isinstance(videos, str):
-            raise TypeError(f"`videos` must be a list of frames, a list of videos or an array, got {type(videos).__name__}.")
+            raise TypeError(
+                f"`videos` must be a list of frames, a list of videos or an array, got {type(videos).__name__}."
+            )
         if len(videos) == 0:
             raise ValueError("Got an empty list of videos (or a video with no frames).")
         first = videos[0]
@@ -221,7 +230,9 @@ class NuwaImageProcessor(PilBackend):
                 )
             return np.asarray(sketch).astype(np.int64)
         if not _is_array(sketch):
-            raise TypeError(f"{position} must be a 2-D integer array, tensor or PIL image, got {type(sketch).__name__}.")
+            raise TypeError(
+                f"{position} must be a 2-D integer array, tensor or PIL image, got {type(sketch).__name__}."
+            )
         array = _as_numpy(sketch)
         if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
             array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
@@ -234,7 +245,9 @@ class NuwaImageProcessor(PilBackend):
                 raise TypeError(f"{position} must hold integer class ids, got dtype {array.dtype}.")
         return array.astype(np.int64)
 
-    def _process_sketch(self, array: np.ndarray, position: str, num_classes, do_resize, size, do_center_crop, crop_size) -> np.ndarray:
+    def _process_sketch(
+        self, array: np.ndarray, position: str, num_classes, do_resize, size, do_center_crop, crop_size
+    ) -> np.ndarray:
         if array.size:
             low, high = int(array.min()), int(array.max())
             if low < 0 or (num_classes is not None and high >= num_classes):
@@ -247,12 +260,16 @@ class NuwaImageProcessor(PilBackend):
         if do_resize:
             new_height, new_width = self._target_geometry(array.shape[0], array.shape[1], size)
             if (new_height, new_width) != array.shape:
-                resized = PIL.Image.fromarray(array.astype(np.int32)).resize((new_width, new_height), PIL.Image.NEAREST)
+                resized = PIL.Image.fromarray(array.astype(np.int32)).resize(
+                    (new_width, new_height), PIL.Image.NEAREST
+                )
                 array = np.asarray(resized).astype(np.int64)
         if do_center_crop:
             array = np_center_crop(
-                array[None], size=(crop_size.height, crop_size.width),
-                data_format=ChannelDimension.FIRST, input_data_format=ChannelDimension.FIRST,
+                array[None],
+                size=(crop_size.height, crop_size.width),
+                data_format=ChannelDimension.FIRST,
+                input_data_format=ChannelDimension.FIRST,
             )[0]
         return array.astype(np.int64)
 
@@ -261,7 +278,8 @@ class NuwaImageProcessor(PilBackend):
         if unknown:
             raise TypeError(f"Unexpected keyword arguments for sketches: {sorted(unknown)}.")
         settings = self._standardize_kwargs(
-            size=kwargs.get("size", self.size), crop_size=kwargs.get("crop_size", self.crop_size),
+            size=kwargs.get("size", self.size),
+            crop_size=kwargs.get("crop_size", self.crop_size),
             default_to_square=self.default_to_square,
         )
         return dict(
@@ -284,7 +302,10 @@ class NuwaImageProcessor(PilBackend):
         """
         settings = self._sketch_settings(kwargs)
         maps = self._flatten_sketches(sketches)
-        processed = [self._process_sketch(self._sketch_to_array(m, f"Sketch {i}"), f"Sketch {i}", **settings) for i, m in enumerate(maps)]
+        processed = [
+            self._process_sketch(self._sketch_to_array(m, f"Sketch {i}"), f"Sketch {i}", **settings)
+            for i, m in enumerate(maps)
+        ]
         return BatchFeature(data={"sketch_maps": np.stack(processed)}, tensor_type=return_tensors)
 
     def preprocess_video_sketches(self, sketch_videos, return_tensors: str | None = None, **kwargs) -> BatchFeature:
@@ -315,7 +336,11 @@ class NuwaImageProcessor(PilBackend):
             [
                 np.stack(
                     [
-                        self._process_sketch(self._sketch_to_array(m, f"Frame {t} of video sketch {b}"), f"Frame {t} of video sketch {b}", **settings)
+                        self._process_sketch(
+                            self._sketch_to_array(m, f"Frame {t} of video sketch {b}"),
+                            f"Frame {t} of video sketch {b}",
+                            **settings,
+                        )
                         for t, m in enumerate(video)
                     ]
                 )
@@ -357,9 +382,13 @@ class NuwaImageProcessor(PilBackend):
         """
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
-        tensor = torch.as_tensor(_as_numpy(pixel_values) if not isinstance(pixel_values, torch.Tensor) else pixel_values)
+        tensor = torch.as_tensor(
+            _as_numpy(pixel_values) if not isinstance(pixel_values, torch.Tensor) else pixel_values
+        )
         if tensor.ndim not in (4, 5) or tensor.shape[-3] != 3:
-            raise ValueError(f"`pixel_values` must be (B, 3, H, W) or (B, T, 3, H, W), got shape {tuple(tensor.shape)}.")
+            raise ValueError(
+                f"`pixel_values` must be (B, 3, H, W) or (B, T, 3, H, W), got shape {tuple(tensor.shape)}."
+            )
         tensor = tensor.detach().float().cpu()
         mean = torch.tensor(self.image_mean, dtype=torch.float32).view(3, 1, 1)
         std = torch.tensor(self.image_std, dtype=torch.float32).view(3, 1, 1)

@@ -70,7 +70,9 @@ class NuwaProcessor(ProcessorMixin):
             raise TypeError(f"`image_processor` must be a NuwaImageProcessor, got {type(image_processor).__name__}.")
         super().__init__(image_processor, tokenizer, **kwargs)
         if max_text_length is not None and (not isinstance(max_text_length, int) or max_text_length < 3):
-            raise ValueError(f"`max_text_length` must be an int >= 3 (start, one token, end), got {max_text_length!r}.")
+            raise ValueError(
+                f"`max_text_length` must be an int >= 3 (start, one token, end), got {max_text_length!r}."
+            )
         self.max_text_length = max_text_length
         self.vqgan = vqgan
         self.seg_vqgan = seg_vqgan
@@ -101,11 +103,11 @@ class NuwaProcessor(ProcessorMixin):
     def _require(self, name: str, purpose: str):
         model = getattr(self, name)
         if model is None:
-            cls = "NuwaVQGAN" if name == "vqgan" else "NuwaSegVQGAN"
+            cls, subfolder = ("NuwaVQGAN", VQGAN_SUBFOLDER) if name == "vqgan" else ("NuwaSegVQGAN", SEG_VQGAN_SUBFOLDER)
             raise ValueError(
                 f"{purpose} needs `processor.{name}`, which is not set: attach one (`processor.{name} = "
-                f"{cls}.from_pretrained(...)`), load a folder that has a `{VQGAN_SUBFOLDER if name == 'vqgan' else SEG_VQGAN_SUBFOLDER}/` "
-                "sub-folder, or pass `return_tokens=False` to get pixel values / class maps instead of tokens."
+                f"{cls}.from_pretrained(...)`), load a folder that has a `{subfolder}/` sub-folder, or pass "
+                "`return_tokens=False` to get pixel values / class maps instead of tokens."
             )
         return model
 
@@ -173,7 +175,11 @@ class NuwaProcessor(ProcessorMixin):
                 pixels = torch.as_tensor(self.image_processor(images, return_tensors="np", **kwargs)["pixel_values"])
                 pixels = pixels.unsqueeze(1)
             else:
-                pixels = torch.as_tensor(self.image_processor.preprocess_videos(videos, return_tensors="np", **kwargs)["pixel_values_videos"])
+                pixels = torch.as_tensor(
+                    self.image_processor.preprocess_videos(videos, return_tensors="np", **kwargs)[
+                        "pixel_values_videos"
+                    ]
+                )
             batch_sizes["images" if images is not None else "videos"] = pixels.shape[0]
             if return_tokens:
                 vqgan = self._require("vqgan", "Coding images and videos")
@@ -183,7 +189,9 @@ class NuwaProcessor(ProcessorMixin):
                 data["pixel_values"] = pixels
 
         if sketches is not None:
-            sketch_kwargs = {k: v for k, v in kwargs.items() if k in ("do_resize", "size", "do_center_crop", "crop_size")}
+            sketch_kwargs = {
+                k: v for k, v in kwargs.items() if k in ("do_resize", "size", "do_center_crop", "crop_size")
+            }
             if self.seg_vqgan is not None:
                 sketch_kwargs.setdefault("num_sketch_classes", self.seg_vqgan.num_classes)
             maps = torch.as_tensor(self._preprocess_any_sketches(sketches, sketch_kwargs))
@@ -196,7 +204,9 @@ class NuwaProcessor(ProcessorMixin):
                 data["sketch_maps"] = maps
 
         if len(set(batch_sizes.values())) > 1:
-            raise ValueError(f"Inputs have different batch sizes {batch_sizes}: give one text per image / video / sketch.")
+            raise ValueError(
+                f"Inputs have different batch sizes {batch_sizes}: give one text per image / video / sketch."
+            )
         if return_tensors == "np":
             data = {key: value.numpy() for key, value in data.items()}
         return BatchFeature(data=data)
@@ -221,7 +231,9 @@ class NuwaProcessor(ProcessorMixin):
                 logger.warning(
                     "%d prompt(s) exceed the maximum text length of %d tokens and are truncated (prompt index, tokens): "
                     "%s. The end token is kept; the words past the limit are dropped.",
-                    len(too_long), limit, too_long,
+                    len(too_long),
+                    limit,
+                    too_long,
                 )
         encoded = self.tokenizer(
             list(prompts), padding=padding, truncation=limit is not None, max_length=limit, return_tensors="pt"
@@ -235,12 +247,16 @@ class NuwaProcessor(ProcessorMixin):
             if sketches.ndim == 4:
                 is_video = True
             elif sketches.ndim not in (2, 3):
-                raise ValueError(f"A sketch array must be (H, W), (B, H, W) or (B, T, H, W), got shape {tuple(sketches.shape)}.")
+                raise ValueError(
+                    f"A sketch array must be (H, W), (B, H, W) or (B, T, H, W), got shape {tuple(sketches.shape)}."
+                )
         elif isinstance(sketches, Sequence) and sketches and not isinstance(sketches, str):
             first = sketches[0]
             is_video = (isinstance(first, Sequence) and not isinstance(first, str)) or _ndim(first) == 3
         if is_video:
-            return self.image_processor.preprocess_video_sketches(sketches, return_tensors="np", **sketch_kwargs)["sketch_maps"]
+            return self.image_processor.preprocess_video_sketches(sketches, return_tensors="np", **sketch_kwargs)[
+                "sketch_maps"
+            ]
         maps = self.image_processor.preprocess_sketches(sketches, return_tensors="np", **sketch_kwargs)["sketch_maps"]
         return maps[:, None]
 
@@ -347,7 +363,9 @@ class NuwaProcessor(ProcessorMixin):
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # Load the parts by their own classes, so that loading works without AutoImageProcessor registration.
         subfolder = kwargs.pop("subfolder", "")
-        image_processor = NuwaImageProcessor.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
+        image_processor = NuwaImageProcessor.from_pretrained(
+            pretrained_model_name_or_path, subfolder=subfolder, **kwargs
+        )
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
         return [image_processor, tokenizer]
 
@@ -367,7 +385,9 @@ class NuwaProcessor(ProcessorMixin):
         if not os.path.isdir(path):
             from huggingface_hub import snapshot_download
 
-            download_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
+            download_kwargs = {
+                k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs
+            }
             path = snapshot_download(path, **download_kwargs)
         for required in ("processor_config.json", "tokenizer_config.json"):
             if not os.path.isfile(os.path.join(path, required)):
@@ -385,4 +405,3 @@ class NuwaProcessor(ProcessorMixin):
                     model = model_class.from_pretrained(path, subfolder=subfolder, use_safetensors=True)
                     setattr(processor, attribute, model.eval())
         return processor
-

@@ -17,8 +17,15 @@ def main(output_dir: str, report_dir: str) -> None:
     torch.manual_seed(0)
     model = NuwaVQGAN.tiny(image_size=16, grid_size=4, codebook_size=16, base_channels=16, max_channels=32)
     args = VQGANTrainingArguments(
-        output_dir=output_dir, max_steps=4, batch_size=4, disc_start=1, restart_every=2, logging_steps=1,
-        eval_steps=0, save_steps=2, show_progress=False,
+        output_dir=output_dir,
+        max_steps=4,
+        batch_size=4,
+        disc_start=1,
+        restart_every=2,
+        logging_steps=1,
+        eval_steps=0,
+        save_steps=2,
+        show_progress=False,
     )
     result = train_vqgan(model, data, args)
     weights = hashlib.sha256(b"".join(t.detach().numpy().tobytes() for t in model.state_dict().values())).hexdigest()

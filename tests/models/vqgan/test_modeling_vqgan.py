@@ -114,7 +114,9 @@ def test_bad_token_grids_and_empty_videos_raise_clear_errors(vqgan):
 
 def test_paper_preset_geometry():
     config = NuwaVQGAN.paper.__func__  # the preset builds a 70M-parameter model; check its arithmetic on a tiny twin
-    twin = NuwaVQGAN.paper(block_out_channels=(8, 8, 8, 8, 8), latent_channels=8, vq_embed_dim=8, norm_num_groups=4, layers_per_block=1)
+    twin = NuwaVQGAN.paper(
+        block_out_channels=(8, 8, 8, 8, 8), latent_channels=8, vq_embed_dim=8, norm_num_groups=4, layers_per_block=1
+    )
     assert config is not None
     assert twin.downsample_factor == 16
     assert twin.token_grid_size(336, 336) == (21, 21)

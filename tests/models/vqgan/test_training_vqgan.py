@@ -65,8 +65,15 @@ def trained_on_tiles(tmp_path_factory):
         result = train_vqgan(
             model,
             dataset,
-            quiet_args(output_dir, max_steps=200, batch_size=16, learning_rate=2e-3, disc_start=150, restart_every=10,
-                       restart_until=0.5),
+            quiet_args(
+                output_dir,
+                max_steps=200,
+                batch_size=16,
+                learning_rate=2e-3,
+                disc_start=150,
+                restart_every=10,
+                restart_until=0.5,
+            ),
         )
     return model.eval(), images, before, result
 
@@ -108,10 +115,18 @@ def test_trained_model_is_saved_and_reloads_to_the_same_tokens(trained_on_tiles)
 def test_sketch_vqgan_learns_with_cross_entropy(tmp_path):
     dataset = ShapesDataset(64, image_size=16, kind="sketch")
     torch.manual_seed(0)
-    model = NuwaSegVQGAN.tiny(num_classes=ShapesDataset.num_classes, image_size=16, grid_size=4, codebook_size=32,
-                              base_channels=16, max_channels=32)
+    model = NuwaSegVQGAN.tiny(
+        num_classes=ShapesDataset.num_classes,
+        image_size=16,
+        grid_size=4,
+        codebook_size=32,
+        base_channels=16,
+        max_channels=32,
+    )
     before = evaluate_vqgan(model, dataset)
-    result = train_vqgan(model, dataset, quiet_args(tmp_path, max_steps=60, batch_size=16, learning_rate=2e-3, restart_every=10))
+    result = train_vqgan(
+        model, dataset, quiet_args(tmp_path, max_steps=60, batch_size=16, learning_rate=2e-3, restart_every=10)
+    )
     after = result.final_metrics
     assert after["pixel_accuracy"] > before["pixel_accuracy"] + 0.3
     assert after["fw_iou"] > before["fw_iou"] + 0.3
@@ -161,7 +176,9 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path, m
 
     monkeypatch.setattr(training.DeadCodeRestarter, "update", crash_in_step_five)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_vqgan(micro_vqgan(), dataset, quiet_args(tmp_path / "resumed", save_steps=2, save_total_limit=1, **common))
+        train_vqgan(
+            micro_vqgan(), dataset, quiet_args(tmp_path / "resumed", save_steps=2, save_total_limit=1, **common)
+        )
     monkeypatch.setattr(training.DeadCodeRestarter, "update", original_update)
     checkpoints = sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-4"], "save_total_limit=1 keeps only the newest checkpoint"
@@ -179,7 +196,9 @@ def test_a_crash_while_saving_leaves_no_checkpoint_behind(tmp_path, monkeypatch)
 
     monkeypatch.setattr(training, "save_optimizer_state", crash)
     with pytest.raises(RuntimeError, match="disk full"):
-        train_vqgan(micro_vqgan(), list(colour_tiles(8)), quiet_args(tmp_path, max_steps=3, batch_size=4, save_steps=2))
+        train_vqgan(
+            micro_vqgan(), list(colour_tiles(8)), quiet_args(tmp_path, max_steps=3, batch_size=4, save_steps=2)
+        )
     assert list(tmp_path.iterdir()) == [], "neither a checkpoint-2 folder nor a temporary folder may remain"
 
 
@@ -187,8 +206,11 @@ def test_resume_rejects_a_model_of_another_shape(tmp_path):
     dataset = list(colour_tiles(8))
     train_vqgan(micro_vqgan(), dataset, quiet_args(tmp_path, max_steps=2, batch_size=4, save_steps=1, disc_weight=0))
     with pytest.raises(ValueError, match="same configuration"):
-        train_vqgan(micro_vqgan(codebook_size=32), dataset,
-                    quiet_args(tmp_path, max_steps=3, batch_size=4, disc_weight=0, resume_from_checkpoint="latest"))
+        train_vqgan(
+            micro_vqgan(codebook_size=32),
+            dataset,
+            quiet_args(tmp_path, max_steps=3, batch_size=4, disc_weight=0, resume_from_checkpoint="latest"),
+        )
 
 
 def test_bad_training_inputs_raise_clear_errors(tmp_path):
@@ -199,20 +221,30 @@ def test_bad_training_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="reconstruction_loss"):
         quiet_args(tmp_path, reconstruction_loss="l3")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        train_vqgan(micro_vqgan(), list(colour_tiles(8)),
-                    quiet_args(tmp_path, max_steps=1, batch_size=4, resume_from_checkpoint="latest"))
+        train_vqgan(
+            micro_vqgan(),
+            list(colour_tiles(8)),
+            quiet_args(tmp_path, max_steps=1, batch_size=4, resume_from_checkpoint="latest"),
+        )
 
 
 def test_training_with_a_perceptual_loss_logs_it(tmp_path):
     torch.manual_seed(0)
     backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3))
     perceptual = PerceptualLoss(backbone)
-    result = train_vqgan(micro_vqgan(), list(colour_tiles(8)),
-                         quiet_args(tmp_path, max_steps=2, batch_size=4, logging_steps=1, disc_weight=0),
-                         perceptual_loss=perceptual)
+    result = train_vqgan(
+        micro_vqgan(),
+        list(colour_tiles(8)),
+        quiet_args(tmp_path, max_steps=2, batch_size=4, logging_steps=1, disc_weight=0),
+        perceptual_loss=perceptual,
+    )
     assert all(record["perceptual_loss"] > 0 for record in result.history)
     assert all(p.grad is None for p in backbone.parameters())
     with pytest.raises(ValueError, match="cross-entropy"):
         seg = NuwaSegVQGAN.tiny(num_classes=4, image_size=16, grid_size=4, base_channels=16, max_channels=32)
-        train_vqgan(seg, [torch.zeros(16, 16, dtype=torch.long)] * 4, quiet_args(tmp_path, max_steps=1, batch_size=4),
-                    perceptual_loss=perceptual)
+        train_vqgan(
+            seg,
+            [torch.zeros(16, 16, dtype=torch.long)] * 4,
+            quiet_args(tmp_path, max_steps=1, batch_size=4),
+            perceptual_loss=perceptual,
+        )

@@ -17,8 +17,15 @@ def test_two_processes_train_on_different_data_and_end_with_identical_weights(tm
     output_dir, report_dir = tmp_path / "run", tmp_path / "reports"
     report_dir.mkdir()
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(WORKER), str(output_dir), str(report_dir),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        str(output_dir),
+        str(report_dir),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -31,5 +38,8 @@ def test_two_processes_train_on_different_data_and_end_with_identical_weights(tm
     assert reports[0]["discriminator_losses"][1:] != reports[1]["discriminator_losses"][1:]
     # Only one process wrote the checkpoint and the final model.
     assert sorted(p.name for p in output_dir.iterdir()) == [
-        "checkpoint-2", "config.json", "diffusion_pytorch_model.safetensors", "training_log.json",
+        "checkpoint-2",
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "training_log.json",
     ]

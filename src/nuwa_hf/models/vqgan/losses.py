@@ -95,8 +95,12 @@ class PerceptualLoss(nn.Module):
         if not isinstance(backbone, nn.Module):
             raise TypeError(f"`backbone` must be a torch.nn.Module, got {type(backbone).__name__}.")
         self.backbone = backbone.eval().requires_grad_(False)
-        self.register_buffer("image_mean", torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("image_std", torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer(
+            "image_mean", torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "image_std", torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+        )
         self.input_size = input_size
         self.call_kwargs = dict(call_kwargs or {})
 
@@ -109,7 +113,9 @@ class PerceptualLoss(nn.Module):
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
         images = ((images + 1.0) / 2.0 - self.image_mean) / self.image_std
         if self.input_size is not None:
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+            images = F.interpolate(
+                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
         output = self.backbone(images, **self.call_kwargs)
         for name in ("feature_maps", "hidden_states"):
             value = getattr(output, name, None)

@@ -53,9 +53,13 @@ def ssim(
         `torch.FloatTensor` of shape `(N,)` in `[-1, 1]`; 1 for identical images.
     """
     if prediction.shape != target.shape or prediction.ndim != 4:
-        raise ValueError(f"ssim needs two (N, C, H, W) tensors of one shape, got {tuple(prediction.shape)} and {tuple(target.shape)}.")
+        raise ValueError(
+            f"ssim needs two (N, C, H, W) tensors of one shape, got {tuple(prediction.shape)} and {tuple(target.shape)}."
+        )
     if min(prediction.shape[-2:]) < window_size:
-        raise ValueError(f"ssim needs images of at least {window_size}x{window_size} pixels, got {tuple(prediction.shape[-2:])}.")
+        raise ValueError(
+            f"ssim needs images of at least {window_size}x{window_size} pixels, got {tuple(prediction.shape[-2:])}."
+        )
     x, y = prediction.double(), target.double()
     channels = x.shape[1]
     window = _gaussian_window(window_size, sigma, channels, x.device, x.dtype)

@@ -96,7 +96,9 @@ class NuwaSegVQGAN(VisualTokenizerMixin, VQModel):
         **kwargs,
     ) -> "NuwaSegVQGAN":
         """A sketch VQ-GAN that trains on two CPU cores in minutes; arguments as in [`NuwaVQGAN.tiny`]."""
-        preset = _preset_kwargs(num_classes, image_size, grid_size, codebook_size, codebook_dim, base_channels, max_channels, kwargs)
+        preset = _preset_kwargs(
+            num_classes, image_size, grid_size, codebook_size, codebook_dim, base_channels, max_channels, kwargs
+        )
         preset.pop("in_channels")
         preset.pop("out_channels")
         return cls(num_classes=num_classes, **preset)
@@ -113,7 +115,11 @@ class NuwaSegVQGAN(VisualTokenizerMixin, VQModel):
         return F.one_hot(class_map.long(), self.num_classes).permute(0, 3, 1, 2).to(self.dtype)
 
     def _check_class_map(self, class_map, name: str, layout: str) -> None:
-        if isinstance(class_map, torch.Tensor) and class_map.is_floating_point() and class_map.ndim == len(layout.split(",")) + 1:
+        if (
+            isinstance(class_map, torch.Tensor)
+            and class_map.is_floating_point()
+            and class_map.ndim == len(layout.split(",")) + 1
+        ):
             raise TypeError(
                 f"`{name}` looks like a one-hot or logit tensor of shape {tuple(class_map.shape)}; pass class-index maps "
                 f"{layout} (e.g. `one_hot.argmax(dim=-3)`), the model one-hot encodes them itself."

@@ -28,7 +28,9 @@ def _check_int_tensor(name: str, tensor, expected_ndim: int, layout: str) -> Non
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"`{name}` must hold integer indices (torch.long), got dtype {tensor.dtype}.")
     if tensor.ndim != expected_ndim:
-        raise ValueError(f"`{name}` must have shape {layout}, got a {tensor.ndim}-D tensor of shape {tuple(tensor.shape)}.")
+        raise ValueError(
+            f"`{name}` must have shape {layout}, got a {tensor.ndim}-D tensor of shape {tuple(tensor.shape)}."
+        )
 
 
 class VisualTokenizerMixin:
@@ -119,7 +121,9 @@ class VisualTokenizerMixin:
         return chunk_size
 
     @staticmethod
-    def _map_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    def _map_in_chunks(
+        fn: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor, chunk_size: int
+    ) -> torch.Tensor:
         """Apply `fn` to `frames` (N, ...) `chunk_size` items at a time, so memory grows with the chunk, not N."""
         return torch.cat([fn(frames[start : start + chunk_size]) for start in range(0, frames.shape[0], chunk_size)])
 
@@ -168,7 +172,11 @@ class NuwaVQGAN(VisualTokenizerMixin, VQModel):
             base_channels, max_channels (`int`): width of the first block; widths double per block up to the max.
             kwargs: any other [`VQModel`] argument, overriding the preset.
         """
-        return cls(**_preset_kwargs(3, image_size, grid_size, codebook_size, codebook_dim, base_channels, max_channels, kwargs))
+        return cls(
+            **_preset_kwargs(
+                3, image_size, grid_size, codebook_size, codebook_dim, base_channels, max_channels, kwargs
+            )
+        )
 
     @classmethod
     def paper(cls, codebook_size: int = 12288, **kwargs) -> "NuwaVQGAN":
@@ -304,7 +312,9 @@ def _preset_kwargs(
         raise ValueError(f"`image_size` ({image_size}) must be a positive multiple of `grid_size` ({grid_size}).")
     factor = image_size // grid_size
     if factor & (factor - 1):
-        raise ValueError(f"`image_size / grid_size` must be a power of two (each encoder block halves the size), got {factor}.")
+        raise ValueError(
+            f"`image_size / grid_size` must be a power of two (each encoder block halves the size), got {factor}."
+        )
     num_blocks = int(math.log2(factor)) + 1
     widths = tuple(min(base_channels * 2**i, max_channels) for i in range(num_blocks))
     groups = math.gcd(*widths, 16) if num_blocks > 1 else math.gcd(widths[0], 16)

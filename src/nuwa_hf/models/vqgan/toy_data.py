@@ -16,7 +16,9 @@ from PIL import Image, ImageDraw
 SHAPE_CLASSES = ("background", "ellipse", "rectangle", "triangle")
 
 
-def render_shapes(rng: np.random.Generator, image_size: int = 32, max_shapes: int = 3) -> tuple[Image.Image, np.ndarray]:
+def render_shapes(
+    rng: np.random.Generator, image_size: int = 32, max_shapes: int = 3
+) -> tuple[Image.Image, np.ndarray]:
     """
     Draw one sample.
 
@@ -84,7 +86,11 @@ class ShapesDataset(torch.utils.data.Dataset):
         images, maps = generate_shapes(num_samples, image_size, seed)
         self.kind = kind
         if kind == "image":
-            pixels = np.stack([np.asarray(image) for image in images]) if images else np.zeros((0, image_size, image_size, 3))
+            pixels = (
+                np.stack([np.asarray(image) for image in images])
+                if images
+                else np.zeros((0, image_size, image_size, 3))
+            )
             self.samples = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         else:
             self.samples = torch.from_numpy(maps).long()

@@ -267,7 +267,9 @@ def _is_sketch_model(model) -> bool:
 def _extract_input(item, key: str):
     if isinstance(item, dict) or hasattr(item, "keys"):
         if key not in item:
-            raise KeyError(f"Dataset items are dicts without the key {key!r} (keys: {list(item.keys())}); set `input_column`.")
+            raise KeyError(
+                f"Dataset items are dicts without the key {key!r} (keys: {list(item.keys())}); set `input_column`."
+            )
         item = item[key]
     if not isinstance(item, torch.Tensor):
         item = torch.as_tensor(item)
@@ -291,7 +293,9 @@ def _validate_batch(model, batch: torch.Tensor, name: str = "training batch") ->
 
 
 @torch.no_grad()
-def evaluate_vqgan(model, dataset, batch_size: int = 64, max_samples: int | None = None, input_column: str | None = None) -> dict:
+def evaluate_vqgan(
+    model, dataset, batch_size: int = 64, max_samples: int | None = None, input_column: str | None = None
+) -> dict:
     """
     Reconstruction quality and codebook usage of a VQ-GAN on a dataset (in order, no shuffling).
 
@@ -361,7 +365,9 @@ def _resolve_resume_path(args: VQGANTrainingArguments) -> str | None:
     if args.resume_from_checkpoint == "latest":
         checkpoints = _sorted_checkpoints(args.output_dir)
         if not checkpoints:
-            raise FileNotFoundError(f"`resume_from_checkpoint='latest'` but {args.output_dir} holds no checkpoint-<step> folder.")
+            raise FileNotFoundError(
+                f"`resume_from_checkpoint='latest'` but {args.output_dir} holds no checkpoint-<step> folder."
+            )
         return checkpoints[-1]
     if not os.path.isdir(os.path.join(args.resume_from_checkpoint, "model")):
         raise FileNotFoundError(
@@ -406,7 +412,7 @@ def train_vqgan(
         perceptual_loss (`torch.nn.Module`, *optional*): `(reconstruction, target) -> scalar`, such as
             [`PerceptualLoss`] around a backbone you have locally. Images only.
         discriminator ([`NuwaPatchDiscriminator`], *optional*): defaults to a new one sized by `args`.
-        accelerator (`accelerate.Accelerator`, *optional*): defaults to `Accelerator(mixed_precision=...)`.
+        accelerator (`accelerate.Accelerator`, *optional*): defaults to `Accelerator(cpu=args.use_cpu, ...)`.
 
     Returns:
         [`VQGANTrainingResult`]
@@ -450,7 +456,9 @@ def train_vqgan(
     model.train()
     reconstruction_module = _ReconstructionModule(model)
     generator_optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=args.adam_betas)
-    schedule = functools.partial(_learning_rate_factor, warmup_steps=args.warmup_steps, max_steps=args.max_steps, kind=args.lr_schedule)
+    schedule = functools.partial(
+        _learning_rate_factor, warmup_steps=args.warmup_steps, max_steps=args.max_steps, kind=args.lr_schedule
+    )
     generator_scheduler = torch.optim.lr_scheduler.LambdaLR(generator_optimizer, schedule)
     prepared = [reconstruction_module, generator_optimizer]
     if use_discriminator:
@@ -532,7 +540,9 @@ def train_vqgan(
 
     last_layer = model.decoder.conv_out.weight
     progress = tqdm(
-        total=args.max_steps, initial=step, desc="VQ-GAN-Seg" if sketch else "VQ-GAN",
+        total=args.max_steps,
+        initial=step,
+        desc="VQ-GAN-Seg" if sketch else "VQ-GAN",
         disable=not (args.show_progress and accelerator.is_local_main_process),
     )
     window_start, window_samples = time.perf_counter(), 0
@@ -544,7 +554,9 @@ def train_vqgan(
             if step >= args.max_steps:
                 break
             start = batch_number * global_batch + accelerator.process_index * args.batch_size
-            batch = _load_batch(train_dataset, order[start : start + args.batch_size].tolist(), key).to(accelerator.device)
+            batch = _load_batch(train_dataset, order[start : start + args.batch_size].tolist(), key).to(
+                accelerator.device
+            )
             inputs = _model_inputs(model, batch)
             adversarial_on = use_discriminator and step >= args.disc_start
 
@@ -605,7 +617,11 @@ def train_vqgan(
             restart_window = step <= args.restart_until * args.max_steps
             if args.restart_dead_codes and restart_window and (step == 1 or step % args.restart_every == 0):
                 restarted = restarter.restart(
-                    model.quantize.embedding.weight, latents, _raw_optimizer(generator_optimizer), restart_generator, accelerator
+                    model.quantize.embedding.weight,
+                    latents,
+                    _raw_optimizer(generator_optimizer),
+                    restart_generator,
+                    accelerator,
                 )
             window_samples += batch.shape[0] * world
             progress.update(1)
@@ -639,7 +655,9 @@ def train_vqgan(
                 postfix = {"loss": f"{record['loss']:.4f}", "ppl": f"{record['batch_perplexity']:.1f}"}
                 if last_eval:
                     postfix.update(
-                        {"PA": f"{last_eval['pixel_accuracy']:.3f}"} if sketch else {"PSNR": f"{last_eval['psnr']:.2f}"}
+                        {"PA": f"{last_eval['pixel_accuracy']:.3f}"}
+                        if sketch
+                        else {"PSNR": f"{last_eval['psnr']:.2f}"}
                     )
                 progress.set_postfix(postfix)
             if args.eval_steps and step % args.eval_steps == 0 and step < args.max_steps:
@@ -657,7 +675,9 @@ def train_vqgan(
             {"history": history, "eval_history": eval_history, "args": args.to_dict()},
         )
     accelerator.wait_for_everyone()
-    return VQGANTrainingResult(history=history, eval_history=eval_history, final_metrics=final_metrics, output_dir=args.output_dir)
+    return VQGANTrainingResult(
+        history=history, eval_history=eval_history, final_metrics=final_metrics, output_dir=args.output_dir
+    )
 
 
 def _learning_rate_factor(step: int, warmup_steps: int, max_steps: int, kind: str) -> float:
