@@ -100,8 +100,26 @@ def choose_tile(query_grid: Grid, key_grid: Grid, extent: Extent, causal: bool) 
     return best
 
 
-@functools.lru_cache(maxsize=256)
 def tile_plan(
+    query_grid: Grid,
+    key_grid: Grid,
+    extent: Extent,
+    causal: bool,
+    query_offset: int,
+    num_queries: int,
+    num_keys: int,
+    tile: Tuple[int, int, int],
+    device: torch.device,
+) -> TilePlan:
+    """The cached :class:`TilePlan` for these arguments."""
+    # Cached tensors outlive the call: never create them as inference tensors (pipelines run in inference_mode),
+    # which autograd would later refuse.
+    with torch.inference_mode(False):
+        return _tile_plan(query_grid, key_grid, extent, causal, query_offset, num_queries, num_keys, tile, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _tile_plan(
     query_grid: Grid,
     key_grid: Grid,
     extent: Extent,

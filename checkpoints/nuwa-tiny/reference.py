@@ -18,9 +18,11 @@ from .geometry import Extent, Grid, allowed
 
 @functools.lru_cache(maxsize=32)
 def _full_mask(query_grid, key_grid, extent, causal, device):
-    q_index = torch.arange(query_grid[0] * query_grid[1] * query_grid[2], device=device)
-    k_index = torch.arange(key_grid[0] * key_grid[1] * key_grid[2], device=device)
-    return allowed(q_index[:, None], k_index[None, :], query_grid, key_grid, extent, causal)
+    # Cached: never an inference tensor (pipelines run in inference_mode; autograd would refuse it later).
+    with torch.inference_mode(False):
+        q_index = torch.arange(query_grid[0] * query_grid[1] * query_grid[2], device=device)
+        k_index = torch.arange(key_grid[0] * key_grid[1] * key_grid[2], device=device)
+        return allowed(q_index[:, None], k_index[None, :], query_grid, key_grid, extent, causal)
 
 
 def nearby_attention_mask(

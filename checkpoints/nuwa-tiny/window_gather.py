@@ -60,8 +60,11 @@ def window_table(query_grid: Grid, key_grid: Grid, extent: Extent, causal: bool,
     """
     num_queries = query_grid[0] * query_grid[1] * query_grid[2]
     num_keys = key_grid[0] * key_grid[1] * key_grid[2]
-    q_index = torch.arange(num_queries, device=device)
-    return window_key_index(q_index, query_grid, key_grid, extent, causal, num_keys)
+    # Cached tensors outlive the call: never create them as inference tensors (pipelines run in inference_mode),
+    # which autograd would later refuse.
+    with torch.inference_mode(False):
+        q_index = torch.arange(num_queries, device=device)
+        return window_key_index(q_index, query_grid, key_grid, extent, causal, num_keys)
 
 
 def nearby_attention_window_gather(
