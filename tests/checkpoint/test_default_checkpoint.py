@@ -155,3 +155,18 @@ def test_video_manipulation(model, processor, sizes):
     video = _pipe("nuwa-video-manipulation", model, processor)([_digit_image(size)], "the digit 3 is moving up then down",
                                                                seed=0, output_type="np")
     assert video.shape == (frames, size, size, 3)
+
+
+def test_shipped_remote_code_matches_the_installed_sources(tmp_path):
+    """The checkpoint's trust_remote_code copy must not drift from the package (regenerate it with write_remote_code)."""
+    from pathlib import Path
+
+    from nuwa_hf.models.nuwa.remote_code import write_remote_code
+
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "nuwa-tiny"
+    for name in write_remote_code(tmp_path):
+        assert (shipped / name).read_text() == (tmp_path / name).read_text(), (
+            f"checkpoints/nuwa-tiny/{name} is stale: run "
+            f"python -c \"from nuwa_hf.models.nuwa.remote_code import write_remote_code; "
+            f"write_remote_code('checkpoints/nuwa-tiny')\""
+        )
