@@ -389,6 +389,19 @@ class NuwaProcessor(ProcessorMixin):
                 k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs
             }
             path = snapshot_download(path, **download_kwargs)
+            # snapshot_download can return a partial snapshot without raising (e.g. when the tree listing failed):
+            # check it against the cached listing so a missing vqgan/ is named, not a confusing later error.
+            from ..hub.download import snapshot_problems
+
+            problems = snapshot_problems(
+                path, os.fspath(pretrained_model_name_or_path), revision=kwargs.get("revision"),
+                cache_dir=kwargs.get("cache_dir"),
+            )
+            if problems:
+                raise OSError(
+                    f"the download of {pretrained_model_name_or_path} is incomplete: {problems}; download it again "
+                    "(or check the Hub's tree listing of the repository)."
+                )
         for required in ("processor_config.json", "tokenizer_config.json"):
             if not os.path.isfile(os.path.join(path, required)):
                 raise FileNotFoundError(
