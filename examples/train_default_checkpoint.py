@@ -326,7 +326,7 @@ def stage_scorers(args, work: Path):
     from nuwa_hf import data
     from nuwa_hf.evaluation.scorers.motion_classifier import MotionClassifier
     from nuwa_hf.evaluation.scorers.video_feature_network import VideoFeatureNetwork
-    from nuwa_hf.evaluation.scorers.world_training import _columns, train_color_classifier, train_digit_classifier
+    from nuwa_hf.evaluation.scorers.world_training import _columns, train_digit_classifier
 
     folder = work / "scorers"
     s, t = args.image_size, args.num_frames
@@ -356,6 +356,8 @@ def stage_scorers(args, work: Path):
     segmenter = json.loads((folder / "segmenter" / "report.json").read_text())
     log("segmenter", segmenter)
     if not (folder / "color_classifier" / "config.json").exists():
+        from nuwa_hf.evaluation.scorers.world_training import train_color_classifier
+
         train_color_classifier(num_train=1500, num_held_out=300, image_size=s, epochs=2, seed=args.seed,
                                progress=False).save_pretrained(folder / "color_classifier")
         log("colour classifier done")
