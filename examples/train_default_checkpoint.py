@@ -356,10 +356,14 @@ def stage_scorers(args, work: Path):
     segmenter = json.loads((folder / "segmenter" / "report.json").read_text())
     log("segmenter", segmenter)
     if not (folder / "color_classifier" / "config.json").exists():
-        from nuwa_hf.evaluation.scorers.world_training import train_color_classifier
+        from nuwa_hf.evaluation.scorers.attribute_classifier import AttributeClassifier
 
-        train_color_classifier(num_train=1500, num_held_out=300, image_size=s, epochs=2, seed=args.seed,
-                               progress=False).save_pretrained(folder / "color_classifier")
+        train = _columns(data.digit_images("train", 1500, seed=args.seed, image_size=s), ("image", "color"))
+        test = _columns(data.digit_images("test", 300, seed=args.seed, image_size=s), ("image", "color"))
+        AttributeClassifier("color", data.COLORS, visual="image", channels=3).fit(
+            train["image"], train["color"], test["image"], test["color"], "coloured digit images train (1,500 images)",
+            "coloured digit images test", epochs=2, seed=args.seed, progress=False,
+        ).save_pretrained(folder / "color_classifier")
         log("colour classifier done")
     return {"folder": str(folder), "segmenter": segmenter}
 
