@@ -45,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--num-frames", type=int, default=4)
     p.add_argument("--codebook-size", type=int, default=128)
     p.add_argument("--sketch-codebook-size", type=int, default=64)
-    p.add_argument("--vqgan-steps", type=int, default=300)
+    p.add_argument("--vqgan-steps", type=int, default=1500)
     p.add_argument("--vqgan-seg-steps", type=int, default=150)
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
     p.add_argument("--nuwa-samples", type=int, default=3000, help="examples per task for NUWA")
