@@ -79,7 +79,8 @@ def test_scorer_modules_report_held_out_accuracy(trained_digit_classifier, digit
     accuracy = evaluate.load(metric_path("attribute_accuracy")).compute(
         predictions=images, references=labels, scorer_path=str(folder))
     assert accuracy["digit_accuracy"] > 0.8
-    assert accuracy["digit_accuracy_scorer_held_out_accuracy"] == trained_digit_classifier.held_out["metrics"]["accuracy"]
+    held_out = trained_digit_classifier.held_out["metrics"]["accuracy"]
+    assert accuracy["digit_accuracy_scorer_held_out_accuracy"] == held_out
     score = evaluate.load(metric_path("inception_score")).compute(predictions=images, scorer=trained_digit_classifier)
     assert score["inception_score"] > 4 and "inception_score_scorer_held_out_accuracy" in score
     with pytest.raises(ValueError, match="scorer_path"):

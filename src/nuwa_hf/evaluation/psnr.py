@@ -16,7 +16,8 @@ from .image_inputs import as_float_images, as_float_videos, check_same_count, fr
 def psnr_per_image(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of each pair of float images (N, C, H, W) in [0, 1] -> (N,); ``inf`` where a pair is identical."""
     if first.shape != second.shape:
-        raise ValueError(f"Images to compare must have the same shape, got {tuple(first.shape)} and {tuple(second.shape)}.")
+        raise ValueError(f"Images to compare must have the same shape, got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}.")
     mse = (first.double() - second.double()).square().mean(dim=(1, 2, 3))
     return (10 * torch.log10(1.0 / mse)).float()
 

@@ -62,7 +62,8 @@ def metrics_markdown(table: Mapping[str, Any]) -> str:
         lines += [f"{table['num_generated']} generated samples.", ""]
     lines += ["| metric | value | scorer | scorer held-out accuracy |", "|---|---|---|---|"]
     for row in table["rows"]:
-        cells = [row["metric"], _format_value(row["value"]), row.get("scorer") or "", _format_held_out(row.get("scorer_held_out"))]
+        cells = [row["metric"], _format_value(row["value"]), row.get("scorer") or "",
+                 _format_held_out(row.get("scorer_held_out"))]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     if table.get("skipped"):
         lines += ["", "Not computed:"]

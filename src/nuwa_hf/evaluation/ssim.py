@@ -25,7 +25,8 @@ def ssim_per_image(
 ) -> torch.Tensor:
     """SSIM of each pair of float images (N, C, H, W) -> (N,), averaged over channels and window positions."""
     if first.shape != second.shape:
-        raise ValueError(f"Images to compare must have the same shape, got {tuple(first.shape)} and {tuple(second.shape)}.")
+        raise ValueError(f"Images to compare must have the same shape, got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}.")
     height, width = first.shape[-2:]
     if window_size > min(height, width):
         raise ValueError(

@@ -249,8 +249,9 @@ def _attribute(task: str, attribute: str, generated: Any, intended: Any, scorers
     classifier = scorers.motion_classifier if attribute == "motion" and scorers.motion_classifier is not None \
         else extra.get(attribute)
     if classifier is None:
-        skipped[f"{attribute}_accuracy"] = (f"no classifier for attribute {attribute!r}: pass scorers.motion_classifier "
-                                           "or scorers.attribute_classifiers={name: AttributeClassifier}")
+        skipped[f"{attribute}_accuracy"] = (f"no classifier for attribute {attribute!r}: pass "
+                                           "scorers.motion_classifier or "
+                                           "scorers.attribute_classifiers={name: AttributeClassifier}")
         return None
     visual = getattr(classifier, "config", {}).get("visual", "image")
     if (visual == "video") != video:

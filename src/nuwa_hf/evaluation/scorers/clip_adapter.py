@@ -24,7 +24,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class LocalClipScorer:
-    """``similarity(samples, texts)`` -> (N,) cosine similarities with a local CLIP. ``visual`` is "image" or "video"."""
+    """``similarity(samples, texts)`` -> (N,) cosine similarities with a local CLIP; ``visual``: "image" or "video"."""
 
     def __init__(self, folder: PathLike, visual: str = "image"):
         from transformers import AutoTokenizer, CLIPModel
@@ -35,7 +35,8 @@ class LocalClipScorer:
         if not list(folder.glob("*.safetensors")):
             raise FileNotFoundError(
                 f"{folder} has no .safetensors weights; nuwa-hf never loads pickled weights. Convert them with "
-                "CLIPModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True) in a trusted setting."
+                "CLIPModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True) in a trusted "
+                "setting."
             )
         if visual not in ("image", "video"):
             raise ValueError(f"visual must be 'image' or 'video', got {visual!r}.")

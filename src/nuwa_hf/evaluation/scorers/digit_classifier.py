@@ -74,7 +74,8 @@ class DigitClassifier(TrainedScorer):
         was_training = self.training
         self.eval()
         pixels = self.preprocess(images)
-        probabilities = torch.cat([self(pixels[rows]).softmax(dim=-1) for rows in split_into_batches(len(pixels), batch_size)])
+        probabilities = torch.cat([self(pixels[rows]).softmax(dim=-1)
+                                   for rows in split_into_batches(len(pixels), batch_size)])
         self.train(was_training)
         return probabilities
 
@@ -94,7 +95,8 @@ class DigitClassifier(TrainedScorer):
         """Digit labels -> int64 (N,), checked to lie in [0, num_classes)."""
         ids = torch.as_tensor(np.array(labels, dtype=np.int64)).flatten()
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.config["num_classes"]):
-            raise ValueError(f"Digit labels must lie in [0, {self.config['num_classes']}), got {ids.min()}..{ids.max()}.")
+            raise ValueError(f"Digit labels must lie in [0, {self.config['num_classes']}), got "
+                             f"{ids.min()}..{ids.max()}.")
         return ids
 
     def measure_held_out(self, images: Any, labels: Any, split: str, trained_on: str) -> dict:

@@ -12,7 +12,7 @@ among all distinct held-out captions?
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -38,7 +38,8 @@ class WordTokenizer:
 
     def __init__(self, vocabulary: Sequence[str], max_length: int = 32):
         if list(vocabulary[:2]) != [PAD_TOKEN, UNKNOWN_TOKEN]:
-            raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}, {UNKNOWN_TOKEN!r}; build it with build_vocabulary.")
+            raise ValueError(f"A vocabulary must start with {PAD_TOKEN!r}, {UNKNOWN_TOKEN!r}: build it with "
+                             "build_vocabulary.")
         self.vocabulary = list(vocabulary)
         self.tokenizer = _word_splitter()
         self.tokenizer.model = models.WordLevel(vocab={word: index for index, word in enumerate(vocabulary)},

@@ -115,7 +115,8 @@ def _load_or_train(folder: Path, names: tuple, train, train_if_missing: bool) ->
         return found
     if not train_if_missing:
         missing = sorted(set(names) - set(found))
-        raise FileNotFoundError(f"No trained scorers {missing} under {folder}: call default_scorers(train_if_missing=True).")
+        raise FileNotFoundError(f"No trained scorers {missing} under {folder}: call "
+                                "default_scorers(train_if_missing=True).")
     for name, scorer in train().items():
         if name in names and name not in found:
             scorer.save_pretrained(folder / name)

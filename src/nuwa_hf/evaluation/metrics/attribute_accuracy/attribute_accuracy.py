@@ -4,7 +4,8 @@ import datasets
 import evaluate
 
 from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy, video_digit_accuracy
-from nuwa_hf.evaluation.metric_module_support import IMAGE, VIDEO, check_config, load_project_scorer, pil_images, pil_videos
+from nuwa_hf.evaluation.metric_module_support import (IMAGE, VIDEO, check_config, load_project_scorer, pil_images,
+                                                      pil_videos)
 
 _DESCRIPTION = """Label accuracy of generated samples (NUWA's T2V "Acc"), read by a classifier trained by nuwa-hf on the
 data's own labels. The classifier's own held-out accuracy is reported beside the score."""

@@ -4,7 +4,8 @@ import datasets
 import evaluate
 
 from nuwa_hf.evaluation.clip_similarity import clip_similarity
-from nuwa_hf.evaluation.metric_module_support import IMAGE, VIDEO, check_config, load_project_scorer, pil_images, pil_videos
+from nuwa_hf.evaluation.metric_module_support import (IMAGE, VIDEO, check_config, load_project_scorer, pil_images,
+                                                      pil_videos)
 
 _DESCRIPTION = """Mean cosine similarity between each generated sample and its text (NUWA's CLIPSIM). Offline, the
 encoder is nuwa-hf's TextVisualDualEncoder, trained contrastively on captioned data; its held-out caption accuracy is
@@ -21,7 +22,8 @@ Returns:
     clipsim, clipsim_std, clipsim_name, num_samples, clipsim_scorer and (project scorers) its held-out accuracy.
 """
 
-_CITATION = """@inproceedings{wu2022nuwa, title={N{\\"U}WA: Visual Synthesis Pre-training for Neural visUal World creAtion},
+_CITATION = """@inproceedings{wu2022nuwa,
+title={N{\\"U}WA: Visual Synthesis Pre-training for Neural visUal World creAtion},
 author={Wu, Chenfei and Liang, Jian and Ji, Lei and Yang, Fan and Fang, Yuejian and Jiang, Daxin and Duan, Nan},
 booktitle={ECCV}, year={2022}}"""
 

@@ -15,7 +15,8 @@ fitted to Inception-v3 pool3 features. Lower is better; identical sets give 0. B
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: generated images: arrays/tensors (N, H, W[, C]) or (N, C, H, W), uint8 or float in [0, 1], or PIL images.
+    predictions: generated images: arrays/tensors (N, H, W[, C]) or (N, C, H, W), uint8 or float in [0, 1], or PIL
+        images.
     references: reference images, same count as predictions (for different counts call
         nuwa_hf.evaluation.frechet_inception_distance directly).
     feature_extractor: optional callable, float (B, 3, H, W) in [0, 1] -> (B, D); default the FID Inception.
@@ -28,8 +29,9 @@ Example:
     >>> fid.compute(predictions=generated, references=real)["fid"]
 """
 
-_CITATION = """@inproceedings{heusel2017gans, title={GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
-Equilibrium}, author={Heusel, Martin and Ramsauer, Hubert and Unterthiner, Thomas and Nessler, Bernhard and
+_CITATION = """@inproceedings{heusel2017gans,
+title={GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium},
+author={Heusel, Martin and Ramsauer, Hubert and Unterthiner, Thomas and Nessler, Bernhard and
 Hochreiter, Sepp}, booktitle={NeurIPS}, year={2017}}"""
 
 
@@ -49,4 +51,5 @@ class FrechetInceptionDistance(evaluate.Metric):
         return super().add_batch(predictions=pil_images(predictions), references=pil_images(references), **kwargs)
 
     def _compute(self, predictions, references, feature_extractor=None, feature_extractor_name=None, batch_size=16):
-        return frechet_inception_distance(predictions, references, feature_extractor, feature_extractor_name, batch_size)
+        return frechet_inception_distance(predictions, references, feature_extractor, feature_extractor_name,
+                                          batch_size)

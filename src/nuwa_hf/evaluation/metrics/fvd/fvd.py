@@ -6,8 +6,8 @@ import evaluate
 from nuwa_hf.evaluation.metric_module_support import VIDEO, pil_videos
 from nuwa_hf.evaluation.video_distance import frechet_video_distance
 
-_DESCRIPTION = """Fréchet distance between Gaussians fitted to video features (Unterthiner et al., 2018). By default the
-features come from nuwa-hf's VideoFeatureNetwork, a small 3D CNN trained on Moving MNIST, and the result is
+_DESCRIPTION = """Fréchet distance between Gaussians fitted to video features (Unterthiner et al., 2018). By default
+the features come from nuwa-hf's VideoFeatureNetwork, a small 3D CNN trained on Moving MNIST, and the result is
 named so ("FVD (3D CNN trained on ...)"), with that network's held-out accuracy beside it. A user with I3D
 passes it as feature_extractor. Lower is better; identical sets give 0."""
 
@@ -21,7 +21,8 @@ Returns:
     fvd, fvd_name, num_generated, num_reference, fvd_scorer and the scorer's held-out accuracies.
 """
 
-_CITATION = """@article{unterthiner2018towards, title={Towards Accurate Generative Models of Video: A New Metric & Challenges},
+_CITATION = """@article{unterthiner2018towards,
+title={Towards Accurate Generative Models of Video: A New Metric & Challenges},
 author={Unterthiner, Thomas and van Steenkiste, Sjoerd and Kurach, Karol and Marinier, Rapha{\\"e}l and Michalski,
 Marcin and Gelly, Sylvain}, journal={arXiv:1812.01717}, year={2018}}"""
 
@@ -47,5 +48,5 @@ class FrechetVideoDistance(evaluate.Metric):
 
             scorer = load_project_scorer(scorer, scorer_path, "a trained VideoFeatureNetwork (or a feature_extractor)")
         return frechet_video_distance(predictions, references, feature_network=scorer,
-                                      feature_extractor=feature_extractor, feature_extractor_name=feature_extractor_name,
-                                      batch_size=batch_size)
+                                      feature_extractor=feature_extractor,
+                                      feature_extractor_name=feature_extractor_name, batch_size=batch_size)

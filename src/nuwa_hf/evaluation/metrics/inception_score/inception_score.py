@@ -21,8 +21,9 @@ Returns:
     accuracy (inception_score_scorer_held_out_accuracy) and chance level.
 """
 
-_CITATION = """@inproceedings{salimans2016improved, title={Improved Techniques for Training GANs}, author={Salimans, Tim and
-Goodfellow, Ian and Zaremba, Wojciech and Cheung, Vicki and Radford, Alec and Chen, Xi}, booktitle={NeurIPS}, year={2016}}"""
+_CITATION = """@inproceedings{salimans2016improved, title={Improved Techniques for Training GANs},
+author={Salimans, Tim and Goodfellow, Ian and Zaremba, Wojciech and Cheung, Vicki and Radford, Alec and Chen, Xi},
+booktitle={NeurIPS}, year={2016}}"""
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

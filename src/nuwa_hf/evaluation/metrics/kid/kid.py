@@ -19,8 +19,9 @@ Returns:
     kid, kid_std, kid_feature_extractor, num_generated, num_reference.
 """
 
-_CITATION = """@inproceedings{binkowski2018demystifying, title={Demystifying MMD GANs}, author={Bi{\\'n}kowski, Miko{\\l}aj
-and Sutherland, Danica J. and Arbel, Michael and Gretton, Arthur}, booktitle={ICLR}, year={2018}}"""
+_CITATION = """@inproceedings{binkowski2018demystifying, title={Demystifying MMD GANs},
+author={Bi{\\'n}kowski, Miko{\\l}aj and Sutherland, Danica J.
+and Arbel, Michael and Gretton, Arthur}, booktitle={ICLR}, year={2018}}"""
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

@@ -6,8 +6,8 @@ import evaluate
 from nuwa_hf.evaluation.metric_module_support import IMAGE, VIDEO, check_config, pil_images, pil_videos
 from nuwa_hf.evaluation.ssim import structural_similarity
 
-_DESCRIPTION = """SSIM (Wang et al., 2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, averaged over
-channels, valid window positions and pairs. 1 for identical images; higher is better."""
+_DESCRIPTION = """SSIM (Wang et al., 2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, averaged
+over channels, valid window positions and pairs. 1 for identical images; higher is better."""
 
 _KWARGS_DESCRIPTION = """
 Args:
