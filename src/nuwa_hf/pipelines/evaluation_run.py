@@ -30,7 +30,8 @@ import torch
 from .pipeline_base import TASK_CODE_OF, resolve_task_name
 from .world_examples import task_examples
 
-SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual")
+SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual", "text_video", "text_image",
+                "frame_digits", "image_digits", "color_classifier")
 
 
 class PixelFeatures:
@@ -42,8 +43,10 @@ class PixelFeatures:
         return torch.nn.functional.adaptive_avg_pool2d(images.float(), 8).flatten(1)
 
 
-def build_scorers(scorers: Any = "cached", image_features: str = "inception", progress: bool = True, log=print):
-    """An ``EvaluationScorers`` from a choice name or folder (see the module docstring)."""
+def build_scorers(scorers: Any = "cached", image_features: str = "inception", progress: bool = True, log=print,
+                  visual: str = "video"):
+    """An ``EvaluationScorers`` from a choice name or folder (see the module docstring); ``visual`` ("image" or
+    "video") picks the project's default scorers for image tasks or for video tasks."""
     from ..evaluation import EvaluationScorers, default_scorers, load_scorer
 
     if image_features not in ("inception", "pixels"):
@@ -54,13 +57,13 @@ def build_scorers(scorers: Any = "cached", image_features: str = "inception", pr
         return EvaluationScorers(**features)
     if scorers == "cached":
         try:
-            loaded = default_scorers(train_if_missing=False, progress=progress)
+            loaded = default_scorers(visual=visual, train_if_missing=False, progress=progress)
         except FileNotFoundError:
             log("No trained scorers in the cache: metrics that need them are skipped (use --scorers train to train "
                 "them, a few minutes on a CPU).")
             return EvaluationScorers(**features)
     elif scorers == "train":
-        loaded = default_scorers(train_if_missing=True, progress=progress)
+        loaded = default_scorers(visual=visual, train_if_missing=True, progress=progress)
     else:
         folder = Path(scorers)
         if not folder.is_dir():
@@ -71,7 +74,16 @@ def build_scorers(scorers: Any = "cached", image_features: str = "inception", pr
         found = {name: load_scorer(folder / name) for name in SCORER_NAMES if (folder / name).is_dir()}
         if not found:
             raise FileNotFoundError(f"{folder} holds none of the scorer sub-folders {', '.join(SCORER_NAMES)}.")
-        return EvaluationScorers(**found, **features)
+        # default_scorers' cache folder names -> EvaluationScorers fields.
+        fields = {"text_video": "text_visual", "text_image": "text_visual", "frame_digits": "digit_classifier",
+                  "image_digits": "digit_classifier"}
+        kwargs = {}
+        for name, scorer in found.items():
+            if name == "color_classifier":
+                kwargs["attribute_classifiers"] = {"color": scorer}
+            else:
+                kwargs.setdefault(fields.get(name, name), scorer)
+        return EvaluationScorers(**kwargs, **features)
     for key, value in features.items():
         setattr(loaded, key, value)
     return loaded
@@ -105,7 +117,8 @@ def evaluate_task(
         raise ValueError(f"num_samples must be an int >= 2 (distribution metrics need several samples), got {num_samples!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    evaluation_scorers = build_scorers(scorers, image_features, progress, log)
+    visual = "video" if code in ("T2V", "V2V", "S2V", "TV2V") else "image"
+    evaluation_scorers = build_scorers(scorers, image_features, progress, log, visual=visual)
     nuwa = AutoModelForSeq2SeqLM.from_pretrained(model, use_safetensors=True).eval()
     processor = load_nuwa_processor(model, needs_sketch_vqgan=code in ("S2I", "S2V"))
     crop = processor.image_processor.crop_size
