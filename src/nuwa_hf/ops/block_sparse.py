@@ -251,6 +251,17 @@ class _TiledAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None
 
 
+def plan_for(query: torch.Tensor, key: torch.Tensor, query_grid: Grid, key_grid: Grid, extent: Extent, causal: bool,
+             query_offset: Optional[int], tile: Optional[Tuple[int, int, int]] = None) -> TilePlan:
+    """The cached :class:`TilePlan` for these attention inputs (the tile shape chosen automatically unless given)."""
+    if tile is None:
+        tile = choose_tile(tuple(query_grid), tuple(key_grid), tuple(extent), causal)
+    return tile_plan(
+        tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), int(query_offset or 0), query.shape[2],
+        key.shape[2], tuple(tile), query.device,
+    )
+
+
 def _chunk_tiles(plan: TilePlan, batch_heads: int, budget: int = 1 << 17) -> int:
     """How many tiles to process at once: about ``budget`` scores (0.5 MB in fp32) per chunk."""
     return max(1, min(plan.num_tiles, budget // max(1, batch_heads * plan.tile_queries * plan.tile_keys)))
@@ -272,12 +283,7 @@ def nearby_attention_block_sparse(
     """3DNA by tiles (differentiable). Shapes as in ``nearby_attention``; ``tile`` overrides the automatic choice."""
     B, NH, Lq, D = query.shape
     Lk = key.shape[2]
-    if tile is None:
-        tile = choose_tile(tuple(query_grid), tuple(key_grid), tuple(extent), causal)
-    plan = tile_plan(
-        tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), int(query_offset or 0), Lq, Lk,
-        tuple(tile), query.device,
-    )
+    plan = plan_for(query, key, query_grid, key_grid, extent, causal, query_offset, tile)
     scale = D ** -0.5 if scale is None else scale
     out = _TiledAttention.apply(
         query.reshape(B * NH, Lq, D), key.reshape(B * NH, Lk, D), value.reshape(B * NH, Lk, D), plan, scale,

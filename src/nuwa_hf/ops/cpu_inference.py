@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .block_sparse import choose_tile, tile_plan
+from .block_sparse import plan_for
 from .geometry import Extent, Grid
 
 _SCRATCH: Dict[Tuple, torch.Tensor] = {}
@@ -51,12 +51,7 @@ def nearby_attention_cpu_inference(
     """3DNA forward only (no gradients). Shapes as in ``nearby_attention``."""
     B, NH, Lq, D = query.shape
     Lk = key.shape[2]
-    if tile is None:
-        tile = choose_tile(tuple(query_grid), tuple(key_grid), tuple(extent), causal)
-    plan = tile_plan(
-        tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), int(query_offset or 0), Lq, Lk,
-        tuple(tile), query.device,
-    )
+    plan = plan_for(query, key, query_grid, key_grid, extent, causal, query_offset, tile)
     n, tq, tk = plan.num_tiles, plan.tile_queries, plan.tile_keys
     dt, dev = query.dtype, query.device
     q = _scratch("q", (B * NH, n * tq, D), dt, dev)
