@@ -1,7 +1,6 @@
-"""A tiny untrained NUWA model folder for the command-line tests (16x16 pixels, 4x4 tokens, 3 frames)."""
+"""The command-line tests run on the session's tiny untrained model folder (16x16 pixels, 4x4 tokens, 3 frames)."""
 
 import os
-import shutil
 
 import pytest
 import torch
@@ -10,20 +9,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def cli_model_folder(tmp_path_factory):
-    import nuwa_hf  # noqa: F401
-    from nuwa_hf.pipelines.tiny_model_folder import save_untrained_tiny_model
-
-    return str(save_untrained_tiny_model(tmp_path_factory.mktemp("cli") / "tiny", image_size=16, grid_size=4,
-                                         max_frames=3, seed=0))
+def cli_model_folder(tiny_model_folder):
+    return tiny_model_folder  # the same folder the pipeline tests use (tests/conftest.py), built once
 
 
 @pytest.fixture(scope="session")
-def cli_folder_without_vqgan(cli_model_folder, tmp_path_factory):
-    target = tmp_path_factory.mktemp("cli") / "no-vqgan"
-    shutil.copytree(cli_model_folder, target)
-    shutil.rmtree(target / "vqgan")
-    return str(target)
+def cli_folder_without_vqgan(folder_without_vqgan):
+    return folder_without_vqgan
 
 
 @pytest.fixture(autouse=True)
