@@ -4,11 +4,12 @@
 
 Stages (each one is skipped when its output already exists in ``--work-dir``, so an interrupted run resumes):
 
-1. ``vqgan``      NuwaVQGAN.tiny on 32x32 RGB frames of every built-in world (train splits) -> 8x8 tokens
-2. ``vqgan_seg``  NuwaSegVQGAN.tiny on 32x32 scene class maps (scene images + scene-video frames) -> 8x8 tokens
+1. ``vqgan``      NuwaVQGAN.tiny on 48x48 RGB frames of every built-in world (train splits) -> 12x12 tokens
+2. ``vqgan_seg``  NuwaSegVQGAN.tiny on 48x48 scene class maps (scene images + scene-video frames) -> 12x12 tokens
 3. ``tokenizer``  caption BPE (``train_caption_tokenizer``) on the train captions of the text worlds
 4. ``nuwa``       multi-task NUWA (``nuwa_hf.training.main``): T2I + T2V + V2V + S2I + S2V in ONE mixture (pre-training
-                  and sketch fine-tuning mixed, not sequential), condition dropout 0.1 for classifier-free guidance
+                  and sketch fine-tuning mixed, not sequential), condition dropout 0.1 for classifier-free guidance;
+                  two data-parallel processes (torchrun, gloo), one per core
 5. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights, processor, vqgan/, vqgan_seg/
 6. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
 7. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
@@ -40,19 +41,21 @@ def parse_args(argv=None):
     p.add_argument("--stages", default="vqgan,vqgan_seg,tokenizer,nuwa,assemble,scorers,evaluate,card")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="seed of the worlds and of every training run")
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--grid-size", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=48)
+    p.add_argument("--grid-size", type=int, default=12)
     p.add_argument("--num-frames", type=int, default=4)
-    p.add_argument("--codebook-size", type=int, default=128)
+    p.add_argument("--codebook-size", type=int, default=256)
     p.add_argument("--sketch-codebook-size", type=int, default=64)
-    p.add_argument("--vqgan-steps", type=int, default=1500)
-    p.add_argument("--vqgan-seg-steps", type=int, default=150)
+    p.add_argument("--vqgan-steps", type=int, default=1200)
+    p.add_argument("--vqgan-seg-steps", type=int, default=600)
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
-    p.add_argument("--nuwa-samples", type=int, default=3000, help="examples per task for NUWA")
-    p.add_argument("--nuwa-steps", type=int, default=1500)
-    p.add_argument("--nuwa-batch-size", type=int, default=16)
-    p.add_argument("--nuwa-config", default='{"hidden_size": 96, "num_attention_heads": 4, "encoder_layers": 2, '
-                   '"decoder_layers": 2, "intermediate_size": 288, "dropout": 0.0}')
+    p.add_argument("--nuwa-samples", type=int, default=6000, help="examples per task for NUWA")
+    p.add_argument("--nuwa-steps", type=int, default=7500)
+    p.add_argument("--nuwa-batch-size", type=int, default=8, help="image examples per batch and process (videos: half)")
+    p.add_argument("--nuwa-processes", type=int, default=2,
+                   help="data-parallel NUWA training processes (torchrun, gloo DDP; 2 use both cores)")
+    p.add_argument("--nuwa-config", default='{"hidden_size": 128, "num_attention_heads": 4, "encoder_layers": 2, '
+                   '"decoder_layers": 4, "intermediate_size": 512, "dropout": 0.0}')
     p.add_argument("--vqgan-channels", default="16,32", help="base,max channels of both VQ-GANs")
     p.add_argument("--vqgan-batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=1e-3)
@@ -193,11 +196,19 @@ def nuwa_argv(args, work: Path):
 
 
 def stage_nuwa(args, work: Path):
+    import subprocess
+
     from nuwa_hf.training import main as train_main
 
     argv = nuwa_argv(args, work)
-    log("nuwa-hf train " + " ".join(argv))
-    code = train_main(argv)
+    if args.nuwa_processes > 1:  # a fresh torchrun (never fork a process that holds torch threads)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                   str(args.nuwa_processes), str(REPO / "examples" / "train_nuwa.py"), *argv, "--threads", str(args.threads)]
+        log(" ".join(command))
+        code = subprocess.call(command, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    else:
+        log("nuwa-hf train " + " ".join(argv))
+        code = train_main(argv)
     if code:
         raise SystemExit(f"NUWA training failed with exit code {code}")
     return json.loads((work / "nuwa" / "training_summary.json").read_text())
@@ -320,7 +331,7 @@ def _scene_pixels(args, split, n):
 
 
 def stage_scorers(args, work: Path):
-    """Scorers matched to the checkpoint's resolution (32 px, 4 frames), saved under <work-dir>/scorers/ (sized for
+    """Scorers matched to the checkpoint's resolution (``--image-size``, ``--num-frames``), saved under <work-dir>/scorers/ (sized for
     two shared CPU cores: a scene segmenter, the MNIST digit classifier, a motion classifier and a video feature
     network on captioned Moving MNIST, a colour classifier on the coloured digit images)."""
     from nuwa_hf import data
@@ -340,7 +351,7 @@ def stage_scorers(args, work: Path):
                          ("video", "text", "digits", "motion"))
         test = _columns(data.captioned_moving_mnist("test", 300, seed=args.seed, image_size=s, num_frames=t),
                         ("video", "text", "digits", "motion"))
-        world = f"captioned Moving MNIST train ({n:,} videos, 32 px, 4 frames)"
+        world = f"captioned Moving MNIST train ({n:,} videos, {s} px, {t} frames)"
         MotionClassifier().fit(train["video"], train["motion"], test["video"], test["motion"], world,
                                "captioned Moving MNIST test", epochs=2, seed=args.seed,
                                progress=False).save_pretrained(folder / "motion_classifier")
@@ -658,13 +669,15 @@ def stage_card(args, work: Path, timings: Timings):
         f"{n} held-out conditions per task from `nuwa_hf.pipelines.world_examples` (split `test`: MNIST test digits, "
         "held-out scene textures; captions drawn from the test split), sampled with the folder's generation config "
         f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}), seed {args.seed}. Scorers were trained "
-        "by `examples/train_default_checkpoint.py` (stage `scorers`) at the model's resolution (32x32, 4 frames) on the "
+        f"by `examples/train_default_checkpoint.py` (stage `scorers`) at the model's resolution ({args.image_size}x{args.image_size}, "
+        f"{args.num_frames} frames) on the "
         "worlds' train splits; each one's own held-out accuracy is in the table. The S2I / S2V segmentation scores use a "
         f"small scene segmenter (held-out pixel accuracy {seg.get('held_out_pixel_accuracy', float('nan')):.3f} on scene "
         "test images / frames) that reads the generated picture; its output is compared with the input sketch."
     )
     notes = (
-        "Completion and manipulation rows 'PSNR outside the region' compare pixels that lie at least one token (4 px) "
+        "Completion and manipulation rows 'PSNR outside the region' compare pixels that lie at least one token "
+        f"({args.image_size // args.grid_size} px) "
         "away from the edited region (I2I: the top half minus one token row; TI2I: outside the box grown by one token; "
         "TV2V: the given first frame) with the original and with the VQ-GAN's own reconstruction of it (the best the "
         "folder can do: kept tokens are identical by construction, tested in tests/checkpoint). FID / KID use the real "
@@ -674,21 +687,22 @@ def stage_card(args, work: Path, timings: Timings):
     if (work / CARD_NOTES_FILE).exists():
         notes += "\n\n" + (work / CARD_NOTES_FILE).read_text()
     details = (
-        "- VQ-GAN: `NuwaVQGAN.tiny` (channels " + args.vqgan_channels + f", codebook {args.codebook_size}, 8x8 grid for "
-        f"32x32), L1 + codebook/commitment losses, no discriminator and no perceptual loss (no backbone offline; too "
+        "- VQ-GAN: `NuwaVQGAN.tiny` (channels " + args.vqgan_channels + f", codebook {args.codebook_size}, {args.grid_size}x{args.grid_size} grid for "
+        f"{args.image_size}x{args.image_size}), L1 + codebook/commitment losses, no discriminator and no perceptual loss (no backbone offline; too "
         f"slow on the shared CPUs), {args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world.\n"
         f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (codebook {args.sketch_codebook_size}), cross-entropy, "
         f"{args.vqgan_seg_steps} steps x batch {args.vqgan_batch_size} on scene class maps.\n"
         f"- Caption tokenizer: `train_caption_tokenizer` (BPE, vocabulary {args.text_vocab_size}) on the train captions.\n"
         f"- NUWA: `NuwaConfig.tiny` with `{args.nuwa_config}`; ONE mixture of T2I + T2V + V2V + S2I + S2V trained "
         "together (the paper pre-trains T2I/T2V/V2V and fine-tunes S2I/S2V; mixing them saves a stage on a CPU budget), "
-        f"{args.nuwa_steps} steps, batches of one task each (images {args.nuwa_batch_size}, videos "
-        f"{args.nuwa_batch_size // 2}), task weights t2i 3, t2v 3, v2v 1.5, s2i 1, s2v 1, condition dropout 0.1 "
+        f"{args.nuwa_steps} steps on {args.nuwa_processes} data-parallel process(es), batches of one task each (per "
+        f"process: images {args.nuwa_batch_size}, videos {args.nuwa_batch_size // 2}), task weights t2i 3, t2v 3, v2v 1.5, s2i 1, s2v 1, condition dropout 0.1 "
         f"(null condition, for classifier-free guidance), AdamW lr {args.learning_rate}, cosine, 3% warm-up.\n"
         "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
     )
+    minutes = sum(float(v.get("seconds", 0)) for v in timings.data.values() if isinstance(v, dict)) / 60
     command = ("python examples/train_default_checkpoint.py --work-dir runs/default --output checkpoints/nuwa-tiny"
-               "   # defaults = the shipped checkpoint; about 35 min on 2 shared cores")
+               f"   # defaults = the shipped checkpoint; its stages took {minutes:.0f} min in all on 2 cores")
     write_default_card(args.output, evaluation=evaluation, timings=timings.data, command=command,
                        nuwa_argv=nuwa_argv(args, work), settings=vars(args), quality_intro=intro, quality_notes=notes,
                        training_details=details, targets=targets)
