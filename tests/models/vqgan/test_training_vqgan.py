@@ -248,3 +248,24 @@ def test_training_with_a_perceptual_loss_logs_it(tmp_path):
             quiet_args(tmp_path, max_steps=1, batch_size=4),
             perceptual_loss=perceptual,
         )
+
+
+def test_foreground_weight_emphasises_sparse_strokes_and_leaves_full_pictures_alone():
+    from nuwa_hf.models.vqgan.training_vqgan import pixel_reconstruction_loss
+
+    dark = -torch.ones(1, 3, 8, 8)
+    strokes = dark.clone()
+    strokes[:, 0, 2:4, 2:4] = 1.0  # a red 2x2 stroke: 4 of 64 pixels
+    missed = dark.clone()  # a reconstruction that lost the stroke entirely
+    plain = pixel_reconstruction_loss(missed, strokes, "l1")
+    weighted = pixel_reconstruction_loss(missed, strokes, "l1", foreground_weight=10.0)
+    assert plain == pytest.approx(2.0 * 4 / (64 * 3))
+    # the stroke's 4 pixels weigh 11 against the 60 background pixels' 1 (weights normalised to mean 1 per image)
+    assert weighted == pytest.approx(plain.item() * 11 * 64 / (4 * 11 + 60), rel=1e-5)
+    texture = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1  # bright everywhere
+    blurred = texture * 0.5
+    for kind in ("l1", "l2"):
+        assert pixel_reconstruction_loss(blurred, texture, kind, 10.0) == pytest.approx(
+            pixel_reconstruction_loss(blurred, texture, kind).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="foreground_weight"):
+        VQGANTrainingArguments(output_dir="x", foreground_weight=-1.0)
