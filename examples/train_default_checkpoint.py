@@ -47,17 +47,18 @@ def parse_args(argv=None):
     p.add_argument("--num-frames", type=int, default=4)
     p.add_argument("--codebook-size", type=int, default=256)
     p.add_argument("--sketch-codebook-size", type=int, default=64)
-    p.add_argument("--vqgan-steps", type=int, default=1200)
+    p.add_argument("--vqgan-steps", type=int, default=1500)
     p.add_argument("--vqgan-seg-steps", type=int, default=600)
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
     p.add_argument("--nuwa-samples", type=int, default=6000, help="examples per task for NUWA")
-    p.add_argument("--nuwa-steps", type=int, default=7500)
+    p.add_argument("--nuwa-steps", type=int, default=7000)
     p.add_argument("--nuwa-batch-size", type=int, default=8, help="image examples per batch and process (videos: half)")
     p.add_argument("--nuwa-processes", type=int, default=2,
                    help="data-parallel NUWA training processes (torchrun, gloo DDP; 2 use both cores)")
     p.add_argument("--nuwa-config", default='{"hidden_size": 128, "num_attention_heads": 4, "encoder_layers": 2, '
                    '"decoder_layers": 4, "intermediate_size": 512, "dropout": 0.0}')
-    p.add_argument("--vqgan-channels", default="16,32", help="base,max channels of both VQ-GANs")
+    p.add_argument("--vqgan-channels", default="32,64", help="base,max channels of the VQ-GAN")
+    p.add_argument("--vqgan-seg-channels", default="16,32", help="base,max channels of the VQ-GAN-Seg")
     p.add_argument("--vqgan-batch-size", type=int, default=16)
     p.add_argument("--vqgan-foreground-weight", type=float, default=10.0,
                    help="extra reconstruction weight of bright pixels on dark frames (the digits' strokes)")
@@ -161,8 +162,8 @@ def stage_vqgan_seg(args, work: Path):
     log(f"vqgan_seg: {len(maps)} class maps")
     model = NuwaSegVQGAN.tiny(num_classes=data.NUM_SCENE_CLASSES, image_size=args.image_size,
                               grid_size=args.grid_size, codebook_size=args.sketch_codebook_size,
-                              base_channels=int(args.vqgan_channels.split(",")[0]),
-                              max_channels=int(args.vqgan_channels.split(",")[1]))
+                              base_channels=int(args.vqgan_seg_channels.split(",")[0]),
+                              max_channels=int(args.vqgan_seg_channels.split(",")[1]))
     targs = VQGANTrainingArguments(
         output_dir=str(work / "vqgan_seg"), max_steps=args.vqgan_seg_steps, batch_size=args.vqgan_batch_size, learning_rate=2e-3,
         warmup_steps=10, restart_every=10, logging_steps=100, eval_steps=0, save_steps=0, eval_max_samples=256, seed=args.seed,
@@ -763,10 +764,14 @@ def stage_card(args, work: Path, timings: Timings):
     if (work / CARD_NOTES_FILE).exists():
         notes += "\n\n" + (work / CARD_NOTES_FILE).read_text()
     details = (
-        "- VQ-GAN: `NuwaVQGAN.tiny` (channels " + args.vqgan_channels + f", codebook {args.codebook_size}, {args.grid_size}x{args.grid_size} grid for "
-        f"{args.image_size}x{args.image_size}), L1 + codebook/commitment losses, no discriminator and no perceptual loss (no backbone offline; too "
-        f"slow on the shared CPUs), {args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world.\n"
-        f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (codebook {args.sketch_codebook_size}), cross-entropy, "
+        f"- VQ-GAN: `NuwaVQGAN.tiny` (channels {args.vqgan_channels}, codebook {args.codebook_size}, "
+        f"{args.grid_size}x{args.grid_size} grid for {args.image_size}x{args.image_size}), L1 with foreground weight "
+        f"{args.vqgan_foreground_weight} (bright strokes on dark frames weigh more) + codebook/commitment losses, no "
+        "discriminator and no perceptual loss (no backbone offline; too slow on the shared CPUs), "
+        f"{args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world (coloured digit images twice, "
+        "1-3 digits each).\n"
+        f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (channels {args.vqgan_seg_channels}, codebook {args.sketch_codebook_size}), "
+        "cross-entropy, "
         f"{args.vqgan_seg_steps} steps x batch {args.vqgan_batch_size} on scene class maps.\n"
         f"- Caption tokenizer: `train_caption_tokenizer` (BPE, vocabulary {args.text_vocab_size}) on the train captions.\n"
         f"- NUWA: `NuwaConfig.tiny` with `{args.nuwa_config}`; ONE mixture of T2I + T2V + V2V + S2I + S2V trained "
