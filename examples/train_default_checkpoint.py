@@ -12,8 +12,9 @@ Stages (each one is skipped when its output already exists in ``--work-dir``, so
                   two data-parallel processes (torchrun, gloo), one per core
 5. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights, processor, vqgan/, vqgan_seg/
 6. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
-7. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
-8. ``card``       the model card (``nuwa_hf.hub.model_cards``) with the table, commands, seeds and durations
+7. ``tune``       sampling defaults (guidance scale x top-k) chosen on the VALIDATION split -> generation_config.json
+8. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
+9. ``card``       the model card (``nuwa_hf.hub.model_cards``) with the table, commands, seeds and durations
 
 Every stage's wall time is written to ``<work-dir>/timings.json`` and into the card. Run on 2 CPU cores with one
 thread per process (``--threads 1``; OpenMP threads spin under contention).
@@ -39,7 +40,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work-dir", default="runs/default")
     p.add_argument("--output", default="checkpoints/nuwa-tiny")
-    p.add_argument("--stages", default="vqgan,vqgan_seg,tokenizer,nuwa,assemble,scorers,evaluate,card")
+    p.add_argument("--stages", default="vqgan,vqgan_seg,tokenizer,nuwa,assemble,scorers,tune,evaluate,card")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="seed of the worlds and of every training run")
     p.add_argument("--image-size", type=int, default=48)
@@ -67,7 +68,9 @@ def parse_args(argv=None):
     p.add_argument("--max-text-length", type=int, default=24)
     p.add_argument("--eval-samples", type=int, default=32)
     p.add_argument("--guidance-scale", type=float, default=3.0)
-    p.add_argument("--top-k", type=int, default=16)
+    p.add_argument("--top-k", type=int, default=16, help="sampling top-k before the tune stage chooses one")
+    p.add_argument("--tune-guidance", default="1.5,3,5", help="guidance scales the tune stage tries (validation split)")
+    p.add_argument("--tune-top-k", default="4,16,64", help="top-k values the tune stage tries")
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
     p.add_argument("--scorer-digits", type=int, default=20000, help="MNIST train digits for the digit scorer")
     p.add_argument("--scorer-videos", type=int, default=1200, help="videos for the motion / video scorers")
@@ -263,6 +266,74 @@ def stage_assemble(args, work: Path):
     os.rename(staged, out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"folder": str(out), "nuwa_weights_from": str(source), "bytes": size, "files": sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())}
+
+
+def _text_task_scores(model, processor, classifier, motion_classifier, args, split: str, guidance_scale, top_k):
+    """Crop digit accuracy of T2I and T2V and motion accuracy of T2V on ``args.eval_samples`` conditions of ``split``,
+    sampled with the given guidance scale and top-k. Returns a dict of the three."""
+    from transformers import pipeline
+
+    from nuwa_hf.data.attributes import POSITION_CENTERS
+    from nuwa_hf import data
+    from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy
+    from nuwa_hf.pipelines.world_examples import task_examples
+
+    n, s, t = args.eval_samples, args.image_size, args.num_frames
+    options = dict(guidance_scale=guidance_scale, top_k=top_k, output_type="np", batch_size=16)
+    scores = {}
+    for code, name in (("T2I", "nuwa-text-to-image"), ("T2V", "nuwa-text-to-video")):
+        ex = task_examples(name, n, s, t, split=split, seed=args.seed)
+        pipe = pipeline(name, model=model, processor=processor)
+        pipe.set_progress_bar_config(disable=True)
+        out = []
+        for first in range(0, len(ex), 16):
+            out.extend(pipe(**ex.chunk(first, min(first + 16, len(ex))), seed=args.seed + first, **options))
+        out = (np.stack(out).clip(0, 1) * 255).round().astype(np.uint8)
+        if code == "T2I":
+            rows = data.digit_images(split, n, seed=args.seed, image_size=s)[:]
+            cell, regions = s / 3, []
+            for position in rows["position"]:
+                cy, cx = POSITION_CENTERS[data.POSITIONS[int(np.ravel(position)[0])]]
+                regions.append((max(int(cy * s - cell / 2 - 2), 0), max(int(cx * s - cell / 2 - 2), 0),
+                                int(cy * s + cell / 2 + 2), int(cx * s + cell / 2 + 2)))
+            want = np.array([int(np.ravel(d)[0]) for d in rows["digits"]])
+            scores["T2I digit"] = float((read_digits(classifier, out, regions).argmax(-1).numpy() == want).mean())
+        else:
+            single = [i for i, d in enumerate(ex.attributes["digit"]) if len(np.ravel(d)) == 1]
+            want = np.array([int(np.ravel(ex.attributes["digit"][i])[0]) for i in single])
+            clips = out[single]
+            probs = read_digits(classifier, clips.reshape(-1, *clips.shape[2:])).reshape(len(single), t, -1).mean(1)
+            scores["T2V digit"] = float((probs.argmax(-1).numpy() == want).mean()) if single else 0.0
+            scores["T2V motion"] = float(attribute_accuracy(out, ex.attributes["motion"], motion_classifier,
+                                                            "motion")["motion_accuracy"])
+    return scores
+
+
+def stage_tune(args, work: Path):
+    """Choose the folder's sampling defaults (classifier-free guidance scale x top-k, from ``--tune-guidance`` and
+    ``--tune-top-k``) by the mean of the three text-task accuracies on the VALIDATION split (MNIST validation digits;
+    the test split is only used by ``evaluate``), and write them into ``generation_config.json``."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from nuwa_hf.evaluation import load_scorer
+    from nuwa_hf.pipelines.pipeline_base import load_nuwa_processor
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.output, use_safetensors=True).eval()
+    processor = load_nuwa_processor(args.output, needs_sketch_vqgan=False)
+    classifier = load_scorer(work / "scorers" / "digit_classifier")
+    motion = load_scorer(work / "scorers" / "motion_classifier")
+    results = []
+    for guidance in [float(g) for g in args.tune_guidance.split(",")]:
+        for top_k in [int(k) for k in args.tune_top_k.split(",")]:
+            scores = _text_task_scores(model, processor, classifier, motion, args, "validation", guidance, top_k)
+            results.append({"guidance_scale": guidance, "top_k": top_k, **scores,
+                            "mean": float(np.mean(list(scores.values())))})
+            log("tune", json.dumps(results[-1]))
+    best = max(results, key=lambda r: r["mean"])
+    model.generation_config.guidance_scale, model.generation_config.top_k = best["guidance_scale"], best["top_k"]
+    model.generation_config.save_pretrained(args.output)
+    args.guidance_scale, args.top_k = best["guidance_scale"], best["top_k"]
+    return {"validation": results, "chosen": {"guidance_scale": best["guidance_scale"], "top_k": best["top_k"]}}
 
 
 class SceneSegmenter:
@@ -742,10 +813,15 @@ def stage_card(args, work: Path, timings: Timings):
                     targets[f"{task}:{row['metric']}"] = f"{target} ({'met' if met else 'missed'})"
     seg = timings.data.get("scorers", {}).get("segmenter", {})
     n = args.eval_samples
+    generation = json.loads((Path(args.output) / "generation_config.json").read_text())
+    args.top_k, args.guidance_scale = generation.get("top_k", args.top_k), generation.get("guidance_scale", args.guidance_scale)
+    tuned = timings.data.get("tune", {}).get("chosen")
     intro = (
         f"{n} held-out conditions per task from `nuwa_hf.pipelines.world_examples` (split `test`: MNIST test digits, "
         "held-out scene textures; captions drawn from the test split), sampled with the folder's generation config "
-        f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}), seed {args.seed}. Scorers were trained "
+        f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}"
+        + (", both chosen on the validation split by the `tune` stage" if tuned else "")
+        + f"), seed {args.seed}. Scorers were trained "
         f"by `examples/train_default_checkpoint.py` (stage `scorers`) at the model's resolution ({args.image_size}x{args.image_size}, "
         f"{args.num_frames} frames) on the "
         "worlds' train splits; each one's own held-out accuracy is in the table. The S2I / S2V segmentation scores use a "
@@ -809,6 +885,7 @@ def main(argv=None):
         "nuwa": lambda: (work / "nuwa" / "training_summary.json").exists(),
         "assemble": lambda: False,
         "scorers": lambda: False,
+        "tune": lambda: False,
         "evaluate": lambda: (work / "evaluation.json").exists(),
         "card": lambda: False,
     }
