@@ -70,7 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--guidance-scale", type=float, default=3.0)
     p.add_argument("--top-k", type=int, default=16, help="sampling top-k before the tune stage chooses one")
     p.add_argument("--tune-guidance", default="1.5,3,5", help="guidance scales the tune stage tries (validation split)")
-    p.add_argument("--tune-top-k", default="4,16,64", help="top-k values the tune stage tries")
+    p.add_argument("--tune-top-k", default="8,32", help="top-k values the tune stage tries")
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
     p.add_argument("--scorer-digits", type=int, default=20000, help="MNIST train digits for the digit scorer")
     p.add_argument("--scorer-videos", type=int, default=1200, help="videos for the motion / video scorers")

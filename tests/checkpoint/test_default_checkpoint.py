@@ -170,3 +170,44 @@ def test_shipped_remote_code_matches_the_installed_sources(tmp_path):
             f"python -c \"from nuwa_hf.models.nuwa.remote_code import write_remote_code; "
             f"write_remote_code('checkpoints/nuwa-tiny')\""
         )
+
+
+def _teacher_forced_losses(model, processor, task, rows):
+    """Mean token loss of held-out examples with their own condition, with another example's, and with none."""
+    from nuwa_hf.training.tasks import get_task
+    from nuwa_hf.training.token_cache import encode_task_batch
+
+    batch = encode_task_batch(rows, get_task(task), visual_tokenizer=processor.vqgan, sketch_tokenizer=processor.seg_vqgan,
+                              text_tokenizer=processor.tokenizer, max_text_length=model.config.max_text_length)
+    labels = batch["labels"] if batch["labels"].dim() == 4 else batch["labels"][:, None]
+    key = "input_ids" if "input_ids" in batch else "sketch_tokens"
+    condition = batch[key] if batch[key].dim() == labels.dim() or key == "input_ids" else batch[key][:, None]
+    shifted = torch.roll(condition, 1, dims=0)  # every example gets its neighbour's condition
+    with torch.no_grad():
+        own = model(**{key: condition}, labels=labels).loss.item()
+        other = model(**{key: shifted}, labels=labels).loss.item()
+    return own, other
+
+
+# Loss gain (nats per token) from the right condition over a neighbour's, measured on the shipped folder: t2i 0.82,
+# t2v 0.064, s2i 0.69. The bars are about half of that: T2V's captions change the motion of an otherwise predictable
+# video, and this model has learnt little of it (see the card's quality table).
+MIN_CONDITION_GAIN = {"t2i": 0.4, "t2v": 0.02, "s2i": 0.3}
+
+
+@pytest.mark.parametrize("task", ["t2i", "t2v", "s2i"])
+def test_the_shipped_model_reads_its_condition(model, processor, sizes, task):
+    """Held-out MNIST test digits / scenes: the right caption or sketch must make the true tokens clearly more likely
+    than a neighbour's (a model that ignored its condition would score both alike)."""
+    from nuwa_hf import data
+
+    size, frames, _ = sizes
+    if task == "t2i":
+        rows = data.digit_images("test", 24, seed=1, image_size=size)[:]
+    elif task == "t2v":
+        rows = data.captioned_moving_mnist("test", 12, seed=1, image_size=size, num_frames=max(frames, 3))[:]
+        rows = {**rows, "video": np.asarray(rows["video"])[:, :frames]}
+    else:
+        rows = data.scene_images("test", 24, seed=1, image_size=size)[:]
+    own, other = _teacher_forced_losses(model, processor, task, rows)
+    assert own < other - MIN_CONDITION_GAIN[task], (own, other)
