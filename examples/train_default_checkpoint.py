@@ -273,7 +273,6 @@ def _text_task_scores(model, processor, classifier, motion_classifier, args, spl
     sampled with the given guidance scale and top-k. Returns a dict of the three."""
     from transformers import pipeline
 
-    from nuwa_hf.data.attributes import POSITION_CENTERS
     from nuwa_hf import data
     from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy
     from nuwa_hf.pipelines.world_examples import task_examples
@@ -291,11 +290,7 @@ def _text_task_scores(model, processor, classifier, motion_classifier, args, spl
         out = (np.stack(out).clip(0, 1) * 255).round().astype(np.uint8)
         if code == "T2I":
             rows = data.digit_images(split, n, seed=args.seed, image_size=s)[:]
-            cell, regions = s / 3, []
-            for position in rows["position"]:
-                cy, cx = POSITION_CENTERS[data.POSITIONS[int(np.ravel(position)[0])]]
-                regions.append((max(int(cy * s - cell / 2 - 2), 0), max(int(cx * s - cell / 2 - 2), 0),
-                                int(cy * s + cell / 2 + 2), int(cx * s + cell / 2 + 2)))
+            regions = captioned_cells(rows["position"], s)
             want = np.array([int(np.ravel(d)[0]) for d in rows["digits"]])
             scores["T2I digit"] = float((read_digits(classifier, out, regions).argmax(-1).numpy() == want).mean())
         else:
@@ -505,6 +500,19 @@ def mnist_crops(pictures, regions=None, threshold: float = 0.35):
     return torch.stack(crops)
 
 
+def captioned_cells(positions, size: int):
+    """(top, left, bottom, right) of the 3x3-grid cell (grown by 2 px) of each image's first digit position."""
+    from nuwa_hf import data
+    from nuwa_hf.data.attributes import POSITION_CENTERS
+
+    cell, regions = size / 3, []
+    for position in positions:
+        cy, cx = POSITION_CENTERS[data.POSITIONS[int(np.ravel(position)[0])]]
+        regions.append((max(int(cy * size - cell / 2 - 2), 0), max(int(cx * size - cell / 2 - 2), 0),
+                        int(cy * size + cell / 2 + 2), int(cx * size + cell / 2 + 2)))
+    return regions
+
+
 def read_digits(classifier, pictures, regions=None):
     """Class probabilities (N, 10) of the MNIST digit classifier on ``mnist_crops``."""
     import torch
@@ -597,7 +605,6 @@ def stage_evaluate(args, work: Path):
     tm = importlib.import_module("nuwa_hf.evaluation.task_metrics")  # the module (the package exports a function of that name)
     from nuwa_hf import data
     from nuwa_hf.evaluation import EvaluationScorers, load_scorer
-    from nuwa_hf.data.attributes import POSITION_CENTERS
     from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy, video_digit_accuracy
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES, load_nuwa_processor
     from nuwa_hf.pipelines.world_examples import task_examples
@@ -653,12 +660,7 @@ def stage_evaluate(args, work: Path):
 
         if code == "T2I":  # the MNIST classifier reads an MNIST-framed crop of the cell the caption names
             rows_t2i = data.digit_images("test", n, seed=args.seed, image_size=s)[:]
-            cell = s / 3
-            regions = []
-            for position in rows_t2i["position"]:
-                cy, cx = POSITION_CENTERS[data.POSITIONS[int(np.ravel(position)[0])]]
-                regions.append((max(int(cy * s - cell / 2 - 2), 0), max(int(cx * s - cell / 2 - 2), 0),
-                                int(cy * s + cell / 2 + 2), int(cx * s + cell / 2 + 2)))
+            regions = captioned_cells(rows_t2i["position"], s)
             intended_digits = np.array([int(np.ravel(d)[0]) for d in rows_t2i["digits"]])
             for label, pictures in (("generated", generated), ("real held-out images", refs),
                                     ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
