@@ -294,11 +294,8 @@ def _text_task_scores(model, processor, classifier, motion_classifier, args, spl
             want = np.array([int(np.ravel(d)[0]) for d in rows["digits"]])
             scores["T2I digit"] = float((read_digits(classifier, out, regions).argmax(-1).numpy() == want).mean())
         else:
-            single = [i for i, d in enumerate(ex.attributes["digit"]) if len(np.ravel(d)) == 1]
-            want = np.array([int(np.ravel(ex.attributes["digit"][i])[0]) for i in single])
-            clips = out[single]
-            probs = read_digits(classifier, clips.reshape(-1, *clips.shape[2:])).reshape(len(single), t, -1).mean(1)
-            scores["T2V digit"] = float((probs.argmax(-1).numpy() == want).mean()) if single else 0.0
+            single = single_digit_videos(ex.attributes["digit"])
+            scores["T2V digit"] = single_digit_video_accuracy(classifier, out, ex.attributes["digit"], single) if single else 0.0
             scores["T2V motion"] = float(attribute_accuracy(out, ex.attributes["motion"], motion_classifier,
                                                             "motion")["motion_accuracy"])
     return scores
@@ -522,6 +519,20 @@ def read_digits(classifier, pictures, regions=None):
         return classifier(mnist_crops(pictures, regions)).softmax(-1)
 
 
+def single_digit_videos(digit_lists):
+    """Indices of the videos that show exactly one digit."""
+    return [i for i, digits in enumerate(digit_lists) if len(np.ravel(digits)) == 1]
+
+
+def single_digit_video_accuracy(classifier, videos, digit_lists, single):
+    """Share of the ``single`` (one-digit) videos whose digit the MNIST classifier reads in MNIST-framed crops of
+    every frame, class probabilities averaged over the frames."""
+    clips = videos[single]
+    probs = read_digits(classifier, clips.reshape(-1, *clips.shape[2:])).reshape(len(single), clips.shape[1], -1)
+    intended = np.array([int(np.ravel(digit_lists[i])[0]) for i in single])
+    return float((probs.mean(1).argmax(-1).numpy() == intended).mean())
+
+
 def bright_blobs(picture, threshold: float = 0.35, count: int = 2):
     """Boxes (top, left, bottom, right) of the ``count`` largest 8-connected groups of bright pixels of one
     (H, W, 3) uint8 picture (the digits of a Moving MNIST frame), largest first."""
@@ -668,15 +679,11 @@ def stage_evaluate(args, work: Path):
                              == intended_digits).mean())
                 extra.append((f"digit accuracy, MNIST-framed crop at the captioned position: {label}", acc,
                               "MNIST digit CNN on crops"))
-        single = [i for i, d in enumerate((ex.attributes or {}).get("digit", [])) if len(np.ravel(d)) == 1]
+        single = single_digit_videos((ex.attributes or {}).get("digit", []))
         if code == "T2V" and single:  # single-digit videos: the MNIST classifier on each frame's digit crop, averaged
-            intended_digits = np.array([int(np.ravel(ex.attributes["digit"][i])[0]) for i in single])
             for label, videos in (("generated", generated), ("real held-out videos", refs),
                                   ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
-                clips = videos[single]
-                probs = read_digits(loaded["digit_classifier"], clips.reshape(-1, *clips.shape[2:]))
-                probs = probs.reshape(len(single), clips.shape[1], -1).mean(1)
-                acc = float((probs.argmax(-1).numpy() == intended_digits).mean()) if single else float("nan")
+                acc = single_digit_video_accuracy(loaded["digit_classifier"], videos, ex.attributes["digit"], single)
                 extra.append((f"digit accuracy, single-digit videos ({len(single)}), per-frame MNIST crops: {label}",
                               acc, "MNIST digit CNN on crops"))
         if code in ("T2I", "T2V"):  # what the project's scorers read on the real held-out pictures, and on their codes
