@@ -4,10 +4,22 @@ import os
 import shutil
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def single_threaded_torch():
+    """One torch thread for the test, restored afterwards. Tiny tensors gain little from a second thread, and on a
+    shared machine two OpenMP threads mostly wait on each other. Folders of tiny-model tests request it from an
+    autouse fixture of their conftest."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

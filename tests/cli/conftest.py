@@ -3,7 +3,6 @@
 import os
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -19,8 +18,5 @@ def cli_folder_without_vqgan(folder_without_vqgan):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(single_threaded_torch):
     yield
-    torch.set_num_threads(previous)

@@ -5,14 +5,10 @@ thread (and the machine is shared), so the pipeline tests use one thread and res
 import os
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(single_threaded_torch):
     yield
-    torch.set_num_threads(previous)

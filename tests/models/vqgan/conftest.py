@@ -2,12 +2,8 @@
 machine two OpenMP threads mostly wait on each other."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def single_threaded_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(single_threaded_torch):
     yield
-    torch.set_num_threads(previous)
