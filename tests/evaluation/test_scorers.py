@@ -88,3 +88,24 @@ def test_digit_set_classifier_reads_several_digits_anywhere(tmp_path):
     assert true > 3 * shuffled
     restored = load_scorer(reader.save_pretrained(tmp_path / "reader"))
     assert torch.equal(restored.predict_scores(held_images[:5]), reader.predict_scores(held_images[:5]))
+
+
+def test_scoring_uses_eval_mode_without_autograd_and_restores_the_mode(trained_digit_classifier, digit_data):
+    """A scorer called in the middle of training (e.g. a held-out check inside ``fit``) must not switch training off,
+    must not build a graph, and must score with eval-mode layers whatever mode it was in."""
+    images = digit_data[1][0][:20]
+    seen_modes = []
+    hook = trained_digit_classifier.head.register_forward_hook(lambda module, inputs, output: seen_modes.append(module.training))
+    try:
+        trained_digit_classifier.train()
+        scores_from_training_mode = trained_digit_classifier.predict_proba(images, batch_size=8)
+        assert trained_digit_classifier.training, "scoring switched training mode off"
+        trained_digit_classifier.eval()
+        scores_from_eval_mode = trained_digit_classifier.predict_proba(images, batch_size=7)
+        assert not trained_digit_classifier.training
+    finally:
+        hook.remove()
+    assert seen_modes and not any(seen_modes)  # every batch ran in eval mode (3 + 3 batches)
+    assert len(seen_modes) == 6
+    assert not scores_from_training_mode.requires_grad
+    torch.testing.assert_close(scores_from_training_mode, scores_from_eval_mode)

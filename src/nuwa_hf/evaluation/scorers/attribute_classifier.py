@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..image_inputs import as_float_images, split_into_batches
+from ..image_inputs import as_float_images
 from .label_sets import label_presence, label_set_matches, most_common_set_rate
 from .scorer_base import TrainedScorer
 from .training import fit_minibatches
@@ -58,15 +58,9 @@ class AttributeClassifier(TrainedScorer):
         """Per-sample labels (names, ids, or lists) -> float (N, K) presence."""
         return label_presence(labels, self.config["label_names"])
 
-    @torch.no_grad()
     def predict_scores(self, samples: Any, batch_size: int = 32) -> torch.Tensor:
         """Per-value probabilities (N, K) (independent sigmoids) for raw samples."""
-        was_training = self.training
-        self.eval()
-        clips = self.preprocess(samples)
-        scores = torch.cat([self(clips[rows]).sigmoid() for rows in split_into_batches(len(clips), batch_size)])
-        self.train(was_training)
-        return scores
+        return torch.cat(self.in_batches(self.preprocess(samples), batch_size, lambda clips: self(clips).sigmoid()))
 
     def predict(self, samples: Any, threshold: float = 0.5) -> list:
         """The values each sample shows (probability above ``threshold``; at least the most likely one)."""

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..image_inputs import as_float_images, split_into_batches
+from ..image_inputs import as_float_images
 from .label_sets import label_presence
 from .scorer_base import TrainedScorer, chance_of_labels
 from .training import fit_minibatches
@@ -35,6 +35,20 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: Optional[torch
     batch = torch.arange(len(images)).view(-1, 1, 1, 1)
     channel = torch.arange(images.shape[1]).view(1, -1, 1, 1)
     return padded[batch, channel, rows, columns]
+
+
+def gray_pixels(images: Any, size: int) -> torch.Tensor:
+    """Raw images (any layout ``as_float_images`` takes) -> float luma (N, 1, size, size) in [0, 1], resized with
+    antialiasing when they are not ``size`` x ``size`` already. The input of both digit CNNs."""
+    gray = as_float_images(images, channels=1)
+    if gray.shape[-2:] != (size, size):
+        gray = F.interpolate(gray, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return gray
+
+
+def digit_presence(labels: Any, num_classes: int) -> torch.Tensor:
+    """Per-image digits (an int, or a list for images with several) -> float (N, num_classes) presence."""
+    return label_presence(labels, [str(digit) for digit in range(num_classes)])
 
 
 class DigitClassifier(TrainedScorer):
@@ -59,25 +73,14 @@ class DigitClassifier(TrainedScorer):
 
     def preprocess(self, images: Any) -> torch.Tensor:
         """Raw images -> float (N, 1, image_size, image_size) in [0, 1]."""
-        gray = as_float_images(images, channels=1)
-        size = self.config["image_size"]
-        if gray.shape[-2:] != (size, size):
-            gray = F.interpolate(gray, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return gray
+        return gray_pixels(images, self.config["image_size"])
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(pixels))
 
-    @torch.no_grad()
     def predict_proba(self, images: Any, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities (N, num_classes) for raw images."""
-        was_training = self.training
-        self.eval()
-        pixels = self.preprocess(images)
-        probabilities = torch.cat([self(pixels[rows]).softmax(dim=-1)
-                                   for rows in split_into_batches(len(pixels), batch_size)])
-        self.train(was_training)
-        return probabilities
+        return torch.cat(self.in_batches(self.preprocess(images), batch_size, lambda batch: self(batch).softmax(-1)))
 
     def predict(self, images: Any, batch_size: int = 256) -> torch.Tensor:
         """Most likely digit (N,) int64 for raw images."""
@@ -89,7 +92,7 @@ class DigitClassifier(TrainedScorer):
 
     def label_presence(self, labels: Any) -> torch.Tensor:
         """Per-image digits (an int, or a list for images with several digits) -> float (N, num_classes) presence."""
-        return label_presence(labels, [str(digit) for digit in range(self.config["num_classes"])])
+        return digit_presence(labels, self.config["num_classes"])
 
     def label_ids(self, labels: Any) -> torch.Tensor:
         """Digit labels -> int64 (N,), checked to lie in [0, num_classes)."""

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..image_inputs import as_float_images, split_into_batches
-from .label_sets import label_presence, label_set_matches, most_common_set_rate
+from .digit_classifier import digit_presence, gray_pixels
+from .label_sets import label_set_matches, most_common_set_rate
 from .scorer_base import TrainedScorer
 from .training import fit_minibatches
 
@@ -43,28 +43,18 @@ class DigitSetClassifier(TrainedScorer):
 
     def preprocess(self, images: Any) -> torch.Tensor:
         """Raw images -> float (N, 1, image_size, image_size) in [0, 1] (luma, resized if needed)."""
-        gray = as_float_images(images, channels=1)
-        size = self.config["image_size"]
-        if gray.shape[-2:] != (size, size):
-            gray = F.interpolate(gray, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return gray
+        return gray_pixels(images, self.config["image_size"])
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(pixels))
 
     def label_presence(self, labels: Any) -> torch.Tensor:
         """Per-image digits (an int or a list) -> float (N, num_classes) presence."""
-        return label_presence(labels, [str(digit) for digit in range(self.config["num_classes"])])
+        return digit_presence(labels, self.config["num_classes"])
 
-    @torch.no_grad()
     def predict_scores(self, images: Any, batch_size: int = 128) -> torch.Tensor:
         """Per-digit probabilities (N, num_classes), independent sigmoids."""
-        was_training = self.training
-        self.eval()
-        pixels = self.preprocess(images)
-        scores = torch.cat([self(pixels[rows]).sigmoid() for rows in split_into_batches(len(pixels), batch_size)])
-        self.train(was_training)
-        return scores
+        return torch.cat(self.in_batches(self.preprocess(images), batch_size, lambda batch: self(batch).sigmoid()))
 
     def measure_held_out(self, images: Any, labels: Any, split: str, trained_on: str) -> dict:
         presence = self.label_presence(labels)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..image_inputs import as_float_images, as_texts, check_same_count, split_into_batches
+from ..image_inputs import as_float_images, as_texts, check_same_count
 from .scorer_base import TrainedScorer
 from .training import fit_minibatches
 from .video_backbone import VideoBackbone3D, preprocess_videos
@@ -74,22 +74,12 @@ class TextVisualDualEncoder(TrainedScorer):
         _, last_hidden = self.text_rnn(packed)  # (2 directions, N, word_size)
         return F.normalize(self.text_projection(torch.cat([last_hidden[0], last_hidden[1]], dim=-1)), dim=-1)
 
-    @torch.no_grad()
     def encode_visual(self, samples: Any, batch_size: int = 64) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        clips = self.preprocess_visual(samples)
-        embeddings = torch.cat([self.encode_clips(clips[rows]) for rows in split_into_batches(len(clips), batch_size)])
-        self.train(was_training)
-        return embeddings
+        return torch.cat(self.in_batches(self.preprocess_visual(samples), batch_size, self.encode_clips))
 
-    @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        embeddings = self.encode_tokens(*self.tokenizer(as_texts(texts)))
-        self.train(was_training)
-        return embeddings
+        with self.evaluating():
+            return self.encode_tokens(*self.tokenizer(as_texts(texts)))
 
     def similarity(self, samples: Any, texts: Sequence[str]) -> torch.Tensor:
         """Cosine similarity (N,) between each visual sample and its paired text."""

@@ -12,16 +12,18 @@ On disk (``save_pretrained(folder)``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Optional, Type, Union
+from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Type, Union
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic_files import atomic_write, atomic_write_text
+from ..image_inputs import split_into_batches
 
 PathLike = Union[str, os.PathLike]
 CONFIG_NAME = "config.json"
@@ -50,6 +52,25 @@ class TrainedScorer(torch.nn.Module):
         json.dumps(config)  # fail now, not at save time, if a constructor argument cannot be saved
         self.config: Dict[str, Any] = dict(config)
         self.held_out: Optional[Dict[str, Any]] = None
+
+    # -- inference ---------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator["TrainedScorer"]:
+        """Eval mode (no dropout, frozen batch-norm statistics) and no autograd inside the block; the previous
+        train/eval mode comes back afterwards, so scoring in the middle of ``fit`` does not end training mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield self
+        finally:
+            self.train(was_training)
+
+    def in_batches(self, inputs: torch.Tensor, batch_size: int, score: Callable[[torch.Tensor], Any]) -> list:
+        """``[score(inputs[rows]) for each batch of at most batch_size rows]``, in eval mode without autograd."""
+        with self.evaluating():
+            return [score(inputs[rows]) for rows in split_into_batches(len(inputs), batch_size)]
 
     # -- naming and reporting ---------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..image_inputs import split_into_batches
 from .label_sets import label_presence, label_set_matches, most_common_set_rate
 from .motion_classifier import MOTIONS
 from .scorer_base import TrainedScorer
@@ -58,29 +57,17 @@ class VideoFeatureNetwork(TrainedScorer):
         """A callable for ``extract_features``: float videos (B, T, 3, H, W) in [0, 1] -> (B, embedding_size)."""
 
         def extract(videos: torch.Tensor) -> torch.Tensor:
-            was_training = self.training
-            self.eval()
-            with torch.no_grad():
-                features = self(self.preprocess(videos))[0]
-            self.train(was_training)
-            return features
+            with self.evaluating():
+                return self(self.preprocess(videos))[0]
 
         extract.name = self.name
         return extract
 
-    @torch.no_grad()
     def predict_scores(self, videos: Any, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
         """(digit probabilities (N, num_digits), motion probabilities (N, num_motions)), independent sigmoids."""
-        was_training = self.training
-        self.eval()
-        clips = self.preprocess(videos)
-        digit_parts, motion_parts = [], []
-        for rows in split_into_batches(len(clips), batch_size):
-            _, digit_logits, motion_logits = self(clips[rows])
-            digit_parts.append(digit_logits.sigmoid())
-            motion_parts.append(motion_logits.sigmoid())
-        self.train(was_training)
-        return torch.cat(digit_parts), torch.cat(motion_parts)
+        parts = self.in_batches(self.preprocess(videos), batch_size, lambda clips: self(clips)[1:])
+        return (torch.cat([digit_logits for digit_logits, _ in parts]).sigmoid(),
+                torch.cat([motion_logits for _, motion_logits in parts]).sigmoid())
 
     def measure_held_out(self, videos: Any, digits: Any, motions: Any, split: str, trained_on: str) -> dict:
         digit_truth, motion_truth = self.digit_presence(digits), self.motion_presence(motions)
