@@ -10,11 +10,13 @@ Stages (each one is skipped when its output already exists in ``--work-dir``, so
 4. ``nuwa``       multi-task NUWA (``nuwa_hf.training.main``): T2I + T2V + V2V + S2I + S2V in ONE mixture (pre-training
                   and sketch fine-tuning mixed, not sequential), condition dropout 0.1 for classifier-free guidance;
                   two data-parallel processes (torchrun, gloo), one per core
-5. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights, processor, vqgan/, vqgan_seg/
-6. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
-7. ``tune``       sampling defaults (guidance scale x top-k) chosen on the VALIDATION split -> generation_config.json
-8. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
-9. ``card``       the model card (``nuwa_hf.hub.model_cards``) with the table, commands, seeds and durations
+5. ``nuwa_continue`` a second run from those weights (``--init-from``) with a fresh schedule and task weights that
+                  lean on T2I / T2V (``--continue-*``; ``--continue-steps 0`` skips it)
+6. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights, processor, vqgan/, vqgan_seg/
+7. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
+8. ``tune``       sampling defaults (guidance scale x top-k) chosen on the VALIDATION split -> generation_config.json
+9. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
+10. ``card``       the model card (``nuwa_hf.hub.model_cards``) with the table, commands, seeds and durations
 
 Every stage's wall time is written to ``<work-dir>/timings.json`` and into the card. Run on 2 CPU cores with one
 thread per process (``--threads 1``; OpenMP threads spin under contention).
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work-dir", default="runs/default")
     p.add_argument("--output", default="checkpoints/nuwa-tiny")
-    p.add_argument("--stages", default="vqgan,vqgan_seg,tokenizer,nuwa,assemble,scorers,tune,evaluate,card")
+    p.add_argument("--stages", default="vqgan,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,evaluate,card")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="seed of the worlds and of every training run")
     p.add_argument("--image-size", type=int, default=48)
@@ -64,6 +66,13 @@ def parse_args(argv=None):
     p.add_argument("--vqgan-foreground-weight", type=float, default=10.0,
                    help="extra reconstruction weight of bright pixels on dark frames (the digits' strokes)")
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--nuwa-task-weights", default="t2i=3,t2v=3,v2v=1.5,s2i=1,s2v=1",
+                   help="sampling weights of the tasks in the first NUWA run")
+    p.add_argument("--continue-steps", type=int, default=12000,
+                   help="second NUWA run (stage nuwa_continue), from the first run's weights with a fresh schedule")
+    p.add_argument("--continue-learning-rate", type=float, default=5e-4)
+    p.add_argument("--continue-task-weights", default="t2i=4,t2v=4,v2v=1,s2i=0.5,s2v=0.5",
+                   help="the second run leans on the text tasks, whose targets the first run missed")
     p.add_argument("--text-vocab-size", type=int, default=640)
     p.add_argument("--max-text-length", type=int, default=24)
     p.add_argument("--eval-samples", type=int, default=32)
@@ -189,27 +198,37 @@ def stage_tokenizer(args, work: Path):
     return {"captions": len(captions), "vocab": len(tokenizer), "longest_caption_tokens": longest}
 
 
-def nuwa_argv(args, work: Path):
-    return [
-        "--output-dir", str(work / "nuwa"), "--tasks", "t2i,t2v,v2v,s2i,s2v",
+def nuwa_argv(args, work: Path, continued: bool = False):
+    """``nuwa-hf train`` arguments of the first run (``work/nuwa``) or of the continued run (``work/nuwa_continued``:
+    the first run's weights, a fresh warmup + cosine schedule over ``--continue-steps``, text-leaning task weights)."""
+    if continued:
+        output, steps, rate, weights = "nuwa_continued", args.continue_steps, args.continue_learning_rate, args.continue_task_weights
+    else:
+        output, steps, rate, weights = "nuwa", args.nuwa_steps, args.learning_rate, args.nuwa_task_weights
+    argv = [
+        "--output-dir", str(work / output), "--tasks", "t2i,t2v,v2v,s2i,s2v",
         "--vqgan", str(work / "vqgan"), "--sketch-vqgan", str(work / "vqgan_seg"), "--tokenizer", str(work / "tokenizer"),
         "--num-samples", str(args.nuwa_samples), "--image-size", str(args.image_size), "--num-frames", str(args.num_frames),
-        "--world-seed", str(args.seed), "--seed", str(args.seed), "--max-text-length", str(args.max_text_length),
-        "--model-config", args.nuwa_config, "--max-steps", str(args.nuwa_steps), "--batch-size", str(args.nuwa_batch_size),
+        "--world-seed", str(args.seed), "--seed", str(args.seed + (1 if continued else 0)),
+        "--max-text-length", str(args.max_text_length),
+        "--model-config", args.nuwa_config, "--max-steps", str(steps), "--batch-size", str(args.nuwa_batch_size),
         "--task-batch-sizes", f"t2i={args.nuwa_batch_size},s2i={args.nuwa_batch_size},"
         f"t2v={args.nuwa_batch_size // 2},v2v={args.nuwa_batch_size // 2},s2v={args.nuwa_batch_size // 2}",
-        "--task-weights", "t2i=3,t2v=3,v2v=1.5,s2i=1,s2v=1",
-        "--condition-dropout", "0.1", "--learning-rate", str(args.learning_rate), "--warmup-ratio", "0.03",
+        "--task-weights", weights,
+        "--condition-dropout", "0.1", "--learning-rate", str(rate), "--warmup-ratio", "0.03",
         "--logging-steps", "25", "--save-steps", "250", "--save-total-limit", "1", "--no-progress",
     ]
+    if continued:
+        argv += ["--init-from", str(work / "nuwa")]
+    return argv
 
 
-def stage_nuwa(args, work: Path):
+def stage_nuwa(args, work: Path, continued: bool = False):
     import subprocess
 
     from nuwa_hf.training import main as train_main
 
-    argv = nuwa_argv(args, work)
+    argv = nuwa_argv(args, work, continued)
     if args.nuwa_processes > 1:  # a fresh torchrun (never fork a process that holds torch threads)
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                    str(args.nuwa_processes), str(REPO / "examples" / "train_nuwa.py"), *argv, "--threads", str(args.threads)]
@@ -220,7 +239,14 @@ def stage_nuwa(args, work: Path):
         code = train_main(argv)
     if code:
         raise SystemExit(f"NUWA training failed with exit code {code}")
-    return json.loads((work / "nuwa" / "training_summary.json").read_text())
+    return json.loads((work / ("nuwa_continued" if continued else "nuwa") / "training_summary.json").read_text())
+
+
+def stage_nuwa_continue(args, work: Path):
+    if args.continue_steps <= 0:
+        log("nuwa_continue: --continue-steps 0, nothing to do")
+        return {}
+    return stage_nuwa(args, work, continued=True)
 
 
 def stage_assemble(args, work: Path):
@@ -236,7 +262,8 @@ def stage_assemble(args, work: Path):
     staged = out.with_name(out.name + ".staging")
     if staged.exists():
         shutil.rmtree(staged)
-    source = work / "nuwa"
+    # the continued run when there is one (an interrupted one still gives its newest checkpoint), else the first
+    source = work / "nuwa_continued" if args.continue_steps > 0 and (work / "nuwa_continued").exists() else work / "nuwa"
     if not (source / "model.safetensors").exists():  # an interim folder from the newest Trainer checkpoint
         checkpoints = sorted(source.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         if not checkpoints:
@@ -862,15 +889,21 @@ def stage_card(args, work: Path, timings: Timings):
         f"- NUWA: `NuwaConfig.tiny` with `{args.nuwa_config}`; ONE mixture of T2I + T2V + V2V + S2I + S2V trained "
         "together (the paper pre-trains T2I/T2V/V2V and fine-tunes S2I/S2V; mixing them saves a stage on a CPU budget), "
         f"{args.nuwa_steps} steps on {args.nuwa_processes} data-parallel process(es), batches of one task each (per "
-        f"process: images {args.nuwa_batch_size}, videos {args.nuwa_batch_size // 2}), task weights t2i 3, t2v 3, v2v 1.5, s2i 1, s2v 1, condition dropout 0.1 "
+        f"process: images {args.nuwa_batch_size}, videos {args.nuwa_batch_size // 2}), task weights {args.nuwa_task_weights}, "
+        "condition dropout 0.1 "
         f"(null condition, for classifier-free guidance), AdamW lr {args.learning_rate}, cosine, 3% warm-up.\n"
-        "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
+        + (f"- Continued run (stage `nuwa_continue`): from those weights, {args.continue_steps} more steps with a fresh "
+           f"3% warm-up + cosine schedule from lr {args.continue_learning_rate}, the same data, task weights "
+           f"{args.continue_task_weights} (leaning on the text tasks, whose targets the first run missed).\n"
+           if args.continue_steps > 0 else "")
+        +         "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
     )
     minutes = sum(float(v.get("seconds", 0)) for v in timings.data.values() if isinstance(v, dict)) / 60
     command = ("python examples/train_default_checkpoint.py --work-dir runs/default --output checkpoints/nuwa-tiny"
                f"   # defaults = the shipped checkpoint; its stages took {minutes:.0f} min in all on 2 cores")
     write_default_card(args.output, evaluation=evaluation, timings=timings.data, command=command,
-                       nuwa_argv=nuwa_argv(args, work), settings=vars(args), quality_intro=intro, quality_notes=notes,
+                       nuwa_argv=[nuwa_argv(args, work)] + ([nuwa_argv(args, work, True)] if args.continue_steps > 0 else []),
+                       settings=vars(args), quality_intro=intro, quality_notes=notes,
                        training_details=details, targets=targets)
     return {}
 
@@ -892,6 +925,7 @@ def main(argv=None):
         "vqgan_seg": lambda: (work / "vqgan_seg" / "config.json").exists(),
         "tokenizer": lambda: (work / "tokenizer" / "tokenizer_config.json").exists(),
         "nuwa": lambda: (work / "nuwa" / "training_summary.json").exists(),
+        "nuwa_continue": lambda: (work / "nuwa_continued" / "training_summary.json").exists(),
         "assemble": lambda: False,
         "scorers": lambda: False,
         "tune": lambda: False,

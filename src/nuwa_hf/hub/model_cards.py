@@ -14,7 +14,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "model_cards"
 DEFAULT_TEMPLATE = "nuwa-tiny.md"
@@ -123,7 +123,7 @@ def write_default_card(
     evaluation: Mapping[str, Any],
     timings: Mapping[str, Any],
     command: str,
-    nuwa_argv: Sequence[str],
+    nuwa_argv: Union[Sequence[str], Sequence[Sequence[str]]],
     settings: Mapping[str, Any],
     quality_intro: str = "",
     quality_notes: str = "",
@@ -134,6 +134,8 @@ def write_default_card(
 ) -> Path:
     """Render the default checkpoint's card into ``<folder>/README.md`` and return its path."""
     folder = Path(folder)
+    # one run's argv, or a list of them (runs in order, e.g. pre-training then a continued run)
+    nuwa_runs = [list(nuwa_argv)] if not nuwa_argv or isinstance(nuwa_argv[0], str) else [list(a) for a in nuwa_argv]
     parts = folder_parts(folder)
     total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.name != "README.md")
     timing_rows = []
@@ -161,7 +163,7 @@ def write_default_card(
         quality_notes=quality_notes,
         limitations=list(DEFAULT_LIMITATIONS),
         command=command,
-        nuwa_command="nuwa-hf train " + " ".join(shlex.quote(a) for a in nuwa_argv),
+        nuwa_command="\n".join("nuwa-hf train " + " ".join(shlex.quote(a) for a in argv) for argv in nuwa_runs),
         training_details=training_details,
         threads=settings.get("threads", 1),
         timings=timing_rows,
