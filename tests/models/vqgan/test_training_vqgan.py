@@ -269,3 +269,37 @@ def test_foreground_weight_emphasises_sparse_strokes_and_leaves_full_pictures_al
             pixel_reconstruction_loss(blurred, texture, kind).item(), rel=1e-6)
     with pytest.raises(ValueError, match="foreground_weight"):
         VQGANTrainingArguments(output_dir="x", foreground_weight=-1.0)
+
+
+class FailingAfter(torch.utils.data.Dataset):
+    """The colour tiles, but fetching item number ``limit`` raises (a crash in the middle of training)."""
+
+    def __init__(self, images: torch.Tensor, limit: int):
+        self.images, self.limit, self.fetched = images, limit, 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        self.fetched += 1
+        if self.fetched > self.limit:
+            raise RuntimeError("simulated crash while loading a batch")
+        return self.images[index]
+
+
+def test_progress_is_logged_and_the_log_on_disk_survives_a_crash(tmp_path, caplog):
+    # batch 4, log every 2 steps, crash while loading step 6's batch: steps 2 and 4 were logged before the crash.
+    dataset = FailingAfter(colour_tiles(32), limit=4 * 5 + 2)
+    args = quiet_args(tmp_path, max_steps=10, batch_size=4, logging_steps=2)
+    with caplog.at_level("INFO", logger=training.__name__), pytest.raises(RuntimeError, match="simulated crash"):
+        train_vqgan(micro_vqgan(), dataset, args)
+    lines = [record.getMessage() for record in caplog.records if record.name == training.__name__]
+    assert any(line.startswith("step 2/10: loss ") for line in lines)
+    assert any(line.startswith("step 4/10: loss ") for line in lines)
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    assert [record["step"] for record in log["history"]] == [2, 4] and log["finished"] is False
+
+    finished = train_vqgan(micro_vqgan(), colour_tiles(32), quiet_args(tmp_path / "full", max_steps=4, batch_size=4,
+                                                                      logging_steps=2))
+    log = json.loads((tmp_path / "full" / "training_log.json").read_text())
+    assert log["finished"] is True and [r["step"] for r in log["history"]] == [r["step"] for r in finished.history]

@@ -560,6 +560,8 @@ def train_vqgan(
             metrics = evaluate_vqgan(model, eval_source, args.eval_batch_size, args.eval_max_samples, key)
             metrics["step"] = at_step
             eval_history.append(metrics)
+            logger.info("eval at step %d: %s", at_step,
+                        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         accelerator.wait_for_everyone()
         return metrics
 
@@ -677,6 +679,16 @@ def train_vqgan(
                     record["discriminator_loss"] = float(discriminator_value.detach())
                 history.append(record)
                 window_start, window_samples = time.perf_counter(), 0
+                if accelerator.is_main_process:
+                    # Progress is visible without the progress bar (logs of background runs), and the log on disk
+                    # is current, so an interrupted run keeps its history.
+                    logger.info("step %d/%d: loss %.4f, reconstruction %.4f, batch perplexity %.1f, lr %.2e, %.1f samples/s",
+                                step, args.max_steps, record["loss"], record["reconstruction_loss"],
+                                record["batch_perplexity"], record["learning_rate"], record["samples_per_second"])
+                    atomic_write_json(
+                        os.path.join(args.output_dir, "training_log.json"),
+                        {"history": history, "eval_history": eval_history, "args": args.to_dict(), "finished": False},
+                    )
                 postfix = {"loss": f"{record['loss']:.4f}", "ppl": f"{record['batch_perplexity']:.1f}"}
                 if last_eval:
                     postfix.update(
@@ -697,7 +709,7 @@ def train_vqgan(
         save_pretrained_atomically(model, args.output_dir)
         atomic_write_json(
             os.path.join(args.output_dir, "training_log.json"),
-            {"history": history, "eval_history": eval_history, "args": args.to_dict()},
+            {"history": history, "eval_history": eval_history, "args": args.to_dict(), "finished": True},
         )
     accelerator.wait_for_everyone()
     return VQGANTrainingResult(
