@@ -25,6 +25,11 @@ def example():
     return module
 
 
+# A micro model: 16x16 pictures -> 4x4 tokens, 32 codes, 16-32 channels; no evaluation during the few steps.
+MICRO = ["--image-size", "16", "--grid-size", "4", "--codebook-size", "32", "--base-channels", "16",
+         "--max-channels", "32", "--eval-every", "0"]
+
+
 def test_example_trains_a_vqgan_on_a_folder_of_pictures(example, tmp_path):
     pictures = tmp_path / "pictures" / "nested"
     pictures.mkdir(parents=True)
@@ -32,32 +37,8 @@ def test_example_trains_a_vqgan_on_a_folder_of_pictures(example, tmp_path):
     for index in range(12):
         Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(pictures / f"{index}.png")
     output = tmp_path / "run"
-    metrics = example.main(
-        [
-            "--data-dir",
-            str(tmp_path / "pictures"),
-            "--image-size",
-            "16",
-            "--grid-size",
-            "4",
-            "--codebook-size",
-            "32",
-            "--base-channels",
-            "16",
-            "--max-channels",
-            "32",
-            "--steps",
-            "3",
-            "--batch-size",
-            "4",
-            "--eval-every",
-            "0",
-            "--save-every",
-            "2",
-            "--output-dir",
-            str(output),
-        ]
-    )
+    metrics = example.main(["--data-dir", str(tmp_path / "pictures"), *MICRO, "--steps", "3", "--batch-size", "4",
+                            "--save-every", "2", "--output-dir", str(output)])
     assert metrics["step"] == 3 and "psnr" in metrics and "perplexity" in metrics
     model = NuwaVQGAN.from_pretrained(output)
     assert model.token_grid_size(16, 16) == (4, 4)
@@ -67,34 +48,8 @@ def test_example_trains_a_vqgan_on_a_folder_of_pictures(example, tmp_path):
 
 
 def test_example_trains_a_sketch_vqgan_on_generated_maps(example, tmp_path):
-    metrics = example.main(
-        [
-            "--model",
-            "seg",
-            "--synthetic",
-            "40",
-            "--image-size",
-            "16",
-            "--grid-size",
-            "4",
-            "--codebook-size",
-            "32",
-            "--base-channels",
-            "16",
-            "--max-channels",
-            "32",
-            "--steps",
-            "2",
-            "--batch-size",
-            "8",
-            "--eval-every",
-            "0",
-            "--save-every",
-            "0",
-            "--output-dir",
-            str(tmp_path),
-        ]
-    )
+    metrics = example.main(["--model", "seg", "--synthetic", "40", *MICRO, "--steps", "2", "--batch-size", "8",
+                            "--save-every", "0", "--output-dir", str(tmp_path)])
     assert "pixel_accuracy" in metrics and "fw_iou" in metrics
     assert NuwaSegVQGAN.from_pretrained(tmp_path).num_classes == 4
 
