@@ -331,7 +331,8 @@ def _text_task_scores(model, processor, classifier, motion_classifier, args, spl
 def stage_tune(args, work: Path):
     """Choose the folder's sampling defaults (classifier-free guidance scale x top-k, from ``--tune-guidance`` and
     ``--tune-top-k``) by the mean of the three text-task accuracies on the VALIDATION split (MNIST validation digits;
-    the test split is only used by ``evaluate``), and write them into ``generation_config.json``."""
+    the test split is only used by ``evaluate``): the mildest setting within one standard error of the best mean.
+    Writes them into ``generation_config.json``."""
     from transformers import AutoModelForSeq2SeqLM
 
     from nuwa_hf.evaluation import load_scorer
@@ -348,11 +349,20 @@ def stage_tune(args, work: Path):
             results.append({"guidance_scale": guidance, "top_k": top_k, **scores,
                             "mean": float(np.mean(list(scores.values())))})
             log("tune", json.dumps(results[-1]))
-    best = max(results, key=lambda r: r["mean"])
+    # 32 conditions per metric give a standard error of ~0.04 on the mean of the three accuracies, more than the spread
+    # between settings: the raw best is mostly noise. One-standard-error rule: among the settings within one standard
+    # error of the best mean, take the mildest (lowest guidance, then lowest top-k): strong guidance costs image
+    # quality (T2I FID 81 at guidance 1.5 vs 154 at 5 for the continued checkpoint), which these accuracies do not see.
+    top = max(results, key=lambda r: r["mean"])
+    accuracies = [v for k, v in top.items() if k not in ("guidance_scale", "top_k", "mean")]
+    standard_error = float(np.sqrt(sum(a * (1 - a) / args.eval_samples for a in accuracies))) / len(accuracies)
+    best = min((r for r in results if r["mean"] >= top["mean"] - standard_error),
+               key=lambda r: (r["guidance_scale"], r["top_k"]))
     model.generation_config.guidance_scale, model.generation_config.top_k = best["guidance_scale"], best["top_k"]
     model.generation_config.save_pretrained(args.output)
     args.guidance_scale, args.top_k = best["guidance_scale"], best["top_k"]
-    return {"validation": results, "chosen": {"guidance_scale": best["guidance_scale"], "top_k": best["top_k"]}}
+    return {"validation": results, "best_mean": top["mean"], "standard_error": standard_error,
+            "chosen": {"guidance_scale": best["guidance_scale"], "top_k": best["top_k"]}}
 
 
 class SceneSegmenter:
