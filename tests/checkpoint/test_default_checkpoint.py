@@ -189,10 +189,10 @@ def _teacher_forced_losses(model, processor, task, rows):
     return own, other
 
 
-# Loss gain (nats per token) from the right condition over a neighbour's, measured on the shipped folder: t2i 0.82,
-# t2v 0.064, s2i 0.69. The bars are about half of that: T2V's captions change the motion of an otherwise predictable
+# Loss gain (nats per token) from the right condition over a neighbour's, measured on the shipped folder: t2i 1.33,
+# t2v 0.092, s2i 0.79. The bars are about half of that: T2V's captions change the motion of an otherwise predictable
 # video, and this model has learnt little of it (see the card's quality table).
-MIN_CONDITION_GAIN = {"t2i": 0.4, "t2v": 0.02, "s2i": 0.3}
+MIN_CONDITION_GAIN = {"t2i": 0.65, "t2v": 0.045, "s2i": 0.4}
 
 
 @pytest.mark.parametrize("task", ["t2i", "t2v", "s2i"])
