@@ -198,15 +198,20 @@ def stage_tokenizer(args, work: Path):
     return {"captions": len(captions), "vocab": len(tokenizer), "longest_caption_tokens": longest}
 
 
+def nuwa_run_dir(work: Path, continued: bool = False) -> Path:
+    """Folder of the first NUWA run, or of the run continued from it."""
+    return work / ("nuwa_continued" if continued else "nuwa")
+
+
 def nuwa_argv(args, work: Path, continued: bool = False):
     """``nuwa-hf train`` arguments of the first run (``work/nuwa``) or of the continued run (``work/nuwa_continued``:
     the first run's weights, a fresh warmup + cosine schedule over ``--continue-steps``, text-leaning task weights)."""
     if continued:
-        output, steps, rate, weights = "nuwa_continued", args.continue_steps, args.continue_learning_rate, args.continue_task_weights
+        steps, rate, weights = args.continue_steps, args.continue_learning_rate, args.continue_task_weights
     else:
-        output, steps, rate, weights = "nuwa", args.nuwa_steps, args.learning_rate, args.nuwa_task_weights
+        steps, rate, weights = args.nuwa_steps, args.learning_rate, args.nuwa_task_weights
     argv = [
-        "--output-dir", str(work / output), "--tasks", "t2i,t2v,v2v,s2i,s2v",
+        "--output-dir", str(nuwa_run_dir(work, continued)), "--tasks", "t2i,t2v,v2v,s2i,s2v",
         "--vqgan", str(work / "vqgan"), "--sketch-vqgan", str(work / "vqgan_seg"), "--tokenizer", str(work / "tokenizer"),
         "--num-samples", str(args.nuwa_samples), "--image-size", str(args.image_size), "--num-frames", str(args.num_frames),
         "--world-seed", str(args.seed), "--seed", str(args.seed + (1 if continued else 0)),
@@ -219,7 +224,7 @@ def nuwa_argv(args, work: Path, continued: bool = False):
         "--logging-steps", "25", "--save-steps", "250", "--save-total-limit", "1", "--no-progress",
     ]
     if continued:
-        argv += ["--init-from", str(work / "nuwa")]
+        argv += ["--init-from", str(nuwa_run_dir(work))]
     return argv
 
 
@@ -239,7 +244,7 @@ def stage_nuwa(args, work: Path, continued: bool = False):
         code = train_main(argv)
     if code:
         raise SystemExit(f"NUWA training failed with exit code {code}")
-    return json.loads((work / ("nuwa_continued" if continued else "nuwa") / "training_summary.json").read_text())
+    return json.loads((nuwa_run_dir(work, continued) / "training_summary.json").read_text())
 
 
 def stage_nuwa_continue(args, work: Path):
@@ -263,7 +268,7 @@ def stage_assemble(args, work: Path):
     if staged.exists():
         shutil.rmtree(staged)
     # the continued run when there is one (an interrupted one still gives its newest checkpoint), else the first
-    source = work / "nuwa_continued" if args.continue_steps > 0 and (work / "nuwa_continued").exists() else work / "nuwa"
+    source = nuwa_run_dir(work, continued=args.continue_steps > 0 and nuwa_run_dir(work, True).exists())
     if not (source / "model.safetensors").exists():  # an interim folder from the newest Trainer checkpoint
         checkpoints = sorted(source.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         if not checkpoints:
@@ -906,7 +911,7 @@ def stage_card(args, work: Path, timings: Timings):
            f"3% warm-up + cosine schedule from lr {args.continue_learning_rate}, the same data, task weights "
            f"{args.continue_task_weights} (leaning on the text tasks, whose targets the first run missed).\n"
            if args.continue_steps > 0 else "")
-        +         "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
+        + "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
     )
     minutes = sum(float(v.get("seconds", 0)) for v in timings.data.values() if isinstance(v, dict)) / 60
     command = ("python examples/train_default_checkpoint.py --work-dir runs/default --output checkpoints/nuwa-tiny"
@@ -934,8 +939,8 @@ def main(argv=None):
         "vqgan": lambda: (work / "vqgan" / "config.json").exists(),
         "vqgan_seg": lambda: (work / "vqgan_seg" / "config.json").exists(),
         "tokenizer": lambda: (work / "tokenizer" / "tokenizer_config.json").exists(),
-        "nuwa": lambda: (work / "nuwa" / "training_summary.json").exists(),
-        "nuwa_continue": lambda: (work / "nuwa_continued" / "training_summary.json").exists(),
+        "nuwa": lambda: (nuwa_run_dir(work) / "training_summary.json").exists(),
+        "nuwa_continue": lambda: (nuwa_run_dir(work, True) / "training_summary.json").exists(),
         "assemble": lambda: False,
         "scorers": lambda: False,
         "tune": lambda: False,

@@ -554,6 +554,12 @@ def train_vqgan(
 
     eval_source = eval_dataset if eval_dataset is not None else train_dataset
 
+    def write_training_log(finished: bool) -> None:
+        atomic_write_json(
+            os.path.join(args.output_dir, "training_log.json"),
+            {"history": history, "eval_history": eval_history, "args": args.to_dict(), "finished": finished},
+        )
+
     def run_evaluation(at_step: int) -> dict:
         metrics = {}
         if accelerator.is_main_process:
@@ -685,10 +691,7 @@ def train_vqgan(
                     logger.info("step %d/%d: loss %.4f, reconstruction %.4f, batch perplexity %.1f, lr %.2e, %.1f samples/s",
                                 step, args.max_steps, record["loss"], record["reconstruction_loss"],
                                 record["batch_perplexity"], record["learning_rate"], record["samples_per_second"])
-                    atomic_write_json(
-                        os.path.join(args.output_dir, "training_log.json"),
-                        {"history": history, "eval_history": eval_history, "args": args.to_dict(), "finished": False},
-                    )
+                    write_training_log(finished=False)
                 postfix = {"loss": f"{record['loss']:.4f}", "ppl": f"{record['batch_perplexity']:.1f}"}
                 if last_eval:
                     postfix.update(
@@ -707,10 +710,7 @@ def train_vqgan(
     final_metrics = run_evaluation(step)
     if accelerator.is_main_process:
         save_pretrained_atomically(model, args.output_dir)
-        atomic_write_json(
-            os.path.join(args.output_dir, "training_log.json"),
-            {"history": history, "eval_history": eval_history, "args": args.to_dict(), "finished": True},
-        )
+        write_training_log(finished=True)
     accelerator.wait_for_everyone()
     return VQGANTrainingResult(
         history=history, eval_history=eval_history, final_metrics=final_metrics, output_dir=args.output_dir
