@@ -50,7 +50,8 @@ def tiny_run_args(output_dir, vqgan_folders, max_steps=12, extra=()):
     """Arguments of a seconds-long run of examples/train_nuwa.py on three tasks of 16x16 worlds."""
     return [
         "--output-dir", str(output_dir), "--tasks", "t2i,v2v,s2i", "--num-samples", "16", "--image-size", "16",
-        "--num-frames", "2", "--vqgan", vqgan_folders["vqgan"], "--sketch-vqgan", vqgan_folders["sketch_vqgan"],
+        # the multi-digit worlds draw 2-frame videos (GODIVA's "then" motions of the default world need 3)
+        "--num-frames", "2", "--world", "multi_digit", "--vqgan", vqgan_folders["vqgan"], "--sketch-vqgan", vqgan_folders["sketch_vqgan"],
         "--batch-size", "4", "--max-steps", str(max_steps), "--save-steps", "4", "--logging-steps", "1",
         "--text-vocab-size", "600", "--max-text-length", "12", "--no-progress", "--seed", "0",
         "--model-config", json.dumps({"hidden_size": 32, "num_attention_heads": 2, "encoder_layers": 1,

@@ -18,13 +18,25 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 from datasets import Array3D, Array4D, ClassLabel, Dataset, Features, IterableDataset, List, Value
 
-from .attributes import COLORS, MOTIONS
+from .attributes import COLORS, DIGIT_WORDS, MOTIONS
 from .digit_sprites import DigitPool, paste_max
 from .held_out import CombinationSampler, check_split, normalize_patterns
 from .trajectories import check_godiva_geometry, godiva_track
 from .world_dataset import build_world_dataset, check_positive, iterate_indices, sample_rng
 
 WORLD = "captioned_moving_mnist"
+
+# Phrasings of ONE moving digit (the default "large_digits" world), with and without its colour. Fields: {color} (with
+# its trailing space), {color_name}, {digit} (numeral), {word} ("seven"), {motion}. GODIVA's own form comes first.
+SINGLE_DIGIT_VIDEO_TEMPLATES = (
+    "the digit {digit} is moving {motion}",
+    "the {color}digit {digit} is moving {motion}",
+    "a {color}{digit} moving {motion}",
+    "the number {word} in {color_name} moves {motion}",
+    "{color}digit {digit} moving {motion}",
+    "a {digit} that moves {motion}",
+    "the {word} is moving {motion}",
+)
 MNIST_SPLIT_OF = {"train": "train", "validation": "validation", "test": "test", "test_held_out": "test"}
 
 
@@ -69,9 +81,18 @@ def _generate(shards: list[tuple[int, int]], config: dict) -> Iterator[dict]:
         digits = [obj["digit"] for obj in objects]
         motions = [obj["motion"] for obj in objects]
         colors = [obj["color"] for obj in objects]
+        if config.get("templates"):
+            template = config["templates"][int(rng.integers(len(config["templates"])))]  # after the tracks: same videos
+            text = " and ".join(
+                template.format(color=f"{c} " if config["colored"] else "", color_name=c, digit=d, word=DIGIT_WORDS[d],
+                                motion=m)
+                for d, m, c in zip(digits, motions, colors)
+            )
+        else:
+            text = godiva_caption(digits, motions, colors if config["colored"] else None)
         yield {
             "video": video,
-            "text": godiva_caption(digits, motions, colors if config["colored"] else None),
+            "text": text,
             "digits": digits,
             "motion": motions,
             "color": colors,
@@ -89,6 +110,7 @@ def captioned_moving_mnist(
     digit_size: int | None = None,
     num_digits: int | Sequence[int] = (1, 2),
     colored: bool = False,
+    templates: Sequence[str] | None = None,
     held_out: Sequence[Mapping[str, object]] | None = None,
     streaming: bool = False,
     num_proc: int | None = None,
@@ -106,6 +128,9 @@ def captioned_moving_mnist(
         num_digits: 1 (GODIVA's "single"), 2 ("double"), or a sequence to draw from per sample (default both).
         colored: draw each digit in a colour from :data:`attributes.COLORS` (not white) and name it in the caption;
             ``False`` keeps GODIVA's white digits and caption form.
+        templates: caption templates (fields ``{color}``, ``{color_name}``, ``{digit}``, ``{word}``, ``{motion}``), one
+            drawn per video and applied to every digit, phrases joined with " and "; default ``None``: GODIVA's caption
+            (:func:`godiva_caption`). :data:`SINGLE_DIGIT_VIDEO_TEMPLATES` phrase one digit several ways.
         held_out: patterns over the attributes ``"digit"``, ``"motion"``, ``"color"``, e.g.
             ``[{"digit": 3, "motion": "up then down"}]`` (see :mod:`nuwa_hf.data.held_out`). Pass the same patterns
             to every split.
@@ -136,6 +161,13 @@ def captioned_moving_mnist(
     counts = (num_digits,) if isinstance(num_digits, (int, np.integer)) else tuple(int(n) for n in num_digits)
     if not counts or any(n not in (1, 2) for n in counts):
         raise ValueError(f"num_digits must be 1, 2 or a sequence of them (GODIVA's single/double), got {num_digits!r}.")
+    templates = tuple(templates) if templates is not None else ()
+    for template in templates:
+        try:
+            template.format(color="red ", color_name="red", digit=3, word="three", motion=MOTIONS[0])
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"Caption template {template!r} is invalid ({error!r}); allowed fields are "
+                             "{color}, {color_name}, {digit}, {word}, {motion}.") from error
     domains = {"digit": tuple(range(10)), "motion": MOTIONS, "color": COLORS[1:] if colored else ("white",)}
     patterns = normalize_patterns(held_out, domains)
     CombinationSampler(domains, patterns, split)  # report impossible held-out settings before generating anything
@@ -144,5 +176,7 @@ def captioned_moving_mnist(
         "split": split, "seed": int(seed), "image_size": int(image_size), "num_frames": int(num_frames),
         "digit_size": int(digit_size), "num_digits": counts, "colored": bool(colored), "held_out": patterns,
     }
+    if templates:  # only then: the cache key of GODIVA-captioned worlds stays what it was
+        config["templates"] = templates
     return build_world_dataset(world=WORLD, generate=_generate, config=config, features=_features(num_frames, image_size),
                                num_samples=num_samples, streaming=streaming, num_proc=num_proc)

@@ -20,11 +20,25 @@ from .world_dataset import build_world_dataset, check_positive, iterate_indices,
 WORLD = "digit_images"
 MNIST_SPLIT_OF = {"train": "train", "validation": "validation", "test": "test", "test_held_out": "test"}
 
-# Fields: {color} (with its trailing space, empty when uncoloured), {digit} (numeral), {word} ("seven"), {position}.
+# Fields: {color} (with its trailing space, empty when uncoloured), {color_name} (the bare colour word, "white" when
+# uncoloured), {digit} (numeral), {word} ("seven"), {position}.
 DIGIT_CAPTION_TEMPLATES = (
     "a {color}digit {digit} at the {position}",
     "the {color}number {word} at the {position}",
     "a {color}{digit} in the {position}",
+)
+
+# Phrasings of ONE digit whose place is not named (the default "large_digits" world): numeral or word, colour before
+# or after, as people type them ("a red 7", "the digit seven in red", "red digit 7", "7, red").
+SINGLE_DIGIT_CAPTION_TEMPLATES = (
+    "a {color}{digit}",
+    "a {color}digit {digit}",
+    "{color}digit {digit}",
+    "the digit {word} in {color_name}",
+    "the number {digit} in {color_name}",
+    "{digit}, {color_name}",
+    "a {color}{word}",
+    "the {color}number {word}",
 )
 
 
@@ -57,7 +71,8 @@ def _generate(shards: list[tuple[int, int]], config: dict) -> Iterator[dict]:
             top, left = _place(obj["position"], size, sprite_size, rng)
             paste_max(image, pool.draw(obj["digit"], rng), top, left, obj["color"])
             phrases.append(template.format(color=f"{obj['color']} " if config["colored"] else "", digit=obj["digit"],
-                                           word=DIGIT_WORDS[obj["digit"]], position=obj["position"]))
+                                           color_name=obj["color"], word=DIGIT_WORDS[obj["digit"]],
+                                           position=obj["position"]))
         yield {
             "image": image,
             "text": " and ".join(phrases),
@@ -91,8 +106,9 @@ def digit_images(
         digit_size: sprite side; default ``round(0.34 * image_size)`` (22 at 64) so 3 digits fit across.
         num_digits: digits per image (1..9, each in its own grid cell), or a sequence to draw from per sample.
         colored: colour the digits (and name the colour); ``False`` draws white digits with no colour word.
-        templates: caption templates with fields ``{color}``, ``{digit}``, ``{word}``, ``{position}``; one is drawn per
-            sample and applied to every digit, phrases joined with " and ".
+        templates: caption templates with fields ``{color}``, ``{color_name}``, ``{digit}``, ``{word}``,
+            ``{position}``; one is drawn per sample and applied to every digit, phrases joined with " and ".
+            :data:`SINGLE_DIGIT_CAPTION_TEMPLATES` are phrasings of one digit without its place.
         held_out: patterns over ``"digit"``, ``"color"``, ``"position"``, e.g. ``[{"digit": 7, "color": "red"}]``.
 
     Returns:
@@ -114,10 +130,10 @@ def digit_images(
         raise ValueError("templates must contain at least one caption template.")
     for template in templates:
         try:
-            template.format(color="red ", digit=3, word="three", position="top")
+            template.format(color="red ", color_name="red", digit=3, word="three", position="top")
         except (KeyError, IndexError, ValueError) as error:
             raise ValueError(f"Caption template {template!r} is invalid ({error!r}); allowed fields are "
-                             "{color}, {digit}, {word}, {position}.") from error
+                             "{color}, {color_name}, {digit}, {word}, {position}.") from error
     domains = {"digit": tuple(range(10)), "color": COLORS[1:] if colored else ("white",), "position": POSITIONS}
     patterns = normalize_patterns(held_out, domains)
     CombinationSampler(domains, patterns, split)

@@ -92,7 +92,10 @@ def quality_markdown(evaluation: Mapping[str, Mapping[str, Any]], targets: Optio
                                      if not isinstance(v, (dict, list)) and k not in ("num_examples", "split", "examples")
                                      ) + where + chance
             target = targets.get(f"{task}:{row['metric']}", "")
-            cells = [task, row["metric"], _format(row.get("value")), str(row.get("scorer") or ""), _format(held_out)
+            value = _format(row.get("value"))
+            if isinstance(row.get("ci95"), (list, tuple)) and len(row["ci95"]) == 2:  # 95% interval of a share
+                value += f" ({row['ci95'][0]:.2f}-{row['ci95'][1]:.2f})"
+            cells = [task, row["metric"], value, str(row.get("scorer") or ""), _format(held_out)
                      if held_out not in (None, "") else "", target]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

@@ -115,11 +115,24 @@ def _change_motion(caption: str, motions: tuple[str, ...], rng: np.random.Genera
 
 
 def task_examples(task: str, num_examples: int, image_size: int, num_frames: int, split: str = "test",
-                  seed: int = 0, num_sketch_classes: Optional[int] = None) -> TaskExamples:
+                  seed: int = 0, num_sketch_classes: Optional[int] = None, world: str = "large_digits") -> TaskExamples:
     """``num_examples`` conditions of ``task`` from its world's ``split``, at the model's ``image_size`` and
-    ``num_frames`` (see the module docstring)."""
+    ``num_frames`` (see the module docstring). ``world`` names the world set the model was trained on
+    (:mod:`nuwa_hf.data.task_worlds`: ``"large_digits"``, the default checkpoint's, or ``"multi_digit"``)."""
     from .. import data
     from ..data.attributes import POSITION_CENTERS
+    from ..data.task_worlds import check_world_set, task_world
+
+    check_world_set(world)
+
+    def world_function(code: str):
+        """The task's world as ``_draw`` calls it: ``(split, count, seed=, image_size=)``."""
+        function, kwargs = task_world(code, world, image_size=image_size, num_frames=world_frames)
+
+        def draw(split, count, *, seed, image_size):
+            return function(split, count, seed=seed, **{**kwargs, **_scaled(kwargs, image_size)})
+
+        return draw
 
     task = resolve_task_name(task)
     code = TASK_CODE_OF[task]
@@ -130,7 +143,7 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
     world_frames = max(frames, 3)  # the worlds' motions need at least 3 frames
 
     if code in ("T2I", "I2I", "TI2I"):
-        rows, resized = _draw(data.digit_images, split, num_examples, image_size, seed)
+        rows, resized = _draw(world_function("t2i"), split, num_examples, image_size, seed)
         images = _pictures(rows, "image", image_size, resized)
         texts = [str(t) for t in _column(rows, "text")]
         digits = _column(rows, "digits")
@@ -144,20 +157,22 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
                                 description="held-out digit images, bottom half regenerated")
         positions = _column(rows, "position")
         edits, masks = [], []
-        for text, position in zip(texts, positions):
+        for text, position, image in zip(texts, positions, images):
             edited, _ = _change_colour(text, data.COLORS[1:], rng)
             edits.append(edited)
-            index = position[0] if isinstance(position, list) else position
-            centre_y, centre_x = POSITION_CENTERS[data.POSITIONS[int(index)]]
-            half = 0.22
-            masks.append((max(centre_x - half, 0.0), max(centre_y - half, 0.0), min(centre_x + half, 1.0),
-                          min(centre_y + half, 1.0)))
+            if world == "multi_digit":  # the first digit's grid cell
+                index = position[0] if isinstance(position, list) else position
+                centre_y, centre_x = POSITION_CENTERS[data.POSITIONS[int(index)]]
+                half = 0.22
+                masks.append((max(centre_x - half, 0.0), max(centre_y - half, 0.0), min(centre_x + half, 1.0),
+                              min(centre_y + half, 1.0)))
+            else:  # the one digit's box of bright pixels
+                masks.append(_bright_box(image))
         return TaskExamples(task, {"image": pil_images, "prompt": edits, "mask": masks}, references=images,
                             texts=edits, description="held-out digit images, the first digit recoloured by text")
 
     if code in ("T2V", "TV2V"):
-        rows, resized = _draw(data.captioned_moving_mnist, split, num_examples, image_size, seed,
-                              num_frames=world_frames)
+        rows, resized = _draw(world_function("t2v"), split, num_examples, image_size, seed)
         videos = _pictures(rows, "video", image_size, resized)[:, :frames]
         texts = [str(t) for t in _column(rows, "text")]
         if code == "T2V":
@@ -173,7 +188,7 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
                             description="first frames of held-out Moving MNIST videos, captions with another motion")
 
     if code == "V2V":
-        rows, resized = _draw(data.moving_mnist, split, num_examples, image_size, seed, num_frames=world_frames)
+        rows, resized = _draw(world_function("v2v"), split, num_examples, image_size, seed)
         videos = _pictures(rows, "video", image_size, resized)[:, :frames]
         first = [[PIL.Image.fromarray(video[0])] for video in videos]
         return TaskExamples(task, {"video": first},
@@ -197,6 +212,30 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
                             num_classes=data.NUM_SCENE_CLASSES,
                             description="per-frame segmentation maps of held-out scene videos")
     raise AssertionError(code)
+
+
+def _scaled(kwargs: dict, image_size: int) -> dict:
+    """World arguments that scale with the frame: digit sizes given for the model's size, redrawn at ``image_size``
+    (the fallback size when a world cannot be drawn that small)."""
+    from ..data.task_worlds import LARGE_IMAGE_DIGIT, LARGE_VIDEO_DIGIT
+
+    if "digit_size" not in kwargs:
+        return {"image_size": image_size}
+    ratio = LARGE_VIDEO_DIGIT if "num_frames" in kwargs else LARGE_IMAGE_DIGIT
+    return {"image_size": image_size, "digit_size": int(round(ratio * image_size))}
+
+
+def _bright_box(image: np.ndarray, threshold: int = 60) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) fractions of the box around the bright pixels of one (H, W, 3) uint8 picture, grown by 1/16 of
+    the side; the whole picture when nothing is bright."""
+    bright = image.max(axis=-1) > threshold
+    if not bright.any():
+        return (0.0, 0.0, 1.0, 1.0)
+    ys, xs = np.nonzero(bright)
+    size = image.shape[0]
+    grow = size / 16
+    return (max(xs.min() - grow, 0) / size, max(ys.min() - grow, 0) / size, min(xs.max() + 1 + grow, size) / size,
+            min(ys.max() + 1 + grow, size) / size)
 
 
 def _check_classes(sketches: np.ndarray, num_sketch_classes: Optional[int]) -> None:

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=32, help="frame side in pixels (worlds and folders)")
     data.add_argument("--num-frames", type=int, default=4, help="frames per video")
     data.add_argument("--world-seed", type=int, default=0, help="seed of the built-in worlds")
+    data.add_argument("--world", default="large_digits", choices=("large_digits", "multi_digit"),
+                      help="built-in world set (nuwa_hf.data.task_worlds): one large digit per image or video "
+                           "(default), or the harder multi-digit benchmark worlds of checkpoints v1-v4")
     data.add_argument("--no-token-cache", dest="token_cache", action="store_false",
                       help="tokenise every batch with the VQ-GANs on the fly instead of once up front (slower)")
     data.add_argument("--tokenize-batch-size", type=int, default=64)
@@ -178,18 +181,8 @@ def load_task_dataset(task_name: str, args, folder: Optional[str], num_classes: 
         if task.name == "s2i":
             return data.load_sketch_pairs(folder, size=size, num_classes=num_classes)
         raise ValueError(f"no folder loader for task {task.name!r}; train it on the built-in world (drop --train-data).")
-    common = dict(split="train", num_samples=args.num_samples, seed=args.world_seed, image_size=size)
-    if task.name == "t2i":
-        return data.digit_images(**common)
-    if task.name == "t2v":
-        return data.captioned_moving_mnist(num_frames=args.num_frames, **common)
-    if task.name == "v2v":
-        return data.moving_mnist(num_frames=args.num_frames, **common)
-    if task.name == "s2i":
-        return data.scene_images(**common)
-    if task.name == "s2v":
-        return data.scene_videos(num_frames=args.num_frames, **common)
-    raise ValueError(f"no built-in world for task {task.name!r}.")
+    return data.world_rows(task.name, "train", args.num_samples, seed=args.world_seed, world=args.world,
+                           image_size=size, num_frames=args.num_frames)
 
 
 def _captions(datasets: Dict[str, object]) -> List[str]:

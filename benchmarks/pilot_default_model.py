@@ -1,0 +1,173 @@
+"""Pilot study for the default model: small T2I variants trained for a fixed budget, held-out digit accuracy against
+CPU-minutes. The recipe of ``examples/train_default_checkpoint.py`` is chosen from these rows (docs/pilot_study.md).
+
+    python benchmarks/pilot_default_model.py --variants whole,window3,lr2e-3 --steps 900 --out runs/pilots
+    python benchmarks/pilot_default_model.py --report runs/pilots      # table + docs/pilot_study.png from the results
+
+Every variant trains NUWA on text-to-image ONLY with the project's own trainer (``examples/train_nuwa.py`` under
+``torchrun --nproc_per_node 2``, one thread each, i.e. both cores), the shipped VQ-GAN (``checkpoints/nuwa-tiny/vqgan``)
+and a world of the ``large_digits`` set (``nuwa_hf.data.task_worlds``), and saves a checkpoint at every third of its
+steps. Each checkpoint draws 10 digits x 5 seeds from prompts "a {colour} digit {d}" (colours cycled) at guidance 3
+and top-k 16; an MNIST CNN (``train_digit_classifier``, 20,000 MNIST train digits) reads an MNIST-framed crop of the
+bright pixels. Minutes are wall minutes of the 2-process run (2 CPU-minutes each), read from the checkpoint times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_MODEL = {"hidden_size": 128, "num_attention_heads": 4, "encoder_layers": 2, "decoder_layers": 4,
+              "intermediate_size": 512, "dropout": 0.0}
+WHOLE_IMAGE = {"image_extent": [1, None, None]}
+
+# name -> (what it tests, model-config overrides, training overrides)
+VARIANTS = {
+    "whole": ("8x8 grid, whole-image decoder extent, lr 1e-3, batch 16/process (the baseline)", WHOLE_IMAGE, {}),
+    "window3": ("the paper's 3x3 image extent at 8x8", {"image_extent": [1, 3, 3]}, {}),
+    "window5": ("5x5 image extent at 8x8", {"image_extent": [1, 5, 5]}, {}),
+    "lr2e-3": ("whole extent, learning rate 2e-3", WHOLE_IMAGE, {"learning_rate": 2e-3}),
+    "batch8": ("whole extent, batch 8/process (twice the steps in the same time)", WHOLE_IMAGE, {"batch_size": 8}),
+    "wide192": ("whole extent, hidden 192, 6 heads", {**WHOLE_IMAGE, "hidden_size": 192, "num_attention_heads": 6,
+                                                      "intermediate_size": 768}, {}),
+    "deep6": ("whole extent, 6 decoder layers", {**WHOLE_IMAGE, "decoder_layers": 6}, {}),
+}
+
+
+def train_variant(name: str, args, out: Path) -> None:
+    _, config, training = VARIANTS[name]
+    folder = out / name
+    steps = int(training.get("steps", args.steps * (16 // training.get("batch_size", 16))))
+    argv = [
+        "--output-dir", str(folder), "--tasks", "t2i", "--world", "large_digits", "--image-size", "32",
+        "--vqgan", str(REPO / "checkpoints" / "nuwa-tiny" / "vqgan"), "--num-samples", str(args.num_samples),
+        "--model-config", json.dumps({**BASE_MODEL, **config}), "--max-steps", str(steps),
+        "--batch-size", str(training.get("batch_size", 16)), "--learning-rate", str(training.get("learning_rate", 1e-3)),
+        "--warmup-ratio", "0.03", "--condition-dropout", "0.1", "--save-steps", str(max(steps // 3, 1)),
+        "--save-total-limit", "10", "--logging-steps", "50", "--no-progress", "--threads", "1",
+    ]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(REPO / "examples" / "train_nuwa.py"), *argv]
+    started = time.time()
+    (folder).mkdir(parents=True, exist_ok=True)
+    if not (folder / "started_at.json").exists():
+        (folder / "started_at.json").write_text(json.dumps({"time": started}))
+    code = subprocess.call(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if code:
+        raise SystemExit(f"pilot {name} failed with exit code {code}")
+
+
+def digit_classifier(out: Path):
+    from nuwa_hf.evaluation import load_scorer
+    from nuwa_hf.evaluation.scorers.world_training import train_digit_classifier
+
+    folder = out / "digit_classifier"
+    if not (folder / "config.json").exists():
+        train_digit_classifier(num_train=20000, epochs=1, seed=0, progress=False).save_pretrained(folder)
+    return load_scorer(folder)
+
+
+def score_folder(folder: Path, classifier, guidance: float = 3.0, top_k: int = 16, seeds: int = 5) -> float:
+    """T2I digit accuracy of one model folder on 10 digits x ``seeds`` seeds."""
+    import torch
+    from transformers import pipeline
+
+    import nuwa_hf  # noqa: F401  (registers the pipelines)
+    from nuwa_hf.data import COLORS
+
+    sys.path.insert(0, str(REPO / "examples"))
+    from train_default_checkpoint import read_digits
+
+    torch.manual_seed(0)
+    prompts = [f"a {COLORS[1 + (d + s) % (len(COLORS) - 1)]} digit {d}" for s in range(seeds) for d in range(10)]
+    wanted = np.array([d for _ in range(seeds) for d in range(10)])
+    pipe = pipeline("nuwa-text-to-image", model=str(folder))
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(prompts, seed=0, guidance_scale=guidance, top_k=top_k, output_type="np", batch_size=25)
+    pictures = (np.stack(images).clip(0, 1) * 255).round().astype(np.uint8)
+    return float((read_digits(classifier, pictures).argmax(-1).numpy() == wanted).mean())
+
+
+def score_variant(name: str, out: Path, classifier) -> list:
+    folder = out / name
+    started = json.loads((folder / "started_at.json").read_text())["time"]
+    rows = []
+    for checkpoint in sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        minutes = (checkpoint.stat().st_mtime - started) / 60
+        accuracy = score_folder(checkpoint, classifier)
+        rows.append({"variant": name, "step": int(checkpoint.name.split("-")[1]), "wall_minutes": round(minutes, 2),
+                     "cpu_minutes": round(2 * minutes, 2), "digit_accuracy": accuracy})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def report(out: Path, docs: Path) -> None:
+    """Markdown table and a PNG of accuracy against CPU-minutes from ``out/results.jsonl``."""
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        points = sorted((r["cpu_minutes"], r["digit_accuracy"]) for r in rows if r["variant"] == name)
+        ax.plot(*zip(*points), marker="o", label=f"{name}: {VARIANTS.get(name, ('',))[0]}")
+    ax.set_xlabel("CPU-minutes (2 processes x wall minutes)")
+    ax.set_ylabel("held-out T2I digit accuracy (50 samples)")
+    ax.set_ylim(0, 1)
+    ax.axhline(0.1, color="gray", lw=0.5, ls=":")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    docs.mkdir(parents=True, exist_ok=True)
+    fig.savefig(docs / "pilot_study.png", dpi=120)
+    lines = ["| variant | what it tests | step | CPU-min | T2I digit accuracy |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {VARIANTS.get(r['variant'], ('',))[0]} | {r['step']} | {r['cpu_minutes']:.1f} "
+                     f"| {r['digit_accuracy']:.2f} |")
+    print("\n".join(lines))
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default="whole,window3,lr2e-3", help=f"comma list of {', '.join(VARIANTS)}")
+    parser.add_argument("--steps", type=int, default=900, help="steps at batch 16 per process (scaled for batch 8)")
+    parser.add_argument("--num-samples", type=int, default=20000, help="training images (the world's train split)")
+    parser.add_argument("--out", default="runs/pilots")
+    parser.add_argument("--report", default=None, metavar="OUT", help="only write the table and plot of OUT")
+    parser.add_argument("--docs", default=str(REPO / "docs"))
+    args = parser.parse_args(argv)
+    if args.report:
+        report(Path(args.report), Path(args.docs))
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(line)["variant"] for line in (out / "results.jsonl").read_text().splitlines()
+            if line.strip()} if (out / "results.jsonl").exists() else set()
+    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        if name not in VARIANTS:
+            raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+        if name in done:  # resumable: a scored variant is never trained again
+            continue
+        train_variant(name, args, out)
+        import torch
+
+        torch.set_num_threads(2)
+        rows = score_variant(name, out, digit_classifier(out))
+        with open(out / "results.jsonl", "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    report(out, Path(args.docs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
