@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m nuwa_hf.cli demo --model checkpoints/nuwa-tiny --out $(OUT)
+	$(PY) -m nuwa_hf.cli demo --model checkpoints/nuwa-tiny --out $(OUT) --digit-reader checkpoints/mnist-digit-reader
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests

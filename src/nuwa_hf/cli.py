@@ -204,6 +204,10 @@ def _add_demo(commands) -> None:
     parser.add_argument("--fps", type=_positive_float, default=4.0, help="frames per second of the GIFs")
     parser.add_argument("--upscale", type=_positive_int, default=4, help="enlarge pictures by this factor (nearest)")
     parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
+    parser.add_argument("--digit-reader", default=None, metavar="FOLDER",
+                        help="MNIST digit classifier the page reads outputs with (e.g. checkpoints/mnist-digit-reader; "
+                             "default: the one in the cache, if any; train one with python -m "
+                             "nuwa_hf.evaluation.digit_reading)")
 
 
 def _add_evaluate(commands) -> None:
@@ -437,7 +441,8 @@ def command_demo(args) -> int:
     started = time.perf_counter()
     report = run_showcase(args.model, args.out, tasks=args.tasks, num_examples=args.num_examples, seed=args.seed,
                           split=args.split, fps=args.fps, upscale=args.upscale, write_mp4=args.mp4,
-                          progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+                          progress=not args.quiet, log=lambda line: print(line, file=sys.stderr),
+                          digit_reader=args.digit_reader)
     print(report.index_path)
     seconds = time.perf_counter() - started
     if report.failures:

@@ -134,8 +134,9 @@ class _Links(html.parser.HTMLParser):
 
 def test_demo_runs_all_eight_tasks_and_links_every_file(cli_model_folder, tmp_path, capsys):
     out = tmp_path / "demo"
-    code, stdout, stderr = run(["demo", "--model", cli_model_folder, "--out", out, "--quiet", "--num-examples", "1"],
-                               capsys)
+    reader = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist-digit-reader"
+    code, stdout, stderr = run(["demo", "--model", cli_model_folder, "--out", out, "--quiet", "--num-examples", "1",
+                                "--digit-reader", reader], capsys)
     assert code == 0, stderr
     index = out / "index.html"
     assert stdout.strip().endswith(str(index))
@@ -145,6 +146,8 @@ def test_demo_runs_all_eight_tasks_and_links_every_file(cli_model_folder, tmp_pa
     for code_name in ("t2i", "t2v", "v2v", "s2i", "i2i", "ti2i", "s2v", "tv2v"):
         assert list((out / code_name).glob("*_output.*")), code_name
     assert list((out / "t2v").glob("*.gif")) and list((out / "t2i").glob("*.png"))
+    # every digit task says what the readers see in its output (digit, colour, motion)
+    assert index.read_text().count("reads: ") >= 6
 
 
 def test_demo_reports_a_task_that_cannot_run(cli_folder_without_vqgan, tmp_path, capsys):

@@ -45,6 +45,7 @@ class ShowcaseEntry:
     caption: Optional[str]
     input_files: list[Path] = field(default_factory=list)
     output_files: list[Path] = field(default_factory=list)
+    reading: Optional[str] = None  # what the digit / colour / motion readers see in the output
 
 
 @dataclass
@@ -112,6 +113,49 @@ def _write_inputs(code: str, examples: TaskExamples, index: int, folder: Path, p
     return caption, files
 
 
+# Tasks whose outputs show digits: the page says what the readers (nuwa_hf.evaluation.digit_reading) see in them.
+READ_TASKS = ("T2I", "I2I", "TI2I", "T2V", "V2V", "TV2V")
+
+
+class _Readers:
+    """The MNIST digit reader: the folder given, else the one trained into the cache earlier; None (the page then
+    reads colour and motion only) when there is none or it cannot be loaded. Never trains one during a demo."""
+
+    def __init__(self, folder, log):
+        self._folder, self._log, self._classifier, self._tried = folder, log, None, False
+
+    @property
+    def classifier(self):
+        if not self._tried:
+            self._tried = True
+            from ..evaluation.digit_reading import default_digit_reader
+
+            try:
+                self._classifier = default_digit_reader(self._folder, train_if_missing=False)
+            except Exception as error:  # the page still shows colour and motion
+                self._log(f"      (no digit reader: {type(error).__name__}: {error})")
+            if self._classifier is None and self._tried:
+                self._log("      (no digit reader: pass --digit-reader checkpoints/mnist-digit-reader, or train one "
+                          "with python -m nuwa_hf.evaluation.digit_reading)")
+        return self._classifier
+
+
+def _reading(code: str, result: Any, examples: TaskExamples, index: int, readers: _Readers) -> Optional[str]:
+    from ..evaluation.digit_reading import describe_picture, describe_video
+
+    if code in ("T2V", "V2V", "TV2V"):
+        video = np.stack([np.asarray(media.to_pil_image(frame).convert("RGB")) for frame in result])
+        reading = describe_video(video, readers.classifier)
+    else:
+        reading = describe_picture(np.asarray(media.to_pil_image(result).convert("RGB")), readers.classifier)
+    if code in ("I2I", "V2V") and examples.references is not None:  # no caption: say what the input showed
+        reference = np.asarray(examples.references[index])
+        given = describe_video(reference, readers.classifier) if reference.ndim == 4 else \
+            describe_picture(reference, readers.classifier)
+        reading += f" (the original {given})"
+    return reading
+
+
 def run_showcase(
     model: str,
     out_dir: str | Path,
@@ -125,11 +169,13 @@ def run_showcase(
     write_mp4: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    digit_reader: Optional[str | Path] = None,
 ) -> ShowcaseReport:
     """Run ``tasks`` (default: all eight) with the model folder on held-out world inputs; write files and index.html.
 
     A task that fails (e.g. a model without a sketch VQ-GAN) is reported in the page and in ``report.failures``; the
-    other tasks still run.
+    other tasks still run. Outputs of the digit tasks get a line of what the readers see in them
+    (:mod:`nuwa_hf.evaluation.digit_reading`); ``digit_reader`` is the folder of the MNIST classifier to use.
     """
     from transformers import AutoModelForSeq2SeqLM, pipeline
 
@@ -146,6 +192,7 @@ def run_showcase(
     entries: dict[str, list[ShowcaseEntry]] = {}
     seconds: dict[str, float] = {}
     failures: dict[str, str] = {}
+    readers = _Readers(digit_reader, log)
     for name in names:
         code = TASK_CODE_OF[name]
         start = time.perf_counter()
@@ -161,7 +208,10 @@ def run_showcase(
                 caption, inputs = _write_inputs(code, examples, index, folder, pipe, fps, upscale)
                 outputs = save_result(result, folder / f"{code.lower()}_{index:02d}_output", pipe.makes_video, fps,
                                       upscale, write_mp4)
-                task_entries.append(ShowcaseEntry(caption, inputs, outputs))
+                reading = _reading(code, result, examples, index, readers) if code in READ_TASKS else None
+                task_entries.append(ShowcaseEntry(caption, inputs, outputs, reading))
+                if reading:
+                    log(f"      {caption or 'input'} -> {reading}")
             entries[name] = task_entries
             seconds[name] = time.perf_counter() - start
             log(f"{code:5s} {TASK_TITLES[name]}: {len(task_entries)} example(s) in {seconds[name]:.1f} s -> {folder}")
@@ -194,6 +244,9 @@ def write_index(out_dir: Path, model: str, entries: dict, seconds: dict, failure
         "<h1>NUWA: eight tasks</h1>",
         f'<p class="note">Model: <code>{html.escape(str(model))}</code>; inputs from the built-in worlds\' '
         f"<code>{html.escape(split)}</code> split; seed {seed}. Pictures are enlarged for viewing.</p>",
+        '<p class="note">What the readers see (<code>nuwa_hf.evaluation.digit_reading</code>): the digit as a small CNN '
+        "trained on MNIST reads it, the nearest named colour of the bright pixels, and the motion from the path of "
+        "the digit's centre. They can be wrong too; they are there so that nobody has to guess.</p>",
     ]
     for name in TASK_NAMES:
         if name not in entries and name not in failures:
@@ -203,12 +256,13 @@ def write_index(out_dir: Path, model: str, entries: dict, seconds: dict, failure
             parts.append(f'<p class="fail">Failed: {html.escape(failures[name])}</p>')
             continue
         parts.append(f'<p class="note">{seconds.get(name, 0.0):.1f} s</p><table>'
-                     "<tr><th>condition</th><th>input</th><th>output</th></tr>")
+                     "<tr><th>asked</th><th>input</th><th>output</th><th>what the readers see</th></tr>")
         for entry in entries[name]:
             caption = html.escape(entry.caption) if entry.caption else "&mdash;"
             inputs = " ".join(link(p) for p in entry.input_files) or "&mdash;"
             outputs = " ".join(link(p) for p in entry.output_files)
-            parts.append(f"<tr><td>{caption}</td><td>{inputs}</td><td>{outputs}</td></tr>")
+            reading = html.escape(entry.reading) if entry.reading else "&mdash;"
+            parts.append(f"<tr><td>{caption}</td><td>{inputs}</td><td>{outputs}</td><td>{reading}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return media.write_text_atomic(out_dir / "index.html", "\n".join(parts) + "\n")
