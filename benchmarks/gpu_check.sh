@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# One prepared GPU check of the 3DNA kernel, timings and cached generation (what each section measures: the
+# docstring of benchmarks/gpu_check.py). Runs unchanged on a CPU in tiny mode (tests/benchmarks/test_gpu_check.py).
+#
+#   bash benchmarks/gpu_check.sh --prepare-wheels [DIR]   # HERE (with network): pure-Python wheels the GPU machine
+#                                                         # lacks -> DIR (default .gpu_wheels, git-ignored)
+#   bash benchmarks/gpu_check.sh [--tiny] [driver args]   # THERE: results in $OUT (default ./gpu_check_out):
+#                                                         # gpu_check.json, gpu_check.md, gpu_check.log
+#
+# Environment: OUT, GPU_CHECK_PYTHON (default /opt/torch/.venv/bin/python3, else .venv/bin/python, else python3),
+# GPU_CHECK_WHEELS (default .gpu_wheels), GPU_CHECK_SITE (throwaway install target, default /tmp/gpu_check_site),
+# GPU_CHECK_TINY=1 (tiny grids; automatic without a CUDA device, where the kernel runs in Triton's interpreter),
+# GPU_CHECK_TIMEOUT (hard limit for the whole driver, default 450 s).
+# Exit status: 0 when the JSON was written (whatever it reports), 1 otherwise.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+pick_python() {
+    if [ -n "${GPU_CHECK_PYTHON:-}" ]; then echo "$GPU_CHECK_PYTHON"
+    elif [ -x /opt/torch/.venv/bin/python3 ]; then echo /opt/torch/.venv/bin/python3
+    elif [ -x "$ROOT/.venv/bin/python" ]; then echo "$ROOT/.venv/bin/python"
+    else echo python3
+    fi
+}
+
+# Pure-Python wheels that nuwa_hf needs and the GPU machine's image lacks (its python is 3.12 with torch, triton,
+# transformers, huggingface_hub, accelerate, safetensors, numpy, pillow, pyarrow, pandas, xxhash, fsspec). diffusers is
+# imported by `import nuwa_hf` (nuwa_hf.pipelines); datasets (+ dill, multiprocess) by the data modules only.
+# Versions: the ones this checkout's .venv runs, so the GPU run uses what the tests use.
+WHEEL_PACKAGES="diffusers datasets dill multiprocess"
+
+prepare_wheels() {
+    local dir="${1:-.gpu_wheels}" py specs
+    py="${GPU_CHECK_PYTHON:-}"
+    [ -z "$py" ] && { [ -x "$ROOT/.venv/bin/python" ] && py="$ROOT/.venv/bin/python" || py=python3; }
+    specs=$("$py" - $WHEEL_PACKAGES <<'EOF'
+import sys, importlib.metadata as md
+specs = []
+for name in sys.argv[1:]:
+    try:
+        specs.append(f"{name}=={md.version(name)}")
+    except md.PackageNotFoundError:
+        specs.append(name)
+print(" ".join(specs))
+EOF
+)
+    echo "downloading (no dependencies, python 3.12 wheels): $specs -> $dir"
+    rm -rf "$dir" && mkdir -p "$dir" || return 1
+    # shellcheck disable=SC2086
+    "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d "$dir" $specs || return 1
+    local bad
+    bad=$(ls "$dir" | grep -v -- '-none-any\.whl$' || true)
+    if [ -n "$bad" ]; then echo "not pure-Python wheels: $bad" >&2; return 1; fi
+    local kib
+    kib=$(du -sk "$dir" | cut -f1)
+    ls -l "$dir"
+    echo "total ${kib} KiB"
+    if [ "$kib" -gt $((30 * 1024)) ]; then echo "wheels exceed 30 MiB" >&2; return 1; fi
+}
+
+if [ "${1:-}" = "--prepare-wheels" ]; then
+    prepare_wheels "${2:-.gpu_wheels}"
+    exit $?
+fi
+
+OUT="${OUT:-$ROOT/gpu_check_out}"
+mkdir -p "$OUT" || exit 1
+rm -f "$OUT/gpu_check.json" "$OUT/gpu_check.md"  # never report an earlier run's results as this one's
+LOG="$OUT/gpu_check.log"
+PY="$(pick_python)"
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+export PYTHONDONTWRITEBYTECODE=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+
+{
+    echo "gpu_check: $(date -u +%Y-%m-%dT%H:%M:%SZ) python=$PY out=$OUT"
+    # Carried wheels -> a throwaway --target folder, only for packages this python does not have; never the
+    # machine's own site-packages (its torch, triton and transformers stay as they are).
+    WHEELS="${GPU_CHECK_WHEELS:-$ROOT/.gpu_wheels}"
+    SITE="${GPU_CHECK_SITE:-/tmp/gpu_check_site}"
+    installed=""
+    if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+        missing=$("$PY" - "$WHEELS"/*.whl <<'EOF'
+import os, sys, importlib.metadata as md
+for wheel in sys.argv[1:]:
+    name = os.path.basename(wheel).split("-")[0]
+    try:
+        md.version(name)
+    except md.PackageNotFoundError:
+        print(wheel)
+EOF
+)
+        if [ -n "$missing" ]; then
+            rm -rf "$SITE"
+            # One wheel at a time: a wheel this python cannot take costs only that package.
+            for wheel in $missing; do
+                if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+                        --target "$SITE" "$wheel"; then
+                    installed="$installed$(basename "$wheel") "
+                else
+                    echo "could not install $(basename "$wheel"); going on without it"
+                fi
+            done
+            [ -d "$SITE" ] && export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+            echo "installed into $SITE: ${installed:-nothing}"
+        else
+            echo "every carried wheel's package is already installed"
+        fi
+    else
+        echo "no wheels in $WHEELS (bash benchmarks/gpu_check.sh --prepare-wheels makes them); using installed packages"
+    fi
+    export GPU_CHECK_INSTALLED="$installed"
+    export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
+    args=("$@")
+    [ "${GPU_CHECK_TINY:-0}" = "1" ] && args+=(--tiny)
+    timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-450}" "$PY" benchmarks/gpu_check.py --out "$OUT" "${args[@]}"
+    echo "gpu_check.py exit status $?"
+} 2>&1 | tee "$LOG"
+
+if [ -s "$OUT/gpu_check.json" ]; then
+    [ -f "$OUT/gpu_check.md" ] && cat "$OUT/gpu_check.md"
+    echo "results: $OUT/gpu_check.json $OUT/gpu_check.md"
+    exit 0
+fi
+echo "no $OUT/gpu_check.json was written" >&2
+exit 1
