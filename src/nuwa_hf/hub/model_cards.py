@@ -21,9 +21,9 @@ DEFAULT_TEMPLATE = "nuwa-tiny.md"
 
 DATASETS = ["mnist"]
 DEFAULT_LIMITATIONS = (
-    "Tiny and trained for minutes on a CPU: 32x32 frames, 4-frame videos, a vocabulary of a few hundred caption "
-    "tokens. Prompts outside the built-in worlds' caption grammar (digits, colours, positions, GODIVA motions) are "
-    "out of distribution and give meaningless pictures.",
+    "Tiny and trained for about an hour on a CPU: 32x32 frames, 4-frame videos, a vocabulary of a few hundred caption "
+    "tokens. It knows one digit per picture, seven colours and GODIVA's four motions; prompts outside that (several "
+    "digits, places, other objects or motions) are out of distribution and give meaningless pictures.",
     "The scene (sketch) tasks only know the scene world's classes; any other class map is out of distribution.",
     "The quality numbers are read by small scorers the project trained on the same worlds (their own held-out "
     "accuracy is stated with each number); they are not comparable with the paper's numbers on MSCOCO / Kinetics.",
@@ -120,6 +120,25 @@ def render_card(template_path: os.PathLike, data, **template_kwargs):
     return ModelCard.from_template(data, template_path=str(template_path), **template_kwargs)
 
 
+def sample_pictures(folder: os.PathLike) -> list:
+    """``[{"file", "caption"}]`` of the pictures in ``<folder>/samples/`` described by its ``prompts.json`` (written by
+    the default recipe's ``samples`` stage); empty when there are none."""
+    index = Path(folder) / "samples" / "prompts.json"
+    if not index.is_file():
+        return []
+    samples = []
+    for name, prompt in json.loads(index.read_text()).items():
+        if not (index.parent / name).is_file():
+            continue
+        if isinstance(prompt, Mapping):  # a sheet: one row per seed, one column per prompt
+            caption = (f"Text-to-image, {len(prompt.get('prompts', []))} prompts left to right "
+                       f"(`{'`, `'.join(prompt.get('prompts', []))}`), rows: {', '.join(prompt.get('rows', []))}.")
+        else:
+            caption = f"Text-to-video: `{prompt}`"
+        samples.append({"file": name, "caption": caption})
+    return samples
+
+
 def write_default_card(
     folder: os.PathLike,
     *,
@@ -155,6 +174,7 @@ def write_default_card(
     card = render_card(
         template or TEMPLATE_DIR / DEFAULT_TEMPLATE,
         card_data(),
+        samples=sample_pictures(folder),
         model_name="nuwa-tiny",
         repo_path=repo_path or "checkpoints/nuwa-tiny",
         image_size=settings.get("image_size", 32),

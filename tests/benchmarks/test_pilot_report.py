@@ -1,0 +1,40 @@
+"""benchmarks/pilot_default_model.py --report: the table and the accuracy-vs-CPU-minutes plot of pilot results."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import PIL.Image
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pilot_default_model.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("pilot_default_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_writes_a_table_and_a_plot_of_every_variant(tmp_path):
+    pilot = _load()
+    rows = [{"variant": v, "step": s, "wall_minutes": s / 200, "cpu_minutes": s / 100, "digit_accuracy": a}
+            for v, points in {"whole": [(800, 0.2), (1600, 0.5)], "window3": [(800, 0.1), (1600, 0.2)]}.items()
+            for s, a in points]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert pilot.main(["--report", str(tmp_path), "--docs", str(tmp_path / "docs")]) == 0
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert len(table) == 2 + len(rows)
+    assert any("window3" in line and "0.20" in line and "16.0" in line for line in table)
+    with PIL.Image.open(tmp_path / "docs" / "pilot_study.png") as plot:
+        assert plot.width > 300 and plot.height > 200
+
+
+def test_unknown_variant_is_refused_with_the_known_ones(tmp_path):
+    pilot = _load()
+    try:
+        pilot.main(["--variants", "huge", "--out", str(tmp_path)])
+    except SystemExit as error:
+        assert "unknown variant 'huge'" in str(error) and "window3" in str(error)
+    else:
+        raise AssertionError("an unknown variant must be refused")
