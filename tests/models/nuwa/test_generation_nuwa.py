@@ -1,5 +1,7 @@
 """NUWA generate(): KV cache exactness, constrained decoding, guidance, sampling arguments, long videos, errors."""
 
+import math
+
 import pytest
 import torch
 
@@ -135,9 +137,10 @@ def test_long_video_slides_past_the_trained_length(model):
     "kwargs, message",
     [
         (dict(visual_grid=(9, 4, 4)), "larger than the model allows"),
-        (dict(visual_grid=None), "needs visual_grid"),
         (dict(visual_grid=(1, 4)), "triple"),
-        (dict(visual_grid=(1, 4, 4), max_new_tokens=3), "max_new_tokens is set by visual_grid"),
+        (dict(visual_grid=(1, 4, 4), max_new_tokens=3), "does not match visual_grid"),
+        (dict(max_new_tokens=20), "not a whole number of 8x8-token frames"),
+        (dict(visual_grid=(1, 4, 4), max_length=17), "max_length is set by visual_grid"),
         (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 4, 4, dtype=torch.long)), "needs both"),
         (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 3, 3, dtype=torch.long),
               generate_mask=torch.ones(1, 3, 3, dtype=torch.bool)), "to match visual_grid"),
@@ -154,6 +157,24 @@ def test_long_video_slides_past_the_trained_length(model):
 def test_bad_generation_arguments(model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         model.generate(input_ids=TEXT, **kwargs)
+
+
+def test_generate_takes_its_grid_from_max_new_tokens_known_tokens_or_the_config(model):
+    """transformers users pass max_new_tokens, or nothing: the grid follows (whole frames of the model's grid)."""
+    height, width = model.config.max_visual_grid[1:]
+    torch.manual_seed(0)
+    image = model.generate(input_ids=TEXT, max_new_tokens=height * width, do_sample=False)
+    torch.manual_seed(0)
+    same = model.generate(input_ids=TEXT, visual_grid=(1, height, width), do_sample=False)
+    assert torch.equal(image, same) and image.shape[-1] == 1 + height * width
+    everything = model.generate(input_ids=TEXT, do_sample=False)
+    assert everything.shape[-1] == 1 + math.prod(model.config.max_visual_grid)
+    known = model.sequences_to_grid(image, (1, height, width))
+    mask = torch.zeros(1, height, width, dtype=torch.bool)
+    mask[:, height // 2:] = True
+    completed = model.generate(input_ids=TEXT, known_tokens=known, generate_mask=mask, do_sample=False)
+    assert torch.equal(model.sequences_to_grid(completed, (1, height, width))[:, :, : height // 2],
+                       known[:, :, : height // 2])
 
 
 def test_guidance_without_condition_is_an_error(model):
