@@ -5,11 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT ?= outputs/demo
+WEB_HOST ?= 127.0.0.1
+WEB_PORT ?= 7860
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast fetch-data bench clean
+.PHONY: install demo test test-fast fetch-data bench clean web
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +25,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m nuwa_hf.cli demo --model checkpoints/nuwa-tiny --out $(OUT) --digit-reader checkpoints/mnist-digit-reader
+
+# The Gradio web demo of all eight tasks on this machine only (Ctrl-C stops it).
+web: $(STAMP)
+	@echo "NUWA web demo: open http://$(WEB_HOST):$(WEB_PORT)/ once the model has loaded"
+	$(PY) spaces/nuwa/app.py --model checkpoints/nuwa-tiny --host $(WEB_HOST) --port $(WEB_PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests

@@ -1,0 +1,255 @@
+"""The Gradio web demo (spaces/nuwa/app.py): every task's endpoint through gradio_client, clear errors for bad input,
+and a real browser (headless Chromium + selenium) generating an image.
+
+The app is started in-process on a free 127.0.0.1 port with the session's untrained 16x16 model (tests/conftest.py:
+``tiny_model_folder``): outputs are noise, but their types, sizes and frame counts are the app's.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from nuwa_hf import media
+
+SPACE = Path(__file__).resolve().parents[2] / "spaces" / "nuwa"
+
+
+def _load(name: str, filename: str):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SPACE / filename)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    return _load("nuwa_space_app", "app.py")
+
+
+@pytest.fixture(scope="module")
+def web_app(app_module, tiny_model_folder):
+    """(blocks, url) of the app serving the tiny model on a free loopback port."""
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    blocks = app_module.build_demo(tiny_model_folder)
+    _, url, _ = app_module.launch(blocks, host="127.0.0.1", port=screenshot.free_port(), prevent_thread_lock=True,
+                                  quiet=True)
+    assert url.startswith("http://127.0.0.1:")
+    yield blocks, url
+    blocks.close()
+
+
+@pytest.fixture(scope="module")
+def client(web_app, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(web_app[1], verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def sizes(web_app):
+    nuwa = web_app[0].nuwa
+    return nuwa.image_size, nuwa.frames, nuwa.upscale
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, web_app):
+    """Files to upload: a 3-frame GIF, a 1-frame GIF, an unreadable 'GIF', a 64x64 picture, a painted layer, a
+    palette-coloured sketch."""
+    folder = tmp_path_factory.mktemp("inputs")
+    nuwa = web_app[0].nuwa
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    media.save_gif(list(frames), folder / "clip.gif")
+    media.save_gif(list(frames[:1]), folder / "one_frame.gif")
+    (folder / "broken.gif").write_text("not a video")
+    PIL.Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "picture.png")
+    layer = np.zeros((64, 64, 4), dtype=np.uint8)
+    layer[32:] = (255, 0, 255, 150)
+    PIL.Image.fromarray(layer, mode="RGBA").save(folder / "bottom_painted.png")
+    PIL.Image.fromarray(np.zeros((64, 64, 4), dtype=np.uint8), mode="RGBA").save(folder / "nothing_painted.png")
+    sketch = np.zeros((64, 64), dtype=np.int64)
+    sketch[32:] = 1
+    sketch[20:40, 24:40] = 4  # a square on the ground
+    media.sketch_to_image(sketch, num_classes=len(nuwa.class_names)).save(folder / "sketch.png")
+    np.save(folder / "sequence.npy", np.stack([sketch, np.roll(sketch, 8, axis=1)]))  # a 2-frame class-map video
+    unknown = sketch.copy()
+    unknown[:4, :4] = len(nuwa.class_names) + 1
+    PIL.Image.fromarray(unknown.astype(np.uint8), mode="L").save(folder / "unknown_class.png")
+    return folder
+
+
+def _editor(background, layer=None):
+    from gradio_client import handle_file
+
+    return {"background": handle_file(str(background)), "layers": [handle_file(str(layer))] if layer else [],
+            "composite": None, "id": None}
+
+
+def _check_image(result, size, upscale):
+    view, files, info = result
+    with PIL.Image.open(view) as shown:
+        assert shown.size == (size * upscale, size * upscale)
+    native = [f for f in files if f.endswith(".png") and PIL.Image.open(f).size == (size, size)]
+    assert native, files
+    assert "seed 0" in info
+    return info
+
+
+def _check_video(result, size, frames, upscale):
+    mp4, gif, files, info = result
+    with PIL.Image.open(gif) as shown:
+        assert shown.size == (size * upscale, size * upscale)
+        assert shown.n_frames == frames
+    if media.mp4_available():
+        assert mp4 and mp4.endswith(".mp4") and Path(mp4).stat().st_size > 0
+        assert any(f.endswith(".mp4") for f in files)
+    assert any(f.endswith("_frames.png") for f in files)
+    assert f"{frames} frames" in info
+    return info
+
+
+def test_text_to_image(client, sizes):
+    size, _, upscale = sizes
+    _check_image(client.predict("a red 7", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+
+
+def test_text_to_video_longer_than_trained(client, sizes):
+    size, frames, upscale = sizes
+    result = client.predict("the digit 3 is moving up then down", frames + 1, 0, 1.5, 8, api_name="/t2v")
+    assert "sliding window" in _check_video(result, size, frames + 1, upscale)
+
+
+def test_video_prediction_from_an_uploaded_gif(client, sizes, inputs):
+    from gradio_client import handle_file
+
+    size, frames, upscale = sizes
+    result = client.predict(handle_file(str(inputs / "clip.gif")), "Example 1", 1, frames - 1, 0, 8, api_name="/v2v")
+    info = _check_video(result, size, frames, upscale)
+    assert "clip.gif" in info
+
+
+def test_sketch_to_image_from_the_canvas(client, sizes, inputs):
+    size, _, upscale = sizes
+    sketch_view, *result = client.predict(_editor(inputs / "sketch.png"), None, "grass", 0, 1.5, 8, api_name="/s2i")
+    info = _check_image(result, size, upscale)
+    assert "resized" in info  # the 64x64 canvas went to the model's 16x16
+    assert PIL.Image.open(sketch_view).size == (size * upscale, size * upscale)
+
+
+def test_sketch_to_video_moves_the_shapes(client, sizes, inputs):
+    size, frames, upscale = sizes
+    sketch_view, *result = client.predict(_editor(inputs / "sketch.png"), None, "grass", "right", frames, 0, 1.5, 8,
+                                          api_name="/s2v")
+    info = _check_video(result, size, frames, upscale)
+    assert "Motion: right" in info
+    with PIL.Image.open(sketch_view) as sketches:  # one sketch per frame, and the square moved
+        assert sketches.n_frames == frames
+        first = np.asarray(sketches.convert("RGB"))
+        sketches.seek(frames - 1)
+        assert not np.array_equal(first, np.asarray(sketches.convert("RGB")))
+
+
+def test_sketch_to_video_from_an_uploaded_sequence(client, sizes, inputs):
+    from gradio_client import handle_file
+
+    size, _, upscale = sizes
+    result = client.predict(None, handle_file(str(inputs / "sequence.npy")), "grass", "right", 3, 0, 1.5, 8,
+                            api_name="/s2v")
+    assert "sequence.npy' (2 frame(s))" in _check_video(result[1:], size, 2, upscale)
+
+
+def test_image_completion_of_the_painted_region(client, sizes, inputs):
+    size, _, upscale = sizes
+    result = client.predict(_editor(inputs / "picture.png", inputs / "bottom_painted.png"), "painted with the brush",
+                            0, 8, api_name="/i2i")
+    info = _check_image(result, size, upscale)
+    assert "painted mask (50% of the image)" in info
+    assert "64x64" in info and "resized" in info
+
+
+def test_image_manipulation(client, sizes, inputs):
+    size, _, upscale = sizes
+    result = client.predict(_editor(inputs / "picture.png"), "a blue 7", "top half", 0, 1.5, 8, api_name="/ti2i")
+    assert "Region: top half" in _check_image(result, size, upscale)
+
+
+def test_video_manipulation_of_a_builtin_example(client, sizes):
+    size, frames, upscale = sizes
+    result = client.predict(None, "Example 2", "the digit 3 is moving left then right", frames, 0, 1.5, 8,
+                            api_name="/tv2v")
+    assert "built-in example 2" in _check_video(result, size, frames, upscale)
+
+
+def test_bad_inputs_give_clear_errors_and_the_server_keeps_serving(client, sizes, inputs):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="prompt is empty: type what to generate"):
+        client.predict("   ", 0, 1.5, 8, api_name="/t2i")
+    with pytest.raises(AppError, match="mask covers nothing: paint over the part of the image to regenerate"):
+        client.predict(_editor(inputs / "picture.png", inputs / "nothing_painted.png"), "painted with the brush", 0, 8,
+                       api_name="/i2i")
+    with pytest.raises(AppError, match=r"has 1 frame\(s\) but 'Given frames' is 2: upload a video with at least 2"):
+        client.predict(handle_file(str(inputs / "one_frame.gif")), "Example 1", 2, 1, 0, 8, api_name="/v2v")
+    with pytest.raises(AppError, match="Could not read the uploaded file 'broken.gif' as a video"):
+        client.predict(handle_file(str(inputs / "broken.gif")), "Example 1", 1, 1, 0, 8, api_name="/v2v")
+    with pytest.raises(AppError, match=r"class map holds class id \d+ but the model knows \d+ classes"):
+        client.predict(_editor(inputs / "sketch.png"), handle_file(str(inputs / "unknown_class.png")), "grass", 0, 1.5,
+                       8, api_name="/s2i")
+    size, _, upscale = sizes
+    _check_image(client.predict("a red 7", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+
+
+def test_stop_switch_stops_only_its_session(app_module):
+    switch = app_module.StopSwitch()
+    with switch.job("a"):
+        switch.stop("b")
+        switch.check()  # another session's stop does not touch this one
+        switch.stop("a")
+        with pytest.raises(app_module.GenerationStopped):
+            switch.check()
+    switch.check()  # outside a job nothing is stopped
+
+
+def test_stop_ends_a_running_generation_at_its_next_step(app_module, web_app):
+    """The Stop button's flag is checked by a forward pre-hook of the model: the pipeline call raises, and the
+    handlers turn that into a 'Stopped' message."""
+    import gradio as gr
+
+    nuwa = web_app[0].nuwa
+    with nuwa.switch.job("session"):
+        nuwa.switch.stop("session")
+        with pytest.raises(app_module.GenerationStopped):
+            nuwa.pipeline("T2I")("a red 7", seed=0)
+
+    @app_module.guarded
+    def stopped():
+        raise app_module.GenerationStopped()
+
+    with pytest.raises(gr.Error, match="Stopped"):
+        stopped()
+
+
+@pytest.mark.slow
+def test_browser_generates_an_image_and_takes_a_screenshot(web_app, chromium, tmp_path):
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver()
+    try:
+        source = screenshot.generate_text_to_image(driver, web_app[1], "the digit seven in blue", timeout=60)
+        assert source.startswith(web_app[1].rstrip("/")) and source.endswith(".png")
+        info = driver.find_element("css selector", "#t2i-info textarea").get_attribute("value")
+        assert "the digit seven in blue" in info
+        path = screenshot.save_screenshot(driver, tmp_path / "t2i.png")
+    finally:
+        driver.quit()
+    assert path.is_file() and path.stat().st_size > 20_000
+    with PIL.Image.open(path) as shot:
+        assert shot.width >= 1000 and shot.height >= 700
+        assert len(shot.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50  # a rendered page, not a blank one
