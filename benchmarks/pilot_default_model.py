@@ -109,6 +109,43 @@ def score_variant(name: str, out: Path, classifier) -> list:
     return rows
 
 
+def score_run(run: Path, docs: Path) -> None:
+    """The default recipe's own curve: T2I digit accuracy of the snapshots ``run/snapshots/step-N`` (copied from its
+    Trainer checkpoints while it trains; ``times.txt`` holds "epoch-seconds step" lines and ``started.txt`` the start)
+    against CPU-minutes -> ``run/snapshots/curve.jsonl`` and ``docs/default_run_curve.png``."""
+    import torch
+
+    torch.set_num_threads(2)
+    folder = run / "snapshots"
+    started = float((folder / "started.txt").read_text().split()[0])
+    times = {int(step): float(when) for when, step in (line.split() for line in (folder / "times.txt").read_text()
+                                                         .splitlines() if line.strip())}
+    classifier = digit_classifier(run)
+    rows = []
+    for step in sorted(times):
+        accuracy = score_folder(folder / f"step-{step}", classifier)
+        rows.append({"step": step, "cpu_minutes": round(2 * (times[step] - started) / 60, 1),
+                     "digit_accuracy": accuracy})
+        print(json.dumps(rows[-1]), flush=True)
+    (folder / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["cpu_minutes"] for r in rows], [r["digit_accuracy"] for r in rows], marker="o",
+            label="default recipe: 5 tasks mixed, T2I 30% of batches")
+    ax.axhline(0.9, color="gray", lw=0.5, ls="--", label="T2I target 0.90")
+    ax.set_xlabel("CPU-minutes (2 processes x wall minutes, tokenisation included)")
+    ax.set_ylabel("held-out T2I digit accuracy (50 samples)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    docs.mkdir(parents=True, exist_ok=True)
+    fig.savefig(docs / "default_run_curve.png", dpi=120)
+
+
 def report(out: Path, docs: Path) -> None:
     """Markdown table and a PNG of accuracy against CPU-minutes from ``out/results.jsonl``."""
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
@@ -145,7 +182,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/pilots")
     parser.add_argument("--report", default=None, metavar="OUT", help="only write the table and plot of OUT")
     parser.add_argument("--docs", default=str(REPO / "docs"))
+    parser.add_argument("--score-run", default=None, metavar="WORK_DIR",
+                        help="score the snapshots of a default-recipe run (WORK_DIR/snapshots) instead")
     args = parser.parse_args(argv)
+    if args.score_run:
+        score_run(Path(args.score_run), Path(args.docs))
+        return 0
     if args.report:
         report(Path(args.report), Path(args.docs))
         return 0

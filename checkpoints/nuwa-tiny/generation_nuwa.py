@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -69,6 +70,33 @@ class NuwaGenerationControls:
                 one_hot.scatter_(-1, known.clamp(min=0).unsqueeze(-1), 0.0)
                 logits = torch.where(forced.unsqueeze(-1), one_hot, logits)
         return logits
+
+
+def _default_visual_grid(visual_grid, known_tokens, max_new_tokens, max_grid):
+    """The grid ``generate()`` fills when ``visual_grid`` is not given: the grid of ``known_tokens``, else whole frames
+    of the model's largest grid holding ``max_new_tokens`` tokens (transformers' length argument), else the model's
+    largest grid (``config.max_visual_grid``). ``max_new_tokens`` next to a grid must equal its token count."""
+    frames, height, width = (int(v) for v in max_grid)
+    if visual_grid is None and known_tokens is not None and getattr(known_tokens, "dim", lambda: 0)() == 4:
+        visual_grid = tuple(known_tokens.shape[1:])
+    if max_new_tokens is None:
+        return visual_grid if visual_grid is not None else (frames, height, width)
+    max_new_tokens = int(max_new_tokens)
+    if visual_grid is None:
+        if max_new_tokens < 1 or max_new_tokens % (height * width):
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} is not a whole number of {height}x{width}-token frames; pass "
+                f"visual_grid=(frames, height, width) instead (an image is (1, {height}, {width}))."
+            )
+        return (max_new_tokens // (height * width), height, width)
+    try:
+        total = math.prod(int(v) for v in visual_grid)
+    except (TypeError, ValueError):
+        return visual_grid  # _check_visual_grid names the problem
+    if total != max_new_tokens:
+        raise ValueError(f"max_new_tokens={max_new_tokens} does not match visual_grid {tuple(visual_grid)} "
+                         f"({total} tokens); pass only one of them.")
+    return visual_grid
 
 
 def _check_visual_grid(visual_grid, max_grid) -> Grid:
@@ -134,7 +162,8 @@ class NuwaGenerationMixin(GenerationMixin):
         Args:
             input_ids: text condition (B, L). Or ``sketch_tokens`` (B, Ts, Hs, Ws). Or neither: the "None" condition
                 (then ``batch_size`` or ``known_tokens`` gives the batch size).
-            visual_grid: (T, H, W) to generate; an image is T = 1.
+            visual_grid: (T, H, W) to generate; an image is T = 1. Default: the grid of ``known_tokens``, else
+                ``max_new_tokens`` (whole frames of the model's grid), else ``config.max_visual_grid``.
             known_tokens: (B, T, H, W) tokens to keep where ``generate_mask`` is False (constrained decoding).
             generate_mask: (B, T, H, W) or (T, H, W) bool, True where tokens are generated. Default: everywhere.
             guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1: off). None takes
@@ -152,11 +181,13 @@ class NuwaGenerationMixin(GenerationMixin):
             >>> seq = model.generate(input_ids=text_ids, visual_grid=(1, 8, 8), do_sample=True, top_k=32)
             >>> image_tokens = model.sequences_to_grid(seq, (1, 8, 8))   # (B, 1, 8, 8)
         """
-        for reserved in ("max_new_tokens", "max_length", "min_new_tokens", "min_length", "decoder_input_ids"):
+        for reserved in ("max_length", "min_new_tokens", "min_length", "decoder_input_ids"):
             if reserved in kwargs:
                 raise ValueError(f"{reserved} is set by visual_grid/known_tokens; do not pass it to NUWA's generate().")
         if "past_key_values" in kwargs or "cache" in kwargs:
             raise ValueError("generate() builds its own KV cache; do not pass one.")
+        visual_grid = _default_visual_grid(visual_grid, known_tokens, kwargs.pop("max_new_tokens", None),
+                                           self.config.max_visual_grid)
         grid = _check_visual_grid(visual_grid, self.config.max_visual_grid)
         total = grid[0] * grid[1] * grid[2]
         device = self.device
