@@ -76,6 +76,19 @@ def test_sampling_and_guidance_arguments_pass_through(text_to_image):
     assert torch.equal(greedy[0], greedy[1])
 
 
+def test_generate_kwargs_as_transformers_pipelines_take_them(text_to_image):
+    """pipeline(...)(prompt, generate_kwargs={...}) is the same call as the direct arguments (issue 18 row 9)."""
+    direct = text_to_image("a red digit 3", seed=0, output_type="np", top_k=4, temperature=0.7)
+    through = text_to_image("a red digit 3", seed=0, output_type="np", generate_kwargs={"top_k": 4, "temperature": 0.7})
+    assert np.array_equal(direct, through)
+    with pytest.raises(TypeError, match="max_new_tokens.*not supported"):
+        text_to_image("a red digit 3", generate_kwargs={"max_new_tokens": 5})
+    with pytest.raises(TypeError, match="both directly and in generate_kwargs"):
+        text_to_image("a red digit 3", top_k=4, generate_kwargs={"top_k": 8})
+    with pytest.raises(TypeError, match="must be a dict"):
+        text_to_image("a red digit 3", generate_kwargs=[("top_k", 4)])
+
+
 def test_text_to_video_frames_and_sliding_past_the_trained_length(tiny_model_folder):
     generate = load("nuwa-text-to-video", tiny_model_folder)
     video = generate("the digit 3 is moving up then down", seed=0)

@@ -503,8 +503,27 @@ class _TokenProgress(BaseStreamer):
 # The base pipeline
 
 GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale")
-CALL_OPTIONS = GENERATION_OPTIONS + ("seed", "generator", "num_candidates", "scorer", "output_type", "batch_size")
+CALL_OPTIONS = GENERATION_OPTIONS + ("seed", "generator", "num_candidates", "scorer", "output_type", "batch_size",
+                                     "generate_kwargs")
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
+
+
+def _merge_generate_kwargs(options: dict) -> dict:
+    """transformers' pipelines take sampling settings as ``generate_kwargs={...}``: merge them into the call's options
+    (the same names as the direct arguments; giving one both ways with different values is an error)."""
+    extra = options.pop("generate_kwargs", None)
+    if extra is None:
+        return options
+    if not isinstance(extra, dict):
+        raise TypeError(f"generate_kwargs must be a dict of sampling settings, got {type(extra).__name__}.")
+    unsupported = sorted(set(extra) - set(GENERATION_OPTIONS))
+    if unsupported:
+        raise TypeError(f"generate_kwargs {unsupported} are not supported by NUWA's pipelines; they take "
+                        f"{list(GENERATION_OPTIONS)} (the grid and its length follow from the task and num_frames).")
+    clashes = sorted(k for k in extra if k in options and options[k] != extra[k])
+    if clashes:
+        raise TypeError(f"{clashes} given both directly and in generate_kwargs with different values; give each once.")
+    return {**options, **extra}
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
@@ -759,7 +778,7 @@ class NuwaPipeline(Pipeline):
         unknown = sorted(set(options) - set(CALL_OPTIONS))
         if unknown:
             raise TypeError(f"Unexpected argument(s) {unknown}; known: {list(CALL_OPTIONS)}.")
-        return options
+        return _merge_generate_kwargs(options)
 
     def run(self, requests: list[NuwaRequest], plan: DecodingPlan, batched: bool, num_per_input: int,
             **call_options) -> Any:
