@@ -140,6 +140,7 @@ def test_long_video_slides_past_the_trained_length(model):
         (dict(visual_grid=(1, 4)), "triple"),
         (dict(visual_grid=(1, 4, 4), max_new_tokens=3), "does not match visual_grid"),
         (dict(max_new_tokens=20), "not a whole number of 8x8-token frames"),
+        (dict(visual_grid=(1, 4, 4), num_beams=2), "beam search is not supported"),
         (dict(visual_grid=(1, 4, 4), max_length=17), "max_length is set by visual_grid"),
         (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 4, 4, dtype=torch.long)), "needs both"),
         (dict(visual_grid=(1, 4, 4), known_tokens=torch.zeros(2, 1, 3, 3, dtype=torch.long),

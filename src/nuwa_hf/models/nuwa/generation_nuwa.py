@@ -186,6 +186,15 @@ class NuwaGenerationMixin(GenerationMixin):
                 raise ValueError(f"{reserved} is set by visual_grid/known_tokens; do not pass it to NUWA's generate().")
         if "past_key_values" in kwargs or "cache" in kwargs:
             raise ValueError("generate() builds its own KV cache; do not pass one.")
+        beams = kwargs.get("num_beams")
+        if beams is None and kwargs.get("generation_config") is not None:
+            beams = getattr(kwargs["generation_config"], "num_beams", None)
+        if beams is not None and int(beams) > 1:
+            raise ValueError(
+                f"num_beams={beams}: beam search is not supported by NUWA's generate() (the paper samples with top-k). "
+                "Sample several candidates instead: num_return_sequences=N with do_sample=True, or the pipelines' "
+                "num_candidates=N with a scorer to keep the best."
+            )
         visual_grid = _default_visual_grid(visual_grid, known_tokens, kwargs.pop("max_new_tokens", None),
                                            self.config.max_visual_grid)
         grid = _check_visual_grid(visual_grid, self.config.max_visual_grid)
