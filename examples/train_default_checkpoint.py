@@ -618,7 +618,7 @@ def stage_evaluate(args, work: Path):
             if args.world == "large_digits":  # the colour the caption names, read on the whole picture
                 colours = [_first_colour(text) for text in ex.texts]
                 for label, pictures in (("generated", generated), ("real held-out images", refs)):
-                    read = read_colours(pictures, [(0.0, 0.0, 1.0, 1.0)] * len(pictures), s)
+                    read = read_colours(pictures)
                     extra.append((f"colour accuracy (the colour the caption names): {label}",
                                   float(np.mean([r == c for r, c in zip(read, colours)])),
                                   "nearest named colour of the bright pixels"))

@@ -644,6 +644,13 @@ def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str)
     stop.click(demo.stop, None, None, cancels=[event], queue=False, api_visibility="private")
 
 
+def _region_editor(demo: NuwaWebDemo, prefix: str, label: str, brush, canvas):
+    """The image with a brush for the region to regenerate (I2I and TI2I tabs), pre-filled with a built-in example."""
+    return gr.ImageEditor(value=demo.default_edit(prefix.upper()), label=label, type="pil", image_mode="RGBA",
+                          sources=["upload", "clipboard"], brush=brush, format="png", layers=False, transforms=(),
+                          elem_id=f"{prefix}-editor", canvas_size=canvas)
+
+
 def _image_outputs(prefix: str, label: str):
     image = gr.Image(label=label, type="filepath", format="png", interactive=False, elem_id=f"{prefix}-output")
     files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id=f"{prefix}-files")
@@ -787,11 +794,7 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
             with gr.Tab("I2I completion", id="i2i"):
                 with gr.Row():
                     with gr.Column():
-                        editor = gr.ImageEditor(value=demo.default_edit("I2I"),
-                                                label="Image: paint the part to regenerate", type="pil",
-                                                image_mode="RGBA", sources=["upload", "clipboard"], brush=mask_brush,
-                                                format="png", layers=False, transforms=(), elem_id="i2i-editor",
-                                                canvas_size=canvas)
+                        editor = _region_editor(demo, "i2i", "Image: paint the part to regenerate", mask_brush, canvas)
                         region = gr.Dropdown(regions, value=PAINTED, label="Region to regenerate")
                         seed, _, top_k = _sampling_controls(demo, "i2i", guidance=False)
                         generate, stop = _buttons("i2i")
@@ -802,11 +805,7 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
             with gr.Tab("TI2I image editing", id="ti2i"):
                 with gr.Row():
                     with gr.Column():
-                        editor = gr.ImageEditor(value=demo.default_edit("TI2I"),
-                                                label="Image: paint the part to change", type="pil",
-                                                image_mode="RGBA", sources=["upload", "clipboard"], brush=mask_brush,
-                                                format="png", layers=False, transforms=(), elem_id="ti2i-editor",
-                                                canvas_size=canvas)
+                        editor = _region_editor(demo, "ti2i", "Image: paint the part to change", mask_brush, canvas)
                         instruction = gr.Textbox(label="Instruction: what the painted part should show",
                                                  value=demo.default_instruction("TI2I") or "a blue 7",
                                                  elem_id="ti2i-instruction")

@@ -131,8 +131,12 @@ def digits_kept(classifier, videos, digit_lists):
     return found / max(total, 1)
 
 
-def read_colours(pictures, masks_xyxy, size):
-    """Nearest named colour (``data.COLOR_RGB``) of the bright pixels inside each box (fractions x0, y0, x1, y1)."""
+def read_colours(pictures, masks_xyxy=None, size=None):
+    """Nearest named colour (``data.COLOR_RGB``) of the bright pixels inside each box (fractions x0, y0, x1, y1) of
+    pictures ``size`` pixels high; default: the whole picture, at the pictures' own size."""
+    if masks_xyxy is None:
+        masks_xyxy = [(0.0, 0.0, 1.0, 1.0)] * len(pictures)
+    size = int(np.asarray(pictures[0]).shape[0]) if size is None and len(pictures) else size
     names = list(data.COLORS)
     palette = np.array([COLOR_RGB[c] for c in names], dtype=np.float32)
     if palette.max() <= 1.0:
@@ -225,7 +229,7 @@ def describe_picture(picture, classifier=None) -> str:
     parts = []
     if classifier is not None:
         parts.append(str(int(read_digits(classifier, picture[None]).argmax(-1)[0])))
-    colour = read_colours(picture[None], [(0.0, 0.0, 1.0, 1.0)], picture.shape[0])[0]
+    colour = read_colours(picture[None])[0]
     parts.append(colour or "no bright pixels")
     return "reads: " + ", ".join(parts)
 
@@ -237,7 +241,7 @@ def describe_video(video, classifier=None) -> str:
     if classifier is not None:
         probabilities = read_digits(classifier, video).mean(0)
         parts.append(str(int(probabilities.argmax())))
-    colour = read_colours(video[:1], [(0.0, 0.0, 1.0, 1.0)], video.shape[1])[0]
+    colour = read_colours(video[:1])[0]
     parts.append(colour or "no bright pixels")
     motion = read_motion(video)
     parts.append(f"moving {motion}" if motion else "no motion read")

@@ -126,11 +126,12 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
     check_world_set(world)
 
     def world_function(code: str):
-        """The task's world as ``_draw`` calls it: ``(split, count, seed=, image_size=)``."""
-        function, kwargs = task_world(code, world, image_size=image_size, num_frames=world_frames)
+        """The task's world as ``_draw`` calls it: ``(split, count, seed=, image_size=)``; the world set gives the
+        arguments (digit sizes too) for whichever size ``_draw`` asks for."""
 
         def draw(split, count, *, seed, image_size):
-            return function(split, count, seed=seed, **{**kwargs, **_scaled(kwargs, image_size)})
+            function, kwargs = task_world(code, world, image_size=image_size, num_frames=world_frames)
+            return function(split, count, seed=seed, **kwargs)
 
         return draw
 
@@ -212,17 +213,6 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
                             num_classes=data.NUM_SCENE_CLASSES,
                             description="per-frame segmentation maps of held-out scene videos")
     raise AssertionError(code)
-
-
-def _scaled(kwargs: dict, image_size: int) -> dict:
-    """World arguments that scale with the frame: digit sizes given for the model's size, redrawn at ``image_size``
-    (the fallback size when a world cannot be drawn that small)."""
-    from ..data.task_worlds import LARGE_IMAGE_DIGIT, LARGE_VIDEO_DIGIT
-
-    if "digit_size" not in kwargs:
-        return {"image_size": image_size}
-    ratio = LARGE_VIDEO_DIGIT if "num_frames" in kwargs else LARGE_IMAGE_DIGIT
-    return {"image_size": image_size, "digit_size": int(round(ratio * image_size))}
 
 
 def _bright_box(image: np.ndarray, threshold: int = 60) -> tuple[float, float, float, float]:
