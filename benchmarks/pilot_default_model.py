@@ -3,6 +3,8 @@ CPU-minutes. The recipe of ``examples/train_default_checkpoint.py`` is chosen fr
 
     python benchmarks/pilot_default_model.py --variants whole,window3,lr2e-3 --steps 900 --out runs/pilots
     python benchmarks/pilot_default_model.py --report runs/pilots      # table + docs/pilot_study.png from the results
+    python benchmarks/pilot_default_model.py --snapshot-run runs/default &   # beside the recipe: keep every 2,000th step
+    python benchmarks/pilot_default_model.py --score-run runs/default  # then: the recipe's own curve
 
 Every variant trains NUWA on text-to-image ONLY with the project's own trainer (``examples/train_nuwa.py`` under
 ``torchrun --nproc_per_node 2``, one thread each, i.e. both cores), the shipped VQ-GAN (``checkpoints/nuwa-tiny/vqgan``)
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -142,6 +145,31 @@ def score_variant(name: str, out: Path, classifier) -> list:
     return rows
 
 
+def snapshot_run(run: Path, every: int, poll_seconds: float = 20.0) -> None:
+    """Beside a running recipe (its Trainer keeps only the newest checkpoint): copy ``run/nuwa/checkpoint-N`` to
+    ``run/snapshots/step-N`` for every N divisible by ``every``, noting "epoch-seconds N" in ``times.txt``, until the
+    run's ``training_summary.json`` appears. Start it with the recipe; ``--score-run`` reads what it kept."""
+    folder = run / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "started.txt").exists():
+        (folder / "started.txt").write_text(f"{time.time()}\n")
+    while True:
+        finished = (run / "nuwa" / "training_summary.json").exists()
+        for checkpoint in (run / "nuwa").glob("checkpoint-*"):
+            step = int(checkpoint.name.split("-")[1])
+            target = folder / f"step-{step}"
+            if step % every or target.exists() or not (checkpoint / "model.safetensors").exists():
+                continue
+            time.sleep(5)  # let the Trainer finish writing the folder
+            shutil.copytree(checkpoint, target.with_name(target.name + ".partial"))
+            os.replace(target.with_name(target.name + ".partial"), target)
+            with open(folder / "times.txt", "a") as f:
+                f.write(f"{checkpoint.stat().st_mtime:.0f} {step}\n")
+        if finished:
+            return
+        time.sleep(poll_seconds)
+
+
 def score_run(run: Path, docs: Path) -> None:
     """The default recipe's own curve: T2I digit accuracy of the snapshots ``run/snapshots/step-N`` (copied from its
     Trainer checkpoints while it trains; ``times.txt`` holds "epoch-seconds step" lines and ``started.txt`` the start)
@@ -219,7 +247,13 @@ def main(argv=None) -> int:
     parser.add_argument("--docs", default=str(REPO / "docs"))
     parser.add_argument("--score-run", default=None, metavar="WORK_DIR",
                         help="score the snapshots of a default-recipe run (WORK_DIR/snapshots) instead")
+    parser.add_argument("--snapshot-run", default=None, metavar="WORK_DIR",
+                        help="keep every --every-th checkpoint of a running recipe in WORK_DIR/snapshots, then exit")
+    parser.add_argument("--every", type=int, default=2000, help="snapshot interval in steps (--snapshot-run)")
     args = parser.parse_args(argv)
+    if args.snapshot_run:
+        snapshot_run(Path(args.snapshot_run), args.every)
+        return 0
     if args.score_run:
         score_run(Path(args.score_run), Path(args.docs))
         return 0

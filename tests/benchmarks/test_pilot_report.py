@@ -38,3 +38,17 @@ def test_unknown_variant_is_refused_with_the_known_ones(tmp_path):
         assert "unknown variant 'huge'" in str(error) and "window3" in str(error)
     else:
         raise AssertionError("an unknown variant must be refused")
+
+
+def test_snapshot_run_keeps_every_nth_checkpoint_of_a_finished_run(tmp_path):
+    pilot = _load()
+    for step in (250, 2000):
+        checkpoint = tmp_path / "nuwa" / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "nuwa" / "training_summary.json").write_text("{}")
+    pilot.snapshot_run(tmp_path, every=2000, poll_seconds=0.01)
+    snapshots = tmp_path / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir() if p.is_dir()) == ["step-2000"]
+    assert (snapshots / "step-2000" / "model.safetensors").read_bytes() == b"weights"
+    assert (snapshots / "times.txt").read_text().split()[1] == "2000" and (snapshots / "started.txt").exists()
