@@ -3,17 +3,12 @@
     python examples/generate.py --model checkpoints/nuwa-tiny --out outputs/examples
     python examples/generate.py --model checkpoints/nuwa-tiny --out outputs/examples --tasks T2I T2V --seed 3
 
-Without a trained model folder, `--untrained` writes a random tiny one first (outputs are noise, but every call runs):
-
-    python examples/generate.py --untrained --out outputs/examples
-
 The same calls on the command line: `nuwa-hf generate --task T2V --model ... --prompt ... --out ...`.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +22,12 @@ from nuwa_hf import media
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="checkpoints/nuwa-tiny", help="a NUWA model folder or Hub repo id")
-    parser.add_argument("--untrained", action="store_true", help="use a random tiny model written to a temp folder")
     parser.add_argument("--out", default="outputs/examples", help="output folder")
     parser.add_argument("--tasks", nargs="+", default=["T2I", "T2V", "V2V", "S2I", "I2I", "TI2I", "S2V", "TV2V"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     model = args.model
-    if args.untrained:
-        from nuwa_hf.pipelines.tiny_model_folder import save_untrained_tiny_model
-
-        model = str(save_untrained_tiny_model(Path(tempfile.mkdtemp()) / "nuwa-untrained"))
     out = Path(args.out)
     tasks = {t.upper() for t in args.tasks}
 

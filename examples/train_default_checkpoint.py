@@ -12,7 +12,7 @@ Stages (each one is skipped when its output already exists in ``--work-dir``, so
                   two data-parallel processes (torchrun, gloo), one per core
 5. ``nuwa_continue`` a second run from those weights (``--init-from``) with a fresh schedule and task weights that
                   lean on T2I / T2V (``--continue-*``; ``--continue-steps 0`` skips it)
-6. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights, processor, vqgan/, vqgan_seg/
+6. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights (VQ-GANs inside), processor
 7. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
 8. ``tune``       sampling defaults (guidance scale x top-k) chosen on the VALIDATION split -> generation_config.json
 9. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
@@ -164,7 +164,7 @@ def stage_vqgan(args, work: Path):
     import torch
 
     from nuwa_hf.models.vqgan import NuwaVQGAN
-    from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
+    from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
 
     torch.manual_seed(args.seed)
     frames = frames_for_vqgan(args)
@@ -188,7 +188,7 @@ def stage_vqgan_seg(args, work: Path):
 
     from nuwa_hf import data
     from nuwa_hf.models.vqgan import NuwaSegVQGAN
-    from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
+    from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
 
     torch.manual_seed(args.seed)
     maps = sketches_for_vqgan(args)
@@ -308,8 +308,8 @@ def stage_assemble(args, work: Path):
         size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size},
         num_sketch_classes=seg.num_classes,
     )
-    processor = NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, vqgan=vqgan, seg_vqgan=seg,
-                              max_text_length=args.max_text_length)
+    processor = NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, max_text_length=args.max_text_length)
+    model.set_visual_tokenizers(vqgan=vqgan, sketch_vqgan=seg)  # normally already inside (the run attached them)
     staged.mkdir(parents=True)
     model.save_pretrained(staged, safe_serialization=True)
     processor.save_pretrained(staged)
@@ -375,7 +375,7 @@ def stage_tune(args, work: Path):
     from nuwa_hf.pipelines.pipeline_base import load_nuwa_processor
 
     model = AutoModelForSeq2SeqLM.from_pretrained(args.output, use_safetensors=True).eval()
-    processor = load_nuwa_processor(args.output, needs_sketch_vqgan=False)
+    processor = load_nuwa_processor(args.output)
     classifier = load_scorer(work / "scorers" / "digit_classifier")
     motion = load_scorer(work / "scorers" / "motion_classifier")
     results = []
@@ -564,8 +564,8 @@ def stage_evaluate(args, work: Path):
     scorer_kwargs = dict(digit_classifier=loaded["digit_classifier"], motion_classifier=loaded["motion_classifier"],
                          video_features=loaded["video_features"], segmenter=segmenter)
     model = AutoModelForSeq2SeqLM.from_pretrained(args.output, use_safetensors=True).eval()
-    processor = load_nuwa_processor(args.output, needs_sketch_vqgan=True)
-    vqgan = processor.vqgan
+    processor = load_nuwa_processor(args.output)
+    vqgan = model.vqgan
     n, s, t = args.eval_samples, args.image_size, args.num_frames
     tables = {}
     tasks = [c for c in TASK_ORDER if c in args.eval_tasks.split(",")]

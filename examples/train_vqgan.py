@@ -37,9 +37,9 @@ import torch
 from PIL import Image
 
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
-from nuwa_hf.models.vqgan.losses import PerceptualLoss
-from nuwa_hf.models.vqgan.toy_data import SHAPE_CLASSES, generate_shapes
-from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
+from nuwa_hf.training.vqgan.losses import PerceptualLoss
+from nuwa_hf.data.toy_shapes import SHAPE_CLASSES, generate_shapes
+from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
 from nuwa_hf.processing import NuwaImageProcessor
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from transformers import PretrainedConfig
 
@@ -10,6 +10,21 @@ Grid = Tuple[int, int, int]
 Extent = Tuple[Optional[int], Optional[int], Optional[int]]
 
 CONDITION_TYPES = ("text", "sketch", "none")
+
+# Keys diffusers adds to a saved VQ-GAN config.json that are bookkeeping, not architecture.
+_DIFFUSERS_BOOKKEEPING = ("_class_name", "_diffusers_version", "_name_or_path", "_use_default_values")
+
+
+def visual_tokenizer_config(config: Optional[Mapping[str, Any]]) -> Optional[dict]:
+    """A VQ-GAN's diffusers config (``vqgan.config`` or its config.json) as the plain dict a NuwaConfig stores."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"a VQ-GAN sub-config must be a dict (e.g. `dict(vqgan.config)`), got {type(config).__name__}."
+        )
+    return {key: (list(value) if isinstance(value, tuple) else value)
+            for key, value in dict(config).items() if key not in _DIFFUSERS_BOOKKEEPING}
 
 
 def _grid(value: Sequence[int], name: str) -> Grid:
@@ -50,6 +65,11 @@ class NuwaConfig(PretrainedConfig):
         image_extent, video_extent: extents over visual keys for images (``T = 1``) and videos.
         sketch_image_extent, sketch_video_extent: extents over sketch keys.
         text_pad_token_id: the text tokenizer's pad id.
+        vqgan_config: the architecture of the VQ-GAN that turns images and video frames into the visual tokens (the
+            ``NuwaVQGAN`` config as a dict, e.g. ``dict(vqgan.config)``). With it the model owns the VQ-GAN as the
+            frozen sub-model ``model.vqgan`` (the Chameleon / Emu3 / Janus layout), saved in model.safetensors.
+            ``None``: a token-only model (tests, or a VQ-GAN attached later with ``set_visual_tokenizers``).
+        sketch_vqgan_config: the same for the VQ-GAN-Seg of the sketch tasks (``NuwaSegVQGAN``), or ``None``.
     """
 
     model_type = "nuwa"
@@ -80,6 +100,8 @@ class NuwaConfig(PretrainedConfig):
         sketch_video_extent: Sequence[Optional[int]] = (3, 3, 3),
         text_pad_token_id: int = 0,
         tie_word_embeddings: bool = False,
+        vqgan_config: Optional[Mapping[str, Any]] = None,
+        sketch_vqgan_config: Optional[Mapping[str, Any]] = None,
         **kwargs,
     ):
         if hidden_size % num_attention_heads:
@@ -110,6 +132,16 @@ class NuwaConfig(PretrainedConfig):
         self.sketch_video_extent = list(_extent(sketch_video_extent, "sketch_video_extent"))
         self.text_pad_token_id = text_pad_token_id
         self.tie_word_embeddings = tie_word_embeddings
+        self.vqgan_config = visual_tokenizer_config(vqgan_config)
+        self.sketch_vqgan_config = visual_tokenizer_config(sketch_vqgan_config)
+        for sub_config, vocab_field, vocab_size in ((self.vqgan_config, "visual_vocab_size", visual_vocab_size),
+                                                     (self.sketch_vqgan_config, "sketch_vocab_size", sketch_vocab_size)):
+            codes = (sub_config or {}).get("num_vq_embeddings", vocab_size)
+            if codes != vocab_size:
+                raise ValueError(
+                    f"{vocab_field}={vocab_size} but its VQ-GAN's codebook has {codes} codes: the model predicts "
+                    "(or reads) that VQ-GAN's codes, so the two must be equal."
+                )
         # The visual <bos> is the extra id N; generate() also needs a pad id and never sees an eos.
         kwargs.setdefault("decoder_start_token_id", visual_vocab_size)
         kwargs.setdefault("bos_token_id", visual_vocab_size)

@@ -39,7 +39,8 @@ DEFAULT_KERNEL_REPO = "nuwa-hf/nuwa-3dna"
 KERNEL_VERSION = 1
 PACKAGE_NAME = "nuwa_3dna"
 
-_REPO_KERNEL_SOURCE = Path(__file__).resolve().parents[3] / "kernels" / PACKAGE_NAME
+# kernels/nuwa_3dna of the repository, reached through the package's kernel_source symlink (a wheel holds a copy).
+_REPO_KERNEL_SOURCE = (Path(__file__).resolve().parent / "kernel_source").resolve()
 _loaded: Dict[Tuple[str, bool], ModuleType] = {}
 _lock = threading.Lock()
 
@@ -131,7 +132,7 @@ def load_kernel() -> ModuleType:
     with _lock:
         package = find_kernel_package()
         if package is not None:
-            cache_key = (str(package), interpret)
+            cache_key = (str(Path(package).resolve()), interpret)  # one module per kernel copy, however reached
             if cache_key not in _loaded:
                 mode = "interpreted" if interpret else "compiled"
                 _loaded[cache_key] = _import_package(package, f"_nuwa_hf_{PACKAGE_NAME}_{mode}_{len(_loaded)}")

@@ -5,8 +5,9 @@ flat into the folder and records ``auto_map`` in config.json; then
 ``AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)`` works without this package. Users who have
 nuwa_hf installed never need ``trust_remote_code``: importing nuwa_hf registers the classes.
 
-The copied files are this package's own sources with one import rewritten (``from ...ops`` -> ``from .nuwa_ops``),
-so the remote code is always exactly the installed code.
+The copied files are this package's own sources, including the VQ-GAN files (the model owns its VQ-GANs), with two
+imports rewritten (``from ...ops`` -> ``from .nuwa_ops``, ``from ..vqgan.x`` -> ``from .x``), so the remote code is
+always exactly the installed code.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ _HERE = Path(__file__).resolve().parent
 _FLAT = (_HERE / "nuwa_ops.py").exists()
 _MODEL_DIR = _HERE
 _OPS_DIR = _HERE if _FLAT else _HERE.parents[1] / "ops"
-_MODEL_FILES = ["configuration_nuwa.py", "generation_nuwa.py", "modeling_nuwa.py"]
+_VQGAN_DIR = _HERE if _FLAT else _HERE.parent / "vqgan"
+_MODEL_FILES = ["configuration_nuwa.py", "generation_nuwa.py", "modeling_nuwa.py", "convert_nuwa_legacy_folder.py"]
+_VQGAN_FILES = ["quantization.py", "modeling_vqgan.py", "modeling_seg_vqgan.py"]
 _OPS_FILES = ["geometry.py", "reference.py", "block_sparse.py", "cpu_inference.py", "window_gather.py",
               "nearby_attention.py", "gpu_kernel.py"]
 
@@ -45,8 +48,11 @@ def write_remote_code(folder: str | os.PathLike) -> list[str]:
     written = []
     for name in _MODEL_FILES:
         text = (_MODEL_DIR / name).read_text()
-        text = text.replace("from ...ops import", "from .nuwa_ops import")
+        text = text.replace("from ...ops import", "from .nuwa_ops import").replace("from ..vqgan.", "from .")
         _write_atomic(folder / name, text)
+        written.append(name)
+    for name in _VQGAN_FILES:
+        _write_atomic(folder / name, (_VQGAN_DIR / name).read_text())
         written.append(name)
     for name in _OPS_FILES:
         _write_atomic(folder / name, (_OPS_DIR / name).read_text())

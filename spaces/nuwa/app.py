@@ -149,7 +149,7 @@ class NuwaWebDemo:
         crop = self.processor.image_processor.crop_size
         self.image_size = int(getattr(crop, "height", None) or crop["height"])
         self.frames = int(self.model.config.max_visual_grid[0])
-        seg = getattr(self.processor, "seg_vqgan", None)
+        seg = self.model.sketch_vqgan
         self.num_classes = int(seg.num_classes) if seg is not None else None
         self.has_sketches = seg is not None
         generation = getattr(self.model, "generation_config", None)
@@ -588,7 +588,7 @@ class NuwaWebDemo:
         return {"background": image, "layers": [PIL.Image.fromarray(layer, mode="RGBA")], "composite": None}
 
     def _token_grid(self) -> tuple[int, int]:
-        factor = self.processor.vqgan.downsample_factor
+        factor = self.model.vqgan.downsample_factor
         return self.image_size // factor, self.image_size // factor
 
     def default_instruction(self, code: str, example=None) -> str:

@@ -34,7 +34,7 @@ EXIT_CODES_HELP = """exit codes:
   0    success
   1    unexpected error (a bug; the traceback is printed)
   2    bad command line or bad input (the message says what to change)
-  3    the model folder is incomplete or unreadable (e.g. no vqgan/ subfolder)
+  3    the model folder is incomplete or unreadable (e.g. no processor files, a model without its VQ-GAN)
   4    an optional part is not installed (e.g. the training code, PyAV for MP4)
   5    the Hub refused the request or could not be reached
   6    demo: some tasks failed (the others were written)
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a NUWA model folder (config, weights, processor, vqgan/) or Hub repo id")
+    parser.add_argument("--model", required=True, help="a NUWA model folder (config, weights with the VQ-GANs, processor files) or Hub repo id")
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="CPU threads for torch. Tiny models run fastest on one: on a busy 2-core machine two "
                              "OpenMP threads made the demo 20x slower. Raise it for large models on idle cores")
@@ -237,7 +237,7 @@ def _add_evaluate(commands) -> None:
 def _add_push(commands) -> None:
     parser = commands.add_parser(
         "push", help="upload a model folder to a Hub repository", formatter_class=_Formatter,
-        description="Upload a NUWA model folder (config, safetensors weights, processor, vqgan/, vqgan_seg/, README.md) "
+        description="Upload a NUWA model folder (config, safetensors weights with the VQ-GANs, processor, README.md) "
                     "to a Hugging Face Hub model repository in one commit, creating the repository if needed. The "
                     "folder is checked first and the upload verified afterwards (nuwa_hf.hub.push_model_folder).",
         epilog="examples:\n  nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny\n"
@@ -422,8 +422,15 @@ def _mp4_available() -> bool:
 def _load(task: str, model: str):
     from .pipelines import NuwaModelFolderError, load_pipeline
 
+    from .hub.model_folder import IncompleteModelFolderError, check_model_folder
+
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise CommandError(f"--model {model!r} has no config.json: it is not a NUWA model folder.", EXIT_MODEL)
+    if os.path.isdir(model):
+        try:
+            check_model_folder(model)
+        except IncompleteModelFolderError as error:
+            raise CommandError(str(error), EXIT_MODEL) from None
     try:
         return load_pipeline(task, model)
     except NuwaModelFolderError as error:
@@ -456,8 +463,15 @@ def command_demo(args) -> int:
 def _check_model_folder(model: str) -> None:
     from .pipelines import NuwaModelFolderError, load_nuwa_processor
 
+    from .hub.model_folder import IncompleteModelFolderError, check_model_folder
+
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise CommandError(f"--model {model!r} has no config.json: it is not a NUWA model folder.", EXIT_MODEL)
+    if os.path.isdir(model):
+        try:
+            check_model_folder(model)
+        except IncompleteModelFolderError as error:
+            raise CommandError(str(error), EXIT_MODEL) from None
     try:
         load_nuwa_processor(model)
     except NuwaModelFolderError as error:

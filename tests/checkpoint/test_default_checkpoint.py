@@ -45,8 +45,9 @@ def sizes(model, processor):
 
 def test_folder_layout_and_size():
     names = {p.name for p in FOLDER.iterdir()}
-    for required in ("config.json", "generation_config.json", "model.safetensors", "README.md", "vqgan", "vqgan_seg"):
+    for required in ("config.json", "generation_config.json", "model.safetensors", "README.md", "processor_config.json"):
         assert required in names, required
+    assert "vqgan" not in names and "vqgan_seg" not in names, "the VQ-GANs live inside the model (model.safetensors)"
     assert not list(FOLDER.rglob("*.bin")) and not list(FOLDER.rglob("*.pt")), "weights are safetensors only"
     total = sum(p.stat().st_size for p in FOLDER.rglob("*") if p.is_file())
     assert total <= 40 * 1024 * 1024, f"{total / 2**20:.1f} MB > 40 MB"
@@ -66,9 +67,9 @@ def test_auto_model_and_processor(model, processor, sizes):
 
     size, frames, grid = sizes
     assert isinstance(model, NuwaForConditionalGeneration)
-    assert isinstance(processor.vqgan, NuwaVQGAN) and isinstance(processor.seg_vqgan, NuwaSegVQGAN)
-    assert model.config.visual_vocab_size == processor.vqgan.codebook_size
-    assert model.config.sketch_vocab_size == processor.seg_vqgan.codebook_size
+    assert isinstance(model.vqgan, NuwaVQGAN) and isinstance(model.sketch_vqgan, NuwaSegVQGAN)
+    assert model.config.visual_vocab_size == model.vqgan.codebook_size
+    assert model.config.sketch_vocab_size == model.sketch_vqgan.codebook_size
     assert len(processor.tokenizer) <= model.config.text_vocab_size
     ids = processor.tokenizer(["the digit 3 is moving up then down"], padding="max_length",
                               max_length=model.config.max_text_length, truncation=True, return_tensors="pt")
@@ -138,7 +139,7 @@ def test_image_completion_keeps_the_top_half(model, processor, sizes):
     image = _digit_image(size)
     tokens = pipe(image, mask="bottom half", seed=0, output_type="tokens")
     pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    known = processor.vqgan.encode_to_indices(pixels)[0]
+    known = model.vqgan.encode_to_indices(pixels)[0]
     assert tuple(tokens.shape) == grid
     assert torch.equal(tokens[: grid[0] // 2], known[: grid[0] // 2])
 
@@ -177,7 +178,7 @@ def _teacher_forced_losses(model, processor, task, rows):
     from nuwa_hf.training.tasks import get_task
     from nuwa_hf.training.token_cache import encode_task_batch
 
-    batch = encode_task_batch(rows, get_task(task), visual_tokenizer=processor.vqgan, sketch_tokenizer=processor.seg_vqgan,
+    batch = encode_task_batch(rows, get_task(task), visual_tokenizer=model.vqgan, sketch_tokenizer=model.sketch_vqgan,
                               text_tokenizer=processor.tokenizer, max_text_length=model.config.max_text_length)
     labels = batch["labels"] if batch["labels"].dim() == 4 else batch["labels"][:, None]
     key = "input_ids" if "input_ids" in batch else "sketch_tokens"

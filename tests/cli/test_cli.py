@@ -113,7 +113,7 @@ def test_generate_bad_input_exits_2_and_says_why(argv, code, message, cli_model_
 def test_generate_without_vqgan_exits_3(cli_folder_without_vqgan, tmp_path, capsys):
     code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_folder_without_vqgan, "--prompt", "a red 3",
                            "--out", tmp_path, "--quiet"], capsys)
-    assert code == 3 and "vqgan/" in stderr
+    assert code == 3 and "no VQ-GAN" in stderr and "set_visual_tokenizers" in stderr
 
 
 def test_help_shows_examples_and_exit_codes(capsys):
@@ -152,7 +152,7 @@ def test_demo_runs_all_eight_tasks_and_links_every_file(cli_model_folder, tmp_pa
 
 def test_demo_reports_a_task_that_cannot_run(cli_folder_without_vqgan, tmp_path, capsys):
     code, _, stderr = run(["demo", "--model", cli_folder_without_vqgan, "--out", tmp_path, "--quiet"], capsys)
-    assert code == 3 and "vqgan/" in stderr
+    assert code == 3 and "no vqgan_config" in stderr
 
 
 def test_evaluate_writes_the_metric_table(cli_model_folder, tmp_path, capsys):
@@ -191,7 +191,7 @@ def test_push_checks_the_folder(tmp_path, capsys):
 def test_console_script_pushes_a_model_folder_to_a_hub(cli_model_folder):
     """The installed `nuwa-hf` script, against the project's Hub-compatible server on 127.0.0.1 (which commits every
     file inline: the real Hub's LFS / Xet upload path is not exercised)."""
-    from nuwa_hf.hub.local_server import LocalHubServer
+    from support.local_hub_server import LocalHubServer
 
     script = Path(sys.executable).with_name("nuwa-hf")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "nuwa_hf.cli"]

@@ -16,17 +16,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TOKEN = "hf_local_test_token"
 
 
-def write_layout(folder, *, seed: int = 0) -> str:
-    """The files of a NUWA model folder with stand-in contents (names and JSON are real, weights are random bytes)."""
+def write_layout(folder, *, seed: int = 0, legacy: bool = False) -> str:
+    """The files of a NUWA model folder with stand-in contents (names and JSON are real, weights are random bytes).
+    ``legacy``: the old layout, with the VQ-GANs in vqgan/ and vqgan_seg/ instead of inside the model."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    config = {
+        "model_type": "nuwa", "architectures": ["NuwaForConditionalGeneration"],
+        "auto_map": {"AutoConfig": "configuration_nuwa.NuwaConfig",
+                     "AutoModelForSeq2SeqLM": "modeling_nuwa.NuwaForConditionalGeneration"},
+    }
+    if not legacy:
+        config.update(vqgan_config={"num_vq_embeddings": 64}, sketch_vqgan_config={"num_vq_embeddings": 32})
     files = {
-        "config.json": json.dumps({
-            "model_type": "nuwa", "architectures": ["NuwaForConditionalGeneration"],
-            "auto_map": {"AutoConfig": "configuration_nuwa.NuwaConfig",
-                         "AutoModelForSeq2SeqLM": "modeling_nuwa.NuwaForConditionalGeneration"},
-        }),
+        "config.json": json.dumps(config),
         "configuration_nuwa.py": "# remote code\n",
         "modeling_nuwa.py": "# remote code\n",
         "generation_config.json": json.dumps({"do_sample": True}),
@@ -34,12 +38,16 @@ def write_layout(folder, *, seed: int = 0) -> str:
         "processor_config.json": json.dumps({"processor_class": "NuwaProcessor"}),
         "tokenizer_config.json": json.dumps({"tokenizer_class": "CLIPTokenizer"}),
         "tokenizer.json": json.dumps({"model": {}}),
-        "vqgan/config.json": json.dumps({"_class_name": "NuwaVQGAN"}),
-        "vqgan/diffusion_pytorch_model.safetensors": rng.bytes(200_000),
-        "vqgan_seg/config.json": json.dumps({"_class_name": "NuwaSegVQGAN"}),
-        "vqgan_seg/diffusion_pytorch_model.safetensors": rng.bytes(100_000),
+        "samples/prompts.json": json.dumps({"t2v_0.gif": "a red 7 moving up"}),
         "README.md": "---\nlicense: mit\n---\n# stand-in\n",
     }
+    if legacy:
+        files.update({
+            "vqgan/config.json": json.dumps({"_class_name": "NuwaVQGAN"}),
+            "vqgan/diffusion_pytorch_model.safetensors": rng.bytes(200_000),
+            "vqgan_seg/config.json": json.dumps({"_class_name": "NuwaSegVQGAN"}),
+            "vqgan_seg/diffusion_pytorch_model.safetensors": rng.bytes(100_000),
+        })
     for name, content in files.items():
         path = os.path.join(folder, *name.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -55,7 +63,7 @@ def layout(tmp_path):
 
 @pytest.fixture
 def local_hub():
-    from nuwa_hf.hub.local_server import LocalHubServer
+    from support.local_hub_server import LocalHubServer
 
     with LocalHubServer(max_seconds=120) as hub:
         yield hub

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the `support` package
+
 PROMPT = "a red 3 in the top left"
 
 
@@ -29,7 +31,7 @@ def greedy_tokens(model):
 
 
 def measure(source: str, label: str, results: dict) -> None:
-    """Everything a user loads from ``source`` (folder or repo id): model, processor (+ VQ-GANs), pipeline."""
+    """Everything a user loads from ``source`` (folder or repo id): model (+ its VQ-GANs), processor, pipeline."""
     import numpy as np
     import transformers
     from transformers import AutoModelForSeq2SeqLM
@@ -41,16 +43,17 @@ def measure(source: str, label: str, results: dict) -> None:
     results[f"{label}/model_hash"] = np.array(state_hash(model))
     results[f"{label}/greedy"] = greedy_tokens(model)
 
+    assert model.vqgan is not None and model.sketch_vqgan is not None, f"{source}: VQ-GANs missing from the model"
+    results[f"{label}/vqgan_hash"] = np.array(state_hash(model.vqgan))
+    results[f"{label}/seg_vqgan_hash"] = np.array(state_hash(model.sketch_vqgan))
     processor = NuwaProcessor.from_pretrained(source)
-    assert processor.vqgan is not None and processor.seg_vqgan is not None, f"{source}: VQ-GANs missing"
-    results[f"{label}/vqgan_hash"] = np.array(state_hash(processor.vqgan))
-    results[f"{label}/seg_vqgan_hash"] = np.array(state_hash(processor.seg_vqgan))
     rng = np.random.default_rng(0)
     image = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
     sketch = rng.integers(0, 8, size=(16, 16))
-    encoded = processor(text=[PROMPT], images=[image], sketches=[sketch], return_tensors="np")
-    for key in ("input_ids", "visual_tokens", "sketch_tokens"):
-        results[f"{label}/processor_{key}"] = encoded[key]
+    encoded = processor(text=[PROMPT], images=[image], sketches=[sketch], return_tensors="pt")
+    results[f"{label}/processor_input_ids"] = encoded["input_ids"].numpy()
+    results[f"{label}/processor_visual_tokens"] = model.encode_images(encoded["pixel_values"]).numpy()
+    results[f"{label}/processor_sketch_tokens"] = model.encode_sketches(encoded["sketch_maps"]).numpy()
 
     generate = transformers.pipeline("nuwa-text-to-image", model=source)
     results[f"{label}/pipeline_image"] = np.asarray(generate(PROMPT, seed=0, output_type="np"))
@@ -63,7 +66,7 @@ def online(work: Path, repo_id: str, parts_repo_id: str) -> None:
     torch.set_num_threads(1)
     import nuwa_hf  # noqa: F401  (registers NUWA)
     from nuwa_hf.hub import download_model_folder, list_model_files, push_model_folder
-    from nuwa_hf.pipelines.tiny_model_folder import save_untrained_tiny_model
+    from support.tiny_model_folder import save_untrained_tiny_model
 
     folder = save_untrained_tiny_model(work / "tiny", image_size=16, grid_size=4, max_frames=3, seed=0)
     (folder / "README.md").write_text("---\nlicense: mit\nlibrary_name: transformers\n---\n# tiny NUWA\n")
@@ -76,7 +79,7 @@ def online(work: Path, repo_id: str, parts_repo_id: str) -> None:
     results["hub/snapshot_files"] = np.array(list_model_files(snapshot))
     results["local/files"] = np.array(list_model_files(folder))
 
-    # The transformers way, in two parts: the model, then the processor with its VQ-GANs.
+    # The transformers way, in two parts: the model (with its VQ-GANs), then the processor.
     from transformers import AutoModelForSeq2SeqLM
 
     from nuwa_hf import NuwaProcessor

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nuwa_hf.hub.local_server import LocalHubServer
+from support.local_hub_server import LocalHubServer
 
 CLIENT = Path(__file__).with_name("hub_client.py")
 REPO, PARTS_REPO = "org/nuwa-tiny", "org/nuwa-tiny-parts"
@@ -58,9 +58,9 @@ def test_push_then_load_from_the_hub_and_offline_from_the_cache(tmp_path):
 
     # push_model_folder: one commit with the whole folder, card included, byte for byte.
     local_files = [str(name) for name in online["local/files"]]
-    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json",
-            "vqgan/diffusion_pytorch_model.safetensors", "vqgan_seg/config.json", "README.md",
-            "modeling_nuwa.py"} <= set(local_files)
+    assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer_config.json", "README.md",
+            "modeling_nuwa.py", "modeling_vqgan.py"} <= set(local_files)
+    assert not any(name.startswith("vqgan") for name in local_files), "the VQ-GANs are inside the model"
     folder = tmp_path / "tiny"
     stored = hub.files(REPO)
     assert sorted(stored) == sorted([".gitattributes", *local_files])
@@ -73,14 +73,15 @@ def test_push_then_load_from_the_hub_and_offline_from_the_cache(tmp_path):
     assert_same(online, "hub", online)
     assert [str(name) for name in online["hub/snapshot_files"]] == local_files  # the snapshot is complete
 
-    # model.push_to_hub + processor.push_to_hub: two commits, a generic card instead of the project's.
+    # model.push_to_hub + processor.push_to_hub: two commits, a generic card instead of the project's. The model
+    # part alone holds the whole model, VQ-GANs included (its hashes are measured from the Hub below).
     parts_history = hub.history(PARTS_REPO)
     assert [c.summary for c in parts_history] == ["processor part", "model part", "initial commit"]
     model_part = set(parts_history[1].files)
-    assert {"config.json", "model.safetensors", "generation_config.json", "modeling_nuwa.py"} <= model_part
+    assert {"config.json", "model.safetensors", "generation_config.json", "modeling_nuwa.py",
+            "modeling_vqgan.py"} <= model_part
     assert not any(name.startswith(("vqgan", "tokenizer", "processor")) for name in model_part)
-    assert {"vqgan/config.json", "vqgan_seg/diffusion_pytorch_model.safetensors", "processor_config.json",
-            "tokenizer.json"} <= set(parts_history[0].files)
+    assert {"processor_config.json", "tokenizer.json"} <= set(parts_history[0].files)
     assert_same(online, "parts", online)
     assert "automatically generated" in str(online["parts/card"])
     assert stored["README.md"] != parts_history[0].files["README.md"]

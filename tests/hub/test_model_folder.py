@@ -10,7 +10,7 @@ from nuwa_hf.hub import IncompleteModelFolderError, check_model_folder, list_mod
 
 
 def test_complete_folder_lists_its_files_and_skips_junk(layout):
-    for junk in (".DS_Store", "__pycache__/modeling_nuwa.cpython-311.pyc", "vqgan/.config.json.tmp", "x.tmp",
+    for junk in (".DS_Store", "__pycache__/modeling_nuwa.cpython-311.pyc", "samples/.prompts.json.tmp", "x.tmp",
                  ".cache/huggingface/download/a.lock"):
         path = os.path.join(layout, *junk.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -19,7 +19,7 @@ def test_complete_folder_lists_its_files_and_skips_junk(layout):
     assert report.warnings == []
     assert report.has_sketch_vqgan and report.has_model_card
     assert report.files == list_model_files(layout)
-    assert "vqgan/diffusion_pytorch_model.safetensors" in report.files and "README.md" in report.files
+    assert "model.safetensors" in report.files and "samples/prompts.json" in report.files and "README.md" in report.files
     assert not [name for name in report.files if name.startswith((".", "__pycache__")) or "/." in name
                 or name.endswith(".tmp")]
 
@@ -29,9 +29,6 @@ def test_complete_folder_lists_its_files_and_skips_junk(layout):
     ("model.safetensors", "model weights: no model.safetensors"),
     ("processor_config.json", "no processor_config.json"),
     ("tokenizer_config.json", "no tokenizer_config.json"),
-    ("vqgan", "vqgan/ (NuwaVQGAN): no vqgan/config.json"),
-    ("vqgan/diffusion_pytorch_model.safetensors", "vqgan/ (NuwaVQGAN): no vqgan/diffusion_pytorch_model.safetensors"),
-    ("vqgan_seg/config.json", "vqgan_seg/ (NuwaSegVQGAN): no vqgan_seg/config.json"),  # half-written: an error
 ])
 def test_missing_required_part_is_named(layout, remove, expected):
     path = os.path.join(layout, *remove.split("/"))
@@ -44,12 +41,41 @@ def test_missing_required_part_is_named(layout, remove, expected):
     assert expected in str(caught.value)
 
 
-def test_all_problems_are_reported_at_once(layout):
-    os.remove(os.path.join(layout, "model.safetensors"))
-    shutil.rmtree(os.path.join(layout, "vqgan"))
+def edit_config(layout, **changes):
+    path = os.path.join(layout, "config.json")
+    with open(path) as handle:
+        config = json.load(handle)
+    for key, value in changes.items():
+        config.pop(key) if value is None else config.__setitem__(key, value)
+    with open(path, "w") as handle:
+        json.dump(config, handle)
+
+
+def test_a_model_without_its_vqgan_is_named_with_the_fix(layout):
+    edit_config(layout, vqgan_config=None)
     with pytest.raises(IncompleteModelFolderError) as caught:
         check_model_folder(layout)
-    assert [m.split(":")[0] for m in caught.value.missing] == ["model weights", "vqgan/ (NuwaVQGAN)"]
+    assert len(caught.value.missing) == 1
+    assert caught.value.missing[0].startswith("config.json has no vqgan_config")
+    assert "set_visual_tokenizers" in caught.value.missing[0] and "save" in caught.value.missing[0]
+
+
+def test_all_problems_are_reported_at_once(layout):
+    os.remove(os.path.join(layout, "model.safetensors"))
+    edit_config(layout, vqgan_config=None)
+    with pytest.raises(IncompleteModelFolderError) as caught:
+        check_model_folder(layout)
+    assert [m.split(":")[0] for m in caught.value.missing] == ["model weights", "config.json has no vqgan_config"]
+
+
+def test_old_layout_passes_with_a_warning_unless_half_written(tmp_path, make_layout):
+    legacy = make_layout(tmp_path / "legacy", legacy=True)
+    report = check_model_folder(legacy)
+    assert report.has_sketch_vqgan
+    assert any("old layout" in w and "convert_nuwa_legacy_folder" in w for w in report.warnings)
+    os.remove(os.path.join(legacy, "vqgan_seg", "config.json"))
+    with pytest.raises(IncompleteModelFolderError, match=r"vqgan_seg/ \(old layout\): no vqgan_seg/config.json"):
+        check_model_folder(legacy)
 
 
 def test_not_a_folder_and_not_nuwa(tmp_path, layout):
@@ -81,14 +107,14 @@ def test_pickle_weights_and_sharded_weights(layout):
 
 
 def test_optional_parts_only_warn(layout):
-    for name in ("vqgan_seg", "README.md", "generation_config.json", "modeling_nuwa.py"):
-        path = os.path.join(layout, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    edit_config(layout, sketch_vqgan_config=None)
+    for name in ("README.md", "generation_config.json", "modeling_nuwa.py"):
+        os.remove(os.path.join(layout, name))
     report = check_model_folder(layout)
     text = "\n".join(report.warnings)
-    assert "no vqgan_seg/" in text and "sketch tasks" in text
+    assert "no sketch VQ-GAN" in text and "sketch tasks" in text
     assert "no README.md" in text and "no generation_config.json" in text
     assert "['modeling_nuwa.py']" in text and "trust_remote_code" in text
     assert not report.has_sketch_vqgan and not report.has_model_card
-    with pytest.raises(IncompleteModelFolderError, match="vqgan_seg/"):
+    with pytest.raises(IncompleteModelFolderError, match="no sketch VQ-GAN"):
         check_model_folder(layout, require_sketch_vqgan=True)

@@ -4,6 +4,7 @@ What these tests cannot cover: the real Hub's large-file path (LFS / Xet uploads
 authentication and token scopes, rate limits. The server answers every file as a "regular" (inline) upload.
 """
 
+import json
 import os
 import shutil
 import time
@@ -27,7 +28,7 @@ from nuwa_hf.hub import (
     push_model_folder,
     verify_remote_folder,
 )
-from nuwa_hf.hub.local_server import LocalHubServer
+from support.local_hub_server import LocalHubServer
 
 REPO = "org/nuwa-test"
 
@@ -39,7 +40,7 @@ def read(folder, name):
 
 def test_push_uploads_the_whole_folder_in_one_commit(layout, local_hub, online):
     os.makedirs(os.path.join(layout, "__pycache__"))
-    for junk in (".DS_Store", "__pycache__/m.pyc", "vqgan/.partial.tmp"):
+    for junk in (".DS_Store", "__pycache__/m.pyc", "samples/.partial.tmp"):
         open(os.path.join(layout, *junk.split("/")), "w").close()
     url = push_model_folder(layout, REPO, endpoint=local_hub.url, token=False, commit_message="first")
     head = local_hub.history(REPO)[0]
@@ -47,7 +48,7 @@ def test_push_uploads_the_whole_folder_in_one_commit(layout, local_hub, online):
     assert [c.summary for c in local_hub.history(REPO)] == ["first", "initial commit"]
     remote = local_hub.files(REPO)
     assert sorted(remote) == sorted([".gitattributes", *list_model_files(layout)])
-    assert {"README.md", "vqgan/diffusion_pytorch_model.safetensors", "vqgan_seg/config.json"} <= set(remote)
+    assert {"README.md", "model.safetensors", "processor_config.json", "samples/prompts.json"} <= set(remote)
     for name in list_model_files(layout):
         assert remote[name] == read(layout, name), name
     assert not any(name.endswith((".pyc", ".tmp", ".DS_Store")) for name in remote)
@@ -68,10 +69,12 @@ def test_push_uploads_the_whole_folder_in_one_commit(layout, local_hub, online):
 
 
 def test_incomplete_folder_or_offline_mode_fails_before_any_request(layout, local_hub):
-    shutil.rmtree(os.path.join(layout, "vqgan"))
-    with pytest.raises(IncompleteModelFolderError, match="vqgan/"):
+    kept = read(layout, "processor_config.json")
+    os.remove(os.path.join(layout, "processor_config.json"))
+    with pytest.raises(IncompleteModelFolderError, match="processor_config.json"):
         push_model_folder(layout, REPO, endpoint=local_hub.url, token=False)
-    shutil.copytree(os.path.join(layout, "vqgan_seg"), os.path.join(layout, "vqgan"))
+    with open(os.path.join(layout, "processor_config.json"), "wb") as handle:
+        handle.write(kept)
     with pytest.raises(OfflineModeIsEnabled, match="HF_HUB_OFFLINE"):  # the session runs offline
         push_model_folder(layout, REPO, endpoint=local_hub.url, token=False)
     with pytest.raises(ValueError):
@@ -89,10 +92,14 @@ def test_unreachable_endpoint_is_a_connection_error(layout, online):
 
 
 def test_missing_sketch_vqgan_warns_but_pushes(layout, local_hub, online):
-    shutil.rmtree(os.path.join(layout, "vqgan_seg"))
-    with pytest.warns(UserWarning, match="no vqgan_seg/"):
+    with open(os.path.join(layout, "config.json")) as handle:
+        config = json.load(handle)
+    del config["sketch_vqgan_config"]
+    with open(os.path.join(layout, "config.json"), "w") as handle:
+        json.dump(config, handle)
+    with pytest.warns(UserWarning, match="no sketch VQ-GAN"):
         push_model_folder(layout, REPO, endpoint=local_hub.url, token=False)
-    assert "vqgan/config.json" in local_hub.files(REPO)
+    assert "model.safetensors" in local_hub.files(REPO)
 
 
 def test_revision_branch_and_stale_files(layout, local_hub, online, tmp_path):
@@ -113,14 +120,14 @@ def test_revision_branch_and_stale_files(layout, local_hub, online, tmp_path):
 def test_verify_detects_missing_and_corrupted_files(layout, local_hub, online):
     push_model_folder(layout, REPO, endpoint=local_hub.url, token=False)
     head = local_hub.history(REPO)[0]
-    del head.files["vqgan/config.json"]
+    del head.files["samples/prompts.json"]
     head.files["model.safetensors"] = head.files["model.safetensors"][:-1] + b"!"
     head.files["README.md"] = b"x" * len(read(layout, "README.md"))
     problems = verify_remote_folder(layout, REPO, endpoint=local_hub.url, token=False)
     assert problems == [
         "README.md: blob id " + problems[0].split("blob id ")[1],
         "model.safetensors: blob id " + problems[1].split("blob id ")[1],
-        "vqgan/config.json: not in the repository",
+        "samples/prompts.json: not in the repository",
     ]
     assert all("differs from the file's" in p for p in problems[:2])
 
@@ -146,9 +153,9 @@ def test_tree_listing_is_paginated_and_ranges_are_served(layout, online):
         assert sum("cursor=" in path for _, path in hub.requests) >= len(entries) // 3 - 1
         files = sorted(e.path for e in entries if e.__class__.__name__ == "RepoFile")
         assert files == sorted([".gitattributes", *list_model_files(layout)])
-        assert {e.path for e in entries if e.__class__.__name__ == "RepoFolder"} == {"vqgan", "vqgan_seg"}
+        assert {e.path for e in entries if e.__class__.__name__ == "RepoFolder"} == {"samples"}
         top = sorted(e.path for e in api.list_repo_tree(REPO))
-        assert "vqgan" in top and "vqgan/config.json" not in top
+        assert "samples" in top and "samples/prompts.json" not in top
         request = urllib.request.Request(f"{hub.url}/{REPO}/resolve/main/model.safetensors",
                                          headers={"Range": "bytes=10-19"})
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -168,10 +175,10 @@ def test_snapshot_is_checked_when_the_tree_listing_fails(layout, local_hub, onli
     # What from_pretrained does first: fetch config.json alone (this records refs/main and a snapshot folder).
     hf_hub_download(REPO, "config.json", cache_dir=cache, endpoint=local_hub.url, token=False)
     partial = snapshot_download(REPO, cache_dir=cache, endpoint=local_hub.url, token=False)
-    assert os.listdir(partial) == ["config.json"]  # no error, and no vqgan/, no weights
+    assert os.listdir(partial) == ["config.json"]  # no error, and no processor files, no weights
     with pytest.raises(IncompleteModelFolderError) as caught:
         download_model_folder(REPO, cache_dir=cache, endpoint=local_hub.url, token=False)
-    assert "file listing" in str(caught.value) and "no vqgan/config.json" in str(caught.value)
+    assert "file listing" in str(caught.value) and "no processor_config.json" in str(caught.value)
 
     local_hub.disabled_routes.discard("tree")
     folder = download_model_folder(REPO, cache_dir=cache, endpoint=local_hub.url, token=False)
@@ -182,8 +189,8 @@ def test_snapshot_is_checked_when_the_tree_listing_fails(layout, local_hub, onli
     local_hub.stop()
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert download_model_folder(REPO, cache_dir=cache, token=False) == folder
-    os.remove(os.path.join(folder, "vqgan", "config.json"))  # a damaged cache is reported, not returned
-    with pytest.raises((IncompleteModelFolderError, IncompleteSnapshotError), match="vqgan/config.json"):
+    os.remove(os.path.join(folder, "processor_config.json"))  # a damaged cache is reported, not returned
+    with pytest.raises((IncompleteModelFolderError, IncompleteSnapshotError), match="processor_config.json"):
         download_model_folder(REPO, cache_dir=cache, token=False)
 
 

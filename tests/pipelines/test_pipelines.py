@@ -1,5 +1,6 @@
 """The eight NUWA pipelines as a user calls them: transformers.pipeline(task, model=folder)(...)."""
 
+import json
 import numpy as np
 import PIL.Image
 import pytest
@@ -26,7 +27,7 @@ def random_image(seed=0, size=SIZE):
 
 
 def image_tokens(generate, image):
-    return generate.processor(images=[image], return_tensors="pt")["visual_tokens"][0, 0]
+    return generate.model.encode_images(generate.processor(images=[image], return_tensors="pt")["pixel_values"])[0, 0]
 
 
 @pytest.fixture(scope="module")
@@ -221,11 +222,23 @@ def test_unknown_task_lists_the_known_ones(tiny_model_folder):
 
 
 def test_model_folder_without_vqgan(folder_without_vqgan, folder_without_sketch_vqgan):
-    with pytest.raises(NuwaModelFolderError, match="vqgan/"):
+    with pytest.raises(NuwaModelFolderError, match=r"no VQ-GAN .*set_visual_tokenizers"):
         pipeline("nuwa-text-to-image", model=folder_without_vqgan)
-    with pytest.raises(NuwaModelFolderError, match="vqgan_seg/"):
+    with pytest.raises(NuwaModelFolderError, match=r"no sketch VQ-GAN .*set_visual_tokenizers\(sketch_vqgan="):
         pipeline("nuwa-sketch-to-image", model=folder_without_sketch_vqgan)
     assert pipeline("nuwa-text-to-image", model=folder_without_sketch_vqgan) is not None
+
+
+def test_an_old_layout_folder_still_loads_and_gives_the_same_outputs(tiny_model_folder, legacy_model_folder, caplog):
+    """Users' folders written before the VQ-GANs moved into the model are converted on load, with a warning."""
+    new = load("nuwa-text-to-image", tiny_model_folder)
+    with caplog.at_level("WARNING"):
+        old = load("nuwa-text-to-image", legacy_model_folder)
+    assert "old layout" in caplog.text and "convert_nuwa_legacy_folder" in caplog.text
+    assert old.model.name_or_path == legacy_model_folder
+    assert torch.equal(old("a red 3", seed=0, output_type="tokens"), new("a red 3", seed=0, output_type="tokens"))
+    sketch = load("nuwa-sketch-to-image", legacy_model_folder)
+    assert sketch(np.zeros((SIZE, SIZE), dtype=np.int64), seed=0).size == (SIZE, SIZE)
 
 
 def test_bad_counts_prompts_and_options(text_to_image):
@@ -315,7 +328,9 @@ def test_a_saved_text_visual_scorer_reranks_by_path(text_to_image, tmp_path):
 
 def test_save_pretrained_writes_a_complete_folder(text_to_image, tmp_path):
     text_to_image.save_pretrained(tmp_path / "saved")
-    assert (tmp_path / "saved" / "vqgan" / "config.json").is_file()
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert config["vqgan_config"] and config["sketch_vqgan_config"], "the VQ-GANs are saved inside the model"
+    assert not (tmp_path / "saved" / "vqgan").exists()
     assert not (tmp_path / "saved" / "text_to_image.py").exists(), "the pipeline's own code is not copied"
     again = load("nuwa-sketch-to-image", str(tmp_path / "saved"))
     assert again(np.zeros((SIZE, SIZE), dtype=np.int64), seed=0).size == (SIZE, SIZE)

@@ -1,4 +1,5 @@
-"""NuwaProcessor: text, images, videos and sketches to token grids; token grids back to pictures; save and load."""
+"""NuwaProcessor: text, images, videos and sketches to model inputs, which the model's VQ-GANs code to token grids;
+decoded pixels back to pictures; save and load."""
 
 import logging
 import os
@@ -10,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nuwa_hf.models.nuwa import NuwaConfig, NuwaForConditionalGeneration
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 from nuwa_hf.processing import NuwaImageProcessor, NuwaProcessor, train_caption_tokenizer
 
@@ -22,12 +24,20 @@ NUM_CLASSES = 4
 def processor():
     torch.manual_seed(0)
     tokenizer = train_caption_tokenizer(CAPTIONS, vocab_size=600, model_max_length=12)
-    return NuwaProcessor(
-        NuwaImageProcessor(num_sketch_classes=NUM_CLASSES),
-        tokenizer,
-        vqgan=NuwaVQGAN.tiny().eval(),
-        seg_vqgan=NuwaSegVQGAN.tiny(num_classes=NUM_CLASSES).eval(),
-    )
+    return NuwaProcessor(NuwaImageProcessor(num_sketch_classes=NUM_CLASSES), tokenizer)
+
+
+@pytest.fixture(scope="module")
+def model(processor):
+    """A tiny NUWA that owns a VQ-GAN (32x32 -> 8x8) and a VQ-GAN-Seg of NUM_CLASSES classes."""
+    torch.manual_seed(0)
+    vqgan, seg = NuwaVQGAN.tiny().eval(), NuwaSegVQGAN.tiny(num_classes=NUM_CLASSES).eval()
+    config = NuwaConfig.tiny(text_vocab_size=len(processor.tokenizer), visual_vocab_size=vqgan.codebook_size,
+                             sketch_vocab_size=seg.codebook_size, max_text_length=12, max_visual_grid=(3, 8, 8),
+                             text_pad_token_id=int(processor.tokenizer.pad_token_id))
+    model = NuwaForConditionalGeneration(config).eval()
+    model.set_visual_tokenizers(vqgan=vqgan, sketch_vqgan=seg)
+    return model
 
 
 def pictures(count, size=(48, 40), seed=0):
@@ -35,55 +45,86 @@ def pictures(count, size=(48, 40), seed=0):
     return [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)) for _ in range(count)]
 
 
-def test_text_images_and_sketches_become_token_grids(processor):
+def test_text_images_and_sketches_become_model_inputs_and_token_grids(processor, model):
     images = pictures(2)
     sketches = np.random.default_rng(1).integers(0, NUM_CLASSES, (2, 40, 48))
     batch = processor(text=["a red circle", "a green square"], images=images, sketches=sketches)
     assert batch["input_ids"].shape[0] == 2 and batch["input_ids"].dtype == torch.long
     assert batch["attention_mask"].shape == batch["input_ids"].shape
-    assert batch["visual_tokens"].shape == (2, 1, 8, 8) and batch["visual_tokens"].dtype == torch.long
-    assert batch["sketch_tokens"].shape == (2, 1, 8, 8) and batch["sketch_tokens"].dtype == torch.long
-    # The tokens are exactly the VQ-GANs' codes of the processed inputs.
+    assert batch["pixel_values"].shape == (2, 1, 3, 32, 32) and batch["pixel_values"].is_floating_point()
+    assert batch["sketch_maps"].shape == (2, 1, 32, 32) and batch["sketch_maps"].dtype == torch.long
+    assert "visual_tokens" not in batch, "the processor runs no network: the model's VQ-GANs code the pixels"
+    # The model's encode methods are exactly its VQ-GANs' codes of the processed inputs.
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    assert torch.equal(batch["visual_tokens"][:, 0], processor.vqgan.encode_to_indices(pixels))
+    visual = model.encode_images(batch["pixel_values"])
+    assert visual.shape == (2, 1, 8, 8) and visual.dtype == torch.long
+    assert torch.equal(visual[:, 0], model.vqgan.encode_to_indices(pixels))
     maps = processor.image_processor.preprocess_sketches(sketches, return_tensors="pt")["sketch_maps"]
-    assert torch.equal(batch["sketch_tokens"][:, 0], processor.seg_vqgan.encode_to_indices(maps))
+    sketch = model.encode_sketches(batch["sketch_maps"])
+    assert torch.equal(sketch[:, 0], model.sketch_vqgan.encode_to_indices(maps))
 
 
-def test_videos_and_video_sketches_code_frame_by_frame(processor):
+def test_model_forward_takes_the_processor_output_as_is(processor, model):
+    """`model(**processor(text=..., images=...))` gives the training loss, with gradients (issue 18 row 6)."""
+    batch = processor(text=["a red circle", "a green square"], images=pictures(2, seed=4))
+    model.train()
+    try:
+        loss = model(**batch).loss
+        loss.backward()
+    finally:
+        model.eval()
+    grads = [p.grad for p in model.model.decoder.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert all(p.grad is None for p in model.vqgan.parameters()), "the VQ-GAN is frozen"
+    model.zero_grad(set_to_none=True)
+    labels = model.encode_images(batch["pixel_values"])
+    with torch.no_grad():
+        expected = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
+        actual = model(**batch).loss
+    torch.testing.assert_close(actual, expected)
+    with pytest.raises(ValueError, match="not both"):
+        model(**batch, labels=labels)
+
+
+def test_videos_and_video_sketches_code_frame_by_frame(processor, model):
     videos = [pictures(3, seed=2), pictures(3, seed=3)]
     video_sketches = [[np.full((40, 48), t % NUM_CLASSES) for t in range(3)]] * 2
     batch = processor(videos=videos, sketches=video_sketches)
-    assert batch["visual_tokens"].shape == (2, 3, 8, 8)
-    assert batch["sketch_tokens"].shape == (2, 3, 8, 8)
-    single = processor(images=videos[1][2])["visual_tokens"]
-    assert torch.equal(batch["visual_tokens"][1, 2], single[0, 0])
-    as_array = processor(videos=np.stack([np.asarray(frame) for frame in videos[0]]))["visual_tokens"]
-    assert torch.equal(as_array[0], batch["visual_tokens"][0])
+    assert batch["pixel_values"].shape == (2, 3, 3, 32, 32)
+    assert model.encode_sketches(batch["sketch_maps"]).shape == (2, 3, 8, 8)
+    tokens = model.encode_videos(batch["pixel_values"])
+    assert tokens.shape == (2, 3, 8, 8)
+    single = model.encode_images(processor(images=videos[1][2])["pixel_values"])
+    assert torch.equal(tokens[1, 2], single[0, 0])
+    as_array = processor(videos=np.stack([np.asarray(frame) for frame in videos[0]]))["pixel_values"]
+    assert torch.equal(model.encode_videos(as_array)[0], tokens[0])
 
 
-def test_decode_visual_gives_images_or_frame_lists(processor):
-    tokens = torch.randint(0, processor.vqgan.codebook_size, (2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
-    images = processor.decode_visual(tokens)
+def test_decoded_tokens_become_images_or_frame_lists(processor, model):
+    tokens = torch.randint(0, model.vqgan.codebook_size, (2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    pixels = model.decode_visual_tokens(tokens)
+    assert pixels.shape == (2, 1, 3, 32, 32) and float(pixels.abs().max()) <= 1.0
+    images = processor.postprocess(pixels)
     assert len(images) == 2 and all(isinstance(image, Image.Image) and image.size == (32, 32) for image in images)
-    assert processor.decode_visual(tokens, output_type="np").shape == (2, 32, 32, 3)
+    assert processor.postprocess(pixels, output_type="np").shape == (2, 32, 32, 3)
     video_tokens = tokens.repeat(1, 3, 1, 1)
-    videos = processor.decode_visual(video_tokens)
+    videos = processor.postprocess(model.decode_visual_tokens(video_tokens))
     assert len(videos) == 2 and len(videos[0]) == 3 and isinstance(videos[0][2], Image.Image)
-    frames = processor.decode_visual(video_tokens, output_type="pt")
+    frames = processor.postprocess(model.decode_visual_tokens(video_tokens), output_type="pt")
     assert frames.shape == (2, 3, 3, 32, 32) and 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
     np.testing.assert_array_equal(np.asarray(videos[1][0]), np.asarray(images[1]))
 
 
-def test_decode_sketch_gives_class_maps(processor):
+def test_decoded_sketch_tokens_become_class_maps(processor, model):
     tokens = torch.randint(
-        0, processor.seg_vqgan.codebook_size, (2, 3, 8, 8), generator=torch.Generator().manual_seed(1)
+        0, model.sketch_vqgan.codebook_size, (2, 3, 8, 8), generator=torch.Generator().manual_seed(1)
     )
-    maps = processor.decode_sketch(tokens)
+    maps = processor.postprocess_sketches(model.decode_sketch_tokens(tokens))
     assert maps.shape == (2, 3, 32, 32) and maps.dtype == torch.long
     assert int(maps.max()) < NUM_CLASSES
-    assert processor.decode_sketch(tokens[:, :1]).shape == (2, 32, 32)
-    assert processor.decode_sketch(tokens[:, :1], output_type="pil")[0].mode == "P"
+    single = processor.postprocess_sketches(model.decode_sketch_tokens(tokens[:, :1]))
+    assert single.shape == (2, 32, 32)
+    assert processor.postprocess_sketches(model.decode_sketch_tokens(tokens[:, :1]), output_type="pil")[0].mode == "P"
 
 
 def test_long_prompts_are_truncated_with_a_warning(processor, caplog):
@@ -114,31 +155,29 @@ def test_empty_prompts_and_mismatched_batches_are_errors(processor):
         processor(videos=[pictures(1), []])
 
 
-def test_save_and_load_round_trip_with_the_vqgans(processor, tmp_path):
+def test_save_and_load_round_trip(processor, tmp_path):
     processor.save_pretrained(tmp_path)
-    assert (tmp_path / "vqgan" / "diffusion_pytorch_model.safetensors").is_file()
-    assert (tmp_path / "vqgan_seg" / "diffusion_pytorch_model.safetensors").is_file()
+    assert not (tmp_path / "vqgan").exists(), "the processor holds no network"
     reloaded = NuwaProcessor.from_pretrained(tmp_path)
-    assert isinstance(reloaded.vqgan, NuwaVQGAN) and isinstance(reloaded.seg_vqgan, NuwaSegVQGAN)
     assert reloaded.image_processor.num_sketch_classes == NUM_CLASSES
     inputs = dict(text=["a green square"], images=pictures(1, seed=5), sketches=np.zeros((1, 40, 48), np.int64))
     expected, actual = processor(**inputs), reloaded(**inputs)
-    for key in ("input_ids", "attention_mask", "visual_tokens", "sketch_tokens"):
+    for key in ("input_ids", "attention_mask", "pixel_values", "sketch_maps"):
         assert torch.equal(actual[key], expected[key]), key
 
 
-def test_without_vqgans_the_processor_explains_itself_or_returns_pixels(processor, tmp_path):
-    bare = NuwaProcessor(processor.image_processor, processor.tokenizer, max_text_length=8)
-    bare.save_pretrained(tmp_path)
-    reloaded = NuwaProcessor.from_pretrained(tmp_path)
-    assert reloaded.vqgan is None and reloaded.seg_vqgan is None and reloaded.max_text_length == 8
-    with pytest.raises(ValueError, match="processor.vqgan"):
-        reloaded(images=pictures(1))
-    with pytest.raises(ValueError, match="processor.seg_vqgan"):
-        reloaded.decode_sketch(torch.zeros(1, 1, 8, 8, dtype=torch.long))
-    batch = reloaded(images=pictures(2), sketches=np.zeros((2, 40, 48), np.int64), return_tokens=False)
-    assert batch["pixel_values"].shape == (2, 1, 3, 32, 32)
-    assert batch["sketch_maps"].shape == (2, 1, 32, 32)
+def test_the_old_vqgan_arguments_say_where_the_vqgans_went(processor, tmp_path):
+    with pytest.raises(TypeError, match=r"part of the NUWA model now .*model.encode_videos"):
+        NuwaProcessor(processor.image_processor, processor.tokenizer, vqgan=NuwaVQGAN.tiny())
+    with pytest.raises(TypeError, match="return_tokens"):
+        processor(images=pictures(1), return_tokens=True)
+    with pytest.raises(AttributeError, match="decode_visual_tokens"):
+        processor.decode_visual(torch.zeros(1, 1, 8, 8, dtype=torch.long))
+    with pytest.raises(TypeError, match="load_vqgans"):
+        NuwaProcessor.from_pretrained(tmp_path, load_vqgans=True)
+
+
+def test_loading_errors_name_the_folder_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder"):
         NuwaProcessor.from_pretrained(tmp_path / "missing_folder")
     (tmp_path / "empty").mkdir()

@@ -1,7 +1,7 @@
-"""push_to_hub through TrainingArguments: `train_nuwa.py --push-to-hub` uploads the final model folder (weights,
-processor, vqgan/, vqgan_seg/) and the last checkpoint, never the staging or tokenizer-cache folders.
+"""push_to_hub through TrainingArguments: `train_nuwa.py --push-to-hub` uploads the final model folder (weights with
+the VQ-GANs inside, processor) and the last checkpoint, never the staging or tokenizer-cache folders.
 
-The Hub is the project's local Hub-compatible server (nuwa_hf.hub.local_server): the real huggingface_hub client talks
+The Hub is the project's local Hub-compatible server (support.local_hub_server): the real huggingface_hub client talks
 to it over HTTP, but it does not exercise the real Hub's LFS/Xet path for large files.
 """
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nuwa_hf.hub.local_server import LocalHubServer
+from support.local_hub_server import LocalHubServer
 from nuwa_training_support import REPO, tiny_run_args
 
 TOKEN = "hf_training_test_token"
@@ -32,7 +32,6 @@ def test_training_pushes_the_model_folder_and_the_last_checkpoint(tmp_path, vqga
         files = hub.files("tester/nuwa-tiny")
 
     for name in ("config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
-                 "vqgan/diffusion_pytorch_model.safetensors", "vqgan_seg/diffusion_pytorch_model.safetensors",
                  "last-checkpoint/model.safetensors", "last-checkpoint/checkpoint_complete.json"):
         assert name in files, (name, sorted(files))
     assert files["model.safetensors"] == (output / "model.safetensors").read_bytes()

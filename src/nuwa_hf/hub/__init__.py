@@ -6,11 +6,11 @@
 
 Then, anywhere (``import nuwa_hf`` registers the classes; without it, pass ``trust_remote_code=True``):
 
-    >>> AutoModelForSeq2SeqLM.from_pretrained("my-org/nuwa-tiny")
-    >>> NuwaProcessor.from_pretrained("my-org/nuwa-tiny")                       # with vqgan/ and vqgan_seg/
+    >>> AutoModelForSeq2SeqLM.from_pretrained("my-org/nuwa-tiny")               # with its VQ-GANs inside
+    >>> NuwaProcessor.from_pretrained("my-org/nuwa-tiny")                       # tokenizer + image processor
     >>> pipeline("nuwa-text-to-image", model="my-org/nuwa-tiny")
 
-``nuwa_hf.hub.local_server.LocalHubServer`` is a small Hub-compatible server on 127.0.0.1 that the tests push to
+``tests/support/local_hub_server.py`` holds a small Hub-compatible server on 127.0.0.1 that the tests push to
 and load from with the real client (see its docstring for what it does not cover).
 """
 

@@ -1,4 +1,4 @@
-"""Model cards filled by code: ``huggingface_hub.ModelCard`` from the templates in the repository's ``model_cards/``.
+"""Model cards filled by code: ``huggingface_hub.ModelCard`` from the templates in ``model_cards/`` (package data).
 
     >>> from nuwa_hf.hub.model_cards import write_default_card
     >>> write_default_card("checkpoints/nuwa-tiny", evaluation=tables, timings=timings, command="python ...")
@@ -16,7 +16,8 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "model_cards"
+# The repository's model_cards/ folder, reached through the package's model_cards symlink (a wheel holds a copy).
+TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
 DEFAULT_TEMPLATE = "nuwa-tiny.md"
 
 DATASETS = ["mnist"]
@@ -37,11 +38,11 @@ DEFAULT_LIMITATIONS = (
 PART_DESCRIPTIONS = {
     "config.json": "NuwaConfig (architecture, grids, auto_map for remote code)",
     "generation_config.json": "default sampling settings (top-k, guidance scale)",
-    "model.safetensors": "NUWA encoder-decoder weights",
+    "model.safetensors": "NUWA encoder-decoder weights, with its VQ-GAN (32x32 RGB frames <-> 8x8 token grids) and "
+                         "VQ-GAN-Seg (32x32 class maps <-> 8x8 token grids) inside",
     "processor_config.json": "NuwaProcessor settings",
     "tokenizer.json": "caption BPE tokenizer",
-    "vqgan": "NuwaVQGAN: 32x32 RGB frames <-> 8x8 token grids",
-    "vqgan_seg": "NuwaSegVQGAN: 32x32 class maps <-> 8x8 token grids",
+    "samples": "sample outputs shown in this card",
 }
 
 

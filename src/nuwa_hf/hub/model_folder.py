@@ -1,15 +1,18 @@
 """What a complete NUWA model folder ("Hub layout") holds, and a check that names what is missing.
 
-    folder/config.json                         NuwaConfig (model_type "nuwa")                  required
-    folder/model.safetensors                   NUWA weights (or model.safetensors.index.json    required
-                                               + its shards)
+    folder/config.json                         NuwaConfig (model_type "nuwa"), with                required
+                                                 vqgan_config: the NuwaVQGAN inside the model    required
+                                                 sketch_vqgan_config: the NuwaSegVQGAN           sketch tasks only
+    folder/model.safetensors                   NUWA weights, VQ-GANs included (or               required
+                                               model.safetensors.index.json + its shards)
     folder/processor_config.json               NuwaProcessor settings (image processor inside)  required
     folder/tokenizer_config.json (+ files)     the caption tokenizer                            required
-    folder/vqgan/config.json + weights         NuwaVQGAN (images and videos <-> tokens)         required
-    folder/vqgan_seg/config.json + weights     NuwaSegVQGAN (sketches <-> tokens)               sketch tasks only
     folder/generation_config.json              default decoding settings                        recommended
     folder/*.py named by config.auto_map       remote code (trust_remote_code without nuwa_hf)  recommended
     folder/README.md                           the model card                                   recommended
+
+Folders of the old layout (the VQ-GANs in ``vqgan/`` and ``vqgan_seg/`` beside the model) pass with a warning: the
+model converts them while loading; ``python -m nuwa_hf.models.nuwa.convert_nuwa_legacy_folder`` converts them once.
 
 Files that are never part of the model (hidden files and folders, ``__pycache__``, ``*.pyc``, ``*.tmp``) are left out
 of :func:`list_model_files` and of uploads.
@@ -23,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Where the old layout kept the VQ-GANs (now inside the model).
 VQGAN_SUBFOLDER = "vqgan"
 SEG_VQGAN_SUBFOLDER = "vqgan_seg"
 # fnmatch patterns ("*" also matches "/"), applied to '/'-separated paths relative to the folder.
@@ -111,25 +115,34 @@ def check_model_folder(folder: str | os.PathLike, *, require_sketch_vqgan: bool 
     for name in ("processor_config.json", "tokenizer_config.json"):
         if name not in present:
             missing.append(f"no {name}: save the processor with `processor.save_pretrained(folder)`")
-    for subfolder, cls, required in ((VQGAN_SUBFOLDER, "NuwaVQGAN", True),
-                                     (SEG_VQGAN_SUBFOLDER, "NuwaSegVQGAN", require_sketch_vqgan)):
-        problems = []
-        if f"{subfolder}/config.json" not in present:
-            problems.append(f"no {subfolder}/config.json")
-        weights = _weights_problem(root, "diffusion_pytorch_model.safetensors", present, subfolder)
-        if weights:
-            problems.append(weights)
-        if not problems:
-            continue
-        absent = not any(name.startswith(subfolder + "/") for name in present)
-        attribute = "vqgan" if subfolder == VQGAN_SUBFOLDER else "seg_vqgan"
-        fix = (f"save it with `processor.save_pretrained(folder)` (with processor.{attribute} set) or "
-               f"`{attribute}.save_pretrained(folder + '/{subfolder}')`")
-        message = f"{subfolder}/ ({cls}): {'; '.join(problems)}; {fix}"
-        if required or not absent:  # a half-written optional part is an error too
-            missing.append(message)
+    legacy = config is not None and config.get("vqgan_config") is None and f"{VQGAN_SUBFOLDER}/config.json" in present
+    has_sketch_vqgan = bool((config or {}).get("sketch_vqgan_config"))
+    if legacy:
+        warnings.append(
+            "old layout: the VQ-GANs sit in vqgan/ and vqgan_seg/ beside the model; it still loads (converted on the "
+            "fly), but convert it once with `python -m nuwa_hf.models.nuwa.convert_nuwa_legacy_folder --input "
+            f"{folder} --output NEW_FOLDER`"
+        )
+        for subfolder, required in ((VQGAN_SUBFOLDER, True), (SEG_VQGAN_SUBFOLDER, False)):
+            if not any(name.startswith(subfolder + "/") for name in present):
+                continue
+            problem = _weights_problem(root, "diffusion_pytorch_model.safetensors", present, subfolder)
+            if f"{subfolder}/config.json" not in present:
+                problem = f"no {subfolder}/config.json"
+            if problem:
+                missing.append(f"{subfolder}/ (old layout): {problem}")
+        has_sketch_vqgan = f"{SEG_VQGAN_SUBFOLDER}/config.json" in present
+    elif config is not None and not config.get("vqgan_config"):
+        missing.append(
+            "config.json has no vqgan_config: the model has no VQ-GAN to turn pictures into tokens; attach the one it "
+            "was trained with (`model.set_visual_tokenizers(vqgan=...)`) and save the model again"
+        )
+    if config is not None and not has_sketch_vqgan:
+        if require_sketch_vqgan:
+            missing.append("the model has no sketch VQ-GAN (config.sketch_vqgan_config): sketch tasks need one; attach "
+                           "it with `model.set_visual_tokenizers(sketch_vqgan=...)` and save the model again")
         else:
-            warnings.append(f"no {subfolder}/ ({cls}): the sketch tasks (S2I, S2V) will not load from this model")
+            warnings.append("no sketch VQ-GAN: the sketch tasks (S2I, S2V) will not load from this model")
     if missing:
         raise IncompleteModelFolderError(folder, missing)
 
@@ -145,7 +158,7 @@ def check_model_folder(folder: str | os.PathLike, *, require_sketch_vqgan: bool 
     if "README.md" not in present:
         warnings.append("no README.md: the repository will have no model card")
     return ModelFolderReport(folder=root, files=files, warnings=warnings,
-                             has_sketch_vqgan=f"{SEG_VQGAN_SUBFOLDER}/config.json" in present,
+                             has_sketch_vqgan=has_sketch_vqgan,
                              has_model_card="README.md" in present)
 
 

@@ -6,15 +6,14 @@
 Three ways to share, and what each uploads:
 
 * :func:`push_model_folder` (and ``nuwa-hf push``): the folder as it is on disk, in one commit: the NUWA config and
-  weights, generation config, remote code, the processor files, ``vqgan/``, ``vqgan_seg/`` and the README.md model
-  card. It first checks that the folder is complete (:func:`~nuwa_hf.hub.model_folder.check_model_folder`), and
-  afterwards that every file arrived with the same size and hash (:func:`verify_remote_folder`). This is the way to
-  publish a checkpoint.
-* ``model.push_to_hub(repo_id)`` (transformers): only what ``model.save_pretrained`` writes: config.json,
-  model.safetensors, generation_config.json and the remote code. It adds transformers' generic README.md when the
-  repo has none (an existing card is kept). No processor, no VQ-GAN: pipelines cannot load such a repo alone.
-* ``processor.push_to_hub(repo_id)`` (transformers, through ``NuwaProcessor.save_pretrained``): the tokenizer and
-  processor files plus ``vqgan/`` and ``vqgan_seg/`` (whichever are attached), and the same generic README.md.
+  weights (VQ-GANs inside), generation config, remote code, the processor files and the README.md model card. It
+  first checks that the folder is complete (:func:`~nuwa_hf.hub.model_folder.check_model_folder`), and afterwards
+  that every file arrived with the same size and hash (:func:`verify_remote_folder`). This is the way to publish a
+  checkpoint.
+* ``model.push_to_hub(repo_id)`` (transformers): what ``model.save_pretrained`` writes: config.json,
+  model.safetensors (with the VQ-GANs), generation_config.json and the remote code, plus transformers' generic
+  README.md when the repo has none. The model is complete; pipelines also need the processor files.
+* ``processor.push_to_hub(repo_id)`` (transformers): the tokenizer and processor files.
 
 ``model.push_to_hub`` followed by ``processor.push_to_hub`` to one repo gives a loadable repo in two commits, with a
 generic card; ``push_model_folder`` gives it in one commit with the project's card.
@@ -140,14 +139,14 @@ def push_model_folder(
         delete_stale: also delete the repo's files that are not in the folder (e.g. shards of an older save), in
             the same commit. ``.gitattributes`` is always kept.
         verify: after the upload, list the repo and check that each file arrived with its size and hash.
-        require_sketch_vqgan: fail (instead of warning) when ``vqgan_seg/`` is missing.
+        require_sketch_vqgan: fail (instead of warning) when the model has no sketch VQ-GAN.
         endpoint: Hub URL; default ``HF_ENDPOINT`` (read when huggingface_hub is imported) or huggingface.co.
 
     Returns:
         The commit URL (a ``huggingface_hub.CommitInfo``, which is a ``str``; ``.oid`` and ``.repo_url`` too).
 
     Raises:
-        IncompleteModelFolderError: the folder lacks config, weights, processor files or ``vqgan/`` (all listed).
+        IncompleteModelFolderError: the folder lacks config, weights, processor files or the VQ-GAN (all listed).
         huggingface_hub.errors.OfflineModeIsEnabled: HF_HUB_OFFLINE is set.
         huggingface_hub.errors.HfHubHTTPError: the Hub refused a request (auth, permissions, ...).
         HubUnreachableError: the endpoint could not be reached (a ``ConnectionError``).

@@ -24,6 +24,8 @@ from __future__ import annotations
 from transformers import AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from ..tasks import TASKS
+
 from .diffusers_pipeline import NuwaDiffusionPipeline, NuwaPipelineOutput
 from .image_completion import NuwaImageCompletionPipeline
 from .image_manipulation import NuwaImageManipulationPipeline
@@ -44,16 +46,8 @@ from .text_to_video import NuwaTextToVideoPipeline
 from .video_manipulation import NuwaVideoManipulationPipeline
 from .video_prediction import NuwaVideoPredictionPipeline
 
-PIPELINE_CLASSES = {
-    "nuwa-text-to-image": NuwaTextToImagePipeline,
-    "nuwa-text-to-video": NuwaTextToVideoPipeline,
-    "nuwa-video-prediction": NuwaVideoPredictionPipeline,
-    "nuwa-sketch-to-image": NuwaSketchToImagePipeline,
-    "nuwa-image-completion": NuwaImageCompletionPipeline,
-    "nuwa-image-manipulation": NuwaImageManipulationPipeline,
-    "nuwa-sketch-to-video": NuwaSketchToVideoPipeline,
-    "nuwa-video-manipulation": NuwaVideoManipulationPipeline,
-}
+# Task name -> class, from the task table (nuwa_hf.tasks), which names each task's class.
+PIPELINE_CLASSES = {task.name: globals()[task.pipeline_class] for task in TASKS}
 
 
 def register_pipelines() -> None:

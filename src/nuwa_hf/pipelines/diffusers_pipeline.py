@@ -14,8 +14,8 @@ Why this shape: NUWA is autoregressive, not a diffusion model, so there is no sc
 share with diffusers' pipelines; what diffusers users expect is the surface (loading, device moves, generators, output
 objects). This class gives that surface and delegates the work to the same engine as the transformers pipelines
 (:class:`~nuwa_hf.pipelines.pipeline_base.NuwaPipeline`), so both entry points give identical results for the same
-seed. The model folder keeps the transformers layout (NUWA at the root, ``vqgan/``, ``vqgan_seg/``, processor files)
-rather than diffusers' ``model_index.json`` layout, so one folder (or Hub repository) serves ``transformers.pipeline``,
+seed. The model folder keeps the transformers layout (NUWA with its VQ-GANs at the root, processor files) rather than
+diffusers' ``model_index.json`` layout, so one folder (or Hub repository) serves ``transformers.pipeline``,
 this class and the ``nuwa-hf`` command alike; ``save_pretrained`` writes that layout too.
 """
 
@@ -31,6 +31,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from ..tasks import get_task_info
 from .pipeline_base import NuwaPipeline, load_nuwa_processor, resolve_task_name
 
 
@@ -46,18 +47,15 @@ class NuwaPipelineOutput(BaseOutput):
 class NuwaDiffusionPipeline(DiffusionPipeline):
     """All eight NUWA tasks behind one diffusers ``DiffusionPipeline`` (see the module docstring).
 
-    Components: ``transformer`` (``NuwaForConditionalGeneration``), ``processor`` (``NuwaProcessor``), ``vqgan``
-    (``NuwaVQGAN``) and ``seg_vqgan`` (``NuwaSegVQGAN`` or None).
+    Components: ``transformer`` (``NuwaForConditionalGeneration``, which owns the VQ-GAN ``transformer.vqgan`` and
+    the sketch VQ-GAN ``transformer.sketch_vqgan``) and ``processor`` (``NuwaProcessor``).
     """
 
-    model_cpu_offload_seq = "transformer->vqgan"
+    model_cpu_offload_seq = "transformer"
 
-    def __init__(self, transformer, processor, vqgan=None, seg_vqgan=None):
+    def __init__(self, transformer, processor):
         super().__init__()
-        vqgan = vqgan if vqgan is not None else getattr(processor, "vqgan", None)
-        seg_vqgan = seg_vqgan if seg_vqgan is not None else getattr(processor, "seg_vqgan", None)
-        processor.vqgan, processor.seg_vqgan = vqgan, seg_vqgan
-        self.register_modules(transformer=transformer, processor=processor, vqgan=vqgan, seg_vqgan=seg_vqgan)
+        self.register_modules(transformer=transformer, processor=processor)
         self._task_pipelines: dict[str, NuwaPipeline] = {}
 
     @classmethod
@@ -75,7 +73,7 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         return cls(transformer=transformer, processor=processor)
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
-        """Write the model folder (NUWA at the root, processor files, ``vqgan/``, ``vqgan_seg/``; safetensors)."""
+        """Write the model folder (NUWA with its VQ-GANs at the root, safetensors; the processor files)."""
         os.makedirs(save_directory, exist_ok=True)
         self.transformer.save_pretrained(save_directory, safe_serialization=True)
         self.processor.save_pretrained(save_directory)
@@ -151,11 +149,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
                                                     **({"num_condition_frames": num_condition_frames}
                                                        if num_condition_frames else {}), **common),
         }
-        required = {
-            "nuwa-text-to-image": ("prompt",), "nuwa-text-to-video": ("prompt",), "nuwa-video-prediction": ("video",),
-            "nuwa-sketch-to-image": ("sketch",), "nuwa-sketch-to-video": ("sketch",), "nuwa-image-completion": ("image",),
-            "nuwa-image-manipulation": ("image", "prompt", "mask"), "nuwa-video-manipulation": ("video", "prompt"),
-        }[name]
+        # The task table's required inputs, in this entry point's argument names (S2V's sketch_video is `sketch`).
+        required = tuple("sketch" if item == "sketch_video" else item for item in get_task_info(name).inputs)
         given = {"prompt": prompt, "image": image, "video": first_frames, "sketch": sketch, "mask": mask}
         missing = [argument for argument in required if given[argument] is None]
         if missing:

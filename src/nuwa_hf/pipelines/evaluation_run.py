@@ -120,10 +120,10 @@ def evaluate_task(
     visual = "video" if code in ("T2V", "V2V", "S2V", "TV2V") else "image"
     evaluation_scorers = build_scorers(scorers, image_features, progress, log, visual=visual)
     nuwa = AutoModelForSeq2SeqLM.from_pretrained(model, use_safetensors=True).eval()
-    processor = load_nuwa_processor(model, needs_sketch_vqgan=code in ("S2I", "S2V"))
+    processor = load_nuwa_processor(model)
     crop = processor.image_processor.crop_size
     image_size = int(getattr(crop, "height", None) or crop["height"])
-    seg = getattr(processor, "seg_vqgan", None)
+    seg = nuwa.sketch_vqgan
     examples = task_examples(name, num_samples, image_size, int(nuwa.config.max_visual_grid[0]), split=split,
                              seed=seed, num_sketch_classes=int(seg.num_classes) if seg is not None else None)
     pipe = pipeline(name, model=nuwa, processor=processor)

@@ -13,8 +13,8 @@ decoder is driven (:class:`DecodingPlan`); everything else happens here, in four
    paper keeps the best of 60 by CLIP);
 4. **postprocess**: token grids -> PIL images / frame lists, or numpy / torch arrays, or the tokens themselves.
 
-One model folder (or Hub repo id) holds everything: the NUWA weights and config at its root, the processor files
-(tokenizer + image processor), ``vqgan/`` (NuwaVQGAN) and, for sketch tasks, ``vqgan_seg/`` (NuwaSegVQGAN).
+One model folder (or Hub repo id) holds everything: the NUWA weights and config at its root, with the VQ-GAN (and,
+for sketch tasks, the VQ-GAN-Seg) inside the model, and the processor files (tokenizer + image processor).
 """
 
 from __future__ import annotations
@@ -34,32 +34,16 @@ from transformers import Pipeline
 from transformers.generation.streamers import BaseStreamer
 
 from .. import media
+from ..tasks import TASK_CODE_OF as _TASK_CODE_OF
+from ..tasks import TASK_CODES as _TASK_CODES
+from ..tasks import TASK_NAMES as _TASK_NAMES
+from ..tasks import get_task_info
 
 # --------------------------------------------------------------------------------------------------------------------
 # Tasks
 
-TASK_NAMES = (
-    "nuwa-text-to-image",
-    "nuwa-text-to-video",
-    "nuwa-video-prediction",
-    "nuwa-sketch-to-image",
-    "nuwa-image-completion",
-    "nuwa-image-manipulation",
-    "nuwa-sketch-to-video",
-    "nuwa-video-manipulation",
-)
-# The paper's short codes, accepted wherever a task name is (CLI, diffusers entry point).
-TASK_CODES = {
-    "T2I": "nuwa-text-to-image",
-    "T2V": "nuwa-text-to-video",
-    "V2V": "nuwa-video-prediction",
-    "S2I": "nuwa-sketch-to-image",
-    "I2I": "nuwa-image-completion",
-    "TI2I": "nuwa-image-manipulation",
-    "S2V": "nuwa-sketch-to-video",
-    "TV2V": "nuwa-video-manipulation",
-}
-TASK_CODE_OF = {name: code for code, name in TASK_CODES.items()}
+# The names and codes live in the one task table (nuwa_hf.tasks); re-exported here for the pipelines' users.
+TASK_NAMES, TASK_CODES, TASK_CODE_OF = _TASK_NAMES, _TASK_CODES, _TASK_CODE_OF
 
 
 def resolve_task_name(task: str) -> str:
@@ -68,55 +52,43 @@ def resolve_task_name(task: str) -> str:
     Raises:
         ValueError: an unknown task, listing the known ones.
     """
-    if not isinstance(task, str):
-        raise TypeError(f"A task is a string such as 'nuwa-text-to-image', got {type(task).__name__}.")
-    name = task.strip()
-    if name.upper() in TASK_CODES:
-        return TASK_CODES[name.upper()]
-    if not name.startswith("nuwa-"):
-        name = "nuwa-" + name
-    if name not in TASK_NAMES:
-        known = ", ".join(TASK_NAMES)
-        raise ValueError(f"Unknown task {task!r}. Choose one of: {known} (or the paper's codes {', '.join(TASK_CODES)}).")
-    return name
+    return get_task_info(task).name
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Loading the processor and the VQ-GANs from the model folder
+# Loading the processor; checking the model's VQ-GANs
 
 
 class NuwaModelFolderError(ValueError):
     """A model folder lacks a part a pipeline needs (processor files, VQ-GAN, VQ-GAN-Seg)."""
 
 
-def load_nuwa_processor(name_or_path: str | os.PathLike, needs_sketch_vqgan: bool = False, **hub_kwargs):
-    """Load ``NuwaProcessor`` (tokenizer, image processor, ``vqgan/`` and ``vqgan_seg/``) from a model folder or repo id
-    and check that the VQ-GAN(s) a task needs are there."""
+def load_nuwa_processor(name_or_path: str | os.PathLike, **hub_kwargs):
+    """Load ``NuwaProcessor`` (tokenizer + image processor) from a model folder or repo id."""
     from ..processing import NuwaProcessor
 
     try:
-        processor = NuwaProcessor.from_pretrained(name_or_path, **hub_kwargs)
+        return NuwaProcessor.from_pretrained(name_or_path, **hub_kwargs)
     except (OSError, ValueError) as error:
         raise NuwaModelFolderError(
             f"Could not load the NUWA processor from {str(name_or_path)!r} ({error}). A NUWA model folder holds the "
             "processor files next to config.json: save them with `processor.save_pretrained(folder)`."
         ) from error
-    check_processor(processor, name_or_path, needs_sketch_vqgan)
-    return processor
 
 
-def check_processor(processor, where: Any, needs_sketch_vqgan: bool) -> None:
-    """Raise :class:`NuwaModelFolderError` naming the fix when the VQ-GAN or the VQ-GAN-Seg is missing."""
-    where = f"The model folder {str(where)!r}" if where is not None else "The processor"
-    if getattr(processor, "vqgan", None) is None:
+def check_visual_tokenizers(model, where: Any, needs_sketch_vqgan: bool) -> None:
+    """Raise :class:`NuwaModelFolderError` naming the fix when the model lacks the VQ-GAN or the VQ-GAN-Seg."""
+    where = f"The model {str(where)!r}" if where else "The model"
+    if getattr(model, "vqgan", None) is None:
         raise NuwaModelFolderError(
-            f"{where} has no VQ-GAN: NUWA needs its visual tokenizer in the subfolder 'vqgan/'. Save it with "
-            "`vqgan.save_pretrained(folder + '/vqgan')` (a NuwaVQGAN), or pass a processor that has one."
+            f"{where} has no VQ-GAN (config.vqgan_config is None): NUWA needs its visual tokenizer. Attach the one it "
+            "was trained with, `model.set_visual_tokenizers(vqgan=NuwaVQGAN.from_pretrained(...))`, and save the model "
+            "again."
         )
-    if needs_sketch_vqgan and getattr(processor, "seg_vqgan", None) is None:
+    if needs_sketch_vqgan and getattr(model, "sketch_vqgan", None) is None:
         raise NuwaModelFolderError(
-            f"{where} has no sketch VQ-GAN: sketch tasks need 'vqgan_seg/' (a NuwaSegVQGAN). Save it with "
-            "`seg_vqgan.save_pretrained(folder + '/vqgan_seg')`, or use a model trained for sketches."
+            f"{where} has no sketch VQ-GAN (config.sketch_vqgan_config is None): sketch tasks need a NuwaSegVQGAN. "
+            "Attach it with `model.set_visual_tokenizers(sketch_vqgan=...)`, or use a model trained for sketches."
         )
 
 
@@ -561,20 +533,14 @@ class NuwaPipeline(Pipeline):
     def __init__(self, model, processor=None, scorer=None, **kwargs):
         super().__init__(model=model, processor=processor, **kwargs)
         name_or_path = getattr(self.model, "name_or_path", None) or getattr(self.model.config, "_name_or_path", None)
-        if self.processor is None or getattr(self.processor, "vqgan", None) is None:
-            if self.processor is not None and hasattr(self.processor, "vqgan") and not name_or_path:
-                check_processor(self.processor, None, self.needs_sketch_vqgan)
+        check_visual_tokenizers(self.model, name_or_path, self.needs_sketch_vqgan)
+        if self.processor is None:
             if not name_or_path:
                 raise NuwaModelFolderError(
                     "No processor was given and the model does not say which folder it came from: pass "
-                    "processor=NuwaProcessor.from_pretrained(folder) (with its VQ-GAN)."
+                    "processor=NuwaProcessor.from_pretrained(folder)."
                 )
-            self.processor = load_nuwa_processor(name_or_path, self.needs_sketch_vqgan)
-        check_processor(self.processor, name_or_path, self.needs_sketch_vqgan)
-        for part in ("vqgan", "seg_vqgan"):
-            module = getattr(self.processor, part, None)
-            if module is not None:
-                module.to(self.device).eval()
+            self.processor = load_nuwa_processor(name_or_path)
         self.model.eval()
         self.tokenizer = getattr(self.processor, "tokenizer", None)
         self.image_processor = getattr(self.processor, "image_processor", None)
@@ -582,10 +548,10 @@ class NuwaPipeline(Pipeline):
         self._progress_bar_config: dict = {}
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Write a complete model folder: NUWA (safetensors) and the processor with ``vqgan/`` and ``vqgan_seg/``.
+        """Write a complete model folder: NUWA with its VQ-GANs (safetensors) and the processor files.
 
-        (transformers' ``Pipeline.save_pretrained`` saves neither the processor nor the VQ-GANs, and would copy this
-        pipeline's source next to the weights; a NUWA folder needs no remote code.)
+        (transformers' ``Pipeline.save_pretrained`` does not save the processor, and would copy this pipeline's
+        source next to the weights; a NUWA folder needs no pipeline code.)
         """
         os.makedirs(save_directory, exist_ok=True)
         self.model.save_pretrained(save_directory, safe_serialization=True, **kwargs)
@@ -604,11 +570,11 @@ class NuwaPipeline(Pipeline):
 
     @property
     def vqgan(self):
-        return self.processor.vqgan
+        return self.model.vqgan
 
     @property
-    def seg_vqgan(self):
-        return getattr(self.processor, "seg_vqgan", None)
+    def sketch_vqgan(self):
+        return self.model.sketch_vqgan
 
     def token_grid(self) -> tuple[int, int]:
         """(h, w) of the visual token grid: the processor's crop size over the VQ-GAN's down-sampling factor."""
@@ -647,8 +613,8 @@ class NuwaPipeline(Pipeline):
 
     def encode_images(self, images: list[PIL.Image.Image]) -> torch.Tensor:
         """RGB images -> visual tokens (B, 1, h, w)."""
-        tokens = self.processor(images=images, return_tensors="pt")["visual_tokens"]
-        return tokens.reshape(len(images), 1, *tokens.shape[-2:]).to(self.device)
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]
+        return self.model.encode_videos(pixels.to(self.device))
 
     def encode_videos(self, videos: list[list[PIL.Image.Image]]) -> torch.Tensor:
         """Videos (equal frame counts) -> visual tokens (B, T, h, w)."""
@@ -658,12 +624,12 @@ class NuwaPipeline(Pipeline):
                 f"The videos of one call have different frame counts {counts}: trim them to one length or call the "
                 "pipeline once per video."
             )
-        tokens = self.processor(videos=videos, return_tensors="pt")["visual_tokens"]
-        return tokens.reshape(len(videos), counts[0], *tokens.shape[-2:]).to(self.device)
+        pixels = self.processor(videos=videos, return_tensors="pt")["pixel_values"]
+        return self.model.encode_videos(pixels.to(self.device))
 
     def encode_sketches(self, sketches: list[np.ndarray]) -> torch.Tensor:
         """Class maps (H, W) or (T, H, W) -> sketch tokens (B, T, hs, ws) through the image processor and VQ-GAN-Seg."""
-        seg = self.seg_vqgan
+        seg = self.sketch_vqgan
         num_classes = int(seg.num_classes)
         for index, sketch in enumerate(sketches):
             if sketch.size and int(sketch.max()) >= num_classes:
@@ -674,7 +640,8 @@ class NuwaPipeline(Pipeline):
         if sketches[0].ndim == 3 and len({len(s) for s in sketches}) > 1:
             counts = sorted({len(s) for s in sketches})
             raise ValueError(f"The video sketches of one call have different frame counts {counts}: call once per sketch.")
-        tokens = self.processor(sketches=list(sketches), return_tensors="pt")["sketch_tokens"]
+        maps = self.processor(sketches=list(sketches), return_tensors="pt")["sketch_maps"]
+        tokens = self.model.encode_sketches(maps.to(self.device))
         max_grid = tuple(self.config.max_sketch_grid)
         if any(g > m for g, m in zip(tokens.shape[1:], max_grid)):
             raise ValueError(
@@ -750,7 +717,7 @@ class NuwaPipeline(Pipeline):
 
     def decode_tokens(self, tokens: torch.Tensor) -> list:
         """Visual tokens (N, T, h, w) -> N PIL images (image tasks) or N frame lists (video tasks)."""
-        decoded = self.processor.decode_visual(tokens.to(self.vqgan.device), output_type="pil")
+        decoded = self.processor.postprocess(self.model.decode_visual_tokens(tokens.to(self.device)), output_type="pil")
         if self.makes_video:
             return [list(item) if isinstance(item, (list, tuple)) else [item] for item in decoded]
         return [item[0] if isinstance(item, (list, tuple)) else item for item in decoded]

@@ -23,19 +23,11 @@ import numpy as np
 import PIL.Image
 
 from .. import media
+from ..tasks import TASKS
 from .pipeline_base import TASK_CODE_OF, TASK_NAMES, resolve_task_name
 from .world_examples import TaskExamples, task_examples
 
-TASK_TITLES = {
-    "nuwa-text-to-image": "Text-to-image (T2I)",
-    "nuwa-text-to-video": "Text-to-video (T2V)",
-    "nuwa-video-prediction": "Video prediction (V2V)",
-    "nuwa-sketch-to-image": "Sketch-to-image (S2I)",
-    "nuwa-image-completion": "Image completion (I2I, zero-shot)",
-    "nuwa-image-manipulation": "Text-guided image manipulation (TI2I, zero-shot)",
-    "nuwa-sketch-to-video": "Sketch-to-video (S2V)",
-    "nuwa-video-manipulation": "Text-guided video manipulation (TV2V, zero-shot)",
-}
+TASK_TITLES = {task.name: f"{task.title} ({task.code}{'' if task.trainable else ', zero-shot'})" for task in TASKS}
 
 
 @dataclass
@@ -188,7 +180,7 @@ def run_showcase(
     processor = load_nuwa_processor(model)
     image_size = int(getattr(processor.image_processor.crop_size, "height", None) or processor.image_processor.crop_size["height"])
     frames = int(nuwa.config.max_visual_grid[0])
-    seg = getattr(processor, "seg_vqgan", None)
+    seg = nuwa.sketch_vqgan
     entries: dict[str, list[ShowcaseEntry]] = {}
     seconds: dict[str, float] = {}
     failures: dict[str, str] = {}

@@ -1,9 +1,10 @@
-"""NUWA's processor: text tokenizer + image processor + the VQ-GAN step, from user inputs to model token grids and back.
+"""NUWA's processor: text tokenizer + image processor, from what users hold to model inputs and back.
 
-NUWA reads and writes token grids (section 3.1 of the paper): text ids `(B, L)`, visual tokens `(B, T, h, w)` and
-sketch tokens `(B, T, h, w)`. The processor owns every step between those grids and what users hold (strings, PIL
-images, frame lists, class maps), including the VQ-GAN encoders and decoders, which are attached to it as
-`processor.vqgan` and `processor.seg_vqgan` and saved in the sub-folders `vqgan/` and `vqgan_seg/`.
+NUWA reads and writes token grids (section 3.1 of the paper). The processor turns strings into text ids `(B, L)`,
+images and videos into pixels `(B, T, 3, H, W)` in [-1, 1] and sketches into class maps `(B, T, H, W)`; the model's own
+VQ-GANs turn those into token grids (`model.encode_videos`, `model.encode_sketches`, or simply
+`model(**processor(...))`) and back (`model.decode_visual_tokens`), and `processor.postprocess` turns decoded pixels
+into PIL images or frame lists. Like transformers' Chameleon / Emu3 / Janus processors, it holds no network.
 """
 
 from __future__ import annotations
@@ -18,17 +19,10 @@ from transformers import AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from ..models.vqgan.checkpointing import atomic_directory
-from ..models.vqgan.modeling_seg_vqgan import NuwaSegVQGAN
-from ..models.vqgan.modeling_vqgan import NuwaVQGAN
 from .image_processing_nuwa import NuwaImageProcessor
 
 
 logger = logging.getLogger(__name__)
-
-VQGAN_SUBFOLDER = "vqgan"
-SEG_VQGAN_SUBFOLDER = "vqgan_seg"
-_NOT_A_TOKENIZER_FIELD = ("vqgan", "seg_vqgan")
 
 
 def _is_array(value) -> bool:
@@ -39,33 +33,36 @@ def _ndim(value) -> int:
     return value.ndim if _is_array(value) else -1
 
 
+_MOVED_TO_THE_MODEL = (
+    "the VQ-GANs are part of the NUWA model now (`model.vqgan`, `model.sketch_vqgan`): the processor returns "
+    "`pixel_values` / `sketch_maps`, and `model.encode_videos(...)`, `model.encode_sketches(...)` or "
+    "`model(**processor(...))` code them; `model.decode_visual_tokens(...)` + `processor.postprocess(...)` decode."
+)
+
+
 class NuwaProcessor(ProcessorMixin):
     r"""
-    Turns text, images, videos and sketches into NUWA's inputs, and visual token grids back into pictures.
+    Turns text, images, videos and sketches into NUWA's inputs, and decoded pixels back into pictures.
 
     Args:
         image_processor ([`NuwaImageProcessor`]): resizing, cropping and normalisation.
         tokenizer (`PreTrainedTokenizerBase`): the text tokenizer (see `build_clip_tokenizer`,
             `train_caption_tokenizer`).
-        vqgan ([`NuwaVQGAN`], *optional*): codes images and video frames; needed for `images=` / `videos=` and
-            [`decode_visual`].
-        seg_vqgan ([`NuwaSegVQGAN`], *optional*): codes sketches; needed for `sketches=` and [`decode_sketch`].
         max_text_length (`int`, *optional*): longest text encoding; defaults to the tokenizer's `model_max_length`.
             Longer prompts are truncated with a warning.
 
-    `NuwaProcessor.from_pretrained(folder)` loads the VQ-GANs from `folder/vqgan` and `folder/vqgan_seg` when those
-    exist; `save_pretrained` writes them there (safetensors).
+    Example:
+        >>> processor = NuwaProcessor.from_pretrained("checkpoints/nuwa-tiny")
+        >>> model = NuwaForConditionalGeneration.from_pretrained("checkpoints/nuwa-tiny")
+        >>> inputs = processor(text=["a red 7"], images=[image])  # input_ids (1, L), pixel_values (1, 1, 3, 32, 32)
+        >>> loss = model(**inputs).loss                            # the model codes the image with its VQ-GAN
+        >>> pictures = processor.postprocess(model.decode_visual_tokens(tokens))
     """
 
-    def __init__(
-        self,
-        image_processor=None,
-        tokenizer=None,
-        vqgan: NuwaVQGAN | None = None,
-        seg_vqgan: NuwaSegVQGAN | None = None,
-        max_text_length: int | None = None,
-        **kwargs,
-    ):
+    def __init__(self, image_processor=None, tokenizer=None, max_text_length: int | None = None, **kwargs):
+        for moved in ("vqgan", "seg_vqgan"):
+            if kwargs.pop(moved, None) is not None:
+                raise TypeError(f"NuwaProcessor takes no `{moved}`: {_MOVED_TO_THE_MODEL}")
         if not isinstance(image_processor, NuwaImageProcessor):
             raise TypeError(f"`image_processor` must be a NuwaImageProcessor, got {type(image_processor).__name__}.")
         super().__init__(image_processor, tokenizer, **kwargs)
@@ -74,42 +71,6 @@ class NuwaProcessor(ProcessorMixin):
                 f"`max_text_length` must be an int >= 3 (start, one token, end), got {max_text_length!r}."
             )
         self.max_text_length = max_text_length
-        self.vqgan = vqgan
-        self.seg_vqgan = seg_vqgan
-
-    # ----------------------------------------------------------------------------------------------------------------
-    # Attached models
-
-    @property
-    def vqgan(self) -> NuwaVQGAN | None:
-        return self.__dict__.get("_vqgan")
-
-    @vqgan.setter
-    def vqgan(self, model: NuwaVQGAN | None) -> None:
-        if model is not None and not isinstance(model, NuwaVQGAN):
-            raise TypeError(f"`vqgan` must be a NuwaVQGAN or None, got {type(model).__name__}.")
-        self.__dict__["_vqgan"] = model
-
-    @property
-    def seg_vqgan(self) -> NuwaSegVQGAN | None:
-        return self.__dict__.get("_seg_vqgan")
-
-    @seg_vqgan.setter
-    def seg_vqgan(self, model: NuwaSegVQGAN | None) -> None:
-        if model is not None and not isinstance(model, NuwaSegVQGAN):
-            raise TypeError(f"`seg_vqgan` must be a NuwaSegVQGAN or None, got {type(model).__name__}.")
-        self.__dict__["_seg_vqgan"] = model
-
-    def _require(self, name: str, purpose: str):
-        model = getattr(self, name)
-        if model is None:
-            cls, subfolder = ("NuwaVQGAN", VQGAN_SUBFOLDER) if name == "vqgan" else ("NuwaSegVQGAN", SEG_VQGAN_SUBFOLDER)
-            raise ValueError(
-                f"{purpose} needs `processor.{name}`, which is not set: attach one (`processor.{name} = "
-                f"{cls}.from_pretrained(...)`), load a folder that has a `{subfolder}/` sub-folder, or pass "
-                "`return_tokens=False` to get pixel values / class maps instead of tokens."
-            )
-        return model
 
     @property
     def text_max_length(self) -> int | None:
@@ -131,8 +92,6 @@ class NuwaProcessor(ProcessorMixin):
         return_tensors: str | None = "pt",
         padding: bool | str = "longest",
         max_length: int | None = None,
-        return_tokens: bool = True,
-        chunk_size: int | None = None,
         **kwargs,
     ) -> BatchFeature:
         """
@@ -147,21 +106,22 @@ class NuwaProcessor(ProcessorMixin):
                 a list of frame lists (or of `(T, H, W)` arrays, or an array `(B, T, H, W)`) are video sketches.
             return_tensors (`str`, defaults to `"pt"`): `"pt"` or `"np"`.
             padding, max_length: text padding (`"longest"`, `"max_length"`, ...) and an override of the maximum.
-            return_tokens (`bool`, defaults to `True`): run the VQ-GANs; with `False`, return `pixel_values`
-                `(B, T, 3, H, W)` and `sketch_maps` `(B, T, H, W)` instead of token grids.
-            chunk_size (`int`, *optional*): frames coded at once by the VQ-GANs (memory bound for long videos).
             kwargs: passed to the image processor (e.g. `size`, `crop_size`).
 
         Returns:
             [`BatchFeature`] with, depending on the inputs: `input_ids` `(B, L)` and `attention_mask` `(B, L)`;
-            `visual_tokens` `(B, T, h, w)` (T = 1 for images); `sketch_tokens` `(B, T, h, w)`; all int64.
+            `pixel_values` `(B, T, 3, H, W)` float in [-1, 1] (T = 1 for images); `sketch_maps` `(B, T, H, W)` int64
+            class ids. `model(**outputs)` accepts them all (its VQ-GANs code the pixels and sketches).
         """
+        for moved in ("return_tokens", "chunk_size"):
+            if moved in kwargs:
+                raise TypeError(f"NuwaProcessor takes no `{moved}`: {_MOVED_TO_THE_MODEL}")
         if return_tensors not in ("pt", "np"):
             raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
         if text is None and images is None and videos is None and sketches is None:
             raise ValueError("Give at least one of `text`, `images`, `videos` or `sketches`.")
         if images is not None and videos is not None:
-            raise ValueError("Pass either `images` or `videos`, not both: both become `visual_tokens`.")
+            raise ValueError("Pass either `images` or `videos`, not both: both become `pixel_values`.")
         data: dict[str, torch.Tensor] = {}
         batch_sizes: dict[str, int] = {}
 
@@ -170,38 +130,22 @@ class NuwaProcessor(ProcessorMixin):
             data.update(encoded)
             batch_sizes["text"] = encoded["input_ids"].shape[0]
 
-        if images is not None or videos is not None:
-            if images is not None:
-                pixels = torch.as_tensor(self.image_processor(images, return_tensors="np", **kwargs)["pixel_values"])
-                pixels = pixels.unsqueeze(1)
-            else:
-                pixels = torch.as_tensor(
-                    self.image_processor.preprocess_videos(videos, return_tensors="np", **kwargs)[
-                        "pixel_values_videos"
-                    ]
-                )
-            batch_sizes["images" if images is not None else "videos"] = pixels.shape[0]
-            if return_tokens:
-                vqgan = self._require("vqgan", "Coding images and videos")
-                with torch.inference_mode():
-                    data["visual_tokens"] = vqgan.encode_video(pixels, chunk_size=chunk_size).cpu()
-            else:
-                data["pixel_values"] = pixels
+        if images is not None:
+            pixels = torch.as_tensor(self.image_processor(images, return_tensors="np", **kwargs)["pixel_values"])
+            data["pixel_values"] = pixels.unsqueeze(1)
+            batch_sizes["images"] = pixels.shape[0]
+        elif videos is not None:
+            pixels = self.image_processor.preprocess_videos(videos, return_tensors="np", **kwargs)["pixel_values_videos"]
+            data["pixel_values"] = torch.as_tensor(pixels)
+            batch_sizes["videos"] = pixels.shape[0]
 
         if sketches is not None:
             sketch_kwargs = {
                 k: v for k, v in kwargs.items() if k in ("do_resize", "size", "do_center_crop", "crop_size")
             }
-            if self.seg_vqgan is not None:
-                sketch_kwargs.setdefault("num_sketch_classes", self.seg_vqgan.num_classes)
             maps = torch.as_tensor(self._preprocess_any_sketches(sketches, sketch_kwargs))
             batch_sizes["sketches"] = maps.shape[0]
-            if return_tokens:
-                seg_vqgan = self._require("seg_vqgan", "Coding sketches")
-                with torch.inference_mode():
-                    data["sketch_tokens"] = seg_vqgan.encode_video(maps, chunk_size=chunk_size).cpu()
-            else:
-                data["sketch_maps"] = maps
+            data["sketch_maps"] = maps
 
         if len(set(batch_sizes.values())) > 1:
             raise ValueError(
@@ -261,55 +205,49 @@ class NuwaProcessor(ProcessorMixin):
         return maps[:, None]
 
     # ----------------------------------------------------------------------------------------------------------------
-    # Decoding
+    # Decoding (after the model's VQ-GAN: `model.decode_visual_tokens` / `model.decode_sketch_tokens`)
 
-    def decode_visual(self, tokens, output_type: str = "pil", chunk_size: int | None = None):
+    def postprocess(self, pixel_values, output_type: str = "pil"):
         """
-        Decode visual token grids to pictures.
+        Decoded pixels -> pictures.
 
         Args:
-            tokens (`torch.LongTensor`): `(B, T, h, w)` (or `(B, h, w)` for images).
+            pixel_values (`torch.FloatTensor`): `(B, T, 3, H, W)` in [-1, 1], as `model.decode_visual_tokens`
+                returns (or `(B, 3, H, W)` for images).
             output_type (`str`): `"pil"`, `"np"` or `"pt"` (see [`NuwaImageProcessor.postprocess`]).
 
         Returns:
             When T == 1: a list of B PIL images (or an array / tensor `(B, ...)`); else a list of B frame lists
             (or `(B, T, ...)`).
         """
-        vqgan = self._require("vqgan", "Decoding visual tokens")
-        tokens = self._as_token_tensor(tokens)
-        with torch.inference_mode():
-            pixels = vqgan.decode_video(tokens, chunk_size=chunk_size).cpu()
-        if pixels.shape[1] == 1:
+        pixels = torch.as_tensor(pixel_values).detach().cpu()
+        if pixels.ndim == 5 and pixels.shape[1] == 1:
             pixels = pixels[:, 0]
+        if pixels.ndim not in (4, 5):
+            raise ValueError(f"pixel_values must be (B, T, 3, H, W) or (B, 3, H, W), got shape {tuple(pixels.shape)}.")
         return self.image_processor.postprocess(pixels, output_type=output_type)
 
-    def decode_sketch(self, tokens, output_type: str = "pt", chunk_size: int | None = None):
+    def postprocess_sketches(self, sketch_maps, output_type: str = "pt"):
         """
-        Decode sketch token grids to class maps.
+        Decoded class maps -> sketches.
 
         Args:
-            tokens (`torch.LongTensor`): `(B, T, h, w)` (or `(B, h, w)`).
+            sketch_maps (`torch.LongTensor`): `(B, T, H, W)` (as `model.decode_sketch_tokens` returns) or `(B, H, W)`.
             output_type (`str`): `"pt"` (int64 tensor), `"np"` or `"pil"` (palette images).
 
         Returns:
             `(B, H, W)` class maps when T == 1, else `(B, T, H, W)` (lists of images for `"pil"`).
         """
-        seg_vqgan = self._require("seg_vqgan", "Decoding sketch tokens")
-        tokens = self._as_token_tensor(tokens)
-        with torch.inference_mode():
-            maps = seg_vqgan.decode_video_to_class_map(tokens, chunk_size=chunk_size).cpu()
-        if maps.shape[1] == 1:
+        maps = torch.as_tensor(sketch_maps).detach().cpu()
+        if maps.ndim == 4 and maps.shape[1] == 1:
             maps = maps[:, 0]
         return self.image_processor.postprocess_sketches(maps, output_type=output_type)
 
-    @staticmethod
-    def _as_token_tensor(tokens) -> torch.Tensor:
-        tokens = torch.as_tensor(tokens)
-        if tokens.ndim == 3:
-            tokens = tokens.unsqueeze(1)
-        if tokens.ndim != 4:
-            raise ValueError(f"Token grids must be (B, T, h, w) or (B, h, w), got shape {tuple(tokens.shape)}.")
-        return tokens
+    def decode_visual(self, *args, **kwargs):
+        raise AttributeError(f"NuwaProcessor.decode_visual is gone: {_MOVED_TO_THE_MODEL}")
+
+    def decode_sketch(self, *args, **kwargs):
+        raise AttributeError(f"NuwaProcessor.decode_sketch is gone: {_MOVED_TO_THE_MODEL}")
 
     def batch_decode(self, *args, **kwargs):
         """Text: forwarded to the tokenizer's `batch_decode`."""
@@ -321,43 +259,14 @@ class NuwaProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "visual_tokens", "sketch_tokens"]
+        return ["input_ids", "attention_mask", "pixel_values", "sketch_maps"]
 
     # ----------------------------------------------------------------------------------------------------------------
     # Saving and loading
 
-    def to_dict(self):
-        # The VQ-GANs are saved as model folders, not in processor_config.json; keep them out of the deep copy that
-        # ProcessorMixin.to_dict makes of the instance dict.
-        held = {key: self.__dict__.pop(key) for key in ("_vqgan", "_seg_vqgan") if key in self.__dict__}
-        try:
-            output = super().to_dict()
-        finally:
-            self.__dict__.update(held)
-        for key in _NOT_A_TOKENIZER_FIELD:
-            output.pop(key, None)
-        return output
-
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """
-        Save the tokenizer, the image processor settings (`processor_config.json`) and the attached VQ-GANs
-        (`vqgan/`, `vqgan_seg/`, safetensors; each written to a temporary folder and renamed into place).
-        """
-        repo_id = kwargs.pop("repo_id", None)
-        commit_message = kwargs.pop("commit_message", None)
-        token = kwargs.pop("token", None)
-        files = super().save_pretrained(save_directory, push_to_hub=False)
-        for subfolder, model in ((VQGAN_SUBFOLDER, self.vqgan), (SEG_VQGAN_SUBFOLDER, self.seg_vqgan)):
-            if model is not None:
-                with atomic_directory(os.path.join(save_directory, subfolder)) as staging:
-                    model.save_pretrained(staging, safe_serialization=True)
-        if push_to_hub:
-            from huggingface_hub import create_repo
-
-            repo_id = repo_id or os.path.basename(os.path.normpath(save_directory))
-            repo_id = create_repo(repo_id, exist_ok=True, token=token, private=kwargs.get("private")).repo_id
-            self._upload_modified_files(save_directory, repo_id, {}, commit_message=commit_message, token=token)
-        return files
+        """Save the tokenizer and the image processor settings (`processor_config.json`)."""
+        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
@@ -370,11 +279,10 @@ class NuwaProcessor(ProcessorMixin):
         return [image_processor, tokenizer]
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, load_vqgans: bool = True, **kwargs) -> "NuwaProcessor":
-        """
-        Load a processor folder (or Hub repository); with `load_vqgans=True` also `vqgan/` and `vqgan_seg/` when
-        present.
-        """
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "NuwaProcessor":
+        """Load a processor folder (or Hub repository): the tokenizer and `processor_config.json`."""
+        if "load_vqgans" in kwargs:
+            raise TypeError(f"NuwaProcessor.from_pretrained takes no `load_vqgans`: {_MOVED_TO_THE_MODEL}")
         path = os.fspath(pretrained_model_name_or_path)
         looks_local = os.path.isabs(path) or path.startswith(".") or path.count("/") > 1 or os.path.exists(path)
         if not os.path.isdir(path) and looks_local:
@@ -390,7 +298,7 @@ class NuwaProcessor(ProcessorMixin):
             }
             path = snapshot_download(path, **download_kwargs)
             # snapshot_download can return a partial snapshot without raising (e.g. when the tree listing failed):
-            # check it against the cached listing so a missing vqgan/ is named, not a confusing later error.
+            # check it against the cached listing so a missing file is named, not a confusing later error.
             from ..hub.download import snapshot_problems
 
             problems = snapshot_problems(
@@ -408,13 +316,4 @@ class NuwaProcessor(ProcessorMixin):
                     f"{pretrained_model_name_or_path} has no {required}; it is not a folder written by "
                     "NuwaProcessor.save_pretrained."
                 )
-        processor = super().from_pretrained(path, **kwargs)
-        if load_vqgans:
-            for attribute, subfolder, model_class in (
-                ("vqgan", VQGAN_SUBFOLDER, NuwaVQGAN),
-                ("seg_vqgan", SEG_VQGAN_SUBFOLDER, NuwaSegVQGAN),
-            ):
-                if os.path.isfile(os.path.join(path, subfolder, "config.json")):
-                    model = model_class.from_pretrained(path, subfolder=subfolder, use_safetensors=True)
-                    setattr(processor, attribute, model.eval())
-        return processor
+        return super().from_pretrained(path, **kwargs)

@@ -16,6 +16,7 @@ Run ``--help`` for every option. The run resumes automatically from the newest c
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -38,9 +39,6 @@ logger = logging.getLogger("nuwa_hf.training")
 
 CAPTION_TOKENIZER_DIR = "_caption_tokenizer"
 SUMMARY_FILE = "training_summary.json"
-# The model-folder layout NuwaProcessor and the pipelines read: the processor at the root, the VQ-GANs in these.
-VQGAN_SUBFOLDER = "vqgan"
-SKETCH_VQGAN_SUBFOLDER = "vqgan_seg"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tokenizers = parser.add_argument_group("tokenizers")
     tokenizers.add_argument("--vqgan", help="folder of a NuwaVQGAN (examples/train_vqgan.py writes one); default: "
-                            "the vqgan/ sub-folder of --init-from")
-    tokenizers.add_argument("--sketch-vqgan", help="folder of a NuwaSegVQGAN, for s2i / s2v; default: the vqgan_seg/ "
-                            "sub-folder of --init-from")
+                            "the VQ-GAN inside the --init-from model")
+    tokenizers.add_argument("--sketch-vqgan", help="folder of a NuwaSegVQGAN, for s2i / s2v; default: the sketch "
+                            "VQ-GAN inside the --init-from model")
     tokenizers.add_argument("--tokenizer", help="folder of a text tokenizer; default: a BPE trained on the captions")
     tokenizers.add_argument("--text-vocab-size", type=int, default=1024, help="vocabulary of the trained caption BPE")
     tokenizers.add_argument("--max-text-length", type=int, default=24, help="prompt length in tokens")
@@ -216,18 +214,57 @@ def load_text_tokenizer(args, raw: Dict[str, object], training_args):
     return tokenizer
 
 
-def load_visual_tokenizers(args, task_names: Sequence[str]):
-    """The VQ-GAN and VQ-GAN-Seg: the given folders, else those saved with --init-from (safetensors only)."""
+def visual_tokenizers_of_model_folder(folder: str):
+    """The VQ-GAN and VQ-GAN-Seg (or None) saved inside a NUWA model folder, read without building the transformer:
+    their configs from config.json and only their weights (``model.vqgan.*``, ``model.sketch_vqgan.*``) from the
+    safetensors files. Old-layout folders keep them in ``vqgan/`` and ``vqgan_seg/``."""
+    from safetensors import safe_open
+
+    from ..models.nuwa.convert_nuwa_legacy_folder import LEGACY_SUBFOLDERS, is_legacy_folder
     from ..models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 
-    vqgan = sketch_vqgan = None
-    init = args.init_from
-    vqgan_folder = args.vqgan or (os.path.join(init, VQGAN_SUBFOLDER) if init else None)
-    sketch_folder = args.sketch_vqgan or (os.path.join(init, SKETCH_VQGAN_SUBFOLDER) if init else None)
-    if vqgan_folder and (args.vqgan or os.path.isfile(os.path.join(vqgan_folder, "config.json"))):
-        vqgan = NuwaVQGAN.from_pretrained(vqgan_folder, use_safetensors=True).eval()
-    if sketch_folder and (args.sketch_vqgan or os.path.isfile(os.path.join(sketch_folder, "config.json"))):
-        sketch_vqgan = NuwaSegVQGAN.from_pretrained(sketch_folder, use_safetensors=True).eval()
+    classes = {"vqgan": NuwaVQGAN, "sketch_vqgan": NuwaSegVQGAN}
+    if is_legacy_folder(folder):
+        return tuple(
+            classes[name].from_pretrained(os.path.join(folder, sub), use_safetensors=True).eval()
+            if os.path.isfile(os.path.join(folder, sub, "config.json")) else None
+            for name, sub in LEGACY_SUBFOLDERS.items()
+        )
+    with open(os.path.join(folder, "config.json")) as handle:
+        config = json.load(handle)
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index) as handle:
+            files = sorted(set(json.load(handle)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    found = []
+    for name, model_class in classes.items():
+        if not config.get(f"{name}_config"):
+            found.append(None)
+            continue
+        tokenizer = model_class.from_config(config[f"{name}_config"])
+        state = {}
+        for file in files:
+            with safe_open(os.path.join(folder, file), framework="pt") as weights:
+                for key in weights.keys():
+                    for prefix in (f"model.{name}.", f"{name}."):
+                        if key.startswith(prefix):
+                            state[key[len(prefix):]] = weights.get_tensor(key)
+        tokenizer.load_state_dict(state)
+        found.append(tokenizer.eval())
+    return tuple(found)
+
+
+def load_visual_tokenizers(args, task_names: Sequence[str]):
+    """The VQ-GAN and VQ-GAN-Seg: the given folders (--vqgan, --sketch-vqgan), else the model's own from --init-from
+    (safetensors only)."""
+    from ..models.vqgan import NuwaSegVQGAN, NuwaVQGAN
+
+    inherited = visual_tokenizers_of_model_folder(args.init_from) if args.init_from else (None, None)
+    vqgan = NuwaVQGAN.from_pretrained(args.vqgan, use_safetensors=True).eval() if args.vqgan else inherited[0]
+    sketch_vqgan = (NuwaSegVQGAN.from_pretrained(args.sketch_vqgan, use_safetensors=True).eval()
+                    if args.sketch_vqgan else inherited[1])
     if vqgan is None:
         raise ValueError(
             "--vqgan is required: NUWA learns VQ-GAN tokens. Train one first with examples/train_vqgan.py and pass its "
@@ -245,9 +282,9 @@ def load_visual_tokenizers(args, task_names: Sequence[str]):
 # Model
 
 
-def build_processor(tokenizer, vqgan, sketch_vqgan, args):
-    """A NuwaProcessor (tokenizer, image processor, VQ-GANs): saved with every checkpoint and the final model, which
-    are then complete model folders for the pipelines. None without a text tokenizer (no text task)."""
+def build_processor(tokenizer, sketch_vqgan, args):
+    """A NuwaProcessor (tokenizer, image processor): saved with every checkpoint and the final model, which are then
+    complete model folders for the pipelines. None without a text tokenizer (no text task)."""
     if tokenizer is None:
         return None
     from ..processing import NuwaImageProcessor, NuwaProcessor
@@ -256,8 +293,7 @@ def build_processor(tokenizer, vqgan, sketch_vqgan, args):
         size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size},
         num_sketch_classes=sketch_vqgan.num_classes if sketch_vqgan is not None else None,
     )
-    return NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, vqgan=vqgan, seg_vqgan=sketch_vqgan,
-                         max_text_length=args.max_text_length)
+    return NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, max_text_length=args.max_text_length)
 
 
 def _grids(mixture: TaskMixtureDataset, collator: NuwaTaskCollator) -> Dict[str, dict]:
@@ -302,6 +338,11 @@ def build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint: 
         config = preset(**derived)
         model = NuwaForConditionalGeneration(config)
     check_model_fits(model.config, grids, tokenizer, vqgan, sketch_vqgan, args.max_text_length)
+    if resume_checkpoint is None:
+        # The model owns (copies of) the VQ-GANs it learns the tokens of, so every checkpoint and the final folder are
+        # complete models. Copies: the collator keeps coding data with its own on the CPU wherever the model goes.
+        model.set_visual_tokenizers(vqgan=copy.deepcopy(vqgan),
+                                    sketch_vqgan=copy.deepcopy(sketch_vqgan) if sketch_vqgan is not None else None)
     return model
 
 
@@ -357,21 +398,6 @@ def _resolve_resume(args) -> Optional[str]:
             "marker); pass 'auto', 'never' or another checkpoint."
         )
     return mode
-
-
-def _save_folder_atomically(module, folder: str) -> None:
-    import shutil
-
-    from .checkpointing import fsync_tree
-
-    staged = os.path.join(os.path.dirname(folder), STAGING_DIRNAME, os.path.basename(folder))
-    if os.path.exists(staged):
-        shutil.rmtree(staged)
-    module.save_pretrained(staged)
-    fsync_tree(staged)
-    if os.path.exists(folder):
-        shutil.rmtree(folder)
-    os.rename(staged, folder)
 
 
 def _last_logged_losses(log_history: List[dict]) -> Dict[str, float]:
@@ -466,7 +492,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args=training_args,
         train_dataset=mixture,
         data_collator=collator,
-        processing_class=build_processor(tokenizer, vqgan, sketch_vqgan, args),
+        processing_class=build_processor(tokenizer, sketch_vqgan, args),
         task_batch_sizes=task_batch_sizes,
         task_weights=task_weights,
         condition_dropout=args.condition_dropout,
@@ -482,12 +508,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         tokens_per_process = trainer.accelerator.gather(tokens_per_process)
     tokens_per_process = [int(t) for t in tokens_per_process.cpu().tolist()]
 
-    trainer.save_model(args.output_dir)  # with the processor, hence vqgan/ and vqgan_seg/, when there is one
+    trainer.save_model(args.output_dir)  # the model with its VQ-GANs, and the processor when there is one
     if trainer.args.should_save:
-        if trainer.nuwa_processing_class is None:
-            for module, subfolder in ((vqgan, VQGAN_SUBFOLDER), (sketch_vqgan, SKETCH_VQGAN_SUBFOLDER)):
-                if module is not None:
-                    _save_folder_atomically(module, os.path.join(args.output_dir, subfolder))
         summary = {
             "tasks": list(task_names),
             "grids": grids,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Sequence, Tuple
 
+from ..tasks import TASKS as ALL_TASKS
+
 
 @dataclass(frozen=True)
 class NuwaTask:
@@ -41,15 +43,10 @@ class NuwaTask:
         return {"text": ("text",), "sketch": ("sketch",), "none": ()}[self.condition]
 
 
+# The five trainable tasks of the task table (nuwa_hf.tasks), by their lower-case code.
 TASKS: Dict[str, NuwaTask] = {
-    task.name: task
-    for task in (
-        NuwaTask("t2i", "text", "image", "pretraining", "text-to-image"),
-        NuwaTask("t2v", "text", "video", "pretraining", "text-to-video"),
-        NuwaTask("v2v", "none", "video", "pretraining", "video prediction (the 'None' condition; frames teacher-forced)"),
-        NuwaTask("s2i", "sketch", "image", "finetuning", "sketch-to-image (segmentation map)"),
-        NuwaTask("s2v", "sketch", "video", "finetuning", "sketch-to-video (a segmentation map per frame)"),
-    )
+    info.code.lower(): NuwaTask(info.code.lower(), info.condition, info.visual, info.stage, info.description)
+    for info in ALL_TASKS if info.trainable
 }
 PRETRAINING_TASKS: Tuple[str, ...] = tuple(name for name, task in TASKS.items() if task.stage == "pretraining")
 FINETUNING_TASKS: Tuple[str, ...] = tuple(name for name, task in TASKS.items() if task.stage == "finetuning")
@@ -59,7 +56,10 @@ def get_task(name: str) -> NuwaTask:
     """The task called ``name`` (case-insensitive); a clear error lists the known ones."""
     key = str(name).strip().lower()
     if key not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}.")
+        zero_shot = [info.code.lower() for info in ALL_TASKS if not info.trainable]
+        hint = (f" ({key} is zero-shot: it needs no training, a model trained on the others does it)"
+                 if key in zero_shot else "")
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}{hint}.")
     return TASKS[key]
 
 

@@ -7,6 +7,11 @@ Data flow (B = batch, d = hidden size, N = visual codebook size):
     sketch tokens (B, Ts, Hs, Ws) ->  (B, Ts*Hs*Ws, d) grid (Ts,Hs,Ws)  >->  visual ids (B, T*H*W) -> logits (B, T*H*W, N)
     "None"                       ->   (B, 1, d)      grid (1, 1, 1)    /
 
+The model owns its visual tokenizers as frozen sub-models (the Chameleon / Emu3 / Janus layout): ``model.vqgan``
+(images and video frames <-> visual tokens) and ``model.sketch_vqgan`` (sketch class maps <-> sketch tokens), built
+from ``config.vqgan_config`` / ``config.sketch_vqgan_config`` and saved with the rest in model.safetensors.
+``encode_images`` / ``encode_videos`` / ``encode_sketches`` and ``decode_visual_tokens`` go between pixels and grids.
+
 Every token gets three learned position embeddings (one per axis t, h, w) of its own grid. The decoder input at
 position p is the token of position p-1; position 0 gets <bos> (id N). Attention goes through transformers'
 ``AttentionInterface``: the default ``"nuwa_3dna"`` calls :func:`nuwa_hf.nearby_attention`; ``"sdpa"`` and ``"eager"``
@@ -15,6 +20,9 @@ compute the same thing with a dense mask (slow, for checking).
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -27,8 +35,13 @@ from transformers.modeling_outputs import BaseModelOutput, ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from ...ops import nearby_attention, nearby_attention_mask
-from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig
+from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
+from ..vqgan.modeling_vqgan import NuwaVQGAN
+from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
 from .generation_nuwa import NuwaGenerationControls, NuwaGenerationMixin
+
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -303,6 +316,40 @@ class NuwaPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules = ["NuwaEncoderLayer", "NuwaDecoderLayer"]
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; an old-layout folder (VQ-GANs in ``vqgan/`` and ``vqgan_seg/``) is
+        converted on the fly, with a warning, so users' checkpoints keep working."""
+        from .convert_nuwa_legacy_folder import convert_legacy_folder, is_legacy_folder
+
+        path = pretrained_model_name_or_path
+        if isinstance(path, (str, os.PathLike)) and os.path.isdir(path) and is_legacy_folder(path):
+            logger.warning(
+                "%s keeps its VQ-GANs in vqgan/ and vqgan_seg/ (the old layout); converting it while loading. Convert it "
+                "once with `python -m nuwa_hf.models.nuwa.convert_nuwa_legacy_folder --input %s --output NEW_FOLDER`.",
+                path, path,
+            )
+            with tempfile.TemporaryDirectory(prefix="nuwa-converted-") as scratch:
+                converted = convert_legacy_folder(path, os.path.join(scratch, "model"))
+                given = kwargs.get("config")
+                if isinstance(given, NuwaConfig) and given.vqgan_config is None:
+                    # A config read from the old folder (transformers' pipeline() does that) lacks the VQ-GANs: give
+                    # it the converted folder's sub-configs.
+                    converted_config = NuwaConfig.from_pretrained(converted)
+                    given.vqgan_config = converted_config.vqgan_config
+                    given.sketch_vqgan_config = converted_config.sketch_vqgan_config
+                model = super().from_pretrained(converted, *args, **kwargs)
+            # Pipelines read the processor files from the real folder, not the scratch copy.
+            model.config._name_or_path = model.name_or_path = os.fspath(path)
+        else:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        # Loading replaces the parameters (requires_grad back on): freeze the VQ-GANs again.
+        for name in ("vqgan", "sketch_vqgan"):
+            tokenizer = getattr(model, name, None)
+            if isinstance(tokenizer, nn.Module):
+                tokenizer.requires_grad_(False)
+        return model
+
     def save_pretrained(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
         """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
         the folder also loads with ``trust_remote_code=True`` where nuwa_hf is not installed."""
@@ -476,14 +523,102 @@ class NuwaDecoder(NuwaPreTrainedModel):
         return self.norm(x)
 
 
-class NuwaModel(NuwaPreTrainedModel):
-    """Encoder + decoder, returning decoder hidden states (no head)."""
+def _build_visual_tokenizer(model_class, sub_config: Optional[dict]):
+    """A frozen VQ-GAN from its config dict, or None. NUWA trains on token grids: the VQ-GANs are trained before it
+    (stage 1) and never receive gradients here, so they are frozen (which also keeps them out of DDP's and the
+    optimizer's way)."""
+    if sub_config is None:
+        return None
+    tokenizer = model_class.from_config(dict(sub_config))
+    tokenizer.requires_grad_(False)
+    return tokenizer
+
+
+def _with_frame_axis(tensor, image_ndim: int):
+    """An image-shaped input (``image_ndim`` dims, no T axis) gets T = 1 at dim 1; anything else passes unchanged
+    (the VQ-GAN checks it)."""
+    if isinstance(tensor, torch.Tensor) and tensor.ndim == image_ndim:
+        return tensor.unsqueeze(1)
+    return tensor
+
+
+class NuwaVisualTokenizersMixin:
+    """Pixels <-> token grids through the model's own VQ-GANs (``self.vqgan``, ``self.sketch_vqgan``)."""
+
+    def _visual_tokenizer(self, name: str):
+        tokenizer = getattr(self, name, None)
+        if tokenizer is None:
+            field = "vqgan_config" if name == "vqgan" else "sketch_vqgan_config"
+            cls = "NuwaVQGAN" if name == "vqgan" else "NuwaSegVQGAN"
+            raise ValueError(
+                f"This NUWA model has no {'sketch ' if name == 'sketch_vqgan' else ''}VQ-GAN (config.{field} is None). "
+                f"Attach one with `model.set_visual_tokenizers({name}={cls}.from_pretrained(...))`, or load a folder "
+                "converted by `python -m nuwa_hf.models.nuwa.convert_nuwa_legacy_folder` (old folders keep the VQ-GANs "
+                "in vqgan/ and vqgan_seg/)."
+            )
+        return tokenizer
+
+    @torch.no_grad()
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.LongTensor:
+        """Images `(B, 3, H, W)` (or `(B, 1, 3, H, W)`) in [-1, 1] -> visual tokens `(B, 1, H/f, W/f)`."""
+        return self.encode_videos(_with_frame_axis(pixel_values, image_ndim=4))
+
+    @torch.no_grad()
+    def encode_videos(self, pixel_values: torch.Tensor, chunk_size: Optional[int] = None) -> torch.LongTensor:
+        """Videos `(B, T, 3, H, W)` in [-1, 1] (what NuwaProcessor returns as `pixel_values`) -> visual tokens
+        `(B, T, H/f, W/f)`, coded frame by frame, `chunk_size` frames at a time."""
+        return self._visual_tokenizer("vqgan").encode_video(pixel_values, chunk_size=chunk_size)
+
+    @torch.no_grad()
+    def encode_sketches(self, sketch_maps: torch.Tensor, chunk_size: Optional[int] = None) -> torch.LongTensor:
+        """Sketch class maps `(B, H, W)` or `(B, T, H, W)` (int ids) -> sketch tokens `(B, T, H/f, W/f)`."""
+        return self._visual_tokenizer("sketch_vqgan").encode_video(_with_frame_axis(sketch_maps, 3), chunk_size=chunk_size)
+
+    @torch.no_grad()
+    def decode_visual_tokens(self, visual_tokens: torch.Tensor, chunk_size: Optional[int] = None) -> torch.Tensor:
+        """Visual tokens `(B, T, h, w)` (or `(B, h, w)` for images) -> pixels `(B, T, 3, h*f, w*f)` in [-1, 1];
+        `NuwaProcessor.postprocess` turns them into PIL images or frame lists."""
+        return self._visual_tokenizer("vqgan").decode_video(_with_frame_axis(visual_tokens, 3), chunk_size=chunk_size)
+
+    @torch.no_grad()
+    def decode_sketch_tokens(self, sketch_tokens: torch.Tensor, chunk_size: Optional[int] = None) -> torch.LongTensor:
+        """Sketch tokens `(B, T, h, w)` (or `(B, h, w)`) -> class maps `(B, T, h*f, w*f)`."""
+        return self._visual_tokenizer("sketch_vqgan").decode_video_to_class_map(
+            _with_frame_axis(sketch_tokens, 3), chunk_size=chunk_size
+        )
+
+
+class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
+    """Encoder + decoder, returning decoder hidden states (no head), and the VQ-GANs that code its token grids."""
 
     def __init__(self, config: NuwaConfig):
         super().__init__(config)
         self.encoder = NuwaEncoder(config)
         self.decoder = NuwaDecoder(config)
+        self.vqgan = _build_visual_tokenizer(NuwaVQGAN, config.vqgan_config)
+        self.sketch_vqgan = _build_visual_tokenizer(NuwaSegVQGAN, config.sketch_vqgan_config)
         self.post_init()
+
+    def set_visual_tokenizers(self, vqgan: Optional[NuwaVQGAN] = None, sketch_vqgan: Optional[NuwaSegVQGAN] = None):
+        """Make trained VQ-GANs part of this model (and of its config, so `save_pretrained` writes a complete folder).
+
+        Raises:
+            ValueError: a codebook size differs from the model's vocabulary (the model predicts the VQ-GAN's codes).
+        """
+        for name, tokenizer, cls, vocab in (("vqgan", vqgan, NuwaVQGAN, "visual_vocab_size"),
+                                            ("sketch_vqgan", sketch_vqgan, NuwaSegVQGAN, "sketch_vocab_size")):
+            if tokenizer is None:
+                continue
+            if not isinstance(tokenizer, cls):
+                raise TypeError(f"`{name}` must be a {cls.__name__}, got {type(tokenizer).__name__}.")
+            if tokenizer.codebook_size != getattr(self.config, vocab):
+                raise ValueError(
+                    f"The {name} has {tokenizer.codebook_size} codes but config.{vocab} is "
+                    f"{getattr(self.config, vocab)}: use the VQ-GAN the model was (or will be) trained with."
+                )
+            tokenizer.requires_grad_(False)
+            setattr(self, name, tokenizer.to(self.device))
+            setattr(self.config, f"{name}_config", visual_tokenizer_config(tokenizer.config))
 
     def get_encoder(self):
         return self.encoder
@@ -533,7 +668,7 @@ class NuwaModel(NuwaPreTrainedModel):
         return hidden, encoder_outputs
 
 
-class NuwaForConditionalGeneration(NuwaPreTrainedModel, NuwaGenerationMixin):
+class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedModel, NuwaGenerationMixin):
     """NUWA with a head over the visual codebook, a cross-entropy loss and ``generate()``.
 
     Example:
@@ -550,6 +685,20 @@ class NuwaForConditionalGeneration(NuwaPreTrainedModel, NuwaGenerationMixin):
         self.model = NuwaModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.visual_vocab_size, bias=False)
         self.post_init()
+
+    # The VQ-GANs live in the base model (``self.model``); these properties let the encode/decode methods of
+    # NuwaVisualTokenizersMixin, and users, reach them from here.
+    @property
+    def vqgan(self) -> Optional[NuwaVQGAN]:
+        return self.model.vqgan
+
+    @property
+    def sketch_vqgan(self) -> Optional[NuwaSegVQGAN]:
+        return self.model.sketch_vqgan
+
+    def set_visual_tokenizers(self, vqgan: Optional[NuwaVQGAN] = None, sketch_vqgan: Optional[NuwaSegVQGAN] = None):
+        """See :meth:`NuwaModel.set_visual_tokenizers`."""
+        self.model.set_visual_tokenizers(vqgan=vqgan, sketch_vqgan=sketch_vqgan)
 
     def get_encoder(self):
         return self.model.encoder
@@ -595,6 +744,8 @@ class NuwaForConditionalGeneration(NuwaPreTrainedModel, NuwaGenerationMixin):
         return_dict: Optional[bool] = None,
         num_items_in_batch: Optional[torch.Tensor] = None,
         generation_controls: Optional[NuwaGenerationControls] = None,
+        pixel_values: Optional[torch.FloatTensor] = None,
+        sketch_maps: Optional[torch.LongTensor] = None,
         **kwargs,
     ) -> NuwaSeq2SeqLMOutput:
         """
@@ -610,9 +761,23 @@ class NuwaForConditionalGeneration(NuwaPreTrainedModel, NuwaGenerationMixin):
             generation_controls: set by :meth:`generate`: classifier-free guidance and known (teacher-forced) tokens,
                 applied to the logits here so that they act before any sampling warper.
 
+            pixel_values: target images / videos (B, T, 3, H, W) (or (B, 3, H, W)) in [-1, 1], as NuwaProcessor
+                returns them; coded by the model's VQ-GAN into ``labels`` (so ``model(**processor(text=...,
+                images=...))`` gives the training loss).
+            sketch_maps: sketch class maps (B, T, H, W) (or (B, H, W)); coded by the sketch VQ-GAN into
+                ``sketch_tokens``.
+
         Returns:
             :class:`NuwaSeq2SeqLMOutput` with ``logits`` (B, L, N) and ``loss`` when labels are given.
         """
+        if pixel_values is not None:
+            if labels is not None:
+                raise ValueError("Give the target as `labels` (tokens) or as `pixel_values`, not both.")
+            labels = (self.encode_images if pixel_values.ndim == 4 else self.encode_videos)(pixel_values)
+        if sketch_maps is not None:
+            if sketch_tokens is not None:
+                raise ValueError("Give the sketch as `sketch_tokens` or as `sketch_maps`, not both.")
+            sketch_tokens = self.encode_sketches(sketch_maps)
         if labels is not None:
             if labels.dim() == 4:
                 grid_from_labels = tuple(labels.shape[1:])

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from nuwa_hf.models.vqgan import NuwaVQGAN
-from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
+from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
 
 
 def main(output_dir: str, report_dir: str) -> None:

@@ -1,6 +1,6 @@
 """An untrained tiny NUWA model folder in the layout every pipeline loads: for tests, smoke runs and trying the CLI.
 
-    >>> from nuwa_hf.pipelines.tiny_model_folder import save_untrained_tiny_model
+    >>> from support.tiny_model_folder import save_untrained_tiny_model
     >>> folder = save_untrained_tiny_model("/tmp/nuwa-untrained")
     >>> # nuwa-hf generate --task text-to-image --model /tmp/nuwa-untrained --prompt "a red 3" --out out/
 
@@ -38,11 +38,12 @@ def save_untrained_tiny_model(
     max_frames: int = 4,
     num_sketch_classes: int = 8,
     with_sketch_vqgan: bool = True,
+    with_vqgan: bool = True,
 ) -> Path:
-    """Write an untrained tiny NUWA + VQ-GAN (+ VQ-GAN-Seg) + processor to ``folder`` and return its path."""
-    from ..models.nuwa import NuwaConfig, NuwaForConditionalGeneration
-    from ..models.vqgan import NuwaSegVQGAN, NuwaVQGAN
-    from ..processing import NuwaImageProcessor, NuwaProcessor, train_caption_tokenizer
+    """Write an untrained tiny NUWA (with its VQ-GAN and VQ-GAN-Seg) + processor to ``folder`` and return its path."""
+    from nuwa_hf.models.nuwa import NuwaConfig, NuwaForConditionalGeneration
+    from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
+    from nuwa_hf.processing import NuwaImageProcessor, NuwaProcessor, train_caption_tokenizer
 
     folder = Path(folder)
     torch.manual_seed(seed)
@@ -56,8 +57,7 @@ def save_untrained_tiny_model(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
         num_sketch_classes=num_sketch_classes,
     )
-    processor = NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, vqgan=vqgan, seg_vqgan=seg_vqgan,
-                              max_text_length=text_length)
+    processor = NuwaProcessor(image_processor=image_processor, tokenizer=tokenizer, max_text_length=text_length)
     config = NuwaConfig.tiny(
         text_vocab_size=max(len(tokenizer), 64), visual_vocab_size=visual_codes, sketch_vocab_size=sketch_codes,
         hidden_size=32, num_attention_heads=2, encoder_layers=1, decoder_layers=1, intermediate_size=64,
@@ -65,6 +65,7 @@ def save_untrained_tiny_model(
         max_sketch_grid=(max_frames, grid_size, grid_size), text_pad_token_id=int(tokenizer.pad_token_id),
     )
     model = NuwaForConditionalGeneration(config).eval()
+    model.set_visual_tokenizers(vqgan=vqgan if with_vqgan else None, sketch_vqgan=seg_vqgan)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     processor.save_pretrained(folder)

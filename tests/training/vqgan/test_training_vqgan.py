@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
-from nuwa_hf.models.vqgan import training_vqgan as training
-from nuwa_hf.models.vqgan.losses import PerceptualLoss
-from nuwa_hf.models.vqgan.toy_data import ShapesDataset
-from nuwa_hf.models.vqgan.training_vqgan import VQGANTrainingArguments, evaluate_vqgan, train_vqgan
+from nuwa_hf.training.vqgan import training_vqgan as training
+from nuwa_hf.training.vqgan.losses import PerceptualLoss
+from nuwa_hf.data.toy_shapes import ShapesDataset
+from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, evaluate_vqgan, train_vqgan
 
 
 # Eight saturated colours; an image is a 4 x 4 board of colour tiles, each tile exactly one 4 x 4-pixel token cell.
@@ -251,7 +251,7 @@ def test_training_with_a_perceptual_loss_logs_it(tmp_path):
 
 
 def test_foreground_weight_emphasises_sparse_strokes_and_leaves_full_pictures_alone():
-    from nuwa_hf.models.vqgan.training_vqgan import pixel_reconstruction_loss
+    from nuwa_hf.training.vqgan.training_vqgan import pixel_reconstruction_loss
 
     dark = -torch.ones(1, 3, 8, 8)
     strokes = dark.clone()

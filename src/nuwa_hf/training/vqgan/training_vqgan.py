@@ -48,9 +48,9 @@ from .checkpointing import (
 from .discriminator import NuwaPatchDiscriminator
 from .losses import ADVERSARIAL_LOSSES, adaptive_adversarial_weight
 from .metrics import confusion_matrix, psnr, segmentation_scores, ssim
-from .modeling_seg_vqgan import NuwaSegVQGAN
-from .modeling_vqgan import NuwaVQGAN
-from .quantization import codebook_usage
+from ...models.vqgan.modeling_seg_vqgan import NuwaSegVQGAN
+from ...models.vqgan.modeling_vqgan import NuwaVQGAN
+from ...models.vqgan.quantization import codebook_usage
 
 
 logger = logging.getLogger(__name__)

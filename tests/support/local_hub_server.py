@@ -49,7 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from .model_folder import git_blob_sha1
+from nuwa_hf.hub.model_folder import git_blob_sha1
 
 GITATTRIBUTES = (
     "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"

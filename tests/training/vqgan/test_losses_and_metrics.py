@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from nuwa_hf.models.vqgan.losses import (
+from nuwa_hf.training.vqgan.losses import (
     PerceptualLoss,
     adaptive_adversarial_weight,
     hinge_discriminator_loss,
     hinge_generator_loss,
     non_saturating_discriminator_loss,
 )
-from nuwa_hf.models.vqgan.metrics import confusion_matrix, psnr, segmentation_scores, ssim
+from nuwa_hf.training.vqgan.metrics import confusion_matrix, psnr, segmentation_scores, ssim
 from nuwa_hf.models.vqgan.quantization import codebook_usage, quantize
 
 

@@ -1,0 +1,56 @@
+"""The one task table (nuwa_hf.tasks) agrees with everything that reads it: pipelines, training, CLI, demo."""
+
+import inspect
+
+import pytest
+
+from nuwa_hf.tasks import TASK_CODES, TASK_NAMES, TASKS, get_task_info
+
+
+def test_every_pipeline_class_takes_the_inputs_the_table_gives():
+    from nuwa_hf.pipelines import PIPELINE_CLASSES
+
+    assert list(PIPELINE_CLASSES) == list(TASK_NAMES) and len(TASKS) == 8
+    for task in TASKS:
+        cls = PIPELINE_CLASSES[task.name]
+        assert cls.__name__ == task.pipeline_class
+        assert cls.makes_video == task.makes_video, task.code
+        assert cls.needs_sketch_vqgan == (task.condition == "sketch"), task.code
+        parameters = list(inspect.signature(cls.__call__).parameters.values())[1:]
+        for name in task.inputs + task.optional_inputs:
+            assert name in [p.name for p in parameters], (task.code, name)
+        positional = [p.name for p in parameters if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+        assert tuple(positional) == task.inputs, task.code
+
+
+def test_training_tasks_are_the_trainable_rows():
+    from nuwa_hf.training.tasks import FINETUNING_TASKS, PRETRAINING_TASKS, get_task
+
+    assert PRETRAINING_TASKS == ("t2i", "t2v", "v2v") and FINETUNING_TASKS == ("s2i", "s2v")
+    for task in TASKS:
+        if task.trainable:
+            assert (get_task(task.code).condition, get_task(task.code).visual) == (task.condition, task.visual)
+        else:
+            with pytest.raises(ValueError, match="zero-shot"):
+                get_task(task.code)
+
+
+@pytest.mark.parametrize("spelling", ["T2V", "t2v", " text-to-video ", "nuwa-text-to-video"])
+def test_a_task_can_be_named_every_way_users_name_it(spelling):
+    assert get_task_info(spelling).name == "nuwa-text-to-video" == TASK_CODES["T2V"]
+
+
+def test_unknown_tasks_list_the_known_ones():
+    with pytest.raises(ValueError, match="nuwa-text-to-image.*T2I"):
+        get_task_info("text-to-sound")
+    with pytest.raises(TypeError, match="string"):
+        get_task_info(3)
+
+
+def test_the_demo_titles_and_cli_help_cover_every_task():
+    from nuwa_hf.cli import TASK_HELP
+    from nuwa_hf.pipelines.showcase import TASK_TITLES
+
+    for task in TASKS:
+        assert task.code in TASK_TITLES[task.name] and task.title in TASK_TITLES[task.name]
+        assert task.code in TASK_HELP and task.name[len("nuwa-"):] in TASK_HELP
