@@ -58,7 +58,8 @@ class NuwaGenerationControls:
         if self.null_encoder_outputs is not None:
             null = model(
                 decoder_input_ids=decoder_input_ids, encoder_outputs=self.null_encoder_outputs,
-                visual_grid=visual_grid, cache=self.null_cache,
+                visual_grid=visual_grid, cache=self.null_cache, output_attentions=False, output_hidden_states=False,
+                return_dict=True,
             ).logits
             logits = null + self.guidance_scale * (logits - null)
         if self.known_tokens is not None:
@@ -127,11 +128,14 @@ class NuwaGenerationMixin(GenerationMixin):
         sketch_tokens: Optional[torch.LongTensor] = None,
         condition_type: Optional[str] = None,
         batch_size: Optional[int] = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
     ):
         """Run the encoder once: text (B, L), sketch tokens (B, Ts, Hs, Ws), or the "None" condition."""
         return self.get_encoder()(
             input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
-            condition_type=condition_type, batch_size=batch_size,
+            condition_type=condition_type, batch_size=batch_size, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True,
         )
 
     def null_condition_like(self, condition_type: str, batch_size: int, device):
@@ -170,12 +174,17 @@ class NuwaGenerationMixin(GenerationMixin):
                 ``generation_config.guidance_scale`` (for text and sketch conditions) when the model folder sets one.
             use_cache: KV-cached decoding (default). False recomputes the whole prefix per token (slow; for checks).
             **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
-                ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``, ...
-                Seed with ``torch.manual_seed`` before the call.
+                ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``,
+                ``output_logits``, ``output_attentions``, ``output_hidden_states``, ... Seed with ``torch.manual_seed``
+                before the call.
 
         Returns:
-            ``(B * num_return_sequences, 1 + T*H*W)`` ids, <bos> first (or a ``GenerateOutput`` when
-            ``return_dict_in_generate=True``); :meth:`sequences_to_grid` reshapes them to (B, T, H, W).
+            ``(B * num_return_sequences, 1 + T*H*W)`` ids, <bos> first; :meth:`sequences_to_grid` reshapes them to
+            (B, T, H, W). With ``return_dict_in_generate=True``, transformers' ``GenerateEncoderDecoderOutput``:
+            ``sequences``, and per generated token ``scores`` / ``logits`` (B, N), ``decoder_attentions`` /
+            ``cross_attentions`` (one tensor per layer) and ``decoder_hidden_states`` (1 + layers) when asked for,
+            plus the condition's ``encoder_attentions`` / ``encoder_hidden_states`` (batch B, before the
+            ``num_return_sequences`` repeat, as transformers gives them).
 
         Example:
             >>> seq = model.generate(input_ids=text_ids, visual_grid=(1, 8, 8), do_sample=True, top_k=32)
@@ -222,9 +231,14 @@ class NuwaGenerationMixin(GenerationMixin):
             raise ValueError(f"inconsistent batch sizes: {sizes}.")
         batch = next(iter(sizes.values()), 1)
 
+        # The encoder's attentions / hidden states go into generate's output when asked for (transformers reads them
+        # from encoder_outputs), as a config's or as direct arguments.
+        flags = kwargs.get("generation_config") or self.generation_config
         encoder_outputs = self.encode_condition(
             input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
             condition_type=condition_type, batch_size=batch,
+            output_attentions=bool(kwargs.get("output_attentions", getattr(flags, "output_attentions", False))),
+            output_hidden_states=bool(kwargs.get("output_hidden_states", getattr(flags, "output_hidden_states", False))),
         )
 
         # Constrained decoding: flatten, validate, and pre-fill the known prefix.

@@ -16,25 +16,40 @@ Every token gets three learned position embeddings (one per axis t, h, w) of its
 position p is the token of position p-1; position 0 gets <bos> (id N). Attention goes through transformers'
 ``AttentionInterface``: the default ``"nuwa_3dna"`` calls :func:`nuwa_hf.nearby_attention`; ``"sdpa"`` and ``"eager"``
 compute the same thing with a dense mask (slow, for checking).
+
+Outputs follow transformers' encoder-decoder conventions (Bart): ``output_hidden_states`` / ``output_attentions`` give
+``encoder_hidden_states`` (embeddings + one per layer, the last after the final norm), ``decoder_hidden_states``,
+``encoder_attentions``, ``decoder_attentions`` and ``cross_attentions`` (B, heads, Lq, Lk); ``return_dict=False``
+gives tuples. Implementations that never form the attention matrix (``"nuwa_3dna"``, ``"sdpa"``) compute the weights
+the eager way when they are asked for, so every implementation returns them.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, EncoderDecoderCache
-from transformers.modeling_outputs import BaseModelOutput, ModelOutput
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import is_torchdynamo_compiling
 
-from .nuwa_ops import nearby_attention, nearby_attention_mask
+from .nuwa_ops import allowed, nearby_attention, nearby_attention_mask
 from .modeling_seg_vqgan import NuwaSegVQGAN
 from .modeling_vqgan import NuwaVQGAN
 from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
@@ -66,7 +81,16 @@ def nuwa_3dna_attention_forward(
     query_offset: Optional[int] = None,
     **kwargs,
 ):
-    """The ``"nuwa_3dna"`` attention implementation: 3D Nearby Attention, never a dense mask."""
+    """The ``"nuwa_3dna"`` attention implementation: 3D Nearby Attention, never a dense mask.
+
+    Under ``torch.compile`` the same attention is traced as sdpa with the dense 3DNA mask: the sparse backends plan
+    their tiles in Python on the host, which a compiled graph cannot contain. The values are the same.
+    """
+    if is_torchdynamo_compiling():
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling, dropout, query_grid=query_grid, key_grid=key_grid,
+            extent=extent, causal=causal, query_offset=query_offset,
+        )
     out = nearby_attention(
         query, key, value, query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal, scale=scaling,
         query_offset=query_offset,
@@ -77,10 +101,26 @@ def nuwa_3dna_attention_forward(
 
 
 def _dense_mask(query, key, query_grid, key_grid, extent, causal, query_offset):
+    if is_torchdynamo_compiling():
+        # Built in the graph: the cached full mask of nearby_attention_mask is a host-side lru_cache.
+        offset = query_offset or 0
+        q_index = torch.arange(offset, offset + query.shape[2], device=query.device)
+        k_index = torch.arange(key.shape[2], device=query.device)
+        return allowed(q_index[:, None], k_index[None, :], tuple(query_grid), tuple(key_grid), tuple(extent), causal)
     return nearby_attention_mask(
         query_grid, key_grid, extent, causal, query_offset=query_offset or 0, num_queries=query.shape[2],
         num_keys=key.shape[2], device=query.device,
     )
+
+
+def eager_attention_weights(
+    query, key, scaling=None, *, query_grid, key_grid, extent, causal, query_offset=None
+) -> torch.Tensor:
+    """softmax(QK^T * scaling) under the dense 3DNA mask: (B, heads, Lq, Lk), zero outside each query's window."""
+    mask = _dense_mask(query, key, query_grid, key_grid, extent, causal, query_offset)
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    return weights.masked_fill(~mask, float("-inf")).softmax(dim=-1)
 
 
 def eager_attention_forward(
@@ -88,10 +128,10 @@ def eager_attention_forward(
     query_offset=None, **kwargs,
 ):
     """``"eager"``: explicit softmax(QK^T) with the dense 3DNA mask; also returns the attention weights."""
-    mask = _dense_mask(query, key, query_grid, key_grid, extent, causal, query_offset)
-    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
-    weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    weights = weights.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    weights = eager_attention_weights(
+        query, key, scaling, query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal,
+        query_offset=query_offset,
+    )
     weights = nn.functional.dropout(weights, p=dropout, training=dropout > 0)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
@@ -172,8 +212,14 @@ class NuwaAttention(nn.Module):
         key_value_states: Optional[torch.Tensor] = None,
         cache: Optional[Cache] = None,
         query_offset: Optional[int] = None,
+        output_attentions: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """hidden_states (B, Lq, d) -> (B, Lq, d). ``key_value_states`` (B, Lk, d) for cross-attention."""
+        """hidden_states (B, Lq, d) -> ``(out (B, Lq, d), weights (B, heads, Lq, Lk) or None)``.
+
+        ``key_value_states`` (B, Lk, d) for cross-attention. The weights are returned only with
+        ``output_attentions=True``; an implementation that does not form them (3DNA kernels, sdpa) has them computed
+        separately the eager way (dense Lq x Lk, before dropout).
+        """
         query = self._heads(self.q_proj(hidden_states))
         source = key_value_states if self.is_cross_attention else hidden_states
         if self.is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx):
@@ -201,6 +247,13 @@ class NuwaAttention(nn.Module):
             dropout=self.config.attention_dropout if self.training else 0.0,
             query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal, query_offset=query_offset,
         )
+        if not output_attentions:
+            weights = None
+        elif weights is None:
+            weights = eager_attention_weights(
+                query, key, self.scaling, query_grid=query_grid, key_grid=key_grid, extent=extent, causal=causal,
+                query_offset=query_offset,
+            )
         out = out.reshape(hidden_states.shape[0], hidden_states.shape[1], -1)
         return self.out_proj(out), weights
 
@@ -217,8 +270,9 @@ class NuwaFeedForward(nn.Module):
         return self.fc2(self.dropout(self.act(self.fc1(x))))
 
 
-class NuwaEncoderLayer(nn.Module):
-    """Pre-norm block: ``x + 3DNA(LN(x), LN(x))`` then ``x + FFN(LN(x))``."""
+class NuwaEncoderLayer(GradientCheckpointingLayer):
+    """Pre-norm block: ``x + 3DNA(LN(x), LN(x))`` then ``x + FFN(LN(x))``. Recomputed in the backward pass under
+    ``model.gradient_checkpointing_enable()`` (transformers' ``GradientCheckpointingLayer``)."""
 
     def __init__(self, config: NuwaConfig):
         super().__init__()
@@ -228,14 +282,23 @@ class NuwaEncoderLayer(nn.Module):
         self.ffn = NuwaFeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, grid: Grid, extent: Extent) -> torch.Tensor:
-        attn, _ = self.self_attn(self.self_attn_norm(x), query_grid=grid, key_grid=grid, extent=extent, causal=False)
+    def forward(
+        self, x: torch.Tensor, grid: Grid, extent: Extent, output_attentions: bool = False
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """x (B, L, d) -> ``(x (B, L, d), self-attention weights (B, heads, L, L) or None)``."""
+        attn, weights = self.self_attn(
+            self.self_attn_norm(x), query_grid=grid, key_grid=grid, extent=extent, causal=False,
+            output_attentions=output_attentions,
+        )
         x = x + self.dropout(attn)
-        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+        return x + self.dropout(self.ffn(self.ffn_norm(x))), weights
 
 
-class NuwaDecoderLayer(nn.Module):
-    """Pre-norm block (paper eq. 15): causal 3DNA self-attention, 3DNA cross-attention to the condition, FFN."""
+class NuwaDecoderLayer(GradientCheckpointingLayer):
+    """Pre-norm block (paper eq. 15): causal 3DNA self-attention, 3DNA cross-attention to the condition, FFN.
+
+    Under gradient checkpointing the two tensors that need gradients (``x`` and ``condition``) are positional, as
+    transformers' reentrant checkpointing requires."""
 
     def __init__(self, config: NuwaConfig, layer_idx: int):
         super().__init__()
@@ -256,20 +319,23 @@ class NuwaDecoderLayer(nn.Module):
         condition_grid: Grid,
         self_extent: Extent,
         cross_extent: Extent,
-        cache: Optional[EncoderDecoderCache],
-        query_offset: Optional[int],
-    ) -> torch.Tensor:
-        attn, _ = self.self_attn(
+        cache: Optional[EncoderDecoderCache] = None,
+        query_offset: Optional[int] = None,
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """x (B, Lq, d), condition (B, Lc, d) -> ``(x, self-attention weights (B, heads, Lq, Lk) or None,
+        cross-attention weights (B, heads, Lq, Lc) or None)``."""
+        attn, self_weights = self.self_attn(
             self.self_attn_norm(x), query_grid=grid, key_grid=grid, extent=self_extent, causal=True, cache=cache,
-            query_offset=query_offset,
+            query_offset=query_offset, output_attentions=output_attentions,
         )
         x = x + self.dropout(attn)
-        attn, _ = self.cross_attn(
+        attn, cross_weights = self.cross_attn(
             self.cross_attn_norm(x), query_grid=grid, key_grid=condition_grid, extent=cross_extent, causal=False,
-            key_value_states=condition, cache=cache, query_offset=query_offset,
+            key_value_states=condition, cache=cache, query_offset=query_offset, output_attentions=output_attentions,
         )
         x = x + self.dropout(attn)
-        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+        return x + self.dropout(self.ffn(self.ffn_norm(x))), self_weights, cross_weights
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -286,20 +352,18 @@ class NuwaEncoderOutput(BaseModelOutput):
 
 
 @dataclass
-class NuwaSeq2SeqLMOutput(ModelOutput):
-    """Output of :class:`NuwaForConditionalGeneration`.
+class NuwaSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """Output of :class:`NuwaForConditionalGeneration`: transformers' ``Seq2SeqLMOutput``, with
 
     loss: mean (or ``num_items_in_batch``-normalised sum) cross-entropy over the predicted visual tokens.
     logits: (B, Lq, N) over the visual codebook for the decoder positions given.
     cache: the EncoderDecoderCache to pass back when generating.
+    decoder_hidden_states / encoder_hidden_states: with ``output_hidden_states=True``, ``1 + layers`` tensors (B, L, d):
+        the embeddings, then each layer's output (the last one after the final norm).
+    decoder_attentions / cross_attentions / encoder_attentions: with ``output_attentions=True``, one (B, heads, Lq, Lk)
+        tensor per layer.
     encoder_last_hidden_state: (B, Lc, d).
     """
-
-    loss: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
-    cache: Optional[Cache] = None
-    decoder_hidden_states: Optional[torch.Tensor] = None
-    encoder_last_hidden_state: Optional[torch.Tensor] = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -312,7 +376,7 @@ class NuwaPreTrainedModel(PreTrainedModel):
     config: NuwaConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["NuwaEncoderLayer", "NuwaDecoderLayer"]
 
@@ -349,6 +413,48 @@ class NuwaPreTrainedModel(PreTrainedModel):
             if isinstance(tokenizer, nn.Module):
                 tokenizer.requires_grad_(False)
         return model
+
+    @property
+    def dummy_inputs(self) -> dict:
+        """Small valid inputs: ``model(**model.dummy_inputs)`` runs. Two prompts of up to 5 text ids, and the decoder
+        inputs (<bos> + 3 codes) of a (1, 2, 2) image grid (smaller where the model's grid is)."""
+        config = self.config
+        grid = (1, min(2, config.max_visual_grid[1]), min(2, config.max_visual_grid[2]))
+        length = min(5, config.max_text_length)
+        text = (torch.arange(2 * length, device=self.device).reshape(2, length) + 1) % config.text_vocab_size
+        codes = torch.arange(grid[1] * grid[2] - 1, device=self.device) % config.visual_vocab_size
+        bos = torch.tensor([config.visual_bos_token_id], device=self.device)
+        decoder_input_ids = torch.cat([bos, codes]).expand(2, -1).contiguous()
+        return {"input_ids": text, "decoder_input_ids": decoder_input_ids, "visual_grid": grid}
+
+    def resize_token_embeddings(
+        self, new_num_tokens: Optional[int] = None, pad_to_multiple_of: Optional[int] = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """Resize the TEXT token table (after ``tokenizer.add_tokens(...)``: ``resize_token_embeddings(len(tokenizer))``)
+        and set ``config.text_vocab_size``; returns the new table.
+
+        Unlike transformers' default, the output layer is not resized: NUWA's ``lm_head`` predicts the VQ-GAN's visual
+        codes, a vocabulary fixed by the codebook (``config.visual_vocab_size``), so it and the decoder's visual input
+        table are left as they are.
+        """
+        old = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return old
+        new = self._get_resized_embeddings(old, new_num_tokens, pad_to_multiple_of, mean_resizing)
+        if hasattr(old, "_hf_hook"):  # accelerate's device-placement hook (device_map)
+            from accelerate.hooks import add_hook_to_module
+
+            add_hook_to_module(new, old._hf_hook)
+        new.requires_grad_(old.weight.requires_grad)
+        size = new.weight.shape[0]
+        if size <= self.config.text_pad_token_id:
+            raise ValueError(
+                f"a text vocabulary of {size} tokens would drop the pad token (text_pad_token_id="
+                f"{self.config.text_pad_token_id}); resize to at least {self.config.text_pad_token_id + 1}."
+            )
+        self.set_input_embeddings(new)
+        self.config.text_vocab_size = size
+        return self.get_input_embeddings()
 
     def save_pretrained(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
         """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
@@ -390,6 +496,74 @@ def _check_grid_fits(grid: Grid, max_grid, what: str, fix: str) -> None:
         raise ValueError(f"{what} grid {tuple(grid)} is larger than the model allows {tuple(max_grid)}; {fix}")
 
 
+def _check_ids_in_range(ids: torch.Tensor, high: int, message: str, ignore_index: Optional[int] = None) -> None:
+    """Raise ``ValueError(message)`` if an id lies outside ``[0, high)`` (``ignore_index`` allowed).
+
+    The check reads tensor values on the host, so it is skipped while ``torch.compile`` traces the forward (a
+    data-dependent branch would break the graph); eager calls keep the clear error.
+    """
+    if is_torchdynamo_compiling() or ids.numel() == 0:
+        return
+    bad = (ids < 0) | (ids >= high)
+    if ignore_index is not None:
+        bad &= ids != ignore_index
+    if bool(bad.any()):
+        raise ValueError(message)
+
+
+def _reject_unexpected_kwargs(forward: Callable, kwargs: dict) -> None:
+    """A misspelt argument (``lables=``) raises a ``TypeError`` naming the close matches and the valid arguments,
+    instead of being swallowed by ``**kwargs`` (which ``forward`` keeps for transformers' Trainer)."""
+    if not kwargs:
+        return
+    valid = [name for name, p in inspect.signature(forward).parameters.items()
+             if p.kind != p.VAR_KEYWORD and name != "self"]
+    hints = [f"{name!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(name)
+             for name in kwargs for close in [difflib.get_close_matches(name, valid, n=2)]]
+    raise TypeError(
+        f"{forward.__qualname__.split('.')[0]}.forward() got unexpected keyword argument(s) {', '.join(hints)}. "
+        f"Valid arguments: {', '.join(valid)}."
+    )
+
+
+def _output_flags(config, output_attentions, output_hidden_states, return_dict) -> Tuple[bool, bool, bool]:
+    """The per-call flags, defaulting to the config's as in transformers."""
+    return (
+        bool(config.output_attentions if output_attentions is None else output_attentions),
+        bool(config.output_hidden_states if output_hidden_states is None else output_hidden_states),
+        bool(config.return_dict if return_dict is None else return_dict),
+    )
+
+
+def _pop_cache_alias(kwargs: dict, cache: Optional[Cache]) -> Optional[Cache]:
+    """transformers' older name ``past_key_values`` for ``cache``."""
+    if "past_key_values" in kwargs:
+        legacy = kwargs.pop("past_key_values")
+        if cache is not None and legacy is not None:
+            raise ValueError("pass the KV cache once, as cache= (past_key_values= is its older name).")
+        cache = legacy if cache is None else cache
+    return cache
+
+
+def _as_encoder_output(encoder_outputs) -> "NuwaEncoderOutput":
+    """Accept the encoder's ``NuwaEncoderOutput`` or its ``return_dict=False`` tuple (which carries the condition
+    grid and type after the tensors)."""
+    if isinstance(encoder_outputs, NuwaEncoderOutput):
+        return encoder_outputs
+    if isinstance(encoder_outputs, (tuple, list)) and encoder_outputs and isinstance(encoder_outputs[-1], str):
+        last_hidden_state, *per_layer, grid, condition_type = encoder_outputs
+        # hidden states are (B, L, d) per entry, attentions (B, heads, L, L): told apart by rank.
+        by_rank = {len(entry) and entry[0].dim(): entry for entry in per_layer}
+        return NuwaEncoderOutput(
+            last_hidden_state=last_hidden_state, hidden_states=by_rank.get(3), attentions=by_rank.get(4),
+            condition_grid=tuple(grid), condition_type=condition_type,
+        )
+    raise TypeError(
+        "encoder_outputs must be what model.get_encoder()(...) returns (a NuwaEncoderOutput, or its tuple form): it "
+        f"carries the condition's grid and type, which a bare {type(encoder_outputs).__name__} does not."
+    )
+
+
 class NuwaEncoder(NuwaPreTrainedModel):
     """The adaptive condition encoder: text, sketch tokens or the constant "None" condition -> (B, Lc, d)."""
 
@@ -403,6 +577,16 @@ class NuwaEncoder(NuwaPreTrainedModel):
         self.norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.text_embedding.tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.text_embedding.tokens = value
+
+    @property
+    def dummy_inputs(self) -> dict:
+        return {"input_ids": super().dummy_inputs["input_ids"]}
+
     def forward(
         self,
         input_ids: Optional[torch.LongTensor] = None,
@@ -410,8 +594,11 @@ class NuwaEncoder(NuwaPreTrainedModel):
         sketch_tokens: Optional[torch.LongTensor] = None,
         condition_type: Optional[str] = None,
         batch_size: Optional[int] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
         **kwargs,
-    ) -> NuwaEncoderOutput:
+    ) -> Union[NuwaEncoderOutput, tuple]:
         """Encode one kind of condition.
 
         Args:
@@ -420,7 +607,17 @@ class NuwaEncoder(NuwaPreTrainedModel):
             sketch_tokens: VQ-GAN-Seg codes (B, Ts, Hs, Ws) (an image sketch has Ts = 1) or (B, Hs, Ws).
             condition_type: "text", "sketch" or "none"; inferred from what is given when omitted.
             batch_size: batch size of the "None" condition (nothing else tells it).
+            output_attentions: also return each layer's self-attention weights (B, heads, Lc, Lc).
+            output_hidden_states: also return the embeddings and each layer's output (B, Lc, d).
+            return_dict: False returns ``to_tuple()`` of the output (default ``config.return_dict``).
+
+        Returns:
+            :class:`NuwaEncoderOutput` with ``last_hidden_state`` (B, Lc, d), the condition's grid and type.
         """
+        _reject_unexpected_kwargs(type(self).forward, kwargs)
+        output_attentions, output_hidden_states, return_dict = _output_flags(
+            self.config, output_attentions, output_hidden_states, return_dict
+        )
         condition_type = resolve_condition_type(condition_type, input_ids, sketch_tokens)
         config = self.config
         if condition_type == "text":
@@ -433,8 +630,11 @@ class NuwaEncoder(NuwaPreTrainedModel):
                     f"text of {input_ids.shape[1]} tokens is longer than max_text_length={config.max_text_length}; "
                     f"truncate it with the processor (truncation=True, max_length={config.max_text_length})."
                 )
-            if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= config.text_vocab_size):
-                raise ValueError(f"text ids must lie in [0, {config.text_vocab_size}); check the tokenizer.")
+            _check_ids_in_range(
+                input_ids, config.text_vocab_size,
+                f"text ids must lie in [0, {config.text_vocab_size}); check the tokenizer (after tokenizer.add_tokens, "
+                "call model.resize_token_embeddings(len(tokenizer))).",
+            )
             pad = config.max_text_length - input_ids.shape[1]
             if pad:
                 input_ids = nn.functional.pad(input_ids, (0, pad), value=config.text_pad_token_id)
@@ -451,8 +651,10 @@ class NuwaEncoder(NuwaPreTrainedModel):
                 )
             grid = tuple(sketch_tokens.shape[1:])
             _check_grid_fits(grid, config.max_sketch_grid, "sketch", "use a smaller sketch or a larger max_sketch_grid.")
-            if int(sketch_tokens.min()) < 0 or int(sketch_tokens.max()) >= config.sketch_vocab_size:
-                raise ValueError(f"sketch tokens must lie in [0, {config.sketch_vocab_size}); check the VQ-GAN-Seg.")
+            _check_ids_in_range(
+                sketch_tokens, config.sketch_vocab_size,
+                f"sketch tokens must lie in [0, {config.sketch_vocab_size}); check the VQ-GAN-Seg.",
+            )
             x = self.sketch_embedding(sketch_tokens.flatten(1), grid)
         else:
             if batch_size is None:
@@ -460,9 +662,23 @@ class NuwaEncoder(NuwaPreTrainedModel):
             grid = (1, 1, 1)
             x = self.null_condition.expand(batch_size, 1, -1)
         extent = config.condition_extent(condition_type, grid)
+        hidden_states = [] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         for layer in self.layers:
-            x = layer(x, grid, extent)
-        return NuwaEncoderOutput(last_hidden_state=self.norm(x), condition_grid=grid, condition_type=condition_type)
+            if hidden_states is not None:
+                hidden_states.append(x)
+            x, weights = layer(x, grid=grid, extent=extent, output_attentions=output_attentions)
+            if attentions is not None:
+                attentions.append(weights)
+        x = self.norm(x)
+        if hidden_states is not None:
+            hidden_states.append(x)  # as transformers does: the last entry is last_hidden_state (after the norm)
+        out = NuwaEncoderOutput(
+            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None, condition_grid=grid,
+            condition_type=condition_type,
+        )
+        return out if return_dict else out.to_tuple()
 
 
 def resolve_condition_type(condition_type, input_ids, sketch_tokens) -> str:
@@ -491,6 +707,27 @@ class NuwaDecoder(NuwaPreTrainedModel):
         self.dropout = nn.Dropout(config.dropout)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The visual input table: N codebook entries + <bos>."""
+        return self.embedding.tokens
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.embedding.tokens = value
+
+    def resize_token_embeddings(self, *args, **kwargs):
+        raise ValueError(
+            "the decoder's vocabulary is the VQ-GAN's codebook (config.visual_vocab_size) plus <bos>; it is fixed by the "
+            "VQ-GAN. To add text tokens, call resize_token_embeddings on the model (it resizes the text table)."
+        )
+
+    @property
+    def dummy_inputs(self) -> dict:
+        inputs = super().dummy_inputs
+        batch = inputs["decoder_input_ids"].shape[0]
+        condition = torch.zeros(batch, 1, self.config.hidden_size, device=self.device)
+        return {"decoder_input_ids": inputs["decoder_input_ids"], "encoder_hidden_states": condition,
+                "visual_grid": inputs["visual_grid"], "condition_grid": (1, 1, 1), "condition_type": "none"}
+
     def forward(
         self,
         decoder_input_ids: torch.LongTensor,
@@ -500,8 +737,14 @@ class NuwaDecoder(NuwaPreTrainedModel):
         condition_grid: Grid,
         condition_type: str,
         cache: Optional[EncoderDecoderCache] = None,
-    ) -> torch.Tensor:
-        """decoder_input_ids (B, L) at positions ``past .. past+L-1`` -> hidden states (B, L, d)."""
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: Optional[bool] = None,
+    ) -> Union[BaseModelOutputWithPastAndCrossAttentions, tuple]:
+        """decoder_input_ids (B, L) at positions ``past .. past+L-1`` of ``visual_grid``, encoder_hidden_states
+        (B, Lc, d) over ``condition_grid`` -> ``last_hidden_state`` (B, L, d), plus ``hidden_states`` (1 + layers),
+        ``attentions`` and ``cross_attentions`` (one per layer) when asked for."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         past = cache.self_attention_cache.get_seq_length() if cache is not None else 0
         past = int(past)
         length = decoder_input_ids.shape[1]
@@ -515,12 +758,29 @@ class NuwaDecoder(NuwaPreTrainedModel):
         x = self.dropout(self.embedding(decoder_input_ids, visual_grid, offset=past))
         self_extent = self.config.visual_extent(visual_grid)
         cross_extent = self.config.condition_extent(condition_type, condition_grid)
+        hidden_states = [] if output_hidden_states else None
+        self_attentions = [] if output_attentions else None
+        cross_attentions = [] if output_attentions else None
         for layer in self.layers:
-            x = layer(
+            if hidden_states is not None:
+                hidden_states.append(x)
+            x, self_weights, cross_weights = layer(
                 x, encoder_hidden_states, grid=visual_grid, condition_grid=condition_grid, self_extent=self_extent,
-                cross_extent=cross_extent, cache=cache, query_offset=query_offset,
+                cross_extent=cross_extent, cache=cache, query_offset=query_offset, output_attentions=output_attentions,
             )
-        return self.norm(x)
+            if output_attentions:
+                self_attentions.append(self_weights)
+                cross_attentions.append(cross_weights)
+        x = self.norm(x)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        out = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=x, cache=cache,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(self_attentions) if self_attentions is not None else None,
+            cross_attentions=tuple(cross_attentions) if cross_attentions is not None else None,
+        )
+        return out if return_dict else out.to_tuple()
 
 
 def _build_visual_tokenizer(model_class, sub_config: Optional[dict]):
@@ -589,7 +849,8 @@ class NuwaVisualTokenizersMixin:
 
 
 class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
-    """Encoder + decoder, returning decoder hidden states (no head), and the VQ-GANs that code its token grids."""
+    """Encoder + decoder, returning the decoder's hidden states (no head) as a ``Seq2SeqModelOutput``, and the VQ-GANs
+    that code its token grids."""
 
     def __init__(self, config: NuwaConfig):
         super().__init__(config)
@@ -626,11 +887,13 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
     def get_decoder(self):
         return self.decoder
 
-    def get_input_embeddings(self):
-        return self.decoder.embedding.tokens
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The TEXT token table (what ``tokenizer.add_tokens`` + ``resize_token_embeddings`` act on); the decoder's
+        visual table is ``get_decoder().get_input_embeddings()``."""
+        return self.encoder.get_input_embeddings()
 
-    def set_input_embeddings(self, value):
-        self.decoder.embedding.tokens = value
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.encoder.set_input_embeddings(value)
 
     def forward(
         self,
@@ -642,9 +905,35 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
         visual_grid: Optional[Grid] = None,
         encoder_outputs: Optional[NuwaEncoderOutput] = None,
         cache: Optional[EncoderDecoderCache] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        decoder_attention_mask: Optional[torch.Tensor] = None,
         **kwargs,
-    ):
-        """Returns ``(decoder hidden states (B, L, d), encoder outputs)``."""
+    ) -> Union[Seq2SeqModelOutput, tuple]:
+        """
+        Args:
+            input_ids / attention_mask / sketch_tokens / condition_type: the condition (see :class:`NuwaEncoder`).
+            decoder_input_ids: (B, L) <bos> then the visual tokens so far.
+            visual_grid: (T, H, W) the decoder positions belong to.
+            encoder_outputs: a condition already encoded by ``get_encoder()`` (or its tuple form).
+            cache: an ``EncoderDecoderCache`` for incremental decoding (``past_key_values`` is accepted as its older
+                name). ``use_cache`` is accepted for transformers' generate: the cache given decides.
+            output_attentions / output_hidden_states: also return per-layer attention weights / hidden states
+                (defaults: the config's).
+            return_dict: False returns a tuple, as transformers models do (default ``config.return_dict``).
+            decoder_attention_mask: accepted for transformers' generate, which passes one; every decoder position is
+                a real token of the grid, the causal 3DNA window is the mask.
+
+        Returns:
+            ``Seq2SeqModelOutput`` with ``last_hidden_state`` (B, L, d) and ``encoder_last_hidden_state`` (B, Lc, d).
+        """
+        cache = _pop_cache_alias(kwargs, cache)
+        _reject_unexpected_kwargs(type(self).forward, kwargs)
+        output_attentions, output_hidden_states, return_dict = _output_flags(
+            self.config, output_attentions, output_hidden_states, return_dict
+        )
         if decoder_input_ids is None:
             raise ValueError("decoder_input_ids (B, L) are needed: <bos> followed by the visual tokens so far.")
         if visual_grid is None:
@@ -660,12 +949,26 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
             encoder_outputs = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
                 condition_type=condition_type, batch_size=decoder_input_ids.shape[0],
+                output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
             )
-        hidden = self.decoder(
+        else:
+            encoder_outputs = _as_encoder_output(encoder_outputs)
+        decoder_outputs = self.decoder(
             decoder_input_ids, encoder_outputs.last_hidden_state, visual_grid=visual_grid,
             condition_grid=encoder_outputs.condition_grid, condition_type=encoder_outputs.condition_type, cache=cache,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
         )
-        return hidden, encoder_outputs
+        out = Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
 
 
 class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedModel, NuwaGenerationMixin):
@@ -706,14 +1009,20 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
     def get_decoder(self):
         return self.model.decoder
 
-    def get_input_embeddings(self):
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The TEXT token table (see :meth:`NuwaModel.get_input_embeddings`)."""
         return self.model.get_input_embeddings()
 
-    def set_input_embeddings(self, value):
+    def set_input_embeddings(self, value: nn.Embedding):
         self.model.set_input_embeddings(value)
 
-    def get_output_embeddings(self):
+    def get_output_embeddings(self) -> nn.Linear:
+        """The head over the visual codebook (N codes). It is tied to nothing: its vocabulary is neither the text
+        table's nor the decoder input table's (N codes + <bos>)."""
         return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear):
+        self.lm_head = value
 
     def shift_right(self, labels: torch.LongTensor) -> torch.LongTensor:
         """labels (B, L) -> decoder inputs (B, L): <bos> then labels[:, :-1] (ignored labels become <bos>)."""
@@ -744,10 +1053,13 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         return_dict: Optional[bool] = None,
         num_items_in_batch: Optional[torch.Tensor] = None,
         generation_controls: Optional[NuwaGenerationControls] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        decoder_attention_mask: Optional[torch.Tensor] = None,
         pixel_values: Optional[torch.FloatTensor] = None,
         sketch_maps: Optional[torch.LongTensor] = None,
         **kwargs,
-    ) -> NuwaSeq2SeqLMOutput:
+    ) -> Union[NuwaSeq2SeqLMOutput, tuple]:
         """
         Args:
             input_ids: text condition (B, L). Or ``sketch_tokens`` (B, Ts, Hs, Ws); or neither for the "None" condition.
@@ -760,7 +1072,12 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
                 accumulation and several processes).
             generation_controls: set by :meth:`generate`: classifier-free guidance and known (teacher-forced) tokens,
                 applied to the logits here so that they act before any sampling warper.
-
+            output_attentions / output_hidden_states: also return the encoder's and decoder's per-layer attention
+                weights (and cross-attention) / hidden states (defaults: the config's).
+            return_dict: False returns a tuple (``to_tuple()`` of the output), as transformers models do.
+            decoder_attention_mask: accepted for transformers' generate; the causal 3DNA window is the mask.
+            **kwargs: ``past_key_values`` (the older name of ``cache``); any other name raises a TypeError listing the
+                valid arguments.
             pixel_values: target images / videos (B, T, 3, H, W) (or (B, 3, H, W)) in [-1, 1], as NuwaProcessor
                 returns them; coded by the model's VQ-GAN into ``labels`` (so ``model(**processor(text=...,
                 images=...))`` gives the training loss).
@@ -770,6 +1087,9 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         Returns:
             :class:`NuwaSeq2SeqLMOutput` with ``logits`` (B, L, N) and ``loss`` when labels are given.
         """
+        cache = _pop_cache_alias(kwargs, cache)
+        _reject_unexpected_kwargs(type(self).forward, kwargs)
+        return_dict = self.config.return_dict if return_dict is None else return_dict
         if pixel_values is not None:
             if labels is not None:
                 raise ValueError("Give the target as `labels` (tokens) or as `pixel_values`, not both.")
@@ -789,23 +1109,26 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
                 raise ValueError(f"labels must be (B, T, H, W) or (B, T*H*W), got shape {tuple(labels.shape)}.")
             if decoder_input_ids is None:
                 decoder_input_ids = self.shift_right(labels)
-            valid = labels[labels != -100]
-            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.config.visual_vocab_size):
-                raise ValueError(
-                    f"labels must be visual codes in [0, {self.config.visual_vocab_size}) or -100; check the VQ-GAN's "
-                    f"codebook size against config.visual_vocab_size."
-                )
-        if decoder_input_ids is not None and (
-            int(decoder_input_ids.min()) < 0 or int(decoder_input_ids.max()) > self.config.visual_bos_token_id
-        ):
-            raise ValueError(f"decoder_input_ids must lie in [0, {self.config.visual_bos_token_id}] (codes or <bos>).")
-        past = int(cache.self_attention_cache.get_seq_length()) if cache is not None else 0
-        hidden, encoder_outputs = self.model(
+            _check_ids_in_range(
+                labels, self.config.visual_vocab_size,
+                f"labels must be visual codes in [0, {self.config.visual_vocab_size}) or -100; check the VQ-GAN's "
+                f"codebook size against config.visual_vocab_size.", ignore_index=-100,
+            )
+        if decoder_input_ids is not None:
+            _check_ids_in_range(
+                decoder_input_ids, self.config.visual_bos_token_id + 1,
+                f"decoder_input_ids must lie in [0, {self.config.visual_bos_token_id}] (codes or <bos>).",
+            )
+        past = 0
+        if generation_controls is not None and cache is not None:
+            past = int(cache.self_attention_cache.get_seq_length())
+        outputs = self.model(
             input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
             condition_type=condition_type, decoder_input_ids=decoder_input_ids, visual_grid=visual_grid,
-            encoder_outputs=encoder_outputs, cache=cache,
+            encoder_outputs=encoder_outputs, cache=cache, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True,
         )
-        logits = self.lm_head(hidden)
+        logits = self.lm_head(outputs.last_hidden_state)
         if generation_controls is not None:
             logits = generation_controls.apply(self, logits, decoder_input_ids, visual_grid, past)
         loss = None
@@ -816,6 +1139,10 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
             )
             if num_items_in_batch is not None:
                 loss = loss / num_items_in_batch
-        return NuwaSeq2SeqLMOutput(
-            loss=loss, logits=logits, cache=cache, encoder_last_hidden_state=encoder_outputs.last_hidden_state
+        out = NuwaSeq2SeqLMOutput(
+            loss=loss, logits=logits, cache=outputs.cache, decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions, cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states, encoder_attentions=outputs.encoder_attentions,
         )
+        return out if return_dict else out.to_tuple()
