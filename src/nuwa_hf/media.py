@@ -22,6 +22,7 @@ Conditions:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -108,6 +109,7 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
             f"The {what} has shape {array.shape}; an image is (H, W), (H, W, 3) or (H, W, 4) (channels last or first)."
         )
     if np.issubdtype(array.dtype, np.floating):
+        _require_finite(array, what)
         if array.size and (array.min() < -1e-3 or array.max() > 1 + 1e-3):
             raise ValueError(
                 f"The {what} is a float array with values in [{array.min():.3g}, {array.max():.3g}]; float images must "
@@ -119,6 +121,17 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
     else:
         array = np.clip(array, 0, 255).astype(np.uint8)
     return PIL.Image.fromarray(array).convert("RGB")
+
+
+def _require_finite(array: np.ndarray, what: str) -> None:
+    """NaN or infinite values are an error (they would silently become black pixels or class 0)."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise ValueError(
+            f"The {what} holds {bad} NaN or infinite value(s) out of {array.size}: fix or replace them (e.g. "
+            "np.nan_to_num) before passing it; they would otherwise silently become black pixels."
+        )
 
 
 def _is_tensor(value: Any) -> bool:
@@ -224,6 +237,12 @@ def load_video(source: Any, num_frames: int | None = None) -> list[PIL.Image.Ima
         )
     if not frames:
         raise ValueError(f"{name} has no frames: give a video with at least one frame.")
+    sizes = sorted({frame.size for frame in frames})
+    if len(sizes) > 1:
+        raise ValueError(
+            f"The frames of {name if path is not None else 'the video'} have different sizes {sizes} (width, height): a "
+            "video's frames must share one size. Resize them to one size first; frames are never resized one by one."
+        )
     return frames[:num_frames] if num_frames is not None else frames
 
 
@@ -251,6 +270,7 @@ def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"The {what} must be a 2-D class-index map (H, W), got shape {array.shape}.")
     if np.issubdtype(array.dtype, np.floating):
+        _require_finite(array, what)
         if not np.all(np.equal(np.mod(array, 1), 0)):
             raise ValueError(f"The {what} holds non-integer values; a sketch holds integer class ids.")
     elif not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
@@ -332,10 +352,23 @@ def _frames_as_pil(frames: Any) -> list[PIL.Image.Image]:
     return [to_pil_image(f, f"frame {i}") for i, f in enumerate(frames)]
 
 
-def _check_fps(fps: float) -> float:
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
-        raise ValueError(f"fps must be a positive number, got {fps!r}.")
+# Frames per second a GIF / MP4 can be written with: GIF stores a frame's duration in hundredths of a second as a 16-bit
+# number (at most 655 s, so at least ~0.0015 fps) and shows at most 50 frames per second; MP4 keeps the rate as a
+# fraction with a denominator of at most 1000. The range leaves margin on both sides.
+FPS_RANGE = (0.01, 240.0)
+
+
+def check_fps(fps: Any) -> float:
+    """``fps`` must be a finite number in :data:`FPS_RANGE`; returns it as a float."""
+    low, high = FPS_RANGE
+    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fps must be a number between {low} and {high} (frames per second), got {fps!r}.")
+    if not (math.isfinite(float(fps)) and low <= float(fps) <= high):
+        raise ValueError(f"fps must be a number between {low} and {high} (frames per second), got {fps!r}.")
     return float(fps)
+
+
+_check_fps = check_fps
 
 
 def save_image(image: Any, path: PathLike, upscale: int = 1) -> Path:
