@@ -108,6 +108,17 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
         raise ValueError(
             f"The {what} has shape {array.shape}; an image is (H, W), (H, W, 3) or (H, W, 4) (channels last or first)."
         )
+    if array.size == 0:
+        raise ValueError(f"The {what} is empty (shape {array.shape}): give an image with at least one pixel.")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"The {what} has dtype {array.dtype}; image pixels are uint8 in [0, 255], floats in [0, 1] or booleans."
+        )
+    if array.dtype.kind in "iu" and (array.min() < 0 or array.max() > 255):
+        raise ValueError(
+            f"The {what} holds integer pixels in [{array.min()}, {array.max()}], outside 0..255: scale it to 0..255 "
+            "(e.g. 16-bit images: `array // 257`) or to floats in [0, 1]; values are never clipped in silence."
+        )
     if np.issubdtype(array.dtype, np.floating):
         _require_finite(array, what)
         if array.size and (array.min() < -1e-3 or array.max() > 1 + 1e-3):
@@ -269,6 +280,8 @@ def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
         array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
     if array.ndim != 2:
         raise ValueError(f"The {what} must be a 2-D class-index map (H, W), got shape {array.shape}.")
+    if array.size == 0:
+        raise ValueError(f"The {what} is empty (shape {array.shape}): give a class-index map with at least one pixel.")
     if np.issubdtype(array.dtype, np.floating):
         _require_finite(array, what)
         if not np.all(np.equal(np.mod(array, 1), 0)):

@@ -392,8 +392,10 @@ def _mask_array(mask: Any) -> np.ndarray:
         raise TypeError(f"A mask must be a PIL image, an array or a tensor, got {type(mask).__name__}.")
     if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[-1]):
         mask = mask.reshape(mask.shape[1:] if mask.shape[0] == 1 else mask.shape[:-1])
-    if mask.ndim != 2:
-        raise ValueError(f"A mask must be 2-D (H, W), got shape {mask.shape}.")
+    if mask.ndim != 2 or mask.size == 0:
+        raise ValueError(f"A mask must be 2-D (H, W) with at least one pixel, got shape {mask.shape}.")
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"A mask holds booleans, 0/1 or 0..255 numbers; got dtype {mask.dtype}.")
     if mask.dtype == np.bool_:
         return mask
     if np.issubdtype(mask.dtype, np.floating) and not np.isfinite(mask).all():

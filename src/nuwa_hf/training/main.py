@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
@@ -360,18 +361,15 @@ def _resolve_resume(args) -> Optional[str]:
 
 
 def _save_folder_atomically(module, folder: str) -> None:
-    import shutil
+    """Save ``module`` (a VQ-GAN) as ``folder`` in one rename: staged first, then swapped in whole."""
+    from .checkpointing import publish_model_folder
 
-    from .checkpointing import fsync_tree
-
-    staged = os.path.join(os.path.dirname(folder), STAGING_DIRNAME, os.path.basename(folder))
-    if os.path.exists(staged):
-        shutil.rmtree(staged)
-    module.save_pretrained(staged)
-    fsync_tree(staged)
-    if os.path.exists(folder):
-        shutil.rmtree(folder)
-    os.rename(staged, folder)
+    parent, name = os.path.dirname(folder), os.path.basename(folder)
+    staged_parent = os.path.join(parent, STAGING_DIRNAME, name + "-staged")
+    if os.path.exists(staged_parent):
+        shutil.rmtree(staged_parent)
+    module.save_pretrained(os.path.join(staged_parent, name))
+    publish_model_folder(staged_parent, parent)
 
 
 def _last_logged_losses(log_history: List[dict]) -> Dict[str, float]:
