@@ -543,7 +543,7 @@ def command_generate(args) -> int:
     from .pipelines import PIPELINE_CLASSES, resolve_task_name
     from .pipelines.pipeline_base import TASK_CODE_OF
     from .pipelines.showcase import save_result
-    from .pipelines.work_limits import check_saved_size
+    from .pipelines.work_limits import check_saved_size, max_frames_for
 
     try:
         task = resolve_task_name(args.task)
@@ -562,7 +562,9 @@ def command_generate(args) -> int:
     pipe.set_progress_bar_config(disable=args.quiet)
     height, width = _output_size(pipe)
     try:
-        check_saved_size(width, height, args.upscale, _output_frames(task, args, pipe.max_frames), args.allow_large)
+        # Frames past the work limit are the pipeline's to refuse (with its message); the strip is sized within it.
+        frames = min(_output_frames(task, args, pipe.max_frames), max_frames_for(pipe.max_frames))
+        check_saved_size(width, height, args.upscale, frames, args.allow_large)
     except ValueError as error:
         raise CommandError(str(error).replace("upscale=", "--upscale ").replace("allow_large=True (command line: "
                                                                                 "--allow-large)", "--allow-large"))
