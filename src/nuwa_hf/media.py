@@ -155,8 +155,17 @@ def _is_tensor(value: Any) -> bool:
 
 def _as_path(value: Any) -> Path | None:
     if isinstance(value, (str, os.PathLike)):
+        if not os.fspath(value).strip():
+            raise ValueError("Got an empty path: give the file to read.")
         return Path(value)
     return None
+
+
+def _require_file(path: Path, what: str) -> None:
+    _require_existing(path, what)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not an {what} file: give the file itself." if what[0] in "aeiou"
+                         else f"{str(path)!r} is a folder, not a {what} file: give the file itself.")
 
 
 def _require_existing(path: Path, what: str) -> None:
@@ -173,7 +182,7 @@ def load_image(source: Any) -> PIL.Image.Image:
     path = _as_path(source)
     if path is None:
         return to_pil_image(source)
-    _require_existing(path, "image")
+    _require_file(path, "image")
     try:
         with PIL.Image.open(path) as opened:
             return opened.convert("RGB")
@@ -299,7 +308,7 @@ def load_sketch(source: Any) -> np.ndarray:
     path = _as_path(source)
     if path is None:
         return to_class_map(source)
-    _require_existing(path, "sketch")
+    _require_file(path, "sketch")
     if path.suffix.lower() == ".npy":
         return to_class_map(np.load(path), f"sketch {path.name}")
     try:

@@ -198,6 +198,8 @@ def as_image_list(images: Any, what: str = "image") -> tuple[list[PIL.Image.Imag
     if _is_image_like(images):
         return [_load_image_checked(images, what)], False
     if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        if len(images) == 0:
+            raise ValueError(f"Got an empty batch of {what}s (shape {tuple(images.shape)}): pass at least one.")
         return [_load_image_checked(image, f"{what} {i}") for i, image in enumerate(images)], True
     if isinstance(images, Sequence) and not isinstance(images, (bytes, bytearray)):
         if not images:
@@ -249,6 +251,8 @@ def as_video_list(videos: Any, what: str = "video") -> tuple[list[list[PIL.Image
     if _is_single_video(videos):
         return [_load_video_checked(videos, what)], False
     if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
+        if len(videos) == 0:
+            raise ValueError(f"Got an empty batch of {what}s (shape {tuple(videos.shape)}): pass at least one.")
         return [_load_video_checked(video, f"{what} {i}") for i, video in enumerate(videos)], True
     if isinstance(videos, Sequence) and not isinstance(videos, (str, bytes)):
         return [_load_video_checked(video, f"{what} {i}") for i, video in enumerate(videos)], True
@@ -285,6 +289,8 @@ def as_sketch_list(sketches: Any, video: bool, what: str = "sketch") -> tuple[li
         if sketches.ndim == single_ndim:
             return [load(sketches, what)], False
         if sketches.ndim == single_ndim + 1:
+            if len(sketches) == 0:
+                raise ValueError(f"Got an empty batch of {what}es (shape {tuple(sketches.shape)}): pass at least one.")
             return [load(item, f"{what} {i}") for i, item in enumerate(sketches)], True
         layout = "(T, H, W)" if video else "(H, W)"
         raise ValueError(f"A {what} must be a class-index map {layout} or a batch of them, got shape {tuple(sketches.shape)}.")
