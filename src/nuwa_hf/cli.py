@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -92,6 +93,34 @@ _non_negative_int = _number_type(int, lambda value: value >= 0, "an integer >= 0
 _positive_float = _number_type(float, lambda value: value > 0, "a positive number")  # NaN is refused too
 
 
+def _checked_type(convert, check, wanted: str):
+    """An argparse ``type`` that converts the text and applies ``check`` (the library's own rule and message)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        try:
+            return check(value)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
+
+    return parse
+
+
+def _fps(text: str) -> float:
+    from .media import check_fps
+
+    return _checked_type(float, check_fps, "a number of frames per second")(text)
+
+
+def _batch_size(text: str) -> int:
+    from .pipelines.sampling_options import check_batch_size
+
+    return _checked_type(int, check_batch_size, "an integer >= 1")(text)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # The parser
 
@@ -131,13 +160,19 @@ def _add_common_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    # The same checks (and messages) as the pipelines' API: nuwa_hf.pipelines.sampling_options.
+    from .pipelines.sampling_options import argparse_type
+
     group = parser.add_argument_group("sampling")
-    group.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same output)")
-    group.add_argument("--temperature", type=_positive_float, default=None, help="sampling temperature")
-    group.add_argument("--top-k", type=_non_negative_int, default=None, help="sample among the k likeliest codes")
-    group.add_argument("--top-p", type=_positive_float, default=None, help="nucleus sampling mass, in (0, 1]")
-    group.add_argument("--guidance-scale", type=_positive_float, default=None,
-                       help="classifier-free guidance scale (> 1 follows the condition more closely)")
+    group.add_argument("--seed", type=argparse_type("seed", int), default=0,
+                       help="random seed (same seed, same output); every input of a batch is generated with it")
+    group.add_argument("--temperature", type=argparse_type("temperature"), default=None,
+                       help="sampling temperature, a finite number > 0")
+    group.add_argument("--top-k", type=argparse_type("top_k", int), default=None,
+                       help="sample among the k likeliest codes (0 = no top-k filtering)")
+    group.add_argument("--top-p", type=argparse_type("top_p"), default=None, help="nucleus sampling mass, in (0, 1]")
+    group.add_argument("--guidance-scale", type=argparse_type("guidance_scale"), default=None,
+                       help="classifier-free guidance scale, >= 1 (1 = off; > 1 follows the condition more closely)")
     group.add_argument("--greedy", action="store_true", help="decode greedily instead of sampling")
 
 
@@ -178,13 +213,20 @@ def _add_generate(commands) -> None:
                          help="rerank: generate this many candidates per output and keep the best by --scorer")
     options.add_argument("--scorer", default=None,
                          help="folder of a saved scorer with similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
-    options.add_argument("--batch-size", type=_positive_int, default=8, help="rows generated together")
+    options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
+    options.add_argument("--allow-large", action="store_true",
+                         help="go past the work limits (frames: 4x the trained length; 64 candidates; 256 rows per "
+                              "input; the memory estimate; pictures of 4096 pixels a side) deliberately")
     _add_sampling_options(parser)
     outputs = parser.add_argument_group("outputs")
-    outputs.add_argument("--out", required=True, help="output folder (created)")
+    outputs.add_argument("--out", required=True,
+                         help="output folder (created; checked to be writable before anything is generated)")
     outputs.add_argument("--name", default=None, help="file name prefix (default: the task code, e.g. t2v)")
-    outputs.add_argument("--fps", type=_positive_float, default=4.0, help="frames per second of GIF / MP4")
-    outputs.add_argument("--upscale", type=_positive_int, default=1, help="enlarge pictures by this factor (nearest)")
+    outputs.add_argument("--overwrite", action="store_true",
+                         help="replace files of an earlier run with the same names (never an input file)")
+    outputs.add_argument("--fps", type=_fps, default=4.0, help="frames per second of GIF / MP4 (0.01 to 240)")
+    outputs.add_argument("--upscale", type=_positive_int, default=1,
+                         help="enlarge pictures by this factor (nearest; at most 4096 pixels a side)")
     outputs.add_argument("--no-mp4", action="store_true", help="do not write MP4 even when PyAV is installed")
 
 
@@ -201,7 +243,7 @@ def _add_demo(commands) -> None:
     parser.add_argument("--num-examples", type=_positive_int, default=2, help="examples per task")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
     parser.add_argument("--split", default="test", help="world split the inputs come from")
-    parser.add_argument("--fps", type=_positive_float, default=4.0, help="frames per second of the GIFs")
+    parser.add_argument("--fps", type=_fps, default=4.0, help="frames per second of the GIFs (0.01 to 240)")
     parser.add_argument("--upscale", type=_positive_int, default=4, help="enlarge pictures by this factor (nearest)")
     parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
     parser.add_argument("--digit-reader", default=None, metavar="FOLDER",
@@ -379,36 +421,174 @@ def _flatten_outputs(result, batched: bool, num_samples: int) -> list[tuple[int,
     return flat
 
 
+INPUT_FLAGS = ("prompt", "image", "video", "sketch")
+
+
+def _split_inputs(task: str, args) -> list[argparse.Namespace]:
+    """One copy of ``args`` per input of the batch, each with at most one --prompt / --image / --video / --sketch.
+
+    A flag given once applies to every input (e.g. one --video with two --prompt for TV2V); flags given several times
+    must be given the same number of times.
+    """
+    counts = {flag: len(getattr(args, flag)) for flag in INPUT_FLAGS if getattr(args, flag)}
+    repeated = {flag: count for flag, count in counts.items() if count > 1}
+    if len(set(repeated.values())) > 1:
+        given = ", ".join(f"{count} --{flag}" for flag, count in repeated.items())
+        raise CommandError(f"--task {task}: got {given}; repeat each input flag once per input, or give it once.")
+    for flag in INPUT_FLAGS[1:]:
+        for value in getattr(args, flag) or []:
+            if not os.path.exists(value):
+                raise CommandError(f"--{flag} {value!r}: the {flag} file {value!r} does not exist; check the path.")
+    total = max(counts.values(), default=1)
+    parts = []
+    for index in range(total):
+        part = argparse.Namespace(**vars(args))
+        for flag in counts:
+            values = getattr(args, flag)
+            setattr(part, flag, [values[index if len(values) > 1 else 0]])
+        parts.append(part)
+    return parts
+
+
+def _input_paths(args) -> list[Path]:
+    """Files and folders the command reads: inputs, mask, model folder, scorer."""
+    paths = [value for flag in INPUT_FLAGS if flag != "prompt" for value in (getattr(args, flag) or [])]
+    paths += [value for value in (args.mask, args.model, args.scorer) if value]
+    return [Path(p) for p in paths if os.path.exists(p)]
+
+
+def _planned_outputs(out: Path, prefix: str, inputs: int, samples: int, is_video: bool, mp4: bool) -> list[list[Path]]:
+    """The files each input will get, by the names command_generate writes (``<prefix>_<input>_<sample>.<ext>``)."""
+    suffixes = (".gif", ".png") + ((".mp4",) if mp4 else ()) if is_video else (".png",)
+    return [[out / f"{prefix}_{i:02d}_{j:02d}{suffix}" for j in range(samples) for suffix in suffixes]
+            for i in range(inputs)]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def prepare_output_folder(out: Path, planned: list[Path], inputs: list[Path], overwrite: bool) -> None:
+    """Check (and create) the output folder before anything is generated.
+
+    Raises :class:`CommandError` when ``out`` is a file or lies under one, cannot be created or written, is one of the
+    input folders, or when a file to be written exists (without ``--overwrite``) or is an input (always).
+    """
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {str(out)!r} is a file, not a folder: give a folder for the outputs.")
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise CommandError(f"--out {str(out)!r} lies under {str(ancestor)!r}, which is a file: choose another folder.")
+    for source in inputs:
+        if source.is_dir() and _same_file(source, out):
+            raise CommandError(
+                f"--out {str(out)!r} is the input folder {str(source)!r}: the outputs would mix with what the command "
+                "reads. Choose another --out."
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".nuwa-hf-write-check-"):
+            pass
+    except OSError as error:
+        raise CommandError(f"--out {str(out)!r} cannot be created or written ({error.strerror or error}): choose "
+                           "a writable folder.") from None
+    for path in planned:
+        if any(_same_file(path, source) for source in inputs):
+            raise CommandError(
+                f"{str(path)!r} would be written over an input of this command: choose another --out or --name "
+                "(inputs are never overwritten, even with --overwrite)."
+            )
+    if any(path.is_dir() for path in planned):
+        folder = next(path for path in planned if path.is_dir())
+        raise CommandError(f"{str(folder)!r} is a folder where an output file would go: choose another --out or --name.")
+    existing = [path for path in planned if path.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(repr(str(p)) for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise CommandError(
+            f"{len(existing)} output file(s) exist already: {shown}. Pass --overwrite to replace them, or choose another "
+            "--out or --name."
+        )
+
+
+def _output_frames(task: str, args, trained_frames: int) -> int:
+    """Frames of a video output (for the size of the strip picture), 1 for images."""
+    if task in ("nuwa-text-to-video", "nuwa-video-manipulation"):
+        return args.num_frames or trained_frames
+    if task == "nuwa-video-prediction":
+        return (args.num_condition_frames or trained_frames) + (args.num_frames_to_predict or trained_frames)
+    if task == "nuwa-sketch-to-video":
+        return trained_frames
+    return 1
+
+
+def _output_size(pipe) -> tuple[int, int]:
+    """(height, width) of the pictures a pipeline makes: its image processor's crop size."""
+    crop = pipe.image_processor.crop_size
+    height = getattr(crop, "height", None) or crop["height"]
+    width = getattr(crop, "width", None) or crop["width"]
+    return int(height), int(width)
+
+
 def command_generate(args) -> int:
-    from .pipelines import load_pipeline, resolve_task_name
+    """Generate input by input, writing each input's files as soon as they are made: Ctrl-C keeps what was written.
+
+    Every check that can fail (inputs, options, output folder, work limits) runs before the first token is generated.
+    """
+    from .media import mp4_available
+    from .pipelines import PIPELINE_CLASSES, resolve_task_name
     from .pipelines.pipeline_base import TASK_CODE_OF
     from .pipelines.showcase import save_result
+    from .pipelines.work_limits import check_saved_size, max_frames_for
 
     try:
         task = resolve_task_name(args.task)
     except ValueError as error:
         raise CommandError(str(error)) from None
     _set_threads(args)
-    positional, kwargs = _task_call(task, args)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    parts = _split_inputs(task, args)
+    calls = [_task_call(task, part) for part in parts]
+    is_video = PIPELINE_CLASSES[task].makes_video
+    write_mp4 = is_video and not args.no_mp4 and mp4_available()
+    out = Path(args.out)
+    prefix = args.name or TASK_CODE_OF[task].lower()
+    planned = _planned_outputs(out, prefix, len(calls), args.num_samples, is_video, write_mp4)
+    prepare_output_folder(out, [path for files in planned for path in files], _input_paths(args), args.overwrite)
     pipe = _load(task, args.model)
     pipe.set_progress_bar_config(disable=args.quiet)
+    height, width = _output_size(pipe)
+    try:
+        # Frames past the work limit are the pipeline's to refuse (with its message); the strip is sized within it.
+        frames = min(_output_frames(task, args, pipe.max_frames), max_frames_for(pipe.max_frames))
+        check_saved_size(width, height, args.upscale, frames, args.allow_large)
+    except ValueError as error:
+        raise CommandError(str(error).replace("upscale=", "--upscale ").replace("allow_large=True (command line: "
+                                                                                "--allow-large)", "--allow-large"))
+    options = _generation_options(args)
+    if args.allow_large:
+        options["allow_large"] = True
     started = time.perf_counter()
-    result = pipe(*positional, **kwargs, **_generation_options(args))
-    batched = any(isinstance(value, list) for value in positional)
-    outputs = _flatten_outputs(result, batched, args.num_samples)
-    code = TASK_CODE_OF[task].lower()
-    prefix = args.name or code
-    out = Path(args.out)
-    written = []
-    for input_index, sample_index, sample in outputs:
-        stem = out / f"{prefix}_{input_index:02d}_{sample_index:02d}"
-        written += save_result(sample, stem, pipe.makes_video, fps=args.fps, upscale=args.upscale,
-                               write_mp4=not args.no_mp4)
-    for path in written:
-        print(path)
-    note = "" if not pipe.makes_video or args.no_mp4 or _mp4_available() else " (no MP4: install PyAV with pip install av)"
-    print(f"wrote {len(written)} file(s) for {len(outputs)} output(s) of {task} to {out} in "
+    written: list[Path] = []
+    try:
+        for index, (positional, kwargs) in enumerate(calls):
+            kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            result = pipe(*positional, **kwargs, **options)
+            for _, sample_index, sample in _flatten_outputs(result, False, args.num_samples):
+                stem = out / f"{prefix}_{index:02d}_{sample_index:02d}"
+                files = save_result(sample, stem, is_video, fps=args.fps, upscale=args.upscale, write_mp4=write_mp4)
+                written += files
+                for path in files:
+                    print(path, flush=True)
+    except KeyboardInterrupt:
+        print(f"nuwa-hf: interrupted: {len(written)} complete file(s) of {sum(len(f) for f in planned)} were written "
+              f"to {out} (listed above); nothing half-written is left.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    note = "" if not is_video or args.no_mp4 or write_mp4 else " (no MP4: install PyAV with pip install av)"
+    print(f"wrote {len(written)} file(s) for {len(calls) * args.num_samples} output(s) of {task} to {out} in "
           f"{time.perf_counter() - started:.1f} s{note}", file=sys.stderr)
     return EXIT_OK
 

@@ -22,6 +22,7 @@ Conditions:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -107,7 +108,19 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
         raise ValueError(
             f"The {what} has shape {array.shape}; an image is (H, W), (H, W, 3) or (H, W, 4) (channels last or first)."
         )
+    if array.size == 0:
+        raise ValueError(f"The {what} is empty (shape {array.shape}): give an image with at least one pixel.")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"The {what} has dtype {array.dtype}; image pixels are uint8 in [0, 255], floats in [0, 1] or booleans."
+        )
+    if array.dtype.kind in "iu" and (array.min() < 0 or array.max() > 255):
+        raise ValueError(
+            f"The {what} holds integer pixels in [{array.min()}, {array.max()}], outside 0..255: scale it to 0..255 "
+            "(e.g. 16-bit images: `array // 257`) or to floats in [0, 1]; values are never clipped in silence."
+        )
     if np.issubdtype(array.dtype, np.floating):
+        _require_finite(array, what)
         if array.size and (array.min() < -1e-3 or array.max() > 1 + 1e-3):
             raise ValueError(
                 f"The {what} is a float array with values in [{array.min():.3g}, {array.max():.3g}]; float images must "
@@ -121,6 +134,17 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
     return PIL.Image.fromarray(array).convert("RGB")
 
 
+def _require_finite(array: np.ndarray, what: str) -> None:
+    """NaN or infinite values are an error (they would silently become black pixels or class 0)."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise ValueError(
+            f"The {what} holds {bad} NaN or infinite value(s) out of {array.size}: fix or replace them (e.g. "
+            "np.nan_to_num) before passing it; they would otherwise silently become black pixels."
+        )
+
+
 def _is_tensor(value: Any) -> bool:
     try:
         import torch
@@ -131,8 +155,17 @@ def _is_tensor(value: Any) -> bool:
 
 def _as_path(value: Any) -> Path | None:
     if isinstance(value, (str, os.PathLike)):
+        if not os.fspath(value).strip():
+            raise ValueError("Got an empty path: give the file to read.")
         return Path(value)
     return None
+
+
+def _require_file(path: Path, what: str) -> None:
+    _require_existing(path, what)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not an {what} file: give the file itself." if what[0] in "aeiou"
+                         else f"{str(path)!r} is a folder, not a {what} file: give the file itself.")
 
 
 def _require_existing(path: Path, what: str) -> None:
@@ -149,7 +182,7 @@ def load_image(source: Any) -> PIL.Image.Image:
     path = _as_path(source)
     if path is None:
         return to_pil_image(source)
-    _require_existing(path, "image")
+    _require_file(path, "image")
     try:
         with PIL.Image.open(path) as opened:
             return opened.convert("RGB")
@@ -224,6 +257,12 @@ def load_video(source: Any, num_frames: int | None = None) -> list[PIL.Image.Ima
         )
     if not frames:
         raise ValueError(f"{name} has no frames: give a video with at least one frame.")
+    sizes = sorted({frame.size for frame in frames})
+    if len(sizes) > 1:
+        raise ValueError(
+            f"The frames of {name if path is not None else 'the video'} have different sizes {sizes} (width, height): a "
+            "video's frames must share one size. Resize them to one size first; frames are never resized one by one."
+        )
     return frames[:num_frames] if num_frames is not None else frames
 
 
@@ -250,7 +289,10 @@ def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
         array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
     if array.ndim != 2:
         raise ValueError(f"The {what} must be a 2-D class-index map (H, W), got shape {array.shape}.")
+    if array.size == 0:
+        raise ValueError(f"The {what} is empty (shape {array.shape}): give a class-index map with at least one pixel.")
     if np.issubdtype(array.dtype, np.floating):
+        _require_finite(array, what)
         if not np.all(np.equal(np.mod(array, 1), 0)):
             raise ValueError(f"The {what} holds non-integer values; a sketch holds integer class ids.")
     elif not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
@@ -266,7 +308,7 @@ def load_sketch(source: Any) -> np.ndarray:
     path = _as_path(source)
     if path is None:
         return to_class_map(source)
-    _require_existing(path, "sketch")
+    _require_file(path, "sketch")
     if path.suffix.lower() == ".npy":
         return to_class_map(np.load(path), f"sketch {path.name}")
     try:
@@ -332,10 +374,23 @@ def _frames_as_pil(frames: Any) -> list[PIL.Image.Image]:
     return [to_pil_image(f, f"frame {i}") for i, f in enumerate(frames)]
 
 
-def _check_fps(fps: float) -> float:
-    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
-        raise ValueError(f"fps must be a positive number, got {fps!r}.")
+# Frames per second a GIF / MP4 can be written with: GIF stores a frame's duration in hundredths of a second as a 16-bit
+# number (at most 655 s, so at least ~0.0015 fps) and shows at most 50 frames per second; MP4 keeps the rate as a
+# fraction with a denominator of at most 1000. The range leaves margin on both sides.
+FPS_RANGE = (0.01, 240.0)
+
+
+def check_fps(fps: Any) -> float:
+    """``fps`` must be a finite number in :data:`FPS_RANGE`; returns it as a float."""
+    low, high = FPS_RANGE
+    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fps must be a number between {low} and {high} (frames per second), got {fps!r}.")
+    if not (math.isfinite(float(fps)) and low <= float(fps) <= high):
+        raise ValueError(f"fps must be a number between {low} and {high} (frames per second), got {fps!r}.")
     return float(fps)
+
+
+_check_fps = check_fps
 
 
 def save_image(image: Any, path: PathLike, upscale: int = 1) -> Path:

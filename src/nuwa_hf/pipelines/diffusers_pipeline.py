@@ -33,6 +33,19 @@ from diffusers.utils import BaseOutput
 
 from ..tasks import get_task_info
 from .pipeline_base import NuwaPipeline, load_nuwa_processor, resolve_task_name
+from .sampling_options import check_count, check_sampling_options
+
+# The arguments of __call__ each task takes (beyond the options every task takes); any other one given is an error.
+TASK_ARGUMENTS = {
+    "nuwa-text-to-image": ("prompt",),
+    "nuwa-text-to-video": ("prompt", "num_frames"),
+    "nuwa-video-prediction": ("video", "image", "num_frames", "num_condition_frames"),
+    "nuwa-sketch-to-image": ("sketch",),
+    "nuwa-sketch-to-video": ("sketch",),
+    "nuwa-image-completion": ("image", "mask", "prompt"),
+    "nuwa-image-manipulation": ("image", "prompt", "mask"),
+    "nuwa-video-manipulation": ("video", "image", "prompt", "num_frames", "num_condition_frames"),
+}
 
 
 @dataclass
@@ -121,6 +134,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             generator: a ``torch.Generator`` for reproducible sampling.
             output_type: "pil", "np" or "pt".
             return_dict: return a :class:`NuwaPipelineOutput` (else a tuple ``(images_or_frames,)``).
+            An argument the task does not take (e.g. ``sketch=`` for text-to-image) is a ``TypeError``; the options are
+            checked by :mod:`nuwa_hf.pipelines.sampling_options`, as in the transformers pipelines.
             options: ``temperature``, ``top_k``, ``top_p``, ``guidance_scale``, ``do_sample``, ``scorer``,
                 ``num_candidates``, ``seed``, ``batch_size`` (see the transformers pipelines).
 
@@ -155,7 +170,21 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         missing = [argument for argument in required if given[argument] is None]
         if missing:
             raise ValueError(f"Task {name} needs {', '.join(missing)}= (video tasks also accept image= as the first frame).")
-        common = {k: v for k, v in options.items() if v is not None}
+        passed = {"prompt": prompt, "image": image, "video": video, "sketch": sketch, "mask": mask,
+                  "num_frames": num_frames, "num_condition_frames": num_condition_frames}
+        stray = [argument for argument, value in passed.items() if value is not None and argument not in TASK_ARGUMENTS[name]]
+        if stray:
+            raise TypeError(
+                f"Task {name} does not take {', '.join(a + '=' for a in stray)}; it takes "
+                f"{', '.join(a + '=' for a in TASK_ARGUMENTS[name])}. Remove the extra argument(s) (nothing is ignored in "
+                "silence)."
+            )
+        if video is not None and image is not None:
+            raise TypeError(f"Task {name} takes its first frames as video= or image=, not both: give one.")
+        check_count("num_images_per_prompt", num_images_per_prompt)
+        if not isinstance(return_dict, bool):
+            raise TypeError(f"return_dict must be True or False, got {return_dict!r}.")
+        common = check_sampling_options({k: v for k, v in options.items() if v is not None})
         common["output_type"] = output_type
         if generator is not None:
             common["generator"] = generator

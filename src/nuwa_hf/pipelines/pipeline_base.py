@@ -38,6 +38,8 @@ from ..tasks import TASK_CODE_OF as _TASK_CODE_OF
 from ..tasks import TASK_CODES as _TASK_CODES
 from ..tasks import TASK_NAMES as _TASK_NAMES
 from ..tasks import get_task_info
+from . import work_limits
+from .sampling_options import check_batch_size, check_count, check_sampling_options
 
 # --------------------------------------------------------------------------------------------------------------------
 # Tasks
@@ -168,6 +170,8 @@ def as_image_list(images: Any, what: str = "image") -> tuple[list[PIL.Image.Imag
     if _is_image_like(images):
         return [_load_image_checked(images, what)], False
     if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        if len(images) == 0:
+            raise ValueError(f"Got an empty batch of {what}s (shape {tuple(images.shape)}): pass at least one.")
         return [_load_image_checked(image, f"{what} {i}") for i, image in enumerate(images)], True
     if isinstance(images, Sequence) and not isinstance(images, (bytes, bytearray)):
         if not images:
@@ -219,6 +223,8 @@ def as_video_list(videos: Any, what: str = "video") -> tuple[list[list[PIL.Image
     if _is_single_video(videos):
         return [_load_video_checked(videos, what)], False
     if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
+        if len(videos) == 0:
+            raise ValueError(f"Got an empty batch of {what}s (shape {tuple(videos.shape)}): pass at least one.")
         return [_load_video_checked(video, f"{what} {i}") for i, video in enumerate(videos)], True
     if isinstance(videos, Sequence) and not isinstance(videos, (str, bytes)):
         return [_load_video_checked(video, f"{what} {i}") for i, video in enumerate(videos)], True
@@ -251,9 +257,12 @@ def as_sketch_list(sketches: Any, video: bool, what: str = "sketch") -> tuple[li
     if isinstance(sketches, (str, os.PathLike, PIL.Image.Image)):
         return [load(sketches, what)], False
     if isinstance(sketches, (np.ndarray, torch.Tensor)):
+        _refuse_picture_as_sketch(sketches, single_ndim, what)
         if sketches.ndim == single_ndim:
             return [load(sketches, what)], False
         if sketches.ndim == single_ndim + 1:
+            if len(sketches) == 0:
+                raise ValueError(f"Got an empty batch of {what}es (shape {tuple(sketches.shape)}): pass at least one.")
             return [load(item, f"{what} {i}") for i, item in enumerate(sketches)], True
         layout = "(T, H, W)" if video else "(H, W)"
         raise ValueError(f"A {what} must be a class-index map {layout} or a batch of them, got shape {tuple(sketches.shape)}.")
@@ -265,6 +274,30 @@ def as_sketch_list(sketches: Any, video: bool, what: str = "sketch") -> tuple[li
             return [load(list(sketches), what)], False  # one video sketch given as a list of frames
         return [load(item, f"{what} {i}") for i, item in enumerate(sketches)], True
     raise TypeError(f"The {what} must be a class-index map (array, PIL image in mode L/P, path) or a list of them.")
+
+
+def _refuse_picture_as_sketch(array: Any, single_ndim: int, what: str) -> None:
+    """An array whose last axis has 3 or 4 entries (and whose other sides are larger) is an RGB(A) picture, not a batch
+    of class maps (an (H, W, 3) image would otherwise become H sketches): refuse it, the same way in S2I and S2V."""
+    shape = tuple(array.shape)
+    if len(shape) in (3, single_ndim + 1) and shape[-1] in (3, 4) and min(shape[-3:-1]) > 4:
+        raise ValueError(
+            f"The {what} has shape {shape}, which looks like an RGB(A) picture (..., H, W, {shape[-1]}), not class ids: "
+            f"a sketch is a class-index map {'(T, H, W)' if single_ndim == 3 else '(H, W)'} of integer class ids (map "
+            "the colours of a drawing to class ids first). A batch of maps is given as a list of them."
+        )
+
+
+def check_equal_frame_counts(videos: list, what: str = "video") -> int:
+    """The videos of one batch must have the same number of frames (none is cut to the shortest in silence); returns
+    that number. Callers that take an explicit ``num_condition_frames`` cut every video to it instead."""
+    counts = [len(v) for v in videos]
+    if len(set(counts)) > 1:
+        raise ValueError(
+            f"The {what}s of this batch have different frame counts {counts}: trim them to one length, pass "
+            "num_condition_frames=N to use the first N frames of each, or call the pipeline once per video."
+        )
+    return counts[0]
 
 
 def broadcast(values: list, count: int, what: str) -> list:
@@ -337,10 +370,14 @@ def _mask_array(mask: Any) -> np.ndarray:
         raise TypeError(f"A mask must be a PIL image, an array or a tensor, got {type(mask).__name__}.")
     if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[-1]):
         mask = mask.reshape(mask.shape[1:] if mask.shape[0] == 1 else mask.shape[:-1])
-    if mask.ndim != 2:
-        raise ValueError(f"A mask must be 2-D (H, W), got shape {mask.shape}.")
+    if mask.ndim != 2 or mask.size == 0:
+        raise ValueError(f"A mask must be 2-D (H, W) with at least one pixel, got shape {mask.shape}.")
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"A mask holds booleans, 0/1 or 0..255 numbers; got dtype {mask.dtype}.")
     if mask.dtype == np.bool_:
         return mask
+    if np.issubdtype(mask.dtype, np.floating) and not np.isfinite(mask).all():
+        raise ValueError("The mask holds NaN or infinite values: give a mask of 0/1, booleans or 0..255.")
     if np.issubdtype(mask.dtype, np.floating) and mask.size and mask.max() <= 1.0:
         return mask >= 0.5
     return mask >= 128 if mask.size and mask.max() > 1 else mask > 0
@@ -476,7 +513,10 @@ class _TokenProgress(BaseStreamer):
 
 GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale")
 CALL_OPTIONS = GENERATION_OPTIONS + ("seed", "generator", "num_candidates", "scorer", "output_type", "batch_size",
-                                     "generate_kwargs")
+                                     "generate_kwargs", "allow_large")
+# What the work limit on frames names for each video task (see work_limits.check_frames).
+FRAMES_ARGUMENT = {"nuwa-video-prediction": "num_condition_frames + num_frames_to_predict",
+                   "nuwa-sketch-to-video": "The video sketch"}
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 
 
@@ -499,9 +539,8 @@ def _merge_generate_kwargs(options: dict) -> dict:
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+    """A count (frames, outputs per input ...): an integer >= ``minimum`` (see :mod:`.sampling_options`)."""
+    return check_count(name, value, minimum)
 
 
 class NuwaPipeline(Pipeline):
@@ -754,8 +793,11 @@ class NuwaPipeline(Pipeline):
         One input and one sample -> one item; one input and several samples -> a list; a batch -> a list per input
         (of one item, or of a list when ``num_per_input > 1``).
         """
-        options = self._options(call_options)
+        options = check_sampling_options(self._options(call_options))
         num_per_input = _check_count("The number of samples per input", num_per_input)
+        allow_large = options.pop("allow_large", False)
+        if not isinstance(allow_large, bool):
+            raise TypeError(f"allow_large must be True or False, got {allow_large!r}.")
         output_type = options.pop("output_type", "pil")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
@@ -764,14 +806,14 @@ class NuwaPipeline(Pipeline):
         num_candidates = options.pop("num_candidates", None)
         if num_candidates is None:
             num_candidates = 8 if scorer is not None else 1
-        num_candidates = _check_count("num_candidates", num_candidates)
         if num_candidates > 1 and scorer is None:
             raise ValueError(
                 f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
                 "(e.g. a TextVisualDualEncoder or a callable scorer(candidates, prompt)), or num_candidates=1."
             )
         per_input = num_per_input * num_candidates
-        batch_size = _check_count("batch_size", options.pop("batch_size", None) or self._batch_size or 8)
+        batch_size = options.pop("batch_size", None)
+        batch_size = batch_size if batch_size is not None else check_batch_size(self._batch_size or 8)
         generator = options.pop("generator", None)
         seed = options.pop("seed", None)
         if seed is not None and generator is not None:
@@ -780,8 +822,6 @@ class NuwaPipeline(Pipeline):
             if not isinstance(generator, torch.Generator):
                 raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        if seed is not None:
-            seed = _check_count("seed", seed, minimum=0)
         generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if k in options}
         generate_kwargs.setdefault("do_sample", True)
         default_guidance = getattr(getattr(self.model, "generation_config", None), "guidance_scale", None)
@@ -793,12 +833,18 @@ class NuwaPipeline(Pipeline):
                 "guidance_scale needs a condition to guide toward, but this call has none: add a prompt, or leave "
                 "guidance_scale unset."
             )
-        if "top_k" in generate_kwargs:
-            generate_kwargs["top_k"] = _check_count("top_k", generate_kwargs["top_k"], minimum=0)
-        if "top_p" in generate_kwargs and not 0 < float(generate_kwargs["top_p"]) <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {generate_kwargs['top_p']!r}.")
-        if "temperature" in generate_kwargs and not float(generate_kwargs["temperature"]) > 0:
-            raise ValueError(f"temperature must be > 0, got {generate_kwargs['temperature']!r}.")
+        # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is encoded or generated.
+        frames_argument = FRAMES_ARGUMENT.get(self.task_name, "num_frames")
+        work_limits.check_frames(plan.frames, self.max_frames, frames_argument, allow_large)
+        row_count = work_limits.check_rows(len(requests), per_input, num_candidates, allow_large)
+        if hasattr(self.config, "decoder_layers"):
+            h, w = self.token_grid()
+            guided = generate_kwargs.get("guidance_scale") not in (None, 1.0)
+            work_limits.check_chunk_memory(
+                self.config, (min(plan.frames, self.max_frames), h, w), min(batch_size, row_count), guided, self.device,
+                dtype_bytes=torch.finfo(self.model.dtype).bits // 8 if self.model.dtype.is_floating_point else 4,
+                allow_large=allow_large,
+            )
 
         model_inputs = self.preprocess(requests, plan)
         rows = _repeat_rows(model_inputs, per_input)
@@ -911,8 +957,8 @@ OPTIONS_DOC = """
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json.
-            guidance_scale (`float`): classifier-free guidance (> 1 follows the text or sketch more closely); needs a
-                condition.
+            guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
+                sketch more closely); needs a condition. The rules of every option: ``nuwa_hf.pipelines.sampling_options``.
             scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): an object with
                 ``similarity(samples, texts)`` (e.g. ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a
                 saved scorer, or a callable ``scorer(candidates, prompt) -> scores``.
@@ -921,6 +967,12 @@ OPTIONS_DOC = """
                 (H, W, 3) or (T, H, W, 3)), "pt" (float in [0, 1], (3, H, W) or (T, 3, H, W)), or "tokens" (the VQ-GAN
                 token grid, (h, w) or (T, h, w)).
             batch_size (`int`, defaults to 8): rows (inputs x samples x candidates) generated together.
+            allow_large (`bool`, defaults to False): go past the work limits (frames, candidates, rows per call, memory
+                estimate; see ``nuwa_hf.pipelines.work_limits``) deliberately.
+
+        Errors: ``ValueError`` (a value out of range; ``WorkLimitError`` past a work limit) or ``TypeError`` (a value of
+        the wrong type, or an argument the task does not take), with a message that names the fix; ``FileNotFoundError``
+        for a missing input file.
 """
 
 

@@ -13,6 +13,7 @@ from .pipeline_base import (
     as_prompt_list,
     as_video_list,
     broadcast,
+    check_equal_frame_counts,
     with_options_doc,
 )
 
@@ -36,7 +37,7 @@ class NuwaVideoManipulationPipeline(NuwaPipeline):
         video,
         prompt,
         *,
-        num_condition_frames: int = 1,
+        num_condition_frames: Optional[int] = None,
         num_frames: Optional[int] = None,
         num_videos_per_prompt: int = 1,
         **options,
@@ -47,7 +48,8 @@ class NuwaVideoManipulationPipeline(NuwaPipeline):
             video: a video file (GIF; MP4 and others with PyAV), a folder of frames, a list of frames, an array
                 ``(T, H, W, 3)``, or an image (the first frame); or a list of videos (a batch).
             prompt (`str` or `list[str]`): what should happen (one, or one per video).
-            num_condition_frames (`int`, defaults to 1): leading frames kept from the video.
+            num_condition_frames (`int`, *optional*): leading frames kept from each video; defaults to 1. Without it, the
+                videos of a batch must have the same number of frames.
             num_frames (`int`, *optional*): frames of the result, kept ones included; defaults to the model's trained
                 length. More are generated with a sliding window.
             num_videos_per_prompt (`int`, defaults to 1): results per video.
@@ -61,6 +63,9 @@ class NuwaVideoManipulationPipeline(NuwaPipeline):
         count = max(len(videos), len(prompts))
         videos = broadcast(videos, count, "video")
         prompts = broadcast(prompts, count, "prompt")
+        if num_condition_frames is None:
+            check_equal_frame_counts(videos)
+            num_condition_frames = 1
         known = _check_count("num_condition_frames", num_condition_frames)
         given = min(len(v) for v in videos)
         if known > given:

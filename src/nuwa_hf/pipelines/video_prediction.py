@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, _check_count, as_video_list, with_options_doc
+from .pipeline_base import (
+    DecodingPlan,
+    NuwaPipeline,
+    NuwaRequest,
+    _check_count,
+    as_video_list,
+    check_equal_frame_counts,
+    with_options_doc,
+)
 
 
 class NuwaVideoPredictionPipeline(NuwaPipeline):
@@ -41,7 +49,8 @@ class NuwaVideoPredictionPipeline(NuwaPipeline):
         Args:
             video: the given frames: a video file (GIF; MP4 and others with PyAV), a folder of frame images, an image
                 (one frame), a list of frames (PIL images or arrays), an array ``(T, H, W, 3)``; or a list of such
-                videos (a batch; they need the same number of frames).
+                videos (a batch; they need the same number of frames unless ``num_condition_frames`` says how many of
+                each are used).
             num_condition_frames (`int`, *optional*): how many of the first frames condition the prediction; defaults
                 to all given frames, at most the model's trained length minus one.
             num_frames_to_predict (`int`, *optional*): frames to generate; defaults to filling the trained length.
@@ -54,7 +63,7 @@ class NuwaVideoPredictionPipeline(NuwaPipeline):
             entry per video.
         """
         videos, batched = as_video_list(video)
-        given = min(len(v) for v in videos)
+        given = min(len(v) for v in videos) if num_condition_frames is not None else check_equal_frame_counts(videos)
         trained = self.max_frames
         if num_condition_frames is None:
             known = min(given, max(trained - 1, 1))

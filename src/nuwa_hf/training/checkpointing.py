@@ -134,6 +134,7 @@ def clear_staging(output_dir: str, checkpoint_name: str) -> None:
 
 def publish_checkpoint(staged: str, final: str, global_step: int) -> None:
     """Mark ``staged`` complete and rename it to ``final`` (replacing an older folder of that name)."""
+    normalise_permissions(staged)
     write_completion_marker(staged, global_step)
     parent = os.path.dirname(final)
     if os.path.exists(final):
@@ -164,3 +165,125 @@ def rotate_complete_checkpoints(output_dir: str, save_total_limit: Optional[int]
         is_complete = any(path == p for _, p in complete)
         if is_complete or (newest is not None and int(match.group(1)) < newest):
             _remove_tree(path, trash_root)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Final model folders: published as a whole, with the usual file permissions
+
+PUBLISH_JOURNAL = "model-publish.json"
+# Weight files of an earlier model that a new save may not overwrite by name (other shard counts, another format):
+# removed when a new model is published, so that a folder never pairs new weights with an old index or shard.
+_OLD_WEIGHT_PREFIXES = ("model.safetensors", "model-", "pytorch_model")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def normalise_permissions(directory: str) -> None:
+    """Give every file under ``directory`` the permissions of a file created normally (``0o666`` less the umask).
+
+    safetensors writes its files with mode 0600 (owner only), so a model folder saved by one user could not be read by
+    the others who share a machine or a mounted volume."""
+    mode = 0o666 & ~_current_umask()
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, mode)
+
+
+def publish_model_folder(staged: str, target: str) -> None:
+    """Move the model saved in ``staged`` into ``target`` as a whole, replacing an earlier model there.
+
+    Sub-folders (``vqgan/``, ``vqgan_seg/``) are swapped with one rename each; the root's files (which share ``target``
+    with checkpoints and logs, so the root cannot be renamed) are replaced with ``os.replace`` under a journal
+    (``_incomplete_checkpoints/model-publish.json``, written before the first move): if the process dies midway, the
+    next :func:`clear_stale_staging` (at the start of every training run) finishes the move, so the folder ends up all
+    new. Old weight files the new model does not have (other shards, an old index) are removed. Files get the usual
+    permissions (:func:`normalise_permissions`).
+    """
+    normalise_permissions(staged)
+    fsync_tree(staged)
+    os.makedirs(target, exist_ok=True)
+    entries = sorted(os.listdir(staged))
+    stale = sorted(
+        name for name in os.listdir(target)
+        if name.startswith(_OLD_WEIGHT_PREFIXES) and name not in entries and os.path.isfile(os.path.join(target, name))
+    )
+    journal = {"staged": os.path.relpath(staged, target), "entries": entries, "remove": stale}
+    staging_root = os.path.join(target, STAGING_DIRNAME)
+    os.makedirs(staging_root, exist_ok=True)
+    temporary = os.path.join(staging_root, PUBLISH_JOURNAL + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(journal, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, os.path.join(staging_root, PUBLISH_JOURNAL))
+    _fsync_path(staging_root)
+    finish_model_publish(target)
+
+
+def finish_model_publish(target: str) -> bool:
+    """Complete a :func:`publish_model_folder` that was interrupted (its journal is still there); True if one was."""
+    staging_root = os.path.join(target, STAGING_DIRNAME)
+    journal_path = os.path.join(staging_root, PUBLISH_JOURNAL)
+    try:
+        with open(journal_path, encoding="utf-8") as handle:
+            journal = json.load(handle)
+        staged = os.path.normpath(os.path.join(target, journal["staged"]))
+        entries, stale = list(journal["entries"]), list(journal.get("remove", []))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        os.remove(journal_path)  # a journal that was never completely written: the publish had not started moving
+        return False
+    for name in entries:
+        source, destination = os.path.join(staged, name), os.path.join(target, name)
+        if not os.path.lexists(source):
+            continue  # moved before the interruption
+        if os.path.isdir(source):
+            if os.path.lexists(destination):
+                replaced = os.path.join(staging_root, "replaced-" + name)
+                if os.path.lexists(replaced):
+                    shutil.rmtree(replaced)
+                os.rename(destination, replaced)
+            os.rename(source, destination)
+        else:
+            os.replace(source, destination)
+    for name in stale:
+        path = os.path.join(target, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    _fsync_path(target)
+    os.remove(journal_path)
+    _fsync_path(staging_root)
+    shutil.rmtree(staged, ignore_errors=True)
+    for name in entries:
+        shutil.rmtree(os.path.join(staging_root, "replaced-" + name), ignore_errors=True)
+    return True
+
+
+def clear_stale_staging(output_dir: str) -> List[str]:
+    """At the start of a run: finish an interrupted model publish, then remove everything a crashed save left in
+    ``<output_dir>/_incomplete_checkpoints`` (half-written checkpoints, ``deleting-checkpoint-N`` folders of an
+    interrupted rotation, staged models). Returns the names removed."""
+    staging_root = os.path.join(output_dir, STAGING_DIRNAME)
+    if not os.path.isdir(staging_root):
+        return []
+    finish_model_publish(output_dir)
+    removed = []
+    for name in sorted(os.listdir(staging_root)):
+        path = os.path.join(staging_root, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+        removed.append(name)
+    try:
+        os.rmdir(staging_root)
+    except OSError:
+        pass
+    return removed

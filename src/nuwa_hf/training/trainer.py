@@ -7,7 +7,8 @@ What it adds to ``Trainer``:
 - per-task losses (``loss_t2i``, ...) and visual-token throughput (``visual_tokens_per_second``) in the logs;
 - checkpoints written into a staging folder and renamed into place with a completion marker
   (:mod:`nuwa_hf.training.checkpointing`); ``train(resume_from_checkpoint=True)`` only resumes from complete ones;
-- the final model written file by file with atomic renames.
+- the final model published as a whole (:func:`~nuwa_hf.training.checkpointing.publish_model_folder`), and what a
+  crashed save left in the staging area cleared when a run starts.
 
 Loss scaling: ``NuwaForConditionalGeneration.forward`` takes ``**kwargs``, so ``Trainer`` passes
 ``num_items_in_batch`` (the visual tokens of the whole optimiser step, summed over gradient-accumulation micro-batches
@@ -18,7 +19,6 @@ per-token mean of the step whatever the accumulation or the number of processes.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import defaultdict
 from functools import partial
@@ -32,11 +32,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 from .checkpointing import (
     CHECKPOINT_MARKER,
     STAGING_DIRNAME,
+    clear_stale_staging,
     clear_staging,
-    fsync_tree,
     is_complete_checkpoint,
     last_complete_checkpoint,
     publish_checkpoint,
+    publish_model_folder,
     rotate_complete_checkpoints,
     staging_path,
 )
@@ -193,6 +194,11 @@ class NuwaTrainer(Trainer):
     # Training entry: resume only from complete checkpoints
 
     def train(self, resume_from_checkpoint: Union[str, bool, None] = None, trial=None, **kwargs):
+        # What a crashed save left behind (staged checkpoints, deleting-checkpoint-N folders, a half-published model)
+        # is finished or removed before anything else looks at the run folder.
+        if self.args.should_save:
+            clear_stale_staging(self.args.output_dir)
+        self.accelerator.wait_for_everyone()
         if resume_from_checkpoint is True:
             found = last_complete_checkpoint(self.args.output_dir)
             if found is None:
@@ -274,19 +280,7 @@ class NuwaTrainer(Trainer):
                 os.remove(pickled_args)
                 with open(os.path.join(staged, "training_args.json"), "w", encoding="utf-8") as handle:
                     handle.write(self.args.to_json_string())
-            move_files_atomically(staged, target)
+            publish_model_folder(staged, target)
         self.accelerator.wait_for_everyone()
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
-
-
-def move_files_atomically(source: str, target: str) -> None:
-    """Move every file of ``source`` into ``target`` with ``os.replace``: a reader sees each file whole, old or new."""
-    fsync_tree(source)
-    for root, _, files in os.walk(source):
-        relative = os.path.relpath(root, source)
-        destination = target if relative == "." else os.path.join(target, relative)
-        os.makedirs(destination, exist_ok=True)
-        for name in files:
-            os.replace(os.path.join(root, name), os.path.join(destination, name))
-    shutil.rmtree(source, ignore_errors=True)
