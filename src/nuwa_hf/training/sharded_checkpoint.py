@@ -62,11 +62,27 @@ def load_sharded_model(model: nn.Module, checkpoint_dir: str) -> None:
 def load_sharded_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint_dir: str) -> None:
     """Load the optimizer state of a sharded checkpoint (its moments resharded to this run's processes)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_optimizer_state_dict,
+        set_optimizer_state_dict,
+    )
 
-    state = {"optimizer": get_optimizer_state_dict(model, optimizer)}
-    dcp.load(state, checkpoint_id=sharded_state_path(checkpoint_dir))
-    set_optimizer_state_dict(model, optimizer, state["optimizer"])
+    path = sharded_state_path(checkpoint_dir)
+    saved = set(dcp.FileSystemReader(path).read_metadata().state_dict_metadata)
+    template = get_optimizer_state_dict(model, optimizer)  # state for every parameter (zero moments)
+    # Parameters that had no gradient before the save (a task not yet drawn) had no AdamW state: they must start
+    # without one here too (step 0), or their first update would use another bias correction than uninterrupted.
+    template["state"] = {
+        name: entry for name, entry in template["state"].items()
+        if all(f"optimizer.state.{name}.{key}" in saved for key in entry)
+    }
+    state = {"optimizer": template}
+    dcp.load(state, checkpoint_id=path)
+    set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(strict=False))
+    missing = [p for p in optimizer.state if not optimizer.state[p]]
+    if missing:
+        raise RuntimeError(f"{len(missing)} parameters got an empty optimizer state from {checkpoint_dir!r}.")
 
 
 def consolidate_sharded_checkpoint(checkpoint_dir: str, output_dir: str, model_class=None) -> str:
