@@ -9,7 +9,8 @@ sum in another order than one process, nothing else differs):
 - each process holds about half of the trainable parameters, gradients and AdamW moments (measured after the first
   optimizer step);
 - a sharded checkpoint written by 2 processes resumes on 1, one written by 1 resumes on 2, and a run whose rank 1 is
-  SIGKILLed mid-way resumes on 2: all three end where the uninterrupted run ends;
+  SIGKILLed mid-way resumes on two "nodes" (two torchrun launches of one process, c10d rendezvous on 127.0.0.1): all
+  three end where the uninterrupted run ends;
 - a sharded checkpoint consolidates, in one process, into the final model's weights;
 - frozen sub-modules that are not layers (the VQ-GANs, should the model hold them) stay whole on every process.
 """
@@ -46,6 +47,22 @@ def run_args(output_dir, vqgan_folders, extra=()):
 def torchrun_command(output_dir, vqgan_folders):
     return [TORCHRUN, "--standalone", "--nproc_per_node", "2", str(REPO / "examples" / "train_nuwa.py"),
             *run_args(output_dir, vqgan_folders)]
+
+
+def two_node_commands(output_dir, vqgan_folders, port):
+    """Two torchrun launches of one process each, meeting at a c10d rendezvous on 127.0.0.1 (as two machines
+    would at the first one's address)."""
+    return [[TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_id", "nuwa-test",
+             "--rdzv_endpoint", f"127.0.0.1:{port}", "--node_rank", str(node),
+             str(REPO / "examples" / "train_nuwa.py"), *run_args(output_dir, vqgan_folders)] for node in (0, 1)]
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def torchrun(output_dir, vqgan_folders):
@@ -183,9 +200,15 @@ def test_sigkill_of_one_rank_then_resume_matches_the_uninterrupted_run(reference
     assert launcher.returncode != 0
     assert not (killed / "model.safetensors").exists()
 
-    torchrun(killed, vqgan_folders)  # --resume auto: the newest complete checkpoint
+    # Resume (--resume auto: the newest complete checkpoint) as two "nodes": two launches, one process each.
+    nodes = [subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for command in two_node_commands(killed, vqgan_folders, free_port())]
+    for node in nodes:
+        _, stderr = node.communicate(timeout=300)
+        assert node.returncode == 0, stderr[-4000:]
     summary = json.loads((killed / "training_summary.json").read_text())
-    assert summary["resumed_from"] is not None and summary["global_step"] == STEPS
+    assert summary["resumed_from"] is not None and summary["global_step"] == STEPS and summary["processes"] == 2
+    assert is_complete_checkpoint(str(killed / f"checkpoint-{STEPS}"))  # the two-node run checkpointed too
     assert_same_run(reference_runs["two"], killed)
 
 

@@ -217,7 +217,8 @@ def load_text_tokenizer(args, raw: Dict[str, object], training_args):
     from ..processing.tokenization_nuwa import train_caption_tokenizer
 
     folder = os.path.join(args.output_dir, CAPTION_TOKENIZER_DIR)
-    with training_args.main_process_first(desc="caption tokenizer"):
+    # local=False: the run folder is shared by every node, so only the first process of all writes into it.
+    with training_args.main_process_first(local=False, desc="caption tokenizer"):
         # Kept in the run folder: a resumed run must use exactly the tokenizer its checkpoints were trained with.
         if not os.path.exists(os.path.join(folder, "tokenizer_config.json")):
             captions = _captions(raw)
