@@ -24,6 +24,9 @@ from .main import build_parser, main
 from .mixture import TaskMixtureDataset
 from .recipe import PAPER_RECIPE, nuwa_training_arguments
 from .sampler import TaskGroupedBatchSampler
+from .sharded import local_memory_report, shard_nuwa
+from .sharded_checkpoint import consolidate_sharded_checkpoint, is_sharded_checkpoint
+from .sharded_trainer import ShardedNuwaTrainer
 from .tasks import FINETUNING_TASKS, PRETRAINING_TASKS, TASKS, NuwaTask, get_task, parse_tasks
 from .token_cache import tokenize_task_dataset
 from .trainer import NuwaTrainer
@@ -36,16 +39,21 @@ __all__ = [
     "NuwaTrainer",
     "PAPER_RECIPE",
     "PRETRAINING_TASKS",
+    "ShardedNuwaTrainer",
     "TASKS",
     "TaskGroupedBatchSampler",
     "TaskMixtureDataset",
     "build_parser",
     "complete_checkpoints",
+    "consolidate_sharded_checkpoint",
     "get_task",
     "is_complete_checkpoint",
+    "is_sharded_checkpoint",
     "last_complete_checkpoint",
+    "local_memory_report",
     "main",
     "nuwa_training_arguments",
     "parse_tasks",
+    "shard_nuwa",
     "tokenize_task_dataset",
 ]

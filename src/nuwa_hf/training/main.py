@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fsdp-config", default=None,
                        help="shard the model with FSDP, configured by this JSON file (examples/configs/fsdp_paper.json)")
     train.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (examples/configs/deepspeed_zero3.json)")
+    train.add_argument("--fsdp2", action="store_true",
+                       help="shard parameters, gradients and optimizer state with torch FSDP2 (each encoder/decoder "
+                       "layer a unit) on any device, CPU processes included; checkpoints become sharded "
+                       "(torch.distributed.checkpoint) and resume on any number of processes "
+                       "(nuwa_hf.training.sharded_trainer)")
+    train.add_argument("--activation-checkpointing", action="store_true",
+                       help="with --fsdp2: recompute each layer's activations in backward (less memory, ~1/3 more "
+                       "compute)")
 
     hub = parser.add_argument_group("hub")
     hub.add_argument("--push-to-hub", action="store_true")
@@ -159,6 +167,10 @@ def _check_args(args) -> None:
         raise ValueError(f"--warmup-ratio must lie in [0, 1), got {args.warmup_ratio}.")
     if args.learning_rate <= 0:
         raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
+    if args.fsdp2 and (args.fsdp_config or args.deepspeed):
+        raise ValueError("--fsdp2 shards the model itself: drop --fsdp-config / --deepspeed, or drop --fsdp2.")
+    if args.activation_checkpointing and not args.fsdp2:
+        raise ValueError("--activation-checkpointing needs --fsdp2.")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -203,7 +215,8 @@ def load_text_tokenizer(args, raw: Dict[str, object], training_args):
     from ..processing.tokenization_nuwa import train_caption_tokenizer
 
     folder = os.path.join(args.output_dir, CAPTION_TOKENIZER_DIR)
-    with training_args.main_process_first(desc="caption tokenizer"):
+    # local=False: the run folder is shared by every node, so only the first process of all writes into it.
+    with training_args.main_process_first(local=False, desc="caption tokenizer"):
         # Kept in the run folder: a resumed run must use exactly the tokenizer its checkpoints were trained with.
         if not os.path.exists(os.path.join(folder, "tokenizer_config.json")):
             captions = _captions(raw)
@@ -450,6 +463,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if training_args.should_log:
         logger.info("tasks: %s; %d process(es)", ", ".join(task_names), training_args.world_size)
     resume_checkpoint = _resolve_resume(args)
+    if resume_checkpoint and not args.fsdp2 and os.path.isdir(os.path.join(resume_checkpoint, "sharded_state")):
+        raise ValueError(
+            f"{resume_checkpoint!r} is a sharded checkpoint (written with --fsdp2): resume it with --fsdp2 (on any "
+            "number of processes), or export its weights with nuwa_hf.training.consolidate_sharded_checkpoint."
+        )
 
     vqgan, sketch_vqgan = load_visual_tokenizers(args, task_names)
     num_classes = sketch_vqgan.num_classes if sketch_vqgan is not None else None
@@ -487,7 +505,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             logger.info("%s: %d examples, grids %s", name, len(datasets[name]), grids[name])
         logger.info("model: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
 
-    trainer = NuwaTrainer(
+    sharding = {}
+    if args.fsdp2:
+        from .sharded_trainer import ShardedNuwaTrainer
+
+        sharding = dict(activation_checkpointing=args.activation_checkpointing)
+    trainer = (ShardedNuwaTrainer if args.fsdp2 else NuwaTrainer)(
         model=model,
         args=training_args,
         train_dataset=mixture,
@@ -497,6 +520,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         task_weights=task_weights,
         condition_dropout=args.condition_dropout,
         task_block_size=args.task_block_size,
+        **sharding,
     )
     if resume_checkpoint and training_args.should_log:
         logger.info("resuming from %s", resume_checkpoint)
@@ -508,6 +532,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         tokens_per_process = trainer.accelerator.gather(tokens_per_process)
     tokens_per_process = [int(t) for t in tokens_per_process.cpu().tolist()]
 
+    shard_report = trainer.elements_per_process() if args.fsdp2 else None  # a collective: before the main-only part
     trainer.save_model(args.output_dir)  # the model with its VQ-GANs, and the processor when there is one
     if trainer.args.should_save:
         summary = {
@@ -523,6 +548,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "visual_tokens_per_process": tokens_per_process,
             "visual_tokens_per_second": round(sum(tokens_per_process) / elapsed, 1) if elapsed > 0 else None,
         }
+        if shard_report is not None:
+            summary["elements_per_process"] = shard_report
         with open(os.path.join(args.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2)
         logger.info("saved the model to %s (%s)", args.output_dir, json.dumps(summary))
