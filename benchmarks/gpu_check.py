@@ -670,7 +670,7 @@ def section_generation(config: dict, record: dict, save, deadline: float) -> Non
     record["compile_and_cuda_graphs"] = (
         "NOT SUPPORTED by the generation path; only eager generation is measured. Reasons: " + " | ".join(reasons)
         if not supported else
-        "a probe succeeded unexpectedly (see the probes); compiled/graphed generation was still not measured here")
+        "a probe succeeded (see the probes); compiled/graphed generation was still not measured here")
     save()
 
 

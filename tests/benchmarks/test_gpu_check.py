@@ -85,8 +85,10 @@ def test_tiny_run_on_the_cpu_writes_json_and_markdown(tmp_path):
     assert generation["eager"]["steps"] == 2 * 3 * 3 - 1
     assert generation["eager"]["first_frame_ms"] > 0 and generation["eager"]["last_frame_ms"] > 0
     assert generation["torch_compile"]["measured"] is False
-    assert generation["torch_compile"]["fullgraph_probe"]["ok"] is False
-    assert "NOT SUPPORTED" in generation["compile_and_cuda_graphs"]
+    # One cached decoding step compiles with fullgraph=True since forward's host-side range checks are skipped while
+    # compiling (issue 18 row 12); compiled generation itself is not measured yet.
+    assert generation["torch_compile"]["fullgraph_probe"]["ok"] is True, generation["torch_compile"]
+    assert "probe succeeded" in generation["compile_and_cuda_graphs"]
 
     markdown = (out / "gpu_check.md").read_text()
     assert "## Correctness" in markdown and "| video_self_causal |" in markdown
