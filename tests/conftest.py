@@ -59,6 +59,7 @@ def write_legacy_layout(folder, target) -> str:
     config = json.loads((folder / "config.json").read_text())
     config.pop("vqgan_config"), config.pop("sketch_vqgan_config")
     (target / "config.json").write_text(json.dumps(config))
+    (target / "checksums.json").unlink()  # old folders had no checksum manifest
     return str(target)
 
 

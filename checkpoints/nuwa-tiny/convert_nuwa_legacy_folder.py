@@ -112,6 +112,9 @@ def convert_legacy_folder(input_folder: str | os.PathLike, output_folder: str | 
         (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file({key: tensor.contiguous() for key, tensor in weights.items()}, staging / _MODEL_WEIGHTS,
                   metadata={"format": "pt"})
+        from .loading_nuwa import write_checksum_manifest
+
+        write_checksum_manifest(staging)
         if "auto_map" in config:  # the folder carries model code for trust_remote_code: it must know the VQ-GANs
             from .remote_code import write_remote_code
 

@@ -620,11 +620,29 @@ def _load(task: str, model: str):
         raise CommandError(f"Could not load the model {model!r}{where}: {error}", EXIT_MODEL) from None
 
 
+def _check_demo_picture_size(args) -> None:
+    """--upscale of the demo within the same saved-picture limit as generate's (video strips included), before work."""
+    from .models.nuwa import NuwaConfig
+    from .pipelines import load_nuwa_processor
+    from .pipelines.work_limits import check_saved_size
+
+    crop = load_nuwa_processor(args.model).image_processor.crop_size
+    height = int(getattr(crop, "height", None) or crop["height"])
+    width = int(getattr(crop, "width", None) or crop["width"])
+    frames = int(NuwaConfig.from_pretrained(args.model).max_visual_grid[0])
+    try:
+        check_saved_size(width, height, args.upscale, frames)
+    except ValueError as error:
+        message = str(error).replace("upscale=", "--upscale ")
+        raise CommandError(message.split(", or ")[0] + ".") from None
+
+
 def command_demo(args) -> int:
     from .pipelines.showcase import run_showcase
 
     _set_threads(args)
     _check_model_folder(args.model)
+    _check_demo_picture_size(args)
     started = time.perf_counter()
     report = run_showcase(args.model, args.out, tasks=args.tasks, num_examples=args.num_examples, seed=args.seed,
                           split=args.split, fps=args.fps, upscale=args.upscale, write_mp4=args.mp4,

@@ -173,3 +173,12 @@ def test_output_files_get_the_usual_permissions(cli_model_folder, tmp_path, caps
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "t2i_00_00.png").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_demo_upscale_is_bounded_before_any_work(tiny_model_folder, tmp_path, capsys):
+    from nuwa_hf.cli import main
+
+    code = main(["demo", "--model", tiny_model_folder, "--out", str(tmp_path / "demo"), "--quiet", "--upscale", "2000"])
+    stderr = capsys.readouterr().err
+    assert code == 2 and "--upscale 2000" in stderr and "at most" in stderr
+    assert not (tmp_path / "demo").exists()

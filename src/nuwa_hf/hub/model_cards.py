@@ -43,6 +43,7 @@ PART_DESCRIPTIONS = {
     "processor_config.json": "NuwaProcessor settings",
     "tokenizer.json": "caption BPE tokenizer",
     "samples": "sample outputs shown in this card",
+    "checksums.json": "sha256 of the weights, checked when the model loads",
 }
 
 

@@ -61,9 +61,9 @@ def resolve_task_name(task: str) -> str:
 # Loading the processor; checking the model's VQ-GANs
 
 
-class NuwaModelFolderError(ValueError):
-    """A model folder lacks a part a pipeline needs (processor files, VQ-GAN, VQ-GAN-Seg)."""
-
+# One error type for every model-folder problem (missing or damaged files, another model type, a model without its
+# VQ-GAN, missing processor files): the model raises it while loading, the pipelines and the CLI (exit 3) too.
+from ..models.nuwa.loading_nuwa import NuwaModelFolderError  # noqa: E402
 
 def load_nuwa_processor(name_or_path: str | os.PathLike, **hub_kwargs):
     """Load ``NuwaProcessor`` (tokenizer + image processor) from a model folder or repo id."""

@@ -385,8 +385,11 @@ class NuwaPreTrainedModel(PreTrainedModel):
         """``PreTrainedModel.from_pretrained``; an old-layout folder (VQ-GANs in ``vqgan/`` and ``vqgan_seg/``) is
         converted on the fly, with a warning, so users' checkpoints keep working."""
         from .convert_nuwa_legacy_folder import convert_legacy_folder, is_legacy_folder
+        from .loading_nuwa import NuwaModelFolderError, check_model_files
 
         path = pretrained_model_name_or_path
+        if isinstance(path, (str, os.PathLike)):
+            check_model_files(path)  # clear errors for missing / damaged / foreign folders, checksum manifest
         if isinstance(path, (str, os.PathLike)) and os.path.isdir(path) and is_legacy_folder(path):
             logger.warning(
                 "%s keeps its VQ-GANs in vqgan/ and vqgan_seg/ (the old layout); converting it while loading. Convert it "
@@ -406,7 +409,16 @@ class NuwaPreTrainedModel(PreTrainedModel):
             # Pipelines read the processor files from the real folder, not the scratch copy.
             model.config._name_or_path = model.name_or_path = os.fspath(path)
         else:
-            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            try:
+                model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            except RuntimeError as error:
+                if not any(sign in str(error) for sign in ("size mismatch", "mismatched", "shape")):
+                    raise
+                raise NuwaModelFolderError(
+                    f"The weights in {os.fspath(path)!r} do not fit its config.json (tensor shapes differ from the "
+                    "config's sizes): the config was edited or belongs to other weights; use the config.json saved "
+                    "with these weights."
+                ) from None
         # Loading replaces the parameters (requires_grad back on): freeze the VQ-GANs again.
         for name in ("vqgan", "sketch_vqgan"):
             tokenizer = getattr(model, name, None)
@@ -464,6 +476,10 @@ class NuwaPreTrainedModel(PreTrainedModel):
 
             self.config.auto_map = dict(AUTO_MAP)
         super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            from .loading_nuwa import write_checksum_manifest
+
+            write_checksum_manifest(save_directory)  # checked on load: corrupted weights are refused
         if write_remote_code and (kwargs.get("is_main_process", True)):
             from .remote_code import write_remote_code as write_code
 

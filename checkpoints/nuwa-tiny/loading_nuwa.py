@@ -1,0 +1,148 @@
+"""Loading a NUWA model folder with errors in NUWA's terms, and the checksum manifest that catches corrupted weights.
+
+``NuwaForConditionalGeneration.from_pretrained(path)`` checks a local ``path`` before transformers reads it, so a user
+gets one :class:`NuwaModelFolderError` naming the folder, the file and the fix instead of a deep error: a path that
+does not exist, a file instead of a folder, a missing or unreadable config.json, a config of another model type,
+missing, empty or truncated weights, and weights whose bytes differ from the checksum manifest (``checksums.json``,
+written by ``save_pretrained``; checked when present).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+CHECKSUM_MANIFEST = "checksums.json"
+_WEIGHT_SUFFIX = ".safetensors"
+
+
+class NuwaModelFolderError(Exception):
+    """A model folder (or Hub snapshot) cannot be loaded as NUWA: the message names the folder, the file and the fix.
+
+    Deliberately not a ValueError / OSError: ``transformers.pipeline`` catches those while trying model classes and
+    re-raises them as one generic "could not load the model" error with tracebacks inside; this one reaches the user
+    as it is."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob(f"*{_WEIGHT_SUFFIX}") if path.is_file())
+
+
+def write_checksum_manifest(folder: str | os.PathLike) -> Path:
+    """Record the sha256 of every ``*.safetensors`` file of ``folder`` in ``checksums.json`` (written atomically)."""
+    folder = Path(folder)
+    manifest = {"algorithm": "sha256", "files": {path.name: _sha256(path) for path in _weight_files(folder)}}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{CHECKSUM_MANIFEST}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, folder / CHECKSUM_MANIFEST)
+    return folder / CHECKSUM_MANIFEST
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """None when ``path`` is a whole safetensors file (header readable, data as long as the header says), else why."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    try:
+        with open(path, "rb") as handle:
+            header_length = struct.unpack("<Q", handle.read(8))[0]
+            if header_length > size - 8:
+                return f"is truncated: its header alone claims {header_length} bytes of a {size}-byte file"
+            header = json.loads(handle.read(header_length))
+    except (struct.error, ValueError, UnicodeDecodeError) as error:
+        return f"is not a safetensors file (unreadable header: {error})"
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    expected = 8 + header_length + max(ends, default=0)
+    if size < expected:
+        return f"is truncated: {size} bytes, but its header describes {expected}"
+    return None
+
+
+def check_model_files(path: str | os.PathLike) -> None:
+    """Raise :class:`NuwaModelFolderError` when the local ``path`` cannot be a loadable NUWA model folder.
+
+    Hub repository ids (``"org/name"``, which do not exist locally) pass unchecked; transformers resolves them.
+    """
+    text = os.fspath(path)
+    folder = Path(text)
+    looks_local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or os.sep in text[:1]
+    if folder.is_file():
+        raise NuwaModelFolderError(
+            f"{text!r} is a file, not a model folder: pass the folder that holds config.json and model.safetensors "
+            f"(here probably {str(folder.parent)!r})."
+        )
+    if not folder.exists():
+        if looks_local:
+            raise NuwaModelFolderError(
+                f"{text!r} does not exist: pass a NUWA model folder (e.g. checkpoints/nuwa-tiny) or a Hub repository id "
+                "'owner/name'."
+            )
+        return
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise NuwaModelFolderError(
+            f"{text!r} has no config.json, so it is not a saved model folder: save one with "
+            "`model.save_pretrained(folder)` (or pass the folder that holds config.json)."
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as error:
+        raise NuwaModelFolderError(
+            f"{text}/config.json is not valid JSON ({error}): the file is damaged; save the model again or download "
+            "the folder again."
+        ) from None
+    if not isinstance(config, dict) or config.get("model_type") != "nuwa":
+        found = config.get("model_type") if isinstance(config, dict) else None
+        raise NuwaModelFolderError(
+            f"{text}/config.json is for model_type {found!r}, not 'nuwa': this folder holds another kind of model; "
+            "load it with its own class, or pass a NUWA folder."
+        )
+    weights = _weight_files(folder)
+    if not weights:
+        pickles = [p.name for p in folder.glob("*.bin")]
+        fix = (f"it holds pickle weights {pickles}, which NUWA never loads (unpickling runs code): re-save them with "
+               "`model.save_pretrained(folder)` (safetensors) from a trusted environment" if pickles else
+               "save the model with `model.save_pretrained(folder)` or download the folder again")
+        raise NuwaModelFolderError(f"{text!r} has no model.safetensors: {fix}.")
+    for file in weights:
+        problem = _safetensors_problem(file)
+        if problem:
+            raise NuwaModelFolderError(
+                f"{text}/{file.name} {problem}: the download or copy was cut short or the file is damaged; download or "
+                "copy the folder again (or save the model again)."
+            )
+    manifest_file = folder / CHECKSUM_MANIFEST
+    if manifest_file.is_file():
+        try:
+            expected = json.loads(manifest_file.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise NuwaModelFolderError(
+                f"{text}/{CHECKSUM_MANIFEST} is unreadable ({error}): restore it, or delete it to load without the check."
+            ) from None
+        for name, digest in sorted(expected.items()):
+            file = folder / name
+            if not file.is_file():
+                raise NuwaModelFolderError(
+                    f"{text}/{name} is listed in {CHECKSUM_MANIFEST} but missing: copy or download the folder again."
+                )
+            if _sha256(file) != digest:
+                raise NuwaModelFolderError(
+                    f"{text}/{name} does not match its sha256 in {CHECKSUM_MANIFEST}: the weights are corrupted (or were "
+                    "changed after saving); download or copy the folder again. If you changed them on purpose, save "
+                    "the model with `save_pretrained`, which writes a new manifest."
+                )
