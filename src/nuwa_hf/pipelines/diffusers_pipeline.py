@@ -116,7 +116,7 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         num_frames: Optional[int] = None,
         num_images_per_prompt: int = 1,
         num_condition_frames: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: Optional[Union[torch.Generator, list]] = None,
         output_type: str = "pil",
         return_dict: bool = True,
         **options,
@@ -131,7 +131,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             num_frames: video length (T2V, TV2V) or frames to predict (V2V).
             num_images_per_prompt: outputs per input (images or videos).
             num_condition_frames: leading frames of ``video`` kept (V2V, TV2V).
-            generator: a ``torch.Generator`` for reproducible sampling.
+            generator: a ``torch.Generator`` for reproducible sampling, or a list with one per input (or per output
+                image / video), as in diffusers: a batch then equals separate calls with the same generators.
             output_type: "pil", "np" or "pt".
             return_dict: return a :class:`NuwaPipelineOutput` (else a tuple ``(images_or_frames,)``).
             An argument the task does not take (e.g. ``sketch=`` for text-to-image) is a ``TypeError``; the options are

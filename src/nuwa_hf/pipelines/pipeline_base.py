@@ -818,9 +818,15 @@ class NuwaPipeline(Pipeline):
         seed = options.pop("seed", None)
         if seed is not None and generator is not None:
             raise ValueError("Pass either seed= or generator=, not both.")
-        if generator is not None:
+        group_seeds = None  # with a list of generators: one seed per input (or per row), each group sampled alone
+        if isinstance(generator, (list, tuple)):
+            group_seeds = _seeds_from_generators(generator, len(requests), per_input)
+        elif generator is not None:
             if not isinstance(generator, torch.Generator):
-                raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
+                raise TypeError(
+                    f"generator must be a torch.Generator or a list of them (one per input, or one per output row), "
+                    f"got {type(generator).__name__}."
+                )
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if k in options}
         generate_kwargs.setdefault("do_sample", True)
@@ -848,7 +854,17 @@ class NuwaPipeline(Pipeline):
 
         model_inputs = self.preprocess(requests, plan)
         rows = _repeat_rows(model_inputs, per_input)
-        tokens = self._generate_in_chunks(rows, batch_size, seed, generate_kwargs)
+        if group_seeds is None:
+            tokens = self._generate_in_chunks(rows, batch_size, seed, generate_kwargs)
+        else:
+            # diffusers' convention: each input (or row) is sampled from its own generator, so a batch gives exactly
+            # what separate calls with the same generators give. The groups run one after another.
+            size = rows["batch_size"] // len(group_seeds)
+            tokens = torch.cat([
+                self._generate_in_chunks(_slice_rows(rows, index * size, (index + 1) * size), batch_size, group_seed,
+                                         generate_kwargs)
+                for index, group_seed in enumerate(group_seeds)
+            ])
         if plan.output_from_frame:
             tokens = tokens[:, plan.output_from_frame:]
         samples = self.decode_tokens(tokens) if output_type != "tokens" or scorer is not None else [None] * len(tokens)
@@ -929,6 +945,21 @@ def _repeat_rows(inputs: dict, times: int) -> dict:
     return out
 
 
+def _seeds_from_generators(generators, num_inputs: int, per_input: int) -> list[int]:
+    """One seed drawn from each generator of a list given as ``generator=``: one generator per input (all its samples
+    and candidates come from it) or one per output row (``num_inputs * per_input``)."""
+    if len(generators) not in (num_inputs, num_inputs * per_input):
+        raise ValueError(
+            f"generator is a list of {len(generators)}, but this call has {num_inputs} input(s) and {per_input} row(s) "
+            f"per input: give one generator per input ({num_inputs}) or one per row ({num_inputs * per_input}), or a "
+            "single torch.Generator."
+        )
+    for index, generator in enumerate(generators):
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator[{index}] must be a torch.Generator, got {type(generator).__name__}.")
+    return [int(torch.randint(0, 2**62, (1,), generator=generator)) for generator in generators]
+
+
 def _slice_rows(inputs: dict, start: int, stop: int) -> dict:
     out = dict(inputs)
     for key in ("input_ids", "sketch_tokens", "known_tokens", "generate_mask", "first_frames"):
@@ -953,7 +984,9 @@ def _seeded(seed: Optional[int]):
 OPTIONS_DOC = """
         Generation options (keyword arguments; defaults for every call can also be given to ``pipeline(...)``):
             seed (`int`): makes the call reproducible (torch's global generator is restored afterwards).
-            generator (`torch.Generator`): alternatively, a seed is drawn from it (successive calls differ).
+            generator (`torch.Generator` or a list of them): alternatively, a seed is drawn from it (successive calls
+                differ). A list (diffusers' convention) gives each input, or each output row, its own generator: a
+                batch then gives exactly what one call per input with the same generators gives.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json.

@@ -1,0 +1,69 @@
+"""generator= as diffusers takes it: a list with one torch.Generator per input (or per output row) makes a batch give
+exactly what one call per input with the same generators gives, in every task."""
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from transformers import pipeline
+
+import nuwa_hf  # noqa: F401
+from nuwa_hf.tasks import TASKS
+
+SIZE, FRAMES = 16, 3
+
+
+def image(seed):
+    return PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
+
+
+def sketch(seed, frames=None):
+    shape = (SIZE, SIZE) if frames is None else (frames, SIZE, SIZE)
+    return np.random.default_rng(seed).integers(0, 8, shape)
+
+
+# task code -> (arguments of input i as positional args, how a batch of inputs is passed)
+def single_args(code, i):
+    prompt = ["a red 3", "a blue 8"][i]
+    return {
+        "T2I": (prompt,), "T2V": (prompt,), "V2V": ([image(i)],), "S2I": (sketch(i),), "I2I": (image(i),),
+        "TI2I": (image(i), prompt, "center"), "S2V": (sketch(i, FRAMES),), "TV2V": ([image(i)], prompt),
+    }[code]
+
+
+def batch_args(code):
+    first, second = single_args(code, 0), single_args(code, 1)
+    if code == "TI2I":
+        return [first[0], second[0]], [first[1], second[1]], "center"
+    return tuple([a, b] for a, b in zip(first, second))
+
+
+def generators(*seeds):
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+
+@pytest.mark.parametrize("code", [task.code for task in TASKS])
+def test_a_batch_with_one_generator_per_input_equals_separate_calls(tiny_model_folder, code):
+    name = next(task.name for task in TASKS if task.code == code)
+    pipe = pipeline(name, model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    batched = pipe(*batch_args(code), generator=generators(11, 22), output_type="tokens", batch_size=2)
+    alone = [pipe(*single_args(code, i), generator=g, output_type="tokens")
+             for i, g in enumerate(generators(11, 22))]
+    assert len(batched) == 2
+    for index in range(2):
+        assert torch.equal(batched[index], alone[index]), (code, index)
+
+
+def test_one_generator_per_row_and_clear_errors(tiny_model_folder):
+    pipe = pipeline("nuwa-text-to-image", model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    rows = pipe(["a red 3", "a blue 8"], num_images_per_prompt=2, generator=generators(1, 2, 3, 4),
+                output_type="tokens")
+    again = pipe("a blue 8", num_images_per_prompt=2, generator=generators(3, 4), output_type="tokens")
+    assert torch.equal(torch.stack(rows[1]), torch.stack(again))
+    assert not torch.equal(rows[0][0], rows[0][1]), "each row its own generator"
+    with pytest.raises(ValueError, match="one generator per input \\(2\\) or one per row \\(4\\)"):
+        pipe(["a red 3", "a blue 8"], num_images_per_prompt=2, generator=generators(1, 2, 3))
+    with pytest.raises(TypeError, match=r"generator\[1\] must be a torch.Generator"):
+        pipe(["a red 3", "a blue 8"], generator=[torch.Generator(), 5])
