@@ -165,6 +165,12 @@ def test_shipped_remote_code_matches_the_installed_sources(tmp_path):
     from nuwa_hf.models.nuwa.remote_code import write_remote_code
 
     shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "nuwa-tiny"
+    processing = Path(__file__).resolve().parents[2] / "src" / "nuwa_hf" / "processing"
+    for name in ("processing_nuwa.py", "image_processing_nuwa.py"):  # the processor's remote code (save_pretrained)
+        assert (shipped / name).read_text() == (processing / name).read_text(), (
+            f"checkpoints/nuwa-tiny/{name} is stale: re-save the processor with "
+            "NuwaProcessor.from_pretrained('checkpoints/nuwa-tiny').save_pretrained('checkpoints/nuwa-tiny')"
+        )
     for name in write_remote_code(tmp_path):
         assert (shipped / name).read_text() == (tmp_path / name).read_text(), (
             f"checkpoints/nuwa-tiny/{name} is stale: run "

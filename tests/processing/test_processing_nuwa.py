@@ -183,3 +183,40 @@ def test_loading_errors_name_the_folder_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="has no processor_config.json"):
         NuwaProcessor.from_pretrained(tmp_path / "empty")
+
+
+REMOTE_CHECK = """
+import importlib.abc, json, sys
+class BlockNuwaHf(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "nuwa_hf" or name.startswith("nuwa_hf."):
+            raise ImportError("nuwa_hf is blocked in this check")
+sys.meta_path.insert(0, BlockNuwaHf())
+import numpy as np
+from transformers import AutoImageProcessor, AutoProcessor
+processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+image_processor = AutoImageProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+out = processor(text=["a green square"], images=[np.full((40, 48, 3), 200, dtype=np.uint8)])
+print(json.dumps({"classes": [type(processor).__name__, type(image_processor).__name__],
+                  "input_ids": out["input_ids"].tolist(), "pixels": float(out["pixel_values"].sum())}))
+"""
+
+
+def test_auto_processor_loads_with_remote_code_where_nuwa_hf_is_not_installed(processor, tmp_path):
+    """Issue 18 row 11: the folder carries the processor's code and auto_map, so AutoProcessor / AutoImageProcessor
+    give NuwaProcessor / NuwaImageProcessor (not a bare tokenizer) in a process that cannot import nuwa_hf."""
+    import json
+    import subprocess
+    import sys
+
+    processor.save_pretrained(tmp_path / "folder")
+    assert (tmp_path / "folder" / "processing_nuwa.py").is_file()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", REMOTE_CHECK, str(tmp_path / "folder")], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    assert remote["classes"] == ["NuwaProcessor", "NuwaImageProcessor"]
+    local = processor(text=["a green square"], images=[np.full((40, 48, 3), 200, dtype=np.uint8)])
+    assert remote["input_ids"] == local["input_ids"].tolist()
+    assert abs(remote["pixels"] - float(local["pixel_values"].sum())) < 1e-3

@@ -63,7 +63,8 @@ class NuwaProcessor(ProcessorMixin):
         for moved in ("vqgan", "seg_vqgan"):
             if kwargs.pop(moved, None) is not None:
                 raise TypeError(f"NuwaProcessor takes no `{moved}`: {_MOVED_TO_THE_MODEL}")
-        if not isinstance(image_processor, NuwaImageProcessor):
+        # By name too: remote-code loading (trust_remote_code) may import this module's image processor twice.
+        if not isinstance(image_processor, NuwaImageProcessor) and type(image_processor).__name__ != "NuwaImageProcessor":
             raise TypeError(f"`image_processor` must be a NuwaImageProcessor, got {type(image_processor).__name__}.")
         super().__init__(image_processor, tokenizer, **kwargs)
         if max_text_length is not None and (not isinstance(max_text_length, int) or max_text_length < 3):
@@ -265,7 +266,11 @@ class NuwaProcessor(ProcessorMixin):
     # Saving and loading
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """Save the tokenizer and the image processor settings (`processor_config.json`)."""
+        """Save the tokenizer and the image processor settings (`processor_config.json`), with the processor's own
+        code and `auto_map`, so `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` gives this class where
+        nuwa_hf is not installed."""
+        self.register_for_auto_class("AutoProcessor")
+        self.image_processor.register_for_auto_class("AutoImageProcessor")
         return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     @classmethod
@@ -299,12 +304,14 @@ class NuwaProcessor(ProcessorMixin):
             path = snapshot_download(path, **download_kwargs)
             # snapshot_download can return a partial snapshot without raising (e.g. when the tree listing failed):
             # check it against the cached listing so a missing file is named, not a confusing later error.
-            from ..hub.download import snapshot_problems
-
+            try:
+                from nuwa_hf.hub.download import snapshot_problems
+            except ImportError:  # the processor's remote-code copy, without nuwa_hf: no listing check
+                snapshot_problems = None
             problems = snapshot_problems(
                 path, os.fspath(pretrained_model_name_or_path), revision=kwargs.get("revision"),
                 cache_dir=kwargs.get("cache_dir"),
-            )
+            ) if snapshot_problems is not None else None
             if problems:
                 raise OSError(
                     f"the download of {pretrained_model_name_or_path} is incomplete: {problems}; download it again "
