@@ -52,7 +52,8 @@ def is_legacy_folder(folder: str | os.PathLike) -> bool:
     return config.get("model_type") == "nuwa" and config.get("vqgan_config") is None
 
 
-def _model_weight_files(folder: Path) -> list[Path]:
+def model_weight_files(folder: Path) -> list[Path]:
+    """The model.safetensors file of ``folder``, or the shards its index names."""
     if (folder / _SHARD_INDEX).is_file():
         index = json.loads((folder / _SHARD_INDEX).read_text())
         return [folder / name for name in sorted(set(index["weight_map"].values()))]
@@ -85,7 +86,7 @@ def convert_legacy_folder(input_folder: str | os.PathLike, output_folder: str | 
 
     config = json.loads((source / "config.json").read_text())
     weights: dict = {}
-    for path in _model_weight_files(source):
+    for path in model_weight_files(source):
         weights.update(load_file(path))
     # A NuwaForConditionalGeneration keeps the base model under "model."; a bare NuwaModel has no prefix.
     prefix = "model." if any(key.startswith("model.") for key in weights) else ""
@@ -98,7 +99,7 @@ def convert_legacy_folder(input_folder: str | os.PathLike, output_folder: str | 
             weights[f"{prefix}{attribute}.{key}"] = tensor
 
     skipped = set(LEGACY_SUBFOLDERS.values()) | {"config.json", _MODEL_WEIGHTS, _SHARD_INDEX}
-    skipped |= {path.name for path in _model_weight_files(source)}
+    skipped |= {path.name for path in model_weight_files(source)}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.converting-"))
     try:

@@ -526,9 +526,9 @@ def _output_frames(task: str, args, trained_frames: int) -> int:
     return 1
 
 
-def _output_size(pipe) -> tuple[int, int]:
-    """(height, width) of the pictures a pipeline makes: its image processor's crop size."""
-    crop = pipe.image_processor.crop_size
+def _output_size(image_processor) -> tuple[int, int]:
+    """(height, width) of the pictures a model makes: its image processor's crop size."""
+    crop = image_processor.crop_size
     height = getattr(crop, "height", None) or crop["height"]
     width = getattr(crop, "width", None) or crop["width"]
     return int(height), int(width)
@@ -560,7 +560,7 @@ def command_generate(args) -> int:
     prepare_output_folder(out, [path for files in planned for path in files], _input_paths(args), args.overwrite)
     pipe = _load(task, args.model)
     pipe.set_progress_bar_config(disable=args.quiet)
-    height, width = _output_size(pipe)
+    height, width = _output_size(pipe.image_processor)
     try:
         # Frames past the work limit are the pipeline's to refuse (with its message); the strip is sized within it.
         frames = min(_output_frames(task, args, pipe.max_frames), max_frames_for(pipe.max_frames))
@@ -620,15 +620,12 @@ def _load(task: str, model: str):
         raise CommandError(f"Could not load the model {model!r}{where}: {error}", EXIT_MODEL) from None
 
 
-def _check_demo_picture_size(args) -> None:
+def _check_demo_picture_size(args, processor) -> None:
     """--upscale of the demo within the same saved-picture limit as generate's (video strips included), before work."""
     from .models.nuwa import NuwaConfig
-    from .pipelines import load_nuwa_processor
     from .pipelines.work_limits import check_saved_size
 
-    crop = load_nuwa_processor(args.model).image_processor.crop_size
-    height = int(getattr(crop, "height", None) or crop["height"])
-    width = int(getattr(crop, "width", None) or crop["width"])
+    height, width = _output_size(processor.image_processor)
     frames = int(NuwaConfig.from_pretrained(args.model).max_visual_grid[0])
     try:
         check_saved_size(width, height, args.upscale, frames)
@@ -641,8 +638,8 @@ def command_demo(args) -> int:
     from .pipelines.showcase import run_showcase
 
     _set_threads(args)
-    _check_model_folder(args.model)
-    _check_demo_picture_size(args)
+    processor = _check_model_folder(args.model)
+    _check_demo_picture_size(args, processor)
     started = time.perf_counter()
     report = run_showcase(args.model, args.out, tasks=args.tasks, num_examples=args.num_examples, seed=args.seed,
                           split=args.split, fps=args.fps, upscale=args.upscale, write_mp4=args.mp4,
@@ -658,7 +655,8 @@ def command_demo(args) -> int:
     return EXIT_OK
 
 
-def _check_model_folder(model: str) -> None:
+def _check_model_folder(model: str):
+    """Clear errors (exit 3) for a folder that is not a complete NUWA model; returns its processor."""
     from .pipelines import NuwaModelFolderError, load_nuwa_processor
 
     from .hub.model_folder import IncompleteModelFolderError, check_model_folder
@@ -671,7 +669,7 @@ def _check_model_folder(model: str) -> None:
         except IncompleteModelFolderError as error:
             raise CommandError(str(error), EXIT_MODEL) from None
     try:
-        load_nuwa_processor(model)
+        return load_nuwa_processor(model)
     except NuwaModelFolderError as error:
         raise CommandError(str(error), EXIT_MODEL) from None
 

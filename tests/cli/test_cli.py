@@ -29,22 +29,6 @@ def fill(argv, folder):
     return [str(folder / a[1:-1]) if a.startswith("{") and a.endswith("}") else a for a in argv]
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inputs")
-    rng = np.random.default_rng(0)
-    frames = [PIL.Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(2)]
-    frames[0].save(folder / "image.png")
-    media.save_gif(frames, folder / "clip.gif")
-    sketch = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    sketch[8:] = 2
-    PIL.Image.fromarray(sketch).save(folder / "sketch.png")
-    np.save(folder / "sketch_video.npy", rng.integers(0, 6, (3, SIZE, SIZE)))
-    (folder / "empty").mkdir()
-    PIL.Image.new("L", (5, 7), 255).save(folder / "small_mask.png")
-    return folder
-
-
 GENERATE_CASES = {
     "T2I": (["--prompt", "a red 3", "--prompt", "a blue 8", "--num-samples", "2"], 4, False),
     "text-to-video": (["--prompt", "the digit 3 is moving up then down", "--num-frames", "4"], 1, True),

@@ -8,7 +8,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import PIL.Image
 import pytest
 
@@ -23,20 +22,6 @@ def run(argv, capsys):
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inputs")
-    rng = np.random.default_rng(0)
-    frames = [PIL.Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(2)]
-    frames[0].save(folder / "image.png")
-    media.save_gif(frames, folder / "clip.gif")
-    (folder / "frames").mkdir()
-    for index, frame in enumerate(frames):
-        frame.save(folder / "frames" / f"{index:03d}.png")
-    (folder / "a_file").write_text("not a folder")
-    return folder
 
 
 T2I = ["generate", "--task", "T2I", "--prompt", "a red 3"]

@@ -12,7 +12,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from transformers import pipeline
 
 from nuwa_hf import media
 from nuwa_hf.pipelines import NuwaDiffusionPipeline
@@ -148,19 +147,6 @@ PIPELINE_ROWS = [
     ("1000 images", T2I, ("a red 3",), {"num_images_per_prompt": 1000}, WorkLimitError, "limit of 256 per call"),
     ("T2V at the frame limit", T2V, ("the digit 3",), {"num_frames": 4}, None, ""),
 ]
-
-
-@pytest.fixture(scope="module")
-def pipes(tiny_model_folder):
-    cache = {}
-
-    def get(task):
-        if task not in cache:
-            cache[task] = pipeline(task, model=tiny_model_folder)
-            cache[task].set_progress_bar_config(disable=True)
-        return cache[task]
-
-    return get
 
 
 def _pictures(result):

@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,18 +34,16 @@ from transformers import Pipeline
 from transformers.generation.streamers import BaseStreamer
 
 from .. import media
-from ..tasks import TASK_CODE_OF as _TASK_CODE_OF
-from ..tasks import TASK_CODES as _TASK_CODES
-from ..tasks import TASK_NAMES as _TASK_NAMES
-from ..tasks import get_task_info
+# One error type for every model-folder problem (missing or damaged files, another model type, a model without its
+# VQ-GAN, missing processor files): the model raises it while loading, the pipelines and the CLI (exit 3) too.
+from ..models.nuwa.loading_nuwa import NuwaModelFolderError
+# The names and codes live in the one task table (nuwa_hf.tasks); re-exported here for the pipelines' users.
+from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
 from . import work_limits
 from .sampling_options import check_batch_size, check_count, check_sampling_options
 
 # --------------------------------------------------------------------------------------------------------------------
 # Tasks
-
-# The names and codes live in the one task table (nuwa_hf.tasks); re-exported here for the pipelines' users.
-TASK_NAMES, TASK_CODES, TASK_CODE_OF = _TASK_NAMES, _TASK_CODES, _TASK_CODE_OF
 
 
 def resolve_task_name(task: str) -> str:
@@ -61,9 +59,6 @@ def resolve_task_name(task: str) -> str:
 # Loading the processor; checking the model's VQ-GANs
 
 
-# One error type for every model-folder problem (missing or damaged files, another model type, a model without its
-# VQ-GAN, missing processor files): the model raises it while loading, the pipelines and the CLI (exit 3) too.
-from ..models.nuwa.loading_nuwa import NuwaModelFolderError  # noqa: E402
 
 def load_nuwa_processor(name_or_path: str | os.PathLike, **hub_kwargs):
     """Load ``NuwaProcessor`` (tokenizer + image processor) from a model folder or repo id."""

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -233,7 +234,7 @@ def visual_tokenizers_of_model_folder(folder: str):
     safetensors files. Old-layout folders keep them in ``vqgan/`` and ``vqgan_seg/``."""
     from safetensors import safe_open
 
-    from ..models.nuwa.convert_nuwa_legacy_folder import LEGACY_SUBFOLDERS, is_legacy_folder
+    from ..models.nuwa.convert_nuwa_legacy_folder import LEGACY_SUBFOLDERS, is_legacy_folder, model_weight_files
     from ..models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 
     classes = {"vqgan": NuwaVQGAN, "sketch_vqgan": NuwaSegVQGAN}
@@ -245,12 +246,7 @@ def visual_tokenizers_of_model_folder(folder: str):
         )
     with open(os.path.join(folder, "config.json")) as handle:
         config = json.load(handle)
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index) as handle:
-            files = sorted(set(json.load(handle)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
+    files = model_weight_files(Path(folder))
     found = []
     for name, model_class in classes.items():
         if not config.get(f"{name}_config"):
@@ -259,7 +255,7 @@ def visual_tokenizers_of_model_folder(folder: str):
         tokenizer = model_class.from_config(config[f"{name}_config"])
         state = {}
         for file in files:
-            with safe_open(os.path.join(folder, file), framework="pt") as weights:
+            with safe_open(file, framework="pt") as weights:
                 for key in weights.keys():
                     for prefix in (f"model.{name}.", f"{name}."):
                         if key.startswith(prefix):
