@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     if "T2I" in tasks:
         # Text-to-image: one caption, four samples; keep the best two by a (toy) scorer, here the brightest.
         draw = pipeline("nuwa-text-to-image", model=model)
-        images = draw("a red 7 in the top left", num_images_per_prompt=2, num_candidates=2, seed=args.seed,
+        images = draw("a red 7 in the top left", num_outputs_per_input=2, num_candidates=2, seed=args.seed,
                       scorer=lambda candidates, prompt: [float(np.asarray(c).mean()) for c in candidates])
         for index, image in enumerate(images):
             print(media.save_image(image, out / f"t2i_{index}.png", upscale=4))

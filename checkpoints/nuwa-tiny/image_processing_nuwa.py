@@ -95,6 +95,22 @@ class NuwaImageProcessor(PilBackend):
         ):
             raise ValueError(f"`num_sketch_classes` must be a positive int or None, got {self.num_sketch_classes!r}.")
 
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """`(height, width)` in pixels of every processed image, frame and sketch (the centre crop, or the resize
+        when cropping is off): the VQ-GAN turns it into a `(height / f, width / f)` token grid."""
+        crop = self.crop_size if self.do_center_crop else self.size
+        if isinstance(crop, dict):
+            height, width = crop.get("height"), crop.get("width")
+        else:
+            height, width = getattr(crop, "height", None), getattr(crop, "width", None)
+        if height is None or width is None:
+            raise ValueError(
+                f"The image processor's output size is not fixed (crop_size={self.crop_size}, do_center_crop="
+                f"{self.do_center_crop}): NUWA needs one grid size; set crop_size={{'height': H, 'width': W}}."
+            )
+        return int(height), int(width)
+
     # ----------------------------------------------------------------------------------------------------------------
     # Images
 

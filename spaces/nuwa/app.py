@@ -146,8 +146,7 @@ class NuwaWebDemo:
         self.model_path = str(model_path)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(self.model_path, use_safetensors=True).eval()
         self.processor = load_nuwa_processor(self.model_path)
-        crop = self.processor.image_processor.crop_size
-        self.image_size = int(getattr(crop, "height", None) or crop["height"])
+        self.image_size = self.processor.image_processor.output_size[0]
         self.frames = int(self.model.config.max_visual_grid[0])
         seg = self.model.sketch_vqgan
         self.num_classes = int(seg.num_classes) if seg is not None else None

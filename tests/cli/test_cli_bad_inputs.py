@@ -41,7 +41,7 @@ CLI_ROWS = [
     ("T2V --num-frames 100000", [*T2V, "--num-frames", "100000", "--out", "<out>"], 2, "--allow-large"),
     ("V2V --num-frames-to-predict 100000", ["generate", "--task", "V2V", "--video", "{clip.gif}",
                                              "--num-frames-to-predict", "100000", "--out", "<out>"], 2, "limit of 12"),
-    ("--num-samples 1000", [*T2I, "--num-samples", "1000", "--out", "<out>"], 2, "limit of 256 per call"),
+    ("--num-samples 1000", [*T2I, "--num-samples", "1000", "--out", "<out>"], 2, "limit of 256 per input"),
     ("--guidance-scale 0", [*T2I, "--guidance-scale", "0", "--out", "<out>"], 2,
      "guidance_scale must be a finite number >= 1"),
     ("--guidance-scale -1", [*T2I, "--guidance-scale", "-1", "--out", "<out>"], 2, "guidance_scale must be"),
@@ -78,7 +78,7 @@ def _fill(argv, inputs, out):
 def test_cli_bad_input_fails_before_work(row, cli_model_folder, inputs, tmp_path, capsys, monkeypatch):
     _, argv, code, message = row
     calls = []
-    monkeypatch.setattr(NuwaTextToImagePipeline, "_generate_in_chunks",
+    monkeypatch.setattr(NuwaTextToImagePipeline, "_generate_group",
                         lambda *a, **k: calls.append(1) or pytest.fail("generated despite bad input"))
     before = {p: p.stat().st_mtime_ns for p in inputs.rglob("*")}
     out = tmp_path / "out"

@@ -89,7 +89,7 @@ PIPELINE_ROWS = [
     ("seed 1.5", T2I, ("a red 3",), {"seed": 1.5}, TypeError, "seed must be"),
     ("num_candidates 0", T2I, ("a red 3",), {"num_candidates": 0, "scorer": scorer}, ValueError,
      "num_candidates must be an integer >= 1"),
-    ("num_images_per_prompt 0", T2I, ("a red 3",), {"num_images_per_prompt": 0}, ValueError, ">= 1"),
+    ("num_outputs_per_input 0", T2I, ("a red 3",), {"num_outputs_per_input": 0}, ValueError, ">= 1"),
     ("generate_kwargs temperature 0", T2I, ("a red 3",), {"generate_kwargs": {"temperature": 0}}, ValueError,
      "temperature must be"),
     ("allow_large 'yes'", T2I, ("a red 3",), {"allow_large": "yes"}, TypeError, "allow_large must be True or False"),
@@ -106,12 +106,11 @@ PIPELINE_ROWS = [
     ("complex pixels", I2I, (IMAGE.astype(np.complex64),), {}, TypeError, "dtype complex64"),
     ("V2V frames of mixed sizes", V2V, (mixed_size_frames(),), {}, ValueError, "different sizes"),
     ("TV2V frames of mixed sizes", TV2V, (mixed_size_frames(), "the digit 3"), {}, ValueError, "different sizes"),
-    ("V2V batch of unequal frame counts", V2V, ([VIDEO, VIDEO[:1]],), {}, ValueError, "different frame counts"),
+    # Each input of a batch is generated as if alone (transformers' semantics), so lengths may differ.
+    ("V2V batch of unequal frame counts", V2V, ([VIDEO, VIDEO[:1]],), {}, None, ""),
     ("V2V unequal counts cut explicitly", V2V, ([VIDEO, VIDEO[:1]],), {"num_condition_frames": 1}, None, ""),
-    ("TV2V batch of unequal frame counts", TV2V, ([VIDEO, VIDEO[:1]], "the digit 3"), {}, ValueError,
-     "different frame counts"),
-    ("S2V batch of unequal frame counts", S2V, ([SKETCH_VIDEO, SKETCH_VIDEO[:1]],), {}, ValueError,
-     "different frame counts"),
+    ("TV2V batch of unequal frame counts", TV2V, ([VIDEO, VIDEO[:1]], "the digit 3"), {}, None, ""),
+    ("S2V batch of unequal frame counts", S2V, ([SKETCH_VIDEO, SKETCH_VIDEO[:1]],), {}, None, ""),
     ("T2I given image=", T2I, ("a red 3",), {"image": IMAGE}, TypeError, "Unexpected argument(s) ['image']"),
     ("T2V given sketch=", T2V, ("the digit 3",), {"sketch": SKETCH}, TypeError, "Unexpected argument(s) ['sketch']"),
     ("S2I given prompt=", S2I, (SKETCH,), {"prompt": "a red 3"}, TypeError, "Unexpected argument(s) ['prompt']"),
@@ -144,7 +143,7 @@ PIPELINE_ROWS = [
     ("TV2V 100000 frames", TV2V, (VIDEO, "the digit 3"), {"num_frames": 100000}, WorkLimitError, "limit of 12"),
     ("1000 candidates", T2I, ("a red 3",), {"num_candidates": 1000, "scorer": scorer}, WorkLimitError,
      "limit of 64 candidates"),
-    ("1000 images", T2I, ("a red 3",), {"num_images_per_prompt": 1000}, WorkLimitError, "limit of 256 per call"),
+    ("1000 images", T2I, ("a red 3",), {"num_outputs_per_input": 1000}, WorkLimitError, "limit of 256 per input"),
     ("T2V at the frame limit", T2V, ("the digit 3",), {"num_frames": 4}, None, ""),
 ]
 
@@ -255,11 +254,15 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_work(pipes, monkeyp
     needed = work_limits.estimate_chunk_bytes(pipe.model.config, (1, 4, 4), rows, guidance=False)
     assert needed == 2 * rows * pipe.model.config.decoder_layers * 2 * 17 * pipe.model.config.hidden_size * 4
     monkeypatch.setattr(work_limits, "free_memory_bytes", lambda device: needed)  # 80 % of it is usable
+    prompts = ["a red 3"] * rows
     with pytest.raises(WorkLimitError, match=r"lower batch_size to 6 or less"):
-        pipe("a red 3", num_images_per_prompt=rows, batch_size=rows)
-    images = pipe("a red 3", num_images_per_prompt=rows, batch_size=6, seed=0)  # what the message advises works
+        pipe(prompts, batch_size=rows)
+    images = pipe(prompts, batch_size=6, seed=0)  # what the message advises works
     assert len(images) == rows
-    assert len(pipe("a red 3", num_images_per_prompt=rows, batch_size=rows, seed=0, allow_large=True)) == rows
+    # One input whose outputs alone do not fit: the message asks for fewer outputs instead.
+    with pytest.raises(WorkLimitError, match=r"ask for at most 6 outputs x candidates per input"):
+        pipe("a red 3", num_outputs_per_input=rows)
+    assert len(pipe(prompts, batch_size=rows, seed=0, allow_large=True)) == rows
 
 
 def test_seeded_calls_stay_reproducible_with_numpy_numbers(pipes):

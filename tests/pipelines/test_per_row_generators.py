@@ -58,12 +58,12 @@ def test_a_batch_with_one_generator_per_input_equals_separate_calls(tiny_model_f
 def test_one_generator_per_row_and_clear_errors(tiny_model_folder):
     pipe = pipeline("nuwa-text-to-image", model=tiny_model_folder)
     pipe.set_progress_bar_config(disable=True)
-    rows = pipe(["a red 3", "a blue 8"], num_images_per_prompt=2, generator=generators(1, 2, 3, 4),
+    rows = pipe(["a red 3", "a blue 8"], num_outputs_per_input=2, generator=generators(1, 2, 3, 4),
                 output_type="tokens")
-    again = pipe("a blue 8", num_images_per_prompt=2, generator=generators(3, 4), output_type="tokens")
+    again = pipe("a blue 8", num_outputs_per_input=2, generator=generators(3, 4), output_type="tokens")
     assert torch.equal(torch.stack(rows[1]), torch.stack(again))
     assert not torch.equal(rows[0][0], rows[0][1]), "each row its own generator"
     with pytest.raises(ValueError, match="one generator per input \\(2\\) or one per row \\(4\\)"):
-        pipe(["a red 3", "a blue 8"], num_images_per_prompt=2, generator=generators(1, 2, 3))
+        pipe(["a red 3", "a blue 8"], num_outputs_per_input=2, generator=generators(1, 2, 3))
     with pytest.raises(TypeError, match=r"generator\[1\] must be a torch.Generator"):
         pipe(["a red 3", "a blue 8"], generator=[torch.Generator(), 5])

@@ -56,7 +56,7 @@ def test_text_to_image_generator_is_reproducible(text_to_image):
 
 
 def test_text_to_image_batches_and_output_types(text_to_image):
-    images = text_to_image(["a red 3", "a blue 8"], num_images_per_prompt=2, seed=0)
+    images = text_to_image(["a red 3", "a blue 8"], num_outputs_per_input=2, seed=0)
     assert len(images) == 2 and all(len(per_prompt) == 2 for per_prompt in images)
     assert all(isinstance(image, PIL.Image.Image) for per_prompt in images for image in per_prompt)
     array = text_to_image("a red 3", seed=0, output_type="np")
@@ -96,7 +96,7 @@ def test_text_to_video_frames_and_sliding_past_the_trained_length(tiny_model_fol
     assert isinstance(video, list) and len(video) == FRAMES and all(f.size == (SIZE, SIZE) for f in video)
     longer = generate("the digit 3 is moving up then down", num_frames=FRAMES + 2, seed=0, output_type="np")
     assert longer.shape == (FRAMES + 2, SIZE, SIZE, 3)
-    two = generate(["the digit 3", "the digit 5"], num_videos_per_prompt=2, num_frames=2, seed=0, output_type="pt")
+    two = generate(["the digit 3", "the digit 5"], num_outputs_per_input=2, num_frames=2, seed=0, output_type="pt")
     assert len(two) == 2 and tuple(two[1][0].shape) == (2, 3, SIZE, SIZE)
 
 
@@ -200,7 +200,7 @@ def test_reranking_keeps_the_best_candidate_by_the_scorer(text_to_image):
     best = text_to_image("a red 3", seed=0, scorer=brightness, num_candidates=4)
     assert len(seen) == 1 and len(seen[0]) == 4
     assert float(np.asarray(best).mean()) == pytest.approx(max(seen[0]))
-    two = text_to_image("a red 3", seed=0, scorer=brightness, num_candidates=3, num_images_per_prompt=2)
+    two = text_to_image("a red 3", seed=0, scorer=brightness, num_candidates=3, num_outputs_per_input=2)
     assert sorted(float(np.asarray(i).mean()) for i in two) == pytest.approx(sorted(seen[-1])[-2:])
 
 
@@ -243,7 +243,7 @@ def test_an_old_layout_folder_still_loads_and_gives_the_same_outputs(tiny_model_
 
 def test_bad_counts_prompts_and_options(text_to_image):
     with pytest.raises(ValueError, match="integer >= 1"):
-        text_to_image("a red 3", num_images_per_prompt=-1)
+        text_to_image("a red 3", num_outputs_per_input=-1)
     with pytest.raises(ValueError, match="empty"):
         text_to_image("  ")
     with pytest.raises(ValueError, match="no scorer"):

@@ -160,22 +160,22 @@ masks = st.one_of(
 # task -> strategy of (positional arguments, task keyword arguments)
 CALLS = {
     "nuwa-text-to-image": st.tuples(st.tuples(prompts), st.fixed_dictionaries({}, optional={
-        "num_images_per_prompt": small_count})),
+        "num_outputs_per_input": small_count})),
     "nuwa-text-to-video": st.tuples(st.tuples(prompts), st.fixed_dictionaries({}, optional={
-        "num_frames": frames_count, "num_videos_per_prompt": small_count})),
+        "num_frames": frames_count, "num_outputs_per_input": small_count})),
     "nuwa-video-prediction": st.tuples(st.tuples(videos()), st.fixed_dictionaries({}, optional={
         "num_condition_frames": small_count, "num_frames_to_predict": frames_count,
-        "include_condition_frames": anything, "num_videos_per_input": small_count})),
+        "include_condition_frames": anything, "num_outputs_per_input": small_count})),
     "nuwa-sketch-to-image": st.tuples(st.tuples(sketches(video=False)), st.fixed_dictionaries({}, optional={
-        "num_images_per_sketch": small_count})),
+        "num_outputs_per_input": small_count})),
     "nuwa-image-completion": st.tuples(st.tuples(images(), masks), st.fixed_dictionaries({}, optional={
-        "prompt": prompts, "num_images_per_image": small_count})),
+        "prompt": prompts, "num_outputs_per_input": small_count})),
     "nuwa-image-manipulation": st.tuples(st.tuples(images(), prompts, masks), st.fixed_dictionaries({}, optional={
-        "num_images_per_prompt": small_count})),
+        "num_outputs_per_input": small_count})),
     "nuwa-sketch-to-video": st.tuples(st.tuples(sketches(video=True)), st.fixed_dictionaries({}, optional={
-        "num_videos_per_sketch": small_count})),
+        "num_outputs_per_input": small_count})),
     "nuwa-video-manipulation": st.tuples(st.tuples(videos(), prompts), st.fixed_dictionaries({}, optional={
-        "num_condition_frames": small_count, "num_frames": frames_count, "num_videos_per_prompt": small_count})),
+        "num_condition_frames": small_count, "num_frames": frames_count, "num_outputs_per_input": small_count})),
 }
 
 # --------------------------------------------------------------------------------------------------------------------

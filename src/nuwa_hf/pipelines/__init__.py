@@ -30,15 +30,15 @@ from .diffusers_pipeline import NuwaDiffusionPipeline, NuwaPipelineOutput
 from .image_completion import NuwaImageCompletionPipeline
 from .image_manipulation import NuwaImageManipulationPipeline
 from .pipeline_base import (
-    REGION_SHORTCUTS,
     TASK_CODES,
     TASK_NAMES,
-    CandidateScorer,
     NuwaModelFolderError,
     NuwaPipeline,
     load_nuwa_processor,
     resolve_task_name,
 )
+from .regions import REGION_SHORTCUTS, region_to_token_mask
+from .reranking import CandidateScorer
 from .sketch_to_image import NuwaSketchToImagePipeline
 from .sketch_to_video import NuwaSketchToVideoPipeline
 from .text_to_image import NuwaTextToImagePipeline

@@ -8,29 +8,30 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, as_image_list, as_prompt_list, broadcast, with_options_doc
+from .inputs import as_image_list, as_prompt_list, as_region_list, broadcast, one_image, one_prompt
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input, with_options_doc
 
 
 class NuwaImageCompletionPipeline(NuwaPipeline):
-    """Complete the missing part of images.
+    """Completes images: the region to regenerate is a mask, a box or a shortcut.
 
     Example:
         >>> from transformers import pipeline
         >>> import nuwa_hf
         >>> complete = pipeline("nuwa-image-completion", model="checkpoints/nuwa-tiny")
-        >>> image = complete("top_half_known.png", mask="bottom half", seed=0)
-        >>> image = complete(image, mask=(0, 16, 32, 32))          # a box (left, top, right, bottom) in pixels
-        >>> image = complete(image, mask=mask_image)                # white = regenerate, same size as the image
+        >>> image = complete("digit.png", mask="bottom half", seed=0)
+        >>> guided = complete("digit.png", mask=(0, 16, 32, 32), prompt="a red 3")
     """
 
     task_name = "nuwa-image-completion"
 
     @with_options_doc
-    def __call__(self, image, mask="bottom half", *, prompt=None, num_images_per_image: int = 1, **options):
+    def __call__(self, image, mask="bottom half", *, prompt=None, **kwargs):
         """Regenerate a region of images and keep the rest.
 
         Args:
-            image: a PIL image, a path or an array ``(H, W, 3)``; or a list of them (a batch).
+            image: a PIL image, a path or an array ``(H, W, 3)``; or a list of them (a batch); or request dicts
+                ``{"image": ..., "mask": ..., "prompt": ...}`` (mask and prompt optional).
             mask (defaults to ``"bottom half"``): the region to regenerate: a shortcut (``"bottom half"``,
                 ``"top half"``, ``"left half"``, ``"right half"``, ``"center"``, ``"top left"``, ...), a box
                 ``(left, top, right, bottom)`` in pixels of the image or as fractions in [0, 1], or a mask (PIL image in
@@ -38,29 +39,30 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
                 per image.
             prompt (`str` or `list[str]`, *optional*): a text that guides the completion; without it the model gets the
                 "None" condition, as in the paper.
-            num_images_per_image (`int`, defaults to 1): completions per image.
 
         Returns:
-            One image for one input (a list when ``num_images_per_image > 1``); for a batch, one entry per image.
+            One image for one input (a list when ``num_outputs_per_input > 1``); for a batch, one entry per image.
         """
-        images, batched = as_image_list(image)
-        regions = broadcast(_as_region_list(mask, len(images)), len(images), "mask")
-        prompts: list[Optional[str]] = [None] * len(images)
-        if prompt is not None:
-            prompts, prompts_batched = as_prompt_list(prompt)
-            prompts = broadcast(prompts, len(images), "prompt")
-            batched = batched or prompts_batched
-            if len(images) == 1 and len(prompts) > 1:
-                images = images * len(prompts)
-                regions = regions * len(prompts)
-        requests = [NuwaRequest(prompt=p, image=i, region=r) for p, i, r in zip(prompts, images, regions)]
-        plan = DecodingPlan(condition="text" if prompt is not None else "none", regions=True)
-        return self.run(requests, plan, batched, num_images_per_image, **options)
+        if not is_prepared_input(image):
+            images, batched = as_image_list(image)
+            regions = broadcast(as_region_list(mask, len(images)), len(images), "mask")
+            prompts: list[Optional[str]] = [None] * len(images)
+            if prompt is not None:
+                prompts, prompts_batched = as_prompt_list(prompt)
+                prompts = broadcast(prompts, len(images), "prompt")
+                batched = batched or prompts_batched
+                if len(images) == 1 and len(prompts) > 1:
+                    images, regions = images * len(prompts), regions * len(prompts)
+            items = [{"image": i, "mask": r, "prompt": p} for i, r, p in zip(images, regions, prompts)]
+            image = items if batched else items[0]
+        return super().__call__(image, **kwargs)
 
-
-def _as_region_list(mask, count: int) -> list:
-    """One region, or a list with one region per image (a list of 4 numbers is one box, not four regions)."""
-    if isinstance(mask, list) and len(mask) == count and not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in mask):
-        return list(mask)
-    return [mask]
+    def make_request(self, item) -> tuple[NuwaRequest, DecodingPlan]:
+        if not isinstance(item, dict):
+            item = {"image": item}
+        prompt = item.get("prompt")
+        request = NuwaRequest(
+            image=one_image(self._field(item, "image")), region=item.get("mask", "bottom half"),
+            prompt=None if prompt is None else one_prompt(prompt), generator=item.get("generator"),
+        )
+        return request, DecodingPlan(condition="none" if prompt is None else "text", regions=True)

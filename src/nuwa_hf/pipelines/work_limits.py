@@ -11,7 +11,7 @@ video frames           ``MAX_FRAMES_FACTOR`` (4) x the model's trained length ``
                        TV2V ``num_frames``, V2V ``num_condition_frames + num_frames_to_predict``. Past the trained
                        length every frame costs one more slide of the window.
 candidates             ``MAX_CANDIDATES`` (64) per output (the paper reranks 60).
-rows                   ``MAX_ROWS`` (256) sequences per call: inputs x outputs per input x candidates.
+rows                   ``MAX_ROWS`` (256) sequences per input: outputs per input x candidates.
 batch memory           the decoder's key/value cache for one chunk of ``batch_size`` rows (doubled under guidance,
                        twice that for activations; see :func:`estimate_chunk_bytes`) must fit in
                        ``MEMORY_FRACTION`` (80 %) of the free memory of the model's device.
@@ -54,19 +54,21 @@ def check_frames(frames: int, trained_frames: int, what: str, allow_large: bool 
         )
 
 
-def check_rows(num_inputs: int, per_input: int, num_candidates: int, allow_large: bool = False) -> int:
-    """Candidates per output and rows per call against ``MAX_CANDIDATES`` and ``MAX_ROWS``; returns the rows."""
+def check_rows(num_outputs: int, num_candidates: int, allow_large: bool = False) -> int:
+    """Candidates per output and rows per input against ``MAX_CANDIDATES`` and ``MAX_ROWS``; returns the rows.
+
+    (Inputs are generated ``batch_size`` at a time, so only the rows of one input are bounded here; the memory of a
+    batch is :func:`check_chunk_memory`'s.)"""
     if num_candidates > MAX_CANDIDATES and not allow_large:
         raise WorkLimitError(
             f"num_candidates={num_candidates} is past the limit of {MAX_CANDIDATES} candidates per output (the paper "
             f"reranks 60): ask for fewer, or {OPT_IN}."
         )
-    rows = num_inputs * per_input * num_candidates
+    rows = num_outputs * num_candidates
     if rows > MAX_ROWS and not allow_large:
         raise WorkLimitError(
-            f"This call would generate {rows} sequences ({num_inputs} input(s) x {per_input // num_candidates} "
-            f"output(s) each x {num_candidates} candidate(s)), past the limit of {MAX_ROWS} per call: split the inputs "
-            f"over several calls, ask for fewer outputs or candidates, or {OPT_IN}."
+            f"Each input would generate {rows} sequences ({num_outputs} output(s) x {num_candidates} candidate(s)), "
+            f"past the limit of {MAX_ROWS} per input: ask for fewer outputs or candidates, or {OPT_IN}."
         )
     return rows
 
@@ -103,8 +105,9 @@ def free_memory_bytes(device) -> Optional[int]:
 
 
 def check_chunk_memory(config, grid: tuple[int, int, int], rows: int, guidance: bool, device, dtype_bytes: int = 4,
-                       allow_large: bool = False) -> None:
-    """Refuse a chunk of ``rows`` whose :func:`estimate_chunk_bytes` exceeds ``MEMORY_FRACTION`` of the free memory."""
+                       allow_large: bool = False, rows_per_input: int = 1) -> None:
+    """Refuse ``rows`` generated together (inputs of a batch x ``rows_per_input``: outputs x candidates) whose
+    :func:`estimate_chunk_bytes` exceeds ``MEMORY_FRACTION`` of the free memory; the message says what fits."""
     if allow_large:
         return
     needed = estimate_chunk_bytes(config, grid, rows, guidance, dtype_bytes)
@@ -113,7 +116,12 @@ def check_chunk_memory(config, grid: tuple[int, int, int], rows: int, guidance: 
         return
     per_row = max(needed // max(rows, 1), 1)
     fits = int(MEMORY_FRACTION * free // per_row)
-    advice = f"lower batch_size to {fits} or less" if fits >= 1 else "ask for fewer frames (the grid is too large)"
+    if fits >= rows_per_input and rows_per_input >= 1:
+        advice = f"lower batch_size to {fits // rows_per_input} or less"
+    elif fits >= 1:
+        advice = f"ask for at most {fits} outputs x candidates per input"
+    else:
+        advice = "ask for fewer frames (the grid is too large)"
     raise WorkLimitError(
         f"Generating {rows} row(s) of a {grid[0]}x{grid[1]}x{grid[2]} token grid together needs about "
         f"{needed / 2**30:.1f} GiB (estimated) but the device {device} has {free / 2**30:.1f} GiB free: {advice}, "
