@@ -91,6 +91,7 @@ __all__ = [
     "NuwaVideoPredictionPipeline",
     "PIPELINE_CLASSES",
     "REGION_SHORTCUTS",
+    "region_to_token_mask",
     "TASK_CODES",
     "TASK_NAMES",
     "load_nuwa_processor",

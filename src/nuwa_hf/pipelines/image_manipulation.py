@@ -5,8 +5,9 @@ As in image completion, the tokens outside the region are teacher-forced; inside
 
 from __future__ import annotations
 
+from .call_options import with_options_doc
 from .inputs import as_image_list, as_prompt_list, as_region_list, broadcast, one_image, one_prompt
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input, with_options_doc
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
 
 
 class NuwaImageManipulationPipeline(NuwaPipeline):

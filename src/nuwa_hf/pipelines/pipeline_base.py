@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import types
-import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -44,6 +43,10 @@ from ..models.nuwa.loading_nuwa import NuwaModelFolderError
 from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
 from . import work_limits
 from .regions import region_to_token_mask
+from .call_options import (
+    CALL_OPTIONS, GENERATION_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names,
+)
+from .randomness import CallRandomness, seed_from, seeded
 from .reranking import CandidateScorer
 from .sampling_options import check_batch_size, check_count, check_sampling_options
 
@@ -138,97 +141,10 @@ _PLAN_COLUMNS = ("condition", "frames", "known_frames", "regions", "output_from_
 # --------------------------------------------------------------------------------------------------------------------
 # Call options
 
-GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale")
-# The one name for "how many outputs per input", in every task. The names of earlier releases (diffusers' style, one
-# per task) still work, with a FutureWarning.
-NUM_OUTPUTS = "num_outputs_per_input"
-OLD_NUM_OUTPUTS_NAMES = ("num_images_per_prompt", "num_videos_per_prompt", "num_videos_per_input",
-                         "num_images_per_sketch", "num_images_per_image", "num_videos_per_sketch")
-CALL_OPTIONS = GENERATION_OPTIONS + (NUM_OUTPUTS, "seed", "generator", "num_candidates", "scorer", "output_type",
-                                     "generate_kwargs", "allow_large")
 # What the work limit on frames names for each video task (see work_limits.check_frames).
 FRAMES_ARGUMENT = {"nuwa-video-prediction": "num_condition_frames + num_frames_to_predict",
                    "nuwa-sketch-to-video": "The video sketch"}
-OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 DEFAULT_BATCH_SIZE = 8  # inputs per forward pass, unless pipeline(..., batch_size=) or the call says otherwise
-
-
-def _merge_generate_kwargs(options: dict) -> dict:
-    """transformers' pipelines take sampling settings as ``generate_kwargs={...}``: merge them into the call's options
-    (the same names as the direct arguments; giving one both ways with different values is an error)."""
-    extra = options.pop("generate_kwargs", None)
-    if extra is None:
-        return options
-    if not isinstance(extra, dict):
-        raise TypeError(f"generate_kwargs must be a dict of sampling settings, got {type(extra).__name__}.")
-    unsupported = sorted(set(extra) - set(GENERATION_OPTIONS))
-    if unsupported:
-        raise TypeError(f"generate_kwargs {unsupported} are not supported by NUWA's pipelines; they take "
-                        f"{list(GENERATION_OPTIONS)} (the grid and its length follow from the task and num_frames).")
-    clashes = sorted(k for k in extra if k in options and options[k] != extra[k])
-    if clashes:
-        raise TypeError(f"{clashes} given both directly and in generate_kwargs with different values; give each once.")
-    return {**options, **extra}
-
-
-def _rename_old_count_names(options: dict) -> dict:
-    """``num_images_per_prompt=2`` and the other per-task names of earlier releases -> ``num_outputs_per_input``."""
-    old = [name for name in OLD_NUM_OUTPUTS_NAMES if name in options]
-    if not old:
-        return options
-    options = dict(options)
-    values = {options.pop(name) for name in old}
-    if NUM_OUTPUTS in options:
-        values.add(options[NUM_OUTPUTS])
-    if len(values) > 1:
-        raise TypeError(f"{sorted(old + ([NUM_OUTPUTS] if NUM_OUTPUTS in options else []))} say different numbers of "
-                        f"outputs per input; give only {NUM_OUTPUTS}.")
-    warnings.warn(f"{old[0]} is now called {NUM_OUTPUTS} (one name in every NUWA pipeline); the old name will be "
-                  "removed in a future release.", FutureWarning, stacklevel=4)
-    options[NUM_OUTPUTS] = values.pop()
-    return options
-
-
-class _CallRandomness:
-    """The random stream of one call: ``seed=`` (or a seed drawn once from ``generator=``) seeds it at the first batch,
-    and every later batch of the same call continues it, so a seeded call is reproducible whether its inputs come as
-    a list, a generator or a dataset. Torch's global generators are left as they were."""
-
-    def __init__(self):
-        self.started, self.seed, self.states = False, None, None
-
-    @contextlib.contextmanager
-    def active(self, device: torch.device, seed: Optional[int], generator: Optional[torch.Generator]):
-        if not self.started:  # the call's first batch fixes the seed (one draw from a generator per call)
-            self.started = True
-            self.seed = seed if generator is None else int(torch.randint(0, 2**62, (1,), generator=generator))
-        if self.seed is None:
-            yield
-            return
-        cuda = device.type == "cuda"
-        with torch.random.fork_rng(devices=[device] if cuda else []):
-            if self.states is None:
-                torch.manual_seed(self.seed)
-            else:
-                torch.set_rng_state(self.states[0])
-                if cuda:
-                    torch.cuda.set_rng_state(self.states[1], device)
-            yield
-            self.states = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if cuda else None)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device):
-    """Seed torch's generators for one group of rows; their previous states come back afterwards."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
-
-
-def _seed_from(generator: Any, what: str) -> int:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"{what} must be a torch.Generator, got {type(generator).__name__}.")
-    return int(torch.randint(0, 2**62, (1,), generator=generator))
 
 
 class _TokenProgress(BaseStreamer):
@@ -416,10 +332,10 @@ class NuwaPipeline(Pipeline):
             raise ValueError("Got an empty list of inputs: pass at least one.")
         if _is_hf_dataset(inputs):
             inputs = _DatasetRows(inputs) if type(inputs).__name__ == "Dataset" else (row for row in inputs)
-        kwargs = _rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
+        kwargs = rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
         if kwargs.get("batch_size") is not None:
             kwargs["batch_size"] = check_batch_size(kwargs["batch_size"])
-        kwargs["_randomness"] = _CallRandomness()
+        kwargs["_randomness"] = CallRandomness()
         generator = kwargs.get("generator")
         if isinstance(generator, (list, tuple)):
             inputs = self._deal_out_generators(inputs, list(generator), kwargs)
@@ -461,7 +377,7 @@ class NuwaPipeline(Pipeline):
         return dealt[0] if single else dealt
 
     def _sanitize_parameters(self, **kwargs):
-        options = _merge_generate_kwargs(_rename_old_count_names(kwargs))
+        options = merge_generate_kwargs(rename_old_count_names(kwargs))
         randomness = options.pop("_randomness", None)
         request = {name: options.pop(name) for name in self.request_options if name in options}
         unknown = sorted(set(options) - set(CALL_OPTIONS))
@@ -535,10 +451,10 @@ class NuwaPipeline(Pipeline):
         model_inputs["plan"] = torch.tensor([[columns[name] for name in _PLAN_COLUMNS]], dtype=torch.long)
         if request.generator is not None:
             if isinstance(request.generator, (list, tuple)):
-                seeds = [_seed_from(g, f"generator[{i}]") for i, g in enumerate(request.generator)]
+                seeds = [seed_from(g, f"generator[{i}]") for i, g in enumerate(request.generator)]
                 model_inputs["row_seeds"] = torch.tensor([seeds], dtype=torch.long)
             else:
-                model_inputs["input_seed"] = torch.tensor([_seed_from(request.generator, "generator")])
+                model_inputs["input_seed"] = torch.tensor([seed_from(request.generator, "generator")])
         model_inputs["prompt"] = request.prompt
         return model_inputs
 
@@ -602,7 +518,7 @@ class NuwaPipeline(Pipeline):
             )
         per_input = num_outputs * num_candidates
         want_pixels = options.get("output_type", "pil") != "tokens"
-        randomness = options.get("_randomness") or _CallRandomness()
+        randomness = options.get("_randomness") or CallRandomness()
         generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if options.get(k) is not None}
         generate_kwargs.setdefault("do_sample", True)
 
@@ -653,7 +569,7 @@ class NuwaPipeline(Pipeline):
         return (spec["frames"] - spec["known_frames"]) * h * w
 
     def _generate_group(self, chunk: dict, spec: dict, per_input: int, generate_kwargs: dict,
-                        randomness: _CallRandomness, options: dict, bar) -> torch.Tensor:
+                        randomness: CallRandomness, options: dict, bar) -> torch.Tensor:
         """Inputs that share one plan -> their rows' visual tokens ``(inputs * per_input, T, h, w)``."""
         device = self.device
         condition = CONDITIONS[spec["condition"]]
@@ -699,7 +615,7 @@ class NuwaPipeline(Pipeline):
             size = rows // len(seeds)
             outputs = []
             for index, seed in enumerate(seeds.tolist()):
-                with _seeded(seed, device):
+                with seeded(seed, device):
                     outputs.append(run(slice(index * size, (index + 1) * size)))
             return torch.cat(outputs)
         with randomness.active(device, options.get("seed"), options.get("generator")):
@@ -808,44 +724,3 @@ def _stack_padded(items: list) -> torch.Tensor:
     for index, item in enumerate(items):
         out[index, :, : item.shape[1]] = item
     return out
-
-
-OPTIONS_DOC = """
-        Options (keyword arguments; defaults for every call can also be given to ``pipeline(...)``):
-            num_outputs_per_input (`int`, defaults to 1): outputs per input (the per-task names of earlier releases,
-                e.g. ``num_images_per_prompt``, still work with a FutureWarning).
-            seed (`int`): makes the call reproducible (torch's global generator is left as it was).
-            generator (`torch.Generator` or a list of them): alternatively, a seed is drawn from it (successive calls
-                differ). A list (diffusers' convention) gives each input, or each output row, its own generator: a
-                batch then gives exactly what one call per input with the same generators gives.
-            do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
-            temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
-                folder's generation_config.json. ``generate_kwargs={...}`` takes the same, as transformers' pipelines.
-            guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
-                sketch more closely); needs a condition. The rules of every option: ``nuwa_hf.pipelines.sampling_options``.
-            scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): an object with
-                ``similarity(samples, texts)`` (e.g. ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a
-                saved scorer, or a callable ``scorer(candidates, prompt) -> scores``.
-            num_candidates (`int`): candidates per output when a scorer is set (default 8).
-            output_type (`str`, defaults to "pil"): "pil" (PIL images / lists of PIL frames), "np" (float32 in [0, 1],
-                (H, W, 3) or (T, H, W, 3)), "pt" (float in [0, 1], (3, H, W) or (T, 3, H, W)), or "tokens" (the VQ-GAN
-                token grid, (h, w) or (T, h, w)).
-            batch_size (`int`, defaults to 8): inputs generated together (rows = inputs x outputs x candidates).
-            num_workers (`int`): DataLoader workers that prepare inputs (transformers' option).
-            allow_large (`bool`, defaults to False): go past the work limits (frames, candidates, outputs per input,
-                memory estimate; see ``nuwa_hf.pipelines.work_limits``) deliberately.
-
-        Inputs may also be request dicts (keys as the arguments above, e.g. ``{"prompt": ..., "image": ...}``), a
-        list of them, a generator, a torch dataset or a 🤗 ``datasets.Dataset`` of such rows: then the pipeline
-        returns an iterator, as transformers' pipelines do.
-
-        Errors: ``ValueError`` (a value out of range; ``WorkLimitError`` past a work limit) or ``TypeError`` (a value of
-        the wrong type, or an argument the task does not take), with a message that names the fix; ``FileNotFoundError``
-        for a missing input file.
-"""
-
-
-def with_options_doc(function):
-    """Append :data:`OPTIONS_DOC` to a task pipeline's ``__call__`` docstring."""
-    function.__doc__ = (function.__doc__ or "").rstrip() + "\n" + OPTIONS_DOC
-    return function

@@ -5,8 +5,9 @@ The sketch is coded by the model's VQ-GAN-Seg into sketch tokens, which the enco
 
 from __future__ import annotations
 
+from .call_options import with_options_doc
 from .inputs import as_sketch_list, one_sketch
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input, with_options_doc
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
 
 
 class NuwaSketchToImagePipeline(NuwaPipeline):

@@ -5,8 +5,9 @@ Every sketch frame is coded by the VQ-GAN-Seg; the encoder reads the sketch toke
 
 from __future__ import annotations
 
+from .call_options import with_options_doc
 from .inputs import as_sketch_list, one_sketch
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input, with_options_doc
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
 
 
 class NuwaSketchToVideoPipeline(NuwaPipeline):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .call_options import with_options_doc
 from .inputs import one_prompt
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, with_options_doc
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest
 
 
 class NuwaTextToImagePipeline(NuwaPipeline):

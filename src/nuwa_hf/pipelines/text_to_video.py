@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .call_options import with_options_doc
 from .inputs import one_prompt
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, with_options_doc
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest
 from .sampling_options import check_count
 
 
