@@ -171,6 +171,12 @@ def test_shipped_remote_code_matches_the_installed_sources(tmp_path):
             f"checkpoints/nuwa-tiny/{name} is stale: re-save the processor with "
             "NuwaProcessor.from_pretrained('checkpoints/nuwa-tiny').save_pretrained('checkpoints/nuwa-tiny')"
         )
+    import json
+
+    from nuwa_hf.models.nuwa.remote_code import custom_pipelines
+
+    config = json.loads((shipped / "config.json").read_text())
+    assert config["custom_pipelines"] == custom_pipelines(), "config.json names the folder's pipeline code"
     for name in write_remote_code(tmp_path):
         assert (shipped / name).read_text() == (tmp_path / name).read_text(), (
             f"checkpoints/nuwa-tiny/{name} is stale: run "

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .. import media
+from ..media import load_image, load_sketch, load_sketch_video, load_video
 
 
 def is_single_text(value: Any) -> bool:
@@ -73,7 +73,7 @@ def _load_image_checked(image: Any, what: str) -> PIL.Image.Image:
         if image.mode in ("RGBA", "LA", "PA"):
             image = image.convert("RGBA").convert("RGB")  # drop the alpha channel
     try:
-        return media.load_image(image)
+        return load_image(image)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{what.capitalize()}: {error}") from None
 
@@ -120,7 +120,7 @@ def _load_video_checked(video: Any, what: str) -> list[PIL.Image.Image]:
     if _looks_like_one_image(video):
         return [_load_image_checked(video, what)]
     try:
-        return media.load_video(video)
+        return load_video(video)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{what.capitalize()}: {error}") from None
 
@@ -128,7 +128,7 @@ def _load_video_checked(video: Any, what: str) -> list[PIL.Image.Image]:
 def as_sketch_list(sketches: Any, video: bool, what: str = "sketch") -> tuple[list[np.ndarray], bool]:
     """Image sketches ``(H, W)`` / video sketches ``(T, H, W)`` (or lists of them) -> (list of int64 arrays, batched)."""
     single_ndim = 3 if video else 2
-    loader = media.load_sketch_video if video else media.load_sketch
+    loader = load_sketch_video if video else load_sketch
 
     def load(item, label):
         try:

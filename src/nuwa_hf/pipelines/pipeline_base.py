@@ -41,7 +41,7 @@ from transformers.generation.streamers import BaseStreamer
 # VQ-GAN, missing processor files): the model raises it while loading, the pipelines and the CLI (exit 3) too.
 from ..models.nuwa.loading_nuwa import NuwaModelFolderError
 from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
-from . import work_limits
+from .work_limits import check_chunk_memory, check_frames, check_rows
 from .regions import region_to_token_mask
 from .call_options import (
     CALL_OPTIONS, GENERATION_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names,
@@ -399,7 +399,7 @@ class NuwaPipeline(Pipeline):
                 f"generator must be a torch.Generator or a list of them (one per input, or one per output row), "
                 f"got {type(generator).__name__}."
             )
-        work_limits.check_rows(options.get(NUM_OUTPUTS) or 1, options.get("num_candidates") or 1,
+        check_rows(options.get(NUM_OUTPUTS) or 1, options.get("num_candidates") or 1,
                                bool(options.get("allow_large")))
         if "scorer" in options and options["scorer"] is not None:
             options["scorer"] = CandidateScorer(options["scorer"])
@@ -427,7 +427,7 @@ class NuwaPipeline(Pipeline):
                 "guidance_scale unset."
             )
         # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
-        work_limits.check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"),
+        check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"),
                                  allow_large)
         h, w = self.token_grid()
         sketch_frames = 0
@@ -597,7 +597,7 @@ class NuwaPipeline(Pipeline):
         if hasattr(self.config, "decoder_layers"):
             guided = kwargs.get("guidance_scale") not in (None, 1.0)
             dtype = self.model.dtype
-            work_limits.check_chunk_memory(
+            check_chunk_memory(
                 self.config, (min(frames, self.max_frames), h, w), rows, guided, device,
                 dtype_bytes=torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4,
                 allow_large=bool(options.get("allow_large")), rows_per_input=per_input,

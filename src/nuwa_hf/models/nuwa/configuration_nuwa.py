@@ -147,6 +147,10 @@ class NuwaConfig(PretrainedConfig):
         kwargs.setdefault("bos_token_id", visual_vocab_size)
         kwargs.setdefault("pad_token_id", visual_vocab_size)
         kwargs.setdefault("is_encoder_decoder", True)
+        if __name__.startswith("nuwa_hf."):
+            # config.json names the folder's pipeline code for trust_remote_code (see remote_code.py); with nuwa_hf
+            # installed the registered pipelines serve, and transformers would otherwise insist on remote code.
+            kwargs.pop("custom_pipelines", None)
         super().__init__(**kwargs)
 
     @property

@@ -472,10 +472,16 @@ class NuwaPreTrainedModel(PreTrainedModel):
         """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
         the folder also loads with ``trust_remote_code=True`` where nuwa_hf is not installed."""
         if write_remote_code:
-            from .remote_code import AUTO_MAP
+            from .remote_code import AUTO_MAP, custom_pipelines
 
             self.config.auto_map = dict(AUTO_MAP)
-        super().save_pretrained(save_directory, *args, **kwargs)
+            # Written to config.json only: a config loaded by the installed package leaves it out (see NuwaConfig),
+            # so transformers.pipeline uses the registered pipelines without trust_remote_code.
+            self.config.custom_pipelines = custom_pipelines()
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.config.__dict__.pop("custom_pipelines", None)
         if kwargs.get("is_main_process", True):
             from .loading_nuwa import write_checksum_manifest
 

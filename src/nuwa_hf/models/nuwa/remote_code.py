@@ -1,8 +1,9 @@
 """Self-contained model code written next to saved weights, so a folder loads where nuwa_hf is not installed.
 
-``save_pretrained`` copies the NUWA configuration, modeling and generation files and the 3DNA operation files
-flat into the folder and records ``auto_map`` in config.json; then
-``AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)`` works without this package. Users who have
+``save_pretrained`` copies the NUWA configuration, modeling and generation files, the 3DNA operation files and the
+eight task pipelines flat into the folder and records ``auto_map`` and ``custom_pipelines`` in config.json; then
+``AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)`` and
+``transformers.pipeline("nuwa-text-to-image", model=folder, trust_remote_code=True)`` work without this package. Users who have
 nuwa_hf installed never need ``trust_remote_code``: importing nuwa_hf registers the classes.
 
 The copied files are this package's own sources, including the VQ-GAN files (the model owns its VQ-GANs), with two
@@ -27,6 +28,53 @@ _MODEL_FILES = ["configuration_nuwa.py", "generation_nuwa.py", "modeling_nuwa.py
 _VQGAN_FILES = ["quantization.py", "modeling_vqgan.py", "modeling_seg_vqgan.py"]
 _OPS_FILES = ["geometry.py", "reference.py", "block_sparse.py", "cpu_inference.py", "window_gather.py",
               "nearby_attention.py", "gpu_kernel.py"]
+
+# The pipelines (one per task, and what they share) are copied too, so transformers.pipeline(task, model=folder,
+# trust_remote_code=True) works where nuwa_hf is not installed. Flat names: pipelines/x.py -> pipeline_x.py.
+_PIPELINE_FILES = ["pipeline_base.py", "inputs.py", "regions.py", "reranking.py", "call_options.py", "randomness.py",
+                   "sampling_options.py", "work_limits.py", "text_to_image.py", "text_to_video.py",
+                   "video_prediction.py", "sketch_to_image.py", "image_completion.py", "image_manipulation.py",
+                   "sketch_to_video.py", "video_manipulation.py"]
+# nuwa_hf/x.py -> flat name (media reads videos with data/video_decoding.py, which resizes with frame_resizing.py)
+_PACKAGE_FILES = {"media.py": "nuwa_media.py", "tasks.py": "nuwa_tasks.py",
+                  "data/video_decoding.py": "nuwa_video_decoding.py", "data/frame_resizing.py": "nuwa_frame_resizing.py"}
+_PIPELINES_DIR = _HERE if _FLAT else _HERE.parents[1] / "pipelines"
+_PACKAGE_DIR = _HERE if _FLAT else _HERE.parents[1]
+# Task name -> its pipeline class (the task table in nuwa_hf/tasks.py names the same classes; the test checks it).
+PIPELINE_CLASSES = {
+    "nuwa-text-to-image": "NuwaTextToImagePipeline", "nuwa-text-to-video": "NuwaTextToVideoPipeline",
+    "nuwa-video-prediction": "NuwaVideoPredictionPipeline", "nuwa-sketch-to-image": "NuwaSketchToImagePipeline",
+    "nuwa-image-completion": "NuwaImageCompletionPipeline", "nuwa-image-manipulation": "NuwaImageManipulationPipeline",
+    "nuwa-sketch-to-video": "NuwaSketchToVideoPipeline", "nuwa-video-manipulation": "NuwaVideoManipulationPipeline",
+}
+
+
+def _flat_pipeline_name(name: str) -> str:
+    return name if name == "pipeline_base.py" else f"pipeline_{name}"
+
+
+def custom_pipelines() -> dict:
+    """config.json's ``custom_pipelines``: where transformers.pipeline finds each task's class in the folder."""
+    return {
+        task: {"impl": f"{_flat_pipeline_name(task[len('nuwa-'):].replace('-', '_') + '.py')[:-3]}.{cls}",
+               "pt": ["AutoModelForSeq2SeqLM"], "tf": [], "type": "multimodal"}
+        for task, cls in PIPELINE_CLASSES.items()
+    }
+
+
+def _flat_pipeline_source(text: str) -> str:
+    """Package imports of a pipeline file -> imports of the flat copies beside it."""
+    text = (text.replace("from ..media import", "from .nuwa_media import")
+            .replace("from .data.video_decoding import", "from .nuwa_video_decoding import")
+            .replace("from .frame_resizing import", "from .nuwa_frame_resizing import")
+            .replace("from ..tasks import", "from .nuwa_tasks import")
+            .replace("from ..models.nuwa.loading_nuwa import", "from .loading_nuwa import")
+            .replace("from ..processing import", "from .processing_nuwa import"))
+    for name in _PIPELINE_FILES:
+        module = name[:-3]
+        text = text.replace(f"from .{module} import", f"from .{_flat_pipeline_name(name)[:-3]} import")
+    return text
+
 
 AUTO_MAP = {
     "AutoConfig": "configuration_nuwa.NuwaConfig",
@@ -58,6 +106,15 @@ def write_remote_code(folder: str | os.PathLike) -> list[str]:
     for name in _OPS_FILES:
         _write_atomic(folder / name, (_OPS_DIR / name).read_text())
         written.append(name)
+    for name in _PIPELINE_FILES:
+        flat = _flat_pipeline_name(name)
+        text = (_PIPELINES_DIR / (flat if _FLAT else name)).read_text()
+        _write_atomic(folder / flat, text if _FLAT else _flat_pipeline_source(text))
+        written.append(flat)
+    for name, flat in _PACKAGE_FILES.items():
+        text = (_PACKAGE_DIR / (flat if _FLAT else name)).read_text()
+        _write_atomic(folder / flat, text if _FLAT else _flat_pipeline_source(text))
+        written.append(flat)
     _write_atomic(folder / "nuwa_ops.py", (_OPS_DIR / ("nuwa_ops.py" if _FLAT else "__init__.py")).read_text())
     _write_atomic(folder / "remote_code.py", (_HERE / "remote_code.py").read_text())
     written += ["nuwa_ops.py", "remote_code.py"]

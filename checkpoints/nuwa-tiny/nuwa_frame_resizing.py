@@ -1,0 +1,36 @@
+"""Bringing user images, video frames and sketches to one size: centre-crop to the target aspect, then resize."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+
+def normalize_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``None``, an int side, or ``(height, width)`` -> ``(height, width)`` or ``None``."""
+    if size is None:
+        return None
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise ValueError(f"size must be a positive int or (height, width), got {size!r}.")
+    return int(size[0]), int(size[1])
+
+
+def fit(image: Image.Image, size: tuple[int, int] | None, resample: Image.Resampling) -> Image.Image:
+    """Centre-crop ``image`` to the aspect ratio of ``size`` (height, width), then resize to it.
+
+    ``resample`` must be ``Image.Resampling.NEAREST`` for class-index sketches (no interpolated, invalid classes).
+    """
+    if size is None or image.size == (size[1], size[0]):
+        return image
+    height, width = size
+    source_width, source_height = image.size
+    # The largest centred box with the target aspect ratio.
+    if source_width * height > source_height * width:
+        crop_width, crop_height = round(source_height * width / height), source_height
+    else:
+        crop_width, crop_height = source_width, round(source_width * height / width)
+    left, top = (source_width - crop_width) // 2, (source_height - crop_height) // 2
+    box = (left, top, left + crop_width, top + crop_height)
+    return image.resize((width, height), resample, box=box)

@@ -1,0 +1,513 @@
+"""Images and videos in and out of nuwa-hf: PNG, GIF (Pillow), MP4 (PyAV when installed), sketches as class maps.
+
+Writing is atomic: every file is written to a temporary file in the destination folder, then moved onto its name with
+``os.replace``, so a reader never sees half a file, even when the writer is killed midway.
+
+    >>> from nuwa_hf.media import save_image, save_video, load_video
+    >>> save_image(image, "out/cat.png")
+    >>> save_video(frames, "out/clip.gif", fps=4)          # .gif through Pillow
+    >>> save_video(frames, "out/clip.mp4", fps=4)          # .mp4 through PyAV (pip install av)
+    >>> frames = load_video("clip.mp4")                    # list of RGB PIL images (GIF, MP4, AVI, a folder of PNGs)
+
+Conditions:
+
+- images: a path or a PIL image or an array ``(H, W[, C])`` -> RGB ``PIL.Image``;
+- videos: a file (GIF through Pillow; MP4 / AVI / MKV / WebM through PyAV), a folder of frame images (sorted by name),
+  a ``.npy`` array ``(T, H, W[, 3])``, a list of frames, or an array -> list of RGB ``PIL.Image``;
+- sketches (segmentation maps): class-index maps. A PNG/GIF in mode ``L``/``P``/``I`` whose pixel values are class ids,
+  a ``.npy`` integer array, or an array ``(H, W)`` -> ``np.int64 (H, W)``; video sketches: a GIF in mode ``P``, a
+  ``.npy`` ``(T, H, W)`` array, a folder of maps or a list -> ``np.int64 (T, H, W)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import PIL.Image
+
+PathLike = Union[str, os.PathLike]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+PYAV_VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_SUFFIXES = (".gif",) + PYAV_VIDEO_SUFFIXES
+SKETCH_IMAGE_MODES = ("L", "P", "I", "I;16", "1")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (``os.replace``), else it is removed.
+
+    Example:
+        >>> with atomic_output("out/a.png") as temporary:
+        ...     image.save(temporary, format="PNG")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write UTF-8 text to ``path`` atomically; returns the path."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Converting what users hand us
+
+
+def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
+    """A PIL image, an array ``(H, W)``, ``(H, W, 3|4)`` or ``(3|4, H, W)`` (uint8, or floats in [0, 1]) -> RGB PIL.
+
+    Raises:
+        TypeError / ValueError naming ``what`` when the input is not an image.
+    """
+    if isinstance(image, PIL.Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    if _is_tensor(image):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"The {what} must be a PIL image, a numpy array or a torch tensor, got {type(image).__name__}."
+        )
+    array = image
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"The {what} has shape {array.shape}; an image is (H, W), (H, W, 3) or (H, W, 4) (channels last or first)."
+        )
+    if array.size == 0:
+        raise ValueError(f"The {what} is empty (shape {array.shape}): give an image with at least one pixel.")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"The {what} has dtype {array.dtype}; image pixels are uint8 in [0, 255], floats in [0, 1] or booleans."
+        )
+    if array.dtype.kind in "iu" and (array.min() < 0 or array.max() > 255):
+        raise ValueError(
+            f"The {what} holds integer pixels in [{array.min()}, {array.max()}], outside 0..255: scale it to 0..255 "
+            "(e.g. 16-bit images: `array // 257`) or to floats in [0, 1]; values are never clipped in silence."
+        )
+    if np.issubdtype(array.dtype, np.floating):
+        _require_finite(array, what)
+        if array.size and (array.min() < -1e-3 or array.max() > 1 + 1e-3):
+            raise ValueError(
+                f"The {what} is a float array with values in [{array.min():.3g}, {array.max():.3g}]; float images must "
+                "lie in [0, 1] (or pass uint8 pixels in [0, 255])."
+            )
+        array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    elif array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    else:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return PIL.Image.fromarray(array).convert("RGB")
+
+
+def _require_finite(array: np.ndarray, what: str) -> None:
+    """NaN or infinite values are an error (they would silently become black pixels or class 0)."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise ValueError(
+            f"The {what} holds {bad} NaN or infinite value(s) out of {array.size}: fix or replace them (e.g. "
+            "np.nan_to_num) before passing it; they would otherwise silently become black pixels."
+        )
+
+
+def _is_tensor(value: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency of the package
+        return False
+    return isinstance(value, torch.Tensor)
+
+
+def _as_path(value: Any) -> Path | None:
+    if isinstance(value, (str, os.PathLike)):
+        if not os.fspath(value).strip():
+            raise ValueError("Got an empty path: give the file to read.")
+        return Path(value)
+    return None
+
+
+def _require_file(path: Path, what: str) -> None:
+    _require_existing(path, what)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not an {what} file: give the file itself." if what[0] in "aeiou"
+                         else f"{str(path)!r} is a folder, not a {what} file: give the file itself.")
+
+
+def _require_existing(path: Path, what: str) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"The {what} file {str(path)!r} does not exist; check the path.")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading conditions
+
+
+def load_image(source: Any) -> PIL.Image.Image:
+    """Read an image condition: a path (PNG, JPEG, ... the first frame of a GIF) or an in-memory image -> RGB PIL."""
+    path = _as_path(source)
+    if path is None:
+        return to_pil_image(source)
+    _require_file(path, "image")
+    try:
+        with PIL.Image.open(path) as opened:
+            return opened.convert("RGB")
+    except PIL.UnidentifiedImageError:
+        raise ValueError(f"{str(path)!r} is not an image Pillow can read (PNG, JPEG, BMP, WebP, GIF, ...).") from None
+
+
+def _gif_frames(path: Path, mode: str | None = "RGB") -> list[PIL.Image.Image]:
+    frames = []
+    with PIL.Image.open(path) as gif:
+        for index in range(getattr(gif, "n_frames", 1)):
+            gif.seek(index)
+            frames.append(gif.convert(mode) if mode else gif.copy())
+    return frames
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + (".gif",) and p.is_file())
+
+
+def load_video(source: Any, num_frames: int | None = None) -> list[PIL.Image.Image]:
+    """Read a video condition as a list of RGB PIL frames.
+
+    Args:
+        source: a GIF (Pillow), an MP4 / AVI / MKV / WebM / MOV file (PyAV), a folder of frame images (sorted by name),
+            a ``.npy`` array ``(T, H, W[, 3])``, a list of frames (PIL images or arrays), or an array ``(T, H, W[, 3])``.
+        num_frames: keep only the first ``num_frames`` frames (``None``: all).
+
+    Raises:
+        ValueError: a video with no frames, an unreadable file, or a ``num_frames`` below 1.
+    """
+    if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
+        raise ValueError(f"num_frames must be a positive int or None, got {num_frames!r}.")
+    path = _as_path(source)
+    name = repr(str(path)) if path is not None else "The video"
+    if path is not None:
+        _require_existing(path, "video")
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            frames = [load_image(p) for p in _frame_files(path)]
+        elif suffix == ".gif":
+            frames = _gif_frames(path)
+        elif suffix == ".npy":
+            frames = [to_pil_image(f, f"frame {i} of {path.name}") for i, f in enumerate(np.load(path))]
+        elif suffix in PYAV_VIDEO_SUFFIXES:
+            from .nuwa_video_decoding import decode_video
+
+            try:
+                frames = [PIL.Image.fromarray(f) for f in decode_video(str(path), num_frames=None)]
+            except ImportError as error:
+                raise ImportError(f"Reading {path.name} needs PyAV: pip install 'av>=14' (or read a GIF).") from error
+        elif suffix in IMAGE_SUFFIXES:
+            frames = [load_image(path)]
+        else:
+            raise ValueError(
+                f"Cannot read {path.name!r} as a video: use a GIF, one of {', '.join(PYAV_VIDEO_SUFFIXES)} (PyAV), a "
+                "folder of frame images or a .npy array (T, H, W, 3)."
+            )
+    elif isinstance(source, PIL.Image.Image):
+        frames = [source.convert("RGB")]
+    elif isinstance(source, (np.ndarray,)) or _is_tensor(source):
+        array = source.detach().cpu().numpy() if _is_tensor(source) else source
+        if array.ndim not in (3, 4):
+            raise ValueError(f"A video array must be (T, H, W) or (T, H, W, 3) (or (T, 3, H, W)), got shape {array.shape}.")
+        frames = [to_pil_image(f, f"frame {i} of the video") for i, f in enumerate(array)]
+    elif isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
+        frames = [to_pil_image(f, f"frame {i} of the video") for i, f in enumerate(source)]
+    else:
+        raise TypeError(
+            f"A video must be a file path, a folder of frames, a list of frames or an array (T, H, W, 3); got "
+            f"{type(source).__name__}."
+        )
+    if not frames:
+        raise ValueError(f"{name} has no frames: give a video with at least one frame.")
+    sizes = sorted({frame.size for frame in frames})
+    if len(sizes) > 1:
+        raise ValueError(
+            f"The frames of {name if path is not None else 'the video'} have different sizes {sizes} (width, height): a "
+            "video's frames must share one size. Resize them to one size first; frames are never resized one by one."
+        )
+    return frames[:num_frames] if num_frames is not None else frames
+
+
+def _class_map_from_image(image: PIL.Image.Image, what: str) -> np.ndarray:
+    if image.mode not in SKETCH_IMAGE_MODES:
+        raise ValueError(
+            f"The {what} is a PIL image in mode {image.mode!r}; a sketch is a class-index map whose pixel values are class "
+            "ids: an image in mode 'L', 'P' or 'I' (e.g. `Image.fromarray(class_ids.astype('uint8'))`), or an integer "
+            "array (H, W). Map the colours of an RGB drawing to class ids first."
+        )
+    return np.asarray(image).astype(np.int64)
+
+
+def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
+    """A class-index map given as an array / tensor ``(H, W)`` or a PIL image in mode L/P/I -> ``np.int64 (H, W)``."""
+    if isinstance(sketch, PIL.Image.Image):
+        return _class_map_from_image(sketch, what)
+    if _is_tensor(sketch):
+        sketch = sketch.detach().cpu().numpy()
+    if not isinstance(sketch, np.ndarray):
+        raise TypeError(f"The {what} must be a class-index map (integer array or PIL image), got {type(sketch).__name__}.")
+    array = sketch
+    if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
+        array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
+    if array.ndim != 2:
+        raise ValueError(f"The {what} must be a 2-D class-index map (H, W), got shape {array.shape}.")
+    if array.size == 0:
+        raise ValueError(f"The {what} is empty (shape {array.shape}): give a class-index map with at least one pixel.")
+    if np.issubdtype(array.dtype, np.floating):
+        _require_finite(array, what)
+        if not np.all(np.equal(np.mod(array, 1), 0)):
+            raise ValueError(f"The {what} holds non-integer values; a sketch holds integer class ids.")
+    elif not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+        raise TypeError(f"The {what} must hold integer class ids, got dtype {array.dtype}.")
+    if array.size and array.min() < 0:
+        raise ValueError(f"The {what} holds negative class ids ({int(array.min())}); class ids start at 0.")
+    return array.astype(np.int64)
+
+
+def load_sketch(source: Any) -> np.ndarray:
+    """Read an image sketch (segmentation map) as class ids ``np.int64 (H, W)``: a PNG in mode L/P/I, a ``.npy``
+    integer array, or an in-memory map (array, tensor, PIL image)."""
+    path = _as_path(source)
+    if path is None:
+        return to_class_map(source)
+    _require_file(path, "sketch")
+    if path.suffix.lower() == ".npy":
+        return to_class_map(np.load(path), f"sketch {path.name}")
+    try:
+        with PIL.Image.open(path) as opened:
+            return _class_map_from_image(opened, f"sketch {path.name}")
+    except PIL.UnidentifiedImageError:
+        raise ValueError(f"{str(path)!r} is not a sketch Pillow can read: use a PNG in mode L/P or a .npy array.") from None
+
+
+def load_sketch_video(source: Any) -> np.ndarray:
+    """Read a video sketch as class ids ``np.int64 (T, H, W)``: a ``.npy`` array ``(T, H, W)``, a GIF in mode P (palette
+    indices are the class ids), a folder of sketch images (sorted by name), a list of maps or an array."""
+    path = _as_path(source)
+    if path is not None:
+        _require_existing(path, "video sketch")
+        if path.is_dir():
+            maps = [load_sketch(p) for p in _frame_files(path)]
+        elif path.suffix.lower() == ".npy":
+            array = np.load(path)
+            if array.ndim == 2:
+                array = array[None]
+            maps = [to_class_map(m, f"frame {i} of {path.name}") for i, m in enumerate(array)]
+        elif path.suffix.lower() == ".gif":
+            maps = [_class_map_from_image(f, f"frame {i} of {path.name}") for i, f in enumerate(_gif_frames(path, None))]
+        else:
+            maps = [load_sketch(path)]
+    elif isinstance(source, np.ndarray) or _is_tensor(source):
+        array = source.detach().cpu().numpy() if _is_tensor(source) else source
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3:
+            raise ValueError(f"A video sketch array must be (T, H, W), got shape {array.shape}.")
+        maps = [to_class_map(m, f"frame {i} of the video sketch") for i, m in enumerate(array)]
+    elif isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
+        maps = [to_class_map(m, f"frame {i} of the video sketch") for i, m in enumerate(source)]
+    else:
+        raise TypeError(f"A video sketch must be a path, a list of class maps or an array (T, H, W), got {type(source).__name__}.")
+    if not maps:
+        raise ValueError("The video sketch has no frames: give at least one class map.")
+    shapes = {m.shape for m in maps}
+    if len(shapes) > 1:
+        raise ValueError(f"The frames of a video sketch must share one size, got {sorted(shapes)}.")
+    return np.stack(maps)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Writing results
+
+
+def _frames_as_pil(frames: Any) -> list[PIL.Image.Image]:
+    if isinstance(frames, PIL.Image.Image):
+        return [frames.convert("RGB")]
+    if isinstance(frames, np.ndarray) or _is_tensor(frames):
+        array = frames.detach().cpu().numpy() if _is_tensor(frames) else frames
+        if array.ndim == 3 and array.shape[-1] not in (3, 4):
+            return [to_pil_image(f, f"frame {i}") for i, f in enumerate(array)]
+        if array.ndim == 4:
+            return [to_pil_image(f, f"frame {i}") for i, f in enumerate(array)]
+        return [to_pil_image(array)]
+    frames = list(frames)
+    if not frames:
+        raise ValueError("There are no frames to write: a video needs at least one frame.")
+    return [to_pil_image(f, f"frame {i}") for i, f in enumerate(frames)]
+
+
+# Frames per second a GIF / MP4 can be written with: GIF stores a frame's duration in hundredths of a second as a 16-bit
+# number (at most 655 s, so at least ~0.0015 fps) and shows at most 50 frames per second; MP4 keeps the rate as a
+# fraction with a denominator of at most 1000. The range leaves margin on both sides.
+FPS_RANGE = (0.01, 240.0)
+
+
+def check_fps(fps: Any) -> float:
+    """``fps`` must be a finite number in :data:`FPS_RANGE`; returns it as a float."""
+    low, high = FPS_RANGE
+    if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fps must be a number between {low} and {high} (frames per second), got {fps!r}.")
+    if not (math.isfinite(float(fps)) and low <= float(fps) <= high):
+        raise ValueError(f"fps must be a number between {low} and {high} (frames per second), got {fps!r}.")
+    return float(fps)
+
+
+_check_fps = check_fps
+
+
+def save_image(image: Any, path: PathLike, upscale: int = 1) -> Path:
+    """Write one image as PNG (or whatever the suffix says), atomically.
+
+    Args:
+        image: a PIL image or an array (see :func:`to_pil_image`).
+        path: destination file; folders are created.
+        upscale: enlarge by this integer factor with nearest-neighbour (tiny 32x32 outputs are easier to look at).
+    """
+    image = to_pil_image(image)
+    image = _upscaled(image, upscale)
+    path = Path(path)
+    file_format = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
+    with atomic_output(path) as temporary:
+        image.save(temporary, format=file_format)
+    return path
+
+
+def _upscaled(image: PIL.Image.Image, upscale: int) -> PIL.Image.Image:
+    if not isinstance(upscale, int) or upscale < 1:
+        raise ValueError(f"upscale must be a positive int, got {upscale!r}.")
+    if upscale == 1:
+        return image
+    return image.resize((image.width * upscale, image.height * upscale), PIL.Image.NEAREST)
+
+
+def save_gif(frames: Any, path: PathLike, fps: float = 4.0, loop: bool = True, upscale: int = 1) -> Path:
+    """Write frames as an animated GIF through Pillow, atomically (``fps`` frames per second, looping by default)."""
+    fps = _check_fps(fps)
+    images = [_upscaled(f, upscale) for f in _frames_as_pil(frames)]
+    with atomic_output(path) as temporary:
+        images[0].save(
+            temporary, format="GIF", save_all=True, append_images=images[1:], duration=max(int(round(1000 / fps)), 20),
+            loop=0 if loop else 1, optimize=False, disposal=2,
+        )
+    return Path(path)
+
+
+def mp4_available() -> bool:
+    """True when PyAV (with its bundled FFmpeg) is importable, i.e. :func:`save_mp4` can write H.264 MP4."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def save_mp4(frames: Any, path: PathLike, fps: float = 4.0, upscale: int = 1) -> Path:
+    """Write frames as an H.264 MP4 through PyAV, atomically. Sides are padded to even sizes (yuv420p needs them).
+
+    Raises:
+        ImportError: PyAV is not installed (``pip install av``); write a GIF instead.
+    """
+    fps = _check_fps(fps)
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError("Writing MP4 needs PyAV: pip install 'av>=14' (or nuwa-hf[video]); GIF works without it.") from error
+    from fractions import Fraction
+
+    images = [_upscaled(f, upscale) for f in _frames_as_pil(frames)]
+    width, height = images[0].size
+    even_width, even_height = width + width % 2, height + height % 2
+    rate = Fraction(fps).limit_denominator(1000)
+    with atomic_output(path) as temporary:
+        with av.open(str(temporary), mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = even_width, even_height, "yuv420p"
+            stream.options = {"crf": "18", "preset": "veryfast"}
+            for image in images:
+                if image.size != (width, height):
+                    raise ValueError(f"All frames must share one size; got {image.size} after {(width, height)}.")
+                canvas = PIL.Image.new("RGB", (even_width, even_height))
+                canvas.paste(image, (0, 0))
+                for packet in stream.encode(av.VideoFrame.from_image(canvas)):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    return Path(path)
+
+
+def save_video(frames: Any, path: PathLike, fps: float = 4.0, upscale: int = 1) -> Path:
+    """Write frames to ``path`` by its suffix: ``.gif`` (Pillow), ``.mp4`` (PyAV), or ``.png`` (a horizontal strip)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gif":
+        return save_gif(frames, path, fps=fps, upscale=upscale)
+    if suffix == ".mp4":
+        return save_mp4(frames, path, fps=fps, upscale=upscale)
+    if suffix == ".png":
+        return save_image(frame_strip(frames), path, upscale=upscale)
+    raise ValueError(f"Cannot write a video as {suffix or 'a file without suffix'}: use .gif, .mp4 or .png (a strip).")
+
+
+def frame_strip(frames: Any, gap: int = 2) -> PIL.Image.Image:
+    """The frames side by side in one image (with a ``gap``-pixel white margin between them)."""
+    images = _frames_as_pil(frames)
+    width, height = images[0].size
+    strip = PIL.Image.new("RGB", (len(images) * width + (len(images) - 1) * gap, height), (255, 255, 255))
+    for index, image in enumerate(images):
+        strip.paste(image, (index * (width + gap), 0))
+    return strip
+
+
+def sketch_to_image(class_map: Any, num_classes: int | None = None) -> PIL.Image.Image:
+    """A class-index map -> an RGB picture with one fixed colour per class (class 0 black), for looking at sketches."""
+    array = to_class_map(class_map)
+    palette = _class_palette(max(int(array.max()) + 1 if array.size else 1, num_classes or 0))
+    return PIL.Image.fromarray(palette[array])
+
+
+def _class_palette(num_classes: int) -> np.ndarray:
+    import colorsys
+
+    colours = [(0, 0, 0)]
+    for index in range(1, max(num_classes, 1)):
+        hue = (index * 0.618033988749895) % 1.0
+        red, green, blue = colorsys.hls_to_rgb(hue, 0.5, 0.8)
+        colours.append((int(red * 255), int(green * 255), int(blue * 255)))
+    return np.array(colours, dtype=np.uint8)

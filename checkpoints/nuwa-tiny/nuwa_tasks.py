@@ -1,0 +1,109 @@
+"""The eight NUWA tasks of the paper, in one place.
+
+Everything that names a task reads this table: the pipelines (task names, classes, registration), the CLI, the
+diffusers-style entry point, the training mixture (the five trainable tasks), the demo page and the evaluation.
+
+| code | pipeline task               | condition | output | trained in     | pipeline inputs (required; optional)   |
+|------|-----------------------------|-----------|--------|----------------|----------------------------------------|
+| T2I  | nuwa-text-to-image          | text      | image  | pre-training   | prompt                                 |
+| T2V  | nuwa-text-to-video          | text      | video  | pre-training   | prompt                                 |
+| V2V  | nuwa-video-prediction       | none      | video  | pre-training   | video                                  |
+| S2I  | nuwa-sketch-to-image        | sketch    | image  | fine-tuning    | sketch                                 |
+| I2I  | nuwa-image-completion       | none      | image  | zero-shot      | image; mask, prompt                    |
+| TI2I | nuwa-image-manipulation     | text      | image  | zero-shot      | image, prompt, mask                    |
+| S2V  | nuwa-sketch-to-video        | sketch    | video  | fine-tuning    | sketch_video                           |
+| TV2V | nuwa-video-manipulation     | text      | video  | zero-shot      | video, prompt                          |
+
+The zero-shot tasks need no training of their own: they reuse a model trained on the other five by teacher-forcing
+the known tokens at generation time (section 3.4 of the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+
+@dataclass(frozen=True)
+class NuwaTaskInfo:
+    """One task of the paper.
+
+    Attributes:
+        code: the paper's short code ("T2I"); ``code.lower()`` ("t2i") names the trainable tasks in training.
+        name: the transformers pipeline task ("nuwa-text-to-image").
+        title: a human title ("Text-to-image").
+        condition: what the encoder reads: "text", "sketch" or "none" (the constant "None" condition).
+        visual: what the decoder generates: "image" or "video".
+        stage: "pretraining" or "finetuning" (how the paper trains it), or "zero-shot".
+        pipeline_class: the class name in ``nuwa_hf.pipelines``.
+        inputs: the pipeline's required input arguments, in call order.
+        optional_inputs: inputs the pipeline also takes.
+        description: one line for help texts.
+    """
+
+    code: str
+    name: str
+    title: str
+    condition: str
+    visual: str
+    stage: str
+    pipeline_class: str
+    inputs: Tuple[str, ...]
+    optional_inputs: Tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def trainable(self) -> bool:
+        return self.stage != "zero-shot"
+
+    @property
+    def makes_video(self) -> bool:
+        return self.visual == "video"
+
+
+TASKS: Tuple[NuwaTaskInfo, ...] = (
+    NuwaTaskInfo("T2I", "nuwa-text-to-image", "Text-to-image", "text", "image", "pretraining",
+                 "NuwaTextToImagePipeline", ("prompt",), description="text-to-image"),
+    NuwaTaskInfo("T2V", "nuwa-text-to-video", "Text-to-video", "text", "video", "pretraining",
+                 "NuwaTextToVideoPipeline", ("prompt",), description="text-to-video"),
+    NuwaTaskInfo("V2V", "nuwa-video-prediction", "Video prediction", "none", "video", "pretraining",
+                 "NuwaVideoPredictionPipeline", ("video",),
+                 description="video prediction (the 'None' condition; frames teacher-forced)"),
+    NuwaTaskInfo("S2I", "nuwa-sketch-to-image", "Sketch-to-image", "sketch", "image", "finetuning",
+                 "NuwaSketchToImagePipeline", ("sketch",), description="sketch-to-image (segmentation map)"),
+    NuwaTaskInfo("I2I", "nuwa-image-completion", "Image completion", "none", "image", "zero-shot",
+                 "NuwaImageCompletionPipeline", ("image",), ("mask", "prompt"),
+                 description="image completion (zero-shot)"),
+    NuwaTaskInfo("TI2I", "nuwa-image-manipulation", "Text-guided image manipulation", "text", "image", "zero-shot",
+                 "NuwaImageManipulationPipeline", ("image", "prompt", "mask"),
+                 description="text-guided image manipulation (zero-shot)"),
+    NuwaTaskInfo("S2V", "nuwa-sketch-to-video", "Sketch-to-video", "sketch", "video", "finetuning",
+                 "NuwaSketchToVideoPipeline", ("sketch_video",),
+                 description="sketch-to-video (a segmentation map per frame)"),
+    NuwaTaskInfo("TV2V", "nuwa-video-manipulation", "Text-guided video manipulation", "text", "video", "zero-shot",
+                 "NuwaVideoManipulationPipeline", ("video", "prompt"),
+                 description="text-guided video manipulation (zero-shot)"),
+)
+
+TASK_NAMES: Tuple[str, ...] = tuple(task.name for task in TASKS)
+TASK_CODES = {task.code: task.name for task in TASKS}
+TASK_CODE_OF = {task.name: task.code for task in TASKS}
+
+
+def get_task_info(task: str) -> NuwaTaskInfo:
+    """The task named by a pipeline name (``"nuwa-text-to-video"``), a name without the prefix (``"text-to-video"``)
+    or a paper code in any case (``"T2V"``, ``"t2v"``).
+
+    Raises:
+        TypeError: ``task`` is not a string.
+        ValueError: an unknown task, listing the known ones.
+    """
+    if not isinstance(task, str):
+        raise TypeError(f"A task is a string such as 'nuwa-text-to-image' or 'T2I', got {type(task).__name__}.")
+    key = task.strip()
+    for info in TASKS:
+        if key.upper() == info.code or key in (info.name, info.name[len("nuwa-"):]):
+            return info
+    raise ValueError(
+        f"Unknown task {task!r}. Choose one of: {', '.join(TASK_NAMES)} (or the paper's codes {', '.join(TASK_CODES)})."
+    )

@@ -1,0 +1,726 @@
+"""What the eight NUWA pipelines share: transformers' ``Pipeline`` steps for a VQ-token generator.
+
+A NUWA pipeline is a ``transformers.Pipeline``: its ``__call__`` is transformers' own, so one input gives one output, a
+list gives a list, and datasets, generators, ``batch_size`` and ``num_workers`` work as in every transformers
+pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and how the decoder is driven for it
+(:class:`DecodingPlan`); the three steps are here:
+
+1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt -> text ids ``(1, L)``, given
+   images / frames -> ``pixel_values (1, F, 3, H, W)``, sketches -> ``sketch_maps (1, T, H, W)``, a region (a mask,
+   a box, or a shortcut such as ``"bottom half"``) -> a boolean token mask, and the plan as a small integer tensor;
+2. **_forward** (a batch of inputs, on the model's device): the VQ-GANs code the given pixels and sketches, then
+   ``model.generate`` samples ``num_outputs_per_input x num_candidates`` rows per input, with constrained decoding
+   for the zero-shot tasks (known tokens are teacher-forced, only masked positions are sampled) and a sliding window
+   (``generate_long_video``) when more frames are asked than the model was trained on; with a scorer, the best
+   candidates are kept (the paper keeps the best of 60 by CLIP); the VQ-GAN decodes the kept tokens to pixels;
+3. **postprocess** (one input): pixels -> PIL images / frame lists, numpy or torch arrays, or the tokens themselves.
+
+Inputs of a batch are grouped by their plan (task condition, grid, known frames) inside ``_forward``, so one batch may
+mix videos of different lengths; every input is generated as if it were alone, except that rows sampled together
+share one random stream (give ``generator=`` a list, one per input, for results that do not depend on the batch).
+
+One model folder (or Hub repo id) holds everything: the NUWA weights and config at its root, with the VQ-GAN (and,
+for sketch tasks, the VQ-GAN-Seg) inside the model, and the processor files (tokenizer + image processor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import types
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import PIL.Image
+import torch
+from transformers import Pipeline
+from transformers.generation.streamers import BaseStreamer
+
+# One error type for every model-folder problem (missing or damaged files, another model type, a model without its
+# VQ-GAN, missing processor files): the model raises it while loading, the pipelines and the CLI (exit 3) too.
+from .loading_nuwa import NuwaModelFolderError
+from .nuwa_tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
+from .pipeline_work_limits import check_chunk_memory, check_frames, check_rows
+from .pipeline_regions import region_to_token_mask
+from .pipeline_call_options import (
+    CALL_OPTIONS, GENERATION_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names,
+)
+from .pipeline_randomness import CallRandomness, seed_from, seeded
+from .pipeline_reranking import CandidateScorer
+from .pipeline_sampling_options import check_batch_size, check_count, check_sampling_options
+
+
+def resolve_task_name(task: str) -> str:
+    """``"text-to-video"``, ``"nuwa-text-to-video"`` or ``"T2V"`` -> ``"nuwa-text-to-video"``.
+
+    Raises:
+        ValueError: an unknown task, listing the known ones.
+    """
+    return get_task_info(task).name
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading the processor; checking the model's VQ-GANs
+
+
+def load_nuwa_processor(name_or_path: str | os.PathLike, **hub_kwargs):
+    """Load ``NuwaProcessor`` (tokenizer + image processor) from a model folder or repo id."""
+    from .processing_nuwa import NuwaProcessor
+
+    try:
+        return NuwaProcessor.from_pretrained(name_or_path, **hub_kwargs)
+    except (OSError, ValueError) as error:
+        raise NuwaModelFolderError(
+            f"Could not load the NUWA processor from {str(name_or_path)!r} ({error}). A NUWA model folder holds the "
+            "processor files next to config.json: save them with `processor.save_pretrained(folder)`."
+        ) from error
+
+
+def check_visual_tokenizers(model, where: Any, needs_sketch_vqgan: bool) -> None:
+    """Raise :class:`NuwaModelFolderError` naming the fix when the model lacks the VQ-GAN or the VQ-GAN-Seg."""
+    where = f"The model {str(where)!r}" if where else "The model"
+    if getattr(model, "vqgan", None) is None:
+        raise NuwaModelFolderError(
+            f"{where} has no VQ-GAN (config.vqgan_config is None): NUWA needs its visual tokenizer. Attach the one it "
+            "was trained with, `model.set_visual_tokenizers(vqgan=NuwaVQGAN.from_pretrained(...))`, and save the model "
+            "again."
+        )
+    if needs_sketch_vqgan and getattr(model, "sketch_vqgan", None) is None:
+        raise NuwaModelFolderError(
+            f"{where} has no sketch VQ-GAN (config.sketch_vqgan_config is None): sketch tasks need a NuwaSegVQGAN. "
+            "Attach it with `model.set_visual_tokenizers(sketch_vqgan=...)`, or use a model trained for sketches."
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One input, normalised, and how the decoder runs for it
+
+
+@dataclass
+class NuwaRequest:
+    """One input of a pipeline call, normalised.
+
+    prompt: the text condition (or None). image: RGB PIL image. video: list of RGB PIL frames. sketch: class ids
+    ``(H, W)`` or ``(T, H, W)``. region: what to regenerate in ``image`` (mask / box / shortcut, see
+    :func:`~nuwa_hf.pipelines.regions.region_to_token_mask`). generator: a ``torch.Generator`` for this input's
+    outputs, or a list with one per output row (diffusers' convention; ``generator=[...]`` of a call lands here).
+    """
+
+    prompt: Optional[str] = None
+    image: Optional[PIL.Image.Image] = None
+    video: Optional[list] = None
+    sketch: Optional[np.ndarray] = None
+    region: Any = None
+    generator: Any = None
+
+
+@dataclass
+class DecodingPlan:
+    """How the decoder runs for one request.
+
+    condition: "text", "sketch" or "none". frames: frames T of the grid to generate (1 for images).
+    known_frames: for video tasks with given frames (prediction, manipulation), how many leading frames are known.
+    regions: for image tasks with a region, use ``NuwaRequest.region``.
+    output_from_frame: drop the frames before this one from the output (e.g. the given frames of a prediction).
+    """
+
+    condition: str
+    frames: int = 1
+    known_frames: int = 0
+    regions: bool = False
+    output_from_frame: int = 0
+
+
+CONDITIONS = ("none", "text", "sketch")
+
+# The plan travels from preprocess to _forward as one int64 row per input (tensors batch in DataLoaders; the columns):
+_PLAN_COLUMNS = ("condition", "frames", "known_frames", "regions", "output_from_frame", "sketch_frames")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Call options
+
+# What the work limit on frames names for each video task (see work_limits.check_frames).
+FRAMES_ARGUMENT = {"nuwa-video-prediction": "num_condition_frames + num_frames_to_predict",
+                   "nuwa-sketch-to-video": "The video sketch"}
+DEFAULT_BATCH_SIZE = 8  # inputs per forward pass, unless pipeline(..., batch_size=) or the call says otherwise
+
+
+class _TokenProgress(BaseStreamer):
+    """A tqdm bar advanced by generate(): one step per generated token position."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.first = True
+
+    def put(self, value):
+        if self.first:  # the decoder prompt (<bos> and any known prefix)
+            self.first = False
+            return
+        self.bar.update(1)
+
+    def end(self):
+        self.first = True
+
+
+def is_prepared_input(value: Any) -> bool:
+    """Inputs a task's ``__call__`` passes on as they are: request dicts, a list of them, or a stream of inputs
+    (a generator, a torch / 🤗 datasets dataset) whose items ``preprocess`` reads one by one."""
+    if isinstance(value, dict) or isinstance(value, types.GeneratorType):
+        return True
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, dict) for item in value):
+        return True
+    return isinstance(value, torch.utils.data.Dataset) or _is_hf_dataset(value)
+
+
+def _is_hf_dataset(value: Any) -> bool:
+    return type(value).__module__.startswith("datasets.") and type(value).__name__ in ("Dataset", "IterableDataset")
+
+
+class _DatasetRows(torch.utils.data.Dataset):
+    """A 🤗 ``datasets.Dataset`` seen as a torch map-style dataset of its rows (dicts), which transformers' pipelines
+    iterate lazily with ``batch_size`` and ``num_workers``."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The base pipeline
+
+
+class NuwaPipeline(Pipeline):
+    """Base class of the eight NUWA pipelines (see the module docstring).
+
+    Subclasses set ``task_name`` (the rest of what a task is comes from the task table), list their per-call arguments that shape a request in
+    ``request_options``, implement :meth:`make_request` (one input -> :class:`NuwaRequest` + :class:`DecodingPlan`),
+    and give ``__call__`` a signature with the task's arguments that turns them into inputs for transformers'
+    ``__call__``.
+
+    Init arguments beyond transformers' (model, processor, device, batch_size, num_workers, ...):
+        scorer: reranking scorer (see :class:`~nuwa_hf.pipelines.reranking.CandidateScorer`); with one, each output
+            is the best of ``num_candidates`` samples. Also settable per call.
+        any call option (``do_sample, temperature, top_k, top_p, guidance_scale, seed, num_candidates,
+            output_type, ...``): defaults for every call.
+    """
+
+    task_name: str = ""
+    makes_video: bool = False         # both read from the task table (nuwa_hf.tasks) for each task class
+    needs_sketch_vqgan: bool = False
+    # Call arguments that shape a request (e.g. num_frames); they go to make_request.
+    request_options: tuple = ()
+
+    # Components: transformers loads the processor with AutoProcessor (soft: a failure falls back to our loader, which
+    # says what is missing); no tokenizer / image processor of their own.
+    _load_processor = None
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+    _pipeline_calls_generate = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.task_name:
+            task = get_task_info(cls.task_name)
+            cls.makes_video, cls.needs_sketch_vqgan = task.makes_video, task.condition == "sketch"
+
+    def __init__(self, model, processor=None, scorer=None, **kwargs):
+        super().__init__(model=model, processor=processor, **kwargs)
+        name_or_path = getattr(self.model, "name_or_path", None) or getattr(self.model.config, "_name_or_path", None)
+        check_visual_tokenizers(self.model, name_or_path, self.needs_sketch_vqgan)
+        if self.processor is None:
+            if not name_or_path:
+                raise NuwaModelFolderError(
+                    "No processor was given and the model does not say which folder it came from: pass "
+                    "processor=NuwaProcessor.from_pretrained(folder)."
+                )
+            self.processor = load_nuwa_processor(name_or_path)
+        self.model.eval()
+        # transformers' DataLoader collation pads `input_ids` with the tokenizer; the image processor stands in for
+        # a feature extractor (our tensors have one shape per task, so nothing else is padded).
+        self.tokenizer = getattr(self.processor, "tokenizer", None)
+        self.image_processor = getattr(self.processor, "image_processor", None)
+        self.scorer = CandidateScorer(scorer) if scorer is not None else None
+        if self._batch_size is None:
+            self._batch_size = DEFAULT_BATCH_SIZE
+        self._progress_bar_config: dict = {}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write a complete model folder: NUWA with its VQ-GANs (safetensors) and the processor files.
+
+        (transformers' ``Pipeline.save_pretrained`` does not save the processor, and would copy this pipeline's
+        source next to the weights; a NUWA folder needs no pipeline code.)
+        """
+        os.makedirs(save_directory, exist_ok=True)
+        self.model.save_pretrained(save_directory, safe_serialization=True, **kwargs)
+        self.processor.save_pretrained(save_directory)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # Configuration
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """Options for the tqdm progress bar over generated tokens, e.g. ``disable=True`` (as in diffusers)."""
+        self._progress_bar_config = dict(kwargs)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def vqgan(self):
+        return self.model.vqgan
+
+    @property
+    def sketch_vqgan(self):
+        return self.model.sketch_vqgan
+
+    @property
+    def task_condition(self) -> str:
+        return get_task_info(self.task_name).condition
+
+    def token_grid(self) -> tuple[int, int]:
+        """(h, w) of the visual token grid: the processor's output size over the VQ-GAN's down-sampling factor."""
+        height, width = self.processor.image_processor.output_size
+        factor = self.vqgan.downsample_factor
+        grid = (int(height) // factor, int(width) // factor)
+        max_grid = tuple(self.config.max_visual_grid)
+        if grid[0] > max_grid[1] or grid[1] > max_grid[2]:
+            raise NuwaModelFolderError(
+                f"The processor crops to {width}x{height} pixels = {grid[1]}x{grid[0]} tokens, but the model's largest "
+                f"visual grid is {max_grid[2]}x{max_grid[1]}: the processor and the model do not belong together."
+            )
+        return grid
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.config.max_visual_grid[0])
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # What a task defines
+
+    def make_request(self, item: Any, **request_options) -> tuple[NuwaRequest, DecodingPlan]:
+        """One input (a request dict, or the task's own single-input form) -> the request and its plan."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _field(item: Any, *names: str, default: Any = None) -> Any:
+        """``item[name]`` for the first of ``names`` a request dict has (``default`` when none)."""
+        for name in names:
+            if name in item:
+                return item[name]
+        return default
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # transformers' call
+
+    def __call__(self, inputs, **kwargs):
+        """transformers' ``Pipeline.__call__`` (one input -> one output, a list -> a list, a dataset or generator ->
+        an iterator), after three things only a NUWA call needs: 🤗 datasets are read as datasets of rows, an empty
+        list is refused, and a list given as ``generator=`` is dealt out to the inputs (one per input, or one per
+        output row)."""
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(inputs, list) and not inputs:
+            raise ValueError("Got an empty list of inputs: pass at least one.")
+        if _is_hf_dataset(inputs):
+            inputs = _DatasetRows(inputs) if type(inputs).__name__ == "Dataset" else (row for row in inputs)
+        kwargs = rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
+        if kwargs.get("batch_size") is not None:
+            kwargs["batch_size"] = check_batch_size(kwargs["batch_size"])
+        kwargs["_randomness"] = CallRandomness()
+        generator = kwargs.get("generator")
+        if isinstance(generator, (list, tuple)):
+            inputs = self._deal_out_generators(inputs, list(generator), kwargs)
+            kwargs.pop("generator")
+        return super().__call__(inputs, **kwargs)
+
+    def _deal_out_generators(self, inputs: Any, generators: list, options: dict) -> Any:
+        """diffusers' convention: a list of generators, one per input (all its outputs come from it) or one per output
+        row (``inputs x num_outputs_per_input x num_candidates``). Each goes into its input's request dict."""
+        single = not isinstance(inputs, list)
+        items = [inputs] if single else inputs
+        if not all(isinstance(item, (dict, str)) for item in items):
+            raise TypeError(
+                "generator= as a list needs the inputs as a list (or one input); for a dataset or a generator of "
+                "inputs pass a single torch.Generator or seed=."
+            )
+        merged = {**self._forward_params, **options}
+        per_input = check_count("num_outputs_per_input", merged.get(NUM_OUTPUTS) or 1)
+        candidates = merged.get("num_candidates")
+        if candidates is None:
+            candidates = 8 if (merged.get("scorer") is not None or self.scorer is not None) else 1
+        rows = per_input * int(candidates)
+        count = len(items)
+        if len(generators) not in (count, count * rows):
+            raise ValueError(
+                f"generator is a list of {len(generators)}, but this call has {count} input(s) and {rows} row(s) "
+                f"per input: give one generator per input ({count}) or one per row ({count * rows}), or a single "
+                "torch.Generator."
+            )
+        for index, generator in enumerate(generators):
+            if not isinstance(generator, torch.Generator):
+                raise TypeError(f"generator[{index}] must be a torch.Generator, got {type(generator).__name__}.")
+        step = len(generators) // count
+        dealt = []
+        for index, item in enumerate(items):
+            own = generators[index] if step == 1 else generators[index * step:(index + 1) * step]
+            item = {"prompt": item} if isinstance(item, str) else dict(item)
+            dealt.append({**item, "generator": own})
+        return dealt[0] if single else dealt
+
+    def _sanitize_parameters(self, **kwargs):
+        options = merge_generate_kwargs(rename_old_count_names(kwargs))
+        randomness = options.pop("_randomness", None)
+        request = {name: options.pop(name) for name in self.request_options if name in options}
+        unknown = sorted(set(options) - set(CALL_OPTIONS))
+        if unknown:
+            known = sorted(set(CALL_OPTIONS) | set(self.request_options))
+            raise TypeError(f"Unexpected argument(s) {unknown} for {type(self).__name__}; known: {known}.")
+        options = check_sampling_options(options)
+        if options.get(NUM_OUTPUTS) is not None:
+            options[NUM_OUTPUTS] = check_count("The number of outputs per input", options[NUM_OUTPUTS])
+        if "allow_large" in options and not isinstance(options["allow_large"], bool):
+            raise TypeError(f"allow_large must be True or False, got {options['allow_large']!r}.")
+        if "output_type" in options and options["output_type"] not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {options['output_type']!r}.")
+        if options.get("seed") is not None and options.get("generator") is not None:
+            raise ValueError("Pass either seed= or generator=, not both.")
+        generator = options.get("generator")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator must be a torch.Generator or a list of them (one per input, or one per output row), "
+                f"got {type(generator).__name__}."
+            )
+        check_rows(options.get(NUM_OUTPUTS) or 1, options.get("num_candidates") or 1,
+                               bool(options.get("allow_large")))
+        if "scorer" in options and options["scorer"] is not None:
+            options["scorer"] = CandidateScorer(options["scorer"])
+        preprocess = dict(request)
+        if "guidance_scale" in options:
+            preprocess["guidance_scale"] = options["guidance_scale"]
+        if "allow_large" in options:
+            preprocess["allow_large"] = options["allow_large"]
+        postprocess = {k: options[k] for k in ("output_type", NUM_OUTPUTS) if k in options}
+        if randomness is not None:
+            options["_randomness"] = randomness
+        return preprocess, options, postprocess
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
+
+    def preprocess(self, inputs: Any, guidance_scale: Optional[float] = None, allow_large: bool = False,
+                   **request_options) -> dict:
+        request, plan = self.make_request(inputs, **request_options)
+        if plan.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {plan.condition!r}")
+        if guidance_scale is not None and plan.condition == "none":
+            raise ValueError(
+                "guidance_scale needs a condition to guide toward, but this call has none: add a prompt, or leave "
+                "guidance_scale unset."
+            )
+        # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
+        check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"),
+                                 allow_large)
+        h, w = self.token_grid()
+        sketch_frames = 0
+        model_inputs: dict[str, Any] = {}
+        task = get_task_info(self.task_name)
+        if "prompt" in task.inputs + task.optional_inputs:
+            model_inputs["input_ids"] = self._text_ids(request.prompt)
+        if request.sketch is not None:
+            model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
+        if plan.regions:
+            model_inputs["pixel_values"] = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]
+            mask = region_to_token_mask(request.region, request.image.size, (h, w), self.processor.image_processor)
+            if not bool(mask.any()):
+                raise ValueError("The region covers no token: make the mask or box larger.")
+            model_inputs["generate_mask"] = mask[None, None]
+        elif plan.known_frames:
+            pixels = self.processor(videos=[request.video[: plan.known_frames]], return_tensors="pt")["pixel_values"]
+            model_inputs["pixel_values"] = _pad_frames(pixels, max(self.max_frames, plan.known_frames))
+        columns = dict(condition=CONDITIONS.index(plan.condition), frames=plan.frames, known_frames=plan.known_frames,
+                       regions=int(plan.regions), output_from_frame=plan.output_from_frame, sketch_frames=sketch_frames)
+        model_inputs["plan"] = torch.tensor([[columns[name] for name in _PLAN_COLUMNS]], dtype=torch.long)
+        if request.generator is not None:
+            if isinstance(request.generator, (list, tuple)):
+                seeds = [seed_from(g, f"generator[{i}]") for i, g in enumerate(request.generator)]
+                model_inputs["row_seeds"] = torch.tensor([seeds], dtype=torch.long)
+            else:
+                model_inputs["input_seed"] = torch.tensor([seed_from(request.generator, "generator")])
+        model_inputs["prompt"] = request.prompt
+        return model_inputs
+
+    def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
+        """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's
+        fixed-length text, so this is what the model does itself); no prompt -> a row of pad ids (the row then runs
+        under the "None" condition and its ids are not read)."""
+        limit = int(self.config.max_text_length)
+        limit = min(limit, getattr(self.processor, "text_max_length", None) or limit)
+        if prompt is None:
+            return torch.full((1, limit), int(self.config.text_pad_token_id), dtype=torch.long)
+        return self.processor(text=[prompt], max_length=limit, padding="max_length", return_tensors="pt")["input_ids"]
+
+    def _sketch_maps(self, sketch: np.ndarray) -> tuple[torch.Tensor, int]:
+        """A class map ``(H, W)`` or ``(T, H, W)`` -> ``sketch_maps (1, T_max, H', W')`` (padded over frames) and T."""
+        num_classes = int(self.sketch_vqgan.num_classes)
+        if sketch.size and int(sketch.max()) >= num_classes:
+            raise ValueError(
+                f"The sketch holds class id {int(sketch.max())} but the model's sketch VQ-GAN knows {num_classes} "
+                f"classes (ids 0..{num_classes - 1}): map the extra labels to known classes."
+            )
+        maps = self.processor(sketches=[sketch], return_tensors="pt")["sketch_maps"]
+        if maps.dim() == 3:
+            maps = maps[:, None]
+        frames = maps.shape[1]
+        max_sketch_frames = int(self.config.max_sketch_grid[0])
+        if frames > max_sketch_frames:
+            raise ValueError(
+                f"The sketch has {frames} frames but the model takes at most {max_sketch_frames}: give fewer frames."
+            )
+        return _pad_frames(maps, max_sketch_frames), frames
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # 2. _forward: a batch of inputs -> tokens and pixels of every output (on the model's device)
+
+    def forward(self, model_inputs, **forward_params):
+        # transformers' forward moves every tensor to the device and back; _forward places its own tensors, and its
+        # outputs come back on the CPU.
+        with self.device_placement(), torch.inference_mode():
+            outputs = self._forward(model_inputs, **forward_params)
+        return {key: value.cpu() for key, value in outputs.items()}
+
+    def _forward(self, model_inputs: dict, **options) -> dict:
+        """Returns ``tokens (B, n, T, h, w)`` (int64, padded over T), ``frames (B,)`` (each input's T) and, unless
+        only tokens are asked for, ``pixels (B, n, T, 3, H, W)`` in [-1, 1]; n = ``num_outputs_per_input``."""
+        from tqdm.auto import tqdm
+
+        plan = model_inputs["plan"]
+        batch = plan.shape[0]
+        prompts = model_inputs.get("prompt")
+        prompts = list(prompts) if isinstance(prompts, list) else [prompts] * batch
+        num_outputs = options.get(NUM_OUTPUTS) or 1
+        scorer = options.get("scorer") or self.scorer
+        num_candidates = options.get("num_candidates")
+        if num_candidates is None:
+            num_candidates = 8 if scorer is not None else 1
+        if num_candidates > 1 and scorer is None:
+            raise ValueError(
+                f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
+                "(e.g. a TextVisualDualEncoder or a callable scorer(candidates, prompt)), or num_candidates=1."
+            )
+        per_input = num_outputs * num_candidates
+        want_pixels = options.get("output_type", "pil") != "tokens"
+        randomness = options.get("_randomness") or CallRandomness()
+        generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if options.get(k) is not None}
+        generate_kwargs.setdefault("do_sample", True)
+
+        groups: dict[tuple, list[int]] = {}
+        for index in range(batch):
+            groups.setdefault(tuple(plan[index].tolist()), []).append(index)
+        h, w = self.token_grid()
+        seeded = "row_seeds" in model_inputs or "input_seed" in model_inputs
+        steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w)
+                    * (len(rows) * (per_input if "row_seeds" in model_inputs else 1) if seeded else 1)
+                    for key, rows in groups.items())
+        bar_config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
+        tokens_of: list = [None] * batch
+        pixels_of: list = [None] * batch
+        with tqdm(total=steps, **bar_config) as bar:
+            for key, rows in groups.items():
+                spec = dict(zip(_PLAN_COLUMNS, key))
+                chunk = self._select(model_inputs, rows)
+                tokens = self._generate_group(chunk, spec, per_input, generate_kwargs, randomness, options, bar)
+                tokens = tokens[:, spec["output_from_frame"]:]
+                tokens = tokens.reshape(len(rows), per_input, *tokens.shape[1:])
+                pixels = None
+                if want_pixels or num_candidates > 1:
+                    pixels = self.model.decode_visual_tokens(tokens.flatten(0, 1))  # (rows, T, 3, H, W)
+                    pixels = pixels.reshape(len(rows), per_input, *pixels.shape[1:])
+                for position, index in enumerate(rows):
+                    kept = list(range(per_input))
+                    if num_candidates > 1:
+                        candidates = self._to_pictures(pixels[position])
+                        scores = scorer(candidates, prompts[index])
+                        kept = sorted(range(per_input), key=lambda i: -scores[i])[:num_outputs]
+                    tokens_of[index] = tokens[position, kept]
+                    pixels_of[index] = pixels[position, kept] if want_pixels else None
+        outputs = {"tokens": _stack_padded(tokens_of), "frames": torch.tensor([t.shape[1] for t in tokens_of])}
+        if want_pixels:
+            outputs["pixels"] = _stack_padded(pixels_of)
+        return outputs
+
+    @staticmethod
+    def _select(model_inputs: dict, rows: list[int]) -> dict:
+        return {key: value[rows] for key, value in model_inputs.items() if torch.is_tensor(value)}
+
+    @staticmethod
+    def _steps(spec: dict, h: int, w: int) -> int:
+        """Decoding steps of one row: grid positions after the prefix every row knows (what generate samples)."""
+        if spec["regions"]:
+            return h * w  # the first masked position varies by row; the bar may finish early
+        return (spec["frames"] - spec["known_frames"]) * h * w
+
+    def _generate_group(self, chunk: dict, spec: dict, per_input: int, generate_kwargs: dict,
+                        randomness: CallRandomness, options: dict, bar) -> torch.Tensor:
+        """Inputs that share one plan -> their rows' visual tokens ``(inputs * per_input, T, h, w)``."""
+        device = self.device
+        condition = CONDITIONS[spec["condition"]]
+        frames, known = spec["frames"], spec["known_frames"]
+        h, w = self.token_grid()
+        inputs = {}
+        if condition == "text":
+            inputs["input_ids"] = chunk["input_ids"].to(device)
+        elif condition == "sketch":
+            maps = chunk["sketch_maps"][:, : spec["sketch_frames"]].to(device)
+            inputs["sketch_tokens"] = self.model.encode_sketches(maps)
+        if spec["regions"]:
+            inputs["known_tokens"] = self.model.encode_videos(chunk["pixel_values"][:, :1].to(device))
+            inputs["generate_mask"] = chunk["generate_mask"].to(device)
+        elif known:
+            inputs["first_frames"] = self.model.encode_videos(chunk["pixel_values"][:, :known].to(device))
+        inputs = {key: value.repeat_interleave(per_input, dim=0) for key, value in inputs.items()}
+        rows = len(chunk["plan"]) * per_input
+
+        kwargs = dict(generate_kwargs)
+        default_guidance = getattr(getattr(self.model, "generation_config", None), "guidance_scale", None)
+        if "guidance_scale" not in kwargs and condition != "none" and default_guidance not in (None, 1.0):
+            # The model folder's generation_config.json sets NUWA's default guidance for conditioned tasks.
+            kwargs["guidance_scale"] = float(default_guidance)
+        if hasattr(self.config, "decoder_layers"):
+            guided = kwargs.get("guidance_scale") not in (None, 1.0)
+            dtype = self.model.dtype
+            check_chunk_memory(
+                self.config, (min(frames, self.max_frames), h, w), rows, guided, device,
+                dtype_bytes=torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4,
+                allow_large=bool(options.get("allow_large")), rows_per_input=per_input,
+            )
+
+        def run(selected: slice) -> torch.Tensor:
+            part = {key: value[selected] for key, value in inputs.items()}
+            count = selected.stop - selected.start
+            return self._generate_rows(part, condition, (frames, h, w), known, count, kwargs, bar)
+
+        if "row_seeds" in chunk or "input_seed" in chunk:
+            # diffusers' convention: each input (or row) is sampled from its own generator, so a batch gives exactly
+            # what separate calls with the same generators give. The groups run one after another.
+            seeds = chunk["row_seeds"].flatten() if "row_seeds" in chunk else chunk["input_seed"]
+            size = rows // len(seeds)
+            outputs = []
+            for index, seed in enumerate(seeds.tolist()):
+                with seeded(seed, device):
+                    outputs.append(run(slice(index * size, (index + 1) * size)))
+            return torch.cat(outputs)
+        with randomness.active(device, options.get("seed"), options.get("generator")):
+            return run(slice(0, rows))
+
+    def _generate_rows(self, inputs: dict, condition: str, grid: tuple[int, int, int], known: int, rows: int,
+                       generate_kwargs: dict, bar) -> torch.Tensor:
+        """``model.generate`` (or its sliding window past the trained length) for ``rows`` rows -> ``(rows, T, h, w)``."""
+        frames, h, w = grid
+        first_frames = inputs.pop("first_frames", None)
+        condition_inputs = {k: inputs[k] for k in ("input_ids", "sketch_tokens") if k in inputs}
+        if frames > self.max_frames:
+            # More frames than the model was trained on: slide a window over time. The window sees at most the last
+            # max_frames given frames; earlier ones are put back in front.
+            earlier = max(known - self.max_frames, 0)
+            with self._guidance_left_to_nuwa():
+                video = self.model.generate_long_video(
+                    **condition_inputs, visual_grid=(self.max_frames, h, w), num_frames=frames - earlier,
+                    first_frames=first_frames, condition_type="none" if condition == "none" else None,
+                    **generate_kwargs,
+                )
+            bar.update((frames - known) * h * w)
+            return torch.cat([first_frames[:, :earlier], video], dim=1) if earlier else video
+        kwargs = dict(condition_inputs)
+        if condition == "none":
+            kwargs["condition_type"] = "none"
+            kwargs["batch_size"] = rows
+        if first_frames is not None:
+            known_tokens = torch.zeros(rows, frames, h, w, dtype=torch.long, device=self.device)
+            known_tokens[:, :known] = first_frames
+            mask = torch.zeros(frames, h, w, dtype=torch.bool, device=self.device)
+            mask[known:] = True
+            kwargs.update(known_tokens=known_tokens, generate_mask=mask)
+        elif "known_tokens" in inputs:
+            kwargs.update(known_tokens=inputs["known_tokens"], generate_mask=inputs["generate_mask"])
+        with self._guidance_left_to_nuwa():
+            sequences = self.model.generate(**kwargs, visual_grid=grid, streamer=_TokenProgress(bar), **generate_kwargs)
+        return self.model.sequences_to_grid(sequences, grid)
+
+    @contextlib.contextmanager
+    def _guidance_left_to_nuwa(self):
+        """Hide ``guidance_scale`` of the model's generation config while generating.
+
+        NUWA's ``generate`` takes guidance as its own argument; left in the generation config, transformers would also
+        apply its decoder-only guidance, which does not work for an encoder-decoder. The pipeline passes the value as
+        NUWA's argument instead (see :meth:`_generate_group`).
+        """
+        config = getattr(self.model, "generation_config", None)
+        value = getattr(config, "guidance_scale", None)
+        if value is None:
+            yield
+            return
+        config.guidance_scale = None
+        try:
+            yield
+        finally:
+            config.guidance_scale = value
+
+    # ---------------------------------------------------------------------------------------------------------------
+    # 3. postprocess: one input's outputs -> what the user asked for
+
+    def postprocess(self, model_outputs: dict, output_type: str = "pil", num_outputs_per_input: Optional[int] = None):
+        """One output per input: with ``num_outputs_per_input`` n = 1 the output itself, else a list of n.
+
+        An output is a PIL image (image tasks) or a list of PIL frames (video tasks) for ``output_type="pil"``;
+        float32 in [0, 1] ``(H, W, 3)`` / ``(T, H, W, 3)`` for "np"; ``(3, H, W)`` / ``(T, 3, H, W)`` for "pt"; the
+        token grid ``(h, w)`` / ``(T, h, w)`` for "tokens".
+        """
+        frames = int(model_outputs["frames"][0])
+        tokens = model_outputs["tokens"][0][:, :frames]
+        if output_type == "tokens":
+            items = [t if self.makes_video else t[0] for t in tokens]
+        else:
+            items = self._to_pictures(model_outputs["pixels"][0][:, :frames])
+            if output_type != "pil":
+                arrays = [
+                    np.stack([np.asarray(f, dtype=np.float32) / 255.0 for f in item]) if self.makes_video
+                    else np.asarray(item, dtype=np.float32) / 255.0
+                    for item in items
+                ]
+                items = arrays if output_type == "np" else [
+                    torch.from_numpy(a).movedim(-1, -3).contiguous() for a in arrays]
+        return items[0] if (num_outputs_per_input or 1) == 1 else items
+
+    def _to_pictures(self, pixels: torch.Tensor) -> list:
+        """Pixels ``(N, T, 3, H, W)`` in [-1, 1] -> N PIL images (image tasks) or N frame lists (video tasks)."""
+        decoded = self.processor.postprocess(pixels, output_type="pil")
+        if self.makes_video:
+            return [list(item) if isinstance(item, (list, tuple)) else [item] for item in decoded]
+        return [item[0] if isinstance(item, (list, tuple)) else item for item in decoded]
+
+
+def _pad_frames(tensor: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(1, F, ...)`` -> ``(1, frames, ...)`` with zero frames after the F given ones, so every input of a task has
+    one shape and transformers' DataLoader collation stacks them (``_forward`` reads back the first F)."""
+    missing = frames - tensor.shape[1]
+    if missing <= 0:
+        return tensor
+    return torch.cat([tensor, tensor.new_zeros(tensor.shape[0], missing, *tensor.shape[2:])], dim=1)
+
+
+def _stack_padded(items: list) -> torch.Tensor:
+    """Per-input tensors ``(n, T_i, ...)`` -> ``(B, n, max T_i, ...)``, zero-padded over T."""
+    longest = max(item.shape[1] for item in items)
+    out = items[0].new_zeros(len(items), items[0].shape[0], longest, *items[0].shape[2:])
+    for index, item in enumerate(items):
+        out[index, :, : item.shape[1]] = item
+    return out

@@ -1,0 +1,93 @@
+"""The options of a pipeline call: their names, the old names they replace, ``generate_kwargs`` merging, and the
+options part of every task's docstring. (The rule for each option's value is in :mod:`.sampling_options`.)"""
+
+from __future__ import annotations
+
+import warnings
+
+GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale")
+# The one name for "how many outputs per input", in every task. The names of earlier releases (diffusers' style, one
+# per task) still work, with a FutureWarning.
+NUM_OUTPUTS = "num_outputs_per_input"
+OLD_NUM_OUTPUTS_NAMES = ("num_images_per_prompt", "num_videos_per_prompt", "num_videos_per_input",
+                         "num_images_per_sketch", "num_images_per_image", "num_videos_per_sketch")
+CALL_OPTIONS = GENERATION_OPTIONS + (NUM_OUTPUTS, "seed", "generator", "num_candidates", "scorer", "output_type",
+                                     "generate_kwargs", "allow_large")
+OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
+
+
+def merge_generate_kwargs(options: dict) -> dict:
+    """transformers' pipelines take sampling settings as ``generate_kwargs={...}``: merge them into the call's options
+    (the same names as the direct arguments; giving one both ways with different values is an error)."""
+    extra = options.pop("generate_kwargs", None)
+    if extra is None:
+        return options
+    if not isinstance(extra, dict):
+        raise TypeError(f"generate_kwargs must be a dict of sampling settings, got {type(extra).__name__}.")
+    unsupported = sorted(set(extra) - set(GENERATION_OPTIONS))
+    if unsupported:
+        raise TypeError(f"generate_kwargs {unsupported} are not supported by NUWA's pipelines; they take "
+                        f"{list(GENERATION_OPTIONS)} (the grid and its length follow from the task and num_frames).")
+    clashes = sorted(k for k in extra if k in options and options[k] != extra[k])
+    if clashes:
+        raise TypeError(f"{clashes} given both directly and in generate_kwargs with different values; give each once.")
+    return {**options, **extra}
+
+
+def rename_old_count_names(options: dict) -> dict:
+    """``num_images_per_prompt=2`` and the other per-task names of earlier releases -> ``num_outputs_per_input``."""
+    old = [name for name in OLD_NUM_OUTPUTS_NAMES if name in options]
+    if not old:
+        return options
+    options = dict(options)
+    values = {options.pop(name) for name in old}
+    if NUM_OUTPUTS in options:
+        values.add(options[NUM_OUTPUTS])
+    if len(values) > 1:
+        raise TypeError(f"{sorted(old + ([NUM_OUTPUTS] if NUM_OUTPUTS in options else []))} say different numbers of "
+                        f"outputs per input; give only {NUM_OUTPUTS}.")
+    warnings.warn(f"{old[0]} is now called {NUM_OUTPUTS} (one name in every NUWA pipeline); the old name will be "
+                  "removed in a future release.", FutureWarning, stacklevel=4)
+    options[NUM_OUTPUTS] = values.pop()
+    return options
+
+
+OPTIONS_DOC = """
+        Options (keyword arguments; defaults for every call can also be given to ``pipeline(...)``):
+            num_outputs_per_input (`int`, defaults to 1): outputs per input (the per-task names of earlier releases,
+                e.g. ``num_images_per_prompt``, still work with a FutureWarning).
+            seed (`int`): makes the call reproducible (torch's global generator is left as it was).
+            generator (`torch.Generator` or a list of them): alternatively, a seed is drawn from it (successive calls
+                differ). A list (diffusers' convention) gives each input, or each output row, its own generator: a
+                batch then gives exactly what one call per input with the same generators gives.
+            do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
+            temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
+                folder's generation_config.json. ``generate_kwargs={...}`` takes the same, as transformers' pipelines.
+            guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
+                sketch more closely); needs a condition. The rules of every option: ``nuwa_hf.pipelines.sampling_options``.
+            scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): an object with
+                ``similarity(samples, texts)`` (e.g. ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a
+                saved scorer, or a callable ``scorer(candidates, prompt) -> scores``.
+            num_candidates (`int`): candidates per output when a scorer is set (default 8).
+            output_type (`str`, defaults to "pil"): "pil" (PIL images / lists of PIL frames), "np" (float32 in [0, 1],
+                (H, W, 3) or (T, H, W, 3)), "pt" (float in [0, 1], (3, H, W) or (T, 3, H, W)), or "tokens" (the VQ-GAN
+                token grid, (h, w) or (T, h, w)).
+            batch_size (`int`, defaults to 8): inputs generated together (rows = inputs x outputs x candidates).
+            num_workers (`int`): DataLoader workers that prepare inputs (transformers' option).
+            allow_large (`bool`, defaults to False): go past the work limits (frames, candidates, outputs per input,
+                memory estimate; see ``nuwa_hf.pipelines.work_limits``) deliberately.
+
+        Inputs may also be request dicts (keys as the arguments above, e.g. ``{"prompt": ..., "image": ...}``), a
+        list of them, a generator, a torch dataset or a 🤗 ``datasets.Dataset`` of such rows: then the pipeline
+        returns an iterator, as transformers' pipelines do.
+
+        Errors: ``ValueError`` (a value out of range; ``WorkLimitError`` past a work limit) or ``TypeError`` (a value of
+        the wrong type, or an argument the task does not take), with a message that names the fix; ``FileNotFoundError``
+        for a missing input file.
+"""
+
+
+def with_options_doc(function):
+    """Append :data:`OPTIONS_DOC` to a task pipeline's ``__call__`` docstring."""
+    function.__doc__ = (function.__doc__ or "").rstrip() + "\n" + OPTIONS_DOC
+    return function

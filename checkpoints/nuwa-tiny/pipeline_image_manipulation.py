@@ -1,0 +1,66 @@
+"""Text-guided image manipulation (TI2I, zero-shot): a region of an image is regenerated under a new text.
+
+As in image completion, the tokens outside the region are teacher-forced; inside it NUWA samples under the prompt.
+"""
+
+from __future__ import annotations
+
+from .pipeline_call_options import with_options_doc
+from .pipeline_inputs import as_image_list, as_prompt_list, as_region_list, broadcast, one_image, one_prompt
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
+
+
+class NuwaImageManipulationPipeline(NuwaPipeline):
+    """Edits a region of images to match a text.
+
+    Example:
+        >>> from transformers import pipeline
+        >>> import nuwa_hf
+        >>> edit = pipeline("nuwa-image-manipulation", model="checkpoints/nuwa-tiny")
+        >>> image = edit("digit.png", "a blue 8", mask="center", seed=0)
+    """
+
+    task_name = "nuwa-image-manipulation"
+
+    @with_options_doc
+    def __call__(self, image, prompt=None, mask=None, **kwargs):
+        """Regenerate the ``mask`` region of images under ``prompt``.
+
+        Args:
+            image: a PIL image, a path or an array ``(H, W, 3)``; or a list of them (a batch); or request dicts
+                ``{"image": ..., "prompt": ..., "mask": ...}``.
+            prompt (`str` or `list[str]`): the text the edited image should match (one, or one per image).
+            mask: the region to change (required): a shortcut (``"bottom half"``, ``"center"``, ...), a box
+                ``(left, top, right, bottom)`` in pixels or as fractions in [0, 1], or a mask image / array of the
+                image's size (white / True = regenerate); a list gives one region per image.
+
+        Returns:
+            One image for one input (a list when ``num_outputs_per_input > 1``); for a batch, one entry per image.
+        """
+        if not is_prepared_input(image):
+            if mask is None:
+                raise ValueError(
+                    "Image manipulation needs the region to change: pass mask='bottom half', a box or a mask image.")
+            if prompt is None:
+                raise ValueError("Image manipulation needs a prompt: the text the edited region should match.")
+            images, images_batched = as_image_list(image)
+            prompts, prompts_batched = as_prompt_list(prompt)
+            count = max(len(images), len(prompts))
+            images = broadcast(images, count, "image")
+            prompts = broadcast(prompts, count, "prompt")
+            regions = broadcast(as_region_list(mask, count), count, "mask")
+            items = [{"image": i, "prompt": p, "mask": r} for i, p, r in zip(images, prompts, regions)]
+            image = items if images_batched or prompts_batched else items[0]
+        return super().__call__(image, **kwargs)
+
+    def make_request(self, item) -> tuple[NuwaRequest, DecodingPlan]:
+        if not isinstance(item, dict):
+            raise TypeError("An image manipulation input is a dict {'image': ..., 'prompt': ..., 'mask': ...}.")
+        if item.get("mask") is None:
+            raise ValueError("Image manipulation needs the region to change: pass mask='bottom half', a box or a mask "
+                             "image.")
+        request = NuwaRequest(
+            image=one_image(self._field(item, "image")), prompt=one_prompt(self._field(item, "prompt", "text")),
+            region=item["mask"], generator=item.get("generator"),
+        )
+        return request, DecodingPlan(condition="text", regions=True)
