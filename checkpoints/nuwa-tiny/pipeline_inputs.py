@@ -182,6 +182,14 @@ def check_equal_frame_counts(videos: list, what: str = "video") -> int:
     return counts[0]
 
 
+def with_prompts(items: list, items_batched: bool, prompt: Any, what: str) -> tuple[list, list[str], bool]:
+    """Inputs and their prompts, one of each per input: a single input or prompt is repeated to match the other list.
+    Returns (items, prompts, batched)."""
+    prompts, prompts_batched = as_prompt_list(prompt)
+    count = max(len(items), len(prompts))
+    return broadcast(items, count, what), broadcast(prompts, count, "prompt"), items_batched or prompts_batched
+
+
 def broadcast(values: list, count: int, what: str) -> list:
     """A single value is repeated for every input; a list must have one value per input."""
     if len(values) == count:

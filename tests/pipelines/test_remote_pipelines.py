@@ -15,16 +15,12 @@ from transformers import pipeline
 import nuwa_hf  # noqa: F401
 from nuwa_hf.models.nuwa.remote_code import PIPELINE_CLASSES, custom_pipelines
 from nuwa_hf.tasks import TASKS
+from support.without_nuwa_hf import BLOCK_NUWA_HF
 
 SIZE = 16
 
-REMOTE_PIPELINES = """
-import importlib.abc, json, sys
-class BlockNuwaHf(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "nuwa_hf" or name.startswith("nuwa_hf."):
-            raise ImportError("nuwa_hf is blocked in this check")
-sys.meta_path.insert(0, BlockNuwaHf())
+REMOTE_PIPELINES = BLOCK_NUWA_HF + """
+import json, sys
 import numpy as np
 from transformers import pipeline
 image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)

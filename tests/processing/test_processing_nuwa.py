@@ -14,6 +14,7 @@ from PIL import Image
 from nuwa_hf.models.nuwa import NuwaConfig, NuwaForConditionalGeneration
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 from nuwa_hf.processing import NuwaImageProcessor, NuwaProcessor, train_caption_tokenizer
+from support.without_nuwa_hf import BLOCK_NUWA_HF
 
 
 CAPTIONS = ["a red circle on a blue background", "a green square", "a yellow triangle next to a red circle"] * 4
@@ -185,13 +186,8 @@ def test_loading_errors_name_the_folder_problem(tmp_path):
         NuwaProcessor.from_pretrained(tmp_path / "empty")
 
 
-REMOTE_CHECK = """
-import importlib.abc, json, sys
-class BlockNuwaHf(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "nuwa_hf" or name.startswith("nuwa_hf."):
-            raise ImportError("nuwa_hf is blocked in this check")
-sys.meta_path.insert(0, BlockNuwaHf())
+REMOTE_CHECK = BLOCK_NUWA_HF + """
+import json, sys
 import numpy as np
 from transformers import AutoImageProcessor, AutoProcessor
 processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)

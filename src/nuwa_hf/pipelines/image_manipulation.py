@@ -6,7 +6,7 @@ As in image completion, the tokens outside the region are teacher-forced; inside
 from __future__ import annotations
 
 from .call_options import with_options_doc
-from .inputs import as_image_list, as_prompt_list, as_region_list, broadcast, one_image, one_prompt
+from .inputs import as_image_list, as_region_list, broadcast, one_image, one_prompt, with_prompts
 from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
 
 
@@ -43,14 +43,10 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
                     "Image manipulation needs the region to change: pass mask='bottom half', a box or a mask image.")
             if prompt is None:
                 raise ValueError("Image manipulation needs a prompt: the text the edited region should match.")
-            images, images_batched = as_image_list(image)
-            prompts, prompts_batched = as_prompt_list(prompt)
-            count = max(len(images), len(prompts))
-            images = broadcast(images, count, "image")
-            prompts = broadcast(prompts, count, "prompt")
-            regions = broadcast(as_region_list(mask, count), count, "mask")
+            images, prompts, batched = with_prompts(*as_image_list(image), prompt, "image")
+            regions = broadcast(as_region_list(mask, len(images)), len(images), "mask")
             items = [{"image": i, "prompt": p, "mask": r} for i, p, r in zip(images, prompts, regions)]
-            image = items if images_batched or prompts_batched else items[0]
+            image = items if batched else items[0]
         return super().__call__(image, **kwargs)
 
     def make_request(self, item) -> tuple[NuwaRequest, DecodingPlan]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .call_options import with_options_doc
-from .inputs import as_prompt_list, as_video_list, broadcast, one_prompt, one_video
+from .inputs import as_video_list, one_prompt, one_video, with_prompts
 from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
 from .sampling_options import check_count
 
@@ -47,13 +47,9 @@ class NuwaVideoManipulationPipeline(NuwaPipeline):
         if not is_prepared_input(video):
             if prompt is None:
                 raise ValueError("Video manipulation needs a prompt: what should happen in the regenerated frames.")
-            videos, videos_batched = as_video_list(video)
-            prompts, prompts_batched = as_prompt_list(prompt)
-            count = max(len(videos), len(prompts))
-            videos = broadcast(videos, count, "video")
-            prompts = broadcast(prompts, count, "prompt")
+            videos, prompts, batched = with_prompts(*as_video_list(video), prompt, "video")
             items = [{"video": v, "prompt": p} for v, p in zip(videos, prompts)]
-            video = items if videos_batched or prompts_batched else items[0]
+            video = items if batched else items[0]
         return super().__call__(video, **kwargs)
 
     def make_request(self, item, num_condition_frames: Optional[int] = None,
