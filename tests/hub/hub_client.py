@@ -114,6 +114,14 @@ def offline(work: Path, repo_id: str, parts_repo_id: str) -> None:
     assert "nuwa_hf" not in sys.modules
     results["remote_code/model_hash"] = np.array(state_hash(model))
     results["remote_code/greedy"] = greedy_tokens(model)
+    # The pipelines came with the repo too (config.json's custom_pipelines; issue 18 row 10).
+    import transformers
+
+    generate = transformers.pipeline("nuwa-text-to-image", model=repo_id, trust_remote_code=True)
+    generate.set_progress_bar_config(disable=True)
+    results["remote_code/pipeline_module"] = np.array(type(generate).__module__)
+    results["remote_code/pipeline_image"] = np.asarray(generate(PROMPT, seed=0, output_type="np"))
+    assert "nuwa_hf" not in sys.modules
     sys.meta_path.remove(blocker)
 
     # 2. With nuwa_hf: the same loads as online, from the cache only.

@@ -94,5 +94,7 @@ def test_push_then_load_from_the_hub_and_offline_from_the_cache(tmp_path):
     assert [str(name) for name in offline["offline/snapshot_files"]] == local_files
     assert str(offline["remote_code/model_hash"]) == str(online["local/model_hash"])
     np.testing.assert_array_equal(offline["remote_code/greedy"], online["local/greedy"])
+    assert str(offline["remote_code/pipeline_module"]).startswith("transformers_modules.")
+    np.testing.assert_array_equal(offline["remote_code/pipeline_image"], online["local/pipeline_image"])
     never = str(offline["never_downloaded_error"])
     assert never.startswith("OSError") and "cached files" in never
