@@ -41,6 +41,7 @@ from .checkpointing import (
     rotate_complete_checkpoints,
     staging_path,
 )
+from .fast_attention import TRAINING_ATTENTION
 from .mixture import TASK_KEY, TaskMixtureDataset
 from .sampler import TaskGroupedBatchSampler
 
@@ -54,6 +55,10 @@ class NuwaTrainer(Trainer):
         condition_dropout: probability of the null condition (classifier-free guidance), one float or per task.
         task_block_size: consecutive batches of one task; default: the number of processes (all processes train the
             same task in each step).
+        training_attention: ``"auto"`` (default): a model on its default ``"nuwa_3dna"`` attention trains with
+            ``"nuwa_3dna_train"`` (the same 3DNA values, the fastest exact kernel per grid, see
+            :mod:`nuwa_hf.training.fast_attention`) and gets its own back after ``train()``; ``None`` keeps the
+            model's implementation; another name sets that implementation for training.
 
     ``processing_class`` (the text tokenizer, or a processor) is saved with every checkpoint and the final model, and
     pushed with them, but kept away from ``Trainer``'s special-token alignment: that would overwrite the model's
@@ -68,6 +73,7 @@ class NuwaTrainer(Trainer):
         task_weights: Optional[Mapping[str, float]] = None,
         condition_dropout: Union[float, Mapping[str, float]] = 0.1,
         task_block_size: Optional[int] = None,
+        training_attention: Optional[str] = "auto",
         processing_class=None,
         **kwargs,
     ):
@@ -90,6 +96,9 @@ class NuwaTrainer(Trainer):
         self.task_weights = dict(task_weights) if task_weights else None
         self.condition_dropout = condition_dropout
         self.task_block_size = task_block_size
+        if training_attention not in (None, "auto") and not isinstance(training_attention, str):
+            raise TypeError(f"training_attention must be 'auto', None or an attention name, got {training_attention!r}.")
+        self.training_attention = training_attention
         self.task_sampler: Optional[TaskGroupedBatchSampler] = None
         self._staging_root: Optional[str] = None
         self._task_loss = defaultdict(lambda: [0.0, 0])
@@ -216,7 +225,28 @@ class NuwaTrainer(Trainer):
                 )
             resume_from_checkpoint = path
         self._last_log_time = time.time()
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        restore = self._use_training_attention()
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        finally:
+            if restore is not None:
+                self.model.set_attn_implementation(restore)
+
+    def _use_training_attention(self) -> Optional[str]:
+        """Switch the model to the training attention (see ``training_attention``); returns what to restore."""
+        wanted = self.training_attention
+        config = getattr(self.model, "config", None)
+        current = getattr(config, "_attn_implementation", None)
+        if wanted is None or config is None or not hasattr(self.model, "set_attn_implementation"):
+            return None
+        if wanted == "auto":
+            if current != "nuwa_3dna":
+                return None
+            wanted = TRAINING_ATTENTION
+        if wanted == current:
+            return None
+        self.model.set_attn_implementation(wanted)
+        return current
 
     # ----------------------------------------------------------------------------------------------------------------
     # Crash-safe saving
