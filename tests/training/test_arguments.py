@@ -63,3 +63,12 @@ def test_the_same_dataclasses_load_from_a_json_file(tmp_path):
     with pytest.raises(ValueError, match="--max-steps must be >= 1"):
         path.write_text(json.dumps({"output_dir": "runs/x", "max_steps": 0}))
         HfArgumentParser(ARGUMENT_CLASSES).parse_json_file(str(path))
+
+
+def test_one_json_file_on_the_command_line_holds_every_option(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path / "run"), "max_steps": 9, "token_cache": False,
+                                "train_data": ["t2i=a"]}))
+    args, make_training_arguments = parse_args([str(path)])
+    assert args.max_steps == 9 and args.token_cache is False and args.train_data == ["t2i=a"] and args.seed == 0
+    assert make_training_arguments().max_steps == 9

@@ -124,8 +124,8 @@ class NuwaRunArguments:
         "help": "torch threads per process; 1 is much faster on a CPU shared with other jobs (idle OpenMP threads "
                 "spin), default: torch's choice"})
     bf16: bool = field(default=False, metadata={
-        "help": "bf16 mixed precision (on CPUs with AVX512-BF16: 1.3x the fp32 speed of the default recipe; losses "
-                "within bf16 rounding of fp32, not equal)"})
+        "help": "bf16 mixed precision (on CPUs with AVX512-BF16: 1.3-1.4x the fp32 speed of the default recipe; "
+                "losses within bf16 rounding of fp32, not equal)"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bars"})
     report_to: str = field(default="none", metadata={"help": "logging integrations (tensorboard, wandb, ...)"})
     fsdp_config: Optional[str] = field(default=None, metadata={

@@ -65,11 +65,17 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> Tuple[argparse.Namespace, Callable[[], TrainingArguments]]:
-    """``argv`` -> (every option as one namespace, a function giving the run's ``TrainingArguments``, to call once
-    the process is set up). Unknown flags and bad choices exit as argparse does (status 2); bad values raise
+    """``argv`` (or one .json / .yaml file of the same options) -> (every option as one namespace, a function giving
+    the run's ``TrainingArguments``, to call once the process is set up). Unknown flags and bad choices exit as argparse does (status 2); bad values raise
     ValueError naming the flag."""
-    namespace = build_parser().parse_args(argv)
-    data, tokenizers, model, run, hub = arguments_from_namespace(namespace)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        # transformers' example-script convention: every option in one file (keys are the dataclass fields)
+        read = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
+        data, tokenizers, model, run, hub = read(argv[0])
+    else:
+        data, tokenizers, model, run, hub = arguments_from_namespace(parser.parse_args(argv))
     merged = {}
     for group in (data, tokenizers, model, run, hub):
         merged.update(dataclasses.asdict(group))
