@@ -72,3 +72,22 @@ def test_one_json_file_on_the_command_line_holds_every_option(tmp_path):
     args, make_training_arguments = parse_args([str(path)])
     assert args.max_steps == 9 and args.token_cache is False and args.train_data == ["t2i=a"] and args.seed == 0
     assert make_training_arguments().max_steps == 9
+
+
+def test_the_default_recipes_command_line_parses(tmp_path):
+    """examples/train_default_checkpoint.py's NUWA stages (first and continued run) build argv for this parser."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    recipe_args = recipe.parse_args(["--work-dir", str(tmp_path), "--continue-steps", "10"])
+    for continued in (False, True):
+        args, make_training_arguments = parse_args(recipe.nuwa_argv(recipe_args, tmp_path, continued))
+        assert args.tasks == "t2i,t2v,v2v,s2i,s2v" and args.no_progress and args.condition_dropout == 0.1
+        assert args.task_batch_sizes == "t2i=16,s2i=16,t2v=8,v2v=8,s2v=8"
+        assert (args.init_from is not None) == continued
+        assert json.loads(args.model_config)["video_extent"] == [None, None, None]
+        assert make_training_arguments().warmup_steps == 0.03
