@@ -218,4 +218,4 @@ def arguments_from_namespace(namespace: argparse.Namespace) -> Tuple:
 
 def parse_arguments(argv: Optional[List[str]] = None) -> Tuple:
     """``argv`` -> (data, tokenizers, model, run, hub) dataclasses; ``--help`` and unknown flags as argparse does."""
-    return build_parser().parse_args_into_dataclasses(args=argv)
+    return arguments_from_namespace(build_parser().parse_args(argv))

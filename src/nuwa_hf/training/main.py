@@ -66,8 +66,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def parse_args(argv: Optional[List[str]] = None) -> Tuple[argparse.Namespace, Callable[[], TrainingArguments]]:
     """``argv`` (or one .json / .yaml file of the same options) -> (every option as one namespace, a function giving
-    the run's ``TrainingArguments``, to call once the process is set up). Unknown flags and bad choices exit as argparse does (status 2); bad values raise
-    ValueError naming the flag."""
+    the run's ``TrainingArguments``, to call once the process is set up). Unknown flags and bad choices exit as
+    argparse does (status 2); bad values raise ValueError naming the flag."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):

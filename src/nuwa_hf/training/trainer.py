@@ -3,7 +3,10 @@
 What it adds to ``Trainer``:
 
 - a :class:`TaskGroupedBatchSampler` over a :class:`TaskMixtureDataset` (one task and grid per batch, condition
-  dropout decided reproducibly), re-seeded every epoch, also in the epoch a resumed run starts in;
+  dropout decided reproducibly), re-seeded every epoch, also in the epoch a resumed run starts in
+  (:class:`TaskSamplerEpochCallback`);
+- training with ``"nuwa_3dna_train"`` attention when the model uses its default ``"nuwa_3dna"``: the same values
+  through the fastest exact kernel per grid (:mod:`nuwa_hf.training.fast_attention`), restored after ``train()``;
 - per-task losses (``loss_t2i``, ...) and visual-token throughput (``visual_tokens_per_second``) in the logs;
 - checkpoints written into a staging folder and renamed into place with a completion marker
   (:mod:`nuwa_hf.training.checkpointing`); ``train(resume_from_checkpoint=True)`` only resumes from complete ones;
