@@ -1,26 +1,28 @@
-"""Training throughput of NUWA's tiny preset on this machine's CPU cores, in visual tokens per second.
+"""Training throughput of the default recipe's NUWA on this machine's CPU cores, old path against new, in one process.
 
-It runs ``NuwaTrainer`` exactly as ``examples/train_nuwa.py`` does, on the token-cache fast path (grids tokenised once
-up front), in the setting recommended for the shipped tiny checkpoint: 32x32 frames coded to 8x8 tokens by a 4x
-VQ-GAN with 256 codes, 4-frame videos, a 128-code sketch VQ-GAN, 24-token prompts, and the five trainable tasks mixed
-(T2I, T2V, V2V, S2I, S2V). Batches hold the same number of visual tokens for every task (32 images or 8 videos of
-8x8 tokens = 2,048 tokens by default).
+The model and batches are those of ``examples/train_default_checkpoint.py`` (the default recipe): hidden 128, 4 heads,
+2 encoder + 4 decoder layers (1.62M parameters), 32x32 frames coded to 8x8 tokens by a VQ-GAN with 256 codes,
+4-frame videos with a whole-grid video window, a 64-code sketch VQ-GAN, 24-token prompts, the five trainable tasks
+mixed (T2I, T2V, V2V, S2I, S2V), 16 images or 8 videos per batch and process. ``NuwaTrainer`` runs exactly as
+``nuwa-hf train`` does, on the token-cache fast path (grids tokenised once up front).
 
-Reported, over ``--steps`` optimiser steps after ``--warmup`` steps (each step timed from the callback that opens it
-to the one that closes it, so data loading and the optimiser are included):
+Paths (``--paths``), each a fresh ``NuwaTrainer`` on the same initial weights and data:
 
-- visual tokens per second per task and overall (total tokens / total step time), and per CPU-second of the process
-  (less sensitive to other processes sharing the cores);
-- the one-time cost of the token cache: frames per second through the tiny VQ-GAN and sketch maps per second through
-  the tiny VQ-GAN-Seg (random weights: the speed does not depend on them).
+- ``old``: today's path, the model's tiled ``"nuwa_3dna"`` attention (``training_attention=None``);
+- ``new``: the default now, ``"nuwa_3dna_train"`` (same values, the fastest exact kernel per grid,
+  :mod:`nuwa_hf.training.fast_attention`);
+- ``new-bf16``: the new path with ``--bf16`` (bf16 autocast: not the same losses, within bf16 rounding).
 
-The machine's load average is printed with the figures: other processes on the same cores slow every number here.
+The paths are interleaved: ``--repeats`` rounds, each round trains every path for ``--warmup`` + ``--steps`` optimiser
+steps (the order rotates between rounds), so a change in the machine's load hits all paths alike. Each step is timed
+from the callback that opens it to the one that closes it (data loading and the optimiser included). Printed: visual
+tokens per second of each path per round, and each path's ratio to ``old`` in the same round (median, min, max).
 
-Run:  python benchmarks/bench_training.py [--steps 30] [--warmup 3] [--attn nuwa_3dna] [--threads 2] [--model-config '{...}']
+Run:  python benchmarks/bench_training.py --threads 1 [--steps 10] [--repeats 3] [--paths old,new,new-bf16]
       OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 benchmarks/bench_training.py --threads 1   (DDP)
 
-With several processes the figures are for all of them together (tokens of every process per second of wall time)
-and the CPU-second figure is the main process's.
+With several processes the figures are for all of them together (tokens of every process per second of wall time).
+``--cache-frames N`` also times the one-time cost of the token cache (frames/s through the VQ-GANs).
 """
 
 from __future__ import annotations
@@ -45,7 +47,13 @@ from transformers import TrainerCallback
 from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
 from nuwa_hf.training import NuwaTaskCollator, NuwaTrainer, TaskMixtureDataset, nuwa_training_arguments
 
-VISUAL_CODES, SKETCH_CODES, TEXT_VOCAB, TEXT_LENGTH = 256, 128, 600, 24
+VISUAL_CODES, SKETCH_CODES, TEXT_VOCAB, TEXT_LENGTH = 256, 64, 640, 24
+# examples/train_default_checkpoint.py --nuwa-config (the default recipe's model)
+RECIPE_MODEL = {"hidden_size": 128, "num_attention_heads": 4, "encoder_layers": 2, "decoder_layers": 4,
+                "intermediate_size": 512, "dropout": 0.0, "image_extent": [1, 3, 3], "video_extent": [None, None, None]}
+PATHS = {"old": dict(training_attention=None, bf16=False), "new": dict(training_attention="auto", bf16=False),
+         "new-bf16": dict(training_attention="auto", bf16=True)}
+TASKS = ("t2i", "t2v", "v2v", "s2i", "s2v")
 
 
 def synthetic_grids(task: str, num_examples: int, frames: int, side: int, seed: int) -> Dataset:
@@ -61,85 +69,79 @@ def synthetic_grids(task: str, num_examples: int, frames: int, side: int, seed: 
 
 
 class StepTimer(TrainerCallback):
-    """Wall time of every optimiser step, with the task of its batch."""
+    """Wall and CPU time of every optimiser step, from the end of the previous step to the end of this one (so the
+    batch's loading and collation, which Trainer does before ``on_step_begin``, count), with its task and tokens."""
 
-    def __init__(self, collator):
-        self.collator = collator
+    def __init__(self):
         self.records = []
-        self._start = None
+        self.trainer = None
+        self._last = None
 
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = (time.perf_counter(), time.process_time())
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = (time.perf_counter(), time.process_time())
 
     def on_step_end(self, args, state, control, **kwargs):
-        wall, cpu = time.perf_counter() - self._start[0], time.process_time() - self._start[1]
-        self.records.append((self.collator.last_task, self.collator.last_tokens, wall, cpu))
+        now = (time.perf_counter(), time.process_time())
+        task, tokens = self.trainer.last_batch
+        self.records.append((task, tokens, now[0] - self._last[0], now[1] - self._last[1]))
+        self._last = now
 
 
-class RecordingCollator(NuwaTaskCollator):
-    def __call__(self, examples):
-        batch = super().__call__(examples)
-        self.last_task, self.last_tokens = batch["task"], int(batch["labels"].numel())
-        return batch
+class RecordingTrainer(NuwaTrainer):
+    """Notes the task and visual tokens of the batch it trains on. (A collator cannot: accelerate's data loader
+    fetches one batch ahead.)"""
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        self.last_batch = (inputs.get("task"), int(inputs["labels"].numel()))
+        return super().compute_loss(model, inputs, *args, **kwargs)
 
 
-def bench_training(args) -> dict:
-    tasks = ("t2i", "t2v", "v2v", "s2i", "s2v")
-    datasets = {task: synthetic_grids(task, args.examples, args.frames, args.side, seed=i) for i, task in enumerate(tasks)}
-    overrides = json.loads(args.model_config) if args.model_config else {}
-    config = NuwaConfig.tiny(
+def model_config(args) -> NuwaConfig:
+    overrides = dict(RECIPE_MODEL)
+    overrides.update(json.loads(args.model_config) if args.model_config else {})
+    return NuwaConfig.tiny(
         visual_vocab_size=VISUAL_CODES, sketch_vocab_size=SKETCH_CODES, text_vocab_size=TEXT_VOCAB,
         max_text_length=TEXT_LENGTH, max_visual_grid=(args.frames, args.side, args.side),
         max_sketch_grid=(args.frames, args.side, args.side), **overrides,
     )
+
+
+def run_path(args, path: str, datasets, config, round_number: int) -> dict:
+    """Train ``path`` for warmup + steps optimiser steps from the same initial weights; its throughput."""
+    settings = PATHS[path]
     torch.manual_seed(0)
     model = NuwaForConditionalGeneration(config)
-    model.set_attn_implementation(args.attn)
-    collator = RecordingCollator(max_text_length=TEXT_LENGTH)
-    timer = StepTimer(collator)
-    per_video = args.frames * args.side * args.side
-    image_batch = max(1, args.tokens_per_batch // (args.side * args.side))
-    video_batch = max(1, args.tokens_per_batch // per_video)
+    timer = StepTimer()
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = nuwa_training_arguments(
-            output_dir, max_steps=args.warmup + args.steps, per_device_train_batch_size=video_batch,
-            save_strategy="no", logging_steps=10_000, disable_tqdm=True,
+            output_dir, max_steps=args.warmup + args.steps, per_device_train_batch_size=args.video_batch,
+            save_strategy="no", logging_steps=10_000, disable_tqdm=True, bf16=settings["bf16"],
+            seed=round_number,  # every round draws other batches; within a round all paths see the same ones
         )
-        trainer = NuwaTrainer(
-            model=model, args=training_args, train_dataset=TaskMixtureDataset(datasets), data_collator=collator,
-            task_batch_sizes={"t2i": image_batch, "s2i": image_batch, "t2v": video_batch, "v2v": video_batch,
-                              "s2v": video_batch},
-            callbacks=[timer],
+        trainer = RecordingTrainer(
+            model=model, args=training_args, train_dataset=TaskMixtureDataset(datasets),
+            data_collator=NuwaTaskCollator(max_text_length=TEXT_LENGTH),
+            task_batch_sizes={"t2i": args.image_batch, "s2i": args.image_batch, "t2v": args.video_batch,
+                              "v2v": args.video_batch, "s2v": args.video_batch},
+            training_attention=settings["training_attention"], callbacks=[timer],
         )
+        timer.trainer = trainer
         trainer.train()
     measured = timer.records[args.warmup:]
-    by_task = defaultdict(lambda: [0, 0.0, []])
-    for task, tokens, seconds, _ in measured:
-        by_task[task][0] += tokens * trainer.accelerator.num_processes
-        by_task[task][1] += seconds
-        by_task[task][2].append(seconds)
-    # Under torchrun every process trains the same task in a step (task blocks = processes), with equal batches.
     world = trainer.accelerator.num_processes
-    total_tokens = sum(r[1] for r in measured) * world
-    total_seconds = sum(r[2] for r in measured)
-    cpu_seconds = sum(r[3] for r in measured)
+    # Under torchrun every process trains the same task in a step (task blocks = processes), with equal batches.
+    tokens = sum(r[1] for r in measured) * world
+    seconds = sum(r[2] for r in measured)
+    by_task = defaultdict(lambda: [0, 0.0])
+    for task, task_tokens, wall, _ in measured:
+        by_task[task][0] += task_tokens * world
+        by_task[task][1] += wall
     return {
-        "processes": trainer.accelerator.num_processes,
-        "is_main_process": trainer.is_world_process_zero(),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "attention": args.attn,
-        "batch": {"image": image_batch, "video": video_batch, "visual_tokens": args.tokens_per_batch},
-        "steps_measured": len(measured),
-        "visual_tokens_per_second": round(total_tokens / total_seconds, 1),
-        # CPU seconds of this process (all its threads): less sensitive than wall time to other processes' load.
-        "visual_tokens_per_cpu_second": round(sum(r[1] for r in measured) / cpu_seconds, 1),  # this process
-        "cpu_utilisation": round(cpu_seconds / total_seconds, 2),
-        "seconds_per_step_median": round(statistics.median(r[2] for r in measured), 3),
-        "per_task": {
-            task: {"steps": len(times), "visual_tokens_per_second": round(tokens / seconds, 1),
-                   "seconds_per_step_median": round(statistics.median(times), 3)}
-            for task, (tokens, seconds, times) in sorted(by_task.items())
-        },
+        "path": path, "round": round_number, "processes": world, "is_main_process": trainer.is_world_process_zero(),
+        "steps": len(measured), "visual_tokens_per_second": tokens / seconds,
+        "visual_tokens_per_cpu_second": sum(r[1] for r in measured) / sum(r[3] for r in measured),
+        "seconds_per_step_median": statistics.median(r[2] for r in measured),
+        "per_task": {task: t / s for task, (t, s) in sorted(by_task.items())},
     }
 
 
@@ -165,42 +167,77 @@ def bench_token_cache(args) -> dict:
     return results
 
 
+def _spread(values):
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--examples", type=int, default=256, help="examples per task")
+    parser.add_argument("--paths", default="old,new,new-bf16", help=f"comma-separated among {', '.join(PATHS)}")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (each trains every path)")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps per path and round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, first-call costs)")
+    parser.add_argument("--examples", type=int, default=128, help="examples per task")
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--side", type=int, default=8, help="token grid side (frames are 4x larger)")
-    parser.add_argument("--tokens-per-batch", type=int, default=2048)
-    parser.add_argument("--attn", default="nuwa_3dna", help="attention implementation: nuwa_3dna, sdpa or eager")
-    parser.add_argument("--model-config", default=None, help="JSON NuwaConfig overrides of the tiny preset")
+    parser.add_argument("--image-batch", type=int, default=16, help="images per batch and process (t2i, s2i)")
+    parser.add_argument("--video-batch", type=int, default=8, help="videos per batch and process (t2v, v2v, s2v)")
+    parser.add_argument("--model-config", default=None, help="JSON NuwaConfig overrides of the default recipe's model")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
-    parser.add_argument("--cache-frames", type=int, default=512, help="frames coded to time the token cache (0: skip)")
+    parser.add_argument("--cache-frames", type=int, default=0, help="frames coded to time the token cache (0: skip)")
     args = parser.parse_args(argv)
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown or not paths:
+        parser.error(f"--paths: unknown {unknown}; choose among {', '.join(PATHS)}")
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()
     report = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-              "load_average_before": [round(x, 2) for x in load_before]}
-    report["training"] = bench_training(args)
-    if not report["training"]["is_main_process"]:
+              "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    config = model_config(args)
+    datasets = {task: synthetic_grids(task, args.examples, args.frames, args.side, seed=i) for i, task in enumerate(TASKS)}
+    runs = []
+    for round_number in range(args.repeats):
+        shift = round_number % len(paths)
+        for path in paths[shift:] + paths[:shift]:  # rotate the order: no path always runs first
+            runs.append(run_path(args, path, datasets, config, round_number))
+    if not runs[0]["is_main_process"]:
         return 0
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["parameters"] = sum(p.numel() for p in NuwaForConditionalGeneration(config).parameters())
+    report["processes"] = runs[0]["processes"]
+    report["runs"] = runs
+    by_round = defaultdict(dict)
+    for run in runs:
+        by_round[run["round"]][run["path"]] = run
+    summary = {}
+    for path in paths:
+        throughput = [by_round[r][path]["visual_tokens_per_second"] for r in sorted(by_round)]
+        summary[path] = {"visual_tokens_per_second": _spread(throughput)}
+        if "old" in paths:
+            ratios = [by_round[r][path]["visual_tokens_per_second"] / by_round[r]["old"]["visual_tokens_per_second"]
+                      for r in sorted(by_round)]
+            summary[path]["ratio_to_old"] = _spread(ratios)
+    report["summary"] = summary
     if args.cache_frames:
         report["token_cache"] = bench_token_cache(args)
-    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
 
-    train = report["training"]
-    print(f"tiny NUWA, {train['parameters'] / 1e6:.2f}M parameters, attention {train['attention']}, "
-          f"{train['processes']} process(es) x {torch.get_num_threads()} thread(s), load average {report['load_average_before'][0]} -> "
-          f"{report['load_average_after'][0]}")
-    print(f"{'task':6} {'steps':>5} {'s/step':>8} {'visual tok/s':>13}")
-    for task, row in train["per_task"].items():
-        print(f"{task:6} {row['steps']:5d} {row['seconds_per_step_median']:8.3f} {row['visual_tokens_per_second']:13.1f}")
-    print(f"{'all':6} {train['steps_measured']:5d} {train['seconds_per_step_median']:8.3f} "
-          f"{train['visual_tokens_per_second']:13.1f}   ({train['visual_tokens_per_cpu_second']} per CPU-second, "
-          f"{train['cpu_utilisation']} cores busy on average)")
+    print(f"default-recipe NUWA, {report['parameters'] / 1e6:.2f}M parameters, {report['processes']} process(es) x "
+          f"{torch.get_num_threads()} thread(s), {args.repeats} rounds x {args.steps} steps per path, load average "
+          f"{report['load_average_before'][0]} -> {report['load_average_after'][0]}")
+    print(f"{'path':9} " + " ".join(f"{'round ' + str(r):>10}" for r in sorted(by_round))
+          + f" {'ratio to old (median, min-max)':>32}")
+    for path in paths:
+        row = " ".join(f"{by_round[r][path]['visual_tokens_per_second']:10.0f}" for r in sorted(by_round))
+        ratio = summary[path].get("ratio_to_old")
+        text = f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})" if ratio else ""
+        print(f"{path:9} {row} {text:>32}")
+    for path in paths:
+        per_task = {task: [by_round[r][path]["per_task"][task] for r in by_round if task in by_round[r][path]["per_task"]]
+                    for task in TASKS}
+        print(f"  {path:9} per task (median over rounds, visual tokens/s): "
+              + ", ".join(f"{task} {statistics.median(v):.0f}" for task, v in per_task.items() if v))
     if "token_cache" in report:
         cache = report["token_cache"]
         print(f"token cache: {cache['vqgan_frames_per_second']} frames/s (VQ-GAN), "

@@ -13,6 +13,14 @@ Typical use from Python::
     trainer.train()
 """
 
+from .arguments import (
+    NuwaDataArguments,
+    NuwaHubArguments,
+    NuwaModelArguments,
+    NuwaRunArguments,
+    NuwaTokenizerArguments,
+    parse_arguments,
+)
 from .checkpointing import (
     CHECKPOINT_MARKER,
     complete_checkpoints,
@@ -34,6 +42,11 @@ from .trainer import NuwaTrainer
 __all__ = [
     "CHECKPOINT_MARKER",
     "FINETUNING_TASKS",
+    "NuwaDataArguments",
+    "NuwaHubArguments",
+    "NuwaModelArguments",
+    "NuwaRunArguments",
+    "NuwaTokenizerArguments",
     "NuwaTask",
     "NuwaTaskCollator",
     "NuwaTrainer",
@@ -53,6 +66,7 @@ __all__ = [
     "local_memory_report",
     "main",
     "nuwa_training_arguments",
+    "parse_arguments",
     "parse_tasks",
     "shard_nuwa",
     "tokenize_task_dataset",

@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import functools
 import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from transformers import set_seed
+from transformers import TrainingArguments, set_seed
+
+from .arguments import arguments_from_namespace, build_parser
 
 from .checkpointing import STAGING_DIRNAME, is_complete_checkpoint, last_complete_checkpoint
 from .collator import NuwaTaskCollator
 from .mixture import TaskMixtureDataset
-from .recipe import PAPER_RECIPE, nuwa_training_arguments
-from .tasks import TASKS, get_task, parse_tasks
+from .tasks import get_task, parse_tasks
 from .token_cache import tokenize_task_dataset
 from .trainer import NuwaTrainer
 
@@ -40,103 +43,6 @@ logger = logging.getLogger("nuwa_hf.training")
 
 CAPTION_TOKENIZER_DIR = "_caption_tokenizer"
 SUMMARY_FILE = "training_summary.json"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nuwa-hf train",
-        description="Train NUWA on a mixture of tasks with transformers' Trainer (one process, or several under "
-        "torchrun / accelerate launch).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument("--tasks", default="all",
-                      help=f"comma-separated tasks among {', '.join(TASKS)}, or pretraining / finetuning / all")
-    data.add_argument("--train-data", action="append", default=[], metavar="TASK=FOLDER",
-                      help="use a folder of your own for TASK instead of the built-in world (t2i: image folder with "
-                      "metadata.jsonl; t2v, v2v: video folder; s2i: sketch/image pairs); repeatable")
-    data.add_argument("--num-samples", type=int, default=2000, help="examples per task drawn from the built-in worlds")
-    data.add_argument("--image-size", type=int, default=32, help="frame side in pixels (worlds and folders)")
-    data.add_argument("--num-frames", type=int, default=4, help="frames per video")
-    data.add_argument("--world-seed", type=int, default=0, help="seed of the built-in worlds")
-    data.add_argument("--world", default="large_digits", choices=("large_digits", "multi_digit"),
-                      help="built-in world set (nuwa_hf.data.task_worlds): one large digit per image or video "
-                           "(default), or the harder multi-digit benchmark worlds of checkpoints v1-v4")
-    data.add_argument("--no-token-cache", dest="token_cache", action="store_false",
-                      help="tokenise every batch with the VQ-GANs on the fly instead of once up front (slower)")
-    data.add_argument("--tokenize-batch-size", type=int, default=64)
-
-    tokenizers = parser.add_argument_group("tokenizers")
-    tokenizers.add_argument("--vqgan", help="folder of a NuwaVQGAN (examples/train_vqgan.py writes one); default: "
-                            "the VQ-GAN inside the --init-from model")
-    tokenizers.add_argument("--sketch-vqgan", help="folder of a NuwaSegVQGAN, for s2i / s2v; default: the sketch "
-                            "VQ-GAN inside the --init-from model")
-    tokenizers.add_argument("--tokenizer", help="folder of a text tokenizer; default: a BPE trained on the captions")
-    tokenizers.add_argument("--text-vocab-size", type=int, default=1024, help="vocabulary of the trained caption BPE")
-    tokenizers.add_argument("--max-text-length", type=int, default=24, help="prompt length in tokens")
-
-    model = parser.add_argument_group("model")
-    model.add_argument("--model-preset", choices=("tiny", "paper"), default="tiny")
-    model.add_argument("--model-config", default=None,
-                       help='JSON object of NuwaConfig overrides, e.g. \'{"hidden_size": 128, "decoder_layers": 4}\'')
-    model.add_argument("--attn-implementation", default=None, choices=("nuwa_3dna", "sdpa", "eager"),
-                       help="attention used while training (the same 3D nearby attention either way; only speed "
-                       "differs): default the model's own nuwa_3dna; sdpa (dense masked) can be faster on tiny grids. "
-                       "Not saved: the trained model loads with its default")
-    model.add_argument("--init-from", default=None,
-                       help="start from a trained NUWA folder (fine-tuning, e.g. s2i/s2v after pre-training)")
-
-    train = parser.add_argument_group("training")
-    train.add_argument("--output-dir", required=True)
-    train.add_argument("--max-steps", type=int, default=1000)
-    train.add_argument("--batch-size", type=int, default=16, help="examples per batch and process")
-    train.add_argument("--task-batch-sizes", default=None, metavar="TASK=N,...",
-                       help="per-task batch sizes, e.g. t2i=32,t2v=8 (images are 1/T the tokens of videos)")
-    train.add_argument("--task-weights", default=None, metavar="TASK=W,...",
-                       help="relative share of batches per task; default: in proportion to the examples")
-    train.add_argument("--task-block-size", type=int, default=None,
-                       help="consecutive batches of one task; default: the number of processes (every process trains "
-                       "the same task in a step). With --gradient-accumulation-steps k on one process, k reproduces "
-                       "k processes exactly")
-    train.add_argument("--condition-dropout", type=float, default=0.1,
-                       help="probability of the null condition, for classifier-free guidance")
-    train.add_argument("--learning-rate", type=float, default=PAPER_RECIPE["learning_rate"])
-    train.add_argument("--warmup-ratio", type=float, default=PAPER_RECIPE["warmup_steps"])
-    train.add_argument("--lr-scheduler", default=PAPER_RECIPE["lr_scheduler_type"])
-    train.add_argument("--weight-decay", type=float, default=PAPER_RECIPE["weight_decay"])
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--max-grad-norm", type=float, default=PAPER_RECIPE["max_grad_norm"])
-    train.add_argument("--logging-steps", type=int, default=10)
-    train.add_argument("--save-steps", type=int, default=200)
-    train.add_argument("--save-total-limit", type=int, default=2)
-    train.add_argument("--resume", default="auto",
-                       help="'auto' (newest complete checkpoint in --output-dir if any), 'never', or a checkpoint path")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    train.add_argument("--threads", type=int, default=None,
-                       help="torch threads per process; 1 is much faster on a CPU shared with other jobs (idle "
-                       "OpenMP threads spin), default: torch's choice")
-    train.add_argument("--bf16", action="store_true")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.add_argument("--report-to", default="none", help="logging integrations (tensorboard, wandb, ...)")
-    train.add_argument("--fsdp-config", default=None,
-                       help="shard the model with FSDP, configured by this JSON file (examples/configs/fsdp_paper.json)")
-    train.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (examples/configs/deepspeed_zero3.json)")
-    train.add_argument("--fsdp2", action="store_true",
-                       help="shard parameters, gradients and optimizer state with torch FSDP2 (each encoder/decoder "
-                       "layer a unit) on any device, CPU processes included; checkpoints become sharded "
-                       "(torch.distributed.checkpoint) and resume on any number of processes "
-                       "(nuwa_hf.training.sharded_trainer)")
-    train.add_argument("--activation-checkpointing", action="store_true",
-                       help="with --fsdp2: recompute each layer's activations in backward (less memory, ~1/3 more "
-                       "compute)")
-
-    hub = parser.add_argument_group("hub")
-    hub.add_argument("--push-to-hub", action="store_true")
-    hub.add_argument("--hub-model-id", default=None)
-    hub.add_argument("--hub-strategy", default="every_save", choices=("end", "every_save", "checkpoint", "all_checkpoints"))
-    hub.add_argument("--hub-private-repo", action="store_true")
-    return parser
 
 
 def _parse_mapping(spec: Optional[str], cast, what: str) -> Optional[Dict[str, object]]:
@@ -153,25 +59,27 @@ def _parse_mapping(spec: Optional[str], cast, what: str) -> Optional[Dict[str, o
     return mapping
 
 
-def _check_args(args) -> None:
-    for name in ("num_samples", "image_size", "num_frames", "max_steps", "batch_size", "max_text_length",
-                 "logging_steps", "save_steps", "gradient_accumulation_steps", "tokenize_batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}.")
-    if args.task_block_size is not None and args.task_block_size < 1:
-        raise ValueError(f"--task-block-size must be >= 1, got {args.task_block_size}.")
-    if not 0.0 <= args.condition_dropout < 1.0:
-        raise ValueError(f"--condition-dropout must lie in [0, 1), got {args.condition_dropout}.")
-    if not 0.0 <= args.warmup_ratio < 1.0:
-        raise ValueError(f"--warmup-ratio must lie in [0, 1), got {args.warmup_ratio}.")
-    if args.learning_rate <= 0:
-        raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
-    if args.fsdp2 and (args.fsdp_config or args.deepspeed):
-        raise ValueError("--fsdp2 shards the model itself: drop --fsdp-config / --deepspeed, or drop --fsdp2.")
-    if args.activation_checkpointing and not args.fsdp2:
-        raise ValueError("--activation-checkpointing needs --fsdp2.")
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad values of a parsed namespace with the flag's name (the dataclasses' checks)."""
+    arguments_from_namespace(args)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> Tuple[argparse.Namespace, Callable[[], TrainingArguments]]:
+    """``argv`` (or one .json / .yaml file of the same options) -> (every option as one namespace, a function giving
+    the run's ``TrainingArguments``, to call once the process is set up). Unknown flags and bad choices exit as
+    argparse does (status 2); bad values raise ValueError naming the flag."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        # transformers' example-script convention: every option in one file (keys are the dataclass fields)
+        read = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
+        data, tokenizers, model, run, hub = read(argv[0])
+    else:
+        data, tokenizers, model, run, hub = arguments_from_namespace(parser.parse_args(argv))
+    merged = {}
+    for group in (data, tokenizers, model, run, hub):
+        merged.update(dataclasses.asdict(group))
+    return argparse.Namespace(**merged), functools.partial(run.training_arguments, hub)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -416,8 +324,7 @@ def _last_logged_losses(log_history: List[dict]) -> Dict[str, float]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run training; returns 0 on success. ``argv`` defaults to ``sys.argv[1:]``; see ``--help``."""
-    args = build_parser().parse_args(argv)
-    _check_args(args)
+    args, make_training_arguments = parse_args(argv)
     task_names = parse_tasks(args.tasks)
     folders = _parse_mapping(",".join(args.train_data), str, "--train-data") or {}
     unknown = set(folders) - set(task_names)
@@ -430,32 +337,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     os.makedirs(args.output_dir, exist_ok=True)
-    training_args = nuwa_training_arguments(
-        args.output_dir,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_ratio,
-        lr_scheduler_type=args.lr_scheduler,
-        weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm,
-        logging_steps=args.logging_steps,
-        save_steps=args.save_steps,
-        save_total_limit=args.save_total_limit,
-        seed=args.seed,
-        dataloader_num_workers=args.num_workers,
-        bf16=args.bf16,
-        disable_tqdm=args.no_progress,
-        report_to=args.report_to,
-        fsdp=bool(args.fsdp_config),
-        fsdp_config=args.fsdp_config,
-        deepspeed=args.deepspeed,
-        push_to_hub=args.push_to_hub,
-        hub_model_id=args.hub_model_id,
-        hub_strategy=args.hub_strategy,
-        hub_private_repo=args.hub_private_repo or None,
-    )
+    training_args = make_training_arguments()
     if training_args.should_log:
         logger.info("tasks: %s; %d process(es)", ", ".join(task_names), training_args.world_size)
     resume_checkpoint = _resolve_resume(args)
@@ -516,6 +398,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         task_weights=task_weights,
         condition_dropout=args.condition_dropout,
         task_block_size=args.task_block_size,
+        # an explicit --attn-implementation is kept as given; otherwise the fastest exact 3DNA kernel per grid
+        training_attention=None if args.attn_implementation else "auto",
         **sharding,
     )
     if resume_checkpoint and training_args.should_log:

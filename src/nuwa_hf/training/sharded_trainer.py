@@ -121,7 +121,8 @@ class ShardedNuwaTrainer(NuwaTrainer):
 
     @contextlib.contextmanager
     def _defer_fsdp_gradient_reduction(self):
-        # Trainer's version reads config.distributed_config, which a model sharded here does not have.
+        """Private override kept: Trainer's version reads config.distributed_config, which a model sharded here does
+        not have, and no public hook replaces the no-sync context of accumulation micro-batches."""
         self.model.set_requires_gradient_sync(False)
         try:
             yield
@@ -129,22 +130,23 @@ class ShardedNuwaTrainer(NuwaTrainer):
             self.model.set_requires_gradient_sync(True)
 
     def _has_mixed_mesh_grads(self, model) -> bool:
-        # Route clipping through Trainer's DTensor-aware norm (full_tensor of the reduced norm) when sharded.
+        """Private override kept: the only switch to Trainer's DTensor-aware gradient norm (full_tensor of the
+        reduced norm) for a model sharded outside accelerate."""
         return self.is_model_sharded or super()._has_mixed_mesh_grads(model)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Saving
 
     def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
+        """Private override kept: Trainer.save_model cannot hand _save the full state dict gathered from a model
+        sharded outside accelerate, nor leave the weights out of a checkpoint that holds them in sharded_state."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if self._staging_root is not None:
             # Inside a checkpoint: the weights go to sharded_state with the optimizer; keep the config (to rebuild
             # the model when resuming) and the processor.
-            if self.args.should_save:
+            if self.args.should_save:  # (NuwaTrainer.save_model adds the processor)
                 os.makedirs(output_dir, exist_ok=True)
                 self.accelerator.unwrap_model(self.model).config.save_pretrained(output_dir)
-                if self.nuwa_processing_class is not None:
-                    self.nuwa_processing_class.save_pretrained(output_dir)
             return
         if self.is_model_sharded and state_dict is None:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -158,6 +160,7 @@ class ShardedNuwaTrainer(NuwaTrainer):
         super()._save(output_dir, state_dict=state_dict)
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        """Private override kept: no public hook saves the optimizer of a checkpoint (here: sharded, with DCP)."""
         save_sharded_state(self.model, self.optimizer, output_dir)
         if self.args.should_save and self.lr_scheduler is not None:
             torch.save(self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_NAME))
@@ -174,10 +177,12 @@ class ShardedNuwaTrainer(NuwaTrainer):
             )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Private override kept: no public hook loads a resumed checkpoint's weights (here: sharded, with DCP)."""
         self._check_sharded(resume_from_checkpoint)
         load_sharded_model(model if model is not None else self.model, resume_from_checkpoint)
 
     def _load_optimizer_and_scheduler(self, checkpoint: Optional[str]) -> None:
+        """Private override kept: no public hook loads a resumed optimizer (here: sharded, with DCP)."""
         if checkpoint is None:
             return
         self._check_sharded(checkpoint)

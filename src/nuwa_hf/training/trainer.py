@@ -3,7 +3,10 @@
 What it adds to ``Trainer``:
 
 - a :class:`TaskGroupedBatchSampler` over a :class:`TaskMixtureDataset` (one task and grid per batch, condition
-  dropout decided reproducibly), re-seeded every epoch, also in the epoch a resumed run starts in;
+  dropout decided reproducibly), re-seeded every epoch, also in the epoch a resumed run starts in
+  (:class:`TaskSamplerEpochCallback`);
+- training with ``"nuwa_3dna_train"`` attention when the model uses its default ``"nuwa_3dna"``: the same values
+  through the fastest exact kernel per grid (:mod:`nuwa_hf.training.fast_attention`), restored after ``train()``;
 - per-task losses (``loss_t2i``, ...) and visual-token throughput (``visual_tokens_per_second``) in the logs;
 - checkpoints written into a staging folder and renamed into place with a completion marker
   (:mod:`nuwa_hf.training.checkpointing`); ``train(resume_from_checkpoint=True)`` only resumes from complete ones;
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections import defaultdict
 from functools import partial
 from typing import Dict, Mapping, Optional, Union
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 from .checkpointing import (
@@ -41,8 +45,32 @@ from .checkpointing import (
     rotate_complete_checkpoints,
     staging_path,
 )
+from .fast_attention import TRAINING_ATTENTION
 from .mixture import TASK_KEY, TaskMixtureDataset
 from .sampler import TaskGroupedBatchSampler
+
+
+class TaskSamplerEpochCallback(TrainerCallback):
+    """Re-seeds the trainer's :class:`TaskGroupedBatchSampler` at every epoch start, the resumed epoch included.
+
+    ``Trainer`` sets the epoch on the sampler it can reach, but when several processes resume mid-epoch, accelerate's
+    ``skip_first_batches`` wraps the sharded batch sampler once more and hides ours (``SkipBatchSampler`` ->
+    ``BatchSamplerShard`` -> ours); ``on_epoch_begin`` runs before that epoch's first batch is drawn. The epoch is
+    Trainer's own: ``global_step // update steps per epoch`` (exact integers).
+    """
+
+    def __init__(self, trainer: "NuwaTrainer"):
+        self._trainer = weakref.ref(trainer)  # no cycle trainer -> handler -> callback -> trainer
+
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        trainer = self._trainer()
+        sampler = trainer.task_sampler if trainer is not None else None
+        if sampler is None or train_dataloader is None:
+            return
+        batches = len(train_dataloader)
+        accumulation = args.gradient_accumulation_steps
+        updates_per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+        sampler.set_epoch(state.global_step // updates_per_epoch)
 
 
 class NuwaTrainer(Trainer):
@@ -54,6 +82,10 @@ class NuwaTrainer(Trainer):
         condition_dropout: probability of the null condition (classifier-free guidance), one float or per task.
         task_block_size: consecutive batches of one task; default: the number of processes (all processes train the
             same task in each step).
+        training_attention: ``"auto"`` (default): a model on its default ``"nuwa_3dna"`` attention trains with
+            ``"nuwa_3dna_train"`` (the same 3DNA values, the fastest exact kernel per grid, see
+            :mod:`nuwa_hf.training.fast_attention`) and gets its own back after ``train()``; ``None`` keeps the
+            model's implementation; another name sets that implementation for training.
 
     ``processing_class`` (the text tokenizer, or a processor) is saved with every checkpoint and the final model, and
     pushed with them, but kept away from ``Trainer``'s special-token alignment: that would overwrite the model's
@@ -68,6 +100,7 @@ class NuwaTrainer(Trainer):
         task_weights: Optional[Mapping[str, float]] = None,
         condition_dropout: Union[float, Mapping[str, float]] = 0.1,
         task_block_size: Optional[int] = None,
+        training_attention: Optional[str] = "auto",
         processing_class=None,
         **kwargs,
     ):
@@ -90,12 +123,16 @@ class NuwaTrainer(Trainer):
         self.task_weights = dict(task_weights) if task_weights else None
         self.condition_dropout = condition_dropout
         self.task_block_size = task_block_size
+        if training_attention not in (None, "auto") and not isinstance(training_attention, str):
+            raise TypeError(f"training_attention must be 'auto', None or an attention name, got {training_attention!r}.")
+        self.training_attention = training_attention
         self.task_sampler: Optional[TaskGroupedBatchSampler] = None
         self._staging_root: Optional[str] = None
         self._task_loss = defaultdict(lambda: [0.0, 0])
         self._visual_tokens_since_log = 0
         self.visual_tokens_trained = 0  # this process, this train() call
         self._last_log_time: Optional[float] = None
+        self.add_callback(TaskSamplerEpochCallback(self))
 
     # ----------------------------------------------------------------------------------------------------------------
     # Data
@@ -128,14 +165,6 @@ class NuwaTrainer(Trainer):
         )
         # accelerate shards the batches over processes: batch i goes to process i % num_processes.
         return self.accelerator.prepare(loader)
-
-    def _run_epoch(self, *args, **kwargs):
-        # accelerate's skip_first_batches (used when resuming mid-epoch) hides the sampler from Trainer's own
-        # set_epoch call, so the epoch is set here, where it is known, before any batch is drawn.
-        epoch = kwargs.get("epoch", args[1] if len(args) > 1 else None)
-        if self.task_sampler is not None and epoch is not None:
-            self.task_sampler.set_epoch(int(epoch))
-        return super()._run_epoch(*args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Loss bookkeeping
@@ -216,22 +245,41 @@ class NuwaTrainer(Trainer):
                 )
             resume_from_checkpoint = path
         self._last_log_time = time.time()
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        restore = self._use_training_attention()
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        finally:
+            if restore is not None:
+                self.model.set_attn_implementation(restore)
+
+    def _use_training_attention(self) -> Optional[str]:
+        """Switch the model to the training attention (see ``training_attention``); returns what to restore."""
+        wanted = self.training_attention
+        config = getattr(self.model, "config", None)
+        current = getattr(config, "_attn_implementation", None)
+        if wanted is None or config is None or not hasattr(self.model, "set_attn_implementation"):
+            return None
+        if wanted == "auto":
+            if current != "nuwa_3dna":
+                return None
+            wanted = TRAINING_ATTENTION
+        if wanted == current:
+            return None
+        self.model.set_attn_implementation(wanted)
+        return current
 
     # ----------------------------------------------------------------------------------------------------------------
     # Crash-safe saving
 
     def _get_output_dir(self, trial) -> str:
+        """Private override kept: no public hook chooses where Trainer writes a checkpoint (here: the staging area)."""
         if self._staging_root is not None:
             return self._staging_root
         return super()._get_output_dir(trial)
 
-    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
-        super()._save(output_dir, state_dict=state_dict)
-        if self.args.should_save and self.nuwa_processing_class is not None:
-            self.nuwa_processing_class.save_pretrained(output_dir if output_dir is not None else self.args.output_dir)
-
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Private override kept: Trainer calls it inside its checkpoint save, before the folder is published; no
+        callback can hold back that upload (``on_push_begin`` only fires for ``push_to_hub``)."""
         if self._staging_root is not None:
             return  # pushed after the folder is published (an upload running in the background must not see it move)
         if self.args.should_save and self.nuwa_processing_class is not None:
@@ -239,6 +287,8 @@ class NuwaTrainer(Trainer):
         super()._push_from_checkpoint(checkpoint_folder)
 
     def _save_checkpoint(self, model, trial) -> None:
+        """Private override kept: ``on_save`` runs after Trainer has already rotated (deleted) old checkpoints, too
+        late to publish the new one atomically first; no public hook wraps the save itself."""
         run_dir = self._get_output_dir(trial)
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.args.should_save:
@@ -263,15 +313,23 @@ class NuwaTrainer(Trainer):
         if self.args.push_to_hub:
             self._push_from_checkpoint(final)
 
+    def _save_processor(self, output_dir: Optional[str]) -> None:
+        if self.args.should_save and self.nuwa_processing_class is not None:
+            self.nuwa_processing_class.save_pretrained(output_dir if output_dir is not None else self.args.output_dir)
+
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
+        """The model, its VQ-GANs and the processor; a final save (outside checkpoints) is published as a whole."""
         if self._staging_root is not None:  # inside _save_checkpoint: already staged
-            return super().save_model(output_dir, _internal_call)
+            super().save_model(output_dir, _internal_call)
+            self._save_processor(output_dir)
+            return
         target = output_dir if output_dir is not None else self.args.output_dir
         staged = os.path.join(target, STAGING_DIRNAME, "model")
         if self.args.should_save:
             clear_staging(target, "model")
         self.accelerator.wait_for_everyone()
         super().save_model(staged, _internal_call=True)
+        self._save_processor(staged)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             # Trainer also writes training_args.bin, a pickle: a model folder meant to be shared gets JSON instead.

@@ -1,0 +1,93 @@
+"""``nuwa-hf train``'s options as HfArgumentParser dataclasses: the same flags, defaults and errors as before."""
+
+import json
+
+import pytest
+from transformers import HfArgumentParser
+
+from nuwa_hf.training import NuwaRunArguments, build_parser
+from nuwa_hf.training.arguments import ARGUMENT_CLASSES
+from nuwa_hf.training.main import parse_args
+from nuwa_hf.training.recipe import PAPER_RECIPE
+
+
+def test_flags_parse_into_the_run_and_its_training_arguments(tmp_path):
+    args, make_training_arguments = parse_args([
+        "--output-dir", str(tmp_path), "--no-token-cache", "--bf16", "--no-progress", "--max-steps", "7",
+        "--train-data", "t2i=a", "--train-data", "t2v=b", "--task-batch-sizes", "t2i=3", "--batch_size", "5",
+        "--warmup-ratio", "0.2", "--hub-strategy", "end",
+    ])
+    assert args.token_cache is False and args.bf16 is True and args.no_progress is True
+    assert args.train_data == ["t2i=a", "t2v=b"]  # repeatable, in order
+    assert args.task_batch_sizes == "t2i=3" and args.batch_size == 5  # "-" and "_" spellings both work
+    training = make_training_arguments()
+    assert training.max_steps == 7 and training.per_device_train_batch_size == 5 and training.bf16
+    assert training.disable_tqdm and training.warmup_steps == 0.2 and training.hub_strategy == "end"
+    assert training.learning_rate == PAPER_RECIPE["learning_rate"] and training.output_dir == str(tmp_path)
+
+
+def test_defaults_are_the_recipes():
+    args, _ = parse_args(["--output-dir", "x"])
+    assert args.tasks == "all" and args.token_cache is True and args.resume == "auto" and args.train_data == []
+    assert args.lr_scheduler == PAPER_RECIPE["lr_scheduler_type"] and args.max_grad_norm == PAPER_RECIPE["max_grad_norm"]
+    assert args.attn_implementation is None and args.model_preset == "tiny"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--num-samples", "0"], r"--num-samples must be >= 1, got 0\."),
+    (["--threads", "0"], r"--threads must be >= 1, got 0\."),
+    (["--task-block-size", "0"], r"--task-block-size must be >= 1, got 0\."),
+    (["--condition-dropout", "1"], r"--condition-dropout must lie in \[0, 1\), got 1\.0\."),
+    (["--warmup-ratio", "-0.1"], r"--warmup-ratio must lie in \[0, 1\)"),
+    (["--learning-rate", "0"], r"--learning-rate must be positive"),
+    (["--max-text-length", "0"], r"--max-text-length must be >= 1"),
+])
+def test_bad_values_name_the_flag(extra, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(["--output-dir", "x", *extra])
+
+
+@pytest.mark.parametrize("argv", [["--output-dir", "x", "--bogus", "1"], ["--output-dir", "x", "--world", "moon"], []])
+def test_unknown_flags_bad_choices_and_a_missing_output_dir_exit_like_argparse(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "nuwa-hf train: error" in capsys.readouterr().err
+
+
+def test_the_same_dataclasses_load_from_a_json_file(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"output_dir": "runs/x", "max_steps": 3, "tasks": "t2i", "bf16": True}))
+    data, _, _, run, _ = HfArgumentParser(ARGUMENT_CLASSES).parse_json_file(str(path))
+    assert isinstance(run, NuwaRunArguments) and run.max_steps == 3 and run.bf16 and data.tasks == "t2i"
+    with pytest.raises(ValueError, match="--max-steps must be >= 1"):
+        path.write_text(json.dumps({"output_dir": "runs/x", "max_steps": 0}))
+        HfArgumentParser(ARGUMENT_CLASSES).parse_json_file(str(path))
+
+
+def test_one_json_file_on_the_command_line_holds_every_option(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path / "run"), "max_steps": 9, "token_cache": False,
+                                "train_data": ["t2i=a"]}))
+    args, make_training_arguments = parse_args([str(path)])
+    assert args.max_steps == 9 and args.token_cache is False and args.train_data == ["t2i=a"] and args.seed == 0
+    assert make_training_arguments().max_steps == 9
+
+
+def test_the_default_recipes_command_line_parses(tmp_path):
+    """examples/train_default_checkpoint.py's NUWA stages (first and continued run) build argv for this parser."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    recipe_args = recipe.parse_args(["--work-dir", str(tmp_path), "--continue-steps", "10"])
+    for continued in (False, True):
+        args, make_training_arguments = parse_args(recipe.nuwa_argv(recipe_args, tmp_path, continued))
+        assert args.tasks == "t2i,t2v,v2v,s2i,s2v" and args.no_progress and args.condition_dropout == 0.1
+        assert args.task_batch_sizes == "t2i=16,s2i=16,t2v=8,v2v=8,s2v=8"
+        assert (args.init_from is not None) == continued
+        assert json.loads(args.model_config)["video_extent"] == [None, None, None]
+        assert make_training_arguments().warmup_steps == 0.03
