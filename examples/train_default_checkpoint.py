@@ -727,6 +727,7 @@ def stage_samples(args, work: Path):
     from transformers import pipeline
 
     from nuwa_hf import media
+    from nuwa_hf.file_io import atomic_write_text
 
     out = Path(args.output) / "samples"
     out.mkdir(parents=True, exist_ok=True)
@@ -747,7 +748,7 @@ def stage_samples(args, work: Path):
     for i, frames in enumerate(videos):
         files.append(str(media.save_gif(frames, out / f"t2v_{i}.gif", fps=3, upscale=4).name))
         media.save_image(media.frame_strip(frames), out / f"t2v_{i}_frames.png", upscale=4)
-    media.write_text_atomic(out / "prompts.json", json.dumps(
+    atomic_write_text(out / "prompts.json", json.dumps(
         {"t2i_digits.png": {"rows": ["seed 0", "seed 1"], "prompts": prompts},
          **{name: prompt for name, prompt in zip(files, SAMPLE_VIDEO_PROMPTS)}}, indent=2))
     return {"folder": str(out), "files": sorted(p.name for p in out.iterdir())}

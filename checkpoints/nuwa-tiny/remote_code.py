@@ -35,8 +35,9 @@ _PIPELINE_FILES = ["pipeline_base.py", "inputs.py", "regions.py", "reranking.py"
                    "sampling_options.py", "work_limits.py", "text_to_image.py", "text_to_video.py",
                    "video_prediction.py", "sketch_to_image.py", "image_completion.py", "image_manipulation.py",
                    "sketch_to_video.py", "video_manipulation.py"]
-# nuwa_hf/x.py -> flat name (media reads videos with data/video_decoding.py, which resizes with frame_resizing.py)
-_PACKAGE_FILES = {"media.py": "nuwa_media.py", "tasks.py": "nuwa_tasks.py",
+# nuwa_hf/x.py -> flat name (media writes with file_io.py and reads videos with data/video_decoding.py, which
+# resizes with frame_resizing.py)
+_PACKAGE_FILES = {"media.py": "nuwa_media.py", "file_io.py": "nuwa_file_io.py", "tasks.py": "nuwa_tasks.py",
                   "data/video_decoding.py": "nuwa_video_decoding.py", "data/frame_resizing.py": "nuwa_frame_resizing.py"}
 _PIPELINES_DIR = _HERE if _FLAT else _HERE.parents[1] / "pipelines"
 _PACKAGE_DIR = _HERE if _FLAT else _HERE.parents[1]
@@ -65,6 +66,7 @@ def custom_pipelines() -> dict:
 def _flat_pipeline_source(text: str) -> str:
     """Package imports of a pipeline file -> imports of the flat copies beside it."""
     text = (text.replace("from ..media import", "from .nuwa_media import")
+            .replace("from .file_io import", "from .nuwa_file_io import")
             .replace("from .data.video_decoding import", "from .nuwa_video_decoding import")
             .replace("from .frame_resizing import", "from .nuwa_frame_resizing import")
             .replace("from ..tasks import", "from .nuwa_tasks import")

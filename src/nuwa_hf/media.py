@@ -21,16 +21,16 @@ Conditions:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import PIL.Image
+
+from .file_io import atomic_output
 
 PathLike = Union[str, os.PathLike]
 
@@ -38,47 +38,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 PYAV_VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 VIDEO_SUFFIXES = (".gif",) + PYAV_VIDEO_SUFFIXES
 SKETCH_IMAGE_MODES = ("L", "P", "I", "I;16", "1")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (``os.replace``), else it is removed.
-
-    Example:
-        >>> with atomic_output("out/a.png") as temporary:
-        ...     image.save(temporary, format="PNG")
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Write UTF-8 text to ``path`` atomically; returns the path."""
-    with atomic_output(path) as temporary:
-        temporary.write_text(text, encoding="utf-8")
-    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------------------------------

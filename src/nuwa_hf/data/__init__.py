@@ -18,7 +18,7 @@ Real material comes from PyPI wheels read without installing them (:func:`load_m
 """
 
 from .attributes import COLORS, DIGIT_WORDS, DIRECTIONS, MOTIONS, POSITIONS
-from .cache import cache_root
+from ..file_io import cache_root
 from .captioned_moving_mnist import captioned_moving_mnist, godiva_caption
 from .digit_images import DIGIT_CAPTION_TEMPLATES, digit_images
 from .prefetch import fetch_all

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from .cache import CACHE_ENV_VAR, cache_root
+from ..file_io import CACHE_ENV_VAR, cache_root
 from .prefetch import fetch_all
 from .registry_wheels import RegistryFetchError
 

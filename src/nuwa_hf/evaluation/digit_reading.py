@@ -183,7 +183,7 @@ READER_FOLDER = "scorers/mnist_digit_reader"
 
 def cached_reader_folder(num_train: int = 30000, seed: int = 0) -> Path:
     """Where :func:`default_digit_reader` keeps the reader it trains: ``<NUWA_HF_CACHE>/scorers/mnist_digit_reader/``."""
-    from ..data.cache import cache_root
+    from ..file_io import cache_root
 
     return cache_root() / READER_FOLDER / f"n{num_train}_seed{seed}"
 

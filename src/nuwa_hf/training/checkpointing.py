@@ -18,31 +18,11 @@ import re
 import shutil
 from typing import List, Optional, Tuple
 
+from ..file_io import fsync_path, fsync_tree, write_json_durably
+
 CHECKPOINT_MARKER = "checkpoint_complete.json"
 STAGING_DIRNAME = "_incomplete_checkpoints"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-def _fsync_path(path: str) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return  # some file systems do not let directories be opened; nothing more can be done there
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(directory: str) -> None:
-    """Flush every file and folder under ``directory`` (and the folder itself) to disk."""
-    for root, dirs, files in os.walk(directory):
-        for name in files:
-            _fsync_path(os.path.join(root, name))
-        _fsync_path(root)
 
 
 def _listing(directory: str) -> dict:
@@ -60,13 +40,7 @@ def write_completion_marker(directory: str, global_step: int) -> None:
     """Write the marker listing every file of ``directory`` with its size (written atomically, after a flush)."""
     fsync_tree(directory)
     payload = {"global_step": int(global_step), "files": _listing(directory)}
-    temporary = os.path.join(directory, CHECKPOINT_MARKER + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, os.path.join(directory, CHECKPOINT_MARKER))
-    _fsync_path(directory)
+    write_json_durably(os.path.join(directory, CHECKPOINT_MARKER), payload)
 
 
 def is_complete_checkpoint(directory: str) -> bool:
@@ -111,7 +85,7 @@ def _remove_tree(path: str, trash_root: str) -> None:
     marker = os.path.join(path, CHECKPOINT_MARKER)
     if os.path.exists(marker):
         os.remove(marker)
-        _fsync_path(path)
+        fsync_path(path)
     os.makedirs(trash_root, exist_ok=True)
     trash = os.path.join(trash_root, "deleting-" + os.path.basename(path))
     if os.path.exists(trash):
@@ -140,7 +114,7 @@ def publish_checkpoint(staged: str, final: str, global_step: int) -> None:
     if os.path.exists(final):
         _remove_tree(final, os.path.join(parent, STAGING_DIRNAME))
     os.rename(staged, final)
-    _fsync_path(parent)
+    fsync_path(parent)
 
 
 def rotate_complete_checkpoints(output_dir: str, save_total_limit: Optional[int], keep: Optional[str] = None) -> None:
@@ -216,13 +190,7 @@ def publish_model_folder(staged: str, target: str) -> None:
     journal = {"staged": os.path.relpath(staged, target), "entries": entries, "remove": stale}
     staging_root = os.path.join(target, STAGING_DIRNAME)
     os.makedirs(staging_root, exist_ok=True)
-    temporary = os.path.join(staging_root, PUBLISH_JOURNAL + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(journal, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, os.path.join(staging_root, PUBLISH_JOURNAL))
-    _fsync_path(staging_root)
+    write_json_durably(os.path.join(staging_root, PUBLISH_JOURNAL), journal)
     finish_model_publish(target)
 
 
@@ -257,9 +225,9 @@ def finish_model_publish(target: str) -> bool:
         path = os.path.join(target, name)
         if os.path.isfile(path):
             os.remove(path)
-    _fsync_path(target)
+    fsync_path(target)
     os.remove(journal_path)
-    _fsync_path(staging_root)
+    fsync_path(staging_root)
     shutil.rmtree(staged, ignore_errors=True)
     for name in entries:
         shutil.rmtree(os.path.join(staging_root, "replaced-" + name), ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..cache import PathLike
+from ...file_io import PathLike
 from ..image_inputs import as_float_images, as_float_videos, as_texts, check_same_count, split_into_batches
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

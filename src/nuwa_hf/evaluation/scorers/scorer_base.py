@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Dict, Iterator, Optional, Type, Unio
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic_files import atomic_write, atomic_write_text
+from ...file_io import atomic_write, atomic_write_text
 from ..image_inputs import split_into_batches
 
 PathLike = Union[str, os.PathLike]

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..cache import PathLike, cache_dir
+from ...file_io import PathLike, cache_root
 from .attribute_classifier import AttributeClassifier
 from .digit_classifier import DigitClassifier
 from .digit_set_classifier import DigitSetClassifier
@@ -139,7 +139,7 @@ def default_scorers(visual: str = "video", cache: Optional[PathLike] = None, tra
 
     if visual not in ("image", "video"):
         raise ValueError(f"visual must be 'image' or 'video', got {visual!r}.")
-    folder = cache_dir(cache) / "scorers"
+    folder = cache_root(cache) / "scorers"
     if visual == "image":
         found = _load_or_train(folder, ("color_classifier", "text_image", "image_digits"),
                                lambda: train_image_scorers(progress=progress), train_if_missing)

@@ -1,64 +1,19 @@
-"""Crash-safe checkpoint files for VQ-GAN training: atomic folders, and optimiser state without pickle.
+"""Crash-safe checkpoint files for VQ-GAN training: the model saved file by file with renames, and optimiser state
+without pickle.
 
-A checkpoint folder is written under a hidden temporary name in the same parent and renamed into place only once
-complete, so an interrupted save never leaves a folder that loads as if it were whole. Optimiser state goes to
-safetensors (tensors) + JSON (everything else) so that resuming never unpickles a file.
+Checkpoint folders are written with :func:`nuwa_hf.file_io.atomic_directory` (renamed into place only once complete).
+Optimiser state goes to safetensors (tensors) + JSON (everything else) so that resuming never unpickles a file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
-    """
-    Context manager yielding a temporary folder that replaces `path` when the block exits without error.
-
-    The temporary folder lives beside `path` (same file system, so the rename is atomic); on error it is removed
-    and `path` is left as it was.
-    """
-    path = os.path.abspath(os.fspath(path))
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
-    try:
-        yield staging
-        if os.path.exists(path):
-            # rename(2) cannot replace a non-empty folder: move the old one aside first, then drop it.
-            retired = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
-            os.replace(path, os.path.join(retired, name))
-            os.replace(staging, path)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, payload) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-        os.replace(staging, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(staging)
-        raise
 
 
 def save_pretrained_atomically(model, directory: str | os.PathLike) -> None:

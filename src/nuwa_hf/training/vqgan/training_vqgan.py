@@ -38,13 +38,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .checkpointing import (
-    atomic_directory,
-    atomic_write_json,
-    load_optimizer_state,
-    save_optimizer_state,
-    save_pretrained_atomically,
-)
+from ...file_io import atomic_directory, atomic_write_json
+from .checkpointing import load_optimizer_state, save_optimizer_state, save_pretrained_atomically
 from .discriminator import NuwaPatchDiscriminator
 from .losses import ADVERSARIAL_LOSSES, adaptive_adversarial_weight
 from .metrics import confusion_matrix, psnr, segmentation_scores, ssim
