@@ -328,7 +328,7 @@ def _text_task_scores(model, processor, classifier, motion_classifier, args, spl
     sampled with the given guidance scale and top-k. Returns a dict of the three."""
     from transformers import pipeline
 
-    from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy
+    from nuwa_hf.evaluation.attributes import attribute_accuracy
     from nuwa_hf.pipelines.world_examples import task_examples
 
     n, s, t = args.tune_samples, args.image_size, args.num_frames
@@ -537,23 +537,17 @@ def captioned_cells(positions, size: int):
     return regions
 
 
-def _psnr(a, b, mask):
-    diff = ((a.astype(np.float64) - b.astype(np.float64)) ** 2)[mask].mean()
-    return float(10 * np.log10(255.0 ** 2 / max(diff, 1e-10)))
-
-
 def stage_evaluate(args, work: Path):
     """Every task on held-out conditions (``nuwa_hf.pipelines.world_examples``, split "test": MNIST test digits,
     held-out textures), metric tables from ``nuwa_hf.evaluation.task_metrics`` plus the checks it has no row for."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, pipeline
 
-    import importlib
-
-    tm = importlib.import_module("nuwa_hf.evaluation.task_metrics")  # the module (the package exports a function of that name)
+    import nuwa_hf.evaluation.task_evaluation as tm
     from nuwa_hf import data
     from nuwa_hf.evaluation import EvaluationScorers, load_scorer
-    from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy, video_digit_accuracy
+    from nuwa_hf.evaluation.attributes import attribute_accuracy, video_digit_accuracy
+    from nuwa_hf.evaluation.psnr import psnr_in_region
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES, load_nuwa_processor
     from nuwa_hf.pipelines.world_examples import task_examples
 
@@ -667,12 +661,12 @@ def stage_evaluate(args, work: Path):
                 flat = refs.reshape(-1, s, s, 3)
                 pix = torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 127.5 - 1
                 rec = vqgan.decode_from_indices(vqgan.encode_to_indices(pix))
-            extra.append(("PSNR outside the region, output vs original (dB)", _psnr(generated, refs, keep), ""))
+            extra.append(("PSNR outside the region, output vs original (dB)", psnr_in_region(generated, refs, keep), ""))
             if rec is not None:
                 rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(refs.shape)
                 extra.append(("PSNR outside the region, VQ-GAN reconstruction vs original (dB, the ceiling)",
-                              _psnr(rec, refs, keep), ""))
-                extra.append(("PSNR outside the region, output vs VQ-GAN reconstruction (dB)", _psnr(generated, rec, keep), ""))
+                              psnr_in_region(rec, refs, keep), ""))
+                extra.append(("PSNR outside the region, output vs VQ-GAN reconstruction (dB)", psnr_in_region(generated, rec, keep), ""))
             if code == "TI2I":
                 colours = [_first_colour(text) for text in ex.texts]
                 read = read_colours(generated, ex.inputs["mask"], s)

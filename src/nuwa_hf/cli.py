@@ -256,7 +256,7 @@ def _add_evaluate(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="generate on a held-out split and write the task's metric table", formatter_class=_Formatter,
         description="Generate with one task on the held-out split of its built-in world, compute the task's metrics "
-                    "(nuwa_hf.evaluation.task_metrics), print the table and write it as JSON and Markdown.",
+                    "(nuwa_hf.evaluation.task_evaluation), print the table and write it as JSON and Markdown.",
         epilog="examples:\n"
                "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
                "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"

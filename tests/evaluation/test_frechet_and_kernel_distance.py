@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from nuwa_hf.evaluation.frechet_distance import frechet_distance, frechet_distance_from_statistics, gaussian_statistics
-from nuwa_hf.evaluation.kernel_distance import kernel_distance, unbiased_mmd2
+from nuwa_hf.evaluation.frechet import frechet_distance, frechet_distance_from_statistics, gaussian_statistics
+from nuwa_hf.evaluation.kernel_inception import kernel_distance, unbiased_mmd2
 
 
 def test_identical_feature_sets_are_at_distance_zero():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nuwa_hf.evaluation import DigitClassifier, attribute_accuracy, inception_score, load_scorer
-from nuwa_hf.evaluation.inception_score import inception_score_from_probabilities
+from nuwa_hf.evaluation.inception_scoring import inception_score_from_probabilities
 from nuwa_hf.evaluation.scorers.label_sets import label_presence, label_set_matches, most_common_set_rate
 
 

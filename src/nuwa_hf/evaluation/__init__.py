@@ -4,12 +4,12 @@ Real backbones where they can be had offline (the FID Inception, fetched from a 
 elsewhere small scorers the project trains, each named honestly and reporting its own held-out accuracy.
 """
 
-from .attribute_accuracy import attribute_accuracy, video_digit_accuracy
-from .clip_similarity import clip_similarity
-from .frechet_distance import frechet_distance, frechet_inception_distance
+from .attributes import attribute_accuracy, video_digit_accuracy
+from .text_visual_similarity import clip_similarity
+from .frechet import frechet_distance, frechet_inception_distance
 from .inception import InceptionFeatureExtractor, fetch_inception_weights
-from .inception_score import inception_score, inception_score_from_probabilities
-from .kernel_distance import kernel_distance, kernel_inception_distance
+from .inception_scoring import inception_score, inception_score_from_probabilities
+from .kernel_inception import kernel_distance, kernel_inception_distance
 from .metrics import METRIC_NAMES, metric_path
 from .psnr import peak_signal_to_noise_ratio
 from .report_writers import metrics_markdown, write_metrics_json, write_metrics_markdown
@@ -24,9 +24,9 @@ from .scorers import (
     default_scorers,
     load_scorer,
 )
-from .segmentation_scores import confusion_matrix, scores_from_confusion, segmentation_scores
+from .segmentation import confusion_matrix, scores_from_confusion, segmentation_scores
 from .ssim import structural_similarity
-from .task_metrics import TASK_METRICS, EvaluationScorers, task_metrics
+from .task_evaluation import TASK_METRICS, EvaluationScorers, task_metrics
 from .video_distance import frechet_video_distance
 
 __all__ = [

@@ -8,18 +8,34 @@ from __future__ import annotations
 import math
 from typing import Any, Dict
 
+import numpy as np
 import torch
 
 from .image_inputs import as_float_images, as_float_videos, check_same_count, frames_of
 
 
-def psnr_per_image(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each pair of float images (N, C, H, W) in [0, 1] -> (N,); ``inf`` where a pair is identical."""
+def psnr_per_image(first: torch.Tensor, second: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR in dB of each pair of float images (N, C, H, W) -> (N,); ``inf`` where a pair is identical.
+
+    ``data_range`` is max minus min of the images' range: 1 for [0, 1] (the evaluation's), 2 for [-1, 1] (what the
+    VQ-GANs read and write)."""
     if first.shape != second.shape:
         raise ValueError(f"Images to compare must have the same shape, got {tuple(first.shape)} and "
                          f"{tuple(second.shape)}.")
     mse = (first.double() - second.double()).square().mean(dim=(1, 2, 3))
-    return (10 * torch.log10(1.0 / mse)).float()
+    return (10 * torch.log10(data_range**2 / mse)).float()
+
+
+def psnr_in_region(first: Any, second: Any, region: Any, data_range: float = 255.0) -> float:
+    """PSNR in dB of two arrays over the pixels where ``region`` is true (e.g. what an edit must keep), in their own
+    range (``data_range`` 255 for uint8 pictures). Identical regions give a large finite value (MSE floored at 1e-10)."""
+    first = torch.as_tensor(np.asarray(first), dtype=torch.float64)
+    second = torch.as_tensor(np.asarray(second), dtype=torch.float64)
+    if first.shape != second.shape:
+        raise ValueError(f"Arrays to compare must have the same shape, got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}.")
+    mse = (first - second).square()[torch.as_tensor(np.asarray(region), dtype=torch.bool)].mean()
+    return float(10 * torch.log10(data_range**2 / mse.clamp(min=1e-10)))
 
 
 def peak_signal_to_noise_ratio(generated: Any, reference: Any, videos: bool = False) -> Dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from .feature_extraction import FeatureExtractor, extract_features
-from .frechet_distance import frechet_distance
+from .frechet import frechet_distance
 from .image_inputs import as_float_videos
 from .scorers.scorer_base import scorer_report
 

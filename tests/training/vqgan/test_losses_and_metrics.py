@@ -13,7 +13,9 @@ from nuwa_hf.training.vqgan.losses import (
     hinge_generator_loss,
     non_saturating_discriminator_loss,
 )
-from nuwa_hf.training.vqgan.metrics import confusion_matrix, psnr, segmentation_scores, ssim
+from nuwa_hf.evaluation.psnr import psnr_per_image
+from nuwa_hf.evaluation.segmentation import confusion_matrix, scores_from_confusion
+from nuwa_hf.evaluation.ssim import ssim_per_image
 from nuwa_hf.models.vqgan.quantization import codebook_usage, quantize
 
 
@@ -84,7 +86,15 @@ def test_codebook_usage_reports_perplexity_and_share_of_codes():
     assert uniform["perplexity"] == pytest.approx(8.0) and uniform["usage"] == 1.0
 
 
-def test_psnr_and_ssim():
+def psnr(prediction, target):  # the VQ-GANs' range is [-1, 1]
+    return psnr_per_image(prediction, target, data_range=2.0)
+
+
+def ssim(prediction, target):
+    return ssim_per_image(prediction, target, data_range=2.0)
+
+
+def test_psnr_and_ssim_in_the_vqgan_range():
     torch.manual_seed(0)
     image = torch.rand(2, 3, 16, 16) * 2 - 1
     noisy = image + 0.1
@@ -93,15 +103,15 @@ def test_psnr_and_ssim():
     slightly, badly = image + 0.05 * torch.randn_like(image), image + 0.5 * torch.randn_like(image)
     assert 1.0 > float(ssim(slightly, image).mean()) > float(ssim(badly, image).mean())
     assert torch.allclose(ssim(slightly, image), ssim(image, slightly))
-    with pytest.raises(ValueError, match="at least 11x11"):
+    with pytest.raises(ValueError, match="smaller than the 11x11 SSIM window"):
         ssim(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
 
 
 def test_pixel_accuracy_and_frequency_weighted_iou_by_hand():
     target = torch.tensor([[0, 0, 0, 1], [1, 1, 2, 2]])
     prediction = torch.tensor([[0, 0, 1, 1], [1, 1, 2, 0]])
-    scores = segmentation_scores(confusion_matrix(prediction, target, num_classes=3))
+    scores = scores_from_confusion(confusion_matrix(prediction, target, num_classes=3))
     assert scores["pixel_accuracy"] == pytest.approx(6 / 8)
     # IoU: class 0: 2 / (3 + 3 - 2) = 0.5; class 1: 3 / (3 + 4 - 3) = 0.75; class 2: 1 / (2 + 1 - 1) = 0.5.
-    assert scores["fw_iou"] == pytest.approx(3 / 8 * 0.5 + 3 / 8 * 0.75 + 2 / 8 * 0.5)
+    assert scores["frequency_weighted_iou"] == pytest.approx(3 / 8 * 0.5 + 3 / 8 * 0.75 + 2 / 8 * 0.5)
     assert scores["mean_iou"] == pytest.approx((0.5 + 0.75 + 0.5) / 3)

@@ -50,7 +50,7 @@ def test_example_trains_a_vqgan_on_a_folder_of_pictures(example, tmp_path):
 def test_example_trains_a_sketch_vqgan_on_generated_maps(example, tmp_path):
     metrics = example.main(["--model", "seg", "--synthetic", "40", *MICRO, "--steps", "2", "--batch-size", "8",
                             "--save-every", "0", "--output-dir", str(tmp_path)])
-    assert "pixel_accuracy" in metrics and "fw_iou" in metrics
+    assert "pixel_accuracy" in metrics and "frequency_weighted_iou" in metrics
     assert NuwaSegVQGAN.from_pretrained(tmp_path).num_classes == 4
 
 

@@ -129,7 +129,7 @@ def test_sketch_vqgan_learns_with_cross_entropy(tmp_path):
     )
     after = result.final_metrics
     assert after["pixel_accuracy"] > before["pixel_accuracy"] + 0.3
-    assert after["fw_iou"] > before["fw_iou"] + 0.3
+    assert after["frequency_weighted_iou"] > before["frequency_weighted_iou"] + 0.3
     assert result.history[-1]["reconstruction_loss"] < 0.6 * result.history[0]["reconstruction_loss"]
     # Sketch training has no discriminator by default (the paper trains VQ-GAN-Seg with cross-entropy).
     assert not any("discriminator_loss" in record for record in result.history)

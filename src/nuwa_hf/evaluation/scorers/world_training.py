@@ -135,7 +135,7 @@ def default_scorers(visual: str = "video", cache: Optional[PathLike] = None, tra
 
     With ``train_if_missing=False`` a missing scorer raises instead of training.
     """
-    from ..task_metrics import EvaluationScorers
+    from ..task_evaluation import EvaluationScorers
 
     if visual not in ("image", "video"):
         raise ValueError(f"visual must be 'image' or 'video', got {visual!r}.")

@@ -42,7 +42,9 @@ from ...file_io import atomic_directory, atomic_write_json
 from .checkpointing import load_optimizer_state, save_optimizer_state, save_pretrained_atomically
 from .discriminator import NuwaPatchDiscriminator
 from .losses import ADVERSARIAL_LOSSES, adaptive_adversarial_weight
-from .metrics import confusion_matrix, psnr, segmentation_scores, ssim
+from ...evaluation.psnr import psnr_per_image
+from ...evaluation.segmentation import confusion_matrix, scores_from_confusion
+from ...evaluation.ssim import ssim_per_image
 from ...models.vqgan.modeling_seg_vqgan import NuwaSegVQGAN
 from ...models.vqgan.modeling_vqgan import NuwaVQGAN
 from ...models.vqgan.quantization import codebook_usage
@@ -325,8 +327,8 @@ def evaluate_vqgan(
             under `input_column`).
 
     Returns:
-        `dict`: images: `psnr`, `ssim` (means over images), `l1`, `mse`; sketches: `pixel_accuracy`, `fw_iou`,
-        `mean_iou`; both: `perplexity`, `usage` (over all tokens of the set), `num_samples`.
+        `dict`: images: `psnr`, `ssim` (means over images), `l1`, `mse`; sketches: `pixel_accuracy`,
+        `frequency_weighted_iou`, `mean_iou`; both: `perplexity`, `usage` (over all tokens of the set), `num_samples`.
     """
     sketch = _is_sketch_model(model)
     key = input_column or ("sketch_maps" if sketch else "pixel_values")
@@ -346,21 +348,23 @@ def evaluate_vqgan(
         output = model.decode_quantized(quantized.quantized)
         all_indices.append(quantized.indices.cpu())
         if sketch:
-            batch_confusion = confusion_matrix(output.argmax(dim=1), batch, model.num_classes)
+            batch_confusion = confusion_matrix(output.argmax(dim=1).cpu(), batch.cpu(), model.num_classes)
             confusion = batch_confusion if confusion.numel() == 0 else confusion + batch_confusion
         else:
             reconstruction = output.clamp(-1, 1).float()
             target = batch.float()
-            psnrs.append(psnr(reconstruction, target).cpu())
+            # The VQ-GANs work in [-1, 1]: a data range of 2.
+            psnrs.append(psnr_per_image(reconstruction, target, data_range=2.0).cpu())
             if min(target.shape[-2:]) >= 11:
-                ssims.append(ssim(reconstruction, target).cpu())
+                ssims.append(ssim_per_image(reconstruction, target, data_range=2.0).cpu())
             l1s.append((reconstruction - target).abs().flatten(1).mean(1).cpu())
             mses.append((reconstruction - target).pow(2).flatten(1).mean(1).cpu())
     model.train(was_training)
     metrics = codebook_usage(torch.cat(all_indices), model.codebook_size)
     metrics["num_samples"] = total
     if sketch:
-        metrics.update(segmentation_scores(confusion))
+        scores = scores_from_confusion(confusion)
+        metrics.update({key: scores[key] for key in ("pixel_accuracy", "frequency_weighted_iou", "mean_iou")})
     else:
         metrics["psnr"] = float(torch.cat(psnrs).clamp(max=100.0).mean())
         if ssims:

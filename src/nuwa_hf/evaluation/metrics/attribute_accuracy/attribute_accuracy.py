@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from nuwa_hf.evaluation.attribute_accuracy import attribute_accuracy, video_digit_accuracy
+from nuwa_hf.evaluation.attributes import attribute_accuracy, video_digit_accuracy
 from nuwa_hf.evaluation.metric_module_support import (IMAGE, VIDEO, check_config, load_project_scorer, pil_images,
                                                       pil_videos)
 

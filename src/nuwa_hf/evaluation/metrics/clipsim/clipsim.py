@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from nuwa_hf.evaluation.clip_similarity import clip_similarity
+from nuwa_hf.evaluation.text_visual_similarity import clip_similarity
 from nuwa_hf.evaluation.metric_module_support import (IMAGE, VIDEO, check_config, load_project_scorer, pil_images,
                                                       pil_videos)
 

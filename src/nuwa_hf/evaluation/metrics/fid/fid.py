@@ -7,7 +7,7 @@ against a recorded sha256 (see nuwa_hf.evaluation.inception). Pass feature_extra
 import datasets
 import evaluate
 
-from nuwa_hf.evaluation.frechet_distance import frechet_inception_distance
+from nuwa_hf.evaluation.frechet import frechet_inception_distance
 from nuwa_hf.evaluation.metric_module_support import IMAGE, pil_images
 
 _DESCRIPTION = """FID between generated and reference images (Heusel et al., 2017): Fréchet distance between Gaussians

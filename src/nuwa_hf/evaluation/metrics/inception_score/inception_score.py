@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from nuwa_hf.evaluation.inception_score import inception_score
+from nuwa_hf.evaluation.inception_scoring import inception_score
 from nuwa_hf.evaluation.metric_module_support import IMAGE, load_project_scorer, pil_images
 
 _DESCRIPTION = """exp(E_x KL(p(y|x) || p(y))) (Salimans et al., 2016) with p(y|x) from a classifier trained by nuwa-hf

@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from nuwa_hf.evaluation.kernel_distance import kernel_inception_distance
+from nuwa_hf.evaluation.kernel_inception import kernel_inception_distance
 from nuwa_hf.evaluation.metric_module_support import IMAGE, pil_images
 
 _DESCRIPTION = """KID (Bińkowski et al., 2018): unbiased MMD^2 with a cubic polynomial kernel on Inception-v3 pool3

@@ -4,7 +4,7 @@ import datasets
 import evaluate
 
 from nuwa_hf.evaluation.metric_module_support import IMAGE, label_maps_of, pil_label_maps
-from nuwa_hf.evaluation.segmentation_scores import segmentation_scores
+from nuwa_hf.evaluation.segmentation import segmentation_scores
 
 _DESCRIPTION = """Scores of predicted class maps against reference class maps from their confusion matrix: pixel
 accuracy, mean class accuracy, mean IoU (over classes present in either), frequency-weighted IoU, and per-class IoU."""

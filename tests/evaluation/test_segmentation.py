@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nuwa_hf.evaluation.segmentation_scores import confusion_matrix, scores_from_confusion, segmentation_scores
+from nuwa_hf.evaluation.segmentation import confusion_matrix, scores_from_confusion, segmentation_scores
 
 # Rows: true class, columns: predicted class.
 KNOWN = np.array([[3, 1, 0], [2, 4, 0], [0, 0, 0]])

@@ -24,15 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from .attribute_accuracy import attribute_accuracy, video_digit_accuracy
-from .clip_similarity import clip_similarity
+from .attributes import attribute_accuracy, video_digit_accuracy
+from .text_visual_similarity import clip_similarity
 from .feature_extraction import FeatureExtractor
-from .frechet_distance import frechet_inception_distance
+from .frechet import frechet_inception_distance
 from .image_inputs import as_float_videos, frames_of
-from .inception_score import inception_score
-from .kernel_distance import kernel_inception_distance
+from .inception_scoring import inception_score
+from .kernel_inception import kernel_inception_distance
 from .psnr import peak_signal_to_noise_ratio
-from .segmentation_scores import segmentation_scores
+from .segmentation import segmentation_scores
 from .ssim import structural_similarity
 from .video_distance import frechet_video_distance
 
