@@ -329,7 +329,7 @@ def _text_task_scores(model, processor, classifier, motion_classifier, args, spl
     from transformers import pipeline
 
     from nuwa_hf.evaluation.attributes import attribute_accuracy
-    from nuwa_hf.pipelines.world_examples import task_examples
+    from nuwa_hf.data.task_examples import task_examples
 
     n, s, t = args.tune_samples, args.image_size, args.num_frames
     options = dict(guidance_scale=guidance_scale, top_k=top_k, output_type="np", batch_size=16)
@@ -538,7 +538,7 @@ def captioned_cells(positions, size: int):
 
 
 def stage_evaluate(args, work: Path):
-    """Every task on held-out conditions (``nuwa_hf.pipelines.world_examples``, split "test": MNIST test digits,
+    """Every task on held-out conditions (``nuwa_hf.data.task_examples``, split "test": MNIST test digits,
     held-out textures), metric tables from ``nuwa_hf.evaluation.task_metrics`` plus the checks it has no row for."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, pipeline
@@ -549,7 +549,7 @@ def stage_evaluate(args, work: Path):
     from nuwa_hf.evaluation.attributes import attribute_accuracy, video_digit_accuracy
     from nuwa_hf.evaluation.psnr import psnr_in_region
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES, load_nuwa_processor
-    from nuwa_hf.pipelines.world_examples import task_examples
+    from nuwa_hf.data.task_examples import task_examples
 
     folder = work / "scorers"
     loaded = {name: load_scorer(folder / name) for name in
@@ -837,7 +837,7 @@ def stage_card(args, work: Path, timings: Timings):
     args.top_k, args.guidance_scale = generation.get("top_k", args.top_k), generation.get("guidance_scale", args.guidance_scale)
     tuned = timings.data.get("tune", {}).get("chosen")
     intro = (
-        f"{n} held-out conditions per task from `nuwa_hf.pipelines.world_examples` (split `test`: MNIST test digits, "
+        f"{n} held-out conditions per task from `nuwa_hf.data.task_examples` (split `test`: MNIST test digits, "
         "held-out scene textures; captions drawn from the test split), sampled with the folder's generation config "
         f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}"
         + (", both chosen on the validation split by the `tune` stage" if tuned else "")

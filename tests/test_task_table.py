@@ -52,7 +52,7 @@ def test_unknown_tasks_list_the_known_ones():
 
 def test_the_demo_titles_and_cli_help_cover_every_task():
     from nuwa_hf.cli import TASK_HELP
-    from nuwa_hf.pipelines.showcase import TASK_TITLES
+    from nuwa_hf.commands.demo import TASK_TITLES
 
     for task in TASKS:
         assert task.code in TASK_TITLES[task.name] and task.title in TASK_TITLES[task.name]

@@ -8,9 +8,10 @@
   to the known token and only masked positions are sampled, in raster order. Known tokens before the first masked
   position are fed in one pre-fill pass. This is video prediction, image completion and both manipulation tasks;
 * **classifier-free guidance** (``guidance_scale``): a second decoder pass under the null condition, with its own
-  cache, and ``logits = null + s * (cond - null)``. transformers' built-in guidance assumes a decoder-only model;
-* guidance and forcing act on the logits inside ``forward`` (through :class:`NuwaGenerationControls`), before any
-  temperature / top-k / top-p warper, which transformers would otherwise apply first;
+  cache, and ``logits = null + s * (cond - null)`` (:class:`NuwaGuidanceLogitsProcessor`; transformers' built-in
+  guidance assumes a decoder-only model);
+* guidance and forcing (:class:`NuwaKnownTokensLogitsProcessor`) are logits processors: transformers applies them
+  before the temperature / top-k / top-p warpers, and they run without a device-to-host sync per token;
 * ``generate_long_video`` slides over time past the trained number of frames: each new frame is generated with the
   previous ``T - 1`` frames as known tokens.
 """
@@ -19,11 +20,10 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import torch
-from transformers import GenerationMixin
+from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticLayer
 
 Grid = Tuple[int, int, int]
@@ -37,40 +37,59 @@ def make_generation_cache(num_layers: int, visual_grid: Grid) -> EncoderDecoderC
     return EncoderDecoderCache(self_cache, DynamicCache())
 
 
-@dataclass
-class NuwaGenerationControls:
-    """What ``generate`` asks of each forward pass.
+class NuwaGuidanceLogitsProcessor(LogitsProcessor):
+    """Classifier-free guidance for NUWA's encoder-decoder: ``scores = null + s * (cond - null)``.
 
-    known_tokens: (B, T*H*W) long, the token to force where ``generate_mask`` is False.
-    generate_mask: (B, T*H*W) bool, True where the model samples.
-    null_encoder_outputs: the encoded null condition for classifier-free guidance (or None).
-    guidance_scale: s in ``null + s * (cond - null)``.
+    The null logits come from a second decoder pass under the null condition (an all-padding prompt, or the "None"
+    condition), with its own KV cache fed the same decoder ids. transformers' ``ClassifierFreeGuidanceLogitsProcessor``
+    assumes a decoder-only model whose unconditional rows share the batch, so NUWA has its own. It runs before the
+    temperature / top-k / top-p warpers (transformers applies custom processors first).
+
+    Args:
+        model: the NUWA model generating. null_encoder_outputs: the encoded null condition, one row per sampled row.
+        guidance_scale: s (> 1 follows the condition more closely). visual_grid: the grid being generated.
+        use_cache: keep a KV cache for the null pass (as the conditional pass does); False recomputes the prefix.
     """
 
-    known_tokens: Optional[torch.Tensor] = None
-    generate_mask: Optional[torch.Tensor] = None
-    null_encoder_outputs: Optional[object] = None
-    guidance_scale: float = 1.0
-    null_cache: Optional[EncoderDecoderCache] = field(default=None, repr=False)
+    def __init__(self, model, null_encoder_outputs, guidance_scale: float, visual_grid: Grid, use_cache: bool = True):
+        self.model = model
+        self.null_encoder_outputs = null_encoder_outputs
+        self.guidance_scale = float(guidance_scale)
+        self.visual_grid = visual_grid
+        self.cache = make_generation_cache(model.config.decoder_layers, visual_grid) if use_cache else None
+        self.seen = 0  # decoder ids already in the null cache (a Python int: no device-to-host sync per step)
 
-    def apply(self, model, logits: torch.Tensor, decoder_input_ids: torch.Tensor, visual_grid: Grid, past: int):
-        """logits (B, L, N) for grid positions ``past .. past+L-1`` -> adjusted logits."""
-        if self.null_encoder_outputs is not None:
-            null = model(
-                decoder_input_ids=decoder_input_ids, encoder_outputs=self.null_encoder_outputs,
-                visual_grid=visual_grid, cache=self.null_cache, output_attentions=False, output_hidden_states=False,
-                return_dict=True,
-            ).logits
-            logits = null + self.guidance_scale * (logits - null)
-        if self.known_tokens is not None:
-            length = logits.shape[1]
-            forced = ~self.generate_mask[:, past:past + length]  # (B, L)
-            if forced.any():
-                known = self.known_tokens[:, past:past + length]
-                one_hot = torch.full_like(logits, float("-inf"))
-                one_hot.scatter_(-1, known.clamp(min=0).unsqueeze(-1), 0.0)
-                logits = torch.where(forced.unsqueeze(-1), one_hot, logits)
-        return logits
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """input_ids (B, L): <bos> and the tokens so far; scores (B, N): the conditional logits of position L-1."""
+        new = input_ids[:, self.seen:] if self.cache is not None else input_ids
+        self.seen = input_ids.shape[1]
+        null = self.model(
+            decoder_input_ids=new, encoder_outputs=self.null_encoder_outputs, visual_grid=self.visual_grid,
+            cache=self.cache, output_attentions=False, output_hidden_states=False, return_dict=True,
+        ).logits[:, -1].to(scores.dtype)
+        return null + self.guidance_scale * (scores - null)
+
+
+class NuwaKnownTokensLogitsProcessor(LogitsProcessor):
+    """Constrained decoding: where ``generate_mask`` is False the next token is forced to the known token (its logit
+    stays, every other becomes -inf), so only masked positions are sampled. Image completion, both manipulation tasks
+    and video prediction use it; it runs after guidance and before the warpers.
+
+    Args:
+        known_tokens: (B, T*H*W) long, the token to force where ``generate_mask`` is False.
+        generate_mask: (B, T*H*W) bool, True where the model samples.
+    """
+
+    def __init__(self, known_tokens: torch.LongTensor, generate_mask: torch.BoolTensor):
+        self.known_tokens = known_tokens
+        self.generate_mask = generate_mask
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        position = input_ids.shape[1] - 1  # input_ids start with <bos>: the next token fills grid position L-1
+        forced = ~self.generate_mask[:, position]  # (B,)
+        known = self.known_tokens[:, position].clamp(min=0)
+        one_hot = torch.full_like(scores, float("-inf")).scatter_(-1, known[:, None], 0.0)
+        return torch.where(forced[:, None], one_hot, scores)  # no host-side branch: the same ops every step
 
 
 def _default_visual_grid(visual_grid, known_tokens, max_new_tokens, max_grid):
@@ -277,29 +296,26 @@ class NuwaGenerationMixin(GenerationMixin):
         num_return_sequences = int(kwargs.get("num_return_sequences") or 1)
         expand = (lambda t: t.repeat_interleave(num_return_sequences, dim=0)) if num_return_sequences > 1 else (lambda t: t)
 
-        controls = None
         if guidance_scale is None and encoder_outputs.condition_type != "none":
             guidance_scale = default_guidance
         use_guidance = guidance_scale is not None and float(guidance_scale) != 1.0
         if use_guidance and encoder_outputs.condition_type == "none":
             raise ValueError("guidance_scale needs a condition (text or sketch); the 'None' condition has no opposite.")
-        if use_guidance or known_flat is not None:
-            null_outputs = None
-            if use_guidance:
-                null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
-            controls = NuwaGenerationControls(
-                known_tokens=expand(known_flat) if known_flat is not None else None,
-                generate_mask=expand(mask_flat) if mask_flat is not None else None,
-                null_encoder_outputs=null_outputs,
-                guidance_scale=float(guidance_scale) if use_guidance else 1.0,
-                null_cache=make_generation_cache(self.config.decoder_layers, grid) if (use_guidance and use_cache) else None,
-            )
+        # NUWA's processors first (guidance, then forcing), then any the caller gave; transformers runs custom
+        # processors before its temperature / top-k / top-p warpers.
+        processors = LogitsProcessorList()
+        if use_guidance:
+            null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
+            processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache))
+        if known_flat is not None:
+            processors.append(NuwaKnownTokensLogitsProcessor(expand(known_flat), expand(mask_flat)))
+        processors.extend(kwargs.pop("logits_processor", None) or [])
 
         model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
         if use_cache:
             model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
-        if controls is not None:
-            model_kwargs["generation_controls"] = controls
+        if processors:
+            model_kwargs["logits_processor"] = processors
         saved_guidance = getattr(self.generation_config, "guidance_scale", None)
         self.generation_config.guidance_scale = None
         try:

@@ -179,11 +179,11 @@ class NuwaWebDemo:
             return self._pipelines[code]
 
     def examples(self, code: str):
-        """Built-in held-out inputs of a task (nuwa_hf.pipelines.world_examples), or None when the worlds cannot be
+        """Built-in held-out inputs of a task (nuwa_hf.data.task_examples), or None when the worlds cannot be
         drawn here (e.g. their data is not cached and there is no network)."""
         with self._setup_lock:
             if code not in self._examples:
-                from nuwa_hf.pipelines.world_examples import task_examples
+                from nuwa_hf.data.task_examples import task_examples
 
                 try:
                     self._examples[code] = task_examples(code, NUM_BUILTIN_EXAMPLES, self.image_size, self.frames,

@@ -350,64 +350,52 @@ def _generation_options(args) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+# The command line's flag for each pipeline input of the task table (nuwa_hf.tasks), and what it asks for.
+_INPUT_FLAG = {"prompt": "prompt", "image": "image", "video": "video", "sketch": "sketch", "sketch_video": "sketch",
+               "mask": "mask"}
+_INPUT_HELP = {"prompt": "the caption", "image": "the image", "video": "the given frame(s)", "sketch": "a class-id map",
+               "sketch_video": "class-id maps per frame", "mask": "the region to change, e.g. \"bottom half\""}
+# Frame options of the command line; a task takes those its pipeline lists in request_options.
+_FRAME_OPTIONS = ("num_frames", "num_condition_frames", "num_frames_to_predict")
+
+
 def _task_call(task: str, args) -> tuple[tuple, dict]:
-    """Positional and keyword arguments of the task pipeline from the command line."""
-    prompts, images, videos, sketches = args.prompt, args.image, args.video, args.sketch
-    mask = _parse_mask(args.mask)
+    """Positional and keyword arguments of the task pipeline from the command line, read off the task table: the
+    table's inputs are the pipeline's positional arguments (a video input also takes --image as its first frame),
+    its optional inputs become keywords, and a flag the task does not take is an error."""
+    from .pipelines import PIPELINE_CLASSES
+    from .tasks import get_task_info
 
-    def one_or_list(values):
-        return values[0] if len(values) == 1 else values
+    info = get_task_info(task)
+    taken = info.inputs + info.optional_inputs
+    values = {"prompt": args.prompt, "image": args.image, "video": args.video, "sketch": args.sketch,
+              "mask": _parse_mask(args.mask)}
+    if "video" in taken and "image" not in taken and not values["video"]:
+        values["video"], values["image"] = values["image"], None  # an image is a one-frame video
+    wanted_flags = {_INPUT_FLAG[name] for name in taken}
+    extra = [f"--{flag}" for flag, value in values.items() if value and flag not in wanted_flags]
+    options = PIPELINE_CLASSES[task].request_options
+    extra += [f"--{name.replace('_', '-')}" for name in _FRAME_OPTIONS
+              if getattr(args, name, None) is not None and name not in options]
+    if extra:
+        raise CommandError(f"--task {task} does not take {', '.join(extra)}.")
 
-    def need(flag, values, what):
-        if not values:
-            raise CommandError(f"--task {task} needs {flag} ({what}).")
-        return one_or_list(values)
+    def value_of(name):
+        given = values[_INPUT_FLAG[name]]
+        if isinstance(given, list):
+            return given[0] if len(given) == 1 else given
+        return given
 
-    def refuse(**given):
-        extra = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
-        if extra:
-            raise CommandError(f"--task {task} does not take {', '.join(extra)}.")
-
-    kwargs: dict = {}
-    if task == "nuwa-text-to-image":
-        refuse(image=images, video=videos, sketch=sketches, mask=mask, num_frames=args.num_frames)
-        return (need("--prompt", prompts, "the caption"),), {"num_images_per_prompt": args.num_samples}
-    if task == "nuwa-text-to-video":
-        refuse(image=images, video=videos, sketch=sketches, mask=mask)
-        return (need("--prompt", prompts, "the caption"),), {"num_videos_per_prompt": args.num_samples,
-                                                               "num_frames": args.num_frames}
-    if task == "nuwa-video-prediction":
-        refuse(prompt=prompts, sketch=sketches, mask=mask)
-        source = videos or images
-        kwargs = {"num_videos_per_input": args.num_samples, "num_condition_frames": args.num_condition_frames,
-                  "num_frames_to_predict": args.num_frames_to_predict}
-        return (need("--video (or --image)", source, "the first frame(s)"),), kwargs
-    if task == "nuwa-sketch-to-image":
-        refuse(prompt=prompts, image=images, video=videos, mask=mask)
-        return (need("--sketch", sketches, "a class-id map"),), {"num_images_per_sketch": args.num_samples}
-    if task == "nuwa-sketch-to-video":
-        refuse(prompt=prompts, image=images, video=videos, mask=mask)
-        return (need("--sketch", sketches, "class-id maps per frame"),), {"num_videos_per_sketch": args.num_samples}
-    if task == "nuwa-image-completion":
-        refuse(video=videos, sketch=sketches)
-        kwargs = {"num_images_per_image": args.num_samples, "prompt": one_or_list(prompts) if prompts else None}
-        if mask is not None:
-            kwargs["mask"] = mask
-        return (need("--image", images, "the image to complete"),), kwargs
-    if task == "nuwa-image-manipulation":
-        refuse(video=videos, sketch=sketches)
-        if mask is None:
-            raise CommandError(f"--task {task} needs --mask (the region to change, e.g. \"bottom half\").")
-        return (need("--image", images, "the image to edit"), need("--prompt", prompts, "the edit"), mask), {
-            "num_images_per_prompt": args.num_samples}
-    if task == "nuwa-video-manipulation":
-        refuse(sketch=sketches, mask=mask)
-        kwargs = {"num_videos_per_prompt": args.num_samples, "num_frames": args.num_frames}
-        if args.num_condition_frames:
-            kwargs["num_condition_frames"] = args.num_condition_frames
-        return (need("--video (or --image)", videos or images, "the video to change"),
-                need("--prompt", prompts, "what should happen")), kwargs
-    raise AssertionError(task)
+    positional = []
+    for name in info.inputs:
+        if not values[_INPUT_FLAG[name]]:
+            flag = f"--{_INPUT_FLAG[name]}" + (" (or --image)" if name == "video" else "")
+            raise CommandError(f"--task {task} needs {flag} ({_INPUT_HELP[name]}).")
+        positional.append(value_of(name))
+    kwargs = {name: value_of(name) for name in info.optional_inputs if values[_INPUT_FLAG[name]]}
+    kwargs.update({name: getattr(args, name) for name in options if getattr(args, name, None) is not None})
+    kwargs["num_outputs_per_input"] = args.num_samples
+    return tuple(positional), kwargs
 
 
 def _flatten_outputs(result, batched: bool, num_samples: int) -> list[tuple[int, int, object]]:
@@ -542,7 +530,7 @@ def command_generate(args) -> int:
     from .media import mp4_available
     from .pipelines import PIPELINE_CLASSES, resolve_task_name
     from .pipelines.pipeline_base import TASK_CODE_OF
-    from .pipelines.showcase import save_result
+    from .media import save_result
     from .pipelines.work_limits import check_saved_size, max_frames_for
 
     try:
@@ -635,7 +623,7 @@ def _check_demo_picture_size(args, processor) -> None:
 
 
 def command_demo(args) -> int:
-    from .pipelines.showcase import run_showcase
+    from .commands.demo import run_showcase
 
     _set_threads(args)
     processor = _check_model_folder(args.model)
@@ -677,7 +665,7 @@ def _check_model_folder(model: str):
 def command_evaluate(args) -> int:
     from .evaluation import metrics_markdown, write_metrics_json, write_metrics_markdown
     from .pipelines import resolve_task_name
-    from .pipelines.evaluation_run import evaluate_task
+    from .commands.evaluate import evaluate_task
     from .pipelines.pipeline_base import TASK_CODE_OF
 
     try:

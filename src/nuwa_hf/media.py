@@ -470,3 +470,17 @@ def _class_palette(num_classes: int) -> np.ndarray:
         red, green, blue = colorsys.hls_to_rgb(hue, 0.5, 0.8)
         colours.append((int(red * 255), int(green * 255), int(blue * 255)))
     return np.array(colours, dtype=np.uint8)
+
+
+def save_result(result: Any, stem: Path, is_video: bool, fps: float = 4.0, upscale: int = 1,
+                write_mp4: bool = False) -> list[Path]:
+    """Write one pipeline output (a PIL image or a list of frames) as ``stem.png`` or ``stem.gif`` + ``stem.png`` (a
+    strip of the frames) [+ ``stem.mp4``]. Returns the files written."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if not is_video:
+        return [save_image(result, stem.with_suffix(".png"), upscale=upscale)]
+    written = [save_gif(result, stem.with_suffix(".gif"), fps=fps, upscale=upscale),
+               save_image(frame_strip(result), stem.with_suffix(".png"), upscale=upscale)]
+    if write_mp4 and mp4_available():
+        written.append(save_mp4(result, stem.with_suffix(".mp4"), fps=fps, upscale=upscale))
+    return written

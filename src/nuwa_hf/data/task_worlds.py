@@ -1,7 +1,7 @@
 """Which built-in world each task trains and is evaluated on: the named world sets, one place.
 
 A *world set* fixes, for every trainable task, the world function and its arguments at a given frame size. Training
-(``nuwa-hf train --world``), the demo and evaluation conditions (``nuwa_hf.pipelines.world_examples``) and the default
+(``nuwa-hf train --world``), the demo and evaluation conditions (``nuwa_hf.data.task_examples``) and the default
 checkpoint's recipe all read it, so a model is always shown the world it learned.
 
 | world set | T2I / I2I / TI2I | T2V / TV2V | V2V | S2I / S2V |

@@ -172,7 +172,7 @@ def write_default_card(
                             "details": json.dumps(details, default=str).replace("|", "\\|")})
     seeds = (f"`--seed {settings.get('seed')}`: world seed of every training split, and the seed of every training run "
              "(VQ-GANs, NUWA, scorers) and of evaluation sampling. Evaluation conditions: "
-             "`nuwa_hf.pipelines.world_examples.task_examples(task, n, 32, 4, split='test', seed=seed)`.")
+             "`nuwa_hf.data.task_examples.task_examples(task, n, 32, 4, split='test', seed=seed)`.")
     card = render_card(
         template or TEMPLATE_DIR / DEFAULT_TEMPLATE,
         card_data(),

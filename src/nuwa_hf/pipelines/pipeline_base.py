@@ -25,7 +25,6 @@ for sketch tasks, the VQ-GAN-Seg) inside the model, and the processor files (tok
 
 from __future__ import annotations
 
-import contextlib
 import os
 import types
 from dataclasses import dataclass
@@ -631,12 +630,10 @@ class NuwaPipeline(Pipeline):
             # More frames than the model was trained on: slide a window over time. The window sees at most the last
             # max_frames given frames; earlier ones are put back in front.
             earlier = max(known - self.max_frames, 0)
-            with self._guidance_left_to_nuwa():
-                video = self.model.generate_long_video(
-                    **condition_inputs, visual_grid=(self.max_frames, h, w), num_frames=frames - earlier,
-                    first_frames=first_frames, condition_type="none" if condition == "none" else None,
-                    **generate_kwargs,
-                )
+            video = self.model.generate_long_video(
+                **condition_inputs, visual_grid=(self.max_frames, h, w), num_frames=frames - earlier,
+                first_frames=first_frames, condition_type="none" if condition == "none" else None, **generate_kwargs,
+            )
             bar.update((frames - known) * h * w)
             return torch.cat([first_frames[:, :earlier], video], dim=1) if earlier else video
         kwargs = dict(condition_inputs)
@@ -651,28 +648,8 @@ class NuwaPipeline(Pipeline):
             kwargs.update(known_tokens=known_tokens, generate_mask=mask)
         elif "known_tokens" in inputs:
             kwargs.update(known_tokens=inputs["known_tokens"], generate_mask=inputs["generate_mask"])
-        with self._guidance_left_to_nuwa():
-            sequences = self.model.generate(**kwargs, visual_grid=grid, streamer=_TokenProgress(bar), **generate_kwargs)
+        sequences = self.model.generate(**kwargs, visual_grid=grid, streamer=_TokenProgress(bar), **generate_kwargs)
         return self.model.sequences_to_grid(sequences, grid)
-
-    @contextlib.contextmanager
-    def _guidance_left_to_nuwa(self):
-        """Hide ``guidance_scale`` of the model's generation config while generating.
-
-        NUWA's ``generate`` takes guidance as its own argument; left in the generation config, transformers would also
-        apply its decoder-only guidance, which does not work for an encoder-decoder. The pipeline passes the value as
-        NUWA's argument instead (see :meth:`_generate_group`).
-        """
-        config = getattr(self.model, "generation_config", None)
-        value = getattr(config, "guidance_scale", None)
-        if value is None:
-            yield
-            return
-        config.guidance_scale = None
-        try:
-            yield
-        finally:
-            config.guidance_scale = value
 
     # ---------------------------------------------------------------------------------------------------------------
     # 3. postprocess: one input's outputs -> what the user asked for

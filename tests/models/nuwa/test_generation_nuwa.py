@@ -107,14 +107,16 @@ def test_guidance_scale_one_equals_plain_sampling(model):
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_guidance_combines_conditional_and_null_logits(model, use_cache):
     grid, scale = (1, 4, 4), 3.0
-    torch.manual_seed(0)
-    out = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=True, guidance_scale=scale,
-                         return_dict_in_generate=True, output_logits=True, use_cache=use_cache)
+    # Guidance is a logits processor (issue 19): as in transformers, `logits` are the model's raw (conditional) logits
+    # and `scores` the processed ones; greedy decoding adds no warper after it.
+    out = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=False, guidance_scale=scale,
+                         return_dict_in_generate=True, output_logits=True, output_scores=True, use_cache=use_cache)
     labels = model.sequences_to_grid(out.sequences, grid)
     cond = model(input_ids=TEXT, labels=labels).logits
     null_text = torch.full_like(TEXT, model.config.text_pad_token_id)
     null = model(input_ids=null_text, labels=labels).logits
-    torch.testing.assert_close(torch.stack(out.logits, 1), null + scale * (cond - null), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.stack(out.logits, 1), cond, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.stack(out.scores, 1), null + scale * (cond - null), atol=1e-4, rtol=1e-4)
 
 
 def test_long_video_slides_past_the_trained_length(model):
@@ -195,3 +197,35 @@ def test_guidance_scale_saved_in_generation_config_is_the_default(model, tmp_pat
         assert model.generate(visual_grid=(1, 4, 4), batch_size=1, do_sample=False).shape == (1, 17)
     finally:
         model.generation_config.guidance_scale = None
+
+
+def test_decoding_steps_make_no_value_checks_and_guidance_is_a_logits_processor(model, monkeypatch):
+    """Issue 19 point 7: the per-token forward runs no host-side range check (a device-to-host sync per token on a
+    GPU), and guidance / forcing are logits processors that a caller's own processors follow."""
+    from transformers import LogitsProcessor
+
+    from nuwa_hf.models.nuwa import NuwaGuidanceLogitsProcessor, NuwaKnownTokensLogitsProcessor
+    from nuwa_hf.models.nuwa import modeling_nuwa
+
+    checks = []
+    original = modeling_nuwa._check_ids_in_range
+    monkeypatch.setattr(modeling_nuwa, "_check_ids_in_range", lambda *a, **k: checks.append(1) or original(*a, **k))
+    seen = []
+
+    class Record(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            seen.append(scores.clone())
+            return scores
+
+    known = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    mask = torch.ones(1, 4, 4, dtype=torch.bool)
+    mask[0, 1, 1] = False  # grid position 5 is known (not a prefix, so every position is a decoding step)
+    model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), known_tokens=known, generate_mask=mask, do_sample=False,
+                   guidance_scale=2.0, logits_processor=[Record()])
+    assert len(checks) <= 2, f"{len(checks)} range checks for 16 decoding steps (only the condition is checked)"
+    assert len(seen) == 16
+    forced = seen[5]  # position 5 is known: the forcing ran before the caller's processor
+    assert torch.isinf(forced).sum(dim=-1).tolist() == [forced.shape[-1] - 1] * 2
+    assert not torch.isinf(seen[4]).any()
+    assert issubclass(NuwaGuidanceLogitsProcessor, LogitsProcessor)
+    assert issubclass(NuwaKnownTokensLogitsProcessor, LogitsProcessor)

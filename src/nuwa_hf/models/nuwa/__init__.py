@@ -1,5 +1,5 @@
 from .configuration_nuwa import NuwaConfig
-from .generation_nuwa import NuwaGenerationControls, make_generation_cache
+from .generation_nuwa import NuwaGuidanceLogitsProcessor, NuwaKnownTokensLogitsProcessor, make_generation_cache
 from .modeling_nuwa import (
     NuwaEncoderOutput,
     NuwaForConditionalGeneration,
@@ -13,7 +13,8 @@ __all__ = [
     "NuwaConfig",
     "NuwaEncoderOutput",
     "NuwaForConditionalGeneration",
-    "NuwaGenerationControls",
+    "NuwaGuidanceLogitsProcessor",
+    "NuwaKnownTokensLogitsProcessor",
     "NuwaModel",
     "NuwaPreTrainedModel",
     "NuwaSeq2SeqLMOutput",

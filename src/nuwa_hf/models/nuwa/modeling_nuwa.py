@@ -53,7 +53,7 @@ from ...ops import allowed, nearby_attention, nearby_attention_mask
 from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
 from ..vqgan.modeling_vqgan import NuwaVQGAN
 from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
-from .generation_nuwa import NuwaGenerationControls, NuwaGenerationMixin
+from .generation_nuwa import NuwaGenerationMixin
 
 
 logger = logging.getLogger(__name__)
@@ -1074,7 +1074,6 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         use_cache: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         num_items_in_batch: Optional[torch.Tensor] = None,
-        generation_controls: Optional[NuwaGenerationControls] = None,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         decoder_attention_mask: Optional[torch.Tensor] = None,
@@ -1092,8 +1091,6 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
             cache: an ``EncoderDecoderCache`` for incremental decoding (see :func:`make_generation_cache`).
             num_items_in_batch: set by ``Trainer``; the loss is then a sum divided by it (correct under gradient
                 accumulation and several processes).
-            generation_controls: set by :meth:`generate`: classifier-free guidance and known (teacher-forced) tokens,
-                applied to the logits here so that they act before any sampling warper.
             output_attentions / output_hidden_states: also return the encoder's and decoder's per-layer attention
                 weights (and cross-attention) / hidden states (defaults: the config's).
             return_dict: False returns a tuple (``to_tuple()`` of the output), as transformers models do.
@@ -1136,14 +1133,13 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
                 f"labels must be visual codes in [0, {self.config.visual_vocab_size}) or -100; check the VQ-GAN's "
                 f"codebook size against config.visual_vocab_size.", ignore_index=-100,
             )
-        if decoder_input_ids is not None:
+        if decoder_input_ids is not None and cache is None:
+            # Not while decoding with a cache: generate() checked the prefix it feeds and samples only codes, and the
+            # check would cost a device-to-host sync per token.
             _check_ids_in_range(
                 decoder_input_ids, self.config.visual_bos_token_id + 1,
                 f"decoder_input_ids must lie in [0, {self.config.visual_bos_token_id}] (codes or <bos>).",
             )
-        past = 0
-        if generation_controls is not None and cache is not None:
-            past = int(cache.self_attention_cache.get_seq_length())
         outputs = self.model(
             input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
             condition_type=condition_type, decoder_input_ids=decoder_input_ids, visual_grid=visual_grid,
@@ -1151,8 +1147,6 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
             output_hidden_states=output_hidden_states, return_dict=True,
         )
         logits = self.lm_head(outputs.last_hidden_state)
-        if generation_controls is not None:
-            logits = generation_controls.apply(self, logits, decoder_input_ids, visual_grid, past)
         loss = None
         if labels is not None:
             reduction = "sum" if num_items_in_batch is not None else "mean"

@@ -1,6 +1,6 @@
 """Run all eight tasks on built-in held-out inputs and write the results with an index.html page (``nuwa-hf demo``).
 
-    >>> from nuwa_hf.pipelines.showcase import run_showcase
+    >>> from nuwa_hf.commands.demo import run_showcase
     >>> report = run_showcase("checkpoints/nuwa-tiny", "outputs/demo", num_examples=2, seed=0)
     >>> report.index_path                       # outputs/demo/index.html
 
@@ -25,8 +25,9 @@ import PIL.Image
 from .. import media
 from ..file_io import atomic_write_text
 from ..tasks import TASKS
-from .pipeline_base import TASK_CODE_OF, TASK_NAMES, resolve_task_name
-from .world_examples import TaskExamples, task_examples
+from ..data.task_examples import TaskExamples, task_examples
+from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name
+from ..tasks import TASK_CODE_OF, TASK_NAMES
 
 TASK_TITLES = {task.name: f"{task.title} ({task.code}{'' if task.trainable else ', zero-shot'})" for task in TASKS}
 
@@ -57,23 +58,8 @@ class ShowcaseReport:
         return files
 
 
-def save_result(result: Any, stem: Path, is_video: bool, fps: float = 4.0, upscale: int = 1,
-                write_mp4: bool = False) -> list[Path]:
-    """Write one pipeline output (a PIL image or a list of frames) as ``stem.png`` or ``stem.gif`` + ``stem.png`` (a
-    strip of the frames) [+ ``stem.mp4``]. Returns the files written."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    if not is_video:
-        return [media.save_image(result, stem.with_suffix(".png"), upscale=upscale)]
-    written = [media.save_gif(result, stem.with_suffix(".gif"), fps=fps, upscale=upscale),
-               media.save_image(media.frame_strip(result), stem.with_suffix(".png"), upscale=upscale)]
-    if write_mp4 and media.mp4_available():
-        written.append(media.save_mp4(result, stem.with_suffix(".mp4"), fps=fps, upscale=upscale))
-    return written
-
-
 def _region_preview(image: PIL.Image.Image, mask: Any, pipe) -> PIL.Image.Image:
     """The image as the model sees it, with the region to regenerate greyed out."""
-    from .pipeline_base import region_to_token_mask
 
     h, w = pipe.token_grid()
     tokens = region_to_token_mask(mask, image.size, (h, w), pipe.processor.image_processor).numpy()
@@ -172,7 +158,6 @@ def run_showcase(
     """
     from transformers import AutoModelForSeq2SeqLM, pipeline
 
-    from .pipeline_base import load_nuwa_processor
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +184,7 @@ def run_showcase(
             task_entries = []
             for index, result in enumerate(results):
                 caption, inputs = _write_inputs(code, examples, index, folder, pipe, fps, upscale)
-                outputs = save_result(result, folder / f"{code.lower()}_{index:02d}_output", pipe.makes_video, fps,
+                outputs = media.save_result(result, folder / f"{code.lower()}_{index:02d}_output", pipe.makes_video, fps,
                                       upscale, write_mp4)
                 reading = _reading(code, result, examples, index, readers) if code in READ_TASKS else None
                 task_entries.append(ShowcaseEntry(caption, inputs, outputs, reading))

@@ -27,7 +27,7 @@ from typing import Any, Optional
 import numpy as np
 import PIL.Image
 
-from .pipeline_base import TASK_CODE_OF, resolve_task_name
+from ..tasks import TASK_CODE_OF, get_task_info
 
 
 @dataclass
@@ -120,8 +120,8 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
     ``num_frames`` (see the module docstring). ``world`` names the world set the model was trained on
     (:mod:`nuwa_hf.data.task_worlds`: ``"large_digits"``, the default checkpoint's, or ``"multi_digit"``)."""
     from .. import data
-    from ..data.attributes import POSITION_CENTERS
-    from ..data.task_worlds import check_world_set, task_world
+    from .attributes import POSITION_CENTERS
+    from .task_worlds import check_world_set, task_world
 
     check_world_set(world)
 
@@ -135,7 +135,7 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
 
         return draw
 
-    task = resolve_task_name(task)
+    task = get_task_info(task).name
     code = TASK_CODE_OF[task]
     if not isinstance(num_examples, int) or num_examples < 1:
         raise ValueError(f"The number of examples must be a positive int, got {num_examples!r}.")

@@ -1,10 +1,10 @@
 """Generate with a task pipeline on a held-out split and compute the task's metric table (``nuwa-hf evaluate``).
 
-    >>> from nuwa_hf.pipelines.evaluation_run import evaluate_task
+    >>> from nuwa_hf.commands.evaluate import evaluate_task
     >>> table = evaluate_task("checkpoints/nuwa-tiny", "T2V", num_samples=64, scorers="cached")
     >>> print(nuwa_hf.evaluation.metrics_markdown(table))
 
-The conditions and references come from :mod:`nuwa_hf.pipelines.world_examples`; the metrics from
+The conditions and references come from :mod:`nuwa_hf.data.task_examples`; the metrics from
 :func:`nuwa_hf.evaluation.task_metrics` (see its table of metrics per task). Scorers:
 
 - ``"cached"``: the project's default scorers when they were trained before (``nuwa_hf.evaluation.default_scorers``),
@@ -27,8 +27,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .pipeline_base import TASK_CODE_OF, resolve_task_name
-from .world_examples import task_examples
+from ..data.task_examples import task_examples
+from ..pipelines import load_nuwa_processor, resolve_task_name
+from ..tasks import TASK_CODE_OF
 
 SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual", "text_video", "text_image",
                 "frame_digits", "image_digits", "color_classifier")
@@ -109,7 +110,6 @@ def evaluate_task(
     from transformers import AutoModelForSeq2SeqLM, pipeline
 
     from ..evaluation import task_metrics
-    from .pipeline_base import load_nuwa_processor
 
     name = resolve_task_name(task)
     code = TASK_CODE_OF[name]
