@@ -150,18 +150,18 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         first_frames = video if video is not None else image
         per_input = num_images_per_prompt
         calls = {
-            "nuwa-text-to-image": lambda: pipe(prompt, num_images_per_prompt=per_input, **common),
-            "nuwa-text-to-video": lambda: pipe(prompt, num_frames=num_frames, num_videos_per_prompt=per_input, **common),
+            "nuwa-text-to-image": lambda: pipe(prompt, num_outputs_per_input=per_input, **common),
+            "nuwa-text-to-video": lambda: pipe(prompt, num_frames=num_frames, num_outputs_per_input=per_input, **common),
             "nuwa-video-prediction": lambda: pipe(first_frames, num_condition_frames=num_condition_frames,
-                                                  num_frames_to_predict=num_frames, num_videos_per_input=per_input,
+                                                  num_frames_to_predict=num_frames, num_outputs_per_input=per_input,
                                                   **common),
-            "nuwa-sketch-to-image": lambda: pipe(sketch, num_images_per_sketch=per_input, **common),
-            "nuwa-sketch-to-video": lambda: pipe(sketch, num_videos_per_sketch=per_input, **common),
+            "nuwa-sketch-to-image": lambda: pipe(sketch, num_outputs_per_input=per_input, **common),
+            "nuwa-sketch-to-video": lambda: pipe(sketch, num_outputs_per_input=per_input, **common),
             "nuwa-image-completion": lambda: pipe(image, mask if mask is not None else "bottom half", prompt=prompt,
-                                                  num_images_per_image=per_input, **common),
-            "nuwa-image-manipulation": lambda: pipe(image, prompt, mask, num_images_per_prompt=per_input, **common),
+                                                  num_outputs_per_input=per_input, **common),
+            "nuwa-image-manipulation": lambda: pipe(image, prompt, mask, num_outputs_per_input=per_input, **common),
             "nuwa-video-manipulation": lambda: pipe(first_frames, prompt, num_frames=num_frames,
-                                                    num_videos_per_prompt=per_input,
+                                                    num_outputs_per_input=per_input,
                                                     **({"num_condition_frames": num_condition_frames}
                                                        if num_condition_frames else {}), **common),
         }
