@@ -17,10 +17,6 @@ import torch
 from ..media import load_image, load_sketch, load_sketch_video, load_video
 
 
-def is_single_text(value: Any) -> bool:
-    return isinstance(value, str)
-
-
 def as_prompt_list(prompt: Any, what: str = "prompt") -> tuple[list[str], bool]:
     """A prompt or a list of prompts -> (list, was_batched). Empty prompts are an error."""
     if isinstance(prompt, str):
@@ -168,18 +164,6 @@ def _refuse_picture_as_sketch(array: Any, single_ndim: int, what: str) -> None:
             f"a sketch is a class-index map {'(T, H, W)' if single_ndim == 3 else '(H, W)'} of integer class ids (map "
             "the colours of a drawing to class ids first). A batch of maps is given as a list of them."
         )
-
-
-def check_equal_frame_counts(videos: list, what: str = "video") -> int:
-    """The videos of one batch must have the same number of frames (none is cut to the shortest in silence); returns
-    that number. Callers that take an explicit ``num_condition_frames`` cut every video to it instead."""
-    counts = [len(v) for v in videos]
-    if len(set(counts)) > 1:
-        raise ValueError(
-            f"The {what}s of this batch have different frame counts {counts}: trim them to one length, pass "
-            "num_condition_frames=N to use the first N frames of each, or call the pipeline once per video."
-        )
-    return counts[0]
 
 
 def with_prompts(items: list, items_batched: bool, prompt: Any, what: str) -> tuple[list, list[str], bool]:

@@ -211,8 +211,10 @@ class NuwaPipeline(Pipeline):
     """
 
     task_name: str = ""
-    makes_video: bool = False         # both read from the task table (nuwa_hf.tasks) for each task class
+    # Read from the task table (nuwa_hf.tasks) for each task class:
+    makes_video: bool = False
     needs_sketch_vqgan: bool = False
+    takes_prompt: bool = False  # a text condition, required or optional
     # Call arguments that shape a request (e.g. num_frames); they go to make_request.
     request_options: tuple = ()
 
@@ -230,6 +232,7 @@ class NuwaPipeline(Pipeline):
         if cls.task_name:
             task = get_task_info(cls.task_name)
             cls.makes_video, cls.needs_sketch_vqgan = task.makes_video, task.condition == "sketch"
+            cls.takes_prompt = "prompt" in task.inputs + task.optional_inputs
 
     def __init__(self, model, processor=None, scorer=None, **kwargs):
         super().__init__(model=model, processor=processor, **kwargs)
@@ -280,10 +283,6 @@ class NuwaPipeline(Pipeline):
     @property
     def sketch_vqgan(self):
         return self.model.sketch_vqgan
-
-    @property
-    def task_condition(self) -> str:
-        return get_task_info(self.task_name).condition
 
     def token_grid(self) -> tuple[int, int]:
         """(h, w) of the visual token grid: the processor's output size over the VQ-GAN's down-sampling factor."""
@@ -353,10 +352,7 @@ class NuwaPipeline(Pipeline):
             )
         merged = {**self._forward_params, **options}
         per_input = check_count("num_outputs_per_input", merged.get(NUM_OUTPUTS) or 1)
-        candidates = merged.get("num_candidates")
-        if candidates is None:
-            candidates = 8 if (merged.get("scorer") is not None or self.scorer is not None) else 1
-        rows = per_input * int(candidates)
+        rows = per_input * self._reranking(merged)[1]
         count = len(items)
         if len(generators) not in (count, count * rows):
             raise ValueError(
@@ -398,8 +394,7 @@ class NuwaPipeline(Pipeline):
                 f"generator must be a torch.Generator or a list of them (one per input, or one per output row), "
                 f"got {type(generator).__name__}."
             )
-        check_rows(options.get(NUM_OUTPUTS) or 1, options.get("num_candidates") or 1,
-                               bool(options.get("allow_large")))
+        check_rows(options.get(NUM_OUTPUTS) or 1, options.get("num_candidates") or 1, bool(options.get("allow_large")))
         if "scorer" in options and options["scorer"] is not None:
             options["scorer"] = CandidateScorer(options["scorer"])
         preprocess = dict(request)
@@ -426,19 +421,17 @@ class NuwaPipeline(Pipeline):
                 "guidance_scale unset."
             )
         # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
-        check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"),
-                                 allow_large)
-        h, w = self.token_grid()
+        check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"), allow_large)
         sketch_frames = 0
         model_inputs: dict[str, Any] = {}
-        task = get_task_info(self.task_name)
-        if "prompt" in task.inputs + task.optional_inputs:
+        if self.takes_prompt:
             model_inputs["input_ids"] = self._text_ids(request.prompt)
         if request.sketch is not None:
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
             model_inputs["pixel_values"] = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]
-            mask = region_to_token_mask(request.region, request.image.size, (h, w), self.processor.image_processor)
+            mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
+                                        self.processor.image_processor)
             if not bool(mask.any()):
                 raise ValueError("The region covers no token: make the mask or box larger.")
             model_inputs["generate_mask"] = mask[None, None]
@@ -506,10 +499,7 @@ class NuwaPipeline(Pipeline):
         prompts = model_inputs.get("prompt")
         prompts = list(prompts) if isinstance(prompts, list) else [prompts] * batch
         num_outputs = options.get(NUM_OUTPUTS) or 1
-        scorer = options.get("scorer") or self.scorer
-        num_candidates = options.get("num_candidates")
-        if num_candidates is None:
-            num_candidates = 8 if scorer is not None else 1
+        scorer, num_candidates = self._reranking(options)
         if num_candidates > 1 and scorer is None:
             raise ValueError(
                 f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
@@ -525,10 +515,10 @@ class NuwaPipeline(Pipeline):
         for index in range(batch):
             groups.setdefault(tuple(plan[index].tolist()), []).append(index)
         h, w = self.token_grid()
-        seeded = "row_seeds" in model_inputs or "input_seed" in model_inputs
+        # generate() calls per group: one, or one per seeded input (per seeded row with per-row generators).
+        calls_per_input = per_input if "row_seeds" in model_inputs else 1 if "input_seed" in model_inputs else None
         steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w)
-                    * (len(rows) * (per_input if "row_seeds" in model_inputs else 1) if seeded else 1)
-                    for key, rows in groups.items())
+                    * (len(rows) * calls_per_input if calls_per_input else 1) for key, rows in groups.items())
         bar_config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
         tokens_of: list = [None] * batch
         pixels_of: list = [None] * batch
@@ -555,6 +545,14 @@ class NuwaPipeline(Pipeline):
         if want_pixels:
             outputs["pixels"] = _stack_padded(pixels_of)
         return outputs
+
+    def _reranking(self, options: dict) -> tuple[Any, int]:
+        """The call's scorer (its own, else the pipeline's) and candidates per output (default 8 with a scorer)."""
+        scorer = options.get("scorer") or self.scorer
+        num_candidates = options.get("num_candidates")
+        if num_candidates is None:
+            num_candidates = 8 if scorer is not None else 1
+        return scorer, int(num_candidates)
 
     @staticmethod
     def _select(model_inputs: dict, rows: list[int]) -> dict:
