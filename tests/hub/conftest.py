@@ -9,6 +9,7 @@ subprocesses with HF_ENDPOINT set before import.
 import json
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,10 +17,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TOKEN = "hf_local_test_token"
 
 
+def _safetensors_bytes(rng, size: int) -> bytes:
+    """A real safetensors file of about ``size`` bytes of random weights (the folder checks read its header)."""
+    from safetensors.numpy import save
+
+    return save({"weight": rng.standard_normal(size // 4).astype(np.float32)})
+
+
 def write_layout(folder, *, seed: int = 0, legacy: bool = False) -> str:
     """The files of a NUWA model folder with stand-in contents (names and JSON are real, weights are random bytes).
     ``legacy``: the old layout, with the VQ-GANs in vqgan/ and vqgan_seg/ instead of inside the model."""
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     config = {
@@ -34,7 +41,7 @@ def write_layout(folder, *, seed: int = 0, legacy: bool = False) -> str:
         "configuration_nuwa.py": "# remote code\n",
         "modeling_nuwa.py": "# remote code\n",
         "generation_config.json": json.dumps({"do_sample": True}),
-        "model.safetensors": rng.bytes(300_000),
+        "model.safetensors": _safetensors_bytes(rng, 300_000),
         "processor_config.json": json.dumps({"processor_class": "NuwaProcessor"}),
         "tokenizer_config.json": json.dumps({"tokenizer_class": "CLIPTokenizer"}),
         "tokenizer.json": json.dumps({"model": {}}),
@@ -44,9 +51,9 @@ def write_layout(folder, *, seed: int = 0, legacy: bool = False) -> str:
     if legacy:
         files.update({
             "vqgan/config.json": json.dumps({"_class_name": "NuwaVQGAN"}),
-            "vqgan/diffusion_pytorch_model.safetensors": rng.bytes(200_000),
+            "vqgan/diffusion_pytorch_model.safetensors": _safetensors_bytes(rng, 200_000),
             "vqgan_seg/config.json": json.dumps({"_class_name": "NuwaSegVQGAN"}),
-            "vqgan_seg/diffusion_pytorch_model.safetensors": rng.bytes(100_000),
+            "vqgan_seg/diffusion_pytorch_model.safetensors": _safetensors_bytes(rng, 100_000),
         })
     for name, content in files.items():
         path = os.path.join(folder, *name.split("/"))

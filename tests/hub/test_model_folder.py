@@ -5,6 +5,8 @@ import os
 import shutil
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from nuwa_hf.hub import IncompleteModelFolderError, check_model_folder, list_model_files
 
@@ -99,10 +101,10 @@ def test_pickle_weights_and_sharded_weights(layout):
     index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
     with open(os.path.join(layout, "model.safetensors.index.json"), "w") as handle:
         json.dump(index, handle)
-    open(os.path.join(layout, "model-00001-of-00002.safetensors"), "wb").close()
+    save_file({"a": torch.zeros(2)}, os.path.join(layout, "model-00001-of-00002.safetensors"))
     with pytest.raises(IncompleteModelFolderError, match=r"shards that are missing: \['model-00002-of-00002"):
         check_model_folder(layout)
-    open(os.path.join(layout, "model-00002-of-00002.safetensors"), "wb").close()
+    save_file({"b": torch.zeros(2)}, os.path.join(layout, "model-00002-of-00002.safetensors"))
     assert check_model_folder(layout).warnings == []
 
 
@@ -118,3 +120,14 @@ def test_optional_parts_only_warn(layout):
     assert not report.has_sketch_vqgan and not report.has_model_card
     with pytest.raises(IncompleteModelFolderError, match="no sketch VQ-GAN"):
         check_model_folder(layout, require_sketch_vqgan=True)
+
+
+def test_truncated_weights_are_not_published(layout):
+    """The folder check reads the weights as loading does: a cut-short model.safetensors is refused before upload."""
+    path = os.path.join(layout, "model.safetensors")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    with pytest.raises(IncompleteModelFolderError, match="model.safetensors is truncated.*save_pretrained"):
+        check_model_folder(layout)

@@ -12,7 +12,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from safetensors.torch import save_file
 from huggingface_hub.errors import (
     HfHubHTTPError,
     IncompleteSnapshotError,
@@ -103,8 +105,7 @@ def test_missing_sketch_vqgan_warns_but_pushes(layout, local_hub, online):
 
 
 def test_revision_branch_and_stale_files(layout, local_hub, online, tmp_path):
-    with open(os.path.join(layout, "model-00001-of-00002.safetensors"), "wb") as handle:
-        handle.write(b"old shard")
+    save_file({"old": torch.zeros(2)}, os.path.join(layout, "model-00001-of-00002.safetensors"))
     push_model_folder(layout, REPO, endpoint=local_hub.url, token=False)
     os.remove(os.path.join(layout, "model-00001-of-00002.safetensors"))
     push_model_folder(layout, REPO, endpoint=local_hub.url, token=False)

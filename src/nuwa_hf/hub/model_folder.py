@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..models.nuwa.loading_nuwa import read_nuwa_config, weights_file_problem
+
 # Where the old layout kept the VQ-GANs (now inside the model).
 VQGAN_SUBFOLDER = "vqgan"
 SEG_VQGAN_SUBFOLDER = "vqgan_seg"
@@ -98,20 +100,19 @@ def check_model_folder(folder: str | os.PathLike, *, require_sketch_vqgan: bool 
     missing: list[str] = []
     warnings: list[str] = []
 
-    config = None
-    if "config.json" not in present:
-        missing.append("no config.json: save the model with `model.save_pretrained(folder)`")
-    else:
-        try:
-            config = json.loads((root / "config.json").read_text())
-        except (OSError, ValueError) as error:
-            missing.append(f"config.json is not valid JSON ({error})")
-        else:
-            if config.get("model_type") != "nuwa":
-                missing.append(f"config.json has model_type {config.get('model_type')!r}, not 'nuwa': not a NUWA model")
+    # The same config and weight-file checks as loading (models/nuwa/loading_nuwa.py): a folder that would not load
+    # is not published.
+    config, problem = read_nuwa_config(root)
+    if problem:
+        missing.append(problem)
+        config = None
     problem = _weights_problem(root, "model.safetensors", present, "")
     if problem:
         missing.append(f"model weights: {problem}; save them with `model.save_pretrained(folder)`")
+    for name in sorted(name for name in present if "/" not in name and name.endswith(".safetensors")):
+        problem = weights_file_problem(root / name)
+        if problem:
+            missing.append(f"{name} {problem}: save the model again with `model.save_pretrained(folder)`")
     for name in ("processor_config.json", "tokenizer_config.json"):
         if name not in present:
             missing.append(f"no {name}: save the processor with `processor.save_pretrained(folder)`")

@@ -41,7 +41,7 @@ def set_model_type(folder, model_type="bert"):
 
 
 CASES = {
-    "missing config": (lambda f: (f / "config.json").unlink(), "has no config.json"),
+    "missing config": (lambda f: (f / "config.json").unlink(), "no config.json, so it is not a saved model folder"),
     "broken config": (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
     "other model type": (set_model_type, "model_type 'bert', not 'nuwa'"),
     "missing weights": (lambda f: (f / "model.safetensors").unlink(), "has no model.safetensors"),

@@ -492,3 +492,23 @@ def test_config_round_trip(tmp_path):
     assert loaded.to_dict() == config.to_dict()
     assert loaded.num_hidden_layers == config.decoder_layers and loaded.is_encoder_decoder
     assert NuwaConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("model_class", [NuwaForConditionalGeneration, NuwaModel])
+def test_use_cache_starts_a_cache_that_continues_decoding(model_class):
+    """As in Bart: use_cache=True without a cache returns one; feeding the next token with it gives the same output as
+    running the whole prefix again. Without use_cache (or with labels) no cache is made."""
+    torch.manual_seed(0)
+    model = tiny(model_class).eval()
+    ids = batch()["input_ids"]
+    prefix = torch.tensor([[64, 3, 7], [64, 1, 2]])
+    first = model(input_ids=ids, decoder_input_ids=prefix[:, :2], visual_grid=(1, 2, 2), use_cache=True)
+    assert first.cache is not None and first.cache.get_seq_length() == 2
+    step = model(input_ids=ids, decoder_input_ids=prefix[:, 2:], visual_grid=(1, 2, 2), cache=first.cache)
+    whole = model(input_ids=ids, decoder_input_ids=prefix, visual_grid=(1, 2, 2))
+    assert whole.cache is None
+    key = "logits" if model_class is NuwaForConditionalGeneration else "last_hidden_state"
+    torch.testing.assert_close(step[key][:, -1], whole[key][:, -1], rtol=1e-5, atol=1e-5)
+    if model_class is NuwaForConditionalGeneration:
+        labels = torch.tensor([[3, 7, 1, 0], [1, 2, 0, 0]])
+        assert model(input_ids=ids, labels=labels, visual_grid=(1, 2, 2), use_cache=True).cache is None
