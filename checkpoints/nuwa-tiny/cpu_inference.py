@@ -24,7 +24,9 @@ _SCRATCH_LIMIT = 8  # distinct buffers kept; oldest dropped first
 
 
 def _scratch(tag: str, shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    key = (tag, shape, dtype, device, threading.get_ident())
+    # Kept apart per inference mode: a buffer made inside torch.inference_mode (transformers pipelines) is an inference
+    # tensor, which torch refuses to write outside that mode (a later call under torch.no_grad, e.g. model.generate).
+    key = (tag, shape, dtype, device, threading.get_ident(), torch.is_inference_mode_enabled())
     with _SCRATCH_LOCK:
         buf = _SCRATCH.get(key)
         if buf is None:

@@ -9,6 +9,11 @@ nuwa_hf installed never need ``trust_remote_code``: importing nuwa_hf registers 
 The copied files are this package's own sources, including the VQ-GAN files (the model owns its VQ-GANs), with two
 imports rewritten (``from ...ops`` -> ``from .nuwa_ops``, ``from ..vqgan.x`` -> ``from .x``), so the remote code is
 always exactly the installed code.
+
+For diffusers users the folder also gets ``model_index.json`` and ``nuwa_diffusers_pipeline.py`` (see
+:func:`write_diffusers_entry_point`): ``diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)``
+then returns ``NuwaDiffusionPipeline``. That module imports the class from the installed nuwa_hf (no code copied),
+so this one entry point needs nuwa_hf; diffusers runs any pipeline module of a folder only with ``trust_remote_code``.
 """
 
 from __future__ import annotations
@@ -93,8 +98,61 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# diffusers' custom-pipeline convention: model_index.json's _class_name [module file without .py, class] names a module
+# in the folder, which DiffusionPipeline.from_pretrained imports (with trust_remote_code=True) instead of looking the
+# class up in diffusers. The components load from the folder root (no subfolder of their name), from the modules named
+# here, which that import of nuwa_hf has loaded.
+DIFFUSERS_MODEL_INDEX = "model_index.json"
+DIFFUSERS_PIPELINE_FILE = "nuwa_diffusers_pipeline.py"
+_DIFFUSERS_PIPELINE_SOURCE = '''"""diffusers entry point of this NUWA model folder: the class lives in the nuwa_hf package; nothing is copied here.
+
+    >>> from diffusers import DiffusionPipeline
+    >>> pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)   # a NuwaDiffusionPipeline
+
+diffusers asks for trust_remote_code=True because it imports this file; without it (or without diffusers) the same
+pipeline loads with `from nuwa_hf.pipelines import NuwaDiffusionPipeline; NuwaDiffusionPipeline.from_pretrained(folder)`.
+"""
+
+try:
+    from nuwa_hf.pipelines.diffusers_pipeline import NuwaDiffusionPipeline
+except ModuleNotFoundError as error:
+    if (error.name or "").split(".")[0] != "nuwa_hf":
+        raise
+    raise ImportError(
+        "This NUWA model folder's diffusers pipeline is NuwaDiffusionPipeline from the nuwa_hf package, which is not "
+        "installed: `pip install nuwa-hf`. Without it, use transformers: transformers.pipeline('nuwa-text-to-image', "
+        "model=folder, trust_remote_code=True)."
+    ) from error
+
+__all__ = ["NuwaDiffusionPipeline"]
+'''
+
+
+def diffusers_model_index() -> dict:
+    """``model_index.json`` of a NUWA folder: the pipeline class (in :data:`DIFFUSERS_PIPELINE_FILE`) and the two
+    components, as ``[module, class]`` (``transformer``: the model with its VQ-GANs; ``processor``: NuwaProcessor)."""
+    return {
+        "_class_name": [DIFFUSERS_PIPELINE_FILE[:-3], "NuwaDiffusionPipeline"],
+        "transformer": ["nuwa_hf.models.nuwa.modeling_nuwa", "NuwaForConditionalGeneration"],
+        "processor": ["nuwa_hf.processing.processing_nuwa", "NuwaProcessor"],
+    }
+
+
+def write_diffusers_entry_point(folder: str | os.PathLike) -> list[str]:
+    """Write ``model_index.json`` and ``nuwa_diffusers_pipeline.py`` into ``folder`` (a NUWA model folder), so that
+    ``diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` returns ``NuwaDiffusionPipeline``
+    where nuwa_hf is installed. Returns the file names written."""
+    import json
+
+    folder = Path(folder)
+    _write_atomic(folder / DIFFUSERS_MODEL_INDEX, json.dumps(diffusers_model_index(), indent=2) + "\n")
+    _write_atomic(folder / DIFFUSERS_PIPELINE_FILE, _DIFFUSERS_PIPELINE_SOURCE)
+    return [DIFFUSERS_MODEL_INDEX, DIFFUSERS_PIPELINE_FILE]
+
+
 def write_remote_code(folder: str | os.PathLike) -> list[str]:
-    """Write the self-contained model code into ``folder``; returns the file names written."""
+    """Write the self-contained model code into ``folder``, and the diffusers entry point
+    (:func:`write_diffusers_entry_point`); returns the file names written."""
     folder = Path(folder)
     written = []
     for name in _MODEL_FILES:
@@ -120,4 +178,5 @@ def write_remote_code(folder: str | os.PathLike) -> list[str]:
     _write_atomic(folder / "nuwa_ops.py", (_OPS_DIR / ("nuwa_ops.py" if _FLAT else "__init__.py")).read_text())
     _write_atomic(folder / "remote_code.py", (_HERE / "remote_code.py").read_text())
     written += ["nuwa_ops.py", "remote_code.py"]
+    written += write_diffusers_entry_point(folder)
     return written

@@ -229,3 +229,16 @@ def test_cached_plans_made_in_inference_mode_still_serve_autograd(backend):
     leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
     nearby_attention(*leaves, **kwargs).sum().backward()
     assert all(x.grad is not None for x in leaves)
+
+
+def test_scratch_buffers_made_in_inference_mode_still_serve_no_grad_calls():
+    """cpu_inference reuses scratch buffers; one made inside inference_mode (a transformers pipeline) must not be
+    written by a later call under no_grad (model.generate in the same process), which torch refuses."""
+    grid = (2, 5, 4)  # a grid no other test uses, so its buffers are first made here, inside inference_mode
+    q, k, v = _inputs(grid, grid, seed=12)
+    kwargs = dict(query_grid=grid, key_grid=grid, extent=(3, 3, 3), causal=True, backend="cpu_inference")
+    with torch.inference_mode():
+        first = nearby_attention(q, k, v, **kwargs)
+    with torch.no_grad():
+        again = nearby_attention(q, k, v, **kwargs)
+    assert torch.equal(first, again)

@@ -44,6 +44,8 @@ PART_DESCRIPTIONS = {
     "tokenizer.json": "caption BPE tokenizer",
     "samples": "sample outputs shown in this card",
     "checksums.json": "sha256 of the weights, checked when the model loads",
+    "model_index.json": "for diffusers: DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)",
+    "nuwa_diffusers_pipeline.py": "diffusers pipeline module (imports NuwaDiffusionPipeline from nuwa_hf)",
 }
 
 
