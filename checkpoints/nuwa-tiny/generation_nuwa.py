@@ -25,6 +25,10 @@ from typing import Optional, Tuple
 import torch
 from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticLayer
+from transformers.generation.stopping_criteria import MaxLengthCriteria
+from transformers.generation.utils import GenerateEncoderDecoderOutput
+
+from .decoding_nuwa import NuwaDecodingStep
 
 Grid = Tuple[int, int, int]
 
@@ -51,22 +55,40 @@ class NuwaGuidanceLogitsProcessor(LogitsProcessor):
         use_cache: keep a KV cache for the null pass (as the conditional pass does); False recomputes the prefix.
     """
 
-    def __init__(self, model, null_encoder_outputs, guidance_scale: float, visual_grid: Grid, use_cache: bool = True):
+    def __init__(self, model, null_encoder_outputs, guidance_scale: float, visual_grid: Grid, use_cache: bool = True,
+                 fast_decoding: bool = False):
         self.model = model
         self.null_encoder_outputs = null_encoder_outputs
         self.guidance_scale = float(guidance_scale)
         self.visual_grid = visual_grid
-        self.cache = make_generation_cache(model.config.decoder_layers, visual_grid) if use_cache else None
+        # The null pass decodes the way the conditional one does: the flat step (NuwaDecodingStep, built on first
+        # use), the module path with a KV cache, or (use_cache=False) the whole prefix every step. The fast loop
+        # (NuwaGenerationMixin._sample) may instead run the null rows in its own step, beside the conditional rows,
+        # and hand their logits over in ``null_logits`` before each call.
+        self.fast_decoding = bool(use_cache and fast_decoding)
+        self.step = None
+        self.null_logits = None
+        self.cache = make_generation_cache(model.config.decoder_layers, visual_grid) if use_cache and not fast_decoding \
+            else None
         self.seen = 0  # decoder ids already in the null cache (a Python int: no device-to-host sync per step)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """input_ids (B, L): <bos> and the tokens so far; scores (B, N): the conditional logits of position L-1."""
-        new = input_ids[:, self.seen:] if self.cache is not None else input_ids
+        if self.null_logits is not None:
+            null, self.null_logits = self.null_logits.to(scores.dtype), None
+            return null + self.guidance_scale * (scores - null)
+        cached = self.cache is not None or self.fast_decoding
+        new = input_ids[:, self.seen:] if cached else input_ids
         self.seen = input_ids.shape[1]
-        null = self.model(
-            decoder_input_ids=new, encoder_outputs=self.null_encoder_outputs, visual_grid=self.visual_grid,
-            cache=self.cache, output_attentions=False, output_hidden_states=False, return_dict=True,
-        ).logits[:, -1].to(scores.dtype)
+        if self.fast_decoding:
+            if self.step is None:
+                self.step = NuwaDecodingStep(self.model, self.null_encoder_outputs, self.visual_grid)
+            null = self.step(new)[:, -1].to(scores.dtype)
+        else:
+            null = self.model(
+                decoder_input_ids=new, encoder_outputs=self.null_encoder_outputs, visual_grid=self.visual_grid,
+                cache=self.cache, output_attentions=False, output_hidden_states=False, return_dict=True,
+            ).logits[:, -1].to(scores.dtype)
         return null + self.guidance_scale * (scores - null)
 
 
@@ -178,6 +200,7 @@ class NuwaGenerationMixin(GenerationMixin):
         guidance_scale: Optional[float] = None,
         batch_size: Optional[int] = None,
         use_cache: bool = True,
+        fast_decoding: bool = True,
         **kwargs,
     ):
         """Generate visual tokens for a grid, in raster order.
@@ -192,6 +215,11 @@ class NuwaGenerationMixin(GenerationMixin):
             guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1: off). None takes
                 ``generation_config.guidance_scale`` (for text and sketch conditions) when the model folder sets one.
             use_cache: KV-cached decoding (default). False recomputes the whole prefix per token (slow; for checks).
+            fast_decoding: decode with :class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaDecodingStep` (default), one
+                flat step over preallocated buffers, several times faster per token than running the model's modules.
+                False runs every step through ``forward`` (the reference; same logits up to float rounding). The
+                module path is used anyway when attentions or hidden states are requested, in training mode, or with
+                an attention implementation other than ``"nuwa_3dna"``.
             **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
                 ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``,
                 ``output_logits``, ``output_attentions``, ``output_hidden_states``, ... Seed with ``torch.manual_seed``
@@ -304,20 +332,29 @@ class NuwaGenerationMixin(GenerationMixin):
         # NUWA's processors first (guidance, then forcing), then any the caller gave; transformers runs custom
         # processors before its temperature / top-k / top-p warpers.
         processors = LogitsProcessorList()
+        wants_internals = any(
+            bool(kwargs.get(name, getattr(flags, name, False))) for name in ("output_attentions", "output_hidden_states")
+        )
+        fast = bool(fast_decoding and use_cache and not self.training and not wants_internals
+                    and self.config._attn_implementation == "nuwa_3dna")
         if use_guidance:
             null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
-            processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache))
+            processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache,
+                                                          fast_decoding=fast))
         if known_flat is not None:
             processors.append(NuwaKnownTokensLogitsProcessor(expand(known_flat), expand(mask_flat)))
         processors.extend(kwargs.pop("logits_processor", None) or [])
 
         model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
         if use_cache:
+            # The module path's cache; the fast path (_sample below) keeps its own buffers and leaves this one unused
+            # (its StaticLayers allocate on first use, so it costs nothing).
             model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
         if processors:
             model_kwargs["logits_processor"] = processors
         saved_guidance = getattr(self.generation_config, "guidance_scale", None)
         self.generation_config.guidance_scale = None
+        self._nuwa_fast_decoding = fast
         try:
             return super().generate(
                 decoder_input_ids=decoder_input_ids,
@@ -329,6 +366,70 @@ class NuwaGenerationMixin(GenerationMixin):
             )
         finally:
             self.generation_config.guidance_scale = saved_guidance
+            self._nuwa_fast_decoding = False
+
+    def _sample(self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False,
+                streamer=None, **model_kwargs):
+        """transformers' sampling / greedy loop, or, when ``generate`` chose the fast path and nothing needs the
+        general loop (stopping criteria other than the length, synced GPUs), the same loop over
+        :class:`NuwaDecodingStep`: the same logits processors, the same softmax + multinomial (or argmax) in the same
+        order, so a seed gives the same tokens; the ids are written into one preallocated tensor. A streamer gets
+        each step's tokens, as in transformers' loop (``generate`` has already given it the prompt)."""
+        simple = not synced_gpus and all(isinstance(criterion, MaxLengthCriteria) for criterion in stopping_criteria)
+        if not (getattr(self, "_nuwa_fast_decoding", False) and simple):
+            return super()._sample(input_ids, logits_processor, stopping_criteria, generation_config,
+                                   synced_gpus=synced_gpus, streamer=streamer, **model_kwargs)
+        encoder_outputs = model_kwargs["encoder_outputs"]
+        # Guidance: the null rows join the conditional rows in one step when their conditions have the same grid
+        # (one pass of 2B rows costs little more than B rows at decoding sizes), as diffusers batches its guidance.
+        guidance = next((p for p in logits_processor if isinstance(p, NuwaGuidanceLogitsProcessor)), None)
+        null = guidance.null_encoder_outputs if guidance is not None else None
+        shared = (null is not None and null.condition_type == encoder_outputs.condition_type
+                  and tuple(null.condition_grid) == tuple(encoder_outputs.condition_grid)
+                  and null.last_hidden_state.shape[0] == input_ids.shape[0])
+        if shared:
+            both = type(encoder_outputs)(
+                last_hidden_state=torch.cat([encoder_outputs.last_hidden_state, null.last_hidden_state]),
+                condition_grid=encoder_outputs.condition_grid, condition_type=encoder_outputs.condition_type)
+            step = NuwaDecodingStep(self, both, model_kwargs["visual_grid"])
+        else:
+            step = NuwaDecodingStep(self, encoder_outputs, model_kwargs["visual_grid"])
+        return_dict = generation_config.return_dict_in_generate
+        scores = [] if return_dict and generation_config.output_scores else None
+        raw_logits = [] if return_dict and generation_config.output_logits else None
+        batch, start = input_ids.shape
+        length = stopping_criteria.max_length
+        sequences = torch.empty(batch, length, dtype=input_ids.dtype, device=input_ids.device)
+        sequences[:, :start] = input_ids
+        logits = step(input_ids.repeat(2, 1) if shared else input_ids)  # <bos> and the known prefix in one pass
+        for position in range(start, length):
+            next_logits = logits[:batch, -1].to(dtype=torch.float32, copy=True)
+            if shared:
+                guidance.null_logits = logits[batch:, -1]
+            next_scores = logits_processor(sequences[:, :position], next_logits)
+            if scores is not None:
+                scores.append(next_scores)
+            if raw_logits is not None:
+                raw_logits.append(next_logits)
+            if generation_config.do_sample:
+                next_tokens = torch.multinomial(torch.softmax(next_scores, dim=-1), num_samples=1).squeeze(1)
+            else:
+                next_tokens = torch.argmax(next_scores, dim=-1)
+            sequences[:, position] = next_tokens
+            if streamer is not None:
+                streamer.put(next_tokens.cpu())
+            if position + 1 < length:
+                logits = step((next_tokens.repeat(2) if shared else next_tokens)[:, None])
+        if streamer is not None:
+            streamer.end()
+        if not return_dict:
+            return sequences
+        return GenerateEncoderDecoderOutput(
+            sequences=sequences, scores=tuple(scores) if scores is not None else None,
+            logits=tuple(raw_logits) if raw_logits is not None else None,
+            encoder_attentions=None, encoder_hidden_states=None, decoder_attentions=None, cross_attentions=None,
+            decoder_hidden_states=None, cache=None,
+        )
 
     @torch.no_grad()
     def generate_long_video(

@@ -73,6 +73,32 @@ def _safetensors_problem(path: Path) -> str | None:
     return None
 
 
+def read_nuwa_config(folder: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """``(config dict, None)`` for a folder whose config.json is a NUWA config, else ``(None or the dict, problem)``
+    where the problem names the fix. Shared by loading (:func:`check_model_files`) and publishing
+    (``nuwa_hf.hub.check_model_folder``)."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return None, ("no config.json, so it is not a saved model folder: save one with `model.save_pretrained(folder)` "
+                      "(or pass the folder that holds config.json)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as error:
+        return None, (f"config.json is not valid JSON ({error}): the file is damaged; save the model again or download "
+                      "the folder again")
+    if not isinstance(config, dict) or config.get("model_type") != "nuwa":
+        found = config.get("model_type") if isinstance(config, dict) else None
+        return (config if isinstance(config, dict) else None), (
+            f"config.json is for model_type {found!r}, not 'nuwa': this folder holds another kind of model; load it "
+            "with its own class, or pass a NUWA folder")
+    return config, None
+
+
+def weights_file_problem(path: str | os.PathLike) -> str | None:
+    """None when ``path`` is a whole safetensors file, else what is wrong with it (empty, truncated, not safetensors)."""
+    return _safetensors_problem(Path(path))
+
+
 def check_model_files(path: str | os.PathLike) -> None:
     """Raise :class:`NuwaModelFolderError` when the local ``path`` cannot be a loadable NUWA model folder.
 
@@ -93,25 +119,9 @@ def check_model_files(path: str | os.PathLike) -> None:
                 "'owner/name'."
             )
         return
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise NuwaModelFolderError(
-            f"{text!r} has no config.json, so it is not a saved model folder: save one with "
-            "`model.save_pretrained(folder)` (or pass the folder that holds config.json)."
-        )
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError) as error:
-        raise NuwaModelFolderError(
-            f"{text}/config.json is not valid JSON ({error}): the file is damaged; save the model again or download "
-            "the folder again."
-        ) from None
-    if not isinstance(config, dict) or config.get("model_type") != "nuwa":
-        found = config.get("model_type") if isinstance(config, dict) else None
-        raise NuwaModelFolderError(
-            f"{text}/config.json is for model_type {found!r}, not 'nuwa': this folder holds another kind of model; "
-            "load it with its own class, or pass a NUWA folder."
-        )
+    config, problem = read_nuwa_config(folder)
+    if problem:
+        raise NuwaModelFolderError(f"{text!r}: {problem}.")
     weights = _weight_files(folder)
     if not weights:
         pickles = [p.name for p in folder.glob("*.bin")]

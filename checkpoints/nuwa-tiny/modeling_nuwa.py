@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.cache_utils import Cache, EncoderDecoderCache
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
@@ -940,8 +940,9 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
             decoder_input_ids: (B, L) <bos> then the visual tokens so far.
             visual_grid: (T, H, W) the decoder positions belong to.
             encoder_outputs: a condition already encoded by ``get_encoder()`` (or its tuple form).
-            cache: an ``EncoderDecoderCache`` for incremental decoding (``past_key_values`` is accepted as its older
-                name). ``use_cache`` is accepted for transformers' generate: the cache given decides.
+            cache: an ``EncoderDecoderCache`` for incremental decoding (transformers 5's name; ``past_key_values``
+                is accepted as its older one). use_cache: True without a ``cache`` starts one (a dynamic
+                ``EncoderDecoderCache``, as Bart does) and returns it in ``.cache``, to continue decoding from.
             output_attentions / output_hidden_states: also return per-layer attention weights / hidden states
                 (defaults: the config's).
             return_dict: False returns a tuple, as transformers models do (default ``config.return_dict``).
@@ -967,6 +968,8 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
             visual_grid, self.config.max_visual_grid, "visual",
             "generate fewer frames or a smaller image, or use generate(..., num_frames=...) to slide over time.",
         )
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
@@ -1089,6 +1092,8 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
             visual_grid: (T, H, W) of the target; inferred from 4-D labels.
             encoder_outputs: reuse an encoded condition (generation does).
             cache: an ``EncoderDecoderCache`` for incremental decoding (see :func:`make_generation_cache`).
+            use_cache: True without a ``cache`` starts a dynamic one and returns it in ``.cache`` (ignored with
+                ``labels``, as in Bart).
             num_items_in_batch: set by ``Trainer``; the loss is then a sum divided by it (correct under gradient
                 accumulation and several processes).
             output_attentions / output_hidden_states: also return the encoder's and decoder's per-layer attention
@@ -1143,8 +1148,8 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         outputs = self.model(
             input_ids=input_ids, attention_mask=attention_mask, sketch_tokens=sketch_tokens,
             condition_type=condition_type, decoder_input_ids=decoder_input_ids, visual_grid=visual_grid,
-            encoder_outputs=encoder_outputs, cache=cache, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True,
+            encoder_outputs=encoder_outputs, cache=cache, use_cache=use_cache and labels is None,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
         )
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None

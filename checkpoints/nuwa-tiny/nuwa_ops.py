@@ -3,6 +3,7 @@
 from .geometry import allowed, check_extent, check_grid, grid_size
 from .nearby_attention import BACKENDS, nearby_attention, select_backend
 from .reference import nearby_attention_mask, nearby_attention_reference
+from .window_gather import window_table
 
 __all__ = [
     "BACKENDS",
@@ -14,4 +15,5 @@ __all__ = [
     "nearby_attention_mask",
     "nearby_attention_reference",
     "select_backend",
+    "window_table",
 ]

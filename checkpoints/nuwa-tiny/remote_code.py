@@ -28,8 +28,8 @@ _FLAT = (_HERE / "nuwa_ops.py").exists()
 _MODEL_DIR = _HERE
 _OPS_DIR = _HERE if _FLAT else _HERE.parents[1] / "ops"
 _VQGAN_DIR = _HERE if _FLAT else _HERE.parent / "vqgan"
-_MODEL_FILES = ["configuration_nuwa.py", "generation_nuwa.py", "modeling_nuwa.py", "convert_nuwa_legacy_folder.py",
-                "loading_nuwa.py"]
+_MODEL_FILES = ["configuration_nuwa.py", "decoding_nuwa.py", "generation_nuwa.py", "modeling_nuwa.py",
+                "convert_nuwa_legacy_folder.py", "loading_nuwa.py"]
 _VQGAN_FILES = ["quantization.py", "modeling_vqgan.py", "modeling_seg_vqgan.py"]
 _OPS_FILES = ["geometry.py", "reference.py", "block_sparse.py", "cpu_inference.py", "window_gather.py",
               "nearby_attention.py", "gpu_kernel.py"]

@@ -1,0 +1,155 @@
+"""The fast decoding step (NuwaDecodingStep) against the model's forward, and generate()'s fast path against the
+module path: same logits up to float rounding, same sampled tokens for a seed, in every decoding situation."""
+
+import functools
+
+import pytest
+import torch
+
+from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
+from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingStep
+
+TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
+
+
+def tiny_model(**overrides):
+    torch.manual_seed(0)
+    return NuwaForConditionalGeneration(NuwaConfig.tiny(**overrides)).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def condition_kwargs(condition: str) -> dict:
+    if condition == "text":
+        return {"input_ids": TEXT}
+    if condition == "sketch":
+        return {"sketch_tokens": torch.randint(0, 32, (2, 2, 3, 3), generator=torch.Generator().manual_seed(0))}
+    return {"condition_type": "none", "batch_size": 2}
+
+
+@pytest.mark.parametrize("extents", ["paper", "whole"], ids=["windowed", "whole-grid"])
+@pytest.mark.parametrize("grid", [(1, 4, 5), (3, 3, 4)], ids=["image", "video"])
+@pytest.mark.parametrize("condition", ["text", "sketch", "none"])
+def test_step_logits_equal_the_model_forward(grid, condition, extents):
+    """A prefill of 3 ids, then one id per call: every position's logits equal the full forward over the sequence."""
+    overrides = {} if extents == "paper" else {"image_extent": (None, None, None), "video_extent": (None, None, None)}
+    model = tiny_model(**overrides)
+    total = grid[0] * grid[1] * grid[2]
+    ids = torch.randint(0, 64, (2, total), generator=torch.Generator().manual_seed(1))
+    ids[:, 0] = model.config.visual_bos_token_id
+    kwargs = condition_kwargs(condition)
+    full = model(**{k: v for k, v in kwargs.items() if k != "batch_size"}, decoder_input_ids=ids,
+                 visual_grid=grid).logits
+    encoded = model.encode_condition(**kwargs)
+    step = NuwaDecodingStep(model, encoded, grid)
+    pieces = [step(ids[:, :3])] + [step(ids[:, p:p + 1]) for p in range(3, total)]
+    assert step.position == total
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_folded_and_unfolded_cross_attention_agree(model, batch, monkeypatch):
+    """Small batches fold the cross-attention projections into the condition, large ones do not: same logits."""
+    text = torch.randint(0, 500, (batch, 6), generator=torch.Generator().manual_seed(2))
+    encoded = model.encode_condition(input_ids=text)
+    ids = torch.randint(0, 64, (batch, 8), generator=torch.Generator().manual_seed(3))
+    outputs = {}
+    for fold in (True, False):
+        monkeypatch.setattr(NuwaDecodingStep, "_folding_pays", lambda self, length, fold=fold: fold)
+        step = NuwaDecodingStep(model, encoded, (1, 4, 4))
+        assert ("cross_folded" in step.layers[0]) is fold
+        outputs[fold] = torch.cat([step(ids[:, p:p + 1]) for p in range(8)], dim=1)
+    torch.testing.assert_close(outputs[True], outputs[False], atol=1e-5, rtol=1e-5)
+
+
+def test_folding_is_chosen_for_small_batches_only(model):
+    encoded = model.encode_condition(input_ids=TEXT[:1])
+    assert "cross_folded" in NuwaDecodingStep(model, encoded, (1, 4, 4)).layers[0]
+    encoded = model.encode_condition(input_ids=TEXT[:1].repeat(64, 1))
+    assert "cross_folded" not in NuwaDecodingStep(model, encoded, (1, 4, 4)).layers[0]
+
+
+def both_paths(model, seed=0, **kwargs):
+    out = {}
+    for fast in (True, False):
+        torch.manual_seed(seed)
+        out[fast] = model.generate(fast_decoding=fast, **kwargs)
+    return out[True], out[False]
+
+
+# Guidance needs a condition (the "None" condition has no opposite), so it runs with text and sketches. Text shares
+# one step between the conditional and the null rows; sketches (null = the "None" condition) decode them apart.
+@pytest.mark.parametrize("condition, guidance", [("text", None), ("sketch", None), ("none", None), ("text", 3.0),
+                                                 ("sketch", 3.0)])
+def test_generate_samples_the_same_tokens_on_both_paths(model, condition, guidance):
+    fast, reference = both_paths(model, **condition_kwargs(condition), visual_grid=(2, 4, 4), do_sample=True,
+                                 top_k=16, temperature=1.3, guidance_scale=guidance, num_return_sequences=2)
+    assert fast.shape == (4, 33)
+    assert torch.equal(fast, reference)
+
+
+def test_constrained_decoding_is_the_same_on_both_paths(model):
+    """Image completion: a known prefix (fed in one pass), a masked window in the middle, known tokens after it."""
+    grid = (1, 6, 6)
+    known = torch.randint(0, 64, (2, *grid), generator=torch.Generator().manual_seed(4))
+    mask = torch.zeros(grid, dtype=torch.bool)
+    mask[0, 2:4, 1:5] = True
+    fast, reference = both_paths(model, input_ids=TEXT, visual_grid=grid, known_tokens=known, generate_mask=mask,
+                                 do_sample=True, top_p=0.9, guidance_scale=2.0)
+    assert torch.equal(fast, reference)
+    kept = ~mask.flatten()
+    assert torch.equal(fast[:, 1:][:, kept], known.flatten(1)[:, kept])
+
+
+def test_scores_and_logits_are_returned_on_the_fast_path(model):
+    fast, reference = both_paths(model, input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=True, top_k=8,
+                                 return_dict_in_generate=True, output_scores=True, output_logits=True)
+    assert torch.equal(fast.sequences, reference.sequences)
+    assert len(fast.scores) == len(fast.logits) == 16
+    torch.testing.assert_close(torch.stack(fast.logits), torch.stack(reference.logits), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.stack(fast.scores), torch.stack(reference.scores), atol=1e-5, rtol=1e-5)
+
+
+def test_the_module_path_is_used_where_the_step_cannot_serve(model):
+    """Attentions and hidden states come from the modules, so asking for them still works (fast_decoding or not)."""
+    out = model.generate(input_ids=TEXT, visual_grid=(1, 2, 2), do_sample=False, return_dict_in_generate=True,
+                         output_attentions=True, output_hidden_states=True)
+    assert len(out.decoder_attentions) == 4 and len(out.decoder_hidden_states[0]) == 1 + model.config.decoder_layers
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_streamer_gets_every_token_on_both_paths(model, fast):
+    streamed, ended = [], []
+
+    class Streamer:
+        def put(self, value):
+            streamed.append(value)
+
+        def end(self):
+            ended.append(True)
+
+    seq = model.generate(input_ids=TEXT[:1], visual_grid=(1, 2, 2), do_sample=False, streamer=Streamer(),
+                         fast_decoding=fast)
+    assert torch.equal(seq, model.generate(input_ids=TEXT[:1], visual_grid=(1, 2, 2), do_sample=False))
+    assert len(streamed) == 5 and ended == [True]  # the prompt, then one put per token
+    assert torch.equal(torch.cat([v.reshape(-1) for v in streamed]), seq[0])
+
+
+def test_a_pipeline_gives_the_same_image_on_both_paths():
+    """The shipped checkpoint through the text-to-image pipeline, seeded, default guidance: identical tokens."""
+    from transformers import pipeline
+
+    pipe = pipeline("nuwa-text-to-image", model="checkpoints/nuwa-tiny")
+    fast = pipe(["a red 7", "green five"], seed=3, output_type="tokens")
+    model = pipe.model
+    pipe.model.generate = functools.partial(type(model).generate, model, fast_decoding=False)
+    try:
+        reference = pipe(["a red 7", "green five"], seed=3, output_type="tokens")
+    finally:
+        del pipe.model.generate
+    assert len(fast) == len(reference) == 2
+    for a, b in zip(fast, reference):
+        assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
