@@ -32,7 +32,7 @@ from .nuwa_ops import window_table
 Grid = Tuple[int, int, int]
 
 
-def _window(query_grid: Grid, key_grid: Grid, extent, causal: bool, device) -> tuple:
+def _window(query_grid: Grid, key_grid: Grid, extent, causal: bool, device, dtype) -> tuple:
     """``(index (Lq, win) long, bias (Lq, win) float 0/-inf, whole)`` of each query's 3DNA window. ``whole`` is True
     when every window is all keys (before the query, when causal): then attention needs no gather."""
     index, valid = window_table(tuple(query_grid), tuple(key_grid), tuple(extent), bool(causal), device)
@@ -43,7 +43,7 @@ def _window(query_grid: Grid, key_grid: Grid, extent, causal: bool, device) -> t
         expected = keys[None, :] <= torch.arange(index.shape[0], device=device)[:, None] if causal else \
             torch.ones(index.shape[0], num_keys, dtype=torch.bool, device=device)
         whole = bool((index.eq(keys) | ~valid).all()) and bool(valid.eq(expected).all())
-    bias = torch.zeros(valid.shape, device=device).masked_fill_(~valid, float("-inf"))
+    bias = torch.zeros(valid.shape, device=device, dtype=dtype).masked_fill_(~valid, float("-inf"))
     return index, bias, whole
 
 
@@ -89,11 +89,11 @@ class NuwaDecodingStep:
 
         # 3DNA windows of this grid: self-attention (causal) over the visual grid, cross-attention over the condition.
         self.self_index, self.self_bias, self.self_whole = _window(
-            self.grid, self.grid, config.visual_extent(self.grid), True, device)
+            self.grid, self.grid, config.visual_extent(self.grid), True, device, dtype)
         condition_grid = tuple(encoder_outputs.condition_grid)
         self.cross_index, self.cross_bias, self.cross_whole = _window(
             self.grid, condition_grid, config.condition_extent(encoder_outputs.condition_type, condition_grid), False,
-            device)
+            device, dtype)
 
         # Per layer: fused q/k/v weights, the cross keys/values of the condition, and the self KV buffers.
         B, NH, D = self.batch, self.heads, self.head_dim
@@ -112,29 +112,32 @@ class NuwaDecodingStep:
                 "cross_q": (cross.q_proj.weight, cross.q_proj.bias),
                 "cross_out": (cross.out_proj.weight, cross.out_proj.bias),
                 # (B, heads, Lc, head_dim), projected once for the whole call
-                "cross_k": cross_k,
-                "cross_v": cross_v,
+                "cross_kv": torch.stack([cross_k, cross_v]),  # (2, B, NH, Lc, D)
                 "norm3": (layer.ffn_norm.weight, layer.ffn_norm.bias, layer.ffn_norm.eps),
                 "fc1": (layer.ffn.fc1.weight, layer.ffn.fc1.bias),
-                "act": layer.ffn.act,
+                # transformers' activation modules keep their function in .act (F.gelu for "gelu"): called directly,
+                # without a module call per step
+                "act": getattr(layer.ffn.act, "act", None) if callable(getattr(layer.ffn.act, "act", None))
+                else layer.ffn.act,
                 "fc2": (layer.ffn.fc2.weight, layer.ffn.fc2.bias),
-                # Never read before written: a window only reaches positions up to its own (invalid window slots
-                # point at position 0, written by the first step, and are masked).
-                "k": torch.empty(B, NH, self.total, D, device=device, dtype=dtype),
-                "v": torch.empty(B, NH, self.total, D, device=device, dtype=dtype),
+                # Keys and values of every position, (2, B, NH, T*H*W, D): one write and one gather per step. Never
+                # read before written: a window only reaches positions up to its own (invalid window slots point at
+                # position 0, written by the first step, and are masked).
+                "kv": torch.empty(2, B, NH, self.total, D, device=device, dtype=dtype),
             }
             if self.cross_whole and self._folding_pays(Lc):
                 # Every query sees the whole condition (text, "None"): fold the projections into the condition once.
                 #   scores_h = (LN(x) Wq_h^T + bq_h) K_h^T * scale = LN(x) @ A_h + c_h
                 #   out      = sum_h softmax(scores_h) V_h Wo_h^T + bo = probs @ M + bo
                 # A (B, d, NH*Lc), c (B, 1, NH*Lc), M (B, NH*Lc, d): a cross-attention step is two batched matmuls.
+                # (matmuls rather than einsum: einsum's planning alone costs ~0.1 ms a call, once per layer per call)
                 wq = cross.q_proj.weight.view(NH, D, self.hidden)  # rows of head h
-                bq = cross.q_proj.bias.view(NH, D)
-                A = torch.einsum("hed,bhke->bdhk", wq, cross_k) * self.scale
-                c = torch.einsum("he,bhke->bhk", bq, cross_k) * self.scale
-                wo = cross.out_proj.weight.view(self.hidden, NH, D)  # columns of head h
-                M = torch.einsum("bhke,dhe->bhkd", cross_v, wo)
-                weights["cross_folded"] = (c.reshape(B, 1, NH * Lc), A.reshape(B, self.hidden, NH * Lc),
+                bq = cross.q_proj.bias.view(NH, D, 1)
+                A = torch.matmul(wq.transpose(1, 2), cross_k.transpose(2, 3)) * self.scale  # (B, NH, d, Lc)
+                c = torch.matmul(cross_k, bq) * self.scale  # (B, NH, Lc, 1)
+                wo = cross.out_proj.weight.view(self.hidden, NH, D).permute(1, 2, 0)  # (NH, D, d): head h's columns
+                M = torch.matmul(cross_v, wo)  # (B, NH, Lc, d)
+                weights["cross_folded"] = (c.reshape(B, 1, NH * Lc), A.permute(0, 2, 1, 3).reshape(B, self.hidden, NH * Lc),
                                            M.reshape(B, NH * Lc, self.hidden), Lc)
             self.layers.append(weights)
         self.final_norm = (decoder.norm.weight, decoder.norm.bias, decoder.norm.eps)
@@ -154,17 +157,19 @@ class NuwaDecodingStep:
         """(B, L, d) -> (B, heads, L, head_dim)."""
         return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
-    def _attend(self, q, keys, values, index, bias, start: int, length: int, whole: bool, causal: bool):
-        """q (B, heads, L, hd) against the 3DNA windows of positions start..start+L-1 -> (B, heads, L, hd)."""
+    def _attend(self, q, kv, index, bias, start: int, length: int, whole: bool, causal: bool):
+        """q (B, heads, L, hd) against the 3DNA windows of positions start..start+L-1 -> (B, heads, L, hd).
+        kv: (2, B, heads, Lk, hd), the keys and values."""
         if whole and (length == 1 or not causal):
             # The window is every key (before the query): no gather, no mask.
-            stop = start + length if causal else keys.shape[2]
-            return F.scaled_dot_product_attention(q, keys[:, :, :stop], values[:, :, :stop], scale=self.scale)
+            stop = start + length if causal else kv.shape[3]
+            return F.scaled_dot_product_attention(q, kv[0, :, :, :stop], kv[1, :, :, :stop], scale=self.scale)
         if length == 1:
-            # One query: its window's keys by index, the window's border as an additive mask.
-            rows = index[start]
-            return F.scaled_dot_product_attention(q, keys.index_select(2, rows), values.index_select(2, rows),
-                                                  attn_mask=bias[start:start + 1], scale=self.scale)
+            # One query: its window's keys and values by index, the window's border as an additive mask.
+            window = kv.index_select(3, index[start])
+            return F.scaled_dot_product_attention(q, window[0], window[1], attn_mask=bias[start:start + 1],
+                                                  scale=self.scale)
+        keys, values = kv[0], kv[1]
         rows = index[start:start + length]  # (L, win)
         B, NH, L, D = q.shape
         win = rows.shape[1]
@@ -184,26 +189,25 @@ class NuwaDecodingStep:
         x = F.embedding(ids, self.token_table) + self.position_table[start:start + L]
         for layer in self.layers:
             # causal 3DNA self-attention; this step's keys/values are written into the buffers first
-            h = F.layer_norm(x, (self.hidden,), *layer["norm1"])
-            q, k, v = F.linear(h, *layer["qkv"]).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            layer["k"][:, :, start:start + L] = k
-            layer["v"][:, :, start:start + L] = v
-            out = self._attend(q, layer["k"], layer["v"], self.self_index, self.self_bias, start, L,
-                               self.self_whole, causal=True)
+            h = torch.layer_norm(x, (self.hidden,), *layer["norm1"])
+            qkv = F.linear(h, *layer["qkv"]).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            layer["kv"][:, :, :, start:start + L] = qkv[1:]
+            out = self._attend(qkv[0], layer["kv"], self.self_index, self.self_bias, start, L, self.self_whole,
+                               causal=True)
             x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["out"])
             # 3DNA cross-attention to the condition
-            h = F.layer_norm(x, (self.hidden,), *layer["norm2"])
+            h = torch.layer_norm(x, (self.hidden,), *layer["norm2"])
             if "cross_folded" in layer:
                 c, A, M, Lc = layer["cross_folded"]
                 probs = torch.softmax(torch.baddbmm(c, h, A).view(B, L, self.heads, Lc), dim=-1)
                 x = x + torch.baddbmm(layer["cross_out"][1], probs.view(B, L, self.heads * Lc), M)
             else:
                 q = self._heads(F.linear(h, *layer["cross_q"]))
-                out = self._attend(q, layer["cross_k"], layer["cross_v"], self.cross_index, self.cross_bias, start,
-                                   L, self.cross_whole, causal=False)
+                out = self._attend(q, layer["cross_kv"], self.cross_index, self.cross_bias, start, L,
+                                   self.cross_whole, causal=False)
                 x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["cross_out"])
             # feed-forward
-            h = F.layer_norm(x, (self.hidden,), *layer["norm3"])
+            h = torch.layer_norm(x, (self.hidden,), *layer["norm3"])
             x = x + F.linear(layer["act"](F.linear(h, *layer["fc1"])), *layer["fc2"])
         self.position = start + L
-        return F.linear(F.layer_norm(x, (self.hidden,), *self.final_norm), *self.lm_head)
+        return F.linear(torch.layer_norm(x, (self.hidden,), *self.final_norm), *self.lm_head)

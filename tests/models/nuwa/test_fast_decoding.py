@@ -153,3 +153,16 @@ def test_a_pipeline_gives_the_same_image_on_both_paths():
     assert len(fast) == len(reference) == 2
     for a, b in zip(fast, reference):
         assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+
+
+def test_bfloat16_models_decode_on_the_fast_path():
+    """In bf16 the step's masks and folded matrices follow the model's dtype; logits stay within bf16 rounding of the
+    module path's."""
+    model = tiny_model().to(torch.bfloat16)
+    kwargs = dict(input_ids=TEXT, visual_grid=(1, 4, 4), do_sample=False, guidance_scale=2.0,
+                  return_dict_in_generate=True, output_logits=True)
+    fast = model.generate(fast_decoding=True, **kwargs)
+    reference = model.generate(fast_decoding=False, **kwargs)
+    assert fast.sequences.shape == (2, 17)
+    first_fast, first_reference = fast.logits[0], reference.logits[0]  # same prefix (<bos>): comparable
+    torch.testing.assert_close(first_fast, first_reference, atol=0.05, rtol=0.05)

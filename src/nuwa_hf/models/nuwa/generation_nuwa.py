@@ -218,8 +218,8 @@ class NuwaGenerationMixin(GenerationMixin):
             fast_decoding: decode with :class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaDecodingStep` (default), one
                 flat step over preallocated buffers, several times faster per token than running the model's modules.
                 False runs every step through ``forward`` (the reference; same logits up to float rounding). The
-                module path is used anyway when attentions or hidden states are requested, in training mode, or with
-                an attention implementation other than ``"nuwa_3dna"``.
+                module path is used anyway when attentions or hidden states are requested, in training mode, with
+                an attention implementation other than ``"nuwa_3dna"``, or when the decoder is split over devices.
             **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
                 ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``,
                 ``output_logits``, ``output_attentions``, ``output_hidden_states``, ... Seed with ``torch.manual_seed``
@@ -336,7 +336,8 @@ class NuwaGenerationMixin(GenerationMixin):
             bool(kwargs.get(name, getattr(flags, name, False))) for name in ("output_attentions", "output_hidden_states")
         )
         fast = bool(fast_decoding and use_cache and not self.training and not wants_internals
-                    and self.config._attn_implementation == "nuwa_3dna")
+                    and self.config._attn_implementation == "nuwa_3dna"
+                    and len({p.device for p in self.get_decoder().parameters()}) == 1)  # not split by device_map
         if use_guidance:
             null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
             processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache,
@@ -402,11 +403,16 @@ class NuwaGenerationMixin(GenerationMixin):
         sequences = torch.empty(batch, length, dtype=input_ids.dtype, device=input_ids.device)
         sequences[:, :start] = input_ids
         logits = step(input_ids.repeat(2, 1) if shared else input_ids)  # <bos> and the known prefix in one pass
+        next_ids = torch.empty(2 * batch if shared else batch, 1, dtype=input_ids.dtype, device=input_ids.device)
         for position in range(start, length):
             next_logits = logits[:batch, -1].to(dtype=torch.float32, copy=True)
             if shared:
                 guidance.null_logits = logits[batch:, -1]
-            next_scores = logits_processor(sequences[:, :position], next_logits)
+            # The processors one by one, as LogitsProcessorList calls them without extra arguments (it would inspect
+            # each one's signature at every step first).
+            next_scores = next_logits
+            for processor in logits_processor:
+                next_scores = processor(sequences[:, :position], next_scores)
             if scores is not None:
                 scores.append(next_scores)
             if raw_logits is not None:
@@ -419,7 +425,10 @@ class NuwaGenerationMixin(GenerationMixin):
             if streamer is not None:
                 streamer.put(next_tokens.cpu())
             if position + 1 < length:
-                logits = step((next_tokens.repeat(2) if shared else next_tokens)[:, None])
+                next_ids[:batch, 0] = next_tokens
+                if shared:
+                    next_ids[batch:, 0] = next_tokens
+                logits = step(next_ids)
         if streamer is not None:
             streamer.end()
         if not return_dict:

@@ -1,0 +1,125 @@
+"""Per-token decoding time: the fast step (NuwaDecodingStep, the default) against the module path, in one process.
+
+Both paths are ``model.generate(...)``; ``fast_decoding=False`` runs every step through the model's forward (the path
+before issue 16). Rounds alternate between the two paths and each figure is the best of its rounds, so both see the
+same machine load; the ratio is what to read, the absolute times drift with the machine.
+
+  shipped     checkpoints/nuwa-tiny with its own generation_config (top-k 32, guidance 3.0, as the pipelines run it):
+              T2I (1x8x8) and T2V (4x8x8, the largest grid it was trained for) at batch 1 and 8. Checks that both
+              paths sample the same tokens for the same seed.
+  videos      10x21x21 = 4,410 tokens at batch 1, text condition, top-k 16, no guidance: the tiny preset
+              (NuwaConfig.tiny) and the paper-like 20.9M preset (width 256, 4 heads, 4+4 layers, 1,024 codes, 77
+              text tokens; benchmarks/gpu_check.py builds the same). Time for the whole video and per token in the
+              first and the last frame (the window cache keeps the cost flat). ``--video-reference`` also runs the
+              module path on these videos (minutes).
+
+Run:  python benchmarks/bench_decoding.py [--threads N] [--rounds 3] [--skip-videos] [--video-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
+
+PAPER_LIKE = dict(hidden_size=256, num_attention_heads=4, encoder_layers=4, decoder_layers=4, intermediate_size=1024,
+                  visual_vocab_size=1024, sketch_vocab_size=1024)
+VIDEO_GRID = (10, 21, 21)
+
+
+class StepClock(LogitsProcessor):
+    """Records when each decoding step reaches the logits processors (both paths call them once per token)."""
+
+    def __init__(self):
+        self.stamps = []
+
+    def __call__(self, input_ids, scores):
+        self.stamps.append(time.perf_counter())
+        return scores
+
+
+def timed_generate(model, fast: bool, seed: int = 0, **kwargs):
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    out = model.generate(fast_decoding=fast, **kwargs)
+    return time.perf_counter() - start, out
+
+
+def bench_shipped(rounds: int) -> None:
+    model = NuwaForConditionalGeneration.from_pretrained("checkpoints/nuwa-tiny").eval()
+    from nuwa_hf import NuwaProcessor
+
+    processor = NuwaProcessor.from_pretrained("checkpoints/nuwa-tiny")
+    prompts = ["a red 7", "the digit seven in red", "A BLUE 3 in the bottom right!", "green five", "a yellow 2",
+               "white zero moving up", "purple 4", "an orange one"]
+    print(f"\nshipped checkpoint (checkpoints/nuwa-tiny, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
+          f"params), generation_config: top_k={model.generation_config.top_k}, "
+          f"guidance_scale={model.generation_config.guidance_scale}")
+    print("| task | grid | batch | module path ms/step | fast ms/step | fast ms/token | speed-up | same tokens |")
+    print("|---|---|---|---|---|---|---|---|")
+    for task, grid in (("T2I", (1, 8, 8)), ("T2V", (4, 8, 8))):
+        for batch in (1, 8):
+            text = processor(text=prompts[:batch], return_tensors="pt")
+            kwargs = dict(input_ids=text["input_ids"], attention_mask=text.get("attention_mask"), visual_grid=grid)
+            steps = grid[0] * grid[1] * grid[2]
+            timed_generate(model, True, **kwargs)  # warm-up both paths
+            timed_generate(model, False, **kwargs)
+            times = {True: [], False: []}
+            outputs = {}
+            for _ in range(rounds):
+                for fast in (False, True):
+                    seconds, outputs[fast] = timed_generate(model, fast, **kwargs)
+                    times[fast].append(seconds / steps)
+            module, fast = min(times[False]), min(times[True])
+            same = torch.equal(outputs[True], outputs[False])
+            print(f"| {task} | {'x'.join(map(str, grid))} | {batch} | {module * 1e3:.2f} | {fast * 1e3:.2f} | "
+                  f"{fast / batch * 1e3:.3f} | {module / fast:.1f}x | {'yes' if same else 'NO'} |", flush=True)
+
+
+def bench_video(name: str, config: NuwaConfig, reference: bool, text_length: int) -> None:
+    torch.manual_seed(0)
+    model = NuwaForConditionalGeneration(config).eval()
+    text = torch.randint(0, config.text_vocab_size, (1, text_length))
+    total = VIDEO_GRID[0] * VIDEO_GRID[1] * VIDEO_GRID[2]
+    frame = VIDEO_GRID[1] * VIDEO_GRID[2]
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    model.generate(input_ids=text, visual_grid=(1, 4, 4))  # warm-up
+    for fast in (True, False) if reference else (True,):
+        clock = StepClock()
+        seconds, _ = timed_generate(model, fast, input_ids=text, visual_grid=VIDEO_GRID, do_sample=True, top_k=16,
+                                    logits_processor=LogitsProcessorList([clock]))
+        steps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])]
+        first = statistics.median(steps[: frame - 1])
+        last = statistics.median(steps[-frame:])
+        print(f"| {name} ({params:.1f}M) | {'fast' if fast else 'module path'} | {seconds:.1f} s | "
+              f"{seconds / total * 1e3:.2f} | {first * 1e3:.2f} | {last * 1e3:.2f} | {last / first:.2f} |", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-videos", action="store_true")
+    parser.add_argument("--video-reference", action="store_true", help="also time the module path on the videos")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench_shipped(args.rounds)
+    if args.skip_videos:
+        return
+    print(f"\n10x21x21 video ({VIDEO_GRID[0] * VIDEO_GRID[1] * VIDEO_GRID[2]} tokens), batch 1, text condition, "
+          "top-k 16, no guidance")
+    print("| preset | path | whole video | ms/token | first frame ms/token | last frame ms/token | last/first |")
+    print("|---|---|---|---|---|---|---|")
+    bench_video("tiny preset", NuwaConfig.tiny(max_visual_grid=VIDEO_GRID), args.video_reference, text_length=12)
+    bench_video("paper-like preset", NuwaConfig.paper(**PAPER_LIKE), args.video_reference, text_length=77)
+
+
+if __name__ == "__main__":
+    main()
