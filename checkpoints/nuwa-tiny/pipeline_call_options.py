@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import warnings
 
-GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale")
+# ``logits_processor``: transformers' per-step hook into sampling (a list of LogitsProcessor), passed on to generate().
+GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale", "logits_processor")
 # The one name for "how many outputs per input", in every task. The names of earlier releases (diffusers' style, one
 # per task) still work, with a FutureWarning.
 NUM_OUTPUTS = "num_outputs_per_input"
@@ -65,6 +66,9 @@ OPTIONS_DOC = """
                 folder's generation_config.json. ``generate_kwargs={...}`` takes the same, as transformers' pipelines.
             guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
                 sketch more closely); needs a condition. The rules of every option: ``nuwa_hf.pipelines.sampling_options``.
+            logits_processor (list of transformers ``LogitsProcessor``): run at every decoding step, after NUWA's
+                guidance and forcing and before the top-k / top-p warpers (e.g. to ban codes, or to stop a running
+                call by raising).
             scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): an object with
                 ``similarity(samples, texts)`` (e.g. ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a
                 saved scorer, or a callable ``scorer(candidates, prompt) -> scores``.

@@ -17,6 +17,8 @@ do_sample          a bool (True samples, NUWA's way; False decodes greedily). St
 batch_size         an integer >= 1: rows generated together (only memory depends on it).
 seed               an integer in [0, 2**63 - 1].
 num_candidates     an integer >= 1 (candidates per output when a scorer reranks).
+logits_processor   a list of transformers ``LogitsProcessor`` objects (callables ``(input_ids, scores) -> scores``),
+                   run at every decoding step after NUWA's guidance and forcing, before the top-k / top-p warpers.
 per-input counts   ``num_images_per_prompt`` and friends: integers >= 1.
 =================  =====================================================================================================
 
@@ -141,6 +143,20 @@ def check_count(name: str, value: Any, minimum: int = 1) -> int:
     return check_integer(name, value, minimum=minimum)
 
 
+def check_logits_processor(value: Any) -> list:
+    """A list (or ``LogitsProcessorList``) of callables ``(input_ids, scores) -> scores``; one callable is taken as a
+    list of one."""
+    items = [value] if callable(value) and not isinstance(value, (list, tuple)) else value
+    if not isinstance(items, (list, tuple)) or not all(callable(item) for item in items):
+        raise TypeError(
+            f"logits_processor must be a list of transformers LogitsProcessor objects (callables (input_ids, scores) "
+            f"-> scores), got {value!r}."
+        )
+    from transformers import LogitsProcessorList
+
+    return LogitsProcessorList(items)
+
+
 CHECKS = {
     "guidance_scale": check_guidance_scale,
     "temperature": check_temperature,
@@ -150,6 +166,7 @@ CHECKS = {
     "batch_size": check_batch_size,
     "seed": check_seed,
     "num_candidates": check_num_candidates,
+    "logits_processor": check_logits_processor,
 }
 
 

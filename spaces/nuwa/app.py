@@ -30,6 +30,7 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 import torch
+from transformers import LogitsProcessor
 
 import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight pipelines)
 from nuwa_hf import media
@@ -50,7 +51,7 @@ T2V_EXAMPLES = ["the digit 3 is moving up then down", "a red 5 moving left then 
 
 
 class GenerationStopped(RuntimeError):
-    """Raised inside generate() (from a forward pre-hook) when the user pressed Stop."""
+    """Raised inside generate() (from a logits processor, at the next decoding step) when the user pressed Stop."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -62,8 +63,8 @@ class StopSwitch:
 
     Gradio's ``cancels=`` cancels the event, but a function already running in a worker thread would go on to the end
     (and hold the only queue slot's CPU). Each generation runs inside :meth:`job`; the Stop button calls :meth:`stop`
-    for its session, and :meth:`check` (a forward pre-hook of the model) raises :class:`GenerationStopped` in that
-    generation's thread at its next step.
+    for its session, and :meth:`check` (called at every decoding step by :class:`StopAtNextStep`, a logits processor
+    each pipeline call carries) raises :class:`GenerationStopped` in that generation's thread at its next step.
     """
 
     def __init__(self):
@@ -97,6 +98,18 @@ class StopSwitch:
         token = getattr(self._local, "token", None)
         if token is not None and id(token) in self._stopped:
             raise GenerationStopped("Stopped.")
+
+
+class StopAtNextStep(LogitsProcessor):
+    """transformers' per-step hook into sampling, used as a stop check: leaves the scores as they are, or raises
+    :class:`GenerationStopped` when this generation's session pressed Stop."""
+
+    def __init__(self, switch: StopSwitch):
+        self.switch = switch
+
+    def __call__(self, input_ids, scores):
+        self.switch.check()
+        return scores
 
 
 def _session(request: Optional[gr.Request]) -> str:
@@ -158,7 +171,7 @@ class NuwaWebDemo:
         self.upscale = max(1, VIEW_PIXELS // self.image_size)
         self.device = 0 if torch.cuda.is_available() else -1
         self.switch = StopSwitch()
-        self.model.register_forward_pre_hook(self.switch.check)
+        self.stop_check = StopAtNextStep(self.switch)
         self._pipelines: dict[str, Any] = {}
         self._examples: dict[str, Any] = {}
         self._generating = threading.Lock()
@@ -236,7 +249,7 @@ class NuwaWebDemo:
             progress(0, desc=f"{code}: preparing")
             pipe = self.pipeline(code)
             start = time.perf_counter()
-            result = pipe(*args, **kwargs)
+            result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
             return result, time.perf_counter() - start
 
     def _settings(self, options: dict, seconds: float) -> str:

@@ -90,6 +90,28 @@ def test_generate_kwargs_as_transformers_pipelines_take_them(text_to_image):
         text_to_image("a red digit 3", generate_kwargs=[("top_k", 4)])
 
 
+def test_logits_processors_run_at_every_step_as_in_transformers(text_to_image):
+    """logits_processor=[...] (directly or in generate_kwargs) reaches generate(): here it bans the lower half of the
+    codebook, so every generated token comes from the upper half; one check per token."""
+    from transformers import LogitsProcessor
+
+    codes = text_to_image.model.config.visual_vocab_size
+    calls = []
+
+    class UpperHalfOnly(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            calls.append(input_ids.shape[1])
+            return scores.index_fill(-1, torch.arange(codes // 2), float("-inf"))
+
+    tokens = text_to_image("a red digit 3", seed=0, output_type="tokens", logits_processor=[UpperHalfOnly()])
+    assert int(tokens.min()) >= codes // 2 and calls == list(range(1, GRID[0] * GRID[1] + 1))
+    through = text_to_image("a red digit 3", seed=0, output_type="tokens",
+                            generate_kwargs={"logits_processor": [UpperHalfOnly()]})
+    assert torch.equal(through, tokens)
+    with pytest.raises(TypeError, match="logits_processor must be a list of transformers LogitsProcessor"):
+        text_to_image("a red digit 3", logits_processor=["top_k"])
+
+
 def test_text_to_video_frames_and_sliding_past_the_trained_length(tiny_model_folder):
     generate = load("nuwa-text-to-video", tiny_model_folder)
     video = generate("the digit 3 is moving up then down", seed=0)

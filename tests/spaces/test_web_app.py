@@ -219,15 +219,34 @@ def test_stop_switch_stops_only_its_session(app_module):
 
 
 def test_stop_ends_a_running_generation_at_its_next_step(app_module, web_app):
-    """The Stop button's flag is checked by a forward pre-hook of the model: the pipeline call raises, and the
-    handlers turn that into a 'Stopped' message."""
+    """The Stop button's flag is checked at every decoding step by a logits processor each pipeline call carries: the
+    pipeline call raises, and the handlers turn that into a 'Stopped' message."""
     import gradio as gr
 
     nuwa = web_app[0].nuwa
     with nuwa.switch.job("session"):
         nuwa.switch.stop("session")
         with pytest.raises(app_module.GenerationStopped):
-            nuwa.pipeline("T2I")("a red 7", seed=0)
+            nuwa.pipeline("T2I")("a red 7", seed=0, logits_processor=[nuwa.stop_check])
+
+    # The handlers' own path (_run): Stop pressed while the 5th token is sampled ends the call at that step.
+    steps = []
+
+    class PressStopAtStepFive(app_module.StopAtNextStep):
+        def __call__(self, input_ids, scores):
+            steps.append(input_ids.shape[1])
+            if input_ids.shape[1] == 5:
+                self.switch.stop("local")  # the session of a call without a gradio request
+            return super().__call__(input_ids, scores)
+
+    original = nuwa.stop_check
+    nuwa.stop_check = PressStopAtStepFive(nuwa.switch)
+    try:
+        with pytest.raises(app_module.GenerationStopped):
+            nuwa._run("T2I", None, lambda *args, **kwargs: None, "a red 7", seed=0)
+    finally:
+        nuwa.stop_check = original
+    assert steps == [1, 2, 3, 4, 5]
 
     @app_module.guarded
     def stopped():

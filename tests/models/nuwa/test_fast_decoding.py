@@ -120,6 +120,19 @@ def test_the_module_path_is_used_where_the_step_cannot_serve(model):
     assert len(out.decoder_attentions) == 4 and len(out.decoder_hidden_states[0]) == 1 + model.config.decoder_layers
 
 
+def test_forward_hooks_on_the_model_still_see_every_step(model):
+    """A hooked model decodes through its forward (the module path), so the hook fires once per token as users of
+    transformers expect; without the hook the same tokens come from the fast step."""
+    calls = []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        hooked = model.generate(input_ids=TEXT, visual_grid=(1, 3, 3), do_sample=False)
+    finally:
+        handle.remove()
+    assert len(calls) == 9  # the prefill (<bos>) and one call per further token
+    assert torch.equal(hooked, model.generate(input_ids=TEXT, visual_grid=(1, 3, 3), do_sample=False))
+
+
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_streamer_gets_every_token_on_both_paths(model, fast):
     streamed, ended = [], []

@@ -219,7 +219,9 @@ class NuwaGenerationMixin(GenerationMixin):
                 flat step over preallocated buffers, several times faster per token than running the model's modules.
                 False runs every step through ``forward`` (the reference; same logits up to float rounding). The
                 module path is used anyway when attentions or hidden states are requested, in training mode, with
-                an attention implementation other than ``"nuwa_3dna"``, or when the decoder is split over devices.
+                an attention implementation other than ``"nuwa_3dna"``, when the decoder is split over devices, or
+                when the model has forward hooks (they then see every step, as in transformers). A per-step hook
+                that keeps the fast path: a ``logits_processor``.
             **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
                 ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``,
                 ``output_logits``, ``output_attentions``, ``output_hidden_states``, ... Seed with ``torch.manual_seed``
@@ -337,7 +339,9 @@ class NuwaGenerationMixin(GenerationMixin):
         )
         fast = bool(fast_decoding and use_cache and not self.training and not wants_internals
                     and self.config._attn_implementation == "nuwa_3dna"
-                    and len({p.device for p in self.get_decoder().parameters()}) == 1)  # not split by device_map
+                    and len({p.device for p in self.get_decoder().parameters()}) == 1  # not split by device_map
+                    # forward hooks on the model see every decoding step only on the module path
+                    and not (self._forward_hooks or self._forward_pre_hooks))
         if use_guidance:
             null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
             processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache,
