@@ -23,24 +23,14 @@ import statistics
 import time
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from bench_generate import StepClock  # a logits processor stamping each step (both paths call processors per token)
+from transformers import LogitsProcessorList
 
 from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
 
 PAPER_LIKE = dict(hidden_size=256, num_attention_heads=4, encoder_layers=4, decoder_layers=4, intermediate_size=1024,
                   visual_vocab_size=1024, sketch_vocab_size=1024)
 VIDEO_GRID = (10, 21, 21)
-
-
-class StepClock(LogitsProcessor):
-    """Records when each decoding step reaches the logits processors (both paths call them once per token)."""
-
-    def __init__(self):
-        self.stamps = []
-
-    def __call__(self, input_ids, scores):
-        self.stamps.append(time.perf_counter())
-        return scores
 
 
 def timed_generate(model, fast: bool, seed: int = 0, **kwargs):
