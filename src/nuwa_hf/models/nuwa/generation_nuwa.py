@@ -2,8 +2,11 @@
 
 ``NuwaForConditionalGeneration.generate`` wraps transformers' ``GenerationMixin.generate``:
 
-* the condition is encoded once; the decoder runs with a preallocated self-attention KV cache, and every decoding
-  step is a 3DNA window gather (cost independent of how many tokens came before);
+* the condition is encoded once; each decoding step is :class:`~.decoding_nuwa.NuwaDecodingStep` (one flat function
+  over preallocated key/value buffers, the 3DNA window a precomputed index row: cost independent of how many tokens
+  came before), run by this mixin's ``_sample`` with transformers' processors and sampling. ``fast_decoding=False``
+  (and attentions / hidden states, training mode, other attention implementations, hooked models) steps through the
+  model's ``forward`` with a preallocated KV cache instead: the reference, same tokens;
 * **constrained decoding** (``known_tokens`` + ``generate_mask``): positions whose mask is False are teacher-forced
   to the known token and only masked positions are sampled, in raster order. Known tokens before the first masked
   position are fed in one pre-fill pass. This is video prediction, image completion and both manipulation tasks;
