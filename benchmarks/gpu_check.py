@@ -539,6 +539,72 @@ def probe(fn) -> dict:
         return answer
 
 
+def static_step_decoding(model, text, grid, cuda: bool, record: dict, save) -> None:
+    """The fast step's static form (NuwaDecodingStep.static_step: fixed shapes, the position a device tensor),
+    greedy over the whole grid with the next id fed back on the device (no host sync per token): eager, and on a GPU
+    replayed from one captured CUDA graph. Records seconds, ms/token and the graph's speed-up into record."""
+    import torch
+
+    from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingStep
+
+    device = text.device
+    total = math.prod(grid)
+    encoded = model.encode_condition(input_ids=text)
+
+    def fresh():
+        step = NuwaDecodingStep(model, encoded, grid)
+        ids = torch.full((1, 1), model.config.visual_bos_token_id, dtype=torch.long, device=device)
+        return step, ids, torch.zeros(1, dtype=torch.long, device=device)
+
+    def run(one_step, ids, position) -> tuple:
+        tokens = []
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for p in range(total):
+            position.fill_(p)
+            logits = one_step()
+            ids.copy_(logits[:, -1].argmax(-1, keepdim=True))
+            tokens.append(ids.clone())
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start, torch.cat(tokens, dim=1)
+
+    step, ids, position = fresh()
+    eager_s, eager_tokens = run(lambda: step.static_step(ids, position), ids, position)
+    result = {"eager_s": eager_s, "eager_ms_per_token": eager_s / total * 1e3}
+    record["static_step"] = result
+    save()
+    if not cuda:
+        result["cuda_graph"] = {"skipped": "no CUDA device"}
+        return
+    result["cuda_graph"] = {"ok": False, "error": "process died in capture"}
+    save()
+    try:
+        step, ids, position = fresh()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():  # warm-up outside the capture, as CUDA graphs require
+            for _ in range(3):
+                step.static_step(ids, position)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.no_grad():
+            captured = step.static_step(ids, position)
+
+        def replay():
+            graph.replay()
+            return captured
+
+        graphed_s, graphed_tokens = run(replay, ids, position)
+        result["cuda_graph"] = {"ok": True, "seconds": graphed_s, "ms_per_token": graphed_s / total * 1e3,
+                                "speedup_over_eager_static": eager_s / graphed_s,
+                                "same_greedy_tokens": bool(torch.equal(graphed_tokens, eager_tokens))}
+    except Exception as exc:  # noqa: BLE001 (recorded)
+        result["cuda_graph"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:800]}"}
+    save()
+
+
 def section_generation(config: dict, record: dict, save, deadline: float) -> None:
     import torch
 
@@ -632,6 +698,13 @@ def section_generation(config: dict, record: dict, save, deadline: float) -> Non
     else:
         record["module_path"] = {"skipped": "time budget"}
     save()
+
+    # The fast step's static form, eager and replayed from a CUDA graph.
+    if time.time() + (min(runs) if runs else 0) * 3 < deadline:
+        static_step_decoding(model, text, grid, cuda, record, save)
+        print(f"[generation] static step: {json.dumps(record['static_step'])[:300]}", flush=True)
+    else:
+        record["static_step"] = {"skipped": "time budget"}
 
     # torch.compile / CUDA graphs of the module path's step, probed on one real decoding step.
     reasons = [
@@ -822,7 +895,19 @@ def render_markdown(report: dict) -> str:
                              f"step's time) | {module['total_s']:.2f} | {module['ms_per_token_overall']:.3f} | "
                              f"{module['first_frame_ms']:.3f} | {module['last_frame_ms']:.3f} | "
                              f"{module['last_over_first']:.2f} | - |")
-            lines.append("| torch.compile / CUDA graphs | not measured | | | | | |")
+            static = gen.get("static_step", {})
+            if "eager_s" in static:
+                lines.append(f"| static step, eager, greedy | {static['eager_s']:.2f} | "
+                             f"{static['eager_ms_per_token']:.3f} | | | | - |")
+                graphed = static.get("cuda_graph", {})
+                if graphed.get("ok"):
+                    lines.append(f"| static step, one CUDA graph replayed ({graphed['speedup_over_eager_static']:.1f}x"
+                                 f" eager static; same tokens: {graphed['same_greedy_tokens']}) | "
+                                 f"{graphed['seconds']:.2f} | {graphed['ms_per_token']:.3f} | | | | - |")
+                else:
+                    lines.append(f"| static step, CUDA graph | {json.dumps(graphed)[:200].replace('|', '/')} | | | | "
+                                 "| |")
+            lines.append("| torch.compile / CUDA graphs of the module path | not measured | | | | | |")
             def short(answer):
                 return json.dumps(answer or {})[:400].replace("\\n", " ").replace("|", "/")
 

@@ -85,6 +85,8 @@ def test_tiny_run_on_the_cpu_writes_json_and_markdown(tmp_path):
     assert generation["eager"]["steps"] == 2 * 3 * 3 - 1
     assert generation["eager"]["first_frame_ms"] > 0 and generation["eager"]["last_frame_ms"] > 0
     assert generation["module_path"]["steps"] == 2 * 3 * 3 - 1 and generation["module_path"]["fast_speedup"] > 0
+    assert generation["static_step"]["eager_ms_per_token"] > 0
+    assert generation["static_step"]["cuda_graph"] == {"skipped": "no CUDA device"}
     assert generation["torch_compile"]["measured"] is False
     # One cached decoding step compiles with fullgraph=True since forward's host-side range checks are skipped while
     # compiling (issue 18 row 12); compiled generation itself is not measured yet.

@@ -50,6 +50,33 @@ def test_step_logits_equal_the_model_forward(grid, condition, extents):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("extents", ["paper", "whole"], ids=["windowed", "whole-grid"])
+@pytest.mark.parametrize("condition", ["text", "sketch"])
+def test_static_step_equals_the_step_and_compiles_as_one_graph(condition, extents):
+    """static_step (fixed shapes, the position a tensor: what CUDA graphs need) gives the step's logits at every
+    position; torch.compile(fullgraph=True) traces it without a graph break, and the traced step agrees too."""
+    overrides = {} if extents == "paper" else {"video_extent": (None, None, None)}
+    model = tiny_model(**overrides)
+    grid = (2, 3, 4)
+    total = grid[0] * grid[1] * grid[2]
+    ids = torch.randint(0, 64, (2, total), generator=torch.Generator().manual_seed(5))
+    ids[:, 0] = model.config.visual_bos_token_id
+    encoded = model.encode_condition(**condition_kwargs(condition))
+    step, static = NuwaDecodingStep(model, encoded, grid), NuwaDecodingStep(model, encoded, grid)
+    position = torch.zeros(1, dtype=torch.long)
+    for p in range(total):
+        position.fill_(p)
+        torch.testing.assert_close(static.static_step(ids[:, p:p + 1], position), step(ids[:, p:p + 1]),
+                                   atol=1e-5, rtol=1e-5)
+    torch._dynamo.reset()
+    compiled = torch.compile(NuwaDecodingStep(model, encoded, grid).static_step, fullgraph=True, backend="eager")
+    reference = NuwaDecodingStep(model, encoded, grid)
+    for p in range(4):
+        position.fill_(p)
+        torch.testing.assert_close(compiled(ids[:, p:p + 1], position), reference(ids[:, p:p + 1]),
+                                   atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("batch", [1, 8])
 def test_folded_and_unfolded_cross_attention_agree(model, batch, monkeypatch):
     """Small batches fold the cross-attention projections into the condition, large ones do not: same logits."""

@@ -120,10 +120,10 @@ class NuwaDecodingStep:
                 "act": getattr(layer.ffn.act, "act", None) if callable(getattr(layer.ffn.act, "act", None))
                 else layer.ffn.act,
                 "fc2": (layer.ffn.fc2.weight, layer.ffn.fc2.bias),
-                # Keys and values of every position, (2, B, NH, T*H*W, D): one write and one gather per step. Never
-                # read before written: a window only reaches positions up to its own (invalid window slots point at
-                # position 0, written by the first step, and are masked).
-                "kv": torch.empty(2, B, NH, self.total, D, device=device, dtype=dtype),
+                # Keys and values of every position, (2, B, NH, T*H*W, D): one write and one gather per step. Zeros:
+                # static_step's whole-grid windows read positions not yet written (masked; a zero times a zero
+                # weight stays zero, where uninitialised memory could hold NaN).
+                "kv": torch.zeros(2, B, NH, self.total, D, device=device, dtype=dtype),
             }
             if self.cross_whole and self._folding_pays(Lc):
                 # Every query sees the whole condition (text, "None"): fold the projections into the condition once.
@@ -182,18 +182,59 @@ class NuwaDecodingStep:
     @torch.no_grad()
     def __call__(self, ids: torch.LongTensor) -> torch.Tensor:
         """ids (B, L) at positions ``position .. position+L-1`` -> logits (B, L, N)."""
-        B, L = ids.shape
+        L = ids.shape[1]
         start = self.position
         if start + L > self.total:
             raise ValueError(f"{start + L} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
-        x = F.embedding(ids, self.token_table) + self.position_table[start:start + L]
+
+        def write(kv, new):
+            kv[:, :, :, start:start + L] = new
+
+        logits = self._decode(
+            F.embedding(ids, self.token_table) + self.position_table[start:start + L], write,
+            lambda q, kv: self._attend(q, kv, self.self_index, self.self_bias, start, L, self.self_whole, True),
+            lambda q, kv: self._attend(q, kv, self.cross_index, self.cross_bias, start, L, self.cross_whole, False),
+        )
+        self.position = start + L
+        return logits
+
+    @torch.no_grad()
+    def static_step(self, ids: torch.LongTensor, position: torch.LongTensor) -> torch.Tensor:
+        """One token per row at ``position`` (a (1,) long tensor on the model's device) -> logits (B, 1, N).
+
+        The same step with every shape fixed and no Python value depending on the position: the keys/values are
+        written with ``index_copy_``, and each attention gathers its whole window row (for whole-grid windows: every
+        key, the causal mask hiding the rest). This is what CUDA-graph capture and ``torch.compile(fullgraph=True)``
+        need: one captured step replays for every position by updating ``ids`` and ``position`` in place. It does not
+        advance :attr:`position`; the caller drives it.
+        """
+        self_rows, self_mask = self.self_index.index_select(0, position)[0], self.self_bias.index_select(0, position)
+        cross_rows, cross_mask = self.cross_index.index_select(0, position)[0], self.cross_bias.index_select(0, position)
+
+        def attend(q, kv, rows, mask):
+            if rows is None:  # a whole, non-causal window: every key, no gather, no mask
+                return F.scaled_dot_product_attention(q, kv[0], kv[1], scale=self.scale)
+            window = kv.index_select(3, rows)
+            return F.scaled_dot_product_attention(q, window[0], window[1], attn_mask=mask, scale=self.scale)
+
+        return self._decode(
+            F.embedding(ids, self.token_table) + self.position_table.index_select(0, position),
+            lambda kv, new: kv.index_copy_(3, position, new),
+            lambda q, kv: attend(q, kv, self_rows, self_mask),
+            lambda q, kv: attend(q, kv, None if self.cross_whole else cross_rows, cross_mask),
+        )
+
+    def _decode(self, x: torch.Tensor, write, attend_self, attend_cross) -> torch.Tensor:
+        """The decoder layers on embedded inputs x (B, L, d) -> logits (B, L, N). ``write(kv, new)`` stores this
+        step's keys/values (2, B, heads, L, hd); ``attend_self`` / ``attend_cross`` ``(q, kv)`` attend over a layer's
+        buffers."""
+        B, L = x.shape[0], x.shape[1]
         for layer in self.layers:
             # causal 3DNA self-attention; this step's keys/values are written into the buffers first
             h = torch.layer_norm(x, (self.hidden,), *layer["norm1"])
             qkv = F.linear(h, *layer["qkv"]).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            layer["kv"][:, :, :, start:start + L] = qkv[1:]
-            out = self._attend(qkv[0], layer["kv"], self.self_index, self.self_bias, start, L, self.self_whole,
-                               causal=True)
+            write(layer["kv"], qkv[1:])
+            out = attend_self(qkv[0], layer["kv"])
             x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["out"])
             # 3DNA cross-attention to the condition
             h = torch.layer_norm(x, (self.hidden,), *layer["norm2"])
@@ -203,11 +244,9 @@ class NuwaDecodingStep:
                 x = x + torch.baddbmm(layer["cross_out"][1], probs.view(B, L, self.heads * Lc), M)
             else:
                 q = self._heads(F.linear(h, *layer["cross_q"]))
-                out = self._attend(q, layer["cross_kv"], self.cross_index, self.cross_bias, start, L,
-                                   self.cross_whole, causal=False)
+                out = attend_cross(q, layer["cross_kv"])
                 x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["cross_out"])
             # feed-forward
             h = torch.layer_norm(x, (self.hidden,), *layer["norm3"])
             x = x + F.linear(layer["act"](F.linear(h, *layer["fc1"])), *layer["fc2"])
-        self.position = start + L
         return F.linear(torch.layer_norm(x, (self.hidden,), *self.final_norm), *self.lm_head)
