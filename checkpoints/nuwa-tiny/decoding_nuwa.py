@@ -11,13 +11,18 @@ for a whole ``generate()`` call done once:
 * each position's 3DNA window is a row of a precomputed index table plus an additive mask (0 or -inf), so a step is
   an ``index_select``; a window that is the whole causal prefix (the shipped model's videos) is a slice, no gather;
 * q, k and v come from one fused matmul; position embeddings are one precomputed (T*H*W, d) table;
-* where every query sees the whole condition (text, "None"), the cross-attention's projections are folded into the
-  condition once, so its step is two batched matmuls (the same function, the products associated differently).
+* where every query sees the whole condition (text, "None") and the batch is small, the cross-attention's
+  projections are folded into the condition once, so its step is two batched matmuls (the same function, the
+  products associated differently).
+
+``static_step`` is the same step with fixed shapes and the position a device tensor (for CUDA graphs and
+``torch.compile(fullgraph=True)``); both share the layer loop ``_decode``.
 
 The module path stays the reference: ``generate(..., fast_decoding=False)`` runs every step through ``forward``, and
 tests/models/nuwa/test_fast_decoding.py checks that both give the same logits and the same sampled tokens.
-Not used (``generate`` falls back to the module path) when attentions or hidden states are requested, when the model
-is in training mode, or when another attention implementation than ``"nuwa_3dna"`` is selected.
+Not used (``generate`` falls back to the module path) when attentions or hidden states are requested, in training
+mode, with an attention implementation other than ``"nuwa_3dna"``, for a decoder split over devices, or for a model
+with forward hooks.
 """
 
 from __future__ import annotations
