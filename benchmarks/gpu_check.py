@@ -878,23 +878,22 @@ def render_markdown(report: dict) -> str:
                       f"decode steps through backend '{gen.get('decode_step_backend')}'.", "",
                       "| variant | total s | ms/token | first frame ms/token | last frame ms/token | last/first | "
                       "peak MiB |", "|---|---|---|---|---|---|---|"]
+            def run_row(label, total_s, per_token, stats, peak="-"):
+                return (f"| {label} | {total_s:.2f} | {per_token} | {stats['first_frame_ms']:.3f} | "
+                        f"{stats['last_frame_ms']:.3f} | {stats['last_over_first']:.2f} | {peak} |")
+
             warm = gen.get("warmup")
             if warm:
-                lines.append(f"| eager, warm-up grid {'x'.join(map(str, warm['grid']))} (includes JIT compiles) | "
-                             f"{warm['total_s']:.2f} | {warm['per_token_ms_median']:.3f} (median) | "
-                             f"{warm['first_frame_ms']:.3f} | {warm['last_frame_ms']:.3f} | "
-                             f"{warm['last_over_first']:.2f} | - |")
+                lines.append(run_row(f"eager, warm-up grid {'x'.join(map(str, warm['grid']))} (includes JIT compiles)",
+                                     warm["total_s"], f"{warm['per_token_ms_median']:.3f} (median)", warm))
             if eager:
-                lines.append(f"| eager, fast decoding step (generate's default) | {eager['total_s_best']:.2f} | "
-                             f"{eager['ms_per_token_overall']:.3f} | "
-                             f"{eager['first_frame_ms']:.3f} | {eager['last_frame_ms']:.3f} | "
-                             f"{eager['last_over_first']:.2f} | {eager.get('peak_mem_mib', '-')} |")
+                lines.append(run_row("eager, fast decoding step (generate's default)", eager["total_s_best"],
+                                     f"{eager['ms_per_token_overall']:.3f}", eager, eager.get("peak_mem_mib", "-")))
             module = gen.get("module_path", {})
             if "total_s" in module:
-                lines.append(f"| eager, module path (fast_decoding=False; {module['fast_speedup']:.1f}x the fast "
-                             f"step's time) | {module['total_s']:.2f} | {module['ms_per_token_overall']:.3f} | "
-                             f"{module['first_frame_ms']:.3f} | {module['last_frame_ms']:.3f} | "
-                             f"{module['last_over_first']:.2f} | - |")
+                lines.append(run_row(f"eager, module path (fast_decoding=False; {module['fast_speedup']:.1f}x the "
+                                     "fast step's time)", module["total_s"], f"{module['ms_per_token_overall']:.3f}",
+                                     module))
             static = gen.get("static_step", {})
             if "eager_s" in static:
                 lines.append(f"| static step, eager, greedy | {static['eager_s']:.2f} | "
