@@ -5,6 +5,7 @@ CPU-minutes. The recipe of ``examples/train_default_checkpoint.py`` is chosen fr
     python benchmarks/pilot_default_model.py --report runs/pilots      # table + docs/pilot_study.png from the results
     python benchmarks/pilot_default_model.py --snapshot-run runs/default &   # beside the recipe: keep every 2,000th step
     python benchmarks/pilot_default_model.py --score-run runs/default  # then: the recipe's own curve
+    python benchmarks/pilot_default_model.py --gains-run runs/v6/piece1 --watch &  # condition gains per checkpoint
 
 Every variant trains NUWA on text-to-image ONLY with the project's own trainer (``examples/train_nuwa.py`` under
 ``torchrun --nproc_per_node 2``, one thread each, i.e. both cores), the shipped VQ-GAN (``checkpoints/nuwa-tiny/vqgan``)
@@ -207,6 +208,55 @@ def score_run(run: Path, docs: Path) -> None:
     fig.savefig(docs / "default_run_curve.png", dpi=120)
 
 
+def gains_run(run: Path, *, sampled_every: int = 2000, tasks: str = "t2i,t2v,s2i,s2v", num_examples: int = 40,
+              watch: bool = False, poll_seconds: float = 30.0) -> list:
+    """The fast signal of a training run, snapshot by snapshot: for every Trainer checkpoint ``run/checkpoint-N`` (a
+    run started with a large ``--save-total-limit`` keeps them all), the teacher-forced condition gains
+    (``nuwa_hf.evaluation.condition_gain``, seconds each) and, every ``sampled_every`` steps and at the end, sampled
+    T2I digit and T2V digit / motion accuracy read by the shipped MNIST reader -> one JSON line per checkpoint in
+    ``run/gains.jsonl`` (already scored checkpoints are skipped, so it resumes). ``watch`` keeps polling until the run
+    writes ``training_summary.json``."""
+    import torch
+
+    from nuwa_hf import NuwaForConditionalGeneration, NuwaProcessor
+    from nuwa_hf.evaluation import load_scorer
+    from nuwa_hf.evaluation.condition_gain import condition_gains, format_gains
+
+    out = run / "gains.jsonl"
+    done = {json.loads(line)["step"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
+    reader = load_scorer(REPO / "checkpoints" / "mnist-digit-reader")
+    started = min((p.stat().st_mtime for p in run.iterdir()), default=time.time())
+    rows = []
+    while True:
+        finished = (run / "training_summary.json").exists()
+        checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        for checkpoint in checkpoints:
+            step = int(checkpoint.name.split("-")[1])
+            if step in done or not (checkpoint / "model.safetensors").exists():
+                continue
+            time.sleep(3)  # let the Trainer finish writing the folder
+            model = NuwaForConditionalGeneration.from_pretrained(checkpoint, use_safetensors=True)
+            processor = NuwaProcessor.from_pretrained(checkpoint if (checkpoint / "processor_config.json").exists()
+                                                      else run.parent if not (run / "processor_config.json").exists()
+                                                      else run)
+            started_scoring = time.time()
+            gains = condition_gains(model, processor, tasks.split(","), num_examples=num_examples)
+            row = {"step": step, "wall_minutes": round((checkpoint.stat().st_mtime - started) / 60, 1), "gains": gains}
+            if step % sampled_every == 0 or (finished and checkpoint == checkpoints[-1]):
+                torch.manual_seed(0)
+                row["t2i_digit_accuracy"] = score_folder(checkpoint, reader)
+                row.update({f"t2v_{k}": v for k, v in score_video_folder(checkpoint, reader).items()})
+            row["scoring_seconds"] = round(time.time() - started_scoring, 1)
+            print(f"step {step}:\n{format_gains(gains)}", {k: v for k, v in row.items() if k != "gains"}, flush=True)
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            done.add(step)
+            rows.append(row)
+        if finished or not watch:
+            return rows
+        time.sleep(poll_seconds)
+
+
 def report(out: Path, docs: Path) -> None:
     """Markdown table and a PNG of accuracy against CPU-minutes from ``out/results.jsonl``."""
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
@@ -250,7 +300,14 @@ def main(argv=None) -> int:
     parser.add_argument("--snapshot-run", default=None, metavar="WORK_DIR",
                         help="keep every --every-th checkpoint of a running recipe in WORK_DIR/snapshots, then exit")
     parser.add_argument("--every", type=int, default=2000, help="snapshot interval in steps (--snapshot-run)")
+    parser.add_argument("--gains-run", default=None, metavar="RUN_DIR",
+                        help="condition gains of every checkpoint-N of a nuwa-hf train run (RUN_DIR/gains.jsonl), "
+                             "sampled accuracy every --every steps; with --watch until the run ends")
+    parser.add_argument("--watch", action="store_true", help="--gains-run: keep scoring new checkpoints")
     args = parser.parse_args(argv)
+    if args.gains_run:
+        gains_run(Path(args.gains_run), sampled_every=args.every, watch=args.watch)
+        return 0
     if args.snapshot_run:
         snapshot_run(Path(args.snapshot_run), args.every)
         return 0

@@ -38,6 +38,9 @@ class NuwaDataArguments:
         "help": "use a folder of your own for TASK instead of the built-in world (t2i: image folder with "
                 "metadata.jsonl; t2v, v2v: video folder; s2i: sketch/image pairs); repeatable"})
     num_samples: int = field(default=2000, metadata={"help": "examples per task drawn from the built-in worlds"})
+    task_num_samples: Optional[str] = field(default=None, metadata={
+        "metavar": "TASK=N,...", "help": "per-task examples from the built-in worlds, e.g. t2i=60000,t2v=20000 (all "
+                                         "60,000 MNIST training digits for t2i); other tasks take --num-samples"})
     image_size: int = field(default=32, metadata={"help": "frame side in pixels (worlds and folders)"})
     num_frames: int = field(default=4, metadata={"help": "frames per video"})
     world_seed: int = field(default=0, metadata={"help": "seed of the built-in worlds"})

@@ -100,7 +100,8 @@ def load_task_dataset(task_name: str, args, folder: Optional[str], num_classes: 
         if task.name == "s2i":
             return data.load_sketch_pairs(folder, size=size, num_classes=num_classes)
         raise ValueError(f"no folder loader for task {task.name!r}; train it on the built-in world (drop --train-data).")
-    return data.world_rows(task.name, "train", args.num_samples, seed=args.world_seed, world=args.world,
+    per_task = _parse_mapping(getattr(args, "task_num_samples", None), int, "--task-num-samples") or {}
+    return data.world_rows(task.name, "train", per_task.get(task.name, args.num_samples), seed=args.world_seed, world=args.world,
                            image_size=size, num_frames=args.num_frames)
 
 
@@ -234,6 +235,21 @@ def build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint: 
     elif args.init_from:
         model = NuwaForConditionalGeneration.from_pretrained(args.init_from, use_safetensors=True)
         config = model.config
+        # A run on longer clips (or larger frames) than the model was trained on grows its position tables: learned
+        # rows kept, new rows start from the last learned one (NuwaPreTrainedModel.resize_grid_embeddings).
+        grown = {}
+        for key, field_name in (("max_visual_grid", "visual_grid"), ("max_sketch_grid", "sketch_grid")):
+            needed = [max([g[field_name][i] for g in grids.values() if field_name in g] or [0]) for i in range(3)]
+            have = list(getattr(config, key))
+            if any(n > h for n, h in zip(needed, have)):
+                grown[key] = [max(n, h) for n, h in zip(needed, have)]
+        if "max_visual_grid" in grown and "max_sketch_grid" not in grown:  # sketch videos follow the frame count
+            sketch = list(config.max_sketch_grid)
+            grown["max_sketch_grid"] = [max(sketch[0], grown["max_visual_grid"][0]), sketch[1], sketch[2]]
+        if grown:
+            logger.warning("--init-from %s: growing the position tables to %s for this run's grids.",
+                           args.init_from, ", ".join(f"{k}={tuple(v)}" for k, v in grown.items()))
+            model.resize_grid_embeddings(**grown)
     else:
         overrides = json.loads(args.model_config) if args.model_config else {}
         if not isinstance(overrides, dict):
@@ -332,6 +348,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise ValueError(f"--train-data names tasks {sorted(unknown)} that are not in --tasks {','.join(task_names)}.")
     task_batch_sizes = _parse_mapping(args.task_batch_sizes, int, "--task-batch-sizes")
     task_weights = _parse_mapping(args.task_weights, float, "--task-weights")
+    _parse_mapping(args.task_num_samples, int, "--task-num-samples")  # a bad spec fails before any work
 
     if args.threads:
         torch.set_num_threads(args.threads)
