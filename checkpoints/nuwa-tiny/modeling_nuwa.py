@@ -32,7 +32,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -467,6 +467,41 @@ class NuwaPreTrainedModel(PreTrainedModel):
         self.set_input_embeddings(new)
         self.config.text_vocab_size = size
         return self.get_input_embeddings()
+
+    @torch.no_grad()
+    def resize_grid_embeddings(self, max_visual_grid: Optional[Sequence[int]] = None,
+                               max_sketch_grid: Optional[Sequence[int]] = None) -> None:
+        """Grow the decoder's (visual) or the sketch encoder's per-axis position tables to a larger ``(T, H, W)`` and
+        set ``config.max_visual_grid`` / ``config.max_sketch_grid``, e.g. to fine-tune a 4-frame model on 6-frame
+        clips: ``model.resize_grid_embeddings(max_visual_grid=(6, 8, 8), max_sketch_grid=(6, 8, 8))``.
+
+        Learned rows are kept; each new row starts as a copy of the last learned row of its axis (the nearest
+        position the model knows), so the grown model gives the same outputs on the grids it already had. Shrinking
+        is refused: positions the weights were trained on would be lost.
+        """
+        owners = {"max_visual_grid": (getattr(self, "model", self).decoder, "embedding"),
+                  "max_sketch_grid": (getattr(self, "model", self).encoder, "sketch_embedding")}
+        for key, grid in (("max_visual_grid", max_visual_grid), ("max_sketch_grid", max_sketch_grid)):
+            if grid is None:
+                continue
+            grid = [int(side) for side in grid]
+            old = [int(side) for side in getattr(self.config, key)]
+            if len(grid) != 3 or any(new < have for new, have in zip(grid, old)):
+                raise ValueError(f"{key} can only grow: have {tuple(old)}, asked for {tuple(grid)} (give three sides, "
+                                 "each at least the current one).")
+            owner, name = owners[key]
+            embedding = getattr(owner, name)
+            for axis, side in zip(("time", "height", "width"), grid):
+                table = getattr(embedding, axis)
+                have = table.weight.shape[0]
+                if side == have:
+                    continue
+                grown = nn.Embedding(side, table.weight.shape[1], device=table.weight.device, dtype=table.weight.dtype)
+                grown.weight[:have] = table.weight
+                grown.weight[have:] = table.weight[have - 1]
+                grown.weight.requires_grad_(table.weight.requires_grad)
+                setattr(embedding, axis, grown)
+            setattr(self.config, key, grid)
 
     def save_pretrained(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
         """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
