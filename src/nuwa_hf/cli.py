@@ -165,7 +165,8 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("sampling")
     group.add_argument("--seed", type=argparse_type("seed", int), default=0,
-                       help="random seed (same seed, same output); every input of a batch is generated with it")
+                       help="random seed (same seed, same output): input i of a batch (in the order given) is "
+                            "sampled with seed + i, so a batch gives what separate commands with those seeds give")
     group.add_argument("--temperature", type=argparse_type("temperature"), default=None,
                        help="sampling temperature, a finite number > 0")
     group.add_argument("--top-k", type=argparse_type("top_k", int), default=None,
@@ -214,6 +215,10 @@ def _add_generate(commands) -> None:
     options.add_argument("--scorer", default=None,
                          help="folder of a saved scorer with similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
     options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
+    options.add_argument("--no-keep-original-pixels", action="store_true",
+                         help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
+                              "region and in the given frames instead of the input's own pixels (pasted back with a "
+                              "2-pixel blended seam by default)")
     options.add_argument("--allow-large", action="store_true",
                          help="go past the work limits (frames: 4x the trained length; 64 candidates; 256 rows per "
                               "input; the memory estimate; pictures of 4096 pixels a side) deliberately")
@@ -559,12 +564,18 @@ def command_generate(args) -> int:
     options = _generation_options(args)
     if args.allow_large:
         options["allow_large"] = True
+    if args.no_keep_original_pixels:
+        options["keep_original_pixels"] = False
     started = time.perf_counter()
     written: list[Path] = []
     try:
         for index, (positional, kwargs) in enumerate(calls):
             kwargs = {k: v for k, v in kwargs.items() if v is not None}
-            result = pipe(*positional, **kwargs, **options)
+            # input `index` of the command's batch gets seed + index, as pipe([...], seed=seed) gives it in Python
+            from .pipelines.randomness import input_seed
+
+            seeded = {**options, "seed": input_seed(options["seed"], index)} if options.get("seed") is not None else options
+            result = pipe(*positional, **kwargs, **seeded)
             for _, sample_index, sample in _flatten_outputs(result, False, args.num_samples):
                 stem = out / f"{prefix}_{index:02d}_{sample_index:02d}"
                 files = save_result(sample, stem, is_video, fps=args.fps, upscale=args.upscale, write_mp4=write_mp4)

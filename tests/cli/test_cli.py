@@ -193,3 +193,27 @@ def test_console_script_pushes_a_model_folder_to_a_hub(cli_model_folder):
         refused = subprocess.run([*command, "push", cli_model_folder, "tester/other"], capture_output=True, text=True,
                                  env={**env, "HF_TOKEN": "wrong"}, timeout=300)
         assert refused.returncode == 5, refused.stderr
+
+
+def test_image_completion_keeps_the_input_pixels_outside_the_region(cli_model_folder, inputs, tmp_path, capsys):
+    """Issue 28: the part an edit keeps is the input's own pixels (2-pixel blended seam around the region)."""
+    source = np.asarray(PIL.Image.open(inputs / "image.png").convert("RGB"), dtype=np.int16)
+    out = tmp_path / "kept"
+    assert run(["generate", "--task", "I2I", "--model", cli_model_folder, "--image", inputs / "image.png",
+                "--mask", "bottom half", "--out", out, "--quiet"], capsys)[0] == 0
+    edited = np.asarray(PIL.Image.open(out / "i2i_00_00.png").convert("RGB"), dtype=np.int16)
+    assert np.abs(edited[:6] - source[:6]).mean() == 0
+    raw = tmp_path / "raw"
+    assert run(["generate", "--task", "I2I", "--model", cli_model_folder, "--image", inputs / "image.png",
+                "--mask", "bottom half", "--out", raw, "--quiet", "--no-keep-original-pixels"], capsys)[0] == 0
+    reconstructed = np.asarray(PIL.Image.open(raw / "i2i_00_00.png").convert("RGB"), dtype=np.int16)
+    assert np.abs(reconstructed[:6] - source[:6]).mean() > 0
+
+
+def test_a_batch_on_the_command_line_equals_separate_commands_with_seed_plus_index(cli_model_folder, tmp_path, capsys):
+    assert run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a red 3", "--prompt", "a blue 8",
+                "--seed", "5", "--out", tmp_path / "batch", "--quiet"], capsys)[0] == 0
+    assert run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a blue 8", "--seed", "6",
+                "--out", tmp_path / "alone", "--quiet"], capsys)[0] == 0
+    assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "batch" / "t2i_01_00.png")),
+                          np.asarray(PIL.Image.open(tmp_path / "alone" / "t2i_00_00.png")))

@@ -67,3 +67,38 @@ def test_one_generator_per_row_and_clear_errors(tiny_model_folder):
         pipe(["a red 3", "a blue 8"], num_outputs_per_input=2, generator=generators(1, 2, 3))
     with pytest.raises(TypeError, match=r"generator\[1\] must be a torch.Generator"):
         pipe(["a red 3", "a blue 8"], generator=[torch.Generator(), 5])
+
+
+@pytest.mark.parametrize("code", [task.code for task in TASKS])
+def test_seed_gives_each_input_its_own_stream_whatever_the_batch(tiny_model_folder, code):
+    """seed=s: input i of the call is sampled from seed s + i, so a list gives what separate calls give, at any
+    batch_size (issue 28: "a red 7" alone and first in a list used to differ)."""
+    name = next(task.name for task in TASKS if task.code == code)
+    pipe = pipeline(name, model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    together = pipe(*batch_args(code), seed=7, output_type="tokens", batch_size=2)
+    one_by_one = pipe(*batch_args(code), seed=7, output_type="tokens", batch_size=1)
+    alone = [pipe(*single_args(code, i), seed=7 + i, output_type="tokens") for i in range(2)]
+    for index in range(2):
+        assert torch.equal(together[index], alone[index]), (code, index)
+        assert torch.equal(one_by_one[index], alone[index]), (code, index)
+
+
+def test_seed_over_a_dataset_or_a_generator_counts_inputs_in_order(tiny_model_folder):
+    import datasets
+
+    pipe = pipeline("nuwa-text-to-image", model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = ["a red 3", "a blue 8", "a green 5"]
+    alone = [pipe(p, seed=3 + i, output_type="tokens") for i, p in enumerate(prompts)]
+    rows = datasets.Dataset.from_dict({"prompt": prompts})
+    from_dataset = list(pipe(rows, seed=3, output_type="tokens", batch_size=2))
+    from_generator = list(pipe((p for p in prompts), seed=3, output_type="tokens", batch_size=2))
+    for index in range(3):
+        assert torch.equal(from_dataset[index], alone[index]) and torch.equal(from_generator[index], alone[index])
+    # a single torch.Generator: one seed drawn per call, then as seed=
+    drawn = int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(9)))
+    assert torch.equal(pipe(prompts[1], generator=torch.Generator().manual_seed(9), output_type="tokens"),
+                       pipe(prompts[1], seed=drawn, output_type="tokens"))
+    with pytest.raises(ValueError, match="either seed= or generator="):
+        pipe(prompts[0], seed=1, generator=torch.Generator())
