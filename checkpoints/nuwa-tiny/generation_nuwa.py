@@ -161,6 +161,34 @@ def _check_visual_grid(visual_grid, max_grid) -> Grid:
     return grid
 
 
+class NuwaRowGeneratorSampler(LogitsProcessor):
+    """Samples each row from its own ``torch.Generator`` (diffusers' ``generator=[...]`` convention), so a row's tokens
+    do not depend on which other rows share its batch. It runs after every other processor and warper and returns
+    scores that are 0 at the chosen token and -inf elsewhere, so the loop's own softmax + multinomial (or argmax)
+    then takes that token whatever the global random state. Rows ``i * per_generator .. (i + 1) * per_generator - 1``
+    (an input and its ``num_return_sequences`` copies, as transformers lays them out) draw from generator ``i`` in
+    order. Each draw is one uniform number per row on the generator's device, turned into a token by the inverse of
+    the row's cumulative distribution."""
+
+    def __init__(self, generators, per_generator: int):
+        self.generators = list(generators)
+        self.per_generator = int(per_generator)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probabilities = torch.softmax(scores.float(), dim=-1)
+        draws = torch.cat([torch.rand(self.per_generator, generator=g, device=g.device) for g in self.generators])
+        cumulative = probabilities.cumsum(dim=-1)
+        # u * total, not u: the cumulative sum may end a rounding error below 1
+        targets = draws.to(scores.device)[:, None] * cumulative[:, -1:]
+        chosen = torch.searchsorted(cumulative, targets, right=True).clamp_(max=scores.shape[-1] - 1)
+        # never a token of probability 0 (a searchsorted edge case on flat stretches of the cumulative sum)
+        zero = probabilities.gather(1, chosen) <= 0
+        if bool(zero.any()):
+            chosen = torch.where(zero, probabilities.argmax(dim=-1, keepdim=True), chosen)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen, 0.0)
+
+
 class NuwaGenerationMixin(GenerationMixin):
     """``generate`` for token grids. Mixed into :class:`NuwaForConditionalGeneration`."""
 
@@ -204,6 +232,7 @@ class NuwaGenerationMixin(GenerationMixin):
         batch_size: Optional[int] = None,
         use_cache: bool = True,
         fast_decoding: bool = True,
+        generator=None,
         **kwargs,
     ):
         """Generate visual tokens for a grid, in raster order.
@@ -225,6 +254,10 @@ class NuwaGenerationMixin(GenerationMixin):
                 an attention implementation other than ``"nuwa_3dna"``, when the decoder is split over devices, or
                 when the model has forward hooks (they then see every step, as in transformers). A per-step hook
                 that keeps the fast path: a ``logits_processor``.
+            generator: a ``torch.Generator``, or a list of them with one per batch row (before
+                ``num_return_sequences``): sampling then draws from these instead of torch's global generator, and
+                with a list each row's tokens depend only on its own generator, not on the rest of the batch
+                (diffusers' convention; the pipelines' ``seed=`` uses it). Ignored for greedy decoding.
             **kwargs: anything ``GenerationMixin.generate`` takes: ``do_sample``, ``temperature``, ``top_k``,
                 ``top_p``, ``num_return_sequences``, ``return_dict_in_generate``, ``output_scores``,
                 ``output_logits``, ``output_attentions``, ``output_hidden_states``, ... Seed with ``torch.manual_seed``
@@ -352,6 +385,19 @@ class NuwaGenerationMixin(GenerationMixin):
         if known_flat is not None:
             processors.append(NuwaKnownTokensLogitsProcessor(expand(known_flat), expand(mask_flat)))
         processors.extend(kwargs.pop("logits_processor", None) or [])
+        row_sampler = None
+        if generator is not None:
+            generators = list(generator) if isinstance(generator, (list, tuple)) else None
+            if generators is None:
+                if not isinstance(generator, torch.Generator):
+                    raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}.")
+                # one generator for the whole batch: its rows draw from it in turn
+                row_sampler = NuwaRowGeneratorSampler([generator], batch * num_return_sequences)
+            else:
+                if len(generators) != batch or not all(isinstance(g, torch.Generator) for g in generators):
+                    raise ValueError(f"generator as a list needs one torch.Generator per batch row ({batch}), got "
+                                     f"{len(generators)} item(s).")
+                row_sampler = NuwaRowGeneratorSampler(generators, num_return_sequences)
 
         model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
         if use_cache:
@@ -363,6 +409,7 @@ class NuwaGenerationMixin(GenerationMixin):
         saved_guidance = getattr(self.generation_config, "guidance_scale", None)
         self.generation_config.guidance_scale = None
         self._nuwa_fast_decoding = fast
+        self._nuwa_row_sampler = row_sampler
         try:
             return super().generate(
                 decoder_input_ids=decoder_input_ids,
@@ -375,6 +422,7 @@ class NuwaGenerationMixin(GenerationMixin):
         finally:
             self.generation_config.guidance_scale = saved_guidance
             self._nuwa_fast_decoding = False
+            self._nuwa_row_sampler = None
 
     def _sample(self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False,
                 streamer=None, **model_kwargs):
@@ -383,6 +431,10 @@ class NuwaGenerationMixin(GenerationMixin):
         :class:`NuwaDecodingStep`: the same logits processors, the same softmax + multinomial (or argmax) in the same
         order, so a seed gives the same tokens; the ids are written into one preallocated tensor. A streamer gets
         each step's tokens, as in transformers' loop (``generate`` has already given it the prompt)."""
+        row_sampler = getattr(self, "_nuwa_row_sampler", None)
+        if row_sampler is not None and generation_config.do_sample:
+            # after transformers' warpers (temperature, top-k, top-p), which it has already put in the list
+            logits_processor = LogitsProcessorList([*logits_processor, row_sampler])
         simple = not synced_gpus and all(isinstance(criterion, MaxLengthCriteria) for criterion in stopping_criteria)
         if not (getattr(self, "_nuwa_fast_decoding", False) and simple):
             return super()._sample(input_ids, logits_processor, stopping_criteria, generation_config,

@@ -17,7 +17,8 @@ pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and
 
 Inputs of a batch are grouped by their plan (task condition, grid, known frames) inside ``_forward``, so one batch may
 mix videos of different lengths; every input is generated as if it were alone, except that rows sampled together
-share one random stream (give ``generator=`` a list, one per input, for results that do not depend on the batch).
+is sampled from its own generator when the call is seeded (``seed=s`` gives input ``i`` the seed ``s + i``;
+:mod:`nuwa_hf.pipelines.randomness`), so an input's outputs do not depend on the batch it shares.
 
 One model folder (or Hub repo id) holds everything: the NUWA weights and config at its root, with the VQ-GAN (and,
 for sketch tasks, the VQ-GAN-Seg) inside the model, and the processor files (tokenizer + image processor).
@@ -45,9 +46,10 @@ from .pipeline_regions import region_to_token_mask
 from .pipeline_call_options import (
     CALL_OPTIONS, GENERATION_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names,
 )
-from .pipeline_randomness import CallRandomness, seed_from, seeded
+from .pipeline_randomness import SeededInput, generators_of, seed_from, with_input_seeds
+from .pipeline_paste_back import DEFAULT_SEAM, keep_original_pixels
 from .pipeline_reranking import CandidateScorer
-from .pipeline_sampling_options import check_batch_size, check_count, check_sampling_options
+from .pipeline_sampling_options import check_batch_size, check_count, check_sampling_options, check_seed
 
 
 def resolve_task_name(task: str) -> str:
@@ -321,9 +323,9 @@ class NuwaPipeline(Pipeline):
 
     def __call__(self, inputs, **kwargs):
         """transformers' ``Pipeline.__call__`` (one input -> one output, a list -> a list, a dataset or generator ->
-        an iterator), after three things only a NUWA call needs: 🤗 datasets are read as datasets of rows, an empty
-        list is refused, and a list given as ``generator=`` is dealt out to the inputs (one per input, or one per
-        output row)."""
+        an iterator), after what only a NUWA call needs: 🤗 datasets are read as datasets of rows, an empty list is
+        refused, a list given as ``generator=`` is dealt out to the inputs (one per input, or one per output row),
+        and ``seed=s`` (or one seed drawn from a single ``generator=``) gives input ``i`` its own seed ``s + i``."""
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if isinstance(inputs, list) and not inputs:
@@ -333,11 +335,17 @@ class NuwaPipeline(Pipeline):
         kwargs = rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
         if kwargs.get("batch_size") is not None:
             kwargs["batch_size"] = check_batch_size(kwargs["batch_size"])
-        kwargs["_randomness"] = CallRandomness()
         generator = kwargs.get("generator")
+        if kwargs.get("seed") is not None and generator is not None:
+            raise ValueError("Pass either seed= or generator=, not both.")
         if isinstance(generator, (list, tuple)):
             inputs = self._deal_out_generators(inputs, list(generator), kwargs)
             kwargs.pop("generator")
+        elif generator is not None:
+            kwargs["seed"] = seed_from(generator, "generator")  # one draw per call, then as seed=
+            kwargs.pop("generator")
+        if kwargs.get("seed") is not None:
+            inputs = with_input_seeds(inputs, check_seed(kwargs.pop("seed")))
         return super().__call__(inputs, **kwargs)
 
     def _deal_out_generators(self, inputs: Any, generators: list, options: dict) -> Any:
@@ -373,7 +381,6 @@ class NuwaPipeline(Pipeline):
 
     def _sanitize_parameters(self, **kwargs):
         options = merge_generate_kwargs(rename_old_count_names(kwargs))
-        randomness = options.pop("_randomness", None)
         request = {name: options.pop(name) for name in self.request_options if name in options}
         unknown = sorted(set(options) - set(CALL_OPTIONS))
         if unknown:
@@ -382,8 +389,12 @@ class NuwaPipeline(Pipeline):
         options = check_sampling_options(options)
         if options.get(NUM_OUTPUTS) is not None:
             options[NUM_OUTPUTS] = check_count("The number of outputs per input", options[NUM_OUTPUTS])
-        if "allow_large" in options and not isinstance(options["allow_large"], bool):
-            raise TypeError(f"allow_large must be True or False, got {options['allow_large']!r}.")
+        for flag in ("allow_large", "keep_original_pixels", "strict"):
+            if flag in options and not isinstance(options[flag], bool):
+                raise TypeError(f"{flag} must be True or False, got {options[flag]!r}.")
+        if "seam" in options and (isinstance(options["seam"], bool) or not isinstance(options["seam"], int)
+                                  or not 0 <= options["seam"] <= 16):
+            raise ValueError(f"seam must be a whole number of pixels in [0, 16], got {options['seam']!r}.")
         if "output_type" in options and options["output_type"] not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {options['output_type']!r}.")
         if options.get("seed") is not None and options.get("generator") is not None:
@@ -403,8 +414,6 @@ class NuwaPipeline(Pipeline):
         if "allow_large" in options:
             preprocess["allow_large"] = options["allow_large"]
         postprocess = {k: options[k] for k in ("output_type", NUM_OUTPUTS) if k in options}
-        if randomness is not None:
-            options["_randomness"] = randomness
         return preprocess, options, postprocess
 
     # ---------------------------------------------------------------------------------------------------------------
@@ -412,6 +421,9 @@ class NuwaPipeline(Pipeline):
 
     def preprocess(self, inputs: Any, guidance_scale: Optional[float] = None, allow_large: bool = False,
                    **request_options) -> dict:
+        seed = None
+        if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
+            inputs, seed = inputs.item, inputs.seed
         request, plan = self.make_request(inputs, **request_options)
         if plan.condition not in CONDITIONS:
             raise ValueError(f"unknown condition {plan.condition!r}")
@@ -447,6 +459,8 @@ class NuwaPipeline(Pipeline):
                 model_inputs["row_seeds"] = torch.tensor([seeds], dtype=torch.long)
             else:
                 model_inputs["input_seed"] = torch.tensor([seed_from(request.generator, "generator")])
+        elif seed is not None:
+            model_inputs["input_seed"] = torch.tensor([seed])
         model_inputs["prompt"] = request.prompt
         return model_inputs
 
@@ -507,7 +521,6 @@ class NuwaPipeline(Pipeline):
             )
         per_input = num_outputs * num_candidates
         want_pixels = options.get("output_type", "pil") != "tokens"
-        randomness = options.get("_randomness") or CallRandomness()
         generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if options.get(k) is not None}
         generate_kwargs.setdefault("do_sample", True)
 
@@ -515,10 +528,7 @@ class NuwaPipeline(Pipeline):
         for index in range(batch):
             groups.setdefault(tuple(plan[index].tolist()), []).append(index)
         h, w = self.token_grid()
-        # generate() calls per group: one, or one per seeded input (per seeded row with per-row generators).
-        calls_per_input = per_input if "row_seeds" in model_inputs else 1 if "input_seed" in model_inputs else None
-        steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w)
-                    * (len(rows) * calls_per_input if calls_per_input else 1) for key, rows in groups.items())
+        steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w) for key in groups)  # one generate() a group
         bar_config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
         tokens_of: list = [None] * batch
         pixels_of: list = [None] * batch
@@ -526,13 +536,20 @@ class NuwaPipeline(Pipeline):
             for key, rows in groups.items():
                 spec = dict(zip(_PLAN_COLUMNS, key))
                 chunk = self._select(model_inputs, rows)
-                tokens = self._generate_group(chunk, spec, per_input, generate_kwargs, randomness, options, bar)
+                tokens = self._generate_group(chunk, spec, per_input, generate_kwargs, options, bar)
                 tokens = tokens[:, spec["output_from_frame"]:]
                 tokens = tokens.reshape(len(rows), per_input, *tokens.shape[1:])
                 pixels = None
                 if want_pixels or num_candidates > 1:
                     pixels = self.model.decode_visual_tokens(tokens.flatten(0, 1))  # (rows, T, 3, H, W)
                     pixels = pixels.reshape(len(rows), per_input, *pixels.shape[1:])
+                    if options.get("keep_original_pixels", True) and (spec["regions"] or spec["known_frames"]):
+                        # the input's own pixels outside the region / in the given frames (paste_back)
+                        masks = chunk["generate_mask"][:, 0] if spec["regions"] else None
+                        pixels = keep_original_pixels(pixels, chunk["pixel_values"], token_masks=masks,
+                                                      known_frames=spec["known_frames"],
+                                                      output_from_frame=spec["output_from_frame"],
+                                                      seam=int(options.get("seam", DEFAULT_SEAM)))
                 for position, index in enumerate(rows):
                     kept = list(range(per_input))
                     if num_candidates > 1:
@@ -566,7 +583,7 @@ class NuwaPipeline(Pipeline):
         return (spec["frames"] - spec["known_frames"]) * h * w
 
     def _generate_group(self, chunk: dict, spec: dict, per_input: int, generate_kwargs: dict,
-                        randomness: CallRandomness, options: dict, bar) -> torch.Tensor:
+                        options: dict, bar) -> torch.Tensor:
         """Inputs that share one plan -> their rows' visual tokens ``(inputs * per_input, T, h, w)``."""
         device = self.device
         condition = CONDITIONS[spec["condition"]]
@@ -600,23 +617,13 @@ class NuwaPipeline(Pipeline):
                 allow_large=bool(options.get("allow_large")), rows_per_input=per_input,
             )
 
-        def run(selected: slice) -> torch.Tensor:
-            part = {key: value[selected] for key, value in inputs.items()}
-            count = selected.stop - selected.start
-            return self._generate_rows(part, condition, (frames, h, w), known, count, kwargs, bar)
-
-        if "row_seeds" in chunk or "input_seed" in chunk:
-            # diffusers' convention: each input (or row) is sampled from its own generator, so a batch gives exactly
-            # what separate calls with the same generators give. The groups run one after another.
-            seeds = chunk["row_seeds"].flatten() if "row_seeds" in chunk else chunk["input_seed"]
-            size = rows // len(seeds)
-            outputs = []
-            for index, seed in enumerate(seeds.tolist()):
-                with seeded(seed, device):
-                    outputs.append(run(slice(index * size, (index + 1) * size)))
-            return torch.cat(outputs)
-        with randomness.active(device, options.get("seed"), options.get("generator")):
-            return run(slice(0, rows))
+        if "row_seeds" in chunk:  # one generator per output row (diffusers' generator=[...] per row)
+            kwargs["generator"] = generators_of(chunk["row_seeds"].flatten().tolist())
+        elif "input_seed" in chunk:  # one per input; its rows draw from it in turn
+            kwargs["generator"] = generators_of(chunk["input_seed"].flatten().tolist(), repeat=per_input)
+        # Each row samples from its own generator (NuwaRowGeneratorSampler) inside ONE batched generate() call, so a
+        # batch gives exactly what separate calls with the same seeds give.
+        return self._generate_rows(inputs, condition, (frames, h, w), known, rows, kwargs, bar)
 
     def _generate_rows(self, inputs: dict, condition: str, grid: tuple[int, int, int], known: int, rows: int,
                        generate_kwargs: dict, bar) -> torch.Tensor:

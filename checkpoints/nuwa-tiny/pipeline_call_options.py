@@ -13,7 +13,7 @@ NUM_OUTPUTS = "num_outputs_per_input"
 OLD_NUM_OUTPUTS_NAMES = ("num_images_per_prompt", "num_videos_per_prompt", "num_videos_per_input",
                          "num_images_per_sketch", "num_images_per_image", "num_videos_per_sketch")
 CALL_OPTIONS = GENERATION_OPTIONS + (NUM_OUTPUTS, "seed", "generator", "num_candidates", "scorer", "output_type",
-                                     "generate_kwargs", "allow_large")
+                                     "generate_kwargs", "allow_large", "keep_original_pixels", "seam", "strict")
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 
 
@@ -57,10 +57,20 @@ OPTIONS_DOC = """
         Options (keyword arguments; defaults for every call can also be given to ``pipeline(...)``):
             num_outputs_per_input (`int`, defaults to 1): outputs per input (the per-task names of earlier releases,
                 e.g. ``num_images_per_prompt``, still work with a FutureWarning).
-            seed (`int`): makes the call reproducible (torch's global generator is left as it was).
-            generator (`torch.Generator` or a list of them): alternatively, a seed is drawn from it (successive calls
-                differ). A list (diffusers' convention) gives each input, or each output row, its own generator: a
-                batch then gives exactly what one call per input with the same generators gives.
+            seed (`int`): makes the call reproducible: input ``i`` of the call (0 for a single input, counted in order
+                over a list, dataset or generator) is sampled from its own generator seeded with ``seed + i``, so a
+                list gives what separate calls with seeds ``seed, seed + 1, ...`` give, at any ``batch_size``
+                (torch's global generator is left as it was).
+            generator (`torch.Generator` or a list of them): alternatively, one seed is drawn from it per call, then
+                as ``seed=`` (successive calls differ). A list (diffusers' convention) gives each input, or each
+                output row, its own generator.
+            keep_original_pixels (`bool`, defaults to True): editing tasks (image completion and manipulation, video
+                prediction and manipulation) return the input's own pixels outside the region and in the given
+                frames, with a seam of ``seam`` pixels on each side of the region's edge blended (an image editor's
+                paste-back, as diffusers' inpainting overlay; ``seam`` defaults to 2, 0 for a hard edge). False returns the
+                VQ-GAN's reconstruction there.
+            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw and inputs
+                resized by more than 2x into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json. ``generate_kwargs={...}`` takes the same, as transformers' pipelines.

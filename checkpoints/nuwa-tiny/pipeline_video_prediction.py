@@ -40,8 +40,9 @@ class NuwaVideoPredictionPipeline(NuwaPipeline):
             num_condition_frames (`int`, *optional*): how many of the first frames condition the prediction; defaults
                 to all given frames, at most the model's trained length minus one.
             num_frames_to_predict (`int`, *optional*): frames to generate; defaults to filling the trained length.
-            include_condition_frames (`bool`, defaults to True): return the given frames (as the VQ-GAN reconstructs
-                them) followed by the prediction; False returns the predicted frames only.
+            include_condition_frames (`bool`, defaults to True): return the given frames (the input's own pixels;
+                with ``keep_original_pixels=False``, as the VQ-GAN reconstructs them) followed by the prediction;
+                False returns the predicted frames only.
 
         Returns:
             A list of PIL frames for one video (a list of them when ``num_outputs_per_input > 1``); for a batch, one
