@@ -47,6 +47,7 @@ from .pipeline_call_options import (
     CALL_OPTIONS, GENERATION_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names,
 )
 from .pipeline_randomness import SeededInput, generators_of, seed_from, with_input_seeds
+from .pipeline_notices import CallNotices, prompt_notice, resize_notice
 from .pipeline_paste_back import DEFAULT_SEAM, keep_original_pixels
 from .pipeline_reranking import CandidateScorer
 from .pipeline_sampling_options import check_batch_size, check_count, check_sampling_options, check_seed
@@ -346,6 +347,7 @@ class NuwaPipeline(Pipeline):
             kwargs.pop("generator")
         if kwargs.get("seed") is not None:
             inputs = with_input_seeds(inputs, check_seed(kwargs.pop("seed")))
+        kwargs["_notices"] = CallNotices()
         return super().__call__(inputs, **kwargs)
 
     def _deal_out_generators(self, inputs: Any, generators: list, options: dict) -> Any:
@@ -381,6 +383,7 @@ class NuwaPipeline(Pipeline):
 
     def _sanitize_parameters(self, **kwargs):
         options = merge_generate_kwargs(rename_old_count_names(kwargs))
+        notices = options.pop("_notices", None)
         request = {name: options.pop(name) for name in self.request_options if name in options}
         unknown = sorted(set(options) - set(CALL_OPTIONS))
         if unknown:
@@ -413,6 +416,10 @@ class NuwaPipeline(Pipeline):
             preprocess["guidance_scale"] = options["guidance_scale"]
         if "allow_large" in options:
             preprocess["allow_large"] = options["allow_large"]
+        if "strict" in options:
+            preprocess["strict"] = options["strict"]
+        if notices is not None:
+            options["_notices"] = notices
         postprocess = {k: options[k] for k in ("output_type", NUM_OUTPUTS) if k in options}
         return preprocess, options, postprocess
 
@@ -420,7 +427,7 @@ class NuwaPipeline(Pipeline):
     # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
 
     def preprocess(self, inputs: Any, guidance_scale: Optional[float] = None, allow_large: bool = False,
-                   **request_options) -> dict:
+                   strict: bool = False, **request_options) -> dict:
         seed = None
         if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
             inputs, seed = inputs.item, inputs.seed
@@ -462,7 +469,26 @@ class NuwaPipeline(Pipeline):
         elif seed is not None:
             model_inputs["input_seed"] = torch.tensor([seed])
         model_inputs["prompt"] = request.prompt
+        notes = self._notices_of(request)
+        if strict and notes:
+            raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
+        model_inputs["notices"] = "\n".join(notes)
         return model_inputs
+
+    def _notices_of(self, request: NuwaRequest) -> list:
+        """What this input asks that the model will not honour (notices.py): unknown prompt words, big resizes."""
+        notes = []
+        if self.takes_prompt and request.prompt:
+            notes.append(prompt_notice(self.processor.tokenizer, request.prompt))
+        height, width = self.processor.image_processor.output_size
+        if request.image is not None:
+            notes.append(resize_notice("image", request.image.size, (int(width), int(height))))
+        if request.video:
+            notes.append(resize_notice("video", request.video[0].size, (int(width), int(height))))
+        if request.sketch is not None and np.ndim(request.sketch) >= 2:
+            h, w = np.shape(request.sketch)[-2:]
+            notes.append(resize_notice("sketch", (int(w), int(h)), (int(width), int(height))))
+        return [note for note in notes if note]
 
     def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
         """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's
@@ -510,6 +536,9 @@ class NuwaPipeline(Pipeline):
 
         plan = model_inputs["plan"]
         batch = plan.shape[0]
+        said = model_inputs.get("notices")
+        (options.get("_notices") or CallNotices()).warn(
+            line for text in (said if isinstance(said, list) else [said or ""]) for line in text.split("\n"))
         prompts = model_inputs.get("prompt")
         prompts = list(prompts) if isinstance(prompts, list) else [prompts] * batch
         num_outputs = options.get(NUM_OUTPUTS) or 1

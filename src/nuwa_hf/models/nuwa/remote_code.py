@@ -37,7 +37,7 @@ _OPS_FILES = ["geometry.py", "reference.py", "block_sparse.py", "cpu_inference.p
 # The pipelines (one per task, and what they share) are copied too, so transformers.pipeline(task, model=folder,
 # trust_remote_code=True) works where nuwa_hf is not installed. Flat names: pipelines/x.py -> pipeline_x.py.
 _PIPELINE_FILES = ["pipeline_base.py", "inputs.py", "regions.py", "reranking.py", "call_options.py", "randomness.py",
-                   "paste_back.py",
+                   "paste_back.py", "notices.py",
                    "sampling_options.py", "work_limits.py", "text_to_image.py", "text_to_video.py",
                    "video_prediction.py", "sketch_to_image.py", "image_completion.py", "image_manipulation.py",
                    "sketch_to_video.py", "video_manipulation.py"]
