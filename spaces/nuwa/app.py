@@ -33,6 +33,7 @@ import torch
 from transformers import LogitsProcessor
 
 import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight pipelines)
+import logging
 from nuwa_hf import media
 from nuwa_hf.pipelines import REGION_SHORTCUTS, TASK_CODES, load_nuwa_processor
 
@@ -49,6 +50,34 @@ PAINTED = "painted with the brush"
 T2I_EXAMPLES = ["a red 7", "the digit seven in blue", "7, green"]
 T2V_EXAMPLES = ["the digit 3 is moving up then down", "a red 5 moving left then right"]
 
+
+
+# The warnings of the running pipeline call (one generation at a time, see _run), for the page's info line.
+_call_notes = threading.local()
+
+
+@contextlib.contextmanager
+def _pipeline_warnings():
+    """Collect what the NUWA pipelines warn about during the block (nuwa_hf.pipelines.notices)."""
+    said: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    handler = _Collect(level=logging.WARNING)
+    logger = logging.getLogger("nuwa_hf.pipelines")
+    logger.addHandler(handler)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
+
+
+def _taken_call_notes() -> list[str]:
+    items = getattr(_call_notes, "items", [])
+    _call_notes.items = []
+    return items
 
 class GenerationStopped(RuntimeError):
     """Raised inside generate() (from a logits processor, at the next decoding step) when the user pressed Stop."""
@@ -249,7 +278,10 @@ class NuwaWebDemo:
             progress(0, desc=f"{code}: preparing")
             pipe = self.pipeline(code)
             start = time.perf_counter()
-            result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
+            with _pipeline_warnings() as said:  # words the model never saw: shown on the page's info line
+                result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
+            # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
+            _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]
             return result, time.perf_counter() - start
 
     def _settings(self, options: dict, seconds: float) -> str:
@@ -262,7 +294,7 @@ class NuwaWebDemo:
         folder = self._workdir(code)
         native = media.save_image(image, folder / f"{code.lower()}.png")
         view = media.save_image(image, folder / f"{code.lower()}_x{self.upscale}.png", upscale=self.upscale)
-        info = "\n".join(notes + [self._settings(options, seconds)])
+        info = "\n".join(notes + _taken_call_notes() + [self._settings(options, seconds)])
         return str(view), [str(native), str(view)], info
 
     def _video_outputs(self, code: str, frames, notes: list[str], options: dict, seconds: float):
@@ -277,7 +309,7 @@ class NuwaWebDemo:
             files.insert(0, mp4)
         else:
             notes = notes + ["No MP4: PyAV is not installed (pip install 'av>=14'); the GIF shows the video."]
-        info = "\n".join(notes + [f"{len(frames)} frames; " + self._settings(options, seconds)])
+        info = "\n".join(notes + _taken_call_notes() + [f"{len(frames)} frames; " + self._settings(options, seconds)])
         return (str(mp4) if mp4 else None), str(gif), [str(f) for f in files], info
 
     # --- inputs --------------------------------------------------------------------------------------------------

@@ -272,3 +272,26 @@ def test_browser_generates_an_image_and_takes_a_screenshot(web_app, chromium, tm
     with PIL.Image.open(path) as shot:
         assert shot.width >= 1000 and shot.height >= 700
         assert len(shot.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50  # a rendered page, not a blank one
+
+
+def test_words_the_model_never_saw_are_named_on_the_info_line(client, sizes):
+    size, _, upscale = sizes
+    info = _check_image(client.predict("a purple digit 3", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+    assert "never saw in training: 'purple'" in info
+    assert "never saw" not in _check_image(client.predict("a red digit 3", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+
+
+def test_image_completion_keeps_the_pixels_outside_the_painted_region(client, sizes, tmp_path):
+    size, _, upscale = sizes
+    rng = np.random.default_rng(5)
+    picture = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    PIL.Image.fromarray(picture).save(tmp_path / "native.png")
+    layer = np.zeros((size, size, 4), dtype=np.uint8)
+    layer[size // 2:] = (255, 0, 255, 150)
+    PIL.Image.fromarray(layer, mode="RGBA").save(tmp_path / "painted.png")
+    view, files, info = client.predict(_editor(tmp_path / "native.png", tmp_path / "painted.png"),
+                                       "painted with the brush", 0, 8, api_name="/i2i")
+    native = next(f for f in files if f.endswith(".png") and PIL.Image.open(f).size == (size, size))
+    out = np.asarray(PIL.Image.open(native).convert("RGB"), dtype=np.int16)
+    kept = size // 2 - 2  # rows above the 2-pixel seam
+    assert np.abs(out[:kept] - picture[:kept].astype(np.int16)).mean() == 0
