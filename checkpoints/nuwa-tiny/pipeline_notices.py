@@ -94,3 +94,4 @@ class CallNotices:
             if message and message not in self.said:
                 self.said.add(message)
                 logger.warning(message)
+
