@@ -36,15 +36,18 @@ AutoImageProcessor.register(NuwaConfig, image_processor_classes={"pil": NuwaImag
 AutoProcessor.register(NuwaConfig, NuwaProcessor, exist_ok=True)
 
 from . import pipelines  # noqa: E402  (registers the eight task pipelines with transformers)
+from .pipelines import NuwaDiffusionPipeline, NuwaPipelineOutput  # noqa: E402  (the diffusers face, as the README uses it)
 
 __all__ = [
     "NuwaConfig",
+    "NuwaDiffusionPipeline",
     "NuwaImageProcessor",
     "NuwaProcessor",
     "NuwaSegVQGAN",
     "NuwaVQGAN",
     "NuwaForConditionalGeneration",
     "NuwaModel",
+    "NuwaPipelineOutput",
     "NuwaPreTrainedModel",
     "__version__",
     "nearby_attention",
