@@ -49,10 +49,19 @@ TASK_HELP = """tasks (name or paper code):
   image-completion     I2I   --image [--mask "bottom half"] [--prompt]
   image-manipulation   TI2I  --image --prompt --mask
   sketch-to-video      S2V   --sketch (.npy (T, H, W), GIF in mode P, or a folder of maps)
-  video-manipulation   TV2V  --video (or --image) --prompt [--num-condition-frames] [--num-frames]
+  video-manipulation   TV2V  --video (or --image) --prompt [--num-condition-frames] [--num-frames]"""
 
---mask takes a shortcut ("bottom half", "top half", "left half", "right half", "center", "top left", ...),
-a box "left,top,right,bottom" in pixels (or fractions such as "0,0.5,1,1"), or a mask image (white = regenerate)."""
+
+def _input_help() -> str:
+    """The inputs' paragraph of ``generate --help``, from the code that reads them: the regions --mask takes
+    (nuwa_hf.pipelines.regions, the parser the Python API uses too)."""
+    from .pipelines.regions import BOX_RULE, REGION_SHORTCUTS
+
+    import textwrap
+
+    shortcuts = ", ".join('"{}"'.format(name.replace(" ", "\0")) for name in REGION_SHORTCUTS)  # kept on one line
+    return textwrap.fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
+                         "Python's mask= takes the same text.", width=110, break_on_hyphens=False).replace("\0", " ")
 
 
 class CommandError(Exception):
@@ -180,9 +189,10 @@ def _add_generate(commands) -> None:
     parser = commands.add_parser(
         "generate", help="generate with one task and write PNG / GIF (/ MP4)", formatter_class=_Formatter,
         description="Generate with one NUWA task and write the results: PNG for images; GIF, a PNG strip of the frames "
-                    "and MP4 (when PyAV is installed) for videos. Prints the files written.\n\n" + TASK_HELP,
+                    "and MP4 (when PyAV is installed) for videos. Prints the files written.\n\n" + TASK_HELP
+                    + "\n\n" + _input_help(),
         epilog="examples:\n"
-               "  nuwa-hf generate --task text-to-image --model M --prompt \"a red 7 in the top left\" --num-samples 4 --out out/\n"
+               "  nuwa-hf generate --task text-to-image --model M --prompt \"a red 7\" --num-samples 4 --out out/\n"
                "  nuwa-hf generate --task T2V --model M --prompt \"the digit 3 is moving up then down\" --num-frames 12 --out out/\n"
                "  nuwa-hf generate --task video-prediction --model M --video clip.gif --num-frames-to-predict 6 --out out/\n"
                "  nuwa-hf generate --task sketch-to-image --model M --sketch sketch.png --out out/\n"
@@ -201,7 +211,8 @@ def _add_generate(commands) -> None:
     inputs.add_argument("--sketch", action="append", default=None,
                         help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a GIF in "
                              "mode P or a folder of maps; repeat for a batch")
-    inputs.add_argument("--mask", default=None, help="region to regenerate: shortcut, box l,t,r,b, or mask image")
+    inputs.add_argument("--mask", default=None, help="region to regenerate: shortcut, box l,t,r,b (fractions when all four are in "
+                        "[0, 1], else pixels), or mask image")
     options = parser.add_argument_group("generation")
     options.add_argument("--num-samples", type=_positive_int, default=1, help="outputs per input")
     options.add_argument("--num-frames", type=_positive_int, default=None,
@@ -318,23 +329,21 @@ def _set_threads(args) -> None:
 
 
 def _parse_mask(text: Optional[str]):
-    """--mask: a mask file, a box "l,t,r,b" (ints = pixels, fractions otherwise), or a shortcut."""
+    """--mask: a mask file, a box "left,top,right,bottom" or a shortcut, read by the same parser as the Python API's
+    mask= text (nuwa_hf.pipelines.regions.parse_region_text: all four in [0, 1] -> fractions, else pixels)."""
+    from .pipelines.regions import parse_region_text
+
     if text is None:
         return None
     if os.path.exists(text):
         return text
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 4:
-        try:
-            numbers = [float(p) for p in parts]
-        except ValueError:
-            raise CommandError(f"--mask {text!r}: a box is four numbers left,top,right,bottom.") from None
-        if all(p.lstrip("-").isdigit() for p in parts):
-            return tuple(int(n) for n in numbers)
-        return tuple(numbers)
-    if Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp"):
+    try:
+        region = parse_region_text(text)
+    except ValueError as error:
+        raise CommandError(f"--mask {text!r}: {error}") from None
+    if isinstance(region, str) and Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp"):
         raise CommandError(f"--mask {text!r}: the mask file does not exist.")
-    return text
+    return region
 
 
 def _generation_options(args) -> dict:

@@ -193,3 +193,20 @@ def test_console_script_pushes_a_model_folder_to_a_hub(cli_model_folder):
         refused = subprocess.run([*command, "push", cli_model_folder, "tester/other"], capture_output=True, text=True,
                                  env={**env, "HF_TOKEN": "wrong"}, timeout=300)
         assert refused.returncode == 5, refused.stderr
+
+
+@pytest.mark.parametrize("mask", ["0,0.5,1,1", "0,0,1,1"])
+def test_mask_text_means_the_same_in_the_cli_and_in_python(mask, cli_model_folder, inputs, tmp_path, capsys):
+    """Issue 28 item 4b: --mask 0,0.5,1,1 and Python's mask="0,0.5,1,1" are one region (one parser), and "0,0,1,1" is
+    the whole image in both (all four in [0, 1] -> fractions), so both give the same picture for the same seed."""
+    from transformers import pipeline
+
+    code, _, stderr = run(["generate", "--task", "I2I", "--model", cli_model_folder, "--image", inputs / "image.png",
+                           "--mask", mask, "--seed", "2", "--out", tmp_path, "--quiet"], capsys)
+    assert code == 0, stderr
+    completion = pipeline("nuwa-image-completion", model=cli_model_folder)
+    ours = completion(PIL.Image.open(inputs / "image.png").convert("RGB"), mask=mask, seed=2)
+    (written,) = sorted(tmp_path.glob("*.png"))
+    assert np.array_equal(np.asarray(PIL.Image.open(written)), np.asarray(ours))
+    if mask == "0,0,1,1":  # the whole image is regenerated: nothing of the input is kept
+        assert np.array_equal(np.asarray(ours), np.asarray(completion(inputs / "image.png", mask="all", seed=2)))
