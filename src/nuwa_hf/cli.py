@@ -272,7 +272,9 @@ def _add_evaluate(commands) -> None:
                "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
                "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
                "scorers: cached (the project's trained scorers when cached, else none), train (train missing ones:\n"
-               "minutes), none, or a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/.\n\n"
+               "minutes), none, a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/,\n"
+               "or one saved scorer's folder, used for what it reads: --scorers checkpoints/mnist-digit-reader is the\n"
+               "digit scorer (digit accuracy and the IS-style score for T2I).\n\n"
                + EXIT_CODES_HELP,
     )
     parser.add_argument("--task", required=True, help="task name or paper code")
@@ -281,7 +283,8 @@ def _add_evaluate(commands) -> None:
     parser.add_argument("--num-samples", type=_positive_int, default=32, help="held-out examples to generate")
     parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (data and sampling)")
-    parser.add_argument("--scorers", default="cached", help="cached | train | none | a folder of saved scorers")
+    parser.add_argument("--scorers", default="cached", help="cached | train | none | a folder of saved scorers | one scorer's folder "
+                        "(e.g. checkpoints/mnist-digit-reader)")
     parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
                         help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="examples generated together")
