@@ -53,15 +53,27 @@ TASK_HELP = """tasks (name or paper code):
 
 
 def _input_help() -> str:
-    """The inputs' paragraph of ``generate --help``, from the code that reads them: the regions --mask takes
-    (nuwa_hf.pipelines.regions, the parser the Python API uses too)."""
-    from .pipelines.regions import BOX_RULE, REGION_SHORTCUTS
-
+    """The inputs' paragraphs of ``generate --help``, from the code that reads them: the sketch class ids
+    (nuwa_hf.data.SCENE_CLASSES) and the regions --mask takes (nuwa_hf.pipelines.regions, the parser the Python API
+    uses too)."""
     import textwrap
 
-    shortcuts = ", ".join('"{}"'.format(name.replace(" ", "\0")) for name in REGION_SHORTCUTS)  # kept on one line
-    return textwrap.fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
-                         "Python's mask= takes the same text.", width=110, break_on_hyphens=False).replace("\0", " ")
+    from .data.scene_rendering import SCENE_CLASSES, sketch_class_legend
+    from .pipelines.regions import BOX_RULE, REGION_SHORTCUTS
+
+    def fill(text: str) -> str:
+        return textwrap.fill(text, width=110, break_on_hyphens=False).replace("\0", " ")
+
+    def unbroken(text: str) -> str:  # kept on one line by fill
+        return text.replace(" ", "\0")
+
+    shortcuts = ", ".join(unbroken(f'"{name}"') for name in REGION_SHORTCUTS)
+    classes = ", ".join(unbroken(item) for item in sketch_class_legend().split(", "))
+    sketch = fill(f"--sketch maps hold one class id per pixel (the scene world's classes): {classes}. A PNG stores the "
+                  f"ids as gray levels 0-{len(SCENE_CLASSES) - 1} (mode L) or palette indices (mode P); a .npy holds them as integers.")
+    mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
+                "Python's mask= takes the same text.")
+    return sketch + "\n\n" + mask
 
 
 class CommandError(Exception):
