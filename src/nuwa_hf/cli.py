@@ -180,9 +180,40 @@ def _add_common_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    # The same checks (and messages) as the pipelines' API: nuwa_hf.pipelines.sampling_options.
+# The library's messages name Python arguments; on the command line each fix is a flag. (python text, shell text)
+PYTHON_TO_FLAGS = (
+    ("use do_sample=False for greedy decoding", "use --greedy for greedy decoding"),
+    ("do_sample=False", "--greedy"),
+)
+
+
+def in_flag_terms(message: str) -> str:
+    """A library message as a shell user needs it: the Python arguments it names as the command's flags."""
+    for python, shell in PYTHON_TO_FLAGS:
+        message = message.replace(python, shell)
+    return message
+
+
+def _argparse_type(name: str, convert=float):
+    """``sampling_options.argparse_type`` (the API's rule and message) with the fix given as a flag (--greedy)."""
     from .pipelines.sampling_options import argparse_type
+
+    parse = argparse_type(name, convert)
+
+    def parse_for_the_shell(text: str):
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(in_flag_terms(str(error))) from None
+
+    parse_for_the_shell.__name__ = name
+    return parse_for_the_shell
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    # The same checks (and messages) as the pipelines' API: nuwa_hf.pipelines.sampling_options, with the fixes given as
+    # flags (--greedy, not do_sample=False).
+    argparse_type = _argparse_type
 
     group = parser.add_argument_group("sampling")
     group.add_argument("--seed", type=argparse_type("seed", int), default=0,
@@ -791,7 +822,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as error:
         if os.environ.get("NUWA_HF_DEBUG"):
             traceback.print_exc()
-        print(f"nuwa-hf: error: {error}", file=sys.stderr)
+        print(f"nuwa-hf: error: {in_flag_terms(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # a bug: show everything
         traceback.print_exc()
