@@ -8,7 +8,7 @@ For people who live in diffusers: ``from_pretrained`` / ``save_pretrained`` / ``
     >>> pipe = NuwaDiffusionPipeline.from_pretrained("checkpoints/nuwa-tiny").to("cpu")
     >>> image = pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0)).images[0]
     >>> frames = pipe("T2V", prompt="the digit 3 is moving up then down", num_frames=8).frames[0]
-    >>> edited = pipe("image-manipulation", image=image, prompt="a blue 7 in the top left", mask="top left").images[0]
+    >>> edited = pipe("image-manipulation", image=image, prompt="a blue 7", mask="top left").images[0]
 
 Why this shape: NUWA is autoregressive, not a diffusion model, so there is no scheduler and no denoising loop to
 share with diffusers' pipelines; what diffusers users expect is the surface (loading, device moves, generators, output
