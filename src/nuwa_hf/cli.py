@@ -70,7 +70,8 @@ def _input_help() -> str:
     shortcuts = ", ".join(unbroken(f'"{name}"') for name in REGION_SHORTCUTS)
     classes = ", ".join(unbroken(item) for item in sketch_class_legend().split(", "))
     sketch = fill(f"--sketch maps hold one class id per pixel (the scene world's classes): {classes}. A PNG stores the "
-                  f"ids as gray levels 0-{len(SCENE_CLASSES) - 1} (mode L) or palette indices (mode P); a .npy holds them as integers.")
+                  f"ids as gray levels 0-{len(SCENE_CLASSES) - 1} (mode L) or palette indices (mode P); a .npy holds "
+                  "them as integers.")
     mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
                 "Python's mask= takes the same text.")
     return sketch + "\n\n" + mask
@@ -254,8 +255,9 @@ def _add_generate(commands) -> None:
     inputs.add_argument("--sketch", action="append", default=None,
                         help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a GIF in "
                              "mode P or a folder of maps; repeat for a batch")
-    inputs.add_argument("--mask", default=None, help="region to regenerate: shortcut, box l,t,r,b (fractions when all four are in "
-                        "[0, 1], else pixels), or mask image")
+    inputs.add_argument("--mask", default=None,
+                        help="region to regenerate: shortcut, box l,t,r,b (fractions when all four are in [0, 1], else "
+                             "pixels), or mask image")
     options = parser.add_argument_group("generation")
     options.add_argument("--num-samples", type=_positive_int, default=1, help="outputs per input")
     options.add_argument("--num-frames", type=_positive_int, default=None,
@@ -326,8 +328,9 @@ def _add_evaluate(commands) -> None:
     parser.add_argument("--num-samples", type=_positive_int, default=32, help="held-out examples to generate")
     parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (data and sampling)")
-    parser.add_argument("--scorers", default="cached", help="cached | train | none | a folder of saved scorers | one scorer's folder "
-                        "(e.g. checkpoints/mnist-digit-reader)")
+    parser.add_argument("--scorers", default="cached",
+                        help="cached | train | none | a folder of saved scorers | one scorer's folder "
+                             "(e.g. checkpoints/mnist-digit-reader)")
     parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
                         help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="examples generated together")
@@ -387,7 +390,8 @@ def _parse_mask(text: Optional[str]):
         region = parse_region_text(text)
     except ValueError as error:
         raise CommandError(f"--mask {text!r}: {error}") from None
-    if isinstance(region, str) and Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp"):
+    image_suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp")
+    if isinstance(region, str) and Path(text).suffix.lower() in image_suffixes:
         raise CommandError(f"--mask {text!r}: the mask file does not exist.")
     return region
 

@@ -115,8 +115,8 @@ def build_scorers(scorers: Any = "cached", image_features: str = "inception", pr
         folder = Path(scorers)
         if not folder.is_dir():
             raise FileNotFoundError(
-                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'train', 'none', a saved scorer's folder "
-                f"(e.g. checkpoints/mnist-digit-reader) or a folder with sub-folders named {', '.join(SCORER_NAMES)}."
+                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'train', 'none', a saved scorer's "
+                f"folder (e.g. checkpoints/mnist-digit-reader) or a folder with sub-folders named {', '.join(SCORER_NAMES)}."
             )
         if is_scorer_folder(folder):
             fields = single_scorer_fields(folder)

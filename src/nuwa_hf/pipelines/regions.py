@@ -168,7 +168,8 @@ def region_to_token_mask(region: Any, image_size: tuple[int, int], token_grid: t
         region: a shortcut (``"bottom half"``, ``"top half"``, ``"left half"``, ``"right half"``, ``"center"``,
             ``"top left"`` ..., ``"all"``), applied to the token grid; a box ``(left, top, right, bottom)`` or its text
             ``"left,top,right,bottom"``: fractions of the frame when all four values are in [0, 1] (``(0, 0, 1, 1)`` is
-            the whole image), else pixels of the input image (see the module docstring); or a mask (PIL image in mode '1'/'L', array, tensor, or a path),
+            the whole image), else pixels of the input image (see the module docstring); or a mask (PIL image in
+            mode '1'/'L', array, tensor, or a path),
             white / True = regenerate, the size of the input image (it then gets the image's resize and crop) or of the
             token grid itself.
         image_size: (width, height) of the input image as given (before the processor's resize and crop).
