@@ -35,7 +35,9 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
                 ``{"image": ..., "mask": ..., "prompt": ...}`` (mask and prompt optional).
             mask (defaults to ``"bottom half"``): the region to regenerate: a shortcut (``"bottom half"``,
                 ``"top half"``, ``"left half"``, ``"right half"``, ``"center"``, ``"top left"``, ...), a box
-                ``(left, top, right, bottom)`` in pixels of the image or as fractions in [0, 1], or a mask (PIL image in
+                ``(left, top, right, bottom)`` or its text ``"left,top,right,bottom"`` (as ``nuwa-hf --mask``): all four
+                in [0, 1] are fractions of the image (``(0, 0, 1, 1)`` / ``"0,0.5,1,1"``), any above 1 makes them pixels
+                (``(0, 8, 16, 16)``; see :mod:`~nuwa_hf.pipelines.regions`), or a mask (PIL image in
                 mode '1'/'L', array, or path; white / True = regenerate) of the image's size. A list gives one region
                 per image.
             prompt (`str` or `list[str]`, *optional*): a text that guides the completion; without it the model gets the

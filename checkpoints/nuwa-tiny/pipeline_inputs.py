@@ -237,7 +237,8 @@ def one_sketch(value: Any, video: bool, what: str = "sketch") -> np.ndarray:
 
 def as_region_list(mask: Any, count: int) -> list:
     """One region, or a list with one region per image (a list of 4 numbers is one box, not four regions)."""
-    if isinstance(mask, list) and len(mask) == count and not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in mask):
+    from .pipeline_regions import _is_box
+
+    if isinstance(mask, list) and len(mask) == count and not _is_box(mask):
         return list(mask)
     return [mask]

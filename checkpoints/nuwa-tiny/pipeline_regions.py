@@ -1,16 +1,34 @@
 """The region a zero-shot task regenerates (image completion, image manipulation), as a boolean token mask.
 
-A region is a shortcut (``"bottom half"``), a box ``(left, top, right, bottom)`` in pixels or fractions, or a mask
-image; :func:`region_to_token_mask` maps it through the image processor's resize and crop onto the VQ-GAN token grid.
+A region is one of:
+
+* a shortcut (``"bottom half"``, ``"top left"``, ``"center"``, ``"all"`` ...: :data:`REGION_SHORTCUTS`), applied to the
+  token grid;
+* a box ``(left, top, right, bottom)``, as a tuple / list of four numbers or as text ``"left,top,right,bottom"``
+  (``"0,0.5,1,1"``; the same text ``nuwa-hf generate --mask`` takes, read by the same :func:`parse_region_text`).
+  The rule (:data:`BOX_RULE`), by value, never by Python type:
+
+  - all four values in [0, 1] -> **fractions** of the frame: ``(0, 0, 1, 1)`` and ``(0.0, 0.0, 1.0, 1.0)`` are the
+    whole image, ``(0, 0.5, 1, 1)`` the bottom half;
+  - any value above 1 -> the whole box is in **pixels** of the input image: ``(0, 8, 16, 16)``; a value between 0 and 1
+    in such a box is a pixel position too (``(0.5, 0, 8, 8)`` starts inside pixel 0), and pixel edges that fall inside
+    a pixel cover that pixel;
+  - the one box that cannot be written in pixels is a box inside the first pixel, ``(0, 0, 1, 1)`` in pixels (it reads
+    as the whole image): give it as fractions ``(0, 0, 1/width, 1/height)`` or as a mask array;
+* a mask image (PIL image in mode '1' / 'L', array, tensor, or a file path), white / True = regenerate.
+
+:func:`region_to_token_mask` maps the region through the image processor's resize and crop onto the VQ-GAN token grid.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import PIL.Image
@@ -20,6 +38,41 @@ REGION_SHORTCUTS = (
     "top half", "bottom half", "left half", "right half", "center", "top left", "top right", "bottom left",
     "bottom right", "all",
 )
+
+# How a box is read (used in messages, the CLI's help and the docs; the module docstring has the full rule).
+BOX_RULE = ("a box left,top,right,bottom: four numbers all in [0, 1] are fractions of the frame (0,0,1,1 = the whole "
+            "image, 0,0.5,1,1 = the bottom half); if any is above 1 the box is in pixels (0,8,16,16)")
+
+ACCEPTED_REGIONS = (f"one of {', '.join(repr(s) for s in REGION_SHORTCUTS)}; {BOX_RULE}, as a tuple (0, 0.5, 1, 1) "
+                    "or text \"0,0.5,1,1\"; or a mask image (white = regenerate)")
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_region_text(text: str) -> Union[str, tuple]:
+    """The text form of a region, shared by the Python API and ``nuwa-hf generate --mask``.
+
+    ``"left,top,right,bottom"`` (commas and / or spaces, optional brackets: ``"0,0.5,1,1"``, ``"(0, 8, 16, 16)"``) ->
+    a tuple of four numbers (ints where written as integers), read by the box rule (:data:`BOX_RULE`). Any other text
+    (a shortcut such as ``"bottom half"``, a file path) is returned unchanged. Text made only of numbers but not four
+    of them raises ``ValueError``.
+
+    Example:
+        >>> parse_region_text("0,0.5,1,1"), parse_region_text("bottom half")
+        ((0, 0.5, 1, 1), 'bottom half')
+    """
+    parts = [part for part in re.split(r"[,\s]+", text.strip().strip("()[]").strip()) if part]
+    if not parts or not all(_NUMBER.match(part) for part in parts):
+        return text
+    if len(parts) != 4:
+        raise ValueError(f"The region {text!r} has {len(parts)} number(s); {BOX_RULE}.")
+    return tuple(int(part) if re.fullmatch(r"[+-]?\d+", part) else float(part) for part in parts)
+
+
+def _is_box(region: Any) -> bool:
+    """A tuple / list of numbers (Python or numpy; not bools): a box (its length is checked by _box_mask)."""
+    return isinstance(region, (tuple, list)) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in region)
 
 
 def _shortcut_mask(name: str, grid: tuple[int, int]) -> np.ndarray:
@@ -46,10 +99,7 @@ def _shortcut_mask(name: str, grid: tuple[int, int]) -> np.ndarray:
     elif key == "all":
         mask[:] = True
     else:
-        raise ValueError(
-            f"Unknown region {name!r}. Use one of {', '.join(repr(s) for s in REGION_SHORTCUTS)}, a box "
-            "(left, top, right, bottom) in pixels or as fractions in [0, 1], or a mask image (white = regenerate)."
-        )
+        raise ValueError(f"Unknown region {name!r}. Use {ACCEPTED_REGIONS}.")
     return mask
 
 
@@ -88,17 +138,23 @@ def _mask_array(mask: Any) -> np.ndarray:
 
 
 def _box_mask(box: Sequence[float], image_size: tuple[int, int]) -> np.ndarray:
+    """A box (left, top, right, bottom) -> bool pixel mask (H, W) of the input image, by the box rule (BOX_RULE)."""
     width, height = image_size
     if len(box) != 4:
-        raise ValueError(f"A box is (left, top, right, bottom), got {len(box)} numbers: {tuple(box)!r}.")
+        raise ValueError(f"A box is (left, top, right, bottom), got {len(box)} numbers: {tuple(box)!r}; {BOX_RULE}.")
     values = [float(v) for v in box]
-    if all(isinstance(v, float) for v in box) and all(0.0 <= v <= 1.0 for v in values):
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"The box {tuple(box)!r} holds NaN or infinite values; {BOX_RULE}.")
+    fractions = all(0.0 <= v <= 1.0 for v in values)
+    if fractions:
         values = [values[0] * width, values[1] * height, values[2] * width, values[3] * height]
     left, top, right, bottom = values
     if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        read_as = "fractions of the frame" if fractions else "pixels"
         raise ValueError(
-            f"The box {tuple(box)!r} does not fit the {width}x{height} image: give (left, top, right, bottom) with "
-            f"0 <= left < right <= {width} and 0 <= top < bottom <= {height} (pixels), or fractions in [0, 1]."
+            f"The box {tuple(box)!r} (read as {read_as}) does not fit the {width}x{height} image: give (left, top, "
+            f"right, bottom) with left < right and top < bottom, either all in [0, 1] (fractions) or in pixels with "
+            f"0 <= left < right <= {width} and 0 <= top < bottom <= {height}."
         )
     mask = np.zeros((height, width), dtype=bool)
     mask[int(math.floor(top)): int(math.ceil(bottom)), int(math.floor(left)): int(math.ceil(right))] = True
@@ -110,8 +166,10 @@ def region_to_token_mask(region: Any, image_size: tuple[int, int], token_grid: t
 
     Args:
         region: a shortcut (``"bottom half"``, ``"top half"``, ``"left half"``, ``"right half"``, ``"center"``,
-            ``"top left"`` ..., ``"all"``), applied to the token grid; a box ``(left, top, right, bottom)`` in pixels of
-            the input image, or as fractions in [0, 1]; or a mask (PIL image in mode '1'/'L', array, tensor, or a path),
+            ``"top left"`` ..., ``"all"``), applied to the token grid; a box ``(left, top, right, bottom)`` or its text
+            ``"left,top,right,bottom"``: fractions of the frame when all four values are in [0, 1] (``(0, 0, 1, 1)`` is
+            the whole image), else pixels of the input image (see the module docstring); or a mask (PIL image in
+            mode '1'/'L', array, tensor, or a path),
             white / True = regenerate, the size of the input image (it then gets the image's resize and crop) or of the
             token grid itself.
         image_size: (width, height) of the input image as given (before the processor's resize and crop).
@@ -123,9 +181,11 @@ def region_to_token_mask(region: Any, image_size: tuple[int, int], token_grid: t
     h, w = token_grid
     if region is None:
         raise ValueError("No region given: pass mask= as a shortcut such as 'bottom half', a box or a mask image.")
+    if isinstance(region, str):
+        region = parse_region_text(region)
     if isinstance(region, str) and not Path(region).suffix:
         return torch.from_numpy(_shortcut_mask(region, token_grid))
-    if isinstance(region, (tuple, list)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in region):
+    if _is_box(region):
         pixels = _box_mask(region, image_size)
     else:
         pixels = _mask_array(region)

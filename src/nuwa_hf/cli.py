@@ -49,10 +49,32 @@ TASK_HELP = """tasks (name or paper code):
   image-completion     I2I   --image [--mask "bottom half"] [--prompt]
   image-manipulation   TI2I  --image --prompt --mask
   sketch-to-video      S2V   --sketch (.npy (T, H, W), GIF in mode P, or a folder of maps)
-  video-manipulation   TV2V  --video (or --image) --prompt [--num-condition-frames] [--num-frames]
+  video-manipulation   TV2V  --video (or --image) --prompt [--num-condition-frames] [--num-frames]"""
 
---mask takes a shortcut ("bottom half", "top half", "left half", "right half", "center", "top left", ...),
-a box "left,top,right,bottom" in pixels (or fractions such as "0,0.5,1,1"), or a mask image (white = regenerate)."""
+
+def _input_help() -> str:
+    """The inputs' paragraphs of ``generate --help``, from the code that reads them: the sketch class ids
+    (nuwa_hf.data.SCENE_CLASSES) and the regions --mask takes (nuwa_hf.pipelines.regions, the parser the Python API
+    uses too)."""
+    import textwrap
+
+    from .data.scene_rendering import SCENE_CLASSES, sketch_class_legend
+    from .pipelines.regions import BOX_RULE, REGION_SHORTCUTS
+
+    def fill(text: str) -> str:
+        return textwrap.fill(text, width=110, break_on_hyphens=False).replace("\0", " ")
+
+    def unbroken(text: str) -> str:  # kept on one line by fill
+        return text.replace(" ", "\0")
+
+    shortcuts = ", ".join(unbroken(f'"{name}"') for name in REGION_SHORTCUTS)
+    classes = ", ".join(unbroken(item) for item in sketch_class_legend().split(", "))
+    sketch = fill(f"--sketch maps hold one class id per pixel (the scene world's classes): {classes}. A PNG stores the "
+                  f"ids as gray levels 0-{len(SCENE_CLASSES) - 1} (mode L) or palette indices (mode P); a .npy holds "
+                  "them as integers.")
+    mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
+                "Python's mask= takes the same text.")
+    return sketch + "\n\n" + mask
 
 
 class CommandError(Exception):
@@ -159,9 +181,40 @@ def _add_common_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    # The same checks (and messages) as the pipelines' API: nuwa_hf.pipelines.sampling_options.
+# The library's messages name Python arguments; on the command line each fix is a flag. (python text, shell text)
+PYTHON_TO_FLAGS = (
+    ("use do_sample=False for greedy decoding", "use --greedy for greedy decoding"),
+    ("do_sample=False", "--greedy"),
+)
+
+
+def in_flag_terms(message: str) -> str:
+    """A library message as a shell user needs it: the Python arguments it names as the command's flags."""
+    for python, shell in PYTHON_TO_FLAGS:
+        message = message.replace(python, shell)
+    return message
+
+
+def _argparse_type(name: str, convert=float):
+    """``sampling_options.argparse_type`` (the API's rule and message) with the fix given as a flag (--greedy)."""
     from .pipelines.sampling_options import argparse_type
+
+    parse = argparse_type(name, convert)
+
+    def parse_for_the_shell(text: str):
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(in_flag_terms(str(error))) from None
+
+    parse_for_the_shell.__name__ = name
+    return parse_for_the_shell
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    # The same checks (and messages) as the pipelines' API: nuwa_hf.pipelines.sampling_options, with the fixes given as
+    # flags (--greedy, not do_sample=False).
+    argparse_type = _argparse_type
 
     group = parser.add_argument_group("sampling")
     group.add_argument("--seed", type=argparse_type("seed", int), default=0,
@@ -181,9 +234,10 @@ def _add_generate(commands) -> None:
     parser = commands.add_parser(
         "generate", help="generate with one task and write PNG / GIF (/ MP4)", formatter_class=_Formatter,
         description="Generate with one NUWA task and write the results: PNG for images; GIF, a PNG strip of the frames "
-                    "and MP4 (when PyAV is installed) for videos. Prints the files written.\n\n" + TASK_HELP,
+                    "and MP4 (when PyAV is installed) for videos. Prints the files written.\n\n" + TASK_HELP
+                    + "\n\n" + _input_help(),
         epilog="examples:\n"
-               "  nuwa-hf generate --task text-to-image --model M --prompt \"a red 7 in the top left\" --num-samples 4 --out out/\n"
+               "  nuwa-hf generate --task text-to-image --model M --prompt \"a red 7\" --num-samples 4 --out out/\n"
                "  nuwa-hf generate --task T2V --model M --prompt \"the digit 3 is moving up then down\" --num-frames 12 --out out/\n"
                "  nuwa-hf generate --task video-prediction --model M --video clip.gif --num-frames-to-predict 6 --out out/\n"
                "  nuwa-hf generate --task sketch-to-image --model M --sketch sketch.png --out out/\n"
@@ -202,7 +256,9 @@ def _add_generate(commands) -> None:
     inputs.add_argument("--sketch", action="append", default=None,
                         help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a GIF in "
                              "mode P or a folder of maps; repeat for a batch")
-    inputs.add_argument("--mask", default=None, help="region to regenerate: shortcut, box l,t,r,b, or mask image")
+    inputs.add_argument("--mask", default=None,
+                        help="region to regenerate: shortcut, box l,t,r,b (fractions when all four are in [0, 1], else "
+                             "pixels), or mask image")
     options = parser.add_argument_group("generation")
     options.add_argument("--num-samples", type=_positive_int, default=1, help="outputs per input")
     options.add_argument("--num-frames", type=_positive_int, default=None,
@@ -266,7 +322,9 @@ def _add_evaluate(commands) -> None:
                "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
                "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
                "scorers: cached (the project's trained scorers when cached, else none), train (train missing ones:\n"
-               "minutes), none, or a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/.\n\n"
+               "minutes), none, a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/,\n"
+               "or one saved scorer's folder, used for what it reads: --scorers checkpoints/mnist-digit-reader is the\n"
+               "digit scorer (digit accuracy and the IS-style score for T2I).\n\n"
                + EXIT_CODES_HELP,
     )
     parser.add_argument("--task", required=True, help="task name or paper code")
@@ -275,7 +333,9 @@ def _add_evaluate(commands) -> None:
     parser.add_argument("--num-samples", type=_positive_int, default=32, help="held-out examples to generate")
     parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (data and sampling)")
-    parser.add_argument("--scorers", default="cached", help="cached | train | none | a folder of saved scorers")
+    parser.add_argument("--scorers", default="cached",
+                        help="cached | train | none | a folder of saved scorers | one scorer's folder "
+                             "(e.g. checkpoints/mnist-digit-reader)")
     parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
                         help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="examples generated together")
@@ -323,23 +383,22 @@ def _set_threads(args) -> None:
 
 
 def _parse_mask(text: Optional[str]):
-    """--mask: a mask file, a box "l,t,r,b" (ints = pixels, fractions otherwise), or a shortcut."""
+    """--mask: a mask file, a box "left,top,right,bottom" or a shortcut, read by the same parser as the Python API's
+    mask= text (nuwa_hf.pipelines.regions.parse_region_text: all four in [0, 1] -> fractions, else pixels)."""
+    from .pipelines.regions import parse_region_text
+
     if text is None:
         return None
     if os.path.exists(text):
         return text
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 4:
-        try:
-            numbers = [float(p) for p in parts]
-        except ValueError:
-            raise CommandError(f"--mask {text!r}: a box is four numbers left,top,right,bottom.") from None
-        if all(p.lstrip("-").isdigit() for p in parts):
-            return tuple(int(n) for n in numbers)
-        return tuple(numbers)
-    if Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp"):
+    try:
+        region = parse_region_text(text)
+    except ValueError as error:
+        raise CommandError(f"--mask {text!r}: {error}") from None
+    image_suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".webp")
+    if isinstance(region, str) and Path(text).suffix.lower() in image_suffixes:
         raise CommandError(f"--mask {text!r}: the mask file does not exist.")
-    return text
+    return region
 
 
 def _generation_options(args) -> dict:
@@ -778,7 +837,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as error:
         if os.environ.get("NUWA_HF_DEBUG"):
             traceback.print_exc()
-        print(f"nuwa-hf: error: {error}", file=sys.stderr)
+        print(f"nuwa-hf: error: {in_flag_terms(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception:  # a bug: show everything
         traceback.print_exc()

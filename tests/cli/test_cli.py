@@ -217,3 +217,51 @@ def test_a_batch_on_the_command_line_equals_separate_commands_with_seed_plus_ind
                 "--out", tmp_path / "alone", "--quiet"], capsys)[0] == 0
     assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "batch" / "t2i_01_00.png")),
                           np.asarray(PIL.Image.open(tmp_path / "alone" / "t2i_00_00.png")))
+
+
+@pytest.mark.parametrize("mask", ["0,0.5,1,1", "0,0,1,1"])
+def test_mask_text_means_the_same_in_the_cli_and_in_python(mask, cli_model_folder, inputs, tmp_path, capsys):
+    """Issue 28 item 4b: --mask 0,0.5,1,1 and Python's mask="0,0.5,1,1" are one region (one parser), and "0,0,1,1" is
+    the whole image in both (all four in [0, 1] -> fractions), so both give the same picture for the same seed."""
+    from transformers import pipeline
+
+    code, _, stderr = run(["generate", "--task", "I2I", "--model", cli_model_folder, "--image", inputs / "image.png",
+                           "--mask", mask, "--seed", "2", "--out", tmp_path, "--quiet"], capsys)
+    assert code == 0, stderr
+    completion = pipeline("nuwa-image-completion", model=cli_model_folder)
+    ours = completion(PIL.Image.open(inputs / "image.png").convert("RGB"), mask=mask, seed=2)
+    (written,) = sorted(tmp_path.glob("*.png"))
+    assert np.array_equal(np.asarray(PIL.Image.open(written)), np.asarray(ours))
+    if mask == "0,0,1,1":  # the whole image is regenerated: nothing of the input is kept
+        assert np.array_equal(np.asarray(ours), np.asarray(completion(inputs / "image.png", mask="all", seed=2)))
+
+
+DIGIT_READER = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist-digit-reader"
+
+
+def test_evaluate_takes_the_shipped_digit_reader_as_the_digit_scorer(cli_model_folder, tmp_path, capsys):
+    """Issue 28 item 4c: --scorers checkpoints/mnist-digit-reader (one saved scorer's folder, a DigitClassifier) used
+    to exit 2 ("holds none of the scorer sub-folders"); it is now the digit scorer, so T2I scores digit accuracy."""
+    out = tmp_path / "eval"
+    code, stdout, stderr = run(["evaluate", "--task", "T2I", "--model", cli_model_folder, "--num-samples", "4",
+                                "--scorers", DIGIT_READER, "--image-features", "pixels", "--out", out, "--quiet"],
+                               capsys)
+    assert code == 0, stderr
+    table = json.loads((out / "t2i_metrics.json").read_text())
+    rows = {row["metric"]: row for row in table["rows"]}
+    assert "digit_accuracy" not in table["skipped"], table["skipped"]
+    digit = rows["digit accuracy"]
+    assert 0.0 <= digit["value"] <= 1.0 and digit["scorer"].startswith("digit CNN")
+    assert digit["scorer_held_out"]["accuracy"]["accuracy"] > 0.9  # the shipped reader's own held-out report
+    assert any(metric.startswith("IS (digit CNN") for metric in rows)
+    assert "DigitClassifier as digit_classifier" in stderr
+
+
+def test_evaluate_scorer_folder_that_is_neither_form_names_both(cli_model_folder, tmp_path, capsys):
+    (tmp_path / "not_scorers").mkdir()
+    (tmp_path / "not_scorers" / "config.json").write_text('{"model_type": "nuwa"}')
+    code, _, stderr = run(["evaluate", "--task", "T2I", "--model", cli_model_folder, "--num-samples", "2",
+                           "--scorers", tmp_path / "not_scorers", "--image-features", "pixels", "--out",
+                           tmp_path / "eval", "--quiet"], capsys)
+    assert code == 2
+    assert "neither a saved scorer" in stderr and "mnist-digit-reader" in stderr and "digit_classifier" in stderr

@@ -49,7 +49,8 @@ CLI_ROWS = [
     ("--guidance-scale high", [*T2I, "--guidance-scale", "high", "--out", "<out>"], 2,
      "guidance_scale must be a finite number >= 1 (1 = no guidance; > 1 follows the condition more closely), got 'high'"),
     ("--temperature inf", [*T2I, "--temperature", "inf", "--out", "<out>"], 2, "temperature must be a finite number > 0"),
-    ("--temperature 0", [*T2I, "--temperature", "0", "--out", "<out>"], 2, "temperature must be"),
+    ("--temperature 0", [*T2I, "--temperature", "0", "--out", "<out>"], 2,
+     "temperature must be a finite number > 0, got 0.0 (use --greedy for greedy decoding)"),
     ("--top-p 1.5", [*T2I, "--top-p", "1.5", "--out", "<out>"], 2, "top_p must be a number in (0, 1]"),
     ("--top-k -1", [*T2I, "--top-k", "-1", "--out", "<out>"], 2, "top_k must be an integer >= 0"),
     ("--seed -1", [*T2I, "--seed", "-1", "--out", "<out>"], 2, "seed must be an integer in [0, "),
@@ -167,3 +168,18 @@ def test_demo_upscale_is_bounded_before_any_work(tiny_model_folder, tmp_path, ca
     stderr = capsys.readouterr().err
     assert code == 2 and "--upscale 2000" in stderr and "at most" in stderr
     assert not (tmp_path / "demo").exists()
+
+
+def test_temperature_zero_names_the_flag_on_the_shell_and_the_argument_in_python(cli_model_folder, tmp_path, capsys):
+    """Issue 28 item 5: a shell user is told to use --greedy (a flag the command has), not do_sample=False; Python
+    users keep the message in Python terms."""
+    from transformers import pipeline
+
+    code, _, stderr = run([*T2I, "--temperature", "0", "--model", cli_model_folder, "--out", tmp_path, "--quiet"],
+                          capsys)
+    assert code == 2 and "use --greedy" in stderr and "do_sample" not in stderr
+    # --greedy is what the message says, and it works.
+    code, stdout, stderr = run([*T2I, "--greedy", "--model", cli_model_folder, "--out", tmp_path, "--quiet"], capsys)
+    assert code == 0, stderr
+    with pytest.raises(ValueError, match=r"use do_sample=False for greedy decoding"):
+        pipeline("nuwa-text-to-image", model=cli_model_folder)("a red 3", temperature=0)

@@ -34,3 +34,12 @@ def test_card_takes_a_single_run_too(tmp_path):
     card = render(tmp_path, ["--output-dir", "runs/x/nuwa"])
     assert [line for line in card.text.splitlines() if line.startswith("nuwa-hf train ")] == [
         "nuwa-hf train --output-dir runs/x/nuwa"]
+
+
+def test_card_lists_the_sketch_class_ids_from_the_code(tmp_path):
+    """Issue 28 item 5: the card says which class id paints what, from nuwa_hf.data.SCENE_CLASSES."""
+    from nuwa_hf.data import SCENE_CLASSES
+
+    card = render(tmp_path, ["--output-dir", "runs/x/nuwa"])
+    expected = ", ".join(f"{index} {name}" for index, name in enumerate(SCENE_CLASSES))
+    assert expected in " ".join(card.text.split())

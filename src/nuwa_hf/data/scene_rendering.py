@@ -14,6 +14,13 @@ from .textures import crop_texture
 SCENE_STUFF = ("brick", "grass", "gravel")
 SCENE_SHAPES = ("circle", "square", "triangle")
 SCENE_CLASSES = SCENE_STUFF + SCENE_SHAPES
+
+
+def sketch_class_legend() -> str:
+    """The sketch class ids as users read them: ``"0 brick, 1 grass, 2 gravel, 3 circle, 4 square, 5 triangle"``.
+    The README, the model card and ``nuwa-hf generate --help`` show this text (tests check the README against it)."""
+    return ", ".join(f"{index} {name}" for index, name in enumerate(SCENE_CLASSES))
+
 STUFF_PHRASES = {"brick": "bricks", "grass": "grass", "gravel": "gravel"}
 
 # Each stuff class keeps one hue, so its look identifies it (brick reddish, grass green, gravel gray).

@@ -159,6 +159,8 @@ def write_default_card(
     repo_path: Optional[str] = None,
 ) -> Path:
     """Render the default checkpoint's card into ``<folder>/README.md`` and return its path."""
+    from ..data.scene_rendering import sketch_class_legend
+
     folder = Path(folder)
     # one run's argv, or a list of them (runs in order, e.g. pre-training then a continued run)
     nuwa_runs = [list(nuwa_argv)] if not nuwa_argv or isinstance(nuwa_argv[0], str) else [list(a) for a in nuwa_argv]
@@ -195,6 +197,7 @@ def write_default_card(
         threads=settings.get("threads", 1),
         timings=timing_rows,
         seeds=seeds,
+        sketch_classes=sketch_class_legend(),
     )
     path = folder / "README.md"
     card.save(str(path))

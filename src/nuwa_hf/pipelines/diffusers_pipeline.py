@@ -4,11 +4,11 @@ For people who live in diffusers: ``from_pretrained`` / ``save_pretrained`` / ``
 ``generator=``, ``output_type=``, ``return_dict=`` and an output object with ``.images`` (image tasks) or ``.frames``
 (video tasks), as diffusers' text-to-image and text-to-video pipelines return.
 
-    >>> from nuwa_hf.pipelines import NuwaDiffusionPipeline
+    >>> from nuwa_hf import NuwaDiffusionPipeline         # also nuwa_hf.pipelines.NuwaDiffusionPipeline
     >>> pipe = NuwaDiffusionPipeline.from_pretrained("checkpoints/nuwa-tiny").to("cpu")
-    >>> image = pipe("text-to-image", prompt="a red 7 in the top left", generator=torch.Generator().manual_seed(0)).images[0]
+    >>> image = pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0)).images[0]
     >>> frames = pipe("T2V", prompt="the digit 3 is moving up then down", num_frames=8).frames[0]
-    >>> edited = pipe("image-manipulation", image=image, prompt="a blue 7 in the top left", mask="top left").images[0]
+    >>> edited = pipe("image-manipulation", image=image, prompt="a blue 7", mask="top left").images[0]
 
 Why this shape: NUWA is autoregressive, not a diffusion model, so there is no scheduler and no denoising loop to
 share with diffusers' pipelines; what diffusers users expect is the surface (loading, device moves, generators, output
@@ -60,6 +60,24 @@ TASK_ARGUMENTS = {
     "nuwa-image-manipulation": ("image", "prompt", "mask"),
     "nuwa-video-manipulation": ("video", "image", "prompt", "num_frames", "num_condition_frames"),
 }
+
+
+# Arguments of the transformers pipelines that this entry point takes under another name (it passes them itself, so
+# giving them in **options would collide).
+FACE_NAMES = {"num_frames_to_predict": "num_frames"}
+
+
+def _outputs_per_input(num_images_per_prompt: Optional[int], num_outputs_per_input: Optional[int]) -> int:
+    """The outputs-per-input count from diffusers' name or the pipelines' name (either; both only if equal)."""
+    given = {name: check_count(name, value) for name, value in (("num_images_per_prompt", num_images_per_prompt),
+                                                                ("num_outputs_per_input", num_outputs_per_input))
+             if value is not None}
+    if len(set(given.values())) > 1:
+        raise TypeError(
+            f"num_images_per_prompt={given['num_images_per_prompt']} and num_outputs_per_input="
+            f"{given['num_outputs_per_input']} name the same count (outputs per input) with different values: give one."
+        )
+    return next(iter(given.values()), 1)
 
 
 @dataclass
@@ -135,7 +153,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         mask: Any = None,
         *,
         num_frames: Optional[int] = None,
-        num_images_per_prompt: int = 1,
+        num_images_per_prompt: Optional[int] = None,
+        num_outputs_per_input: Optional[int] = None,
         num_condition_frames: Optional[int] = None,
         generator: Optional[Union[torch.Generator, list]] = None,
         output_type: str = "pil",
@@ -150,7 +169,9 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             image: an image (I2I, TI2I; or the first frame for V2V / TV2V). video: frames (V2V, TV2V).
             sketch: a class-index map (S2I) or one per frame (S2V). mask: the region to regenerate (I2I, TI2I).
             num_frames: video length (T2V, TV2V) or frames to predict (V2V).
-            num_images_per_prompt: outputs per input (images or videos).
+            num_images_per_prompt: outputs per input (images or videos), diffusers' name; default 1.
+            num_outputs_per_input: the same count under the transformers pipelines' name (one name in every task);
+                give either (or both with the same value).
             num_condition_frames: leading frames of ``video`` kept (V2V, TV2V).
             generator: a ``torch.Generator`` for reproducible sampling, or a list with one per input (or per output
                 image / video), as in diffusers: a batch then equals separate calls with the same generators.
@@ -167,9 +188,13 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         name = resolve_task_name(task)
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        per_input = _outputs_per_input(num_images_per_prompt, num_outputs_per_input)
+        for option, ours in FACE_NAMES.items():
+            if option in options:
+                raise TypeError(f"{option}= is the transformers pipelines' name; this entry point calls it {ours}=. "
+                                f"Pass {ours}={options[option]!r} instead.")
         pipe = self._task_pipeline(name)
         first_frames = video if video is not None else image
-        per_input = num_images_per_prompt
         calls = {
             "nuwa-text-to-image": lambda: pipe(prompt, num_outputs_per_input=per_input, **common),
             "nuwa-text-to-video": lambda: pipe(prompt, num_frames=num_frames, num_outputs_per_input=per_input, **common),
@@ -203,7 +228,6 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             )
         if video is not None and image is not None:
             raise TypeError(f"Task {name} takes its first frames as video= or image=, not both: give one.")
-        check_count("num_images_per_prompt", num_images_per_prompt)
         if not isinstance(return_dict, bool):
             raise TypeError(f"return_dict must be True or False, got {return_dict!r}.")
         common = check_sampling_options({k: v for k, v in options.items() if v is not None})

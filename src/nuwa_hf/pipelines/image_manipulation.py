@@ -31,7 +31,9 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
                 ``{"image": ..., "prompt": ..., "mask": ...}``.
             prompt (`str` or `list[str]`): the text the edited image should match (one, or one per image).
             mask: the region to change (required): a shortcut (``"bottom half"``, ``"center"``, ...), a box
-                ``(left, top, right, bottom)`` in pixels or as fractions in [0, 1], or a mask image / array of the
+                ``(left, top, right, bottom)`` or its text ``"left,top,right,bottom"``, fractions when all four are in
+                [0, 1] (``(0, 0, 1, 1)`` = the whole image), else pixels (:mod:`~nuwa_hf.pipelines.regions`), or a
+                mask image / array of the
                 image's size (white / True = regenerate); a list gives one region per image.
 
         Returns:

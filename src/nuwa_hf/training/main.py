@@ -10,7 +10,9 @@ Several processes (DDP; gloo on CPU, NCCL on GPUs), same arguments::
     torchrun --nproc_per_node 8 examples/train_nuwa.py --model-preset paper --fsdp-config examples/configs/fsdp_paper.json ...
 
 Run ``--help`` for every option. The run resumes automatically from the newest complete checkpoint in
-``--output-dir`` (``--resume never`` to start over, or a checkpoint path).
+``--output-dir`` (``--resume never`` to start over, or a checkpoint path). Running a finished run again (its
+checkpoint at ``--max-steps``, its ``training_summary.json`` written) changes nothing and says so; raise
+``--max-steps`` to train further.
 """
 
 from __future__ import annotations
@@ -333,6 +335,43 @@ def _resolve_resume(args) -> Optional[str]:
     return mode
 
 
+def _checkpoint_step(checkpoint: str) -> Optional[int]:
+    """The optimiser step a checkpoint was saved at (its trainer_state.json), or None when unreadable."""
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as handle:
+            return int(json.load(handle)["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_summary(output_dir: str) -> Optional[dict]:
+    """The run's training_summary.json, or None when absent or unreadable."""
+    try:
+        with open(os.path.join(output_dir, SUMMARY_FILE), encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def finished_run(args, resume_checkpoint: Optional[str]) -> Optional[dict]:
+    """The summary of a run that is already complete, or None.
+
+    Complete: the checkpoint to resume from was saved at step ``--max-steps`` (or later) and the run folder's
+    training_summary.json was written at that step, after the final model (so the model is there too). Rerunning such
+    a run would train no step and replace the real summary with ``train_loss 0.0``; ``main`` keeps it instead.
+    """
+    if resume_checkpoint is None:
+        return None
+    step = _checkpoint_step(resume_checkpoint)
+    if step is None or step < args.max_steps:
+        return None
+    summary = _read_summary(args.output_dir)
+    if summary is None or summary.get("global_step") != step:
+        return None
+    return summary
+
+
 def _last_logged_losses(log_history: List[dict]) -> Dict[str, float]:
     last = next((entry for entry in reversed(log_history) if "loss" in entry), {})
     return {key: value for key, value in last.items() if key.startswith("loss")}
@@ -364,6 +403,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             "number of processes), or export its weights with nuwa_hf.training.consolidate_sharded_checkpoint."
         )
 
+    finished = finished_run(args, resume_checkpoint)
+    if finished is not None:
+        # Nothing left to train: keep the model and the real summary (a rerun used to rewrite it with train_loss 0.0).
+        if training_args.should_log:
+            logger.warning(
+                "%s is a finished run: %s is at step %d of --max-steps %d, and its model and %s (train_loss %s) are "
+                "kept unchanged. To train further raise --max-steps; to start over pass --resume never or another "
+                "--output-dir.", args.output_dir, os.path.basename(resume_checkpoint), finished["global_step"],
+                args.max_steps, SUMMARY_FILE, finished.get("train_loss"))
+        return 0
+
     vqgan, sketch_vqgan = load_visual_tokenizers(args, task_names)
     num_classes = sketch_vqgan.num_classes if sketch_vqgan is not None else None
     with training_args.main_process_first(desc="task datasets"):
@@ -393,6 +443,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     grids = _grids(mixture, collator)
     set_seed(args.seed)  # the initial weights are part of what --seed reproduces
     model = build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint)
+    # A checkpoint already at --max-steps whose run did not write its summary (stopped after the last checkpoint):
+    # resuming would train one step past --max-steps (transformers skips the trained batches, then steps once before
+    # it checks the limit). Its weights are the final ones: take them and only finish the run (final model, summary).
+    training_done = (resume_checkpoint is not None and not args.fsdp2
+                     and (_checkpoint_step(resume_checkpoint) or 0) >= args.max_steps)
+    if training_done:
+        from ..models.nuwa import NuwaForConditionalGeneration
+
+        model = NuwaForConditionalGeneration.from_pretrained(resume_checkpoint, use_safetensors=True)
     if args.attn_implementation:
         model.set_attn_implementation(args.attn_implementation)
     if training_args.should_log:
@@ -422,7 +481,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if resume_checkpoint and training_args.should_log:
         logger.info("resuming from %s", resume_checkpoint)
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint)
+    if training_done:
+        from transformers import TrainerState
+
+        trainer.state = TrainerState.load_from_json(os.path.join(resume_checkpoint, "trainer_state.json"))
+        if training_args.should_log:
+            logger.warning(
+                "%s is at step %d of --max-steps %d but the run did not finish writing its model and %s: writing them "
+                "now without training (train_loss is unknown: null; last_logged_losses come from the checkpoint).",
+                resume_checkpoint, trainer.state.global_step, args.max_steps, SUMMARY_FILE)
+        train_loss = None
+    else:
+        train_loss = trainer.train(resume_from_checkpoint=resume_checkpoint).training_loss
     elapsed = time.time() - started
     tokens_per_process = torch.tensor([float(trainer.visual_tokens_trained)], device=training_args.device)
     if trainer.accelerator.num_processes > 1:
@@ -431,13 +501,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     shard_report = trainer.elements_per_process() if args.fsdp2 else None  # a collective: before the main-only part
     trainer.save_model(args.output_dir)  # the model with its VQ-GANs, and the processor when there is one
+    trained_now = trainer.state.global_step - ((_checkpoint_step(resume_checkpoint) or 0) if resume_checkpoint else 0)
+    if resume_checkpoint and trained_now <= 0:
+        # No step trained in this process, so a mean loss over its steps (transformers reports 0.0) says nothing:
+        # keep the loss of the run that trained them, when its summary says it, else null.
+        previous = _read_summary(args.output_dir) or {}
+        train_loss = previous.get("train_loss") if previous.get("global_step") == trainer.state.global_step else None
     if trainer.args.should_save:
         summary = {
             "tasks": list(task_names),
             "grids": grids,
             "examples": {name: len(datasets[name]) for name in task_names},
             "global_step": trainer.state.global_step,
-            "train_loss": result.training_loss,
+            "train_loss": train_loss,
             "last_logged_losses": _last_logged_losses(trainer.state.log_history),
             "resumed_from": resume_checkpoint,
             "processes": training_args.world_size,
