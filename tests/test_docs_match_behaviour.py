@@ -62,3 +62,23 @@ def test_readme_and_help_prompts_are_ones_the_default_model_knows(capsys):
     assert "a red 7" in shown, "the README's diffusers example asks for a prompt the default model knows"
     assert shown and not [prompt for prompt in shown if _names_a_place(prompt)]
     assert _names_a_place("a red 7 in the top left")  # the check itself catches the old example
+
+
+def test_generate_help_and_card_list_the_words_the_shipped_checkpoint_knows(capsys):
+    """Issue 28 item 3: the vocabulary is written from the checkpoint's tokenizer, not by hand."""
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+
+    from nuwa_hf.cli import main
+    from nuwa_hf.hub.model_cards import folder_vocabulary
+    from nuwa_hf.processing.vocabulary import vocabulary_by_kind
+
+    folder = Path(__file__).resolve().parents[1] / "checkpoints" / "nuwa-tiny"
+    kinds = vocabulary_by_kind(Tokenizer.from_file(str(folder / "tokenizer.json")))
+    assert "red" in kinds["colours"] and "purple" not in kinds["colours"] and "up then down" in kinds["motions"]
+    assert main(["generate", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for kind, items in kinds.items():
+        assert f"{kind}: {', '.join(items)}" in shown, kind
+    assert dict(folder_vocabulary(folder)) == {kind: ", ".join(items) for kind, items in kinds.items() if items}

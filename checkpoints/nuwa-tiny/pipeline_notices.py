@@ -55,10 +55,17 @@ def unknown_words(tokenizer, text: str) -> List[str]:
         return []
     unknown: List[str] = []
     for word in _WORD.findall(text.lower()):
-        pieces = tokenizer.tokenize(word)
+        pieces = _pieces(tokenizer, word)
         if (len(pieces) != 1 or pieces[0] not in vocabulary) and word not in unknown:
             unknown.append(word)
     return unknown
+
+
+def _pieces(tokenizer, word: str) -> List[str]:
+    """A transformers tokenizer's ``tokenize``, or a bare ``tokenizers.Tokenizer``'s tokens (no special tokens)."""
+    if hasattr(tokenizer, "tokenize"):
+        return tokenizer.tokenize(word)
+    return tokenizer.encode(word, add_special_tokens=False).tokens
 
 
 def prompt_notice(tokenizer, prompt: Optional[str]) -> Optional[str]:

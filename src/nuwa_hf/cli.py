@@ -74,7 +74,26 @@ def _input_help() -> str:
                   "them as integers.")
     mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
                 "Python's mask= takes the same text.")
-    return sketch + "\n\n" + mask
+    return sketch + "\n\n" + mask + _shipped_vocabulary_help(fill)
+
+
+def _shipped_vocabulary_help(fill) -> str:
+    """The prompt words the shipped checkpoint knows, read from its tokenizer (when this is a checkout that has it)."""
+    folder = Path(__file__).resolve().parents[2] / "checkpoints" / "nuwa-tiny"
+    if not (folder / "tokenizer.json").is_file():
+        return ""
+    try:
+        from tokenizers import Tokenizer
+
+        from .processing.vocabulary import vocabulary_by_kind
+
+        kinds = vocabulary_by_kind(Tokenizer.from_file(str(folder / "tokenizer.json")))
+    except Exception:  # a damaged folder must not break --help; loading it names the problem
+        return ""
+    lines = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in kinds.items() if items)
+    return "\n\n" + fill(f"Prompts: the shipped checkpoint ({folder.parent.name}/{folder.name}) knows these words ({lines}); "
+                        "others do not steer it and are named in a warning. Another model's words: "
+                        "nuwa_hf.processing.vocabulary.vocabulary_text(processor.tokenizer).")
 
 
 class CommandError(Exception):

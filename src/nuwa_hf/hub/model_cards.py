@@ -143,6 +143,22 @@ def sample_pictures(folder: os.PathLike) -> list:
     return samples
 
 
+def folder_vocabulary(folder: os.PathLike) -> list:
+    """``[(kind, "word, word, ...")]``: the prompt words the folder's caption tokenizer knows (empty without one)."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        return []
+    from tokenizers import Tokenizer
+
+    from ..processing.vocabulary import vocabulary_by_kind
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception:  # not a tokenizers file (a placeholder in tests, a damaged copy): the card goes without the list
+        return []
+    return [(kind, ", ".join(items)) for kind, items in vocabulary_by_kind(tokenizer).items() if items]
+
+
 def write_default_card(
     folder: os.PathLike,
     *,
@@ -198,6 +214,7 @@ def write_default_card(
         timings=timing_rows,
         seeds=seeds,
         sketch_classes=sketch_class_legend(),
+        vocabulary=folder_vocabulary(folder),
     )
     path = folder / "README.md"
     card.save(str(path))
