@@ -45,7 +45,7 @@ def test_call_is_transformers_call(t2i):
     # The base class adds no __call__ logic of its own beyond input adaptation; the steps are transformers'.
     assert type(t2i).preprocess is not Pipeline.preprocess and type(t2i)._forward is NuwaPipeline._forward
     model_inputs = t2i.preprocess("a red 3")
-    assert set(model_inputs) == {"input_ids", "plan", "prompt"}
+    assert set(model_inputs) == {"input_ids", "plan", "prompt", "notices"}
     assert model_inputs["input_ids"].shape[0] == 1 and model_inputs["input_ids"].device.type == "cpu"
     outputs = t2i.forward(model_inputs, seed=0, output_type="pil")
     assert outputs["tokens"].shape[:2] == (1, 1) and outputs["pixels"].shape[-2:] == (SIZE, SIZE)
