@@ -290,6 +290,9 @@ def _add_generate(commands) -> None:
     options.add_argument("--scorer", default=None,
                          help="folder of a saved scorer with similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
     options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
+    options.add_argument("--strict", action="store_true",
+                         help="refuse prompts with words the model never saw in training and inputs resized by more "
+                              "than 2x (without it they are named in a warning on stderr)")
     options.add_argument("--no-keep-original-pixels", action="store_true",
                          help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
                               "region and in the given frames instead of the input's own pixels (pasted back with a "
@@ -644,6 +647,8 @@ def command_generate(args) -> int:
         options["allow_large"] = True
     if args.no_keep_original_pixels:
         options["keep_original_pixels"] = False
+    if args.strict:
+        options["strict"] = True
     started = time.perf_counter()
     written: list[Path] = []
     try:
@@ -832,9 +837,37 @@ def command_push(args) -> int:
 # Entry point
 
 
+class _StderrWarnings:
+    """The pipelines' warnings (words the model never saw, big resizes: nuwa_hf.pipelines.notices) printed on the
+    current stderr during a command, whatever logging the process has set up."""
+
+    def __enter__(self):
+        import logging
+
+        class ToStderr(logging.Handler):
+            def emit(self, record):
+                print(f"nuwa-hf: warning: {record.getMessage()}", file=sys.stderr, flush=True)
+
+        self.logger = logging.getLogger("nuwa_hf.pipelines")
+        self.handler, self.propagate = ToStderr(level=logging.WARNING), self.logger.propagate
+        self.logger.addHandler(self.handler)
+        self.logger.propagate = False
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.propagate = self.propagate
+        return False
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _StderrWarnings():
+        return _main(argv)
+
+
+def _main(argv: list) -> int:
     try:
         if argv and argv[0] == "train":
             return command_train(argv[1:])

@@ -265,3 +265,14 @@ def test_evaluate_scorer_folder_that_is_neither_form_names_both(cli_model_folder
                            tmp_path / "eval", "--quiet"], capsys)
     assert code == 2
     assert "neither a saved scorer" in stderr and "mnist-digit-reader" in stderr and "digit_classifier" in stderr
+
+
+def test_unknown_prompt_words_are_named_on_stderr_and_strict_refuses_them(cli_model_folder, tmp_path, capsys):
+    """Issue 28 item 3 on the command line: a warning naming the words; --strict makes it a usage error (exit 2)."""
+    code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
+                           "--out", tmp_path / "warned", "--quiet"], capsys)
+    assert code == 0 and "never saw in training: 'purple'" in stderr
+    code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
+                           "--out", tmp_path / "strict", "--quiet", "--strict"], capsys)
+    assert code == 2 and "'purple'" in stderr and "strict" in stderr
+    assert not list((tmp_path / "strict").glob("*.png"))
