@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     if "T2I" in tasks:
         # Text-to-image: one caption, four samples; keep the best two by a (toy) scorer, here the brightest.
         draw = pipeline("nuwa-text-to-image", model=model)
-        images = draw("a red 7 in the top left", num_outputs_per_input=2, num_candidates=2, seed=args.seed,
+        images = draw("a red 7", num_outputs_per_input=2, num_candidates=2, seed=args.seed,
                       scorer=lambda candidates, prompt: [float(np.asarray(c).mean()) for c in candidates])
         for index, image in enumerate(images):
             print(media.save_image(image, out / f"t2i_{index}.png", upscale=4))
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     if "TI2I" in tasks:
         # Text-guided manipulation of a box (left, top, right, bottom) given as fractions of the image.
         edit = pipeline("nuwa-image-manipulation", model=model)
-        edited = edit(first_frame, "a blue 3 in the center", mask=(0.25, 0.25, 0.75, 0.75), seed=args.seed)
+        edited = edit(first_frame, "a blue 3", mask=(0.25, 0.25, 0.75, 0.75), seed=args.seed)
         print(media.save_image(edited, out / "ti2i.png", upscale=4))
     if "TV2V" in tasks:
         # Text-guided video manipulation: the first frame is kept, the rest follows the new text.

@@ -14,7 +14,7 @@ class NuwaTextToImagePipeline(NuwaPipeline):
         >>> from transformers import pipeline
         >>> import nuwa_hf
         >>> generate = pipeline("nuwa-text-to-image", model="checkpoints/nuwa-tiny")
-        >>> image = generate("a red digit 7 in the top left", seed=0)                 # a PIL image
+        >>> image = generate("a red digit 7", seed=0)                                 # a PIL image
         >>> images = generate(["a blue 3", "a green 5"], num_outputs_per_input=2)    # 2 lists of 2 images
     """
 
