@@ -6,6 +6,7 @@ CPU-minutes. The recipe of ``examples/train_default_checkpoint.py`` is chosen fr
     python benchmarks/pilot_default_model.py --snapshot-run runs/default &   # beside the recipe: keep every 2,000th step
     python benchmarks/pilot_default_model.py --score-run runs/default  # then: the recipe's own curve
     python benchmarks/pilot_default_model.py --gains-run runs/v6/piece1 --watch &  # condition gains per checkpoint
+    python benchmarks/pilot_default_model.py --plot-gains runs/v6/piece1           # their curve (docs/) and table
 
 Every variant trains NUWA on text-to-image ONLY with the project's own trainer (``examples/train_nuwa.py`` under
 ``torchrun --nproc_per_node 2``, one thread each, i.e. both cores), the shipped VQ-GAN (``checkpoints/nuwa-tiny/vqgan``)
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -209,7 +211,7 @@ def score_run(run: Path, docs: Path) -> None:
 
 
 def gains_run(run: Path, *, sampled_every: int = 2000, tasks: str = "t2i,t2v,s2i,s2v", num_examples: int = 40,
-              watch: bool = False, poll_seconds: float = 30.0) -> list:
+              watch: bool = False, poll_seconds: float = 30.0, image_size: Optional[int] = None) -> list:
     """The fast signal of a training run, snapshot by snapshot: for every Trainer checkpoint ``run/checkpoint-N`` (a
     run started with a large ``--save-total-limit`` keeps them all), the teacher-forced condition gains
     (``nuwa_hf.evaluation.condition_gain``, seconds each) and, every ``sampled_every`` steps and at the end, sampled
@@ -240,7 +242,7 @@ def gains_run(run: Path, *, sampled_every: int = 2000, tasks: str = "t2i,t2v,s2i
                                                       else run.parent if not (run / "processor_config.json").exists()
                                                       else run)
             started_scoring = time.time()
-            gains = condition_gains(model, processor, tasks.split(","), num_examples=num_examples)
+            gains = condition_gains(model, processor, tasks.split(","), num_examples=num_examples, image_size=image_size)
             row = {"step": step, "wall_minutes": round((checkpoint.stat().st_mtime - started) / 60, 1), "gains": gains}
             if step % sampled_every == 0 or (finished and checkpoint == checkpoints[-1]):
                 torch.manual_seed(0)
@@ -255,6 +257,50 @@ def gains_run(run: Path, *, sampled_every: int = 2000, tasks: str = "t2i,t2v,s2i
         if finished or not watch:
             return rows
         time.sleep(poll_seconds)
+
+
+def plot_gains(run: Path, docs: Path, name: str = "default_run_gains.png") -> list:
+    """The fast signal against CPU-minutes from ``run/gains.jsonl`` (written by :func:`gains_run`): the condition gains
+    of the motion, digit and shape, and the sampled accuracies where a snapshot has them -> ``docs/<name>`` and a
+    markdown table (returned as lines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted((json.loads(line) for line in (run / "gains.jsonl").read_text().splitlines() if line.strip()),
+                  key=lambda r: r["step"])
+    minutes = [2 * r["wall_minutes"] for r in rows]
+    fig, (gain_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for task, attribute, label in (("t2v", "motion", "T2V motion"), ("t2v", "digit", "T2V digit"),
+                                   ("t2i", "digit", "T2I digit"), ("s2i", "shape_class", "S2I shape class")):
+        gain_ax.plot(minutes, [r["gains"][task][attribute]["gain"] for r in rows], marker="o", label=label)
+    gain_ax.set_yscale("symlog", linthresh=1.0)
+    gain_ax.set_xlabel("CPU-minutes of this run (2 processes)")
+    gain_ax.set_ylabel("condition gain, nats per example (symlog)")
+    gain_ax.legend(fontsize=7)
+    sampled = [r for r in rows if "t2i_digit_accuracy" in r]
+    for key, label in (("t2i_digit_accuracy", "T2I digit"), ("t2v_digit_accuracy", "T2V digit (mean over frames)"),
+                       ("t2v_motion_accuracy", "T2V motion")):
+        acc_ax.plot([2 * r["wall_minutes"] for r in sampled], [r[key] for r in sampled], marker="o", label=label)
+    acc_ax.axhline(0.25, color="gray", lw=0.5, ls=":")
+    acc_ax.set_ylim(0, 1)
+    acc_ax.set_xlabel("CPU-minutes of this run (2 processes)")
+    acc_ax.set_ylabel("sampled accuracy (independent MNIST reader)")
+    acc_ax.legend(fontsize=7)
+    fig.tight_layout()
+    docs.mkdir(parents=True, exist_ok=True)
+    fig.savefig(docs / name, dpi=110)
+    lines = ["| step | CPU-min | T2V motion gain / true lowest | T2V digit gain | T2I digit gain | S2I shape class gain "
+             "| sampled T2I digit | sampled T2V digit / motion |", "|---|---|---|---|---|---|---|---|"]
+    for r, m in zip(rows, minutes):
+        g = r["gains"]
+        sampled_cells = (f"{r['t2i_digit_accuracy']:.2f} | {r['t2v_digit_accuracy']:.2f} / {r['t2v_motion_accuracy']:.2f}"
+                         if "t2i_digit_accuracy" in r else " | ")
+        lines.append(f"| {r['step']} | {m:.0f} | {g['t2v']['motion']['gain']:.2f} / {g['t2v']['motion']['true_lowest']:.2f} "
+                     f"| {g['t2v']['digit']['gain']:.1f} | {g['t2i']['digit']['gain']:.1f} "
+                     f"| {g['s2i']['shape_class']['gain']:.2f} | {sampled_cells} |")
+    return lines
 
 
 def report(out: Path, docs: Path) -> None:
@@ -304,9 +350,14 @@ def main(argv=None) -> int:
                         help="condition gains of every checkpoint-N of a nuwa-hf train run (RUN_DIR/gains.jsonl), "
                              "sampled accuracy every --every steps; with --watch until the run ends")
     parser.add_argument("--watch", action="store_true", help="--gains-run: keep scoring new checkpoints")
+    parser.add_argument("--plot-gains", default=None, metavar="RUN_DIR",
+                        help="plot RUN_DIR/gains.jsonl against CPU-minutes (docs/default_run_gains.png) and print a table")
     args = parser.parse_args(argv)
     if args.gains_run:
         gains_run(Path(args.gains_run), sampled_every=args.every, watch=args.watch)
+        return 0
+    if args.plot_gains:
+        print("\n".join(plot_gains(Path(args.plot_gains), Path(args.docs))))
         return 0
     if args.snapshot_run:
         snapshot_run(Path(args.snapshot_run), args.every)

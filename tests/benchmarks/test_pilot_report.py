@@ -52,3 +52,21 @@ def test_snapshot_run_keeps_every_nth_checkpoint_of_a_finished_run(tmp_path):
     assert sorted(p.name for p in snapshots.iterdir() if p.is_dir()) == ["step-2000"]
     assert (snapshots / "step-2000" / "model.safetensors").read_bytes() == b"weights"
     assert (snapshots / "times.txt").read_text().split()[1] == "2000" and (snapshots / "started.txt").exists()
+
+
+def test_gains_run_scores_each_checkpoint_once_and_plot_gains_draws_the_curve(tiny_model_folder, tmp_path):
+    """--gains-run on a run folder: every checkpoint-N gets its condition gains (sampled accuracy every --every steps);
+    a second pass skips what is scored; --plot-gains draws the curve and gives one table row per checkpoint."""
+    import shutil
+
+    pilot = _load()
+    run = tmp_path / "run"
+    for step in (1, 2):
+        shutil.copytree(tiny_model_folder, run / f"checkpoint-{step}")
+    rows = pilot.gains_run(run, sampled_every=10**9, num_examples=4, tasks="t2i,t2v,s2i", image_size=16)
+    assert [r["step"] for r in rows] == [1, 2] and "motion" in rows[0]["gains"]["t2v"]
+    assert pilot.gains_run(run, sampled_every=10**9, num_examples=4, tasks="t2i,t2v,s2i", image_size=16) == []
+    lines = pilot.plot_gains(run, tmp_path / "docs")
+    assert len(lines) == 2 + 2 and lines[2].startswith("| 1 |")
+    with PIL.Image.open(tmp_path / "docs" / "default_run_gains.png") as plot:
+        assert plot.width > 300
