@@ -22,16 +22,18 @@ DEFAULT_TEMPLATE = "nuwa-tiny.md"
 
 DATASETS = ["mnist"]
 DEFAULT_LIMITATIONS = (
-    "Tiny and trained for about an hour on a CPU: 32x32 frames, 4-frame videos, a vocabulary of a few hundred caption "
-    "tokens. It knows one digit per picture, seven colours and GODIVA's four motions; prompts outside that (several "
-    "digits, places, other objects or motions) are out of distribution and give meaningless pictures.",
+    "Tiny and trained for a few hours on a CPU: 32x32 frames, short videos, a vocabulary of a few hundred caption "
+    "tokens. It knows one digit per picture, six colours and GODIVA's four motions (the exact words are listed above); "
+    "prompts outside that (several digits, places, other objects or motions) are out of distribution, give "
+    "meaningless pictures and are named in a warning.",
     "The scene (sketch) tasks only know the scene world's classes; any other class map is out of distribution.",
     "The quality numbers are read by small scorers the project trained on the same worlds (their own held-out "
     "accuracy is stated with each number); they are not comparable with the paper's numbers on MSCOCO / Kinetics.",
     "FID / KID use the real FID Inception on 32x32 images upsampled to 299x299 at a few dozen samples: biased and "
     "noisy, only for comparing checkpoints of this model with each other.",
-    "Completion and manipulations are zero-shot (constrained decoding): the kept tokens are exactly the input's, "
-    "but the VQ-GAN decoder mixes neighbouring tokens, so pixels next to the region change a little.",
+    "Completion and manipulations are zero-shot (constrained decoding): the kept tokens are exactly the input's, and "
+    "the pipelines paste the input's own pixels back outside the region (a 2-pixel blended seam), so only the "
+    "region and its seam are new.",
     "No safety filtering is needed for this data domain; do not use it as a component of a product.",
 )
 
