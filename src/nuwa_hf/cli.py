@@ -150,6 +150,18 @@ def _checked_type(convert, check, wanted: str):
     return parse
 
 
+def _file_name_prefix(text: str) -> str:
+    """--name: a plain file name prefix (no folders, no control characters), since it names files in --out."""
+    bad = [c for c in text if c in "/\\" or ord(c) < 32 or ord(c) == 127]
+    if not text.strip() or bad or text in (".", "..") or text.startswith("-"):
+        shown = ", ".join(sorted({repr(c) for c in bad})) or repr(text)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file name prefix ({shown} not allowed): give letters, digits, '-', '_' or '.', with "
+            "no folder separators or control characters (the folder is --out)."
+        )
+    return text
+
+
 def _fps(text: str) -> float:
     from .media import check_fps
 
@@ -304,7 +316,7 @@ def _add_generate(commands) -> None:
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--out", required=True,
                          help="output folder (created; checked to be writable before anything is generated)")
-    outputs.add_argument("--name", default=None, help="file name prefix (default: the task code, e.g. t2v)")
+    outputs.add_argument("--name", type=_file_name_prefix, default=None, help="file name prefix (default: the task code, e.g. t2v)")
     outputs.add_argument("--overwrite", action="store_true",
                          help="replace files of an earlier run with the same names (never an input file)")
     outputs.add_argument("--fps", type=_fps, default=4.0, help="frames per second of GIF / MP4 (0.01 to 240)")
