@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -705,13 +706,27 @@ def _load(task: str, model: str):
             check_model_folder(model)
         except IncompleteModelFolderError as error:
             raise CommandError(str(error), EXIT_MODEL) from None
+    _warn_of_foreign_code(model)
     try:
-        return load_pipeline(task, model)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*names code that is not nuwa-hf's")  # printed above
+            return load_pipeline(task, model)
     except NuwaModelFolderError as error:
         raise CommandError(str(error), EXIT_MODEL) from None
     except (OSError, ValueError) as error:
         where = "" if os.path.isdir(model) else " (no such folder, and no Hub repository that could be loaded)"
         raise CommandError(f"Could not load the model {model!r}{where}: {error}", EXIT_MODEL) from None
+
+
+def _warn_of_foreign_code(model: str) -> None:
+    """One 'nuwa-hf: warning:' line when the folder's config.json names code that is not nuwa-hf's (never run)."""
+    from .models.nuwa.loading_nuwa import foreign_code_note, read_nuwa_config
+
+    if os.path.isdir(model):
+        config, problem = read_nuwa_config(model)
+        note = foreign_code_note(config) if config and not problem else None
+        if note:
+            print(f"nuwa-hf: warning: {model}: {note}", file=sys.stderr, flush=True)
 
 
 def _check_demo_picture_size(args, processor) -> None:

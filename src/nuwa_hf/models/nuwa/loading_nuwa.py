@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 CHECKSUM_MANIFEST = "checksums.json"
@@ -94,6 +95,39 @@ def read_nuwa_config(folder: str | os.PathLike) -> tuple[dict | None, str | None
     return config, None
 
 
+# The code a folder written by ``remote_code.write_remote_code`` names: nuwa-hf's own modules, copied flat.
+_OWN_AUTO_MAP_MODULES = ("configuration_nuwa", "modeling_nuwa")
+
+
+def _module_of(reference) -> str:
+    """``"repo--module.Class"`` or ``"module.Class"`` -> ``"module"``."""
+    return str(reference).split("--")[-1].rsplit(".", 1)[0]
+
+
+def foreign_code_note(config: dict) -> str | None:
+    """What a NUWA config.json names as code that is not nuwa-hf's own (``auto_map`` classes, ``custom_pipelines``
+    implementations): that code is refused, i.e. never imported, when the installed package loads the folder
+    (``from_pretrained``, ``AutoModel*``, ``pipeline()`` and the CLI use nuwa-hf's registered classes, and
+    ``trust_remote_code`` is off by default). None when it names only nuwa-hf's own modules, or no code."""
+    refused = []
+    auto_map = config.get("auto_map") if isinstance(config.get("auto_map"), dict) else {}
+    for auto_class, references in sorted(auto_map.items()):
+        for reference in references if isinstance(references, (list, tuple)) else [references]:
+            if reference and _module_of(reference) not in _OWN_AUTO_MAP_MODULES:
+                refused.append(f"auto_map {auto_class} -> {_module_of(reference)}.py")
+    pipelines = config.get("custom_pipelines") if isinstance(config.get("custom_pipelines"), dict) else {}
+    for task, entry in sorted(pipelines.items()):
+        impl = entry.get("impl") if isinstance(entry, dict) else None
+        own = "pipeline_" + str(task).removeprefix("nuwa-").replace("-", "_")
+        if impl and _module_of(impl) != own:
+            refused.append(f"custom_pipelines {task} -> {_module_of(impl)}.py")
+    if not refused:
+        return None
+    return (f"config.json names code that is not nuwa-hf's ({'; '.join(refused)}); it was not run: the installed "
+            "nuwa-hf classes load this folder. Do not pass trust_remote_code=True for it unless you have read that "
+            "code; re-save the model with `save_pretrained` to drop the references.")
+
+
 def weights_file_problem(path: str | os.PathLike) -> str | None:
     """None when ``path`` is a whole safetensors file, else what is wrong with it (empty, truncated, not safetensors)."""
     return _safetensors_problem(Path(path))
@@ -122,6 +156,9 @@ def check_model_files(path: str | os.PathLike) -> None:
     config, problem = read_nuwa_config(folder)
     if problem:
         raise NuwaModelFolderError(f"{text!r}: {problem}.")
+    note = foreign_code_note(config)
+    if note:
+        warnings.warn(f"{text!r}: {note}", UserWarning, stacklevel=3)
     weights = _weight_files(folder)
     if not weights:
         pickles = [p.name for p in folder.glob("*.bin")]
