@@ -1,0 +1,970 @@
+"""NUWA web demo: the eight nuwa-hf tasks in one Gradio app, laid out as a Hugging Face Space.
+
+    python spaces/nuwa/app.py                                   # this repository's checkpoints/nuwa-tiny
+    python spaces/nuwa/app.py --model my-org/nuwa-tiny --host 0.0.0.0 --port 7861
+    make web                                                    # the same, from the repository root
+
+One tab per task (T2I, T2V, V2V, S2I, S2V, I2I, TI2I, TV2V). Generations go through one queue slot at a time
+(``demo.queue(default_concurrency_limit=1)`` and one concurrency group for all of them), report their progress per
+generated token, and stop at the next token when the tab's Stop button is pressed. Bad inputs and pipeline failures
+come back as ``gr.Error`` messages that say what is wrong and what to do; the server keeps running.
+
+Tests and other programs build the app with :func:`build_demo` and start it with :func:`launch`.
+"""
+
+import argparse
+import contextlib
+import functools
+import html
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+import numpy as np
+import PIL.Image
+import torch
+from transformers import LogitsProcessor
+
+import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight pipelines)
+import logging
+from nuwa_hf import media
+from nuwa_hf.pipelines import REGION_SHORTCUTS, TASK_CODES, load_nuwa_processor
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "nuwa-tiny"
+MODEL_ENV_VAR = "NUWA_MODEL"  # a model folder or Hub id, for a Space (where the repository's checkpoints are absent)
+DEFAULT_PORT = 7860
+VIEW_PIXELS = 256  # outputs are enlarged (nearest neighbour) to about this many pixels for viewing
+FPS = 4.0
+NUM_BUILTIN_EXAMPLES = 4
+CONCURRENCY_ID = "nuwa-generation"  # every generation shares one queue slot: the model is one object in memory
+PAINTED = "painted with the brush"
+
+T2I_EXAMPLES = ["a red 7", "the digit seven in blue", "7, green"]
+T2V_EXAMPLES = ["the digit 3 is moving up then down", "a red 5 moving left then right"]
+
+
+
+# The warnings of the running pipeline call (one generation at a time, see _run), for the page's info line.
+_call_notes = threading.local()
+
+
+@contextlib.contextmanager
+def _pipeline_warnings():
+    """Collect what the NUWA pipelines warn about during the block (nuwa_hf.pipelines.notices)."""
+    said: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    handler = _Collect(level=logging.WARNING)
+    logger = logging.getLogger("nuwa_hf.pipelines")
+    logger.addHandler(handler)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
+
+
+def _taken_call_notes() -> list[str]:
+    items = getattr(_call_notes, "items", [])
+    _call_notes.items = []
+    return items
+
+class GenerationStopped(RuntimeError):
+    """Raised inside generate() (from a logits processor, at the next decoding step) when the user pressed Stop."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Stopping a running generation
+
+
+class StopSwitch:
+    """Per-session stop flags, checked before every decoding step of the model.
+
+    Gradio's ``cancels=`` cancels the event, but a function already running in a worker thread would go on to the end
+    (and hold the only queue slot's CPU). Each generation runs inside :meth:`job`; the Stop button calls :meth:`stop`
+    for its session, and :meth:`check` (called at every decoding step by :class:`StopAtNextStep`, a logits processor
+    each pipeline call carries) raises :class:`GenerationStopped` in that generation's thread at its next step.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._current: dict[str, object] = {}
+        self._stopped: set[int] = set()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def job(self, session: str):
+        token = object()
+        with self._lock:
+            self._current[session] = token
+        self._local.token = token
+        try:
+            yield
+        finally:
+            self._local.token = None
+            with self._lock:
+                self._stopped.discard(id(token))
+                if self._current.get(session) is token:
+                    del self._current[session]
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            token = self._current.get(session)
+            if token is not None:
+                self._stopped.add(id(token))
+
+    def check(self, *_: Any) -> None:
+        token = getattr(self._local, "token", None)
+        if token is not None and id(token) in self._stopped:
+            raise GenerationStopped("Stopped.")
+
+
+class StopAtNextStep(LogitsProcessor):
+    """transformers' per-step hook into sampling, used as a stop check: leaves the scores as they are, or raises
+    :class:`GenerationStopped` when this generation's session pressed Stop."""
+
+    def __init__(self, switch: StopSwitch):
+        self.switch = switch
+
+    def __call__(self, input_ids, scores):
+        self.switch.check()
+        return scores
+
+
+def _session(request: Optional[gr.Request]) -> str:
+    return str(getattr(request, "session_hash", None) or "local")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+def _error(message: str) -> gr.Error:
+    return gr.Error(html.escape(message, quote=False), title="Cannot generate", print_exception=False)
+
+
+def guarded(method):
+    """Turn every exception of a handler into a ``gr.Error`` with the pipeline's message: the server never dies."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except gr.Error:
+            raise
+        except GenerationStopped:
+            raise gr.Error("Stopped: the generation was cancelled with the Stop button.", title="Stopped",
+                           print_exception=False) from None
+        except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as error:
+            raise _error(str(error)) from None
+        except Exception as error:  # the pipelines' own bugs too: report, keep serving
+            traceback.print_exc()
+            raise _error(f"Generation failed ({type(error).__name__}: {error}). Try other inputs or settings; if it "
+                         "keeps failing, restart the app and report the message.") from None
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The model and the task handlers
+
+
+class NuwaWebDemo:
+    """The model, its processor and one pipeline per task (built on first use), plus the handlers of the tabs."""
+
+    def __init__(self, model_path: str | os.PathLike):
+        from transformers import AutoModelForSeq2SeqLM
+
+        self.model_path = str(model_path)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(self.model_path, use_safetensors=True).eval()
+        self.processor = load_nuwa_processor(self.model_path)
+        self.image_size = self.processor.image_processor.output_size[0]
+        self.frames = int(self.model.config.max_visual_grid[0])
+        seg = self.model.sketch_vqgan
+        self.num_classes = int(seg.num_classes) if seg is not None else None
+        self.has_sketches = seg is not None
+        generation = getattr(self.model, "generation_config", None)
+        self.default_guidance = float(getattr(generation, "guidance_scale", None) or 1.0)
+        self.default_top_k = int(getattr(generation, "top_k", None) or 0)
+        self.codebook_size = int(self.model.config.visual_vocab_size)
+        self.upscale = max(1, VIEW_PIXELS // self.image_size)
+        self.device = 0 if torch.cuda.is_available() else -1
+        self.switch = StopSwitch()
+        self.stop_check = StopAtNextStep(self.switch)
+        self._pipelines: dict[str, Any] = {}
+        self._examples: dict[str, Any] = {}
+        self._generating = threading.Lock()
+        self._setup_lock = threading.Lock()
+        self.out_root = Path(tempfile.gettempdir()) / "nuwa-web-demo"
+        self.class_names = self._class_names()
+        self.palette = self._palette()
+
+    # --- parts -------------------------------------------------------------------------------------------------------
+
+    def pipeline(self, code: str):
+        with self._setup_lock:
+            if code not in self._pipelines:
+                from transformers import pipeline
+
+                pipe = pipeline(TASK_CODES[code], model=self.model, processor=self.processor, device=self.device)
+                self._pipelines[code] = pipe
+            return self._pipelines[code]
+
+    def examples(self, code: str):
+        """Built-in held-out inputs of a task (nuwa_hf.data.task_examples), or None when the worlds cannot be
+        drawn here (e.g. their data is not cached and there is no network)."""
+        with self._setup_lock:
+            if code not in self._examples:
+                from nuwa_hf.data.task_examples import task_examples
+
+                try:
+                    self._examples[code] = task_examples(code, NUM_BUILTIN_EXAMPLES, self.image_size, self.frames,
+                                                         num_sketch_classes=self.num_classes)
+                except Exception as error:  # the tab still works with uploads
+                    print(f"[nuwa web demo] no built-in {code} examples: {type(error).__name__}: {error}",
+                          file=sys.stderr)
+                    self._examples[code] = None
+            return self._examples[code]
+
+    def _class_names(self) -> list[str]:
+        from nuwa_hf.data import SCENE_CLASSES
+
+        count = self.num_classes or len(SCENE_CLASSES)
+        return [SCENE_CLASSES[i] if i < len(SCENE_CLASSES) else f"class {i}" for i in range(count)]
+
+    def _palette(self) -> np.ndarray:
+        """(num_classes, 3) uint8: the colours media.sketch_to_image gives each class (class 0 black)."""
+        count = len(self.class_names)
+        return np.asarray(media.sketch_to_image(np.arange(count)[None, :], num_classes=count))[0].astype(np.int64)
+
+    def _workdir(self, code: str) -> Path:
+        """A fresh folder for one request's files; folders older than an hour are removed."""
+        self.out_root.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - 3600
+        for old in self.out_root.iterdir():
+            with contextlib.suppress(OSError):
+                if old.is_dir() and old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{code.lower()}-", dir=self.out_root))
+
+    # --- running a pipeline --------------------------------------------------------------------------------------
+
+    def _options(self, seed, top_k, guidance=None) -> dict:
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise _error(f"The seed {seed!r} is not a whole number: give an integer >= 0.") from None
+        if seed < 0:
+            raise _error(f"The seed is {seed}: give an integer >= 0.")
+        options = {"seed": seed, "top_k": int(top_k or 0)}
+        if guidance is not None:
+            options["guidance_scale"] = float(guidance)
+        return options
+
+    def _run(self, code: str, request, progress, *args, **kwargs):
+        """Run task ``code``'s pipeline under this session's stop switch, one generation at a time."""
+        progress(0, desc=f"{code}: waiting for the model")
+        with self._generating, self.switch.job(_session(request)):
+            progress(0, desc=f"{code}: preparing")
+            pipe = self.pipeline(code)
+            start = time.perf_counter()
+            with _pipeline_warnings() as said:  # words the model never saw: shown on the page's info line
+                result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
+            # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
+            _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]
+            return result, time.perf_counter() - start
+
+    def _settings(self, options: dict, seconds: float) -> str:
+        parts = [f"seed {options['seed']}", f"top-k {options['top_k'] or 'off'}"]
+        if "guidance_scale" in options:
+            parts.append(f"guidance {options['guidance_scale']:g}")
+        return f"{', '.join(parts)}; {seconds:.1f} s at {self.image_size}x{self.image_size} pixels."
+
+    def _image_outputs(self, code: str, image, notes: list[str], options: dict, seconds: float):
+        folder = self._workdir(code)
+        native = media.save_image(image, folder / f"{code.lower()}.png")
+        view = media.save_image(image, folder / f"{code.lower()}_x{self.upscale}.png", upscale=self.upscale)
+        info = "\n".join(notes + _taken_call_notes() + [self._settings(options, seconds)])
+        return str(view), [str(native), str(view)], info
+
+    def _video_outputs(self, code: str, frames, notes: list[str], options: dict, seconds: float):
+        folder = self._workdir(code)
+        stem = code.lower()
+        gif = media.save_gif(frames, folder / f"{stem}.gif", fps=FPS, upscale=self.upscale)
+        files = [gif, media.save_gif(frames, folder / f"{stem}_native.gif", fps=FPS),
+                 media.save_image(media.frame_strip(frames), folder / f"{stem}_frames.png")]
+        mp4 = None
+        if media.mp4_available():
+            mp4 = media.save_mp4(frames, folder / f"{stem}.mp4", fps=FPS, upscale=self.upscale)
+            files.insert(0, mp4)
+        else:
+            notes = notes + ["No MP4: PyAV is not installed (pip install 'av>=14'); the GIF shows the video."]
+        info = "\n".join(notes + _taken_call_notes() + [f"{len(frames)} frames; " + self._settings(options, seconds)])
+        return (str(mp4) if mp4 else None), str(gif), [str(f) for f in files], info
+
+    # --- inputs --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _prompt(text, what="prompt", example="a red 7") -> str:
+        text = (text or "").strip()
+        if not text:
+            raise _error(f"The {what} is empty: type what to generate, e.g. '{example}'.")
+        return text
+
+    def _size_note(self, size, what: str) -> list[str]:
+        width, height = size
+        if (width, height) == (self.image_size, self.image_size):
+            return []
+        how = "resized" if width == height else "resized (shorter side) and centre-cropped"
+        return [f"Info: the {what} is {width}x{height}; it was {how} to the model's "
+                f"{self.image_size}x{self.image_size} pixels."]
+
+    def _load_video(self, upload, example, code: str, max_frames: Optional[int] = None):
+        """Frames of the uploaded video, else of a built-in example; plus notes for the info line."""
+        if upload:
+            path = Path(upload)
+            try:
+                frames = media.load_video(path, num_frames=max_frames)
+            except Exception as error:
+                raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video ({error}). Upload a GIF "
+                             "or an MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).") from None
+            return frames, [f"Input: the uploaded video '{shown_name(path)}' ({len(frames)} frame(s) used)."] + \
+                self._size_note(frames[0].size, "video")
+        examples = self.examples(code)
+        if examples is None or examples.references is None:
+            raise _error("No video given: upload a GIF or MP4 (the built-in examples are not available here).")
+        index = self._example_index(example)
+        frames = [PIL.Image.fromarray(frame) for frame in examples.references[index]][:max_frames]
+        return frames, [f"Input: built-in example {index + 1} (held-out Moving MNIST)."]
+
+    @staticmethod
+    def _example_index(example) -> int:
+        try:
+            return max(0, min(int(str(example).split()[-1]) - 1, NUM_BUILTIN_EXAMPLES - 1))
+        except (ValueError, IndexError):
+            return 0
+
+    def _nearest_classes(self, rgb: np.ndarray, fill: int) -> np.ndarray:
+        """RGB pixels (H, W, 3) -> class ids by the nearest palette colour; near-white pixels -> ``fill``."""
+        flat = rgb.reshape(-1, 3)
+        classes = np.empty(len(flat), dtype=np.int64)
+        palette = self.palette.astype(np.int32)[None]
+        for start in range(0, len(flat), 1 << 18):  # in chunks: memory stays bounded for a large upload
+            pixels = flat[start:start + (1 << 18)].astype(np.int32)
+            classes[start:start + len(pixels)] = ((pixels[:, None, :] - palette) ** 2).sum(-1).argmin(-1)
+            classes[start:start + len(pixels)][pixels.min(-1) >= 235] = fill
+        return classes.reshape(rgb.shape[:-1])
+
+    def _fill_class(self, name) -> int:
+        return self.class_names.index(name) if name in self.class_names else 0
+
+    def _canvas_to_map(self, value, fill: int) -> Optional[np.ndarray]:
+        """The drawing of an ImageEditor (background + layers, PIL RGBA) -> a class map at the canvas' size."""
+        if not value:
+            return None
+        background, layers = value.get("background"), [l for l in (value.get("layers") or []) if l is not None]
+        if background is None and not layers:
+            return None
+        size = background.size if background is not None else layers[0].size
+        if background is not None:
+            rgba = np.asarray(background.convert("RGBA"))
+            classes = self._nearest_classes(rgba[..., :3], fill)
+            classes[rgba[..., 3] < 128] = fill
+        else:
+            classes = np.full((size[1], size[0]), fill, dtype=np.int64)
+        for layer in layers:
+            layer = layer.convert("RGBA")
+            if layer.size != size:
+                layer = layer.resize(size, PIL.Image.NEAREST)
+            rgba = np.asarray(layer)
+            painted = rgba[..., 3] >= 128
+            if painted.any():
+                classes[painted] = self._nearest_classes(rgba[..., :3], fill)[painted]
+        return classes
+
+    def _load_class_maps(self, upload, fill: int) -> np.ndarray:
+        """An uploaded class map (PNG in mode L/P, .npy (H, W)) or sequence (.npy (T, H, W), GIF in mode P) ->
+        (T, H, W); an RGB picture of a sketch is read back through the palette."""
+        path = Path(upload)
+        try:
+            return media.load_sketch_video(path)
+        except media.InputLimitError as error:
+            raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
+        except ValueError as error:
+            if "mode" not in str(error):
+                raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
+        except Exception as error:
+            raise _error(f"Could not read the class map '{shown_name(path)}' ({error}). Upload a PNG in mode L/P whose "
+                         "pixel values are class ids, a .npy integer array (H, W) or (T, H, W), or a GIF in mode P.") \
+                from None
+        try:  # an RGB drawing in the palette's colours (read with the same size, pixel and frame limits)
+            frames = media.load_video(path)
+        except Exception as error:
+            raise _error(f"Could not read the class map '{shown_name(path)}' ({error}): upload a PNG, GIF or .npy file.") \
+                from None
+        return np.stack([self._nearest_classes(np.asarray(frame), fill) for frame in frames])
+
+    def _check_classes(self, maps: np.ndarray) -> None:
+        top = int(maps.max()) if maps.size else 0
+        if top >= len(self.class_names):
+            raise _error(f"The class map holds class id {top} but the model knows {len(self.class_names)} classes "
+                         f"(ids 0..{len(self.class_names) - 1}: {', '.join(self.class_names)}): map the other "
+                         "labels to these classes.")
+
+    def _model_maps(self, maps: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Class maps (T, H, W) -> the model's size through the image processor (nearest neighbour + centre crop)."""
+        self._check_classes(maps)
+        notes = self._size_note((maps.shape[2], maps.shape[1]), "sketch")
+        processed = self.processor.image_processor.preprocess_sketches(
+            list(maps), num_sketch_classes=len(self.class_names), return_tensors="np")["sketch_maps"]
+        return np.asarray(processed, dtype=np.int64), notes
+
+    def _sketch_maps(self, canvas, upload, fill_name) -> tuple[np.ndarray, list[str]]:
+        fill = self._fill_class(fill_name)
+        if upload:
+            maps = self._load_class_maps(upload, fill)
+            source = [f"Input: the uploaded class map '{shown_name(upload)}' ({len(maps)} frame(s))."]
+        else:
+            drawn = self._canvas_to_map(canvas, fill)
+            if drawn is None:
+                raise _error("The canvas is empty: draw a sketch with the class colours (or upload a class map).")
+            maps, source = drawn[None], ["Input: the drawing on the canvas."]
+        processed, notes = self._model_maps(maps)
+        return processed, source + notes
+
+    def _sketch_view(self, maps: np.ndarray, folder: Path, stem: str) -> str:
+        pictures = [media.sketch_to_image(m, num_classes=len(self.class_names)) for m in maps]
+        if len(pictures) == 1:
+            return str(media.save_image(pictures[0], folder / f"{stem}.png", upscale=self.upscale))
+        return str(media.save_gif(pictures, folder / f"{stem}.gif", fps=FPS, upscale=self.upscale))
+
+    def _moving(self, sketch: np.ndarray, motion: str, frames: int) -> tuple[np.ndarray, list[str]]:
+        """One class map (H, W) -> (frames, H, W): the shapes (circle, square, triangle) move in ``motion`` over the
+        static ground, as in the scene videos the model was trained on."""
+        from nuwa_hf.data import SCENE_CLASSES
+        from nuwa_hf.data.scene_rendering import SCENE_SHAPES
+
+        if motion in (None, "", "none") or frames == 1:
+            return np.repeat(sketch[None], frames, axis=0), []
+        shape_ids = [SCENE_CLASSES.index(s) for s in SCENE_SHAPES if SCENE_CLASSES.index(s) < len(self.class_names)]
+        moving = np.isin(sketch, shape_ids)
+        if not moving.any():
+            return np.repeat(sketch[None], frames, axis=0), [
+                "Info: the sketch has no circle, square or triangle, so nothing moves."]
+        ground = sketch.copy()
+        fallback = np.bincount(sketch[~moving]).argmax() if (~moving).any() else 0
+        for row in range(sketch.shape[0]):  # the ground under a shape: its row's ground class
+            if moving[row].any():
+                stuff = sketch[row][~moving[row]]
+                ground[row][moving[row]] = np.bincount(stuff).argmax() if stuff.size else fallback
+        rows, cols = np.nonzero(moving)
+        height, width = sketch.shape
+        room = {"left": cols.min(), "right": width - 1 - cols.max(), "up": rows.min(), "down": height - 1 - rows.max()}
+        step = min(room[motion] / (frames - 1), max(height, width) / 8)
+        notes = [] if step >= 1 else [f"Info: the shapes touch the {motion} edge, so they cannot move {motion}."]
+        out = []
+        for index in range(frames):
+            shift = int(round(step * index))
+            dy, dx = {"left": (0, -shift), "right": (0, shift), "up": (-shift, 0), "down": (shift, 0)}[motion]
+            frame = ground.copy()
+            frame[rows + dy, cols + dx] = sketch[rows, cols]
+            out.append(frame)
+        return np.stack(out), notes
+
+    def _region(self, editor, region) -> tuple[PIL.Image.Image, Any, list[str]]:
+        """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice."""
+        background = (editor or {}).get("background")
+        if background is None:
+            raise _error("No image: upload an image into the editor (or reload the page for the built-in example).")
+        rgba = background.convert("RGBA")
+        image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+        notes = self._size_note(image.size, "image")
+        if region and region != PAINTED:
+            return image, region, notes + [f"Region: {region}."]
+        painted = np.zeros((image.height, image.width), dtype=bool)
+        for layer in (editor or {}).get("layers") or []:
+            if layer is None:
+                continue
+            layer = layer.convert("RGBA")
+            if layer.size != image.size:
+                layer = layer.resize(image.size, PIL.Image.NEAREST)
+            painted |= np.asarray(layer)[..., 3] >= 32
+        if not painted.any():
+            raise _error("The mask covers nothing: paint over the part of the image to regenerate with the brush, or "
+                         "choose a preset region such as 'bottom half'.")
+        share = painted.mean()
+        return image, PIL.Image.fromarray(painted.astype(np.uint8) * 255, mode="L"), \
+            notes + [f"Region: the painted mask ({share:.0%} of the image)."]
+
+    # --- the handlers (one per tab) ------------------------------------------------------------------------------
+
+    @guarded
+    def text_to_image(self, prompt, seed, guidance, top_k, request: gr.Request = None,
+                      progress=gr.Progress(track_tqdm=True)):
+        prompt = self._prompt(prompt)
+        options = self._options(seed, top_k, guidance)
+        image, seconds = self._run("T2I", request, progress, prompt, **options)
+        return self._image_outputs("T2I", image, [f"Prompt: {prompt!r}."], options, seconds)
+
+    @guarded
+    def text_to_video(self, prompt, num_frames, seed, guidance, top_k, request: gr.Request = None,
+                      progress=gr.Progress(track_tqdm=True)):
+        prompt = self._prompt(prompt, example="the digit 3 is moving up then down")
+        options = self._options(seed, top_k, guidance)
+        frames, seconds = self._run("T2V", request, progress, prompt, num_frames=int(num_frames), **options)
+        notes = [f"Prompt: {prompt!r}."]
+        if int(num_frames) > self.frames:
+            notes.append(f"Info: the model was trained on {self.frames} frames; the rest came from a sliding window.")
+        return self._video_outputs("T2V", frames, notes, options, seconds)
+
+    @guarded
+    def video_prediction(self, upload, example, given, predict, seed, top_k, request: gr.Request = None,
+                         progress=gr.Progress(track_tqdm=True)):
+        given, predict = int(given), int(predict)
+        frames, notes = self._load_video(upload, example, "V2V", max_frames=given)
+        if len(frames) < given:
+            raise _error(f"The video has {len(frames)} frame(s) but 'Given frames' is {given}: upload a video with at "
+                         f"least {given} frames, or lower 'Given frames'.")
+        options = self._options(seed, top_k)
+        video, seconds = self._run("V2V", request, progress, frames[:given], num_condition_frames=given,
+                                   num_frames_to_predict=predict, **options)
+        notes.append(f"The first {given} frame(s) are given (as the VQ-GAN reconstructs them); {predict} predicted.")
+        return self._video_outputs("V2V", video, notes, options, seconds)
+
+    @guarded
+    def sketch_to_image(self, canvas, upload, fill_name, seed, guidance, top_k, request: gr.Request = None,
+                        progress=gr.Progress(track_tqdm=True)):
+        maps, notes = self._sketch_maps(canvas, upload, fill_name)
+        if len(maps) > 1:
+            notes.append(f"Info: the upload has {len(maps)} frames; the first one is used.")
+        options = self._options(seed, top_k, guidance)
+        image, seconds = self._run("S2I", request, progress, maps[0], **options)
+        view, files, info = self._image_outputs("S2I", image, notes, options, seconds)
+        sketch = self._sketch_view(maps[:1], Path(view).parent, "sketch")
+        return sketch, view, files, info
+
+    @guarded
+    def sketch_to_video(self, canvas, upload, fill_name, motion, num_frames, seed, guidance, top_k,
+                        request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        maps, notes = self._sketch_maps(canvas, upload, fill_name)
+        num_frames = int(num_frames)
+        if len(maps) == 1:
+            maps, moved = self._moving(maps[0], motion, num_frames)
+            notes += moved + ([f"Motion: {motion}."] if motion and motion != "none" else [])
+        elif len(maps) > self.frames:
+            notes.append(f"Info: the sequence has {len(maps)} frames; the model makes {self.frames}, so the first "
+                         f"{self.frames} are used.")
+            maps = maps[: self.frames]
+        options = self._options(seed, top_k, guidance)
+        video, seconds = self._run("S2V", request, progress, maps, **options)
+        mp4, gif, files, info = self._video_outputs("S2V", video, notes, options, seconds)
+        sketch = self._sketch_view(maps, Path(gif).parent, "sketch")
+        return sketch, mp4, gif, files, info
+
+    @guarded
+    def image_completion(self, editor, region, seed, top_k, request: gr.Request = None,
+                         progress=gr.Progress(track_tqdm=True)):
+        image, mask, notes = self._region(editor, region)
+        options = self._options(seed, top_k)
+        result, seconds = self._run("I2I", request, progress, image, mask=mask, **options)
+        return self._image_outputs("I2I", result, notes, options, seconds)
+
+    @guarded
+    def image_manipulation(self, editor, instruction, region, seed, guidance, top_k, request: gr.Request = None,
+                           progress=gr.Progress(track_tqdm=True)):
+        instruction = self._prompt(instruction, "instruction", "a blue 7")
+        image, mask, notes = self._region(editor, region)
+        options = self._options(seed, top_k, guidance)
+        result, seconds = self._run("TI2I", request, progress, image, instruction, mask, **options)
+        return self._image_outputs("TI2I", result, [f"Instruction: {instruction!r}."] + notes, options, seconds)
+
+    @guarded
+    def video_manipulation(self, upload, example, instruction, num_frames, seed, guidance, top_k,
+                           request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        instruction = self._prompt(instruction, "instruction", "the digit 3 is moving left then right")
+        frames, notes = self._load_video(upload, example, "TV2V", max_frames=1)
+        options = self._options(seed, top_k, guidance)
+        video, seconds = self._run("TV2V", request, progress, frames[:1], instruction, num_condition_frames=1,
+                                   num_frames=int(num_frames), **options)
+        notes = [f"Instruction: {instruction!r}; the first frame is kept."] + notes
+        return self._video_outputs("TV2V", video, notes, options, seconds)
+
+    def stop(self, request: gr.Request = None):
+        self.switch.stop(_session(request))
+
+    # --- defaults shown in the UI ----------------------------------------------------------------------------------
+
+    def _enlarged(self, picture: PIL.Image.Image) -> PIL.Image.Image:
+        return picture.resize((picture.width * self.upscale, picture.height * self.upscale), PIL.Image.NEAREST)
+
+    def default_sketch(self) -> PIL.Image.Image:
+        """The canvas' starting picture: a held-out scene's class map (else two bands and a square), in the palette."""
+        examples = self.examples("S2I") if self.has_sketches else None
+        if examples is not None and examples.sketches is not None:
+            sketch = np.asarray(examples.sketches[0])
+        else:
+            size = self.image_size
+            sketch = np.zeros((size, size), dtype=np.int64)
+            sketch[size // 2:] = min(1, len(self.class_names) - 1)
+            sketch[size // 4: 3 * size // 4, size // 3: 2 * size // 3] = min(4, len(self.class_names) - 1)
+        return self._enlarged(media.sketch_to_image(sketch, num_classes=len(self.class_names)))
+
+    def default_edit(self, code: str) -> Optional[dict]:
+        """The editor's starting value: a held-out digit image with the region of its example painted in."""
+        examples = self.examples(code)
+        if examples is None:
+            return None
+        image = self._enlarged(examples.inputs["image"][0].convert("RGB"))
+        mask = examples.inputs["mask"][0]
+        from nuwa_hf.pipelines.pipeline_base import region_to_token_mask
+
+        tokens = region_to_token_mask(mask, examples.inputs["image"][0].size, self._token_grid(),
+                                      self.processor.image_processor).numpy()
+        cells = np.kron(tokens, np.ones((image.height // tokens.shape[0], image.width // tokens.shape[1]), dtype=bool))
+        layer = np.zeros((image.height, image.width, 4), dtype=np.uint8)
+        layer[cells] = (255, 0, 255, 150)
+        return {"background": image, "layers": [PIL.Image.fromarray(layer, mode="RGBA")], "composite": None}
+
+    def _token_grid(self) -> tuple[int, int]:
+        factor = self.model.vqgan.downsample_factor
+        return self.image_size // factor, self.image_size // factor
+
+    def default_instruction(self, code: str, example=None) -> str:
+        examples = self.examples(code)
+        if examples is None or not examples.texts:
+            return ""
+        return examples.texts[self._example_index(example)]
+
+
+def _all_frames(image: PIL.Image.Image):
+    for index in range(getattr(image, "n_frames", 1)):
+        image.seek(index)
+        yield image.copy()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The page
+
+
+def _legend(demo: NuwaWebDemo) -> str:
+    swatches = []
+    for index, (name, colour) in enumerate(zip(demo.class_names, demo.palette)):
+        red, green, blue = (int(c) for c in colour)
+        swatches.append(
+            f'<span style="display:inline-block;margin-right:1em"><span style="display:inline-block;width:1em;'
+            f'height:1em;vertical-align:middle;border:1px solid #888;background:rgb({red},{green},{blue})"></span> '
+            f"{index} {html.escape(name)}</span>")
+    return "<div><b>Classes</b> (brush colours): " + "".join(swatches) + "</div>"
+
+
+def _sampling_controls(demo: NuwaWebDemo, prefix: str, guidance: bool = True):
+    with gr.Accordion("Sampling", open=False):
+        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id=f"{prefix}-seed")
+        scale = None
+        if guidance:
+            scale = gr.Slider(1.0, 8.0, value=demo.default_guidance, step=0.5, label="Guidance scale (1 = off)",
+                              elem_id=f"{prefix}-guidance")
+        top_k = gr.Slider(0, demo.codebook_size, value=demo.default_top_k, step=1, label="Top-k (0 = off)",
+                          elem_id=f"{prefix}-top-k")
+    return seed, scale, top_k
+
+
+def _buttons(prefix: str):
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary", elem_id=f"{prefix}-generate")
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop")
+    return generate, stop
+
+from gradio.events import Dependency
+
+class GuardedImageEditor(gr.ImageEditor):
+    """gradio's ImageEditor, whose upload decoding (in gradio, before a handler runs) ends in a clear message when
+    Pillow refuses a decompression bomb or cannot read the file, instead of a generic error."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except PIL.Image.DecompressionBombError as error:
+            raise _error(f"The uploaded image is too large to decode ({error}): resize it to a few megapixels "
+                         "(the model works at a few dozen pixels) and upload it again.") from None
+        except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise _error(f"Could not read the uploaded image ({error}): upload a whole PNG, JPEG or WebP file.") \
+                from None
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str) -> None:
+    event = generate.click(fn, inputs, outputs, api_name=api_name, concurrency_id=CONCURRENCY_ID,
+                           concurrency_limit=1)
+    stop.click(demo.stop, None, None, cancels=[event], queue=False, api_visibility="private")
+
+
+def _region_editor(demo: NuwaWebDemo, prefix: str, label: str, brush, canvas):
+    """The image with a brush for the region to regenerate (I2I and TI2I tabs), pre-filled with a built-in example."""
+    return GuardedImageEditor(value=demo.default_edit(prefix.upper()), label=label, type="pil", image_mode="RGBA",
+                          sources=["upload", "clipboard"], brush=brush, format="png", layers=False, transforms=(),
+                          elem_id=f"{prefix}-editor", canvas_size=canvas)
+
+
+def _image_outputs(prefix: str, label: str):
+    image = gr.Image(label=label, type="filepath", format="png", interactive=False, elem_id=f"{prefix}-output")
+    files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id=f"{prefix}-files")
+    info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id=f"{prefix}-info")
+    return image, files, info
+
+
+def _video_outputs(prefix: str):
+    mp4 = gr.Video(label="Video (MP4)", format="mp4", interactive=False, loop=True, autoplay=True,
+                   elem_id=f"{prefix}-mp4")
+    gif = gr.Image(label="Video (GIF)", type="filepath", interactive=False, elem_id=f"{prefix}-gif")
+    files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id=f"{prefix}-files")
+    info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id=f"{prefix}-info")
+    return mp4, gif, files, info
+
+
+def _shown_path(model_path: str) -> str:
+    """A model folder inside this repository relative to its root (checkpoints/nuwa-tiny); anything else as given."""
+    path = Path(model_path)
+    if path.exists():
+        with contextlib.suppress(ValueError):
+            return path.resolve().relative_to(REPO_ROOT).as_posix()
+    return model_path
+
+
+def _example_choices() -> list[str]:
+    return [f"Example {i + 1}" for i in range(NUM_BUILTIN_EXAMPLES)]
+
+
+VIDEO_TYPES = [".gif", ".mp4", ".webm", ".avi", ".mkv", ".mov", ".npy"]
+SKETCH_TYPES = [".png", ".gif", ".npy"]
+
+
+def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
+    """The Blocks app for the model folder / Hub id ``model_path`` (loaded now), with its queue set up."""
+    demo = NuwaWebDemo(model_path)
+    size, frames = demo.image_size, demo.frames
+    sketch_brush = gr.Brush(colors=[f"rgb({r}, {g}, {b})" for r, g, b in demo.palette.tolist()], color_mode="fixed",
+                            default_size=max(2, demo.upscale * 2))
+    mask_brush = gr.Brush(colors=[("#ff00ff", 0.6)], color_mode="fixed", default_size=max(4, demo.upscale * 3))
+    regions = [PAINTED] + [r for r in REGION_SHORTCUTS if r != "all"]
+    canvas = (size * demo.upscale, size * demo.upscale)  # the enlarged pictures fill the canvas exactly
+
+    with gr.Blocks(title="NUWA: text, sketch, image and video generation", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as blocks:
+        gr.Markdown(
+            f"# NUWA: eight visual generation tasks\n"
+            f"Model `{html.escape(_shown_path(demo.model_path))}`: {size}x{size} pixels, {frames} frames a video "
+            f"(outputs are enlarged {demo.upscale}x for viewing). The default model knows one coloured digit per "
+            "picture and Moving-MNIST-style motions; its sketches are scenes of ground, wall and shapes. One "
+            "generation runs at a time; Stop ends the running one at its next token.")
+        with gr.Tabs():
+            with gr.Tab("T2I text→image", id="t2i"):
+                with gr.Row():
+                    with gr.Column():
+                        prompt = gr.Textbox(label="Prompt", value=T2I_EXAMPLES[0], elem_id="t2i-prompt",
+                                            placeholder="a red 7")
+                        gr.Examples([[p] for p in T2I_EXAMPLES], inputs=[prompt], label="Example prompts")
+                        seed, scale, top_k = _sampling_controls(demo, "t2i")
+                        generate, stop = _buttons("t2i")
+                    with gr.Column():
+                        outputs = _image_outputs("t2i", "Image")
+                _wire(demo, generate, stop, demo.text_to_image, [prompt, seed, scale, top_k], list(outputs), "t2i")
+
+            with gr.Tab("T2V text→video", id="t2v"):
+                with gr.Row():
+                    with gr.Column():
+                        prompt = gr.Textbox(label="Prompt", value=T2V_EXAMPLES[0], elem_id="t2v-prompt")
+                        gr.Examples([[p] for p in T2V_EXAMPLES], inputs=[prompt], label="Example prompts")
+                        count = gr.Slider(1, max(3 * frames, 2), value=frames, step=1, label="Number of frames",
+                                          info=f"trained on {frames}; more slide a window over time")
+                        seed, scale, top_k = _sampling_controls(demo, "t2v")
+                        generate, stop = _buttons("t2v")
+                    with gr.Column():
+                        outputs = _video_outputs("t2v")
+                _wire(demo, generate, stop, demo.text_to_video, [prompt, count, seed, scale, top_k], list(outputs),
+                      "t2v")
+
+            with gr.Tab("V2V prediction", id="v2v"):
+                with gr.Row():
+                    with gr.Column():
+                        upload = gr.File(label="Video (GIF, MP4, ...): an upload replaces the built-in example",
+                                         file_types=VIDEO_TYPES, type="filepath", elem_id="v2v-upload")
+                        example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
+                        given = gr.Slider(1, max(frames - 1, 1), value=1, step=1, label="Given frames")
+                        predict = gr.Slider(1, max(2 * frames, 2), value=max(frames - 1, 1), step=1,
+                                            label="Frames to predict")
+                        seed, _, top_k = _sampling_controls(demo, "v2v", guidance=False)
+                        generate, stop = _buttons("v2v")
+                    with gr.Column():
+                        outputs = _video_outputs("v2v")
+                _wire(demo, generate, stop, demo.video_prediction, [upload, example, given, predict, seed, top_k],
+                      list(outputs), "v2v")
+
+            with gr.Tab("S2I sketch→image", id="s2i"):
+                gr.HTML(_legend(demo))
+                with gr.Row():
+                    with gr.Column():
+                        canvas = GuardedImageEditor(value=demo.default_sketch(), label="Sketch: paint with the class colours",
+                                                type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
+                                                format="png", layers=False, transforms=(), elem_id="s2i-canvas",
+                                                canvas_size=canvas)
+                        upload = gr.File(label="Or upload a class map (PNG in mode L/P, .npy): replaces the canvas",
+                                         file_types=SKETCH_TYPES, type="filepath", elem_id="s2i-upload")
+                        fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
+                                           label="Class of empty (white) canvas areas")
+                        seed, scale, top_k = _sampling_controls(demo, "s2i")
+                        generate, stop = _buttons("s2i")
+                    with gr.Column():
+                        sketch_view = gr.Image(label="The sketch as the model sees it", type="filepath",
+                                               interactive=False, elem_id="s2i-sketch")
+                        outputs = _image_outputs("s2i", "Image")
+                _wire(demo, generate, stop, demo.sketch_to_image, [canvas, upload, fill, seed, scale, top_k],
+                      [sketch_view, *outputs], "s2i")
+
+            with gr.Tab("S2V sketch→video", id="s2v"):
+                gr.HTML(_legend(demo))
+                with gr.Row():
+                    with gr.Column():
+                        canvas = GuardedImageEditor(value=demo.default_sketch(), label="Sketch of the first frame",
+                                                type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
+                                                format="png", layers=False, transforms=(), elem_id="s2v-canvas",
+                                                canvas_size=canvas)
+                        motion = gr.Radio(["left", "right", "up", "down", "none"], value="right",
+                                          label="Motion of the shapes (circle, square, triangle)")
+                        count = gr.Slider(1, frames, value=frames, step=1, label="Number of frames")
+                        upload = gr.File(label="Or upload a class map (moved by the motion) or a sequence "
+                                               "(.npy (T, H, W), GIF in mode P)",
+                                         file_types=SKETCH_TYPES, type="filepath", elem_id="s2v-upload")
+                        fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
+                                           label="Class of empty (white) canvas areas")
+                        seed, scale, top_k = _sampling_controls(demo, "s2v")
+                        generate, stop = _buttons("s2v")
+                    with gr.Column():
+                        sketch_view = gr.Image(label="The sketches as the model sees them", type="filepath",
+                                               interactive=False, elem_id="s2v-sketch")
+                        outputs = _video_outputs("s2v")
+                _wire(demo, generate, stop, demo.sketch_to_video,
+                      [canvas, upload, fill, motion, count, seed, scale, top_k], [sketch_view, *outputs], "s2v")
+
+            with gr.Tab("I2I completion", id="i2i"):
+                with gr.Row():
+                    with gr.Column():
+                        editor = _region_editor(demo, "i2i", "Image: paint the part to regenerate", mask_brush, canvas)
+                        region = gr.Dropdown(regions, value=PAINTED, label="Region to regenerate")
+                        seed, _, top_k = _sampling_controls(demo, "i2i", guidance=False)
+                        generate, stop = _buttons("i2i")
+                    with gr.Column():
+                        outputs = _image_outputs("i2i", "Completed image")
+                _wire(demo, generate, stop, demo.image_completion, [editor, region, seed, top_k], list(outputs), "i2i")
+
+            with gr.Tab("TI2I image editing", id="ti2i"):
+                with gr.Row():
+                    with gr.Column():
+                        editor = _region_editor(demo, "ti2i", "Image: paint the part to change", mask_brush, canvas)
+                        instruction = gr.Textbox(label="Instruction: what the painted part should show",
+                                                 value=demo.default_instruction("TI2I") or "a blue 7",
+                                                 elem_id="ti2i-instruction")
+                        region = gr.Dropdown(regions, value=PAINTED, label="Region to change")
+                        seed, scale, top_k = _sampling_controls(demo, "ti2i")
+                        generate, stop = _buttons("ti2i")
+                    with gr.Column():
+                        outputs = _image_outputs("ti2i", "Edited image")
+                _wire(demo, generate, stop, demo.image_manipulation, [editor, instruction, region, seed, scale, top_k],
+                      list(outputs), "ti2i")
+
+            with gr.Tab("TV2V video editing", id="tv2v"):
+                with gr.Row():
+                    with gr.Column():
+                        upload = gr.File(label="Video (GIF, MP4, ...): its first frame is kept; an upload replaces "
+                                               "the built-in example", file_types=VIDEO_TYPES, type="filepath",
+                                         elem_id="tv2v-upload")
+                        example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
+                        instruction = gr.Textbox(label="Instruction: what should happen",
+                                                 value=demo.default_instruction("TV2V")
+                                                 or "the digit 3 is moving left then right",
+                                                 elem_id="tv2v-instruction")
+                        count = gr.Slider(2, max(3 * frames, 2), value=max(frames, 2), step=1,
+                                          label="Number of frames (the kept first frame included)")
+                        seed, scale, top_k = _sampling_controls(demo, "tv2v")
+                        generate, stop = _buttons("tv2v")
+                    with gr.Column():
+                        outputs = _video_outputs("tv2v")
+                example.change(lambda choice: demo.default_instruction("TV2V", choice) or gr.skip(), example,
+                               instruction, api_visibility="private", queue=False)
+                _wire(demo, generate, stop, demo.video_manipulation,
+                      [upload, example, instruction, count, seed, scale, top_k], list(outputs), "tv2v")
+
+    blocks.queue(default_concurrency_limit=1)
+    blocks.nuwa = demo  # for tests and callers that want the model's sizes
+    return blocks
+
+
+def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: Optional[int] = None, **kwargs):
+    """Start the server; returns gradio's (app, local_url, share_url). ``kwargs`` go to ``Blocks.launch``.
+
+    Every upload is untrusted: the server listens on loopback unless ``host`` says otherwise, serves files only from
+    its own output folder (``allowed_paths``; gradio adds its upload cache), refuses uploads past the input size limit
+    (``max_file_size``, ``NUWA_HF_MAX_INPUT_MB``) before they are stored, and Pillow refuses images past the pixel limit
+    (``NUWA_HF_MAX_IMAGE_PIXELS``) before gradio decodes them (see :func:`limit_decoded_pixels`)."""
+    allowed = [str(Path(tempfile.gettempdir()) / "nuwa-web-demo")]
+    kwargs.setdefault("max_file_size", f"{media.input_limits()['max_input_mb']}mb")
+    limit_decoded_pixels()
+    return blocks.launch(server_name=host, server_port=port, allowed_paths=allowed, footer_links=["api"], **kwargs)
+
+
+def limit_decoded_pixels() -> None:
+    """Gradio decodes uploaded images with Pillow before a handler sees them: lower Pillow's decompression-bomb bound
+    (it refuses images past twice ``MAX_IMAGE_PIXELS``) to nuwa-hf's pixel limit, so a bomb PNG never decodes."""
+    PIL.Image.MAX_IMAGE_PIXELS = max(media.input_limits()["max_image_pixels"] // 2, 1)
+
+
+def shown_name(path) -> str:
+    """An uploaded file's name for messages: control characters (a name may hold any) shown as '?'."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in Path(path).name)
+
+
+def default_model() -> str:
+    if os.environ.get(MODEL_ENV_VAR):
+        return os.environ[MODEL_ENV_VAR]
+    return str(DEFAULT_CHECKPOINT)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=default_model(),
+                        help=f"model folder or Hub id (default: ${MODEL_ENV_VAR}, else {DEFAULT_CHECKPOINT})")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 serves the network)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+                        help=f"port (default {DEFAULT_PORT})")
+    args = parser.parse_args(argv)
+    if not Path(args.model).exists() and args.model == str(DEFAULT_CHECKPOINT):
+        parser.error(f"{DEFAULT_CHECKPOINT} does not exist: pass --model PATH_OR_HUB_ID (or set ${MODEL_ENV_VAR}).")
+    print(f"Loading {args.model} ...", flush=True)
+    try:
+        blocks = build_demo(args.model)
+    except (OSError, ValueError) as error:
+        print(f"Could not load the model {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"NUWA web demo: http://{shown}:{args.port}/  (Ctrl-C stops it)", flush=True)
+    launch(blocks, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
