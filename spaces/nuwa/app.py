@@ -686,19 +686,25 @@ def _buttons(prefix: str):
     return generate, stop
 
 
-class GuardedImageEditor(gr.ImageEditor):
+def GuardedImageEditor(**kwargs) -> gr.ImageEditor:
     """gradio's ImageEditor, whose upload decoding (in gradio, before a handler runs) ends in a clear message when
-    Pillow refuses a decompression bomb or cannot read the file, instead of a generic error."""
+    Pillow refuses a decompression bomb or cannot read the file, instead of a generic error. (The instance's method
+    is wrapped: a subclass of a gradio component makes gradio write a .pyi file beside this module.)"""
+    editor = gr.ImageEditor(**kwargs)
+    preprocess = editor.preprocess
 
-    def preprocess(self, payload):
+    def guarded_preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except PIL.Image.DecompressionBombError as error:
             raise _error(f"The uploaded image is too large to decode ({error}): resize it to a few megapixels "
                          "(the model works at a few dozen pixels) and upload it again.") from None
         except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
             raise _error(f"Could not read the uploaded image ({error}): upload a whole PNG, JPEG or WebP file.") \
                 from None
+
+    editor.preprocess = guarded_preprocess
+    return editor
 
 
 def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str) -> None:
