@@ -720,11 +720,11 @@ def _load(task: str, model: str):
 
 def _warn_of_foreign_code(model: str) -> None:
     """One 'nuwa-hf: warning:' line when the folder's config.json names code that is not nuwa-hf's (never run)."""
-    from .models.nuwa.loading_nuwa import foreign_code_note, read_nuwa_config
+    from .models.nuwa.loading_nuwa import foreign_code_note, other_auto_maps, read_nuwa_config
 
     if os.path.isdir(model):
         config, problem = read_nuwa_config(model)
-        note = foreign_code_note(config) if config and not problem else None
+        note = foreign_code_note(config, other_auto_maps(model)) if config and not problem else None
         if note:
             print(f"nuwa-hf: warning: {model}: {note}", file=sys.stderr, flush=True)
 

@@ -9,12 +9,12 @@ import shutil
 import warnings
 
 import pytest
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, pipeline
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoProcessor, pipeline
 
 import nuwa_hf  # noqa: F401  (registers NUWA with transformers)
 from nuwa_hf.cli import main as cli_main
 from nuwa_hf.models.nuwa import NuwaForConditionalGeneration
-from nuwa_hf.models.nuwa.loading_nuwa import NuwaModelFolderError, foreign_code_note
+from nuwa_hf.models.nuwa.loading_nuwa import NuwaModelFolderError, foreign_code_note, other_auto_maps
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +43,10 @@ def hostile_folder(tiny_model_folder, tmp_path):
                                                          "tf": [], "type": "multimodal"}}
     config["architectures"] = ["EvilForEverything"]
     (folder / "config.json").write_text(json.dumps(config))
+    for name in ("processor_config.json", "tokenizer_config.json"):  # processor files may name code too
+        processor = json.loads((folder / name).read_text())
+        processor["auto_map"] = {"AutoProcessor": "modeling_evil.Evil", "AutoTokenizer": ["modeling_evil.Evil", None]}
+        (folder / name).write_text(json.dumps(processor))
     return folder, marker
 
 
@@ -50,6 +54,7 @@ ROUTES = {
     "NuwaForConditionalGeneration.from_pretrained": lambda f: NuwaForConditionalGeneration.from_pretrained(f),
     "AutoModelForSeq2SeqLM.from_pretrained": lambda f: AutoModelForSeq2SeqLM.from_pretrained(f),
     "AutoModel.from_pretrained": lambda f: AutoModel.from_pretrained(f),
+    "AutoProcessor.from_pretrained": lambda f: AutoProcessor.from_pretrained(f),
     "pipeline()": lambda f: pipeline("nuwa-text-to-image", model=str(f)),
     "pipeline(trust_remote_code=False)": lambda f: pipeline("nuwa-text-to-image", model=str(f),
                                                             trust_remote_code=False),
@@ -59,14 +64,19 @@ ROUTES = {
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_a_folders_code_never_runs_and_the_refusal_is_named(route, hostile_folder):
     folder, marker = hostile_folder
-    with pytest.warns(UserWarning, match="names code that is not nuwa-hf's") as caught:
+    if route.startswith("AutoProcessor"):  # no warning there (it does not read the model folder's weights)
         loaded = ROUTES[route](folder)
+    else:
+        with pytest.warns(UserWarning, match="names code that is not nuwa-hf's") as caught:
+            loaded = ROUTES[route](folder)
+        message = next(str(w.message) for w in caught if "not nuwa-hf's" in str(w.message))
+        for named in ("auto_map AutoModel -> modeling_evil.py", "custom_pipelines nuwa-text-to-image -> pipeline_evil.py",
+                      "processor_config.json auto_map AutoProcessor -> modeling_evil.py",
+                      "tokenizer_config.json auto_map AutoTokenizer -> modeling_evil.py", "it was not run",
+                      "trust_remote_code=True"):
+            assert named in message
     assert not marker.exists()
     assert "Nuwa" in type(getattr(loaded, "model", loaded)).__name__  # the installed classes, not the folder's
-    message = next(str(w.message) for w in caught if "not nuwa-hf's" in str(w.message))
-    for named in ("auto_map AutoModel -> modeling_evil.py", "custom_pipelines nuwa-text-to-image -> pipeline_evil.py",
-                  "it was not run", "trust_remote_code=True"):
-        assert named in message
 
 
 def test_auto_config_uses_the_installed_class(hostile_folder):
@@ -89,7 +99,9 @@ def test_the_cli_runs_the_installed_code_and_warns(hostile_folder, tmp_path, cap
 def test_nuwa_hfs_own_remote_code_is_not_flagged():
     config = json.loads(open("checkpoints/nuwa-tiny/config.json").read())
     assert config["auto_map"] and config["custom_pipelines"]  # the shipped folder names its copied code
-    assert foreign_code_note(config) is None
+    others = other_auto_maps("checkpoints/nuwa-tiny")
+    assert others["processor_config.json"]["AutoProcessor"] == "processing_nuwa.NuwaProcessor"
+    assert foreign_code_note(config, others) is None
     assert "auto_map AutoModel -> evil.py" in foreign_code_note({"auto_map": {"AutoModel": "evil.Model"}})
 
 
