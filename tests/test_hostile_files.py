@@ -266,3 +266,23 @@ def test_output_names_with_separators_or_control_characters_are_refused(name, ti
     assert code == 2 and "Traceback" not in err
     assert "argument --name" in err.strip().splitlines()[-1] and "no folder separators or control characters" in err
     assert not (tmp_path / "up").exists() and not any(tmp_path.glob("**/*.png"))
+
+
+def test_npy_inputs_are_never_unpickled(tmp_path):
+    objects = np.empty(2, dtype=object)
+    objects[:] = [{"a": 1}, "b"]
+    np.save(tmp_path / "objects.npy", objects, allow_pickle=True)
+    for loader in (media.load_video, media.load_sketch, media.load_sketch_video):
+        with pytest.raises(ValueError, match="holds Python objects \\(pickled\\), which are never loaded"):
+            loader(tmp_path / "objects.npy")
+
+
+def test_a_folder_of_too_many_frames_is_refused_before_reading_them(tmp_path, monkeypatch):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(6):
+        PIL.Image.new("RGB", (SIZE, SIZE)).save(frames / f"{index:03d}.png")
+    assert len(media.load_video(frames, num_frames=2)) == 2
+    monkeypatch.setenv("NUWA_HF_MAX_VIDEO_FRAMES", "5")
+    with pytest.raises(media.InputLimitError, match="holds 6 frame images, past the limit of 5 frames"):
+        media.load_video(frames)
