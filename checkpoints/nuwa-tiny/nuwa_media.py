@@ -17,6 +17,11 @@ Conditions:
 - sketches (segmentation maps): class-index maps. A PNG/GIF in mode ``L``/``P``/``I`` whose pixel values are class ids,
   a ``.npy`` integer array, or an array ``(H, W)`` -> ``np.int64 (H, W)``; video sketches: a GIF in mode ``P``, a
   ``.npy`` ``(T, H, W)`` array, a folder of maps or a list -> ``np.int64 (T, H, W)``.
+
+Files are untrusted (uploads to a public Space): their size on disk, the pixels they declare and the frames they hold
+are checked against :func:`input_limits` before they are decoded (``NUWA_HF_MAX_INPUT_MB``, ``..._IMAGE_PIXELS``,
+``..._VIDEO_FRAMES``, ``..._VIDEO_PIXELS``), video frames are read only as far as needed, and truncated, damaged or
+renamed files raise a ValueError saying what they hold. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ def _check_pixels(width: int, height: int, name: str) -> None:
     if width * height > limit:
         raise InputLimitError(
             f"{name!r} declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), past the limit of "
-            f"{limit / 1e6:.0f} megapixels per image or frame (a file this small that decodes this large may be a "
+            f"{limit / 1e6:.0f} megapixels per image or frame (a small file that declares this many may be a "
             "decompression bomb): resize it to a few megapixels first, or raise the limit with "
             "NUWA_HF_MAX_IMAGE_PIXELS. Nothing was decoded."
         )
