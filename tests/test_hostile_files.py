@@ -115,6 +115,9 @@ def test_an_mp4_past_the_frame_limit_and_one_without_video(tmp_path, monkeypatch
     monkeypatch.setenv("NUWA_HF_MAX_VIDEO_FRAMES", "5")
     with pytest.raises(ValueError, match="more than 5 frames.*NUWA_HF_MAX_VIDEO_FRAMES"):
         media.load_video(tmp_path / "clip.mp4")
+    monkeypatch.setenv("NUWA_HF_MAX_IMAGE_PIXELS", "100")  # the stream's declared size is checked before decoding
+    with pytest.raises(ValueError, match="declares frames of 16x16 pixels.*NUWA_HF_MAX_IMAGE_PIXELS. Nothing was decoded"):
+        media.load_video(tmp_path / "clip.mp4", num_frames=1)
     with av.open(str(tmp_path / "audio.mp4"), "w") as container:  # an MP4 with only an audio track
         stream = container.add_stream("aac", rate=8000)
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
