@@ -17,13 +17,21 @@ Conditions:
 - sketches (segmentation maps): class-index maps. A PNG/GIF in mode ``L``/``P``/``I`` whose pixel values are class ids,
   a ``.npy`` integer array, or an array ``(H, W)`` -> ``np.int64 (H, W)``; video sketches: a GIF in mode ``P``, a
   ``.npy`` ``(T, H, W)`` array, a folder of maps or a list -> ``np.int64 (T, H, W)``.
+
+Files are untrusted (uploads to a public Space): their size on disk, the pixels they declare and the frames they hold
+are checked against :func:`input_limits` before they are decoded (``NUWA_HF_MAX_INPUT_MB``, ``..._IMAGE_PIXELS``,
+``..._VIDEO_FRAMES``, ``..._VIDEO_PIXELS``), video frames are read only as far as needed, and truncated, damaged or
+renamed files raise a ValueError saying what they hold. See docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Union
 
@@ -38,6 +46,148 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 PYAV_VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
 VIDEO_SUFFIXES = (".gif",) + PYAV_VIDEO_SUFFIXES
 SKETCH_IMAGE_MODES = ("L", "P", "I", "I;16", "1")
+
+# Bounds on what one input file may cost, checked before its pixels are decoded (uploads are untrusted: a PNG of a few
+# KB can decode to gigapixels, a GIF can hold 100,000 frames). Each can be raised with its environment variable.
+MAX_INPUT_MB = 100              # NUWA_HF_MAX_INPUT_MB: the size of one input file on disk
+MAX_IMAGE_PIXELS = 40_000_000   # NUWA_HF_MAX_IMAGE_PIXELS: width x height of one image or video frame (e.g. 8000x5000)
+MAX_VIDEO_FRAMES = 1000         # NUWA_HF_MAX_VIDEO_FRAMES: frames of one input video
+MAX_VIDEO_PIXELS = 150_000_000  # NUWA_HF_MAX_VIDEO_PIXELS: frames x width x height of one video (450 MB as RGB)
+
+
+class InputLimitError(ValueError):
+    """An input file is past one of the bounds above (size on disk, pixels, frames); the message names the bound and
+    the environment variable that raises it."""
+
+
+def input_limits() -> dict[str, int]:
+    """The bounds in force: the module's defaults, overridden by the ``NUWA_HF_MAX_*`` environment variables."""
+    limits = {"max_input_mb": MAX_INPUT_MB, "max_image_pixels": MAX_IMAGE_PIXELS,
+              "max_video_frames": MAX_VIDEO_FRAMES, "max_video_pixels": MAX_VIDEO_PIXELS}
+    for key in limits:
+        variable = "NUWA_HF_" + key.upper()
+        value = os.environ.get(variable)
+        if value:
+            try:
+                limits[key] = max(int(float(value)), 1)
+            except ValueError:
+                raise ValueError(f"${variable}={value!r} is not a number; unset it or give a positive integer.") \
+                    from None
+    return limits
+
+
+def _check_file_size(path: Path, what: str) -> None:
+    """Refuse a file larger than ``max_input_mb`` before reading any of it."""
+    limit = input_limits()["max_input_mb"]
+    size = path.stat().st_size
+    if size > limit * 2**20:
+        raise InputLimitError(
+            f"The {what} file {path.name!r} is {size / 2**20:.0f} MB, past the limit of {limit} MB for one input: "
+            f"give a smaller file (fewer or smaller frames), or raise the limit with NUWA_HF_MAX_INPUT_MB."
+        )
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
+    limit = input_limits()["max_image_pixels"]
+    if width * height > limit:
+        raise InputLimitError(
+            f"{name!r} declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), past the limit of "
+            f"{limit / 1e6:.0f} megapixels per image or frame (a small file that declares this many may be a "
+            "decompression bomb): resize it to a few megapixels first, or raise the limit with "
+            "NUWA_HF_MAX_IMAGE_PIXELS. Nothing was decoded."
+        )
+
+
+_MAGIC = ((b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"), (b"%PDF", "a PDF document"),
+          (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"), (b"\xff\xd8\xff", "a JPEG image"),
+          (b"\x93NUMPY", "a .npy array"), (b"RIFF", "a RIFF file (WebP / AVI / WAV)"), (b"\x1aE\xdf\xa3", "a Matroska/WebM video"))
+
+
+def _content_of(path: Path) -> str:
+    """What the first bytes of ``path`` say it holds, for messages about files whose name does not match."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return "unreadable"
+    if not head:
+        return "empty (0 bytes)"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[4:8] == b"ftyp":
+        return "an MP4/MOV video"
+    try:
+        head.decode("utf-8")
+        return "text"
+    except UnicodeDecodeError:
+        return "not a known image or video format"
+
+
+def _unreadable(path: Path, what: str, reason: str | None = None) -> ValueError:
+    content = _content_of(path)
+    kind = {"image": "an image (PNG, JPEG, BMP, WebP, GIF, ...)", "sketch": "a sketch (a PNG in mode L/P, or .npy)",
+            "video": "a video (GIF, MP4, WebM, ...)"}.get(what, what)
+    if reason:  # the format was recognised but the data is damaged
+        return ValueError(f"{str(path)!r} could not be decoded as {kind}: it is truncated or damaged ({reason}). "
+                          "Export or copy the whole file again.")
+    return ValueError(f"{str(path)!r} is not {kind} Pillow can read: its content is {content}"
+                      f"{' (the file name does not match what it holds)' if content != 'text' or path.suffix else ''}. "
+                      f"Give {kind}.")
+
+
+@contextmanager
+def _open_image(path: Path, what: str) -> Iterator[PIL.Image.Image]:
+    """``PIL.Image.open`` for untrusted files: the size on disk and the declared pixels are checked before any pixel is
+    decoded; unreadable, renamed, truncated or damaged files raise a ValueError naming the problem."""
+    _check_file_size(path, what)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # our own, lower bound applies
+            opened = PIL.Image.open(path)
+    except PIL.Image.DecompressionBombError as error:
+        numbers = re.findall(r"\((\d+) pixels\)", str(error))
+        pixels = int(numbers[0]) if numbers else 0
+        raise InputLimitError(
+            f"{str(path)!r} declares {pixels / 1e6:.0f} megapixels, past the limit of "
+            f"{input_limits()['max_image_pixels'] / 1e6:.0f} megapixels per image (a decompression bomb?): resize it "
+            "to a few megapixels first, or raise the limit with NUWA_HF_MAX_IMAGE_PIXELS. Nothing was decoded."
+        ) from None
+    except PIL.UnidentifiedImageError:
+        raise _unreadable(path, what) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise _unreadable(path, what, str(error) or type(error).__name__) from None
+    with opened:
+        _check_pixels(*opened.size, path.name)
+        try:
+            yield opened
+        except (OSError, SyntaxError, EOFError) as error:  # truncated data, broken chunks
+            raise _unreadable(path, what, str(error) or type(error).__name__) from None
+
+
+def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """Any Pillow mode -> RGB: alpha dropped, 16-bit and 32-bit grey scaled to 0..255 (not clipped), CMYK, YCbCr, LAB,
+    palette (with transparency) converted."""
+    if image.mode == "RGB":
+        return image.convert("RGB")  # a loaded copy, independent of the file
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            array = array * 255.0 if array.size and np.nanmax(array) <= 1.0 else array
+        elif image.mode.startswith("I;16") or (array.size and array.max() > 255):
+            array = array / 257.0  # 16-bit depth: 65535 -> 255
+        array = np.nan_to_num(array, nan=0.0)
+        return PIL.Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA").convert("RGB")  # drop the alpha channel, as for in-memory images
+    if image.mode == "LAB":
+        from PIL import ImageCms
+
+        return ImageCms.applyTransform(image, ImageCms.buildTransform(
+            ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"))
+    return image.convert("RGB")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -142,24 +292,64 @@ def load_image(source: Any) -> PIL.Image.Image:
     if path is None:
         return to_pil_image(source)
     _require_file(path, "image")
-    try:
-        with PIL.Image.open(path) as opened:
-            return opened.convert("RGB")
-    except PIL.UnidentifiedImageError:
-        raise ValueError(f"{str(path)!r} is not an image Pillow can read (PNG, JPEG, BMP, WebP, GIF, ...).") from None
+    with _open_image(path, "image") as opened:
+        return _decoded_rgb(opened)
 
 
-def _gif_frames(path: Path, mode: str | None = "RGB") -> list[PIL.Image.Image]:
-    frames = []
-    with PIL.Image.open(path) as gif:
-        for index in range(getattr(gif, "n_frames", 1)):
-            gif.seek(index)
-            frames.append(gif.convert(mode) if mode else gif.copy())
+def _gif_frames(path: Path, mode: str | None = "RGB", num_frames: int | None = None,
+                what: str = "video") -> list[PIL.Image.Image]:
+    """The frames of a GIF (or any multi-frame image), read one at a time and only as many as needed: at most
+    ``num_frames``; past ``max_video_frames`` frames or ``max_video_pixels`` pixels in all the file is refused before
+    the next frame is decoded (a GIF may declare 100,000 frames or a huge screen in a few KB)."""
+    from PIL import ImageSequence
+
+    limits = input_limits()
+    frames: list[PIL.Image.Image] = []
+    with _open_image(path, what) as gif:
+        width, height = gif.size
+        for index, frame in enumerate(ImageSequence.Iterator(gif)):
+            if num_frames is not None and index >= num_frames:
+                break
+            if index >= limits["max_video_frames"]:
+                raise InputLimitError(
+                    f"{path.name!r} has more than {limits['max_video_frames']} frames, the limit for one input video: "
+                    "keep only the frames you need (e.g. the first seconds), or raise the limit with "
+                    "NUWA_HF_MAX_VIDEO_FRAMES. Only the first frames were decoded."
+                )
+            if (index + 1) * width * height > limits["max_video_pixels"]:
+                raise InputLimitError(
+                    f"{path.name!r} holds more than {index} frames of {width}x{height} pixels, past the limit of "
+                    f"{limits['max_video_pixels'] / 1e6:.0f} megapixels for one input video: use fewer or smaller "
+                    "frames, or raise the limit with NUWA_HF_MAX_VIDEO_PIXELS."
+                )
+            frames.append(_decoded_rgb(frame) if mode == "RGB" else frame.convert(mode) if mode else frame.copy())
     return frames
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + (".gif",) and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + (".gif",) and p.is_file())
+    limit = input_limits()["max_video_frames"]
+    if len(files) > limit:
+        raise InputLimitError(
+            f"The folder {folder.name!r} holds {len(files)} frame images, past the limit of {limit} frames for one "
+            "input video: keep only the frames you need, or raise the limit with NUWA_HF_MAX_VIDEO_FRAMES."
+        )
+    return files
+
+
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    """A ``.npy`` array (never pickles), its file size checked first."""
+    _check_file_size(path, what)
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise ValueError(f"{path.name!r} holds Python objects (pickled), which are never loaded: save a numeric "
+                             "array (np.save with an integer or uint8 array).") from None
+        raise ValueError(f"{path.name!r} is not a readable .npy array ({error}): save it with np.save.") from None
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{path.name!r} is not a readable .npy array ({error}; truncated?): save it again with "
+                         "np.save.") from None
 
 
 def load_video(source: Any, num_frames: int | None = None) -> list[PIL.Image.Image]:
@@ -181,16 +371,19 @@ def load_video(source: Any, num_frames: int | None = None) -> list[PIL.Image.Ima
         _require_existing(path, "video")
         suffix = path.suffix.lower()
         if path.is_dir():
-            frames = [load_image(p) for p in _frame_files(path)]
+            frames = [load_image(p) for p in _frame_files(path)[:num_frames]]
         elif suffix == ".gif":
-            frames = _gif_frames(path)
+            frames = _gif_frames(path, num_frames=num_frames)
         elif suffix == ".npy":
-            frames = [to_pil_image(f, f"frame {i} of {path.name}") for i, f in enumerate(np.load(path))]
+            frames = [to_pil_image(f, f"frame {i} of {path.name}") for i, f in enumerate(_load_npy(path, "video"))]
         elif suffix in PYAV_VIDEO_SUFFIXES:
             from .nuwa_video_decoding import decode_video
 
+            _check_file_size(path, "video")
+            limits = input_limits()
             try:
-                frames = [PIL.Image.fromarray(f) for f in decode_video(str(path), num_frames=None)]
+                frames = [PIL.Image.fromarray(f) for f in decode_video(
+                    str(path), num_frames=num_frames, limits=limits, allow_fewer=True)]
             except ImportError as error:
                 raise ImportError(f"Reading {path.name} needs PyAV: pip install 'av>=14' (or read a GIF).") from error
         elif suffix in IMAGE_SUFFIXES:
@@ -269,12 +462,9 @@ def load_sketch(source: Any) -> np.ndarray:
         return to_class_map(source)
     _require_file(path, "sketch")
     if path.suffix.lower() == ".npy":
-        return to_class_map(np.load(path), f"sketch {path.name}")
-    try:
-        with PIL.Image.open(path) as opened:
-            return _class_map_from_image(opened, f"sketch {path.name}")
-    except PIL.UnidentifiedImageError:
-        raise ValueError(f"{str(path)!r} is not a sketch Pillow can read: use a PNG in mode L/P or a .npy array.") from None
+        return to_class_map(_load_npy(path, "sketch"), f"sketch {path.name}")
+    with _open_image(path, "sketch") as opened:
+        return _class_map_from_image(opened, f"sketch {path.name}")
 
 
 def load_sketch_video(source: Any) -> np.ndarray:
@@ -286,12 +476,13 @@ def load_sketch_video(source: Any) -> np.ndarray:
         if path.is_dir():
             maps = [load_sketch(p) for p in _frame_files(path)]
         elif path.suffix.lower() == ".npy":
-            array = np.load(path)
+            array = _load_npy(path, "video sketch")
             if array.ndim == 2:
                 array = array[None]
             maps = [to_class_map(m, f"frame {i} of {path.name}") for i, m in enumerate(array)]
         elif path.suffix.lower() == ".gif":
-            maps = [_class_map_from_image(f, f"frame {i} of {path.name}") for i, f in enumerate(_gif_frames(path, None))]
+            maps = [_class_map_from_image(f, f"frame {i} of {path.name}")
+                    for i, f in enumerate(_gif_frames(path, None, what="sketch"))]
         else:
             maps = [load_sketch(path)]
     elif isinstance(source, np.ndarray) or _is_tensor(source):

@@ -30,6 +30,8 @@ def decode_video(
     num_frames: int | None = None,
     frame_stride: int = 1,
     size: tuple[int, int] | None = None,
+    limits: Mapping | None = None,
+    allow_fewer: bool = False,
 ) -> np.ndarray:
     """Decode a video into uint8 RGB frames ``(T, H, W, 3)``.
 
@@ -39,6 +41,10 @@ def decode_video(
         num_frames: keep this many frames (the first ones at ``frame_stride``); ``None`` keeps all.
         frame_stride: keep every ``frame_stride``-th decoded frame, starting with the first.
         size: ``(height, width)`` to centre-crop and resize every frame to (bicubic); ``None`` keeps the file's size.
+        limits: bounds for untrusted files (``nuwa_hf.media.input_limits()``): ``max_image_pixels`` per frame (checked
+            on the stream's declared size before any frame is decoded), ``max_video_frames`` and ``max_video_pixels``
+            (checked before each next frame is decoded). ``None``: no bounds.
+        allow_fewer: return the frames there are when the video has fewer than ``num_frames``.
 
     Raises:
         ValueError: the file cannot be decoded, has no video stream, or has fewer than ``num_frames`` frames.
@@ -59,10 +65,21 @@ def decode_video(
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
             if not container.streams.video:
-                raise ValueError(f"{name} has no video stream.")
+                kinds = sorted({stream.type for stream in container.streams}) or ["no streams at all"]
+                raise ValueError(f"{name} has no video stream (it holds: {', '.join(kinds)}): give a file with "
+                                 "video, e.g. a GIF or an MP4 with an H.264 video track.")
+            width, height = _declared_size(container.streams.video[0])
+            if limits and width * height > limits["max_image_pixels"]:
+                raise ValueError(
+                    f"{name} declares frames of {width}x{height} pixels, past the limit of "
+                    f"{limits['max_image_pixels'] / 1e6:.0f} megapixels per frame: resize the video first, or raise "
+                    "the limit with NUWA_HF_MAX_IMAGE_PIXELS. Nothing was decoded."
+                )
             for position, frame in enumerate(container.decode(video=0)):
                 if position % frame_stride:
                     continue
+                if limits:
+                    _check_video_budget(name, len(frames), frame.width, frame.height, limits)
                 image = frame.to_image()  # RGB PIL image whatever the pixel format (yuv420p, pal8 for GIF, ...)
                 if size is not None:
                     image = fit(image, size, Image.Resampling.BICUBIC)
@@ -70,8 +87,31 @@ def decode_video(
                 if num_frames is not None and len(frames) == num_frames:
                     break
     except av.error.FFmpegError as error:
-        raise ValueError(f"Cannot decode video {name}: {error}") from error
-    if not frames or (num_frames is not None and len(frames) < num_frames):
+        raise ValueError(f"Cannot decode video {name}: {error}. Check that it is a whole, playable video file (GIF, "
+                         "MP4, WebM, ...); a truncated or renamed file cannot be read.") from None
+    if not frames or (num_frames is not None and len(frames) < num_frames and not allow_fewer):
         raise ValueError(f"{name} gives {len(frames)} frame(s) at frame_stride={frame_stride}; "
                          f"{num_frames or 1} needed. Lower num_frames/frame_stride or drop this video.")
     return np.stack(frames)
+
+
+def _declared_size(stream) -> tuple[int, int]:
+    """The frame size a video stream declares in its header (0 x 0 when it declares none)."""
+    context = stream.codec_context
+    return int(getattr(context, "width", 0) or 0), int(getattr(context, "height", 0) or 0)
+
+
+def _check_video_budget(name: str, count: int, width: int, height: int, limits: Mapping) -> None:
+    """Before decoding frame ``count + 1``: refuse past ``max_video_frames`` frames or ``max_video_pixels`` in all."""
+    if width * height > limits["max_image_pixels"]:
+        raise ValueError(f"{name} has frames of {width}x{height} pixels, past the limit of "
+                         f"{limits['max_image_pixels'] / 1e6:.0f} megapixels per frame: resize the video first, or "
+                         "raise the limit with NUWA_HF_MAX_IMAGE_PIXELS.")
+    if count >= limits["max_video_frames"]:
+        raise ValueError(f"{name} has more than {limits['max_video_frames']} frames, the limit for one input video: "
+                         "keep only the frames you need, or raise the limit with NUWA_HF_MAX_VIDEO_FRAMES. Only the "
+                         "first frames were decoded.")
+    if (count + 1) * width * height > limits["max_video_pixels"]:
+        raise ValueError(f"{name} holds more than {count} frames of {width}x{height} pixels, past the limit of "
+                         f"{limits['max_video_pixels'] / 1e6:.0f} megapixels for one input video: use fewer or "
+                         "smaller frames, or raise the limit with NUWA_HF_MAX_VIDEO_PIXELS.")

@@ -336,9 +336,9 @@ class NuwaWebDemo:
             try:
                 frames = media.load_video(path, num_frames=max_frames)
             except Exception as error:
-                raise _error(f"Could not read the uploaded file '{path.name}' as a video ({error}). Upload a GIF or an "
-                             "MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).") from None
-            return frames, [f"Input: the uploaded video '{path.name}' ({len(frames)} frame(s) used)."] + \
+                raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video ({error}). Upload a GIF "
+                             "or an MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).") from None
+            return frames, [f"Input: the uploaded video '{shown_name(path)}' ({len(frames)} frame(s) used)."] + \
                 self._size_note(frames[0].size, "video")
         examples = self.examples(code)
         if examples is None or examples.references is None:
@@ -356,11 +356,14 @@ class NuwaWebDemo:
 
     def _nearest_classes(self, rgb: np.ndarray, fill: int) -> np.ndarray:
         """RGB pixels (H, W, 3) -> class ids by the nearest palette colour; near-white pixels -> ``fill``."""
-        pixels = rgb.astype(np.int64)
-        distances = ((pixels[..., None, :] - self.palette[None, None]) ** 2).sum(-1)
-        classes = distances.argmin(-1)
-        classes[pixels.min(-1) >= 235] = fill
-        return classes.astype(np.int64)
+        flat = rgb.reshape(-1, 3)
+        classes = np.empty(len(flat), dtype=np.int64)
+        palette = self.palette.astype(np.int32)[None]
+        for start in range(0, len(flat), 1 << 18):  # in chunks: memory stays bounded for a large upload
+            pixels = flat[start:start + (1 << 18)].astype(np.int32)
+            classes[start:start + len(pixels)] = ((pixels[:, None, :] - palette) ** 2).sum(-1).argmin(-1)
+            classes[start:start + len(pixels)][pixels.min(-1) >= 235] = fill
+        return classes.reshape(rgb.shape[:-1])
 
     def _fill_class(self, name) -> int:
         return self.class_names.index(name) if name in self.class_names else 0
@@ -395,18 +398,19 @@ class NuwaWebDemo:
         path = Path(upload)
         try:
             return media.load_sketch_video(path)
+        except media.InputLimitError as error:
+            raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
         except ValueError as error:
             if "mode" not in str(error):
-                raise _error(f"Could not read the class map '{path.name}': {error}") from None
+                raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
         except Exception as error:
-            raise _error(f"Could not read the class map '{path.name}' ({error}). Upload a PNG in mode L/P whose "
+            raise _error(f"Could not read the class map '{shown_name(path)}' ({error}). Upload a PNG in mode L/P whose "
                          "pixel values are class ids, a .npy integer array (H, W) or (T, H, W), or a GIF in mode P.") \
                 from None
-        try:  # an RGB drawing in the palette's colours
-            with PIL.Image.open(path) as opened:
-                frames = [frame.convert("RGB") for frame in _all_frames(opened)]
+        try:  # an RGB drawing in the palette's colours (read with the same size, pixel and frame limits)
+            frames = media.load_video(path)
         except Exception as error:
-            raise _error(f"Could not read the class map '{path.name}' ({error}): upload a PNG, GIF or .npy file.") \
+            raise _error(f"Could not read the class map '{shown_name(path)}' ({error}): upload a PNG, GIF or .npy file.") \
                 from None
         return np.stack([self._nearest_classes(np.asarray(frame), fill) for frame in frames])
 
@@ -429,7 +433,7 @@ class NuwaWebDemo:
         fill = self._fill_class(fill_name)
         if upload:
             maps = self._load_class_maps(upload, fill)
-            source = [f"Input: the uploaded class map '{Path(upload).name}' ({len(maps)} frame(s))."]
+            source = [f"Input: the uploaded class map '{shown_name(upload)}' ({len(maps)} frame(s))."]
         else:
             drawn = self._canvas_to_map(canvas, fill)
             if drawn is None:
@@ -682,6 +686,27 @@ def _buttons(prefix: str):
     return generate, stop
 
 
+def GuardedImageEditor(**kwargs) -> gr.ImageEditor:
+    """gradio's ImageEditor, whose upload decoding (in gradio, before a handler runs) ends in a clear message when
+    Pillow refuses a decompression bomb or cannot read the file, instead of a generic error. (The instance's method
+    is wrapped: a subclass of a gradio component makes gradio write a .pyi file beside this module.)"""
+    editor = gr.ImageEditor(**kwargs)
+    preprocess = editor.preprocess
+
+    def guarded_preprocess(payload):
+        try:
+            return preprocess(payload)
+        except PIL.Image.DecompressionBombError as error:
+            raise _error(f"The uploaded image is too large to decode ({error}): resize it to a few megapixels "
+                         "(the model works at a few dozen pixels) and upload it again.") from None
+        except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise _error(f"Could not read the uploaded image ({error}): upload a whole PNG, JPEG or WebP file.") \
+                from None
+
+    editor.preprocess = guarded_preprocess
+    return editor
+
+
 def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str) -> None:
     event = generate.click(fn, inputs, outputs, api_name=api_name, concurrency_id=CONCURRENCY_ID,
                            concurrency_limit=1)
@@ -690,7 +715,7 @@ def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str)
 
 def _region_editor(demo: NuwaWebDemo, prefix: str, label: str, brush, canvas):
     """The image with a brush for the region to regenerate (I2I and TI2I tabs), pre-filled with a built-in example."""
-    return gr.ImageEditor(value=demo.default_edit(prefix.upper()), label=label, type="pil", image_mode="RGBA",
+    return GuardedImageEditor(value=demo.default_edit(prefix.upper()), label=label, type="pil", image_mode="RGBA",
                           sources=["upload", "clipboard"], brush=brush, format="png", layers=False, transforms=(),
                           elem_id=f"{prefix}-editor", canvas_size=canvas)
 
@@ -793,7 +818,7 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
                 gr.HTML(_legend(demo))
                 with gr.Row():
                     with gr.Column():
-                        canvas = gr.ImageEditor(value=demo.default_sketch(), label="Sketch: paint with the class colours",
+                        canvas = GuardedImageEditor(value=demo.default_sketch(), label="Sketch: paint with the class colours",
                                                 type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
                                                 format="png", layers=False, transforms=(), elem_id="s2i-canvas",
                                                 canvas_size=canvas)
@@ -814,7 +839,7 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
                 gr.HTML(_legend(demo))
                 with gr.Row():
                     with gr.Column():
-                        canvas = gr.ImageEditor(value=demo.default_sketch(), label="Sketch of the first frame",
+                        canvas = GuardedImageEditor(value=demo.default_sketch(), label="Sketch of the first frame",
                                                 type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
                                                 format="png", layers=False, transforms=(), elem_id="s2v-canvas",
                                                 canvas_size=canvas)
@@ -889,9 +914,27 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
 
 
 def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: Optional[int] = None, **kwargs):
-    """Start the server; returns gradio's (app, local_url, share_url). ``kwargs`` go to ``Blocks.launch``."""
+    """Start the server; returns gradio's (app, local_url, share_url). ``kwargs`` go to ``Blocks.launch``.
+
+    Every upload is untrusted: the server listens on loopback unless ``host`` says otherwise, serves files only from
+    its own output folder (``allowed_paths``; gradio adds its upload cache), refuses uploads past the input size limit
+    (``max_file_size``, ``NUWA_HF_MAX_INPUT_MB``) before they are stored, and Pillow refuses images past the pixel limit
+    (``NUWA_HF_MAX_IMAGE_PIXELS``) before gradio decodes them (see :func:`limit_decoded_pixels`)."""
     allowed = [str(Path(tempfile.gettempdir()) / "nuwa-web-demo")]
+    kwargs.setdefault("max_file_size", f"{media.input_limits()['max_input_mb']}mb")
+    limit_decoded_pixels()
     return blocks.launch(server_name=host, server_port=port, allowed_paths=allowed, footer_links=["api"], **kwargs)
+
+
+def limit_decoded_pixels() -> None:
+    """Gradio decodes uploaded images with Pillow before a handler sees them: lower Pillow's decompression-bomb bound
+    (it refuses images past twice ``MAX_IMAGE_PIXELS``) to nuwa-hf's pixel limit, so a bomb PNG never decodes."""
+    PIL.Image.MAX_IMAGE_PIXELS = max(media.input_limits()["max_image_pixels"] // 2, 1)
+
+
+def shown_name(path) -> str:
+    """An uploaded file's name for messages: control characters (a name may hold any) shown as '?'."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in Path(path).name)
 
 
 def default_model() -> str:

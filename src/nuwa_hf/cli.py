@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -148,6 +149,18 @@ def _checked_type(convert, check, wanted: str):
             raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
 
     return parse
+
+
+def _file_name_prefix(text: str) -> str:
+    """--name: a plain file name prefix (no folders, no control characters), since it names files in --out."""
+    bad = [c for c in text if c in "/\\" or ord(c) < 32 or ord(c) == 127]
+    if not text.strip() or bad or text in (".", "..") or text.startswith("-"):
+        shown = ", ".join(sorted({repr(c) for c in bad})) or repr(text)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file name prefix ({shown} not allowed): give letters, digits, '-', '_' or '.', with "
+            "no folder separators or control characters (the folder is --out)."
+        )
+    return text
 
 
 def _fps(text: str) -> float:
@@ -304,7 +317,7 @@ def _add_generate(commands) -> None:
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--out", required=True,
                          help="output folder (created; checked to be writable before anything is generated)")
-    outputs.add_argument("--name", default=None, help="file name prefix (default: the task code, e.g. t2v)")
+    outputs.add_argument("--name", type=_file_name_prefix, default=None, help="file name prefix (default: the task code, e.g. t2v)")
     outputs.add_argument("--overwrite", action="store_true",
                          help="replace files of an earlier run with the same names (never an input file)")
     outputs.add_argument("--fps", type=_fps, default=4.0, help="frames per second of GIF / MP4 (0.01 to 240)")
@@ -693,13 +706,27 @@ def _load(task: str, model: str):
             check_model_folder(model)
         except IncompleteModelFolderError as error:
             raise CommandError(str(error), EXIT_MODEL) from None
+    _warn_of_foreign_code(model)
     try:
-        return load_pipeline(task, model)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*names code that is not nuwa-hf's")  # printed above
+            return load_pipeline(task, model)
     except NuwaModelFolderError as error:
         raise CommandError(str(error), EXIT_MODEL) from None
     except (OSError, ValueError) as error:
         where = "" if os.path.isdir(model) else " (no such folder, and no Hub repository that could be loaded)"
         raise CommandError(f"Could not load the model {model!r}{where}: {error}", EXIT_MODEL) from None
+
+
+def _warn_of_foreign_code(model: str) -> None:
+    """One 'nuwa-hf: warning:' line when the folder's config.json names code that is not nuwa-hf's (never run)."""
+    from .models.nuwa.loading_nuwa import foreign_code_note, other_auto_maps, read_nuwa_config
+
+    if os.path.isdir(model):
+        config, problem = read_nuwa_config(model)
+        note = foreign_code_note(config, other_auto_maps(model)) if config and not problem else None
+        if note:
+            print(f"nuwa-hf: warning: {model}: {note}", file=sys.stderr, flush=True)
 
 
 def _check_demo_picture_size(args, processor) -> None:

@@ -73,7 +73,7 @@ def test_folder_errors_name_the_problem_and_the_fix(tmp_path, image_folder):
         '{"file_name": "0.png", "text": "ok"}\n{"file_name": "0.png", "text": ': "metadata.jsonl:2 is not valid JSON",
         '{"file_name": "0.png"}': "metadata.jsonl:1 needs a 'text'",
         '{"text": "no file"}': "needs a 'file_name'",
-        '{"file_name": "../elsewhere.png", "text": "x"}': "outside",
+        '{"file_name": "../elsewhere.png", "text": "x"}': "metadata.jsonl:1: file_name='../elsewhere.png' climbs out",
     }
     for content, message in cases.items():
         (folder / "metadata.jsonl").write_text(content)

@@ -295,3 +295,98 @@ def test_image_completion_keeps_the_pixels_outside_the_painted_region(client, si
     out = np.asarray(PIL.Image.open(native).convert("RGB"), dtype=np.int16)
     kept = size // 2 - 2  # rows above the 2-pixel seam
     assert np.abs(out[:kept] - picture[:kept].astype(np.int16)).mean() == 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Hostile uploads and file routes (issue 30, items 2 and 4)
+
+
+def test_hostile_uploads_get_a_clear_message_within_2_s(client, tmp_path, sizes):
+    import time
+
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    from support.hostile_files import bomb_png, many_frame_gif
+
+    long_gif, wide_gif = many_frame_gif(tmp_path / "long.gif"), many_frame_gif(tmp_path / "wide.gif", 2, (65535, 65535))
+    bomb, zip_gif = bomb_png(tmp_path / "bomb.png"), tmp_path / "archive.gif"
+    zip_gif.write_bytes(b"PK\x03\x04" + bytes(200))
+    calls = [
+        (lambda: client.predict(None, handle_file(str(long_gif)), "grass", 0, 1.5, 8, api_name="/s2i"),
+         "more than 1000 frames.*NUWA_HF_MAX_VIDEO_FRAMES"),
+        (lambda: client.predict(handle_file(str(wide_gif)), "Example 1", 1, 1, 0, 8, api_name="/v2v"),
+         "megapixels.*NUWA_HF_MAX_IMAGE_PIXELS"),
+        (lambda: client.predict(handle_file(str(zip_gif)), "Example 1", 1, 1, 0, 8, api_name="/v2v"),
+         "its content is a ZIP archive"),
+        (lambda: client.predict(None, handle_file(str(bomb)), "grass", 0, 1.5, 8, api_name="/s2i"),
+         "Could not read the class map 'bomb.png'.*megapixels.*NUWA_HF_MAX_IMAGE_PIXELS"),
+    ]
+    for call, expected in calls:
+        started = time.perf_counter()
+        with pytest.raises(AppError, match=expected):
+            call()
+        assert time.perf_counter() - started < 2
+    started = time.perf_counter()  # gradio decodes editor images itself: Pillow's bound is lowered to refuse bombs
+    with pytest.raises(AppError, match="uploaded image is too large to decode.*resize it to a few megapixels"):
+        client.predict(_editor(bomb), "bottom half", 0, 8, api_name="/i2i")
+    assert time.perf_counter() - started < 2
+    started = time.perf_counter()  # a video input reads only the frames it uses: the 100,000-frame GIF works
+    *_, info = client.predict(handle_file(str(long_gif)), "Example 1", 1, 1, 0, 8, api_name="/v2v")
+    assert "'long.gif' (1 frame(s) used)" in info and time.perf_counter() - started < 10
+    size, _, upscale = sizes
+    _check_image(client.predict("a red 7", 0, 1.5, 8, api_name="/t2i"), size, upscale)  # still serving
+
+
+def test_the_server_serves_only_its_own_outputs(client, web_app, tmp_path):
+    import tempfile
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = web_app[1].rstrip("/")
+    view = client.predict("a red 7", 0, 1.5, 8, api_name="/t2i")[0]
+    secret = Path(tempfile.mkdtemp(prefix="not-served-")) / "secret.txt"
+    secret.write_text("private")
+    own = Path(tempfile.gettempdir()) / "nuwa-web-demo"
+    outputs = sorted(own.glob("*/*.png"))
+    assert outputs and Path(view).name in {p.name for p in outputs}
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"{url}/gradio_api/file={urllib.parse.quote(path)}", timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status(str(outputs[-1])) == 200
+    for path in ("/etc/passwd", str(secret), f"{own}/../{secret.parent.name}/secret.txt", f"{own}/../../etc/passwd",
+                 str(SPACE / "app.py")):
+        assert status(path) in (403, 404), path
+
+
+def test_the_app_listens_on_loopback_unless_told_and_bounds_uploads(app_module, monkeypatch, tmp_path):
+    import PIL.Image as Image
+
+    launched = {}
+
+    class FakeBlocks:
+        def launch(self, **kwargs):
+            launched.update(kwargs)
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.setattr(app_module, "build_demo", lambda model: FakeBlocks())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    (tmp_path / "model").mkdir()
+    assert app_module.main(["--model", str(tmp_path / "model"), "--port", "7999"]) == 0
+    assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 7999
+    assert launched["allowed_paths"] == [str(Path(app_module.tempfile.gettempdir()) / "nuwa-web-demo")]
+    assert launched["max_file_size"] == f"{media.MAX_INPUT_MB}mb"
+    assert Image.MAX_IMAGE_PIXELS * 2 == media.MAX_IMAGE_PIXELS  # Pillow refuses past nuwa-hf's pixel limit
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # told otherwise
+    monkeypatch.setenv("NUWA_HF_MAX_INPUT_MB", "5")
+    assert app_module.main(["--model", str(tmp_path / "model")]) == 0
+    assert launched["server_name"] == "0.0.0.0" and launched["max_file_size"] == "5mb"
+
+
+def test_uploaded_names_with_control_characters_are_shown_safely(app_module):
+    assert app_module.shown_name("/tmp/x/evil\nname\x1b[31m.gif") == "evil?name?[31m.gif"

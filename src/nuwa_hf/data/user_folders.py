@@ -13,6 +13,7 @@ mid-training. Media are decoded lazily, one example at a time: ``Dataset.with_tr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def read_metadata(
     """
     path = folder / METADATA_FILE
     rows: list[dict] = []
+    line_numbers: list[int] = []
     with open(path, encoding="utf-8") as file:
         for line_number, line in enumerate(file, start=1):
             if not line.strip():
@@ -76,6 +78,7 @@ def read_metadata(
             if text_required and not isinstance(row.get("text"), str):
                 raise ValueError(f"{path}:{line_number} needs a 'text' string (the caption).")
             rows.append(row)
+            line_numbers.append(line_number)
     if not rows:
         raise ValueError(f"{path} lists no files.")
     if not text_required:
@@ -84,16 +87,48 @@ def read_metadata(
             raise ValueError(f"{path}: {with_text} of {len(rows)} lines have a 'text'; give every line one or none.")
     resolved_folder = folder.resolve()
     missing = []
-    for row in rows:
+    for row, line_number in zip(rows, line_numbers):
         for key in file_keys:
-            target = (folder / row[key]).resolve()
-            if resolved_folder not in target.parents:
-                raise ValueError(f"{path}: {key}={row[key]!r} points outside {folder}; use paths relative to it.")
+            target = _inside(folder, resolved_folder, row[key], f"{path}:{line_number}: {key}={row[key]!r}")
             if not target.is_file():
                 missing.append(row[key])
+    refuse_links_out(folder)
     if missing:
         raise FileNotFoundError(f"{path} names {len(missing)} missing file(s), e.g. {missing[:5]}.")
     return rows
+
+
+FOLDER_RULE = ("a training folder may name only its own files: give a path relative to the folder, without '..', "
+               "and copy the file into the folder instead of linking to it")
+
+
+def _inside(folder: Path, resolved_folder: Path, name: str, where: str) -> Path:
+    """The file ``name`` (a line of metadata.jsonl, ``where``) resolved inside ``folder``; a ValueError naming the line
+    when it is absolute, climbs out with ``..``, or is (or passes through) a symlink that leaves the folder."""
+    if "\x00" in name or any(ord(c) < 32 for c in name):
+        raise ValueError(f"{where} holds control characters; refused ({FOLDER_RULE}).")
+    if Path(name).is_absolute() or name.startswith(("~", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise ValueError(f"{where} is an absolute path; refused ({FOLDER_RULE}).")
+    target = (folder / name).resolve()
+    if resolved_folder == target or resolved_folder not in target.parents:
+        how = "climbs out of the folder with '..'" if ".." in Path(name).parts else \
+            f"is or passes through a symlink that leads outside the folder (to {target})"
+        raise ValueError(f"{where} {how}; refused ({FOLDER_RULE}).")
+    return target
+
+
+def refuse_links_out(folder: Path) -> None:
+    """Refuse a folder holding a symlink (to a file or a folder) that leads outside it: loaders that scan the folder
+    (``datasets``' imagefolder) would read through it even when metadata.jsonl does not name it."""
+    resolved_folder = folder.resolve()
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            entry = Path(root) / name
+            if entry.is_symlink():
+                target = entry.resolve()
+                if resolved_folder not in target.parents:
+                    raise ValueError(f"{entry} is a symlink that leads outside {folder} (to {target}); refused "
+                                     f"({FOLDER_RULE}).")
 
 
 def attach_decoder(

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..media import load_image, load_sketch, load_sketch_video, load_video
+from ..media import _decoded_rgb, load_image, load_sketch, load_sketch_video, load_video
 
 
 def as_prompt_list(prompt: Any, what: str = "prompt") -> tuple[list[str], bool]:
@@ -60,9 +60,11 @@ def as_image_list(images: Any, what: str = "image") -> tuple[list[PIL.Image.Imag
 
 def _load_image_checked(image: Any, what: str) -> PIL.Image.Image:
     if isinstance(image, PIL.Image.Image):
-        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        if image.mode.startswith("I;16"):  # a 16-bit picture (a 16-bit PNG opens so): scaled to 8 bits, not clipped
+            image = _decoded_rgb(image)
+        if image.mode in ("I", "F"):
             raise ValueError(
-                f"The {what} is a single-channel {image.mode!r} image (32-bit / 16-bit / float), which looks like a "
+                f"The {what} is a single-channel {image.mode!r} image (32-bit integer / float), which looks like a "
                 "class map or a depth map, not a picture: pass an RGB image (`image.convert('RGB')` after scaling to "
                 "0..255), or use a sketch pipeline for class maps."
             )

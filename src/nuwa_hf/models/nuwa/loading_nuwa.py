@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 CHECKSUM_MANIFEST = "checksums.json"
@@ -94,6 +95,61 @@ def read_nuwa_config(folder: str | os.PathLike) -> tuple[dict | None, str | None
     return config, None
 
 
+# The code a folder written by ``remote_code.write_remote_code`` names: nuwa-hf's own modules, copied flat.
+_OWN_AUTO_MAP_MODULES = ("configuration_nuwa", "modeling_nuwa", "processing_nuwa", "image_processing_nuwa")
+# Files besides config.json whose ``auto_map`` may name code (AutoProcessor, AutoTokenizer, AutoImageProcessor).
+_CODE_NAMING_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+
+
+def _module_of(reference) -> str:
+    """``"repo--module.Class"`` or ``"module.Class"`` -> ``"module"``."""
+    return str(reference).split("--")[-1].rsplit(".", 1)[0]
+
+
+def _foreign_auto_map(auto_map, where: str) -> list[str]:
+    refused = []
+    for auto_class, references in sorted(auto_map.items() if isinstance(auto_map, dict) else []):
+        for reference in references if isinstance(references, (list, tuple)) else [references]:
+            if reference and _module_of(reference) not in _OWN_AUTO_MAP_MODULES:
+                refused.append(f"{where} {auto_class} -> {_module_of(reference)}.py")
+    return refused
+
+
+def other_auto_maps(folder: str | os.PathLike) -> dict:
+    """``{file name: auto_map}`` of the folder's processor and tokenizer configs that have one (unreadable: skipped)."""
+    found = {}
+    for name in _CODE_NAMING_FILES:
+        try:
+            auto_map = json.loads((Path(folder) / name).read_text(encoding="utf-8")).get("auto_map")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if auto_map:
+            found[name] = auto_map
+    return found
+
+
+def foreign_code_note(config: dict, others: dict | None = None) -> str | None:
+    """What a NUWA folder names as code that is not nuwa-hf's: config.json's ``auto_map`` classes and
+    ``custom_pipelines`` implementations, and the ``auto_map`` of ``others`` (:func:`other_auto_maps`: processor and
+    tokenizer configs). That code is refused, i.e. never imported, when the installed package loads the folder
+    (``from_pretrained``, ``AutoModel*``, ``AutoProcessor``, ``pipeline()`` and the CLI use nuwa-hf's registered
+    classes, and ``trust_remote_code`` is off by default). None when it names only nuwa-hf's own modules, or no code."""
+    refused = _foreign_auto_map(config.get("auto_map"), "auto_map")
+    pipelines = config.get("custom_pipelines") if isinstance(config.get("custom_pipelines"), dict) else {}
+    for task, entry in sorted(pipelines.items()):
+        impl = entry.get("impl") if isinstance(entry, dict) else None
+        own = "pipeline_" + str(task).removeprefix("nuwa-").replace("-", "_")
+        if impl and _module_of(impl) != own:
+            refused.append(f"custom_pipelines {task} -> {_module_of(impl)}.py")
+    for name, auto_map in sorted((others or {}).items()):
+        refused += _foreign_auto_map(auto_map, f"{name} auto_map")
+    if not refused:
+        return None
+    return (f"the folder names code that is not nuwa-hf's ({'; '.join(refused)}); it was not run: the installed "
+            "nuwa-hf classes load this folder. Do not pass trust_remote_code=True for it unless you have read that "
+            "code; re-save the model with `save_pretrained` to drop the references.")
+
+
 def weights_file_problem(path: str | os.PathLike) -> str | None:
     """None when ``path`` is a whole safetensors file, else what is wrong with it (empty, truncated, not safetensors)."""
     return _safetensors_problem(Path(path))
@@ -122,6 +178,9 @@ def check_model_files(path: str | os.PathLike) -> None:
     config, problem = read_nuwa_config(folder)
     if problem:
         raise NuwaModelFolderError(f"{text!r}: {problem}.")
+    note = foreign_code_note(config, other_auto_maps(folder))
+    if note:
+        warnings.warn(f"{text!r}: {note}", UserWarning, stacklevel=3)
     weights = _weight_files(folder)
     if not weights:
         pickles = [p.name for p in folder.glob("*.bin")]
