@@ -192,7 +192,14 @@ def task_metrics(
                 rows.append(_row("SSIM", out["ssim"], out))
             else:
                 out = peak_signal_to_noise_ratio(generated, reference, videos=videos)
-                rows.append(_row("PSNR (dB)", out["psnr"], out))
+                identical = out["num_identical_pairs"]
+                if identical and identical < out["num_pairs"]:
+                    # given frames come back as the input's own pixels (keep_original_pixels): an infinite PSNR each
+                    rows.append(_row(f"PSNR (dB), the {out['num_pairs'] - identical} of {out['num_pairs']} "
+                                     f"{'frames' if videos else 'images'} that differ from the reference ({identical} "
+                                     "identical ones left out)", out["psnr_finite_mean"], out))
+                else:
+                    rows.append(_row("PSNR (dB)", out["psnr"], out))
             details[metric] = out
         elif metric == "segmentation":
             if reference is None or num_classes is None:
