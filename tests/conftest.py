@@ -37,6 +37,22 @@ def tiny_model_folder(tmp_path_factory):
                                          max_frames=3, seed=0))
 
 
+@pytest.fixture(scope="module")
+def pipes(tiny_model_folder):
+    """``pipes(task)``: the tiny folder's pipeline for ``task``, built on first use and kept for the module."""
+    from transformers import pipeline
+
+    cache = {}
+
+    def get(task):
+        if task not in cache:
+            cache[task] = pipeline(task, model=tiny_model_folder)
+            cache[task].set_progress_bar_config(disable=True)
+        return cache[task]
+
+    return get
+
+
 def write_legacy_layout(folder, target) -> str:
     """Rewrite a current model folder in the old layout (nuwa-hf <= 0.1): the VQ-GANs out of the model into vqgan/ and
     vqgan_seg/ (diffusers folders), config.json without their sub-configs. What users' old checkpoints look like."""

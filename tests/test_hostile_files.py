@@ -191,19 +191,7 @@ def test_unusual_image_modes_become_rgb(mode, tmp_path):
 # The same through transformers.pipeline and nuwa-hf generate
 
 
-@pytest.fixture(scope="module")
-def pipes(tiny_model_folder):
-    from transformers import pipeline
-
-    cache = {}
-
-    def get(task):
-        if task not in cache:
-            cache[task] = pipeline(task, model=tiny_model_folder)
-            cache[task].set_progress_bar_config(disable=True)
-        return cache[task]
-
-    return get
+# pipes: tests/conftest.py (the tiny folder's pipeline per task, built once per module)
 
 
 def test_hostile_files_through_the_pipelines(pipes, tmp_path):

@@ -12,19 +12,3 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(autouse=True)
 def one_thread(single_threaded_torch):
     yield
-
-
-@pytest.fixture(scope="module")
-def pipes(tiny_model_folder):
-    """``pipes(task)``: the tiny folder's pipeline for ``task``, built on first use and kept for the module."""
-    from transformers import pipeline
-
-    cache = {}
-
-    def get(task):
-        if task not in cache:
-            cache[task] = pipeline(task, model=tiny_model_folder)
-            cache[task].set_progress_bar_config(disable=True)
-        return cache[task]
-
-    return get
