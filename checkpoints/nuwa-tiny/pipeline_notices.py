@@ -10,8 +10,10 @@ the training captions, so every word of those captions is one token, and a word 
 
 from __future__ import annotations
 
+import contextlib
+import logging as _logging
 import re
-from typing import Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from transformers.utils import logging
 
@@ -102,3 +104,21 @@ class CallNotices:
                 self.said.add(message)
                 logger.warning(message)
 
+
+@contextlib.contextmanager
+def routed_warnings(receive: Callable[[str], None]):
+    """During the block, hand each warning of the pipelines to ``receive(message)`` instead of the process's logging
+    (the CLI prints them on stderr, the web page shows them on its info line); restored afterwards."""
+
+    class Route(_logging.Handler):
+        def emit(self, record):
+            receive(record.getMessage())
+
+    handler, propagate = Route(level=_logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate

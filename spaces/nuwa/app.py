@@ -33,9 +33,9 @@ import torch
 from transformers import LogitsProcessor
 
 import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight pipelines)
-import logging
 from nuwa_hf import media
 from nuwa_hf.pipelines import REGION_SHORTCUTS, TASK_CODES, load_nuwa_processor
+from nuwa_hf.pipelines.notices import routed_warnings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "nuwa-tiny"
@@ -54,24 +54,6 @@ T2V_EXAMPLES = ["the digit 3 is moving up then down", "a red 5 moving left then 
 
 # The warnings of the running pipeline call (one generation at a time, see _run), for the page's info line.
 _call_notes = threading.local()
-
-
-@contextlib.contextmanager
-def _pipeline_warnings():
-    """Collect what the NUWA pipelines warn about during the block (nuwa_hf.pipelines.notices)."""
-    said: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record):
-            said.append(record.getMessage())
-
-    handler = _Collect(level=logging.WARNING)
-    logger = logging.getLogger("nuwa_hf.pipelines")
-    logger.addHandler(handler)
-    try:
-        yield said
-    finally:
-        logger.removeHandler(handler)
 
 
 def _taken_call_notes() -> list[str]:
@@ -278,7 +260,8 @@ class NuwaWebDemo:
             progress(0, desc=f"{code}: preparing")
             pipe = self.pipeline(code)
             start = time.perf_counter()
-            with _pipeline_warnings() as said:  # words the model never saw: shown on the page's info line
+            said: list[str] = []
+            with routed_warnings(said.append):  # words the model never saw: shown on the page's info line
                 result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
             # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
             _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]

@@ -864,33 +864,13 @@ def command_push(args) -> int:
 # Entry point
 
 
-class _StderrWarnings:
-    """The pipelines' warnings (words the model never saw, big resizes: nuwa_hf.pipelines.notices) printed on the
-    current stderr during a command, whatever logging the process has set up."""
-
-    def __enter__(self):
-        import logging
-
-        class ToStderr(logging.Handler):
-            def emit(self, record):
-                print(f"nuwa-hf: warning: {record.getMessage()}", file=sys.stderr, flush=True)
-
-        self.logger = logging.getLogger("nuwa_hf.pipelines")
-        self.handler, self.propagate = ToStderr(level=logging.WARNING), self.logger.propagate
-        self.logger.addHandler(self.handler)
-        self.logger.propagate = False
-        return self
-
-    def __exit__(self, *exc):
-        self.logger.removeHandler(self.handler)
-        self.logger.propagate = self.propagate
-        return False
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with _StderrWarnings():
+    from .pipelines.notices import routed_warnings
+
+    # the pipelines' warnings (words the model never saw, big resizes) on the current stderr, whatever logging is set
+    with routed_warnings(lambda message: print(f"nuwa-hf: warning: {message}", file=sys.stderr, flush=True)):
         return _main(argv)
 
 
