@@ -238,9 +238,9 @@ def gains_run(run: Path, *, sampled_every: int = 2000, tasks: str = "t2i,t2v,s2i
                 continue
             time.sleep(3)  # let the Trainer finish writing the folder
             model = NuwaForConditionalGeneration.from_pretrained(checkpoint, use_safetensors=True)
-            processor = NuwaProcessor.from_pretrained(checkpoint if (checkpoint / "processor_config.json").exists()
-                                                      else run.parent if not (run / "processor_config.json").exists()
-                                                      else run)
+            # the Trainer saves the processor into each checkpoint; else the run's (or its parent's) folder has it
+            processor = NuwaProcessor.from_pretrained(next(
+                (folder for folder in (checkpoint, run) if (folder / "processor_config.json").exists()), run.parent))
             started_scoring = time.time()
             gains = condition_gains(model, processor, tasks.split(","), num_examples=num_examples, image_size=image_size)
             row = {"step": step, "wall_minutes": round((checkpoint.stat().st_mtime - started) / 60, 1), "gains": gains}
