@@ -102,3 +102,14 @@ def test_seed_over_a_dataset_or_a_generator_counts_inputs_in_order(tiny_model_fo
                        pipe(prompts[1], seed=drawn, output_type="tokens"))
     with pytest.raises(ValueError, match="either seed= or generator="):
         pipe(prompts[0], seed=1, generator=torch.Generator())
+
+
+def test_a_seed_given_to_pipeline_is_the_default_of_every_call(tiny_model_folder):
+    """pipeline(..., seed=s) works as seed=s on each call (OPTIONS_DOC: defaults may be given to pipeline(...)); a
+    call's own seed wins."""
+    seeded = pipeline("nuwa-text-to-image", model=tiny_model_folder, seed=3)
+    plain = pipeline("nuwa-text-to-image", model=tiny_model_folder)
+    for pipe in (seeded, plain):
+        pipe.set_progress_bar_config(disable=True)
+    assert torch.equal(seeded("a red 3", output_type="tokens"), plain("a red 3", seed=3, output_type="tokens"))
+    assert torch.equal(seeded("a red 3", seed=4, output_type="tokens"), plain("a red 3", seed=4, output_type="tokens"))

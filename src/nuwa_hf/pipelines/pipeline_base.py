@@ -336,6 +336,10 @@ class NuwaPipeline(Pipeline):
         kwargs = rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
         if kwargs.get("batch_size") is not None:
             kwargs["batch_size"] = check_batch_size(kwargs["batch_size"])
+        if kwargs.get("seed") is None and kwargs.get("generator") is None:
+            for name in ("seed", "generator"):  # a default given to pipeline(...) counts as given to the call
+                if self._forward_params.get(name) is not None:
+                    kwargs[name] = self._forward_params[name]
         generator = kwargs.get("generator")
         if kwargs.get("seed") is not None and generator is not None:
             raise ValueError("Pass either seed= or generator=, not both.")
