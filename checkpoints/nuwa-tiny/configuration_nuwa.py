@@ -70,6 +70,10 @@ class NuwaConfig(PretrainedConfig):
             frozen sub-model ``model.vqgan`` (the Chameleon / Emu3 / Janus layout), saved in model.safetensors.
             ``None``: a token-only model (tests, or a VQ-GAN attached later with ``set_visual_tokenizers``).
         sketch_vqgan_config: the same for the VQ-GAN-Seg of the sketch tasks (``NuwaSegVQGAN``), or ``None``.
+        rope_3d: also rotate every self-attention's queries and keys by their (t, h, w) coordinates (3D rotary
+            position embeddings, :mod:`nuwa_hf.ops.rotary`), so scores can depend on the offset between two tokens
+            (e.g. "one frame back, one column left"); the learned absolute tables stay. Off in the paper's model.
+        rope_theta: base of the rotary frequencies (positions are at most a few dozen per axis, hence 100).
     """
 
     model_type = "nuwa"
@@ -102,6 +106,8 @@ class NuwaConfig(PretrainedConfig):
         tie_word_embeddings: bool = False,
         vqgan_config: Optional[Mapping[str, Any]] = None,
         sketch_vqgan_config: Optional[Mapping[str, Any]] = None,
+        rope_3d: bool = False,
+        rope_theta: float = 100.0,
         **kwargs,
     ):
         if hidden_size % num_attention_heads:
@@ -132,6 +138,16 @@ class NuwaConfig(PretrainedConfig):
         self.sketch_video_extent = list(_extent(sketch_video_extent, "sketch_video_extent"))
         self.text_pad_token_id = text_pad_token_id
         self.tie_word_embeddings = tie_word_embeddings
+        self.rope_3d = bool(rope_3d)
+        self.rope_theta = float(rope_theta)
+        head_dim = hidden_size // num_attention_heads
+        if self.rope_3d and (head_dim % 2 or head_dim < 6):
+            raise ValueError(
+                f"rope_3d needs an even head size of at least 6 (one rotation pair per axis), got {head_dim} "
+                f"(hidden_size {hidden_size} / {num_attention_heads} heads): change the sizes or set rope_3d=False."
+            )
+        if self.rope_theta <= 1.0:
+            raise ValueError(f"rope_theta must be > 1, got {rope_theta}.")
         self.vqgan_config = visual_tokenizer_config(vqgan_config)
         self.sketch_vqgan_config = visual_tokenizer_config(sketch_vqgan_config)
         for sub_config, vocab_field, vocab_size in ((self.vqgan_config, "visual_vocab_size", visual_vocab_size),

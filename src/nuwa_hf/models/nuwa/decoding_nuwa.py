@@ -32,7 +32,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from ...ops import window_table
+from ...ops import apply_rotary, rotary_3d_tables, window_table
 
 Grid = Tuple[int, int, int]
 
@@ -91,6 +91,9 @@ class NuwaDecodingStep:
         t, h, w = index // (height * width), (index // width) % height, index % width
         self.token_table = embedding.tokens.weight
         self.position_table = embedding.time.weight[t] + embedding.height.weight[h] + embedding.width.weight[w]
+        # 3D RoPE (config.rope_3d): the (T*H*W, head_dim) rotation of each position's self-attention queries and keys
+        self.rotary = rotary_3d_tables(self.grid, self.head_dim, config.rope_theta, device=device, dtype=dtype) \
+            if config.rope_3d else None
 
         # 3DNA windows of this grid: self-attention (causal) over the visual grid, cross-attention over the condition.
         self.self_index, self.self_bias, self.self_whole = _window(
@@ -195,8 +198,9 @@ class NuwaDecodingStep:
         def write(kv, new):
             kv[:, :, :, start:start + L] = new
 
+        rotary = None if self.rotary is None else (self.rotary[0][start:start + L], self.rotary[1][start:start + L])
         logits = self._decode(
-            F.embedding(ids, self.token_table) + self.position_table[start:start + L], write,
+            F.embedding(ids, self.token_table) + self.position_table[start:start + L], write, rotary,
             lambda q, kv: self._attend(q, kv, self.self_index, self.self_bias, start, L, self.self_whole, True),
             lambda q, kv: self._attend(q, kv, self.cross_index, self.cross_bias, start, L, self.cross_whole, False),
         )
@@ -222,24 +226,31 @@ class NuwaDecodingStep:
             window = kv.index_select(3, rows)
             return F.scaled_dot_product_attention(q, window[0], window[1], attn_mask=mask, scale=self.scale)
 
+        rotary = None if self.rotary is None else (self.rotary[0].index_select(0, position),
+                                                   self.rotary[1].index_select(0, position))
         return self._decode(
             F.embedding(ids, self.token_table) + self.position_table.index_select(0, position),
-            lambda kv, new: kv.index_copy_(3, position, new),
+            lambda kv, new: kv.index_copy_(3, position, new), rotary,
             lambda q, kv: attend(q, kv, self_rows, self_mask),
             lambda q, kv: attend(q, kv, None if self.cross_whole else cross_rows, cross_mask),
         )
 
-    def _decode(self, x: torch.Tensor, write, attend_self, attend_cross) -> torch.Tensor:
+    def _decode(self, x: torch.Tensor, write, rotary, attend_self, attend_cross) -> torch.Tensor:
         """The decoder layers on embedded inputs x (B, L, d) -> logits (B, L, N). ``write(kv, new)`` stores this
-        step's keys/values (2, B, heads, L, hd); ``attend_self`` / ``attend_cross`` ``(q, kv)`` attend over a layer's
-        buffers."""
+        step's keys/values (2, B, heads, L, hd); ``rotary``: None or the (cos, sin) (L, hd) of these positions (3D
+        RoPE); ``attend_self`` / ``attend_cross`` ``(q, kv)`` attend over a layer's buffers."""
         B, L = x.shape[0], x.shape[1]
         for layer in self.layers:
             # causal 3DNA self-attention; this step's keys/values are written into the buffers first
             h = torch.layer_norm(x, (self.hidden,), *layer["norm1"])
             qkv = F.linear(h, *layer["qkv"]).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            write(layer["kv"], qkv[1:])
-            out = attend_self(qkv[0], layer["kv"])
+            if rotary is None:
+                query = qkv[0]
+                write(layer["kv"], qkv[1:])
+            else:
+                query = apply_rotary(qkv[0], *rotary)
+                write(layer["kv"], torch.stack([apply_rotary(qkv[1], *rotary), qkv[2]]))
+            out = attend_self(query, layer["kv"])
             x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["out"])
             # 3DNA cross-attention to the condition
             h = torch.layer_norm(x, (self.hidden,), *layer["norm2"])

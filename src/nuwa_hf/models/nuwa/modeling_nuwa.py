@@ -49,7 +49,8 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import is_torchdynamo_compiling
 
-from ...ops import allowed, nearby_attention, nearby_attention_mask
+from ...ops import (allowed, apply_rotary, nearby_attention, nearby_attention_mask, rotary_3d_angles,
+                   rotary_3d_tables)
 from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
 from ..vqgan.modeling_vqgan import NuwaVQGAN
 from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
@@ -201,6 +202,16 @@ class NuwaAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
+    def _rotary(self, grid: Grid, offset: int, length: int, like: torch.Tensor):
+        """``(cos, sin)`` (length, head_dim) of raster positions ``offset .. offset+length-1`` of ``grid``."""
+        if is_torchdynamo_compiling():
+            # In the graph: the cached tables are a host-side lru_cache.
+            angles = rotary_3d_angles(tuple(grid), self.head_dim, self.config.rope_theta, like.device)[offset:offset + length]
+            angles = torch.cat([angles, angles], dim=1)
+            return angles.cos().to(like.dtype), angles.sin().to(like.dtype)
+        cos, sin = rotary_3d_tables(grid, self.head_dim, self.config.rope_theta, device=like.device, dtype=like.dtype)
+        return cos[offset:offset + length], sin[offset:offset + length]
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -222,12 +233,21 @@ class NuwaAttention(nn.Module):
         """
         query = self._heads(self.q_proj(hidden_states))
         source = key_value_states if self.is_cross_attention else hidden_states
+        rotate = self.config.rope_3d and not self.is_cross_attention
+        if rotate:
+            # 3D RoPE: queries and this call's keys sit at raster positions offset .. offset+Lq-1 of the grid; the
+            # cache stores rotated keys, so earlier positions are never rotated again.
+            offset = query_offset or 0
+            cos, sin = self._rotary(query_grid, offset, hidden_states.shape[1], query)
+            query = apply_rotary(query, cos, sin)
         if self.is_cross_attention and cache is not None and cache.is_updated.get(self.layer_idx):
             # Encoder keys/values never change during generation: computed once, then reused.
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             key, value = layer.keys, layer.values
         else:
             key, value = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
+            if rotate:
+                key = apply_rotary(key, cos, sin)
             if cache is not None:
                 if self.is_cross_attention:
                     key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)

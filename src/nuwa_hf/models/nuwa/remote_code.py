@@ -32,7 +32,7 @@ _MODEL_FILES = ["configuration_nuwa.py", "decoding_nuwa.py", "generation_nuwa.py
                 "convert_nuwa_legacy_folder.py", "loading_nuwa.py"]
 _VQGAN_FILES = ["quantization.py", "modeling_vqgan.py", "modeling_seg_vqgan.py"]
 _OPS_FILES = ["geometry.py", "reference.py", "block_sparse.py", "cpu_inference.py", "window_gather.py",
-              "nearby_attention.py", "gpu_kernel.py"]
+              "nearby_attention.py", "gpu_kernel.py", "rotary.py"]
 
 # The pipelines (one per task, and what they share) are copied too, so transformers.pipeline(task, model=folder,
 # trust_remote_code=True) works where nuwa_hf is not installed. Flat names: pipelines/x.py -> pipeline_x.py.
