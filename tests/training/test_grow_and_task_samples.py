@@ -30,3 +30,19 @@ def test_a_bad_task_num_samples_spec_names_the_flag(tmp_path):
     with pytest.raises(ValueError, match="--task-num-samples"):
         main(["--output-dir", str(tmp_path / "bad"), "--tasks", "t2i", "--task-num-samples", "t2i:5",
               "--max-steps", "1", "--no-progress"])
+
+
+def test_init_from_switches_on_3d_rope_and_refuses_shape_changes(tiny_model_folder, tmp_path):
+    """--model-config on a continuation: fields that keep the weights' shapes (3D RoPE) apply; others are refused with
+    the list of what may change."""
+    from nuwa_hf import NuwaForConditionalGeneration
+    from nuwa_hf.training.main import main
+
+    common = ["--init-from", tiny_model_folder, "--tasks", "t2i", "--num-samples", "8", "--image-size", "16",
+              "--batch-size", "4", "--max-steps", "1", "--max-text-length", "16", "--no-progress", "--threads", "1"]
+    out = tmp_path / "rope"
+    assert main(["--output-dir", str(out), "--model-config", '{"rope_3d": true, "rope_theta": 50}', *common]) == 0
+    after = NuwaForConditionalGeneration.from_pretrained(str(out))
+    assert after.config.rope_3d is True and after.config.rope_theta == 50.0
+    with pytest.raises(ValueError, match="hidden_size cannot change with --init-from"):
+        main(["--output-dir", str(tmp_path / "wider"), "--model-config", '{"hidden_size": 256}', *common])

@@ -79,7 +79,8 @@ class NuwaModelArguments:
 
     model_preset: Literal["tiny", "paper"] = field(default="tiny", metadata={"help": "NuwaConfig preset"})
     model_config: Optional[str] = field(default=None, metadata={
-        "help": 'JSON object of NuwaConfig overrides, e.g. \'{"hidden_size": 128, "decoder_layers": 4}\''})
+        "help": 'JSON object of NuwaConfig overrides, e.g. \'{"hidden_size": 128, "decoder_layers": 4}\'; with '
+                '--init-from only fields that keep the weights\' shapes, e.g. \'{"rope_3d": true}\''})
     attn_implementation: Optional[Literal["nuwa_3dna", "nuwa_3dna_train", "sdpa", "eager"]] = field(
         default=None, metadata={
             "help": "attention used while training (the same 3D nearby attention either way; only speed differs): "

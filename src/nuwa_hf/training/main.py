@@ -235,8 +235,11 @@ def build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint: 
         config = NuwaConfig.from_pretrained(resume_checkpoint)
         model = NuwaForConditionalGeneration(config)
     elif args.init_from:
-        model = NuwaForConditionalGeneration.from_pretrained(args.init_from, use_safetensors=True)
+        overrides = _init_from_overrides(args.model_config)
+        model = NuwaForConditionalGeneration.from_pretrained(args.init_from, use_safetensors=True, **overrides)
         config = model.config
+        if overrides:
+            logger.warning("--init-from %s with --model-config %s.", args.init_from, json.dumps(overrides))
         # A run on longer clips (or larger frames) than the model was trained on grows its position tables: learned
         # rows kept, new rows start from the last learned one (NuwaPreTrainedModel.resize_grid_embeddings).
         grown = {}
@@ -279,6 +282,25 @@ def build_model(args, grids, tokenizer, vqgan, sketch_vqgan, resume_checkpoint: 
         model.set_visual_tokenizers(vqgan=copy.deepcopy(vqgan),
                                     sketch_vqgan=copy.deepcopy(sketch_vqgan) if sketch_vqgan is not None else None)
     return model
+
+
+# NuwaConfig fields a run may change on a trained model (--init-from with --model-config): none changes a weight's
+# shape. 3D RoPE can be switched on for a continuation: it rotates queries and keys, no new parameters.
+INIT_FROM_OVERRIDABLE = ("rope_3d", "rope_theta", "dropout", "attention_dropout", "text_extent", "image_extent",
+                         "video_extent", "sketch_image_extent", "sketch_video_extent")
+
+
+def _init_from_overrides(model_config: Optional[str]) -> dict:
+    overrides = json.loads(model_config) if model_config else {}
+    if not isinstance(overrides, dict):
+        raise ValueError("--model-config must be a JSON object of NuwaConfig fields.")
+    refused = sorted(set(overrides) - set(INIT_FROM_OVERRIDABLE))
+    if refused:
+        raise ValueError(
+            f"--model-config {', '.join(refused)} cannot change with --init-from: the trained weights fix them. "
+            f"Fields a continuation may change: {', '.join(INIT_FROM_OVERRIDABLE)} (grids grow by themselves)."
+        )
+    return overrides
 
 
 def check_model_fits(config, grids, tokenizer, vqgan, sketch_vqgan, max_text_length: int) -> None:
