@@ -53,6 +53,25 @@ from .pipeline_reranking import CandidateScorer
 from .pipeline_sampling_options import check_batch_size, check_count, check_sampling_options, check_seed
 
 
+TASK_SAMPLING_KEYS = ("guidance_scale", "top_k", "top_p", "temperature")
+
+
+def task_sampling_defaults(generation_config, task_name: str) -> dict:
+    """The sampling defaults ``generation_config.task_sampling[task_name]`` holds (guidance scale, top-k, top-p,
+    temperature), or ``{}``. A folder's generation_config.json may tune them per task::
+
+        "task_sampling": {"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8}}
+
+    (transformers keeps such an extra field only in a file without ``"_from_model_config": true``: set
+    ``generation_config._from_model_config = False`` before saving one.)
+    """
+    table = getattr(generation_config, "task_sampling", None)
+    entry = table.get(task_name) if isinstance(table, dict) else None
+    if not isinstance(entry, dict):
+        return {}
+    return {key: entry[key] for key in TASK_SAMPLING_KEYS if entry.get(key) is not None}
+
+
 def resolve_task_name(task: str) -> str:
     """``"text-to-video"``, ``"nuwa-text-to-video"`` or ``"T2V"`` -> ``"nuwa-text-to-video"``.
 
@@ -637,7 +656,14 @@ class NuwaPipeline(Pipeline):
         rows = len(chunk["plan"]) * per_input
 
         kwargs = dict(generate_kwargs)
-        default_guidance = getattr(getattr(self.model, "generation_config", None), "guidance_scale", None)
+        generation_config = getattr(self.model, "generation_config", None)
+        # generation_config.json's "task_sampling" may tune sampling per task (e.g. milder guidance for images than
+        # for videos); what the caller sets always wins, then this task's entry, then the folder's defaults.
+        for key, value in task_sampling_defaults(generation_config, self.task_name).items():
+            if (key == "guidance_scale" and condition == "none") or (key != "guidance_scale" and not kwargs["do_sample"]):
+                continue  # no condition to guide by; greedy decoding ignores the sampling controls
+            kwargs.setdefault(key, value)
+        default_guidance = getattr(generation_config, "guidance_scale", None)
         if "guidance_scale" not in kwargs and condition != "none" and default_guidance not in (None, 1.0):
             # The model folder's generation_config.json sets NUWA's default guidance for conditioned tasks.
             kwargs["guidance_scale"] = float(default_guidance)

@@ -337,6 +337,31 @@ def test_guidance_default_from_the_model_folder_generation_config(tiny_model_fol
     assert len(load("nuwa-video-prediction", str(folder))(random_image(), seed=0)) == FRAMES
 
 
+def test_per_task_sampling_defaults_from_generation_config(tiny_model_folder, tmp_path):
+    """generation_config.json's task_sampling tunes one task (here T2I: guidance 2, top-k 4) and leaves the others on
+    the folder's defaults; a caller's own value still wins."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    folder = tmp_path / "per-task"
+    shutil.copytree(tiny_model_folder, folder)
+    config = GenerationConfig.from_pretrained(folder)
+    config.do_sample, config.guidance_scale, config.top_k = True, 3.0, 16
+    config.task_sampling = {"nuwa-text-to-image": {"guidance_scale": 2.0, "top_k": 4}}
+    config._from_model_config = False  # else transformers drops the extra field when it loads the file
+    config.save_pretrained(folder)
+    plain = load("nuwa-text-to-image", tiny_model_folder)
+    tuned_image = load("nuwa-text-to-image", str(folder))
+    tokens = lambda pipe, **kw: pipe("a red 3", seed=0, output_type="tokens", **kw)  # noqa: E731
+    assert torch.equal(tokens(tuned_image), tokens(plain, guidance_scale=2.0, top_k=4))
+    assert not torch.equal(tokens(tuned_image), tokens(plain, guidance_scale=3.0, top_k=16))
+    assert torch.equal(tokens(tuned_image, top_k=16), tokens(plain, guidance_scale=2.0, top_k=16))
+    video = load("nuwa-text-to-video", str(folder))("a red 3", seed=0, output_type="tokens")
+    assert torch.equal(video, load("nuwa-text-to-video", tiny_model_folder)("a red 3", seed=0, output_type="tokens",
+                                                                            guidance_scale=3.0, top_k=16))
+
+
 def test_a_saved_text_visual_scorer_reranks_by_path(text_to_image, tmp_path):
     from nuwa_hf.evaluation import TextVisualDualEncoder
     from nuwa_hf.evaluation.scorers.word_tokenizer import build_vocabulary

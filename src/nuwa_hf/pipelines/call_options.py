@@ -73,7 +73,9 @@ OPTIONS_DOC = """
                 resized by more than 2x into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
-                folder's generation_config.json. ``generate_kwargs={...}`` takes the same, as transformers' pipelines.
+                folder's generation_config.json (its ``task_sampling`` entry for this task first, e.g.
+                ``{"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8}}``, then its defaults).
+                ``generate_kwargs={...}`` takes the same, as transformers' pipelines.
             guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
                 sketch more closely); needs a condition. The rules of every option: ``nuwa_hf.pipelines.sampling_options``.
             logits_processor (list of transformers ``LogitsProcessor``): run at every decoding step, after NUWA's
