@@ -1,6 +1,7 @@
 """A built wheel works on its own: installed into a fresh virtual environment (no editable source tree), the `nuwa-hf`
 command generates with the shipped checkpoint, a pipeline runs, the model card writer finds its template and the GPU
-kernel loader finds the Triton kernel source (all package data, not files of the repository checkout)."""
+kernel loader finds the Triton kernel source (all package data, not files of the repository checkout), and push-code
+builds the remote code from the installed modules."""
 
 import os
 import subprocess
@@ -58,6 +59,9 @@ def test_the_wheel_installs_and_runs_without_the_source_tree(tmp_path):
         card = write_default_card(folder, evaluation={{}}, timings={{}}, command="make demo", nuwa_argv=[],
                                   settings={{}})
         assert "nuwa-tiny" in card.read_text()
+        from nuwa_hf.hub import build_code_folder  # push-code builds the remote code from the installed modules
+        written = build_code_folder(folder.parent / "code")
+        assert any(name.endswith("/modeling_nuwa.py") for name in written), written
         print("ok")
     """)
     assert run([python, "-c", check, tmp_path / "card"], env=env, cwd=tmp_path).stdout.strip().endswith("ok")

@@ -4,7 +4,8 @@
     nuwa-hf demo --model checkpoints/nuwa-tiny --out outputs/demo
     nuwa-hf evaluate --task T2I --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval
     nuwa-hf train ...                      (the options of nuwa_hf.training; see nuwa-hf train --help)
-    nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny
+    nuwa-hf push checkpoints/nuwa-tiny my-org/nuwa-tiny [--remote-code my-org/nuwa-hf-code]
+    nuwa-hf push-code my-org/nuwa-hf-code  (the remote code of this version, for users without nuwa-hf)
 
 Set NUWA_HF_DEBUG=1 to see the traceback behind an input error. Exit codes: 0 success; 1 unexpected error (a bug: the traceback is printed); 2 bad command line or bad input; 3 the
 model folder is incomplete or unreadable; 4 an optional part is not installed; 5 the Hub refused or could not be
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("train", help="train NUWA (forwards every option to nuwa_hf.training; see nuwa-hf train --help)",
                         add_help=False)
     _add_push(commands)
+    _add_push_code(commands)
     return parser
 
 
@@ -397,6 +399,25 @@ def _add_push(commands) -> None:
                         help="also delete files of the repository that are not in the folder (same commit)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip checking, after the upload, that every file arrived with its size and hash")
+    parser.add_argument("--remote-code", default=None, metavar="CODE_REPO",
+                        help="a code repository published with `nuwa-hf push-code`: the uploaded config.json and "
+                             "processor_config.json name its classes, so the model also loads with "
+                             "trust_remote_code=True where nuwa-hf is not installed (the folder is not changed)")
+
+
+def _add_push_code(commands) -> None:
+    parser = commands.add_parser(
+        "push-code", help="publish this version's remote code to a code repository", formatter_class=_Formatter,
+        description="Build the remote code of the installed nuwa-hf (its model, processor and pipeline modules, "
+                    "imports rewritten for transformers' remote-code loader) and upload it to a Hub code repository, "
+                    "in a folder named after the version (nuwa_hf.hub.push_code). Model repositories point at it with "
+                    "`nuwa-hf push FOLDER REPO --remote-code CODE_REPO`.",
+        epilog="examples:\n  nuwa-hf push-code my-org/nuwa-hf-code\n\n" + EXIT_CODES_HELP,
+    )
+    parser.add_argument("repo_id", help="the code repository, e.g. my-org/nuwa-hf-code")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    parser.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -844,7 +865,7 @@ def command_push(args) -> int:
             commit = push_model_folder(
                 folder, args.repo_id, token=args.token, private=args.private, commit_message=args.commit_message,
                 revision=args.revision, delete_stale=args.delete_stale, verify=not args.no_verify,
-                endpoint=args.endpoint,
+                endpoint=args.endpoint, remote_code=args.remote_code,
             )
         for remark in remarks:
             print(f"warning: {remark.message}", file=sys.stderr)
@@ -855,6 +876,24 @@ def command_push(args) -> int:
     except OfflineModeIsEnabled as error:
         raise CommandError(str(error), EXIT_HUB) from None
     except (HfHubHTTPError, HubUnreachableError, HubPushVerificationError) as error:
+        raise CommandError(f"The push to {args.repo_id} failed: {error}", EXIT_HUB) from None
+    print(str(commit))
+    return EXIT_OK
+
+
+def command_push_code(args) -> int:
+    """Publish the installed package's remote code with :func:`nuwa_hf.hub.push_code`."""
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+
+    from .hub import HubUnreachableError, push_code
+
+    try:
+        commit = push_code(args.repo_id, token=args.token, private=args.private, endpoint=args.endpoint)
+    except HFValidationError as error:
+        raise CommandError(f"repo_id {args.repo_id!r}: {error}") from None
+    except OfflineModeIsEnabled as error:
+        raise CommandError(str(error), EXIT_HUB) from None
+    except (HfHubHTTPError, HubUnreachableError) as error:
         raise CommandError(f"The push to {args.repo_id} failed: {error}", EXIT_HUB) from None
     print(str(commit))
     return EXIT_OK
@@ -880,7 +919,7 @@ def _main(argv: list) -> int:
             return command_train(argv[1:])
         args = build_parser().parse_args(argv)
         handlers = {"generate": command_generate, "demo": command_demo, "evaluate": command_evaluate,
-                    "push": command_push}
+                    "push": command_push, "push-code": command_push_code}
         return handlers[args.command](args)
     except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
         return int(exit_.code or 0) if isinstance(exit_.code, int) or exit_.code is None else EXIT_USAGE

@@ -6,10 +6,6 @@ even when the writer is killed midway (Ctrl-C included), and nothing temporary i
 
 The cache folder is ``$NUWA_HF_CACHE`` when set, else ``~/.cache/nuwa_hf``: fetched data and helper weights, generated
 worlds, trained scorers. Nothing in it is committed to the repository.
-
-(The model-folder files that must work without nuwa_hf installed, ``loading_nuwa.py`` / ``remote_code.py`` /
-``convert_nuwa_legacy_folder.py``, keep their own few lines of the same technique: they are copied into model folders
-as remote code and may import nothing from this package.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The shipped default checkpoint (checkpoints/nuwa-tiny): loads through the Auto classes and every pipeline, and
 gives outputs of the right shapes. Fast: a few sampled tokens per test, one thread."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -158,31 +159,22 @@ def test_video_manipulation(model, processor, sizes):
     assert video.shape == (frames, size, size, 3)
 
 
-def test_shipped_remote_code_matches_the_installed_sources(tmp_path):
-    """The checkpoint's trust_remote_code copy must not drift from the package (regenerate it with write_remote_code)."""
+def test_the_shipped_folder_holds_data_only():
+    """Issue 29: no code in the checkpoint and no reference to code; the card names nuwa-hf as the library."""
     from pathlib import Path
 
-    from nuwa_hf.models.nuwa.remote_code import write_remote_code
+    from huggingface_hub import ModelCard
+
+    from nuwa_hf.models.nuwa.loading_nuwa import foreign_code_note, other_auto_maps
 
     shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "nuwa-tiny"
-    processing = Path(__file__).resolve().parents[2] / "src" / "nuwa_hf" / "processing"
-    for name in ("processing_nuwa.py", "image_processing_nuwa.py"):  # the processor's remote code (save_pretrained)
-        assert (shipped / name).read_text() == (processing / name).read_text(), (
-            f"checkpoints/nuwa-tiny/{name} is stale: re-save the processor with "
-            "NuwaProcessor.from_pretrained('checkpoints/nuwa-tiny').save_pretrained('checkpoints/nuwa-tiny')"
-        )
-    import json
-
-    from nuwa_hf.models.nuwa.remote_code import custom_pipelines
-
+    assert not list(shipped.rglob("*.py")) and not (shipped / "model_index.json").exists()
     config = json.loads((shipped / "config.json").read_text())
-    assert config["custom_pipelines"] == custom_pipelines(), "config.json names the folder's pipeline code"
-    for name in write_remote_code(tmp_path):
-        assert (shipped / name).read_text() == (tmp_path / name).read_text(), (
-            f"checkpoints/nuwa-tiny/{name} is stale: run "
-            f"python -c \"from nuwa_hf.models.nuwa.remote_code import write_remote_code; "
-            f"write_remote_code('checkpoints/nuwa-tiny')\""
-        )
+    assert "auto_map" not in config and "custom_pipelines" not in config
+    assert other_auto_maps(shipped) == {} and foreign_code_note(config) is None
+    card = ModelCard.load(shipped / "README.md")
+    assert card.data.library_name == "nuwa-hf" and card.data.pipeline_tag == "text-to-image"
+    assert set(json.loads((shipped / "checksums.json").read_text())["files"]) == {"model.safetensors"}
 
 
 def _teacher_forced_losses(model, processor, task, rows):

@@ -31,15 +31,11 @@ def write_layout(folder, *, seed: int = 0, legacy: bool = False) -> str:
     rng = np.random.default_rng(seed)
     config = {
         "model_type": "nuwa", "architectures": ["NuwaForConditionalGeneration"],
-        "auto_map": {"AutoConfig": "configuration_nuwa.NuwaConfig",
-                     "AutoModelForSeq2SeqLM": "modeling_nuwa.NuwaForConditionalGeneration"},
     }
     if not legacy:
         config.update(vqgan_config={"num_vq_embeddings": 64}, sketch_vqgan_config={"num_vq_embeddings": 32})
     files = {
         "config.json": json.dumps(config),
-        "configuration_nuwa.py": "# remote code\n",
-        "modeling_nuwa.py": "# remote code\n",
         "generation_config.json": json.dumps({"do_sample": True}),
         "model.safetensors": _safetensors_bytes(rng, 300_000),
         "processor_config.json": json.dumps({"processor_class": "NuwaProcessor"}),

@@ -1,8 +1,10 @@
 """Run in a subprocess by test_hub_end_to_end.py, with HF_ENDPOINT / HF_HUB_OFFLINE / HF_HOME set BEFORE any import
 (huggingface_hub reads them at import time). Writes what it measured to an .npz file the test compares.
 
-    python hub_client.py online  WORK_DIR REPO_ID PARTS_REPO_ID   build the tiny folder, push, load local + Hub
-    python hub_client.py offline WORK_DIR REPO_ID PARTS_REPO_ID   server stopped: load from the cache only
+    python hub_client.py online  WORK_DIR REPO_ID PARTS_REPO_ID CODE_REPO_ID   push the code repo, build the tiny
+                                                                 folder, push it (pointing at the code), load local + Hub
+    python hub_client.py remote  WORK_DIR REPO_ID PARTS_REPO_ID CODE_REPO_ID   nuwa_hf blocked: trust_remote_code
+    python hub_client.py offline WORK_DIR REPO_ID PARTS_REPO_ID CODE_REPO_ID   server stopped: the cache only
 """
 
 import hashlib
@@ -59,19 +61,20 @@ def measure(source: str, label: str, results: dict) -> None:
     results[f"{label}/pipeline_image"] = np.asarray(generate(PROMPT, seed=0, output_type="np"))
 
 
-def online(work: Path, repo_id: str, parts_repo_id: str) -> None:
+def online(work: Path, repo_id: str, parts_repo_id: str, code_repo_id: str) -> None:
     import numpy as np
     import torch
 
     torch.set_num_threads(1)
     import nuwa_hf  # noqa: F401  (registers NUWA)
-    from nuwa_hf.hub import download_model_folder, list_model_files, push_model_folder
+    from nuwa_hf.hub import download_model_folder, list_model_files, push_code, push_model_folder
     from support.tiny_model_folder import save_untrained_tiny_model
 
+    code_commit = push_code(code_repo_id)  # the remote code of this version, built from the installed package
     folder = save_untrained_tiny_model(work / "tiny", image_size=16, grid_size=4, max_frames=3, seed=0)
-    (folder / "README.md").write_text("---\nlicense: mit\nlibrary_name: transformers\n---\n# tiny NUWA\n")
-    commit = push_model_folder(folder, repo_id, commit_message="tiny NUWA, whole folder")
-    results = {"commit_url": np.array(str(commit))}
+    (folder / "README.md").write_text("---\nlicense: mit\nlibrary_name: nuwa-hf\n---\n# tiny NUWA\n")
+    commit = push_model_folder(folder, repo_id, commit_message="tiny NUWA, whole folder", remote_code=code_repo_id)
+    results = {"commit_url": np.array(str(commit)), "code_commit_url": np.array(str(code_commit))}
 
     measure(str(folder), "local", results)
     measure(repo_id, "hub", results)
@@ -84,8 +87,10 @@ def online(work: Path, repo_id: str, parts_repo_id: str) -> None:
 
     from nuwa_hf import NuwaProcessor
 
-    AutoModelForSeq2SeqLM.from_pretrained(folder).push_to_hub(parts_repo_id, commit_message="model part")
-    NuwaProcessor.from_pretrained(folder).push_to_hub(parts_repo_id, commit_message="processor part")
+    AutoModelForSeq2SeqLM.from_pretrained(folder).push_to_hub(parts_repo_id, commit_message="model part",
+                                                              remote_code=code_repo_id)
+    NuwaProcessor.from_pretrained(folder).push_to_hub(parts_repo_id, commit_message="processor part",
+                                                      remote_code=code_repo_id)
     measure(parts_repo_id, "parts", results)
     parts_snapshot = download_model_folder(parts_repo_id)
     results["parts/snapshot_files"] = np.array(list_model_files(parts_snapshot))
@@ -99,30 +104,51 @@ class BlockNuwaHf(importlib.abc.MetaPathFinder):
             raise ImportError("nuwa_hf is blocked in this check")
 
 
-def offline(work: Path, repo_id: str, parts_repo_id: str) -> None:
+def measure_remote_code(repo_id: str, label: str, results: dict) -> None:
+    """Without nuwa_hf (blocked): the model, processor and a pipeline through the code repository that the model
+    repo's config.json names (``auto_map`` / ``custom_pipelines`` "org/code--v.../module.Class")."""
+    import numpy as np
+    import transformers
+    from transformers import AutoModelForSeq2SeqLM, AutoProcessor
+
+    blocker = BlockNuwaHf()
+    sys.meta_path.insert(0, blocker)
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(repo_id, trust_remote_code=True).eval()
+        results[f"{label}/model_module"] = np.array(type(model).__module__)
+        results[f"{label}/model_hash"] = np.array(state_hash(model))
+        results[f"{label}/greedy"] = greedy_tokens(model)
+        processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)
+        results[f"{label}/processor_input_ids"] = processor(text=[PROMPT], return_tensors="pt")["input_ids"].numpy()
+        generate = transformers.pipeline("nuwa-text-to-image", model=repo_id, trust_remote_code=True)
+        generate.set_progress_bar_config(disable=True)
+        results[f"{label}/pipeline_module"] = np.array(type(generate).__module__)
+        results[f"{label}/pipeline_image"] = np.asarray(generate(PROMPT, seed=0, output_type="np"))
+        assert not any(name.split(".")[0] == "nuwa_hf" for name in sys.modules), "nuwa_hf was imported"
+    finally:
+        sys.meta_path.remove(blocker)
+
+
+def remote(work: Path, repo_id: str, parts_repo_id: str, code_repo_id: str) -> None:
     import numpy as np
     import torch
 
     torch.set_num_threads(1)
     results = {}
-    # 1. Without nuwa_hf: the remote code that came with the repo, from the cache.
-    blocker = BlockNuwaHf()
-    sys.meta_path.insert(0, blocker)
+    measure_remote_code(repo_id, "remote_code", results)
+    measure_remote_code(parts_repo_id, "remote_code_parts", results)
+    np.savez(work / "remote.npz", **results)
+
+
+def offline(work: Path, repo_id: str, parts_repo_id: str, code_repo_id: str) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    results = {}
+    # 1. Without nuwa_hf: the code repository's code, from the cache.
+    measure_remote_code(repo_id, "remote_code", results)
     from transformers import AutoModelForSeq2SeqLM
-
-    model = AutoModelForSeq2SeqLM.from_pretrained(repo_id, trust_remote_code=True).eval()
-    assert "nuwa_hf" not in sys.modules
-    results["remote_code/model_hash"] = np.array(state_hash(model))
-    results["remote_code/greedy"] = greedy_tokens(model)
-    # The pipelines came with the repo too (config.json's custom_pipelines; issue 18 row 10).
-    import transformers
-
-    generate = transformers.pipeline("nuwa-text-to-image", model=repo_id, trust_remote_code=True)
-    generate.set_progress_bar_config(disable=True)
-    results["remote_code/pipeline_module"] = np.array(type(generate).__module__)
-    results["remote_code/pipeline_image"] = np.asarray(generate(PROMPT, seed=0, output_type="np"))
-    assert "nuwa_hf" not in sys.modules
-    sys.meta_path.remove(blocker)
 
     # 2. With nuwa_hf: the same loads as online, from the cache only.
     import nuwa_hf  # noqa: F401
@@ -141,6 +167,6 @@ def offline(work: Path, repo_id: str, parts_repo_id: str) -> None:
 
 
 if __name__ == "__main__":
-    mode, work, repo, parts = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
-    {"online": online, "offline": offline}[mode](work, repo, parts)
+    mode, work, repo, parts, code = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    {"online": online, "remote": remote, "offline": offline}[mode](work, repo, parts, code)
     print(json.dumps({"ok": mode}))

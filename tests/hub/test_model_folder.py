@@ -110,13 +110,15 @@ def test_pickle_weights_and_sharded_weights(layout):
 
 def test_optional_parts_only_warn(layout):
     edit_config(layout, sketch_vqgan_config=None)
-    for name in ("README.md", "generation_config.json", "modeling_nuwa.py"):
+    for name in ("README.md", "generation_config.json"):
         os.remove(os.path.join(layout, name))
+    # a folder saved before issue 29 names code in itself
+    edit_config(layout, auto_map={"AutoModelForSeq2SeqLM": "modeling_nuwa.NuwaForConditionalGeneration"})
     report = check_model_folder(layout)
     text = "\n".join(report.warnings)
     assert "no sketch VQ-GAN" in text and "sketch tasks" in text
     assert "no README.md" in text and "no generation_config.json" in text
-    assert "['modeling_nuwa.py']" in text and "trust_remote_code" in text
+    assert "['modeling_nuwa.py']" in text and "data only" in text and "push_code" in text
     assert not report.has_sketch_vqgan and not report.has_model_card
     with pytest.raises(IncompleteModelFolderError, match="no sketch VQ-GAN"):
         check_model_folder(layout, require_sketch_vqgan=True)

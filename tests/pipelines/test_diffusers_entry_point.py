@@ -1,5 +1,4 @@
-"""The diffusers-style entry point: one DiffusionPipeline for the eight tasks, same engine as the transformers ones;
-and diffusers' own loader, DiffusionPipeline.from_pretrained(folder, trust_remote_code=True), on a NUWA folder."""
+"""The diffusers-style entry point: one DiffusionPipeline for the eight tasks, same engine as the transformers ones."""
 
 import json
 import os
@@ -15,7 +14,6 @@ from diffusers import DiffusionPipeline
 from transformers import pipeline
 
 import nuwa_hf
-from nuwa_hf.models.nuwa.remote_code import DIFFUSERS_MODEL_INDEX, DIFFUSERS_PIPELINE_FILE, diffusers_model_index
 from nuwa_hf.pipelines import NuwaDiffusionPipeline, NuwaPipelineOutput
 
 
@@ -107,79 +105,19 @@ def test_the_pipelines_frame_count_name_points_to_this_ones(diffusers_pipe):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Issue 18 row 13: diffusers' generic loader, DiffusionPipeline.from_pretrained(folder), on a NUWA folder. The folder
-# holds diffusers' custom-pipeline files (model_index.json + nuwa_diffusers_pipeline.py, which imports the class from
-# nuwa_hf); diffusers imports that module only with trust_remote_code=True.
-
-SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "nuwa-tiny"
-
-# What a diffusers user runs: no import of nuwa_hf (the folder's module brings it), one image per folder, fixed seed.
-GENERIC_LOADER = """
-import json, sys
-import numpy as np, torch
-from diffusers import DiffusionPipeline
-assert not any(name.startswith("nuwa_hf") for name in sys.modules)
-out = {}
-for folder, target in zip(sys.argv[1::2], sys.argv[2::2]):
-    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True).to("cpu")
-    pipe.set_progress_bar_config(disable=True)
-    image = pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
-                 output_type="np").images[0]
-    np.save(target, image)
-    out[folder] = {"class": type(pipe).__module__ + "." + type(pipe).__name__,
-                   "components": {name: type(part).__name__ for name, part in pipe.components.items()},
-                   "vqgans": [type(pipe.transformer.vqgan).__name__, type(pipe.transformer.sketch_vqgan).__name__]}
-print(json.dumps(out))
-"""
+# Issue 29: model folders hold data only. save_pretrained writes the model and processor files and a card, and no
+# diffusers entry point (model_index.json + a pipeline module to import): this class loads the folder.
 
 
-def test_save_pretrained_writes_the_diffusers_entry_point(diffusers_pipe, tmp_path):
+def test_save_pretrained_writes_data_only(diffusers_pipe, tmp_path):
     diffusers_pipe.save_pretrained(tmp_path / "saved")
-    index = json.loads((tmp_path / "saved" / DIFFUSERS_MODEL_INDEX).read_text())
-    assert index == diffusers_model_index()
-    assert index["_class_name"] == [DIFFUSERS_PIPELINE_FILE[:-3], "NuwaDiffusionPipeline"]
-    # The component entries are what diffusers records for this pipeline's parts (module path, class name).
-    assert {name: list(diffusers_pipe.config[name]) for name in ("transformer", "processor")} == {
-        name: index[name] for name in ("transformer", "processor")}
-    source = (tmp_path / "saved" / DIFFUSERS_PIPELINE_FILE).read_text()
-    assert "from nuwa_hf.pipelines.diffusers_pipeline import NuwaDiffusionPipeline" in source, "imported, not copied"
-    for name in (DIFFUSERS_MODEL_INDEX, DIFFUSERS_PIPELINE_FILE):  # the shipped checkpoint carries the same files
-        assert (SHIPPED / name).read_text() == (tmp_path / "saved" / name).read_text(), name
-
-
-def test_generic_loader_without_trust_remote_code_names_the_fix(diffusers_pipe, tmp_path):
-    diffusers_pipe.save_pretrained(tmp_path / "saved")
-    with pytest.raises(ValueError, match="trust_remote_code=True"):
-        DiffusionPipeline.from_pretrained(str(tmp_path / "saved"))
-
-
-def test_folder_module_names_the_fix_where_nuwa_hf_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "nuwa_hf.pipelines.diffusers_pipeline", None)  # import of it -> ModuleNotFoundError
-    with pytest.raises(ImportError, match="pip install nuwa-hf"):
-        exec(compile((SHIPPED / DIFFUSERS_PIPELINE_FILE).read_text(), DIFFUSERS_PIPELINE_FILE, "exec"), {})
-
-
-@pytest.mark.slow
-def test_generic_diffusers_loader_gives_the_same_images(diffusers_pipe, tmp_path):
-    """DiffusionPipeline.from_pretrained(folder, trust_remote_code=True) in a fresh process, as a diffusers user runs
-    it, on a folder NuwaDiffusionPipeline.save_pretrained wrote and on the shipped checkpoint: a NuwaDiffusionPipeline
-    with both components, and the same image as NuwaDiffusionPipeline.from_pretrained for the same seed."""
-    diffusers_pipe.save_pretrained(tmp_path / "saved")
-    folders = [str(tmp_path / "saved"), str(SHIPPED)]
-    targets = [str(tmp_path / f"image{i}.npy") for i in range(len(folders))]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"),
-           "PYTHONPATH": str(Path(nuwa_hf.__file__).resolve().parents[1])}  # this checkout's nuwa_hf, "installed"
-    result = subprocess.run([sys.executable, "-c", GENERIC_LOADER, *[a for pair in zip(folders, targets) for a in pair]],
-                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    for folder, target in zip(folders, targets):
-        assert loaded[folder] == {
-            "class": "nuwa_hf.pipelines.diffusers_pipeline.NuwaDiffusionPipeline",
-            "components": {"transformer": "NuwaForConditionalGeneration", "processor": "NuwaProcessor"},
-            "vqgans": ["NuwaVQGAN", "NuwaSegVQGAN"]}, folder
-        pipe = NuwaDiffusionPipeline.from_pretrained(folder).to("cpu")
-        pipe.set_progress_bar_config(disable=True)
-        expected = pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
-                        output_type="np").images[0]
-        assert np.array_equal(np.load(target), expected), folder
+    files = sorted(path.name for path in (tmp_path / "saved").iterdir())
+    assert files == ["README.md", "checksums.json", "config.json", "generation_config.json", "model.safetensors",
+                     "processor_config.json", "tokenizer.json", "tokenizer_config.json"]
+    again = NuwaDiffusionPipeline.from_pretrained(str(tmp_path / "saved")).to("cpu")
+    again.set_progress_bar_config(disable=True)
+    expected = diffusers_pipe("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
+                              output_type="np").images[0]
+    actual = again("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
+                   output_type="np").images[0]
+    assert np.array_equal(actual, expected)

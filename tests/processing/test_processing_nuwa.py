@@ -14,7 +14,6 @@ from PIL import Image
 from nuwa_hf.models.nuwa import NuwaConfig, NuwaForConditionalGeneration
 from nuwa_hf.models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 from nuwa_hf.processing import NuwaImageProcessor, NuwaProcessor, train_caption_tokenizer
-from support.without_nuwa_hf import BLOCK_NUWA_HF
 
 
 CAPTIONS = ["a red circle on a blue background", "a green square", "a yellow triangle next to a red circle"] * 4
@@ -186,33 +185,25 @@ def test_loading_errors_name_the_folder_problem(tmp_path):
         NuwaProcessor.from_pretrained(tmp_path / "empty")
 
 
-REMOTE_CHECK = BLOCK_NUWA_HF + """
-import json, sys
-import numpy as np
-from transformers import AutoImageProcessor, AutoProcessor
-processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
-image_processor = AutoImageProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
-out = processor(text=["a green square"], images=[np.full((40, 48, 3), 200, dtype=np.uint8)])
-print(json.dumps({"classes": [type(processor).__name__, type(image_processor).__name__],
-                  "input_ids": out["input_ids"].tolist(), "pixels": float(out["pixel_values"].sum())}))
-"""
-
-
-def test_auto_processor_loads_with_remote_code_where_nuwa_hf_is_not_installed(processor, tmp_path):
-    """Issue 18 row 11: the folder carries the processor's code and auto_map, so AutoProcessor / AutoImageProcessor
-    give NuwaProcessor / NuwaImageProcessor (not a bare tokenizer) in a process that cannot import nuwa_hf."""
+def test_save_pretrained_writes_no_code_and_names_code_only_when_asked(processor, tmp_path):
+    """Issue 29: the processor folder holds data (tokenizer, processor_config.json, a card); remote_code= makes
+    processor_config.json's auto_map name a code repository's classes (loaded without nuwa_hf in
+    tests/hub/test_hub_end_to_end.py); the installed package still loads it without trust_remote_code."""
     import json
-    import subprocess
-    import sys
 
-    processor.save_pretrained(tmp_path / "folder")
-    assert (tmp_path / "folder" / "processing_nuwa.py").is_file()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", REMOTE_CHECK, str(tmp_path / "folder")], capture_output=True,
-                            text=True, timeout=300, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = json.loads(result.stdout.strip().splitlines()[-1])
-    assert remote["classes"] == ["NuwaProcessor", "NuwaImageProcessor"]
-    local = processor(text=["a green square"], images=[np.full((40, 48, 3), 200, dtype=np.uint8)])
-    assert remote["input_ids"] == local["input_ids"].tolist()
-    assert abs(remote["pixels"] - float(local["pixel_values"].sum())) < 1e-3
+    from transformers import AutoProcessor
+
+    processor.save_pretrained(tmp_path / "plain")
+    assert not list((tmp_path / "plain").glob("*.py"))
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        assert "auto_map" not in (tmp_path / "plain" / name).read_text(), name
+    assert "library_name: nuwa-hf" in (tmp_path / "plain" / "README.md").read_text()
+
+    processor.save_pretrained(tmp_path / "pointing", remote_code="someone/nuwa-hf-code")
+    assert not list((tmp_path / "pointing").glob("*.py"))
+    saved = json.loads((tmp_path / "pointing" / "processor_config.json").read_text())
+    assert saved["auto_map"]["AutoProcessor"].startswith("someone/nuwa-hf-code--v")
+    assert saved["auto_map"]["AutoProcessor"].endswith("/processing_nuwa.NuwaProcessor")
+    assert saved["image_processor"]["auto_map"]["AutoImageProcessor"].endswith(
+        "/image_processing_nuwa.NuwaImageProcessor")
+    assert type(AutoProcessor.from_pretrained(tmp_path / "pointing")) is NuwaProcessor

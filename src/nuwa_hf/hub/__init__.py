@@ -4,16 +4,22 @@
     >>> push_model_folder("checkpoints/nuwa-tiny", "my-org/nuwa-tiny")          # the whole folder, one commit
     >>> folder = download_model_folder("my-org/nuwa-tiny")                      # complete snapshot, checked
 
-Then, anywhere (``import nuwa_hf`` registers the classes; without it, pass ``trust_remote_code=True``):
+Then, anywhere nuwa-hf is installed (``import nuwa_hf`` registers the classes; no ``trust_remote_code``):
 
     >>> AutoModelForSeq2SeqLM.from_pretrained("my-org/nuwa-tiny")               # with its VQ-GANs inside
     >>> NuwaProcessor.from_pretrained("my-org/nuwa-tiny")                       # tokenizer + image processor
     >>> pipeline("nuwa-text-to-image", model="my-org/nuwa-tiny")
 
+Model folders hold data only. For people who cannot install nuwa-hf, the code is published once per version to one
+code repository (:func:`push_code`, ``nuwa-hf push-code``), and a model repository points at it when asked
+(``push_model_folder(..., remote_code="my-org/nuwa-hf-code")``, ``model.push_to_hub(..., remote_code=...)``); then
+``trust_remote_code=True`` loads it without the package (see :mod:`nuwa_hf.hub.code_repo`).
+
 ``tests/support/local_hub_server.py`` holds a small Hub-compatible server on 127.0.0.1 that the tests push to
 and load from with the real client (see its docstring for what it does not cover).
 """
 
+from .code_repo import CodeBuildError, build_code_folder, code_references, point_folder_to_code, push_code
 from .download import download_model_folder, snapshot_problems
 from .model_folder import (
     IGNORE_PATTERNS,
@@ -31,6 +37,11 @@ from .push import (
 )
 
 __all__ = [
+    "CodeBuildError",
+    "build_code_folder",
+    "code_references",
+    "point_folder_to_code",
+    "push_code",
     "DEFAULT_COMMIT_MESSAGE",
     "HubPushVerificationError",
     "HubUnreachableError",

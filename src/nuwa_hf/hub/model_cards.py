@@ -38,7 +38,7 @@ DEFAULT_LIMITATIONS = (
 )
 
 PART_DESCRIPTIONS = {
-    "config.json": "NuwaConfig (architecture, grids, auto_map for remote code)",
+    "config.json": "NuwaConfig (architecture, grids)",
     "generation_config.json": "default sampling settings (top-k, guidance scale)",
     "model.safetensors": "NUWA encoder-decoder weights, with its VQ-GAN (32x32 RGB frames <-> 8x8 token grids) and "
                          "VQ-GAN-Seg (32x32 class maps <-> 8x8 token grids) inside",
@@ -46,8 +46,6 @@ PART_DESCRIPTIONS = {
     "tokenizer.json": "caption BPE tokenizer",
     "samples": "sample outputs shown in this card",
     "checksums.json": "sha256 of the weights, checked when the model loads",
-    "model_index.json": "for diffusers: DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)",
-    "nuwa_diffusers_pipeline.py": "diffusers pipeline module (imports NuwaDiffusionPipeline from nuwa_hf)",
 }
 
 
@@ -67,7 +65,7 @@ def folder_parts(folder: os.PathLike) -> list:
         if entry.name == "README.md":
             continue
         size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file()) if entry.is_dir() else entry.stat().st_size
-        what = PART_DESCRIPTIONS.get(entry.name, "remote code" if entry.suffix == ".py" else "")
+        what = PART_DESCRIPTIONS.get(entry.name, "")
         rows.append({"path": entry.name + ("/" if entry.is_dir() else ""), "what": what, "size": human_size(size)})
     return rows
 
@@ -111,7 +109,7 @@ def card_data(evaluation: Optional[Mapping[str, Any]] = None, **overrides) -> "M
     from huggingface_hub import ModelCardData
 
     fields = dict(
-        license="mit", library_name="transformers", pipeline_tag="text-to-image", datasets=list(DATASETS),
+        license="mit", library_name="nuwa-hf", pipeline_tag="text-to-image", datasets=list(DATASETS),
         metrics=["accuracy", "ssim", "psnr", "fid", "kid"], language=["en"],
         tags=["nuwa", "nuwa-hf", "text-to-video", "video-prediction", "sketch-to-image", "image-to-image", "vq-gan",
               "3d-nearby-attention", "tiny", "cpu"],

@@ -8,7 +8,6 @@
     folder/processor_config.json               NuwaProcessor settings (image processor inside)  required
     folder/tokenizer_config.json (+ files)     the caption tokenizer                            required
     folder/generation_config.json              default decoding settings                        recommended
-    folder/*.py named by config.auto_map       remote code (trust_remote_code without nuwa_hf)  recommended
     folder/README.md                           the model card                                   recommended
 
 Folders of the old layout (the VQ-GANs in ``vqgan/`` and ``vqgan_seg/`` beside the model) pass with a warning: the
@@ -150,12 +149,13 @@ def check_model_folder(folder: str | os.PathLike, *, require_sketch_vqgan: bool 
     if "generation_config.json" not in present:
         warnings.append("no generation_config.json: generate() falls back to defaults derived from config.json")
     auto_map = (config or {}).get("auto_map") or {}
-    modules = sorted({reference.split(".")[0] + ".py" for reference in auto_map.values() if isinstance(reference, str)
-                      and "--" not in reference})
-    lost_code = [module for module in modules if module not in present]
-    if lost_code:
-        warnings.append(f"config.json's auto_map names {lost_code}, which are missing: loading with "
-                        "trust_remote_code=True where nuwa_hf is not installed will fail")
+    local_code = sorted({reference.split(".")[0] + ".py" for reference in auto_map.values()
+                         if isinstance(reference, str) and "--" not in reference})
+    if local_code:
+        warnings.append(f"config.json's auto_map names code in the folder ({local_code}), as folders saved before "
+                        "nuwa-hf 0.2 did: model folders hold data only; re-save the model with save_pretrained (or "
+                        "nuwa_hf.hub.point_folder_to_code(folder, None)) to drop the references, and publish the code "
+                        "once with nuwa_hf.hub.push_code for users without nuwa-hf (trust_remote_code=True)")
     if "README.md" not in present:
         warnings.append("no README.md: the repository will have no model card")
     return ModelFolderReport(folder=root, files=files, warnings=warnings,

@@ -6,23 +6,30 @@
 Three ways to share, and what each uploads:
 
 * :func:`push_model_folder` (and ``nuwa-hf push``): the folder as it is on disk, in one commit: the NUWA config and
-  weights (VQ-GANs inside), generation config, remote code, the processor files and the README.md model card. It
+  weights (VQ-GANs inside), generation config, the processor files, checksums and the README.md model card. It
   first checks that the folder is complete (:func:`~nuwa_hf.hub.model_folder.check_model_folder`), and afterwards
   that every file arrived with the same size and hash (:func:`verify_remote_folder`). This is the way to publish a
   checkpoint.
-* ``model.push_to_hub(repo_id)`` (transformers): what ``model.save_pretrained`` writes: config.json,
-  model.safetensors (with the VQ-GANs), generation_config.json and the remote code, plus transformers' generic
-  README.md when the repo has none. The model is complete; pipelines also need the processor files.
+* ``model.push_to_hub(repo_id)``: what ``model.save_pretrained`` writes: config.json, model.safetensors (with the
+  VQ-GANs), generation_config.json, checksums.json, plus a short card (``library_name: nuwa-hf``) when the repo has
+  none. The model is complete; pipelines also need the processor files.
 * ``processor.push_to_hub(repo_id)`` (transformers): the tokenizer and processor files.
 
 ``model.push_to_hub`` followed by ``processor.push_to_hub`` to one repo gives a loadable repo in two commits, with a
-generic card; ``push_model_folder`` gives it in one commit with the project's card.
+short card; ``push_model_folder`` gives it in one commit with the folder's card.
+
+Each of the three takes ``remote_code="my-org/nuwa-hf-code"``: the uploaded config.json and processor_config.json
+then name that code repository's classes (published with :func:`nuwa_hf.hub.push_code`), so the repository also loads
+with ``trust_remote_code=True`` where nuwa-hf is not installed. The folder on disk is not changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -109,6 +116,24 @@ def verify_remote_folder(
     return problems
 
 
+@contextlib.contextmanager
+def _staged_with_code_references(folder, files: list[str], remote_code: str):
+    """A temporary copy of the folder's ``files`` (weights hard-linked where possible) whose config.json and
+    processor_config.json name ``remote_code``'s classes."""
+    from .code_repo import point_folder_to_code
+
+    with tempfile.TemporaryDirectory(prefix="nuwa-hf-push-") as staging:
+        for name in files:
+            target = Path(staging, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(Path(folder, name), target)
+            except OSError:
+                shutil.copy2(Path(folder, name), target)
+        point_folder_to_code(staging, remote_code)  # atomic replaces: the linked originals are not written
+        yield staging
+
+
 def push_model_folder(
     folder: str | os.PathLike,
     repo_id: str,
@@ -122,6 +147,7 @@ def push_model_folder(
     verify: bool = True,
     require_sketch_vqgan: bool = False,
     endpoint: Optional[str] = None,
+    remote_code: Optional[str] = None,
 ):
     """Upload a complete NUWA model folder (model, VQ-GANs, processor, model card) to a Hub model repository.
 
@@ -141,6 +167,8 @@ def push_model_folder(
         verify: after the upload, list the repo and check that each file arrived with its size and hash.
         require_sketch_vqgan: fail (instead of warning) when the model has no sketch VQ-GAN.
         endpoint: Hub URL; default ``HF_ENDPOINT`` (read when huggingface_hub is imported) or huggingface.co.
+        remote_code: a code repository published with :func:`~nuwa_hf.hub.push_code`: the uploaded config.json and
+            processor_config.json name its classes (``auto_map``, ``custom_pipelines``); the folder is not changed.
 
     Returns:
         The commit URL (a ``huggingface_hub.CommitInfo``, which is a ``str``; ``.oid`` and ``.repo_url`` too).
@@ -160,6 +188,12 @@ def push_model_folder(
         warnings.warn(f"{folder}: {remark}", UserWarning, stacklevel=2)
     validate_repo_id(repo_id)
     _check_online()
+    if remote_code:
+        with _staged_with_code_references(folder, report.files, remote_code) as staged:
+            return push_model_folder(
+                staged, repo_id, token=token, private=private, commit_message=commit_message,
+                commit_description=commit_description, revision=revision, delete_stale=delete_stale, verify=verify,
+                require_sketch_vqgan=require_sketch_vqgan, endpoint=endpoint)
 
     api = HfApi(endpoint=endpoint, token=token)
     try:

@@ -18,19 +18,8 @@ seed. The model folder keeps the transformers layout (NUWA with its VQ-GANs at t
 diffusers' one-subfolder-per-component layout, so one folder (or Hub repository) serves ``transformers.pipeline``,
 this class and the ``nuwa-hf`` command alike; ``save_pretrained`` writes that layout too.
 
-diffusers' generic loader works on a local NUWA folder too (nuwa_hf installed, no import of it needed):
-
-    >>> from diffusers import DiffusionPipeline
-    >>> pipe = DiffusionPipeline.from_pretrained("checkpoints/nuwa-tiny", trust_remote_code=True)  # NuwaDiffusionPipeline
-
-The folder holds diffusers' custom-pipeline files: ``model_index.json``, whose ``_class_name`` is
-``["nuwa_diffusers_pipeline", "NuwaDiffusionPipeline"]`` and whose components (``transformer``, ``processor``) load
-from the folder root, and ``nuwa_diffusers_pipeline.py``, a module that imports this class from nuwa_hf (see
-:func:`nuwa_hf.models.nuwa.remote_code.write_diffusers_entry_point`). ``save_pretrained`` (this class's, and the
-model's) writes both. diffusers imports that module only with ``trust_remote_code=True`` and says so when it is
-missing; ``NuwaDiffusionPipeline.from_pretrained(folder)`` needs neither the flag nor those files. For a Hub repository
-id use this class's ``from_pretrained`` (or download the repository first): diffusers' download step accepts only
-components from diffusers or transformers.
+Load with this class, not with diffusers' generic ``DiffusionPipeline.from_pretrained``: model folders hold data only
+(no ``model_index.json`` and no pipeline module for diffusers to import), and this class is where the code lives.
 """
 
 from __future__ import annotations
@@ -108,8 +97,7 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         """Load a NUWA model folder or Hub repository (the layout ``transformers.pipeline`` and ``nuwa-hf`` read).
 
         Keyword arguments go to ``AutoModelForSeq2SeqLM.from_pretrained`` (``revision``, ``cache_dir``, ``dtype`` ...).
-        Needs no ``trust_remote_code`` and no ``model_index.json``; ``diffusers.DiffusionPipeline.from_pretrained``
-        (which does not call this method) gives the same pipeline for a local folder (see the module docstring).
+        Needs no ``trust_remote_code`` and no ``model_index.json``.
         """
         from transformers import AutoModelForSeq2SeqLM
 
@@ -120,15 +108,13 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         return cls(transformer=transformer, processor=processor)
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
-        """Write the model folder (NUWA with its VQ-GANs at the root, safetensors; the processor files) and diffusers'
-        entry point (``model_index.json`` + ``nuwa_diffusers_pipeline.py``), so the folder loads with this class,
-        ``transformers.pipeline`` and ``diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)``."""
-        from ..models.nuwa.remote_code import write_diffusers_entry_point
-
+        """Write the model folder (NUWA with its VQ-GANs at the root, safetensors; the processor files; a card), which
+        this class, ``transformers.pipeline`` and the ``nuwa-hf`` command load. ``remote_code``: as in the model's
+        ``save_pretrained``."""
+        remote_code = kwargs.get("remote_code")
         os.makedirs(save_directory, exist_ok=True)
-        self.transformer.save_pretrained(save_directory, safe_serialization=True)
-        self.processor.save_pretrained(save_directory)
-        write_diffusers_entry_point(save_directory)
+        self.transformer.save_pretrained(save_directory, safe_serialization=True, remote_code=remote_code)
+        self.processor.save_pretrained(save_directory, remote_code=remote_code)
 
     def _task_pipeline(self, task: str) -> NuwaPipeline:
         from . import PIPELINE_CLASSES

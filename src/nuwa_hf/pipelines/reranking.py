@@ -20,13 +20,7 @@ class CandidateScorer:
 
     def __init__(self, scorer: Any):
         if isinstance(scorer, (str, os.PathLike)):
-            try:  # absolute: this file is also copied into model folders as remote code, where nuwa_hf may be absent
-                from nuwa_hf.evaluation import load_scorer
-            except ImportError:
-                raise ImportError(
-                    "A scorer given as a path is loaded by nuwa_hf.evaluation.load_scorer: install nuwa_hf, or pass "
-                    "the scorer object (or a callable scorer(candidates, prompt))."
-                ) from None
+            from ..evaluation import load_scorer
             scorer = load_scorer(scorer)
         if not (hasattr(scorer, "similarity") or callable(scorer)):
             raise TypeError(

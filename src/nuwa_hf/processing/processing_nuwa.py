@@ -63,7 +63,8 @@ class NuwaProcessor(ProcessorMixin):
         for moved in ("vqgan", "seg_vqgan"):
             if kwargs.pop(moved, None) is not None:
                 raise TypeError(f"NuwaProcessor takes no `{moved}`: {_MOVED_TO_THE_MODEL}")
-        # By name too: remote-code loading (trust_remote_code) may import this module's image processor twice.
+        # By name too: transformers' remote-code loader (trust_remote_code, nuwa_hf.hub.code_repo) executes a module
+        # again when it loads it as an entry point after another module imported it, so two classes of this name exist.
         if not isinstance(image_processor, NuwaImageProcessor) and type(image_processor).__name__ != "NuwaImageProcessor":
             raise TypeError(f"`image_processor` must be a NuwaImageProcessor, got {type(image_processor).__name__}.")
         super().__init__(image_processor, tokenizer, **kwargs)
@@ -265,13 +266,27 @@ class NuwaProcessor(ProcessorMixin):
     # ----------------------------------------------------------------------------------------------------------------
     # Saving and loading
 
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """Save the tokenizer and the image processor settings (`processor_config.json`), with the processor's own
-        code and `auto_map`, so `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` gives this class where
-        nuwa_hf is not installed."""
-        self.register_for_auto_class("AutoProcessor")
-        self.image_processor.register_for_auto_class("AutoImageProcessor")
-        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, *, remote_code: str | None = None,
+                        **kwargs):
+        """Save the tokenizer and the image processor settings (`processor_config.json`), and a model card when the
+        folder has none; no code. `remote_code`: a code repository published with `nuwa_hf.hub.push_code`, which
+        `processor_config.json`'s `auto_map` then names, so `AutoProcessor.from_pretrained(folder,
+        trust_remote_code=True)` gives this class where nuwa-hf is not installed."""
+        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        if remote_code:
+            from ..hub.code_repo import point_folder_to_code
+
+            point_folder_to_code(save_directory, remote_code, files=("processor_config.json",))
+        from ..models.nuwa.saving_nuwa import write_model_card
+
+        write_model_card(save_directory, remote_code=remote_code)
+        return saved
+
+    def push_to_hub(self, repo_id: str, *args, remote_code: str | None = None, **kwargs):
+        """transformers' `push_to_hub`; `remote_code` as in :meth:`save_pretrained`."""
+        from ..models.nuwa.saving_nuwa import push_saved
+
+        return push_saved(self, repo_id, *args, remote_code=remote_code, **kwargs)
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
@@ -304,14 +319,12 @@ class NuwaProcessor(ProcessorMixin):
             path = snapshot_download(path, **download_kwargs)
             # snapshot_download can return a partial snapshot without raising (e.g. when the tree listing failed):
             # check it against the cached listing so a missing file is named, not a confusing later error.
-            try:
-                from nuwa_hf.hub.download import snapshot_problems
-            except ImportError:  # the processor's remote-code copy, without nuwa_hf: no listing check
-                snapshot_problems = None
+            from ..hub.download import snapshot_problems
+
             problems = snapshot_problems(
                 path, os.fspath(pretrained_model_name_or_path), revision=kwargs.get("revision"),
                 cache_dir=kwargs.get("cache_dir"),
-            ) if snapshot_problems is not None else None
+            )
             if problems:
                 raise OSError(
                     f"the download of {pretrained_model_name_or_path} is incomplete: {problems}; download it again "

@@ -369,7 +369,7 @@ def test_row5_tokenizer_add_tokens_then_resize_then_forward_and_reload(tmp_path)
     assert model.config.text_vocab_size == len(tokenizer)
     assert torch.equal(model.lm_head.weight, head)
     logits = model(input_ids=ids, labels=torch.zeros(1, 1, 2, 2, dtype=torch.long)).logits
-    model.save_pretrained(tmp_path, write_remote_code=False)
+    model.save_pretrained(tmp_path)
     reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
     assert reloaded.config.text_vocab_size == len(tokenizer)
     torch.testing.assert_close(reloaded(input_ids=ids, labels=torch.zeros(1, 1, 2, 2, dtype=torch.long)).logits, logits)
@@ -444,19 +444,19 @@ def test_save_load_and_determinism(model_class, tmp_path):
     inputs = batch() if model_class is NuwaForConditionalGeneration else base_inputs()
     first, second = model(**inputs)[0], model(**inputs)[0]
     torch.testing.assert_close(first, second, atol=0, rtol=0)
-    model.save_pretrained(tmp_path, write_remote_code=False)
+    model.save_pretrained(tmp_path)
     loaded = model_class.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(loaded(**inputs)[0], first, atol=1e-5, rtol=0)
 
 
 def test_correct_missing_keys_between_base_and_head_model(tmp_path):
     base = tiny(NuwaModel, seed=3)
-    base.save_pretrained(tmp_path / "base", write_remote_code=False)
+    base.save_pretrained(tmp_path / "base")
     head, info = NuwaForConditionalGeneration.from_pretrained(tmp_path / "base", output_loading_info=True)
     assert set(info["missing_keys"]) == {"lm_head.weight"} and not info["unexpected_keys"]
     for name, p in base.state_dict().items():
         assert torch.equal(head.model.state_dict()[name], p), name
-    head.save_pretrained(tmp_path / "head", write_remote_code=False)
+    head.save_pretrained(tmp_path / "head")
     base_again, info = NuwaModel.from_pretrained(tmp_path / "head", output_loading_info=True)
     assert not info["missing_keys"]
     torch.testing.assert_close(base_again(**base_inputs())[0], head.model(**base_inputs())[0])

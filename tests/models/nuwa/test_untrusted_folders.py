@@ -97,11 +97,17 @@ def test_the_cli_runs_the_installed_code_and_warns(hostile_folder, tmp_path, cap
 
 
 def test_nuwa_hfs_own_remote_code_is_not_flagged():
-    config = json.loads(open("checkpoints/nuwa-tiny/config.json").read())
-    assert config["auto_map"] and config["custom_pipelines"]  # the shipped folder names its copied code
-    others = other_auto_maps("checkpoints/nuwa-tiny")
-    assert others["processor_config.json"]["AutoProcessor"] == "processing_nuwa.NuwaProcessor"
+    """References to nuwa-hf's code repository (nuwa_hf.hub.push_code), and the copied modules folders saved before
+    issue 29 named, are nuwa-hf's own."""
+    from nuwa_hf.hub.code_repo import code_references
+
+    references = code_references("someone/nuwa-hf-code")
+    config = {"auto_map": references["auto_map"], "custom_pipelines": references["custom_pipelines"]}
+    others = {"processor_config.json": references["processor_auto_map"]}
     assert foreign_code_note(config, others) is None
+    old = {"auto_map": {"AutoConfig": "configuration_nuwa.NuwaConfig", "AutoModel": "modeling_nuwa.NuwaModel"},
+           "custom_pipelines": {"nuwa-text-to-image": {"impl": "pipeline_text_to_image.NuwaTextToImagePipeline"}}}
+    assert foreign_code_note(old, {"processor_config.json": {"AutoProcessor": "processing_nuwa.NuwaProcessor"}}) is None
     assert "auto_map AutoModel -> evil.py" in foreign_code_note({"auto_map": {"AutoModel": "evil.Model"}})
 
 

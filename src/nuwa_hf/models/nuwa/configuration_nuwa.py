@@ -164,8 +164,9 @@ class NuwaConfig(PretrainedConfig):
         kwargs.setdefault("pad_token_id", visual_vocab_size)
         kwargs.setdefault("is_encoder_decoder", True)
         if __name__.startswith("nuwa_hf."):
-            # config.json names the folder's pipeline code for trust_remote_code (see remote_code.py); with nuwa_hf
-            # installed the registered pipelines serve, and transformers would otherwise insist on remote code.
+            # config.json may name a code repository's pipelines for trust_remote_code (nuwa_hf.hub.code_repo): the
+            # remote copy of this class keeps them; the installed one serves its registered pipelines, for which
+            # transformers would otherwise insist on remote code.
             kwargs.pop("custom_pipelines", None)
         super().__init__(**kwargs)
 

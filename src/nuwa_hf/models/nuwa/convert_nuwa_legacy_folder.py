@@ -113,13 +113,13 @@ def convert_legacy_folder(input_folder: str | os.PathLike, output_folder: str | 
         (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file({key: tensor.contiguous() for key, tensor in weights.items()}, staging / _MODEL_WEIGHTS,
                   metadata={"format": "pt"})
-        from .loading_nuwa import write_checksum_manifest
+        from .loading_nuwa import strip_code_references, write_checksum_manifest
 
         write_checksum_manifest(staging)
-        if "auto_map" in config:  # the folder carries model code for trust_remote_code: it must know the VQ-GANs
-            from .remote_code import write_remote_code
-
-            write_remote_code(staging)
+        # Model folders hold no code now: the copy of nuwa-hf's modules older folders carried, and what named it, go.
+        for path in [*staging.glob("*.py"), staging / "model_index.json"]:
+            path.unlink(missing_ok=True)
+        strip_code_references(staging)
         for path in [staging, *staging.rglob("*")]:  # shared model folders: readable by all, like a git checkout
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         if target.exists():

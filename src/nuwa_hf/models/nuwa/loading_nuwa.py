@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import warnings
 from pathlib import Path
+
+from ...file_io import atomic_write_json
 
 CHECKSUM_MANIFEST = "checksums.json"
 _WEIGHT_SUFFIX = ".safetensors"
@@ -45,13 +46,7 @@ def write_checksum_manifest(folder: str | os.PathLike) -> Path:
     """Record the sha256 of every ``*.safetensors`` file of ``folder`` in ``checksums.json`` (written atomically)."""
     folder = Path(folder)
     manifest = {"algorithm": "sha256", "files": {path.name: _sha256(path) for path in _weight_files(folder)}}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{CHECKSUM_MANIFEST}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / CHECKSUM_MANIFEST)
-    return folder / CHECKSUM_MANIFEST
+    return atomic_write_json(folder / CHECKSUM_MANIFEST, manifest)
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -95,15 +90,46 @@ def read_nuwa_config(folder: str | os.PathLike) -> tuple[dict | None, str | None
     return config, None
 
 
-# The code a folder written by ``remote_code.write_remote_code`` names: nuwa-hf's own modules, copied flat.
+# nuwa-hf's own modules, as code references name them: in a code repository of nuwa_hf.hub.push_code
+# ("org/repo--v0_1_0/modeling_nuwa.NuwaModel"), or in folders saved before 0.2, which carried a copy of them.
 _OWN_AUTO_MAP_MODULES = ("configuration_nuwa", "modeling_nuwa", "processing_nuwa", "image_processing_nuwa")
 # Files besides config.json whose ``auto_map`` may name code (AutoProcessor, AutoTokenizer, AutoImageProcessor).
 _CODE_NAMING_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
 
 
 def _module_of(reference) -> str:
-    """``"repo--module.Class"`` or ``"module.Class"`` -> ``"module"``."""
-    return str(reference).split("--")[-1].rsplit(".", 1)[0]
+    """``"repo--folder/module.Class"``, ``"repo--module.Class"`` or ``"module.Class"`` -> ``"module"``."""
+    return str(reference).split("--")[-1].rsplit(".", 1)[0].rsplit("/", 1)[-1]
+
+
+def _own_pipeline_modules(task: str) -> tuple:
+    """The module names of nuwa-hf's pipeline of ``task``: ``text_to_image`` (code repository) or
+    ``pipeline_text_to_image`` (the copy folders saved before 0.2 carried)."""
+    name = str(task).removeprefix("nuwa-").replace("-", "_")
+    return name, f"pipeline_{name}"
+
+
+def strip_code_references(folder: str | os.PathLike,
+                          files: tuple = ("config.json",) + _CODE_NAMING_FILES) -> list[str]:
+    """Drop every reference to code from a folder's ``files``: config.json's ``auto_map`` and ``custom_pipelines``,
+    the processor's and tokenizer's ``auto_map`` (the image processor's inside processor_config.json too). Returns the
+    files changed; weights and the checksum manifest are not touched."""
+    changed = []
+    for name in files:
+        path = Path(folder) / name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        found = [data.pop(key) for key in ("auto_map", "custom_pipelines") if key in data]
+        if isinstance(data.get("image_processor"), dict) and "auto_map" in data["image_processor"]:
+            found.append(data["image_processor"].pop("auto_map"))
+        if found:
+            atomic_write_json(path, data)
+            changed.append(name)
+    return changed
 
 
 def _foreign_auto_map(auto_map, where: str) -> list[str]:
@@ -138,8 +164,7 @@ def foreign_code_note(config: dict, others: dict | None = None) -> str | None:
     pipelines = config.get("custom_pipelines") if isinstance(config.get("custom_pipelines"), dict) else {}
     for task, entry in sorted(pipelines.items()):
         impl = entry.get("impl") if isinstance(entry, dict) else None
-        own = "pipeline_" + str(task).removeprefix("nuwa-").replace("-", "_")
-        if impl and _module_of(impl) != own:
+        if impl and _module_of(impl) not in _own_pipeline_modules(task):
             refused.append(f"custom_pipelines {task} -> {_module_of(impl)}.py")
     for name, auto_map in sorted((others or {}).items()):
         refused += _foreign_auto_map(auto_map, f"{name} auto_map")

@@ -150,8 +150,8 @@ def sdpa_attention_forward(
 # Implementations that build the dense mask themselves; others (e.g. "nuwa_3dna") receive the grids.
 _DENSE_IMPLEMENTATIONS: dict = {"eager": eager_attention_forward, "sdpa": sdpa_attention_forward}
 
-# Registered here (not only in nuwa_hf/__init__) so that the self-contained copy of this file that save_pretrained
-# writes for trust_remote_code users registers it too.
+# Registered where it is defined, so that the remote code (nuwa_hf.hub.push_code), which imports this module without
+# the package's __init__, registers it too.
 AttentionInterface.register("nuwa_3dna", nuwa_3dna_attention_forward)
 
 
@@ -523,28 +523,43 @@ class NuwaPreTrainedModel(PreTrainedModel):
                 setattr(embedding, axis, grown)
             setattr(self.config, key, grid)
 
-    def save_pretrained(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
-        """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
-        the folder also loads with ``trust_remote_code=True`` where nuwa_hf is not installed."""
-        if write_remote_code:
-            from .remote_code import AUTO_MAP, custom_pipelines
+    def save_pretrained(self, save_directory, *args, remote_code: Optional[str] = None, **kwargs):
+        """``PreTrainedModel.save_pretrained`` (config, safetensors, generation config), plus the checksum manifest
+        and, when the folder has none, a model card (``library_name: nuwa-hf``). No code is written: the installed
+        package loads the folder.
 
-            self.config.auto_map = dict(AUTO_MAP)
+        remote_code: a code repository published with ``nuwa_hf.hub.push_code`` (e.g. ``"my-org/nuwa-hf-code"``):
+            config.json's ``auto_map`` and ``custom_pipelines`` then name its classes, so the folder also loads with
+            ``trust_remote_code=True`` where nuwa-hf is not installed. Default: no references to code."""
+        saved_auto_map = getattr(self.config, "auto_map", None)
+        self.config.__dict__.pop("auto_map", None)  # never a reference to code the folder does not hold
+        if remote_code:
+            from ...hub.code_repo import code_references
+
+            references = code_references(remote_code)
+            self.config.auto_map = references["auto_map"]
             # Written to config.json only: a config loaded by the installed package leaves it out (see NuwaConfig),
             # so transformers.pipeline uses the registered pipelines without trust_remote_code.
-            self.config.custom_pipelines = custom_pipelines()
+            self.config.custom_pipelines = references["custom_pipelines"]
         try:
             super().save_pretrained(save_directory, *args, **kwargs)
         finally:
             self.config.__dict__.pop("custom_pipelines", None)
+            self.config.__dict__.pop("auto_map", None)
+            if saved_auto_map is not None:
+                self.config.auto_map = saved_auto_map
         if kwargs.get("is_main_process", True):
             from .loading_nuwa import write_checksum_manifest
+            from .saving_nuwa import write_model_card
 
             write_checksum_manifest(save_directory)  # checked on load: corrupted weights are refused
-        if write_remote_code and (kwargs.get("is_main_process", True)):
-            from .remote_code import write_remote_code as write_code
+            write_model_card(save_directory, remote_code=remote_code)
 
-            write_code(save_directory)
+    def push_to_hub(self, repo_id: str, *args, remote_code: Optional[str] = None, **kwargs):
+        """transformers' ``push_to_hub``; ``remote_code`` as in :meth:`save_pretrained` (the folder it uploads)."""
+        from .saving_nuwa import push_saved
+
+        return push_saved(self, repo_id, *args, remote_code=remote_code, **kwargs)
 
     def get_correct_attn_implementation(self, requested_attention: Optional[str], is_init_check: bool = False) -> str:
         # 3D Nearby Attention is the model's own attention; "sdpa"/"eager" remain available by name.
