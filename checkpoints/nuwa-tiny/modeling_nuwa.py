@@ -505,7 +505,27 @@ class NuwaPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
         """``PreTrainedModel.save_pretrained``, plus (by default) the self-contained model code and ``auto_map`` so
-        the folder also loads with ``trust_remote_code=True`` where nuwa_hf is not installed."""
+        the folder also loads with ``trust_remote_code=True`` where nuwa_hf is not installed.
+
+        The folder is written whole or not at all (:func:`nuwa_hf.file_io.staged_folder`): everything is saved into a
+        hidden folder beside it and then moved in, so a save killed at any moment leaves the earlier model (or no
+        model), never a mix; a full disk raises ``nuwa_hf.file_io.WriteSpaceError`` naming the folder and the space
+        needed. (Saving with ``push_to_hub=True``, on processes other than the main one, or from the remote-code copy
+        without nuwa_hf installed writes in place as transformers does.)"""
+        staged_folder = None
+        if not args and kwargs.get("is_main_process", True) and not kwargs.get("push_to_hub", False):
+            try:
+                from nuwa_hf.file_io import staged_folder
+            except ImportError:  # the remote-code copy where nuwa_hf is not installed: saved in place
+                staged_folder = None
+        if staged_folder is not None:
+            tensors = {t.data_ptr(): t.numel() * t.element_size() for t in self.state_dict().values()}
+            with staged_folder(save_directory, "the model", needed=sum(tensors.values())) as staging:
+                self._save_pretrained_in_place(staging, write_remote_code=write_remote_code, **kwargs)
+            return
+        self._save_pretrained_in_place(save_directory, *args, write_remote_code=write_remote_code, **kwargs)
+
+    def _save_pretrained_in_place(self, save_directory, *args, write_remote_code: bool = True, **kwargs):
         if write_remote_code:
             from .remote_code import AUTO_MAP, custom_pipelines
 

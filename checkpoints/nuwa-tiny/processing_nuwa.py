@@ -271,7 +271,19 @@ class NuwaProcessor(ProcessorMixin):
         nuwa_hf is not installed."""
         self.register_for_auto_class("AutoProcessor")
         self.image_processor.register_for_auto_class("AutoImageProcessor")
-        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        staged_folder = None
+        if not push_to_hub:
+            try:  # the folder is written whole or not at all (see NuwaForConditionalGeneration.save_pretrained)
+                from nuwa_hf.file_io import staged_folder
+            except ImportError:  # the processor's remote-code copy, without nuwa_hf: saved in place
+                staged_folder = None
+        if staged_folder is None:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        with staged_folder(save_directory, "the processor") as staging:
+            saved = super().save_pretrained(staging, push_to_hub=False, **kwargs)
+        target = os.path.abspath(os.fspath(save_directory))
+        return [os.path.join(target, os.path.relpath(os.fspath(f), staging)) if isinstance(f, (str, os.PathLike))
+                else f for f in (saved or [])]
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
@@ -317,6 +329,14 @@ class NuwaProcessor(ProcessorMixin):
                     f"the download of {pretrained_model_name_or_path} is incomplete: {problems}; download it again "
                     "(or check the Hub's tree listing of the repository)."
                 )
+        if os.path.isfile(os.path.join(path, ".nuwa-publish-journal.json")):
+            try:  # a save that was killed while moving its files in: finish it (see nuwa_hf.file_io.staged_folder)
+                from nuwa_hf.file_io import finish_folder_publish
+            except ImportError:
+                finish_folder_publish = None
+            if finish_folder_publish is None:
+                raise OSError(f"{path} was being saved when the save stopped: save the processor again.")
+            finish_folder_publish(path)
         for required in ("processor_config.json", "tokenizer_config.json"):
             if not os.path.isfile(os.path.join(path, required)):
                 raise FileNotFoundError(
