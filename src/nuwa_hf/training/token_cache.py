@@ -150,6 +150,8 @@ def tokenize_task_dataset(
         if problem:
             logger.warning("The token cache %s %s; deleting it and tokenising again.", cache_file, problem)
             remove_with_checksum(cache_file)
+    folder = os.path.dirname(cache_file) if cache_file is not None else None
+    before = set(os.listdir(folder)) if folder is not None else set()
     try:
         tokenized = dataset.map(
             encode, batched=True, batch_size=batch_size, remove_columns=dataset.column_names, features=features,
@@ -159,6 +161,9 @@ def tokenize_task_dataset(
     except Exception as error:
         if cache_file is None or not is_out_of_space(error):
             raise
+        for name in set(os.listdir(folder)) - before:  # datasets' temporary file, not always removed on this error
+            if name.startswith("tmp") or name == os.path.basename(cache_file):
+                remove_with_checksum(os.path.join(folder, name))
         per_example = sum(value.numel() * 4 for value in first.values())  # int32 grids
         raise space_error(error, os.path.dirname(cache_file), f"the {task.name} token cache",
                           needed=len(dataset) * per_example) from error

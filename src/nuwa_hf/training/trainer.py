@@ -305,8 +305,7 @@ class NuwaTrainer(Trainer):
                 raise
             # A full disk: nothing half-written stays (the staged folder never got its final name anyway).
             written = staging_path(run_dir, name)
-            space = space_error(error, os.path.join(run_dir, name), f"checkpoint {name}", self._checkpoint_bytes(),
-                                written)
+            space = space_error(error, os.path.join(run_dir, name), "the checkpoint", self._checkpoint_bytes(), written)
             if self.args.should_save:
                 clear_staging(run_dir, name)
             raise space from error
