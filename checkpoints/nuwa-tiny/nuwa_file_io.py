@@ -124,6 +124,15 @@ def _written_size(path: Optional[PathLike]) -> int:
     return total
 
 
+def _file_size_limit() -> Optional[int]:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
 def space_error(error: BaseException, folder: PathLike, what: str, needed: Optional[int] = None,
                 written: Optional[PathLike] = None) -> WriteSpaceError:
     """The :class:`WriteSpaceError` for ``error``: ``what`` could not be written into ``folder``.
@@ -146,14 +155,20 @@ def space_error(error: BaseException, folder: PathLike, what: str, needed: Optio
     except OSError:
         free = "free space unknown"
     code = getattr(error, "errno", None) if isinstance(error, OSError) else None
-    if code == errno.EFBIG or "too large" in str(error).lower() or "os error 27" in str(error).lower():
-        cause = ("the file-size limit of this process was reached (`ulimit -f`; " + free + ")")
+    text = str(error).lower()
+    limit = _file_size_limit()
+    if code == errno.EFBIG or "too large" in text or "os error 27" in text:
+        cause = f"the file-size limit of this process ({format_size(limit)}, `ulimit -f`) was reached ({free})"
         code = errno.EFBIG
+    elif code is None and "no space" not in text and "os error 28" not in text and limit is not None:
+        # torch.save says only that a write failed: with a file-size limit set, name both causes
+        cause = (f"the disk is full or the file-size limit of this process ({format_size(limit)}, `ulimit -f`) was "
+                 f"reached ({free})")
     else:
         cause = "the disk is full (" + free + ")"
         code = code if code in _SPACE_ERRNOS else errno.ENOSPC
     return WriteSpaceError(
-        code,
+        code or errno.ENOSPC,
         f"Could not write {what} into {folder}: {cause}; {need}. Free some space (or raise the limit) or write "
         "somewhere else, then run again. Nothing half-written was left there.",
     )
