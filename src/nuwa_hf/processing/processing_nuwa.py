@@ -271,9 +271,25 @@ class NuwaProcessor(ProcessorMixin):
         """Save the tokenizer and the image processor settings (`processor_config.json`), and a model card when the
         folder has none; no code. `remote_code`: a code repository published with `nuwa_hf.hub.push_code`, which
         `processor_config.json`'s `auto_map` then names, so `AutoProcessor.from_pretrained(folder,
-        trust_remote_code=True)` gives this class where nuwa-hf is not installed."""
-        saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
-        if remote_code:
+        trust_remote_code=True)` gives this class where nuwa-hf is not installed.
+
+        The files are written whole or not at all (see `NuwaForConditionalGeneration.save_pretrained`); with
+        `push_to_hub=True` they are written in place, as transformers does."""
+        if push_to_hub:
+            saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        else:
+            from ..file_io import staged_folder
+
+            with staged_folder(save_directory, "the processor") as staging:
+                staged = super().save_pretrained(staging, push_to_hub=False, **kwargs)
+                if remote_code:
+                    from ..hub.code_repo import point_folder_to_code
+
+                    point_folder_to_code(staging, remote_code, files=("processor_config.json",))
+            target = os.path.abspath(os.fspath(save_directory))
+            saved = [os.path.join(target, os.path.relpath(os.fspath(f), staging)) if isinstance(f, (str, os.PathLike))
+                     else f for f in (staged or [])]
+        if remote_code and push_to_hub:
             from ..hub.code_repo import point_folder_to_code
 
             point_folder_to_code(save_directory, remote_code, files=("processor_config.json",))
@@ -330,6 +346,14 @@ class NuwaProcessor(ProcessorMixin):
                     f"the download of {pretrained_model_name_or_path} is incomplete: {problems}; download it again "
                     "(or check the Hub's tree listing of the repository)."
                 )
+        if os.path.isfile(os.path.join(path, ".nuwa-publish-journal.json")):
+            try:  # a save that was killed while moving its files in: finish it (see nuwa_hf.file_io.staged_folder)
+                from nuwa_hf.file_io import finish_folder_publish
+            except ImportError:
+                finish_folder_publish = None
+            if finish_folder_publish is None:
+                raise OSError(f"{path} was being saved when the save stopped: save the processor again.")
+            finish_folder_publish(path)
         for required in ("processor_config.json", "tokenizer_config.json"):
             if not os.path.isfile(os.path.join(path, required)):
                 raise FileNotFoundError(

@@ -5,6 +5,12 @@ computed once with ``datasets.Dataset.map`` and stored in the dataset's cache fo
 (source dataset, task, VQ-GAN weights, sketch VQ-GAN weights, text tokenizer, text length). A second run with the same
 inputs reads the cached Arrow file instead of running the VQ-GAN; any change of weights gives a new fingerprint.
 
+The cache file is kept with its sha256 beside it (``cache-<fingerprint>.arrow.sha256``, written once the file is
+complete): a file that no longer matches (damaged on disk), or has no checksum (its run was killed before writing it),
+is deleted with a warning and rebuilt. ``datasets`` writes the file into a temporary one and moves it into place, so a
+run killed mid-way never leaves a half file under the cache name. A full disk raises
+``nuwa_hf.file_io.WriteSpaceError`` naming the cache folder and about the space the grids need.
+
 Columns of a tokenised dataset (int32, numpy format):
 
     labels         (T, h, w)            visual tokens (T = 1 for images)
@@ -16,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 
 import numpy as np
 import torch
 from datasets import Array3D, Dataset, Features, IterableDataset, List, Value
 
+from ..file_io import checksum_problem, is_out_of_space, record_checksum, remove_with_checksum, space_error
 from .grid_encoding import encode_sketch, encode_text, encode_visual, module_fingerprint, tokenizer_fingerprint
 from .tasks import NuwaTask, get_task
 
@@ -136,9 +144,40 @@ def tokenize_task_dataset(
         )
         return {name: tensor.to(torch.int32).numpy() for name, tensor in out.items()}
 
-    tokenized = dataset.map(
-        encode, batched=True, batch_size=batch_size, remove_columns=dataset.column_names, features=features,
-        new_fingerprint=fingerprint, load_from_cache_file=load_from_cache_file,
-        desc=f"Tokenising {task.name} ({task.description})",
-    )
+    cache_file = _cache_file(dataset, fingerprint)
+    if cache_file is not None and load_from_cache_file and os.path.exists(cache_file):
+        problem = checksum_problem(cache_file)
+        if problem:
+            logger.warning("The token cache %s %s; deleting it and tokenising again.", cache_file, problem)
+            remove_with_checksum(cache_file)
+    folder = os.path.dirname(cache_file) if cache_file is not None else None
+    before = set(os.listdir(folder)) if folder is not None else set()
+    try:
+        tokenized = dataset.map(
+            encode, batched=True, batch_size=batch_size, remove_columns=dataset.column_names, features=features,
+            new_fingerprint=fingerprint, load_from_cache_file=load_from_cache_file,
+            desc=f"Tokenising {task.name} ({task.description})",
+        )
+    except Exception as error:
+        if cache_file is None or not is_out_of_space(error):
+            raise
+        for name in set(os.listdir(folder)) - before:  # datasets' temporary file, not always removed on this error
+            if name.startswith("tmp") or name == os.path.basename(cache_file):
+                remove_with_checksum(os.path.join(folder, name))
+        per_example = sum(value.numel() * 4 for value in first.values())  # int32 grids
+        raise space_error(error, os.path.dirname(cache_file), f"the {task.name} token cache",
+                          needed=len(dataset) * per_example) from error
+    if cache_file is not None and os.path.exists(cache_file) and checksum_problem(cache_file):
+        record_checksum(cache_file)  # a new (or re-made) file: record it
     return tokenized.with_format("numpy", dtype=None)
+
+
+def _cache_file(dataset: Dataset, fingerprint: str) -> str | None:
+    """Where ``datasets`` keeps the map result with ``fingerprint`` (None: the dataset is in memory, nothing cached)."""
+    if not dataset.cache_files:
+        return None
+    from datasets import is_caching_enabled
+
+    if not is_caching_enabled():
+        return None
+    return os.path.join(os.path.dirname(dataset.cache_files[0]["filename"]), f"cache-{fingerprint}.arrow")

@@ -11,7 +11,9 @@ What it adds to ``Trainer``:
 - checkpoints written into a staging folder and renamed into place with a completion marker
   (:mod:`nuwa_hf.training.checkpointing`); ``train(resume_from_checkpoint=True)`` only resumes from complete ones;
 - the final model published as a whole (:func:`~nuwa_hf.training.checkpointing.publish_model_folder`), and what a
-  crashed save left in the staging area cleared when a run starts.
+  crashed save left in the staging area cleared when a run starts;
+- a full disk during a save raises ``nuwa_hf.file_io.WriteSpaceError`` naming the checkpoint folder and the space it
+  needs, with the half-written staging folder removed.
 
 Loss scaling: ``NuwaForConditionalGeneration.forward`` takes ``**kwargs``, so ``Trainer`` passes
 ``num_items_in_batch`` (the visual tokens of the whole optimiser step, summed over gradient-accumulation micro-batches
@@ -45,6 +47,7 @@ from .checkpointing import (
     rotate_complete_checkpoints,
     staging_path,
 )
+from ..file_io import is_out_of_space, space_error
 from .fast_attention import TRAINING_ATTENTION
 from .mixture import TASK_KEY, TaskMixtureDataset
 from .sampler import TaskGroupedBatchSampler
@@ -297,6 +300,15 @@ class NuwaTrainer(Trainer):
         self._staging_root = os.path.join(run_dir, STAGING_DIRNAME)
         try:
             super()._save_checkpoint(model, trial)
+        except Exception as error:
+            if not is_out_of_space(error):
+                raise
+            # A full disk: nothing half-written stays (the staged folder never got its final name anyway).
+            written = staging_path(run_dir, name)
+            space = space_error(error, os.path.join(run_dir, name), "the checkpoint", self._checkpoint_bytes(), written)
+            if self.args.should_save:
+                clear_staging(run_dir, name)
+            raise space from error
         finally:
             self._staging_root = None
         # Every process has written its part (each one its RNG state) before the folder is published.
@@ -313,6 +325,15 @@ class NuwaTrainer(Trainer):
         if self.args.push_to_hub:
             self._push_from_checkpoint(final)
 
+    def _checkpoint_bytes(self) -> int:
+        """About what one checkpoint takes: the weights, and the optimizer state (twice the weights for Adam)."""
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        optimizer = 0
+        if self.optimizer is not None:
+            for state in self.optimizer.state_dict().get("state", {}).values():
+                optimizer += sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v))
+        return weights + optimizer
+
     def _save_processor(self, output_dir: Optional[str]) -> None:
         if self.args.should_save and self.nuwa_processing_class is not None:
             self.nuwa_processing_class.save_pretrained(output_dir if output_dir is not None else self.args.output_dir)
@@ -328,8 +349,17 @@ class NuwaTrainer(Trainer):
         if self.args.should_save:
             clear_staging(target, "model")
         self.accelerator.wait_for_everyone()
-        super().save_model(staged, _internal_call=True)
-        self._save_processor(staged)
+        try:
+            super().save_model(staged, _internal_call=True)
+            self._save_processor(staged)
+        except Exception as error:
+            if not is_out_of_space(error):
+                raise
+            weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+            space = space_error(error, target, "the final model", weights, staged)
+            if self.args.should_save:
+                clear_staging(target, "model")
+            raise space from error
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             # Trainer also writes training_args.bin, a pickle: a model folder meant to be shared gets JSON instead.

@@ -19,6 +19,7 @@ from pathlib import Path
 from ...file_io import atomic_write_json
 
 CHECKSUM_MANIFEST = "checksums.json"
+PUBLISH_JOURNAL = ".nuwa-publish-journal.json"  # nuwa_hf.file_io.PUBLISH_JOURNAL: a save that was interrupted
 _WEIGHT_SUFFIX = ".safetensors"
 
 
@@ -180,6 +181,24 @@ def weights_file_problem(path: str | os.PathLike) -> str | None:
     return _safetensors_problem(Path(path))
 
 
+def _finish_interrupted_save(folder: Path, text: str) -> None:
+    """A ``save_pretrained`` killed while moving its files into ``folder`` left its journal: finish the moves, so the
+    folder is the new save as a whole (``nuwa_hf.file_io.finish_folder_publish``)."""
+    try:
+        from nuwa_hf.file_io import finish_folder_publish
+    except ImportError:  # the remote-code copy without nuwa_hf
+        finish_folder_publish = None
+    try:
+        if finish_folder_publish is None:
+            raise OSError("nuwa_hf is not installed here")
+        finish_folder_publish(folder)
+    except OSError as error:
+        raise NuwaModelFolderError(
+            f"{text!r} was being saved when the save stopped, and the save could not be finished here ({error}): "
+            "save the model again, or load it once where nuwa_hf is installed and the folder is writable."
+        ) from None
+
+
 def check_model_files(path: str | os.PathLike) -> None:
     """Raise :class:`NuwaModelFolderError` when the local ``path`` cannot be a loadable NUWA model folder.
 
@@ -200,6 +219,8 @@ def check_model_files(path: str | os.PathLike) -> None:
                 "'owner/name'."
             )
         return
+    if (folder / PUBLISH_JOURNAL).is_file():
+        _finish_interrupted_save(folder, text)
     config, problem = read_nuwa_config(folder)
     if problem:
         raise NuwaModelFolderError(f"{text!r}: {problem}.")

@@ -530,7 +530,28 @@ class NuwaPreTrainedModel(PreTrainedModel):
 
         remote_code: a code repository published with ``nuwa_hf.hub.push_code`` (e.g. ``"my-org/nuwa-hf-code"``):
             config.json's ``auto_map`` and ``custom_pipelines`` then name its classes, so the folder also loads with
-            ``trust_remote_code=True`` where nuwa-hf is not installed. Default: no references to code."""
+            ``trust_remote_code=True`` where nuwa-hf is not installed. Default: no references to code.
+
+        The folder is written whole or not at all (:func:`nuwa_hf.file_io.staged_folder`): everything is saved into a
+        hidden folder beside it and then moved in, so a save killed at any moment leaves the earlier model (or no
+        model), never a mix; a full disk raises ``nuwa_hf.file_io.WriteSpaceError`` naming the folder and the space
+        needed. (Saving with ``push_to_hub=True`` or on processes other than the main one writes in place, as
+        transformers does.)"""
+        main_process = kwargs.get("is_main_process", True)
+        if not args and main_process and not kwargs.get("push_to_hub", False):
+            from ...file_io import staged_folder
+
+            tensors = {t.data_ptr(): t.numel() * t.element_size() for t in self.state_dict().values()}
+            with staged_folder(save_directory, "the model", needed=sum(tensors.values())) as staging:
+                self._save_pretrained_in_place(staging, remote_code=remote_code, **kwargs)
+        else:
+            self._save_pretrained_in_place(save_directory, *args, remote_code=remote_code, **kwargs)
+        if main_process:
+            from .saving_nuwa import write_model_card
+
+            write_model_card(save_directory, remote_code=remote_code)  # only when the folder has no card
+
+    def _save_pretrained_in_place(self, save_directory, *args, remote_code: Optional[str] = None, **kwargs):
         saved_auto_map = getattr(self.config, "auto_map", None)
         self.config.__dict__.pop("auto_map", None)  # never a reference to code the folder does not hold
         if remote_code:
@@ -550,10 +571,8 @@ class NuwaPreTrainedModel(PreTrainedModel):
                 self.config.auto_map = saved_auto_map
         if kwargs.get("is_main_process", True):
             from .loading_nuwa import write_checksum_manifest
-            from .saving_nuwa import write_model_card
 
             write_checksum_manifest(save_directory)  # checked on load: corrupted weights are refused
-            write_model_card(save_directory, remote_code=remote_code)
 
     def push_to_hub(self, repo_id: str, *args, remote_code: Optional[str] = None, **kwargs):
         """transformers' ``push_to_hub``; ``remote_code`` as in :meth:`save_pretrained` (the folder it uploads)."""
