@@ -91,3 +91,24 @@ def test_the_default_recipes_command_line_parses(tmp_path):
         assert (args.init_from is not None) == continued
         assert json.loads(args.model_config)["video_extent"] == [None, None, None]
         assert make_training_arguments().warmup_steps == 0.03
+
+
+def test_the_recipes_tune_stage_chooses_per_task_by_the_one_standard_error_rule():
+    """v6's validation rows: T2I's digit and colour prefer guidance 3 / top-k 8, T2V's digit and motion 5 / 32."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    rows = [dict(guidance_scale=g, top_k=k, **{"T2I digit": a, "T2I colour": c, "T2V digit": d, "T2V motion": m})
+            for g, k, a, c, d, m in [(1.5, 8, 0.70, 0.70, 0.475, 0.225), (3.0, 8, 0.95, 0.95, 0.675, 0.15),
+                                     (5.0, 8, 0.70, 0.80, 0.775, 0.275), (5.0, 32, 0.625, 0.7, 0.95, 0.725)]]
+    t2i, t2i_mean, _ = recipe.choose_sampling(rows, ["T2I digit", "T2I colour"], 40)
+    t2v, _, _ = recipe.choose_sampling(rows, ["T2V digit", "T2V motion"], 40)
+    assert (t2i["guidance_scale"], t2i["top_k"], t2i_mean) == (3.0, 8, 0.95)
+    assert (t2v["guidance_scale"], t2v["top_k"]) == (5.0, 32)
+    # a setting within one standard error of the best and milder is preferred
+    close = [dict(rows[1], **{"T2I digit": 0.93, "T2I colour": 0.93, "guidance_scale": 1.5}), rows[1]]
+    assert recipe.choose_sampling(close, ["T2I digit", "T2I colour"], 40)[0]["guidance_scale"] == 1.5
