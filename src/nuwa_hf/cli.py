@@ -410,11 +410,13 @@ def _set_threads(args) -> None:
 
         torch.set_num_threads(args.threads)
     if getattr(args, "quiet", False):
-        import datasets
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-        datasets.disable_progress_bars()
+        # datasets reads this when it is imported (it is left out until a command needs it, and may not be installed)
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        if sys.modules.get("datasets") is not None:
+            sys.modules["datasets"].disable_progress_bars()
 
 
 def _parse_mask(text: Optional[str]):
@@ -820,6 +822,8 @@ def command_train(argv: Sequence[str]) -> int:
                 "with examples/train_nuwa.py from the repository.", EXIT_MISSING_DEPENDENCY,
             ) from None
         raise
+    except ImportError as error:  # accelerate or datasets missing: the message names the extra ("nuwa-hf[train]")
+        raise CommandError(str(error), EXIT_MISSING_DEPENDENCY) from None
     main_function = getattr(training, "main", None)
     if main_function is None:
         raise CommandError("nuwa_hf.training has no main(argv): update nuwa-hf.", EXIT_MISSING_DEPENDENCY)
