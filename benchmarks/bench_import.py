@@ -1,6 +1,9 @@
 """How long ``import nuwa_hf`` takes and which heavy packages it loads: fresh interpreters, median of N runs.
 
-    python benchmarks/bench_import.py [--runs 5]
+    python benchmarks/bench_import.py [--runs 5] [--src OTHER/src ...]
+
+With several ``--src`` folders (another checkout's ``src/``, e.g. from ``git archive``) the runs alternate between
+them, so a before/after comparison sees the same machine load.
 
 Each run is a new ``python -c "import nuwa_hf"`` process (nothing cached in memory between runs; the OS file cache
 is warm after the first), timed inside the process with ``time.perf_counter`` around the import alone. The heavy
@@ -31,22 +34,33 @@ print(json.dumps({{"seconds": seconds, "modules": len(sys.modules),
 """
 
 
-def measure(runs: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+def probe(src: Path) -> dict:
+    """One fresh interpreter importing nuwa_hf from ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    results = []
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(runs: int, sources=(SRC,)) -> dict:
+    """{src: {seconds, median_seconds, modules, loaded}}, the sources' runs interleaved."""
+    results = {str(src): [] for src in sources}
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return {"runs": runs, "seconds": [round(r["seconds"], 3) for r in results],
-            "median_seconds": round(statistics.median(r["seconds"] for r in results), 3),
-            "modules": results[-1]["modules"], "loaded": results[-1]["loaded"]}
+        for src in sources:
+            results[str(src)].append(probe(Path(src)))
+    return {src: {"runs": runs, "seconds": [round(r["seconds"], 3) for r in rows],
+                  "median_seconds": round(statistics.median(r["seconds"] for r in rows), 3),
+                  "modules": rows[-1]["modules"], "loaded": rows[-1]["loaded"]}
+            for src, rows in results.items()}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    print(json.dumps(measure(parser.parse_args(argv).runs), indent=2))
+    parser.add_argument("--src", action="append", type=Path, help="a src/ folder to import nuwa_hf from (repeatable; "
+                        "default: this checkout's)")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.runs, args.src or (SRC,)), indent=2))
 
 
 if __name__ == "__main__":

@@ -844,7 +844,8 @@ class NuwaDecoder(NuwaPreTrainedModel):
 
 def _vqgan_classes():
     """``(NuwaVQGAN, NuwaSegVQGAN)``, imported on first use: both are diffusers ``VQModel``s, and importing diffusers
-    costs a few tenths of a second, so ``import nuwa_hf`` leaves it out until a model is built or loaded."""
+    costs a few tenths of a second, so ``import nuwa_hf`` leaves it out until a model with VQ-GANs is built or loaded
+    (a model without them, ``NuwaConfig.tiny()`` for instance, never imports diffusers)."""
     try:
         from .modeling_seg_vqgan import NuwaSegVQGAN
         from .modeling_vqgan import NuwaVQGAN
@@ -858,12 +859,13 @@ def _vqgan_classes():
     return NuwaVQGAN, NuwaSegVQGAN
 
 
-def _build_visual_tokenizer(model_class, sub_config: Optional[dict]):
-    """A frozen VQ-GAN from its config dict, or None. NUWA trains on token grids: the VQ-GANs are trained before it
-    (stage 1) and never receive gradients here, so they are frozen (which also keeps them out of DDP's and the
-    optimizer's way)."""
+def _build_visual_tokenizer(sketch: bool, sub_config: Optional[dict]):
+    """A frozen VQ-GAN (``NuwaSegVQGAN`` for ``sketch``, else ``NuwaVQGAN``) from its config dict, or None (then
+    diffusers is not imported at all). NUWA trains on token grids: the VQ-GANs are trained before it (stage 1) and
+    never receive gradients here, so they are frozen (which also keeps them out of DDP's and the optimizer's way)."""
     if sub_config is None:
         return None
+    model_class = _vqgan_classes()[1 if sketch else 0]
     tokenizer = model_class.from_config(dict(sub_config))
     tokenizer.requires_grad_(False)
     return tokenizer
@@ -931,9 +933,8 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
         super().__init__(config)
         self.encoder = NuwaEncoder(config)
         self.decoder = NuwaDecoder(config)
-        NuwaVQGAN, NuwaSegVQGAN = _vqgan_classes()
-        self.vqgan = _build_visual_tokenizer(NuwaVQGAN, config.vqgan_config)
-        self.sketch_vqgan = _build_visual_tokenizer(NuwaSegVQGAN, config.sketch_vqgan_config)
+        self.vqgan = _build_visual_tokenizer(False, config.vqgan_config)
+        self.sketch_vqgan = _build_visual_tokenizer(True, config.sketch_vqgan_config)
         self.post_init()
 
     def set_visual_tokenizers(self, vqgan: Optional[NuwaVQGAN] = None, sketch_vqgan: Optional[NuwaSegVQGAN] = None):
