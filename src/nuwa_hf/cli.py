@@ -344,8 +344,8 @@ def _add_demo(commands) -> None:
     parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
     parser.add_argument("--digit-reader", default=None, metavar="FOLDER",
                         help="MNIST digit classifier the page reads outputs with (e.g. checkpoints/mnist-digit-reader; "
-                             "default: the one in the cache, if any; train one with python -m "
-                             "nuwa_hf.evaluation.digit_reading)")
+                             "default: the one in the cache, if any; train one with python "
+                             "examples/train_scorers.py digit-reader)")
 
 
 def _add_evaluate(commands) -> None:
@@ -356,8 +356,9 @@ def _add_evaluate(commands) -> None:
         epilog="examples:\n"
                "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
                "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
-               "scorers: cached (the project's trained scorers when cached, else none), train (train missing ones:\n"
-               "minutes), none, a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/,\n"
+               "scorers: cached (the project's trained scorers when cached, else none; train them with\n"
+               "python examples/train_scorers.py default --visual video), none, a folder with digit_classifier/\n"
+               "motion_classifier/ video_features/ text_visual/,\n"
                "or one saved scorer's folder, used for what it reads: --scorers checkpoints/mnist-digit-reader is the\n"
                "digit scorer (digit accuracy and the IS-style score for T2I).\n\n"
                + EXIT_CODES_HELP,
@@ -369,7 +370,7 @@ def _add_evaluate(commands) -> None:
     parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (data and sampling)")
     parser.add_argument("--scorers", default="cached",
-                        help="cached | train | none | a folder of saved scorers | one scorer's folder "
+                        help="cached | none | a folder of saved scorers | one scorer's folder "
                              "(e.g. checkpoints/mnist-digit-reader)")
     parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
                         help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")

@@ -110,12 +110,12 @@ class _Readers:
             from ..evaluation.digit_reading import default_digit_reader
 
             try:
-                self._classifier = default_digit_reader(self._folder, train_if_missing=False)
+                self._classifier = default_digit_reader(self._folder)
             except Exception as error:  # the page still shows colour and motion
                 self._log(f"      (no digit reader: {type(error).__name__}: {error})")
             if self._classifier is None and self._tried:
                 self._log("      (no digit reader: pass --digit-reader checkpoints/mnist-digit-reader, or train one "
-                          "with python -m nuwa_hf.evaluation.digit_reading)")
+                          "with python examples/train_scorers.py digit-reader)")
         return self._classifier
 
 
