@@ -116,3 +116,22 @@ def test_reranking_depends_on_the_scorer_protocol_only():
 
     scores = CandidateScorer(Scorer())([np.zeros((2, 2, 3)), np.ones((2, 2, 3))], "a red 7")
     assert scores == [0.0, 1.0]
+
+
+def test_without_diffusers_token_models_work_and_vqgan_models_say_what_to_install():
+    result = run_fresh(f"""
+        import json, sys
+        sys.modules["diffusers"] = None     # as if diffusers were not installed (the GPU check's machine)
+        import torch
+        from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
+        model = NuwaForConditionalGeneration(NuwaConfig.tiny())   # no VQ-GANs: no diffusers needed
+        logits = model(**model.dummy_inputs).logits
+        try:
+            NuwaForConditionalGeneration.from_pretrained({str(CHECKPOINT)!r})
+            message = None
+        except ImportError as error:
+            message = str(error)
+        print(json.dumps({{"logits": list(logits.shape), "vqgan": model.model.vqgan is None, "message": message}}))
+    """)
+    assert result["vqgan"] and len(result["logits"]) == 3
+    assert result["message"] and "pip install diffusers" in result["message"]

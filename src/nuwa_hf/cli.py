@@ -358,9 +358,9 @@ def _add_evaluate(commands) -> None:
                "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
                "scorers: cached (the project's trained scorers when cached, else none; train them with\n"
                "python examples/train_scorers.py default --visual video), none, a folder with digit_classifier/\n"
-               "motion_classifier/ video_features/ text_visual/,\n"
-               "or one saved scorer's folder, used for what it reads: --scorers checkpoints/mnist-digit-reader is the\n"
-               "digit scorer (digit accuracy and the IS-style score for T2I).\n\n"
+               "motion_classifier/ video_features/ text_visual/, or one saved scorer's folder, used for what it\n"
+               "reads: --scorers checkpoints/mnist-digit-reader is the digit scorer (digit accuracy and the IS-style\n"
+               "score for T2I).\n\n"
                + EXIT_CODES_HELP,
     )
     parser.add_argument("--task", required=True, help="task name or paper code")
