@@ -80,14 +80,14 @@ def test_subpackages_load_their_names_on_first_use():
     assert result == {"datasets": False, "before_scorers": False, "scorers": True, "listed": True}
 
 
-def test_a_missing_optional_package_names_the_extra():
-    result = run_fresh("""
+def test_a_missing_optional_package_names_the_extra(tmp_path):
+    result = run_fresh(f"""
         import json, sys
         sys.modules["datasets"] = None      # as if datasets were not installed
         sys.modules["accelerate"] = None
         import nuwa_hf
         import nuwa_hf.data as data
-        messages = {}
+        messages = {{}}
         try:
             data.digit_images
         except ImportError as error:
@@ -96,10 +96,15 @@ def test_a_missing_optional_package_names_the_extra():
             import nuwa_hf.training
         except ImportError as error:
             messages["training"] = str(error)
+        from nuwa_hf.cli import main
+        messages["decode_video"] = data.decode_video.__name__      # no datasets needed
+        messages["demo_exit"] = main(["demo", "--model", {str(CHECKPOINT)!r}, "--out", {str(tmp_path)!r}, "--quiet"])
         print(json.dumps(messages))
     """)
     assert 'pip install "nuwa-hf[data]"' in result["data"] and "nuwa_hf.data.digit_images" in result["data"]
     assert 'pip install "nuwa-hf[train]"' in result["training"]
+    assert result["decode_video"] == "decode_video"
+    assert result["demo_exit"] == 4, "a missing package is reported with the missing-dependency exit code"
 
 
 def test_reranking_depends_on_the_scorer_protocol_only():

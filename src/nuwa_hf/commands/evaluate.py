@@ -30,9 +30,13 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..data.task_examples import task_examples
-from ..pipelines import load_nuwa_processor, resolve_task_name
-from ..tasks import TASK_CODE_OF
+from ..lazy_imports import require
+
+require("datasets", "nuwa-hf evaluate (it generates on held-out examples of the built-in worlds)")
+
+from ..data.task_examples import task_examples  # noqa: E402
+from ..pipelines import load_nuwa_processor, resolve_task_name  # noqa: E402
+from ..tasks import TASK_CODE_OF  # noqa: E402
 
 SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual", "text_video", "text_image",
                 "frame_digits", "image_digits", "color_classifier")
