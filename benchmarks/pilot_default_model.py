@@ -80,8 +80,10 @@ def train_variant(name: str, args, out: Path) -> None:
 
 
 def digit_classifier(out: Path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))  # the scorers' training
+    from train_scorers import train_digit_classifier
+
     from nuwa_hf.evaluation import load_scorer
-    from nuwa_hf.evaluation.scorers.world_training import train_digit_classifier
 
     folder = out / "digit_classifier"
     if not (folder / "config.json").exists():

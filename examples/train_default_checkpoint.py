@@ -26,7 +26,7 @@ and the next piece starts from the folder it assembled (``--init-from checkpoint
 Each stage is skipped when its output exists, and the ``nuwa`` stage resumes from its newest Trainer checkpoint, so
 an interrupted piece is rerun with the same command.
 6. ``assemble``   the Hub-layout folder: config, generation config, safetensors weights (VQ-GANs inside), processor
-7. ``scorers``    the project's default scorers (``nuwa_hf.evaluation.default_scorers``), trained if not cached
+7. ``scorers``    the scorers the checks use, trained with ``examples/train_scorers.py`` if not cached
 8. ``tune``       sampling defaults (guidance scale x top-k) chosen on the VALIDATION split -> generation_config.json
 9. ``evaluate``   every task on held-out data (MNIST test digits, held-out textures) -> ``evaluation.json``
    ``gains``      teacher-forced condition gains (``nuwa_hf.evaluation.condition_gain``) -> ``condition_gains.json``
@@ -549,10 +549,11 @@ def stage_scorers(args, work: Path):
     """Scorers matched to the checkpoint's resolution (``--image-size``, ``--num-frames``), saved under <work-dir>/scorers/ (sized for
     two shared CPU cores: a scene segmenter, the MNIST digit classifier, a motion classifier and a video feature
     network on captioned Moving MNIST, a colour classifier on the coloured digit images)."""
+    from train_scorers import columns as _columns, fit, train_digit_classifier  # examples/train_scorers.py
+
     from nuwa_hf import data
     from nuwa_hf.evaluation.scorers.motion_classifier import MotionClassifier
     from nuwa_hf.evaluation.scorers.video_feature_network import VideoFeatureNetwork
-    from nuwa_hf.evaluation.scorers.world_training import _columns, train_digit_classifier
 
     folder = work / "scorers"
     s, t = args.image_size, args.num_frames
@@ -566,13 +567,13 @@ def stage_scorers(args, work: Path):
         train = _columns(data.world_rows("t2v", "train", n, **world_args), ("video", "text", "digits", "motion"))
         test = _columns(data.world_rows("t2v", "test", 300, **world_args), ("video", "text", "digits", "motion"))
         world = f"captioned Moving MNIST ({args.world} world) train ({n:,} videos, {s} px, {t} frames)"
-        MotionClassifier().fit(train["video"], train["motion"], test["video"], test["motion"], world,
-                               "captioned Moving MNIST test", epochs=2, seed=args.seed,
-                               progress=False).save_pretrained(folder / "motion_classifier")
+        fit(MotionClassifier(), train["video"], train["motion"], test["video"], test["motion"], world,
+            "captioned Moving MNIST test", epochs=2, seed=args.seed,
+            progress=False).save_pretrained(folder / "motion_classifier")
         log("motion classifier done")
-        VideoFeatureNetwork().fit(train["video"], train["digits"], train["motion"], test["video"], test["digits"],
-                                  test["motion"], world, "captioned Moving MNIST test", epochs=2, seed=args.seed,
-                                  progress=False).save_pretrained(folder / "video_features")
+        fit(VideoFeatureNetwork(), train["video"], train["digits"], train["motion"], test["video"], test["digits"],
+            test["motion"], world, "captioned Moving MNIST test", epochs=2, seed=args.seed,
+            progress=False).save_pretrained(folder / "video_features")
         log("video features done")
     if not (folder / "segmenter" / "report.json").exists():
         x, y = _scene_pixels(args, "train", 1000)
@@ -586,9 +587,10 @@ def stage_scorers(args, work: Path):
         world_args = dict(seed=args.seed, world=args.world, image_size=s)
         train = _columns(data.world_rows("t2i", "train", 1500, **world_args), ("image", "color"))
         test = _columns(data.world_rows("t2i", "test", 300, **world_args), ("image", "color"))
-        AttributeClassifier("color", data.COLORS, visual="image", channels=3).fit(
-            train["image"], train["color"], test["image"], test["color"], "coloured digit images train (1,500 images)",
-            "coloured digit images test", epochs=2, seed=args.seed, progress=False,
+        fit(
+            AttributeClassifier("color", data.COLORS, visual="image", channels=3), train["image"], train["color"],
+            test["image"], test["color"], "coloured digit images train (1,500 images)", "coloured digit images test",
+            epochs=2, seed=args.seed, progress=False,
         ).save_pretrained(folder / "color_classifier")
         log("colour classifier done")
     return {"folder": str(folder), "segmenter": segmenter}

@@ -26,7 +26,6 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-import gradio as gr
 import numpy as np
 import PIL.Image
 import torch
@@ -36,6 +35,9 @@ import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight 
 from nuwa_hf import media
 from nuwa_hf.pipelines import REGION_SHORTCUTS, TASK_CODES, load_nuwa_processor
 from nuwa_hf.pipelines.notices import routed_warnings
+from nuwa_hf.lazy_imports import import_optional
+
+gr = import_optional("gradio", None, "The web demo (spaces/nuwa/app.py)")  # the "web" extra: a clear message if missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "nuwa-tiny"

@@ -4,6 +4,11 @@ Importing the package registers NUWA with transformers: ``AutoConfig`` ("nuwa"),
 ``AutoModelForSeq2SeqLM`` (NuwaForConditionalGeneration: an encoder-decoder that generates token sequences, which is
 what that Auto class means), ``AutoProcessor`` / ``AutoImageProcessor``, the attention implementation
 ``"nuwa_3dna"``, and the eight task pipelines (``pipeline("nuwa-text-to-video", model=...)``).
+
+A light core (:mod:`nuwa_hf.lazy_imports`): importing the package loads torch, transformers, safetensors and
+huggingface_hub only. diffusers loads when a model is built or loaded (the VQ-GANs are diffusers ``VQModel``s) or
+``NuwaDiffusionPipeline`` / ``NuwaVQGAN`` / ``NuwaSegVQGAN`` are first named; datasets, accelerate, evaluate and
+gradio load with the subpackages that use them (``nuwa_hf.data``, ``nuwa_hf.training``, ...).
 """
 
 __version__ = "0.1.0"
@@ -24,7 +29,6 @@ from .models.nuwa import (
     NuwaPreTrainedModel,
     nuwa_3dna_attention_forward,
 )
-from .models.vqgan import NuwaSegVQGAN, NuwaVQGAN
 from .ops import nearby_attention, nearby_attention_mask, nearby_attention_reference
 from .processing import NuwaImageProcessor, NuwaProcessor
 
@@ -36,8 +40,13 @@ AutoImageProcessor.register(NuwaConfig, image_processor_classes={"pil": NuwaImag
 AutoProcessor.register(NuwaConfig, NuwaProcessor, exist_ok=True)
 
 from . import pipelines  # noqa: E402  (registers the eight task pipelines with transformers)
-# The diffusers face, importable from the package root as the README uses it.
-from .pipelines import NuwaDiffusionPipeline, NuwaPipelineOutput  # noqa: E402
+from .lazy_imports import lazy_exports  # noqa: E402
+
+# Loaded on first use (they import diffusers): the VQ-GANs, and the diffusers face that the README imports from here.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    ".models.vqgan": ("NuwaVQGAN", "NuwaSegVQGAN"),
+    ".pipelines.diffusers_pipeline": ("NuwaDiffusionPipeline", "NuwaPipelineOutput"),
+})
 
 __all__ = [
     "NuwaConfig",

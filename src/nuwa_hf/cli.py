@@ -351,8 +351,8 @@ def _add_demo(commands) -> None:
     parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
     parser.add_argument("--digit-reader", default=None, metavar="FOLDER",
                         help="MNIST digit classifier the page reads outputs with (e.g. checkpoints/mnist-digit-reader; "
-                             "default: the one in the cache, if any; train one with python -m "
-                             "nuwa_hf.evaluation.digit_reading)")
+                             "default: the one in the cache, if any; train one with python "
+                             "examples/train_scorers.py digit-reader)")
 
 
 def _add_evaluate(commands) -> None:
@@ -363,10 +363,11 @@ def _add_evaluate(commands) -> None:
         epilog="examples:\n"
                "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
                "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
-               "scorers: cached (the project's trained scorers when cached, else none), train (train missing ones:\n"
-               "minutes), none, a folder with digit_classifier/ motion_classifier/ video_features/ text_visual/,\n"
-               "or one saved scorer's folder, used for what it reads: --scorers checkpoints/mnist-digit-reader is the\n"
-               "digit scorer (digit accuracy and the IS-style score for T2I).\n\n"
+               "scorers: cached (the project's trained scorers when cached, else none; train them with\n"
+               "python examples/train_scorers.py default --visual video), none, a folder with digit_classifier/\n"
+               "motion_classifier/ video_features/ text_visual/, or one saved scorer's folder, used for what it\n"
+               "reads: --scorers checkpoints/mnist-digit-reader is the digit scorer (digit accuracy and the IS-style\n"
+               "score for T2I).\n\n"
                + EXIT_CODES_HELP,
     )
     parser.add_argument("--task", required=True, help="task name or paper code")
@@ -376,7 +377,7 @@ def _add_evaluate(commands) -> None:
     parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (data and sampling)")
     parser.add_argument("--scorers", default="cached",
-                        help="cached | train | none | a folder of saved scorers | one scorer's folder "
+                        help="cached | none | a folder of saved scorers | one scorer's folder "
                              "(e.g. checkpoints/mnist-digit-reader)")
     parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
                         help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")
@@ -436,11 +437,13 @@ def _set_threads(args) -> None:
 
         torch.set_num_threads(args.threads)
     if getattr(args, "quiet", False):
-        import datasets
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-        datasets.disable_progress_bars()
+        # datasets reads this when it is imported (it is left out until a command needs it, and may not be installed)
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        if sys.modules.get("datasets") is not None:
+            sys.modules["datasets"].disable_progress_bars()
 
 
 def _parse_mask(text: Optional[str]):
@@ -846,6 +849,8 @@ def command_train(argv: Sequence[str]) -> int:
                 "with examples/train_nuwa.py from the repository.", EXIT_MISSING_DEPENDENCY,
             ) from None
         raise
+    except ImportError as error:  # accelerate or datasets missing: the message names the extra ("nuwa-hf[train]")
+        raise CommandError(str(error), EXIT_MISSING_DEPENDENCY) from None
     main_function = getattr(training, "main", None)
     if main_function is None:
         raise CommandError("nuwa_hf.training has no main(argv): update nuwa-hf.", EXIT_MISSING_DEPENDENCY)

@@ -68,6 +68,9 @@ def test_tiny_run_on_the_cpu_writes_json_and_markdown(tmp_path):
     correctness = report["sections"]["correctness"]["result"]
     assert correctness["interpreted"] is True and correctness["passed"] is True
     assert correctness["nuwa_hf_import"]["ok"] is True
+    # The light core: plain `import nuwa_hf`, no optional package loaded (so the GPU machine needs no carried wheels).
+    assert correctness["nuwa_hf_import"]["optional_loaded"] == []
+    assert report["sections"]["generation"]["result"]["nuwa_hf_import"]["optional_loaded"] == []
     assert len(correctness["cases"]) == 5 and all(case["passed"] for case in correctness["cases"])
     assert max(correctness["max_errors"]["fp32"].values()) < 1e-5, correctness["max_errors"]
 

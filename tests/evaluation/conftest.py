@@ -10,8 +10,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
+# The scorers' training lives outside the package, in examples/train_scorers.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 from synthetic import digit_images, moving_digit_videos  # noqa: E402
+from train_scorers import fit, fit_dual_encoder  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -35,8 +38,8 @@ def trained_digit_classifier(digit_data):
     from nuwa_hf.evaluation import DigitClassifier
 
     (images, labels), (held_out_images, held_out_labels) = digit_data
-    return DigitClassifier().fit(images, labels, held_out_images, held_out_labels, "synthetic seven-segment digits",
-                                 "synthetic test", epochs=3, batch_size=32)
+    return fit(DigitClassifier(), images, labels, held_out_images, held_out_labels, "synthetic seven-segment digits",
+               "synthetic test", epochs=3, batch_size=32)
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +57,8 @@ def motion_classifier(video_data):
     from nuwa_hf.evaluation import MotionClassifier
 
     (videos, _, motions, _), (held_videos, _, held_motions, _) = video_data
-    return MotionClassifier(**SMALL_VIDEO_SCORER).fit(videos, motions, held_videos, held_motions,
-                                                      "synthetic moving digits", epochs=6, batch_size=16)
+    return fit(MotionClassifier(**SMALL_VIDEO_SCORER), videos, motions, held_videos, held_motions,
+               "synthetic moving digits", epochs=6, batch_size=16)
 
 
 @pytest.fixture(scope="session")
@@ -64,16 +67,12 @@ def feature_network(video_data):
 
     (videos, digits, motions, _), (held_videos, held_digits, held_motions, _) = video_data
     # 10 epochs: at 6, one seed in three left the motion head near chance (measured over seeds 0-2).
-    return VideoFeatureNetwork(**SMALL_VIDEO_SCORER, embedding_size=32).fit(
-        videos, digits, motions, held_videos, held_digits, held_motions, "synthetic moving digits", epochs=10,
-        batch_size=16)
+    return fit(VideoFeatureNetwork(**SMALL_VIDEO_SCORER, embedding_size=32), videos, digits, motions, held_videos,
+               held_digits, held_motions, "synthetic moving digits", epochs=10, batch_size=16)
 
 
 @pytest.fixture(scope="session")
 def dual_encoder(video_data):
-    from nuwa_hf.evaluation import TextVisualDualEncoder
-
     (videos, _, _, captions), (held_videos, _, _, held_captions) = video_data
-    return TextVisualDualEncoder.fit_new(videos, captions, held_videos, held_captions, "synthetic moving digits",
-                                         epochs=8, batch_size=16, word_size=32, embedding_size=32,
-                                         **SMALL_VIDEO_SCORER)
+    return fit_dual_encoder(videos, captions, held_videos, held_captions, "synthetic moving digits",
+                            epochs=8, batch_size=16, word_size=32, embedding_size=32, **SMALL_VIDEO_SCORER)

@@ -1,13 +1,14 @@
 """Real CLIP weights on disk plug into the CLIPSIM metric. A tiny random CLIPModel stands in for them here."""
 
 import string
+from pathlib import Path
 
 import evaluate
 import numpy as np
 import pytest
 import torch
 
-from nuwa_hf.evaluation import LocalClipScorer, clip_similarity, metric_path
+from nuwa_hf.evaluation import LocalClipScorer, clip_similarity
 from nuwa_hf.evaluation.scorers.clip_adapter import CLIP_MEAN, CLIP_STD
 
 
@@ -57,7 +58,7 @@ def test_videos_average_frames_and_module_takes_a_path(clip_folder):
     per_frame = LocalClipScorer(clip_folder).similarity(np.concatenate([frames, frames[::-1]]), ["a"] * 3 + ["b"] * 3)
     video_scores = LocalClipScorer(clip_folder, visual="video").similarity(videos, texts)
     assert torch.allclose(video_scores, per_frame.view(2, 3).mean(dim=1), atol=1e-5)
-    module = evaluate.load(metric_path("clipsim"), "video")
+    module = evaluate.load(str(Path(__file__).resolve().parents[2] / "metrics" / "clipsim"), "video")
     result = module.compute(predictions=videos, references=texts, clip_model_path=str(clip_folder))
     assert result["clipsim"] == pytest.approx(float(video_scores.mean()), abs=1e-5)
 

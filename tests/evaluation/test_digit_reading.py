@@ -19,7 +19,7 @@ def reader():
 
 
 def test_a_missing_reader_folder_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m nuwa_hf.evaluation.digit_reading"):
+    with pytest.raises(FileNotFoundError, match="python examples/train_scorers.py digit-reader"):
         digit_reading.default_digit_reader(tmp_path)
 
 

@@ -9,6 +9,7 @@ import torch
 from nuwa_hf.evaluation import DigitClassifier, attribute_accuracy, inception_score, load_scorer
 from nuwa_hf.evaluation.inception_scoring import inception_score_from_probabilities
 from nuwa_hf.evaluation.scorers.label_sets import label_presence, label_set_matches, most_common_set_rate
+from train_scorers import fit  # examples/train_scorers.py (on sys.path through conftest.py)
 
 
 def test_digit_classifier_beats_chance_on_held_out_digits(trained_digit_classifier):
@@ -79,8 +80,8 @@ def test_digit_set_classifier_reads_several_digits_anywhere(tmp_path):
 
     images, labels = digit_canvases(600, seed=0, glyph=16)
     held_images, held_labels = digit_canvases(200, seed=1, glyph=16)
-    reader = DigitSetClassifier(image_size=32, width=8).fit(images, labels, held_images, held_labels,
-                                                              "synthetic digit canvases", epochs=6, batch_size=16)
+    reader = fit(DigitSetClassifier(image_size=32, width=8), images, labels, held_images, held_labels,
+                 "synthetic digit canvases", epochs=6, batch_size=16)
     report = reader.held_out
     assert report["metrics"]["digit_set_accuracy"] > 3 * report["chance"]["digit_set_accuracy"]
     true = attribute_accuracy(held_images, held_labels, reader, "digit")["digit_accuracy"]

@@ -24,10 +24,14 @@ import PIL.Image
 
 from .. import media
 from ..file_io import atomic_write_text
+from ..lazy_imports import require
 from ..tasks import TASKS
-from ..data.task_examples import TaskExamples, task_examples
-from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name
-from ..tasks import TASK_CODE_OF, TASK_NAMES
+
+require("datasets", "nuwa-hf demo (its inputs are held-out examples of the built-in worlds)")
+
+from ..data.task_examples import TaskExamples, task_examples  # noqa: E402
+from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name  # noqa: E402
+from ..tasks import TASK_CODE_OF, TASK_NAMES  # noqa: E402
 
 TASK_TITLES = {task.name: f"{task.title} ({task.code}{'' if task.trainable else ', zero-shot'})" for task in TASKS}
 
@@ -110,12 +114,12 @@ class _Readers:
             from ..evaluation.digit_reading import default_digit_reader
 
             try:
-                self._classifier = default_digit_reader(self._folder, train_if_missing=False)
+                self._classifier = default_digit_reader(self._folder)
             except Exception as error:  # the page still shows colour and motion
                 self._log(f"      (no digit reader: {type(error).__name__}: {error})")
             if self._classifier is None and self._tried:
                 self._log("      (no digit reader: pass --digit-reader checkpoints/mnist-digit-reader, or train one "
-                          "with python -m nuwa_hf.evaluation.digit_reading)")
+                          "with python examples/train_scorers.py digit-reader)")
         return self._classifier
 
 

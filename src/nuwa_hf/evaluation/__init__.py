@@ -1,36 +1,31 @@
-"""Evaluation for nuwa-hf: the paper's metrics computed offline, as Python functions and as ``evaluate`` modules.
+"""Evaluation for nuwa-hf: the paper's metrics computed offline, as Python functions (their ``evaluate`` module
+scripts live in the repository's ``metrics/`` folder: ``evaluate.load("metrics/fid")``).
 
 Real backbones where they can be had offline (the FID Inception, fetched from a PyPI wheel and hash-checked);
 elsewhere small scorers the project trains, each named honestly and reporting its own held-out accuracy.
 """
 
-from .attributes import attribute_accuracy, video_digit_accuracy
-from .text_visual_similarity import clip_similarity
-from .frechet import frechet_distance, frechet_inception_distance
-from .inception import InceptionFeatureExtractor, fetch_inception_weights
-from .inception_scoring import inception_score, inception_score_from_probabilities
-from .kernel_inception import kernel_distance, kernel_inception_distance
-from .metrics import METRIC_NAMES, metric_path
-from .psnr import peak_signal_to_noise_ratio
-from .report_writers import metrics_markdown, write_metrics_json, write_metrics_markdown
-from .scorers import (
-    AttributeClassifier,
-    DigitClassifier,
-    DigitSetClassifier,
-    LocalClipScorer,
-    MotionClassifier,
-    TextVisualDualEncoder,
-    VideoFeatureNetwork,
-    default_scorers,
-    load_scorer,
-)
-from .segmentation import confusion_matrix, scores_from_confusion, segmentation_scores
-from .ssim import structural_similarity
-from .task_evaluation import TASK_METRICS, EvaluationScorers, task_metrics
-from .video_distance import frechet_video_distance
+from ..lazy_imports import lazy_exports
+
+# Each name loads with its module on first use (the scorers only when a scorer is asked for).
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    ".attributes": ("attribute_accuracy", "video_digit_accuracy"),
+    ".text_visual_similarity": ("clip_similarity",),
+    ".frechet": ("frechet_distance", "frechet_inception_distance"),
+    ".inception": ("InceptionFeatureExtractor", "fetch_inception_weights"),
+    ".inception_scoring": ("inception_score", "inception_score_from_probabilities"),
+    ".kernel_inception": ("kernel_distance", "kernel_inception_distance"),
+    ".psnr": ("peak_signal_to_noise_ratio",),
+    ".report_writers": ("metrics_markdown", "write_metrics_json", "write_metrics_markdown"),
+    ".scorers": ("AttributeClassifier", "DigitClassifier", "DigitSetClassifier", "LocalClipScorer", "MotionClassifier",
+                 "TextVisualDualEncoder", "VideoFeatureNetwork", "default_scorers", "load_scorer"),
+    ".segmentation": ("confusion_matrix", "scores_from_confusion", "segmentation_scores"),
+    ".ssim": ("structural_similarity",),
+    ".task_evaluation": ("TASK_METRICS", "EvaluationScorers", "task_metrics"),
+    ".video_distance": ("frechet_video_distance",),
+})
 
 __all__ = [
-    "METRIC_NAMES",
     "TASK_METRICS",
     "AttributeClassifier",
     "DigitClassifier",
@@ -54,7 +49,6 @@ __all__ = [
     "kernel_distance",
     "kernel_inception_distance",
     "load_scorer",
-    "metric_path",
     "metrics_markdown",
     "peak_signal_to_noise_ratio",
     "scores_from_confusion",

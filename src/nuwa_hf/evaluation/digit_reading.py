@@ -8,9 +8,7 @@ what was asked). Pictures are uint8 ``(N, H, W, 3)``; the digit classifier is a
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -182,45 +180,27 @@ READER_FOLDER = "scorers/mnist_digit_reader"
 
 
 def cached_reader_folder(num_train: int = 30000, seed: int = 0) -> Path:
-    """Where :func:`default_digit_reader` keeps the reader it trains: ``<NUWA_HF_CACHE>/scorers/mnist_digit_reader/``."""
+    """Where ``python examples/train_scorers.py digit-reader`` writes the reader that :func:`default_digit_reader`
+    reads: ``<NUWA_HF_CACHE>/scorers/mnist_digit_reader/``."""
     from ..file_io import cache_root
 
     return cache_root() / READER_FOLDER / f"n{num_train}_seed{seed}"
 
 
-def train_digit_reader(folder, num_train: int = 30000, seed: int = 0):
-    """Train the MNIST digit reader (``num_train`` MNIST train digits, two epochs; a few minutes on 2 cores) and save
-    it to ``folder`` atomically. Returns it; its MNIST test accuracy is in ``reader.report("digit")``."""
-    from .scorers.world_training import train_digit_classifier
-
-    folder = Path(folder)
-    reader = train_digit_classifier(num_train=num_train, epochs=2, seed=seed, progress=False)
-    staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
-    reader.save_pretrained(staging)
-    if folder.exists():  # another process finished first: keep its copy
-        shutil.rmtree(staging, ignore_errors=True)
-    else:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, folder)  # atomic: a reader is never seen half-written
-    return reader
-
-
-def default_digit_reader(folder=None, train_if_missing: bool = True):
+def default_digit_reader(folder=None):
     """The MNIST digit classifier the demo and the readers' tests use: ``folder`` when given (e.g. the shipped
-    ``checkpoints/mnist-digit-reader``), else the one in the cache, trained there first when missing and
-    ``train_if_missing`` (else None)."""
+    ``checkpoints/mnist-digit-reader``), else the one in the cache (written by ``python examples/train_scorers.py
+    digit-reader``), else None."""
     from .scorers.scorer_base import load_scorer
 
     if folder is not None:
         if not (Path(folder) / "config.json").is_file():
             raise FileNotFoundError(f"{folder} holds no digit reader (config.json); train one with "
-                                    "python -m nuwa_hf.evaluation.digit_reading --out FOLDER")
+                                    "python examples/train_scorers.py digit-reader --out FOLDER")
         return load_scorer(folder)
     cached = cached_reader_folder()
     if not (cached / "config.json").is_file():
-        if not train_if_missing:
-            return None
-        train_digit_reader(cached)
+        return None
     return load_scorer(cached)
 
 
@@ -246,22 +226,3 @@ def describe_video(video, classifier=None) -> str:
     motion = read_motion(video)
     parts.append(f"moving {motion}" if motion else "no motion read")
     return "reads: " + ", ".join(parts)
-
-
-def main(argv=None) -> int:
-    """``python -m nuwa_hf.evaluation.digit_reading --out FOLDER``: train the digit reader into FOLDER."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--out", default=None, help="folder to write (default: the cache)")
-    parser.add_argument("--num-train", type=int, default=30000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    folder = Path(args.out) if args.out else cached_reader_folder(args.num_train, args.seed)
-    reader = train_digit_reader(folder, args.num_train, args.seed)
-    print(folder, reader.report("digit"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

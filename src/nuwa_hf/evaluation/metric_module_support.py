@@ -1,4 +1,5 @@
-"""What the ``evaluate`` metric scripts under ``nuwa_hf/evaluation/metrics/`` share.
+"""What the ``evaluate`` metric scripts in the repository's ``metrics/`` folder share (they need the ``evaluate``
+extra: ``pip install "nuwa-hf[evaluate]"``; nothing else in the package imports this module).
 
 ``evaluate`` stores every input in an Arrow table before computing. Raw pixel arrays would go through Python lists
 (seconds per hundred images), so the scripts' ``add_batch`` first turns images into PIL images, which ``datasets``
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-import datasets
 import numpy as np
 from PIL import Image as PILImage
 
+from ..lazy_imports import import_optional
 from .image_inputs import as_float_videos, as_label_maps, as_uint8_images
+
+datasets = import_optional("datasets", None, "The evaluate metric modules (metrics/)")
 
 IMAGE = datasets.Image()
 VIDEO = datasets.List(datasets.Image())

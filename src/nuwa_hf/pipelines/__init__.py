@@ -24,9 +24,9 @@ from __future__ import annotations
 from transformers import AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from ..lazy_imports import lazy_exports
 from ..tasks import TASKS
 
-from .diffusers_pipeline import NuwaDiffusionPipeline, NuwaPipelineOutput
 from .image_completion import NuwaImageCompletionPipeline
 from .image_manipulation import NuwaImageManipulationPipeline
 from .pipeline_base import (
@@ -38,7 +38,7 @@ from .pipeline_base import (
     resolve_task_name,
 )
 from .regions import REGION_SHORTCUTS, region_to_token_mask
-from .reranking import CandidateScorer
+from .reranking import CandidateScorer, TextVisualScorer
 from .sketch_to_image import NuwaSketchToImagePipeline
 from .sketch_to_video import NuwaSketchToVideoPipeline
 from .text_to_image import NuwaTextToImagePipeline
@@ -75,6 +75,11 @@ def load_pipeline(task: str, model, **kwargs) -> NuwaPipeline:
 
 register_pipelines()
 
+# The diffusers face imports diffusers: loaded when first named (``from nuwa_hf.pipelines import NuwaDiffusionPipeline``).
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    ".diffusers_pipeline": ("NuwaDiffusionPipeline", "NuwaPipelineOutput"),
+})
+
 __all__ = [
     "CandidateScorer",
     "NuwaDiffusionPipeline",
@@ -94,6 +99,7 @@ __all__ = [
     "region_to_token_mask",
     "TASK_CODES",
     "TASK_NAMES",
+    "TextVisualScorer",
     "load_nuwa_processor",
     "load_pipeline",
     "register_pipelines",

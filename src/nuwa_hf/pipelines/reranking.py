@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+
+@runtime_checkable
+class TextVisualScorer(Protocol):
+    """The one scorer interface reranking depends on: ``similarity(samples, texts) -> (N,)`` scores, higher meaning a
+    better match. ``TextVisualDualEncoder`` and ``LocalClipScorer`` (``nuwa_hf.evaluation``) have it, and so has any
+    CLIP-like object; the concrete scorers are imported only when a path to a saved one is given."""
+
+    def similarity(self, samples: Any, texts: Sequence[str]) -> Any: ...
 
 
 class CandidateScorer:
     """Scores candidates for reranking; higher is better. Wraps what a user passes as ``scorer=``:
 
-    - an object with ``similarity(samples, texts) -> (N,)`` (``TextVisualDualEncoder``, ``LocalClipScorer`` from
-      ``nuwa_hf.evaluation``, or any CLIP-like scorer): scores each candidate against the request's prompt;
+    - a :class:`TextVisualScorer`, an object with ``similarity(samples, texts) -> (N,)`` (``TextVisualDualEncoder``,
+      ``LocalClipScorer`` from ``nuwa_hf.evaluation``, or any CLIP-like scorer): scores each candidate against the
+      request's prompt;
     - a path to a scorer folder saved with ``TrainedScorer.save_pretrained`` (loaded with ``load_scorer``);
     - any callable ``scorer(candidates, prompt) -> sequence of floats``, where ``candidates`` is a list of PIL images
       (image tasks) or of frame lists (video tasks) and ``prompt`` the request's text (or None).
@@ -22,7 +32,7 @@ class CandidateScorer:
         if isinstance(scorer, (str, os.PathLike)):
             from ..evaluation import load_scorer
             scorer = load_scorer(scorer)
-        if not (hasattr(scorer, "similarity") or callable(scorer)):
+        if not (isinstance(scorer, TextVisualScorer) or callable(scorer)):
             raise TypeError(
                 "scorer must have similarity(samples, texts), be a callable scorer(candidates, prompt) -> scores, or be "
                 f"a path to a saved scorer; got {type(scorer).__name__}."
@@ -31,7 +41,7 @@ class CandidateScorer:
         self.name = getattr(scorer, "name", None) or type(scorer).__name__
 
     def __call__(self, candidates: list, prompt: Optional[str]) -> list[float]:
-        if hasattr(self.scorer, "similarity"):
+        if isinstance(self.scorer, TextVisualScorer):
             if prompt is None:
                 raise ValueError(
                     f"The scorer {self.name} compares samples with text, but this request has no prompt: pass a "

@@ -11,9 +11,17 @@ Typical use from Python::
                           train_dataset=TaskMixtureDataset(grids), data_collator=NuwaTaskCollator(text_tokenizer=tok,
                           max_text_length=24), condition_dropout=0.1)
     trainer.train()
+
+Needs the ``train`` extra (accelerate, which transformers' ``Trainer`` requires, and datasets, which holds the token
+cache): ``pip install "nuwa-hf[train]"``.
 """
 
-from .arguments import (
+from ..lazy_imports import require
+
+for _package in ("accelerate", "datasets"):
+    require(_package, "nuwa_hf.training (multi-task training on transformers' Trainer)")
+
+from .arguments import (  # noqa: E402
     NuwaDataArguments,
     NuwaHubArguments,
     NuwaModelArguments,

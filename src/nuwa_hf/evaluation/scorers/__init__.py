@@ -1,4 +1,8 @@
-"""Small networks the project trains to read generated samples; each reports its held-out accuracy beside its scores."""
+"""Small networks the project trains to read generated samples; each reports its held-out accuracy beside its scores.
+
+This package holds the networks, their loading and their held-out measurement; their training lives outside the
+package, in ``examples/train_scorers.py``.
+"""
 
 from .attribute_classifier import AttributeClassifier
 from .clip_adapter import LocalClipScorer
@@ -8,22 +12,21 @@ from .dual_encoder import TextVisualDualEncoder
 from .motion_classifier import MOTIONS, MotionClassifier
 from .scorer_base import TrainedScorer, load_scorer, scorer_report
 from .video_feature_network import VideoFeatureNetwork
-from .world_training import default_scorers, train_digit_classifier, train_image_scorers, train_video_scorers
+from .world_scorers import IMAGE_SCORERS, VIDEO_SCORERS, default_scorers
 
 __all__ = [
     "AttributeClassifier",
     "DigitClassifier",
+    "IMAGE_SCORERS",
     "DigitSetClassifier",
     "LocalClipScorer",
     "MOTIONS",
     "MotionClassifier",
     "TextVisualDualEncoder",
     "TrainedScorer",
+    "VIDEO_SCORERS",
     "VideoFeatureNetwork",
     "default_scorers",
     "load_scorer",
     "scorer_report",
-    "train_digit_classifier",
-    "train_image_scorers",
-    "train_video_scorers",
 ]

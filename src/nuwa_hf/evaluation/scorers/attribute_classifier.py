@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..image_inputs import as_float_images
 from .label_sets import label_presence, label_set_matches, most_common_set_rate
 from .scorer_base import TrainedScorer
-from .training import fit_minibatches
 from .video_backbone import VideoBackbone3D, preprocess_videos
 
 
@@ -76,15 +74,3 @@ class AttributeClassifier(TrainedScorer):
         matches = label_set_matches(self.predict_scores(samples), presence)
         return self.record_held_out({"accuracy": float(matches.float().mean())},
                                     {"accuracy": most_common_set_rate(presence)}, split, len(presence), trained_on)
-
-    def fit(self, samples: Any, labels: Any, held_out_samples: Any, held_out_labels: Any, trained_on: str,
-            held_out_split: str = "test", epochs: int = 3, batch_size: int = 32, learning_rate: float = 2e-3,
-            seed: int = 0, progress: bool = False) -> "AttributeClassifier":
-        """Train on (samples, labels), then measure set-match accuracy on the held-out pair. Returns self."""
-        clips = self.preprocess(samples)
-        presence = self.label_presence(labels)
-        fit_minibatches(self, [clips, presence],
-                        lambda batch: F.binary_cross_entropy_with_logits(self(batch[0]), batch[1]),
-                        epochs, batch_size, learning_rate, seed, progress)
-        self.measure_held_out(held_out_samples, held_out_labels, held_out_split, trained_on)
-        return self

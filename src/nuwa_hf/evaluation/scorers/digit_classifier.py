@@ -7,7 +7,7 @@ Any image layout ``nuwa_hf.evaluation.image_inputs`` accepts goes in; images are
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,25 +16,6 @@ import torch.nn.functional as F
 from ..image_inputs import as_float_images
 from .label_sets import label_presence
 from .scorer_base import TrainedScorer, chance_of_labels
-from .training import fit_minibatches
-
-
-def random_shift(images: torch.Tensor, max_shift: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Translate each image (N, C, H, W) by up to ``max_shift`` pixels in x and y, filling with black.
-
-    Generated digits are rarely centred as precisely as MNIST's; training on shifted copies keeps the classifier from
-    reading position as identity.
-    """
-    if max_shift == 0:
-        return images
-    height, width = images.shape[-2:]
-    padded = F.pad(images, (max_shift, max_shift, max_shift, max_shift))
-    offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2), generator=generator)
-    rows = (offsets[:, :1] + torch.arange(height)).view(-1, 1, height, 1)
-    columns = (offsets[:, 1:] + torch.arange(width)).view(-1, 1, 1, width)
-    batch = torch.arange(len(images)).view(-1, 1, 1, 1)
-    channel = torch.arange(images.shape[1]).view(1, -1, 1, 1)
-    return padded[batch, channel, rows, columns]
 
 
 def gray_pixels(images: Any, size: int) -> torch.Tensor:
@@ -110,31 +91,3 @@ class DigitClassifier(TrainedScorer):
             {"accuracy": accuracy}, {"accuracy": chance_of_labels(labels, self.config["num_classes"])},
             split, len(labels), trained_on,
         )
-
-    def fit(
-        self,
-        images: Any,
-        labels: Any,
-        held_out_images: Any,
-        held_out_labels: Any,
-        trained_on: str,
-        held_out_split: str = "test",
-        epochs: int = 2,
-        batch_size: int = 64,
-        learning_rate: float = 2e-3,
-        max_shift: int = 2,
-        seed: int = 0,
-        progress: bool = False,
-    ) -> "DigitClassifier":
-        """Train on (images, labels), then measure accuracy on the held-out pair. Returns self."""
-        pixels = self.preprocess(images)
-        targets = self.label_ids(labels)
-        shift_generator = torch.Generator().manual_seed(seed + 1)
-
-        def batch_loss(batch):
-            inputs, wanted = batch
-            return F.cross_entropy(self(random_shift(inputs, max_shift, shift_generator)), wanted)
-
-        fit_minibatches(self, [pixels, targets], batch_loss, epochs, batch_size, learning_rate, seed, progress)
-        self.measure_held_out(held_out_images, held_out_labels, held_out_split, trained_on)
-        return self

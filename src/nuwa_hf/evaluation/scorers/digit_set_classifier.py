@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .digit_classifier import digit_presence, gray_pixels
 from .label_sets import label_set_matches, most_common_set_rate
 from .scorer_base import TrainedScorer
-from .training import fit_minibatches
 
 
 class DigitSetClassifier(TrainedScorer):
@@ -62,15 +60,3 @@ class DigitSetClassifier(TrainedScorer):
         return self.record_held_out({"digit_set_accuracy": float(matches.float().mean())},
                                     {"digit_set_accuracy": most_common_set_rate(presence)}, split, len(presence),
                                     trained_on)
-
-    def fit(self, images: Any, labels: Any, held_out_images: Any, held_out_labels: Any, trained_on: str,
-            held_out_split: str = "test", epochs: int = 3, batch_size: int = 32, learning_rate: float = 2e-3,
-            seed: int = 0, progress: bool = False) -> "DigitSetClassifier":
-        """Train on (images, per-image digit lists), then measure set-match accuracy on the held-out pair."""
-        pixels = self.preprocess(images)
-        presence = self.label_presence(labels)
-        fit_minibatches(self, [pixels, presence],
-                        lambda batch: F.binary_cross_entropy_with_logits(self(batch[0]), batch[1]),
-                        epochs, batch_size, learning_rate, seed, progress)
-        self.measure_held_out(held_out_images, held_out_labels, held_out_split, trained_on)
-        return self

@@ -19,9 +19,8 @@ import torch.nn.functional as F
 
 from ..image_inputs import as_float_images, as_texts, check_same_count
 from .scorer_base import TrainedScorer
-from .training import fit_minibatches
 from .video_backbone import VideoBackbone3D, preprocess_videos
-from .word_tokenizer import WordTokenizer, build_vocabulary
+from .word_tokenizer import WordTokenizer
 
 
 class TextVisualDualEncoder(TrainedScorer):
@@ -88,7 +87,7 @@ class TextVisualDualEncoder(TrainedScorer):
         check_same_count(visual, texts, "visual samples", "texts")
         return (visual * self.encode_texts(texts)).sum(-1)
 
-    # -- validation and training ------------------------------------------------------------------------------------
+    # -- validation -------------------------------------------------------------------------------------------------
 
     def measure_held_out(self, samples: Any, texts: Sequence[str], split: str, trained_on: str) -> dict:
         texts = as_texts(texts)
@@ -103,39 +102,3 @@ class TextVisualDualEncoder(TrainedScorer):
             {"caption_top1_accuracy": texts.count(most_common) / len(texts)},
             f"{split} ({len(candidates)} distinct captions)", len(texts), trained_on,
         )
-
-    @classmethod
-    def fit_new(cls, samples: Any, texts: Sequence[str], held_out_samples: Any, held_out_texts: Sequence[str],
-                trained_on: str, held_out_split: str = "test", epochs: int = 5, batch_size: int = 32,
-                learning_rate: float = 2e-3, seed: int = 0, progress: bool = False,
-                **config: Any) -> "TextVisualDualEncoder":
-        """Build the vocabulary from ``texts``, create an encoder (``config`` = constructor arguments), train it and
-        measure its held-out caption accuracy."""
-        texts = as_texts(texts)
-        torch.manual_seed(seed)
-        encoder = cls(build_vocabulary(texts), **config)
-        return encoder.fit(samples, texts, held_out_samples, held_out_texts, trained_on, held_out_split, epochs,
-                           batch_size, learning_rate, seed, progress)
-
-    def fit(self, samples: Any, texts: Sequence[str], held_out_samples: Any, held_out_texts: Sequence[str],
-            trained_on: str, held_out_split: str = "test", epochs: int = 5, batch_size: int = 32,
-            learning_rate: float = 2e-3, seed: int = 0, progress: bool = False) -> "TextVisualDualEncoder":
-        texts = as_texts(texts)
-        clips = self.preprocess_visual(samples)
-        check_same_count(clips, texts, "visual samples", "texts")
-        ids, lengths = self.tokenizer(texts)
-        # Identical captions share a caption id: in a batch they are positives for each other.
-        caption_ids = torch.tensor([sorted(set(texts)).index(text) for text in texts])
-
-        def batch_loss(batch):
-            batch_clips, batch_ids, batch_lengths, batch_captions = batch
-            logits = self.log_logit_scale.clamp(max=math.log(100)).exp() * (
-                self.encode_clips(batch_clips) @ self.encode_tokens(batch_ids, batch_lengths).T)
-            same = (batch_captions[:, None] == batch_captions[None, :]).float()
-            targets = same / same.sum(dim=1, keepdim=True)
-            return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
-
-        fit_minibatches(self, [clips, ids, lengths, caption_ids], batch_loss, epochs, batch_size, learning_rate,
-                        seed, progress)
-        self.measure_held_out(held_out_samples, held_out_texts, held_out_split, trained_on)
-        return self

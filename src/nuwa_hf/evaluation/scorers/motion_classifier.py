@@ -14,7 +14,7 @@ MOTIONS = ("up then down", "down then up", "left then right", "right then left")
 
 
 class MotionClassifier(AttributeClassifier):
-    """Videos -> one logit per motion. See ``AttributeClassifier`` for predict/fit/measure_held_out."""
+    """Videos -> one logit per motion. See ``AttributeClassifier`` for predict/measure_held_out."""
 
     def __init__(self, attribute: str = "motion", label_names: Sequence[str] = MOTIONS, visual: str = "video",
                  channels: int = 1, frame_size: int = 32, width: int = 16, time_bins: int = 4):

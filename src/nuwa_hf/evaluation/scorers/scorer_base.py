@@ -58,7 +58,7 @@ class TrainedScorer(torch.nn.Module):
     @contextlib.contextmanager
     def evaluating(self) -> Iterator["TrainedScorer"]:
         """Eval mode (no dropout, frozen batch-norm statistics) and no autograd inside the block; the previous
-        train/eval mode comes back afterwards, so scoring in the middle of ``fit`` does not end training mode."""
+        train/eval mode comes back afterwards, so scoring in the middle of training does not end training mode."""
         was_training = self.training
         self.eval()
         try:
@@ -101,8 +101,9 @@ class TrainedScorer(torch.nn.Module):
         """
         if not self.held_out:
             raise ValueError(
-                f"The {self.short_name} has no held-out accuracy, so its scores cannot be trusted. Train it with its "
-                "fit(...) method (which measures held-out accuracy) or load a trained one with from_pretrained(folder)."
+                f"The {self.short_name} has no held-out accuracy, so its scores cannot be trusted. Train it with "
+                "examples/train_scorers.py (whose fit(...) measures held-out accuracy) or load a trained one with "
+                "from_pretrained(folder)."
             )
         out: Dict[str, Any] = {f"{prefix}_scorer": self.name}
         for key, value in self.held_out["metrics"].items():

@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .label_sets import label_presence, label_set_matches, most_common_set_rate
 from .motion_classifier import MOTIONS
 from .scorer_base import TrainedScorer
-from .training import fit_minibatches
 from .video_backbone import VideoBackbone3D, preprocess_videos
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
@@ -79,24 +77,3 @@ class VideoFeatureNetwork(TrainedScorer):
              "motion_set_accuracy": most_common_set_rate(motion_truth)},
             split, len(digit_truth), trained_on,
         )
-
-    def fit(self, videos: Any, digits: Any, motions: Any, held_out_videos: Any, held_out_digits: Any,
-            held_out_motions: Any, trained_on: str, held_out_split: str = "test", epochs: int = 3,
-            batch_size: int = 32, learning_rate: float = 2e-3, seed: int = 0,
-            progress: bool = False) -> "VideoFeatureNetwork":
-        """Train both heads on the training videos, then measure both accuracies on the held-out ones."""
-        clips = self.preprocess(videos)
-        digit_truth, motion_truth = self.digit_presence(digits), self.motion_presence(motions)
-
-        def batch_loss(batch):
-            inputs, digit_targets, motion_targets = batch
-            _, digit_logits, motion_logits = self(inputs)
-            # Each head's loss is a mean over its own values, so both tasks weigh the same whatever their sizes
-            # (summing let the ten hard digit terms drown the four motion terms: motion stayed at chance).
-            return (F.binary_cross_entropy_with_logits(digit_logits, digit_targets)
-                    + F.binary_cross_entropy_with_logits(motion_logits, motion_targets))
-
-        fit_minibatches(self, [clips, digit_truth, motion_truth], batch_loss, epochs, batch_size, learning_rate, seed,
-                        progress)
-        self.measure_held_out(held_out_videos, held_out_digits, held_out_motions, held_out_split, trained_on)
-        return self

@@ -32,7 +32,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -51,10 +51,12 @@ from transformers.utils import is_torchdynamo_compiling
 
 from ...ops import (allowed, apply_rotary, nearby_attention, nearby_attention_mask, rotary_3d_angles,
                    rotary_3d_tables)
-from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
-from ..vqgan.modeling_vqgan import NuwaVQGAN
 from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
 from .generation_nuwa import NuwaGenerationMixin
+
+if TYPE_CHECKING:  # annotations only: the VQ-GAN classes are imported when a model is built (_vqgan_classes)
+    from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
+    from ..vqgan.modeling_vqgan import NuwaVQGAN
 
 
 logger = logging.getLogger(__name__)
@@ -894,12 +896,30 @@ class NuwaDecoder(NuwaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-def _build_visual_tokenizer(model_class, sub_config: Optional[dict]):
-    """A frozen VQ-GAN from its config dict, or None. NUWA trains on token grids: the VQ-GANs are trained before it
-    (stage 1) and never receive gradients here, so they are frozen (which also keeps them out of DDP's and the
-    optimizer's way)."""
+def _vqgan_classes():
+    """``(NuwaVQGAN, NuwaSegVQGAN)``, imported on first use: both are diffusers ``VQModel``s, and importing diffusers
+    costs a few tenths of a second, so ``import nuwa_hf`` leaves it out until a model with VQ-GANs is built or loaded
+    (a model without them, ``NuwaConfig.tiny()`` for instance, never imports diffusers)."""
+    try:
+        from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
+        from ..vqgan.modeling_vqgan import NuwaVQGAN
+    except ImportError as error:
+        if getattr(error, "name", None) != "diffusers" and "diffusers" not in str(error):
+            raise
+        raise ImportError(
+            "NUWA's VQ-GANs are diffusers VQModels, and diffusers is not installed: `pip install diffusers` "
+            "(a dependency of nuwa-hf: `pip install nuwa-hf` installs it)."
+        ) from error
+    return NuwaVQGAN, NuwaSegVQGAN
+
+
+def _build_visual_tokenizer(sketch: bool, sub_config: Optional[dict]):
+    """A frozen VQ-GAN (``NuwaSegVQGAN`` for ``sketch``, else ``NuwaVQGAN``) from its config dict, or None (then
+    diffusers is not imported at all). NUWA trains on token grids: the VQ-GANs are trained before it (stage 1) and
+    never receive gradients here, so they are frozen (which also keeps them out of DDP's and the optimizer's way)."""
     if sub_config is None:
         return None
+    model_class = _vqgan_classes()[1 if sketch else 0]
     tokenizer = model_class.from_config(dict(sub_config))
     tokenizer.requires_grad_(False)
     return tokenizer
@@ -967,8 +987,8 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
         super().__init__(config)
         self.encoder = NuwaEncoder(config)
         self.decoder = NuwaDecoder(config)
-        self.vqgan = _build_visual_tokenizer(NuwaVQGAN, config.vqgan_config)
-        self.sketch_vqgan = _build_visual_tokenizer(NuwaSegVQGAN, config.sketch_vqgan_config)
+        self.vqgan = _build_visual_tokenizer(False, config.vqgan_config)
+        self.sketch_vqgan = _build_visual_tokenizer(True, config.sketch_vqgan_config)
         self.post_init()
 
     def set_visual_tokenizers(self, vqgan: Optional[NuwaVQGAN] = None, sketch_vqgan: Optional[NuwaSegVQGAN] = None):
@@ -977,6 +997,7 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
         Raises:
             ValueError: a codebook size differs from the model's vocabulary (the model predicts the VQ-GAN's codes).
         """
+        NuwaVQGAN, NuwaSegVQGAN = _vqgan_classes()
         for name, tokenizer, cls, vocab in (("vqgan", vqgan, NuwaVQGAN, "visual_vocab_size"),
                                             ("sketch_vqgan", sketch_vqgan, NuwaSegVQGAN, "sketch_vocab_size")):
             if tokenizer is None:

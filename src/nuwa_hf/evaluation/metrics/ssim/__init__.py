@@ -1,1 +1,0 @@
-"""Marks this metric folder as package data; evaluate.load reads only the script beside it."""
