@@ -21,6 +21,7 @@ Tests and other programs build the app with :func:`build_demo` and start it with
 """
 
 import argparse
+import atexit
 import contextlib
 import functools
 import html
@@ -248,6 +249,7 @@ class NuwaWebDemo:
         self._setup_lock = threading.Lock()
         self.out_root = Path(tempfile.gettempdir()) / OUTPUT_ROOT_NAME / f"run-{os.getpid()}-{id(self):x}"
         self.out_root.mkdir(parents=True, exist_ok=True)
+        atexit.register(shutil.rmtree, str(self.out_root), True)  # (not a bound method: that would keep the model)
         self.class_names = self._class_names()
         self.palette = self._palette()
 
