@@ -519,3 +519,29 @@ def test_a_request_cancelled_while_waiting_never_runs(web_app, app_module):
         with nuwa.switch.job("session", lambda: False):
             nuwa.switch.check()
     assert app_module.gradio_event_watch() is None  # outside gradio's queue: nothing to watch
+
+
+def test_the_server_caps_malloc_arenas_and_trims_after_each_generation(app_module, monkeypatch):
+    """Two glibc arenas and malloc_trim after each generation keep resident memory flat under load (the load run's
+    gate: tests/spaces/test_web_load.py); both are no-ops where the C library is not glibc."""
+    import platform
+
+    calls = []
+    libc = app_module._glibc()
+    if platform.libc_ver()[0] == "glibc":
+        assert libc is not None
+
+    class FakeLibc:
+        def mallopt(self, *args):
+            calls.append(("mallopt", *args))
+
+        def malloc_trim(self, *args):
+            calls.append(("malloc_trim", *args))
+
+    monkeypatch.setattr(app_module, "_glibc", lambda: FakeLibc())
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    app_module.limit_malloc_arenas()
+    app_module.release_freed_memory()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the environment wins
+    app_module.limit_malloc_arenas()
+    assert calls == [("mallopt", app_module.M_ARENA_MAX, 2), ("malloc_trim", 0)]
