@@ -1,6 +1,6 @@
 """Load on the web app (issue 30 item 1): many gradio_client clients against spaces/nuwa/app.py on loopback.
 
-    python benchmarks/web_load.py                                   # 40 clients, 300 requests, 20 cancels (~15 min)
+    python benchmarks/web_load.py                                   # 40 clients, 300 requests, 20 cancels (~3 min)
     python benchmarks/web_load.py --clients 6 --requests 20 --cancels 3 --json load.json
 
 The server runs as a child process on 127.0.0.1 with a temp folder of its own (``TMPDIR``), so its resident memory,
