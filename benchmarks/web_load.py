@@ -611,7 +611,8 @@ def table(report: dict) -> str:
              f"{sum(o.kind == 'busy' for o in counted)} told 'Queue is full ... try again' in "
              f"{report['waves_seconds']:.0f} s: **{sum(o.kind == 'ok' for o in counted) / minutes:.1f} requests per "
              f"minute**; peak RSS {report['peak_rss_mib']:.0f} MiB.", "",
-             "| tab | completed | busy | latency p50 s | latency p95 s | generation p50 s |", "|---|---|---|---|---|---|"]
+             "| tab | completed | busy | latency p50 s | latency p95 s | generation p50 s |",
+             "|---|---|---|---|---|---|"]
     for tab in TABS:
         mine = [o for o in counted if o.tab == tab]
         done = [o.seconds for o in mine if o.kind == "ok"]
