@@ -74,6 +74,14 @@ def _status_kib(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def _die_with_parent() -> None:
+    """In the child, before the app starts: Linux kills it when the benchmark's process ends, however that ends."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Server:
     """spaces/nuwa/app.py as a child process on 127.0.0.1 with a temp folder of its own; ``stop()`` ends it."""
 
@@ -89,7 +97,8 @@ class Server:
         self.log = open(workdir / "server.log", "w")
         self.process = subprocess.Popen(
             [sys.executable, str(APP), "--model", str(model), "--port", str(self.port), "--queue-size",
-             str(queue_size)], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+             str(queue_size)], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         self.pid = self.process.pid
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline:
@@ -429,7 +438,12 @@ def run(model: str = str(DEFAULT_MODEL), clients: int = 40, requests: int = 300,
     memory: list[tuple[int, float]] = []
     report: dict[str, Any] = {"model": str(model), "clients": clients, "requests": requests, "cancels": cancels,
                               "queue_size": queue_size, "wave": wave, "sizes": sizes}
-    server = Server(model, queue_size, workdir)
+    try:
+        server = Server(model, queue_size, workdir)
+    except BaseException:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     probe = HealthProbe(server)
     pool_clients = []
     try:
@@ -530,15 +544,18 @@ def run(model: str = str(DEFAULT_MODEL), clients: int = 40, requests: int = 300,
         report["temp_files"] = {"total": len(files), "served": sum(str(p) in served for p in files),
                                 "uploads": len(uploads), "app_folders": len({p.parent for p in own}),
                                 "other": [str(p.relative_to(server.tmp)) for p in other][:20]}
-    finally:
-        probe.stop()
+    finally:  # each step even when one before it fails: the server always stops
+        with contextlib.suppress(Exception):
+            probe.stop()
         for client in pool_clients:
             with contextlib.suppress(Exception):
                 client.close()
-        server.stop()
-        report["server_log_tail"] = server.log_tail(2000)
-        if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            server.stop()
+        finally:
+            report["server_log_tail"] = server.log_tail(2000)
+            if own_workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
     report["seconds"] = time.monotonic() - started
     report["health"] = {"answers": probe.answers, "failures": probe.failures, "slowest_s": probe.slowest,
                         "largest_queue": probe.largest_queue, "errors": probe.errors[:5]}
