@@ -5,14 +5,23 @@
     make web                                                    # the same, from the repository root
 
 One tab per task (T2I, T2V, V2V, S2I, S2V, I2I, TI2I, TV2V). Generations go through one queue slot at a time
-(``demo.queue(default_concurrency_limit=1)`` and one concurrency group for all of them), report their progress per
-generated token, and stop at the next token when the tab's Stop button is pressed. Bad inputs and pipeline failures
-come back as ``gr.Error`` messages that say what is wrong and what to do; the server keeps running.
+(``demo.queue(default_concurrency_limit=1)`` and one concurrency group for all of them); at most ``--queue-size``
+(``NUWA_WEB_QUEUE_SIZE``, default 16) wait, and a request past that is refused at once with gradio's "Queue is full"
+message (gradio_client: "Queue is full! Please try again."). Generations report their progress per generated token and
+stop at the next token when the tab's Stop button is pressed, when the request is cancelled (gradio's ``/cancel``,
+``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
+Bad inputs and pipeline failures come back as ``gr.Error`` messages that say what is wrong and what to do; the server
+keeps running.
+
+Outputs are written to a folder of this process under ``$TMPDIR/nuwa-web-demo`` (the newest
+``KEEP_OUTPUT_FOLDERS`` requests' folders are kept) and gradio copies them to its cache, from which they are served;
+gradio deletes its cached files after an hour (``delete_cache``).
 
 Tests and other programs build the app with :func:`build_demo` and start it with :func:`launch`.
 """
 
 import argparse
+import atexit
 import contextlib
 import functools
 import html
@@ -24,7 +33,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import PIL.Image
@@ -47,6 +56,12 @@ VIEW_PIXELS = 256  # outputs are enlarged (nearest neighbour) to about this many
 FPS = 4.0
 NUM_BUILTIN_EXAMPLES = 4
 CONCURRENCY_ID = "nuwa-generation"  # every generation shares one queue slot: the model is one object in memory
+QUEUE_SIZE_ENV_VAR = "NUWA_WEB_QUEUE_SIZE"
+DEFAULT_QUEUE_SIZE = 16  # requests waiting for the slot; more are refused with "Queue is full" (a few seconds each)
+KEEP_OUTPUT_FOLDERS = 8  # the app's own copies of recent outputs; gradio serves its cached copies (an hour)
+CACHE_SECONDS = 3600  # gradio's delete_cache: cached outputs and uploads older than this are deleted ...
+CACHE_SWEEP_SECONDS = 600  # ... this often
+OUTPUT_ROOT_NAME = "nuwa-web-demo"
 PAINTED = "painted with the brush"
 
 T2I_EXAMPLES = ["a red 7", "the digit seven in blue", "7, green"]
@@ -74,10 +89,13 @@ class GenerationStopped(RuntimeError):
 class StopSwitch:
     """Per-session stop flags, checked before every decoding step of the model.
 
-    Gradio's ``cancels=`` cancels the event, but a function already running in a worker thread would go on to the end
-    (and hold the only queue slot's CPU). Each generation runs inside :meth:`job`; the Stop button calls :meth:`stop`
-    for its session, and :meth:`check` (called at every decoding step by :class:`StopAtNextStep`, a logits processor
-    each pipeline call carries) raises :class:`GenerationStopped` in that generation's thread at its next step.
+    Gradio's ``cancels=`` and ``/cancel`` cancel the event, but a function already running in a worker thread would go
+    on to the end (and hold the only queue slot: gradio waits for the thread before it frees the slot). Each generation
+    runs inside :meth:`job`; the Stop button calls :meth:`stop` for its session, and :meth:`check` (called at every
+    decoding step by :class:`StopAtNextStep`, a logits processor each pipeline call carries) raises
+    :class:`GenerationStopped` in that generation's thread at its next step. A job may also carry ``wanted``, a
+    function that says whether anyone still waits for the result (see :func:`gradio_event_watch`: a cancelled or
+    disconnected request is not): when it returns False, :meth:`check` raises too.
     """
 
     def __init__(self):
@@ -87,15 +105,17 @@ class StopSwitch:
         self._local = threading.local()
 
     @contextlib.contextmanager
-    def job(self, session: str):
+    def job(self, session: str, wanted: Optional[Callable[[], bool]] = None):
         token = object()
         with self._lock:
             self._current[session] = token
         self._local.token = token
+        self._local.wanted = wanted
         try:
             yield
         finally:
             self._local.token = None
+            self._local.wanted = None
             with self._lock:
                 self._stopped.discard(id(token))
                 if self._current.get(session) is token:
@@ -111,6 +131,46 @@ class StopSwitch:
         token = getattr(self._local, "token", None)
         if token is not None and id(token) in self._stopped:
             raise GenerationStopped("Stopped.")
+        wanted = getattr(self._local, "wanted", None)
+        if wanted is not None and not wanted():
+            raise GenerationStopped("Cancelled: the request was cancelled or its client disconnected.")
+
+
+def gradio_event_watch() -> Optional[Callable[[], bool]]:
+    """Inside a handler that gradio's queue runs: a function that says whether the event is still wanted (None
+    elsewhere, e.g. when a test calls a handler directly).
+
+    Gradio cancels an event (``/cancel``: gradio_client's ``Job.cancel()``, the page's Stop through ``cancels=``) by
+    cancelling the asyncio task that awaits the worker thread; the thread itself runs on. A client that goes away marks
+    the event not ``alive`` (its ``/queue/data`` stream closed) or ``closed`` (its heartbeat stopped). The function
+    reads those marks (the task's ``cancelling()`` count, the event's flags): a few attribute reads, cheap enough for
+    every decoding step. The task is looked up once, in the event loop's thread (by gradio's task name, which ends
+    with the event id)."""
+    import asyncio
+
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    if queue is None or event_id is None:
+        return None
+    event = queue.event_ids_to_events.get(event_id)
+    task = None
+    with contextlib.suppress(Exception):  # not in one of anyio's worker threads: the event's flags only
+        import anyio.from_thread
+
+        suffix = f"<gradio-sep>{event_id}"
+        task = anyio.from_thread.run_sync(
+            lambda: next((t for t in asyncio.all_tasks() if t.get_name().endswith(suffix)), None))
+    if event is None and task is None:
+        return None
+
+    def wanted() -> bool:
+        if task is not None and (task.cancelling() or task.done()):
+            return False
+        return event is None or (event.alive and not event.closed)
+
+    return wanted
 
 
 class StopAtNextStep(LogitsProcessor):
@@ -127,6 +187,47 @@ class StopAtNextStep(LogitsProcessor):
 
 def _session(request: Optional[gr.Request]) -> str:
     return str(getattr(request, "session_hash", None) or "local")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Memory
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+MALLOC_ARENAS = 2
+
+
+def _glibc():
+    """The C library when it is glibc (mallopt, malloc_trim), else None."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> None:
+    """glibc gives a thread that allocates under contention an arena of its own (up to 8 per core) and keeps what is
+    freed in each. gradio runs the handlers and the pre- and post-processing in a pool of up to 40 worker threads, so
+    under load the server's resident memory grew by a fifth over 300 requests (770 -> 954 MiB, then flat) with no
+    object leaking; with two arenas it stays within 10% (benchmarks/web_load.py). ``MALLOC_ARENA_MAX`` in the
+    environment wins."""
+    libc = _glibc()
+    if libc is not None and not os.environ.get("MALLOC_ARENA_MAX"):
+        libc.mallopt(M_ARENA_MAX, count)
+
+
+def release_freed_memory() -> None:
+    """Hand memory that the last generation freed back to the system (glibc's malloc_trim): resident memory then
+    follows what is alive, not the largest generation so far."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -189,7 +290,9 @@ class NuwaWebDemo:
         self._examples: dict[str, Any] = {}
         self._generating = threading.Lock()
         self._setup_lock = threading.Lock()
-        self.out_root = Path(tempfile.gettempdir()) / "nuwa-web-demo"
+        self.out_root = Path(tempfile.gettempdir()) / OUTPUT_ROOT_NAME / f"run-{os.getpid()}-{id(self):x}"
+        self.out_root.mkdir(parents=True, exist_ok=True)
+        atexit.register(shutil.rmtree, str(self.out_root), True)  # (not a bound method: that would keep the model)
         self.class_names = self._class_names()
         self.palette = self._palette()
 
@@ -232,14 +335,27 @@ class NuwaWebDemo:
         return np.asarray(media.sketch_to_image(np.arange(count)[None, :], num_classes=count))[0].astype(np.int64)
 
     def _workdir(self, code: str) -> Path:
-        """A fresh folder for one request's files; folders older than an hour are removed."""
+        """A fresh folder for one request's files. Gradio copies a handler's output files to its cache when the handler
+        returns and serves the copies, so this process keeps only its newest ``KEEP_OUTPUT_FOLDERS`` folders (an
+        older one was copied long ago: one generation runs at a time); other processes' folders older than an hour
+        (a server that was killed) are removed too."""
         self.out_root.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - 3600
-        for old in self.out_root.iterdir():
+        cutoff = time.time() - CACHE_SECONDS
+        for old in self.out_root.parent.iterdir():
             with contextlib.suppress(OSError):
-                if old.is_dir() and old.stat().st_mtime < cutoff:
+                if old != self.out_root and old.is_dir() and old.stat().st_mtime < cutoff:
                     shutil.rmtree(old, ignore_errors=True)
+        mine = []
+        for folder in self.out_root.iterdir():
+            with contextlib.suppress(OSError):
+                mine.append((folder.stat().st_mtime_ns, folder))
+        for _, old in sorted(mine)[: max(0, len(mine) - KEEP_OUTPUT_FOLDERS + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
         return Path(tempfile.mkdtemp(prefix=f"{code.lower()}-", dir=self.out_root))
+
+    def remove_outputs(self) -> None:
+        """Remove this process' output folder (when the server stops; gradio removes its cached copies itself)."""
+        shutil.rmtree(self.out_root, ignore_errors=True)
 
     # --- running a pipeline --------------------------------------------------------------------------------------
 
@@ -258,13 +374,19 @@ class NuwaWebDemo:
     def _run(self, code: str, request, progress, *args, **kwargs):
         """Run task ``code``'s pipeline under this session's stop switch, one generation at a time."""
         progress(0, desc=f"{code}: waiting for the model")
-        with self._generating, self.switch.job(_session(request)):
+        wanted = gradio_event_watch()
+        with self._generating, self.switch.job(_session(request), wanted):
+            if wanted is not None and not wanted():  # cancelled while waiting for the model
+                raise GenerationStopped("Cancelled before it started.")
             progress(0, desc=f"{code}: preparing")
             pipe = self.pipeline(code)
             start = time.perf_counter()
             said: list[str] = []
-            with routed_warnings(said.append):  # words the model never saw: shown on the page's info line
-                result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
+            try:
+                with routed_warnings(said.append):  # words the model never saw: shown on the page's info line
+                    result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
+            finally:
+                release_freed_memory()
             # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
             _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]
             return result, time.perf_counter() - start
@@ -692,6 +814,29 @@ def GuardedImageEditor(**kwargs) -> gr.ImageEditor:
     return editor
 
 
+def UploadFile(**kwargs) -> gr.File:
+    """gradio's File for one uploaded file, passed to the handler as its path in gradio's upload cache. gradio's own
+    ``preprocess`` (type "filepath") also creates an empty ``NamedTemporaryFile`` in the cache for every upload and
+    never deletes it (nor ``delete_cache``: it is not registered), so every V2V / TV2V / class-map request would
+    leave one more empty file in the temp folder; this one returns the uploaded path with the same file-type check."""
+    from gradio_client.utils import is_valid_file
+
+    upload = gr.File(**kwargs)
+    preprocess = upload.preprocess
+
+    def single_path(payload):
+        single = upload.type == "filepath" and upload.file_count == "single" and hasattr(payload, "path")
+        if payload is None or not single:
+            return preprocess(payload)
+        if upload.file_types and not is_valid_file(payload.path, upload.file_types):
+            raise _error(f"The uploaded file '{shown_name(payload.path)}' is not one of "
+                         f"{', '.join(upload.file_types)}: upload a file of one of these types.")
+        return str(payload.path)
+
+    upload.preprocess = single_path
+    return upload
+
+
 def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str) -> None:
     event = generate.click(fn, inputs, outputs, api_name=api_name, concurrency_id=CONCURRENCY_ID,
                            concurrency_limit=1)
@@ -738,8 +883,23 @@ VIDEO_TYPES = [".gif", ".mp4", ".webm", ".avi", ".mkv", ".mov", ".npy"]
 SKETCH_TYPES = [".png", ".gif", ".npy"]
 
 
-def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
-    """The Blocks app for the model folder / Hub id ``model_path`` (loaded now), with its queue set up."""
+def queue_size() -> int:
+    """How many requests may wait for the generation slot: ``NUWA_WEB_QUEUE_SIZE``, else 16."""
+    value = os.environ.get(QUEUE_SIZE_ENV_VAR, "").strip()
+    try:
+        size = int(value) if value else DEFAULT_QUEUE_SIZE
+    except ValueError:
+        raise ValueError(f"{QUEUE_SIZE_ENV_VAR}={value!r} is not a whole number: give the number of requests that may "
+                         "wait (e.g. 16).") from None
+    if size < 1:
+        raise ValueError(f"{QUEUE_SIZE_ENV_VAR}={size}: at least 1 request must be able to wait.")
+    return size
+
+
+def build_demo(model_path: str | os.PathLike, max_queue: Optional[int] = None) -> gr.Blocks:
+    """The Blocks app for the model folder / Hub id ``model_path`` (loaded now), with its queue set up: one generation
+    at a time, at most ``max_queue`` (default :func:`queue_size`) waiting; more are refused with "Queue is full"."""
+    limit_malloc_arenas()
     demo = NuwaWebDemo(model_path)
     size, frames = demo.image_size, demo.frames
     sketch_brush = gr.Brush(colors=[f"rgb({r}, {g}, {b})" for r, g, b in demo.palette.tolist()], color_mode="fixed",
@@ -749,7 +909,7 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
     canvas = (size * demo.upscale, size * demo.upscale)  # the enlarged pictures fill the canvas exactly
 
     with gr.Blocks(title="NUWA: text, sketch, image and video generation", analytics_enabled=False,
-                   delete_cache=(3600, 3600)) as blocks:
+                   delete_cache=(CACHE_SWEEP_SECONDS, CACHE_SECONDS)) as blocks:
         gr.Markdown(
             f"# NUWA: eight visual generation tasks\n"
             f"Model `{html.escape(_shown_path(demo.model_path))}`: {size}x{size} pixels, {frames} frames a video "
@@ -786,8 +946,8 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
             with gr.Tab("V2V prediction", id="v2v"):
                 with gr.Row():
                     with gr.Column():
-                        upload = gr.File(label="Video (GIF, MP4, ...): an upload replaces the built-in example",
-                                         file_types=VIDEO_TYPES, type="filepath", elem_id="v2v-upload")
+                        upload = UploadFile(label="Video (GIF, MP4, ...): an upload replaces the built-in example",
+                                            file_types=VIDEO_TYPES, type="filepath", elem_id="v2v-upload")
                         example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
                         given = gr.Slider(1, max(frames - 1, 1), value=1, step=1, label="Given frames")
                         predict = gr.Slider(1, max(2 * frames, 2), value=max(frames - 1, 1), step=1,
@@ -807,8 +967,8 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
                                                 type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
                                                 format="png", layers=False, transforms=(), elem_id="s2i-canvas",
                                                 canvas_size=canvas)
-                        upload = gr.File(label="Or upload a class map (PNG in mode L/P, .npy): replaces the canvas",
-                                         file_types=SKETCH_TYPES, type="filepath", elem_id="s2i-upload")
+                        upload = UploadFile(label="Or upload a class map (PNG in mode L/P, .npy): replaces the canvas",
+                                            file_types=SKETCH_TYPES, type="filepath", elem_id="s2i-upload")
                         fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
                                            label="Class of empty (white) canvas areas")
                         seed, scale, top_k = _sampling_controls(demo, "s2i")
@@ -831,9 +991,9 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
                         motion = gr.Radio(["left", "right", "up", "down", "none"], value="right",
                                           label="Motion of the shapes (circle, square, triangle)")
                         count = gr.Slider(1, frames, value=frames, step=1, label="Number of frames")
-                        upload = gr.File(label="Or upload a class map (moved by the motion) or a sequence "
-                                               "(.npy (T, H, W), GIF in mode P)",
-                                         file_types=SKETCH_TYPES, type="filepath", elem_id="s2v-upload")
+                        upload = UploadFile(label="Or upload a class map (moved by the motion) or a sequence "
+                                                  "(.npy (T, H, W), GIF in mode P)",
+                                            file_types=SKETCH_TYPES, type="filepath", elem_id="s2v-upload")
                         fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
                                            label="Class of empty (white) canvas areas")
                         seed, scale, top_k = _sampling_controls(demo, "s2v")
@@ -874,9 +1034,9 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
             with gr.Tab("TV2V video editing", id="tv2v"):
                 with gr.Row():
                     with gr.Column():
-                        upload = gr.File(label="Video (GIF, MP4, ...): its first frame is kept; an upload replaces "
-                                               "the built-in example", file_types=VIDEO_TYPES, type="filepath",
-                                         elem_id="tv2v-upload")
+                        upload = UploadFile(label="Video (GIF, MP4, ...): its first frame is kept; an upload replaces "
+                                                  "the built-in example", file_types=VIDEO_TYPES, type="filepath",
+                                            elem_id="tv2v-upload")
                         example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
                         instruction = gr.Textbox(label="Instruction: what should happen",
                                                  value=demo.default_instruction("TV2V")
@@ -893,7 +1053,7 @@ def build_demo(model_path: str | os.PathLike) -> gr.Blocks:
                 _wire(demo, generate, stop, demo.video_manipulation,
                       [upload, example, instruction, count, seed, scale, top_k], list(outputs), "tv2v")
 
-    blocks.queue(default_concurrency_limit=1)
+    blocks.queue(default_concurrency_limit=1, max_size=max_queue or queue_size())
     blocks.nuwa = demo  # for tests and callers that want the model's sizes
     return blocks
 
@@ -904,8 +1064,10 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: Optional[int] = Non
     Every upload is untrusted: the server listens on loopback unless ``host`` says otherwise, serves files only from
     its own output folder (``allowed_paths``; gradio adds its upload cache), refuses uploads past the input size limit
     (``max_file_size``, ``NUWA_HF_MAX_INPUT_MB``) before they are stored, and Pillow refuses images past the pixel limit
-    (``NUWA_HF_MAX_IMAGE_PIXELS``) before gradio decodes them (see :func:`limit_decoded_pixels`)."""
-    allowed = [str(Path(tempfile.gettempdir()) / "nuwa-web-demo")]
+    (``NUWA_HF_MAX_IMAGE_PIXELS``) before gradio decodes them (see :func:`limit_decoded_pixels`). Gradio serves the
+    copies of the outputs in its cache; ``allowed_paths`` names this process' output folder only."""
+    nuwa = getattr(blocks, "nuwa", None)  # this process' own output folder; else every app's (a bare Blocks)
+    allowed = [str(nuwa.out_root if nuwa is not None else Path(tempfile.gettempdir()) / OUTPUT_ROOT_NAME)]
     kwargs.setdefault("max_file_size", f"{media.input_limits()['max_input_mb']}mb")
     limit_decoded_pixels()
     return blocks.launch(server_name=host, server_port=port, allowed_paths=allowed, footer_links=["api"], **kwargs)
@@ -936,18 +1098,28 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 serves the network)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
                         help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--queue-size", type=int, default=None,
+                        help=f"requests that may wait for the model; more are refused with 'Queue is full' (default: "
+                             f"${QUEUE_SIZE_ENV_VAR}, else {DEFAULT_QUEUE_SIZE})")
     args = parser.parse_args(argv)
+    if args.queue_size is not None and args.queue_size < 1:
+        parser.error(f"--queue-size {args.queue_size}: at least 1 request must be able to wait.")
     if not Path(args.model).exists() and args.model == str(DEFAULT_CHECKPOINT):
         parser.error(f"{DEFAULT_CHECKPOINT} does not exist: pass --model PATH_OR_HUB_ID (or set ${MODEL_ENV_VAR}).")
     print(f"Loading {args.model} ...", flush=True)
     try:
-        blocks = build_demo(args.model)
+        blocks = build_demo(args.model, max_queue=args.queue_size)
     except (OSError, ValueError) as error:
         print(f"Could not load the model {args.model!r}: {error}", file=sys.stderr)
         return 2
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"NUWA web demo: http://{shown}:{args.port}/  (Ctrl-C stops it)", flush=True)
-    launch(blocks, host=args.host, port=args.port)
+    try:
+        launch(blocks, host=args.host, port=args.port)
+    finally:
+        nuwa = getattr(blocks, "nuwa", None)
+        if nuwa is not None:
+            nuwa.remove_outputs()
     return 0
 
 

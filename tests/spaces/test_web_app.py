@@ -338,6 +338,7 @@ def test_hostile_uploads_get_a_clear_message_within_2_s(client, tmp_path, sizes)
 
 
 def test_the_server_serves_only_its_own_outputs(client, web_app, tmp_path):
+    import shutil
     import tempfile
     import urllib.error
     import urllib.parse
@@ -347,9 +348,11 @@ def test_the_server_serves_only_its_own_outputs(client, web_app, tmp_path):
     view = client.predict("a red 7", 0, 1.5, 8, api_name="/t2i")[0]
     secret = Path(tempfile.mkdtemp(prefix="not-served-")) / "secret.txt"
     secret.write_text("private")
-    own = Path(tempfile.gettempdir()) / "nuwa-web-demo"
+    own = web_app[0].nuwa.out_root  # this process' folder under $TMPDIR/nuwa-web-demo
     outputs = sorted(own.glob("*/*.png"))
     assert outputs and Path(view).name in {p.name for p in outputs}
+    other_app = Path(tempfile.mkdtemp(prefix="run-other-", dir=own.parent)) / "t2i.png"  # another server's output
+    other_app.write_bytes(outputs[-1].read_bytes())
 
     def status(path: str) -> int:
         try:
@@ -360,8 +363,10 @@ def test_the_server_serves_only_its_own_outputs(client, web_app, tmp_path):
 
     assert status(str(outputs[-1])) == 200
     for path in ("/etc/passwd", str(secret), f"{own}/../{secret.parent.name}/secret.txt", f"{own}/../../etc/passwd",
-                 str(SPACE / "app.py")):
+                 f"{own}/../../../{secret.parent.name}/secret.txt", str(SPACE / "app.py"), str(other_app),
+                 f"{own}/../{other_app.parent.name}/t2i.png"):
         assert status(path) in (403, 404), path
+    shutil.rmtree(other_app.parent)
 
 
 def test_the_app_listens_on_loopback_unless_told_and_bounds_uploads(app_module, monkeypatch, tmp_path):
@@ -374,7 +379,7 @@ def test_the_app_listens_on_loopback_unless_told_and_bounds_uploads(app_module, 
             launched.update(kwargs)
 
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
-    monkeypatch.setattr(app_module, "build_demo", lambda model: FakeBlocks())
+    monkeypatch.setattr(app_module, "build_demo", lambda model, max_queue=None: FakeBlocks())
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
     (tmp_path / "model").mkdir()
     assert app_module.main(["--model", str(tmp_path / "model"), "--port", "7999"]) == 0
@@ -390,3 +395,153 @@ def test_the_app_listens_on_loopback_unless_told_and_bounds_uploads(app_module, 
 
 def test_uploaded_names_with_control_characters_are_shown_safely(app_module):
     assert app_module.shown_name("/tmp/x/evil\nname\x1b[31m.gif") == "evil?name?[31m.gif"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The queue and cancelled requests (issue 30, item 1; the load itself: tests/spaces/test_web_load.py)
+
+
+def test_the_queue_is_bounded_and_cached_files_expire(web_app, app_module, monkeypatch):
+    blocks = web_app[0]
+    assert blocks._queue.max_size == app_module.DEFAULT_QUEUE_SIZE == 16
+    assert blocks._queue.default_concurrency_limit == 1
+    assert blocks.delete_cache == (app_module.CACHE_SWEEP_SECONDS, app_module.CACHE_SECONDS)
+    monkeypatch.setenv(app_module.QUEUE_SIZE_ENV_VAR, "3")
+    assert app_module.queue_size() == 3
+    for bad in ("0", "many"):
+        monkeypatch.setenv(app_module.QUEUE_SIZE_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=app_module.QUEUE_SIZE_ENV_VAR):
+            app_module.queue_size()
+
+
+def test_uploads_leave_no_stray_files_in_gradios_cache(client, web_app, inputs, sizes):
+    """gradio's File (type "filepath") makes an empty temp file per upload that nothing deletes; the app's
+    UploadFile does not."""
+    import tempfile
+
+    from gradio_client import handle_file
+
+    cache = Path(web_app[0].GRADIO_CACHE if hasattr(web_app[0], "GRADIO_CACHE") else
+                 Path(tempfile.gettempdir()) / "gradio")
+    before = {p for p in cache.glob("tmp*") if p.is_file()}
+    size, frames, upscale = sizes
+    for _ in range(2):
+        _check_video(client.predict(handle_file(str(inputs / "clip.gif")), "Example 1", 1, frames - 1, 0, 8,
+                                    api_name="/v2v"), size, frames, upscale)
+    assert {p for p in cache.glob("tmp*") if p.is_file()} == before
+
+
+def test_the_app_keeps_only_its_newest_output_folders(web_app, app_module):
+    nuwa = web_app[0].nuwa
+    for _ in range(app_module.KEEP_OUTPUT_FOLDERS + 3):
+        nuwa._workdir("T2I")
+    assert len([p for p in nuwa.out_root.iterdir() if p.is_dir()]) == app_module.KEEP_OUTPUT_FOLDERS
+
+
+@pytest.fixture()
+def slow_steps(web_app, app_module):
+    """Every decoding step takes 50 ms more (a 9-frame T2V: about 7 s); yields the times the steps started."""
+    import time
+
+    nuwa = web_app[0].nuwa
+    steps = []
+
+    class SlowSteps(app_module.StopAtNextStep):
+        def __call__(self, input_ids, scores):
+            steps.append(time.perf_counter())
+            time.sleep(0.05)
+            return super().__call__(input_ids, scores)
+
+    original = nuwa.stop_check
+    nuwa.stop_check = SlowSteps(nuwa.switch)
+    yield steps
+    nuwa.stop_check = original
+
+
+def _wait_for(condition, limit: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("how", ["cancel", "disconnect"])
+def test_a_cancelled_or_disconnected_request_frees_the_slot_at_the_next_token(how, web_app, client, sizes,
+                                                                              slow_steps):
+    """gradio's /cancel (gradio_client's Job.cancel()) and a client that goes away (its queue stream and heartbeat
+    closed) end the running generation at its next decoding step: gradio itself would wait for the worker thread."""
+    import time
+
+    import httpx
+
+    web_load = _load("nuwa_web_load", "../../benchmarks/web_load.py")
+    blocks, url = web_app
+    nuwa = blocks.nuwa
+    size, frames, upscale = sizes
+    args = ("the digit 3 is moving up then down", 3 * frames, 0, 1.5, 8)
+    if how == "cancel":
+        job = client.submit(*args, api_name="/t2v")
+        _wait_for(lambda: len(slow_steps) >= 3)
+        gone = time.perf_counter()
+        job.cancel()
+    else:
+        done = {}
+
+        def disconnect():
+            done["note"], _, done["at"] = web_load.cancel_by_disconnecting(url, web_load._fn_index(client, "t2v"),
+                                                                           list(args), 0.2)
+
+        import threading
+
+        thread = threading.Thread(target=disconnect)
+        thread.start()
+        thread.join(timeout=60)
+        assert done.get("note") == "cancelled"
+        gone = done["at"]
+    _wait_for(lambda: not nuwa._generating.locked(), limit=5)
+    ended = time.perf_counter()
+    late = [t for t in slow_steps if t > gone]
+    assert len(late) <= 3, f"{len(late)} steps after the request went away"
+    assert ended - gone < 1.0
+    assert len(slow_steps) < 3 * frames * 16  # far from the whole video
+    _wait_for(lambda: httpx.get(f"{url.rstrip('/')}/gradio_api/queue/status").json()["queue_size"] == 0, limit=5)
+    started = time.perf_counter()
+    _check_image(client.predict("a red 7", 0, 1.5, 8, api_name="/t2i"), size, upscale)  # the next one is served
+    assert time.perf_counter() - started < 10
+
+
+def test_a_request_cancelled_while_waiting_never_runs(web_app, app_module):
+    """The liveness check also runs before a generation starts (after the wait for the model)."""
+    nuwa = web_app[0].nuwa
+    with pytest.raises(app_module.GenerationStopped):
+        with nuwa.switch.job("session", lambda: False):
+            nuwa.switch.check()
+    assert app_module.gradio_event_watch() is None  # outside gradio's queue: nothing to watch
+
+
+def test_the_server_caps_malloc_arenas_and_trims_after_each_generation(app_module, monkeypatch):
+    """Two glibc arenas and malloc_trim after each generation keep resident memory flat under load (the load run's
+    gate: tests/spaces/test_web_load.py); both are no-ops where the C library is not glibc."""
+    import platform
+
+    calls = []
+    libc = app_module._glibc()
+    if platform.libc_ver()[0] == "glibc":
+        assert libc is not None
+
+    class FakeLibc:
+        def mallopt(self, *args):
+            calls.append(("mallopt", *args))
+
+        def malloc_trim(self, *args):
+            calls.append(("malloc_trim", *args))
+
+    monkeypatch.setattr(app_module, "_glibc", lambda: FakeLibc())
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    app_module.limit_malloc_arenas()
+    app_module.release_freed_memory()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the environment wins
+    app_module.limit_malloc_arenas()
+    assert calls == [("mallopt", app_module.M_ARENA_MAX, 2), ("malloc_trim", 0)]
