@@ -1,4 +1,4 @@
-"""Run all eight tasks on built-in held-out inputs and write the results with an index.html page (``nuwa-hf demo``).
+"""``nuwa-hf demo``: run all eight tasks on built-in held-out inputs and write the results with an index.html page.
 
     >>> from nuwa_hf.commands.demo import run_showcase
     >>> report = run_showcase("checkpoints/nuwa-tiny", "outputs/demo", num_examples=2, seed=0)
@@ -28,6 +28,8 @@ from ..tasks import TASKS
 from ..data.task_examples import TaskExamples, task_examples
 from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name
 from ..tasks import TASK_CODE_OF, TASK_NAMES
+from . import base
+from .base import NuwaCommand
 
 TASK_TITLES = {task.name: f"{task.title} ({task.code}{'' if task.trainable else ', zero-shot'})" for task in TASKS}
 
@@ -244,3 +246,67 @@ def write_index(out_dir: Path, model: str, entries: dict, seconds: dict, failure
         parts.append("</table>")
     parts.append("</body></html>")
     return atomic_write_text(out_dir / "index.html", "\n".join(parts) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command
+
+
+class DemoCommand(NuwaCommand):
+    name = "demo"
+    help = "run all eight tasks on built-in inputs; write PNG / GIF and index.html"
+    description = ("Run the eight tasks with a model folder on held-out inputs of the built-in worlds (captions, first "
+                   "frames, sketches, images) and write inputs, outputs and an index.html page that links them.")
+    examples = "example:\n  nuwa-hf demo --model checkpoints/nuwa-tiny --out outputs/demo"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        base.add_model_options(parser)
+        parser.add_argument("--out", required=True, help="output folder (created)")
+        parser.add_argument("--tasks", nargs="+", default=None,
+                            help="a subset of tasks (names or codes); default all eight")
+        parser.add_argument("--num-examples", type=base.positive_int, default=2, help="examples per task")
+        parser.add_argument("--seed", type=base.non_negative_int, default=0, help="random seed")
+        parser.add_argument("--split", default="test", help="world split the inputs come from")
+        parser.add_argument("--fps", type=base.fps, default=4.0, help="frames per second of the GIFs (0.01 to 240)")
+        parser.add_argument("--upscale", type=base.positive_int, default=4,
+                            help="enlarge pictures by this factor (nearest)")
+        parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
+        parser.add_argument("--digit-reader", default=None, metavar="FOLDER",
+                            help="MNIST digit classifier the page reads outputs with (e.g. checkpoints/mnist-digit-reader; "
+                                 "default: the one in the cache, if any; train one with python -m "
+                                 "nuwa_hf.evaluation.digit_reading)")
+
+    def run(self) -> int:
+        import sys
+
+        args = self.args
+        base.apply_model_options(args)
+        processor = base.load_processor(args.model)
+        self._check_picture_size(processor)
+        started = time.perf_counter()
+        report = run_showcase(args.model, args.out, tasks=args.tasks, num_examples=args.num_examples, seed=args.seed,
+                              split=args.split, fps=args.fps, upscale=args.upscale, write_mp4=args.mp4,
+                              progress=not args.quiet, log=lambda line: print(line, file=sys.stderr),
+                              digit_reader=args.digit_reader)
+        print(report.index_path)
+        if report.failures:
+            print(f"{len(report.failures)} task(s) failed: {', '.join(report.failures)}; see {report.index_path}",
+                  file=sys.stderr)
+            return base.EXIT_PARTIAL
+        print(f"all {len(report.entries)} task(s) written in {time.perf_counter() - started:.1f} s: open "
+              f"{report.index_path}", file=sys.stderr)
+        return base.EXIT_OK
+
+    def _check_picture_size(self, processor) -> None:
+        """--upscale within the same saved-picture limit as generate's (video strips included), before any work."""
+        from ..models.nuwa import NuwaConfig
+        from ..pipelines.work_limits import check_saved_size
+
+        height, width = base.output_size(processor.image_processor)
+        frames = int(NuwaConfig.from_pretrained(self.args.model).max_visual_grid[0])
+        try:
+            check_saved_size(width, height, self.args.upscale, frames)
+        except ValueError as error:
+            message = str(error).replace("upscale=", "--upscale ")
+            raise base.CommandError(message.split(", or ")[0] + ".") from None
