@@ -13,6 +13,7 @@ that 32x32 outputs can be seen; the page shows them pixelated.
 from __future__ import annotations
 
 import html
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,10 +25,9 @@ import PIL.Image
 
 from .. import media
 from ..file_io import atomic_write_text
-from ..tasks import TASKS
 from ..data.task_examples import TaskExamples, task_examples
 from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name
-from ..tasks import TASK_CODE_OF, TASK_NAMES
+from ..tasks import TASK_CODE_OF, TASK_NAMES, TASKS, get_task_info
 from . import base
 from .base import NuwaCommand
 
@@ -124,12 +124,13 @@ class _Readers:
 def _reading(code: str, result: Any, examples: TaskExamples, index: int, readers: _Readers) -> Optional[str]:
     from ..evaluation.digit_reading import describe_picture, describe_video
 
-    if code in ("T2V", "V2V", "TV2V"):
+    info = get_task_info(code)
+    if info.makes_video:
         video = np.stack([np.asarray(media.to_pil_image(frame).convert("RGB")) for frame in result])
         reading = describe_video(video, readers.classifier)
     else:
         reading = describe_picture(np.asarray(media.to_pil_image(result).convert("RGB")), readers.classifier)
-    if code in ("I2I", "V2V") and examples.references is not None:  # no caption: say what the input showed
+    if info.condition == "none" and examples.references is not None:  # no caption: say what the input showed
         reference = np.asarray(examples.references[index])
         given = describe_video(reference, readers.classifier) if reference.ndim == 4 else \
             describe_picture(reference, readers.classifier)
@@ -278,8 +279,6 @@ class DemoCommand(NuwaCommand):
                                  "nuwa_hf.evaluation.digit_reading)")
 
     def run(self) -> int:
-        import sys
-
         args = self.args
         base.apply_model_options(args)
         processor = base.load_processor(args.model)

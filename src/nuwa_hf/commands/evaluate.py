@@ -23,6 +23,7 @@ hash-checked), or ``"pixels"``: 8x8 average-pooled RGB, a cheap stand-in for smo
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -240,8 +241,6 @@ class EvaluateCommand(NuwaCommand):
         parser.add_argument("--batch-size", type=base.positive_int, default=8, help="examples generated together")
 
     def run(self) -> int:
-        import sys
-
         from ..evaluation import metrics_markdown, write_metrics_json, write_metrics_markdown
 
         args = self.args
