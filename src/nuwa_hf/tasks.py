@@ -14,6 +14,11 @@ diffusers-style entry point, the training mixture (the five trainable tasks), th
 | S2V  | nuwa-sketch-to-video        | sketch    | video  | fine-tuning    | sketch_video                           |
 | TV2V | nuwa-video-manipulation     | text      | video  | zero-shot      | video, prompt                          |
 
+Frame options (keywords that count frames): T2V num_frames; V2V num_condition_frames, num_frames_to_predict; TV2V
+num_condition_frames, num_frames. A video input also takes an image (its one first frame). The front ends (the
+``nuwa-hf generate`` flags, the diffusers-style entry point's arguments) read which inputs and frame options a task
+takes from here, under the names of :data:`FRONT_END_NAMES` (``sketch_video`` is ``--sketch`` / ``sketch=`` there).
+
 The zero-shot tasks need no training of their own: they reuse a model trained on the other five by teacher-forcing
 the known tokens at generation time (section 3.4 of the paper).
 """
@@ -21,7 +26,7 @@ the known tokens at generation time (section 3.4 of the paper).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class NuwaTaskInfo:
         inputs: the pipeline's required input arguments, in call order.
         optional_inputs: inputs the pipeline also takes.
         description: one line for help texts.
+        frame_options: the pipeline's own keyword options that count frames (its ``request_options`` besides
+            ``include_condition_frames``), in the order help texts list them.
     """
 
     code: str
@@ -51,6 +58,7 @@ class NuwaTaskInfo:
     inputs: Tuple[str, ...]
     optional_inputs: Tuple[str, ...] = ()
     description: str = ""
+    frame_options: Tuple[str, ...] = ()
 
     @property
     def trainable(self) -> bool:
@@ -60,15 +68,32 @@ class NuwaTaskInfo:
     def makes_video(self) -> bool:
         return self.visual == "video"
 
+    @property
+    def takes_image_as_video(self) -> bool:
+        """A video input that may be given as one image (its first frame), where the task takes no image of its own."""
+        return "video" in self.inputs and "image" not in self.inputs + self.optional_inputs
+
+    def output_frames(self, trained_frames: int, num_frames: Optional[int] = None,
+                      num_condition_frames: Optional[int] = None, num_frames_to_predict: Optional[int] = None) -> int:
+        """Frames of one output (1 for images) with these frame options (None: the default, the trained length)."""
+        if not self.makes_video:
+            return 1
+        if "num_frames" in self.frame_options:
+            return num_frames or trained_frames
+        if "num_frames_to_predict" in self.frame_options:  # the given frames, then the predicted ones
+            return (num_condition_frames or trained_frames) + (num_frames_to_predict or trained_frames)
+        return trained_frames
+
 
 TASKS: Tuple[NuwaTaskInfo, ...] = (
     NuwaTaskInfo("T2I", "nuwa-text-to-image", "Text-to-image", "text", "image", "pretraining",
                  "NuwaTextToImagePipeline", ("prompt",), description="text-to-image"),
     NuwaTaskInfo("T2V", "nuwa-text-to-video", "Text-to-video", "text", "video", "pretraining",
-                 "NuwaTextToVideoPipeline", ("prompt",), description="text-to-video"),
+                 "NuwaTextToVideoPipeline", ("prompt",), description="text-to-video", frame_options=("num_frames",)),
     NuwaTaskInfo("V2V", "nuwa-video-prediction", "Video prediction", "none", "video", "pretraining",
                  "NuwaVideoPredictionPipeline", ("video",),
-                 description="video prediction (the 'None' condition; frames teacher-forced)"),
+                 description="video prediction (the 'None' condition; frames teacher-forced)",
+                 frame_options=("num_condition_frames", "num_frames_to_predict")),
     NuwaTaskInfo("S2I", "nuwa-sketch-to-image", "Sketch-to-image", "sketch", "image", "finetuning",
                  "NuwaSketchToImagePipeline", ("sketch",), description="sketch-to-image (segmentation map)"),
     NuwaTaskInfo("I2I", "nuwa-image-completion", "Image completion", "none", "image", "zero-shot",
@@ -82,12 +107,22 @@ TASKS: Tuple[NuwaTaskInfo, ...] = (
                  description="sketch-to-video (a segmentation map per frame)"),
     NuwaTaskInfo("TV2V", "nuwa-video-manipulation", "Text-guided video manipulation", "text", "video", "zero-shot",
                  "NuwaVideoManipulationPipeline", ("video", "prompt"),
-                 description="text-guided video manipulation (zero-shot)"),
+                 description="text-guided video manipulation (zero-shot)",
+                 frame_options=("num_condition_frames", "num_frames")),
 )
 
 TASK_NAMES: Tuple[str, ...] = tuple(task.name for task in TASKS)
 TASK_CODES = {task.code: task.name for task in TASKS}
 TASK_CODE_OF = {task.name: task.code for task in TASKS}
+
+# The name a pipeline input goes by in the front ends (nuwa-hf's flags, the diffusers face's arguments), where it is not
+# its own: sketch-to-video's per-frame maps are given as --sketch / sketch=, as sketch-to-image's single map is.
+FRONT_END_NAMES = {"sketch_video": "sketch"}
+
+
+def front_end_name(pipeline_input: str) -> str:
+    """The front ends' name of a pipeline input of the table (``"sketch_video"`` -> ``"sketch"``)."""
+    return FRONT_END_NAMES.get(pipeline_input, pipeline_input)
 
 
 def get_task_info(task: str) -> NuwaTaskInfo:
