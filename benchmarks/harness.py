@@ -73,7 +73,8 @@ def parse_args(doc: str, extra=None) -> argparse.Namespace:
                                                                      "<date>_<device>)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 GPU, 1 CPU)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls; the median is kept (default 50 / 3)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds; later cases are skipped past it")
+    parser.add_argument("--budget", type=float, default=float(os.environ.get("GPU_CHECK_BUDGET") or 0) or None,
+                        help="seconds; no new case starts past it (default GPU_CHECK_BUDGET, set by gpu_check.sh)")
     if extra:
         extra(parser)
     return parser.parse_args()
@@ -246,10 +247,11 @@ def _cell(value) -> str:
     return json.dumps(value, default=str)[:80].replace("|", "/") if isinstance(value, (dict, list)) else str(value)
 
 
-def _table(rows) -> list:
+def _table(rows, leave_out=("timer", "warmup", "repeats", "ms_min", "tflops_from")) -> list:
     columns = []
     for row in rows:
-        columns += [k for k, v in row.items() if k not in columns and not isinstance(v, (dict, list))]
+        columns += [k for k, v in row.items() if k not in columns and k not in leave_out
+                    and not isinstance(v, (dict, list))]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return lines
@@ -271,8 +273,9 @@ def summarize(folder: Path) -> dict:
                 report["results"][path.stem] = json.loads(path.read_text())
             except ValueError as exc:
                 report["results"][path.stem] = {"error": f"unreadable: {exc}"}
-    modes = {r.get("mode") for r in report["results"].values() if isinstance(r, dict) and r.get("mode")}
-    report["mode"] = sorted(m for m in modes if m)
+    timers = [r for n, r in report["results"].items() if n != "tests" and isinstance(r, dict)]
+    report["mode"] = "tiny" if any(r.get("mode") == "tiny" for r in timers) else "full"
+    report["tests_mode"] = report["results"].get("tests", {}).get("mode")  # "cuda" or "interpreter"
     write_json(folder / "gpu_check.json", report)
     lines = [f"# GPU check, {report['device']}, {report['date']}", "",
              "| stage | status | exit status | seconds |", "|---|---|---|---|"]
@@ -288,6 +291,8 @@ def summarize(folder: Path) -> dict:
     for name, result in report["results"].items():
         if name != "tests" and isinstance(result, dict) and result.get("rows"):
             lines += ["", f"## {name} ({result.get('mode')}, {result.get('device')})", ""] + _table(result["rows"])
+            if result.get("cases"):
+                lines += [""] + _table([{**c, **c.get("triton_work", {})} for c in result["cases"]])
     (folder / "gpu_check.md").write_text("\n".join(lines) + "\n")
     return report
 
