@@ -258,15 +258,16 @@ def _table(rows, leave_out=("timer", "warmup", "repeats", "ms_min", "tflops_from
 
 
 def summarize(folder: Path) -> dict:
-    """Merge every ``<stage>.json`` of one GPU check with the stage statuses (``stages.tsv``: name, exit status,
-    seconds) into ``gpu_check.json`` and render ``gpu_check.md``."""
+    """Merge every ``<stage>.json`` of one GPU check with the stage statuses (``stages.tsv``: name, exit status or
+    "skipped", seconds) into ``gpu_check.json`` and render ``gpu_check.md``."""
     report = {"schema": 2, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device_name(), "stages": {},
               "results": {}}
     stages = folder / "stages.tsv"
     for line in stages.read_text().splitlines() if stages.exists() else []:
         name, rc, seconds = line.split("\t")[:3]
-        report["stages"][name] = {"status": "ok" if rc == "0" else ("timeout" if rc in ("124", "137") else "failed"),
-                                  "exit_status": int(rc), "wall_s": float(seconds)}
+        status = {"0": "ok", "124": "timeout", "137": "timeout", "skipped": "skipped (time budget)"}.get(rc, "failed")
+        report["stages"][name] = {"status": status, "exit_status": int(rc) if rc.lstrip("-").isdigit() else None,
+                                  "wall_s": float(seconds)}
     for path in sorted(folder.glob("*.json")):
         if path.name != "gpu_check.json":
             try:

@@ -26,7 +26,8 @@ from nuwa_hf.ops.geometry import axis_window, unravel
 
 def flex_mask_mod(query_grid, key_grid, extent, causal, device):
     """FlexAttention mask_mod of the 3DNA rule: per axis the inclusive key window ``geometry.axis_window`` gives for the
-    query's coordinate, plus ``key <= query`` when causal (``geometry.allowed`` builds in place; vmap cannot trace it)."""
+    query's coordinate, plus ``key <= query`` when causal (``geometry.allowed`` builds in place: vmap cannot trace
+    it)."""
     bounds = [axis_window(q, k, e, device=device) for q, k, e in zip(query_grid, key_grid, extent)]
 
     def mask_mod(b, h, q_idx, kv_idx):
@@ -48,8 +49,9 @@ def main():
               (4, 16, "bf16", False), (4, 16, "fp32", False)])
     length, kernel = math.prod(grid), gpu_kernel.load_kernel()
     capability = 10 * torch.cuda.get_device_capability()[0] + torch.cuda.get_device_capability()[1] if cuda else None
-    for option in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
-        if hasattr(torch._dynamo.config, option):  # one compiled Flex per (shape, dtype, grad mode): more than 8
+    for option in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                   "accumulated_cache_size_limit"):  # one compiled Flex per (shape, dtype, grad mode): more than 8
+        if hasattr(torch._dynamo.config, option):
             setattr(torch._dynamo.config, option, max(64, getattr(torch._dynamo.config, option)))
     flex = torch.compile(flex_attention, dynamic=False) if cuda else flex_attention
     run.data.update(grid=grid, extent=extent, head_dim=dim, interpreted=bool(kernel.is_interpreted()), cases=[])

@@ -99,7 +99,7 @@ def main():
     run.data["note"] = "compiled / graphed generate() is not measured: these probes only answer whether it could be"
     run.data["torch_compile_fullgraph_probe"] = {
         "probe": "torch.compile(model, fullgraph=True, backend='eager') on one cached decoding step",
-        **probe(compiled_step)}
+        **(probe(compiled_step) if run.time_left() else {"skipped": "budget"})}
     # Last in the process: a failed capture can leave the CUDA context unusable (saved first: a crash shows).
     run.data["cuda_graph_capture_probe"] = {"ok": False, "error": "process died in capture"}
     run.save()

@@ -54,10 +54,11 @@ def test_harness_times_ratios_and_summary(tmp_path):
     harness.ratios(rows, baseline=rows[0])
     assert rows[1]["speedup_vs_base"] == 4.0 and rows[1]["speedup_vs_base_graph"] == 4.0
     harness.write_json(tmp_path / "demo.json", {"mode": "tiny", "device": "cpu", "rows": rows})
-    (tmp_path / "stages.tsv").write_text("demo\t0\t3\nslow\t124\t60\n")
+    (tmp_path / "stages.tsv").write_text("demo\t0\t3\nslow\t124\t60\nlate\tskipped\t0\n")
     report = harness.summarize(tmp_path)
     assert report["stages"] == {"demo": {"status": "ok", "exit_status": 0, "wall_s": 3.0},
-                                "slow": {"status": "timeout", "exit_status": 124, "wall_s": 60.0}}
+                                "slow": {"status": "timeout", "exit_status": 124, "wall_s": 60.0},
+                                "late": {"status": "skipped (time budget)", "exit_status": None, "wall_s": 0.0}}
     assert report["results"]["demo"]["rows"] == rows and report["mode"] == "tiny"
     assert "| base | 4 | 2 |" in (tmp_path / "gpu_check.md").read_text()
     assert harness.device_slug("NVIDIA H100 80GB HBM3") == "h100-80gb-hbm3"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 _RECORDS = []
+_STARTED = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 _OUTCOMES = {}
 
 
@@ -32,9 +33,15 @@ def pytest_runtest_logreport(report):
         _OUTCOMES[report.nodeid] = "skipped: " + str(reason)[:300]
     elif report.when == "call":
         _OUTCOMES.setdefault(report.nodeid, "passed")
+    if report.when == "call":
+        _write(exit_status=None)  # after every test: a run killed at its time limit keeps what it measured
 
 
 def pytest_sessionfinish(session, exitstatus):
+    _write(exit_status=int(exitstatus))
+
+
+def _write(exit_status):
     path = os.environ.get("NUWA_GPU_TEST_RECORD")
     if not path:
         return
@@ -45,8 +52,8 @@ def pytest_sessionfinish(session, exitstatus):
         key = outcome.split(":")[0]
         counts[key] = counts.get(key, 0) + 1
     device = torch.cuda.get_device_name(0) if MODE == "cuda" else "cpu"
-    data = {"name": "tests", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device, "mode": MODE,
-            "tiny": TINY, "exit_status": int(exitstatus), "counts": counts, "outcomes": _OUTCOMES,
+    data = {"name": "tests", "date": _STARTED, "device": device, "mode": MODE,
+            "tiny": TINY, "exit_status": exit_status, "counts": counts, "outcomes": _OUTCOMES,
             "records": _RECORDS, "python": sys.version.split()[0], "torch": torch.__version__}
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
