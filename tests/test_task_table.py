@@ -13,7 +13,7 @@ def test_every_pipeline_class_takes_the_inputs_the_table_gives():
     assert list(PIPELINE_CLASSES) == list(TASK_NAMES) and len(TASKS) == 8
     for task in TASKS:
         cls = PIPELINE_CLASSES[task.name]
-        assert cls.__name__ == task.pipeline_class
+        assert cls.__name__ == task.pipeline_class and cls.__module__ == task.pipeline_module
         assert cls.makes_video == task.makes_video, task.code
         assert cls.needs_sketch_vqgan == (task.condition == "sketch"), task.code
         parameters = list(inspect.signature(cls.__call__).parameters.values())[1:]

@@ -61,6 +61,11 @@ class NuwaTaskInfo:
     frame_options: Tuple[str, ...] = ()
 
     @property
+    def pipeline_module(self) -> str:
+        """The module of :attr:`pipeline_class`: one file per task, named after the task (``nuwa_hf.pipelines.text_to_image``)."""
+        return "nuwa_hf.pipelines." + self.name[len("nuwa-"):].replace("-", "_")
+
+    @property
     def trainable(self) -> bool:
         return self.stage != "zero-shot"
 
