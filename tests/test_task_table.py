@@ -83,3 +83,19 @@ def test_output_frames_follow_the_frame_options():
 def test_which_video_inputs_take_an_image():
     assert [task.code for task in TASKS if task.takes_image_as_video] == ["V2V", "TV2V"]
     assert front_end_name("sketch_video") == "sketch" and front_end_name("prompt") == "prompt"
+
+
+def test_call_arguments_follow_the_table():
+    """What a front end (the web app) passes to a task pipeline, from inputs named as the table names them."""
+    assert get_task_info("TI2I").call_arguments({"image": "i", "prompt": "p", "mask": "m"}) == (("i", "p", "m"), {})
+    assert get_task_info("I2I").call_arguments({"image": "i", "mask": "m"}) == (("i",), {"mask": "m"})
+    assert get_task_info("I2I").call_arguments({"image": "i", "mask": None}) == (("i",), {})
+    assert get_task_info("V2V").call_arguments({"video": "v"}, num_condition_frames=1, num_frames_to_predict=None) \
+        == (("v",), {"num_condition_frames": 1})
+    assert get_task_info("S2V").call_arguments({"sketch_video": "s"}) == (("s",), {})
+    with pytest.raises(TypeError, match="does not take num_frames"):
+        get_task_info("T2I").call_arguments({"prompt": "p"}, num_frames=3)
+    with pytest.raises(TypeError, match="does not take sketch"):
+        get_task_info("T2I").call_arguments({"prompt": "p", "sketch": "s"})
+    with pytest.raises(ValueError, match="needs prompt"):
+        get_task_info("TV2V").call_arguments({"video": "v", "prompt": None})

@@ -26,7 +26,7 @@ the known tokens at generation time (section 3.4 of the paper).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,28 @@ class NuwaTaskInfo:
         if "num_frames_to_predict" in self.frame_options:  # the given frames, then the predicted ones
             return (num_condition_frames or trained_frames) + (num_frames_to_predict or trained_frames)
         return trained_frames
+
+    def call_arguments(self, inputs: Mapping[str, Any], **frame_options: Optional[int]) -> Tuple[tuple, dict]:
+        """The pipeline call's positional arguments and keywords for one input, read off this row: ``inputs`` (named
+        as the table names them: ``prompt``, ``image``, ``video``, ``sketch``, ``sketch_video``, ``mask``) give the
+        required inputs in call order and the optional ones given (not None) as keywords; ``frame_options`` (only
+        this task's, :attr:`frame_options`) that are not None become keywords too.
+
+        Raises:
+            ValueError: a required input is missing (None).
+            TypeError: an input or frame option this task does not take.
+        """
+        extra = [name for name in inputs if name not in self.inputs + self.optional_inputs]
+        extra += [name for name in frame_options if name not in self.frame_options]
+        if extra:
+            taken = ", ".join(self.inputs + self.optional_inputs + self.frame_options)
+            raise TypeError(f"{self.name} does not take {', '.join(extra)} (it takes {taken}).")
+        missing = [name for name in self.inputs if inputs.get(name) is None]
+        if missing:
+            raise ValueError(f"{self.name} needs {', '.join(missing)}.")
+        keywords = {name: inputs[name] for name in self.optional_inputs if inputs.get(name) is not None}
+        keywords.update({name: value for name, value in frame_options.items() if value is not None})
+        return tuple(inputs[name] for name in self.inputs), keywords
 
 
 TASKS: Tuple[NuwaTaskInfo, ...] = (

@@ -110,3 +110,13 @@ def test_bad_boxes_say_what_is_wrong(completion, region, message):
 def test_cli_refuses_a_box_of_the_wrong_length():
     with pytest.raises(CommandError, match="--mask '1,2': The region '1,2' has 2 number"):
         parse_mask("1,2")
+
+
+def test_a_token_mask_drawn_at_pixel_size():
+    from nuwa_hf.pipelines.regions import token_mask_to_pixels
+
+    tokens = np.array([[True, False], [False, False]])
+    pixels = token_mask_to_pixels(torch.from_numpy(tokens), (8, 4))  # (width, height)
+    assert pixels.shape == (4, 8) and pixels[:2, :4].all() and pixels.sum() == 8
+    with pytest.raises(ValueError, match="token grid"):
+        token_mask_to_pixels(tokens, (5, 4))

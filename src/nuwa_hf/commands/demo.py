@@ -27,6 +27,7 @@ from .. import media
 from ..file_io import atomic_write_text
 from ..lazy_imports import require
 from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name
+from ..pipelines.regions import token_mask_to_pixels
 from ..tasks import TASK_CODE_OF, TASK_NAMES, TASKS, get_task_info
 from . import base
 from .base import NuwaCommand
@@ -70,8 +71,7 @@ def _region_preview(image: PIL.Image.Image, mask: Any, pipe) -> PIL.Image.Image:
     tokens = region_to_token_mask(mask, image.size, (h, w), pipe.processor.image_processor).numpy()
     seen = pipe.processor.image_processor(image, return_tensors="np")["pixel_values"][0]
     pixels = ((np.moveaxis(seen, 0, -1) + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
-    cell_h, cell_w = pixels.shape[0] // h, pixels.shape[1] // w
-    region = np.kron(tokens, np.ones((cell_h, cell_w), dtype=bool))
+    region = token_mask_to_pixels(tokens, (pixels.shape[1], pixels.shape[0]))
     pixels[region] = (pixels[region] // 4 + 96).astype(np.uint8)
     return PIL.Image.fromarray(pixels)
 
