@@ -119,6 +119,7 @@ def parse_args(argv=None):
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
     p.add_argument("--scorer-digits", type=int, default=20000, help="MNIST train digits for the digit scorer")
     p.add_argument("--scorer-videos", type=int, default=1200, help="videos for the motion / video scorers")
+    p.add_argument("--segmenter-steps", type=int, default=2000, help="training steps of the scene segmenter (S2I/S2V)")
     p.add_argument("--fid-tasks", default="T2I,S2I", help="tasks with real-Inception FID / KID (slow on 2 cores)")
     p.add_argument("--eval-tasks", default="T2I,T2V,V2V,S2I,S2V,I2I,TI2I,TV2V")
     return p.parse_args(argv)
@@ -476,19 +477,24 @@ def stage_tune(args, work: Path):
 
 class SceneSegmenter:
     """Scorer for S2I / S2V: a small fully convolutional net, RGB (N, 3, H, W) in [0, 1] -> class maps (N, H, W),
-    trained on the scene world's train split; its pixel accuracy on the held-out test split is stated with it."""
+    trained on the scene world's train split; its pixel accuracy and per-class IoU on the held-out test split are
+    stated with it. v5-v7's scorer had 250 steps on 1,000 scenes and read the shapes of REAL test scenes at IoU 0.23 /
+    0.39 / 0.08 (circle / square / triangle), too weak to score them; the recipe now trains it as pilot S2 did
+    (2,000 steps, 4,000 scenes, cosine learning rate: 0.38 / 0.58 / 0.63; docs/pilot_study.md)."""
 
     name = "scene segmenter (4-layer dilated CNN, scene world train)"
 
-    def __init__(self, num_classes: int):
+    def __init__(self, num_classes: int, class_names=None):
         from torch import nn
 
         self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else None
         self.net = nn.Sequential(
             nn.Conv2d(3, 24, 3, padding=1), nn.GELU(), nn.Conv2d(24, 24, 3, padding=2, dilation=2), nn.GELU(),
             nn.Conv2d(24, 24, 3, padding=4, dilation=4), nn.GELU(), nn.Conv2d(24, num_classes, 1),
         )
         self.held_out_pixel_accuracy = None
+        self.held_out_iou = None
 
     def __call__(self, images):
         import torch
@@ -500,8 +506,11 @@ class SceneSegmenter:
     def fit(self, images, maps, test_images, test_maps, steps: int, seed: int):
         import torch
 
+        from nuwa_hf.evaluation.segmentation import segmentation_scores
+
         torch.manual_seed(seed)
         opt = torch.optim.Adam(self.net.parameters(), lr=3e-3)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         gen = torch.Generator().manual_seed(seed)
         for step in range(steps):
             idx = torch.randint(len(images), (32,), generator=gen)
@@ -510,7 +519,10 @@ class SceneSegmenter:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        self.held_out_pixel_accuracy = float((self(test_images) == test_maps).float().mean())
+            schedule.step()
+        scores = segmentation_scores(self(test_images), test_maps, self.num_classes)
+        self.held_out_pixel_accuracy = float(scores["pixel_accuracy"])
+        self.held_out_iou = [round(float(v), 4) for v in scores["per_class_iou"]]
         return self
 
     def save(self, folder: Path):
@@ -518,17 +530,20 @@ class SceneSegmenter:
 
         folder.mkdir(parents=True, exist_ok=True)
         save_file(self.net.state_dict(), str(folder / "model.safetensors"))
-        (folder / "report.json").write_text(json.dumps({"num_classes": self.num_classes, "name": self.name,
-                                                        "held_out_pixel_accuracy": self.held_out_pixel_accuracy}))
+        (folder / "report.json").write_text(json.dumps({
+            "num_classes": self.num_classes, "name": self.name, "class_names": self.class_names,
+            "held_out_pixel_accuracy": self.held_out_pixel_accuracy, "held_out_iou": self.held_out_iou}))
 
     @classmethod
     def load(cls, folder: Path):
         from safetensors.torch import load_file
 
         report = json.loads((folder / "report.json").read_text())
-        seg = cls(report["num_classes"])
+        seg = cls(report["num_classes"], class_names=report.get("class_names"))
+        seg.name = report.get("name", seg.name)
         seg.net.load_state_dict(load_file(str(folder / "model.safetensors")))
         seg.held_out_pixel_accuracy = report["held_out_pixel_accuracy"]
+        seg.held_out_iou = report.get("held_out_iou")
         return seg
 
 
@@ -576,9 +591,10 @@ def stage_scorers(args, work: Path):
             progress=False).save_pretrained(folder / "video_features")
         log("video features done")
     if not (folder / "segmenter" / "report.json").exists():
-        x, y = _scene_pixels(args, "train", 1000)
-        tx, ty = _scene_pixels(args, "test", 200)
-        SceneSegmenter(data.NUM_SCENE_CLASSES).fit(x, y, tx, ty, steps=250, seed=args.seed).save(folder / "segmenter")
+        x, y = _scene_pixels(args, "train", 4000)
+        tx, ty = _scene_pixels(args, "test", 300)
+        SceneSegmenter(data.NUM_SCENE_CLASSES, class_names=data.SCENE_CLASSES).fit(
+            x, y, tx, ty, steps=args.segmenter_steps, seed=args.seed).save(folder / "segmenter")
     segmenter = json.loads((folder / "segmenter" / "report.json").read_text())
     log("segmenter", segmenter)
     if not (folder / "color_classifier" / "config.json").exists():
@@ -892,6 +908,7 @@ TARGETS = {
     "V2V:identity kept crops generated": ">= 0.80", "I2I:digit kept generated": ">= 0.80",
     "TI2I:edit obeyed colour": ">= 0.95", "TI2I:digit kept generated": ">= 0.80", "TV2V:edit obeyed motion": ">= 0.70",
     "S2I:detected pa": ">= 0.90", "S2V:detected pa": ">= 0.90",  # pixel accuracy of the segmenter on the output
+    **{f"{task}:detected iou {shape}": ">= 0.60" for task in ("S2I", "S2V") for shape in ("circle", "square", "triangle")},
 }
 
 
@@ -920,8 +937,14 @@ def stage_card(args, work: Path, timings: Timings):
             elif scorer == "motion classifier":
                 row["scorer_held_out"] = scorer_held_out.get("motion_classifier")
             elif scorer.startswith("scene segmenter") and segmenter.exists():
-                row["scorer_held_out"] = {"pixel accuracy": json.loads(segmenter.read_text())["held_out_pixel_accuracy"],
+                report = json.loads(segmenter.read_text())
+                row["scorer_held_out"] = {"pixel accuracy": report["held_out_pixel_accuracy"],
                                           "split": "scene test images and frames"}
+                if report.get("held_out_iou") and report.get("class_names") and "iou " in row["metric"].lower():
+                    names = [n for n in report["class_names"] if f"iou {n}" in row["metric"].lower()]
+                    if names:  # the scorer's own IoU of that class on real test scenes: the row's ceiling
+                        index = report["class_names"].index(names[0])
+                        row["scorer_held_out"]["IoU on real scenes"] = report["held_out_iou"][index]
     targets = {}
     for task, table in evaluation.items():
         for row in table.get("rows", []):

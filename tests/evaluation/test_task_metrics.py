@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import torch
 import pytest
 
 from nuwa_hf.evaluation import (
@@ -100,3 +101,26 @@ def test_sketch_to_image_detected_scores_with_a_segmenter():
     assert detected == {"detected PA": 1.0, "detected mIoU": 1.0, "detected FWIoU": 1.0}
     wrong = task_metrics("S2I", images, images, sketches=sketches[::-1].copy(), num_classes=2, scorers=scorers)
     assert {row["metric"]: row["value"] for row in wrong["rows"]}["detected PA"] < 0.75
+
+
+def test_a_segmenter_that_names_its_classes_gets_one_iou_row_per_class():
+    # The mean IoU hides small classes; a segmenter with class_names gets "detected IoU <name>" rows. Here class
+    # "shape" (bright pixels, ~1/8 of the picture) is never detected: its row reads 0 while PA stays high.
+    rng = np.random.default_rng(4)
+    sketches = (rng.random((4, 16, 16)) < 0.125).astype(np.int64)
+    images = np.repeat((sketches * 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+    class BlindSegmenter:
+        class_names = ["ground", "shape"]
+
+        def __call__(self, batch):
+            return torch.zeros(batch.shape[0], *batch.shape[2:], dtype=torch.long)
+
+    scorers = EvaluationScorers(image_features=_mean_colour, segmenter=BlindSegmenter())
+    rows = {row["metric"]: row["value"]
+            for row in task_metrics("S2I", images, images, sketches=sketches, num_classes=2, scorers=scorers)["rows"]}
+    assert rows["detected IoU shape"] == 0.0
+    assert 0.8 < rows["detected IoU ground"] < 1.0 and rows["detected PA"] > 0.8
+    unnamed = task_metrics("S2I", images, images, sketches=sketches, num_classes=2,
+                           scorers=EvaluationScorers(image_features=_mean_colour, segmenter=BlindSegmenter().__call__))
+    assert not any("IoU shape" in row["metric"] for row in unnamed["rows"])

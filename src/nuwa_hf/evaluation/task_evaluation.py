@@ -222,16 +222,24 @@ def task_metrics(
             wanted = wanted.reshape(-1, *wanted.shape[-2:])
             out = segmentation_scores(detected, wanted, num_classes)
             out["segmenter"] = getattr(scorers.segmenter, "name", type(scorers.segmenter).__name__)
-            _segmentation_rows(rows, out, "detected ")
+            _segmentation_rows(rows, out, "detected ", getattr(scorers.segmenter, "class_names", None))
             details[metric] = out
     return {"task": task, "rows": rows, "details": details, "skipped": skipped,
             "num_generated": len(generated) if hasattr(generated, "__len__") else None}
 
 
-def _segmentation_rows(rows: List[Dict[str, Any]], out: Mapping[str, Any], prefix: str) -> None:
+def _segmentation_rows(rows: List[Dict[str, Any]], out: Mapping[str, Any], prefix: str,
+                       class_names: Optional[Sequence[str]] = None) -> None:
+    """PA, mIoU and FWIoU rows; with ``class_names`` (one per class, e.g. a segmenter's ``class_names``) also one
+    "IoU <class>" row per class, since a mean over classes hides small classes (the scene world's shapes cover ~12%
+    of the pixels)."""
     scorer = out.get("segmenter")
-    for key, label in (("pixel_accuracy", "PA"), ("mean_iou", "mIoU"), ("frequency_weighted_iou", "FWIoU")):
-        row = _row(f"{prefix}{label}".strip(), out[key], out)
+    labelled = [(out[key], label) for key, label in
+                (("pixel_accuracy", "PA"), ("mean_iou", "mIoU"), ("frequency_weighted_iou", "FWIoU"))]
+    if class_names is not None and len(class_names) == len(out["per_class_iou"]):
+        labelled += [(iou, f"IoU {name}") for name, iou in zip(class_names, out["per_class_iou"])]
+    for value, label in labelled:
+        row = _row(f"{prefix}{label}".strip(), value, out)
         row["scorer"] = scorer
         rows.append(row)
 
