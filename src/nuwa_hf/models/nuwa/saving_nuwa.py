@@ -58,25 +58,56 @@ def write_model_card(folder: str | os.PathLike, *, remote_code: Optional[str] = 
     return path
 
 
-def push_saved(obj, repo_id: str, *, remote_code: Optional[str] = None, commit_message: Optional[str] = None,
-               commit_description: Optional[str] = None, private: Optional[bool] = None,
-               token: Optional[str | bool] = None, revision: Optional[str] = None, create_pr: bool = False,
-               **save_kwargs):
-    """``obj.push_to_hub`` for the model and the processor: ``obj.save_pretrained`` into a temporary folder (with
-    ``remote_code``), then one commit to ``repo_id`` (created when missing). A card the repository already has is
-    kept; otherwise the folder's card (``library_name: nuwa-hf``) is uploaded. Returns the ``CommitInfo``."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+def push_saved(obj, repo_id: str, *, remote_code: Optional[str] = None, **options):
+    """``obj.push_to_hub`` for the model and the processor: :func:`save_and_push` through a temporary folder.
+    Returns the ``CommitInfo``."""
     with tempfile.TemporaryDirectory() as work:
-        obj.save_pretrained(work, remote_code=remote_code, **save_kwargs)
+        return save_and_push(obj, work, repo_id, remote_code=remote_code, **options)[1]
+
+
+def save_and_push(obj, folder: str | os.PathLike, repo_id: Optional[str] = None, *,
+                  remote_code: Optional[str] = None, commit_message: Optional[str] = None,
+                  commit_description: Optional[str] = None, private: Optional[bool] = None,
+                  token: Optional[str | bool] = None, revision: Optional[str] = None, create_pr: bool = False,
+                  endpoint: Optional[str] = None, **save_kwargs):
+    """``obj.save_pretrained(folder, push_to_hub=True)`` for the model and the processor, and the one upload path of
+    both: ``obj.save_pretrained(folder, remote_code=remote_code)`` as without a push (whole or not at all, with its
+    code references, checksum manifest and card), then one commit to ``repo_id`` (default: the folder's name; created
+    when missing) of exactly the files that save wrote, so the Hub copy is the saved one. Other files of ``folder``
+    are not sent. A card the repository already has is kept; a card the save wrote names ``repo_id`` as its source.
+
+    Returns:
+        ``(what save_pretrained returned, the CommitInfo)``.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    folder = Path(folder)
+    api = HfApi(endpoint=endpoint, token=token)
+    repo_id = api.create_repo(repo_id or folder.resolve().name, private=private, exist_ok=True).repo_id
+    before = _file_states(folder)
+    saved = obj.save_pretrained(folder, remote_code=remote_code, **save_kwargs)
+    written = sorted(name for name, state in _file_states(folder).items() if before.get(name) != state)
+    if revision is not None and not revision.startswith("refs/pr"):
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    if CARD in written:
+        (folder / CARD).unlink()
+        write_model_card(folder, remote_code=remote_code, source=repo_id)
         if api.file_exists(repo_id, CARD, revision=revision):
-            os.remove(os.path.join(work, CARD))
-        else:
-            os.remove(os.path.join(work, CARD))
-            write_model_card(work, remote_code=remote_code, source=repo_id)
-        return api.upload_folder(
-            repo_id=repo_id, folder_path=work, commit_message=commit_message or f"Upload {type(obj).__name__}",
-            commit_description=commit_description, revision=revision, create_pr=create_pr,
-        )
+            written.remove(CARD)
+    commit = api.create_commit(
+        repo_id=repo_id, operations=[CommitOperationAdd(name, str(folder / name)) for name in written],
+        commit_message=commit_message or f"Upload {type(obj).__name__}", commit_description=commit_description,
+        revision=revision, create_pr=create_pr,
+    )
+    return saved, commit
+
+
+def _file_states(folder: Path) -> dict:
+    """``{relative path: (inode, size, mtime in ns)}`` of the files below ``folder`` (a save replaces files whole,
+    so a file it wrote has a new inode or time)."""
+    states = {}
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        if path.is_file():
+            stat = path.stat()
+            states[path.relative_to(folder).as_posix()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return states
