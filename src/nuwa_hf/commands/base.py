@@ -107,20 +107,12 @@ class NuwaCommand:
 def number_type(convert, accepts, wanted: str):
     """An argparse ``type``: ``convert(text)`` that ``accepts``, else an error that says what was ``wanted``."""
 
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+    def check(value):
         if not accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+            raise ValueError(f"expected {wanted}, got {value}")
         return value
 
-    return parse
-
-
-positive_int = number_type(int, lambda value: value >= 1, "a positive integer")
-non_negative_int = number_type(int, lambda value: value >= 0, "an integer >= 0")
+    return checked_type(convert, check, wanted)
 
 
 def checked_type(convert, check, wanted: str):
@@ -137,6 +129,10 @@ def checked_type(convert, check, wanted: str):
             raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
 
     return parse
+
+
+positive_int = number_type(int, lambda value: value >= 1, "a positive integer")
+non_negative_int = number_type(int, lambda value: value >= 0, "an integer >= 0")
 
 
 def fps(text: str) -> float:
