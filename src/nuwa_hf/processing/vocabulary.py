@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from typing import List
 
-from ..data.attributes import COLORS, DIGIT_WORDS, MOTIONS
-
 # words as the caption tokenizers split them: letters, single digits, runs of punctuation
 _WORD = re.compile(r"[^\W\d_]+|\d|[^\w\s]+")
 
@@ -67,6 +65,8 @@ def _pieces(tokenizer, word: str) -> List[str]:
 def vocabulary_by_kind(tokenizer) -> dict:
     """The words a model knows (:func:`known_words`), grouped for people: digits (numerals and number words),
     colours, motions (GODIVA's phrases whose words are all known) and other words."""
+    from ..data.attributes import COLORS, DIGIT_WORDS, MOTIONS  # nuwa_hf.data is not part of `import nuwa_hf`
+
     words = known_words(tokenizer)
     numerals = [str(d) for d in range(10) if not unknown_words(tokenizer, str(d))]
     number_words = [w for w in DIGIT_WORDS if w in words]
