@@ -281,8 +281,7 @@ class NuwaProcessor(ProcessorMixin):
 
             return save_and_push(self, save_directory, remote_code=remote_code, **kwargs)[0]
         from ..file_io import staged_folder
-        from ..hub.code_repo import point_folder_to_code
-        from ..models.nuwa.saving_nuwa import write_model_card
+        from ..models.nuwa.saving_nuwa import point_folder_to_code, write_model_card
 
         with staged_folder(save_directory, "the processor") as staging:
             staged = super().save_pretrained(staging, push_to_hub=False, **kwargs)
@@ -332,7 +331,7 @@ class NuwaProcessor(ProcessorMixin):
             path = snapshot_download(path, **download_kwargs)
             # snapshot_download can return a partial snapshot without raising (e.g. when the tree listing failed):
             # check it against the cached listing so a missing file is named, not a confusing later error.
-            from ..hub.download import snapshot_problems
+            from ..models.nuwa.loading_nuwa import snapshot_problems
 
             problems = snapshot_problems(
                 path, os.fspath(pretrained_model_name_or_path), revision=kwargs.get("revision"),

@@ -563,7 +563,7 @@ class NuwaPreTrainedModel(PreTrainedModel):
         saved_auto_map = getattr(self.config, "auto_map", None)
         self.config.__dict__.pop("auto_map", None)  # never a reference to code the folder does not hold
         if remote_code:
-            from ...hub.code_repo import code_references
+            from .saving_nuwa import code_references
 
             references = code_references(remote_code)
             self.config.auto_map = references["auto_map"]
