@@ -115,14 +115,17 @@ def number_type(convert, accepts, wanted: str):
     return checked_type(convert, check, wanted)
 
 
-def checked_type(convert, check, wanted: str):
-    """An argparse ``type`` that converts the text and applies ``check`` (the library's own rule and message)."""
+def checked_type(convert, check, wanted: str, name: Optional[str] = None):
+    """An argparse ``type`` that converts the text and applies ``check`` (the library's own rule and message). Text
+    that does not convert: "expected <wanted>, got '<text>'", or with ``name`` the library's wording, "<name> must be
+    <wanted>, got '<text>'"."""
+    unconverted = f"{name} must be {wanted}" if name else f"expected {wanted}"
 
     def parse(text: str):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{unconverted}, got {text!r}") from None
         try:
             return check(value)
         except (TypeError, ValueError) as error:
