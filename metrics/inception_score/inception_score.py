@@ -1,10 +1,7 @@
 """An Inception-Score-style metric computed with a classifier the project trains (no Inception logits offline)."""
 
-import datasets
-import evaluate
-
 from nuwa_hf.evaluation.inception_scoring import inception_score
-from nuwa_hf.evaluation.metric_module_support import IMAGE, load_project_scorer, pil_images
+from nuwa_hf.evaluation.metric_module_support import VisualMetric, load_project_scorer
 
 _DESCRIPTION = """exp(E_x KL(p(y|x) || p(y))) (Salimans et al., 2016) with p(y|x) from a classifier trained by nuwa-hf
 (e.g. the MNIST digit CNN), named after it: "IS (digit CNN trained on MNIST train)". Between 1 and the number of
@@ -26,19 +23,11 @@ author={Salimans, Tim and Goodfellow, Ian and Zaremba, Wojciech and Cheung, Vick
 booktitle={NeurIPS}, year={2016}}"""
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class ClassifierInceptionScore(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": IMAGE}),
-        )
+class ClassifierInceptionScore(VisualMetric):
+    DESCRIPTION, INPUTS, CITATION = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
 
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
-        return super().add_batch(predictions=pil_images(predictions), **kwargs)
+    def references_feature(self):
+        return None  # generated images alone
 
     def _compute(self, predictions, scorer=None, scorer_path=None, splits=1):
         classifier = load_project_scorer(scorer, scorer_path, "a trained classifier")

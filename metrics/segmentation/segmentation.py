@@ -1,9 +1,6 @@
 """Pixel accuracy, mean IoU and frequency-weighted IoU of predicted class maps (NUWA table 4, "Detected PA")."""
 
-import datasets
-import evaluate
-
-from nuwa_hf.evaluation.metric_module_support import IMAGE, label_maps_of, pil_label_maps
+from nuwa_hf.evaluation.metric_module_support import VisualMetric, label_maps_of, pil_label_maps
 from nuwa_hf.evaluation.segmentation import segmentation_scores
 
 _DESCRIPTION = """Scores of predicted class maps against reference class maps from their confusion matrix: pixel
@@ -26,20 +23,11 @@ _CITATION = """@inproceedings{long2015fully, title={Fully convolutional networks
 author={Long, Jonathan and Shelhamer, Evan and Darrell, Trevor}, booktitle={CVPR}, year={2015}}"""
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class SegmentationScores(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": IMAGE, "references": IMAGE}),
-        )
+class SegmentationScores(VisualMetric):
+    DESCRIPTION, INPUTS, CITATION = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
 
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
-        return super().add_batch(predictions=pil_label_maps(predictions), references=pil_label_maps(references),
-                                 **kwargs)
+    def convert_visual(self, pictures):
+        return pil_label_maps(pictures)  # class maps, not colours: 8- or 16-bit PNG
 
     def _compute(self, predictions, references, num_classes=None, ignore_index=None):
         if num_classes is None:

@@ -1,9 +1,6 @@
 """Structural similarity between paired images, or between paired videos frame by frame (config "video")."""
 
-import datasets
-import evaluate
-
-from nuwa_hf.evaluation.metric_module_support import IMAGE, VIDEO, check_config, pil_images, pil_videos
+from nuwa_hf.evaluation.metric_module_support import VisualMetric
 from nuwa_hf.evaluation.ssim import structural_similarity
 
 _DESCRIPTION = """SSIM (Wang et al., 2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, averaged
@@ -25,23 +22,10 @@ _CITATION = """@article{wang2004image, title={Image quality assessment: from err
 author={Wang, Zhou and Bovik, Alan C. and Sheikh, Hamid R. and Simoncelli, Eero P.}, journal={IEEE TIP}, year={2004}}"""
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class StructuralSimilarity(evaluate.Metric):
-    def _info(self):
-        kind = check_config(self.config_name, ("image", "video"))
-        feature = IMAGE if kind == "image" else VIDEO
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": feature, "references": feature}),
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references (converted to 8-bit PIL images, stored as PNG)."""
-        convert = pil_videos if check_config(self.config_name, ("image", "video")) == "video" else pil_images
-        return super().add_batch(predictions=convert(predictions), references=convert(references), **kwargs)
+class StructuralSimilarity(VisualMetric):
+    DESCRIPTION, INPUTS, CITATION = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    CONFIGS = ("image", "video")
 
     def _compute(self, predictions, references, window_size=11, sigma=1.5):
-        videos = check_config(self.config_name, ("image", "video")) == "video"
-        return structural_similarity(predictions, references, videos=videos, window_size=window_size, sigma=sigma)
+        return structural_similarity(predictions, references, videos=self.kind == "video", window_size=window_size,
+                                     sigma=sigma)

@@ -11,7 +11,7 @@ huggingface_hub only. diffusers loads when a model is built or loaded (the VQ-GA
 gradio load with the subpackages that use them (``nuwa_hf.data``, ``nuwa_hf.training``, ...).
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from transformers import (
     AttentionInterface,

@@ -103,3 +103,39 @@ def test_video_modules_with_an_external_feature_extractor():
     assert fvd["fvd"] == pytest.approx(0.0, abs=1e-9)
     assert fvd["fvd_name"] == "FVD (frame brightness)" and "external" in fvd["fvd_scorer"]
     assert torch.is_tensor(mean_per_frame(torch.zeros(1, 2, 3, 4, 4)))
+
+
+def test_modules_share_one_base_that_evaluate_passes_over():
+    """Every script's class is a VisualMetric (the shared _info / add_batch); the base itself is abstract, so
+    evaluate.load takes the script's own class, with the script's texts."""
+    import inspect
+
+    from nuwa_hf.evaluation.metric_module_support import VisualMetric
+
+    assert inspect.isabstract(VisualMetric)
+    for name in METRIC_NAMES:
+        module = evaluate.load(metric_path(name))
+        assert isinstance(module, VisualMetric) and type(module) is not VisualMetric, name
+        assert module.description == type(module).DESCRIPTION and module.inputs_description == type(module).INPUTS
+        assert type(module).__doc__.startswith(type(module).DESCRIPTION), name
+    assert "references" not in evaluate.load(metric_path("inception_score")).features
+
+
+def test_clipsim_module_stores_captions_beside_images_and_videos():
+    class BrightnessMatchesCaptionLength:  # an external scorer: similarity (N,) of samples and texts
+        name = "brightness"
+
+        def similarity(self, samples, texts):
+            brightness = torch.tensor([np.asarray(sample, dtype=np.float64).mean() for sample in samples])
+            return brightness / 255 * torch.tensor([float(len(text)) for text in texts], dtype=torch.float64)
+
+    images = _images(5, count=3)
+    captions = ["a", "bb", "ccc"]
+    result = evaluate.load(metric_path("clipsim")).compute(predictions=images, references=captions,
+                                                           scorer=BrightnessMatchesCaptionLength())
+    expected = np.mean([images[i].mean() / 255 * len(captions[i]) for i in range(3)])
+    assert result["clipsim"] == pytest.approx(expected, abs=1e-9) and result["num_samples"] == 3
+    videos = np.stack([images, images])  # (2, 3, 16, 16, 3)
+    video_result = evaluate.load(metric_path("clipsim"), "video").compute(
+        predictions=videos, references=["a", "bb"], scorer=BrightnessMatchesCaptionLength())
+    assert video_result["num_samples"] == 2 and "external" in video_result["clipsim_scorer"]

@@ -9,7 +9,7 @@ import pytest
 from transformers import pipeline
 
 import nuwa_hf  # noqa: F401
-from nuwa_hf.pipelines.notices import known_words, unknown_words
+from nuwa_hf.processing.vocabulary import known_words, unknown_words
 
 
 @pytest.fixture(scope="module")

@@ -107,36 +107,35 @@ class NuwaCommand:
 def number_type(convert, accepts, wanted: str):
     """An argparse ``type``: ``convert(text)`` that ``accepts``, else an error that says what was ``wanted``."""
 
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+    def check(value):
         if not accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+            raise ValueError(f"expected {wanted}, got {value}")
         return value
 
-    return parse
+    return checked_type(convert, check, wanted)
 
 
-positive_int = number_type(int, lambda value: value >= 1, "a positive integer")
-non_negative_int = number_type(int, lambda value: value >= 0, "an integer >= 0")
-
-
-def checked_type(convert, check, wanted: str):
-    """An argparse ``type`` that converts the text and applies ``check`` (the library's own rule and message)."""
+def checked_type(convert, check, wanted: str, name: Optional[str] = None):
+    """An argparse ``type`` that converts the text and applies ``check`` (the library's own rule and message). Text
+    that does not convert: "expected <wanted>, got '<text>'", or with ``name`` the library's wording, "<name> must be
+    <wanted>, got '<text>'"."""
+    unconverted = f"{name} must be {wanted}" if name else f"expected {wanted}"
 
     def parse(text: str):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{unconverted}, got {text!r}") from None
         try:
             return check(value)
         except (TypeError, ValueError) as error:
             raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
 
     return parse
+
+
+positive_int = number_type(int, lambda value: value >= 1, "a positive integer")
+non_negative_int = number_type(int, lambda value: value >= 0, "an integer >= 0")
 
 
 def fps(text: str) -> float:

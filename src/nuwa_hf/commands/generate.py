@@ -125,10 +125,11 @@ def _batch_size(text: str) -> int:
 
 
 def _sampling_type(name: str, convert=float):
-    """``sampling_options.argparse_type`` (the API's rule and message) with the fix given as a flag (--greedy)."""
-    from ..pipelines.sampling_options import argparse_type
+    """An argparse ``type`` with the API's rule and message for option ``name`` (``pipelines.sampling_options``),
+    the fix given as a flag (--greedy)."""
+    from ..pipelines.sampling_options import CHECKS, SAMPLING_RULES
 
-    parse = argparse_type(name, convert)
+    parse = checked_type(convert, CHECKS[name], SAMPLING_RULES[name], name=name)
 
     def parse_for_the_shell(text: str):
         try:

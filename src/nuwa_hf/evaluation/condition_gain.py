@@ -203,7 +203,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=None, help="write the report as JSON here")
     args = parser.parse_args(argv)
 
-    from .. import NuwaForConditionalGeneration, NuwaProcessor
+    from ..models.nuwa import NuwaForConditionalGeneration
+    from ..processing import NuwaProcessor
 
     model = NuwaForConditionalGeneration.from_pretrained(args.model, use_safetensors=True)
     processor = NuwaProcessor.from_pretrained(args.processor or args.model)

@@ -65,6 +65,14 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return max(float(distance), 0.0)
 
 
+def frechet_distance_of_features(generated: torch.Tensor, reference: torch.Tensor, extractor: FeatureExtractor,
+                                 batch_size: int) -> float:
+    """The Fréchet distance between the features ``extractor`` gives (in batches) for two sets of float pictures:
+    images (N, 3, H, W) for FID, videos (N, T, 3, H, W) for FVD."""
+    return frechet_distance(extract_features(generated, extractor, batch_size),
+                            extract_features(reference, extractor, batch_size))
+
+
 def frechet_inception_distance(
     generated: Any,
     reference: Any,
@@ -85,12 +93,8 @@ def frechet_inception_distance(
     name = feature_extractor_name or getattr(extractor, "name", None) or type(extractor).__name__
     generated_images = as_float_images(generated, what="generated images")
     reference_images = as_float_images(reference, what="reference images")
-    distance = frechet_distance(
-        extract_features(generated_images, extractor, batch_size),
-        extract_features(reference_images, extractor, batch_size),
-    )
     return {
-        "fid": distance,
+        "fid": frechet_distance_of_features(generated_images, reference_images, extractor, batch_size),
         "fid_feature_extractor": name,
         "num_generated": len(generated_images),
         "num_reference": len(reference_images),

@@ -139,6 +139,15 @@ def frames_of(videos: torch.Tensor) -> torch.Tensor:
     return videos.reshape(-1, *videos.shape[2:])
 
 
+def paired_pictures(generated: Any, reference: Any, videos: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired image sets, or paired video sets frame by frame (``videos``) -> two float (N, 3, H, W) tensors in
+    [0, 1] of equal length (N frames for videos); raises naming the set that is not paired one to one."""
+    convert, kind = (as_float_videos, "videos") if videos else (as_float_images, "images")
+    first, second = convert(generated, what=f"generated {kind}"), convert(reference, what=f"reference {kind}")
+    check_same_count(first, second, "generated", "reference")
+    return (frames_of(first), frames_of(second)) if videos else (first, second)
+
+
 def split_into_batches(count: int, batch_size: int) -> List[slice]:
     """Slices covering range(count) in order, each at most ``batch_size`` long."""
     if batch_size < 1:

@@ -9,12 +9,16 @@ stores as PNG bytes (lossless for 8-bit images, about 1 s per 2,000 64x64 frames
   * ``evaluate`` pairs predictions and references row by row, so set metrics (FID, KID, FVD) need equally many of
     each through a module; call the functions directly for sets of different sizes.
 
-The scripts import only from here and from the metric functions; they must not import a class derived from
-``evaluate.EvaluationModule`` (``evaluate.load`` picks the first such class in the script as the metric).
+Each script is a :class:`VisualMetric`: its texts as class attributes, the metric function called in ``_compute``,
+and an override where its inputs differ (references that are captions, labels or none; class maps). The scripts
+import only from here and from the metric functions. ``evaluate.load`` takes the first class derived from
+``evaluate.EvaluationModule`` in a script that is not abstract, so :class:`VisualMetric` is abstract and a script
+must not import another such class.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any, List, Optional
 
 import numpy as np
@@ -24,6 +28,7 @@ from ..lazy_imports import import_optional
 from .image_inputs import as_float_videos, as_label_maps, as_uint8_images
 
 datasets = import_optional("datasets", None, "The evaluate metric modules (metrics/)")
+evaluate = import_optional("evaluate", None, "The evaluate metric modules (metrics/)")
 
 IMAGE = datasets.Image()
 VIDEO = datasets.List(datasets.Image())
@@ -86,3 +91,70 @@ def check_config(config_name: Optional[str], allowed: tuple) -> str:
         raise ValueError(f"Unknown configuration {name!r}: evaluate.load(path, config_name=...) takes one of "
                          f"{allowed}.")
     return name
+
+
+class VisualMetric(evaluate.Metric, metaclass=abc.ABCMeta):
+    """What every script in ``metrics/`` shares: ``_info`` from the class's texts, and an ``add_batch`` that turns
+    generated pictures (and by default paired reference pictures of the same kind) into 8-bit PIL images, which
+    ``evaluate`` stores as PNG. A script sets the texts, writes ``_compute`` and overrides a hook where its inputs
+    differ.
+
+    Configurations: ``CONFIGS`` (the first is the default); "image": one picture per row, arrays (N, H, W[, C]) or
+    (N, C, H, W), uint8 or float in [0, 1], or PIL images; "video": one clip per row, (N, T, H, W, C) or
+    (N, T, C, H, W), or lists of PIL frames.
+    """
+
+    DESCRIPTION: str = ""
+    INPUTS: str = ""  # the Args / Returns text (evaluate's inputs_description)
+    CITATION: str = ""
+    REFERENCE_URLS: tuple = ()
+    CONFIGS: tuple = ("image",)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ is None:
+            cls.__doc__ = cls.DESCRIPTION + cls.INPUTS
+
+    @property
+    def kind(self) -> str:
+        """The configuration of this instance ("image" or "video")."""
+        return check_config(self.config_name, self.CONFIGS)
+
+    def visual_feature(self):
+        """How ``evaluate`` stores one row of pictures of this configuration."""
+        return VIDEO if self.kind == "video" else IMAGE
+
+    def convert_visual(self, pictures: Any) -> list:
+        """Pictures of this configuration -> what :meth:`visual_feature` stores."""
+        return pil_videos(pictures) if self.kind == "video" else pil_images(pictures)
+
+    def references_feature(self):
+        """How ``evaluate`` stores one reference: by default the paired pictures; None when the metric takes no
+        references; a list of features for references that may come in several types."""
+        return self.visual_feature()
+
+    def convert_references(self, references: Any) -> list:
+        return self.convert_visual(references)
+
+    def _info(self):
+        visual, references = self.visual_feature(), self.references_feature()
+        if references is None:
+            features = datasets.Features({"predictions": visual})
+        elif isinstance(references, list):
+            features = [datasets.Features({"predictions": visual, "references": option}) for option in references]
+        else:
+            features = datasets.Features({"predictions": visual, "references": references})
+        return evaluate.MetricInfo(description=self.DESCRIPTION, citation=self.CITATION,
+                                   inputs_description=self.INPUTS, features=features,
+                                   reference_urls=list(self.REFERENCE_URLS))
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions (and references), converted to what ``evaluate`` stores."""
+        if self.references_feature() is None:
+            return super().add_batch(predictions=self.convert_visual(predictions), **kwargs)
+        return super().add_batch(predictions=self.convert_visual(predictions),
+                                 references=self.convert_references(references), **kwargs)
+
+    @abc.abstractmethod
+    def _compute(self, *, predictions=None, references=None, **kwargs) -> dict:
+        """The metric, from the stored rows (PIL images, or lists of PIL frames for videos)."""

@@ -11,7 +11,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from .image_inputs import as_float_images, as_float_videos, check_same_count, frames_of
+from .image_inputs import paired_pictures
 
 
 def psnr_per_image(first: torch.Tensor, second: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -44,12 +44,7 @@ def peak_signal_to_noise_ratio(generated: Any, reference: Any, videos: bool = Fa
     Returns ``{"psnr", "psnr_finite_mean", "num_identical_pairs", "num_pairs"}``; ``psnr_finite_mean`` leaves out
     identical pairs (``nan`` when all are identical).
     """
-    convert = as_float_videos if videos else as_float_images
-    first = convert(generated, what="generated " + ("videos" if videos else "images"))
-    second = convert(reference, what="reference " + ("videos" if videos else "images"))
-    check_same_count(first, second, "generated", "reference")
-    if videos:
-        first, second = frames_of(first), frames_of(second)
+    first, second = paired_pictures(generated, reference, videos)
     scores = psnr_per_image(first, second)
     finite = scores[torch.isfinite(scores)]
     return {

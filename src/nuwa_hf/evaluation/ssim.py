@@ -10,7 +10,7 @@ from typing import Any, Dict
 import torch
 import torch.nn.functional as F
 
-from .image_inputs import as_float_images, as_float_videos, check_same_count, frames_of
+from .image_inputs import paired_pictures
 
 
 def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
@@ -58,11 +58,6 @@ def structural_similarity(
 
     Returns ``{"ssim", "ssim_std", "num_pairs"}``; pairs are frames when ``videos`` is true.
     """
-    convert = as_float_videos if videos else as_float_images
-    first = convert(generated, what="generated " + ("videos" if videos else "images"))
-    second = convert(reference, what="reference " + ("videos" if videos else "images"))
-    check_same_count(first, second, "generated", "reference")
-    if videos:
-        first, second = frames_of(first), frames_of(second)
+    first, second = paired_pictures(generated, reference, videos)
     scores = ssim_per_image(first, second, window_size, sigma)
     return {"ssim": float(scores.mean()), "ssim_std": float(scores.std(unbiased=False)), "num_pairs": len(scores)}

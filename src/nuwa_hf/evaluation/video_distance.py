@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .feature_extraction import FeatureExtractor, extract_features
-from .frechet import frechet_distance
+from .feature_extraction import FeatureExtractor
+from .frechet import frechet_distance_of_features
 from .image_inputs import as_float_videos
 from .scorers.scorer_base import scorer_report
 
@@ -42,12 +42,8 @@ def frechet_video_distance(
         report = {"fvd_scorer": f"{name} (external, not validated by nuwa-hf)"}
     generated_videos = as_float_videos(generated, what="generated videos")
     reference_videos = as_float_videos(reference, what="reference videos")
-    distance = frechet_distance(
-        extract_features(generated_videos, extractor, batch_size),
-        extract_features(reference_videos, extractor, batch_size),
-    )
     return {
-        "fvd": distance,
+        "fvd": frechet_distance_of_features(generated_videos, reference_videos, extractor, batch_size),
         "fvd_name": f"FVD ({name})",
         "num_generated": len(generated_videos),
         "num_reference": len(reference_videos),

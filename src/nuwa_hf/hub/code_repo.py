@@ -36,13 +36,19 @@ it. The build fails, naming the file, on anything it cannot rewrite faithfully.
 from __future__ import annotations
 
 import ast
-import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from ..models.nuwa.saving_nuwa import (  # noqa: F401  (code_references, point_folder_to_code: hub's public names)
+    code_references,
+    flat_module_name as _flat_name,
+    pipeline_modules as _pipeline_modules,
+    point_folder_to_code,
+    version_folder,
+)
 
 PACKAGE = "nuwa_hf"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -81,32 +87,12 @@ class CodeBuildError(RuntimeError):
     """The package's sources use an import the remote-code build cannot rewrite (the message names file and line)."""
 
 
-def version_folder(version: Optional[str] = None) -> str:
-    """The code repository's folder of a version: ``"0.1.0"`` -> ``"v0_1_0"`` (a module path may hold no dots)."""
-    if version is None:
-        from .. import __version__ as version
-    return "v" + re.sub(r"[^0-9A-Za-z]", "_", str(version))
-
-
 def _module_file(module: str) -> tuple[Path, bool]:
     """(source file, is a package) of a module of this package."""
     path = _PACKAGE_DIR.parent.joinpath(*module.split("."))
     if (path / "__init__.py").is_file():
         return path / "__init__.py", True
     return path.with_suffix(".py"), False
-
-
-def _flat_name(module: str) -> str:
-    """``nuwa_hf.pipelines.text_to_image`` -> ``text_to_image``; a package -> its own name (``nuwa_hf.ops`` -> ``ops``)."""
-    return module.rsplit(".", 1)[-1]
-
-
-def _pipeline_modules() -> dict:
-    """Task name -> (module, class) of the eight task pipelines, from the task table (the pipelines themselves are
-    not imported: publishing reads the package, it does not run it)."""
-    from ..tasks import TASKS
-
-    return {task.name: (task.pipeline_module, task.pipeline_class) for task in TASKS}
 
 
 def _target(node: ast.ImportFrom, module: str, is_package: bool) -> Optional[str]:
@@ -228,7 +214,7 @@ def build_code_folder(target: str | os.PathLike, *, version: Optional[str] = Non
     Raises:
         CodeBuildError: a module's imports cannot be rewritten faithfully (named).
     """
-    from .. import __version__
+    from ..version import __version__
 
     version = version or __version__
     folder = version_folder(version)
@@ -244,57 +230,6 @@ def build_code_folder(target: str | os.PathLike, *, version: Optional[str] = Non
         written.append(name)
     (target / "README.md").write_text(CODE_REPO_README.format(folder=folder, version=version), encoding="utf-8")
     return written + ["README.md"]
-
-
-def code_references(code_repo: str, *, version: Optional[str] = None) -> dict:
-    """The references a model folder writes to point at ``code_repo`` (the code of ``version``, default the installed
-    one): ``{"auto_map": ..., "custom_pipelines": ..., "processor_auto_map": ..., "image_processor_auto_map": ...}``."""
-    from huggingface_hub.utils import validate_repo_id
-
-    validate_repo_id(code_repo)
-    prefix = f"{code_repo}--{version_folder(version)}/"
-    model = prefix + _flat_name("nuwa_hf.models.nuwa.modeling_nuwa")
-    processor = prefix + _flat_name("nuwa_hf.processing.processing_nuwa") + ".NuwaProcessor"
-    return {
-        "auto_map": {"AutoConfig": prefix + _flat_name("nuwa_hf.models.nuwa.configuration_nuwa") + ".NuwaConfig",
-                     "AutoModel": model + ".NuwaModel", "AutoModelForSeq2SeqLM": model + ".NuwaForConditionalGeneration"},
-        "custom_pipelines": {
-            task: {"impl": f"{prefix}{_flat_name(module)}.{cls}", "pt": ["AutoModelForSeq2SeqLM"], "tf": [],
-                   "type": "multimodal"}
-            for task, (module, cls) in sorted(_pipeline_modules().items())},
-        "processor_auto_map": {"AutoProcessor": processor},
-        "image_processor_auto_map": {
-            "AutoImageProcessor": prefix + _flat_name("nuwa_hf.processing.image_processing_nuwa") + ".NuwaImageProcessor",
-            "AutoProcessor": processor},
-    }
-
-
-def point_folder_to_code(folder: str | os.PathLike, code_repo: Optional[str], *, version: Optional[str] = None,
-                         files: tuple = ("config.json", "processor_config.json")) -> list[str]:
-    """Make a model folder's ``files`` (config.json: ``auto_map`` and ``custom_pipelines``; processor_config.json:
-    ``auto_map``) name the classes of ``code_repo`` (the code of ``version``, default the installed one), or, with
-    ``code_repo=None``, only drop every reference to code. Returns the files changed; weights, checksum manifest and
-    card are not touched."""
-    from ..file_io import atomic_write_json
-    from ..models.nuwa.loading_nuwa import strip_code_references
-
-    folder = Path(folder)
-    changed = set(strip_code_references(folder, tuple(files) + ("tokenizer_config.json", "preprocessor_config.json")))
-    references = code_references(code_repo, version=version) if code_repo else None
-    for name in files if references else ():
-        path = folder / name
-        if not path.is_file():
-            continue
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if name == "config.json":
-            data.update(auto_map=references["auto_map"], custom_pipelines=references["custom_pipelines"])
-        else:
-            data["auto_map"] = references["processor_auto_map"]
-            if isinstance(data.get("image_processor"), dict):
-                data["image_processor"]["auto_map"] = references["image_processor_auto_map"]
-        atomic_write_json(path, data)
-        changed.add(name)
-    return sorted(changed)
 
 
 def push_code(

@@ -16,31 +16,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from ..models.nuwa.loading_nuwa import snapshot_problems
 from .model_folder import IncompleteModelFolderError, check_model_folder
-
-
-def snapshot_problems(snapshot: str | os.PathLike, repo_id: str, *, revision: Optional[str] = None,
-                      cache_dir: Optional[str | os.PathLike] = None) -> Optional[list[str]]:
-    """Files the cached tree listing of ``repo_id@revision`` names but ``snapshot`` lacks (or has at another size).
-
-    Returns:
-        The problems (empty when complete), or ``None`` when no listing is cached (completeness unknown).
-    """
-    from huggingface_hub import get_cached_repo_tree
-    from huggingface_hub.errors import CachedRepoTreeNotFoundError
-
-    try:
-        listing = get_cached_repo_tree(repo_id, revision=revision, cache_dir=cache_dir)
-    except CachedRepoTreeNotFoundError:
-        return None
-    problems = []
-    for entry in listing:
-        path = Path(snapshot, *entry.path.split("/"))
-        if not path.is_file():
-            problems.append(f"{entry.path}: listed by the Hub, not in the snapshot")
-        elif entry.size is not None and path.stat().st_size != entry.size:
-            problems.append(f"{entry.path}: {path.stat().st_size} bytes in the snapshot, {entry.size} on the Hub")
-    return problems
 
 
 def download_model_folder(

@@ -13,7 +13,11 @@ Three ways to share, and what each uploads:
 * ``model.push_to_hub(repo_id)``: what ``model.save_pretrained`` writes: config.json, model.safetensors (with the
   VQ-GANs), generation_config.json, checksums.json, plus a short card (``library_name: nuwa-hf``) when the repo has
   none. The model is complete; pipelines also need the processor files.
-* ``processor.push_to_hub(repo_id)`` (transformers): the tokenizer and processor files.
+* ``processor.push_to_hub(repo_id)``: what ``processor.save_pretrained`` writes: the tokenizer and processor files.
+
+Both, and ``save_pretrained(folder, push_to_hub=True)``, upload through one path
+(:func:`nuwa_hf.models.nuwa.saving_nuwa.save_and_push`): the save as it is on disk, then one commit of the files it
+wrote.
 
 ``model.push_to_hub`` followed by ``processor.push_to_hub`` to one repo gives a loadable repo in two commits, with a
 short card; ``push_model_folder`` gives it in one commit with the folder's card.

@@ -178,24 +178,3 @@ def check_sampling_options(options: dict) -> dict:
         if checked.get(name) is not None:
             checked[name] = check(checked[name])
     return checked
-
-
-def argparse_type(name: str, convert=float):
-    """An argparse ``type`` for option ``name``: parses the text with ``convert`` and applies the same check as the
-    API, so the command line reports the same rule (``argument --temperature: temperature must be ...``)."""
-    import argparse
-
-    check = CHECKS[name]
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be {SAMPLING_RULES[name]}, got {text!r}") from None
-        try:
-            return check(value)
-        except (TypeError, ValueError) as error:
-            raise argparse.ArgumentTypeError(str(error).rstrip(".")) from None
-
-    parse.__name__ = name  # argparse names the type in some messages
-    return parse

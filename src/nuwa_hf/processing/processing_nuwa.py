@@ -273,37 +273,32 @@ class NuwaProcessor(ProcessorMixin):
         `processor_config.json`'s `auto_map` then names, so `AutoProcessor.from_pretrained(folder,
         trust_remote_code=True)` gives this class where nuwa-hf is not installed.
 
-        The files are written whole or not at all (see `NuwaForConditionalGeneration.save_pretrained`); with
-        `push_to_hub=True` they are written in place, as transformers does."""
+        The files are written whole or not at all (see `NuwaForConditionalGeneration.save_pretrained`). With
+        `push_to_hub=True` (and transformers' `repo_id`, `commit_message`, `token`, ...) the files this save wrote
+        are then uploaded as they are on disk, code references included (`saving_nuwa.save_and_push`)."""
         if push_to_hub:
-            saved = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
-        else:
-            from ..file_io import staged_folder
+            from ..models.nuwa.saving_nuwa import save_and_push
 
-            with staged_folder(save_directory, "the processor") as staging:
-                staged = super().save_pretrained(staging, push_to_hub=False, **kwargs)
-                from ..hub.code_repo import point_folder_to_code
+            return save_and_push(self, save_directory, remote_code=remote_code, **kwargs)[0]
+        from ..file_io import staged_folder
+        from ..models.nuwa.saving_nuwa import point_folder_to_code, write_model_card
 
-                # References to code: to remote_code's classes when given; otherwise none at all, not even the
-                # stale auto_map a tokenizer loaded from an older folder carries into tokenizer_config.json.
-                point_folder_to_code(staging, remote_code, files=("processor_config.json",))
-            target = os.path.abspath(os.fspath(save_directory))
-            saved = [os.path.join(target, os.path.relpath(os.fspath(f), staging)) if isinstance(f, (str, os.PathLike))
-                     else f for f in (staged or [])]
-        if remote_code and push_to_hub:
-            from ..hub.code_repo import point_folder_to_code
-
-            point_folder_to_code(save_directory, remote_code, files=("processor_config.json",))
-        from ..models.nuwa.saving_nuwa import write_model_card
-
+        with staged_folder(save_directory, "the processor") as staging:
+            staged = super().save_pretrained(staging, push_to_hub=False, **kwargs)
+            # References to code: to remote_code's classes when given; otherwise none at all, not even the stale
+            # auto_map a tokenizer loaded from an older folder carries into tokenizer_config.json.
+            point_folder_to_code(staging, remote_code, files=("processor_config.json",))
+        target = os.path.abspath(os.fspath(save_directory))
+        saved = [os.path.join(target, os.path.relpath(os.fspath(f), staging)) if isinstance(f, (str, os.PathLike))
+                 else f for f in (staged or [])]
         write_model_card(save_directory, remote_code=remote_code)
         return saved
 
-    def push_to_hub(self, repo_id: str, *args, remote_code: str | None = None, **kwargs):
+    def push_to_hub(self, repo_id: str, *, remote_code: str | None = None, **kwargs):
         """transformers' `push_to_hub`; `remote_code` as in :meth:`save_pretrained`."""
         from ..models.nuwa.saving_nuwa import push_saved
 
-        return push_saved(self, repo_id, *args, remote_code=remote_code, **kwargs)
+        return push_saved(self, repo_id, remote_code=remote_code, **kwargs)
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
@@ -336,7 +331,7 @@ class NuwaProcessor(ProcessorMixin):
             path = snapshot_download(path, **download_kwargs)
             # snapshot_download can return a partial snapshot without raising (e.g. when the tree listing failed):
             # check it against the cached listing so a missing file is named, not a confusing later error.
-            from ..hub.download import snapshot_problems
+            from ..models.nuwa.loading_nuwa import snapshot_problems
 
             problems = snapshot_problems(
                 path, os.fspath(pretrained_model_name_or_path), revision=kwargs.get("revision"),

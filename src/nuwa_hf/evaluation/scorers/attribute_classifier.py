@@ -24,8 +24,6 @@ class AttributeClassifier(TrainedScorer):
     ``attribute`` names what is read (e.g. "motion", "color"); ``channels`` is 1 (gray) or 3 (needed for colour).
     """
 
-    short_name = "attribute CNN"
-
     def __init__(self, attribute: str, label_names: Sequence[str], visual: str = "video", channels: int = 1,
                  frame_size: int = 32, width: int = 16, time_bins: int = 4):
         if visual not in ("image", "video"):
@@ -36,12 +34,9 @@ class AttributeClassifier(TrainedScorer):
         self.head = torch.nn.Linear(self.backbone.output_size, len(label_names))
 
     @property
-    def name(self) -> str:
-        network = "3D CNN" if self.config["visual"] == "video" else "CNN"
-        base = f"{self.config['attribute']} {network}"
-        if self.held_out and self.held_out.get("trained_on"):
-            return f"{base} trained on {self.held_out['trained_on']}"
-        return f"{base} (untrained)"
+    def short_name(self) -> str:
+        """e.g. "motion 3D CNN"."""
+        return f"{self.config['attribute']} {'3D CNN' if self.config['visual'] == 'video' else 'CNN'}"
 
     def preprocess(self, samples: Any) -> torch.Tensor:
         """Raw images or videos -> float (N, C, T, S, S)."""

@@ -26,8 +26,6 @@ from .word_tokenizer import WordTokenizer
 class TextVisualDualEncoder(TrainedScorer):
     """``visual`` is "video" (inputs (N, T, ...)) or "image" (inputs (N, ...), encoded as one-frame videos)."""
 
-    short_name = "text-visual dual encoder"
-
     def __init__(self, vocabulary: Sequence[str], visual: str = "video", channels: int = 1, frame_size: int = 32,
                  width: int = 16, time_bins: int = 4, word_size: int = 64, embedding_size: int = 64,
                  max_length: int = 32):
@@ -46,12 +44,9 @@ class TextVisualDualEncoder(TrainedScorer):
         self.log_logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     @property
-    def name(self) -> str:
-        kind = "text-video" if self.config["visual"] == "video" else "text-image"
-        base = f"{kind} dual encoder"
-        if self.held_out and self.held_out.get("trained_on"):
-            return f"{base} trained on {self.held_out['trained_on']}"
-        return f"{base} (untrained)"
+    def short_name(self) -> str:
+        """"text-video dual encoder" or "text-image dual encoder"."""
+        return f"{'text-video' if self.config['visual'] == 'video' else 'text-image'} dual encoder"
 
     # -- encoders ---------------------------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ SCORER_CLASSES: Dict[str, Type["TrainedScorer"]] = {}
 
 
 class TrainedScorer(torch.nn.Module):
-    """Base class. Subclasses set ``short_name`` (e.g. "digit CNN") and call ``super().__init__(**config)`` with the
+    """Base class. Subclasses set ``short_name`` (e.g. "digit CNN", or a property naming their configuration) and call ``super().__init__(**config)`` with the
     JSON-serialisable constructor arguments, which are saved and passed back on load.
 
     ``held_out`` is ``None`` until the scorer is trained/validated; afterwards a dict:

@@ -537,10 +537,16 @@ class NuwaPreTrainedModel(PreTrainedModel):
         The folder is written whole or not at all (:func:`nuwa_hf.file_io.staged_folder`): everything is saved into a
         hidden folder beside it and then moved in, so a save killed at any moment leaves the earlier model (or no
         model), never a mix; a full disk raises ``nuwa_hf.file_io.WriteSpaceError`` naming the folder and the space
-        needed. (Saving with ``push_to_hub=True`` or on processes other than the main one writes in place, as
-        transformers does.)"""
+        needed. (On processes other than the main one it writes in place, as transformers does.) With
+        ``push_to_hub=True`` (and transformers' ``repo_id``, ``commit_message``, ``token``, ...) the files this save
+        wrote are then uploaded as they are on disk (:func:`~.saving_nuwa.save_and_push`)."""
         main_process = kwargs.get("is_main_process", True)
-        if not args and main_process and not kwargs.get("push_to_hub", False):
+        if not args and main_process and kwargs.pop("push_to_hub", False):
+            from .saving_nuwa import save_and_push
+
+            save_and_push(self, save_directory, remote_code=remote_code, **kwargs)
+            return
+        if not args and main_process:
             from ...file_io import staged_folder
 
             tensors = {t.data_ptr(): t.numel() * t.element_size() for t in self.state_dict().values()}
@@ -557,7 +563,7 @@ class NuwaPreTrainedModel(PreTrainedModel):
         saved_auto_map = getattr(self.config, "auto_map", None)
         self.config.__dict__.pop("auto_map", None)  # never a reference to code the folder does not hold
         if remote_code:
-            from ...hub.code_repo import code_references
+            from .saving_nuwa import code_references
 
             references = code_references(remote_code)
             self.config.auto_map = references["auto_map"]
@@ -576,11 +582,11 @@ class NuwaPreTrainedModel(PreTrainedModel):
 
             write_checksum_manifest(save_directory)  # checked on load: corrupted weights are refused
 
-    def push_to_hub(self, repo_id: str, *args, remote_code: Optional[str] = None, **kwargs):
+    def push_to_hub(self, repo_id: str, *, remote_code: Optional[str] = None, **kwargs):
         """transformers' ``push_to_hub``; ``remote_code`` as in :meth:`save_pretrained` (the folder it uploads)."""
         from .saving_nuwa import push_saved
 
-        return push_saved(self, repo_id, *args, remote_code=remote_code, **kwargs)
+        return push_saved(self, repo_id, remote_code=remote_code, **kwargs)
 
     def get_correct_attn_implementation(self, requested_attention: Optional[str], is_init_check: bool = False) -> str:
         # 3D Nearby Attention is the model's own attention; "sdpa"/"eager" remain available by name.

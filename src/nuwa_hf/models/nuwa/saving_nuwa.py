@@ -8,7 +8,9 @@ the Hub shows how to load it.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -58,25 +60,131 @@ def write_model_card(folder: str | os.PathLike, *, remote_code: Optional[str] = 
     return path
 
 
-def push_saved(obj, repo_id: str, *, remote_code: Optional[str] = None, commit_message: Optional[str] = None,
-               commit_description: Optional[str] = None, private: Optional[bool] = None,
-               token: Optional[str | bool] = None, revision: Optional[str] = None, create_pr: bool = False,
-               **save_kwargs):
-    """``obj.push_to_hub`` for the model and the processor: ``obj.save_pretrained`` into a temporary folder (with
-    ``remote_code``), then one commit to ``repo_id`` (created when missing). A card the repository already has is
-    kept; otherwise the folder's card (``library_name: nuwa-hf``) is uploaded. Returns the ``CommitInfo``."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+def push_saved(obj, repo_id: str, *, remote_code: Optional[str] = None, **options):
+    """``obj.push_to_hub`` for the model and the processor: :func:`save_and_push` through a temporary folder.
+    Returns the ``CommitInfo``."""
     with tempfile.TemporaryDirectory() as work:
-        obj.save_pretrained(work, remote_code=remote_code, **save_kwargs)
+        return save_and_push(obj, work, repo_id, remote_code=remote_code, **options)[1]
+
+
+def save_and_push(obj, folder: str | os.PathLike, repo_id: Optional[str] = None, *,
+                  remote_code: Optional[str] = None, commit_message: Optional[str] = None,
+                  commit_description: Optional[str] = None, private: Optional[bool] = None,
+                  token: Optional[str | bool] = None, revision: Optional[str] = None, create_pr: bool = False,
+                  endpoint: Optional[str] = None, **save_kwargs):
+    """``obj.save_pretrained(folder, push_to_hub=True)`` for the model and the processor, and the one upload path of
+    both: ``obj.save_pretrained(folder, remote_code=remote_code)`` as without a push (whole or not at all, with its
+    code references, checksum manifest and card), then one commit to ``repo_id`` (default: the folder's name; created
+    when missing) of exactly the files that save wrote, so the Hub copy is the saved one. Other files of ``folder``
+    are not sent. A card the repository already has is kept; a card the save wrote names ``repo_id`` as its source.
+
+    Returns:
+        ``(what save_pretrained returned, the CommitInfo)``.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    folder = Path(folder)
+    api = HfApi(endpoint=endpoint, token=token)
+    repo_id = api.create_repo(repo_id or folder.resolve().name, private=private, exist_ok=True).repo_id
+    before = _file_states(folder)
+    saved = obj.save_pretrained(folder, remote_code=remote_code, **save_kwargs)
+    written = sorted(name for name, state in _file_states(folder).items() if before.get(name) != state)
+    if revision is not None and not revision.startswith("refs/pr"):
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    if CARD in written:
+        (folder / CARD).unlink()
+        write_model_card(folder, remote_code=remote_code, source=repo_id)
         if api.file_exists(repo_id, CARD, revision=revision):
-            os.remove(os.path.join(work, CARD))
+            written.remove(CARD)
+    commit = api.create_commit(
+        repo_id=repo_id, operations=[CommitOperationAdd(name, str(folder / name)) for name in written],
+        commit_message=commit_message or f"Upload {type(obj).__name__}", commit_description=commit_description,
+        revision=revision, create_pr=create_pr,
+    )
+    return saved, commit
+
+
+def _file_states(folder: Path) -> dict:
+    """``{relative path: (inode, size, mtime in ns)}`` of the files below ``folder`` (a save replaces files whole,
+    so a file it wrote has a new inode or time)."""
+    states = {}
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        if path.is_file():
+            stat = path.stat()
+            states[path.relative_to(folder).as_posix()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return states
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# References to the one code repository (published by nuwa_hf.hub.code_repo.push_code) that a folder names when asked
+
+
+def version_folder(version: Optional[str] = None) -> str:
+    """The code repository's folder of a version: ``"0.1.0"`` -> ``"v0_1_0"`` (a module path may hold no dots)."""
+    if version is None:
+        from ...version import __version__ as version
+    return "v" + re.sub(r"[^0-9A-Za-z]", "_", str(version))
+
+
+def flat_module_name(module: str) -> str:
+    """``nuwa_hf.pipelines.text_to_image`` -> ``text_to_image``; a package -> its own name (``nuwa_hf.ops`` -> ``ops``)."""
+    return module.rsplit(".", 1)[-1]
+
+
+def pipeline_modules() -> dict:
+    """Task name -> (module, class) of the eight task pipelines, from the task table (the pipelines themselves are
+    not imported: publishing reads the package, it does not run it)."""
+    from ...tasks import TASKS
+
+    return {task.name: (task.pipeline_module, task.pipeline_class) for task in TASKS}
+
+
+def code_references(code_repo: str, *, version: Optional[str] = None) -> dict:
+    """The references a model folder writes to point at ``code_repo`` (the code of ``version``, default the installed
+    one): ``{"auto_map": ..., "custom_pipelines": ..., "processor_auto_map": ..., "image_processor_auto_map": ...}``."""
+    from huggingface_hub.utils import validate_repo_id
+
+    validate_repo_id(code_repo)
+    prefix = f"{code_repo}--{version_folder(version)}/"
+    model = prefix + flat_module_name("nuwa_hf.models.nuwa.modeling_nuwa")
+    processor = prefix + flat_module_name("nuwa_hf.processing.processing_nuwa") + ".NuwaProcessor"
+    return {
+        "auto_map": {"AutoConfig": prefix + flat_module_name("nuwa_hf.models.nuwa.configuration_nuwa") + ".NuwaConfig",
+                     "AutoModel": model + ".NuwaModel", "AutoModelForSeq2SeqLM": model + ".NuwaForConditionalGeneration"},
+        "custom_pipelines": {
+            task: {"impl": f"{prefix}{flat_module_name(module)}.{cls}", "pt": ["AutoModelForSeq2SeqLM"], "tf": [],
+                   "type": "multimodal"}
+            for task, (module, cls) in sorted(pipeline_modules().items())},
+        "processor_auto_map": {"AutoProcessor": processor},
+        "image_processor_auto_map": {
+            "AutoImageProcessor": prefix + flat_module_name("nuwa_hf.processing.image_processing_nuwa") + ".NuwaImageProcessor",
+            "AutoProcessor": processor},
+    }
+
+
+def point_folder_to_code(folder: str | os.PathLike, code_repo: Optional[str], *, version: Optional[str] = None,
+                         files: tuple = ("config.json", "processor_config.json")) -> list[str]:
+    """Make a model folder's ``files`` (config.json: ``auto_map`` and ``custom_pipelines``; processor_config.json:
+    ``auto_map``) name the classes of ``code_repo`` (the code of ``version``, default the installed one), or, with
+    ``code_repo=None``, only drop every reference to code. Returns the files changed; weights, checksum manifest and
+    card are not touched."""
+    from ...file_io import atomic_write_json
+    from .loading_nuwa import strip_code_references
+
+    folder = Path(folder)
+    changed = set(strip_code_references(folder, tuple(files) + ("tokenizer_config.json", "preprocessor_config.json")))
+    references = code_references(code_repo, version=version) if code_repo else None
+    for name in files if references else ():
+        path = folder / name
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if name == "config.json":
+            data.update(auto_map=references["auto_map"], custom_pipelines=references["custom_pipelines"])
         else:
-            os.remove(os.path.join(work, CARD))
-            write_model_card(work, remote_code=remote_code, source=repo_id)
-        return api.upload_folder(
-            repo_id=repo_id, folder_path=work, commit_message=commit_message or f"Upload {type(obj).__name__}",
-            commit_description=commit_description, revision=revision, create_pr=create_pr,
-        )
+            data["auto_map"] = references["processor_auto_map"]
+            if isinstance(data.get("image_processor"), dict):
+                data["image_processor"]["auto_map"] = references["image_processor_auto_map"]
+        atomic_write_json(path, data)
+        changed.add(name)
+    return sorted(changed)
