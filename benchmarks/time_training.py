@@ -72,7 +72,7 @@ def load_nuwa_pytorch():
     if added:  # the package object without running its __init__ (see NUWA_PYTORCH_NOTES["import"])
         package = types.ModuleType("nuwa_pytorch")
         package.__path__ = list(spec.submodule_search_locations)
-        package.__file__ = spec.origin
+        package.__file__, package.__spec__ = spec.origin, spec
         sys.modules["nuwa_pytorch"] = package
     try:
         return importlib.import_module("nuwa_pytorch.nuwa_pytorch")
