@@ -35,12 +35,13 @@ from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
 NUWA_PYTORCH_VERSION = "0.7.8"
 # What the nuwa-pytorch row leaves out or sets differently from the package's defaults, and why (recorded in the JSON).
 NUWA_PYTORCH_NOTES = {
-    "import": "nuwa_pytorch.nuwa_pytorch (the transformer) is loaded without the package's __init__, which also imports "
-              "the VQ-GAN, its trainer and the CLIP tokenizer (torchvision, vector-quantize-pytorch, ftfy): the "
-              "transformer needs only torch, einops and unfoldNd",
-    "vq_gan": "not built: the step takes precomputed video token ids (NUWA.forward accepts a long tensor and then never "
-              "calls its VQ-GAN); NUWA.__init__ reads only image_size, num_layers and codebook_size from it, given by a "
-              "size-only stand-in (image_size = 16 x grid side, 4 downsamplings, codebook = visual vocabulary)",
+    "import": "nuwa_pytorch.nuwa_pytorch (the transformer) is loaded without the package's __init__, which also "
+              "imports the VQ-GAN, its trainer and the CLIP tokenizer (torchvision, vector-quantize-pytorch, ftfy): "
+              "the transformer needs only torch, einops and unfoldNd",
+    "vq_gan": "not built: the step takes precomputed video token ids (NUWA.forward accepts a long tensor and then "
+              "never calls its VQ-GAN); NUWA.__init__ reads only image_size, num_layers and codebook_size from it, "
+              "given by a size-only stand-in (image_size = 16 x grid side, 4 downsamplings, codebook = visual "
+              "vocabulary)",
     "enc_reversible": "True: in 0.7.8 the non-reversible text encoder (Transformer.forward) does not take the "
                       "rotary_pos_emb argument that NUWA.embed_text passes (TypeError); the reversible one does. The "
                       "text is 16 tokens, so its recomputation in the backward pass costs little",

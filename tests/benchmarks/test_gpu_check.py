@@ -114,7 +114,8 @@ def test_tiny_run_on_the_cpu_writes_json_and_markdown(tmp_path):
     assert static["torch_compile_fullgraph_probe"]["ok"] is True, static["torch_compile_fullgraph_probe"]
 
     training = {(row["impl"], row["dtype"]): row for row in results["training"]["rows"]}
-    assert set(training) == {(impl, dtype) for impl in ("sdpa", "nuwa_3dna", "nuwa_pytorch") for dtype in ("fp32", "bf16")}
+    impls = ("sdpa", "nuwa_3dna", "nuwa_pytorch")
+    assert set(training) == {(impl, dtype) for impl in impls for dtype in ("fp32", "bf16")}
     for dtype in ("fp32", "bf16"):
         assert training[("sdpa", dtype)]["visual_tokens_per_s"] > 0 and training[("sdpa", dtype)]["ms"] > 0
         assert training[("nuwa_3dna", dtype)]["visual_tokens_per_s"] > 0
