@@ -28,11 +28,13 @@ pick_python() {
 }
 
 # Pure-Python wheels that the check needs and the GPU machine's image lacks (its python is 3.12 with torch, triton,
-# transformers, huggingface_hub, accelerate, safetensors, numpy, pillow, pyarrow, pandas, xxhash, fsspec). None since
-# the light core (issue 29): `import nuwa_hf` needs only torch, transformers, safetensors and huggingface_hub, and no
-# section builds a model with VQ-GANs (diffusers) or reads a built-in world (datasets). Name packages here to carry
-# them; versions: the ones this checkout's .venv runs, so the GPU run uses what the tests use.
-WHEEL_PACKAGES=""
+# transformers, huggingface_hub, accelerate, safetensors, numpy, pillow, pyarrow, pandas, xxhash, fsspec; tqdm and
+# packaging come with transformers). `import nuwa_hf` needs none since the light core (issue 29). The training timer's
+# baseline, lucidrains' nuwa-pytorch 0.7.8, needs its transformer module's imports only: einops and unfoldNd
+# (time_training.py loads it without the package's __init__, whose torchvision, vector-quantize-pytorch and CLIP
+# tokenizer it does not use). A name without a version gets the one this checkout's .venv runs (so the GPU run uses
+# what the tests use), else the newest; NAME==VERSION pins it. About 1.5 MB in all.
+WHEEL_PACKAGES="nuwa-pytorch==0.7.8 einops==0.8.2 unfoldNd==0.2.3"
 
 prepare_wheels() {
     local dir="${1:-.gpu_wheels}" py specs
@@ -46,6 +48,9 @@ prepare_wheels() {
 import sys, importlib.metadata as md
 specs = []
 for name in sys.argv[1:]:
+    if "==" in name:
+        specs.append(name)
+        continue
     try:
         specs.append(f"{name}=={md.version(name)}")
     except md.PackageNotFoundError:
@@ -142,6 +147,8 @@ EOF
                     echo "could not install $(basename "$wheel"); going on without it"
                 fi
             done
+            # unfoldNd's wheel ships its tests as a top-level `test` package, which would shadow the standard library's
+            rm -rf "$SITE/test"
             [ -d "$SITE" ] && export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
             echo "installed into $SITE: ${installed:-nothing}"
         else
