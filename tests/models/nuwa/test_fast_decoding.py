@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
-from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingStep
+from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingCache, NuwaDecodingStep
 
 TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
 
@@ -85,7 +85,7 @@ def test_folded_and_unfolded_cross_attention_agree(model, batch, monkeypatch):
     ids = torch.randint(0, 64, (batch, 8), generator=torch.Generator().manual_seed(3))
     outputs = {}
     for fold in (True, False):
-        monkeypatch.setattr(NuwaDecodingStep, "_folding_pays", lambda self, length, fold=fold: fold)
+        monkeypatch.setattr(NuwaDecodingCache, "_folding_pays", lambda self, length, fold=fold: fold)
         step = NuwaDecodingStep(model, encoded, (1, 4, 4))
         assert ("cross_folded" in step.layers[0]) is fold
         outputs[fold] = torch.cat([step(ids[:, p:p + 1]) for p in range(8)], dim=1)
