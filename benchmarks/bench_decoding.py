@@ -1,4 +1,5 @@
-"""Per-token decoding time: the fast step (NuwaDecodingStep, the default) against the module path, in one process.
+"""Per-token decoding time: generate()'s default path (the decoder's modules over a NuwaDecodingCache) against the
+full forward with a transformers cache (fast_decoding=False), in one process.
 
 Both paths are ``model.generate(...)``; ``fast_decoding=False`` runs every step through the model's forward (the path
 before issue 16). Rounds alternate between the two paths and each figure is the best of its rounds, so both see the

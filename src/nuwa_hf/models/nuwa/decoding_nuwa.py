@@ -87,14 +87,24 @@ class NuwaDecodingCache(Cache):
         encoder_outputs: the encoded condition, ``last_hidden_state`` (B, Lc, d) with ``condition_grid`` and
             ``condition_type`` (what ``model.get_encoder()`` returns).
         visual_grid: (T, H, W) of the tokens being generated.
+        guidance_rows: for classifier-free guidance in the same pass: the first ``guidance_rows`` rows of the
+            condition are the conditional ones, the next ``guidance_rows`` their null conditions. :meth:`decode` then
+            takes ``guidance_rows`` decoder rows, runs both halves, returns the conditional logits and keeps the null
+            ones' last position in :attr:`null_logits` (for ``NuwaGuidanceLogitsProcessor``), as diffusers batches its
+            guidance.
 
-    ``position`` is how many decoder positions hold keys/values. Per layer (``layers[i]``, a dict): ``"qkv"`` the fused
-    q/k/v weight and bias, ``"kv"`` the (2, B, heads, T*H*W, head_dim) key/value buffer, ``"cross_kv"`` the
-    condition's (2, B, heads, Lc, head_dim) projected keys/values, and ``"cross_folded"`` where folding pays.
+    Handed to the model as ``cache`` (``generate()`` does, through ``prepare_inputs_for_generation``), the forward
+    runs :meth:`decode`. ``position`` is how many decoder positions hold keys/values. Per layer (``layer_states[i]``,
+    a dict): ``"qkv"`` the fused q/k/v weight and bias, ``"kv"`` the (2, B, heads, T*H*W, head_dim) key/value
+    buffer, ``"cross_kv"`` the condition's (2, B, heads, Lc, head_dim) projected keys/values, and ``"cross_folded"``
+    where folding pays.
     """
 
+    is_compileable = False  # Python-side positions and window choices: not for transformers' auto-compile
+    is_croppable = False
+
     @torch.no_grad()
-    def __init__(self, model, encoder_outputs, visual_grid: Grid):
+    def __init__(self, model, encoder_outputs, visual_grid: Grid, guidance_rows: int = 0):
         super().__init__(layers=[])
         config = model.config
         decoder = model.get_decoder()
@@ -109,6 +119,8 @@ class NuwaDecodingCache(Cache):
         self.scale = self.head_dim ** -0.5
         self.condition_grid = tuple(encoder_outputs.condition_grid)
         self.position = 0
+        self.guidance_rows = int(guidance_rows)
+        self.null_logits = None
 
         self.position_table = decoder.embedding.positions(self.grid, 0, self.total, device)  # (T*H*W, d)
         # 3D RoPE (config.rope_3d): the (T*H*W, head_dim) cos / sin of each position's self-attention queries and keys
@@ -124,7 +136,7 @@ class NuwaDecodingCache(Cache):
 
         B, NH, D = self.batch, self.heads, self.head_dim
         fold = self.cross_whole and self._folding_pays(condition.shape[1])
-        self.layers = []
+        self.layer_states = []
         for layer in decoder.layers:
             cross_k, cross_v = layer.cross_attn.project_keys_values(condition)  # (B, NH, Lc, D) each
             state = {
@@ -137,8 +149,13 @@ class NuwaDecodingCache(Cache):
             }
             if fold:  # every query sees the whole condition (text, "None"): fold the projections into it once
                 state["cross_folded"] = layer.cross_attn.fold_condition(cross_k, cross_v)
-            self.layers.append(state)
+            self.layer_states.append(state)
         self._begin(0, 1)
+        # The decoder's modules for this cache's steps: each layer's decode plan (NuwaDecoderLayer.decode_plan, its
+        # attentions reading this cache), the compiled token table, final norm and head.
+        self._tokens = compiled_module(decoder.embedding.tokens)
+        self._plans = [layer.decode_plan(self) for layer in decoder.layers]
+        self._norm, self._lm_head = compiled_module(decoder.norm), compiled_module(model.lm_head)
 
     def _folding_pays(self, condition_length: int) -> bool:
         """Whether folding the cross-attention projections into the condition is cheaper per step. Folded, a step
@@ -156,6 +173,39 @@ class NuwaDecodingCache(Cache):
 
     def get_max_cache_shape(self, layer_idx: int = 0) -> int:
         return self.total
+
+    # -- decoding ------------------------------------------------------------------------------------------------
+
+    def decode(self, ids: torch.LongTensor) -> torch.Tensor:
+        """ids (B, L) at positions ``position .. position+L-1`` -> logits (B, L, N), and advance."""
+        L = ids.shape[1]
+        start = self.position
+        if start + L > self.total:
+            raise ValueError(f"{start + L} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
+        if self.guidance_rows:
+            ids = ids.repeat(2, 1)  # the null rows are fed the same tokens
+        self._begin(start, L)
+        logits = self._run(ids)
+        self.position = start + L
+        if self.guidance_rows:
+            self.null_logits = logits[self.guidance_rows:, -1]
+            logits = logits[:self.guidance_rows]
+        return logits
+
+    def static_decode(self, ids: torch.LongTensor, position: torch.LongTensor) -> torch.Tensor:
+        """:meth:`NuwaDecodingStep.static_step`: one token per row at ``position``, every shape fixed."""
+        self._begin_static(position)
+        return self._run(ids)
+
+    def _run(self, ids: torch.Tensor) -> torch.Tensor:
+        """The decoder's modules for the positions this cache was told (``_begin`` / ``_begin_static``): token
+        embedding plus the position table (``NuwaGridEmbedding.forward(ids, grid, positions=...)``), each layer's
+        decode plan, final norm, LM head. The modules run in their compiled form (:func:`compiled_module`), without
+        nn.Module's per-call dispatch (``generate`` takes this path only for a model without hooks)."""
+        x = self._tokens(ids) + self.positions
+        for layer in self._plans:
+            x = layer(x)
+        return self._lm_head(self._norm(x))
 
     # -- one call's positions ------------------------------------------------------------------------------------
 
@@ -240,13 +290,8 @@ class NuwaDecodingStep:
     """
 
     def __init__(self, model, encoder_outputs, visual_grid: Grid):
-        self.cache = cache = NuwaDecodingCache(model, encoder_outputs, visual_grid)
-        decoder = model.get_decoder()
-        # The decoder's modules for this cache's steps: each layer's decode plan, the compiled final norm and head.
-        self.tokens = compiled_module(decoder.embedding.tokens)
-        self.plans = [layer.decode_plan(cache) for layer in decoder.layers]
-        self.norm, self.lm_head = compiled_module(decoder.norm), compiled_module(model.lm_head)
-        self.grid, self.total = cache.grid, cache.total
+        self.cache = NuwaDecodingCache(model, encoder_outputs, visual_grid)
+        self.grid, self.total = self.cache.grid, self.cache.total
 
     @property
     def position(self) -> int:
@@ -255,19 +300,12 @@ class NuwaDecodingStep:
     @property
     def layers(self) -> list:
         """The cache's per-layer state (see :class:`NuwaDecodingCache`)."""
-        return self.cache.layers
+        return self.cache.layer_states
 
     @torch.no_grad()
     def __call__(self, ids: torch.LongTensor) -> torch.Tensor:
         """ids (B, L) at positions ``position .. position+L-1`` -> logits (B, L, N)."""
-        L = ids.shape[1]
-        start = self.cache.position
-        if start + L > self.total:
-            raise ValueError(f"{start + L} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
-        self.cache._begin(start, L)
-        logits = self._decode(ids)
-        self.cache.position = start + L
-        return logits
+        return self.cache.decode(ids)
 
     @torch.no_grad()
     def static_step(self, ids: torch.LongTensor, position: torch.LongTensor) -> torch.Tensor:
@@ -279,16 +317,4 @@ class NuwaDecodingStep:
         need: one captured step replays for every position by updating ``ids`` and ``position`` in place. It does not
         advance :attr:`position`; the caller drives it.
         """
-        self.cache._begin_static(position)
-        return self._decode(ids)
-
-    def _decode(self, ids: torch.Tensor) -> torch.Tensor:
-        """The decoder's modules over the cache, for the positions it was told (``_begin`` / ``_begin_static``):
-        embedding, each ``NuwaDecoderLayer``'s decode plan (its attentions read the cache), final norm, LM head.
-        The modules run in their compiled form (:func:`compiled_module`), without nn.Module's per-call dispatch
-        (``generate`` takes this path only for a model without hooks)."""
-        cache = self.cache
-        x = self.tokens(ids) + cache.positions  # NuwaGridEmbedding.forward(ids, grid, positions=...)
-        for layer in self.plans:
-            x = layer(x)
-        return self.lm_head(self.norm(x))
+        return self.cache.static_decode(ids, position)

@@ -47,7 +47,7 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import is_torchdynamo_compiling
+from transformers.utils import ModelOutput, is_torchdynamo_compiling
 
 from ...ops import (allowed, apply_rotary, nearby_attention, nearby_attention_mask, rotary_3d_angles,
                    rotary_3d_tables)
@@ -248,7 +248,7 @@ class NuwaAttention(nn.Module):
         (:meth:`fused_qkv`, kept by the cache), this step's (rotated) keys/values are written into the cache's
         buffers and each position's 3DNA window is a row of its index table; cross-attention reads the condition's
         keys/values (or :meth:`fold_condition`'s factors) that the cache computed once."""
-        state = cache.layers[self.layer_idx]
+        state = cache.layer_states[self.layer_idx]
         heads, head_dim = self.num_heads, self.head_dim
         out_proj = compiled_module(self.out_proj)
 
@@ -515,6 +515,16 @@ class NuwaSeq2SeqLMOutput(Seq2SeqLMOutput):
         tensor per layer.
     encoder_last_hidden_state: (B, Lc, d).
     """
+
+
+@dataclass
+class NuwaDecodingOutput(ModelOutput):
+    """Output of :class:`NuwaForConditionalGeneration` over a :class:`~.decoding_nuwa.NuwaDecodingCache` (each
+    ``generate()`` step): ``logits`` (B, L, N) of the decoder positions given and the ``cache``. Two fields: a
+    ``ModelOutput`` costs per field to build, once per generated token."""
+
+    logits: Optional[torch.FloatTensor] = None
+    cache: Optional[Cache] = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1330,7 +1340,10 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
             decoder_input_ids: (B, L) decoder inputs; built from ``labels`` by :meth:`shift_right` when omitted.
             visual_grid: (T, H, W) of the target; inferred from 4-D labels.
             encoder_outputs: reuse an encoded condition (generation does).
-            cache: an ``EncoderDecoderCache`` for incremental decoding (see :func:`make_generation_cache`).
+            cache: an ``EncoderDecoderCache`` for incremental decoding (see :func:`make_generation_cache`), or a
+                :class:`~.decoding_nuwa.NuwaDecodingCache` (``generate()``'s default): then only
+                ``decoder_input_ids`` are read, the decoder runs over the cache's state, and the output is a
+                :class:`NuwaDecodingOutput` (``logits``, ``cache``).
             use_cache: True without a ``cache`` starts a dynamic one and returns it in ``.cache`` (ignored with
                 ``labels``, as in Bart).
             num_items_in_batch: set by ``Trainer``; the loss is then a sum divided by it (correct under gradient
@@ -1350,6 +1363,10 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         Returns:
             :class:`NuwaSeq2SeqLMOutput` with ``logits`` (B, L, N) and ``loss`` when labels are given.
         """
+        if isinstance(cache, NuwaDecodingCache) and labels is None and pixel_values is None and not kwargs:
+            # generate()'s decoding: the decoder's modules over the cache, which holds the encoded condition and grid
+            out = NuwaDecodingOutput(logits=cache.decode(decoder_input_ids), cache=cache)
+            return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
         cache = _pop_cache_alias(kwargs, cache)
         _reject_unexpected_kwargs(type(self).forward, kwargs)
         return_dict = self.config.return_dict if return_dict is None else return_dict
