@@ -1,5 +1,6 @@
-"""Decoding over a NuwaDecodingCache (the decoder's modules reading it) against the plain forward, and generate()'s fast path against the
-module path: same logits up to float rounding, same sampled tokens for a seed, in every decoding situation."""
+"""Decoding over a NuwaDecodingCache (the decoder's modules reading it) against the plain forward, and generate()'s
+fast path against the module path: same logits up to float rounding, same sampled tokens for a seed, in every
+decoding situation."""
 
 import functools
 
