@@ -259,3 +259,31 @@ def test_generation_overrides_no_private_generation_mixin_method():
                   and hasattr(GenerationMixin, name)]
     assert overridden == []
     assert "prepare_inputs_for_generation" in vars(NuwaGenerationMixin)
+
+
+def test_adapter_wrapped_projections_are_run_not_bypassed():
+    """A projection that is not a plain nn.Linear (as an adapter such as LoRA makes it) keeps its own forward on the
+    decoding path: no fused q/k/v and no folded cross-attention read its bare weight, so the logits still equal the
+    plain forward's."""
+
+    class Adapted(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 1.5 + 0.01
+
+    model = tiny_model()
+    for layer in model.get_decoder().layers:
+        for attention in (layer.self_attn, layer.cross_attn):
+            for name in ("q_proj", "out_proj"):
+                old = getattr(attention, name)
+                new = Adapted(old.in_features, old.out_features)
+                new.load_state_dict(old.state_dict())
+                setattr(attention, name, new)
+    model.eval()
+    grid = (1, 4, 4)
+    ids = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(8))
+    ids[:, 0] = model.config.visual_bos_token_id
+    full = model(input_ids=TEXT[:1], decoder_input_ids=ids, visual_grid=grid).logits
+    step = NuwaDecodingStep(model, model.encode_condition(input_ids=TEXT[:1]), grid)
+    assert step.layers[0]["qkv"] is None and "cross_folded" not in step.layers[0]
+    torch.testing.assert_close(torch.cat([step(ids[:, p:p + 1]) for p in range(16)], dim=1), full, atol=1e-5,
+                               rtol=1e-5)

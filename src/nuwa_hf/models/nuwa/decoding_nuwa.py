@@ -147,7 +147,7 @@ class NuwaDecodingCache(Cache):
                 # weight stays zero, where uninitialised memory could hold NaN).
                 "kv": torch.zeros(2, B, NH, self.total, D, device=device, dtype=dtype),
             }
-            if fold:  # every query sees the whole condition (text, "None"): fold the projections into it once
+            if fold and layer.cross_attn.can_fold():  # every query sees the whole condition: fold its projections once
                 state["cross_folded"] = layer.cross_attn.fold_condition(cross_k, cross_v)
             self.layer_states.append(state)
         self._begin(0, 1)

@@ -218,10 +218,18 @@ class NuwaAttention(nn.Module):
         """source (B, Lk, d) -> (key, value), each (B, heads, Lk, head_dim), before any rotation."""
         return self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
 
-    def fused_qkv(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(weight (3d, d), bias (3d,)): q_proj, k_proj and v_proj stacked, for one matmul per decoding step."""
+    def fused_qkv(self) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """(weight (3d, d), bias (3d,)): q_proj, k_proj and v_proj stacked, for one matmul per decoding step. None
+        when a projection is not a plain ``nn.Linear`` (an adapter wraps it): then each runs its own forward."""
+        if not all(type(proj) is nn.Linear for proj in (self.q_proj, self.k_proj, self.v_proj)):
+            return None
         return (torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]),
                 torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]))
+
+    def can_fold(self) -> bool:
+        """Whether :meth:`fold_condition` computes this attention: its q / out projections are plain ``nn.Linear``
+        (an adapter's extra path cannot be folded into the condition)."""
+        return type(self.q_proj) is nn.Linear and type(self.out_proj) is nn.Linear
 
     def fold_condition(self, key: torch.Tensor, value: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Cross-attention to a condition every query sees whole, with the projections folded into its keys/values:
@@ -269,12 +277,22 @@ class NuwaAttention(nn.Module):
             q_proj, kv = compiled_module(self.q_proj), state["cross_kv"]
             return lambda h: merge(cache.attend_cross(self._heads(q_proj(h)), kv), h.shape[0], h.shape[1])
 
-        weight, bias = state["qkv"]
         kv = state["kv"]
+        if state["qkv"] is not None:
+            weight, bias = state["qkv"]
+
+            def project(h, B, L):  # (3, B, heads, L, head_dim) from one matmul
+                return nn.functional.linear(h, weight, bias).view(B, L, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+        else:
+            q_proj, k_proj, v_proj = (compiled_module(p) for p in (self.q_proj, self.k_proj, self.v_proj))
+
+            def project(h, B, L):
+                qkv = torch.stack([q_proj(h), k_proj(h), v_proj(h)])
+                return qkv.view(3, B, L, heads, head_dim).permute(0, 1, 3, 2, 4)
 
         def self_attention(h):
             B, L = h.shape[0], h.shape[1]
-            qkv = nn.functional.linear(h, weight, bias).view(B, L, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            qkv = project(h, B, L)
             if cache.rotary is None:
                 query = qkv[0]
                 cache.store(kv, qkv[1:])
