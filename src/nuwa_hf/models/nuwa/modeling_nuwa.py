@@ -27,6 +27,7 @@ the eager way when they are asked for, so every implementation returns them.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import logging
 import os
@@ -260,9 +261,6 @@ class NuwaAttention(nn.Module):
         heads, head_dim = self.num_heads, self.head_dim
         out_proj = compiled_module(self.out_proj)
 
-        def merge(out, B, L):  # (B, heads, L, head_dim) -> out_proj of (B, L, d)
-            return out_proj(out.transpose(1, 2).reshape(B, L, heads * head_dim))
-
         if self.is_cross_attention:
             folded = state.get("cross_folded")
             if folded is not None:
@@ -275,24 +273,25 @@ class NuwaAttention(nn.Module):
                     return torch.baddbmm(bias, probs.view(B, L, heads * Lc), M)
                 return cross_folded
             q_proj, kv = compiled_module(self.q_proj), state["cross_kv"]
-            return lambda h: merge(cache.attend_cross(self._heads(q_proj(h)), kv), h.shape[0], h.shape[1])
 
-        kv = state["kv"]
-        if state["qkv"] is not None:
-            weight, bias = state["qkv"]
+            def cross_attention(h):
+                B, L = h.shape[0], h.shape[1]
+                out = cache.attend_cross(self._heads(q_proj(h)), kv)
+                return out_proj(out.transpose(1, 2).reshape(B, L, heads * head_dim))
+            return cross_attention
 
-            def project(h, B, L):  # (3, B, heads, L, head_dim) from one matmul
-                return nn.functional.linear(h, weight, bias).view(B, L, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-        else:
+        kv, fused = state["kv"], state["qkv"]
+        if fused is not None:
+            weight, bias = fused
+        else:  # an adapter wraps a projection: each runs its own forward
             q_proj, k_proj, v_proj = (compiled_module(p) for p in (self.q_proj, self.k_proj, self.v_proj))
-
-            def project(h, B, L):
-                qkv = torch.stack([q_proj(h), k_proj(h), v_proj(h)])
-                return qkv.view(3, B, L, heads, head_dim).permute(0, 1, 3, 2, 4)
 
         def self_attention(h):
             B, L = h.shape[0], h.shape[1]
-            qkv = project(h, B, L)
+            if fused is not None:  # (3, B, heads, L, head_dim) from one matmul
+                qkv = nn.functional.linear(h, weight, bias).view(B, L, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            else:
+                qkv = torch.stack([q_proj(h), k_proj(h), v_proj(h)]).view(3, B, L, heads, head_dim).permute(0, 1, 3, 2, 4)
             if cache.rotary is None:
                 query = qkv[0]
                 cache.store(kv, qkv[1:])
@@ -300,7 +299,8 @@ class NuwaAttention(nn.Module):
                 cos, sin = cache.rotary
                 query = apply_rotary(qkv[0], cos, sin)
                 cache.store(kv, torch.stack([apply_rotary(qkv[1], cos, sin), qkv[2]]))
-            return merge(cache.attend_self(query, kv), B, L)
+            out = cache.attend_self(query, kv)
+            return out_proj(out.transpose(1, 2).reshape(B, L, heads * head_dim))
         return self_attention
 
     def _rotary(self, grid: Grid, offset: int, length: int, like: torch.Tensor):
@@ -393,15 +393,15 @@ class NuwaFeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x, self.fc1, self.act, self.fc2)
+        return self._run(self.fc1, self.act, self.fc2, x)
 
     def decode_plan(self) -> Callable:
         """This block for a decoding step: :meth:`forward`'s arithmetic over the compiled forms of its sub-modules
         (:func:`~.decoding_nuwa.compiled_module`)."""
         fc1, act, fc2 = compiled_module(self.fc1), compiled_module(self.act), compiled_module(self.fc2)
-        return lambda x: self._run(x, fc1, act, fc2)
+        return functools.partial(self._run, fc1, act, fc2)
 
-    def _run(self, x: torch.Tensor, fc1: Callable, act: Callable, fc2: Callable) -> torch.Tensor:
+    def _run(self, fc1: Callable, act: Callable, fc2: Callable, x: torch.Tensor) -> torch.Tensor:
         h = act(fc1(x))
         return fc2(self.dropout(h) if self.training else h)
 
@@ -481,8 +481,8 @@ class NuwaDecoderLayer(GradientCheckpointingLayer):
             )
             return out
 
-        return self._block(x, self.self_attn_norm, attend_self, self.cross_attn_norm, attend_cross, self.ffn_norm,
-                           self.ffn), weights[0], weights[1]
+        return self._block(self.self_attn_norm, attend_self, self.cross_attn_norm, attend_cross, self.ffn_norm,
+                           self.ffn, x), weights[0], weights[1]
 
     def decode_plan(self, cache: NuwaDecodingCache) -> Callable:
         """This layer for the steps of a :class:`~.decoding_nuwa.NuwaDecodingCache` (eval; what ``generate()``'s
@@ -493,10 +493,10 @@ class NuwaDecoderLayer(GradientCheckpointingLayer):
         parts = (compiled_module(self.self_attn_norm), self.self_attn.decode_plan(cache),
                  compiled_module(self.cross_attn_norm), self.cross_attn.decode_plan(cache),
                  compiled_module(self.ffn_norm), self.ffn.decode_plan())
-        return lambda x: self._block(x, *parts)
+        return functools.partial(self._block, *parts)  # (a partial: no Python frame of its own per step)
 
-    def _block(self, x: torch.Tensor, norm1: Callable, attend_self: Callable, norm2: Callable,
-               attend_cross: Callable, norm3: Callable, ffn: Callable) -> torch.Tensor:
+    def _block(self, norm1: Callable, attend_self: Callable, norm2: Callable, attend_cross: Callable, norm3: Callable,
+               ffn: Callable, x: torch.Tensor) -> torch.Tensor:
         """``x + SA(LN(x))``, ``x + CA(LN(x))``, ``x + FFN(LN(x))`` (paper eq. 15): the layer's arithmetic, for
         both paths."""
         h = attend_self(norm1(x))
