@@ -6,7 +6,8 @@ own visit counters), and the instruction counts, registers and spills come from 
 sm_90 cubins with the ptxas bundled in triton. The H100 times under "on paper" are a roofline model built from those
 numbers and public H100 SXM5 figures: no GPU was used, and none of those times is measured.
 
-    python benchmarks/bench_gpu_kernel.py            # 10x21x21, head_dim 64, bf16, 3x3x3 and 7x7x7 windows
+    python benchmarks/bench_gpu_kernel.py              # 10x21x21, head_dim 64, bf16, 3x3x3 and 7x7x7 windows
+    python benchmarks/bench_gpu_kernel.py --plans-only # computed / allowed pairs of the tile plans, several grids
 """
 
 from __future__ import annotations
@@ -38,12 +39,44 @@ def flex_block_sparse_pairs(query_grid, extent, causal, block=128) -> int:
     return int(blocks.sum()) * block * block
 
 
+# Computed / allowed pairs of the box-walking kernel before the tile plans (issue 31 item 2), 64x64 bf16 blocks, as
+# its own visit counters and mirror reported them: the baseline the plans are measured against.
+BOX_WALK_PAIRS = {((10, 21, 21), (3, 3, 3), True): 819_200, ((10, 21, 21), (3, 3, 3), False): 1_048_576,
+                  ((10, 21, 21), (7, 7, 7), True): 2_207_744, ((10, 21, 21), (7, 7, 7), False): 3_436_544}
+PLAN_GRIDS = [((10, 21, 21), (3, 3, 3)), ((10, 21, 21), (7, 7, 7)), ((1, 32, 32), (1, 11, 11)),
+              ((4, 16, 16), (3, 5, 5)), ((16, 16, 16), (3, 3, 3))]
+PLAN_BLOCKS = [(64, 64), (32, 32), (16, 16), (8, 8), (4, 8)]
+
+
+def plan_ratios() -> None:
+    """Computed / allowed (query, key) pairs of the planned kernels, per grid and block sizes (CPU only)."""
+    from nuwa_hf.ops import tile_plan
+
+    print("# Tile plans: computed / allowed pairs per (batch, head); forward (dQ walks the same lists) and dK/dV")
+    print("# blocks >= 16 multiply on tensor cores, smaller ones on CUDA cores\n")
+    for grid, extent in PLAN_GRIDS:
+        for causal in (True, False):
+            cells = []
+            for block_m, block_n in PLAN_BLOCKS:
+                r = tile_plan.pair_report(grid, grid, extent, causal, block_m, block_n)
+                cells.append(f"{block_m}x{block_n} {r['ratio']:.2f}/{r['dkdv_ratio']:.2f}")
+            before = BOX_WALK_PAIRS.get((grid, extent, causal))
+            allowed = tile_plan.pair_report(grid, grid, extent, causal, 64, 64)["allowed_pairs"]
+            note = f"; box walk before: {before / allowed:.2f}" if before else ""
+            print(f"{grid} {extent} causal={causal}: allowed {allowed:,}{note}; " + ", ".join(cells))
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, nargs=3, default=(10, 21, 21))
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--capability", type=int, default=90, help="GPU compute capability to plan and compile for")
+    parser.add_argument("--plans-only", action="store_true", help="only the tile plans' pair ratios (no compiler)")
     args = parser.parse_args()
+    plan_ratios()
+    if args.plans_only:
+        return
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise SystemExit("run without TRITON_INTERPRET=1: this script compiles the kernels for real GPUs")
 
@@ -62,9 +95,8 @@ def main() -> None:
                                     scale=None, query_offset=None, capability=capability)
             work = kernel.work(plan)
             config = plan.config
-            dq_blocks = sum(kernel._attention._forward_visits(
-                grid, grid, plan.halves, causal, 0, n, n, plan.query_tile, config.dq_block_n))
-            dq_pairs = dq_blocks * config.block_m * config.dq_block_n
+            dq_blocks = sum(work.dq_key_blocks)
+            dq_pairs = work.dq_pairs
             dense = n * n if not causal else n * (n + 1) // 2
             flex = flex_block_sparse_pairs(grid, extent, causal)
             info = {name: aot.compile_kernel(name, capability, dtype=torch.bfloat16, head_dim=head_dim,

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# One prepared GPU check of the 3DNA kernel, timings and cached generation (what each section measures: the
-# docstring of benchmarks/gpu_check.py). Runs unchanged on a CPU in tiny mode (tests/benchmarks/test_gpu_check.py).
+# The GPU check, one entry point, under 8 minutes on a GPU machine: the correctness tests (pytest -m cuda tests/gpu:
+# every fast 3DNA backend against the one reference), then the timers (benchmarks/time_*.py over benchmarks/harness.py),
+# raw JSON with the date and the device under benchmarks/results/<date>_<device>/. Without a CUDA device it runs the
+# same tests and timers on tiny grids with the kernel in Triton's interpreter (tests/benchmarks/test_gpu_check.py).
 #
 #   bash benchmarks/gpu_check.sh --prepare-wheels [DIR]   # HERE (with network): pure-Python wheels the GPU machine
 #                                                         # lacks -> DIR (default .gpu_wheels, git-ignored)
-#   bash benchmarks/gpu_check.sh [--tiny] [driver args]   # THERE: results in $OUT (default ./gpu_check_out):
-#                                                         # gpu_check.json, gpu_check.md, gpu_check.log
+#   bash benchmarks/gpu_check.sh [--tiny]                 # THERE: tests.json, attention.json, decoding.json,
+#                                                         # static_step.json, training.json, gpu_check.{json,md,log}
 #
-# Environment: OUT, GPU_CHECK_PYTHON (default /opt/torch/.venv/bin/python3, else .venv/bin/python, else python3),
-# GPU_CHECK_WHEELS (default .gpu_wheels), GPU_CHECK_SITE (throwaway install target, default /tmp/gpu_check_site),
-# GPU_CHECK_TINY=1 (tiny grids; automatic without a CUDA device, where the kernel runs in Triton's interpreter),
-# GPU_CHECK_TIMEOUT (hard limit for the whole driver, default 450 s).
-# Exit status: 0 when the JSON was written (whatever it reports), 1 otherwise.
+# Environment: OUT (results folder; default benchmarks/results/<UTC date>_<device>), GPU_CHECK_PYTHON (default
+# /opt/torch/.venv/bin/python3, else .venv/bin/python, else python3), GPU_CHECK_WHEELS (default .gpu_wheels),
+# GPU_CHECK_SITE (throwaway install target, default /tmp/gpu_check_site), GPU_CHECK_TINY=1 (tiny grids; automatic
+# without a CUDA device, where TRITON_INTERPRET=1 is set for every stage), GPU_CHECK_TIMEOUT (hard limit for all
+# stages together, default 450 s; each stage also has its own limit below and leaves partial JSON when killed).
+# Exit status: 0 when gpu_check.json was written (whatever it reports), 1 otherwise.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -69,16 +72,49 @@ if [ "${1:-}" = "--prepare-wheels" ]; then
     exit $?
 fi
 
-OUT="${OUT:-$ROOT/gpu_check_out}"
-mkdir -p "$OUT" || exit 1
-rm -f "$OUT/gpu_check.json" "$OUT/gpu_check.md"  # never report an earlier run's results as this one's
-LOG="$OUT/gpu_check.log"
 PY="$(pick_python)"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export PYTHONDONTWRITEBYTECODE=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+# Inductor (FlexAttention) compiles in the timer's own process: no compile workers outlive a stage killed at its
+# time limit (and keep the log pipe open).
+export TORCHINDUCTOR_COMPILE_THREADS=1
+TINY="${GPU_CHECK_TINY:-0}"
+[ "${1:-}" = "--tiny" ] && TINY=1
+CUDA=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
+if [ "$CUDA" != "1" ]; then
+    TINY=1
+    export TRITON_INTERPRET=1  # before any stage imports triton (see nuwa_hf.ops.gpu_kernel)
+fi
+export GPU_CHECK_TINY="$TINY"
+OUT="${OUT:-$("$PY" benchmarks/harness.py default-out)}"
+mkdir -p "$OUT" || exit 1
+# never report an earlier run's results as this one's
+rm -f "$OUT"/*.json "$OUT"/*.json.tmp "$OUT/gpu_check.md" "$OUT/stages.tsv"
+LOG="$OUT/gpu_check.log"
+TOTAL="${GPU_CHECK_TIMEOUT:-450}"
+
+# stage NAME LIMIT_S COMMAND...: runs it under min(LIMIT_S, what is left of TOTAL) and records "name rc seconds"; a
+# timer gets three quarters of that as GPU_CHECK_BUDGET (harness.py: it starts no new case past it).
+stage() {
+    local name="$1" limit="$2" left rc start
+    shift 2
+    left=$((TOTAL - SECONDS))
+    [ "$left" -lt "$limit" ] && limit="$left"
+    if [ "$limit" -lt 15 ]; then
+        echo "== $name: skipped (time budget spent)"
+        printf '%s\t%s\t%s\n' "$name" skipped 0 >>"$OUT/stages.tsv"
+        return
+    fi
+    echo "== $name (limit ${limit} s): $*"
+    start=$SECONDS
+    GPU_CHECK_BUDGET=$((limit * 3 / 4)) timeout --kill-after=10 "$limit" "$@"
+    rc=$?
+    echo "== $name: exit status $rc after $((SECONDS - start)) s"
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" >>"$OUT/stages.tsv"
+}
 
 {
-    echo "gpu_check: $(date -u +%Y-%m-%dT%H:%M:%SZ) python=$PY out=$OUT"
+    echo "gpu_check: $(date -u +%Y-%m-%dT%H:%M:%SZ) python=$PY out=$OUT cuda=$CUDA tiny=$TINY"
     # Carried wheels -> a throwaway --target folder, only for packages this python does not have; never the
     # machine's own site-packages (its torch, triton and transformers stay as they are).
     WHEELS="${GPU_CHECK_WHEELS:-$ROOT/.gpu_wheels}"
@@ -116,15 +152,23 @@ EOF
     fi
     export GPU_CHECK_INSTALLED="$installed"
     export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
-    args=("$@")
-    [ "${GPU_CHECK_TINY:-0}" = "1" ] && args+=(--tiny)
-    timeout --kill-after=10 "${GPU_CHECK_TIMEOUT:-450}" "$PY" benchmarks/gpu_check.py --out "$OUT" "${args[@]}"
-    echo "gpu_check.py exit status $?"
+    timers=(--out "$OUT")
+    [ "$TINY" = "1" ] && timers+=(--tiny)
+    SECONDS=0
+    # Limits (s) on a GPU: tests 90, attention 140, decoding 110, static step 60, training 40 (440 of the 450).
+    NUWA_GPU_TEST_RECORD="$OUT/tests.json" stage tests 90 \
+        "$PY" -m pytest -m cuda tests/gpu -q -rfEs -p no:cacheprovider
+    stage attention 140 "$PY" benchmarks/time_attention.py "${timers[@]}"
+    stage decoding 110 "$PY" benchmarks/time_decoding.py "${timers[@]}"
+    stage static_step 60 "$PY" benchmarks/time_static_step.py "${timers[@]}"
+    stage training 40 "$PY" benchmarks/time_training.py "${timers[@]}"
+    "$PY" benchmarks/harness.py summarize "$OUT" >/dev/null
+    echo "== summary: exit status $?"
 } 2>&1 | tee "$LOG"
 
 if [ -s "$OUT/gpu_check.json" ]; then
     [ -f "$OUT/gpu_check.md" ] && cat "$OUT/gpu_check.md"
-    echo "results: $OUT/gpu_check.json $OUT/gpu_check.md"
+    echo "results: $OUT/gpu_check.json $OUT/gpu_check.md (raw: $OUT/*.json)"
     exit 0
 fi
 echo "no $OUT/gpu_check.json was written" >&2

@@ -15,6 +15,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_runtest_setup(item):
+    """Tests marked ``cuda`` run on a CUDA device or in Triton's interpreter, else are skipped (support/cuda_mode.py)."""
+    if item.get_closest_marker("cuda") is not None:
+        from support.cuda_mode import MODE, SKIP_REASON
+
+        if MODE is None:
+            pytest.skip(SKIP_REASON)
+
+
 @pytest.fixture
 def single_threaded_torch():
     """One torch thread for the test, restored afterwards. Tiny tensors gain little from a second thread, and on a

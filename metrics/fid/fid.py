@@ -25,7 +25,7 @@ Args:
 Returns:
     fid, fid_feature_extractor, num_generated, num_reference.
 Example:
-    >>> fid = evaluate.load(nuwa_hf.evaluation.metric_path("fid"))
+    >>> fid = evaluate.load("metrics/fid")  # from the repository root
     >>> fid.compute(predictions=generated, references=real)["fid"]
 """
 

@@ -18,7 +18,7 @@ Args:
 Returns:
     pixel_accuracy, mean_class_accuracy, mean_iou, frequency_weighted_iou, per_class_iou, num_pixels.
 Example:
-    >>> seg = evaluate.load(nuwa_hf.evaluation.metric_path("segmentation"))
+    >>> seg = evaluate.load("metrics/segmentation")  # from the repository root
     >>> seg.compute(predictions=maps, references=truth, num_classes=20)["frequency_weighted_iou"]
 """
 

@@ -18,7 +18,7 @@ Args:
 Returns:
     ssim, ssim_std, num_pairs (frames for videos).
 Example:
-    >>> ssim = evaluate.load(nuwa_hf.evaluation.metric_path("ssim"), "video")
+    >>> ssim = evaluate.load("metrics/ssim", "video")  # from the repository root
 """
 
 _CITATION = """@article{wang2004image, title={Image quality assessment: from error visibility to structural similarity},

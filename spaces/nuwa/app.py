@@ -4,9 +4,14 @@
     python spaces/nuwa/app.py --model my-org/nuwa-tiny --host 0.0.0.0 --port 7861
     make web                                                    # the same, from the repository root
 
-One tab per task (T2I, T2V, V2V, S2I, S2V, I2I, TI2I, TV2V). Generations go through one queue slot at a time
-(``demo.queue(default_concurrency_limit=1)`` and one concurrency group for all of them); at most ``--queue-size``
-(``NUWA_WEB_QUEUE_SIZE``, default 16) wait, and a request past that is refused at once with gradio's "Queue is full"
+One tab per row of the task table (``nuwa_hf.tasks.TASKS``: T2I, T2V, V2V, S2I, I2I, TI2I, S2V, TV2V), whose title,
+inputs, frame options, guidance (tasks with a condition) and outputs (image or video) the row gives; the pipelines'
+arguments are read off the row too. The handlers call the pipelines and ``nuwa_hf.media`` (reading uploads, drawings
+in the class colours, writing results); what stays here is gradio's: the ImageEditor's layers, the upload components,
+the queue, Stop and cancel machinery, and the malloc arena handling.
+
+Generations go through one queue slot at a time (``demo.queue(default_concurrency_limit=1)`` and one concurrency group
+for all of them); at most ``--queue-size`` (``NUWA_WEB_QUEUE_SIZE``, default 16) wait, and a request past that is refused at once with gradio's "Queue is full"
 message (gradio_client: "Queue is full! Please try again."). Generations report their progress per generated token and
 stop at the next token when the tab's Stop button is pressed, when the request is cancelled (gradio's ``/cancel``,
 ``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
@@ -42,8 +47,11 @@ from transformers import LogitsProcessor
 
 import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight pipelines)
 from nuwa_hf import media
-from nuwa_hf.pipelines import REGION_SHORTCUTS, TASK_CODES, load_nuwa_processor
+from nuwa_hf.data.sketch_motion import MOTION_CHOICES, move_shapes
+from nuwa_hf.pipelines import REGION_SHORTCUTS, load_nuwa_processor
 from nuwa_hf.pipelines.notices import routed_warnings
+from nuwa_hf.pipelines.regions import region_to_token_mask, token_mask_to_pixels
+from nuwa_hf.tasks import TASKS, get_task_info
 from nuwa_hf.lazy_imports import import_optional
 
 gr = import_optional("gradio", None, "The web demo (spaces/nuwa/app.py)")  # the "web" extra: a clear message if missing
@@ -303,7 +311,7 @@ class NuwaWebDemo:
             if code not in self._pipelines:
                 from transformers import pipeline
 
-                pipe = pipeline(TASK_CODES[code], model=self.model, processor=self.processor, device=self.device)
+                pipe = pipeline(get_task_info(code).name, model=self.model, processor=self.processor, device=self.device)
                 self._pipelines[code] = pipe
             return self._pipelines[code]
 
@@ -330,9 +338,8 @@ class NuwaWebDemo:
         return [SCENE_CLASSES[i] if i < len(SCENE_CLASSES) else f"class {i}" for i in range(count)]
 
     def _palette(self) -> np.ndarray:
-        """(num_classes, 3) uint8: the colours media.sketch_to_image gives each class (class 0 black)."""
-        count = len(self.class_names)
-        return np.asarray(media.sketch_to_image(np.arange(count)[None, :], num_classes=count))[0].astype(np.int64)
+        """(num_classes, 3): the colours media.sketch_to_image gives each class (class 0 black): the brush colours."""
+        return media.class_palette(len(self.class_names)).astype(np.int64)
 
     def _workdir(self, code: str) -> Path:
         """A fresh folder for one request's files. Gradio copies a handler's output files to its cache when the handler
@@ -397,27 +404,29 @@ class NuwaWebDemo:
             parts.append(f"guidance {options['guidance_scale']:g}")
         return f"{', '.join(parts)}; {seconds:.1f} s at {self.image_size}x{self.image_size} pixels."
 
-    def _image_outputs(self, code: str, image, notes: list[str], options: dict, seconds: float):
-        folder = self._workdir(code)
-        native = media.save_image(image, folder / f"{code.lower()}.png")
-        view = media.save_image(image, folder / f"{code.lower()}_x{self.upscale}.png", upscale=self.upscale)
-        info = "\n".join(notes + _taken_call_notes() + [self._settings(options, seconds)])
-        return str(view), [str(native), str(view)], info
+    def _generate(self, code: str, request, progress, inputs: dict, options: dict, **frame_options):
+        """Run task ``code`` on ``inputs`` (named as the task table names them) with its frame options: the pipeline's
+        arguments are read off the table (:meth:`nuwa_hf.tasks.NuwaTaskInfo.call_arguments`)."""
+        args, kwargs = get_task_info(code).call_arguments(inputs, **frame_options)
+        return self._run(code, request, progress, *args, **kwargs, **options)
 
-    def _video_outputs(self, code: str, frames, notes: list[str], options: dict, seconds: float):
-        folder = self._workdir(code)
-        stem = code.lower()
-        gif = media.save_gif(frames, folder / f"{stem}.gif", fps=FPS, upscale=self.upscale)
-        files = [gif, media.save_gif(frames, folder / f"{stem}_native.gif", fps=FPS),
-                 media.save_image(media.frame_strip(frames), folder / f"{stem}_frames.png")]
-        mp4 = None
-        if media.mp4_available():
-            mp4 = media.save_mp4(frames, folder / f"{stem}.mp4", fps=FPS, upscale=self.upscale)
-            files.insert(0, mp4)
-        else:
+    def _outputs(self, code: str, result, notes: list[str], options: dict, seconds: float):
+        """The files of one result (media.save_result: the model's pixels and an enlarged copy to look at) and the
+        info line: (view, files, info) for an image task, (mp4, gif, files, info) for a video task."""
+        folder, stem = self._workdir(code), code.lower()
+        if not get_task_info(code).makes_video:
+            (native,) = media.save_result(result, folder / stem, is_video=False)
+            (view,) = media.save_result(result, folder / f"{stem}_x{self.upscale}", is_video=False, upscale=self.upscale)
+            info = "\n".join(notes + _taken_call_notes() + [self._settings(options, seconds)])
+            return str(view), [str(native), str(view)], info
+        # the enlarged GIF, frame strip (and MP4) to look at, and the GIF at the model's size
+        gif, strip, *mp4 = media.save_result(result, folder / f"{stem}_x{self.upscale}", is_video=True, fps=FPS,
+                                             upscale=self.upscale, write_mp4=True)
+        files = mp4 + [gif, media.save_gif(result, folder / f"{stem}.gif", fps=FPS), strip]
+        if not mp4:
             notes = notes + ["No MP4: PyAV is not installed (pip install 'av>=14'); the GIF shows the video."]
-        info = "\n".join(notes + _taken_call_notes() + [f"{len(frames)} frames; " + self._settings(options, seconds)])
-        return (str(mp4) if mp4 else None), str(gif), [str(f) for f in files], info
+        info = "\n".join(notes + _taken_call_notes() + [f"{len(result)} frames; " + self._settings(options, seconds)])
+        return (str(mp4[0]) if mp4 else None), str(gif), [str(f) for f in files], info
 
     # --- inputs --------------------------------------------------------------------------------------------------
 
@@ -451,7 +460,7 @@ class NuwaWebDemo:
         if examples is None or examples.references is None:
             raise _error("No video given: upload a GIF or MP4 (the built-in examples are not available here).")
         index = self._example_index(example)
-        frames = [PIL.Image.fromarray(frame) for frame in examples.references[index]][:max_frames]
+        frames = media.load_video(np.asarray(examples.references[index]), num_frames=max_frames)
         return frames, [f"Input: built-in example {index + 1} (held-out Moving MNIST)."]
 
     @staticmethod
@@ -461,65 +470,38 @@ class NuwaWebDemo:
         except (ValueError, IndexError):
             return 0
 
-    def _nearest_classes(self, rgb: np.ndarray, fill: int) -> np.ndarray:
-        """RGB pixels (H, W, 3) -> class ids by the nearest palette colour; near-white pixels -> ``fill``."""
-        flat = rgb.reshape(-1, 3)
-        classes = np.empty(len(flat), dtype=np.int64)
-        palette = self.palette.astype(np.int32)[None]
-        for start in range(0, len(flat), 1 << 18):  # in chunks: memory stays bounded for a large upload
-            pixels = flat[start:start + (1 << 18)].astype(np.int32)
-            classes[start:start + len(pixels)] = ((pixels[:, None, :] - palette) ** 2).sum(-1).argmin(-1)
-            classes[start:start + len(pixels)][pixels.min(-1) >= 235] = fill
-        return classes.reshape(rgb.shape[:-1])
-
     def _fill_class(self, name) -> int:
         return self.class_names.index(name) if name in self.class_names else 0
 
     def _canvas_to_map(self, value, fill: int) -> Optional[np.ndarray]:
-        """The drawing of an ImageEditor (background + layers, PIL RGBA) -> a class map at the canvas' size."""
-        if not value:
-            return None
-        background, layers = value.get("background"), [l for l in (value.get("layers") or []) if l is not None]
+        """The drawing of an ImageEditor (background + painted layers) -> a class map at the canvas' size, read through
+        the class colours (media.drawing_to_class_map; white and unpainted areas are ``fill``)."""
+        background = (value or {}).get("background")
+        layers = [layer for layer in (value or {}).get("layers") or [] if layer is not None]
         if background is None and not layers:
             return None
         size = background.size if background is not None else layers[0].size
+        drawing = np.zeros((size[1], size[0], 4), dtype=np.uint8)  # transparent: the fill class
         if background is not None:
-            rgba = np.asarray(background.convert("RGBA"))
-            classes = self._nearest_classes(rgba[..., :3], fill)
-            classes[rgba[..., 3] < 128] = fill
-        else:
-            classes = np.full((size[1], size[0]), fill, dtype=np.int64)
-        for layer in layers:
-            layer = layer.convert("RGBA")
-            if layer.size != size:
-                layer = layer.resize(size, PIL.Image.NEAREST)
-            rgba = np.asarray(layer)
-            painted = rgba[..., 3] >= 128
-            if painted.any():
-                classes[painted] = self._nearest_classes(rgba[..., :3], fill)[painted]
-        return classes
+            drawing[:] = np.asarray(background.convert("RGBA"))
+        for layer in _editor_layers(value, size):  # a layer's strokes replace what is under them
+            painted = layer[..., 3] >= 128
+            drawing[painted] = layer[painted]
+            drawing[painted, 3] = 255
+        return media.drawing_to_class_map(drawing, len(self.class_names), fill)
 
     def _load_class_maps(self, upload, fill: int) -> np.ndarray:
         """An uploaded class map (PNG in mode L/P, .npy (H, W)) or sequence (.npy (T, H, W), GIF in mode P) ->
-        (T, H, W); an RGB picture of a sketch is read back through the palette."""
+        (T, H, W); an RGB picture of a sketch is read back through the class colours (media.load_sketch_video)."""
         path = Path(upload)
         try:
-            return media.load_sketch_video(path)
-        except media.InputLimitError as error:
+            return media.load_sketch_video(path, num_classes=len(self.class_names), fill=fill)
+        except ValueError as error:  # the limits, damaged files, colour pictures that are no drawing: media says what
             raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
-        except ValueError as error:
-            if "mode" not in str(error):
-                raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
         except Exception as error:
             raise _error(f"Could not read the class map '{shown_name(path)}' ({error}). Upload a PNG in mode L/P whose "
                          "pixel values are class ids, a .npy integer array (H, W) or (T, H, W), or a GIF in mode P.") \
                 from None
-        try:  # an RGB drawing in the palette's colours (read with the same size, pixel and frame limits)
-            frames = media.load_video(path)
-        except Exception as error:
-            raise _error(f"Could not read the class map '{shown_name(path)}' ({error}): upload a PNG, GIF or .npy file.") \
-                from None
-        return np.stack([self._nearest_classes(np.asarray(frame), fill) for frame in frames])
 
     def _check_classes(self, maps: np.ndarray) -> None:
         top = int(maps.max()) if maps.size else 0
@@ -550,46 +532,15 @@ class NuwaWebDemo:
         return processed, source + notes
 
     def _sketch_view(self, maps: np.ndarray, folder: Path, stem: str) -> str:
+        """The class maps as the model sees them, in the class colours: a PNG for one, a GIF for several."""
         pictures = [media.sketch_to_image(m, num_classes=len(self.class_names)) for m in maps]
         if len(pictures) == 1:
             return str(media.save_image(pictures[0], folder / f"{stem}.png", upscale=self.upscale))
         return str(media.save_gif(pictures, folder / f"{stem}.gif", fps=FPS, upscale=self.upscale))
 
-    def _moving(self, sketch: np.ndarray, motion: str, frames: int) -> tuple[np.ndarray, list[str]]:
-        """One class map (H, W) -> (frames, H, W): the shapes (circle, square, triangle) move in ``motion`` over the
-        static ground, as in the scene videos the model was trained on."""
-        from nuwa_hf.data import SCENE_CLASSES
-        from nuwa_hf.data.scene_rendering import SCENE_SHAPES
-
-        if motion in (None, "", "none") or frames == 1:
-            return np.repeat(sketch[None], frames, axis=0), []
-        shape_ids = [SCENE_CLASSES.index(s) for s in SCENE_SHAPES if SCENE_CLASSES.index(s) < len(self.class_names)]
-        moving = np.isin(sketch, shape_ids)
-        if not moving.any():
-            return np.repeat(sketch[None], frames, axis=0), [
-                "Info: the sketch has no circle, square or triangle, so nothing moves."]
-        ground = sketch.copy()
-        fallback = np.bincount(sketch[~moving]).argmax() if (~moving).any() else 0
-        for row in range(sketch.shape[0]):  # the ground under a shape: its row's ground class
-            if moving[row].any():
-                stuff = sketch[row][~moving[row]]
-                ground[row][moving[row]] = np.bincount(stuff).argmax() if stuff.size else fallback
-        rows, cols = np.nonzero(moving)
-        height, width = sketch.shape
-        room = {"left": cols.min(), "right": width - 1 - cols.max(), "up": rows.min(), "down": height - 1 - rows.max()}
-        step = min(room[motion] / (frames - 1), max(height, width) / 8)
-        notes = [] if step >= 1 else [f"Info: the shapes touch the {motion} edge, so they cannot move {motion}."]
-        out = []
-        for index in range(frames):
-            shift = int(round(step * index))
-            dy, dx = {"left": (0, -shift), "right": (0, shift), "up": (-shift, 0), "down": (shift, 0)}[motion]
-            frame = ground.copy()
-            frame[rows + dy, cols + dx] = sketch[rows, cols]
-            out.append(frame)
-        return np.stack(out), notes
-
     def _region(self, editor, region) -> tuple[PIL.Image.Image, Any, list[str]]:
-        """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice."""
+        """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice: a preset region is
+        the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint)."""
         background = (editor or {}).get("background")
         if background is None:
             raise _error("No image: upload an image into the editor (or reload the page for the built-in example).")
@@ -599,13 +550,8 @@ class NuwaWebDemo:
         if region and region != PAINTED:
             return image, region, notes + [f"Region: {region}."]
         painted = np.zeros((image.height, image.width), dtype=bool)
-        for layer in (editor or {}).get("layers") or []:
-            if layer is None:
-                continue
-            layer = layer.convert("RGBA")
-            if layer.size != image.size:
-                layer = layer.resize(image.size, PIL.Image.NEAREST)
-            painted |= np.asarray(layer)[..., 3] >= 32
+        for layer in _editor_layers(editor, image.size):
+            painted |= layer[..., 3] >= 32
         if not painted.any():
             raise _error("The mask covers nothing: paint over the part of the image to regenerate with the brush, or "
                          "choose a preset region such as 'bottom half'.")
@@ -613,26 +559,27 @@ class NuwaWebDemo:
         return image, PIL.Image.fromarray(painted.astype(np.uint8) * 255, mode="L"), \
             notes + [f"Region: the painted mask ({share:.0%} of the image)."]
 
-    # --- the handlers (one per tab) ------------------------------------------------------------------------------
+    # --- the handlers (one per tab; their arguments are the tab's inputs, in the order of the task table's) ----------
 
     @guarded
     def text_to_image(self, prompt, seed, guidance, top_k, request: gr.Request = None,
                       progress=gr.Progress(track_tqdm=True)):
         prompt = self._prompt(prompt)
         options = self._options(seed, top_k, guidance)
-        image, seconds = self._run("T2I", request, progress, prompt, **options)
-        return self._image_outputs("T2I", image, [f"Prompt: {prompt!r}."], options, seconds)
+        image, seconds = self._generate("T2I", request, progress, {"prompt": prompt}, options)
+        return self._outputs("T2I", image, [f"Prompt: {prompt!r}."], options, seconds)
 
     @guarded
     def text_to_video(self, prompt, num_frames, seed, guidance, top_k, request: gr.Request = None,
                       progress=gr.Progress(track_tqdm=True)):
         prompt = self._prompt(prompt, example="the digit 3 is moving up then down")
         options = self._options(seed, top_k, guidance)
-        frames, seconds = self._run("T2V", request, progress, prompt, num_frames=int(num_frames), **options)
+        frames, seconds = self._generate("T2V", request, progress, {"prompt": prompt}, options,
+                                         num_frames=int(num_frames))
         notes = [f"Prompt: {prompt!r}."]
         if int(num_frames) > self.frames:
             notes.append(f"Info: the model was trained on {self.frames} frames; the rest came from a sliding window.")
-        return self._video_outputs("T2V", frames, notes, options, seconds)
+        return self._outputs("T2V", frames, notes, options, seconds)
 
     @guarded
     def video_prediction(self, upload, example, given, predict, seed, top_k, request: gr.Request = None,
@@ -643,10 +590,10 @@ class NuwaWebDemo:
             raise _error(f"The video has {len(frames)} frame(s) but 'Given frames' is {given}: upload a video with at "
                          f"least {given} frames, or lower 'Given frames'.")
         options = self._options(seed, top_k)
-        video, seconds = self._run("V2V", request, progress, frames[:given], num_condition_frames=given,
-                                   num_frames_to_predict=predict, **options)
+        video, seconds = self._generate("V2V", request, progress, {"video": frames[:given]}, options,
+                                        num_condition_frames=given, num_frames_to_predict=predict)
         notes.append(f"The first {given} frame(s) are given (as the VQ-GAN reconstructs them); {predict} predicted.")
-        return self._video_outputs("V2V", video, notes, options, seconds)
+        return self._outputs("V2V", video, notes, options, seconds)
 
     @guarded
     def sketch_to_image(self, canvas, upload, fill_name, seed, guidance, top_k, request: gr.Request = None,
@@ -655,8 +602,8 @@ class NuwaWebDemo:
         if len(maps) > 1:
             notes.append(f"Info: the upload has {len(maps)} frames; the first one is used.")
         options = self._options(seed, top_k, guidance)
-        image, seconds = self._run("S2I", request, progress, maps[0], **options)
-        view, files, info = self._image_outputs("S2I", image, notes, options, seconds)
+        image, seconds = self._generate("S2I", request, progress, {"sketch": maps[0]}, options)
+        view, files, info = self._outputs("S2I", image, notes, options, seconds)
         sketch = self._sketch_view(maps[:1], Path(view).parent, "sketch")
         return sketch, view, files, info
 
@@ -665,16 +612,16 @@ class NuwaWebDemo:
                         request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         maps, notes = self._sketch_maps(canvas, upload, fill_name)
         num_frames = int(num_frames)
-        if len(maps) == 1:
-            maps, moved = self._moving(maps[0], motion, num_frames)
-            notes += moved + ([f"Motion: {motion}."] if motion and motion != "none" else [])
+        if len(maps) == 1:  # one drawing: its shapes move (nuwa_hf.data.sketch_motion)
+            maps, note = move_shapes(maps[0], motion, num_frames, num_classes=len(self.class_names))
+            notes += ([f"Info: {note}"] if note else []) + ([f"Motion: {motion}."] if motion and motion != "none" else [])
         elif len(maps) > self.frames:
             notes.append(f"Info: the sequence has {len(maps)} frames; the model makes {self.frames}, so the first "
                          f"{self.frames} are used.")
             maps = maps[: self.frames]
         options = self._options(seed, top_k, guidance)
-        video, seconds = self._run("S2V", request, progress, maps, **options)
-        mp4, gif, files, info = self._video_outputs("S2V", video, notes, options, seconds)
+        video, seconds = self._generate("S2V", request, progress, {"sketch_video": maps}, options)
+        mp4, gif, files, info = self._outputs("S2V", video, notes, options, seconds)
         sketch = self._sketch_view(maps, Path(gif).parent, "sketch")
         return sketch, mp4, gif, files, info
 
@@ -683,8 +630,8 @@ class NuwaWebDemo:
                          progress=gr.Progress(track_tqdm=True)):
         image, mask, notes = self._region(editor, region)
         options = self._options(seed, top_k)
-        result, seconds = self._run("I2I", request, progress, image, mask=mask, **options)
-        return self._image_outputs("I2I", result, notes, options, seconds)
+        result, seconds = self._generate("I2I", request, progress, {"image": image, "mask": mask}, options)
+        return self._outputs("I2I", result, notes, options, seconds)
 
     @guarded
     def image_manipulation(self, editor, instruction, region, seed, guidance, top_k, request: gr.Request = None,
@@ -692,8 +639,9 @@ class NuwaWebDemo:
         instruction = self._prompt(instruction, "instruction", "a blue 7")
         image, mask, notes = self._region(editor, region)
         options = self._options(seed, top_k, guidance)
-        result, seconds = self._run("TI2I", request, progress, image, instruction, mask, **options)
-        return self._image_outputs("TI2I", result, [f"Instruction: {instruction!r}."] + notes, options, seconds)
+        result, seconds = self._generate("TI2I", request, progress, {"image": image, "prompt": instruction, "mask": mask},
+                                         options)
+        return self._outputs("TI2I", result, [f"Instruction: {instruction!r}."] + notes, options, seconds)
 
     @guarded
     def video_manipulation(self, upload, example, instruction, num_frames, seed, guidance, top_k,
@@ -701,18 +649,15 @@ class NuwaWebDemo:
         instruction = self._prompt(instruction, "instruction", "the digit 3 is moving left then right")
         frames, notes = self._load_video(upload, example, "TV2V", max_frames=1)
         options = self._options(seed, top_k, guidance)
-        video, seconds = self._run("TV2V", request, progress, frames[:1], instruction, num_condition_frames=1,
-                                   num_frames=int(num_frames), **options)
+        video, seconds = self._generate("TV2V", request, progress, {"video": frames[:1], "prompt": instruction},
+                                        options, num_condition_frames=1, num_frames=int(num_frames))
         notes = [f"Instruction: {instruction!r}; the first frame is kept."] + notes
-        return self._video_outputs("TV2V", video, notes, options, seconds)
+        return self._outputs("TV2V", video, notes, options, seconds)
 
     def stop(self, request: gr.Request = None):
         self.switch.stop(_session(request))
 
     # --- defaults shown in the UI ----------------------------------------------------------------------------------
-
-    def _enlarged(self, picture: PIL.Image.Image) -> PIL.Image.Image:
-        return picture.resize((picture.width * self.upscale, picture.height * self.upscale), PIL.Image.NEAREST)
 
     def default_sketch(self) -> PIL.Image.Image:
         """The canvas' starting picture: a held-out scene's class map (else two bands and a square), in the palette."""
@@ -724,27 +669,21 @@ class NuwaWebDemo:
             sketch = np.zeros((size, size), dtype=np.int64)
             sketch[size // 2:] = min(1, len(self.class_names) - 1)
             sketch[size // 4: 3 * size // 4, size // 3: 2 * size // 3] = min(4, len(self.class_names) - 1)
-        return self._enlarged(media.sketch_to_image(sketch, num_classes=len(self.class_names)))
+        return media.upscaled(media.sketch_to_image(sketch, num_classes=len(self.class_names)), self.upscale)
 
     def default_edit(self, code: str) -> Optional[dict]:
         """The editor's starting value: a held-out digit image with the region of its example painted in."""
         examples = self.examples(code)
         if examples is None:
             return None
-        image = self._enlarged(examples.inputs["image"][0].convert("RGB"))
-        mask = examples.inputs["mask"][0]
-        from nuwa_hf.pipelines.pipeline_base import region_to_token_mask
-
-        tokens = region_to_token_mask(mask, examples.inputs["image"][0].size, self._token_grid(),
-                                      self.processor.image_processor).numpy()
-        cells = np.kron(tokens, np.ones((image.height // tokens.shape[0], image.width // tokens.shape[1]), dtype=bool))
+        original = examples.inputs["image"][0]
+        image = media.upscaled(original.convert("RGB"), self.upscale)
+        pipe = self.pipeline(code)
+        tokens = region_to_token_mask(examples.inputs["mask"][0], original.size, pipe.token_grid(),
+                                      self.processor.image_processor)
         layer = np.zeros((image.height, image.width, 4), dtype=np.uint8)
-        layer[cells] = (255, 0, 255, 150)
+        layer[token_mask_to_pixels(tokens, image.size)] = (255, 0, 255, 150)
         return {"background": image, "layers": [PIL.Image.fromarray(layer, mode="RGBA")], "composite": None}
-
-    def _token_grid(self) -> tuple[int, int]:
-        factor = self.model.vqgan.downsample_factor
-        return self.image_size // factor, self.image_size // factor
 
     def default_instruction(self, code: str, example=None) -> str:
         examples = self.examples(code)
@@ -753,10 +692,14 @@ class NuwaWebDemo:
         return examples.texts[self._example_index(example)]
 
 
-def _all_frames(image: PIL.Image.Image):
-    for index in range(getattr(image, "n_frames", 1)):
-        image.seek(index)
-        yield image.copy()
+def _editor_layers(value, size: tuple[int, int]) -> list[np.ndarray]:
+    """The painted layers of an ImageEditor value as RGBA arrays (H, W, 4) at ``size`` (nearest neighbour)."""
+    layers = []
+    for layer in (value or {}).get("layers") or []:
+        if layer is not None:
+            layer = layer.convert("RGBA")
+            layers.append(np.asarray(layer if layer.size == size else layer.resize(size, PIL.Image.NEAREST)))
+    return layers
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -843,13 +786,6 @@ def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str)
     stop.click(demo.stop, None, None, cancels=[event], queue=False, api_visibility="private")
 
 
-def _region_editor(demo: NuwaWebDemo, prefix: str, label: str, brush, canvas):
-    """The image with a brush for the region to regenerate (I2I and TI2I tabs), pre-filled with a built-in example."""
-    return GuardedImageEditor(value=demo.default_edit(prefix.upper()), label=label, type="pil", image_mode="RGBA",
-                          sources=["upload", "clipboard"], brush=brush, format="png", layers=False, transforms=(),
-                          elem_id=f"{prefix}-editor", canvas_size=canvas)
-
-
 def _image_outputs(prefix: str, label: str):
     image = gr.Image(label=label, type="filepath", format="png", interactive=False, elem_id=f"{prefix}-output")
     files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id=f"{prefix}-files")
@@ -879,7 +815,8 @@ def _example_choices() -> list[str]:
     return [f"Example {i + 1}" for i in range(NUM_BUILTIN_EXAMPLES)]
 
 
-VIDEO_TYPES = [".gif", ".mp4", ".webm", ".avi", ".mkv", ".mov", ".npy"]
+# What the uploads may be: what media.load_video / media.load_sketch_video read from one file.
+VIDEO_TYPES = [*media.VIDEO_SUFFIXES, ".npy"]
 SKETCH_TYPES = [".png", ".gif", ".npy"]
 
 
@@ -896,18 +833,137 @@ def queue_size() -> int:
     return size
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# The tabs: one per row of the task table (nuwa_hf.tasks.TASKS), its inputs, frame options and outputs read off the row
+
+
+# The handler of each task; its arguments are the tab's inputs in the order the table lists the task's inputs (then its
+# frame options, then the sampling options): the endpoints' argument order, which clients rely on.
+HANDLERS = {"T2I": "text_to_image", "T2V": "text_to_video", "V2V": "video_prediction", "S2I": "sketch_to_image",
+            "I2I": "image_completion", "TI2I": "image_manipulation", "S2V": "sketch_to_video",
+            "TV2V": "video_manipulation"}
+# The optional inputs of the table the page offers (I2I's prompt is the pipeline's business: the page leaves it out).
+OFFERED_OPTIONAL_INPUTS = ("mask",)
+EXAMPLE_PROMPTS = {"T2I": T2I_EXAMPLES, "T2V": T2V_EXAMPLES}
+DEFAULT_INSTRUCTIONS = {"TI2I": "a blue 7", "TV2V": "the digit 3 is moving left then right"}
+
+
+class _Page:
+    """What every tab shares: the demo, the brushes and the canvas size."""
+
+    def __init__(self, demo: NuwaWebDemo):
+        self.demo = demo
+        self.sketch_brush = gr.Brush(colors=[f"rgb({r}, {g}, {b})" for r, g, b in demo.palette.tolist()],
+                                     color_mode="fixed", default_size=max(2, demo.upscale * 2))
+        self.mask_brush = gr.Brush(colors=[("#ff00ff", 0.6)], color_mode="fixed", default_size=max(4, demo.upscale * 3))
+        self.regions = [PAINTED] + [r for r in REGION_SHORTCUTS if r != "all"]
+        self.canvas = (demo.image_size * demo.upscale,) * 2  # the enlarged pictures fill the canvas exactly
+
+    # --- one input of the task table -> its components (in the endpoint's argument order) ---------------------------
+
+    def prompt(self, info, prefix: str) -> list:
+        if info.code in EXAMPLE_PROMPTS:  # a caption to generate from
+            examples = EXAMPLE_PROMPTS[info.code]
+            prompt = gr.Textbox(label="Prompt", value=examples[0], elem_id=f"{prefix}-prompt", placeholder=examples[0])
+            gr.Examples([[p] for p in examples], inputs=[prompt], label="Example prompts")
+            return [prompt]
+        what = "what the painted part should show" if "image" in info.inputs else "what should happen"
+        instruction = gr.Textbox(label=f"Instruction: {what}", elem_id=f"{prefix}-instruction",
+                                 value=self.demo.default_instruction(info.code) or DEFAULT_INSTRUCTIONS[info.code])
+        return [instruction]
+
+    def image(self, info, prefix: str) -> list:
+        verb = "change" if info.condition == "text" else "regenerate"
+        return [GuardedImageEditor(value=self.demo.default_edit(info.code), label=f"Image: paint the part to {verb}",
+                                   type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
+                                   brush=self.mask_brush, format="png", layers=False, transforms=(),
+                                   elem_id=f"{prefix}-editor", canvas_size=self.canvas)]
+
+    def mask(self, info, prefix: str) -> list:
+        verb = "change" if info.condition == "text" else "regenerate"
+        return [gr.Dropdown(self.regions, value=PAINTED, label=f"Region to {verb}")]
+
+    def video(self, info, prefix: str) -> list:
+        kept = "" if "num_frames_to_predict" in info.frame_options else "its first frame is kept; "
+        upload = UploadFile(label=f"Video (GIF, MP4, ...): {kept}an upload replaces the built-in example",
+                            file_types=VIDEO_TYPES, type="filepath", elem_id=f"{prefix}-upload")
+        example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
+        return [upload, example]
+
+    def sketch(self, info, prefix: str) -> list:
+        demo, many = self.demo, info.makes_video
+        canvas = GuardedImageEditor(value=demo.default_sketch(), type="pil", image_mode="RGBA", sources=["upload"],
+                                    label="Sketch of the first frame" if many else "Sketch: paint with the class colours",
+                                    brush=self.sketch_brush, format="png", layers=False, transforms=(),
+                                    elem_id=f"{prefix}-canvas", canvas_size=self.canvas)
+        motion = count = None
+        if many:
+            motion = gr.Radio(list(MOTION_CHOICES), value="right",
+                              label="Motion of the shapes (circle, square, triangle)")
+            count = gr.Slider(1, demo.frames, value=demo.frames, step=1, label="Number of frames")
+        what = ("a class map (moved by the motion) or a sequence (.npy (T, H, W), GIF in mode P)" if many else
+                "a class map (PNG in mode L/P, .npy): replaces the canvas")
+        upload = UploadFile(label=f"Or upload {what}", file_types=SKETCH_TYPES, type="filepath",
+                            elem_id=f"{prefix}-upload")
+        fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
+                           label="Class of empty (white) canvas areas")
+        return [canvas, upload, fill] + ([motion, count] if many else [])
+
+    sketch_video = sketch
+
+    # --- the frame options of the task table -------------------------------------------------------------------------
+
+    def frame_options(self, info) -> list:
+        frames = self.demo.frames
+        if "num_frames_to_predict" in info.frame_options:  # V2V: given frames, then the predicted ones
+            return [gr.Slider(1, max(frames - 1, 1), value=1, step=1, label="Given frames"),
+                    gr.Slider(1, max(2 * frames, 2), value=max(frames - 1, 1), step=1, label="Frames to predict")]
+        if "num_frames" not in info.frame_options:
+            return []
+        if "num_condition_frames" in info.frame_options:  # TV2V: the page keeps one given frame
+            return [gr.Slider(2, max(3 * frames, 2), value=max(frames, 2), step=1,
+                              label="Number of frames (the kept first frame included)")]
+        return [gr.Slider(1, max(3 * frames, 2), value=frames, step=1, label="Number of frames",
+                          info=f"trained on {frames}; more slide a window over time")]
+
+    def tab(self, info) -> None:
+        demo, prefix = self.demo, info.code.lower()
+        with gr.Tab(f"{info.code} {info.title}", id=prefix):
+            if info.condition == "sketch":
+                gr.HTML(_legend(demo))
+            with gr.Row():
+                with gr.Column():
+                    inputs = []
+                    for name in info.inputs + tuple(n for n in info.optional_inputs if n in OFFERED_OPTIONAL_INPUTS):
+                        inputs += getattr(self, name)(info, prefix)
+                    inputs += self.frame_options(info)
+                    seed, scale, top_k = _sampling_controls(demo, prefix, guidance=info.condition != "none")
+                    generate, stop = _buttons(prefix)
+                with gr.Column():
+                    outputs = []
+                    if info.condition == "sketch":
+                        label = "The sketches as the model sees them" if info.makes_video else \
+                            "The sketch as the model sees it"
+                        outputs.append(gr.Image(label=label, type="filepath", interactive=False,
+                                                elem_id=f"{prefix}-sketch"))
+                    if info.makes_video:
+                        outputs += _video_outputs(prefix)
+                    else:
+                        outputs += _image_outputs(prefix, {"I2I": "Completed image", "TI2I": "Edited image"}.get(
+                            info.code, "Image"))
+            if "video" in info.inputs and "prompt" in info.inputs:  # a built-in example brings its instruction
+                inputs[1].change(lambda choice, code=info.code: demo.default_instruction(code, choice) or gr.skip(),
+                                 inputs[1], inputs[2], api_visibility="private", queue=False)
+            sampling = [seed] + ([scale] if scale is not None else []) + [top_k]
+            _wire(demo, generate, stop, getattr(demo, HANDLERS[info.code]), inputs + sampling, outputs, prefix)
+
+
 def build_demo(model_path: str | os.PathLike, max_queue: Optional[int] = None) -> gr.Blocks:
     """The Blocks app for the model folder / Hub id ``model_path`` (loaded now), with its queue set up: one generation
     at a time, at most ``max_queue`` (default :func:`queue_size`) waiting; more are refused with "Queue is full"."""
     limit_malloc_arenas()
     demo = NuwaWebDemo(model_path)
     size, frames = demo.image_size, demo.frames
-    sketch_brush = gr.Brush(colors=[f"rgb({r}, {g}, {b})" for r, g, b in demo.palette.tolist()], color_mode="fixed",
-                            default_size=max(2, demo.upscale * 2))
-    mask_brush = gr.Brush(colors=[("#ff00ff", 0.6)], color_mode="fixed", default_size=max(4, demo.upscale * 3))
-    regions = [PAINTED] + [r for r in REGION_SHORTCUTS if r != "all"]
-    canvas = (size * demo.upscale, size * demo.upscale)  # the enlarged pictures fill the canvas exactly
-
     with gr.Blocks(title="NUWA: text, sketch, image and video generation", analytics_enabled=False,
                    delete_cache=(CACHE_SWEEP_SECONDS, CACHE_SECONDS)) as blocks:
         gr.Markdown(
@@ -916,142 +972,10 @@ def build_demo(model_path: str | os.PathLike, max_queue: Optional[int] = None) -
             f"(outputs are enlarged {demo.upscale}x for viewing). The default model knows one coloured digit per "
             "picture and Moving-MNIST-style motions; its sketches are scenes of ground, wall and shapes. One "
             "generation runs at a time; Stop ends the running one at its next token.")
+        page = _Page(demo)
         with gr.Tabs():
-            with gr.Tab("T2I text→image", id="t2i"):
-                with gr.Row():
-                    with gr.Column():
-                        prompt = gr.Textbox(label="Prompt", value=T2I_EXAMPLES[0], elem_id="t2i-prompt",
-                                            placeholder="a red 7")
-                        gr.Examples([[p] for p in T2I_EXAMPLES], inputs=[prompt], label="Example prompts")
-                        seed, scale, top_k = _sampling_controls(demo, "t2i")
-                        generate, stop = _buttons("t2i")
-                    with gr.Column():
-                        outputs = _image_outputs("t2i", "Image")
-                _wire(demo, generate, stop, demo.text_to_image, [prompt, seed, scale, top_k], list(outputs), "t2i")
-
-            with gr.Tab("T2V text→video", id="t2v"):
-                with gr.Row():
-                    with gr.Column():
-                        prompt = gr.Textbox(label="Prompt", value=T2V_EXAMPLES[0], elem_id="t2v-prompt")
-                        gr.Examples([[p] for p in T2V_EXAMPLES], inputs=[prompt], label="Example prompts")
-                        count = gr.Slider(1, max(3 * frames, 2), value=frames, step=1, label="Number of frames",
-                                          info=f"trained on {frames}; more slide a window over time")
-                        seed, scale, top_k = _sampling_controls(demo, "t2v")
-                        generate, stop = _buttons("t2v")
-                    with gr.Column():
-                        outputs = _video_outputs("t2v")
-                _wire(demo, generate, stop, demo.text_to_video, [prompt, count, seed, scale, top_k], list(outputs),
-                      "t2v")
-
-            with gr.Tab("V2V prediction", id="v2v"):
-                with gr.Row():
-                    with gr.Column():
-                        upload = UploadFile(label="Video (GIF, MP4, ...): an upload replaces the built-in example",
-                                            file_types=VIDEO_TYPES, type="filepath", elem_id="v2v-upload")
-                        example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
-                        given = gr.Slider(1, max(frames - 1, 1), value=1, step=1, label="Given frames")
-                        predict = gr.Slider(1, max(2 * frames, 2), value=max(frames - 1, 1), step=1,
-                                            label="Frames to predict")
-                        seed, _, top_k = _sampling_controls(demo, "v2v", guidance=False)
-                        generate, stop = _buttons("v2v")
-                    with gr.Column():
-                        outputs = _video_outputs("v2v")
-                _wire(demo, generate, stop, demo.video_prediction, [upload, example, given, predict, seed, top_k],
-                      list(outputs), "v2v")
-
-            with gr.Tab("S2I sketch→image", id="s2i"):
-                gr.HTML(_legend(demo))
-                with gr.Row():
-                    with gr.Column():
-                        canvas = GuardedImageEditor(value=demo.default_sketch(), label="Sketch: paint with the class colours",
-                                                type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
-                                                format="png", layers=False, transforms=(), elem_id="s2i-canvas",
-                                                canvas_size=canvas)
-                        upload = UploadFile(label="Or upload a class map (PNG in mode L/P, .npy): replaces the canvas",
-                                            file_types=SKETCH_TYPES, type="filepath", elem_id="s2i-upload")
-                        fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
-                                           label="Class of empty (white) canvas areas")
-                        seed, scale, top_k = _sampling_controls(demo, "s2i")
-                        generate, stop = _buttons("s2i")
-                    with gr.Column():
-                        sketch_view = gr.Image(label="The sketch as the model sees it", type="filepath",
-                                               interactive=False, elem_id="s2i-sketch")
-                        outputs = _image_outputs("s2i", "Image")
-                _wire(demo, generate, stop, demo.sketch_to_image, [canvas, upload, fill, seed, scale, top_k],
-                      [sketch_view, *outputs], "s2i")
-
-            with gr.Tab("S2V sketch→video", id="s2v"):
-                gr.HTML(_legend(demo))
-                with gr.Row():
-                    with gr.Column():
-                        canvas = GuardedImageEditor(value=demo.default_sketch(), label="Sketch of the first frame",
-                                                type="pil", image_mode="RGBA", sources=["upload"], brush=sketch_brush,
-                                                format="png", layers=False, transforms=(), elem_id="s2v-canvas",
-                                                canvas_size=canvas)
-                        motion = gr.Radio(["left", "right", "up", "down", "none"], value="right",
-                                          label="Motion of the shapes (circle, square, triangle)")
-                        count = gr.Slider(1, frames, value=frames, step=1, label="Number of frames")
-                        upload = UploadFile(label="Or upload a class map (moved by the motion) or a sequence "
-                                                  "(.npy (T, H, W), GIF in mode P)",
-                                            file_types=SKETCH_TYPES, type="filepath", elem_id="s2v-upload")
-                        fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
-                                           label="Class of empty (white) canvas areas")
-                        seed, scale, top_k = _sampling_controls(demo, "s2v")
-                        generate, stop = _buttons("s2v")
-                    with gr.Column():
-                        sketch_view = gr.Image(label="The sketches as the model sees them", type="filepath",
-                                               interactive=False, elem_id="s2v-sketch")
-                        outputs = _video_outputs("s2v")
-                _wire(demo, generate, stop, demo.sketch_to_video,
-                      [canvas, upload, fill, motion, count, seed, scale, top_k], [sketch_view, *outputs], "s2v")
-
-            with gr.Tab("I2I completion", id="i2i"):
-                with gr.Row():
-                    with gr.Column():
-                        editor = _region_editor(demo, "i2i", "Image: paint the part to regenerate", mask_brush, canvas)
-                        region = gr.Dropdown(regions, value=PAINTED, label="Region to regenerate")
-                        seed, _, top_k = _sampling_controls(demo, "i2i", guidance=False)
-                        generate, stop = _buttons("i2i")
-                    with gr.Column():
-                        outputs = _image_outputs("i2i", "Completed image")
-                _wire(demo, generate, stop, demo.image_completion, [editor, region, seed, top_k], list(outputs), "i2i")
-
-            with gr.Tab("TI2I image editing", id="ti2i"):
-                with gr.Row():
-                    with gr.Column():
-                        editor = _region_editor(demo, "ti2i", "Image: paint the part to change", mask_brush, canvas)
-                        instruction = gr.Textbox(label="Instruction: what the painted part should show",
-                                                 value=demo.default_instruction("TI2I") or "a blue 7",
-                                                 elem_id="ti2i-instruction")
-                        region = gr.Dropdown(regions, value=PAINTED, label="Region to change")
-                        seed, scale, top_k = _sampling_controls(demo, "ti2i")
-                        generate, stop = _buttons("ti2i")
-                    with gr.Column():
-                        outputs = _image_outputs("ti2i", "Edited image")
-                _wire(demo, generate, stop, demo.image_manipulation, [editor, instruction, region, seed, scale, top_k],
-                      list(outputs), "ti2i")
-
-            with gr.Tab("TV2V video editing", id="tv2v"):
-                with gr.Row():
-                    with gr.Column():
-                        upload = UploadFile(label="Video (GIF, MP4, ...): its first frame is kept; an upload replaces "
-                                                  "the built-in example", file_types=VIDEO_TYPES, type="filepath",
-                                            elem_id="tv2v-upload")
-                        example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
-                        instruction = gr.Textbox(label="Instruction: what should happen",
-                                                 value=demo.default_instruction("TV2V")
-                                                 or "the digit 3 is moving left then right",
-                                                 elem_id="tv2v-instruction")
-                        count = gr.Slider(2, max(3 * frames, 2), value=max(frames, 2), step=1,
-                                          label="Number of frames (the kept first frame included)")
-                        seed, scale, top_k = _sampling_controls(demo, "tv2v")
-                        generate, stop = _buttons("tv2v")
-                    with gr.Column():
-                        outputs = _video_outputs("tv2v")
-                example.change(lambda choice: demo.default_instruction("TV2V", choice) or gr.skip(), example,
-                               instruction, api_visibility="private", queue=False)
-                _wire(demo, generate, stop, demo.video_manipulation,
-                      [upload, example, instruction, count, seed, scale, top_k], list(outputs), "tv2v")
+            for info in TASKS:
+                page.tab(info)
 
     blocks.queue(default_concurrency_limit=1, max_size=max_queue or queue_size())
     blocks.nuwa = demo  # for tests and callers that want the model's sizes

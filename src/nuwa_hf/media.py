@@ -418,9 +418,14 @@ def load_video(source: Any, num_frames: int | None = None) -> list[PIL.Image.Ima
     return frames[:num_frames] if num_frames is not None else frames
 
 
+class ColourSketchError(ValueError):
+    """A sketch given as a colour picture (an RGB image) where class ids were expected: it can be read back through
+    the class colours with :func:`drawing_to_class_map` (``load_sketch_video(..., num_classes=)`` does so)."""
+
+
 def _class_map_from_image(image: PIL.Image.Image, what: str) -> np.ndarray:
     if image.mode not in SKETCH_IMAGE_MODES:
-        raise ValueError(
+        raise ColourSketchError(
             f"The {what} is a PIL image in mode {image.mode!r}; a sketch is a class-index map whose pixel values are class "
             "ids: an image in mode 'L', 'P' or 'I' (e.g. `Image.fromarray(class_ids.astype('uint8'))`), or an integer "
             "array (H, W). Map the colours of an RGB drawing to class ids first."
@@ -467,9 +472,23 @@ def load_sketch(source: Any) -> np.ndarray:
         return _class_map_from_image(opened, f"sketch {path.name}")
 
 
-def load_sketch_video(source: Any) -> np.ndarray:
+def load_sketch_video(source: Any, num_classes: int | None = None, fill: int = 0) -> np.ndarray:
     """Read a video sketch as class ids ``np.int64 (T, H, W)``: a ``.npy`` array ``(T, H, W)``, a GIF in mode P (palette
-    indices are the class ids), a folder of sketch images (sorted by name), a list of maps or an array."""
+    indices are the class ids), a folder of sketch images (sorted by name), a list of maps or an array.
+
+    With ``num_classes``, a colour picture (an RGB PNG, a folder of them) is taken for a drawing in the class colours of
+    :func:`sketch_to_image` and read back through them (:func:`drawing_to_class_map`; white areas -> ``fill``), with
+    the same size, pixel and frame limits as a video; without it, such a picture is refused
+    (:class:`ColourSketchError`)."""
+    try:
+        return _load_sketch_video(source)
+    except ColourSketchError:
+        if num_classes is None:
+            raise
+    return np.stack([drawing_to_class_map(frame, num_classes, fill) for frame in load_video(source)])
+
+
+def _load_sketch_video(source: Any) -> np.ndarray:
     path = _as_path(source)
     if path is not None:
         _require_existing(path, "video sketch")
@@ -552,7 +571,7 @@ def save_image(image: Any, path: PathLike, upscale: int = 1) -> Path:
         upscale: enlarge by this integer factor with nearest-neighbour (tiny 32x32 outputs are easier to look at).
     """
     image = to_pil_image(image)
-    image = _upscaled(image, upscale)
+    image = upscaled(image, upscale)
     path = Path(path)
     file_format = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
     with atomic_output(path) as temporary:
@@ -560,7 +579,8 @@ def save_image(image: Any, path: PathLike, upscale: int = 1) -> Path:
     return path
 
 
-def _upscaled(image: PIL.Image.Image, upscale: int) -> PIL.Image.Image:
+def upscaled(image: PIL.Image.Image, upscale: int) -> PIL.Image.Image:
+    """``image`` enlarged ``upscale`` times with nearest neighbour (each pixel a block), as the writers' ``upscale=``."""
     if not isinstance(upscale, int) or upscale < 1:
         raise ValueError(f"upscale must be a positive int, got {upscale!r}.")
     if upscale == 1:
@@ -569,15 +589,40 @@ def _upscaled(image: PIL.Image.Image, upscale: int) -> PIL.Image.Image:
 
 
 def save_gif(frames: Any, path: PathLike, fps: float = 4.0, loop: bool = True, upscale: int = 1) -> Path:
-    """Write frames as an animated GIF through Pillow, atomically (``fps`` frames per second, looping by default)."""
+    """Write frames as an animated GIF, atomically (``fps`` frames per second, looping by default).
+
+    Every frame is written as a frame of its own, each showing for ``1000 / fps`` ms (at least 20 ms), so the file
+    holds as many frames as were given: Pillow's own writer (``save(..., save_all=True)``, Pillow 12 has no option
+    against it) merges a frame equal to the one before it into a longer showing of that one, and a 6-frame video with
+    two equal frames in a row would read back as 5. The frames go through Pillow's GIF encoder one by one instead
+    (:func:`_gif_bytes`); each is quantised to its own palette as Pillow's writer does.
+    """
     fps = _check_fps(fps)
-    images = [_upscaled(f, upscale) for f in _frames_as_pil(frames)]
+    images = [upscaled(f, upscale) for f in _frames_as_pil(frames)]
+    data = _gif_bytes(images, duration_ms=max(int(round(1000 / fps)), 20), loop=loop)
     with atomic_output(path) as temporary:
-        images[0].save(
-            temporary, format="GIF", save_all=True, append_images=images[1:], duration=max(int(round(1000 / fps)), 20),
-            loop=0 if loop else 1, optimize=False, disposal=2,
-        )
+        Path(temporary).write_bytes(data)
     return Path(path)
+
+
+def _gif_bytes(images: list[PIL.Image.Image], duration_ms: int, loop: bool) -> bytes:
+    """An animated GIF of ``images``, one GIF frame per image: the first frame's palette is the global colour table,
+    every other frame carries its own (Pillow's layout for frames written whole, ``disposal=2``). Built with Pillow's
+    frame encoder (``GifImagePlugin.getheader`` / ``getdata``), which writes what it is given and merges nothing."""
+    from PIL import GifImagePlugin
+
+    frames = [image.convert("RGB").convert("P", palette=PIL.Image.Palette.ADAPTIVE) for image in images]
+    info: dict[str, Any] = {"duration": duration_ms}
+    if loop:
+        info["loop"] = 0  # the NETSCAPE block: repeat forever; without it a GIF plays once
+    header, _ = GifImagePlugin.getheader(frames[0], info=info)  # normalises frames[0] to the global palette
+    parts = list(header)
+    for index, frame in enumerate(frames):
+        if index:
+            GifImagePlugin.getheader(frame, info={})  # the same palette normalisation for a local colour table
+        parts += GifImagePlugin.getdata(frame, duration=duration_ms, disposal=2, include_color_table=index > 0)
+    parts.append(b";")  # the trailer
+    return b"".join(bytes(part) for part in parts)
 
 
 def mp4_available() -> bool:
@@ -602,7 +647,7 @@ def save_mp4(frames: Any, path: PathLike, fps: float = 4.0, upscale: int = 1) ->
         raise ImportError("Writing MP4 needs PyAV: pip install 'av>=14' (or nuwa-hf[video]); GIF works without it.") from error
     from fractions import Fraction
 
-    images = [_upscaled(f, upscale) for f in _frames_as_pil(frames)]
+    images = [upscaled(f, upscale) for f in _frames_as_pil(frames)]
     width, height = images[0].size
     even_width, even_height = width + width % 2, height + height % 2
     rate = Fraction(fps).limit_denominator(1000)
@@ -648,11 +693,13 @@ def frame_strip(frames: Any, gap: int = 2) -> PIL.Image.Image:
 def sketch_to_image(class_map: Any, num_classes: int | None = None) -> PIL.Image.Image:
     """A class-index map -> an RGB picture with one fixed colour per class (class 0 black), for looking at sketches."""
     array = to_class_map(class_map)
-    palette = _class_palette(max(int(array.max()) + 1 if array.size else 1, num_classes or 0))
+    palette = class_palette(max(int(array.max()) + 1 if array.size else 1, num_classes or 0))
     return PIL.Image.fromarray(palette[array])
 
 
-def _class_palette(num_classes: int) -> np.ndarray:
+def class_palette(num_classes: int) -> np.ndarray:
+    """``(num_classes, 3)`` uint8: the colour :func:`sketch_to_image` gives each class (class 0 black, then hues spaced
+    by the golden ratio)."""
     import colorsys
 
     colours = [(0, 0, 0)]
@@ -661,6 +708,47 @@ def _class_palette(num_classes: int) -> np.ndarray:
         red, green, blue = colorsys.hls_to_rgb(hue, 0.5, 0.8)
         colours.append((int(red * 255), int(green * 255), int(blue * 255)))
     return np.array(colours, dtype=np.uint8)
+
+
+WHITE_LEVEL = 235  # a pixel whose three channels are all at least this is white: an area nobody painted
+_CHUNK_PIXELS = 1 << 18
+
+
+def drawing_to_class_map(drawing: Any, num_classes: int, fill: int = 0) -> np.ndarray:
+    """A picture drawn in the class colours of :func:`sketch_to_image` -> class ids ``np.int64 (H, W)``, the inverse
+    of :func:`sketch_to_image` for hand-drawn or resaved (blurred, compressed) pictures.
+
+    Each pixel gets the class whose colour is nearest (squared RGB distance); white pixels (every channel at least
+    :data:`WHITE_LEVEL`: an empty canvas) and, in an RGBA picture, pixels less than half opaque get ``fill``.
+
+    Args:
+        drawing: a PIL image (any mode) or an array ``(H, W, 3|4)`` of uint8.
+        num_classes: the classes of the palette (the model's sketch classes).
+        fill: the class of white and transparent areas.
+
+    The colour matching runs in chunks of 262,144 pixels, so memory stays bounded for a picture of many megapixels.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
+    if not 0 <= fill < num_classes:
+        raise ValueError(f"fill={fill} is not a class id of the {num_classes} classes (0..{num_classes - 1}).")
+    if isinstance(drawing, PIL.Image.Image):
+        drawing = np.asarray(drawing.convert("RGBA") if drawing.mode not in ("RGB", "RGBA") else drawing)
+    rgba = np.asarray(drawing)
+    if rgba.ndim != 3 or rgba.shape[-1] not in (3, 4):
+        raise ValueError(f"A drawing is a picture (H, W, 3) or (H, W, 4), got shape {rgba.shape}.")
+    flat = rgba[..., :3].reshape(-1, 3)
+    classes = np.empty(len(flat), dtype=np.int64)
+    palette = class_palette(num_classes).astype(np.int32)[None]
+    for start in range(0, len(flat), _CHUNK_PIXELS):
+        pixels = flat[start:start + _CHUNK_PIXELS].astype(np.int32)
+        chunk = ((pixels[:, None, :] - palette) ** 2).sum(-1).argmin(-1)
+        chunk[pixels.min(-1) >= WHITE_LEVEL] = fill
+        classes[start:start + len(pixels)] = chunk
+    classes = classes.reshape(rgba.shape[:2])
+    if rgba.shape[-1] == 4:
+        classes[rgba[..., 3] < 128] = fill
+    return classes
 
 
 def save_result(result: Any, stem: Path, is_video: bool, fps: float = 4.0, upscale: int = 1,

@@ -100,6 +100,27 @@ def test_generate_without_vqgan_exits_3(cli_folder_without_vqgan, tmp_path, caps
     assert code == 3 and "no VQ-GAN" in stderr and "set_visual_tokenizers" in stderr
 
 
+def test_every_command_module_holds_one_registered_command():
+    """Issue 29 item 3: one file per subcommand on the shared base; the entry point registers each."""
+    import importlib
+    import pkgutil
+
+    import nuwa_hf.commands
+    from nuwa_hf.cli import build_parser, command_classes
+    from nuwa_hf.commands.base import NuwaCommand
+
+    found = []
+    for module in pkgutil.iter_modules(nuwa_hf.commands.__path__):
+        loaded = importlib.import_module(f"nuwa_hf.commands.{module.name}")
+        found += [value for value in vars(loaded).values() if isinstance(value, type) and issubclass(value, NuwaCommand)
+                  and value.__module__ == loaded.__name__ and value is not NuwaCommand]
+    assert sorted(found, key=lambda c: c.name) == sorted(command_classes(), key=lambda c: c.name)
+    assert [command.name for command in command_classes()] == ["generate", "demo", "evaluate", "train", "push",
+                                                                "push-code"]
+    listed = build_parser().format_help()
+    assert all(command.name in listed for command in command_classes())
+
+
 def test_help_shows_examples_and_exit_codes(capsys):
     code, stdout, _ = run(["--help"], capsys)
     assert code == 0 and "nuwa-hf demo --model" in stdout and "exit codes" in stdout

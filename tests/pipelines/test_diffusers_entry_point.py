@@ -121,3 +121,20 @@ def test_save_pretrained_writes_data_only(diffusers_pipe, tmp_path):
     actual = again("text-to-image", prompt="a red 7", generator=torch.Generator().manual_seed(0),
                    output_type="np").images[0]
     assert np.array_equal(actual, expected)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Issue 29 item 3: the arguments each task takes are read off the task table (nuwa_hf.tasks), not restated here.
+
+
+def test_the_arguments_each_task_takes_come_from_the_task_table():
+    from nuwa_hf.pipelines.diffusers_pipeline import task_arguments
+    from nuwa_hf.tasks import TASKS
+
+    expected = {  # what the entry point took when it kept its own table
+        "T2I": {"prompt"}, "T2V": {"prompt", "num_frames"}, "V2V": {"video", "image", "num_frames", "num_condition_frames"},
+        "S2I": {"sketch"}, "S2V": {"sketch"}, "I2I": {"image", "mask", "prompt"}, "TI2I": {"image", "prompt", "mask"},
+        "TV2V": {"video", "image", "prompt", "num_frames", "num_condition_frames"},
+    }
+    assert {task.code: set(task_arguments(task.name)) for task in TASKS} == expected
+    assert task_arguments("TI2I") == ("image", "prompt", "mask")  # in the table's order, for the error message

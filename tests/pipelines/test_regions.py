@@ -10,7 +10,8 @@ import PIL.Image
 import pytest
 import torch
 
-from nuwa_hf.cli import CommandError, _parse_mask
+from nuwa_hf.commands.base import CommandError
+from nuwa_hf.commands.generate import parse_mask
 from nuwa_hf.pipelines.regions import REGION_SHORTCUTS, parse_region_text, region_to_token_mask
 
 SIZE = 16
@@ -83,7 +84,7 @@ def test_the_users_call_regenerates_the_whole_image(completion):
 
 @pytest.mark.parametrize("text", ["0,0.5,1,1", "0,0,1,1", "0,8,16,16", "0.0,0.5,1.0,1.0", "bottom half", "top left"])
 def test_cli_and_python_read_the_text_the_same_way(text):
-    assert _parse_mask(text) == parse_region_text(text)
+    assert parse_mask(text) == parse_region_text(text)
 
 
 def test_unknown_region_names_the_accepted_forms(completion):
@@ -108,4 +109,14 @@ def test_bad_boxes_say_what_is_wrong(completion, region, message):
 
 def test_cli_refuses_a_box_of_the_wrong_length():
     with pytest.raises(CommandError, match="--mask '1,2': The region '1,2' has 2 number"):
-        _parse_mask("1,2")
+        parse_mask("1,2")
+
+
+def test_a_token_mask_drawn_at_pixel_size():
+    from nuwa_hf.pipelines.regions import token_mask_to_pixels
+
+    tokens = np.array([[True, False], [False, False]])
+    pixels = token_mask_to_pixels(torch.from_numpy(tokens), (8, 4))  # (width, height)
+    assert pixels.shape == (4, 8) and pixels[:2, :4].all() and pixels.sum() == 8
+    with pytest.raises(ValueError, match="token grid"):
+        token_mask_to_pixels(tokens, (5, 4))

@@ -207,3 +207,13 @@ def test_save_pretrained_writes_no_code_and_names_code_only_when_asked(processor
     assert saved["image_processor"]["auto_map"]["AutoImageProcessor"].endswith(
         "/image_processing_nuwa.NuwaImageProcessor")
     assert type(AutoProcessor.from_pretrained(tmp_path / "pointing")) is NuwaProcessor
+
+    # A tokenizer loaded from an older folder carries that folder's auto_map (to code it no longer holds): a plain
+    # save drops it.
+    processor.tokenizer.init_kwargs["auto_map"] = {"AutoProcessor": "processing_nuwa.NuwaProcessor"}
+    try:
+        processor.save_pretrained(tmp_path / "from-old")
+    finally:
+        processor.tokenizer.init_kwargs.pop("auto_map", None)
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        assert "auto_map" not in (tmp_path / "from-old" / name).read_text(), name

@@ -110,7 +110,8 @@ def _check_video(result, size, frames, upscale):
     if media.mp4_available():
         assert mp4 and mp4.endswith(".mp4") and Path(mp4).stat().st_size > 0
         assert any(f.endswith(".mp4") for f in files)
-    assert any(f.endswith("_frames.png") for f in files)
+    strips = [f for f in files if f.endswith(".png")]  # the frames side by side
+    assert strips and PIL.Image.open(strips[0]).width > PIL.Image.open(strips[0]).height
     assert f"{frames} frames" in info
     return info
 
@@ -154,6 +155,32 @@ def test_sketch_to_video_moves_the_shapes(client, sizes, inputs):
         first = np.asarray(sketches.convert("RGB"))
         sketches.seek(frames - 1)
         assert not np.array_equal(first, np.asarray(sketches.convert("RGB")))
+
+
+def test_a_still_sketch_video_keeps_every_frame(client, sizes, inputs):
+    """Frames equal to the one before them stay frames of their own in the GIFs (Pillow's writer merged them)."""
+    size, frames, upscale = sizes
+    sketch_view, *result = client.predict(_editor(inputs / "sketch.png"), None, "grass", "none", frames, 0, 1.5, 8,
+                                          api_name="/s2v")
+    _check_video(result, size, frames, upscale)
+    with PIL.Image.open(sketch_view) as sketches:
+        assert sketches.n_frames == frames
+
+
+def test_the_tabs_and_endpoints_follow_the_task_table(client, web_app):
+    """One tab and endpoint per row of nuwa_hf.tasks.TASKS: the tab named by its code and title, guidance offered
+    where the task has a condition, and the frame options as inputs."""
+    from nuwa_hf.tasks import TASKS
+
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    config = web_app[0].config
+    tabs = [c["props"]["label"] for c in config["components"] if c.get("type") == "tabitem"]
+    assert tabs == [f"{task.code} {task.title}" for task in TASKS]
+    for task in TASKS:
+        names = [p["parameter_name"] for p in endpoints[f"/{task.code.lower()}"]["parameters"]]
+        assert ("guidance" in names) == (task.condition != "none"), (task.code, names)
+        assert names[-2:] == ["seed", "top_k"] if task.condition == "none" else names[-3:] == ["seed", "guidance",
+                                                                                             "top_k"]
 
 
 def test_sketch_to_video_from_an_uploaded_sequence(client, sizes, inputs):

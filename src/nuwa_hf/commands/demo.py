@@ -1,4 +1,4 @@
-"""Run all eight tasks on built-in held-out inputs and write the results with an index.html page (``nuwa-hf demo``).
+"""``nuwa-hf demo``: run all eight tasks on built-in held-out inputs and write the results with an index.html page.
 
     >>> from nuwa_hf.commands.demo import run_showcase
     >>> report = run_showcase("checkpoints/nuwa-tiny", "outputs/demo", num_examples=2, seed=0)
@@ -13,11 +13,12 @@ that 32x32 outputs can be seen; the page shows them pixelated.
 from __future__ import annotations
 
 import html
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 import PIL.Image
@@ -25,13 +26,14 @@ import PIL.Image
 from .. import media
 from ..file_io import atomic_write_text
 from ..lazy_imports import require
-from ..tasks import TASKS
+from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name
+from ..pipelines.regions import token_mask_to_pixels
+from ..tasks import TASK_CODE_OF, TASK_NAMES, TASKS, get_task_info
+from . import base
+from .base import NuwaCommand
 
-require("datasets", "nuwa-hf demo (its inputs are held-out examples of the built-in worlds)")
-
-from ..data.task_examples import TaskExamples, task_examples  # noqa: E402
-from ..pipelines import load_nuwa_processor, region_to_token_mask, resolve_task_name  # noqa: E402
-from ..tasks import TASK_CODE_OF, TASK_NAMES  # noqa: E402
+if TYPE_CHECKING:
+    from ..data.task_examples import TaskExamples
 
 TASK_TITLES = {task.name: f"{task.title} ({task.code}{'' if task.trainable else ', zero-shot'})" for task in TASKS}
 
@@ -69,8 +71,7 @@ def _region_preview(image: PIL.Image.Image, mask: Any, pipe) -> PIL.Image.Image:
     tokens = region_to_token_mask(mask, image.size, (h, w), pipe.processor.image_processor).numpy()
     seen = pipe.processor.image_processor(image, return_tensors="np")["pixel_values"][0]
     pixels = ((np.moveaxis(seen, 0, -1) + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
-    cell_h, cell_w = pixels.shape[0] // h, pixels.shape[1] // w
-    region = np.kron(tokens, np.ones((cell_h, cell_w), dtype=bool))
+    region = token_mask_to_pixels(tokens, (pixels.shape[1], pixels.shape[0]))
     pixels[region] = (pixels[region] // 4 + 96).astype(np.uint8)
     return PIL.Image.fromarray(pixels)
 
@@ -126,12 +127,13 @@ class _Readers:
 def _reading(code: str, result: Any, examples: TaskExamples, index: int, readers: _Readers) -> Optional[str]:
     from ..evaluation.digit_reading import describe_picture, describe_video
 
-    if code in ("T2V", "V2V", "TV2V"):
+    info = get_task_info(code)
+    if info.makes_video:
         video = np.stack([np.asarray(media.to_pil_image(frame).convert("RGB")) for frame in result])
         reading = describe_video(video, readers.classifier)
     else:
         reading = describe_picture(np.asarray(media.to_pil_image(result).convert("RGB")), readers.classifier)
-    if code in ("I2I", "V2V") and examples.references is not None:  # no caption: say what the input showed
+    if info.condition == "none" and examples.references is not None:  # no caption: say what the input showed
         reference = np.asarray(examples.references[index])
         given = describe_video(reference, readers.classifier) if reference.ndim == 4 else \
             describe_picture(reference, readers.classifier)
@@ -182,6 +184,8 @@ def run_showcase(
         try:
             pipe = pipeline(name, model=nuwa, processor=processor)
             pipe.set_progress_bar_config(disable=not progress, desc=f"{code}")
+            from ..data.task_examples import task_examples  # needs datasets (checked when the command starts)
+
             examples = task_examples(name, num_examples, image_size, frames, split=split, seed=seed,
                                      num_sketch_classes=int(seg.num_classes) if seg is not None else None)
             results = pipe(**examples.chunk(0, len(examples)), seed=seed)
@@ -248,3 +252,66 @@ def write_index(out_dir: Path, model: str, entries: dict, seconds: dict, failure
         parts.append("</table>")
     parts.append("</body></html>")
     return atomic_write_text(out_dir / "index.html", "\n".join(parts) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command
+
+
+class DemoCommand(NuwaCommand):
+    name = "demo"
+    help = "run all eight tasks on built-in inputs; write PNG / GIF and index.html"
+    description = ("Run the eight tasks with a model folder on held-out inputs of the built-in worlds (captions, first "
+                   "frames, sketches, images) and write inputs, outputs and an index.html page that links them.")
+    examples = "example:\n  nuwa-hf demo --model checkpoints/nuwa-tiny --out outputs/demo"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        base.add_model_options(parser)
+        parser.add_argument("--out", required=True, help="output folder (created)")
+        parser.add_argument("--tasks", nargs="+", default=None,
+                            help="a subset of tasks (names or codes); default all eight")
+        parser.add_argument("--num-examples", type=base.positive_int, default=2, help="examples per task")
+        parser.add_argument("--seed", type=base.non_negative_int, default=0, help="random seed")
+        parser.add_argument("--split", default="test", help="world split the inputs come from")
+        parser.add_argument("--fps", type=base.fps, default=4.0, help="frames per second of the GIFs (0.01 to 240)")
+        parser.add_argument("--upscale", type=base.positive_int, default=4,
+                            help="enlarge pictures by this factor (nearest)")
+        parser.add_argument("--mp4", action="store_true", help="also write MP4 (needs PyAV)")
+        parser.add_argument("--digit-reader", default=None, metavar="FOLDER",
+                            help="MNIST digit classifier the page reads outputs with (e.g. checkpoints/mnist-digit-reader; "
+                                 "default: the one in the cache, if any; train one with python "
+                                 "examples/train_scorers.py digit-reader)")
+
+    def run(self) -> int:
+        require("datasets", "nuwa-hf demo (its inputs are held-out examples of the built-in worlds)")
+        args = self.args
+        base.apply_model_options(args)
+        processor = base.load_processor(args.model)
+        self._check_picture_size(processor)
+        started = time.perf_counter()
+        report = run_showcase(args.model, args.out, tasks=args.tasks, num_examples=args.num_examples, seed=args.seed,
+                              split=args.split, fps=args.fps, upscale=args.upscale, write_mp4=args.mp4,
+                              progress=not args.quiet, log=lambda line: print(line, file=sys.stderr),
+                              digit_reader=args.digit_reader)
+        print(report.index_path)
+        if report.failures:
+            print(f"{len(report.failures)} task(s) failed: {', '.join(report.failures)}; see {report.index_path}",
+                  file=sys.stderr)
+            return base.EXIT_PARTIAL
+        print(f"all {len(report.entries)} task(s) written in {time.perf_counter() - started:.1f} s: open "
+              f"{report.index_path}", file=sys.stderr)
+        return base.EXIT_OK
+
+    def _check_picture_size(self, processor) -> None:
+        """--upscale within the same saved-picture limit as generate's (video strips included), before any work."""
+        from ..models.nuwa import NuwaConfig
+        from ..pipelines.work_limits import check_saved_size
+
+        height, width = base.output_size(processor.image_processor)
+        frames = int(NuwaConfig.from_pretrained(self.args.model).max_visual_grid[0])
+        try:
+            check_saved_size(width, height, self.args.upscale, frames)
+        except ValueError as error:
+            message = str(error).replace("upscale=", "--upscale ")
+            raise base.CommandError(message.split(", or ")[0] + ".") from None

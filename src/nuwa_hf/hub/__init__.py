@@ -31,10 +31,10 @@ from .model_folder import (
 from .push import (
     DEFAULT_COMMIT_MESSAGE,
     HubPushVerificationError,
-    HubUnreachableError,
     push_model_folder,
     verify_remote_folder,
 )
+from .transport import HubUnreachableError
 
 __all__ = [
     "CodeBuildError",

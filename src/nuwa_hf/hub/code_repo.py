@@ -102,10 +102,11 @@ def _flat_name(module: str) -> str:
 
 
 def _pipeline_modules() -> dict:
-    """Task name -> (module, class) of the eight task pipelines (from the task table)."""
-    from ..pipelines import PIPELINE_CLASSES
+    """Task name -> (module, class) of the eight task pipelines, from the task table (the pipelines themselves are
+    not imported: publishing reads the package, it does not run it)."""
+    from ..tasks import TASKS
 
-    return {task: (cls.__module__, cls.__name__) for task, cls in PIPELINE_CLASSES.items()}
+    return {task.name: (task.pipeline_module, task.pipeline_class) for task in TASKS}
 
 
 def _target(node: ast.ImportFrom, module: str, is_package: bool) -> Optional[str]:
@@ -314,10 +315,10 @@ def push_code(
     from huggingface_hub import HfApi
     from huggingface_hub.utils import validate_repo_id
 
-    from .push import HubUnreachableError, _check_online, _transport_errors
+    from .transport import HubUnreachableError, check_online, transport_errors
 
     validate_repo_id(repo_id)
-    _check_online()
+    check_online()
     api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory(prefix="nuwa-hf-code-") as staging:
         build_code_folder(staging, version=version)
@@ -327,5 +328,5 @@ def push_code(
                 repo_id=repo_id, folder_path=staging, repo_type="model",
                 commit_message=commit_message or f"nuwa-hf {version_folder(version)} remote code",
             )
-        except _transport_errors() as error:
+        except transport_errors() as error:
             raise HubUnreachableError(f"Could not reach the Hub at {api.endpoint}: {error}") from error

@@ -35,25 +35,11 @@ from pathlib import Path
 from typing import Optional
 
 from .model_folder import IGNORE_PATTERNS, check_model_folder, file_digests, list_model_files
+from .transport import HubUnreachableError, check_online, transport_errors
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_COMMIT_MESSAGE = "Upload NUWA model folder (model, VQ-GANs, processor, model card)"
-
-
-class HubUnreachableError(ConnectionError):
-    """The Hub endpoint could not be reached (connection refused, DNS, timeout, proxy)."""
-
-
-def _transport_errors() -> tuple:
-    """The HTTP client's network-error base class (httpx2 in huggingface_hub 2.x, httpx before)."""
-    for name in ("httpx2", "httpx"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        return (module.TransportError,)
-    return ()
 
 
 class HubPushVerificationError(RuntimeError):
@@ -64,16 +50,6 @@ class HubPushVerificationError(RuntimeError):
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(f"The push to {repo_id}@{revision} is incomplete or corrupted:\n{lines}")
 
-
-def _check_online() -> None:
-    from huggingface_hub import constants
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    if constants.is_offline_mode():
-        raise OfflineModeIsEnabled(
-            "HF_HUB_OFFLINE is set, so nothing can be pushed: unset it (huggingface_hub reads it when it is first "
-            "imported, so set it before starting Python)."
-        )
 
 
 def verify_remote_folder(
@@ -187,7 +163,7 @@ def push_model_folder(
     for remark in report.warnings:
         warnings.warn(f"{folder}: {remark}", UserWarning, stacklevel=2)
     validate_repo_id(repo_id)
-    _check_online()
+    check_online()
     if remote_code:
         with _staged_with_code_references(folder, report.files, remote_code) as staged:
             return push_model_folder(
@@ -212,7 +188,7 @@ def push_model_folder(
             ignore_patterns=list(IGNORE_PATTERNS),
             delete_patterns="*" if delete_stale else None,
         )
-    except _transport_errors() as error:
+    except transport_errors() as error:
         raise HubUnreachableError(f"Could not reach the Hub at {api.endpoint}: {error}") from error
     if verify:
         problems = verify_remote_folder(folder, repo_id, revision=commit.oid or revision, token=token,

@@ -34,26 +34,27 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from ..tasks import get_task_info
+from ..tasks import front_end_name, get_task_info
 from .pipeline_base import NuwaPipeline, load_nuwa_processor, resolve_task_name
 from .sampling_options import check_count, check_sampling_options
-
-# The arguments of __call__ each task takes (beyond the options every task takes); any other one given is an error.
-TASK_ARGUMENTS = {
-    "nuwa-text-to-image": ("prompt",),
-    "nuwa-text-to-video": ("prompt", "num_frames"),
-    "nuwa-video-prediction": ("video", "image", "num_frames", "num_condition_frames"),
-    "nuwa-sketch-to-image": ("sketch",),
-    "nuwa-sketch-to-video": ("sketch",),
-    "nuwa-image-completion": ("image", "mask", "prompt"),
-    "nuwa-image-manipulation": ("image", "prompt", "mask"),
-    "nuwa-video-manipulation": ("video", "image", "prompt", "num_frames", "num_condition_frames"),
-}
-
 
 # Arguments of the transformers pipelines that this entry point takes under another name (it passes them itself, so
 # giving them in **options would collide).
 FACE_NAMES = {"num_frames_to_predict": "num_frames"}
+
+
+def task_arguments(task: str) -> tuple:
+    """The arguments of ``__call__`` a task takes beyond the options every task takes, read off the task table
+    (:mod:`nuwa_hf.tasks`): its inputs under the front ends' names (a video input also as ``image=``, its first
+    frame), then its frame options under this entry point's names (:data:`FACE_NAMES`). Any other one is an error."""
+    info = get_task_info(task)
+    names = []
+    for name in info.inputs + info.optional_inputs:
+        names.append(front_end_name(name))
+        if name == "video" and info.takes_image_as_video:
+            names.append("image")
+    names += [FACE_NAMES.get(option, option) for option in info.frame_options]
+    return tuple(names)
 
 
 def _outputs_per_input(num_images_per_prompt: Optional[int], num_outputs_per_input: Optional[int]) -> int:
@@ -179,38 +180,19 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             if option in options:
                 raise TypeError(f"{option}= is the transformers pipelines' name; this entry point calls it {ours}=. "
                                 f"Pass {ours}={options[option]!r} instead.")
-        pipe = self._task_pipeline(name)
-        first_frames = video if video is not None else image
-        calls = {
-            "nuwa-text-to-image": lambda: pipe(prompt, num_outputs_per_input=per_input, **common),
-            "nuwa-text-to-video": lambda: pipe(prompt, num_frames=num_frames, num_outputs_per_input=per_input, **common),
-            "nuwa-video-prediction": lambda: pipe(first_frames, num_condition_frames=num_condition_frames,
-                                                  num_frames_to_predict=num_frames, num_outputs_per_input=per_input,
-                                                  **common),
-            "nuwa-sketch-to-image": lambda: pipe(sketch, num_outputs_per_input=per_input, **common),
-            "nuwa-sketch-to-video": lambda: pipe(sketch, num_outputs_per_input=per_input, **common),
-            "nuwa-image-completion": lambda: pipe(image, mask if mask is not None else "bottom half", prompt=prompt,
-                                                  num_outputs_per_input=per_input, **common),
-            "nuwa-image-manipulation": lambda: pipe(image, prompt, mask, num_outputs_per_input=per_input, **common),
-            "nuwa-video-manipulation": lambda: pipe(first_frames, prompt, num_frames=num_frames,
-                                                    num_outputs_per_input=per_input,
-                                                    **({"num_condition_frames": num_condition_frames}
-                                                       if num_condition_frames else {}), **common),
-        }
-        # The task table's required inputs, in this entry point's argument names (S2V's sketch_video is `sketch`).
-        required = tuple("sketch" if item == "sketch_video" else item for item in get_task_info(name).inputs)
-        given = {"prompt": prompt, "image": image, "video": first_frames, "sketch": sketch, "mask": mask}
-        missing = [argument for argument in required if given[argument] is None]
-        if missing:
-            raise ValueError(f"Task {name} needs {', '.join(missing)}= (video tasks also accept image= as the first frame).")
+        info = get_task_info(name)
+        takes = task_arguments(name)
         passed = {"prompt": prompt, "image": image, "video": video, "sketch": sketch, "mask": mask,
                   "num_frames": num_frames, "num_condition_frames": num_condition_frames}
-        stray = [argument for argument, value in passed.items() if value is not None and argument not in TASK_ARGUMENTS[name]]
+        given = dict(passed, video=image if video is None and info.takes_image_as_video else video)  # image: 1st frame
+        missing = [front_end_name(item) for item in info.inputs if given[front_end_name(item)] is None]
+        if missing:
+            raise ValueError(f"Task {name} needs {', '.join(missing)}= (video tasks also accept image= as the first frame).")
+        stray = [argument for argument, value in passed.items() if value is not None and argument not in takes]
         if stray:
             raise TypeError(
                 f"Task {name} does not take {', '.join(a + '=' for a in stray)}; it takes "
-                f"{', '.join(a + '=' for a in TASK_ARGUMENTS[name])}. Remove the extra argument(s) (nothing is ignored in "
-                "silence)."
+                f"{', '.join(a + '=' for a in takes)}. Remove the extra argument(s) (nothing is ignored in silence)."
             )
         if video is not None and image is not None:
             raise TypeError(f"Task {name} takes its first frames as video= or image=, not both: give one.")
@@ -220,7 +202,14 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         common["output_type"] = output_type
         if generator is not None:
             common["generator"] = generator
-        result = calls[name]()
+        # The table's inputs are the task pipeline's positional arguments, its optional inputs and frame options keywords.
+        positional = [given[front_end_name(item)] for item in info.inputs]
+        keywords = {item: given[front_end_name(item)] for item in info.optional_inputs
+                    if given[front_end_name(item)] is not None}
+        keywords.update({option: given[FACE_NAMES.get(option, option)] for option in info.frame_options
+                         if given[FACE_NAMES.get(option, option)] is not None})
+        pipe = self._task_pipeline(name)
+        result = pipe(*positional, **keywords, num_outputs_per_input=per_input, **common)
         flat = _flatten(result, pipe.makes_video)
         if output_type == "np":
             flat = np.stack(flat)

@@ -205,3 +205,21 @@ def region_to_token_mask(region: Any, image_size: tuple[int, int], token_grid: t
         raise ValueError(f"The processed mask ({crop_w}x{crop_h}) is not a multiple of the token grid {w}x{h}.")
     cells = processed.reshape(h, crop_h // h, w, crop_w // w).astype(bool)
     return torch.from_numpy(cells.any(axis=(1, 3)))
+
+
+def token_mask_to_pixels(tokens: Any, size: tuple[int, int]) -> np.ndarray:
+    """A token mask ``(h, w)`` (what :func:`region_to_token_mask` returns) -> bool pixels ``(height, width)`` of a
+    picture of ``size`` (width, height) as the model sees it (or that picture enlarged): each token covers its cell of
+    ``height // h`` x ``width // w`` pixels. For drawing the region a call regenerates over the picture.
+
+    Raises:
+        ValueError: ``size`` is not a multiple of the token grid.
+    """
+    tokens = np.asarray(tokens.numpy() if isinstance(tokens, torch.Tensor) else tokens, dtype=bool)
+    if tokens.ndim != 2:
+        raise ValueError(f"A token mask is (h, w), got shape {tokens.shape}.")
+    width, height = size
+    h, w = tokens.shape
+    if height % h or width % w:
+        raise ValueError(f"A {width}x{height} picture is not a whole number of the {w}x{h} token grid's cells.")
+    return np.kron(tokens, np.ones((height // h, width // w), dtype=bool))

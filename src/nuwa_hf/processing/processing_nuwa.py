@@ -282,10 +282,11 @@ class NuwaProcessor(ProcessorMixin):
 
             with staged_folder(save_directory, "the processor") as staging:
                 staged = super().save_pretrained(staging, push_to_hub=False, **kwargs)
-                if remote_code:
-                    from ..hub.code_repo import point_folder_to_code
+                from ..hub.code_repo import point_folder_to_code
 
-                    point_folder_to_code(staging, remote_code, files=("processor_config.json",))
+                # References to code: to remote_code's classes when given; otherwise none at all, not even the
+                # stale auto_map a tokenizer loaded from an older folder carries into tokenizer_config.json.
+                point_folder_to_code(staging, remote_code, files=("processor_config.json",))
             target = os.path.abspath(os.fspath(save_directory))
             saved = [os.path.join(target, os.path.relpath(os.fspath(f), staging)) if isinstance(f, (str, os.PathLike))
                      else f for f in (staged or [])]

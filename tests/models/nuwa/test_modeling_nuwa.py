@@ -50,9 +50,12 @@ def test_save_load_round_trip_is_bit_exact_through_auto_classes(tmp_path):
                                atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("rope", [False, True], ids=["absolute", "rope-3d"])
 @pytest.mark.parametrize("condition", ["text", "sketch", "none"])
-def test_attention_implementations_agree_in_values_and_gradients(condition):
-    model = tiny_model(dropout=0.0)
+def test_attention_implementations_agree_in_values_and_gradients(condition, rope):
+    """3DNA backends (tiles in training), sdpa and eager (the dense reference mask); with 3D RoPE too (queries and
+    keys rotated before any backend)."""
+    model = tiny_model(dropout=0.0, rope_3d=rope)
     model.train()
     labels = torch.randint(0, 64, (2, 3, 4, 5))
     inputs = dict(labels=labels)

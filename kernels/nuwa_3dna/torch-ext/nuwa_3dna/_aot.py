@@ -23,7 +23,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 
 from . import _kernels
-from ._attention import MIN_BLOCK, _dot_precision, _next_pow2, is_interpreted, make_plan
+from ._attention import MIN_BLOCK, _dot_precision, _next_pow2, _use_dot, is_interpreted, make_plan
 
 KERNELS = {
     "forward": "_nearby_attention_fwd_kernel",
@@ -74,7 +74,7 @@ def _signature(fn, dtype: torch.dtype, constexprs: Dict[str, object]) -> Dict[st
             signature[name] = "*" + _TRITON_DTYPES[dtype]
         elif name in _FP32_ARGS:
             signature[name] = "*fp32"
-        elif name == "VISITS":
+        elif name in ("VISITS", "KV_NUM", "KV_IDX", "Q_NUM", "Q_IDX"):
             signature[name] = "*i32"
         elif name.startswith("scale"):
             signature[name] = "fp32"
@@ -155,6 +155,7 @@ def compile_kernel(
         BLOCK_N=config.dq_block_n if kernel == "backward_dq" else config.block_n,
         CAUSAL=causal, DOT_PRECISION=_dot_precision(dtype),
     )
+    constexprs["USE_DOT"] = _use_dot(constexprs["BLOCK_M"], constexprs["BLOCK_N"])
     if kernel != "backward_dq":
         constexprs["COUNT_VISITS"] = False
     constants, attrs = _contiguous_specialization(fn, head_dim)

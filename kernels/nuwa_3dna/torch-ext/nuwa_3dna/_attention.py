@@ -15,12 +15,14 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import triton
 
-from . import _kernels
+from . import _kernels, _tile_plan
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
-# tl.dot needs every block dimension >= 16.
+# tl.dot needs every block dimension >= 16 (the head dimension is padded to it); smaller query/key blocks run on
+# CUDA cores (_kernels._mm).
 MIN_BLOCK = 16
+MIN_TILE_BLOCK = 4
 
 
 def is_interpreted() -> bool:
@@ -67,8 +69,8 @@ def default_launch_config(
     block_m = default_m if block_m is None else block_m
     block_n = default_n if block_n is None else block_n
     for name, block in (("block_m", block_m), ("block_n", block_n)):
-        if not isinstance(block, int) or isinstance(block, bool) or block < MIN_BLOCK or block & (block - 1):
-            raise ValueError(f"{name} must be a power of two >= {MIN_BLOCK}, got {block!r}.")
+        if not isinstance(block, int) or isinstance(block, bool) or block < MIN_TILE_BLOCK or block & (block - 1):
+            raise ValueError(f"{name} must be a power of two >= {MIN_TILE_BLOCK}, got {block!r}.")
     hopper = capability is not None and capability >= 90
     # Measured at 10x21x21, head_dim 64, bf16 (README, "Registers"). sm_90: the forward fits 4 warps (235
     # registers) and 8 would double its issued instructions; the dQ kernel fits 64-key steps. sm_80: the forward
@@ -98,31 +100,97 @@ class _Plan:
     key_tile: Tuple[int, int, int]  # dK/dV: a program's key box, product config.block_n
     config: "LaunchConfig"
 
+    def forward_plan(self) -> "_tile_plan.TilePlan":
+        """Per query tile, the keys its queries may see (cached by _tile_plan.build_tile_plan)."""
+        return _tile_plan.build_tile_plan(self.query_grid, self.key_grid, self.halves, self.causal, self.query_tile,
+                                          (1, 1, 1))
 
-def _pow2_triples(block: int):
-    a = 1
-    while a <= block:
-        b = 1
-        while a * b <= block:
-            yield a, b, block // (a * b)
-            b *= 2
-        a *= 2
+    def dkdv_plan(self) -> "_tile_plan.TilePlan":
+        """Per key tile, the queries whose windows reach it (the transposed lists, ``q_num_blocks``/``q_indices``)."""
+        return _tile_plan.build_tile_plan(self.query_grid, self.key_grid, self.halves, self.causal, (1, 1, 1),
+                                          self.key_tile)
 
 
-# ---- A Python mirror of the kernels' loop bounds. It decides the tiles (by the exact work they cause), and tests
-# ---- check it against the kernels' own visit counters, so the work figures in README.md are the kernels' own.
+def choose_tile(
+    query_grid: Tuple[int, int, int], key_grid: Tuple[int, int, int], halves: Tuple[int, int, int], causal: bool,
+    block: int, inner_block: int, over_keys: bool = False,
+) -> Tuple[int, int, int]:
+    """The power-of-two tile ``(t, h, w)``, ``t*h*w == block``, whose plan makes its kernel compute the fewest pairs
+    when it walks the planned keys (queries, ``over_keys``) ``inner_block`` at a time (``_tile_plan.choose_tile``).
+    ``over_keys=False`` tiles the query grid (forward, dQ); ``True`` tiles the key grid (dK/dV)."""
+    return _tile_plan.choose_tile(tuple(query_grid), tuple(key_grid), tuple(halves), bool(causal), block,
+                                  inner_block, over_keys)
 
-def _key_window(first: int, last: int, q_size: int, k_size: int, half: int) -> Tuple[int, int]:
-    lo = max(first * k_size // q_size - half, 0)
-    hi = min(last * k_size // q_size + half, k_size - 1)
+
+def _raster(coords, grid) -> int:
+    return (coords[0] * grid[1] + coords[1]) * grid[2] + coords[2]
+
+
+@dataclass(frozen=True)
+class Work:
+    """Exact work of one (batch, head) of a call: the kernels' loop trip counts, read off the same plans they walk."""
+
+    forward_key_blocks: List[int]  # per launched query tile (the dQ kernel walks the same list, in dq_block_n steps)
+    dkdv_query_blocks: List[int]  # per key tile
+    forward_pairs: int  # (query slot, key slot) pairs the forward kernel computes
+    dkdv_pairs: int
+    allowed_pairs: int  # pairs the 3DNA mask allows: the useful part
+    dq_key_blocks: List[int] = ()  # per launched query tile, in dq_block_n steps
+    dq_pairs: int = 0
+
+
+def _steps(counts: torch.Tensor, block: int) -> List[int]:
+    return ((counts.long() + block - 1) // block).tolist()
+
+
+def work(plan: "_Plan") -> Work:
+    """The exact work ``plan`` causes, per (batch, head): what each program's loop runs, given the tile plans."""
+    first_tile, n_programs, n_h, n_w = _query_tiles(plan)
+    fplan = plan.forward_plan()
+    counts = fplan.kv_num_blocks[first_tile:first_tile + n_programs].clone()
+    # Tiles holding none of the requested queries do nothing (as in _query_tile_setup).
+    (qt, qh, qw), (tt, th, tw) = plan.query_grid, plan.query_tile
+    for i in range(n_programs):
+        tile = first_tile + i
+        first = ((tile // (n_h * n_w)) * tt, ((tile // n_w) % n_h) * th, (tile % n_w) * tw)
+        last = tuple(min(f + t, g) - 1 for f, t, g in zip(first, plan.query_tile, plan.query_grid))
+        if _raster(last, plan.query_grid) < plan.query_offset or (
+                _raster(first, plan.query_grid) >= plan.query_offset + plan.num_queries):
+            counts[i] = 0
+    config = plan.config
+    forward_blocks, dq_blocks = _steps(counts, config.block_n), _steps(counts, config.dq_block_n)
+    dplan = plan.dkdv_plan()
+    q_counts = dplan.q_num_blocks.clone()
+    kt_h, kt_w = dplan.key_tiles[1], dplan.key_tiles[2]
+    for tile in range(q_counts.numel()):
+        first = ((tile // (kt_h * kt_w)) * plan.key_tile[0], ((tile // kt_w) % kt_h) * plan.key_tile[1],
+                 (tile % kt_w) * plan.key_tile[2])
+        if _raster(first, plan.key_grid) >= plan.num_keys:
+            q_counts[tile] = 0
+    dkdv_blocks = _steps(q_counts, config.dkdv_block_m)
+    # Allowed pairs of the requested queries against the existing keys: a query's window is a box, minus the causal
+    # cut (a raster prefix of the box).
+    allowed = 0
+    per_axis = [[_tile_plan_window(c, q, k, h) for c in range(q)]
+                for q, k, h in zip(plan.query_grid, plan.key_grid, plan.halves)]
+    for index in range(plan.query_offset, plan.query_offset + plan.num_queries):
+        coords = (index // (qh * qw), (index // qw) % qh, index % qw)
+        windows = [axis[c] for axis, c in zip(per_axis, coords)]
+        lo, n = [w[0] for w in windows], [w[1] for w in windows]
+        last = min(index, plan.num_keys - 1) if plan.causal else plan.num_keys - 1
+        allowed += _count_box_le(last, lo, n, plan.key_grid)
+    return Work(
+        forward_key_blocks=forward_blocks, dkdv_query_blocks=dkdv_blocks,
+        forward_pairs=sum(forward_blocks) * config.block_m * config.block_n,
+        dkdv_pairs=sum(dkdv_blocks) * config.dkdv_block_m * config.block_n,
+        allowed_pairs=allowed, dq_key_blocks=dq_blocks, dq_pairs=sum(dq_blocks) * config.block_m * config.dq_block_n,
+    )
+
+
+def _tile_plan_window(c: int, q_size: int, k_size: int, half: int) -> Tuple[int, int]:
+    lo = max(c * k_size // q_size - half, 0)
+    hi = min(c * k_size // q_size + half, k_size - 1)
     return lo, hi - lo + 1
-
-
-def _inverse_window(first: int, last: int, q_size: int, k_size: int, half: int) -> Tuple[int, int]:
-    a, b = max(first - half, 0), min(last + half, k_size - 1)
-    lo = (a * q_size + k_size - 1) // k_size
-    hi = min(((b + 1) * q_size + k_size - 1) // k_size - 1, q_size - 1)
-    return lo, max(hi - lo + 1, 0)
 
 
 def _count_box_le(last: int, lo, n, grid) -> int:
@@ -137,122 +205,6 @@ def _count_box_le(last: int, lo, n, grid) -> int:
         if lo[1] <= last_h < lo[1] + n[1]:
             count += min(max(last_w - lo[2] + 1, 0), n[2])
     return count
-
-
-def _raster(coords, grid) -> int:
-    return (coords[0] * grid[1] + coords[1]) * grid[2] + coords[2]
-
-
-def _tile_corners(grid, tile, first_tile: int = 0, n_tiles: Optional[int] = None):
-    """(first corner, last corner) of each tile of ``grid`` in launch order, from tile ``first_tile`` on."""
-    counts = [math.ceil(g / t) for g, t in zip(grid, tile)]
-    n_tiles = math.prod(counts) - first_tile if n_tiles is None else n_tiles
-    for index in range(first_tile, first_tile + n_tiles):
-        cell = (index // (counts[1] * counts[2]), (index // counts[2]) % counts[1], index % counts[2])
-        first = tuple(c * t for c, t in zip(cell, tile))
-        last = tuple(min(f + t, g) - 1 for f, t, g in zip(first, tile, grid))
-        yield first, last
-
-
-def _forward_visits(query_grid, key_grid, halves, causal, query_offset, num_queries, num_keys, tile, block_n,
-                    first_tile=0, n_tiles=None) -> List[int]:
-    """Key blocks the forward (and dQ) kernel visits, per launched query tile."""
-    visits = []
-    for first, last in _tile_corners(query_grid, tile, first_tile, n_tiles):
-        windows = [_key_window(f, l, q, k, h) for f, l, q, k, h in zip(first, last, query_grid, key_grid, halves)]
-        lo, n = [w[0] for w in windows], [w[1] for w in windows]
-        last_key = num_keys - 1
-        if causal:
-            last_key = min(last_key, _raster(last, query_grid), query_offset + num_queries - 1)
-        n_box = _count_box_le(last_key, lo, n, key_grid)
-        if _raster(last, query_grid) < query_offset or _raster(first, query_grid) >= query_offset + num_queries:
-            n_box = 0
-        visits.append(math.ceil(n_box / block_n))
-    return visits
-
-
-def _dkdv_visits(query_grid, key_grid, halves, causal, query_offset, num_queries, num_keys, tile,
-                 block_m) -> List[int]:
-    """Query blocks the dK/dV kernel visits, per key tile."""
-    visits = []
-    for first, last in _tile_corners(key_grid, tile):
-        windows = [_inverse_window(f, l, q, k, h) for f, l, q, k, h in zip(first, last, query_grid, key_grid, halves)]
-        lo, n = [w[0] for w in windows], [w[1] for w in windows]
-        first_query = max(query_offset, _raster(first, key_grid)) if causal else query_offset
-        start = _count_box_le(first_query - 1, lo, n, query_grid)
-        end = _count_box_le(query_offset + num_queries - 1, lo, n, query_grid)
-        if _raster(first, key_grid) >= num_keys:
-            end = 0
-        visits.append(max(0, math.ceil((end - start) / block_m)))
-    return visits
-
-
-@functools.lru_cache(maxsize=256)
-def choose_tile(
-    query_grid: Tuple[int, int, int], key_grid: Tuple[int, int, int], halves: Tuple[int, int, int], causal: bool,
-    block: int, inner_block: int, over_keys: bool = False,
-) -> Tuple[int, int, int]:
-    """The power-of-two tile ``(t, h, w)``, ``t*h*w == block``, whose kernel does the least work on the whole grid.
-
-    Work = (tiles) x (slots per tile) x (inner blocks each tile visits x ``inner_block``), computed exactly with the
-    mirror of the kernel's loop bounds (so the causal cut, the border clipping and the padding of the last inner
-    block all count). ``over_keys=False`` tiles the query grid (forward, dQ); ``True`` tiles the key grid (dK/dV).
-    Ties go to the tile with fewer padded slots.
-    """
-    nq, nk = math.prod(query_grid), math.prod(key_grid)
-    best, best_cost = None, None
-    for tile in _pow2_triples(block):
-        if over_keys:
-            visits = _dkdv_visits(query_grid, key_grid, halves, causal, 0, nq, nk, tile, inner_block)
-        else:
-            visits = _forward_visits(query_grid, key_grid, halves, causal, 0, nq, nk, tile, inner_block)
-        tiled = key_grid if over_keys else query_grid
-        padding = math.prod(math.ceil(g / t) * t for g, t in zip(tiled, tile))
-        cost = (sum(visits), padding)
-        if best_cost is None or cost < best_cost:
-            best, best_cost = tile, cost
-    return best
-
-
-@dataclass(frozen=True)
-class Work:
-    """Exact work of one (batch, head) of a call, from the mirror of the kernels' loop bounds."""
-
-    forward_key_blocks: List[int]  # per launched query tile (the dQ kernel walks the same key box, in dq_block_n steps)
-    dkdv_query_blocks: List[int]  # per key tile
-    forward_pairs: int  # (query slot, key slot) pairs the forward kernel computes
-    dkdv_pairs: int
-    allowed_pairs: int  # pairs the 3DNA mask allows: the useful part
-
-
-def work(plan: "_Plan") -> Work:
-    """The exact work ``plan`` causes, per (batch, head). Counts the 3DNA-allowed pairs in closed form per query."""
-    first_tile, n_programs, _, _ = _query_tiles(plan)
-    forward_blocks = _forward_visits(
-        plan.query_grid, plan.key_grid, plan.halves, plan.causal, plan.query_offset, plan.num_queries,
-        plan.num_keys, plan.query_tile, plan.config.block_n, first_tile, n_programs,
-    )
-    dkdv_blocks = _dkdv_visits(
-        plan.query_grid, plan.key_grid, plan.halves, plan.causal, plan.query_offset, plan.num_queries,
-        plan.num_keys, plan.key_tile, plan.config.dkdv_block_m,
-    )
-    # Allowed pairs: a query's window is a product of per-axis ranges, minus the causal cut (counted as a box prefix).
-    allowed = 0
-    per_axis = [[_key_window(c, c, q, k, h) for c in range(q)]
-                for q, k, h in zip(plan.query_grid, plan.key_grid, plan.halves)]
-    _, qh, qw = plan.query_grid
-    for index in range(plan.query_offset, plan.query_offset + plan.num_queries):
-        coords = (index // (qh * qw), (index // qw) % qh, index % qw)
-        windows = [axis[c] for axis, c in zip(per_axis, coords)]
-        lo, n = [w[0] for w in windows], [w[1] for w in windows]
-        last = min(index, plan.num_keys - 1) if plan.causal else plan.num_keys - 1
-        allowed += _count_box_le(last, lo, n, plan.key_grid)
-    return Work(
-        forward_key_blocks=forward_blocks, dkdv_query_blocks=dkdv_blocks,
-        forward_pairs=sum(forward_blocks) * plan.config.block_m * plan.config.block_n,
-        dkdv_pairs=sum(dkdv_blocks) * plan.config.dkdv_block_m * plan.config.block_n,
-        allowed_pairs=allowed,
-    )
 
 
 def _next_pow2(n: int) -> int:
@@ -389,6 +341,11 @@ def _query_tiles(plan: _Plan) -> Tuple[int, int, int, int]:
     return first_tile_t * n_h * n_w, (last_tile_t - first_tile_t + 1) * n_h * n_w, n_h, n_w
 
 
+def _use_dot(block_m: int, block_n: int) -> bool:
+    """Tensor cores (tl.dot) when both blocks reach its minimum; CUDA-core products otherwise."""
+    return min(block_m, block_n) >= MIN_BLOCK
+
+
 def _shape_args(plan: _Plan):
     return (*plan.query_grid, *plan.key_grid, *plan.halves)
 
@@ -402,16 +359,18 @@ def forward(query, key, value, plan: _Plan, count_visits: bool = False):
     first_tile, n_programs, n_tiles_h, n_tiles_w = _query_tiles(plan)
     visits = torch.zeros(batch * heads, n_programs, device=query.device, dtype=torch.int32)
     tt, th, tw = plan.query_tile
+    kv_num, kv_idx = plan.forward_plan().kernel_lists(query.device)
     _kernels._nearby_attention_fwd_kernel[(n_programs, batch * heads)](
-        query, key, value, out, lse, visits,
+        query, key, value, out, lse, visits, kv_num, kv_idx,
         *query.stride(), *key.stride(), *value.stride(), *out.stride(),
         heads, plan.num_queries, plan.num_keys, plan.query_offset,
         *_shape_args(plan),
-        n_tiles_h, n_tiles_w, first_tile,
+        n_tiles_h, n_tiles_w, first_tile, kv_idx.shape[1],
         plan.scale * math.log2(math.e),
         HEAD_DIM=plan.head_dim, BLOCK_D=max(MIN_BLOCK, _next_pow2(plan.head_dim)),
         TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.config.block_m, BLOCK_N=plan.config.block_n,
         CAUSAL=plan.causal, DOT_PRECISION=_dot_precision(query.dtype), COUNT_VISITS=count_visits,
+        USE_DOT=_use_dot(plan.config.block_m, plan.config.block_n),
         num_warps=plan.config.forward_warps, num_stages=plan.config.num_stages,
     )
     return out, lse, visits
@@ -432,32 +391,35 @@ def backward(grad_out, query, key, value, out, lse, plan: _Plan, count_visits: b
 
     first_tile, n_programs, n_tiles_h, n_tiles_w = _query_tiles(plan)
     tt, th, tw = plan.query_tile
+    kv_num, kv_idx = plan.forward_plan().kernel_lists(query.device)
     _kernels._nearby_attention_bwd_dq_kernel[(n_programs, batch * heads)](
-        query, key, value, grad_out, lse, delta, dq,
+        query, key, value, grad_out, lse, delta, dq, kv_num, kv_idx,
         *query.stride(), *key.stride(), *value.stride(), *grad_out.stride(), *dq.stride(),
         heads, plan.num_queries, plan.num_keys, plan.query_offset,
         *_shape_args(plan),
-        n_tiles_h, n_tiles_w, first_tile,
+        n_tiles_h, n_tiles_w, first_tile, kv_idx.shape[1],
         plan.scale, scale_log2,
         HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
         TILE_T=tt, TILE_H=th, TILE_W=tw, BLOCK_M=plan.config.block_m, BLOCK_N=plan.config.dq_block_n,
-        CAUSAL=plan.causal, DOT_PRECISION=precision,
+        CAUSAL=plan.causal, DOT_PRECISION=precision, USE_DOT=_use_dot(plan.config.block_m, plan.config.dq_block_n),
         num_warps=plan.config.backward_warps, num_stages=plan.config.num_stages,
     )
 
     kt, kh, kw = plan.key_tile
     n_key_tiles = [triton.cdiv(size, t) for size, t in zip(plan.key_grid, plan.key_tile)]
     visits = torch.zeros(batch * heads, math.prod(n_key_tiles), device=query.device, dtype=torch.int32)
+    q_num, q_idx = plan.dkdv_plan().kernel_lists(query.device, over_keys=True)
     _kernels._nearby_attention_bwd_dkdv_kernel[(math.prod(n_key_tiles), batch * heads)](
-        query, key, value, grad_out, lse, delta, dk, dv, visits,
+        query, key, value, grad_out, lse, delta, dk, dv, visits, q_num, q_idx,
         *query.stride(), *key.stride(), *value.stride(), *grad_out.stride(), *dk.stride(), *dv.stride(),
         heads, plan.num_queries, plan.num_keys, plan.query_offset,
         *_shape_args(plan),
-        n_key_tiles[1], n_key_tiles[2],
+        n_key_tiles[1], n_key_tiles[2], q_idx.shape[1],
         plan.scale, scale_log2,
         HEAD_DIM=plan.head_dim, BLOCK_D=block_d,
         TILE_T=kt, TILE_H=kh, TILE_W=kw, BLOCK_M=plan.config.dkdv_block_m, BLOCK_N=plan.config.block_n,
         CAUSAL=plan.causal, DOT_PRECISION=precision, COUNT_VISITS=count_visits,
+        USE_DOT=_use_dot(plan.config.dkdv_block_m, plan.config.block_n),
         num_warps=plan.config.backward_warps, num_stages=plan.config.num_stages,
     )
     if count_visits:

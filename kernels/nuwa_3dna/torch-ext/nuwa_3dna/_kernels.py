@@ -8,18 +8,19 @@ Notation (all grids are ``(frames, height, width)``, tokens in raster order ``(t
   passed as a half-width equal to the key axis length, which covers the whole axis);
 * with ``CAUSAL`` (query grid == key grid) additionally ``key raster <= query raster``.
 
-Tiling. A program owns a *3D tile* of queries, ``TILE_T x TILE_H x TILE_W`` (= ``BLOCK_M`` slots), not a run of
-raster-consecutive queries: the windows of a compact box of queries cover a compact box of keys, the *key box*,
-whose size depends on the tile and the window only, never on the length of the key sequence. The program walks
-that key box in ``BLOCK_N`` chunks (the box is flattened in raster order and each chunk's rows are gathered by
-index, which costs nothing extra on a GPU: every row is a full contiguous ``head_dim`` vector). Nothing outside
-the key box is ever loaded or multiplied. With ``CAUSAL`` the walk stops at the last key whose raster index does
-not exceed the tile's last query: the flattened box is in raster order, so that is a prefix of the box whose length
-is counted in closed form (``_count_box_le``).
+Tiling and the plan. A program owns a *3D tile* of queries, ``TILE_T x TILE_H x TILE_W`` (= ``BLOCK_M`` slots), not
+a run of raster-consecutive queries. Which keys it must see is known before launch: the host builds a *tile plan*
+(``_tile_plan.py``, cached per grids, window, causal and tile shape) listing, for each query tile, exactly the keys
+that at least one of its queries may see (the union of its windows, causally cut), packed as ``t << 20 | h << 10 | w``
+in raster order. The program walks its list in ``BLOCK_N`` chunks, gathering the rows by index (every row is a full
+contiguous ``head_dim`` vector). Nothing the window forbids for the whole tile is loaded or multiplied; the per-pair
+mask (``_allowed``) only separates the queries of the tile from each other.
 
-The dK/dV kernel is the mirror image: a program owns a 3D tile of keys and walks the *query box* of queries
-whose windows can reach it (the inverse window, ``_inverse_window``), again cut to a raster range for ``CAUSAL``
-and for a query slice (``query_offset``).
+The dK/dV kernel is the mirror image: a program owns a 3D tile of keys and walks the transposed plan, the queries
+whose windows reach the tile (cut to the query slice of ``query_offset`` by masking).
+
+Blocks of at least 16 on every side multiply on tensor cores (``tl.dot``); smaller blocks (whose plans waste the
+fewest pairs) multiply on CUDA cores (``_mm``).
 
 Softmax is the online (flash) softmax in base 2: scores are pre-multiplied by ``scale * log2(e)``, and the
 log-sum-exp saved for the backward pass is in the same base-2 units.
@@ -31,36 +32,6 @@ import triton.language as tl
 # Running maximum before any key has been seen. Finite on purpose: with -inf, a row whose first key chunk is
 # entirely outside its window would compute exp2(-inf - -inf) = NaN for the rescaling factor.
 _NEG_BIG = tl.constexpr(-1.0e30)
-
-
-@triton.jit
-def _count_box_le(last, lo_t, lo_h, lo_w, n_t, n_h, n_w, grid_h, grid_w):
-    """Number of positions of the box ``[lo_t, lo_t+n_t) x [lo_h, lo_h+n_h) x [lo_w, lo_w+n_w)`` of a grid
-    ``(., grid_h, grid_w)`` whose raster index is ``<= last`` (0 when ``last < 0``).
-
-    Because raster order is lexicographic in (t, h, w), those positions are exactly a prefix of the box flattened
-    in raster order, so this count is also where a raster-bounded walk over the box stops.
-    """
-    # Integer division truncates towards zero in Triton, so negative indices are handled separately.
-    safe = tl.maximum(last, 0)
-    last_t = safe // (grid_h * grid_w)
-    last_h = (safe // grid_w) % grid_h
-    last_w = safe % grid_w
-    count = tl.minimum(tl.maximum(last_t - lo_t, 0), n_t) * n_h * n_w
-    t_inside = (last_t >= lo_t) & (last_t < lo_t + n_t)
-    h_inside = (last_h >= lo_h) & (last_h < lo_h + n_h)
-    count += tl.where(t_inside, tl.minimum(tl.maximum(last_h - lo_h, 0), n_h) * n_w, 0)
-    count += tl.where(t_inside & h_inside, tl.minimum(tl.maximum(last_w - lo_w + 1, 0), n_w), 0)
-    return tl.where(last < 0, 0, count)
-
-
-@triton.jit
-def _key_window(first, last, q_size, k_size, half):
-    """Key coordinates ``[lo, lo + n)`` seen along one axis by the query coordinates ``first..last``."""
-    # The centre floor(q * K / Q) is non-decreasing in q, so the first and last query bound the union.
-    lo = tl.maximum((first * k_size) // q_size - half, 0)
-    hi = tl.minimum((last * k_size) // q_size + half, k_size - 1)
-    return lo, hi - lo + 1
 
 
 @triton.jit
@@ -126,17 +97,32 @@ def _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, first_t, first_h, firs
 
 
 @triton.jit
+def _mm(a, b, USE_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """``a @ b`` in float32: tensor cores when every block dimension is >= 16, else products summed on CUDA cores
+    (small tiles, whose plans waste the fewest pairs)."""
+    if USE_DOT:
+        out = tl.dot(a, b, input_precision=DOT_PRECISION)
+    else:
+        out = tl.sum(a.to(tl.float32)[:, :, None] * b.to(tl.float32)[None, :, :], 1)
+    return out
+
+
+@triton.jit
+def _unpack(packed):
+    """Grid coordinates of tile-plan entries packed as ``t << 20 | h << 10 | w`` (see _tile_plan.packed)."""
+    return packed >> 20, (packed >> 10) & 1023, packed & 1023
+
+
+@triton.jit
 def _window_firsts(q_t, q_h, q_w, QT, QH, QW, KT, KH, KW, half_t, half_h, half_w):
     """First key coordinate of each query's window per axis (centre - half, unclipped), computed once per program."""
     return (q_t * KT) // QT - half_t, (q_h * KH) // QH - half_h, (q_w * KW) // QW - half_w
 
 
 @triton.jit
-def _query_tile_setup(tile, n_tiles_h, n_tiles_w, q_offset, num_queries, num_keys,
-                      QT, QH, QW, KT, KH, KW, half_t, half_h, half_w,
-                      TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr,
-                      CAUSAL: tl.constexpr):
-    """Queries of one query tile and the key box their windows cover (shared by the forward and dQ kernels)."""
+def _query_tile_setup(tile, n_tiles_h, n_tiles_w, q_offset, num_queries, KV_NUM, QT, QH, QW,
+                      TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Queries of one query tile and the length of its key list in the plan (shared by the forward and dQ kernels)."""
     t0, h0, w0 = _tile_origin(tile, n_tiles_h, n_tiles_w, TILE_T, TILE_H, TILE_W)
     t1 = tl.minimum(t0 + TILE_T, QT) - 1
     h1 = tl.minimum(h0 + TILE_H, QH) - 1
@@ -148,58 +134,28 @@ def _query_tile_setup(tile, n_tiles_h, n_tiles_w, q_offset, num_queries, num_key
     q_raster = (q_t * QH + q_h) * QW + q_w
     q_row = q_raster - q_offset
     q_valid = (q_t < QT) & (q_h < QH) & (q_w < QW) & (q_row >= 0) & (q_row < num_queries)
-
-    box_t, n_t = _key_window(t0, t1, QT, KT, half_t)
-    box_h, n_h = _key_window(h0, h1, QH, KH, half_h)
-    box_w, n_w = _key_window(w0, w1, QW, KW, half_w)
-    # Walk the box up to its raster-ordered prefix of keys that exist (a causal KV cache may hold only a prefix of
-    # the grid) and, when causal, that the tile's last query may see.
-    last_key = num_keys - 1
-    if CAUSAL:
-        last_query = tl.minimum((t1 * QH + h1) * QW + w1, q_offset + num_queries - 1)
-        last_key = tl.minimum(last_key, last_query)
-    n_box = _count_box_le(last_key, box_t, box_h, box_w, n_t, n_h, n_w, KH, KW)
+    n_keys = tl.load(KV_NUM + tile)
     # A tile holding none of the requested queries (query_offset slices) has nothing to do.
     first_raster = (t0 * QH + h0) * QW + w0
     last_raster = (t1 * QH + h1) * QW + w1
-    n_box = tl.where((last_raster < q_offset) | (first_raster >= q_offset + num_queries), 0, n_box)
-    return q_t, q_h, q_w, q_raster, q_row, q_valid, box_t, box_h, box_w, n_h, n_w, n_box
+    n_keys = tl.where((last_raster < q_offset) | (first_raster >= q_offset + num_queries), 0, n_keys)
+    return q_t, q_h, q_w, q_raster, q_row, q_valid, n_keys
 
 
 @triton.jit
-def _box_walk_start(start, n_h, n_w, BLOCK: tl.constexpr):
-    """Box-relative coordinates of positions ``start .. start+BLOCK-1`` of a box flattened in raster order, and the
-    per-axis step that advancing all of them by ``BLOCK`` positions makes.
-
-    The divisions happen once per program; ``_box_walk_advance`` then moves the coordinates with two carries, which
-    is what keeps integer work out of the inner loop (runtime divisions are ~10 instructions per element).
-    """
-    j = start + tl.arange(0, BLOCK)
-    c_t = j // (n_h * n_w)
-    c_h = (j // n_w) % n_h
-    c_w = j % n_w
-    step_t = BLOCK // (n_h * n_w)
-    step_h = (BLOCK // n_w) % n_h
-    step_w = BLOCK % n_w
-    return c_t, c_h, c_w, step_t, step_h, step_w
-
-
-@triton.jit
-def _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w):
-    # c_w, step_w < n_w and c_h, step_h < n_h, so each axis wraps at most once.
-    c_w += step_w
-    carry = c_w >= n_w
-    c_w = tl.where(carry, c_w - n_w, c_w)
-    c_h += step_h + carry.to(tl.int32)
-    carry = c_h >= n_h
-    c_h = tl.where(carry, c_h - n_h, c_h)
-    c_t += step_t + carry.to(tl.int32)
-    return c_t, c_h, c_w
+def _plan_keys(KV_IDX, tile, kv_width, start, n_keys, num_keys, KH, KW, BLOCK_N: tl.constexpr):
+    """Keys ``start .. start+BLOCK_N-1`` of a query tile's list in the plan: coordinates, raster index, validity."""
+    j = start + tl.arange(0, BLOCK_N)
+    k_valid = j < n_keys
+    k_t, k_h, k_w = _unpack(tl.load(KV_IDX + tile.to(tl.int64) * kv_width + j, mask=k_valid, other=0))
+    k_raster = (k_t * KH + k_h) * KW + k_w
+    # A causal KV cache may hold only a prefix of the key grid.
+    return k_t, k_h, k_w, k_raster, k_valid & (k_raster < num_keys)
 
 
 @triton.jit
 def _nearby_attention_fwd_kernel(
-    Q, K, V, O, LSE, VISITS,
+    Q, K, V, O, LSE, VISITS, KV_NUM, KV_IDX,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -207,21 +163,21 @@ def _nearby_attention_fwd_kernel(
     num_heads, num_queries, num_keys, q_offset,
     QT, QH, QW, KT, KH, KW,
     half_t, half_h, half_w,
-    n_tiles_h, n_tiles_w, first_tile,
+    n_tiles_h, n_tiles_w, first_tile, kv_width,
     scale_log2,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, COUNT_VISITS: tl.constexpr,
+    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, COUNT_VISITS: tl.constexpr, USE_DOT: tl.constexpr,
 ):
-    """One program: one query tile of one (batch, head). Writes O rows and the base-2 log-sum-exp ``LSE``."""
+    """One program: one query tile of one (batch, head), walking the keys its plan lists. Writes O rows and the
+    base-2 log-sum-exp ``LSE``."""
     # Programs are launched for the tiles from ``first_tile`` on: the frames holding the requested queries.
     tile = tl.program_id(0) + first_tile
     batch_head = tl.program_id(1)
     b = (batch_head // num_heads).to(tl.int64)
     h = (batch_head % num_heads).to(tl.int64)
-    q_t, q_h, q_w, q_raster, q_row, q_valid, box_t, box_h, box_w, n_h, n_w, n_box = _query_tile_setup(
-        tile, n_tiles_h, n_tiles_w, q_offset, num_queries, num_keys, QT, QH, QW, KT, KH, KW,
-        half_t, half_h, half_w, TILE_T, TILE_H, TILE_W, BLOCK_M, CAUSAL)
+    q_t, q_h, q_w, q_raster, q_row, q_valid, n_keys = _query_tile_setup(
+        tile, n_tiles_h, n_tiles_w, q_offset, num_queries, KV_NUM, QT, QH, QW, TILE_T, TILE_H, TILE_W, BLOCK_M)
 
     d = tl.arange(0, BLOCK_D)
     d_ok = d < HEAD_DIM
@@ -235,15 +191,13 @@ def _nearby_attention_fwd_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     visits = 0
     first_t, first_h, first_w = _window_firsts(q_t, q_h, q_w, QT, QH, QW, KT, KH, KW, half_t, half_h, half_w)
-    c_t, c_h, c_w, step_t, step_h, step_w = _box_walk_start(0, n_h, n_w, BLOCK_N)
-    for start in range(0, n_box, BLOCK_N):
-        k_t, k_h, k_w = box_t + c_t, box_h + c_h, box_w + c_w
-        k_raster = (k_t * KH + k_h) * KW + k_w
-        k_valid = start + tl.arange(0, BLOCK_N) < n_box
+    for start in range(0, n_keys, BLOCK_N):
+        k_t, k_h, k_w, k_raster, k_valid = _plan_keys(KV_IDX, tile, kv_width, start, n_keys, num_keys, KH, KW,
+                                                      BLOCK_N)
         kv_mask = k_valid[:, None] & d_ok[None, :]
         k = tl.load(K + k_raster[:, None] * stride_kn + d[None, :] * stride_kd, mask=kv_mask, other=0.0)
         v = tl.load(V + k_raster[:, None] * stride_vn + d[None, :] * stride_vd, mask=kv_mask, other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
+        scores = _mm(q, tl.trans(k), USE_DOT, DOT_PRECISION) * scale_log2
         ok = _allowed(first_t, first_h, first_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
                       2 * half_t + 1, 2 * half_h + 1, 2 * half_w + 1, CAUSAL)
         scores = tl.where(ok, scores, float("-inf"))
@@ -251,10 +205,9 @@ def _nearby_attention_fwd_kernel(
         p = tl.exp2(scores - m_new[:, None])
         alpha = tl.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+        acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, USE_DOT, DOT_PRECISION)
         m_i = m_new
         visits += 1
-        c_t, c_h, c_w = _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w)
 
     # Every real query sees at least its own centre key, so l_i > 0 for valid rows; padded rows are not stored.
     l_safe = tl.where(l_i > 0, l_i, 1.0)
@@ -268,7 +221,7 @@ def _nearby_attention_fwd_kernel(
 
 @triton.jit
 def _nearby_attention_bwd_dq_kernel(
-    Q, K, V, DO, LSE, DELTA, DQ,
+    Q, K, V, DO, LSE, DELTA, DQ, KV_NUM, KV_IDX,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -277,20 +230,19 @@ def _nearby_attention_bwd_dq_kernel(
     num_heads, num_queries, num_keys, q_offset,
     QT, QH, QW, KT, KH, KW,
     half_t, half_h, half_w,
-    n_tiles_h, n_tiles_w, first_tile,
+    n_tiles_h, n_tiles_w, first_tile, kv_width,
     scale, scale_log2,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, USE_DOT: tl.constexpr,
 ):
-    """dQ = scale * sum_keys P * (dP - delta) K, over the same key box as the forward pass (no atomics)."""
+    """dQ = scale * sum_keys P * (dP - delta) K, over the same plan as the forward pass (no atomics)."""
     tile = tl.program_id(0) + first_tile
     batch_head = tl.program_id(1)
     b = (batch_head // num_heads).to(tl.int64)
     h = (batch_head % num_heads).to(tl.int64)
-    q_t, q_h, q_w, q_raster, q_row, q_valid, box_t, box_h, box_w, n_h, n_w, n_box = _query_tile_setup(
-        tile, n_tiles_h, n_tiles_w, q_offset, num_queries, num_keys, QT, QH, QW, KT, KH, KW,
-        half_t, half_h, half_w, TILE_T, TILE_H, TILE_W, BLOCK_M, CAUSAL)
+    q_t, q_h, q_w, q_raster, q_row, q_valid, n_keys = _query_tile_setup(
+        tile, n_tiles_h, n_tiles_w, q_offset, num_queries, KV_NUM, QT, QH, QW, TILE_T, TILE_H, TILE_W, BLOCK_M)
 
     d = tl.arange(0, BLOCK_D)
     d_ok = d < HEAD_DIM
@@ -306,22 +258,19 @@ def _nearby_attention_bwd_dq_kernel(
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     first_t, first_h, first_w = _window_firsts(q_t, q_h, q_w, QT, QH, QW, KT, KH, KW, half_t, half_h, half_w)
-    c_t, c_h, c_w, step_t, step_h, step_w = _box_walk_start(0, n_h, n_w, BLOCK_N)
-    for start in range(0, n_box, BLOCK_N):
-        k_t, k_h, k_w = box_t + c_t, box_h + c_h, box_w + c_w
-        k_raster = (k_t * KH + k_h) * KW + k_w
-        k_valid = start + tl.arange(0, BLOCK_N) < n_box
+    for start in range(0, n_keys, BLOCK_N):
+        k_t, k_h, k_w, k_raster, k_valid = _plan_keys(KV_IDX, tile, kv_width, start, n_keys, num_keys, KH, KW,
+                                                      BLOCK_N)
         kv_mask = k_valid[:, None] & d_ok[None, :]
         k = tl.load(K + k_raster[:, None] * stride_kn + d[None, :] * stride_kd, mask=kv_mask, other=0.0)
         v = tl.load(V + k_raster[:, None] * stride_vn + d[None, :] * stride_vd, mask=kv_mask, other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
+        scores = _mm(q, tl.trans(k), USE_DOT, DOT_PRECISION) * scale_log2
         ok = _allowed(first_t, first_h, first_w, q_raster, q_valid, k_t, k_h, k_w, k_raster, k_valid,
                       2 * half_t + 1, 2 * half_h + 1, 2 * half_w + 1, CAUSAL)
         p = tl.where(ok, tl.exp2(scores - lse[:, None]), 0.0)
-        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
+        dp = _mm(do, tl.trans(v), USE_DOT, DOT_PRECISION)
         ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
-        c_t, c_h, c_w = _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w)
+        dq += _mm(ds.to(k.dtype), k, USE_DOT, DOT_PRECISION)
 
     tl.store(DQ + b * stride_dqb + h * stride_dqh + q_row[:, None] * stride_dqm + d[None, :] * stride_dqd,
              (dq * scale).to(DQ.dtype.element_ty), mask=row_mask)
@@ -329,7 +278,7 @@ def _nearby_attention_bwd_dq_kernel(
 
 @triton.jit
 def _nearby_attention_bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV, VISITS,
+    Q, K, V, DO, LSE, DELTA, DK, DV, VISITS, Q_NUM, Q_IDX,
     stride_qb, stride_qh, stride_qm, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd,
@@ -339,43 +288,31 @@ def _nearby_attention_bwd_dkdv_kernel(
     num_heads, num_queries, num_keys, q_offset,
     QT, QH, QW, KT, KH, KW,
     half_t, half_h, half_w,
-    n_tiles_h, n_tiles_w,
+    n_tiles_h, n_tiles_w, q_width,
     scale, scale_log2,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     TILE_T: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, COUNT_VISITS: tl.constexpr,
+    CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr, COUNT_VISITS: tl.constexpr, USE_DOT: tl.constexpr,
 ):
     """One program: one key tile (``TILE_* `` over the key grid, ``BLOCK_N`` slots) of one (batch, head).
 
-    dV = sum_queries P^T dO and dK = scale * sum_queries dS^T Q over the query box of the tile (inverse windows).
+    dV = sum_queries P^T dO and dK = scale * sum_queries dS^T Q over the queries the transposed plan lists for the
+    tile (those whose windows reach it).
     """
     tile = tl.program_id(0)
     batch_head = tl.program_id(1)
     b = (batch_head // num_heads).to(tl.int64)
     h = (batch_head % num_heads).to(tl.int64)
     t0, h0, w0 = _tile_origin(tile, n_tiles_h, n_tiles_w, TILE_T, TILE_H, TILE_W)
-    t1 = tl.minimum(t0 + TILE_T, KT) - 1
-    h1 = tl.minimum(h0 + TILE_H, KH) - 1
-    w1 = tl.minimum(w0 + TILE_W, KW) - 1
     slot = tl.arange(0, BLOCK_N)
     k_t = t0 + slot // (TILE_H * TILE_W)
     k_h = h0 + (slot // TILE_W) % TILE_H
     k_w = w0 + slot % TILE_W
     k_raster = (k_t * KH + k_h) * KW + k_w
     k_valid = (k_t < KT) & (k_h < KH) & (k_w < KW) & (k_raster < num_keys)
-
-    box_t, n_t = _inverse_window(t0, t1, QT, KT, half_t)
-    box_h, n_h = _inverse_window(h0, h1, QH, KH, half_h)
-    box_w, n_w = _inverse_window(w0, w1, QW, KW, half_w)
-    # Only queries q_offset .. q_offset+num_queries-1 exist, and a causal query must not precede the tile's first
-    # key: both cut the raster-ordered query box to a contiguous range of its flattening.
-    first_query = q_offset
-    if CAUSAL:
-        first_query = tl.maximum(first_query, (t0 * KH + h0) * KW + w0)
-    box_start = _count_box_le(first_query - 1, box_t, box_h, box_w, n_t, n_h, n_w, QH, QW)
-    box_end = _count_box_le(q_offset + num_queries - 1, box_t, box_h, box_w, n_t, n_h, n_w, QH, QW)
+    n_queries = tl.load(Q_NUM + tile)
     # Key tiles lying entirely past a causal KV-cache prefix have no keys to differentiate.
-    box_end = tl.where((t0 * KH + h0) * KW + w0 >= num_keys, 0, box_end)
+    n_queries = tl.where((t0 * KH + h0) * KW + w0 >= num_keys, 0, n_queries)
 
     d = tl.arange(0, BLOCK_D)
     d_ok = d < HEAD_DIM
@@ -388,6 +325,7 @@ def _nearby_attention_bwd_dkdv_kernel(
     DO += b * stride_dob + h * stride_doh
     LSE += batch_head.to(tl.int64) * num_queries
     DELTA += batch_head.to(tl.int64) * num_queries
+    Q_IDX += tile.to(tl.int64) * q_width
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
@@ -396,12 +334,14 @@ def _nearby_attention_bwd_dkdv_kernel(
     first_t, span_t = _inverse_window(k_t, k_t, QT, KT, half_t)
     first_h, span_h = _inverse_window(k_h, k_h, QH, KH, half_h)
     first_w, span_w = _inverse_window(k_w, k_w, QW, KW, half_w)
-    c_t, c_h, c_w, step_t, step_h, step_w = _box_walk_start(box_start, n_h, n_w, BLOCK_M)
-    for start in range(box_start, box_end, BLOCK_M):
-        q_t, q_h, q_w = box_t + c_t, box_h + c_h, box_w + c_w
+    for start in range(0, n_queries, BLOCK_M):
+        j = start + tl.arange(0, BLOCK_M)
+        listed = j < n_queries
+        q_t, q_h, q_w = _unpack(tl.load(Q_IDX + j, mask=listed, other=0))
         q_raster = (q_t * QH + q_h) * QW + q_w
         q_row = q_raster - q_offset
-        q_valid = (start + tl.arange(0, BLOCK_M) < box_end) & (q_row >= 0) & (q_row < num_queries)
+        # Only queries q_offset .. q_offset+num_queries-1 exist (query slices).
+        q_valid = listed & (q_row >= 0) & (q_row < num_queries)
         row_mask = q_valid[:, None] & d_ok[None, :]
         q = tl.load(Q + q_row[:, None] * stride_qm + d[None, :] * stride_qd, mask=row_mask, other=0.0)
         do = tl.load(DO + q_row[:, None] * stride_dom + d[None, :] * stride_dod, mask=row_mask, other=0.0)
@@ -409,16 +349,15 @@ def _nearby_attention_bwd_dkdv_kernel(
         delta = tl.load(DELTA + q_row, mask=q_valid, other=0.0)
         # Keys x queries orientation: P^T and dS^T come straight out of the products, so the two big operands
         # of the accumulating dots need no transpose (a transpose of an fp32 register tile spills to local memory).
-        scores_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale_log2
+        scores_t = _mm(k, tl.trans(q), USE_DOT, DOT_PRECISION) * scale_log2
         ok_t = _allowed_transposed(q_t, q_h, q_w, q_raster, q_valid, first_t, first_h, first_w,
                                    span_t, span_h, span_w, k_raster, k_valid, CAUSAL)
         p_t = tl.where(ok_t, tl.exp2(scores_t - lse[None, :]), 0.0)
-        dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
-        dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
+        dv += _mm(p_t.to(do.dtype), do, USE_DOT, DOT_PRECISION)
+        dp_t = _mm(v, tl.trans(do), USE_DOT, DOT_PRECISION)
         ds_t = p_t * (dp_t - delta[None, :])
-        dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
+        dk += _mm(ds_t.to(q.dtype), q, USE_DOT, DOT_PRECISION)
         visits += 1
-        c_t, c_h, c_w = _box_walk_advance(c_t, c_h, c_w, step_t, step_h, step_w, n_h, n_w)
 
     tl.store(DK + b * stride_dkb + h * stride_dkh + k_raster[:, None] * stride_dkn + d[None, :] * stride_dkd,
              (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)

@@ -9,14 +9,13 @@ written by ``save_pretrained``; checked when present).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 import warnings
 from pathlib import Path
 
-from ...file_io import atomic_write_json
+from ...file_io import atomic_write_json, sha256_file
 
 CHECKSUM_MANIFEST = "checksums.json"
 PUBLISH_JOURNAL = ".nuwa-publish-journal.json"  # nuwa_hf.file_io.PUBLISH_JOURNAL: a save that was interrupted
@@ -31,14 +30,6 @@ class NuwaModelFolderError(Exception):
     as it is."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _weight_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.glob(f"*{_WEIGHT_SUFFIX}") if path.is_file())
 
@@ -46,7 +37,7 @@ def _weight_files(folder: Path) -> list[Path]:
 def write_checksum_manifest(folder: str | os.PathLike) -> Path:
     """Record the sha256 of every ``*.safetensors`` file of ``folder`` in ``checksums.json`` (written atomically)."""
     folder = Path(folder)
-    manifest = {"algorithm": "sha256", "files": {path.name: _sha256(path) for path in _weight_files(folder)}}
+    manifest = {"algorithm": "sha256", "files": {path.name: sha256_file(path) for path in _weight_files(folder)}}
     return atomic_write_json(folder / CHECKSUM_MANIFEST, manifest)
 
 
@@ -255,7 +246,7 @@ def check_model_files(path: str | os.PathLike) -> None:
                 raise NuwaModelFolderError(
                     f"{text}/{name} is listed in {CHECKSUM_MANIFEST} but missing: copy or download the folder again."
                 )
-            if _sha256(file) != digest:
+            if sha256_file(file) != digest:
                 raise NuwaModelFolderError(
                     f"{text}/{name} does not match its sha256 in {CHECKSUM_MANIFEST}: the weights are corrupted (or were "
                     "changed after saving); download or copy the folder again. If you changed them on purpose, save "
