@@ -55,6 +55,7 @@ from ...ops import (allowed, apply_rotary, nearby_attention, nearby_attention_ma
 from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
 from .decoding_nuwa import NuwaDecodingCache, compiled_module
 from .generation_nuwa import NuwaGenerationMixin
+from .visual_generation_nuwa import NuwaVisualGenerationMixin
 
 if TYPE_CHECKING:  # annotations only: the VQ-GAN classes are imported when a model is built (_vqgan_classes)
     from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
@@ -1263,7 +1264,8 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedModel, NuwaGenerationMixin):
+class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaVisualGenerationMixin, NuwaPreTrainedModel,
+                                   NuwaGenerationMixin):
     """NUWA with a head over the visual codebook, a cross-entropy loss and ``generate()``.
 
     Example:
