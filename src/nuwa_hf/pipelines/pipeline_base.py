@@ -640,12 +640,18 @@ class NuwaPipeline(Pipeline):
         elif "input_seed" in chunk:  # one per input; its rows draw from it in turn
             generator = generators_of(chunk["input_seed"].flatten().tolist())
         # Each row samples from its own generator inside ONE batched call, so a batch gives exactly what separate
-        # calls with the same seeds give.
-        return self.model.generate_visual(
+        # calls with the same seeds give. The bar follows each token, or (sliding past the trained length, where
+        # per-token updates cost more than they tell) moves once per group.
+        sliding = frames > self.max_frames
+        out = self.model.generate_visual(
             **{name: value.to(self.device) for name, value in inputs.items()}, visual_grid=(frames, h, w),
             generation_config=config, num_return_sequences=per_input, generator=generator,
-            logits_processor=options.get("logits_processor"), streamer=_TokenProgress(bar), return_pixels=return_pixels,
+            logits_processor=options.get("logits_processor"), streamer=None if sliding else _TokenProgress(bar),
+            return_pixels=return_pixels,
         )
+        if sliding:
+            bar.update((frames - known) * h * w)
+        return out
 
     # ---------------------------------------------------------------------------------------------------------------
     # 3. postprocess: one input's outputs -> what the user asked for
