@@ -1266,7 +1266,9 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
 
 class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaVisualGenerationMixin, NuwaPreTrainedModel,
                                    NuwaGenerationMixin):
-    """NUWA with a head over the visual codebook, a cross-entropy loss and ``generate()``.
+    """NUWA with a head over the visual codebook, a cross-entropy loss, ``generate()`` over token grids and
+    ``generate_visual()`` from and to pixels (known pixels coded by its own VQ-GAN, sliding past the trained length,
+    decoding; :mod:`.visual_generation_nuwa`).
 
     Example:
         >>> from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
@@ -1275,6 +1277,8 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaVisualGenerati
         >>> video = model.generate(input_ids=text, visual_grid=(2, 4, 4), do_sample=True, top_k=8)
         >>> model.sequences_to_grid(video, (2, 4, 4)).shape
         torch.Size([1, 2, 4, 4])
+        >>> out = folder_model.generate_visual(input_ids=text, visual_grid=(2, 4, 4))  # a model with its VQ-GAN
+        >>> out.tokens.shape, out.pixel_values.shape    # (1, 2, 4, 4), (1, 2, 3, 4f, 4f)
     """
 
     def __init__(self, config: NuwaConfig):
