@@ -46,11 +46,11 @@ from .work_limits import check_chunk_memory, check_frames, check_rows
 from .regions import region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
-from .randomness import SeededInput, generators_of, seed_from, with_input_seeds
+from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import CallNotices, prompt_notice, resize_notice
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import CandidateScorer
-from .sampling_options import check_batch_size, check_call_options, check_count, check_seed
+from .sampling_options import check_batch_size, check_call_options, check_count
 
 
 def resolve_task_name(task: str) -> str:
@@ -336,54 +336,13 @@ class NuwaPipeline(Pipeline):
         kwargs = rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
         if kwargs.get("batch_size") is not None:
             kwargs["batch_size"] = check_batch_size(kwargs["batch_size"])
-        if kwargs.get("seed") is None and kwargs.get("generator") is None:
-            for name in ("seed", "generator"):  # a default given to pipeline(...) counts as given to the call
-                if self._forward_params.get(name) is not None:
-                    kwargs[name] = self._forward_params[name]
-        generator = kwargs.get("generator")
-        if kwargs.get("seed") is not None and generator is not None:
-            raise ValueError("Pass either seed= or generator=, not both.")
-        if isinstance(generator, (list, tuple)):
-            inputs = self._deal_out_generators(inputs, list(generator), kwargs)
-            kwargs.pop("generator")
-        elif generator is not None:
-            kwargs["seed"] = seed_from(generator, "generator")  # one draw per call, then as seed=
-            kwargs.pop("generator")
-        if kwargs.get("seed") is not None:
-            inputs = with_input_seeds(inputs, check_seed(kwargs.pop("seed")))
+        def rows_per_input():  # outputs x candidates: what one generator per row is counted against
+            merged = {**self._forward_params, **kwargs}
+            return check_count("num_outputs_per_input", merged.get(NUM_OUTPUTS) or 1) * self._reranking(merged)[1]
+
+        inputs = with_call_randomness(inputs, kwargs, self._forward_params, rows_per_input)
         kwargs["_notices"] = CallNotices()
         return super().__call__(inputs, **kwargs)
-
-    def _deal_out_generators(self, inputs: Any, generators: list, options: dict) -> Any:
-        """diffusers' convention: a list of generators, one per input (all its outputs come from it) or one per output
-        row (``inputs x num_outputs_per_input x num_candidates``). Each goes into its input's request dict."""
-        single = not isinstance(inputs, list)
-        items = [inputs] if single else inputs
-        if not all(isinstance(item, (dict, str)) for item in items):
-            raise TypeError(
-                "generator= as a list needs the inputs as a list (or one input); for a dataset or a generator of "
-                "inputs pass a single torch.Generator or seed=."
-            )
-        merged = {**self._forward_params, **options}
-        per_input = check_count("num_outputs_per_input", merged.get(NUM_OUTPUTS) or 1)
-        rows = per_input * self._reranking(merged)[1]
-        count = len(items)
-        if len(generators) not in (count, count * rows):
-            raise ValueError(
-                f"generator is a list of {len(generators)}, but this call has {count} input(s) and {rows} row(s) "
-                f"per input: give one generator per input ({count}) or one per row ({count * rows}), or a single "
-                "torch.Generator."
-            )
-        for index, generator in enumerate(generators):
-            if not isinstance(generator, torch.Generator):
-                raise TypeError(f"generator[{index}] must be a torch.Generator, got {type(generator).__name__}.")
-        step = len(generators) // count
-        dealt = []
-        for index, item in enumerate(items):
-            own = generators[index] if step == 1 else generators[index * step:(index + 1) * step]
-            item = {"prompt": item} if isinstance(item, str) else dict(item)
-            dealt.append({**item, "generator": own})
-        return dealt[0] if single else dealt
 
     def _sanitize_parameters(self, **kwargs):
         options = merge_generate_kwargs(rename_old_count_names(kwargs))
