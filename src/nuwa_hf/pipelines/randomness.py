@@ -78,8 +78,9 @@ def generators_of(seeds: list[int], repeat: int = 1) -> list[torch.Generator]:
 
 def with_call_randomness(inputs: Any, options: dict, defaults: dict, rows_per_input: Callable[[], int]) -> Any:
     """A pipeline call's ``seed=`` / ``generator=`` (taken out of ``options``; ``defaults``: those given to
-    ``pipeline(...)``) applied to its inputs: a list of generators dealt out to the inputs (:func:`deal_out_generators`),
-    a single generator drawn once for a seed, and a seed turned into one per input (:func:`with_input_seeds`)."""
+    ``pipeline(...)``) applied to its inputs: a list of generators dealt out to the inputs
+    (:func:`deal_out_generators`), a single generator drawn once for a seed, and a seed turned into one per input
+    (:func:`with_input_seeds`)."""
     if options.get("seed") is None and options.get("generator") is None:
         for name in ("seed", "generator"):  # a default given to pipeline(...) counts as given to the call
             if defaults.get(name) is not None:

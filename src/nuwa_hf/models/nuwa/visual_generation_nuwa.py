@@ -232,7 +232,8 @@ class NuwaVisualGenerationMixin:
         """
         unknown = sorted(set(options) - set(SAMPLING_OPTIONS))
         if unknown:
-            raise TypeError(f"{unknown} are not sampling options; the generation config carries {list(SAMPLING_OPTIONS)}.")
+            raise TypeError(f"{unknown} are not sampling options; the generation config carries "
+                            f"{list(SAMPLING_OPTIONS)}.")
         if generation_config is not None and not isinstance(generation_config, GenerationConfig):
             raise TypeError(f"generation_config must be a transformers GenerationConfig, got "
                             f"{type(generation_config).__name__}.")
@@ -342,7 +343,8 @@ class NuwaVisualGenerationMixin:
             if pixel_values.dim() == 4:
                 pixel_values = pixel_values[:, None]
             if pixel_values.dim() != 5 or pixel_values.shape[2] != 3:
-                raise ValueError(f"pixel_values must be (batch, frames, 3, height, width), got {tuple(pixel_values.shape)}.")
+                raise ValueError(f"pixel_values must be (batch, frames, 3, height, width), got "
+                                 f"{tuple(pixel_values.shape)}.")
         if region_mask is not None:
             if pixel_values is None:
                 raise ValueError("region_mask marks what to regenerate in a picture: give pixel_values too.")
@@ -378,7 +380,8 @@ class NuwaVisualGenerationMixin:
         mask = repeat(mask) if mask is not None and mask.dim() == 4 else mask
         sizes = {t.shape[0] for t in (*conditions.values(), known, first_frames) if t is not None}
         if len(sizes) > 1:
-            raise ValueError(f"inconsistent batch sizes across the inputs: {sorted(s // rows_per_input for s in sizes)}.")
+            raise ValueError(f"inconsistent batch sizes across the inputs: "
+                             f"{sorted(s // rows_per_input for s in sizes)}.")
         rows = sizes.pop() if sizes else rows_per_input
         if isinstance(generator, (list, tuple)) and rows_per_input > 1 and len(generator) * rows_per_input == rows:
             generator = [g for g in generator for _ in range(rows_per_input)]  # one per input: its rows in turn
