@@ -1,4 +1,5 @@
-"""Per-token decoding time: the fast step (NuwaDecodingStep, the default) against the module path, in one process.
+"""Per-token decoding time: generate()'s default path (the decoder's modules over a NuwaDecodingCache) against the
+full forward with a transformers cache (fast_decoding=False), in one process.
 
 Both paths are ``model.generate(...)``; ``fast_decoding=False`` runs every step through the model's forward (the path
 before issue 16). Rounds alternate between the two paths and each figure is the best of its rounds, so both see the
@@ -7,6 +8,8 @@ same machine load; the ratio is what to read, the absolute times drift with the 
   shipped     checkpoints/nuwa-tiny with its own generation_config (top-k 32, guidance 3.0, as the pipelines run it):
               T2I (1x8x8) and T2V (4x8x8, the largest grid it was trained for) at batch 1 and 8. Checks that both
               paths sample the same tokens for the same seed.
+  preset      the same table for the paper-like 20.9M preset (below; random weights, 77 random text tokens, top-k 32,
+              guidance 3.0).
   videos      10x21x21 = 4,410 tokens at batch 1, text condition, top-k 16, no guidance: the tiny preset
               (NuwaConfig.tiny) and the paper-like 20.9M preset (width 256, 4 heads, 4+4 layers, 1,024 codes, 77
               text tokens; benchmarks/gpu_check.py builds the same). Time for the whole video and per token in the
@@ -50,12 +53,33 @@ def bench_shipped(rounds: int) -> None:
     print(f"\nshipped checkpoint (checkpoints/nuwa-tiny, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
           f"params), generation_config: top_k={model.generation_config.top_k}, "
           f"guidance_scale={model.generation_config.guidance_scale}")
+
+    def inputs(batch):
+        text = processor(text=prompts[:batch], return_tensors="pt")
+        return dict(input_ids=text["input_ids"], attention_mask=text.get("attention_mask"))
+
+    bench_table(model, inputs, rounds, {})
+
+
+def bench_preset(rounds: int) -> None:
+    """The paper-like 20.9M preset (random weights) on the shipped model's task grids, sampled as the pipelines do
+    (top-k 32, guidance 3.0, 77 text tokens)."""
+    torch.manual_seed(0)
+    config = NuwaConfig.paper(**PAPER_LIKE)
+    model = NuwaForConditionalGeneration(config).eval()
+    print(f"\npaper-like preset ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, random weights), "
+          "77 text tokens, top_k=32, guidance_scale=3.0")
+    text = torch.randint(1, config.text_vocab_size, (8, 77))
+    bench_table(model, lambda batch: dict(input_ids=text[:batch]), rounds,
+                dict(do_sample=True, top_k=32, guidance_scale=3.0))
+
+
+def bench_table(model, inputs, rounds: int, generation: dict) -> None:
     print("| task | grid | batch | module path ms/step | fast ms/step | fast ms/token | speed-up | same tokens |")
     print("|---|---|---|---|---|---|---|---|")
     for task, grid in (("T2I", (1, 8, 8)), ("T2V", (4, 8, 8))):
         for batch in (1, 8):
-            text = processor(text=prompts[:batch], return_tensors="pt")
-            kwargs = dict(input_ids=text["input_ids"], attention_mask=text.get("attention_mask"), visual_grid=grid)
+            kwargs = dict(**inputs(batch), visual_grid=grid, **generation)
             steps = grid[0] * grid[1] * grid[2]
             timed_generate(model, True, **kwargs)  # warm-up both paths
             timed_generate(model, False, **kwargs)
@@ -95,12 +119,15 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-videos", action="store_true")
+    parser.add_argument("--skip-preset", action="store_true", help="skip the paper-like preset's T2I / T2V table")
     parser.add_argument("--video-reference", action="store_true", help="also time the module path on the videos")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     bench_shipped(args.rounds)
+    if not args.skip_preset:
+        bench_preset(args.rounds)
     if args.skip_videos:
         return
     print(f"\n10x21x21 video ({VIDEO_GRID[0] * VIDEO_GRID[1] * VIDEO_GRID[2]} tokens), batch 1, text condition, "

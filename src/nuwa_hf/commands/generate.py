@@ -142,8 +142,8 @@ def _sampling_type(name: str, convert=float):
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    # The same checks (and messages) as the pipelines' API: nuwa_hf.pipelines.sampling_options, with the fixes given as
-    # flags (--greedy, not do_sample=False).
+    # The same checks (and messages) as the API: the model's rules (nuwa_hf.models.nuwa.visual_generation_nuwa) and the
+    # pipelines' seed rule (nuwa_hf.pipelines.sampling_options), with the fixes given as flags (--greedy).
     group = parser.add_argument_group("sampling")
     group.add_argument("--seed", type=_sampling_type("seed", int), default=0,
                        help="random seed (same seed, same output): input i of a batch (in the order given) is "

@@ -1,12 +1,15 @@
 """The options of a pipeline call: their names, the old names they replace, ``generate_kwargs`` merging, and the
-options part of every task's docstring. (The rule for each option's value is in :mod:`.sampling_options`.)"""
+options part of every task's docstring. (The rules of the sampling options are the model's,
+:mod:`nuwa_hf.models.nuwa.visual_generation_nuwa`; the pipeline-only counts and seeds: :mod:`.sampling_options`.)"""
 
 from __future__ import annotations
 
 import warnings
 
-# ``logits_processor``: transformers' per-step hook into sampling (a list of LogitsProcessor), passed on to generate().
-GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale", "logits_processor")
+# ``logits_processor``: transformers' per-step hook into sampling (a list of LogitsProcessor), passed on to generate();
+# ``generation_config``: a transformers GenerationConfig carrying the sampling options (the named options go over it).
+GENERATION_OPTIONS = ("do_sample", "temperature", "top_k", "top_p", "guidance_scale", "logits_processor",
+                      "generation_config")
 # The one name for "how many outputs per input", in every task. The names of earlier releases (diffusers' style, one
 # per task) still work, with a FutureWarning.
 NUM_OUTPUTS = "num_outputs_per_input"
@@ -77,7 +80,11 @@ OPTIONS_DOC = """
                 ``{"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8}}``, then its defaults).
                 ``generate_kwargs={...}`` takes the same, as transformers' pipelines.
             guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
-                sketch more closely); needs a condition. The rules of every option: ``nuwa_hf.pipelines.sampling_options``.
+                sketch more closely); needs a condition. The rules of every option:
+                ``nuwa_hf.models.nuwa.visual_generation_nuwa``.
+            generation_config (`transformers.GenerationConfig`): the sampling options as one object (the options
+                above, given by name, go over its fields); merged with the task's defaults by
+                ``model.visual_generation_config``.
             logits_processor (list of transformers ``LogitsProcessor``): run at every decoding step, after NUWA's
                 guidance and forcing and before the top-k / top-p warpers (e.g. to ban codes, or to stop a running
                 call by raising).

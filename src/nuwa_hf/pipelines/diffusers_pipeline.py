@@ -36,7 +36,7 @@ from diffusers.utils import BaseOutput
 
 from ..tasks import front_end_name, get_task_info
 from .pipeline_base import NuwaPipeline, load_nuwa_processor, resolve_task_name
-from .sampling_options import check_count, check_sampling_options
+from .sampling_options import check_count
 
 # Arguments of the transformers pipelines that this entry point takes under another name (it passes them itself, so
 # giving them in **options would collide).
@@ -165,7 +165,7 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             output_type: "pil", "np" or "pt".
             return_dict: return a :class:`NuwaPipelineOutput` (else a tuple ``(images_or_frames,)``).
             An argument the task does not take (e.g. ``sketch=`` for text-to-image) is a ``TypeError``; the options are
-            checked by :mod:`nuwa_hf.pipelines.sampling_options`, as in the transformers pipelines.
+            checked once, by the task pipeline this face calls (the model's rules), as in the transformers pipelines.
             options: ``temperature``, ``top_k``, ``top_p``, ``guidance_scale``, ``do_sample``, ``scorer``,
                 ``num_candidates``, ``seed``, ``batch_size`` (see the transformers pipelines).
 
@@ -198,7 +198,7 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             raise TypeError(f"Task {name} takes its first frames as video= or image=, not both: give one.")
         if not isinstance(return_dict, bool):
             raise TypeError(f"return_dict must be True or False, got {return_dict!r}.")
-        common = check_sampling_options({k: v for k, v in options.items() if v is not None})
+        common = {k: v for k, v in options.items() if v is not None}  # checked once, by the task pipeline
         common["output_type"] = output_type
         if generator is not None:
             common["generator"] = generator

@@ -8,11 +8,12 @@ pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and
 1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt -> text ids ``(1, L)``, given
    images / frames -> ``pixel_values (1, F, 3, H, W)``, sketches -> ``sketch_maps (1, T, H, W)``, a region (a mask,
    a box, or a shortcut such as ``"bottom half"``) -> a boolean token mask, and the plan as a small integer tensor;
-2. **_forward** (a batch of inputs, on the model's device): the VQ-GANs code the given pixels and sketches, then
-   ``model.generate`` samples ``num_outputs_per_input x num_candidates`` rows per input, with constrained decoding
-   for the zero-shot tasks (known tokens are teacher-forced, only masked positions are sampled) and a sliding window
-   (``generate_long_video``) when more frames are asked than the model was trained on; with a scorer, the best
-   candidates are kept (the paper keeps the best of 60 by CLIP); the VQ-GAN decodes the kept tokens to pixels;
+2. **_forward** (a batch of inputs, on the model's device): ``model.generate_visual`` (the model codes the given
+   pixels and sketches with its own VQ-GANs, samples ``num_outputs_per_input x num_candidates`` rows per input with
+   constrained decoding from the known pixels, slides past the trained length, and decodes to pixels) under ONE
+   ``GenerationConfig`` (``model.visual_generation_config``: the call's sampling options over the task's defaults);
+   then post-processing that needs the whole candidate set: with a scorer, the best candidates are kept (the paper
+   keeps the best of 60 by CLIP), and the input's own pixels are pasted back outside the region / in given frames;
 3. **postprocess** (one input): pixels -> PIL images / frame lists, numpy or torch arrays, or the tokens themselves.
 
 Inputs of a batch are grouped by their plan (task condition, grid, known frames) inside ``_forward``, so one batch may
@@ -43,33 +44,13 @@ from ..models.nuwa.loading_nuwa import NuwaModelFolderError
 from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
 from .work_limits import check_chunk_memory, check_frames, check_rows
 from .regions import region_to_token_mask
-from .call_options import (
-    CALL_OPTIONS, GENERATION_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names,
-)
-from .randomness import SeededInput, generators_of, seed_from, with_input_seeds
+from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS
+from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
+from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import CallNotices, prompt_notice, resize_notice
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import CandidateScorer
-from .sampling_options import check_batch_size, check_count, check_sampling_options, check_seed
-
-
-TASK_SAMPLING_KEYS = ("guidance_scale", "top_k", "top_p", "temperature")
-
-
-def task_sampling_defaults(generation_config, task_name: str) -> dict:
-    """The sampling defaults ``generation_config.task_sampling[task_name]`` holds (guidance scale, top-k, top-p,
-    temperature), or ``{}``. A folder's generation_config.json may tune them per task::
-
-        "task_sampling": {"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8}}
-
-    (transformers keeps such an extra field only in a file without ``"_from_model_config": true``: set
-    ``generation_config._from_model_config = False`` before saving one.)
-    """
-    table = getattr(generation_config, "task_sampling", None)
-    entry = table.get(task_name) if isinstance(table, dict) else None
-    if not isinstance(entry, dict):
-        return {}
-    return {key: entry[key] for key in TASK_SAMPLING_KEYS if entry.get(key) is not None}
+from .sampling_options import check_batch_size, check_call_options, check_count
 
 
 def resolve_task_name(task: str) -> str:
@@ -355,54 +336,13 @@ class NuwaPipeline(Pipeline):
         kwargs = rename_old_count_names(kwargs)  # here, so the FutureWarning points at the caller's line
         if kwargs.get("batch_size") is not None:
             kwargs["batch_size"] = check_batch_size(kwargs["batch_size"])
-        if kwargs.get("seed") is None and kwargs.get("generator") is None:
-            for name in ("seed", "generator"):  # a default given to pipeline(...) counts as given to the call
-                if self._forward_params.get(name) is not None:
-                    kwargs[name] = self._forward_params[name]
-        generator = kwargs.get("generator")
-        if kwargs.get("seed") is not None and generator is not None:
-            raise ValueError("Pass either seed= or generator=, not both.")
-        if isinstance(generator, (list, tuple)):
-            inputs = self._deal_out_generators(inputs, list(generator), kwargs)
-            kwargs.pop("generator")
-        elif generator is not None:
-            kwargs["seed"] = seed_from(generator, "generator")  # one draw per call, then as seed=
-            kwargs.pop("generator")
-        if kwargs.get("seed") is not None:
-            inputs = with_input_seeds(inputs, check_seed(kwargs.pop("seed")))
+        def rows_per_input():  # outputs x candidates: what one generator per row is counted against
+            merged = {**self._forward_params, **kwargs}
+            return check_count("num_outputs_per_input", merged.get(NUM_OUTPUTS) or 1) * self._reranking(merged)[1]
+
+        inputs = with_call_randomness(inputs, kwargs, self._forward_params, rows_per_input)
         kwargs["_notices"] = CallNotices()
         return super().__call__(inputs, **kwargs)
-
-    def _deal_out_generators(self, inputs: Any, generators: list, options: dict) -> Any:
-        """diffusers' convention: a list of generators, one per input (all its outputs come from it) or one per output
-        row (``inputs x num_outputs_per_input x num_candidates``). Each goes into its input's request dict."""
-        single = not isinstance(inputs, list)
-        items = [inputs] if single else inputs
-        if not all(isinstance(item, (dict, str)) for item in items):
-            raise TypeError(
-                "generator= as a list needs the inputs as a list (or one input); for a dataset or a generator of "
-                "inputs pass a single torch.Generator or seed=."
-            )
-        merged = {**self._forward_params, **options}
-        per_input = check_count("num_outputs_per_input", merged.get(NUM_OUTPUTS) or 1)
-        rows = per_input * self._reranking(merged)[1]
-        count = len(items)
-        if len(generators) not in (count, count * rows):
-            raise ValueError(
-                f"generator is a list of {len(generators)}, but this call has {count} input(s) and {rows} row(s) "
-                f"per input: give one generator per input ({count}) or one per row ({count * rows}), or a single "
-                "torch.Generator."
-            )
-        for index, generator in enumerate(generators):
-            if not isinstance(generator, torch.Generator):
-                raise TypeError(f"generator[{index}] must be a torch.Generator, got {type(generator).__name__}.")
-        step = len(generators) // count
-        dealt = []
-        for index, item in enumerate(items):
-            own = generators[index] if step == 1 else generators[index * step:(index + 1) * step]
-            item = {"prompt": item} if isinstance(item, str) else dict(item)
-            dealt.append({**item, "generator": own})
-        return dealt[0] if single else dealt
 
     def _sanitize_parameters(self, **kwargs):
         options = merge_generate_kwargs(rename_old_count_names(kwargs))
@@ -412,7 +352,9 @@ class NuwaPipeline(Pipeline):
         if unknown:
             known = sorted(set(CALL_OPTIONS) | set(self.request_options))
             raise TypeError(f"Unexpected argument(s) {unknown} for {type(self).__name__}; known: {known}.")
-        options = check_sampling_options(options)
+        options = check_call_options(options)  # the sampling options by the model's rules, then seeds and counts
+        if options.get("generation_config") is not None:  # its fields obey the same rules
+            self.model.visual_generation_config(generation_config=options["generation_config"])
         if options.get(NUM_OUTPUTS) is not None:
             options[NUM_OUTPUTS] = check_count("The number of outputs per input", options[NUM_OUTPUTS])
         for flag in ("allow_large", "keep_original_pixels", "strict"):
@@ -435,8 +377,6 @@ class NuwaPipeline(Pipeline):
         if "scorer" in options and options["scorer"] is not None:
             options["scorer"] = CandidateScorer(options["scorer"])
         preprocess = dict(request)
-        if "guidance_scale" in options:
-            preprocess["guidance_scale"] = options["guidance_scale"]
         if "allow_large" in options:
             preprocess["allow_large"] = options["allow_large"]
         if "strict" in options:
@@ -449,19 +389,13 @@ class NuwaPipeline(Pipeline):
     # ---------------------------------------------------------------------------------------------------------------
     # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
 
-    def preprocess(self, inputs: Any, guidance_scale: Optional[float] = None, allow_large: bool = False,
-                   strict: bool = False, **request_options) -> dict:
+    def preprocess(self, inputs: Any, allow_large: bool = False, strict: bool = False, **request_options) -> dict:
         seed = None
         if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
             inputs, seed = inputs.item, inputs.seed
         request, plan = self.make_request(inputs, **request_options)
         if plan.condition not in CONDITIONS:
             raise ValueError(f"unknown condition {plan.condition!r}")
-        if guidance_scale is not None and plan.condition == "none":
-            raise ValueError(
-                "guidance_scale needs a condition to guide toward, but this call has none: add a prompt, or leave "
-                "guidance_scale unset."
-            )
         # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
         check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"), allow_large)
         sketch_frames = 0
@@ -573,8 +507,6 @@ class NuwaPipeline(Pipeline):
             )
         per_input = num_outputs * num_candidates
         want_pixels = options.get("output_type", "pil") != "tokens"
-        generate_kwargs = {k: options[k] for k in GENERATION_OPTIONS if options.get(k) is not None}
-        generate_kwargs.setdefault("do_sample", True)
 
         groups: dict[tuple, list[int]] = {}
         for index in range(batch):
@@ -588,13 +520,13 @@ class NuwaPipeline(Pipeline):
             for key, rows in groups.items():
                 spec = dict(zip(_PLAN_COLUMNS, key))
                 chunk = self._select(model_inputs, rows)
-                tokens = self._generate_group(chunk, spec, per_input, generate_kwargs, options, bar)
-                tokens = tokens[:, spec["output_from_frame"]:]
+                out = self._generate_group(chunk, spec, per_input, options, bar, want_pixels or num_candidates > 1)
+                tokens = out.tokens[:, spec["output_from_frame"]:]
                 tokens = tokens.reshape(len(rows), per_input, *tokens.shape[1:])
-                pixels = None
-                if want_pixels or num_candidates > 1:
-                    pixels = self.model.decode_visual_tokens(tokens.flatten(0, 1))  # (rows, T, 3, H, W)
-                    pixels = pixels.reshape(len(rows), per_input, *pixels.shape[1:])
+                pixels = out.pixel_values
+                if pixels is not None:
+                    pixels = pixels[:, spec["output_from_frame"]:]
+                    pixels = pixels.reshape(len(rows), per_input, *pixels.shape[1:])  # (inputs, n, T, 3, H, W)
                     if options.get("keep_original_pixels", True) and (spec["regions"] or spec["known_frames"]):
                         # the input's own pixels outside the region / in the given frames (paste_back)
                         masks = chunk["generate_mask"][:, 0] if spec["regions"] else None
@@ -634,86 +566,51 @@ class NuwaPipeline(Pipeline):
             return h * w  # the first masked position varies by row; the bar may finish early
         return (spec["frames"] - spec["known_frames"]) * h * w
 
-    def _generate_group(self, chunk: dict, spec: dict, per_input: int, generate_kwargs: dict,
-                        options: dict, bar) -> torch.Tensor:
-        """Inputs that share one plan -> their rows' visual tokens ``(inputs * per_input, T, h, w)``."""
-        device = self.device
+    def _generate_group(self, chunk: dict, spec: dict, per_input: int, options: dict, bar, return_pixels: bool):
+        """Inputs that share one plan -> ``model.generate_visual``'s output for their ``inputs * per_input`` rows:
+        ``tokens (rows, T, h, w)`` and (``return_pixels``) ``pixel_values (rows, T, 3, H, W)``."""
         condition = CONDITIONS[spec["condition"]]
         frames, known = spec["frames"], spec["known_frames"]
         h, w = self.token_grid()
         inputs = {}
         if condition == "text":
-            inputs["input_ids"] = chunk["input_ids"].to(device)
+            inputs["input_ids"] = chunk["input_ids"]
         elif condition == "sketch":
-            maps = chunk["sketch_maps"][:, : spec["sketch_frames"]].to(device)
-            inputs["sketch_tokens"] = self.model.encode_sketches(maps)
+            inputs["sketch_maps"] = chunk["sketch_maps"][:, : spec["sketch_frames"]]
         if spec["regions"]:
-            inputs["known_tokens"] = self.model.encode_videos(chunk["pixel_values"][:, :1].to(device))
-            inputs["generate_mask"] = chunk["generate_mask"].to(device)
+            inputs.update(pixel_values=chunk["pixel_values"][:, :1], region_mask=chunk["generate_mask"])
         elif known:
-            inputs["first_frames"] = self.model.encode_videos(chunk["pixel_values"][:, :known].to(device))
-        inputs = {key: value.repeat_interleave(per_input, dim=0) for key, value in inputs.items()}
+            inputs["pixel_values"] = chunk["pixel_values"][:, :known]
+        # The call's sampling options over this task's generation_config.json entry: one config, checked once.
+        config = self.model.visual_generation_config(
+            self.task_name, condition, options.get("generation_config"),
+            **{name: options[name] for name in SAMPLING_OPTIONS if options.get(name) is not None})
         rows = len(chunk["plan"]) * per_input
-
-        kwargs = dict(generate_kwargs)
-        generation_config = getattr(self.model, "generation_config", None)
-        # generation_config.json's "task_sampling" may tune sampling per task (e.g. milder guidance for images than
-        # for videos); what the caller sets always wins, then this task's entry, then the folder's defaults.
-        for key, value in task_sampling_defaults(generation_config, self.task_name).items():
-            if (key == "guidance_scale" and condition == "none") or (key != "guidance_scale" and not kwargs["do_sample"]):
-                continue  # no condition to guide by; greedy decoding ignores the sampling controls
-            kwargs.setdefault(key, value)
-        default_guidance = getattr(generation_config, "guidance_scale", None)
-        if "guidance_scale" not in kwargs and condition != "none" and default_guidance not in (None, 1.0):
-            # The model folder's generation_config.json sets NUWA's default guidance for conditioned tasks.
-            kwargs["guidance_scale"] = float(default_guidance)
         if hasattr(self.config, "decoder_layers"):
-            guided = kwargs.get("guidance_scale") not in (None, 1.0)
             dtype = self.model.dtype
             check_chunk_memory(
-                self.config, (min(frames, self.max_frames), h, w), rows, guided, device,
-                dtype_bytes=torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4,
+                self.config, (min(frames, self.max_frames), h, w), rows, config.guidance_scale not in (None, 1.0),
+                self.device, dtype_bytes=torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 4,
                 allow_large=bool(options.get("allow_large")), rows_per_input=per_input,
             )
-
+        generator = None
         if "row_seeds" in chunk:  # one generator per output row (diffusers' generator=[...] per row)
-            kwargs["generator"] = generators_of(chunk["row_seeds"].flatten().tolist())
+            generator = generators_of(chunk["row_seeds"].flatten().tolist())
         elif "input_seed" in chunk:  # one per input; its rows draw from it in turn
-            kwargs["generator"] = generators_of(chunk["input_seed"].flatten().tolist(), repeat=per_input)
-        # Each row samples from its own generator (NuwaRowGeneratorSampler) inside ONE batched generate() call, so a
-        # batch gives exactly what separate calls with the same seeds give.
-        return self._generate_rows(inputs, condition, (frames, h, w), known, rows, kwargs, bar)
-
-    def _generate_rows(self, inputs: dict, condition: str, grid: tuple[int, int, int], known: int, rows: int,
-                       generate_kwargs: dict, bar) -> torch.Tensor:
-        """``model.generate`` (or its sliding window past the trained length) for ``rows`` rows -> ``(rows, T, h, w)``."""
-        frames, h, w = grid
-        first_frames = inputs.pop("first_frames", None)
-        condition_inputs = {k: inputs[k] for k in ("input_ids", "sketch_tokens") if k in inputs}
-        if frames > self.max_frames:
-            # More frames than the model was trained on: slide a window over time. The window sees at most the last
-            # max_frames given frames; earlier ones are put back in front.
-            earlier = max(known - self.max_frames, 0)
-            video = self.model.generate_long_video(
-                **condition_inputs, visual_grid=(self.max_frames, h, w), num_frames=frames - earlier,
-                first_frames=first_frames, condition_type="none" if condition == "none" else None, **generate_kwargs,
-            )
+            generator = generators_of(chunk["input_seed"].flatten().tolist())
+        # Each row samples from its own generator inside ONE batched call, so a batch gives exactly what separate
+        # calls with the same seeds give. The bar follows each token, or (sliding past the trained length, where
+        # per-token updates cost more than they tell) moves once per group.
+        sliding = frames > self.max_frames
+        out = self.model.generate_visual(
+            **{name: value.to(self.device) for name, value in inputs.items()}, visual_grid=(frames, h, w),
+            generation_config=config, num_return_sequences=per_input, generator=generator,
+            logits_processor=options.get("logits_processor"), streamer=None if sliding else _TokenProgress(bar),
+            return_pixels=return_pixels,
+        )
+        if sliding:
             bar.update((frames - known) * h * w)
-            return torch.cat([first_frames[:, :earlier], video], dim=1) if earlier else video
-        kwargs = dict(condition_inputs)
-        if condition == "none":
-            kwargs["condition_type"] = "none"
-            kwargs["batch_size"] = rows
-        if first_frames is not None:
-            known_tokens = torch.zeros(rows, frames, h, w, dtype=torch.long, device=self.device)
-            known_tokens[:, :known] = first_frames
-            mask = torch.zeros(frames, h, w, dtype=torch.bool, device=self.device)
-            mask[known:] = True
-            kwargs.update(known_tokens=known_tokens, generate_mask=mask)
-        elif "known_tokens" in inputs:
-            kwargs.update(known_tokens=inputs["known_tokens"], generate_mask=inputs["generate_mask"])
-        sequences = self.model.generate(**kwargs, visual_grid=grid, streamer=_TokenProgress(bar), **generate_kwargs)
-        return self.model.sequences_to_grid(sequences, grid)
+        return out
 
     # ---------------------------------------------------------------------------------------------------------------
     # 3. postprocess: one input's outputs -> what the user asked for

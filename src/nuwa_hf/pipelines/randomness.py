@@ -12,11 +12,11 @@ never depend on the batch it shares or on torch's global generators:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .sampling_options import MAX_SEED
+from .sampling_options import MAX_SEED, check_seed
 
 
 class SeededInput:
@@ -74,3 +74,53 @@ def generators_of(seeds: list[int], repeat: int = 1) -> list[torch.Generator]:
         generator = torch.Generator().manual_seed(int(seed))
         out.extend([generator] * repeat)
     return out
+
+
+def with_call_randomness(inputs: Any, options: dict, defaults: dict, rows_per_input: Callable[[], int]) -> Any:
+    """A pipeline call's ``seed=`` / ``generator=`` (taken out of ``options``; ``defaults``: those given to
+    ``pipeline(...)``) applied to its inputs: a list of generators dealt out to the inputs
+    (:func:`deal_out_generators`), a single generator drawn once for a seed, and a seed turned into one per input
+    (:func:`with_input_seeds`)."""
+    if options.get("seed") is None and options.get("generator") is None:
+        for name in ("seed", "generator"):  # a default given to pipeline(...) counts as given to the call
+            if defaults.get(name) is not None:
+                options[name] = defaults[name]
+    generator = options.pop("generator", None)
+    if options.get("seed") is not None and generator is not None:
+        raise ValueError("Pass either seed= or generator=, not both.")
+    if isinstance(generator, (list, tuple)):
+        inputs = deal_out_generators(inputs, list(generator), rows_per_input())
+    elif generator is not None:
+        options["seed"] = seed_from(generator, "generator")  # one draw per call, then as seed=
+    if options.get("seed") is not None:
+        inputs = with_input_seeds(inputs, check_seed(options.pop("seed")))
+    return inputs
+
+
+def deal_out_generators(inputs: Any, generators: list, rows: int) -> Any:
+    """diffusers' convention: a list of generators, one per input (all its outputs come from it) or one per output
+    row (``rows`` per input: outputs x candidates). Each goes into its input's request dict."""
+    single = not isinstance(inputs, list)
+    items = [inputs] if single else inputs
+    if not all(isinstance(item, (dict, str)) for item in items):
+        raise TypeError(
+            "generator= as a list needs the inputs as a list (or one input); for a dataset or a generator of "
+            "inputs pass a single torch.Generator or seed=."
+        )
+    count = len(items)
+    if len(generators) not in (count, count * rows):
+        raise ValueError(
+            f"generator is a list of {len(generators)}, but this call has {count} input(s) and {rows} row(s) "
+            f"per input: give one generator per input ({count}) or one per row ({count * rows}), or a single "
+            "torch.Generator."
+        )
+    for index, generator in enumerate(generators):
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator[{index}] must be a torch.Generator, got {type(generator).__name__}.")
+    step = len(generators) // count
+    dealt = []
+    for index, item in enumerate(items):
+        own = generators[index] if step == 1 else generators[index * step:(index + 1) * step]
+        item = {"prompt": item} if isinstance(item, str) else dict(item)
+        dealt.append({**item, "generator": own})
+    return dealt[0] if single else dealt

@@ -1,5 +1,6 @@
-"""The fast decoding step (NuwaDecodingStep) against the model's forward, and generate()'s fast path against the
-module path: same logits up to float rounding, same sampled tokens for a seed, in every decoding situation."""
+"""Decoding over a NuwaDecodingCache (the decoder's modules reading it) against the plain forward, and generate()'s
+fast path against the module path: same logits up to float rounding, same sampled tokens for a seed, in every
+decoding situation."""
 
 import functools
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
-from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingStep
+from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingCache, NuwaDecodingStep
 
 TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
 
@@ -85,7 +86,7 @@ def test_folded_and_unfolded_cross_attention_agree(model, batch, monkeypatch):
     ids = torch.randint(0, 64, (batch, 8), generator=torch.Generator().manual_seed(3))
     outputs = {}
     for fold in (True, False):
-        monkeypatch.setattr(NuwaDecodingStep, "_folding_pays", lambda self, length, fold=fold: fold)
+        monkeypatch.setattr(NuwaDecodingCache, "_folding_pays", lambda self, length, fold=fold: fold)
         step = NuwaDecodingStep(model, encoded, (1, 4, 4))
         assert ("cross_folded" in step.layers[0]) is fold
         outputs[fold] = torch.cat([step(ids[:, p:p + 1]) for p in range(8)], dim=1)
@@ -206,3 +207,83 @@ def test_bfloat16_models_decode_on_the_fast_path():
     assert fast.sequences.shape == (2, 17)
     first_fast, first_reference = fast.logits[0], reference.logits[0]  # same prefix (<bos>): comparable
     torch.testing.assert_close(first_fast, first_reference, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("condition", ["text", "sketch"])
+def test_the_model_forward_over_a_decoding_cache_equals_the_plain_forward(model, condition):
+    """The model's own forward, handed a NuwaDecodingCache (what generate() does each step), gives the logits of the
+    plain forward over the whole sequence: a prefill of 3 ids, then one id per call."""
+    grid = (2, 3, 4)
+    total = grid[0] * grid[1] * grid[2]
+    ids = torch.randint(0, 64, (2, total), generator=torch.Generator().manual_seed(4))
+    ids[:, 0] = model.config.visual_bos_token_id
+    kwargs = condition_kwargs(condition)
+    full = model(**kwargs, decoder_input_ids=ids, visual_grid=grid).logits
+    cache = NuwaDecodingCache(model, model.encode_condition(**kwargs), grid)
+    with torch.no_grad():
+        pieces = [model(decoder_input_ids=ids[:, :3], cache=cache)]
+        pieces += [model(decoder_input_ids=ids[:, p:p + 1], cache=cache) for p in range(3, total)]
+    assert all(type(piece).__name__ == "NuwaDecodingOutput" and piece.cache is cache for piece in pieces)
+    assert cache.get_seq_length() == total
+    torch.testing.assert_close(torch.cat([piece.logits for piece in pieces], dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_rows_decode_the_null_condition_in_the_same_pass(model):
+    """A cache over conditional + null rows (guidance_rows) returns the conditional logits and keeps the null rows'
+    last logits: each equal to a cache of its own."""
+    encoded = model.encode_condition(input_ids=TEXT)
+    null = model.null_condition_like("text", 2, "cpu")
+    both = type(encoded)(last_hidden_state=torch.cat([encoded.last_hidden_state, null.last_hidden_state]),
+                         condition_grid=encoded.condition_grid, condition_type=encoded.condition_type)
+    shared = NuwaDecodingCache(model, both, (1, 4, 4), guidance_rows=2)
+    alone = NuwaDecodingCache(model, encoded, (1, 4, 4))
+    null_alone = NuwaDecodingCache(model, null, (1, 4, 4))
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        for p in range(16):
+            logits = shared.decode(ids[:, p:p + 1])
+            torch.testing.assert_close(logits, alone.decode(ids[:, p:p + 1]), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(shared.null_logits, null_alone.decode(ids[:, p:p + 1])[:, -1], atol=1e-5,
+                                       rtol=1e-5)
+
+
+def test_generation_overrides_no_private_generation_mixin_method():
+    """Decoding goes through transformers' own loop: NUWA overrides only public hooks (generate,
+    prepare_inputs_for_generation), never a private GenerationMixin method such as _sample."""
+    from transformers import GenerationMixin
+
+    from nuwa_hf.models.nuwa.generation_nuwa import NuwaGenerationMixin
+
+    overridden = [name for cls in NuwaForConditionalGeneration.__mro__ if cls.__module__.startswith("nuwa_hf")
+                  for name in vars(cls) if name.startswith("_") and not name.startswith("__")
+                  and hasattr(GenerationMixin, name)]
+    assert overridden == []
+    assert "prepare_inputs_for_generation" in vars(NuwaGenerationMixin)
+
+
+def test_adapter_wrapped_projections_are_run_not_bypassed():
+    """A projection that is not a plain nn.Linear (as an adapter such as LoRA makes it) keeps its own forward on the
+    decoding path: no fused q/k/v and no folded cross-attention read its bare weight, so the logits still equal the
+    plain forward's."""
+
+    class Adapted(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 1.5 + 0.01
+
+    model = tiny_model()
+    for layer in model.get_decoder().layers:
+        for attention in (layer.self_attn, layer.cross_attn):
+            for name in ("q_proj", "out_proj"):
+                old = getattr(attention, name)
+                new = Adapted(old.in_features, old.out_features)
+                new.load_state_dict(old.state_dict())
+                setattr(attention, name, new)
+    model.eval()
+    grid = (1, 4, 4)
+    ids = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(8))
+    ids[:, 0] = model.config.visual_bos_token_id
+    full = model(input_ids=TEXT[:1], decoder_input_ids=ids, visual_grid=grid).logits
+    step = NuwaDecodingStep(model, model.encode_condition(input_ids=TEXT[:1]), grid)
+    assert step.layers[0]["qkv"] is None and "cross_folded" not in step.layers[0]
+    torch.testing.assert_close(torch.cat([step(ids[:, p:p + 1]) for p in range(16)], dim=1), full, atol=1e-5,
+                               rtol=1e-5)

@@ -8,6 +8,7 @@ from .modeling_nuwa import (
     NuwaSeq2SeqLMOutput,
     nuwa_3dna_attention_forward,
 )
+from .visual_generation_nuwa import NuwaVisualGenerationOutput
 
 __all__ = [
     "NuwaConfig",
@@ -18,6 +19,7 @@ __all__ = [
     "NuwaModel",
     "NuwaPreTrainedModel",
     "NuwaSeq2SeqLMOutput",
+    "NuwaVisualGenerationOutput",
     "make_generation_cache",
     "nuwa_3dna_attention_forward",
 ]

@@ -1,26 +1,31 @@
-"""NUWA's decoding step as one flat function over preallocated buffers: the fast path of ``generate()``.
+"""NUWA's decoding state: :class:`NuwaDecodingCache`, read by the decoder's own modules, and the step driving them.
 
 Why: at the sizes NUWA decodes on a CPU (or at batch 1 on a GPU), a step's arithmetic is microseconds and its cost
-is dispatch: the module path (``model(decoder_input_ids=..., cache=...)``) makes ~180 module calls per token, checks
-its inputs, rebuilds the 3DNA window, and goes through transformers' cache objects. :class:`NuwaDecodingStep` computes
-the same decoder (same weights, same 3DNA windows, same order of operations up to float rounding) with what is fixed
-for a whole ``generate()`` call done once:
+is dispatch: a plain forward with a transformers cache rebuilds the 3DNA window, checks its inputs and goes through
+the cache's bookkeeping at every layer. What is fixed for a whole ``generate()`` call is computed once and held in a
+:class:`NuwaDecodingCache`:
 
 * the self-attention keys/values live in one preallocated tensor per layer, written in place at each position;
-* the cross-attention keys/values of the condition are projected once;
+* the cross-attention keys/values of the condition are projected once (``NuwaAttention.project_keys_values``);
 * each position's 3DNA window is a row of a precomputed index table plus an additive mask (0 or -inf), so a step is
   an ``index_select``; a window that is the whole causal prefix (the shipped model's videos) is a slice, no gather;
-* q, k and v come from one fused matmul; position embeddings are one precomputed (T*H*W, d) table;
+* q, k and v come from one fused matmul (``NuwaAttention.fused_qkv``); position embeddings are one precomputed
+  (T*H*W, d) table (``NuwaGridEmbedding.positions``); 3D RoPE's cos/sin are one (T*H*W, head_dim) table;
 * where every query sees the whole condition (text, "None") and the batch is small, the cross-attention's
-  projections are folded into the condition once, so its step is two batched matmuls (the same function, the
-  products associated differently).
+  projections are folded into the condition once (``NuwaAttention.fold_condition``), so its step is two batched
+  matmuls (the same function, the products associated differently).
+
+The arithmetic is the decoder's own: :class:`NuwaDecodingStep` runs the model's embedding, ``NuwaDecoderLayer``s,
+final norm and LM head, and ``NuwaAttention.forward`` takes its decoding path when handed this cache. There is no
+second copy of the layers here; this module holds the state and the window lookup (the 3DNA attention kernel of a
+decoding step, as :func:`nuwa_hf.nearby_attention` is the kernel of a forward).
 
 ``static_step`` is the same step with fixed shapes and the position a device tensor (for CUDA graphs and
-``torch.compile(fullgraph=True)``); both share the layer loop ``_decode``.
+``torch.compile(fullgraph=True)``).
 
-The module path stays the reference: ``generate(..., fast_decoding=False)`` runs every step through ``forward``, and
+``generate(..., fast_decoding=False)`` steps through ``forward`` with a transformers cache instead (the reference);
 tests/models/nuwa/test_fast_decoding.py checks that both give the same logits and the same sampled tokens.
-Not used (``generate`` falls back to the module path) when attentions or hidden states are requested, in training
+Not used (``generate`` falls back to the forward) when attentions or hidden states are requested, in training
 mode, with an attention implementation other than ``"nuwa_3dna"``, for a decoder split over devices, or for a model
 with forward hooks.
 """
@@ -31,8 +36,11 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from transformers.activations import GELUActivation
+from transformers.cache_utils import Cache
 
-from ...ops import apply_rotary, rotary_3d_tables, window_table
+from ...ops import rotary_3d_tables, window_table
 
 Grid = Tuple[int, int, int]
 
@@ -52,25 +60,52 @@ def _window(query_grid: Grid, key_grid: Grid, extent, causal: bool, device, dtyp
     return index, bias, whole
 
 
-class NuwaDecodingStep:
-    """Incremental decoding of one grid for one batch of encoded conditions.
+def compiled_module(module: nn.Module):
+    """``module``'s ``forward`` as one plain function with its parameters bound: ``nn.Linear`` ->
+    ``F.linear(x, weight, bias)``, ``nn.LayerNorm`` -> ``torch.layer_norm(x, shape, weight, bias, eps)``, a GELU ->
+    its ``F.gelu``; any other module (an adapter-wrapped Linear, say) -> its own ``forward``. What those modules
+    compute, without nn.Module's per-call dispatch and attribute lookups, which at decoding sizes cost about as much
+    as the arithmetic. Built once per :class:`NuwaDecodingCache` (the decoding path runs only without hooks)."""
+    kind = type(module)
+    if kind is nn.Linear:
+        weight, bias = module.weight, module.bias
+        return lambda x: F.linear(x, weight, bias)
+    if kind is nn.LayerNorm:
+        shape, weight, bias, eps = tuple(module.normalized_shape), module.weight, module.bias, module.eps
+        return lambda x: torch.layer_norm(x, shape, weight, bias, eps)
+    if kind is GELUActivation and module.act is F.gelu:
+        return F.gelu
+    return module.forward
+
+
+class NuwaDecodingCache(Cache):
+    """What a ``generate()`` call's decoding of one grid, for one batch of encoded conditions, keeps fixed: read by
+    the decoder's modules (``NuwaAttention.forward(..., cache=this)``) at each step.
 
     Args:
         model: a :class:`NuwaForConditionalGeneration` (eval mode).
         encoder_outputs: the encoded condition, ``last_hidden_state`` (B, Lc, d) with ``condition_grid`` and
             ``condition_type`` (what ``model.get_encoder()`` returns).
         visual_grid: (T, H, W) of the tokens being generated.
+        guidance_rows: for classifier-free guidance in the same pass: the first ``guidance_rows`` rows of the
+            condition are the conditional ones, the next ``guidance_rows`` their null conditions. :meth:`decode` then
+            takes ``guidance_rows`` decoder rows, runs both halves, returns the conditional logits and keeps the null
+            ones' last position in :attr:`null_logits` (for ``NuwaGuidanceLogitsProcessor``), as diffusers batches its
+            guidance.
 
-    Call it with the next decoder ids (B, L) (first call: <bos> and any known prefix; then one token at a time); it
-    returns the logits (B, L, N) of those positions and advances. ``position`` is how many ids it has consumed.
-
-    Example:
-        >>> step = NuwaDecodingStep(model, model.get_encoder()(input_ids=text), visual_grid=(1, 8, 8))
-        >>> logits = step(torch.full((B, 1), model.config.visual_bos_token_id))     # (B, 1, N)
+    Handed to the model as ``cache`` (``generate()`` does, through ``prepare_inputs_for_generation``), the forward
+    runs :meth:`decode`. ``position`` is how many decoder positions hold keys/values. Per layer (``layer_states[i]``,
+    a dict): ``"qkv"`` the fused q/k/v weight and bias, ``"kv"`` the (2, B, heads, T*H*W, head_dim) key/value
+    buffer, ``"cross_kv"`` the condition's (2, B, heads, Lc, head_dim) projected keys/values, and ``"cross_folded"``
+    where folding pays.
     """
 
+    is_compileable = False  # Python-side positions and window choices: not for transformers' auto-compile
+    is_croppable = False
+
     @torch.no_grad()
-    def __init__(self, model, encoder_outputs, visual_grid: Grid):
+    def __init__(self, model, encoder_outputs, visual_grid: Grid, guidance_rows: int = 0):
+        super().__init__(layers=[])
         config = model.config
         decoder = model.get_decoder()
         condition = encoder_outputs.last_hidden_state
@@ -82,74 +117,45 @@ class NuwaDecodingStep:
         self.head_dim = config.head_dim
         self.hidden = config.hidden_size
         self.scale = self.head_dim ** -0.5
+        self.condition_grid = tuple(encoder_outputs.condition_grid)
         self.position = 0
+        self.guidance_rows = int(guidance_rows)
+        self.null_logits = None
 
-        # Embeddings: token table and one (T*H*W, d) position table (time + height + width, as NuwaGridEmbedding adds).
-        embedding = decoder.embedding
-        index = torch.arange(self.total, device=device)
-        _, height, width = self.grid
-        t, h, w = index // (height * width), (index // width) % height, index % width
-        self.token_table = embedding.tokens.weight
-        self.position_table = embedding.time.weight[t] + embedding.height.weight[h] + embedding.width.weight[w]
-        # 3D RoPE (config.rope_3d): the (T*H*W, head_dim) rotation of each position's self-attention queries and keys
-        self.rotary = rotary_3d_tables(self.grid, self.head_dim, config.rope_theta, device=device, dtype=dtype) \
+        self.position_table = decoder.embedding.positions(self.grid, 0, self.total, device)  # (T*H*W, d)
+        # 3D RoPE (config.rope_3d): the (T*H*W, head_dim) cos / sin of each position's self-attention queries and keys
+        self.rotary_table = rotary_3d_tables(self.grid, self.head_dim, config.rope_theta, device=device, dtype=dtype) \
             if config.rope_3d else None
 
         # 3DNA windows of this grid: self-attention (causal) over the visual grid, cross-attention over the condition.
         self.self_index, self.self_bias, self.self_whole = _window(
             self.grid, self.grid, config.visual_extent(self.grid), True, device, dtype)
-        condition_grid = tuple(encoder_outputs.condition_grid)
         self.cross_index, self.cross_bias, self.cross_whole = _window(
-            self.grid, condition_grid, config.condition_extent(encoder_outputs.condition_type, condition_grid), False,
-            device, dtype)
+            self.grid, self.condition_grid,
+            config.condition_extent(encoder_outputs.condition_type, self.condition_grid), False, device, dtype)
 
-        # Per layer: fused q/k/v weights, the cross keys/values of the condition, and the self KV buffers.
         B, NH, D = self.batch, self.heads, self.head_dim
-        Lc = condition.shape[1]
-        self.layers = []
+        fold = self.cross_whole and self._folding_pays(condition.shape[1])
+        self.layer_states = []
         for layer in decoder.layers:
-            attn, cross = layer.self_attn, layer.cross_attn
-            cross_k = self._heads(F.linear(condition, cross.k_proj.weight, cross.k_proj.bias))  # (B, NH, Lc, D)
-            cross_v = self._heads(F.linear(condition, cross.v_proj.weight, cross.v_proj.bias))
-            weights = {
-                "norm1": (layer.self_attn_norm.weight, layer.self_attn_norm.bias, layer.self_attn_norm.eps),
-                "qkv": (torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
-                        torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])),
-                "out": (attn.out_proj.weight, attn.out_proj.bias),
-                "norm2": (layer.cross_attn_norm.weight, layer.cross_attn_norm.bias, layer.cross_attn_norm.eps),
-                "cross_q": (cross.q_proj.weight, cross.q_proj.bias),
-                "cross_out": (cross.out_proj.weight, cross.out_proj.bias),
-                # (B, heads, Lc, head_dim), projected once for the whole call
-                "cross_kv": torch.stack([cross_k, cross_v]),  # (2, B, NH, Lc, D)
-                "norm3": (layer.ffn_norm.weight, layer.ffn_norm.bias, layer.ffn_norm.eps),
-                "fc1": (layer.ffn.fc1.weight, layer.ffn.fc1.bias),
-                # transformers' activation modules keep their function in .act (F.gelu for "gelu"): called directly,
-                # without a module call per step
-                "act": getattr(layer.ffn.act, "act", None) if callable(getattr(layer.ffn.act, "act", None))
-                else layer.ffn.act,
-                "fc2": (layer.ffn.fc2.weight, layer.ffn.fc2.bias),
+            cross_k, cross_v = layer.cross_attn.project_keys_values(condition)  # (B, NH, Lc, D) each
+            state = {
+                "qkv": layer.self_attn.fused_qkv(),
+                "cross_kv": torch.stack([cross_k, cross_v]),  # (2, B, NH, Lc, D), projected once for the whole call
                 # Keys and values of every position, (2, B, NH, T*H*W, D): one write and one gather per step. Zeros:
                 # static_step's whole-grid windows read positions not yet written (masked; a zero times a zero
                 # weight stays zero, where uninitialised memory could hold NaN).
                 "kv": torch.zeros(2, B, NH, self.total, D, device=device, dtype=dtype),
             }
-            if self.cross_whole and self._folding_pays(Lc):
-                # Every query sees the whole condition (text, "None"): fold the projections into the condition once.
-                #   scores_h = (LN(x) Wq_h^T + bq_h) K_h^T * scale = LN(x) @ A_h + c_h
-                #   out      = sum_h softmax(scores_h) V_h Wo_h^T + bo = probs @ M + bo
-                # A (B, d, NH*Lc), c (B, 1, NH*Lc), M (B, NH*Lc, d): a cross-attention step is two batched matmuls.
-                # (matmuls rather than einsum: einsum's planning alone costs ~0.1 ms a call, once per layer per call)
-                wq = cross.q_proj.weight.view(NH, D, self.hidden)  # rows of head h
-                bq = cross.q_proj.bias.view(NH, D, 1)
-                A = torch.matmul(wq.transpose(1, 2), cross_k.transpose(2, 3)) * self.scale  # (B, NH, d, Lc)
-                c = torch.matmul(cross_k, bq) * self.scale  # (B, NH, Lc, 1)
-                wo = cross.out_proj.weight.view(self.hidden, NH, D).permute(1, 2, 0)  # (NH, D, d): head h's columns
-                M = torch.matmul(cross_v, wo)  # (B, NH, Lc, d)
-                weights["cross_folded"] = (c.reshape(B, 1, NH * Lc), A.permute(0, 2, 1, 3).reshape(B, self.hidden, NH * Lc),
-                                           M.reshape(B, NH * Lc, self.hidden), Lc)
-            self.layers.append(weights)
-        self.final_norm = (decoder.norm.weight, decoder.norm.bias, decoder.norm.eps)
-        self.lm_head = (model.lm_head.weight, model.lm_head.bias)
+            if fold and layer.cross_attn.can_fold():  # every query sees the whole condition: fold its projections once
+                state["cross_folded"] = layer.cross_attn.fold_condition(cross_k, cross_v)
+            self.layer_states.append(state)
+        self._begin(0, 1)
+        # The decoder's modules for this cache's steps: each layer's decode plan (NuwaDecoderLayer.decode_plan, its
+        # attentions reading this cache), the compiled token table, final norm and head.
+        self._tokens = compiled_module(decoder.embedding.tokens)
+        self._plans = [layer.decode_plan(self) for layer in decoder.layers]
+        self._norm, self._lm_head = compiled_module(decoder.norm), compiled_module(model.lm_head)
 
     def _folding_pays(self, condition_length: int) -> bool:
         """Whether folding the cross-attention projections into the condition is cheaper per step. Folded, a step
@@ -161,22 +167,100 @@ class NuwaDecodingStep:
         unfolded = 2 * d * d + rows * 2 * condition_length * d + 80_000
         return folded <= unfolded
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, d) -> (B, heads, L, head_dim)."""
-        return x.view(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+    # transformers' Cache interface (what generation utilities may ask of a cache)
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.position
 
-    def _attend(self, q, kv, index, bias, start: int, length: int, whole: bool, causal: bool):
+    def get_max_cache_shape(self, layer_idx: int = 0) -> int:
+        return self.total
+
+    # -- decoding ------------------------------------------------------------------------------------------------
+
+    def decode(self, ids: torch.LongTensor) -> torch.Tensor:
+        """ids (B, L) at positions ``position .. position+L-1`` -> logits (B, L, N), and advance."""
+        L = ids.shape[1]
+        start = self.position
+        if start + L > self.total:
+            raise ValueError(f"{start + L} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
+        if self.guidance_rows:
+            ids = torch.cat([ids, ids])  # the null rows are fed the same tokens (cat: a fifth of repeat's cost)
+        self._begin(start, L)
+        logits = self._run(ids)
+        self.position = start + L
+        if self.guidance_rows:
+            self.null_logits = logits[self.guidance_rows:, -1]
+            logits = logits[:self.guidance_rows]
+        return logits
+
+    def static_decode(self, ids: torch.LongTensor, position: torch.LongTensor) -> torch.Tensor:
+        """:meth:`NuwaDecodingStep.static_step`: one token per row at ``position``, every shape fixed."""
+        self._begin_static(position)
+        return self._run(ids)
+
+    def _run(self, ids: torch.Tensor) -> torch.Tensor:
+        """The decoder's modules for the positions this cache was told (``_begin`` / ``_begin_static``): token
+        embedding plus the position table (``NuwaGridEmbedding.forward(ids, grid, positions=...)``), each layer's
+        decode plan, final norm, LM head. The modules run in their compiled form (:func:`compiled_module`), without
+        nn.Module's per-call dispatch (``generate`` takes this path only for a model without hooks)."""
+        x = self._tokens(ids) + self.positions
+        for layer in self._plans:
+            x = layer(x)
+        return self._lm_head(self._norm(x))
+
+    # -- one call's positions ------------------------------------------------------------------------------------
+
+    def _begin(self, start: int, length: int) -> None:
+        """The next decoder call covers positions ``start .. start+length-1`` (Python ints)."""
+        self._start, self._length, self._static = start, length, None
+        self.positions = self.position_table[start:start + length]
+        self.rotary = None if self.rotary_table is None else \
+            (self.rotary_table[0][start:start + length], self.rotary_table[1][start:start + length])
+
+    def _begin_static(self, position: torch.Tensor) -> None:
+        """The next decoder call is one position, ``position`` a (1,) long device tensor: every shape fixed, no
+        Python value depending on it (CUDA graphs, ``torch.compile(fullgraph=True)``)."""
+        self._static = (position, self.self_index.index_select(0, position)[0], self.self_bias.index_select(0, position),
+                        self.cross_index.index_select(0, position)[0], self.cross_bias.index_select(0, position))
+        self.positions = self.position_table.index_select(0, position)
+        self.rotary = None if self.rotary_table is None else \
+            (self.rotary_table[0].index_select(0, position), self.rotary_table[1].index_select(0, position))
+
+    def store(self, kv: torch.Tensor, new: torch.Tensor) -> None:
+        """Write this call's keys/values ``new`` (2, B, heads, L, head_dim) into a layer's buffer ``kv``."""
+        if self._static is not None:
+            kv.index_copy_(3, self._static[0], new)
+        else:
+            kv[:, :, :, self._start:self._start + self._length] = new
+
+    def attend_self(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """q (B, heads, L, hd) over each position's causal 3DNA window of the buffer ``kv`` -> (B, heads, L, hd)."""
+        if self._static is not None:
+            return self._attend_row(q, kv, self._static[1], self._static[2])
+        return self._attend(q, kv, self.self_index, self.self_bias, self.self_whole, True)
+
+    def attend_cross(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """q (B, heads, L, hd) over each position's 3DNA window of the condition's keys/values -> (B, heads, L, hd)."""
+        if self._static is not None:
+            if self.cross_whole:  # every key, no gather, no mask
+                return F.scaled_dot_product_attention(q, kv[0], kv[1], scale=self.scale)
+            return self._attend_row(q, kv, self._static[3], self._static[4])
+        return self._attend(q, kv, self.cross_index, self.cross_bias, self.cross_whole, False)
+
+    def _attend_row(self, q, kv, rows, mask):
+        window = kv.index_select(3, rows)
+        return F.scaled_dot_product_attention(q, window[0], window[1], attn_mask=mask, scale=self.scale)
+
+    def _attend(self, q, kv, index, bias, whole: bool, causal: bool):
         """q (B, heads, L, hd) against the 3DNA windows of positions start..start+L-1 -> (B, heads, L, hd).
         kv: (2, B, heads, Lk, hd), the keys and values."""
+        start, length = self._start, self._length
         if whole and (length == 1 or not causal):
             # The window is every key (before the query): no gather, no mask.
             stop = start + length if causal else kv.shape[3]
             return F.scaled_dot_product_attention(q, kv[0, :, :, :stop], kv[1, :, :, :stop], scale=self.scale)
         if length == 1:
             # One query: its window's keys and values by index, the window's border as an additive mask.
-            window = kv.index_select(3, index[start])
-            return F.scaled_dot_product_attention(q, window[0], window[1], attn_mask=bias[start:start + 1],
-                                                  scale=self.scale)
+            return self._attend_row(q, kv, index[start], bias[start:start + 1])
         keys, values = kv[0], kv[1]
         rows = index[start:start + length]  # (L, win)
         B, NH, L, D = q.shape
@@ -187,25 +271,41 @@ class NuwaDecodingStep:
         probs = torch.softmax(scores + bias[start:start + length], dim=-1)
         return torch.matmul(probs.unsqueeze(-2), v).squeeze(-2)
 
+
+class NuwaDecodingStep:
+    """Incremental decoding of one grid for one batch of encoded conditions: the decoder's modules over a
+    :class:`NuwaDecodingCache`.
+
+    Args:
+        model: a :class:`NuwaForConditionalGeneration` (eval mode).
+        encoder_outputs: the encoded condition (what ``model.get_encoder()`` returns).
+        visual_grid: (T, H, W) of the tokens being generated.
+
+    Call it with the next decoder ids (B, L) (first call: <bos> and any known prefix; then one token at a time); it
+    returns the logits (B, L, N) of those positions and advances. ``position`` is how many ids it has consumed.
+
+    Example:
+        >>> step = NuwaDecodingStep(model, model.get_encoder()(input_ids=text), visual_grid=(1, 8, 8))
+        >>> logits = step(torch.full((B, 1), model.config.visual_bos_token_id))     # (B, 1, N)
+    """
+
+    def __init__(self, model, encoder_outputs, visual_grid: Grid):
+        self.cache = NuwaDecodingCache(model, encoder_outputs, visual_grid)
+        self.grid, self.total = self.cache.grid, self.cache.total
+
+    @property
+    def position(self) -> int:
+        return self.cache.position
+
+    @property
+    def layers(self) -> list:
+        """The cache's per-layer state (see :class:`NuwaDecodingCache`)."""
+        return self.cache.layer_states
+
     @torch.no_grad()
     def __call__(self, ids: torch.LongTensor) -> torch.Tensor:
         """ids (B, L) at positions ``position .. position+L-1`` -> logits (B, L, N)."""
-        L = ids.shape[1]
-        start = self.position
-        if start + L > self.total:
-            raise ValueError(f"{start + L} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
-
-        def write(kv, new):
-            kv[:, :, :, start:start + L] = new
-
-        rotary = None if self.rotary is None else (self.rotary[0][start:start + L], self.rotary[1][start:start + L])
-        logits = self._decode(
-            F.embedding(ids, self.token_table) + self.position_table[start:start + L], write, rotary,
-            lambda q, kv: self._attend(q, kv, self.self_index, self.self_bias, start, L, self.self_whole, True),
-            lambda q, kv: self._attend(q, kv, self.cross_index, self.cross_bias, start, L, self.cross_whole, False),
-        )
-        self.position = start + L
-        return logits
+        return self.cache.decode(ids)
 
     @torch.no_grad()
     def static_step(self, ids: torch.LongTensor, position: torch.LongTensor) -> torch.Tensor:
@@ -217,52 +317,4 @@ class NuwaDecodingStep:
         need: one captured step replays for every position by updating ``ids`` and ``position`` in place. It does not
         advance :attr:`position`; the caller drives it.
         """
-        self_rows, self_mask = self.self_index.index_select(0, position)[0], self.self_bias.index_select(0, position)
-        cross_rows, cross_mask = self.cross_index.index_select(0, position)[0], self.cross_bias.index_select(0, position)
-
-        def attend(q, kv, rows, mask):
-            if rows is None:  # a whole, non-causal window: every key, no gather, no mask
-                return F.scaled_dot_product_attention(q, kv[0], kv[1], scale=self.scale)
-            window = kv.index_select(3, rows)
-            return F.scaled_dot_product_attention(q, window[0], window[1], attn_mask=mask, scale=self.scale)
-
-        rotary = None if self.rotary is None else (self.rotary[0].index_select(0, position),
-                                                   self.rotary[1].index_select(0, position))
-        return self._decode(
-            F.embedding(ids, self.token_table) + self.position_table.index_select(0, position),
-            lambda kv, new: kv.index_copy_(3, position, new), rotary,
-            lambda q, kv: attend(q, kv, self_rows, self_mask),
-            lambda q, kv: attend(q, kv, None if self.cross_whole else cross_rows, cross_mask),
-        )
-
-    def _decode(self, x: torch.Tensor, write, rotary, attend_self, attend_cross) -> torch.Tensor:
-        """The decoder layers on embedded inputs x (B, L, d) -> logits (B, L, N). ``write(kv, new)`` stores this
-        step's keys/values (2, B, heads, L, hd); ``rotary``: None or the (cos, sin) (L, hd) of these positions (3D
-        RoPE); ``attend_self`` / ``attend_cross`` ``(q, kv)`` attend over a layer's buffers."""
-        B, L = x.shape[0], x.shape[1]
-        for layer in self.layers:
-            # causal 3DNA self-attention; this step's keys/values are written into the buffers first
-            h = torch.layer_norm(x, (self.hidden,), *layer["norm1"])
-            qkv = F.linear(h, *layer["qkv"]).view(B, L, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            if rotary is None:
-                query = qkv[0]
-                write(layer["kv"], qkv[1:])
-            else:
-                query = apply_rotary(qkv[0], *rotary)
-                write(layer["kv"], torch.stack([apply_rotary(qkv[1], *rotary), qkv[2]]))
-            out = attend_self(query, layer["kv"])
-            x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["out"])
-            # 3DNA cross-attention to the condition
-            h = torch.layer_norm(x, (self.hidden,), *layer["norm2"])
-            if "cross_folded" in layer:
-                c, A, M, Lc = layer["cross_folded"]
-                probs = torch.softmax(torch.baddbmm(c, h, A).view(B, L, self.heads, Lc), dim=-1)
-                x = x + torch.baddbmm(layer["cross_out"][1], probs.view(B, L, self.heads * Lc), M)
-            else:
-                q = self._heads(F.linear(h, *layer["cross_q"]))
-                out = attend_cross(q, layer["cross_kv"])
-                x = x + F.linear(out.transpose(1, 2).reshape(B, L, self.hidden), *layer["cross_out"])
-            # feed-forward
-            h = torch.layer_norm(x, (self.hidden,), *layer["norm3"])
-            x = x + F.linear(layer["act"](F.linear(h, *layer["fc1"])), *layer["fc2"])
-        return F.linear(torch.layer_norm(x, (self.hidden,), *self.final_norm), *self.lm_head)
+        return self.cache.static_decode(ids, position)

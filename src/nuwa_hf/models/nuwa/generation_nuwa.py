@@ -2,11 +2,13 @@
 
 ``NuwaForConditionalGeneration.generate`` wraps transformers' ``GenerationMixin.generate``:
 
-* the condition is encoded once; each decoding step is :class:`~.decoding_nuwa.NuwaDecodingStep` (one flat function
-  over preallocated key/value buffers, the 3DNA window a precomputed index row: cost independent of how many tokens
-  came before), run by this mixin's ``_sample`` with transformers' processors and sampling. ``fast_decoding=False``
-  (and attentions / hidden states, training mode, other attention implementations, hooked models) steps through the
-  model's ``forward`` with a preallocated KV cache instead: the reference, same tokens;
+* the condition is encoded once; the decoding state that is fixed for the call (3DNA window tables, fused q/k/v,
+  the condition's projected cross keys/values, preallocated key/value buffers, position and RoPE tables) is a
+  :class:`~.decoding_nuwa.NuwaDecodingCache` handed to transformers as the cache. transformers' own sampling loop
+  runs; ``prepare_inputs_for_generation`` feeds each step's new ids, and the model's forward runs the decoder's
+  modules over the cache (cost independent of how many tokens came before). ``fast_decoding=False`` (and
+  attentions / hidden states, training mode, other attention implementations, hooked models) steps through the full
+  forward with a preallocated transformers KV cache instead: the reference, same tokens;
 * **constrained decoding** (``known_tokens`` + ``generate_mask``): positions whose mask is False are teacher-forced
   to the known token and only masked positions are sampled, in raster order. Known tokens before the first masked
   position are fed in one pre-fill pass. This is video prediction, image completion and both manipulation tasks;
@@ -22,16 +24,17 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from typing import Optional, Tuple
 
 import torch
-from transformers import GenerationMixin, LogitsProcessor, LogitsProcessorList
+from transformers import (EpsilonLogitsWarper, EtaLogitsWarper, GenerationMixin, LogitsProcessor,
+                          LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
+                          TopPLogitsWarper, TypicalLogitsWarper)
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticLayer
-from transformers.generation.stopping_criteria import MaxLengthCriteria
-from transformers.generation.utils import GenerateEncoderDecoderOutput
 
-from .decoding_nuwa import NuwaDecodingStep
+from .decoding_nuwa import NuwaDecodingCache, NuwaDecodingStep
 
 Grid = Tuple[int, int, int]
 
@@ -44,6 +47,15 @@ def make_generation_cache(num_layers: int, visual_grid: Grid) -> EncoderDecoderC
     return EncoderDecoderCache(self_cache, DynamicCache())
 
 
+def _signature_computed_once(cls):
+    """transformers' ``LogitsProcessorList`` reads each processor's call signature at every step
+    (``inspect.signature``, ~20 us on a CPU core, as much as a decoder op); computed once here (PEP 362's
+    ``__signature__``)."""
+    cls.__call__.__signature__ = inspect.signature(cls.__call__)
+    return cls
+
+
+@_signature_computed_once
 class NuwaGuidanceLogitsProcessor(LogitsProcessor):
     """Classifier-free guidance for NUWA's encoder-decoder: ``scores = null + s * (cond - null)``.
 
@@ -59,26 +71,26 @@ class NuwaGuidanceLogitsProcessor(LogitsProcessor):
     """
 
     def __init__(self, model, null_encoder_outputs, guidance_scale: float, visual_grid: Grid, use_cache: bool = True,
-                 fast_decoding: bool = False):
+                 fast_decoding: bool = False, shared_cache: Optional[NuwaDecodingCache] = None):
         self.model = model
         self.null_encoder_outputs = null_encoder_outputs
         self.guidance_scale = float(guidance_scale)
         self.visual_grid = visual_grid
-        # The null pass decodes the way the conditional one does: the flat step (NuwaDecodingStep, built on first
-        # use), the module path with a KV cache, or (use_cache=False) the whole prefix every step. The fast loop
-        # (NuwaGenerationMixin._sample) may instead run the null rows in its own step, beside the conditional rows,
-        # and hand their logits over in ``null_logits`` before each call.
+        # The null pass decodes the way the conditional one does: a decoding cache of its own (NuwaDecodingStep,
+        # built on first use), the module path with a KV cache, or (use_cache=False) the whole prefix every step.
+        # ``shared_cache``: the null rows run in the conditional rows' decoding cache (its ``guidance_rows``), which
+        # leaves their logits in ``null_logits`` at each step.
+        self.shared_cache = shared_cache
         self.fast_decoding = bool(use_cache and fast_decoding)
         self.step = None
-        self.null_logits = None
         self.cache = make_generation_cache(model.config.decoder_layers, visual_grid) if use_cache and not fast_decoding \
             else None
         self.seen = 0  # decoder ids already in the null cache (a Python int: no device-to-host sync per step)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """input_ids (B, L): <bos> and the tokens so far; scores (B, N): the conditional logits of position L-1."""
-        if self.null_logits is not None:
-            null, self.null_logits = self.null_logits.to(scores.dtype), None
+        if self.shared_cache is not None:
+            null, self.shared_cache.null_logits = self.shared_cache.null_logits.to(scores.dtype), None
             return null + self.guidance_scale * (scores - null)
         cached = self.cache is not None or self.fast_decoding
         new = input_ids[:, self.seen:] if cached else input_ids
@@ -95,6 +107,7 @@ class NuwaGuidanceLogitsProcessor(LogitsProcessor):
         return null + self.guidance_scale * (scores - null)
 
 
+@_signature_computed_once
 class NuwaKnownTokensLogitsProcessor(LogitsProcessor):
     """Constrained decoding: where ``generate_mask`` is False the next token is forced to the known token (its logit
     stays, every other becomes -inf), so only masked positions are sampled. Image completion, both manipulation tasks
@@ -161,6 +174,7 @@ def _check_visual_grid(visual_grid, max_grid) -> Grid:
     return grid
 
 
+@_signature_computed_once
 class NuwaRowGeneratorSampler(LogitsProcessor):
     """Samples each row from its own ``torch.Generator`` (diffusers' ``generator=[...]`` convention), so a row's tokens
     do not depend on which other rows share its batch. It runs after every other processor and warper and returns
@@ -247,8 +261,9 @@ class NuwaGenerationMixin(GenerationMixin):
             guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1: off). None takes
                 ``generation_config.guidance_scale`` (for text and sketch conditions) when the model folder sets one.
             use_cache: KV-cached decoding (default). False recomputes the whole prefix per token (slow; for checks).
-            fast_decoding: decode with :class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaDecodingStep` (default), one
-                flat step over preallocated buffers, several times faster per token than running the model's modules.
+            fast_decoding: decode over a :class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaDecodingCache` (default):
+                the decoder's modules over state held for the whole call, several times faster per token than the
+                full forward with a transformers cache.
                 False runs every step through ``forward`` (the reference; same logits up to float rounding). The
                 module path is used anyway when attentions or hidden states are requested, in training mode, with
                 an attention implementation other than ``"nuwa_3dna"``, when the decoder is split over devices, or
@@ -378,10 +393,27 @@ class NuwaGenerationMixin(GenerationMixin):
                     and len({p.device for p in self.get_decoder().parameters()}) == 1  # not split by device_map
                     # forward hooks on the model see every decoding step only on the module path
                     and not (self._forward_hooks or self._forward_pre_hooks))
+        # The fast path: a NuwaDecodingCache handed to transformers as the cache; prepare_inputs_for_generation and
+        # the model's forward run the decoder over it. Its rows are the expanded condition (transformers repeats the
+        # encoder outputs for num_return_sequences the same way), and with guidance, where the null condition has the
+        # same kind and grid, the null rows too: one pass of 2B rows costs little more than B at decoding sizes.
+        decoding_cache = null_outputs = None
         if use_guidance:
             null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
+        if fast:
+            rows = type(encoder_outputs)(last_hidden_state=expand(encoder_outputs.last_hidden_state),
+                                         condition_grid=encoder_outputs.condition_grid,
+                                         condition_type=encoder_outputs.condition_type)
+            shared = (null_outputs is not None and null_outputs.condition_type == rows.condition_type
+                      and tuple(null_outputs.condition_grid) == tuple(rows.condition_grid))
+            if shared:
+                rows.last_hidden_state = torch.cat([rows.last_hidden_state, null_outputs.last_hidden_state])
+            decoding_cache = NuwaDecodingCache(self, rows, grid, guidance_rows=batch * num_return_sequences if shared
+                                               else 0)
+        if use_guidance:
+            shared_cache = decoding_cache if decoding_cache is not None and decoding_cache.guidance_rows else None
             processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache,
-                                                          fast_decoding=fast))
+                                                          fast_decoding=fast, shared_cache=shared_cache))
         if known_flat is not None:
             processors.append(NuwaKnownTokensLogitsProcessor(expand(known_flat), expand(mask_flat)))
         processors.extend(kwargs.pop("logits_processor", None) or [])
@@ -398,106 +430,79 @@ class NuwaGenerationMixin(GenerationMixin):
                     raise ValueError(f"generator as a list needs one torch.Generator per batch row ({batch}), got "
                                      f"{len(generators)} item(s).")
                 row_sampler = NuwaRowGeneratorSampler(generators, num_return_sequences)
+        if row_sampler is not None:
+            kwargs = self._route_row_sampler(row_sampler, processors, kwargs)
 
         model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
-        if use_cache:
-            # The module path's cache; the fast path (_sample below) keeps its own buffers and leaves this one unused
-            # (its StaticLayers allocate on first use, so it costs nothing).
+        if decoding_cache is not None:
+            model_kwargs["cache"] = decoding_cache
+        elif use_cache:  # the module path: a preallocated KV cache
             model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
         if processors:
             model_kwargs["logits_processor"] = processors
+        length = dict(max_new_tokens=total - prefix, min_new_tokens=total - prefix, use_cache=use_cache)
+        if kwargs.get("generation_config") is not None:
+            # our own copy: the lengths go into it (transformers warns about a config passed beside such arguments)
+            kwargs["generation_config"].update(**length)
+            length = {}
         saved_guidance = getattr(self.generation_config, "guidance_scale", None)
         self.generation_config.guidance_scale = None
-        self._nuwa_fast_decoding = fast
-        self._nuwa_row_sampler = row_sampler
         try:
-            return super().generate(
-                decoder_input_ids=decoder_input_ids,
-                max_new_tokens=total - prefix,
-                min_new_tokens=total - prefix,
-                use_cache=use_cache,
-                **model_kwargs,
-                **kwargs,
-            )
+            return super().generate(decoder_input_ids=decoder_input_ids, **length, **model_kwargs, **kwargs)
         finally:
             self.generation_config.guidance_scale = saved_guidance
-            self._nuwa_fast_decoding = False
-            self._nuwa_row_sampler = None
 
-    def _sample(self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False,
-                streamer=None, **model_kwargs):
-        """transformers' sampling / greedy loop, or, when ``generate`` chose the fast path and nothing needs the
-        general loop (stopping criteria other than the length, synced GPUs), the same loop over
-        :class:`NuwaDecodingStep`: the same logits processors, the same softmax + multinomial (or argmax) in the same
-        order, so a seed gives the same tokens; the ids are written into one preallocated tensor. A streamer gets
-        each step's tokens, as in transformers' loop (``generate`` has already given it the prompt)."""
-        row_sampler = getattr(self, "_nuwa_row_sampler", None)
-        if row_sampler is not None and generation_config.do_sample:
-            # after transformers' warpers (temperature, top-k, top-p), which it has already put in the list
-            logits_processor = LogitsProcessorList([*logits_processor, row_sampler])
-        simple = not synced_gpus and all(isinstance(criterion, MaxLengthCriteria) for criterion in stopping_criteria)
-        if not (getattr(self, "_nuwa_fast_decoding", False) and simple):
-            return super()._sample(input_ids, logits_processor, stopping_criteria, generation_config,
-                                   synced_gpus=synced_gpus, streamer=streamer, **model_kwargs)
-        encoder_outputs = model_kwargs["encoder_outputs"]
-        # Guidance: the null rows join the conditional rows in one step when their conditions have the same grid
-        # (one pass of 2B rows costs little more than B rows at decoding sizes), as diffusers batches its guidance.
-        guidance = next((p for p in logits_processor if isinstance(p, NuwaGuidanceLogitsProcessor)), None)
-        null = guidance.null_encoder_outputs if guidance is not None else None
-        shared = (null is not None and null.condition_type == encoder_outputs.condition_type
-                  and tuple(null.condition_grid) == tuple(encoder_outputs.condition_grid)
-                  and null.last_hidden_state.shape[0] == input_ids.shape[0])
-        if shared:
-            both = type(encoder_outputs)(
-                last_hidden_state=torch.cat([encoder_outputs.last_hidden_state, null.last_hidden_state]),
-                condition_grid=encoder_outputs.condition_grid, condition_type=encoder_outputs.condition_type)
-            step = NuwaDecodingStep(self, both, model_kwargs["visual_grid"])
-        else:
-            step = NuwaDecodingStep(self, encoder_outputs, model_kwargs["visual_grid"])
-        return_dict = generation_config.return_dict_in_generate
-        scores = [] if return_dict and generation_config.output_scores else None
-        raw_logits = [] if return_dict and generation_config.output_logits else None
-        batch, start = input_ids.shape
-        length = stopping_criteria.max_length
-        sequences = torch.empty(batch, length, dtype=input_ids.dtype, device=input_ids.device)
-        sequences[:, :start] = input_ids
-        logits = step(input_ids.repeat(2, 1) if shared else input_ids)  # <bos> and the known prefix in one pass
-        next_ids = torch.empty(2 * batch if shared else batch, 1, dtype=input_ids.dtype, device=input_ids.device)
-        for position in range(start, length):
-            next_logits = logits[:batch, -1].to(dtype=torch.float32, copy=True)
-            if shared:
-                guidance.null_logits = logits[batch:, -1]
-            # The processors one by one, as LogitsProcessorList calls them without extra arguments (it would inspect
-            # each one's signature at every step first).
-            next_scores = next_logits
-            for processor in logits_processor:
-                next_scores = processor(sequences[:, :position], next_scores)
-            if scores is not None:
-                scores.append(next_scores)
-            if raw_logits is not None:
-                raw_logits.append(next_logits)
-            if generation_config.do_sample:
-                next_tokens = torch.multinomial(torch.softmax(next_scores, dim=-1), num_samples=1).squeeze(1)
-            else:
-                next_tokens = torch.argmax(next_scores, dim=-1)
-            sequences[:, position] = next_tokens
-            if streamer is not None:
-                streamer.put(next_tokens.cpu())
-            if position + 1 < length:
-                next_ids[:batch, 0] = next_tokens
-                if shared:
-                    next_ids[batch:, 0] = next_tokens
-                logits = step(next_ids)
-        if streamer is not None:
-            streamer.end()
-        if not return_dict:
-            return sequences
-        return GenerateEncoderDecoderOutput(
-            sequences=sequences, scores=tuple(scores) if scores is not None else None,
-            logits=tuple(raw_logits) if raw_logits is not None else None,
-            encoder_attentions=None, encoder_hidden_states=None, decoder_attentions=None, cross_attentions=None,
-            decoder_hidden_states=None, cache=None,
-        )
+    # transformers' defaults for the sampling warpers (GenerationConfig's documented defaults)
+    _WARPER_DEFAULTS = dict(do_sample=False, temperature=1.0, top_k=50, top_p=1.0, min_p=None, typical_p=1.0,
+                            epsilon_cutoff=0.0, eta_cutoff=0.0)
+
+    def _route_row_sampler(self, row_sampler, processors: LogitsProcessorList, kwargs: dict) -> dict:
+        """Per-row generators draw after the temperature / top-k / top-p warpers, which transformers places after
+        every custom processor. So, when sampling, NUWA lists the warpers itself (transformers' public warper
+        classes, in transformers' order, from the same settings), then the row sampler, and hands transformers a
+        generation config whose warpers are neutral. Returns the kwargs for ``GenerationMixin.generate``."""
+        config = copy.deepcopy(kwargs.pop("generation_config", None) or self.generation_config)
+        config.guidance_scale = None  # NUWA's guidance is its own processor (see generate)
+        kwargs = config.update(**kwargs)  # the generation settings into the config; the rest stays model kwargs
+
+        def setting(name):  # the value transformers would use: given, else the model's, else the default
+            value = getattr(config, name, None)
+            if value is None:
+                value = getattr(self.generation_config, name, None)
+            return self._WARPER_DEFAULTS[name] if value is None else value
+
+        if not setting("do_sample"):
+            return dict(kwargs, generation_config=config)  # greedy: nothing to draw
+        temperature, top_k, top_p, min_p = setting("temperature"), setting("top_k"), setting("top_p"), setting("min_p")
+        typical_p, epsilon, eta = setting("typical_p"), setting("epsilon_cutoff"), setting("eta_cutoff")
+        if temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(temperature))
+        if top_k != 0:
+            processors.append(TopKLogitsWarper(top_k=top_k, min_tokens_to_keep=1))
+        if top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p=top_p, min_tokens_to_keep=1))
+        if min_p is not None:
+            processors.append(MinPLogitsWarper(min_p=min_p, min_tokens_to_keep=1))
+        if typical_p < 1.0:
+            processors.append(TypicalLogitsWarper(mass=typical_p, min_tokens_to_keep=1))
+        if 0.0 < epsilon < 1.0:
+            processors.append(EpsilonLogitsWarper(epsilon=epsilon, min_tokens_to_keep=1))
+        if 0.0 < eta < 1.0:
+            processors.append(EtaLogitsWarper(epsilon=eta, min_tokens_to_keep=1, device=self.device))
+        processors.append(row_sampler)
+        config.do_sample, config.temperature, config.top_k, config.top_p = True, 1.0, 0, 1.0
+        config.min_p, config.typical_p, config.epsilon_cutoff, config.eta_cutoff = None, 1.0, 0.0, 0.0
+        return dict(kwargs, generation_config=config)
+
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, **kwargs):
+        """transformers' hook for each step's model inputs. With a :class:`NuwaDecodingCache` (the fast path): the
+        ids the cache has not seen yet (the prefill: <bos> and any known prefix; then one token) and the cache, which
+        holds everything else (the encoded condition, the grid); the model's forward then runs the decoder over it.
+        Otherwise transformers' own preparation (the module path)."""
+        if isinstance(cache, NuwaDecodingCache):
+            return {"decoder_input_ids": input_ids[:, cache.position:], "cache": cache}
+        return super().prepare_inputs_for_generation(input_ids, next_sequence_length=next_sequence_length,
+                                                     cache=cache, **kwargs)
 
     @torch.no_grad()
     def generate_long_video(

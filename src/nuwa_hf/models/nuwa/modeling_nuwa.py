@@ -27,6 +27,7 @@ the eager way when they are asked for, so every implementation returns them.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import logging
 import os
@@ -47,12 +48,14 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import is_torchdynamo_compiling
+from transformers.utils import ModelOutput, is_torchdynamo_compiling
 
 from ...ops import (allowed, apply_rotary, nearby_attention, nearby_attention_mask, rotary_3d_angles,
                    rotary_3d_tables)
 from .configuration_nuwa import CONDITION_TYPES, Extent, Grid, NuwaConfig, visual_tokenizer_config
+from .decoding_nuwa import NuwaDecodingCache, compiled_module
 from .generation_nuwa import NuwaGenerationMixin
+from .visual_generation_nuwa import NuwaVisualGenerationMixin
 
 if TYPE_CHECKING:  # annotations only: the VQ-GAN classes are imported when a model is built (_vqgan_classes)
     from ..vqgan.modeling_seg_vqgan import NuwaSegVQGAN
@@ -179,10 +182,19 @@ class NuwaGridEmbedding(nn.Module):
         self.height = nn.Embedding(max_grid[1], hidden_size)
         self.width = nn.Embedding(max_grid[2], hidden_size)
 
-    def forward(self, ids: torch.Tensor, grid: Grid, offset: int = 0) -> torch.Tensor:
-        """ids (B, L) -> (B, L, d) for raster positions ``offset .. offset+L-1`` of ``grid``."""
-        t, h, w = grid_positions(grid, offset, ids.shape[1], ids.device)
-        return self.tokens(ids) + (self.time(t) + self.height(h) + self.width(w))[None]
+    def positions(self, grid: Grid, offset: int, length: int, device) -> torch.Tensor:
+        """(length, d): the summed position embeddings of raster positions ``offset .. offset+length-1`` of ``grid``
+        (a decoding cache keeps the whole grid's, ``positions(grid, 0, T*H*W)``)."""
+        t, h, w = grid_positions(grid, offset, length, device)
+        return self.time(t) + self.height(h) + self.width(w)
+
+    def forward(self, ids: torch.Tensor, grid: Grid, offset: int = 0,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """ids (B, L) -> (B, L, d) for raster positions ``offset .. offset+L-1`` of ``grid``; ``positions`` (L, d):
+        those positions' rows of :meth:`positions`, when already at hand."""
+        if positions is None:
+            positions = self.positions(grid, offset, ids.shape[1], ids.device)
+        return self.tokens(ids) + positions
 
 
 class NuwaAttention(nn.Module):
@@ -203,6 +215,94 @@ class NuwaAttention(nn.Module):
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def project_keys_values(self, source: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """source (B, Lk, d) -> (key, value), each (B, heads, Lk, head_dim), before any rotation."""
+        return self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
+
+    def fused_qkv(self) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """(weight (3d, d), bias (3d,)): q_proj, k_proj and v_proj stacked, for one matmul per decoding step. None
+        when a projection is not a plain ``nn.Linear`` (an adapter wraps it): then each runs its own forward."""
+        if not all(type(proj) is nn.Linear for proj in (self.q_proj, self.k_proj, self.v_proj)):
+            return None
+        return (torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]),
+                torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]))
+
+    def can_fold(self) -> bool:
+        """Whether :meth:`fold_condition` computes this attention: its q / out projections are plain ``nn.Linear``
+        (an adapter's extra path cannot be folded into the condition)."""
+        return type(self.q_proj) is nn.Linear and type(self.out_proj) is nn.Linear
+
+    def fold_condition(self, key: torch.Tensor, value: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Cross-attention to a condition every query sees whole, with the projections folded into its keys/values:
+        key / value (B, heads, Lc, head_dim) -> ``(c (B, 1, heads*Lc), A (B, d, heads*Lc), M (B, heads*Lc, d), Lc)``.
+
+            scores_h = (h Wq_h^T + bq_h) K_h^T * scaling = h @ A_h + c_h
+            out      = sum_h softmax(scores_h) V_h Wo_h^T + bo = probs @ M + bo
+
+        so that a step's cross-attention is two batched matmuls (:meth:`forward` over a :class:`NuwaDecodingCache`
+        that holds them). The same function as the unfolded attention, the products associated differently."""
+        B, NH, Lc, D = key.shape
+        d = NH * D
+        wq = self.q_proj.weight.view(NH, D, d)  # rows of head h
+        bq = self.q_proj.bias.view(NH, D, 1)
+        A = torch.matmul(wq.transpose(1, 2), key.transpose(2, 3)) * self.scaling  # (B, NH, d, Lc)
+        c = torch.matmul(key, bq) * self.scaling  # (B, NH, Lc, 1)
+        wo = self.out_proj.weight.view(d, NH, D).permute(1, 2, 0)  # (NH, D, d): head h's columns
+        M = torch.matmul(value, wo)  # (B, NH, Lc, d)
+        return c.reshape(B, 1, NH * Lc), A.permute(0, 2, 1, 3).reshape(B, d, NH * Lc), M.reshape(B, NH * Lc, d), Lc
+
+    def decode_plan(self, cache: NuwaDecodingCache) -> Callable:
+        """This attention for the steps of a :class:`~.decoding_nuwa.NuwaDecodingCache`: a function hidden_states
+        (B, L, d) at the cache's current positions -> (B, L, d). q, k and v come from one matmul
+        (:meth:`fused_qkv`, kept by the cache), this step's (rotated) keys/values are written into the cache's
+        buffers and each position's 3DNA window is a row of its index table; cross-attention reads the condition's
+        keys/values (or :meth:`fold_condition`'s factors) that the cache computed once."""
+        state = cache.layer_states[self.layer_idx]
+        heads, head_dim = self.num_heads, self.head_dim
+        out_proj = compiled_module(self.out_proj)
+
+        if self.is_cross_attention:
+            folded = state.get("cross_folded")
+            if folded is not None:
+                c, A, M, Lc = folded
+                bias = self.out_proj.bias
+
+                def cross_folded(h):
+                    B, L = h.shape[0], h.shape[1]
+                    probs = torch.softmax(torch.baddbmm(c, h, A).view(B, L, heads, Lc), dim=-1)
+                    return torch.baddbmm(bias, probs.view(B, L, heads * Lc), M)
+                return cross_folded
+            q_proj, kv = compiled_module(self.q_proj), state["cross_kv"]
+
+            def cross_attention(h):
+                B, L = h.shape[0], h.shape[1]
+                out = cache.attend_cross(self._heads(q_proj(h)), kv)
+                return out_proj(out.transpose(1, 2).reshape(B, L, heads * head_dim))
+            return cross_attention
+
+        kv, fused = state["kv"], state["qkv"]
+        if fused is not None:
+            weight, bias = fused
+        else:  # an adapter wraps a projection: each runs its own forward
+            q_proj, k_proj, v_proj = (compiled_module(p) for p in (self.q_proj, self.k_proj, self.v_proj))
+
+        def self_attention(h):
+            B, L = h.shape[0], h.shape[1]
+            if fused is not None:  # (3, B, heads, L, head_dim) from one matmul
+                qkv = nn.functional.linear(h, weight, bias).view(B, L, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            else:
+                qkv = torch.stack([q_proj(h), k_proj(h), v_proj(h)]).view(3, B, L, heads, head_dim).permute(0, 1, 3, 2, 4)
+            if cache.rotary is None:
+                query = qkv[0]
+                cache.store(kv, qkv[1:])
+            else:  # the cache keeps rotated keys: each is rotated once, when written
+                cos, sin = cache.rotary
+                query = apply_rotary(qkv[0], cos, sin)
+                cache.store(kv, torch.stack([apply_rotary(qkv[1], cos, sin), qkv[2]]))
+            out = cache.attend_self(query, kv)
+            return out_proj(out.transpose(1, 2).reshape(B, L, heads * head_dim))
+        return self_attention
 
     def _rotary(self, grid: Grid, offset: int, length: int, like: torch.Tensor):
         """``(cos, sin)`` (length, head_dim) of raster positions ``offset .. offset+length-1`` of ``grid``."""
@@ -232,7 +332,12 @@ class NuwaAttention(nn.Module):
         ``key_value_states`` (B, Lk, d) for cross-attention. The weights are returned only with
         ``output_attentions=True``; an implementation that does not form them (3DNA kernels, sdpa) has them computed
         separately the eager way (dense Lq x Lk, before dropout).
+
+        With a :class:`~.decoding_nuwa.NuwaDecodingCache` (``generate()``'s decoding) the attention runs over the
+        state it holds for the whole call (:meth:`_decode`); the grids and extents are the cache's.
         """
+        if isinstance(cache, NuwaDecodingCache):
+            return self.decode_plan(cache)(hidden_states), None
         query = self._heads(self.q_proj(hidden_states))
         source = key_value_states if self.is_cross_attention else hidden_states
         rotate = self.config.rope_3d and not self.is_cross_attention
@@ -247,7 +352,7 @@ class NuwaAttention(nn.Module):
             layer = cache.cross_attention_cache.layers[self.layer_idx]
             key, value = layer.keys, layer.values
         else:
-            key, value = self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
+            key, value = self.project_keys_values(source)
             if rotate:
                 key = apply_rotary(key, cos, sin)
             if cache is not None:
@@ -289,7 +394,17 @@ class NuwaFeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.dropout(self.act(self.fc1(x))))
+        return self._run(self.fc1, self.act, self.fc2, x)
+
+    def decode_plan(self) -> Callable:
+        """This block for a decoding step: :meth:`forward`'s arithmetic over the compiled forms of its sub-modules
+        (:func:`~.decoding_nuwa.compiled_module`)."""
+        fc1, act, fc2 = compiled_module(self.fc1), compiled_module(self.act), compiled_module(self.fc2)
+        return functools.partial(self._run, fc1, act, fc2)
+
+    def _run(self, fc1: Callable, act: Callable, fc2: Callable, x: torch.Tensor) -> torch.Tensor:
+        h = act(fc1(x))
+        return fc2(self.dropout(h) if self.training else h)
 
 
 class NuwaEncoderLayer(GradientCheckpointingLayer):
@@ -346,18 +461,51 @@ class NuwaDecoderLayer(GradientCheckpointingLayer):
         output_attentions: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
         """x (B, Lq, d), condition (B, Lc, d) -> ``(x, self-attention weights (B, heads, Lq, Lk) or None,
-        cross-attention weights (B, heads, Lq, Lc) or None)``."""
-        attn, self_weights = self.self_attn(
-            self.self_attn_norm(x), query_grid=grid, key_grid=grid, extent=self_extent, causal=True, cache=cache,
-            query_offset=query_offset, output_attentions=output_attentions,
-        )
-        x = x + self.dropout(attn)
-        attn, cross_weights = self.cross_attn(
-            self.cross_attn_norm(x), query_grid=grid, key_grid=condition_grid, extent=cross_extent, causal=False,
-            key_value_states=condition, cache=cache, query_offset=query_offset, output_attentions=output_attentions,
-        )
-        x = x + self.dropout(attn)
-        return x + self.dropout(self.ffn(self.ffn_norm(x))), self_weights, cross_weights
+        cross-attention weights (B, heads, Lq, Lc) or None)``. With a :class:`~.decoding_nuwa.NuwaDecodingCache`:
+        :meth:`decode` (the grids, extents and condition are the cache's)."""
+        if isinstance(cache, NuwaDecodingCache):
+            return self.decode_plan(cache)(x), None, None
+        weights = [None, None]
+
+        def attend_self(h):
+            out, weights[0] = self.self_attn(
+                h, query_grid=grid, key_grid=grid, extent=self_extent, causal=True, cache=cache,
+                query_offset=query_offset, output_attentions=output_attentions,
+            )
+            return out
+
+        def attend_cross(h):
+            out, weights[1] = self.cross_attn(
+                h, query_grid=grid, key_grid=condition_grid, extent=cross_extent, causal=False,
+                key_value_states=condition, cache=cache, query_offset=query_offset,
+                output_attentions=output_attentions,
+            )
+            return out
+
+        return self._block(self.self_attn_norm, attend_self, self.cross_attn_norm, attend_cross, self.ffn_norm,
+                           self.ffn, x), weights[0], weights[1]
+
+    def decode_plan(self, cache: NuwaDecodingCache) -> Callable:
+        """This layer for the steps of a :class:`~.decoding_nuwa.NuwaDecodingCache` (eval; what ``generate()``'s
+        steps run): a function x (B, L, d) at the cache's current positions -> (B, L, d). The same :meth:`_block`
+        as :meth:`forward`, over the attentions' decoding plans and the compiled forms of the norms and the
+        feed-forward (:func:`~.decoding_nuwa.compiled_module`: at decoding sizes nn.Module's per-call dispatch
+        would cost as much as the arithmetic)."""
+        parts = (compiled_module(self.self_attn_norm), self.self_attn.decode_plan(cache),
+                 compiled_module(self.cross_attn_norm), self.cross_attn.decode_plan(cache),
+                 compiled_module(self.ffn_norm), self.ffn.decode_plan())
+        return functools.partial(self._block, *parts)  # (a partial: no Python frame of its own per step)
+
+    def _block(self, norm1: Callable, attend_self: Callable, norm2: Callable, attend_cross: Callable, norm3: Callable,
+               ffn: Callable, x: torch.Tensor) -> torch.Tensor:
+        """``x + SA(LN(x))``, ``x + CA(LN(x))``, ``x + FFN(LN(x))`` (paper eq. 15): the layer's arithmetic, for
+        both paths."""
+        h = attend_self(norm1(x))
+        x = x + (self.dropout(h) if self.training else h)
+        h = attend_cross(norm2(x))
+        x = x + (self.dropout(h) if self.training else h)
+        h = ffn(norm3(x))
+        return x + (self.dropout(h) if self.training else h)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -386,6 +534,16 @@ class NuwaSeq2SeqLMOutput(Seq2SeqLMOutput):
         tensor per layer.
     encoder_last_hidden_state: (B, Lc, d).
     """
+
+
+@dataclass
+class NuwaDecodingOutput(ModelOutput):
+    """Output of :class:`NuwaForConditionalGeneration` over a :class:`~.decoding_nuwa.NuwaDecodingCache` (each
+    ``generate()`` step): ``logits`` (B, L, N) of the decoder positions given and the ``cache``. Two fields: a
+    ``ModelOutput`` costs per field to build, once per generated token."""
+
+    logits: Optional[torch.FloatTensor] = None
+    cache: Optional[Cache] = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1112,8 +1270,11 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedModel, NuwaGenerationMixin):
-    """NUWA with a head over the visual codebook, a cross-entropy loss and ``generate()``.
+class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaVisualGenerationMixin, NuwaPreTrainedModel,
+                                   NuwaGenerationMixin):
+    """NUWA with a head over the visual codebook, a cross-entropy loss, ``generate()`` over token grids and
+    ``generate_visual()`` from and to pixels (known pixels coded by its own VQ-GAN, sliding past the trained length,
+    decoding; :mod:`.visual_generation_nuwa`).
 
     Example:
         >>> from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
@@ -1122,6 +1283,8 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         >>> video = model.generate(input_ids=text, visual_grid=(2, 4, 4), do_sample=True, top_k=8)
         >>> model.sequences_to_grid(video, (2, 4, 4)).shape
         torch.Size([1, 2, 4, 4])
+        >>> out = folder_model.generate_visual(input_ids=text, visual_grid=(2, 4, 4))  # a model with its VQ-GAN
+        >>> out.tokens.shape, out.pixel_values.shape    # (1, 2, 4, 4), (1, 2, 3, 4f, 4f)
     """
 
     def __init__(self, config: NuwaConfig):
@@ -1207,7 +1370,10 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
             decoder_input_ids: (B, L) decoder inputs; built from ``labels`` by :meth:`shift_right` when omitted.
             visual_grid: (T, H, W) of the target; inferred from 4-D labels.
             encoder_outputs: reuse an encoded condition (generation does).
-            cache: an ``EncoderDecoderCache`` for incremental decoding (see :func:`make_generation_cache`).
+            cache: an ``EncoderDecoderCache`` for incremental decoding (see :func:`make_generation_cache`), or a
+                :class:`~.decoding_nuwa.NuwaDecodingCache` (``generate()``'s default): then only
+                ``decoder_input_ids`` are read, the decoder runs over the cache's state, and the output is a
+                :class:`NuwaDecodingOutput` (``logits``, ``cache``).
             use_cache: True without a ``cache`` starts a dynamic one and returns it in ``.cache`` (ignored with
                 ``labels``, as in Bart).
             num_items_in_batch: set by ``Trainer``; the loss is then a sum divided by it (correct under gradient
@@ -1227,6 +1393,10 @@ class NuwaForConditionalGeneration(NuwaVisualTokenizersMixin, NuwaPreTrainedMode
         Returns:
             :class:`NuwaSeq2SeqLMOutput` with ``logits`` (B, L, N) and ``loss`` when labels are given.
         """
+        if isinstance(cache, NuwaDecodingCache) and labels is None and pixel_values is None and not kwargs:
+            # generate()'s decoding: the decoder's modules over the cache, which holds the encoded condition and grid
+            out = NuwaDecodingOutput(logits=cache.decode(decoder_input_ids), cache=cache)
+            return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
         cache = _pop_cache_alias(kwargs, cache)
         _reject_unexpected_kwargs(type(self).forward, kwargs)
         return_dict = self.config.return_dict if return_dict is None else return_dict
