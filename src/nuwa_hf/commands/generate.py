@@ -127,9 +127,9 @@ def _batch_size(text: str) -> int:
 def _sampling_type(name: str, convert=float):
     """An argparse ``type`` with the API's rule and message for option ``name`` (``pipelines.sampling_options``),
     the fix given as a flag (--greedy)."""
-    from ..pipelines.sampling_options import CHECKS, SAMPLING_RULES
+    from ..pipelines.sampling_options import CHECKS, RULES
 
-    parse = checked_type(convert, CHECKS[name], SAMPLING_RULES[name], name=name)
+    parse = checked_type(convert, CHECKS[name], RULES[name], name=name)
 
     def parse_for_the_shell(text: str):
         try:
