@@ -150,6 +150,7 @@ class NuwaDecodingCache(Cache):
             if fold and layer.cross_attn.can_fold():  # every query sees the whole condition: fold its projections once
                 state["cross_folded"] = layer.cross_attn.fold_condition(cross_k, cross_v)
             self.layer_states.append(state)
+        self._next_ids = torch.empty(B, 1, dtype=torch.long, device=device)  # decode_next's input, written in place
         self._begin(0, 1)
         # The decoder's modules for this cache's steps: each layer's decode plan (NuwaDecoderLayer.decode_plan, its
         # attentions reading this cache), the compiled token table, final norm and head.
@@ -189,6 +190,23 @@ class NuwaDecodingCache(Cache):
         self.position = start + L
         if self.guidance_rows:
             self.null_logits = logits[self.guidance_rows:, -1]
+            logits = logits[:self.guidance_rows]
+        return logits
+
+    def decode_next(self, tokens: torch.LongTensor) -> torch.Tensor:
+        """The decoding loop's step: ``tokens`` (B,), the tokens just chosen for position ``position - 1`` of the
+        grid, fed at decoder position ``position`` -> that position's logits (B, N), and advance. The same arithmetic
+        as :meth:`decode` on ``tokens[:, None]``; the ids go into one preallocated (rows, 1) buffer (the null rows of
+        guidance get the same tokens in the same copy), and the logits come back without the length dimension."""
+        start = self.position
+        if start >= self.total:
+            raise ValueError(f"{start + 1} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
+        self._next_ids.view(-1, tokens.shape[0]).copy_(tokens)  # (rows, 1) seen as (1 or 2, B): one broadcast copy
+        self._begin(start, 1)
+        logits = self._run(self._next_ids)[:, 0]
+        self.position = start + 1
+        if self.guidance_rows:
+            self.null_logits = logits[self.guidance_rows:]
             logits = logits[:self.guidance_rows]
         return logits
 
