@@ -249,6 +249,7 @@ class NuwaGenerationMixin(GenerationMixin):
         use_cache: bool = True,
         fast_decoding: bool = True,
         decoding_loop: str = "nuwa",
+        cuda_graph: Optional[bool] = None,
         generator=None,
         **kwargs,
     ):
@@ -277,6 +278,11 @@ class NuwaGenerationMixin(GenerationMixin):
                 ``custom_generate``: the same processors, warpers, streamer and outputs, less per-token bookkeeping),
                 or ``"transformers"``, transformers' stock sampling loop over the same cache. Same tokens for a seed.
                 The module path (``fast_decoding=False``) always runs transformers' loop.
+            cuda_graph: with NUWA's loop, replay each decoding step from one CUDA graph captured per call
+                (:class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaCudaGraphStep`: the decoder's modules over the
+                cache's fixed buffers). None (default): ``generation_config.cuda_graph`` when set, else on for a
+                model on a CUDA device. False: eager steps. Where capture fails, a warning gives the reason and the
+                steps run eagerly; the tokens are the eager steps'.
             generator: a ``torch.Generator``, or a list of them with one per batch row (before
                 ``num_return_sequences``): sampling then draws from these instead of torch's global generator, and
                 with a list each row's tokens depend only on its own generator, not on the rest of the batch
@@ -449,7 +455,12 @@ class NuwaGenerationMixin(GenerationMixin):
             if decoding_loop == "nuwa" and kwargs.get("custom_generate") is None:
                 # NUWA's loop through transformers' public hook; the streamer is bound (transformers hands a
                 # custom loop none, after giving it the prompt itself)
-                model_kwargs["custom_generate"] = functools.partial(nuwa_sample, streamer=kwargs.get("streamer"))
+                if cuda_graph is None:
+                    cuda_graph = getattr(kwargs.get("generation_config") or self.generation_config, "cuda_graph", None)
+                if cuda_graph is None:
+                    cuda_graph = device.type == "cuda"
+                model_kwargs["custom_generate"] = functools.partial(nuwa_sample, streamer=kwargs.get("streamer"),
+                                                                    cuda_graph=bool(cuda_graph))
         elif use_cache:  # the module path: a preallocated KV cache
             model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
         if processors:

@@ -25,13 +25,17 @@ transformers' loop (``generate(..., decoding_loop="transformers")``; tests/model
 from __future__ import annotations
 
 import inspect
+import logging
+
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 from transformers.generation import GenerateEncoderDecoderOutput
 from transformers.generation.configuration_utils import GenerationMode
 from transformers.generation.stopping_criteria import MaxLengthCriteria
 
-from .decoding_nuwa import NuwaDecodingCache
+from .decoding_nuwa import NuwaCudaGraphStep, NuwaDecodingCache
+
+logger = logging.getLogger(__name__)
 
 DECODING_LOOPS = ("nuwa", "transformers")
 
@@ -48,6 +52,17 @@ def _processors_called_directly(logits_processor: LogitsProcessorList) -> list:
     return processors
 
 
+def _captured_or_eager(graph_step: NuwaCudaGraphStep, tokens: torch.LongTensor, eager):
+    """``graph_step`` once its graph is captured, else (with a warning naming the reason) ``eager``."""
+    try:
+        graph_step.capture(tokens)
+    except Exception as error:  # noqa: BLE001 (any capture failure falls back; the reason is logged)
+        logger.warning("NUWA decoding: CUDA graph capture failed, decoding eagerly (%s: %s). Pass cuda_graph=False "
+                       "to generate() to skip the attempt.", type(error).__name__, error)
+        return eager
+    return graph_step
+
+
 def nuwa_sample(
     model,
     input_ids: torch.LongTensor,
@@ -55,6 +70,7 @@ def nuwa_sample(
     stopping_criteria: StoppingCriteriaList,
     generation_config: GenerationConfig,
     streamer=None,
+    cuda_graph: bool = False,
     **model_kwargs,
 ):
     """Sample (or, without ``do_sample``, pick greedily) the rest of a grid over a NuwaDecodingCache.
@@ -71,6 +87,9 @@ def nuwa_sample(
         generation_config: the call's config (``do_sample``, ``max_length``, ``return_dict_in_generate``,
             ``output_scores``, ``output_logits``).
         streamer: gets each step's tokens (B,) on the CPU, then ``end()``.
+        cuda_graph: replay the steps from one captured CUDA graph of the static step
+            (:class:`~.decoding_nuwa.NuwaCudaGraphStep`); where capture fails, a warning says why and the steps run
+            eagerly. ``generate`` sets it (default: on for a model on a CUDA device).
         model_kwargs: what transformers prepared for the model; ``cache`` must be a NuwaDecodingCache.
 
     Returns:
@@ -105,6 +124,7 @@ def nuwa_sample(
 
     with torch.inference_mode():  # the prefill: <bos> and the known prefix
         logits = cache.decode(input_ids[:, cache.position:])[:, -1]
+    step, graph_step = cache.decode_next, NuwaCudaGraphStep(cache) if cuda_graph else None
     length = start
     while length < max_length:
         next_logits = logits.to(copy=True, dtype=torch.float32)
@@ -131,8 +151,11 @@ def nuwa_sample(
             if not bool(unfinished.any()):
                 break
         if length < max_length:
+            if graph_step is not None:  # the first step after the prefill: capture it once
+                step = _captured_or_eager(graph_step, next_tokens, step)
+                graph_step = None
             with torch.inference_mode():
-                logits = cache.decode_next(next_tokens)
+                logits = step(next_tokens)
     if streamer is not None:
         streamer.end()
     sequences = sequences[:, :length]
