@@ -21,7 +21,8 @@ second copy of the layers here; this module holds the state and the window looku
 decoding step, as :func:`nuwa_hf.nearby_attention` is the kernel of a forward).
 
 ``static_step`` is the same step with fixed shapes and the position a device tensor (for CUDA graphs and
-``torch.compile(fullgraph=True)``).
+``torch.compile(fullgraph=True)``); :class:`NuwaCudaGraphStep` captures it once per ``generate()`` call on a CUDA
+device and replays it per token (NUWA's decoding loop, ``sampling_nuwa.nuwa_sample``, drives either step).
 
 ``generate(..., fast_decoding=False)`` steps through ``forward`` with a transformers cache instead (the reference);
 tests/models/nuwa/test_fast_decoding.py checks that both give the same logits and the same sampled tokens.
