@@ -11,6 +11,7 @@ decoding cache) is timed too, as a third column.
   preset    the paper-like 20.9M preset of bench_decoding.py (random weights, 77 text tokens, top-k 32, guidance 3.0).
 
 Run:  python benchmarks/bench_decoding_versions.py --baseline /path/to/worktree [--rounds 3] [--repeats 3]
+          [--models shipped,preset]
 (for instance a detached worktree of the commit to compare with: ``git worktree add --detach ../base <commit>``).
 """
 
@@ -29,7 +30,7 @@ CASES = [(model, task, grid, batch) for model in ("shipped", "preset")
          for task, grid in (("T2I", (1, 8, 8)), ("T2V", (4, 8, 8))) for batch in (1, 8)]
 
 
-def worker(checkpoint: str, repeats: int) -> None:
+def worker(checkpoint: str, repeats: int, models: list) -> None:
     """Time every case in this process (the package imported from PYTHONPATH); print one JSON line."""
     import torch
 
@@ -49,6 +50,8 @@ def worker(checkpoint: str, repeats: int) -> None:
     loops = ["nuwa", "transformers"] if "decoding_loop" in inspect.signature(shipped.generate).parameters else [None]
     result = {}
     for name, task, grid, batch in CASES:
+        if name not in models:
+            continue
         if name == "shipped":
             model, kwargs = shipped, dict(input_ids=text["input_ids"][:batch],
                                           attention_mask=text["attention_mask"][:batch])
@@ -74,10 +77,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="timed generate() calls per case within a process")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--models", default="shipped,preset", help="which tables (comma-separated)")
     parser.add_argument("--checkpoint", default=os.path.join(os.path.dirname(HERE), "checkpoints", "nuwa-tiny"))
     args = parser.parse_args()
     if args.worker:
-        return worker(args.checkpoint, args.repeats)
+        return worker(args.checkpoint, args.repeats, args.models.split(","))
     if not args.baseline:
         parser.error("--baseline /path/to/the/other/checkout is required")
     sources = {"baseline": os.path.join(os.path.abspath(args.baseline), "src"),
@@ -87,7 +91,7 @@ def main():
         for label, src in sources.items():
             env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1")
             out = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(args.repeats),
-                                  "--checkpoint", args.checkpoint], env=env, capture_output=True, text=True,
+                                  "--checkpoint", args.checkpoint, "--models", args.models], env=env, capture_output=True, text=True,
                                  check=True).stdout
             for key, value in json.loads(out.strip().splitlines()[-1]).items():
                 best[(label, key)] = min(best.get((label, key), float("inf")), value)
@@ -97,6 +101,8 @@ def main():
     print("| model | task | batch | baseline | this, transformers' loop | this, NUWA's loop | this / baseline |")
     print("|---|---|---|---|---|---|---|")
     for name, task, grid, batch in CASES:
+        if name not in args.models.split(","):
+            continue
         key = f"{name} {task} b{batch}"
         base, stock, ours = (best.get(("baseline", f"{key} default")), best.get(("this", f"{key} transformers")),
                              best.get(("this", f"{key} nuwa")))
