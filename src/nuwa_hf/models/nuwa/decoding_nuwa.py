@@ -389,15 +389,16 @@ class NuwaCudaGraphStep:
         if device.type != "cuda":
             raise RuntimeError(f"CUDA graphs need a CUDA device; the model is on {device}.")
         self._load(tokens)
-        side = torch.cuda.Stream(device=device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self.cache.static_decode(self.ids, self.position)
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            logits = self.cache.static_decode(self.ids, self.position)[:, 0]
+        with torch.cuda.device(device):  # the model's device, whichever is current
+            side = torch.cuda.Stream(device=device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.cache.static_decode(self.ids, self.position)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                logits = self.cache.static_decode(self.ids, self.position)[:, 0]
         self.graph, self.logits = graph, logits
 
     @torch.inference_mode()
