@@ -1,13 +1,13 @@
-"""Per-token decoding time: generate()'s default path (the decoder's modules over a NuwaDecodingCache) against the
-full forward with a transformers cache (fast_decoding=False), in one process.
+"""Per-token decoding time: generate()'s default path (NUWA's decoding loop over a NuwaDecodingCache, the decoder's
+modules reading it) against the full forward with a transformers cache (fast_decoding=False), in one process, and
+against transformers' stock sampling loop over the same cache (decoding_loop="transformers").
 
-Both paths are ``model.generate(...)``; ``fast_decoding=False`` runs every step through the model's forward (the path
-before issue 16). Rounds alternate between the two paths and each figure is the best of its rounds, so both see the
-same machine load; the ratio is what to read, the absolute times drift with the machine.
+All paths are ``model.generate(...)``; ``fast_decoding=False`` runs every step through the model's forward (the path
+before issue 16). Rounds alternate between the paths and each figure is the best of its rounds, so all see the
+same machine load; the ratios are what to read, the absolute times drift with the machine.
 
-  shipped     checkpoints/nuwa-tiny with its own generation_config (top-k 32, guidance 3.0, as the pipelines run it):
-              T2I (1x8x8) and T2V (4x8x8, the largest grid it was trained for) at batch 1 and 8. Checks that both
-              paths sample the same tokens for the same seed.
+  shipped     checkpoints/nuwa-tiny with its own generation_config (top-k 8, guidance 3.0, as the pipelines run it):
+              T2I (1x8x8) and T2V (4x8x8, the largest grid it was trained for) at batch 1 and 8.
   preset      the same table for the paper-like 20.9M preset (below; random weights, 77 random text tokens, top-k 32,
               guidance 3.0).
   videos      10x21x21 = 4,410 tokens at batch 1, text condition, top-k 16, no guidance: the tiny preset
@@ -15,6 +15,7 @@ same machine load; the ratio is what to read, the absolute times drift with the 
               text tokens; benchmarks/gpu_check.py builds the same). Time for the whole video and per token in the
               first and the last frame (the window cache keeps the cost flat). ``--video-reference`` also runs the
               module path on these videos (minutes).
+Checks that all paths sample the same tokens for the same seed.
 
 Run:  python benchmarks/bench_decoding.py [--threads N] [--rounds 3] [--skip-videos] [--video-reference]
 """
@@ -36,10 +37,14 @@ PAPER_LIKE = dict(hidden_size=256, num_attention_heads=4, encoder_layers=4, deco
 VIDEO_GRID = (10, 21, 21)
 
 
-def timed_generate(model, fast: bool, seed: int = 0, **kwargs):
+PATHS = {"module": dict(fast_decoding=False), "stock loop": dict(decoding_loop="transformers"),
+         "fast": dict(decoding_loop="nuwa")}
+
+
+def timed_generate(model, path: str, seed: int = 0, **kwargs):
     torch.manual_seed(seed)
     start = time.perf_counter()
-    out = model.generate(fast_decoding=fast, **kwargs)
+    out = model.generate(**PATHS[path], **kwargs)
     return time.perf_counter() - start, out
 
 
@@ -75,24 +80,26 @@ def bench_preset(rounds: int) -> None:
 
 
 def bench_table(model, inputs, rounds: int, generation: dict) -> None:
-    print("| task | grid | batch | module path ms/step | fast ms/step | fast ms/token | speed-up | same tokens |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | grid | batch | module path ms/step | fast, transformers' loop ms/step | fast ms/step | "
+          "fast ms/token | speed-up | NUWA's loop vs transformers' | same tokens |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for task, grid in (("T2I", (1, 8, 8)), ("T2V", (4, 8, 8))):
         for batch in (1, 8):
             kwargs = dict(**inputs(batch), visual_grid=grid, **generation)
             steps = grid[0] * grid[1] * grid[2]
-            timed_generate(model, True, **kwargs)  # warm-up both paths
-            timed_generate(model, False, **kwargs)
-            times = {True: [], False: []}
+            for path in PATHS:  # warm-up every path
+                timed_generate(model, path, **kwargs)
+            times = {path: [] for path in PATHS}
             outputs = {}
             for _ in range(rounds):
-                for fast in (False, True):
-                    seconds, outputs[fast] = timed_generate(model, fast, **kwargs)
-                    times[fast].append(seconds / steps)
-            module, fast = min(times[False]), min(times[True])
-            same = torch.equal(outputs[True], outputs[False])
-            print(f"| {task} | {'x'.join(map(str, grid))} | {batch} | {module * 1e3:.2f} | {fast * 1e3:.2f} | "
-                  f"{fast / batch * 1e3:.3f} | {module / fast:.1f}x | {'yes' if same else 'NO'} |", flush=True)
+                for path in PATHS:
+                    seconds, outputs[path] = timed_generate(model, path, **kwargs)
+                    times[path].append(seconds / steps)
+            module, stock, fast = (min(times[path]) for path in PATHS)
+            same = all(torch.equal(outputs["fast"], outputs[path]) for path in PATHS)
+            print(f"| {task} | {'x'.join(map(str, grid))} | {batch} | {module * 1e3:.2f} | {stock * 1e3:.2f} | "
+                  f"{fast * 1e3:.2f} | {fast / batch * 1e3:.3f} | {module / fast:.1f}x | {stock / fast:.2f}x | "
+                  f"{'yes' if same else 'NO'} |", flush=True)
 
 
 def bench_video(name: str, config: NuwaConfig, reference: bool, text_length: int) -> None:
@@ -105,7 +112,7 @@ def bench_video(name: str, config: NuwaConfig, reference: bool, text_length: int
     model.generate(input_ids=text, visual_grid=(1, 4, 4))  # warm-up
     for fast in (True, False) if reference else (True,):
         clock = StepClock()
-        seconds, _ = timed_generate(model, fast, input_ids=text, visual_grid=VIDEO_GRID, do_sample=True, top_k=16,
+        seconds, _ = timed_generate(model, "fast" if fast else "module", input_ids=text, visual_grid=VIDEO_GRID, do_sample=True, top_k=16,
                                     logits_processor=LogitsProcessorList([clock]))
         steps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])]
         first = statistics.median(steps[: frame - 1])

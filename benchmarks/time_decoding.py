@@ -1,12 +1,16 @@
 """Decoding per token: KV-cached generate() of a 10x21x21 video (4,410 tokens) with a paper-like 20.9M-parameter preset,
-batch 1, fp32, top-k 16: the fast decoding step (generate's default) against the module path (fast_decoding=False,
-every step through forward), one process. Per row: whole video, ms per token, first vs last frame (per-step minimum
-over runs, bench_generate.StepClock), p90; a warm-up row on a 2x21x21 grid (includes the kernels' JIT compiles).
-Tiny (no CUDA): NuwaConfig.tiny on a 2x3x3 grid.
+batch 1, top-k 16, one process: on a GPU the steps replayed from a CUDA graph (generate's default there,
+``cuda_graph=True``; fp32, then bf16) and eager (``cuda_graph=False``), then the module path (fast_decoding=False,
+every step through forward). Per row: whole video, ms per token, first vs last frame (per-step minimum over runs,
+bench_generate.StepClock), p90, whether the graph was captured (else the logged fallback reason) and what the capture
+took (once per call, included in the call's time); a warm-up row on a
+2x21x21 grid (includes the kernels' JIT compiles and one capture). Tiny (no CUDA): NuwaConfig.tiny on a 2x3x3 grid,
+the graph rows skipped.
 
     python benchmarks/time_decoding.py [--tiny] [--out DIR] [--runs 2]
 """
 
+import logging
 import math
 import statistics
 import time
@@ -43,6 +47,40 @@ def build_model(run):
     return model, text, grid, warm
 
 
+class FallbackLog(logging.Handler):
+    """The warnings NUWA's decoding loop logs when a CUDA graph capture fails (then it decodes eagerly)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+        logging.getLogger("nuwa_hf.models.nuwa.sampling_nuwa").addHandler(self)
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+class CaptureClock:
+    """Wall time of each CUDA graph capture (``NuwaCudaGraphStep.capture``, once per generate() call: its warm-up
+    steps and the capture), so a row can say what the capture adds to a call."""
+
+    def __init__(self):
+        from nuwa_hf.models.nuwa.decoding_nuwa import NuwaCudaGraphStep
+
+        self.seconds = []
+        original = NuwaCudaGraphStep.capture
+
+        def timed(step, tokens):
+            harness.sync()
+            start = time.perf_counter()
+            try:
+                return original(step, tokens)
+            finally:
+                harness.sync()
+                self.seconds.append(time.perf_counter() - start)
+
+        NuwaCudaGraphStep.capture = timed
+
+
 def step_statistics(step_times, grid) -> dict:
     """Per-token times (seconds between decoding steps, min over runs) -> first/last frame medians in ms."""
     frame, steps = grid[1] * grid[2], [min(column) for column in zip(*step_times)]
@@ -57,41 +95,61 @@ def main():
     run = harness.Run("decoding", args)
     model, text, grid, warm = build_model(run)
 
-    def generate(visual_grid, fast=True):
+    fallbacks, captures = FallbackLog(), CaptureClock()
+
+    def generate(visual_grid, **options):
         clock = StepClock()
         torch.manual_seed(0)
         harness.sync()
         start = time.perf_counter()
         sequence = model.generate(input_ids=text, visual_grid=visual_grid, do_sample=True, top_k=16,
-                                  logits_processor=LogitsProcessorList([clock]), fast_decoding=fast)
+                                  logits_processor=LogitsProcessorList([clock]), **options)
         harness.sync()
         assert sequence.shape == (1, 1 + math.prod(visual_grid)), sequence.shape
         return time.perf_counter() - start, [b - a for a, b in zip(clock.stamps, clock.stamps[1:])]
 
-    total, steps = generate(warm)  # compiles the kernels' decode variants, fills caches
+    total, steps = generate(warm, cuda_graph=run.cuda)  # compiles the kernels' decode variants, fills caches
     run.add(impl="warm-up (fast, includes JIT compiles)", grid=warm, total_s=total, **step_statistics([steps], warm))
     estimate = statistics.median(steps) * math.prod(grid) * 1.3 + 2
+    paths = [("fast_step_cuda_graph", dict(cuda_graph=True), torch.float32),
+             ("fast_step_cuda_graph_bf16", dict(cuda_graph=True), torch.bfloat16),
+             ("fast_step", dict(cuda_graph=False), torch.float32),
+             ("module_path", dict(fast_decoding=False), torch.float32)]
     rows = []
-    for fast, label in ((True, "fast_step"), (False, "module_path")):
-        runs, step_times = [], []
+    for label, options, dtype in paths:
+        if "cuda_graph" in label and not run.cuda:
+            rows.append(run.add(impl=label, grid=grid, skipped="no CUDA device"))
+            continue
+        model.to(dtype)
+        fast, runs, step_times = "module" not in label, [], []
+        fallbacks.messages.clear()
+        captures.seconds.clear()
         for _ in range(args.runs or (1 if run.tiny else 2)) if fast else range(1):
             if (runs or not fast) and not run.time_left(estimate * (1 if fast else 3)):
                 break  # the first fast run always runs; the module path takes ~2-3x its time
             if run.cuda:
                 torch.cuda.reset_peak_memory_stats()
-            total, steps = generate(grid, fast)
+            total, steps = generate(grid, **options)
             runs.append(total)
             step_times.append(steps)
             estimate = min(runs) * 1.2
+        model.to(torch.float32)
         if not runs:
             rows.append(run.add(impl=label, grid=grid, skipped="budget"))
             continue
-        row = dict(impl=label, grid=grid, runs_s=runs, total_s=min(runs), ms=min(runs) / math.prod(grid) * 1e3,
-                   runs=len(runs), **step_statistics(step_times, grid))
+        row = dict(impl=label, grid=grid, dtype=str(dtype).replace("torch.", ""), runs_s=runs, total_s=min(runs),
+                   ms=min(runs) / math.prod(grid) * 1e3, runs=len(runs), **step_statistics(step_times, grid))
+        if "cuda_graph" in label:
+            row["captured"] = not fallbacks.messages
+            row["capture_ms"] = min(captures.seconds) * 1e3 if captures.seconds else None
+            if fallbacks.messages:
+                row["fallback"] = fallbacks.messages[0][:600]
         if run.cuda:
             row["peak_mem_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         rows.append(run.add(**row))
-    harness.ratios(rows, baseline=rows[1], keys=("ms",))  # speedup_vs_module_path
+    timed = {row["impl"]: row for row in rows}
+    harness.ratios(rows, baseline=timed["module_path"], keys=("ms",))  # speedup_vs_module_path
+    harness.ratios(rows, baseline=timed["fast_step"], keys=("ms",))  # speedup_vs_fast_step (eager)
     run.data["note"] = "ms = whole video / tokens (best run); frame figures: per-step minimum over runs"
     run.done()
 

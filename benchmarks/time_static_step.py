@@ -1,4 +1,10 @@
-"""The fast decoding step's static form (NuwaDecodingStep.static_step: fixed shapes, the position a device tensor),
+"""The fast decoding step's static form (NuwaDecodingStep.static_step: fixed shapes, the position a device tensor).
+
+First, ``generate()`` of the shipped checkpoint's text-to-image grid (its decoder and generation config: 1x8x8,
+batch 1, top-k 8, guidance 3.0; its transformer weights without the VQ-GANs, so diffusers is not needed), seeded,
+with the steps replayed from a CUDA graph (``cuda_graph=True``, the default on a GPU) and eager
+(``cuda_graph=False``): ms per token, same tokens?, what the capture (once per call) takes (on the CPU: the eager row
+only). Then the static step by hand,
 greedy over the whole grid with the next id fed back on the device: eager, and on a GPU replayed from one captured
 CUDA graph (same tokens?). Then two probes on one cached decoding step of the module path: torch.compile(fullgraph)
 and CUDA-graph capture (recorded as answers, not timed). Model and grid as time_decoding.py.
@@ -8,11 +14,12 @@ and CUDA-graph capture (recorded as answers, not timed). Model and grid as time_
 
 import math
 import time
+from pathlib import Path
 
 import harness
 import torch
 import torch._dynamo
-from time_decoding import build_model
+from time_decoding import CaptureClock, build_model
 
 from nuwa_hf.models.nuwa.decoding_nuwa import NuwaDecodingStep
 from nuwa_hf.models.nuwa.generation_nuwa import make_generation_cache
@@ -29,8 +36,50 @@ def probe(fn) -> dict:
         return answer
 
 
+def shipped_text_to_image(run) -> None:
+    """generate() of the shipped checkpoint's T2I grid with and without the CUDA graph (rows of ``run``)."""
+    from safetensors.torch import load_file
+    from transformers import GenerationConfig
+
+    from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
+
+    folder = Path(__file__).resolve().parents[1] / "checkpoints" / "nuwa-tiny"
+    config = NuwaConfig.from_pretrained(folder)
+    config.vqgan_config = config.sketch_vqgan_config = None  # the transformer only: no diffusers
+    model = NuwaForConditionalGeneration(config).eval()
+    weights = {k: v for k, v in load_file(folder / "model.safetensors").items() if "vqgan" not in k}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    model.generation_config = GenerationConfig.from_pretrained(folder)
+    device = "cuda" if run.cuda else "cpu"
+    model.to(device)
+    text = torch.randint(1, config.text_vocab_size - 1, (1, config.max_text_length),
+                         generator=torch.Generator().manual_seed(0)).to(device)
+    grid = (1, 8, 8)
+    tokens, captures = {}, CaptureClock()
+    for graph in (False, True):
+        label = "generate_shipped_t2i_cuda_graph" if graph else "generate_shipped_t2i_eager"
+        if graph and not run.cuda:
+            run.add(impl=label, skipped="no CUDA device")
+            continue
+
+        def call():
+            torch.manual_seed(0)
+            tokens[graph] = model.generate(input_ids=text, visual_grid=grid, cuda_graph=graph)
+
+        row = harness.time_call(call, warmup=2, repeats=5 if run.cuda else 2)  # whole calls: a few are enough
+        row["ms_per_token"] = row["ms"] / math.prod(grid)
+        if graph:
+            row["same_tokens_as_eager"] = bool(torch.equal(tokens[True], tokens[False]))
+            # once per generate() call, inside its time: what reusing a graph across calls would save
+            row["capture_ms_min"] = min(captures.seconds) * 1e3 if captures.seconds else None
+        run.add(impl=label, grid=grid, batch=1, generation="checkpoint's generation_config (top-k 8, guidance 3.0)",
+                **row)
+
+
 def main():
     run = harness.Run("static_step", harness.parse_args(__doc__))
+    shipped_text_to_image(run)  # first: short, and the stage's time limit may stop the long rows below
     model, text, grid, _ = build_model(run)
     total, encoded = math.prod(grid), model.encode_condition(input_ids=text)
 

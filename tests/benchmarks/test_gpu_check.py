@@ -106,10 +106,16 @@ def test_tiny_run_on_the_cpu_writes_json_and_markdown(tmp_path):
     assert decoding["fast_step"]["steps"] == decoding["module_path"]["steps"] == 2 * 3 * 3 - 1
     assert decoding["fast_step"]["first_frame_ms"] > 0 and decoding["fast_step"]["last_frame_ms"] > 0
     assert decoding["fast_step"]["speedup_vs_module_path"] > 0
+    for graphed in ("fast_step_cuda_graph", "fast_step_cuda_graph_bf16"):  # generate(cuda_graph=True): GPU only
+        assert decoding[graphed] == {"impl": graphed, "grid": [2, 3, 3], "skipped": "no CUDA device"}
 
+    static = {row["impl"]: row for row in results["static_step"]["rows"]}
+    assert static["generate_shipped_t2i_eager"]["ms_per_token"] > 0  # the shipped checkpoint's T2I through generate()
+    assert static["generate_shipped_t2i_cuda_graph"] == {"impl": "generate_shipped_t2i_cuda_graph",
+                                                          "skipped": "no CUDA device"}
+    assert static["static_step_eager"]["ms"] > 0
+    assert static["static_step_cuda_graph"] == {"impl": "static_step_cuda_graph", "skipped": "no CUDA device"}
     static = results["static_step"]
-    assert static["rows"][0]["impl"] == "static_step_eager" and static["rows"][0]["ms"] > 0
-    assert static["rows"][1] == {"impl": "static_step_cuda_graph", "skipped": "no CUDA device"}
     # One cached decoding step compiles with fullgraph=True (issue 18 row 12).
     assert static["torch_compile_fullgraph_probe"]["ok"] is True, static["torch_compile_fullgraph_probe"]
 

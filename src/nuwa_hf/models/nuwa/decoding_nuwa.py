@@ -21,7 +21,8 @@ second copy of the layers here; this module holds the state and the window looku
 decoding step, as :func:`nuwa_hf.nearby_attention` is the kernel of a forward).
 
 ``static_step`` is the same step with fixed shapes and the position a device tensor (for CUDA graphs and
-``torch.compile(fullgraph=True)``).
+``torch.compile(fullgraph=True)``); :class:`NuwaCudaGraphStep` captures it once per ``generate()`` call on a CUDA
+device and replays it per token (NUWA's decoding loop, ``sampling_nuwa.nuwa_sample``, drives either step).
 
 ``generate(..., fast_decoding=False)`` steps through ``forward`` with a transformers cache instead (the reference);
 tests/models/nuwa/test_fast_decoding.py checks that both give the same logits and the same sampled tokens.
@@ -150,6 +151,7 @@ class NuwaDecodingCache(Cache):
             if fold and layer.cross_attn.can_fold():  # every query sees the whole condition: fold its projections once
                 state["cross_folded"] = layer.cross_attn.fold_condition(cross_k, cross_v)
             self.layer_states.append(state)
+        self._next_ids = torch.empty(B, 1, dtype=torch.long, device=device)  # decode_next's input, written in place
         self._begin(0, 1)
         # The decoder's modules for this cache's steps: each layer's decode plan (NuwaDecoderLayer.decode_plan, its
         # attentions reading this cache), the compiled token table, final norm and head.
@@ -187,10 +189,29 @@ class NuwaDecodingCache(Cache):
         self._begin(start, L)
         logits = self._run(ids)
         self.position = start + L
-        if self.guidance_rows:
-            self.null_logits = logits[self.guidance_rows:, -1]
-            logits = logits[:self.guidance_rows]
-        return logits
+        return self._split_guidance(logits, logits[:, -1])
+
+    def _split_guidance(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """With ``guidance_rows``: keep the null rows' ``last`` logits (rows, N) in :attr:`null_logits`, return the
+        conditional rows of ``logits``. Without: ``logits``."""
+        if not self.guidance_rows:
+            return logits
+        self.null_logits = last[self.guidance_rows:]
+        return logits[:self.guidance_rows]
+
+    def decode_next(self, tokens: torch.LongTensor) -> torch.Tensor:
+        """The decoding loop's step: ``tokens`` (B,), the tokens just chosen for position ``position - 1`` of the
+        grid, fed at decoder position ``position`` -> that position's logits (B, N), and advance. The same arithmetic
+        as :meth:`decode` on ``tokens[:, None]``; the ids go into one preallocated (rows, 1) buffer (the null rows of
+        guidance get the same tokens in the same copy), and the logits come back without the length dimension."""
+        start = self.position
+        if start >= self.total:
+            raise ValueError(f"{start + 1} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
+        self._next_ids.view(-1, tokens.shape[0]).copy_(tokens)  # (rows, 1) seen as (1 or 2, B): one broadcast copy
+        self._begin(start, 1)
+        logits = self._run(self._next_ids)[:, 0]
+        self.position = start + 1
+        return self._split_guidance(logits, logits)
 
     def static_decode(self, ids: torch.LongTensor, position: torch.LongTensor) -> torch.Tensor:
         """:meth:`NuwaDecodingStep.static_step`: one token per row at ``position``, every shape fixed."""
@@ -318,3 +339,78 @@ class NuwaDecodingStep:
         advance :attr:`position`; the caller drives it.
         """
         return self.cache.static_decode(ids, position)
+
+
+class NuwaCudaGraphStep:
+    """:meth:`NuwaDecodingCache.decode_next` replayed from one captured CUDA graph of the static step.
+
+    At batch 1 on a GPU a decoding step is a few dozen small kernels and its cost is their launches. The static step
+    (:meth:`NuwaDecodingCache.static_decode`: the decoder's modules over the cache with every shape fixed and the
+    position a device tensor) is captured once per ``generate()`` call in a ``torch.cuda.CUDAGraph``; each token then
+    writes the chosen tokens into the graph's id buffer (``ids``, (rows, 1) long) and the decoder position into its
+    position buffer (``position``, (1,) long), both in place, and replays the graph, whose logits land in one fixed
+    (rows, N) buffer. The arithmetic is the decoder's (the graph records the same modules); the tokens are the
+    eager step's.
+
+    Args:
+        cache: the call's :class:`NuwaDecodingCache`, after its prefill (``cache.position`` >= 1).
+
+    Call :meth:`capture` (raises, with the reason, where a graph cannot be captured: then decode eagerly); without a
+    capture, calling the object runs the same static step eagerly over the same buffers (what the CPU tests check).
+    """
+
+    def __init__(self, cache: NuwaDecodingCache):
+        self.cache = cache
+        device = cache.position_table.device
+        self.ids = torch.zeros(cache.batch, 1, dtype=torch.long, device=device)  # the graph's input: written per token
+        self.position = torch.zeros(1, dtype=torch.long, device=device)  # the decoder position, on the device
+        self.graph = None
+        self.logits = None  # the captured graph's output, (rows, N): overwritten by every replay
+
+    def _load(self, tokens: torch.LongTensor) -> None:
+        """Write ``tokens`` (B,) into every row group of ``ids`` and the next position into ``position``, in place."""
+        cache = self.cache
+        if cache.position >= cache.total:
+            raise ValueError(f"{cache.position + 1} decoder positions do not fit the visual grid {cache.grid} "
+                             f"({cache.total}).")
+        self.ids.view(-1, tokens.shape[0]).copy_(tokens)
+        self.position.fill_(cache.position)  # a device-side fill: no host sync
+
+    @torch.inference_mode()
+    def capture(self, tokens: torch.LongTensor) -> None:
+        """Capture the static step for the next position, fed ``tokens`` (B,). The warm-up runs on a side stream, as
+        CUDA graphs require; warm-up and replay both compute this position's step (it writes this position's keys
+        and values, which the real step then rewrites with the same values), so capturing changes no state.
+
+        Raises:
+            RuntimeError: the model is not on a CUDA device, or capture failed (the error says why).
+        """
+        device = self.ids.device
+        if device.type != "cuda":
+            raise RuntimeError(f"CUDA graphs need a CUDA device; the model is on {device}.")
+        self._load(tokens)
+        with torch.cuda.device(device):  # the model's device, whichever is current
+            side = torch.cuda.Stream(device=device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.cache.static_decode(self.ids, self.position)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                logits = self.cache.static_decode(self.ids, self.position)[:, 0]
+        self.graph, self.logits = graph, logits
+
+    @torch.inference_mode()
+    def __call__(self, tokens: torch.LongTensor) -> torch.Tensor:
+        """What :meth:`NuwaDecodingCache.decode_next` does: ``tokens`` (B,) in, the next position's logits (B, N)
+        out (a view of the graph's output buffer, valid until the next call), the cache advanced."""
+        cache = self.cache
+        self._load(tokens)
+        if self.graph is not None:
+            self.graph.replay()
+            logits = self.logits
+        else:
+            logits = cache.static_decode(self.ids, self.position)[:, 0]
+        cache.position += 1
+        return cache._split_guidance(logits, logits)

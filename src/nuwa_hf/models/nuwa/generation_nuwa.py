@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
 from typing import Optional, Tuple
@@ -35,6 +36,7 @@ from transformers import (EpsilonLogitsWarper, EtaLogitsWarper, GenerationMixin,
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticLayer
 
 from .decoding_nuwa import NuwaDecodingCache, NuwaDecodingStep
+from .sampling_nuwa import DECODING_LOOPS, nuwa_sample
 
 Grid = Tuple[int, int, int]
 
@@ -246,6 +248,8 @@ class NuwaGenerationMixin(GenerationMixin):
         batch_size: Optional[int] = None,
         use_cache: bool = True,
         fast_decoding: bool = True,
+        decoding_loop: str = "nuwa",
+        cuda_graph: Optional[bool] = None,
         generator=None,
         **kwargs,
     ):
@@ -269,6 +273,16 @@ class NuwaGenerationMixin(GenerationMixin):
                 an attention implementation other than ``"nuwa_3dna"``, when the decoder is split over devices, or
                 when the model has forward hooks (they then see every step, as in transformers). A per-step hook
                 that keeps the fast path: a ``logits_processor``.
+            decoding_loop: on the fast path, which loop drives the steps: ``"nuwa"`` (default) NUWA's own loop
+                (:func:`~nuwa_hf.models.nuwa.sampling_nuwa.nuwa_sample`, handed to transformers as
+                ``custom_generate``: the same processors, warpers, streamer and outputs, less per-token bookkeeping),
+                or ``"transformers"``, transformers' stock sampling loop over the same cache. Same tokens for a seed.
+                The module path (``fast_decoding=False``) always runs transformers' loop.
+            cuda_graph: with NUWA's loop, replay each decoding step from one CUDA graph captured per call
+                (:class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaCudaGraphStep`: the decoder's modules over the
+                cache's fixed buffers). None (default): ``generation_config.cuda_graph`` when set, else on for a
+                model on a CUDA device. False: eager steps. Where capture fails, a warning gives the reason and the
+                steps run eagerly; the tokens are the eager steps'.
             generator: a ``torch.Generator``, or a list of them with one per batch row (before
                 ``num_return_sequences``): sampling then draws from these instead of torch's global generator, and
                 with a list each row's tokens depend only on its own generator, not on the rest of the batch
@@ -295,6 +309,8 @@ class NuwaGenerationMixin(GenerationMixin):
                 raise ValueError(f"{reserved} is set by visual_grid/known_tokens; do not pass it to NUWA's generate().")
         if "past_key_values" in kwargs or "cache" in kwargs:
             raise ValueError("generate() builds its own KV cache; do not pass one.")
+        if decoding_loop not in DECODING_LOOPS:
+            raise ValueError(f"decoding_loop must be one of {DECODING_LOOPS}, got {decoding_loop!r}.")
         beams = kwargs.get("num_beams")
         if beams is None and kwargs.get("generation_config") is not None:
             beams = getattr(kwargs["generation_config"], "num_beams", None)
@@ -436,6 +452,15 @@ class NuwaGenerationMixin(GenerationMixin):
         model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
         if decoding_cache is not None:
             model_kwargs["cache"] = decoding_cache
+            if decoding_loop == "nuwa" and kwargs.get("custom_generate") is None:
+                # NUWA's loop through transformers' public hook; the streamer is bound (transformers hands a
+                # custom loop none, after giving it the prompt itself)
+                if cuda_graph is None:
+                    cuda_graph = getattr(kwargs.get("generation_config") or self.generation_config, "cuda_graph", None)
+                if cuda_graph is None:
+                    cuda_graph = device.type == "cuda"
+                model_kwargs["custom_generate"] = functools.partial(nuwa_sample, streamer=kwargs.get("streamer"),
+                                                                    cuda_graph=bool(cuda_graph))
         elif use_cache:  # the module path: a preallocated KV cache
             model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
         if processors:
