@@ -194,8 +194,8 @@ def _teacher_forced_losses(model, processor, task, rows):
     return own, other
 
 
-# Loss gain (nats per token) from the right condition over a neighbour's, measured on the shipped folder (v7): t2i
-# 2.85, t2v 0.185, s2i 0.80 (v6: 2.77, 0.143, 0.77). The bars are about half of that: T2V's captions change the digit
+# Loss gain (nats per token) from the right condition over a neighbour's, measured on the shipped folder (v8): t2i
+# 2.92, t2v 0.246, s2i 0.83 (v7: 2.85, 0.185, 0.80). The bars are about half of that: T2V's captions change the digit
 # and the motion of an otherwise predictable video (see the card's table).
 MIN_CONDITION_GAIN = {"t2i": 1.4, "t2v": 0.09, "s2i": 0.4}
 
@@ -221,8 +221,8 @@ def test_the_shipped_model_reads_its_condition(model, processor, sizes, task):
 # Share of "a {colour} {digit}" prompts (10 digits x 2 seeds) whose picture the shipped MNIST reader reads as the asked
 # digit, and share of pictures in the asked colour, measured on the shipped folder with its own sampling defaults
 # (MEASURED_T2I; chance is 0.1 and 1/6). The bars sit about one and a half standard errors of 20 samples below.
-MEASURED_T2I = {"digit": 0.80, "colour": 0.95}  # v7 with its T2I sampling defaults (guidance 1.5, top-k 8)
-MIN_T2I = {"digit": 0.65, "colour": 0.8}
+MEASURED_T2I = {"digit": 0.65, "colour": 1.0}  # v8 with its T2I sampling defaults (guidance 1.5, top-k 8); v7: 0.80, 0.95
+MIN_T2I = {"digit": 0.5, "colour": 0.85}
 
 
 def test_the_shipped_model_draws_the_digit_and_colour_it_is_asked_for(model, processor):
@@ -240,13 +240,13 @@ def test_the_shipped_model_draws_the_digit_and_colour_it_is_asked_for(model, pro
     assert np.mean([r == c for r, c in zip(read, colours * 2)]) >= MIN_T2I["colour"], read
 
 
-# Teacher-forced condition gains of the shipped folder (v7, nuwa_hf.evaluation.condition_gain, 40 held-out examples):
-# T2I digit 21.7 nats (true caption most likely 0.93), T2V digit 15.2 (0.88), T2V motion 2.45 (0.60; v6: 0.81, v5:
-# 0.03). The bars sit well below: what they catch is a checkpoint that stops reading a part of its caption.
-def test_the_shipped_model_uses_the_digit_and_starts_to_use_the_motion(model, processor):
+# Teacher-forced condition gains of the shipped folder (v8, nuwa_hf.evaluation.condition_gain, 40 held-out examples):
+# T2I digit 22.8 nats (true caption most likely 0.93), T2V digit 17.5 (0.95), T2V motion 10.2 (0.62; v7: 2.45, v6:
+# 0.81, v5: 0.03). The bars sit well below: what they catch is a checkpoint that stops reading a part of its caption.
+def test_the_shipped_model_uses_the_digit_and_the_motion(model, processor):
     from nuwa_hf.evaluation.condition_gain import condition_gains
 
     gains = condition_gains(model, processor, ("t2i", "t2v"), num_examples=40, seed=1)
     assert gains["t2i"]["digit"]["gain"] > 10 and gains["t2i"]["digit"]["true_lowest"] >= 0.7, gains["t2i"]
     assert gains["t2v"]["digit"]["gain"] > 7 and gains["t2v"]["colour"]["true_lowest"] >= 0.9, gains["t2v"]
-    assert gains["t2v"]["motion"]["gain"] > 1.0, gains["t2v"]["motion"]
+    assert gains["t2v"]["motion"]["gain"] > 5.0, gains["t2v"]["motion"]
