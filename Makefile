@@ -19,6 +19,10 @@ $(STAMP): setup.cfg pyproject.toml
 	# The CPU wheel first, on its own: anything else would let pip pull a multi-GB CUDA build of torch.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	# nuwa-pytorch 0.7.8, the baseline of benchmarks/time_training.py (tests/benchmarks/test_time_training.py runs it
+	# tiny): its transformer needs only einops and unfoldNd, so --no-deps keeps its torchvision (and a CUDA torch) out.
+	# A folder of its own, put on the path by the tests that need it: unfoldNd's wheel ships a top-level `test` package.
+	$(PY) -m pip install -q --no-deps --target $(VENV)/baselines nuwa-pytorch==0.7.8 einops==0.8.2 unfoldNd==0.2.3
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -18,6 +18,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the timers import `harness` and each other as the scripts do
+# `make install` puts nuwa-pytorch 0.7.8 and its two pure-Python dependencies in .venv/baselines (see the Makefile):
+# appended, so nothing there shadows an installed package or the standard library.
+if (ROOT / ".venv" / "baselines").is_dir() and str(ROOT / ".venv" / "baselines") not in sys.path:
+    sys.path.append(str(ROOT / ".venv" / "baselines"))
 
 import time_training  # noqa: E402
 from time_decoding import PAPER_LIKE  # noqa: E402
