@@ -111,7 +111,9 @@ def parse_args(argv=None):
     p.add_argument("--text-vocab-size", type=int, default=640)
     p.add_argument("--max-text-length", type=int, default=24)
     p.add_argument("--eval-samples", type=int, default=100, help="held-out conditions per task (stage evaluate)")
-    p.add_argument("--tune-samples", type=int, default=40, help="validation conditions per task (stage tune)")
+    p.add_argument("--tune-samples", type=int, default=100,
+                   help="validation conditions per task (stage tune; 40 were too few to choose top-k: pilot study, "
+                        "piece 4)")
     p.add_argument("--guidance-scale", type=float, default=3.0)
     p.add_argument("--top-k", type=int, default=16, help="sampling top-k before the tune stage chooses one")
     p.add_argument("--tune-guidance", default="1.5,3,5", help="guidance scales the tune stage tries (validation split)")
