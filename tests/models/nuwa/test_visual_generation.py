@@ -21,19 +21,6 @@ def one_thread(single_threaded_torch):
     yield
 
 
-@pytest.fixture(scope="module")
-def pipes(tiny_model_folder):
-    cache = {}
-
-    def get(task):
-        if task not in cache:
-            cache[task] = pipeline(task, model=tiny_model_folder)
-            cache[task].set_progress_bar_config(disable=True)
-        return cache[task]
-
-    return get
-
-
 def seeded(*seeds):
     """One generator per input, as the pipelines' ``seed=s`` makes them (input i: ``s + i``)."""
     return [torch.Generator().manual_seed(seed) for seed in seeds]
