@@ -806,9 +806,43 @@ SAMPLE_VIDEO_PROMPTS = ("the digit 3 is moving up then down", "a red 7 moving le
                         "the number two in cyan moves down then up", "green digit 5 moving right then left")
 
 
+SKETCH_SAMPLES = 8
+
+
+def sketch_samples(folder, path: Path, seed: int, image_size: int) -> str:
+    """Sketch-to-image sheet of ``folder``'s model: ``SKETCH_SAMPLES`` held-out test sketches of the scene world
+    (columns), rows: the sketch in the class palette, the model's picture, the real scene the sketch was drawn from.
+    Returns the picture's caption."""
+    import PIL.Image
+    from transformers import pipeline
+
+    from nuwa_hf import media
+    from nuwa_hf.data.task_examples import task_examples
+
+    from nuwa_hf import data
+
+    s2i = pipeline("nuwa-sketch-to-image", model=str(folder))
+    s2i.set_progress_bar_config(disable=True)
+    examples = task_examples("s2i", SKETCH_SAMPLES, image_size, 1, split="test", seed=seed + 3,
+                             num_sketch_classes=data.NUM_SCENE_CLASSES)
+    outputs = s2i(**examples.chunk(0, SKETCH_SAMPLES), seed=seed, batch_size=SKETCH_SAMPLES)
+    sketches = [media.sketch_to_image(sketch, examples.num_classes) for sketch in examples.sketches]
+    reals = [PIL.Image.fromarray(np.asarray(real, dtype=np.uint8)) for real in examples.references]
+    side, scale = outputs[0].width, 3
+    sheet = PIL.Image.new("RGB", (SKETCH_SAMPLES * side * scale, 3 * side * scale))
+    for r, row in enumerate((sketches, outputs, reals)):
+        for c, image in enumerate(row):
+            image = image.convert("RGB").resize((side * scale, side * scale), PIL.Image.NEAREST)
+            sheet.paste(image, (c * side * scale, r * side * scale))
+    media.save_image(sheet, path)
+    return (f"Sketch-to-image, {SKETCH_SAMPLES} held-out test sketches of the scene world (columns); rows: the sketch "
+            "(class colours), this model's picture (seed 0), the real scene the sketch was drawn from.")
+
+
 def stage_samples(args, work: Path):
     """Pictures the shipped checkpoint makes, for the README and the model card: T2I of all ten digits (two seeds,
-    prompts "a {colour} {digit}") as one PNG, and T2V GIFs of four prompts (one per motion) with a PNG strip each.
+    prompts "a {colour} {digit}") as one PNG, T2V GIFs of four prompts (one per motion) with a PNG strip each, and
+    S2I of held-out sketches beside the sketch and the real scene (``sketch_samples``).
     Written into ``<output>/samples/`` (so the Hub card shows them) with the prompts in ``prompts.json``."""
     import PIL.Image
     from transformers import pipeline
@@ -835,9 +869,11 @@ def stage_samples(args, work: Path):
     for i, frames in enumerate(videos):
         files.append(str(media.save_gif(frames, out / f"t2v_{i}.gif", fps=3, upscale=4).name))
         media.save_image(media.frame_strip(frames), out / f"t2v_{i}_frames.png", upscale=4)
+    sketch_sheet = sketch_samples(args.output, out / "s2i_sketches.png", args.seed, args.image_size)
     atomic_write_text(out / "prompts.json", json.dumps(
         {"t2i_digits.png": {"rows": ["seed 0", "seed 1"], "prompts": prompts},
-         **{name: prompt for name, prompt in zip(files, SAMPLE_VIDEO_PROMPTS)}}, indent=2))
+         **{name: prompt for name, prompt in zip(files, SAMPLE_VIDEO_PROMPTS)},
+         "s2i_sketches.png": {"caption": sketch_sheet}}, indent=2))
     return {"folder": str(out), "files": sorted(p.name for p in out.iterdir())}
 
 

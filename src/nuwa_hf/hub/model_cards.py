@@ -134,7 +134,9 @@ def sample_pictures(folder: os.PathLike) -> list:
     for name, prompt in json.loads(index.read_text()).items():
         if not (index.parent / name).is_file():
             continue
-        if isinstance(prompt, Mapping):  # a sheet: one row per seed, one column per prompt
+        if isinstance(prompt, Mapping) and "caption" in prompt:  # a picture that says what it shows
+            caption = str(prompt["caption"])
+        elif isinstance(prompt, Mapping):  # a sheet: one row per seed, one column per prompt
             caption = (f"Text-to-image, {len(prompt.get('prompts', []))} prompts left to right "
                        f"(`{'`, `'.join(prompt.get('prompts', []))}`), rows: {', '.join(prompt.get('rows', []))}.")
         else:
