@@ -5,6 +5,9 @@
 Stages (each one is skipped when its output already exists in ``--work-dir``, so an interrupted run resumes):
 
 1. ``vqgan``      NuwaVQGAN.tiny on 48x48 RGB frames of every built-in world (train splits) -> 12x12 tokens
+   ``vqgan_decoder`` the VQ-GAN's decoder alone fine-tuned at NUWA's image size, encoder and codebook frozen (every
+                  token keeps its index), with the scene world's shape pixels weighted (``finetune_vqgan_decoder``):
+                  the first decoder drew the shapes as faint blobs -> ``vqgan_decoder/``, which ``assemble`` ships
 2. ``vqgan_seg``  NuwaSegVQGAN.tiny on 48x48 scene class maps (scene images + scene-video frames) -> 12x12 tokens
 3. ``tokenizer``  caption BPE (``train_caption_tokenizer``) on the train captions of the text worlds
 4. ``nuwa``       multi-task NUWA (``nuwa_hf.training.main``): T2I + T2V + V2V + S2I + S2V in ONE mixture (pre-training
@@ -63,7 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", default="runs/default")
     p.add_argument("--output", default="checkpoints/nuwa-tiny")
     p.add_argument("--stages",
-                   default="vqgan,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,evaluate,gains,samples,card")
+                   default="vqgan,vqgan_decoder,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,evaluate,"
+                           "gains,samples,card")
     p.add_argument("--init-from", default=None,
                    help="start NUWA from this trained folder and reuse its VQ-GANs and tokenizer (a recipe piece)")
     p.add_argument("--nuwa-seed", type=int, default=21,
@@ -84,6 +88,12 @@ def parse_args(argv=None):
     p.add_argument("--sketch-codebook-size", type=int, default=64)
     p.add_argument("--vqgan-steps", type=int, default=1500)
     p.add_argument("--vqgan-seg-steps", type=int, default=600)
+    p.add_argument("--vqgan-decoder-steps", type=int, default=1200,
+                   help="steps of the vqgan_decoder stage (0: ship the VQ-GAN's own decoder)")
+    p.add_argument("--vqgan-decoder-samples", type=int, default=3000,
+                   help="scene images and digit images for the vqgan_decoder stage (and a tenth as many videos of each)")
+    p.add_argument("--vqgan-decoder-shape-weight", type=float, default=2.0,
+                   help="loss weight of the scene shapes' pixels in the vqgan_decoder stage (pilot S4)")
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
     p.add_argument("--nuwa-samples", type=int, default=8000, help="examples per task for NUWA")
     p.add_argument("--nuwa-steps", type=int, default=10000)
@@ -226,6 +236,43 @@ def stage_vqgan(args, work: Path):
     return {"frames": len(frames), "final_metrics": result.final_metrics}
 
 
+def stage_vqgan_decoder(args, work: Path):
+    """The VQ-GAN's decoder fine-tuned alone (``nuwa_hf.training.vqgan.finetune_vqgan_decoder``) on scene frames
+    (S2I images + S2V frames, their shape pixels weighted ``--vqgan-decoder-shape-weight`` times) and as many digit
+    frames (T2I images + T2V frames), at NUWA's image size, train splits -> ``<work-dir>/vqgan_decoder``. Encoder and
+    codebook are frozen, so NUWA's tokens keep their meaning and this stage can follow any piece."""
+    import torch
+
+    from nuwa_hf import data
+    from nuwa_hf.data.task_worlds import world_rows
+    from nuwa_hf.models.vqgan import NuwaVQGAN
+    from nuwa_hf.training.vqgan import finetune_vqgan_decoder
+
+    if args.vqgan_decoder_steps <= 0:
+        return {"skipped": "--vqgan-decoder-steps 0"}
+    s, t = args.image_size, args.num_frames
+    n, n_videos = args.vqgan_decoder_samples, max(1, args.vqgan_decoder_samples // 10)
+    frames, maps = [], []
+    for task, count in (("s2i", n), ("s2v", n_videos), ("t2i", n), ("t2v", n_videos)):
+        rows = world_rows(task, "train", count, seed=args.seed + 5, image_size=s, num_frames=t, world=args.world)[:]
+        key = "video" if "video" in rows else "image"
+        pictures = np.asarray(rows[key], dtype=np.uint8).reshape(-1, s, s, 3)
+        frames.append(pictures)
+        if "sketch" in rows:
+            maps.append(np.asarray(rows["sketch"]).reshape(-1, s, s) >= data.SCENE_CLASSES.index("circle"))
+        else:
+            maps.append(np.zeros(pictures.shape[:3], dtype=bool))
+    pixels = torch.from_numpy(np.concatenate(frames).astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2).contiguous()
+    shapes = torch.from_numpy(np.concatenate(maps)).float()
+    weights = 1.0 + (args.vqgan_decoder_shape_weight - 1.0) * shapes
+    vqgan = NuwaVQGAN.from_pretrained(work / "vqgan", use_safetensors=True).eval()
+    torch.manual_seed(args.seed)
+    result = finetune_vqgan_decoder(vqgan, pixels, weights, steps=args.vqgan_decoder_steps, seed=args.seed)
+    vqgan.save_pretrained(work / "vqgan_decoder", safe_serialization=True)
+    return {"frames": len(pixels), "shape_pixels": round(float(shapes.mean()), 4),
+            "shape_weight": args.vqgan_decoder_shape_weight, "steps": result.steps, "losses": result.losses}
+
+
 def stage_vqgan_seg(args, work: Path):
     import torch
 
@@ -354,7 +401,10 @@ def stage_assemble(args, work: Path):
     model = NuwaForConditionalGeneration.from_pretrained(source, use_safetensors=True).eval()
     gen = model.generation_config
     gen.do_sample, gen.top_k, gen.guidance_scale = True, args.top_k, args.guidance_scale
-    vqgan = NuwaVQGAN.from_pretrained(work / "vqgan", use_safetensors=True).eval()
+    # the fine-tuned decoder when the vqgan_decoder stage made one (same encoder and codebook, same tokens)
+    decoder_dir = work / "vqgan_decoder"
+    vqgan = NuwaVQGAN.from_pretrained(decoder_dir if (decoder_dir / "config.json").exists() else work / "vqgan",
+                                      use_safetensors=True).eval()
     seg = NuwaSegVQGAN.from_pretrained(work / "vqgan_seg", use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(work / "tokenizer")
     image_processor = NuwaImageProcessor(
@@ -1080,7 +1130,7 @@ def stage_card(args, work: Path, timings: Timings):
 
 # Minutes each stage took when the shipped checkpoint was made (2 CPU cores; the card's Durations table): the ETA the
 # run prints. The VQ-GAN stages are the v3 recipe's (this checkpoint reuses its tokenizers unchanged).
-EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_seg": 3.2, "tokenizer": 0.2, "nuwa": 68.0, "nuwa_continue": 0.0,
+EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_decoder": 10.0, "vqgan_seg": 3.2, "tokenizer": 0.2, "nuwa": 68.0, "nuwa_continue": 0.0,
                     "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "evaluate": 8.0, "gains": 1.0, "samples": 0.5,
                     "card": 0.1}
 
@@ -1099,6 +1149,7 @@ def main(argv=None):
     timings = Timings(work / "timings.json")
     done = {
         "vqgan": lambda: (work / "vqgan" / "config.json").exists(),
+        "vqgan_decoder": lambda: (work / "vqgan_decoder" / "config.json").exists(),
         "vqgan_seg": lambda: (work / "vqgan_seg" / "config.json").exists(),
         "tokenizer": lambda: (work / "tokenizer" / "tokenizer_config.json").exists(),
         "nuwa": lambda: (nuwa_run_dir(work) / "training_summary.json").exists(),

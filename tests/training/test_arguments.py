@@ -112,3 +112,32 @@ def test_the_recipes_tune_stage_chooses_per_task_by_the_one_standard_error_rule(
     # a setting within one standard error of the best and milder is preferred
     close = [dict(rows[1], **{"T2I digit": 0.93, "T2I colour": 0.93, "guidance_scale": 1.5}), rows[1]]
     assert recipe.choose_sampling(close, ["T2I digit", "T2I colour"], 40)[0]["guidance_scale"] == 1.5
+
+
+def test_the_recipes_vqgan_decoder_stage_changes_only_the_decoder_and_assemble_ships_it(tmp_path):
+    """The vqgan_decoder stage: reads work/vqgan, writes work/vqgan_decoder with the same encoder and codebook (every
+    token keeps its index) and a changed decoder; --vqgan-decoder-steps 0 skips it."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from nuwa_hf.models.vqgan import NuwaVQGAN
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    torch.manual_seed(0)
+    NuwaVQGAN.tiny(image_size=16, grid_size=4, codebook_size=16, base_channels=16, max_channels=32).save_pretrained(
+        tmp_path / "vqgan")
+    args = recipe.parse_args(["--work-dir", str(tmp_path), "--image-size", "16", "--num-frames", "3",
+                              "--vqgan-decoder-steps", "3", "--vqgan-decoder-samples", "20"])
+    report = recipe.stage_vqgan_decoder(args, tmp_path)
+    assert report["steps"] == 3 and report["frames"] == 2 * (20 + 2 * 3) and 0 < report["shape_pixels"] < 0.5
+    before = NuwaVQGAN.from_pretrained(tmp_path / "vqgan").state_dict()
+    after = NuwaVQGAN.from_pretrained(tmp_path / "vqgan_decoder").state_dict()
+    changed = {name for name in after if not torch.equal(after[name], before[name])}
+    assert changed and all(name.startswith(("decoder.", "post_quant_conv.")) for name in changed)
+    skipped = recipe.parse_args(["--work-dir", str(tmp_path / "other"), "--vqgan-decoder-steps", "0"])
+    assert recipe.stage_vqgan_decoder(skipped, tmp_path / "other") == {"skipped": "--vqgan-decoder-steps 0"}
