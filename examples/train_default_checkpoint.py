@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import os
 import re
 import shutil
@@ -1094,7 +1095,12 @@ def stage_card(args, work: Path, timings: Timings):
         f"{args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world (coloured digit images twice, "
         "1-3 digits each). This folder's VQ-GAN and VQ-GAN-Seg are the ones the v3 checkpoint trained with these same "
         "settings, reused unchanged (their stage times below are from that run).\n"
-        f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (channels {args.vqgan_seg_channels}, codebook {args.sketch_codebook_size}), "
+        + (f"- VQ-GAN decoder (stage `vqgan_decoder`): the decoder alone fine-tuned, encoder and codebook frozen so "
+           f"every token keeps its index, {args.vqgan_decoder_steps} steps x batch 32 at {args.image_size}x"
+           f"{args.image_size} on scene and digit frames, L1 + L2 with the scene shapes' pixels weighted "
+           f"{args.vqgan_decoder_shape_weight:g}x (the first decoder drew them as faint blobs; docs/pilot_study.md, "
+           "pilot S4).\n" if (work / "vqgan_decoder" / "config.json").exists() else "")
+        + f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (channels {args.vqgan_seg_channels}, codebook {args.sketch_codebook_size}), "
         "cross-entropy, "
         f"{args.vqgan_seg_steps} steps x batch {args.vqgan_batch_size} on scene class maps.\n"
         f"- Caption tokenizer: `train_caption_tokenizer` (BPE, vocabulary {args.text_vocab_size}) on the train captions.\n"
@@ -1119,8 +1125,14 @@ def stage_card(args, work: Path, timings: Timings):
     )
     minutes = sum(float(v.get("seconds", 0)) for v in timings.data.values() if isinstance(v, dict)) / 60
     start = f" --init-from {args.init_from}" if args.init_from else ""
+    # the settings this run changed from the script's defaults (a piece's steps, weights, seed, learning rate);
+    # top-k and guidance scale are the tune stage's choice, in generation_config.json
+    defaults = vars(parse_args([]))
+    changed = "".join(f" --{name.replace('_', '-')} {shlex.quote(str(value))}" for name, value in vars(args).items()
+                      if name not in ("work_dir", "output", "stages", "init_from", "threads", "top_k", "guidance_scale")
+                      and value != defaults.get(name))
     command = (f"python examples/train_default_checkpoint.py --work-dir {args.work_dir} --output checkpoints/nuwa-tiny"
-               f"{start}   # defaults = the shipped checkpoint; its stages took {minutes:.0f} min in all on 2 cores")
+               f"{start}{changed}   # its stages took {minutes:.0f} min in all on 2 cores")
     write_default_card(args.output, evaluation=evaluation, timings=timings.data, command=command,
                        nuwa_argv=[nuwa_argv(args, work)] + ([nuwa_argv(args, work, True)] if args.continue_steps > 0 else []),
                        settings=vars(args), quality_intro=intro, quality_notes=notes,
