@@ -1094,7 +1094,8 @@ def stage_card(args, work: Path, timings: Timings):
         "discriminator and no perceptual loss (no backbone offline; too slow on the shared CPUs), "
         f"{args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world (coloured digit images twice, "
         "1-3 digits each). This folder's VQ-GAN and VQ-GAN-Seg are the ones the v3 checkpoint trained with these same "
-        "settings, reused unchanged (their stage times below are from that run).\n"
+        "settings, reused" + (" (the VQ-GAN's decoder then fine-tuned, next line)" if (work / "vqgan_decoder" / "config.json").exists()
+                              else " unchanged") + " (their stage times below are from that run).\n"
         + (f"- VQ-GAN decoder (stage `vqgan_decoder`): the decoder alone fine-tuned, encoder and codebook frozen so "
            f"every token keeps its index, {args.vqgan_decoder_steps} steps x batch 32 at {args.image_size}x"
            f"{args.image_size} on scene and digit frames, L1 + L2 with the scene shapes' pixels weighted "
