@@ -141,3 +141,25 @@ def test_the_recipes_vqgan_decoder_stage_changes_only_the_decoder_and_assemble_s
     assert changed and all(name.startswith(("decoder.", "post_quant_conv.")) for name in changed)
     skipped = recipe.parse_args(["--work-dir", str(tmp_path / "other"), "--vqgan-decoder-steps", "0"])
     assert recipe.stage_vqgan_decoder(skipped, tmp_path / "other") == {"skipped": "--vqgan-decoder-steps 0"}
+
+
+def test_the_recipe_passes_bf16_to_its_nuwa_runs_as_asked(tmp_path, monkeypatch):
+    """--nuwa-bf16 on / off decide; auto follows the chip (bf16_is_fast), and the flag parses as bf16 autocast."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    def bf16_of(*flags):
+        argv = recipe.nuwa_argv(recipe.parse_args(["--work-dir", str(tmp_path), *flags]), tmp_path)
+        args, make_training_arguments = parse_args(argv)
+        return args.bf16
+
+    assert bf16_of("--nuwa-bf16", "on") is True and bf16_of("--nuwa-bf16", "off") is False
+    monkeypatch.setattr(recipe, "bf16_is_fast", lambda: True)
+    assert bf16_of() is True
+    monkeypatch.setattr(recipe, "bf16_is_fast", lambda: False)
+    assert bf16_of() is False
