@@ -15,12 +15,6 @@ TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
 SKETCH = torch.randint(0, 32, (2, 2, 3, 3), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return NuwaForConditionalGeneration(NuwaConfig.tiny()).eval()
-
-
 @pytest.fixture
 def uncaptured(monkeypatch):
     """Capture as a no-op that records its call: the loop then runs the static step eagerly over the same buffers

@@ -8,17 +8,10 @@ import pytest
 import torch
 from transformers import LogitsProcessor, StoppingCriteria, StoppingCriteriaList
 
-from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
 from nuwa_hf.models.nuwa import generation_nuwa, sampling_nuwa
 
 TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
 SKETCH = torch.randint(0, 32, (2, 2, 3, 3), generator=torch.Generator().manual_seed(0))
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return NuwaForConditionalGeneration(NuwaConfig.tiny()).eval()
 
 
 def three_ways(model, seed=0, **kwargs):

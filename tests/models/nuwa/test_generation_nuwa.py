@@ -5,14 +5,6 @@ import math
 import pytest
 import torch
 
-from nuwa_hf import NuwaConfig, NuwaForConditionalGeneration
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return NuwaForConditionalGeneration(NuwaConfig.tiny()).eval()
-
 
 TEXT = torch.tensor([[5, 17, 99, 3], [8, 2, 400, 11]])
 
