@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -92,7 +92,8 @@ def parse_args(argv=None):
     p.add_argument("--vqgan-decoder-steps", type=int, default=1200,
                    help="steps of the vqgan_decoder stage (0: ship the VQ-GAN's own decoder)")
     p.add_argument("--vqgan-decoder-samples", type=int, default=3000,
-                   help="scene images and digit images for the vqgan_decoder stage (and a tenth as many videos of each)")
+                   help="scene images and digit images for the vqgan_decoder stage (and a tenth as many videos of "
+                        "each)")
     p.add_argument("--vqgan-decoder-shape-weight", type=float, default=2.0,
                    help="loss weight of the scene shapes' pixels in the vqgan_decoder stage (pilot S4)")
     p.add_argument("--vqgan-samples", type=int, default=2000, help="images per world for the VQ-GANs")
@@ -113,9 +114,9 @@ def parse_args(argv=None):
                    help="extra reconstruction weight of bright pixels on dark frames (the digits' strokes)")
     p.add_argument("--learning-rate", type=float, default=7e-4)
     p.add_argument("--nuwa-bf16", choices=("auto", "on", "off"), default="auto",
-                   help="bf16 autocast for the NUWA runs; auto: on where the chip has bf16 arithmetic (CUDA with bf16, "
-                        "or a CPU with AVX512-BF16 / AMX), where pilot B measured 1.39x the fp32 speed per step and the "
-                        "same condition gains after 1,000 steps (docs/pilot_study.md)")
+                   help="bf16 autocast for the NUWA runs; auto: on where the chip has bf16 arithmetic (CUDA with "
+                        "bf16, or a CPU with AVX512-BF16 / AMX), where pilot B measured 1.39x the fp32 speed per step "
+                        "and the same condition gains after 1,000 steps (docs/pilot_study.md)")
     p.add_argument("--nuwa-task-weights", default="t2i=3,t2v=5,v2v=1,s2i=0.5,s2v=0.5",
                    help="sampling weights of the tasks' batches (a video batch holds 4x the tokens of an image batch)")
     p.add_argument("--continue-steps", type=int, default=0,
@@ -164,8 +165,6 @@ def log(*parts):
 
 def frames_for_vqgan(args):
     """(N, 3, S, S) float32 in [-1, 1]: frames of every world's train split at ``--vqgan-image-size``."""
-    import torch
-
     from nuwa_hf import data
 
     n, s, t = args.vqgan_samples, args.vqgan_image_size, args.num_frames
@@ -177,8 +176,22 @@ def frames_for_vqgan(args):
         np.asarray(data.scene_images("train", n, seed=args.seed, image_size=s)[:]["image"]),
         np.asarray(data.scene_videos("train", n // t, seed=args.seed, image_size=s, num_frames=t)[:]["video"]).reshape(-1, s, s, 3),
     ]
+    return pixels_of(parts)
+
+
+def pixels_of(parts) -> "torch.Tensor":
+    """uint8 frames (lists of (N, S, S, 3) arrays) -> one float (N, 3, S, S) tensor in [-1, 1]."""
+    import torch
+
     pixels = np.concatenate(parts).astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+def fine_tuned_decoder(work: Path):
+    """``<work-dir>/vqgan_decoder`` when the ``vqgan_decoder`` stage made it (the VQ-GAN that ``assemble`` ships),
+    else None."""
+    folder = work / "vqgan_decoder"
+    return folder if (folder / "config.json").exists() else None
 
 
 def sketches_for_vqgan(args):
@@ -267,7 +280,7 @@ def stage_vqgan_decoder(args, work: Path):
             maps.append(np.asarray(rows["sketch"]).reshape(-1, s, s) >= data.SCENE_CLASSES.index("circle"))
         else:
             maps.append(np.zeros(pictures.shape[:3], dtype=bool))
-    pixels = torch.from_numpy(np.concatenate(frames).astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2).contiguous()
+    pixels = pixels_of(frames)
     shapes = torch.from_numpy(np.concatenate(maps)).float()
     weights = 1.0 + (args.vqgan_decoder_shape_weight - 1.0) * shapes
     vqgan = NuwaVQGAN.from_pretrained(work / "vqgan", use_safetensors=True).eval()
@@ -423,9 +436,7 @@ def stage_assemble(args, work: Path):
     gen = model.generation_config
     gen.do_sample, gen.top_k, gen.guidance_scale = True, args.top_k, args.guidance_scale
     # the fine-tuned decoder when the vqgan_decoder stage made one (same encoder and codebook, same tokens)
-    decoder_dir = work / "vqgan_decoder"
-    vqgan = NuwaVQGAN.from_pretrained(decoder_dir if (decoder_dir / "config.json").exists() else work / "vqgan",
-                                      use_safetensors=True).eval()
+    vqgan = NuwaVQGAN.from_pretrained(fine_tuned_decoder(work) or work / "vqgan", use_safetensors=True).eval()
     seg = NuwaSegVQGAN.from_pretrained(work / "vqgan_seg", use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(work / "tokenizer")
     image_processor = NuwaImageProcessor(
@@ -887,10 +898,8 @@ def sketch_samples(folder, path: Path, seed: int, image_size: int) -> str:
     import PIL.Image
     from transformers import pipeline
 
-    from nuwa_hf import media
+    from nuwa_hf import data, media
     from nuwa_hf.data.task_examples import task_examples
-
-    from nuwa_hf import data
 
     s2i = pipeline("nuwa-sketch-to-image", model=str(folder))
     s2i.set_progress_bar_config(disable=True)
@@ -1017,7 +1026,8 @@ TARGETS = {
     "V2V:identity kept crops generated": ">= 0.80", "I2I:digit kept generated": ">= 0.80",
     "TI2I:edit obeyed colour": ">= 0.95", "TI2I:digit kept generated": ">= 0.80", "TV2V:edit obeyed motion": ">= 0.70",
     "S2I:detected pa": ">= 0.90", "S2V:detected pa": ">= 0.90",  # pixel accuracy of the segmenter on the output
-    **{f"{task}:detected iou {shape}": ">= 0.60" for task in ("S2I", "S2V") for shape in ("circle", "square", "triangle")},
+    **{f"{task}:detected iou {shape}": ">= 0.60"
+       for task in ("S2I", "S2V") for shape in ("circle", "square", "triangle")},
 }
 
 
@@ -1105,6 +1115,7 @@ def stage_card(args, work: Path, timings: Timings):
             "one, and chance.\n\n" + gains_markdown(json.loads((work / "condition_gains.json").read_text())))
     if (work / CARD_NOTES_FILE).exists():
         notes += "\n\n" + (work / CARD_NOTES_FILE).read_text()
+    decoder_tuned = fine_tuned_decoder(work) is not None
     details = (
         f"- VQ-GAN: `NuwaVQGAN.tiny` (channels {args.vqgan_channels}, codebook {args.codebook_size}; convolutional, "
         f"{args.image_size // args.grid_size} px a token: trained at {args.vqgan_image_size}x{args.vqgan_image_size} "
@@ -1114,13 +1125,13 @@ def stage_card(args, work: Path, timings: Timings):
         "discriminator and no perceptual loss (no backbone offline; too slow on the shared CPUs), "
         f"{args.vqgan_steps} steps x batch {args.vqgan_batch_size}, frames of every world (coloured digit images twice, "
         "1-3 digits each). This folder's VQ-GAN and VQ-GAN-Seg are the ones the v3 checkpoint trained with these same "
-        "settings, reused" + (" (the VQ-GAN's decoder then fine-tuned, next line)" if (work / "vqgan_decoder" / "config.json").exists()
-                              else " unchanged") + " (their stage times below are from that run).\n"
+        "settings, reused" + (" (the VQ-GAN's decoder then fine-tuned, next line)" if decoder_tuned else " unchanged")
+        + " (their stage times below are from that run).\n"
         + (f"- VQ-GAN decoder (stage `vqgan_decoder`): the decoder alone fine-tuned, encoder and codebook frozen so "
            f"every token keeps its index, {args.vqgan_decoder_steps} steps x batch 32 at {args.image_size}x"
            f"{args.image_size} on scene and digit frames, L1 + L2 with the scene shapes' pixels weighted "
            f"{args.vqgan_decoder_shape_weight:g}x (the first decoder drew them as faint blobs; docs/pilot_study.md, "
-           "pilot S4).\n" if (work / "vqgan_decoder" / "config.json").exists() else "")
+           "pilot S4).\n" if decoder_tuned else "")
         + f"- VQ-GAN-Seg: `NuwaSegVQGAN.tiny` (channels {args.vqgan_seg_channels}, codebook {args.sketch_codebook_size}), "
         "cross-entropy, "
         f"{args.vqgan_seg_steps} steps x batch {args.vqgan_batch_size} on scene class maps.\n"
@@ -1163,8 +1174,8 @@ def stage_card(args, work: Path, timings: Timings):
 
 # Minutes each stage took when the shipped checkpoint was made (2 CPU cores; the card's Durations table): the ETA the
 # run prints. The VQ-GAN stages are the v3 recipe's (this checkpoint reuses its tokenizers unchanged).
-EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_decoder": 10.0, "vqgan_seg": 3.2, "tokenizer": 0.2, "nuwa": 68.0, "nuwa_continue": 0.0,
-                    "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "evaluate": 8.0, "gains": 1.0, "samples": 0.5,
+EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_decoder": 10.0, "vqgan_seg": 3.2, "tokenizer": 0.2, "nuwa": 68.0,
+                    "nuwa_continue": 0.0, "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "evaluate": 8.0, "gains": 1.0, "samples": 0.5,
                     "card": 0.1}
 
 
@@ -1182,7 +1193,7 @@ def main(argv=None):
     timings = Timings(work / "timings.json")
     done = {
         "vqgan": lambda: (work / "vqgan" / "config.json").exists(),
-        "vqgan_decoder": lambda: (work / "vqgan_decoder" / "config.json").exists(),
+        "vqgan_decoder": lambda: fine_tuned_decoder(work) is not None,
         "vqgan_seg": lambda: (work / "vqgan_seg" / "config.json").exists(),
         "tokenizer": lambda: (work / "tokenizer" / "tokenizer_config.json").exists(),
         "nuwa": lambda: (nuwa_run_dir(work) / "training_summary.json").exists(),

@@ -182,14 +182,19 @@ class NuwaDecodingCache(Cache):
         """ids (B, L) at positions ``position .. position+L-1`` -> logits (B, L, N), and advance."""
         L = ids.shape[1]
         start = self.position
-        if start + L > self.total:
-            raise ValueError(f"{start + L} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
+        self._check_room(L)
         if self.guidance_rows:
             ids = torch.cat([ids, ids])  # the null rows are fed the same tokens (cat: a fifth of repeat's cost)
         self._begin(start, L)
         logits = self._run(ids)
         self.position = start + L
         return self._split_guidance(logits, logits[:, -1])
+
+    def _check_room(self, count: int) -> None:
+        """Raise when ``count`` more decoder positions from :attr:`position` do not fit the grid."""
+        if self.position + count > self.total:
+            raise ValueError(f"{self.position + count} decoder positions do not fit the visual grid {self.grid} "
+                             f"({self.total}).")
 
     def _split_guidance(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """With ``guidance_rows``: keep the null rows' ``last`` logits (rows, N) in :attr:`null_logits`, return the
@@ -205,8 +210,7 @@ class NuwaDecodingCache(Cache):
         as :meth:`decode` on ``tokens[:, None]``; the ids go into one preallocated (rows, 1) buffer (the null rows of
         guidance get the same tokens in the same copy), and the logits come back without the length dimension."""
         start = self.position
-        if start >= self.total:
-            raise ValueError(f"{start + 1} decoder positions do not fit the visual grid {self.grid} ({self.total}).")
+        self._check_room(1)
         self._next_ids.view(-1, tokens.shape[0]).copy_(tokens)  # (rows, 1) seen as (1 or 2, B): one broadcast copy
         self._begin(start, 1)
         logits = self._run(self._next_ids)[:, 0]
@@ -370,9 +374,7 @@ class NuwaCudaGraphStep:
     def _load(self, tokens: torch.LongTensor) -> None:
         """Write ``tokens`` (B,) into every row group of ``ids`` and the next position into ``position``, in place."""
         cache = self.cache
-        if cache.position >= cache.total:
-            raise ValueError(f"{cache.position + 1} decoder positions do not fit the visual grid {cache.grid} "
-                             f"({cache.total}).")
+        cache._check_room(1)
         self.ids.view(-1, tokens.shape[0]).copy_(tokens)
         self.position.fill_(cache.position)  # a device-side fill: no host sync
 

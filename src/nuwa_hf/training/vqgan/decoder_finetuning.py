@@ -39,14 +39,6 @@ class DecoderFinetuningResult:
     losses: list = field(default_factory=list)
 
 
-def _check_pixels(name: str, pixels: torch.Tensor) -> None:
-    if not isinstance(pixels, torch.Tensor) or pixels.dim() != 4 or pixels.shape[1] != 3:
-        shape = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
-        raise ValueError(f"{name} must be a float tensor (N, 3, H, W) in [-1, 1]; got {shape}.")
-    if not pixels.is_floating_point():
-        raise ValueError(f"{name} must be float pixels in [-1, 1], got dtype {pixels.dtype}.")
-
-
 def finetune_vqgan_decoder(
     vqgan: NuwaVQGAN,
     pixels: torch.Tensor,
@@ -73,7 +65,7 @@ def finetune_vqgan_decoder(
     Returns:
         [`DecoderFinetuningResult`].
     """
-    _check_pixels("pixels", pixels)
+    vqgan._check_pixels(pixels, "pixels", "(N, 3, H, W)", channel_dim=1)  # the VQ-GAN's own rule for its inputs
     if pixel_weights.shape != (pixels.shape[0], pixels.shape[2], pixels.shape[3]):
         raise ValueError(f"pixel_weights must be (N, H, W) = {(pixels.shape[0], *pixels.shape[2:])} to match the "
                          f"pixels; got {tuple(pixel_weights.shape)}.")
