@@ -242,7 +242,8 @@ def test_the_shipped_model_draws_the_digit_and_colour_it_is_asked_for(model, pro
 
 # Teacher-forced condition gains of the shipped folder (v9, nuwa_hf.evaluation.condition_gain, 40 held-out examples):
 # T2I digit 23.8 nats (true caption most likely 0.93), T2V digit 17.2 (0.93), T2V motion 11.8 (0.72; v8: 10.2, v7:
-# 2.45, v6: 0.81, v5: 0.03). The bars sit well below: what they catch is a checkpoint that stops reading a part of its caption.
+# 2.45, v6: 0.81, v5: 0.03). The bars sit well below: what they catch is a checkpoint that stops reading a part of
+# its caption.
 def test_the_shipped_model_uses_the_digit_and_the_motion(model, processor):
     from nuwa_hf.evaluation.condition_gain import condition_gains
 

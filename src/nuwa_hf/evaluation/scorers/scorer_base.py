@@ -34,8 +34,9 @@ SCORER_CLASSES: Dict[str, Type["TrainedScorer"]] = {}
 
 
 class TrainedScorer(torch.nn.Module):
-    """Base class. Subclasses set ``short_name`` (e.g. "digit CNN", or a property naming their configuration) and call ``super().__init__(**config)`` with the
-    JSON-serialisable constructor arguments, which are saved and passed back on load.
+    """Base class. Subclasses set ``short_name`` (e.g. "digit CNN", or a property naming their configuration) and
+    call ``super().__init__(**config)`` with the JSON-serialisable constructor arguments, which are saved and passed
+    back on load.
 
     ``held_out`` is ``None`` until the scorer is trained/validated; afterwards a dict:
         {"metrics": {name: value}, "chance": {name: value}, "split": str, "num_examples": int, "trained_on": str}

@@ -165,6 +165,7 @@ def nuwa_sample(
         sequences=sequences,
         scores=tuple(scores) if scores is not None else None,
         logits=tuple(raw_logits) if raw_logits is not None else None,
-        encoder_attentions=None, encoder_hidden_states=None, decoder_attentions=None, cross_attentions=None, decoder_hidden_states=None,
+        encoder_attentions=None, encoder_hidden_states=None, decoder_attentions=None, cross_attentions=None,
+        decoder_hidden_states=None,
         cache=cache,
     )
