@@ -292,7 +292,10 @@ def test_unknown_prompt_words_are_named_on_stderr_and_strict_refuses_them(cli_mo
     """Issue 28 item 3 on the command line: a warning naming the words; --strict makes it a usage error (exit 2)."""
     code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
                            "--out", tmp_path / "warned", "--quiet"], capsys)
-    assert code == 0 and "never saw in training: 'purple'" in stderr
+    assert code == 0 and "never saw in training: 'purple'" in stderr and "the model reads 'a 3'" in stderr
+    code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
+                           "--out", tmp_path / "kept", "--quiet", "--keep-unknown-words"], capsys)
+    assert code == 0 and "'purple'" in stderr and "sub-word pieces" in stderr
     code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
                            "--out", tmp_path / "strict", "--quiet", "--strict"], capsys)
     assert code == 2 and "'purple'" in stderr and "strict" in stderr

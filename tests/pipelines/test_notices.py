@@ -6,10 +6,11 @@ import logging
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 from transformers import pipeline
 
 import nuwa_hf  # noqa: F401
-from nuwa_hf.processing.vocabulary import known_words, unknown_words
+from nuwa_hf.processing.vocabulary import known_words, unknown_words, without_unknown_words
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +60,28 @@ def test_inputs_resized_more_than_twice_are_named_with_the_size_used(tiny_model_
         assert f"{size[0]}x{size[1]} pixels" in said[0] and "16x16" in said[0]
         with pytest.raises(ValueError, match="resized to 16x16"):
             pipe(PIL.Image.fromarray(np.zeros((size[1], size[0], 3), dtype=np.uint8)), strict=True)
+
+
+def test_unknown_words_are_left_out_of_what_the_model_reads(t2i, caplog):
+    """Their sub-word pieces would steer the output at random ("colored" ends in "red</w>"): the model reads the
+    prompt's known words, in the tokens the clean prompt gives, and the warning says what it read."""
+    caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
+    wordy, clean = "Please draw a red digit 3, thanks!", "a red digit 3 , !"
+    assert without_unknown_words(t2i.tokenizer, wordy) == (clean, ["please", "draw", "thanks"])
+    assert without_unknown_words(t2i.tokenizer, "a red digit 3") == ("a red digit 3", [])
+    ids = lambda prompt, **options: t2i.preprocess(prompt, **options)["input_ids"]  # noqa: E731
+    assert torch.equal(ids(wordy), ids(clean)) and not torch.equal(ids(wordy, drop_unknown_words=False), ids(clean))
+    assert np.array_equal(np.asarray(t2i(wordy, seed=3)), np.asarray(t2i(clean, seed=3)))
+    said = warnings_of(caplog)
+    assert len(said) == 1 and "'please', 'draw', 'thanks'" in said[0] and f"the model reads {clean!r}" in said[0]
+    caplog.clear()
+    t2i(wordy, seed=3, drop_unknown_words=False)
+    assert "sub-word pieces" in warnings_of(caplog)[0] and "drop_unknown_words=True" in warnings_of(caplog)[0]
+
+
+def test_a_prompt_with_no_known_word_is_refused_with_the_words_the_model_knows(t2i):
+    with pytest.raises(ValueError, match=r"no word the model saw in training \(it never saw 'cat'\).*\bred\b.*\b7\b"):
+        t2i("cat", seed=0)
+    assert isinstance(t2i("cat", seed=0, drop_unknown_words=False), PIL.Image.Image)  # the old way, on request
+    with pytest.raises(TypeError, match="drop_unknown_words must be True or False"):
+        t2i("a red 3", drop_unknown_words="no")

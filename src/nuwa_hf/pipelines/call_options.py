@@ -16,7 +16,8 @@ NUM_OUTPUTS = "num_outputs_per_input"
 OLD_NUM_OUTPUTS_NAMES = ("num_images_per_prompt", "num_videos_per_prompt", "num_videos_per_input",
                          "num_images_per_sketch", "num_images_per_image", "num_videos_per_sketch")
 CALL_OPTIONS = GENERATION_OPTIONS + (NUM_OUTPUTS, "seed", "generator", "num_candidates", "scorer", "output_type",
-                                     "generate_kwargs", "allow_large", "keep_original_pixels", "seam", "strict")
+                                     "generate_kwargs", "allow_large", "keep_original_pixels", "seam", "strict",
+                                     "drop_unknown_words")
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 
 
@@ -72,6 +73,10 @@ OPTIONS_DOC = """
                 frames, with a seam of ``seam`` pixels on each side of the region's edge blended (an image editor's
                 paste-back, as diffusers' inpainting overlay; ``seam`` defaults to 2, 0 for a hard edge). False returns the
                 VQ-GAN's reconstruction there.
+            drop_unknown_words (`bool`, defaults to True): leave the prompt's words that the model never saw in
+                training out of what it reads ("generate an image of a red 7" is read as "a red 7"), with a warning
+                naming them: their sub-word pieces would steer the output at random (``nuwa_hf.processing.vocabulary.
+                without_unknown_words``). False gives the model the whole prompt.
             strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw and inputs
                 resized by more than 2x into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.

@@ -16,23 +16,30 @@ from typing import Callable, Iterable, Optional, Tuple
 
 from transformers.utils import logging
 
-from ..processing.vocabulary import unknown_words
+from ..processing.vocabulary import unknown_words, without_unknown_words
 
 logger = logging.get_logger("nuwa_hf.pipelines")
 
 MAX_RESIZE = 2.0
 
 
-def prompt_notice(tokenizer, prompt: Optional[str]) -> Optional[str]:
-    """A sentence naming the words of ``prompt`` the model never saw, or None."""
+def prompt_notice(tokenizer, prompt: Optional[str], dropped: bool = True) -> Optional[str]:
+    """A sentence naming the words of ``prompt`` the model never saw, or None. ``dropped``: whether the pipeline left
+    them out of what the model reads (``drop_unknown_words``) or gave them to it."""
     if not prompt:
         return None
     words = unknown_words(tokenizer, prompt)
     if not words:
         return None
     listed = ", ".join(repr(w) for w in words)
-    return (f"The prompt {prompt!r} has word(s) the model never saw in training: {listed}; they do not steer the "
-            "output. The words it knows are in the model card (or nuwa_hf.processing.vocabulary.known_words(tokenizer)).")
+    if dropped:
+        what = (f"they were left out, so the model reads {without_unknown_words(tokenizer, prompt)[0]!r} "
+                "(drop_unknown_words=False keeps them)")
+    else:
+        what = ("the model reads them as sub-word pieces it never saw in that order, which can change the output "
+                "at random (drop_unknown_words=True leaves them out)")
+    return (f"The prompt {prompt!r} has word(s) the model never saw in training: {listed}; {what}. The words it "
+            "knows are in the model card (or nuwa_hf.processing.vocabulary.known_words(tokenizer)).")
 
 
 def resize_notice(what: str, size: Tuple[int, int], target: Tuple[int, int]) -> Optional[str]:

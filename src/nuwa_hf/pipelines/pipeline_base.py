@@ -48,6 +48,7 @@ from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import CallNotices, prompt_notice, resize_notice
+from ..processing.vocabulary import known_words, unknown_words, without_unknown_words
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import CandidateScorer
 from .sampling_options import check_batch_size, check_call_options, check_count
@@ -357,7 +358,7 @@ class NuwaPipeline(Pipeline):
             self.model.visual_generation_config(generation_config=options["generation_config"])
         if options.get(NUM_OUTPUTS) is not None:
             options[NUM_OUTPUTS] = check_count("The number of outputs per input", options[NUM_OUTPUTS])
-        for flag in ("allow_large", "keep_original_pixels", "strict"):
+        for flag in ("allow_large", "keep_original_pixels", "strict", "drop_unknown_words"):
             if flag in options and not isinstance(options[flag], bool):
                 raise TypeError(f"{flag} must be True or False, got {options[flag]!r}.")
         if "seam" in options and (isinstance(options["seam"], bool) or not isinstance(options["seam"], int)
@@ -379,8 +380,9 @@ class NuwaPipeline(Pipeline):
         preprocess = dict(request)
         if "allow_large" in options:
             preprocess["allow_large"] = options["allow_large"]
-        if "strict" in options:
-            preprocess["strict"] = options["strict"]
+        for flag in ("strict", "drop_unknown_words"):
+            if flag in options:
+                preprocess[flag] = options[flag]
         if notices is not None:
             options["_notices"] = notices
         postprocess = {k: options[k] for k in ("output_type", NUM_OUTPUTS) if k in options}
@@ -389,7 +391,8 @@ class NuwaPipeline(Pipeline):
     # ---------------------------------------------------------------------------------------------------------------
     # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
 
-    def preprocess(self, inputs: Any, allow_large: bool = False, strict: bool = False, **request_options) -> dict:
+    def preprocess(self, inputs: Any, allow_large: bool = False, strict: bool = False, drop_unknown_words: bool = True,
+                   **request_options) -> dict:
         seed = None
         if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
             inputs, seed = inputs.item, inputs.seed
@@ -398,10 +401,13 @@ class NuwaPipeline(Pipeline):
             raise ValueError(f"unknown condition {plan.condition!r}")
         # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
         check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"), allow_large)
+        notes = self._notices_of(request, drop_unknown_words)
+        if strict and notes:
+            raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         sketch_frames = 0
         model_inputs: dict[str, Any] = {}
         if self.takes_prompt:
-            model_inputs["input_ids"] = self._text_ids(request.prompt)
+            model_inputs["input_ids"] = self._text_ids(self._prompt_read(request.prompt, drop_unknown_words))
         if request.sketch is not None:
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
@@ -426,17 +432,14 @@ class NuwaPipeline(Pipeline):
         elif seed is not None:
             model_inputs["input_seed"] = torch.tensor([seed])
         model_inputs["prompt"] = request.prompt
-        notes = self._notices_of(request)
-        if strict and notes:
-            raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         model_inputs["notices"] = "\n".join(notes)
         return model_inputs
 
-    def _notices_of(self, request: NuwaRequest) -> list:
+    def _notices_of(self, request: NuwaRequest, drop_unknown_words: bool = True) -> list:
         """What this input asks that the model will not honour (notices.py): unknown prompt words, big resizes."""
         notes = []
         if self.takes_prompt and request.prompt:
-            notes.append(prompt_notice(self.processor.tokenizer, request.prompt))
+            notes.append(prompt_notice(self.processor.tokenizer, request.prompt, dropped=drop_unknown_words))
         height, width = self.processor.image_processor.output_size
         if request.image is not None:
             notes.append(resize_notice("image", request.image.size, (int(width), int(height))))
@@ -446,6 +449,22 @@ class NuwaPipeline(Pipeline):
             h, w = np.shape(request.sketch)[-2:]
             notes.append(resize_notice("sketch", (int(w), int(h)), (int(width), int(height))))
         return [note for note in notes if note]
+
+    def _prompt_read(self, prompt: Optional[str], drop_unknown_words: bool) -> Optional[str]:
+        """What the model reads of ``prompt``: without the words it never saw in training when ``drop_unknown_words``
+        (their sub-word pieces steer the output at random; ``notices.prompt_notice`` names them). A prompt left with
+        no word is an error that lists the words the model knows."""
+        if not prompt or not drop_unknown_words:
+            return prompt
+        tokenizer = self.processor.tokenizer
+        read, dropped = without_unknown_words(tokenizer, prompt)
+        if not read.strip():
+            knows = known_words(tokenizer) + [d for d in "0123456789" if not unknown_words(tokenizer, d)]
+            raise ValueError(
+                f"The prompt {prompt!r} has no word the model saw in training (it never saw "
+                f"{', '.join(repr(w) for w in dropped)}): describe the picture in the words it knows "
+                f"({', '.join(knows)}), or pass drop_unknown_words=False.")
+        return read
 
     def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
         """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's
