@@ -51,6 +51,8 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
 
 import numpy as np
 
@@ -67,7 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", default="runs/default")
     p.add_argument("--output", default="checkpoints/nuwa-tiny")
     p.add_argument("--stages",
-                   default="vqgan,vqgan_decoder,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,evaluate,"
+                   default="vqgan,vqgan_decoder,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,tune_tasks,evaluate,"
                            "gains,samples,card")
     p.add_argument("--init-from", default=None,
                    help="start NUWA from this trained folder and reuse its VQ-GANs and tokenizer (a recipe piece)")
@@ -134,6 +136,11 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=16, help="sampling top-k before the tune stage chooses one")
     p.add_argument("--tune-guidance", default="1.5,3,5", help="guidance scales the tune stage tries (validation split)")
     p.add_argument("--tune-top-k", default="8,32", help="top-k values the tune stage tries")
+    p.add_argument("--tune-task-list", default="V2V,S2I,S2V,I2I,TI2I,TV2V",
+                   help="tasks whose sampling the tune_tasks stage chooses, each on its own (validation split)")
+    p.add_argument("--tune-task-top-k", default="4,8,32", help="top-k values the tune_tasks stage tries")
+    p.add_argument("--tune-task-guidance", default="1,3,5",
+                   help="guidance scales the tune_tasks stage tries for a task with a text or sketch condition")
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
     p.add_argument("--scorer-digits", type=int, default=20000, help="MNIST train digits for the digit scorer")
     p.add_argument("--scorer-videos", type=int, default=1200, help="videos for the motion / video scorers")
@@ -179,8 +186,8 @@ def frames_for_vqgan(args):
     return pixels_of(parts)
 
 
-def pixels_of(parts) -> "torch.Tensor":
-    """uint8 frames (lists of (N, S, S, 3) arrays) -> one float (N, 3, S, S) tensor in [-1, 1]."""
+def pixels_of(parts):
+    """uint8 frames (lists of (N, S, S, 3) arrays) -> one float ``torch.Tensor`` (N, 3, S, S) in [-1, 1]."""
     import torch
 
     pixels = np.concatenate(parts).astype(np.float32) / 127.5 - 1.0
@@ -413,7 +420,6 @@ def stage_nuwa_continue(args, work: Path):
 
 def stage_assemble(args, work: Path):
     """The shipped folder, from the trained parts (only final weights; no optimizer states, no checkpoints)."""
-    import torch
     from transformers import AutoTokenizer
 
     from nuwa_hf.models.nuwa import NuwaForConditionalGeneration
@@ -502,15 +508,19 @@ def t2i_regions_and_digits(args, split: str, n: int):
     return regions, want
 
 
-def choose_sampling(results: list, keys: list, samples: int):
+def choose_sampling(results: list, keys: list, samples: int, mildest=lambda r: (r["guidance_scale"], r["top_k"]),
+                    shares: Optional[list] = None):
     """One-standard-error rule over the mean of the accuracies ``keys`` of each tried setting (dicts with
     ``guidance_scale``, ``top_k`` and the accuracies, each measured on ``samples`` conditions): the mildest setting
-    (lowest guidance, then lowest top-k) within one standard error of the best mean. Returns (setting, best mean,
-    standard error)."""
+    (smallest ``mildest(setting)``; by default lowest guidance, then lowest top-k) within one standard error of the
+    best mean. The standard error is the binomial one of the keys that are shares of the conditions (``shares``,
+    default all of ``keys``); a mean over pixels (pixel accuracy, mIoU) is not a share, and ``p (1 - p) / n`` would
+    overstate its noise many times, so such keys add none. Returns (setting, best mean, standard error)."""
     mean = lambda r: float(np.mean([r[k] for k in keys]))  # noqa: E731
     top = max(results, key=mean)
-    error = float(np.sqrt(sum(top[k] * (1 - top[k]) / samples for k in keys))) / len(keys)
-    best = min((r for r in results if mean(r) >= mean(top) - error), key=lambda r: (r["guidance_scale"], r["top_k"]))
+    shares = keys if shares is None else shares
+    error = float(np.sqrt(sum(top[k] * (1 - top[k]) / samples for k in shares))) / len(keys)
+    best = min((r for r in results if mean(r) >= mean(top) - error), key=mildest)
     return best, mean(top), error
 
 
@@ -631,6 +641,68 @@ class SceneSegmenter:
         return seg
 
 
+# What the tune_tasks stage maximises for each task that is not text-to-visual (the mean of these rows of
+# evaluate_task's table): what the model card's targets read. Rows that are shares of the conditions carry the
+# binomial standard error of the one-standard-error rule; the sketch rows are means over pixels (TUNE_PIXEL_MEANS).
+TUNE_PIXEL_MEANS = {"detected PA", "detected mIoU", "detected PA (per frame)", "detected mIoU (per frame)"}
+TUNE_TASK_METRICS = {
+    "V2V": ("identity kept: true digits read in >= half the frames (MNIST crops of the largest blobs): generated",),
+    "S2I": ("detected PA", "detected mIoU"),
+    "S2V": ("detected PA (per frame)", "detected mIoU (per frame)"),
+    "I2I": ("digit kept (the original digit read in the output): generated",),
+    "TI2I": ("edit obeyed: the new colour read in the box",
+             "digit kept (the original digit read in the output): generated"),
+    "TV2V": ("edit obeyed: motion accuracy (new motion)",),
+}
+
+
+def stage_tune_tasks(args, work: Path):
+    """The sampling defaults of the tasks the ``tune`` stage does not choose (video prediction, sketch, completion
+    and manipulation; ``--tune-task-list``), each on its own: top-k from ``--tune-task-top-k`` and, for a task with a
+    text or sketch condition, guidance from ``--tune-task-guidance``, scored on ``--tune-samples`` conditions of the
+    VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule, the mildest setting being the lowest
+    guidance, then the highest top-k (truncation costs variety, which these rows do not see). Adds each task's entry
+    to ``task_sampling`` in ``generation_config.json`` (the text tasks' entries stay)."""
+    from transformers import GenerationConfig
+
+    from nuwa_hf.pipelines.pipeline_base import TASK_CODES
+    from nuwa_hf.tasks import get_task_info
+
+    context = evaluation_context(args, work)
+    samples, args.eval_samples = args.eval_samples, args.tune_samples
+    chosen, tried = {}, {}
+    try:
+        for code in [c for c in TASK_ORDER if c in args.tune_task_list.split(",")]:
+            conditioned = get_task_info(TASK_CODES[code]).condition != "none"
+            guidances = [float(g) for g in args.tune_task_guidance.split(",")] if conditioned else [None]
+            results = []
+            for guidance in guidances:
+                for top_k in [int(k) for k in args.tune_task_top_k.split(",")]:
+                    sampling = {"top_k": top_k, **({"guidance_scale": guidance} if conditioned else {})}
+                    table = evaluate_task(args, context, code, "validation", sampling, frechet=False)
+                    rows = {r["metric"]: r["value"] for r in table["rows"]}
+                    missing = [m for m in TUNE_TASK_METRICS[code] if m not in rows]
+                    if missing:
+                        raise RuntimeError(f"{code}: the table has no row {missing} (rows: {sorted(rows)})")
+                    results.append({"guidance_scale": guidance or 1.0, "top_k": top_k,
+                                    **{m: float(rows[m]) for m in TUNE_TASK_METRICS[code]}})
+                    log("tune_tasks", code, json.dumps(results[-1]))
+            keys = list(TUNE_TASK_METRICS[code])
+            best, best_mean, error = choose_sampling(results, keys, args.tune_samples,
+                                                     mildest=lambda r: (r["guidance_scale"], -r["top_k"]),
+                                                     shares=[k for k in keys if k not in TUNE_PIXEL_MEANS])
+            entry = {"top_k": best["top_k"], **({"guidance_scale": best["guidance_scale"]} if conditioned else {})}
+            chosen[TASK_CODES[code]] = entry
+            tried[code] = {"validation": results, "best_mean": best_mean, "standard_error": error, "chosen": entry}
+    finally:
+        args.eval_samples = samples
+    config = GenerationConfig.from_pretrained(args.output)
+    config.task_sampling = {**(getattr(config, "task_sampling", None) or {}), **chosen}
+    config._from_model_config = False  # transformers drops extra fields (task_sampling) from a "from model config" file
+    config.save_pretrained(args.output)
+    return {"tasks": tried, "task_sampling": chosen}
+
+
 def _scene_pixels(args, split, n):
     import torch
 
@@ -712,175 +784,204 @@ def captioned_cells(positions, size: int):
     return regions
 
 
-def stage_evaluate(args, work: Path):
-    """Every task on held-out conditions (``nuwa_hf.data.task_examples``, split "test": MNIST test digits,
-    held-out textures), metric tables from ``nuwa_hf.evaluation.task_metrics`` plus the checks it has no row for."""
-    import torch
-    from transformers import AutoModelForSeq2SeqLM, pipeline
+def evaluation_context(args, work: Path) -> SimpleNamespace:
+    """What scoring a task needs, loaded once: the scorers of ``work/scorers``, the model and processor of
+    ``args.output``."""
+    from transformers import AutoModelForSeq2SeqLM
 
-    import nuwa_hf.evaluation.task_evaluation as tm
-    from nuwa_hf import data
-    from nuwa_hf.evaluation import EvaluationScorers, load_scorer
-    from nuwa_hf.evaluation.attributes import attribute_accuracy, video_digit_accuracy
-    from nuwa_hf.evaluation.psnr import psnr_in_region
-    from nuwa_hf.pipelines.pipeline_base import TASK_CODES, load_nuwa_processor
-    from nuwa_hf.data.task_examples import task_examples
+    from nuwa_hf.evaluation import load_scorer
+    from nuwa_hf.pipelines.pipeline_base import load_nuwa_processor
 
     folder = work / "scorers"
     loaded = {name: load_scorer(folder / name) for name in
               ("digit_classifier", "motion_classifier", "video_features", "color_classifier")}
     segmenter = SceneSegmenter.load(folder / "segmenter")
-    scorer_kwargs = dict(digit_classifier=loaded["digit_classifier"], motion_classifier=loaded["motion_classifier"],
-                         video_features=loaded["video_features"], segmenter=segmenter)
     model = AutoModelForSeq2SeqLM.from_pretrained(args.output, use_safetensors=True).eval()
-    processor = load_nuwa_processor(args.output)
-    vqgan = model.vqgan
-    n, s, t = args.eval_samples, args.image_size, args.num_frames
+    return SimpleNamespace(folder=folder, loaded=loaded, segmenter=segmenter, model=model,
+                           processor=load_nuwa_processor(args.output))
+
+
+def stage_evaluate(args, work: Path):
+    """Every task on held-out conditions (``nuwa_hf.data.task_examples``, split "test": MNIST test digits,
+    held-out textures), metric tables from ``nuwa_hf.evaluation.task_metrics`` plus the checks it has no row for."""
+    context = evaluation_context(args, work)
     tables = {}
     tasks = [c for c in TASK_ORDER if c in args.eval_tasks.split(",")]
     for code in tasks:
-        name = TASK_CODES[code]
-        started = time.time()
-        ex = task_examples(name, n, s, t, split="test", seed=args.seed, num_sketch_classes=data.NUM_SCENE_CLASSES,
-                           world=args.world)
-        pipe = pipeline(name, model=model, processor=processor)
-        pipe.set_progress_bar_config(disable=True)
-        generated = []
-        for first in range(0, len(ex), 16):
-            last = min(first + 16, len(ex))
-            generated.extend(pipe(**ex.chunk(first, last), seed=args.seed + first, output_type="np", batch_size=16))
-        gen_seconds = time.time() - started
-        generated = (np.stack(generated).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
-        plan = tm.TASK_METRICS[code]
-        if code not in args.fid_tasks.split(",") or args.image_features == "none":
-            plan = tuple(m for m in plan if m not in ("fid", "kid", "fid_frames"))
-        video_sketches = code == "S2V"  # task_metrics' detected_segmentation takes (N, H, W) maps: score frames below
-        if video_sketches:
-            plan = tuple(m for m in plan if m != "detected_segmentation")
-        tm.TASK_METRICS = {**tm.TASK_METRICS, code: plan, "S2V-frames": ("detected_segmentation",)}
-        scorers = EvaluationScorers(**scorer_kwargs)
-        table = tm.task_metrics(code, generated, ex.references, texts=ex.texts, attributes=ex.attributes or None,
+        table = evaluate_task(args, context, code, "test")
+        tables[code] = table
+        log(code, json.dumps([(r["metric"], r["value"]) for r in table["rows"]], default=str))
+        (work / "evaluation.partial.json").write_text(json.dumps(tables, indent=2, default=str))
+    (work / "evaluation.json").write_text(json.dumps(tables, indent=2, default=str))
+    return {"tasks": list(tables)}
+
+
+def evaluate_task(args, context: SimpleNamespace, code: str, split: str, sampling: Optional[dict] = None,
+                  frechet: bool = True) -> dict:
+    """The metric table of task ``code`` on ``args.eval_samples`` conditions of ``split`` ("test" for the card,
+    "validation" for tuning), sampled with the folder's generation config, or with ``sampling`` (pipeline options,
+    e.g. ``{"top_k": 4, "guidance_scale": 3.0}``) over it; ``frechet=False`` leaves out FID / KID / FVD (slow, and
+    not what tuning reads)."""
+    import torch
+    from transformers import pipeline
+
+    import nuwa_hf.evaluation.task_evaluation as tm
+    from nuwa_hf import data
+    from nuwa_hf.data.task_examples import task_examples
+    from nuwa_hf.evaluation import EvaluationScorers
+    from nuwa_hf.evaluation.attributes import attribute_accuracy, video_digit_accuracy
+    from nuwa_hf.evaluation.psnr import psnr_in_region
+    from nuwa_hf.pipelines.pipeline_base import TASK_CODES
+
+    folder, loaded, segmenter = context.folder, context.loaded, context.segmenter
+    model, processor = context.model, context.processor
+    scorer_kwargs = dict(digit_classifier=loaded["digit_classifier"], motion_classifier=loaded["motion_classifier"],
+                         video_features=loaded["video_features"], segmenter=segmenter)
+    vqgan = model.vqgan
+    n, s, t = args.eval_samples, args.image_size, args.num_frames
+    name = TASK_CODES[code]
+    started = time.time()
+    ex = task_examples(name, n, s, t, split=split, seed=args.seed, num_sketch_classes=data.NUM_SCENE_CLASSES,
+                       world=args.world)
+    pipe = pipeline(name, model=model, processor=processor)
+    pipe.set_progress_bar_config(disable=True)
+    generated = []
+    for first in range(0, len(ex), 16):
+        last = min(first + 16, len(ex))
+        generated.extend(pipe(**ex.chunk(first, last), seed=args.seed + first, output_type="np", batch_size=16,
+                          **(sampling or {})))
+    gen_seconds = time.time() - started
+    generated = (np.stack(generated).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
+    plan = tm.TASK_METRICS[code]
+    if not frechet or code not in args.fid_tasks.split(",") or args.image_features == "none":
+        plan = tuple(m for m in plan if m not in ("fid", "kid", "fid_frames") + (() if frechet else ("fvd",)))
+    video_sketches = code == "S2V"  # task_metrics' detected_segmentation takes (N, H, W) maps: score frames below
+    if video_sketches:
+        plan = tuple(m for m in plan if m != "detected_segmentation")
+    pristine = tm.TASK_METRICS  # this call's plan, then the module's table as it was (the next call starts from it)
+    tm.TASK_METRICS = {**pristine, code: plan, "S2V-frames": ("detected_segmentation",)}
+    scorers = EvaluationScorers(**scorer_kwargs)
+    refs = ex.references
+    try:
+        table = tm.task_metrics(code, generated, refs, texts=ex.texts, attributes=ex.attributes or None,
                                 sketches=ex.sketches, num_classes=ex.num_classes, scorers=scorers,
                                 kid_subset_size=min(1000, len(ex)), progress=False)
-        extra = []
-        refs = ex.references
         if video_sketches:
             frames = tm.task_metrics("S2V-frames", generated.reshape(-1, *generated.shape[2:]),
                                      refs.reshape(-1, *refs.shape[2:]), sketches=ex.sketches.reshape(-1, s, s),
                                      num_classes=ex.num_classes, scorers=scorers, progress=False)
             for row in frames["rows"]:
                 table["rows"].append({**row, "metric": row["metric"] + " (per frame)"})
-        def recon(videos):
-            flat = torch.from_numpy(videos.reshape(-1, s, s, 3)).permute(0, 3, 1, 2).float() / 127.5 - 1
-            with torch.no_grad():
-                out = vqgan.decode_from_indices(vqgan.encode_to_indices(flat))
-            return ((out.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(videos.shape)
+    finally:
+        tm.TASK_METRICS = pristine
+    extra = []
+    def recon(videos):
+        flat = torch.from_numpy(videos.reshape(-1, s, s, 3)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            out = vqgan.decode_from_indices(vqgan.encode_to_indices(flat))
+        return ((out.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(videos.shape)
 
-        if code == "T2I":  # the MNIST classifier reads an MNIST-framed crop of the digit (of the captioned cell)
-            regions, intended_digits = t2i_regions_and_digits(args, "test", n)
-            where = "of the whole picture" if regions is None else "at the captioned position"
-            for label, pictures in (("generated", generated), ("real held-out images", refs),
-                                    ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
-                acc = float((read_digits(loaded["digit_classifier"], pictures, regions).argmax(-1).numpy()
-                             == intended_digits).mean())
-                extra.append((f"digit accuracy, MNIST-framed crop {where}: {label}", acc, "MNIST digit CNN on crops"))
-            if args.world == "large_digits":  # the colour the caption names, read on the whole picture
-                colours = [_first_colour(text) for text in ex.texts]
-                for label, pictures in (("generated", generated), ("real held-out images", refs)):
-                    read = read_colours(pictures)
-                    extra.append((f"colour accuracy (the colour the caption names): {label}",
-                                  float(np.mean([r == c for r, c in zip(read, colours)])),
-                                  "nearest named colour of the bright pixels"))
-        single = single_digit_videos((ex.attributes or {}).get("digit", []))
-        if code == "T2V" and single:  # single-digit videos: the MNIST classifier on each frame's digit crop, averaged
-            for label, videos in (("generated", generated), ("real held-out videos", refs),
-                                  ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
-                acc = single_digit_video_accuracy(loaded["digit_classifier"], videos, ex.attributes["digit"], single)
-                extra.append((f"digit accuracy, single-digit videos ({len(single)}), per-frame MNIST crops: {label}",
-                              acc, "MNIST digit CNN on crops"))
-        if code in ("T2I", "T2V"):  # what the project's scorers read on the real held-out pictures, and on their codes
-            for label, pictures in (("real held-out pictures", refs), ("VQ-GAN reconstructions (the ceiling)", recon(refs))):
-                for attribute, intended in ex.attributes.items():
-                    if code == "T2I":
-                        out = attribute_accuracy(pictures, intended, loaded["digit_classifier"], "digit")
-                    elif attribute == "digit":
-                        out = video_digit_accuracy(pictures, intended, loaded["video_features"])
-                    else:
-                        out = attribute_accuracy(pictures, intended, loaded["motion_classifier"], "motion")
-                    extra.append((f"{attribute} accuracy on {label}", out[f"{attribute}_accuracy"], "same scorer"))
-        if code == "V2V":  # identity kept: the digits of the held-out video, read in the predicted frames
-            rows = data.world_rows("v2v", "test", n, seed=args.seed, world=args.world, image_size=s,
-                                   num_frames=max(t, 3))[:]
-            digits = [list(map(int, d)) for d in rows["digits"]]
-            out = video_digit_accuracy(generated, digits, loaded["video_features"])
-            extra.append(("identity kept (digit accuracy of the predicted video)", out["digit_accuracy"],
-                          "video feature network (digit head)"))
-            for label, videos in (("generated", generated), ("real held-out videos", refs),
-                                  ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
-                extra.append((f"identity kept: true digits read in >= half the frames (MNIST crops of the largest "
-                              f"blobs): {label}", digits_kept(loaded["digit_classifier"], videos, digits),
-                              "MNIST digit CNN on crops"))
-        if code in ("I2I", "TI2I", "TV2V"):
-            keep = np.zeros(refs.shape[:-1], dtype=bool)  # pixels that must stay: outside the region + 1 token
-            cell = s // args.grid_size
-            if code == "I2I":
-                keep[:, : s // 2 - cell] = True
-            elif code == "TV2V":
-                keep[:, 0] = True  # the given first frame
-            else:
-                for i, box in enumerate(ex.inputs["mask"]):
-                    x0, y0, x1, y1 = [int(round(v * s)) for v in box]
-                    keep[i] = True
-                    keep[i, max(y0 - cell, 0): y1 + cell, max(x0 - cell, 0): x1 + cell] = False
-            with torch.no_grad():
-                flat = refs.reshape(-1, s, s, 3)
-                pix = torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 127.5 - 1
-                rec = vqgan.decode_from_indices(vqgan.encode_to_indices(pix))
-            extra.append(("PSNR outside the region, output vs original (dB)", psnr_in_region(generated, refs, keep), ""))
-            if rec is not None:
-                rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(refs.shape)
-                extra.append(("PSNR outside the region, VQ-GAN reconstruction vs original (dB, the ceiling)",
-                              psnr_in_region(rec, refs, keep), ""))
-                extra.append(("PSNR outside the region, output vs VQ-GAN reconstruction (dB)", psnr_in_region(generated, rec, keep), ""))
-            if code == "TI2I":
-                colours = [_first_colour(text) for text in ex.texts]
-                read = read_colours(generated, ex.inputs["mask"], s)
-                extra.append(("edit obeyed: the new colour read in the box", float(np.mean([r == c for r, c in zip(read, colours)])),
+    if code == "T2I":  # the MNIST classifier reads an MNIST-framed crop of the digit (of the captioned cell)
+        regions, intended_digits = t2i_regions_and_digits(args, split, n)
+        where = "of the whole picture" if regions is None else "at the captioned position"
+        for label, pictures in (("generated", generated), ("real held-out images", refs),
+                                ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
+            acc = float((read_digits(loaded["digit_classifier"], pictures, regions).argmax(-1).numpy()
+                         == intended_digits).mean())
+            extra.append((f"digit accuracy, MNIST-framed crop {where}: {label}", acc, "MNIST digit CNN on crops"))
+        if args.world == "large_digits":  # the colour the caption names, read on the whole picture
+            colours = [_first_colour(text) for text in ex.texts]
+            for label, pictures in (("generated", generated), ("real held-out images", refs)):
+                read = read_colours(pictures)
+                extra.append((f"colour accuracy (the colour the caption names): {label}",
+                              float(np.mean([r == c for r, c in zip(read, colours)])),
                               "nearest named colour of the bright pixels"))
-                originals = [_first_colour(str(t)) for t in data.world_rows("t2i", "test", n, seed=args.seed,
-                                                                           world=args.world, image_size=s)["text"]]
-                for label, pictures in (("real held-out images", refs), ("VQ-GAN reconstructions of them", recon(refs))):
-                    read = read_colours(pictures, ex.inputs["mask"], s)
-                    extra.append((f"colour reader check: the original colour read on the {label}",
-                                  float(np.mean([r == c for r, c in zip(read, originals)])), "same reader"))
-            if code in ("I2I", "TI2I") and args.world == "large_digits":  # the one digit must survive the edit
-                _, original_digits = t2i_regions_and_digits(args, "test", n)
-                for label, pictures in (("generated", generated), ("real held-out images", refs)):
-                    acc = float((read_digits(loaded["digit_classifier"], pictures).argmax(-1).numpy()
-                                 == original_digits).mean())
-                    extra.append((f"digit kept (the original digit read in the output): {label}", acc,
-                                  "MNIST digit CNN on crops"))
-            if code == "TV2V":
-                parsed = [_parse_video_caption(text) for text in ex.texts]
-                out = attribute_accuracy(generated, [m for _, m in parsed], loaded["motion_classifier"], "motion")
-                extra.append(("edit obeyed: motion accuracy (new motion)", out.get("motion_accuracy", out.get("accuracy")),
-                              "motion classifier"))
-        for metric, value, scorer in extra:
-            row = {"metric": metric, "value": value, "scorer": scorer}
-            if _is_share(metric, value):
-                row["ci95"] = wilson_interval(value, len(ex))
-            if scorer.startswith("video feature network"):
-                held_out = json.loads((folder / "video_features" / "config.json").read_text()).get("held_out") or {}
-                row["scorer_held_out"] = {"accuracy": held_out.get("metrics"), "chance": held_out.get("chance")}
-            table["rows"].append(row)
-        table["rows"], table["scorers_at_chance"] = _drop_rows_of_scorers_at_chance(table["rows"])
-        table.update(num_samples=len(ex), generation_seconds=round(gen_seconds, 1), conditions=ex.description,
-                     seconds=round(time.time() - started, 1))
-        tables[code] = table
-        log(code, json.dumps([(r["metric"], r["value"]) for r in table["rows"]], default=str))
-        (work / "evaluation.partial.json").write_text(json.dumps(tables, indent=2, default=str))
-    (work / "evaluation.json").write_text(json.dumps(tables, indent=2, default=str))
-    return {"tasks": list(tables)}
+    single = single_digit_videos((ex.attributes or {}).get("digit", []))
+    if code == "T2V" and single:  # single-digit videos: the MNIST classifier on each frame's digit crop, averaged
+        for label, videos in (("generated", generated), ("real held-out videos", refs),
+                              ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
+            acc = single_digit_video_accuracy(loaded["digit_classifier"], videos, ex.attributes["digit"], single)
+            extra.append((f"digit accuracy, single-digit videos ({len(single)}), per-frame MNIST crops: {label}",
+                          acc, "MNIST digit CNN on crops"))
+    if code in ("T2I", "T2V"):  # what the project's scorers read on the real held-out pictures, and on their codes
+        for label, pictures in (("real held-out pictures", refs), ("VQ-GAN reconstructions (the ceiling)", recon(refs))):
+            for attribute, intended in ex.attributes.items():
+                if code == "T2I":
+                    out = attribute_accuracy(pictures, intended, loaded["digit_classifier"], "digit")
+                elif attribute == "digit":
+                    out = video_digit_accuracy(pictures, intended, loaded["video_features"])
+                else:
+                    out = attribute_accuracy(pictures, intended, loaded["motion_classifier"], "motion")
+                extra.append((f"{attribute} accuracy on {label}", out[f"{attribute}_accuracy"], "same scorer"))
+    if code == "V2V":  # identity kept: the digits of the held-out video, read in the predicted frames
+        rows = data.world_rows("v2v", split, n, seed=args.seed, world=args.world, image_size=s,
+                               num_frames=max(t, 3))[:]
+        digits = [list(map(int, d)) for d in rows["digits"]]
+        out = video_digit_accuracy(generated, digits, loaded["video_features"])
+        extra.append(("identity kept (digit accuracy of the predicted video)", out["digit_accuracy"],
+                      "video feature network (digit head)"))
+        for label, videos in (("generated", generated), ("real held-out videos", refs),
+                              ("VQ-GAN reconstructions of them (the ceiling)", recon(refs))):
+            extra.append((f"identity kept: true digits read in >= half the frames (MNIST crops of the largest "
+                          f"blobs): {label}", digits_kept(loaded["digit_classifier"], videos, digits),
+                          "MNIST digit CNN on crops"))
+    if code in ("I2I", "TI2I", "TV2V"):
+        keep = np.zeros(refs.shape[:-1], dtype=bool)  # pixels that must stay: outside the region + 1 token
+        cell = s // args.grid_size
+        if code == "I2I":
+            keep[:, : s // 2 - cell] = True
+        elif code == "TV2V":
+            keep[:, 0] = True  # the given first frame
+        else:
+            for i, box in enumerate(ex.inputs["mask"]):
+                x0, y0, x1, y1 = [int(round(v * s)) for v in box]
+                keep[i] = True
+                keep[i, max(y0 - cell, 0): y1 + cell, max(x0 - cell, 0): x1 + cell] = False
+        with torch.no_grad():
+            flat = refs.reshape(-1, s, s, 3)
+            pix = torch.from_numpy(flat).permute(0, 3, 1, 2).float() / 127.5 - 1
+            rec = vqgan.decode_from_indices(vqgan.encode_to_indices(pix))
+        extra.append(("PSNR outside the region, output vs original (dB)", psnr_in_region(generated, refs, keep), ""))
+        if rec is not None:
+            rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8).reshape(refs.shape)
+            extra.append(("PSNR outside the region, VQ-GAN reconstruction vs original (dB, the ceiling)",
+                          psnr_in_region(rec, refs, keep), ""))
+            extra.append(("PSNR outside the region, output vs VQ-GAN reconstruction (dB)", psnr_in_region(generated, rec, keep), ""))
+        if code == "TI2I":
+            colours = [_first_colour(text) for text in ex.texts]
+            read = read_colours(generated, ex.inputs["mask"], s)
+            extra.append(("edit obeyed: the new colour read in the box", float(np.mean([r == c for r, c in zip(read, colours)])),
+                          "nearest named colour of the bright pixels"))
+            originals = [_first_colour(str(t)) for t in data.world_rows("t2i", split, n, seed=args.seed,
+                                                                       world=args.world, image_size=s)["text"]]
+            for label, pictures in (("real held-out images", refs), ("VQ-GAN reconstructions of them", recon(refs))):
+                read = read_colours(pictures, ex.inputs["mask"], s)
+                extra.append((f"colour reader check: the original colour read on the {label}",
+                              float(np.mean([r == c for r, c in zip(read, originals)])), "same reader"))
+        if code in ("I2I", "TI2I") and args.world == "large_digits":  # the one digit must survive the edit
+            _, original_digits = t2i_regions_and_digits(args, split, n)
+            for label, pictures in (("generated", generated), ("real held-out images", refs)):
+                acc = float((read_digits(loaded["digit_classifier"], pictures).argmax(-1).numpy()
+                             == original_digits).mean())
+                extra.append((f"digit kept (the original digit read in the output): {label}", acc,
+                              "MNIST digit CNN on crops"))
+        if code == "TV2V":
+            parsed = [_parse_video_caption(text) for text in ex.texts]
+            out = attribute_accuracy(generated, [m for _, m in parsed], loaded["motion_classifier"], "motion")
+            extra.append(("edit obeyed: motion accuracy (new motion)", out.get("motion_accuracy", out.get("accuracy")),
+                          "motion classifier"))
+    for metric, value, scorer in extra:
+        row = {"metric": metric, "value": value, "scorer": scorer}
+        if _is_share(metric, value):
+            row["ci95"] = wilson_interval(value, len(ex))
+        if scorer.startswith("video feature network"):
+            held_out = json.loads((folder / "video_features" / "config.json").read_text()).get("held_out") or {}
+            row["scorer_held_out"] = {"accuracy": held_out.get("metrics"), "chance": held_out.get("chance")}
+        table["rows"].append(row)
+    table["rows"], table["scorers_at_chance"] = _drop_rows_of_scorers_at_chance(table["rows"])
+    table.update(num_samples=len(ex), generation_seconds=round(gen_seconds, 1), conditions=ex.description,
+                 seconds=round(time.time() - started, 1))
+    return table
 
 
 SAMPLE_COLOURS = ("red", "green", "blue", "yellow", "magenta", "cyan", "red", "green", "blue", "yellow")
@@ -1085,9 +1186,12 @@ def stage_card(args, work: Path, timings: Timings):
         f"{n} held-out conditions per task from `nuwa_hf.data.task_examples` (split `test`: MNIST test digits, "
         "held-out scene textures; captions drawn from the test split), sampled with the folder's generation config "
         f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}"
-        + "".join(f"; {task}: top-k {v.get('top_k')}, guidance {v.get('guidance_scale')}"
+        + "".join(f"; {task}: top-k {v.get('top_k')}"
+                  + (f", guidance {v['guidance_scale']}" if v.get("guidance_scale") is not None else "")
                   for task, v in (generation.get("task_sampling") or {}).items())
-        + (", all chosen on the validation split by the `tune` stage" if tuned else "")
+        + (", all chosen on the validation split by the `tune` stage"
+           + (" and, for the other tasks, the `tune_tasks` stage" if "tune_tasks" in timings.data else "")
+           if tuned else "")
         + f"), seed {args.seed}. Scorers were trained "
         f"by `examples/train_default_checkpoint.py` (stage `scorers`) at the model's resolution ({args.image_size}x{args.image_size}, "
         f"{args.num_frames} frames) on the "
@@ -1175,7 +1279,8 @@ def stage_card(args, work: Path, timings: Timings):
 # Minutes each stage took when the shipped checkpoint was made (2 CPU cores; the card's Durations table): the ETA the
 # run prints. The VQ-GAN stages are the v3 recipe's (this checkpoint reuses its tokenizers unchanged).
 EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_decoder": 10.0, "vqgan_seg": 3.2, "tokenizer": 0.2, "nuwa": 68.0,
-                    "nuwa_continue": 0.0, "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "evaluate": 8.0, "gains": 1.0, "samples": 0.5,
+                    "nuwa_continue": 0.0, "assemble": 0.1, "scorers": 3.0, "tune": 4.0, "tune_tasks": 10.0,
+                    "evaluate": 8.0, "gains": 1.0, "samples": 0.5,
                     "card": 0.1}
 
 
@@ -1201,6 +1306,7 @@ def main(argv=None):
         "assemble": lambda: False,
         "scorers": lambda: False,
         "tune": lambda: False,
+        "tune_tasks": lambda: False,
         "evaluate": lambda: (work / "evaluation.json").exists(),
         "gains": lambda: False,
         "samples": lambda: False,

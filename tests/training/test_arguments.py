@@ -112,6 +112,53 @@ def test_the_recipes_tune_stage_chooses_per_task_by_the_one_standard_error_rule(
     # a setting within one standard error of the best and milder is preferred
     close = [dict(rows[1], **{"T2I digit": 0.93, "T2I colour": 0.93, "guidance_scale": 1.5}), rows[1]]
     assert recipe.choose_sampling(close, ["T2I digit", "T2I colour"], 40)[0]["guidance_scale"] == 1.5
+    # means over pixels are not shares: they add no binomial error, so the best mean wins
+    best, _, error = recipe.choose_sampling(close, ["T2I digit", "T2I colour"], 40, shares=[])
+    assert error == 0.0 and best["guidance_scale"] == 3.0
+
+
+def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_the_text_tasks(tmp_path, monkeypatch):
+    """tune_tasks scores each setting on the validation split (evaluate_task, replaced here by a table whose rows
+    depend on the setting), keeps the mildest within one standard error (lowest guidance, then highest top-k), gives
+    guidance only to tasks with a condition, and adds the entries beside the text tasks' in generation_config.json."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from transformers import GenerationConfig
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    config = GenerationConfig(do_sample=True, top_k=8, guidance_scale=3.0)
+    config.task_sampling = {"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8}}
+    config._from_model_config = False
+    config.save_pretrained(tmp_path)
+    calls = []
+
+    def fake_table(args, context, code, split, sampling, frechet=True):
+        calls.append((code, split, dict(sampling), frechet, args.eval_samples))
+        g, k = sampling.get("guidance_scale", 1.0), sampling["top_k"]
+        # I2I: best at top-k 4 by far; TI2I: guidance 5 best but 3 within one standard error, top-k ties
+        value = {"I2I": 0.9 if k == 4 else 0.5, "TI2I": {1.0: 0.3, 3.0: 0.78, 5.0: 0.8}[g]}[code]
+        return {"rows": [{"metric": m, "value": value} for m in recipe.TUNE_TASK_METRICS[code]]}
+
+    monkeypatch.setattr(recipe, "evaluation_context", lambda args, work: None)
+    monkeypatch.setattr(recipe, "evaluate_task", fake_table)
+    args = recipe.parse_args(["--output", str(tmp_path), "--tune-task-list", "I2I,TI2I", "--tune-samples", "100",
+                              "--eval-samples", "7"])
+    out = recipe.stage_tune_tasks(args, tmp_path)
+    saved = json.loads((tmp_path / "generation_config.json").read_text())["task_sampling"]
+    assert saved == {"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8},
+                     "nuwa-image-completion": {"top_k": 4},
+                     "nuwa-image-manipulation": {"top_k": 32, "guidance_scale": 3.0}}
+    assert out["task_sampling"] == {k: v for k, v in saved.items() if k != "nuwa-text-to-image"}
+    assert {c[1] for c in calls} == {"validation"} and not any(c[3] for c in calls)  # never the test split, no FID
+    assert {c[4] for c in calls} == {100} and args.eval_samples == 7  # --tune-samples conditions, then restored
+    assert sorted(c[2]["top_k"] for c in calls if c[0] == "I2I") == [4, 8, 32]  # no guidance without a condition
+    assert all("guidance_scale" not in c[2] for c in calls if c[0] == "I2I")
+    assert len([c for c in calls if c[0] == "TI2I"]) == 9
 
 
 def test_the_recipes_vqgan_decoder_stage_changes_only_the_decoder_and_assemble_ships_it(tmp_path):
