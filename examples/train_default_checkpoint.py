@@ -139,6 +139,10 @@ def parse_args(argv=None):
     p.add_argument("--tune-task-list", default="V2V,S2I,S2V,I2I,TI2I,TV2V",
                    help="tasks whose sampling the tune_tasks stage chooses, each on its own (validation split)")
     p.add_argument("--tune-task-top-k", default="4,8,32", help="top-k values the tune_tasks stage tries")
+    p.add_argument("--tune-task-samples", default="I2I=500,TI2I=500,S2I=300",
+                   help="validation conditions per setting for these tasks in tune_tasks (the others take "
+                        "--tune-samples): image tasks cost about a second per 100, and 100 binary reads leave a "
+                        "standard error of 0.05, more than the spread between settings")
     p.add_argument("--tune-task-guidance", default="1,3,5",
                    help="guidance scales the tune_tasks stage tries for a task with a text or sketch condition")
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
@@ -659,8 +663,8 @@ TUNE_TASK_METRICS = {
 def stage_tune_tasks(args, work: Path):
     """The sampling defaults of the tasks the ``tune`` stage does not choose (video prediction, sketch, completion
     and manipulation; ``--tune-task-list``), each on its own: top-k from ``--tune-task-top-k`` and, for a task with a
-    text or sketch condition, guidance from ``--tune-task-guidance``, scored on ``--tune-samples`` conditions of the
-    VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule, the mildest setting being the lowest
+    text or sketch condition, guidance from ``--tune-task-guidance``, scored on ``--tune-task-samples`` (else
+    ``--tune-samples``) conditions of the VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule, the mildest setting being the lowest
     guidance, then the highest top-k (truncation costs variety, which these rows do not see). Adds each task's entry
     to ``task_sampling`` in ``generation_config.json`` (the text tasks' entries stay)."""
     from transformers import GenerationConfig
@@ -669,10 +673,13 @@ def stage_tune_tasks(args, work: Path):
     from nuwa_hf.tasks import get_task_info
 
     context = evaluation_context(args, work)
-    samples, args.eval_samples = args.eval_samples, args.tune_samples
+    per_task = {code.strip(): int(n) for code, n in (item.split("=") for item in args.tune_task_samples.split(",")
+                                                     if item.strip())}
+    samples = args.eval_samples
     chosen, tried = {}, {}
     try:
         for code in [c for c in TASK_ORDER if c in args.tune_task_list.split(",")]:
+            args.eval_samples = per_task.get(code, args.tune_samples)
             conditioned = get_task_info(TASK_CODES[code]).condition != "none"
             guidances = [float(g) for g in args.tune_task_guidance.split(",")] if conditioned else [None]
             results = []
@@ -688,12 +695,13 @@ def stage_tune_tasks(args, work: Path):
                                     **{m: float(rows[m]) for m in TUNE_TASK_METRICS[code]}})
                     log("tune_tasks", code, json.dumps(results[-1]))
             keys = list(TUNE_TASK_METRICS[code])
-            best, best_mean, error = choose_sampling(results, keys, args.tune_samples,
+            best, best_mean, error = choose_sampling(results, keys, args.eval_samples,
                                                      mildest=lambda r: (r["guidance_scale"], -r["top_k"]),
                                                      shares=[k for k in keys if k not in TUNE_PIXEL_MEANS])
             entry = {"top_k": best["top_k"], **({"guidance_scale": best["guidance_scale"]} if conditioned else {})}
             chosen[TASK_CODES[code]] = entry
-            tried[code] = {"validation": results, "best_mean": best_mean, "standard_error": error, "chosen": entry}
+            tried[code] = {"validation": results, "samples": args.eval_samples, "best_mean": best_mean,
+                           "standard_error": error, "chosen": entry}
     finally:
         args.eval_samples = samples
     config = GenerationConfig.from_pretrained(args.output)

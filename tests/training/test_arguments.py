@@ -147,6 +147,7 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
     monkeypatch.setattr(recipe, "evaluation_context", lambda args, work: None)
     monkeypatch.setattr(recipe, "evaluate_task", fake_table)
     args = recipe.parse_args(["--output", str(tmp_path), "--tune-task-list", "I2I,TI2I", "--tune-samples", "100",
+                              "--tune-task-samples", "I2I=300",
                               "--eval-samples", "7"])
     out = recipe.stage_tune_tasks(args, tmp_path)
     saved = json.loads((tmp_path / "generation_config.json").read_text())["task_sampling"]
@@ -155,7 +156,9 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
                      "nuwa-image-manipulation": {"top_k": 32, "guidance_scale": 3.0}}
     assert out["task_sampling"] == {k: v for k, v in saved.items() if k != "nuwa-text-to-image"}
     assert {c[1] for c in calls} == {"validation"} and not any(c[3] for c in calls)  # never the test split, no FID
-    assert {c[4] for c in calls} == {100} and args.eval_samples == 7  # --tune-samples conditions, then restored
+    # --tune-task-samples for I2I, --tune-samples for the rest, then --eval-samples restored
+    assert {c[4] for c in calls if c[0] == "I2I"} == {300} and {c[4] for c in calls if c[0] == "TI2I"} == {100}
+    assert args.eval_samples == 7 and out["tasks"]["I2I"]["samples"] == 300
     assert sorted(c[2]["top_k"] for c in calls if c[0] == "I2I") == [4, 8, 32]  # no guidance without a condition
     assert all("guidance_scale" not in c[2] for c in calls if c[0] == "I2I")
     assert len([c for c in calls if c[0] == "TI2I"]) == 9
