@@ -48,6 +48,7 @@ from transformers import LogitsProcessor
 import nuwa_hf  # noqa: F401  (registers the model, the processor and the eight pipelines)
 from nuwa_hf import media
 from nuwa_hf.data.sketch_motion import MOTION_CHOICES, move_shapes
+from nuwa_hf.models.nuwa.visual_generation_nuwa import task_sampling_defaults
 from nuwa_hf.pipelines import REGION_SHORTCUTS, load_nuwa_processor
 from nuwa_hf.pipelines.notices import routed_warnings
 from nuwa_hf.pipelines.regions import region_to_token_mask, token_mask_to_pixels
@@ -289,6 +290,9 @@ class NuwaWebDemo:
         generation = getattr(self.model, "generation_config", None)
         self.default_guidance = float(getattr(generation, "guidance_scale", None) or 1.0)
         self.default_top_k = int(getattr(generation, "top_k", None) or 0)
+        # a task's own defaults (generation_config.json's task_sampling, e.g. top-k 32 for text-to-video): the
+        # sliders start where the pipelines sample
+        self.task_defaults = {info.code: task_sampling_defaults(generation, info.name) for info in TASKS}
         self.codebook_size = int(self.model.config.visual_vocab_size)
         self.upscale = max(1, VIEW_PIXELS // self.image_size)
         self.device = 0 if torch.cuda.is_available() else -1
@@ -717,15 +721,17 @@ def _legend(demo: NuwaWebDemo) -> str:
     return "<div><b>Classes</b> (brush colours): " + "".join(swatches) + "</div>"
 
 
-def _sampling_controls(demo: NuwaWebDemo, prefix: str, guidance: bool = True):
+def _sampling_controls(demo: NuwaWebDemo, prefix: str, code: str, guidance: bool = True):
+    """Seed, guidance (tasks with a condition) and top-k, starting at the task's own defaults."""
+    own = demo.task_defaults.get(code, {})
     with gr.Accordion("Sampling", open=False):
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id=f"{prefix}-seed")
         scale = None
         if guidance:
-            scale = gr.Slider(1.0, 8.0, value=demo.default_guidance, step=0.5, label="Guidance scale (1 = off)",
-                              elem_id=f"{prefix}-guidance")
-        top_k = gr.Slider(0, demo.codebook_size, value=demo.default_top_k, step=1, label="Top-k (0 = off)",
-                          elem_id=f"{prefix}-top-k")
+            scale = gr.Slider(1.0, 8.0, value=float(own.get("guidance_scale", demo.default_guidance)), step=0.5,
+                              label="Guidance scale (1 = off)", elem_id=f"{prefix}-guidance")
+        top_k = gr.Slider(0, demo.codebook_size, value=int(own.get("top_k", demo.default_top_k)), step=1,
+                          label="Top-k (0 = off)", elem_id=f"{prefix}-top-k")
     return seed, scale, top_k
 
 
@@ -937,7 +943,7 @@ class _Page:
                     for name in info.inputs + tuple(n for n in info.optional_inputs if n in OFFERED_OPTIONAL_INPUTS):
                         inputs += getattr(self, name)(info, prefix)
                     inputs += self.frame_options(info)
-                    seed, scale, top_k = _sampling_controls(demo, prefix, guidance=info.condition != "none")
+                    seed, scale, top_k = _sampling_controls(demo, prefix, info.code, guidance=info.condition != "none")
                     generate, stop = _buttons(prefix)
                 with gr.Column():
                     outputs = []

@@ -572,3 +572,26 @@ def test_the_server_caps_malloc_arenas_and_trims_after_each_generation(app_modul
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the environment wins
     app_module.limit_malloc_arenas()
     assert calls == [("mallopt", app_module.M_ARENA_MAX, 2), ("malloc_trim", 0)]
+
+
+def test_the_sampling_sliders_start_at_each_tasks_own_defaults(app_module, tiny_model_folder, tmp_path):
+    """generation_config.json's task_sampling (e.g. top-k 32 for text-to-video in the shipped folder) is where the
+    pipelines sample; the page's sliders start there too, and at the folder's defaults for the other tasks."""
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, top_k=8, guidance_scale=3.0, _from_model_config=False,
+                  task_sampling={"nuwa-text-to-video": {"top_k": 32, "guidance_scale": 5.0},
+                                 "nuwa-video-prediction": {"top_k": 4}})
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    blocks = app_module.build_demo(str(folder))
+    try:
+        value = {c["props"].get("elem_id"): c["props"].get("value") for c in blocks.config["components"]}
+    finally:
+        blocks.close()
+    assert (value["t2v-top-k"], value["t2v-guidance"]) == (32, 5.0)
+    assert (value["t2i-top-k"], value["t2i-guidance"]) == (8, 3.0)
+    assert value["v2v-top-k"] == 4 and "v2v-guidance" not in value
