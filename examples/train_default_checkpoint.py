@@ -69,8 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", default="runs/default")
     p.add_argument("--output", default="checkpoints/nuwa-tiny")
     p.add_argument("--stages",
-                   default="vqgan,vqgan_decoder,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,tune_tasks,evaluate,"
-                           "gains,samples,card")
+                   default="vqgan,vqgan_decoder,vqgan_seg,tokenizer,nuwa,nuwa_continue,assemble,scorers,tune,"
+                           "tune_tasks,evaluate,gains,samples,card")
     p.add_argument("--init-from", default=None,
                    help="start NUWA from this trained folder and reuse its VQ-GANs and tokenizer (a recipe piece)")
     p.add_argument("--nuwa-seed", type=int, default=21,
@@ -664,9 +664,10 @@ def stage_tune_tasks(args, work: Path):
     """The sampling defaults of the tasks the ``tune`` stage does not choose (video prediction, sketch, completion
     and manipulation; ``--tune-task-list``), each on its own: top-k from ``--tune-task-top-k`` and, for a task with a
     text or sketch condition, guidance from ``--tune-task-guidance``, scored on ``--tune-task-samples`` (else
-    ``--tune-samples``) conditions of the VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule, the mildest setting being the lowest
-    guidance, then the highest top-k (truncation costs variety, which these rows do not see). Adds each task's entry
-    to ``task_sampling`` in ``generation_config.json`` (the text tasks' entries stay)."""
+    ``--tune-samples``) conditions of the VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule,
+    the mildest setting being the lowest guidance, then the highest top-k (truncation costs variety, which these rows
+    do not see). Adds each task's entry to ``task_sampling`` in ``generation_config.json`` (the text tasks' entries
+    stay)."""
     from transformers import GenerationConfig
 
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES

@@ -244,7 +244,8 @@ def test_the_shipped_model_draws_the_digit_and_colour_it_is_asked_for(model, pro
 # 1", "a 2 colored blue", "can you make a yellow 3?", ...; 10 digits x 2 seeds): the pipeline leaves those words out
 # (drop_unknown_words, default). Measured on v9: digit 0.85, colour 1.0; with the words given to the model
 # (drop_unknown_words=False) digit 0.40, colour 0.70. The bars are MIN_T2I's.
-WORDY_FORMS = ("please draw a {c} {d}", "generate an image of a {c} {d}", "a {d} colored {c}", "can you make a {c} {d}?")
+WORDY_FORMS = ("please draw a {c} {d}", "generate an image of a {c} {d}", "a {d} colored {c}",
+               "can you make a {c} {d}?")
 
 
 def test_words_the_model_never_saw_do_not_spoil_the_picture(model, processor):

@@ -98,8 +98,8 @@ def _shipped_vocabulary_help(fill) -> str:
         return ""
     lines = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in kinds.items() if items)
     return "\n\n" + fill(f"Prompts: the shipped checkpoint ({folder.parent.name}/{folder.name}) knows these words ({lines}); "
-                        "others are left out of what it reads and named in a warning (--keep-unknown-words gives them to it). "
-                        "Another model's words: "
+                        "others are left out of what it reads and named in a warning "
+                        "(--keep-unknown-words gives them to it). Another model's words: "
                         "nuwa_hf.processing.vocabulary.vocabulary_text(processor.tokenizer).")
 
 
@@ -214,9 +214,9 @@ class GenerateCommand(NuwaCommand):
                              help="refuse prompts with words the model never saw in training and inputs resized by more "
                                   "than 2x (without it they are named in a warning on stderr)")
         options.add_argument("--keep-unknown-words", action="store_true",
-                             help="give the model the prompt's words it never saw in training too (by default they are "
-                                  "left out of what it reads, and named in a warning: their sub-word pieces would steer "
-                                  "the output at random)")
+                             help="give the model the prompt's words it never saw in training too (by default "
+                                  "they are left out of what it reads, and named in a warning: their sub-word "
+                                  "pieces would steer the output at random)")
         options.add_argument("--no-keep-original-pixels", action="store_true",
                              help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
                                   "region and in the given frames instead of the input's own pixels (pasted back with a "
