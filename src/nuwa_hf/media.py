@@ -265,8 +265,16 @@ def _is_tensor(value: Any) -> bool:
 
 def _as_path(value: Any) -> Path | None:
     if isinstance(value, (str, os.PathLike)):
-        if not os.fspath(value).strip():
+        text = os.fspath(value)
+        if not text.strip():
             raise ValueError("Got an empty path: give the file to read.")
+        if isinstance(text, str) and text.strip().lower().startswith(("http://", "https://")):
+            # Path() would fold '//' and the error would name a file 'http:/...' that does not exist
+            raise ValueError(
+                f"{text.strip()!r} is a URL; nuwa-hf reads local files and in-memory inputs only (no downloads): "
+                "download it first (e.g. `PIL.Image.open(io.BytesIO(requests.get(url).content))`) and pass the "
+                "saved file or what you decoded from it."
+            )
         return Path(value)
     return None
 

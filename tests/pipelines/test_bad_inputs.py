@@ -141,6 +141,11 @@ PIPELINE_ROWS = [
      "the keys ['caption'] but no 'prompt' or 'text': name its prompt 'prompt'"),
     ("V2V dict with a clip key", V2V, ({"clip": VIDEO},), {}, ValueError, "no 'video': name its video 'video'"),
     ("S2I dict with a map key", S2I, ({"map": SKETCH},), {}, ValueError, "no 'sketch': name its sketch 'sketch'"),
+    # a URL (transformers' image pipelines fetch them): was "The image file 'http:/example.com/x.png' does not exist"
+    ("I2I given a URL", I2I, ("https://example.com/digit.png",), {}, ValueError,
+     "'https://example.com/digit.png' is a URL; nuwa-hf reads local files and in-memory inputs only"),
+    ("V2V given a URL", V2V, ("http://example.com/clip.gif",), {}, ValueError, "is a URL"),
+    ("S2I given a URL", S2I, ("HTTPS://example.com/sketch.png",), {}, ValueError, "download it first"),
     ("TI2I dict without a prompt", TI2I, ({"image": IMAGE, "mask": "all"},), {}, ValueError,
      "the keys ['image', 'mask'] but no 'prompt' or 'text'"),
     # --- crash / hang before issue 20: work limits --------------------------------------------------------------------
