@@ -310,7 +310,7 @@ def test_wrong_image_mode_and_wrong_mask_size(tiny_model_folder):
     with pytest.raises(ValueError, match="resize the mask"):
         completion(random_image(), mask=np.ones((10, 12), dtype=bool))
     with pytest.raises(ValueError, match="mode '1' or 'L'"):
-        completion(random_image(), mask=PIL.Image.new("RGB", (SIZE, SIZE)))
+        completion(random_image(), mask=PIL.Image.new("RGB", (SIZE, SIZE), (255, 0, 0)))  # greys in RGB are read
     with pytest.raises(ValueError, match="Unknown region"):
         completion(random_image(), mask="the cat")
     with pytest.raises(ValueError, match="does not fit"):
