@@ -105,3 +105,38 @@ def test_upscaled_is_nearest_neighbour():
     assert media.upscaled(picture, 1) is picture
     with pytest.raises(ValueError, match="upscale"):
         media.upscaled(picture, 0)
+
+
+def _moving_class_maps(frames=4, size=12):
+    classes = np.zeros((size, size), dtype=np.int64)
+    classes[:, size // 2:] = 1
+    classes[2:6, 2:6] = 3  # class 2 unused: Pillow's writer renumbers the palette of such a GIF
+    return np.stack([np.roll(classes, shift, axis=1) for shift in range(frames)])
+
+
+def test_a_sketch_gif_reads_every_frame_as_class_ids(tmp_path):
+    """Pillow hands out a GIF's frames after the first in mode RGB, which a sketch loader used to refuse ('frame 1 of
+    sketch.gif is ... mode RGB'): a video sketch GIF written the usual way reads back as its class ids."""
+    maps = _moving_class_maps()
+    grey = [PIL.Image.fromarray(m.astype(np.uint8), mode="L") for m in maps]  # what the error messages suggest
+    grey[0].save(tmp_path / "grey.gif", save_all=True, append_images=grey[1:], duration=250)
+    assert np.array_equal(media.load_sketch_video(tmp_path / "grey.gif"), maps)
+    palette = [200, 0, 0, 0, 200, 0, 128, 128, 128, 255, 0, 0, 0, 0, 255, 255, 255, 0]
+    coloured = [PIL.Image.fromarray(m.astype(np.uint8), mode="P") for m in maps]
+    for frame in coloured:
+        frame.putpalette(palette)
+    coloured[0].save(tmp_path / "palette.gif", save_all=True, append_images=coloured[1:], optimize=False)
+    assert np.array_equal(media.load_sketch_video(tmp_path / "palette.gif"), maps)
+    first_frame = media.load_sketch(tmp_path / "palette.gif")  # an image sketch reads the GIF's first frame
+    assert np.array_equal(media.load_sketch_video(tmp_path / "palette.gif")[0], first_frame)
+
+
+def test_a_sketch_gif_frame_with_colours_outside_the_first_palette_is_refused_with_the_fix(tmp_path):
+    maps = _moving_class_maps(frames=2)
+    first = PIL.Image.fromarray(maps[0].astype(np.uint8), mode="P")
+    first.putpalette([200, 0, 0, 0, 200, 0, 128, 128, 128, 255, 0, 0])
+    second = PIL.Image.fromarray(maps[1].astype(np.uint8), mode="P")
+    second.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120])  # a local palette of other colours
+    first.save(tmp_path / "two_palettes.gif", save_all=True, append_images=[second], optimize=False)
+    with pytest.raises(ValueError, match=r"Frame 1 of the sketch two_palettes.gif .* not in the palette .*\.npy"):
+        media.load_sketch_video(tmp_path / "two_palettes.gif")

@@ -15,8 +15,9 @@ Conditions:
 - videos: a file (GIF through Pillow; MP4 / AVI / MKV / WebM through PyAV), a folder of frame images (sorted by name),
   a ``.npy`` array ``(T, H, W[, 3])``, a list of frames, or an array -> list of RGB ``PIL.Image``;
 - sketches (segmentation maps): class-index maps. A PNG/GIF in mode ``L``/``P``/``I`` whose pixel values are class ids,
-  a ``.npy`` integer array, or an array ``(H, W)`` -> ``np.int64 (H, W)``; video sketches: a GIF in mode ``P``, a
-  ``.npy`` ``(T, H, W)`` array, a folder of maps or a list -> ``np.int64 (T, H, W)``.
+  a ``.npy`` integer array, or an array ``(H, W)`` -> ``np.int64 (H, W)``; video sketches: a GIF of such maps (grey
+  levels or one shared palette; :func:`_gif_class_maps`), a ``.npy`` ``(T, H, W)`` array, a folder of maps or a
+  list -> ``np.int64 (T, H, W)``.
 
 Files are untrusted (uploads to a public Space): their size on disk, the pixels they declare and the frames they hold
 are checked against :func:`input_limits` before they are decoded (``NUWA_HF_MAX_INPUT_MB``, ``..._IMAGE_PIXELS``,
@@ -264,8 +265,16 @@ def _is_tensor(value: Any) -> bool:
 
 def _as_path(value: Any) -> Path | None:
     if isinstance(value, (str, os.PathLike)):
-        if not os.fspath(value).strip():
+        text = os.fspath(value)
+        if not text.strip():
             raise ValueError("Got an empty path: give the file to read.")
+        if isinstance(text, str) and text.strip().lower().startswith(("http://", "https://")):
+            # Path() would fold '//' and the error would name a file 'http:/...' that does not exist
+            raise ValueError(
+                f"{text.strip()!r} is a URL; nuwa-hf reads local files and in-memory inputs only (no downloads): "
+                "download it first (e.g. `PIL.Image.open(io.BytesIO(requests.get(url).content))`) and pass the "
+                "saved file or what you decoded from it."
+            )
         return Path(value)
     return None
 
@@ -473,8 +482,9 @@ def load_sketch(source: Any) -> np.ndarray:
 
 
 def load_sketch_video(source: Any, num_classes: int | None = None, fill: int = 0) -> np.ndarray:
-    """Read a video sketch as class ids ``np.int64 (T, H, W)``: a ``.npy`` array ``(T, H, W)``, a GIF in mode P (palette
-    indices are the class ids), a folder of sketch images (sorted by name), a list of maps or an array.
+    """Read a video sketch as class ids ``np.int64 (T, H, W)``: a ``.npy`` array ``(T, H, W)``, a GIF of class maps
+    (grey levels, or palette indices of one shared palette: :func:`_gif_class_maps`), a folder of sketch images
+    (sorted by name), a list of maps or an array.
 
     With ``num_classes``, a colour picture (an RGB PNG, a folder of them) is taken for a drawing in the class colours of
     :func:`sketch_to_image` and read back through them (:func:`drawing_to_class_map`; white areas -> ``fill``), with
@@ -486,6 +496,44 @@ def load_sketch_video(source: Any, num_classes: int | None = None, fill: int = 0
         if num_classes is None:
             raise
     return np.stack([drawing_to_class_map(frame, num_classes, fill) for frame in load_video(source)])
+
+
+def _gif_class_maps(path: Path) -> list[np.ndarray]:
+    """The class ids ``np.int64 (H, W)`` of each frame of a sketch GIF.
+
+    A GIF stores palette indices, but Pillow hands out the frames after the first in mode RGB, and its GIF writer
+    renumbers the palette when some entries are unused (``optimize=True``, its default), keeping the colours. So the
+    ids are read from the colours: a GIF whose colours are all grey (written from mode L maps, or from mode P maps
+    without a palette of their own) reads each grey level as the class id; otherwise each colour is looked up in the
+    first frame's palette and read as its index (a colour listed twice reads as its first index). A colour missing
+    from that palette (a frame with a palette of its own) is refused with the fix. A GIF of mode P maps with a colour
+    palette therefore keeps its ids only if written with ``optimize=False``; a ``.npy`` array keeps them always."""
+    frames = _gif_frames(path, None, what="sketch")
+    first = frames[0]
+    if first.mode not in ("P", "L"):
+        return [_class_map_from_image(first, f"frame 0 of {path.name}")]  # refused with the message for colours
+    rgb = [np.asarray(frame.convert("RGB"), dtype=np.int64) for frame in frames]
+    if all((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all() for a in rgb):
+        return [a[..., 0].copy() for a in rgb]  # grey levels are the ids
+    palette = np.asarray(first.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+    unique_codes, last = np.unique(codes[::-1], return_index=True)
+    first_index = len(codes) - 1 - last  # the first index of each colour
+    maps = []
+    for i, a in enumerate(rgb):
+        pixel_codes = (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+        position = np.clip(np.searchsorted(unique_codes, pixel_codes), 0, len(unique_codes) - 1)
+        found = unique_codes[position] == pixel_codes
+        if not found.all():
+            y, x = np.argwhere(~found)[0]
+            raise ValueError(
+                f"Frame {i} of the sketch {path.name} has the colour {tuple(int(c) for c in a[y, x])} at pixel "
+                f"(x={x}, y={y}), which is not in the palette of its first frame, so its class id cannot be read: "
+                "write every frame with one shared palette (palette index = class id), or save the class ids as a "
+                ".npy array (T, H, W) or a folder of PNG maps."
+            )
+        maps.append(first_index[position].astype(np.int64))
+    return maps
 
 
 def _load_sketch_video(source: Any) -> np.ndarray:
@@ -500,8 +548,7 @@ def _load_sketch_video(source: Any) -> np.ndarray:
                 array = array[None]
             maps = [to_class_map(m, f"frame {i} of {path.name}") for i, m in enumerate(array)]
         elif path.suffix.lower() == ".gif":
-            maps = [_class_map_from_image(f, f"frame {i} of {path.name}")
-                    for i, f in enumerate(_gif_frames(path, None, what="sketch"))]
+            maps = _gif_class_maps(path)
         else:
             maps = [load_sketch(path)]
     elif isinstance(source, np.ndarray) or _is_tensor(source):

@@ -136,6 +136,18 @@ PIPELINE_ROWS = [
     ("generator a string", T2I, ("a red 3",), {"generator": "0"}, TypeError, "generator must be a torch.Generator"),
     ("sketch class out of range", S2I, (np.full((SIZE, SIZE), 99),), {}, ValueError, "class id"),
     ("box outside the image", I2I, (IMAGE, (0, 0, 99, 99)), {}, ValueError, "does not fit"),
+    # a request dict (a dataset row) without the task's key: was 'The prompt must be a string, got NoneType'
+    ("T2I dict with a caption key", T2I, ({"caption": "a red 3"},), {}, ValueError,
+     "the keys ['caption'] but no 'prompt' or 'text': name its prompt 'prompt'"),
+    ("V2V dict with a clip key", V2V, ({"clip": VIDEO},), {}, ValueError, "no 'video': name its video 'video'"),
+    ("S2I dict with a map key", S2I, ({"map": SKETCH},), {}, ValueError, "no 'sketch': name its sketch 'sketch'"),
+    # a URL (transformers' image pipelines fetch them): was "The image file 'http:/example.com/x.png' does not exist"
+    ("I2I given a URL", I2I, ("https://example.com/digit.png",), {}, ValueError,
+     "'https://example.com/digit.png' is a URL; nuwa-hf reads local files and in-memory inputs only"),
+    ("V2V given a URL", V2V, ("http://example.com/clip.gif",), {}, ValueError, "is a URL"),
+    ("S2I given a URL", S2I, ("HTTPS://example.com/sketch.png",), {}, ValueError, "download it first"),
+    ("TI2I dict without a prompt", TI2I, ({"image": IMAGE, "mask": "all"},), {}, ValueError,
+     "the keys ['image', 'mask'] but no 'prompt' or 'text'"),
     # --- crash / hang before issue 20: work limits --------------------------------------------------------------------
     ("T2V 100000 frames", T2V, ("the digit 3",), {"num_frames": 100000}, WorkLimitError, "allow_large=True"),
     ("V2V 100000 frames to predict", V2V, (VIDEO,), {"num_frames_to_predict": 100000}, WorkLimitError,
@@ -173,10 +185,20 @@ def test_pipeline_bad_input(row, pipes):
     assert message in str(caught.value)
 
 
+def test_a_dataset_whose_column_has_another_name_is_told_to_rename_it(pipes):
+    """A 🤗 dataset of captions in a 'caption' column (the usual name on the Hub) gets the fix, not a None error."""
+    datasets = pytest.importorskip("datasets")
+    rows = datasets.Dataset.from_dict({"caption": ["a red 3", "a blue 7"]})
+    with pytest.raises(ValueError, match=r"rename_column\('caption', 'prompt'\)"):
+        list(pipes(T2I)(rows, seed=0))
+    renamed = list(pipes(T2I)(rows.rename_column("caption", "prompt"), seed=0))
+    assert len(renamed) == 2 and all(isinstance(image, PIL.Image.Image) for image in renamed)
+
+
 def test_the_table_covers_every_category():
     assert len(PIPELINE_ROWS) + len(DIFFUSERS_ROWS) + len(MEDIA_ROWS) >= 60
     failing = [row for row in PIPELINE_ROWS if row[4] is not None]
-    assert {row[1] for row in failing} == {T2I, T2V, V2V, S2I, I2I, S2V, TV2V}
+    assert {row[1] for row in failing} == {T2I, T2V, V2V, S2I, I2I, TI2I, S2V, TV2V}
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -162,6 +162,17 @@ def test_sketch_to_video(tiny_model_folder):
         generate(np.zeros((FRAMES + 1, SIZE, SIZE), dtype=np.int64))
 
 
+def test_sketch_to_video_reads_a_gif_of_class_ids(tiny_model_folder, tmp_path):
+    """A video sketch saved as a GIF of class-id frames (mode L, as the error messages suggest) works as a path and
+    gives what the same maps as an array give; it used to be refused at frame 1, which Pillow reads in mode RGB."""
+    generate = load("nuwa-sketch-to-video", tiny_model_folder)
+    sketches = np.random.default_rng(1).integers(0, 6, (FRAMES, SIZE, SIZE))
+    frames = [PIL.Image.fromarray(m.astype(np.uint8), mode="L") for m in sketches]
+    frames[0].save(tmp_path / "sketch.gif", save_all=True, append_images=frames[1:], duration=250)
+    tokens = generate(str(tmp_path / "sketch.gif"), seed=0, output_type="tokens")
+    assert torch.equal(tokens, generate(sketches, seed=0, output_type="tokens"))
+
+
 @pytest.mark.parametrize("mask", ["bottom half", (0, 8, 16, 16), (0.0, 0.5, 1.0, 1.0), "mask-image"])
 def test_image_completion_keeps_the_known_part(tiny_model_folder, mask):
     generate = load("nuwa-image-completion", tiny_model_folder)
@@ -299,7 +310,7 @@ def test_wrong_image_mode_and_wrong_mask_size(tiny_model_folder):
     with pytest.raises(ValueError, match="resize the mask"):
         completion(random_image(), mask=np.ones((10, 12), dtype=bool))
     with pytest.raises(ValueError, match="mode '1' or 'L'"):
-        completion(random_image(), mask=PIL.Image.new("RGB", (SIZE, SIZE)))
+        completion(random_image(), mask=PIL.Image.new("RGB", (SIZE, SIZE), (255, 0, 0)))  # greys in RGB are read
     with pytest.raises(ValueError, match="Unknown region"):
         completion(random_image(), mask="the cat")
     with pytest.raises(ValueError, match="does not fit"):

@@ -120,3 +120,20 @@ def test_a_token_mask_drawn_at_pixel_size():
     assert pixels.shape == (4, 8) and pixels[:2, :4].all() and pixels.sum() == 8
     with pytest.raises(ValueError, match="token grid"):
         token_mask_to_pixels(tokens, (5, 4))
+
+
+def test_a_black_and_white_mask_saved_in_rgb_reads_as_its_greys(pipes, tmp_path):
+    """Paint programs save a black-and-white mask as RGB; it used to be refused ('mode RGB ... mask.convert('L')'),
+    which a command-line user cannot do. Greys in RGB read as the same mask in mode L; real colours are refused."""
+    generate = pipes("nuwa-image-completion")
+    grey = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    grey[SIZE // 2:] = 255
+    PIL.Image.fromarray(np.stack([grey] * 3, axis=-1), mode="RGB").save(tmp_path / "mask.png")
+    assert rows(tokens(generate, str(tmp_path / "mask.png"))) == BOTTOM
+    image = random_image(3)
+    via_rgb = generate(image, mask=str(tmp_path / "mask.png"), seed=0, output_type="tokens")
+    assert torch.equal(via_rgb, generate(image, mask=PIL.Image.fromarray(grey, mode="L"), seed=0, output_type="tokens"))
+    red = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+    red[SIZE // 2:, :, 0] = 255
+    with pytest.raises(ValueError, match="mode 'RGB' with colours other than greys.*save it in grayscale"):
+        generate(image, mask=PIL.Image.fromarray(red, mode="RGB"))

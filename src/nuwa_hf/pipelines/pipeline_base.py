@@ -100,6 +100,9 @@ def check_visual_tokenizers(model, where: Any, needs_sketch_vqgan: bool) -> None
 # One input, normalised, and how the decoder runs for it
 
 
+_REQUIRED = object()  # no default: a missing request-dict key is an error
+
+
 @dataclass
 class NuwaRequest:
     """One input of a pipeline call, normalised.
@@ -313,12 +316,23 @@ class NuwaPipeline(Pipeline):
         raise NotImplementedError
 
     @staticmethod
-    def _field(item: Any, *names: str, default: Any = None) -> Any:
-        """``item[name]`` for the first of ``names`` a request dict has (``default`` when none)."""
+    def _field(item: Any, *names: str, default: Any = _REQUIRED) -> Any:
+        """``item[name]`` for the first of ``names`` a request dict has (``default`` when none; without a default a
+        dict with none of them is a ``ValueError`` naming its keys and the one expected, e.g. a dataset whose captions
+        are in a ``caption`` column, which would otherwise fail later as 'the prompt must be a string, got None')."""
         for name in names:
             if name in item:
                 return item[name]
-        return default
+        if default is not _REQUIRED:
+            return default
+        expected = " or ".join(repr(name) for name in names)
+        keys = sorted(map(str, item))
+        old_name = repr(keys[0]) if len(keys) == 1 else "..."
+        label = names[0].replace("_", " ")
+        raise ValueError(
+            f"This input is a dict with the keys {keys} but no {expected}: name its {label} {names[0]!r} (a "
+            f"datasets.Dataset column: `dataset.rename_column({old_name}, {names[0]!r})`), or pass the {label} itself."
+        )
 
     # ---------------------------------------------------------------------------------------------------------------
     # transformers' call

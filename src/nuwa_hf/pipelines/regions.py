@@ -112,10 +112,16 @@ def _mask_array(mask: Any) -> np.ndarray:
         with PIL.Image.open(path) as opened:
             mask = opened.copy()
     if isinstance(mask, PIL.Image.Image):
+        if mask.mode == "RGB":  # a black-and-white mask saved in colour (what most paint programs write)
+            channels = np.asarray(mask)
+            if (channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all():
+                return channels[..., 0] >= 128
         if mask.mode not in ("1", "L", "LA", "P"):
+            colours = " with colours other than greys" if mask.mode == "RGB" else ""
             raise ValueError(
-                f"The mask is a PIL image in mode {mask.mode!r}; a mask is black and white (mode '1' or 'L'), white = "
-                "regenerate. Convert it with `mask.convert('L')`."
+                f"The mask is a PIL image in mode {mask.mode!r}{colours}; a mask is black and "
+                "white (mode '1' or 'L', or greys in RGB), white = regenerate. Convert it with `mask.convert('L')`, "
+                "or save it in grayscale."
             )
         return np.asarray(mask.convert("L")) >= 128
     if isinstance(mask, torch.Tensor):
