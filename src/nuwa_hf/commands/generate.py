@@ -193,8 +193,9 @@ class GenerateCommand(NuwaCommand):
         inputs.add_argument("--video", action="append", default=None,
                             help="video: GIF, MP4/AVI/WebM (PyAV), a folder of frames or a .npy (T, H, W, 3); repeat for a batch")
         inputs.add_argument("--sketch", action="append", default=None,
-                            help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a GIF in "
-                                 "mode P or a folder of maps; repeat for a batch")
+                            help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a "
+                                 "grey GIF (ids as grey levels; a palette GIF works when saved with optimize=False) "
+                                 "or a folder of maps; repeat for a batch")
         inputs.add_argument("--mask", default=None,
                             help="region to regenerate: shortcut, box l,t,r,b (fractions when all four are in [0, 1], else "
                                  "pixels), or mask image")
