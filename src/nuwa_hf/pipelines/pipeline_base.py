@@ -5,7 +5,8 @@ list gives a list, and datasets, generators, ``batch_size`` and ``num_workers`` 
 pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and how the decoder is driven for it
 (:class:`DecodingPlan`); the three steps are here:
 
-1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt -> text ids ``(1, L)``, given
+1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt (without the words the model never
+   saw, unless ``drop_unknown_words=False``) -> text ids ``(1, L)``, given
    images / frames -> ``pixel_values (1, F, 3, H, W)``, sketches -> ``sketch_maps (1, T, H, W)``, a region (a mask,
    a box, or a shortcut such as ``"bottom half"``) -> a boolean token mask, and the plan as a small integer tensor;
 2. **_forward** (a batch of inputs, on the model's device): ``model.generate_visual`` (the model codes the given
@@ -17,9 +18,9 @@ pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and
 3. **postprocess** (one input): pixels -> PIL images / frame lists, numpy or torch arrays, or the tokens themselves.
 
 Inputs of a batch are grouped by their plan (task condition, grid, known frames) inside ``_forward``, so one batch may
-mix videos of different lengths; every input is generated as if it were alone, except that rows sampled together
-is sampled from its own generator when the call is seeded (``seed=s`` gives input ``i`` the seed ``s + i``;
-:mod:`nuwa_hf.pipelines.randomness`), so an input's outputs do not depend on the batch it shares.
+mix videos of different lengths; every input is generated as if it were alone: when the call is seeded, each input is
+sampled from its own generator (``seed=s`` gives input ``i`` the seed ``s + i``; :mod:`nuwa_hf.pipelines.randomness`),
+so an input's outputs do not depend on the batch it shares (unseeded, the rows of a batch share torch's generator).
 
 One model folder (or Hub repo id) holds everything: the NUWA weights and config at its root, with the VQ-GAN (and,
 for sketch tasks, the VQ-GAN-Seg) inside the model, and the processor files (tokenizer + image processor).

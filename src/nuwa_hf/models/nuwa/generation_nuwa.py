@@ -4,17 +4,21 @@
 
 * the condition is encoded once; the decoding state that is fixed for the call (3DNA window tables, fused q/k/v,
   the condition's projected cross keys/values, preallocated key/value buffers, position and RoPE tables) is a
-  :class:`~.decoding_nuwa.NuwaDecodingCache` handed to transformers as the cache. transformers' own sampling loop
-  runs; ``prepare_inputs_for_generation`` feeds each step's new ids, and the model's forward runs the decoder's
-  modules over the cache (cost independent of how many tokens came before). ``fast_decoding=False`` (and
-  attentions / hidden states, training mode, other attention implementations, hooked models) steps through the full
-  forward with a preallocated transformers KV cache instead: the reference, same tokens;
+  :class:`~.decoding_nuwa.NuwaDecodingCache` handed to transformers as the cache. The loop over it is NUWA's own
+  (:func:`~.sampling_nuwa.nuwa_sample`, handed to transformers as ``custom_generate``; on a CUDA device each step is
+  replayed from a CUDA graph, ``cuda_graph=False`` to turn it off): each step runs the decoder's modules over the
+  cache (cost independent of how many tokens came before). ``decoding_loop="transformers"`` runs transformers' own
+  sampling loop over the same cache instead (``prepare_inputs_for_generation`` feeds each step's new ids to the
+  model's forward), same tokens. ``fast_decoding=False`` (and attentions / hidden states, training mode, other
+  attention implementations, a decoder split over devices, hooked models) steps through the full forward with a
+  preallocated transformers KV cache in transformers' loop: the reference, same tokens;
 * **constrained decoding** (``known_tokens`` + ``generate_mask``): positions whose mask is False are teacher-forced
   to the known token and only masked positions are sampled, in raster order. Known tokens before the first masked
   position are fed in one pre-fill pass. This is video prediction, image completion and both manipulation tasks;
-* **classifier-free guidance** (``guidance_scale``): a second decoder pass under the null condition, with its own
-  cache, and ``logits = null + s * (cond - null)`` (:class:`NuwaGuidanceLogitsProcessor`; transformers' built-in
-  guidance assumes a decoder-only model);
+* **classifier-free guidance** (``guidance_scale``): decoder rows under the null condition, and
+  ``logits = null + s * (cond - null)`` (:class:`NuwaGuidanceLogitsProcessor`; transformers' built-in guidance
+  assumes a decoder-only model). On the fast path the null rows run in the conditional rows' decoding cache, in the
+  same step, when the null condition has the same kind and grid; otherwise a second pass with its own cache;
 * guidance and forcing (:class:`NuwaKnownTokensLogitsProcessor`) are logits processors: transformers applies them
   before the temperature / top-k / top-p warpers, and they run without a device-to-host sync per token;
 * ``generate_long_video`` slides over time past the trained number of frames: each new frame is generated with the

@@ -12,7 +12,8 @@ The model owns its visual tokenizers as frozen sub-models (the Chameleon / Emu3 
 from ``config.vqgan_config`` / ``config.sketch_vqgan_config`` and saved with the rest in model.safetensors.
 ``encode_images`` / ``encode_videos`` / ``encode_sketches`` and ``decode_visual_tokens`` go between pixels and grids.
 
-Every token gets three learned position embeddings (one per axis t, h, w) of its own grid. The decoder input at
+Every token gets three learned position embeddings (one per axis t, h, w) of its own grid; with
+``config.rope_3d`` every self-attention also rotates its queries and keys by their (t, h, w). The decoder input at
 position p is the token of position p-1; position 0 gets <bos> (id N). Attention goes through transformers'
 ``AttentionInterface``: the default ``"nuwa_3dna"`` calls :func:`nuwa_hf.nearby_attention`; ``"sdpa"`` and ``"eager"``
 compute the same thing with a dense mask (slow, for checking).
