@@ -6,7 +6,8 @@ All paths are ``model.generate(...)``; ``fast_decoding=False`` runs every step t
 before issue 16). Rounds alternate between the paths and each figure is the best of its rounds, so all see the
 same machine load; the ratios are what to read, the absolute times drift with the machine.
 
-  shipped     checkpoints/nuwa-tiny with its own generation_config (top-k 8, guidance 3.0, as the pipelines run it):
+  shipped     checkpoints/nuwa-tiny with its folder-wide generation_config (top-k 8, guidance 3.0; the T2I
+              pipeline runs the same, the T2V pipeline top-k 32 from its task_sampling entry):
               T2I (1x8x8) and T2V (4x8x8, the largest grid it was trained for) at batch 1 and 8.
   preset      the same table for the paper-like 20.9M preset (below; random weights, 77 random text tokens, top-k 32,
               guidance 3.0).

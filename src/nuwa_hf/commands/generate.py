@@ -173,7 +173,7 @@ class GenerateCommand(NuwaCommand):
         "  nuwa-hf generate --task video-prediction --model M --video clip.gif --num-frames-to-predict 6 --out out/\n"
         "  nuwa-hf generate --task sketch-to-image --model M --sketch sketch.png --out out/\n"
         "  nuwa-hf generate --task image-completion --model M --image digit.png --mask \"bottom half\" --out out/\n"
-        "  nuwa-hf generate --task TI2I --model M --image scene.png --prompt \"a red circle\" --mask 0,0,16,16 --out out/"
+        "  nuwa-hf generate --task TI2I --model M --image digit.png --prompt \"a blue 7\" --mask 0,0,16,16 --out out/"
     )
 
     @classmethod

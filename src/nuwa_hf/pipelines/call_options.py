@@ -71,8 +71,8 @@ OPTIONS_DOC = """
             keep_original_pixels (`bool`, defaults to True): editing tasks (image completion and manipulation, video
                 prediction and manipulation) return the input's own pixels outside the region and in the given
                 frames, with a seam of ``seam`` pixels on each side of the region's edge blended (an image editor's
-                paste-back, as diffusers' inpainting overlay; ``seam`` defaults to 2, 0 for a hard edge). False returns the
-                VQ-GAN's reconstruction there.
+                paste-back, as diffusers' inpainting overlay; ``seam`` defaults to 2, 0 for a hard edge). False
+                returns the VQ-GAN's reconstruction there.
             drop_unknown_words (`bool`, defaults to True): leave the prompt's words that the model never saw in
                 training out of what it reads ("generate an image of a red 7" is read as "a red 7"), with a warning
                 naming them: their sub-word pieces would steer the output at random (``nuwa_hf.processing.vocabulary.

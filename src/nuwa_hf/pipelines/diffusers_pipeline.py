@@ -166,8 +166,10 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             return_dict: return a :class:`NuwaPipelineOutput` (else a tuple ``(images_or_frames,)``).
             An argument the task does not take (e.g. ``sketch=`` for text-to-image) is a ``TypeError``; the options are
             checked once, by the task pipeline this face calls (the model's rules), as in the transformers pipelines.
-            options: ``temperature``, ``top_k``, ``top_p``, ``guidance_scale``, ``do_sample``, ``scorer``,
-                ``num_candidates``, ``seed``, ``batch_size`` (see the transformers pipelines).
+            options: every option of the transformers pipelines, passed on to the task's (their docstrings):
+                ``temperature``, ``top_k``, ``top_p``, ``guidance_scale``, ``do_sample``, ``generation_config``,
+                ``logits_processor``, ``scorer``, ``num_candidates``, ``seed``, ``batch_size``,
+                ``drop_unknown_words``, ``strict``, ``allow_large``, ``keep_original_pixels``, ``seam``.
 
         Example:
             >>> pipe("T2V", prompt="the digit 5 is moving left then right", generator=torch.manual_seed(0)).frames[0]
