@@ -138,3 +138,24 @@ def test_the_arguments_each_task_takes_come_from_the_task_table():
     }
     assert {task.code: set(task_arguments(task.name)) for task in TASKS} == expected
     assert task_arguments("TI2I") == ("image", "prompt", "mask")  # in the table's order, for the error message
+
+
+@pytest.mark.parametrize("task, inputs", [("text-to-image", {"prompt": ["a red 3", "a blue 8"]}),
+                                          ("T2V", {"prompt": "the digit 3", "num_frames": 2})])
+def test_latent_output_is_the_token_grids_that_decode_to_the_pictures(diffusers_pipe, task, inputs):
+    """diffusers' output_type="latent": NUWA's latents are its VQ-GAN token grids, which the model decodes into the
+    pixels the other output types give for the same seed."""
+    latent = diffusers_pipe(task, seed=4, output_type="latent", **inputs)
+    pictures = diffusers_pipe(task, seed=4, output_type="pt", **inputs)
+    tokens, expected = (latent.frames, pictures.frames) if task == "T2V" else (latent.images, pictures.images)
+    grid = tuple(diffusers_pipe.transformer.config.max_visual_grid)
+    assert tokens.dtype == torch.int64 and tokens.shape[0] == expected.shape[0]
+    assert tokens.shape[-2:] == grid[1:] and (tokens.dim() == 4) == (task == "T2V")
+    with torch.no_grad():
+        pixels = diffusers_pipe.transformer.decode_visual_tokens(tokens)
+    decoded = diffusers_pipe.processor.postprocess(pixels, output_type="pt")
+    decoded = torch.stack(list(decoded)) if isinstance(decoded, (list, tuple)) else decoded
+    # the pipelines round pictures to 8 bits, as the PNG they are saved as holds them
+    assert torch.allclose(decoded.reshape(expected.shape).float(), expected.float(), atol=1 / 255)
+    with pytest.raises(ValueError, match="'latent'"):
+        diffusers_pipe(task, output_type="latents", **inputs)

@@ -162,7 +162,9 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             num_condition_frames: leading frames of ``video`` kept (V2V, TV2V).
             generator: a ``torch.Generator`` for reproducible sampling, or a list with one per input (or per output
                 image / video), as in diffusers: a batch then equals separate calls with the same generators.
-            output_type: "pil", "np" or "pt".
+            output_type: "pil", "np", "pt", or "latent": NUWA's latents, the VQ-GAN token grids as one int64 tensor
+                ``(N, h, w)`` (images) or ``(N, T, h, w)`` (videos); ``pipe.transformer.decode_visual_tokens(latents)``
+                then ``pipe.processor.postprocess(...)`` gives what "pil" would.
             return_dict: return a :class:`NuwaPipelineOutput` (else a tuple ``(images_or_frames,)``).
             An argument the task does not take (e.g. ``sketch=`` for text-to-image) is a ``TypeError``; the options are
             checked once, by the task pipeline this face calls (the model's rules), as in the transformers pipelines.
@@ -175,8 +177,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             >>> pipe("T2V", prompt="the digit 5 is moving left then right", generator=torch.manual_seed(0)).frames[0]
         """
         name = resolve_task_name(task)
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}.")
         per_input = _outputs_per_input(num_images_per_prompt, num_outputs_per_input)
         for option, ours in FACE_NAMES.items():
             if option in options:
@@ -201,7 +203,7 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         if not isinstance(return_dict, bool):
             raise TypeError(f"return_dict must be True or False, got {return_dict!r}.")
         common = {k: v for k, v in options.items() if v is not None}  # checked once, by the task pipeline
-        common["output_type"] = output_type
+        common["output_type"] = "tokens" if output_type == "latent" else output_type  # the token grids
         if generator is not None:
             common["generator"] = generator
         # The table's inputs are the task pipeline's positional arguments, its optional inputs and frame options keywords.
@@ -215,8 +217,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
         flat = _flatten(result, pipe.makes_video)
         if output_type == "np":
             flat = np.stack(flat)
-        elif output_type == "pt":
-            flat = torch.stack(flat)
+        elif output_type in ("pt", "latent"):
+            flat = torch.stack([torch.as_tensor(sample) for sample in flat])
         fields = {"frames": flat} if pipe.makes_video else {"images": flat}
         if not return_dict:
             return (flat,)
