@@ -157,6 +157,14 @@ PIPELINE_ROWS = [
      "limit of 64 candidates"),
     ("1000 images", T2I, ("a red 3",), {"num_outputs_per_input": 1000}, WorkLimitError, "limit of 256 per input"),
     ("T2V at the frame limit", T2V, ("the digit 3",), {"num_frames": 4}, None, ""),
+    # --- other libraries' names for an option or input: the message names ours --------------------------------------
+    ("text= for prompt", T2I, (), {"text": "a red 3"}, TypeError, "(got text=; did you mean prompt=?)"),
+    ("no prompt at all", T2V, (), {}, TypeError, "Text-to-video needs a prompt"),
+    ("TI2I text=", TI2I, (IMAGE,), {"text": "a red 3", "mask": "center"}, ValueError, "did you mean prompt=?"),
+    ("TV2V caption=", TV2V, (VIDEO,), {"caption": "the digit 3"}, ValueError, "(got caption=; did you mean prompt=?)"),
+    ("num_images", T2I, ("a red 3",), {"num_images": 2}, TypeError, "did you mean num_outputs_per_input=?"),
+    ("guidance", T2I, ("a red 3",), {"guidance": 2.0}, TypeError, "did you mean guidance_scale=?"),
+    ("topk", T2I, ("a red 3",), {"topk": 4}, TypeError, "did you mean top_k=?"),
 ]
 
 

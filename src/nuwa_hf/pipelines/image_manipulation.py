@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .call_options import with_options_doc
 from .inputs import as_image_list, as_region_list, broadcast, one_image, one_prompt, with_prompts
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input, misnamed_hint
 
 
 class NuwaImageManipulationPipeline(NuwaPipeline):
@@ -44,7 +44,8 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
                 raise ValueError(
                     "Image manipulation needs the region to change: pass mask='bottom half', a box or a mask image.")
             if prompt is None:
-                raise ValueError("Image manipulation needs a prompt: the text the edited region should match.")
+                raise ValueError("Image manipulation needs a prompt: the text the edited region should match"
+                                 f"{misnamed_hint(kwargs, 'prompt')}.")
             images, prompts, batched = with_prompts(*as_image_list(image), prompt, "image")
             regions = broadcast(as_region_list(mask, len(images)), len(images), "mask")
             items = [{"image": i, "prompt": p, "mask": r} for i, p, r in zip(images, prompts, regions)]

@@ -203,6 +203,32 @@ class _DatasetRows(torch.utils.data.Dataset):
 # The base pipeline
 
 
+# Names other libraries use for an option of these pipelines (diffusers, other text-to-image front ends).
+_OTHER_NAMES = {"text": "prompt", "prompts": "prompt", "caption": "prompt", "num_images": "num_outputs_per_input",
+                "num_return_sequences": "num_outputs_per_input", "guidance": "guidance_scale",
+                "cfg_scale": "guidance_scale", "images": "image", "mask_image": "mask"}
+
+
+def misnamed_hint(given: dict, wanted: str) -> str:
+    """``" (got text=; did you mean prompt=?)"`` when ``given`` (a call's keyword arguments) holds another library's
+    name for the input ``wanted``, else ``""``: for the "needs a prompt" errors, which Python or the task raise before
+    the unexpected-argument check would name it."""
+    other = [name for name in given if _OTHER_NAMES.get(name) == wanted]
+    return f" (got {', '.join(n + '=' for n in other)}; did you mean {wanted}=?)" if other else ""
+
+
+def _did_you_mean(unknown: list, known: list) -> str:
+    """``" (did you mean prompt=, guidance_scale=?)"`` for misnamed options, or ``""``."""
+    import difflib
+
+    guesses = []
+    for name in unknown:
+        guess = _OTHER_NAMES.get(name) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None)
+        if guess and f"{guess}=" not in guesses:
+            guesses.append(f"{guess}=")
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+
+
 class NuwaPipeline(Pipeline):
     """Base class of the eight NUWA pipelines (see the module docstring).
 
@@ -367,7 +393,8 @@ class NuwaPipeline(Pipeline):
         unknown = sorted(set(options) - set(CALL_OPTIONS))
         if unknown:
             known = sorted(set(CALL_OPTIONS) | set(self.request_options))
-            raise TypeError(f"Unexpected argument(s) {unknown} for {type(self).__name__}; known: {known}.")
+            raise TypeError(f"Unexpected argument(s) {unknown} for {type(self).__name__}{_did_you_mean(unknown, known)};"
+                            f" known: {known}.")
         options = check_call_options(options)  # the sampling options by the model's rules, then seeds and counts
         if options.get("generation_config") is not None:  # its fields obey the same rules
             self.model.visual_generation_config(generation_config=options["generation_config"])

@@ -10,7 +10,7 @@ from typing import Optional
 
 from .call_options import with_options_doc
 from .inputs import as_video_list, one_prompt, one_video, with_prompts
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, is_prepared_input, misnamed_hint
 from .sampling_options import check_count
 
 
@@ -46,7 +46,8 @@ class NuwaVideoManipulationPipeline(NuwaPipeline):
         """
         if not is_prepared_input(video):
             if prompt is None:
-                raise ValueError("Video manipulation needs a prompt: what should happen in the regenerated frames.")
+                raise ValueError("Video manipulation needs a prompt: what should happen in the regenerated frames"
+                                 f"{misnamed_hint(kwargs, 'prompt')}.")
             videos, prompts, batched = with_prompts(*as_video_list(video), prompt, "video")
             items = [{"video": v, "prompt": p} for v, p in zip(videos, prompts)]
             video = items if batched else items[0]
