@@ -71,10 +71,12 @@ KEEP_OUTPUT_FOLDERS = 8  # the app's own copies of recent outputs; gradio serves
 CACHE_SECONDS = 3600  # gradio's delete_cache: cached outputs and uploads older than this are deleted ...
 CACHE_SWEEP_SECONDS = 600  # ... this often
 OUTPUT_ROOT_NAME = "nuwa-web-demo"
+TAB_OVERFLOW = "wrap"  # tab labels that do not fit in one row go on a second row (gradio's default hides them)
 PAINTED = "painted with the brush"
 
 T2I_EXAMPLES = ["a red 7", "the digit seven in blue", "7, green"]
 T2V_EXAMPLES = ["the digit 3 is moving up then down", "a red 5 moving left then right"]
+DEFAULT_MOTIONS = ("right", "left", "down", "up")  # S2V's starting motion: the first the starting sketch can make
 
 
 
@@ -480,8 +482,8 @@ class NuwaWebDemo:
     def _canvas_to_map(self, value, fill: int) -> Optional[np.ndarray]:
         """The drawing of an ImageEditor (background + painted layers) -> a class map at the canvas' size, read through
         the class colours (media.drawing_to_class_map; white and unpainted areas are ``fill``)."""
-        background = (value or {}).get("background")
-        layers = [layer for layer in (value or {}).get("layers") or [] if layer is not None]
+        background = _drawn((value or {}).get("background"))
+        layers = [layer for layer in (value or {}).get("layers") or [] if _drawn(layer) is not None]
         if background is None and not layers:
             return None
         size = background.size if background is not None else layers[0].size
@@ -545,8 +547,8 @@ class NuwaWebDemo:
     def _region(self, editor, region) -> tuple[PIL.Image.Image, Any, list[str]]:
         """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice: a preset region is
         the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint)."""
-        background = (editor or {}).get("background")
-        if background is None:
+        background = _drawn((editor or {}).get("background"))
+        if background is None:  # also the editor's "Clear canvas": it sends a fully transparent picture
             raise _error("No image: upload an image into the editor (or reload the page for the built-in example).")
         rgba = background.convert("RGBA")
         image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
@@ -618,7 +620,8 @@ class NuwaWebDemo:
         num_frames = int(num_frames)
         if len(maps) == 1:  # one drawing: its shapes move (nuwa_hf.data.sketch_motion)
             maps, note = move_shapes(maps[0], motion, num_frames, num_classes=len(self.class_names))
-            notes += ([f"Info: {note}"] if note else []) + ([f"Motion: {motion}."] if motion and motion != "none" else [])
+            moved = motion and motion != "none" and note is None  # the note says why the shapes did not move
+            notes += ([f"Info: {note}"] if note else []) + ([f"Motion: {motion}."] if moved else [])
         elif len(maps) > self.frames:
             notes.append(f"Info: the sequence has {len(maps)} frames; the model makes {self.frames}, so the first "
                          f"{self.frames} are used.")
@@ -663,17 +666,30 @@ class NuwaWebDemo:
 
     # --- defaults shown in the UI ----------------------------------------------------------------------------------
 
-    def default_sketch(self) -> PIL.Image.Image:
-        """The canvas' starting picture: a held-out scene's class map (else two bands and a square), in the palette."""
+    def default_sketch_map(self) -> np.ndarray:
+        """(H, W) class ids of the canvas' starting picture: a held-out scene (else two bands and a square)."""
         examples = self.examples("S2I") if self.has_sketches else None
         if examples is not None and examples.sketches is not None:
-            sketch = np.asarray(examples.sketches[0])
-        else:
-            size = self.image_size
-            sketch = np.zeros((size, size), dtype=np.int64)
-            sketch[size // 2:] = min(1, len(self.class_names) - 1)
-            sketch[size // 4: 3 * size // 4, size // 3: 2 * size // 3] = min(4, len(self.class_names) - 1)
+            return np.asarray(examples.sketches[0], dtype=np.int64)
+        size = self.image_size
+        sketch = np.zeros((size, size), dtype=np.int64)
+        sketch[size // 2:] = min(1, len(self.class_names) - 1)
+        sketch[size // 4: 3 * size // 4, size // 3: 2 * size // 3] = min(4, len(self.class_names) - 1)
+        return sketch
+
+    def default_sketch(self) -> PIL.Image.Image:
+        """The canvas' starting picture (:meth:`default_sketch_map`) in the palette, enlarged to the canvas."""
+        sketch = self.default_sketch_map()
         return media.upscaled(media.sketch_to_image(sketch, num_classes=len(self.class_names)), self.upscale)
+
+    def default_motion(self) -> str:
+        """The first direction in which the starting sketch's shapes have room to move over the trained frames (its
+        circle sits near the right edge in the shipped model's first held-out scene, so "right" left it still)."""
+        sketch, names = self.default_sketch_map(), len(self.class_names)
+        for motion in DEFAULT_MOTIONS:
+            if move_shapes(sketch, motion, self.frames, num_classes=names)[1] is None:
+                return motion
+        return "none"
 
     def default_edit(self, code: str) -> Optional[dict]:
         """The editor's starting value: a held-out digit image with the region of its example painted in."""
@@ -694,6 +710,16 @@ class NuwaWebDemo:
         if examples is None or not examples.texts:
             return ""
         return examples.texts[self._example_index(example)]
+
+
+def _drawn(picture: Optional[PIL.Image.Image]) -> Optional[PIL.Image.Image]:
+    """An ImageEditor picture, or None when it shows nothing: absent, or every pixel fully transparent (what the
+    editor sends after its "Clear canvas" button, at the canvas' size)."""
+    if picture is None:
+        return None
+    if picture.mode in ("RGBA", "LA", "PA") and picture.getchannel("A").getextrema()[1] == 0:
+        return None
+    return picture
 
 
 def _editor_layers(value, size: tuple[int, int]) -> list[np.ndarray]:
@@ -904,7 +930,7 @@ class _Page:
                                     elem_id=f"{prefix}-canvas", canvas_size=self.canvas)
         motion = count = None
         if many:
-            motion = gr.Radio(list(MOTION_CHOICES), value="right",
+            motion = gr.Radio(list(MOTION_CHOICES), value=demo.default_motion(),
                               label="Motion of the shapes (circle, square, triangle)")
             count = gr.Slider(1, demo.frames, value=demo.frames, step=1, label="Number of frames")
         what = ("a class map (moved by the motion) or a sequence (.npy (T, H, W), GIF in mode P)" if many else
@@ -979,7 +1005,9 @@ def build_demo(model_path: str | os.PathLike, max_queue: Optional[int] = None) -
             "picture and Moving-MNIST-style motions; its sketches are scenes of ground, wall and shapes. One "
             "generation runs at a time; Stop ends the running one at its next token.")
         page = _Page(demo)
-        with gr.Tabs():
+        # eight tabs are wider than a 1280-pixel window: gradio's default ("menu") hid the last one(s) behind a "..."
+        # button; in rows, every task stays in sight
+        with gr.Tabs(overflow_behavior=TAB_OVERFLOW):
             for info in TASKS:
                 page.tab(info)
 

@@ -595,3 +595,82 @@ def test_the_sampling_sliders_start_at_each_tasks_own_defaults(app_module, tiny_
     assert (value["t2v-top-k"], value["t2v-guidance"]) == (32, 5.0)
     assert (value["t2i-top-k"], value["t2i-guidance"]) == (8, 3.0)
     assert value["v2v-top-k"] == 4 and "v2v-guidance" not in value
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A first-time visitor's walk through the tabs in Chromium (1280x1000)
+
+
+def test_every_tab_label_stays_in_sight(web_app):
+    """Eight tab labels are wider than a 1280-pixel window: the tab bar wraps onto a second row instead of hiding
+    the last tabs behind gradio's "..." menu (the browser check: test_browser_shows_every_tab_without_a_menu)."""
+    tabs = [c for c in web_app[0].config["components"] if c.get("type") == "tabs"]
+    assert [t["props"].get("overflow_behavior") for t in tabs] == ["wrap"]
+
+
+@pytest.mark.slow
+def test_browser_shows_every_tab_without_a_menu(web_app, chromium):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    try:
+        driver.get(web_app[1])
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#t2i-generate"))
+        shown = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "[role=tab]") if b.is_displayed()]
+        menus = [m for m in driver.find_elements(By.CSS_SELECTOR, ".overflow-menu button") if m.is_displayed()]
+    finally:
+        driver.quit()
+    from nuwa_hf.tasks import TASKS
+
+    assert shown == [f"{task.code} {task.title}" for task in TASKS] and not menus
+
+
+def test_a_cleared_editor_asks_for_an_image(client, inputs, tmp_path):
+    """The editors' "Clear canvas" sends a fully transparent picture (no layers): the message asks for an image (or a
+    sketch), not for a mask to be painted over a picture that is not there."""
+    from gradio_client.exceptions import AppError
+
+    PIL.Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(tmp_path / "cleared.png")
+    with pytest.raises(AppError, match="No image: upload an image into the editor"):
+        client.predict(_editor(tmp_path / "cleared.png"), "painted with the brush", 0, 8, api_name="/i2i")
+    with pytest.raises(AppError, match="No image: upload an image into the editor"):
+        client.predict(_editor(tmp_path / "cleared.png", inputs / "bottom_painted.png"), "a blue 7",
+                       "painted with the brush", 0, 1.5, 8, api_name="/ti2i")
+    with pytest.raises(AppError, match="The canvas is empty: draw a sketch"):
+        client.predict(_editor(tmp_path / "cleared.png", tmp_path / "cleared.png"), None, "grass", 0, 1.5, 8,
+                       api_name="/s2i")
+
+
+def test_sketch_to_video_starts_with_a_motion_its_sketch_can_make(web_app, monkeypatch):
+    """The S2V tab's starting motion moves the starting sketch's shapes (the shipped model's first held-out scene has
+    its circle near the right edge: "right" gave a still video); a shape at the right edge starts moving left."""
+    from nuwa_hf.data.sketch_motion import move_shapes
+
+    nuwa = web_app[0].nuwa
+    motion = nuwa.default_motion()
+    names = len(nuwa.class_names)
+    assert motion != "none" and move_shapes(nuwa.default_sketch_map(), motion, nuwa.frames, names)[1] is None
+    radios = [c["props"]["value"] for c in web_app[0].config["components"]
+              if c.get("type") == "radio" and "Motion" in c["props"].get("label", "")]
+    assert radios == [motion]
+    size = nuwa.image_size
+    at_right_edge = np.zeros((size, size), dtype=np.int64)
+    at_right_edge[size // 2:] = 1
+    at_right_edge[4:10, size - 6:] = min(4, names - 1)
+    monkeypatch.setattr(nuwa, "default_sketch_map", lambda: at_right_edge)
+    assert nuwa.default_motion() == "left"
+
+
+def test_a_motion_the_shapes_cannot_make_is_not_reported_as_done(client, sizes, tmp_path, web_app):
+    size, frames, upscale = sizes
+    names = len(web_app[0].nuwa.class_names)
+    sketch = np.zeros((64, 64), dtype=np.int64)
+    sketch[32:] = 1
+    sketch[20:40, 56:] = min(4, names - 1)  # a square at the right edge
+    media.sketch_to_image(sketch, num_classes=names).save(tmp_path / "edge.png")
+    _, *result = client.predict(_editor(tmp_path / "edge.png"), None, "grass", "right", frames, 0, 1.5, 8,
+                                api_name="/s2v")
+    info = _check_video(result, size, frames, upscale)
+    assert "cannot move right" in info and "Motion: right" not in info
