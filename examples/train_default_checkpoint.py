@@ -1197,6 +1197,7 @@ def stage_card(args, work: Path, timings: Timings):
         f"(top-k {args.top_k}, classifier-free guidance {args.guidance_scale}"
         + "".join(f"; {task}: top-k {v.get('top_k')}"
                   + (f", guidance {v['guidance_scale']}" if v.get("guidance_scale") is not None else "")
+                  + (f", best of {v.get('num_candidates', 4)} by the model's likelihood" if v.get("scorer") else "")
                   for task, v in (generation.get("task_sampling") or {}).items())
         + (", all chosen on the validation split by the `tune` stage"
            + (" and, for the other tasks, the `tune_tasks` stage" if "tune_tasks" in timings.data else "")

@@ -404,10 +404,13 @@ class NuwaWebDemo:
             _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]
             return result, time.perf_counter() - start
 
-    def _settings(self, options: dict, seconds: float) -> str:
+    def _settings(self, options: dict, seconds: float, code: Optional[str] = None) -> str:
         parts = [f"seed {options['seed']}", f"top-k {options['top_k'] or 'off'}"]
         if "guidance_scale" in options:
             parts.append(f"guidance {options['guidance_scale']:g}")
+        scorer, candidates = self.pipeline(code)._reranking({}) if code else (None, 1)
+        if scorer is not None and candidates > 1:  # the folder's task_sampling reranks this task
+            parts.append(f"best of {candidates} by {scorer.name}")
         return f"{', '.join(parts)}; {seconds:.1f} s at {self.image_size}x{self.image_size} pixels."
 
     def _generate(self, code: str, request, progress, inputs: dict, options: dict, **frame_options):
@@ -423,7 +426,7 @@ class NuwaWebDemo:
         if not get_task_info(code).makes_video:
             (native,) = media.save_result(result, folder / stem, is_video=False)
             (view,) = media.save_result(result, folder / f"{stem}_x{self.upscale}", is_video=False, upscale=self.upscale)
-            info = "\n".join(notes + _taken_call_notes() + [self._settings(options, seconds)])
+            info = "\n".join(notes + _taken_call_notes() + [self._settings(options, seconds, code)])
             return str(view), [str(native), str(view)], info
         # the enlarged GIF, frame strip (and MP4) to look at, and the GIF at the model's size
         gif, strip, *mp4 = media.save_result(result, folder / f"{stem}_x{self.upscale}", is_video=True, fps=FPS,
@@ -431,7 +434,8 @@ class NuwaWebDemo:
         files = mp4 + [gif, media.save_gif(result, folder / f"{stem}.gif", fps=FPS), strip]
         if not mp4:
             notes = notes + ["No MP4: PyAV is not installed (pip install 'av>=14'); the GIF shows the video."]
-        info = "\n".join(notes + _taken_call_notes() + [f"{len(result)} frames; " + self._settings(options, seconds)])
+        info = "\n".join(notes + _taken_call_notes()
+                         + [f"{len(result)} frames; " + self._settings(options, seconds, code)])
         return (str(mp4[0]) if mp4 else None), str(gif), [str(f) for f in files], info
 
     # --- inputs --------------------------------------------------------------------------------------------------

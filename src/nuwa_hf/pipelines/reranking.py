@@ -1,4 +1,6 @@
-"""Reranking: the paper keeps the best of many samples by a text-visual score (CLIP); ``scorer=`` does the same."""
+"""Reranking: the paper keeps the best of many samples by a text-visual score (CLIP); ``scorer=`` does the same, with
+a CLIP-like scorer, a callable, or ``scorer="likelihood"``: the model's own log-likelihood of each candidate's tokens
+given the condition (no second model; the pipeline computes it, :meth:`NuwaPipeline._likelihood_scores`)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,10 @@ import os
 from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+
+# scorer="likelihood": rerank by the model's own log-likelihood of each candidate given the condition
+LIKELIHOOD = "likelihood"
 
 
 @runtime_checkable
@@ -25,10 +31,17 @@ class CandidateScorer:
       request's prompt;
     - a path to a scorer folder saved with ``TrainedScorer.save_pretrained`` (loaded with ``load_scorer``);
     - any callable ``scorer(candidates, prompt) -> sequence of floats``, where ``candidates`` is a list of PIL images
-      (image tasks) or of frame lists (video tasks) and ``prompt`` the request's text (or None).
+      (image tasks) or of frame lists (video tasks) and ``prompt`` the request's text (or None);
+    - ``"likelihood"`` (:data:`LIKELIHOOD`): the model's own summed log-likelihood of each candidate's token grid
+      given the request's condition, every task, no second model. The pipeline scores these itself (one
+      teacher-forced pass over the candidates); this object only marks the choice (``uses_model``).
     """
 
     def __init__(self, scorer: Any):
+        self.uses_model = isinstance(scorer, str) and scorer == LIKELIHOOD
+        if self.uses_model:
+            self.scorer, self.name = None, "the model's own likelihood"
+            return
         if isinstance(scorer, (str, os.PathLike)):
             from ..evaluation import load_scorer
             scorer = load_scorer(scorer)
@@ -41,6 +54,8 @@ class CandidateScorer:
         self.name = getattr(scorer, "name", None) or type(scorer).__name__
 
     def __call__(self, candidates: list, prompt: Optional[str]) -> list[float]:
+        if self.uses_model:
+            raise RuntimeError("scorer='likelihood' is scored by the pipeline (NuwaPipeline._likelihood_scores).")
         if isinstance(self.scorer, TextVisualScorer):
             if prompt is None:
                 raise ValueError(
