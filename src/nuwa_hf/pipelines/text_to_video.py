@@ -6,7 +6,7 @@ from typing import Optional
 
 from .call_options import with_options_doc
 from .inputs import one_prompt
-from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest, misnamed_hint
+from .pipeline_base import DecodingPlan, NuwaPipeline, NuwaRequest
 from .sampling_options import check_count
 
 
@@ -25,7 +25,7 @@ class NuwaTextToVideoPipeline(NuwaPipeline):
     request_options = ("num_frames",)
 
     @with_options_doc
-    def __call__(self, prompt=None, **kwargs):
+    def __call__(self, prompt, **kwargs):
         """Generate videos from captions.
 
         Args:
@@ -38,9 +38,6 @@ class NuwaTextToVideoPipeline(NuwaPipeline):
             A video (a list of PIL frames) for one prompt; a list of videos when ``num_outputs_per_input > 1``; for a
             list of prompts, one such entry per prompt.
         """
-        if prompt is None:
-            raise TypeError(f"Text-to-video needs a prompt: the caption(s), as the first argument or prompt="
-                            f"{misnamed_hint(kwargs, 'prompt')}.")
         return super().__call__(prompt, **kwargs)
 
     def make_request(self, item, num_frames: Optional[int] = None) -> tuple[NuwaRequest, DecodingPlan]:
