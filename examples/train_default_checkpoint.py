@@ -143,6 +143,10 @@ def parse_args(argv=None):
                    help="validation conditions per setting for these tasks in tune_tasks (the others take "
                         "--tune-samples): image tasks cost about a second per 100, and 100 binary reads leave a "
                         "standard error of 0.05, more than the spread between settings")
+    p.add_argument("--tune-rerank-tasks", default="T2I,T2V,V2V,S2I,I2I,TI2I,TV2V",
+                   help="tasks for which tune_tasks tries keeping the best of --tune-rerank-candidates samples by the "
+                        "model's own likelihood against one sample")
+    p.add_argument("--tune-rerank-candidates", type=int, default=4, help="candidates for that test (1: no test)")
     p.add_argument("--tune-task-guidance", default="1,3,5",
                    help="guidance scales the tune_tasks stage tries for a task with a text or sketch condition")
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
@@ -649,6 +653,25 @@ class SceneSegmenter:
 # evaluate_task's table): what the model card's targets read. Rows that are shares of the conditions carry the
 # binomial standard error of the one-standard-error rule; the sketch rows are means over pixels (TUNE_PIXEL_MEANS).
 TUNE_PIXEL_MEANS = {"detected PA", "detected mIoU", "detected PA (per frame)", "detected mIoU (per frame)"}
+# What the reranking test of tune_tasks reads: TUNE_TASK_METRICS, and the text tasks' headline rows (a name ending
+# in "..." matches the row that starts with it: the single-digit row names its count).
+RERANK_METRICS = {
+    "T2I": ("digit accuracy, MNIST-framed crop of the whole picture: generated",
+            "colour accuracy (the colour the caption names): generated"),
+    "T2V": ("digit accuracy, single-digit videos...", "motion accuracy"),
+}
+# Keep the best of several samples only when it gains more than this, or one standard error if larger: reranking
+# multiplies the sampling work.
+RERANK_MIN_GAIN = 0.02
+
+
+def _table_row(rows: dict, metric: str) -> float:
+    """The value of ``metric`` in ``rows`` (metric -> value), a trailing "..." matching by prefix."""
+    if metric.endswith("..."):
+        metric = next((m for m in rows if m.startswith(metric[:-3])), metric)
+    if metric not in rows:
+        raise RuntimeError(f"the table has no row {metric!r} (rows: {sorted(rows)})")
+    return float(rows[metric])
 TUNE_TASK_METRICS = {
     "V2V": ("identity kept: true digits read in >= half the frames (MNIST crops of the largest blobs): generated",),
     "S2I": ("detected PA", "detected mIoU"),
@@ -666,8 +689,10 @@ def stage_tune_tasks(args, work: Path):
     text or sketch condition, guidance from ``--tune-task-guidance``, scored on ``--tune-task-samples`` (else
     ``--tune-samples``) conditions of the VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule,
     the mildest setting being the lowest guidance, then the highest top-k (truncation costs variety, which these rows
-    do not see). Adds each task's entry to ``task_sampling`` in ``generation_config.json`` (the text tasks' entries
-    stay)."""
+    do not see). Then, for each task of ``--tune-rerank-tasks`` (text tasks included), the best of
+    ``--tune-rerank-candidates`` samples by the model's own likelihood against one sample, kept where it gains more
+    than one standard error and RERANK_MIN_GAIN. Adds each task's entry to ``task_sampling`` in
+    ``generation_config.json`` (the text tasks' sampling stays as ``tune`` chose it)."""
     from transformers import GenerationConfig
 
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES
@@ -703,6 +728,35 @@ def stage_tune_tasks(args, work: Path):
             chosen[TASK_CODES[code]] = entry
             tried[code] = {"validation": results, "samples": args.eval_samples, "best_mean": best_mean,
                            "standard_error": error, "chosen": entry}
+        # Reranking: the best of n samples by the model's own likelihood against one sample, each with the task's
+        # sampling as chosen above (or as the folder has it), on the same validation conditions; kept where the mean
+        # gains more than one standard error and RERANK_MIN_GAIN.
+        folder_table = getattr(GenerationConfig.from_pretrained(args.output), "task_sampling", None) or {}
+        table_now = {**folder_table, **chosen}
+        n = args.tune_rerank_candidates
+        for code in [c for c in TASK_ORDER if c in args.tune_rerank_tasks.split(",")] if n > 1 else []:
+            args.eval_samples = per_task.get(code, args.tune_samples)
+            name = TASK_CODES[code]
+            entry = {k: v for k, v in table_now.get(name, {}).items() if k not in ("scorer", "num_candidates")}
+            sampling = {k: v for k, v in entry.items() if k in ("top_k", "guidance_scale", "top_p", "temperature")}
+            keys = list(RERANK_METRICS.get(code) or TUNE_TASK_METRICS[code])
+            reads = {}
+            for label, extra in (("one", {"num_candidates": 1}),
+                                 (f"best of {n}", {"scorer": "likelihood", "num_candidates": n})):
+                rows = {r["metric"]: r["value"] for r in
+                        evaluate_task(args, context, code, "validation", {**sampling, **extra}, frechet=False)["rows"]}
+                reads[label] = {k: _table_row(rows, k) for k in keys}
+                log("tune_tasks", code, label, json.dumps(reads[label]))
+            one, best_of = (float(np.mean(list(r.values()))) for r in reads.values())
+            shares = [k for k in keys if k not in TUNE_PIXEL_MEANS]
+            error = float(np.sqrt(sum(reads["one"][k] * (1 - reads["one"][k]) / args.eval_samples
+                                      for k in shares))) / len(keys)
+            rerank = best_of - one > max(error, RERANK_MIN_GAIN)
+            if rerank:
+                entry.update(scorer="likelihood", num_candidates=n)
+            chosen[name] = entry
+            tried.setdefault(code, {})["rerank"] = {"reads": reads, "samples": args.eval_samples, "gain": best_of - one,
+                                                    "standard_error": error, "kept": rerank}
     finally:
         args.eval_samples = samples
     config = GenerationConfig.from_pretrained(args.output)

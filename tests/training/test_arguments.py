@@ -142,26 +142,33 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
         g, k = sampling.get("guidance_scale", 1.0), sampling["top_k"]
         # I2I: best at top-k 4 by far; TI2I: guidance 5 best but 3 within one standard error, top-k ties
         value = {"I2I": 0.9 if k == 4 else 0.5, "TI2I": {1.0: 0.3, 3.0: 0.78, 5.0: 0.8}[g]}[code]
+        if sampling.get("scorer") == "likelihood":  # reranking: I2I gains 0.08, TI2I 0.005 (less than the minimum)
+            value += {"I2I": 0.08, "TI2I": 0.005}[code]
         return {"rows": [{"metric": m, "value": value} for m in recipe.TUNE_TASK_METRICS[code]]}
 
     monkeypatch.setattr(recipe, "evaluation_context", lambda args, work: None)
     monkeypatch.setattr(recipe, "evaluate_task", fake_table)
     args = recipe.parse_args(["--output", str(tmp_path), "--tune-task-list", "I2I,TI2I", "--tune-samples", "100",
-                              "--tune-task-samples", "I2I=300",
+                              "--tune-task-samples", "I2I=300", "--tune-rerank-tasks", "I2I,TI2I",
                               "--eval-samples", "7"])
     out = recipe.stage_tune_tasks(args, tmp_path)
     saved = json.loads((tmp_path / "generation_config.json").read_text())["task_sampling"]
     assert saved == {"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8},
-                     "nuwa-image-completion": {"top_k": 4},
+                     "nuwa-image-completion": {"top_k": 4, "scorer": "likelihood", "num_candidates": 4},
                      "nuwa-image-manipulation": {"top_k": 32, "guidance_scale": 3.0}}
     assert out["task_sampling"] == {k: v for k, v in saved.items() if k != "nuwa-text-to-image"}
     assert {c[1] for c in calls} == {"validation"} and not any(c[3] for c in calls)  # never the test split, no FID
     # --tune-task-samples for I2I, --tune-samples for the rest, then --eval-samples restored
     assert {c[4] for c in calls if c[0] == "I2I"} == {300} and {c[4] for c in calls if c[0] == "TI2I"} == {100}
     assert args.eval_samples == 7 and out["tasks"]["I2I"]["samples"] == 300
-    assert sorted(c[2]["top_k"] for c in calls if c[0] == "I2I") == [4, 8, 32]  # no guidance without a condition
+    tuning = [c for c in calls if "num_candidates" not in c[2]]
+    assert sorted(c[2]["top_k"] for c in tuning if c[0] == "I2I") == [4, 8, 32]  # no guidance without a condition
     assert all("guidance_scale" not in c[2] for c in calls if c[0] == "I2I")
-    assert len([c for c in calls if c[0] == "TI2I"]) == 9
+    assert len([c for c in tuning if c[0] == "TI2I"]) == 9
+    # the reranking test: one sample against the best of 4, each with the sampling just chosen
+    assert [c[2] for c in calls if "num_candidates" in c[2] and c[0] == "I2I"] == [
+        {"top_k": 4, "num_candidates": 1}, {"top_k": 4, "scorer": "likelihood", "num_candidates": 4}]
+    assert out["tasks"]["I2I"]["rerank"]["kept"] and not out["tasks"]["TI2I"]["rerank"]["kept"]
 
 
 def test_the_recipes_vqgan_decoder_stage_changes_only_the_decoder_and_assemble_ships_it(tmp_path):
