@@ -44,20 +44,6 @@ def _caption(task: str, digit: int, color: str, motion: Optional[str] = None) ->
     return T2V_TEMPLATE.format(color=color, digit=digit, motion=motion)
 
 
-def _example_losses(model, condition: Dict[str, torch.Tensor], labels: torch.Tensor, batch_size: int = 32
-                    ) -> torch.Tensor:
-    """Summed token loss (nats) of each example's ``labels`` (B, T, H, W) given ``condition`` -> (B,)."""
-    out = []
-    for start in range(0, labels.shape[0], batch_size):
-        part = {key: value[start:start + batch_size] for key, value in condition.items()}
-        target = labels[start:start + batch_size]
-        with torch.inference_mode():
-            logits = model(**part, labels=target).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="none")
-        out.append(loss.view(target.shape[0], -1).sum(dim=1))
-    return torch.cat(out)
-
-
 def _summary(true_loss: torch.Tensor, alternatives: torch.Tensor) -> Dict[str, float]:
     """true_loss (B,), alternatives (B, K) -> gain and true-lowest share (with its chance level)."""
     gain = (alternatives - true_loss[:, None]).mean(dim=1)
@@ -90,7 +76,7 @@ def text_condition_gains(model, processor, task: str, rows) -> Dict[str, Dict[st
 
     def losses(captions: List[str]) -> torch.Tensor:
         ids = encode_text(processor.tokenizer, captions, model.config.max_text_length)
-        return _example_losses(model, {"input_ids": ids}, labels)
+        return model.token_grid_losses(labels, input_ids=ids)
 
     true = losses([_caption(task, d, c, m) for d, c, m in zip(digits, colors, motions)])
     report = {}
@@ -137,7 +123,7 @@ def sketch_condition_gains(model, task: str, rows) -> Dict[str, Dict[str, float]
     def losses(maps: Sequence[np.ndarray]) -> torch.Tensor:
         tokens = encode_sketch(model.sketch_vqgan, list(maps), video)
         tokens = tokens if tokens.dim() == labels.dim() else tokens[:, None]
-        return _example_losses(model, {"sketch_tokens": tokens}, labels)
+        return model.token_grid_losses(labels, sketch_tokens=tokens)
 
     true = losses(sketches)
     relabelled = []

@@ -613,36 +613,25 @@ class NuwaPipeline(Pipeline):
             outputs["pixels"] = _stack_padded(pixels_of)
         return outputs
 
-    @torch.no_grad()
-    def _likelihood_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int,
-                           rows_per_pass: int = 32) -> torch.Tensor:
+    def _likelihood_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int) -> torch.Tensor:
         """``scorer="likelihood"``: the model's summed log-likelihood (nats) of each candidate's whole token grid
         ``tokens`` ``(inputs * n, T, h, w)`` (rows input-major, as ``generate_visual`` returns them) given its input's
-        condition, teacher-forced -> ``(inputs, n)``. Tokens every candidate shares before the first generated one add
-        the same amount to each; known tokens after it (the rest of an image around a completed region) score how well
-        the candidate fits them."""
+        condition (``model.token_grid_losses``) -> ``(inputs, n)``. Tokens every candidate shares before the first
+        generated one add the same amount to each; known tokens after it (the rest of an image around a completed
+        region) score how well the candidate fits them."""
         frames = tokens.shape[1]
         if frames > self.max_frames:
             raise ValueError(
                 f"scorer='likelihood' scores grids up to the {self.max_frames} frames the model was trained on; this "
                 f"call makes {frames}. Use fewer frames, or another scorer.")
         condition = CONDITIONS[spec["condition"]]
-        inputs: dict = {"condition_type": condition}
+        inputs: dict = {}
         if condition == "text":
             inputs["input_ids"] = chunk["input_ids"]
         elif condition == "sketch":
             inputs["sketch_maps"] = chunk["sketch_maps"][:, : spec["sketch_frames"]]
-        inputs = {k: v.repeat_interleave(per_input, dim=0).to(self.device) if torch.is_tensor(v) else v
-                  for k, v in inputs.items()}
-        labels = tokens.to(self.device)
-        scores = []
-        for start in range(0, labels.shape[0], rows_per_pass):
-            part = {k: v[start:start + rows_per_pass] if torch.is_tensor(v) else v for k, v in inputs.items()}
-            target = labels[start:start + rows_per_pass]
-            logits = self.model(**part, labels=target, use_cache=False).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
-            scores.append(-loss.view(target.shape[0], -1).sum(dim=1))
-        return torch.cat(scores).view(-1, per_input).cpu()
+        inputs = {k: v.repeat_interleave(per_input, dim=0) for k, v in inputs.items()}
+        return -self.model.token_grid_losses(tokens, condition_type=condition, **inputs).view(-1, per_input)
 
     def _reranking(self, options: dict) -> tuple[Any, int]:
         """The call's scorer and candidates per output: the call's own, else the pipeline's, else the task's entry of

@@ -210,6 +210,23 @@ class NuwaVisualGenerationMixin:
     """Generation from and to pixels, beside ``generate`` (which works on tokens). Mixed into
     :class:`~nuwa_hf.models.nuwa.NuwaForConditionalGeneration`."""
 
+    @torch.no_grad()
+    def token_grid_losses(self, labels: torch.LongTensor, batch_size: int = 32, **condition) -> torch.Tensor:
+        """Teacher-forced summed token loss (nats) of each token grid given its condition: ``labels`` ``(B, T, h, w)``
+        and the condition as ``forward`` takes it (``input_ids`` ``(B, L)``, ``sketch_tokens`` / ``sketch_maps``, or
+        ``condition_type="none"``) -> ``(B,)`` on the CPU, lower = more likely. ``batch_size`` rows per forward pass.
+        What likelihood reranking (``scorer="likelihood"``) and the condition gains
+        (:mod:`nuwa_hf.evaluation.condition_gain`) read."""
+        losses = []
+        for start in range(0, labels.shape[0], batch_size):
+            part = {k: v[start:start + batch_size].to(self.device) if torch.is_tensor(v) else v
+                    for k, v in condition.items()}
+            target = labels[start:start + batch_size].to(self.device)
+            logits = self(**part, labels=target, use_cache=False).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+            losses.append(loss.view(target.shape[0], -1).sum(dim=1).cpu())
+        return torch.cat(losses)
+
     def visual_generation_config(self, task: Optional[str] = None, condition: str = "text",
                                  generation_config: Optional[GenerationConfig] = None, **options) -> GenerationConfig:
         """The ``GenerationConfig`` of one call: the caller's sampling options, checked, over the task's defaults.
