@@ -14,29 +14,25 @@ from __future__ import annotations
 
 import contextlib
 import logging as _logging
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from transformers.utils import logging
 
-from ..processing.vocabulary import unknown_words, without_unknown_words
 
 logger = logging.get_logger("nuwa_hf.pipelines")
 
 MAX_RESIZE = 2.0
 
 
-def prompt_notice(tokenizer, prompt: Optional[str], dropped: bool = True) -> Optional[str]:
-    """A sentence naming the words of ``prompt`` the model never saw, or None. ``dropped``: whether the pipeline left
-    them out of what the model reads (``drop_unknown_words``) or gave them to it."""
-    if not prompt:
+def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]) -> Optional[str]:
+    """A sentence naming the words of ``prompt`` the model never saw (``unknown``, as
+    :func:`~nuwa_hf.processing.vocabulary.without_unknown_words` finds them), or None. ``read``: what the model reads
+    when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model."""
+    if not prompt or not unknown:
         return None
-    words = unknown_words(tokenizer, prompt)
-    if not words:
-        return None
-    listed = ", ".join(repr(w) for w in words)
-    if dropped:
-        what = (f"they were left out, so the model reads {without_unknown_words(tokenizer, prompt)[0]!r} "
-                "(drop_unknown_words=False keeps them)")
+    listed = ", ".join(repr(w) for w in unknown)
+    if read is not None:
+        what = f"they were left out, so the model reads {read!r} (drop_unknown_words=False keeps them)"
     else:
         what = ("the model reads them as sub-word pieces it never saw in that order, which can change the output "
                 "at random (drop_unknown_words=True leaves them out)")

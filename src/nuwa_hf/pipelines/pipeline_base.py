@@ -49,7 +49,7 @@ from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import CallNotices, prompt_notice, resize_notice
-from ..processing.vocabulary import known_words, unknown_words, without_unknown_words
+from ..processing.vocabulary import known_numerals, known_words, without_unknown_words
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import LIKELIHOOD, CandidateScorer
 from .sampling_options import check_batch_size, check_call_options, check_count
@@ -443,13 +443,19 @@ class NuwaPipeline(Pipeline):
             raise ValueError(f"unknown condition {plan.condition!r}")
         # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
         check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"), allow_large)
-        notes = self._notices_of(request, drop_unknown_words)
+        # the prompt without the words the model never saw (what it reads when drop_unknown_words), found once
+        read, unknown = request.prompt, []
+        if self.takes_prompt and request.prompt:
+            read, unknown = without_unknown_words(self.processor.tokenizer, request.prompt)
+        notes = self._notices_of(request, unknown, read if drop_unknown_words else None)
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         sketch_frames = 0
         model_inputs: dict[str, Any] = {}
         if self.takes_prompt:
-            model_inputs["input_ids"] = self._text_ids(self._prompt_read(request.prompt, drop_unknown_words))
+            if drop_unknown_words:
+                self._check_words_left(request.prompt, read, unknown)
+            model_inputs["input_ids"] = self._text_ids(read if drop_unknown_words else request.prompt)
         if request.sketch is not None:
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
@@ -477,11 +483,12 @@ class NuwaPipeline(Pipeline):
         model_inputs["notices"] = "\n".join(notes)
         return model_inputs
 
-    def _notices_of(self, request: NuwaRequest, drop_unknown_words: bool = True) -> list:
-        """What this input asks that the model will not honour (notices.py): unknown prompt words, big resizes."""
+    def _notices_of(self, request: NuwaRequest, unknown: list, read: Optional[str]) -> list:
+        """What this input asks that the model will not honour (notices.py): the prompt's ``unknown`` words (left out,
+        the model reading ``read``, or given to it when ``read`` is None), big resizes."""
         notes = []
         if self.takes_prompt and request.prompt:
-            notes.append(prompt_notice(self.processor.tokenizer, request.prompt, dropped=drop_unknown_words))
+            notes.append(prompt_notice(request.prompt, unknown, read))
         height, width = self.processor.image_processor.output_size
         if request.image is not None:
             notes.append(resize_notice("image", request.image.size, (int(width), int(height))))
@@ -492,21 +499,16 @@ class NuwaPipeline(Pipeline):
             notes.append(resize_notice("sketch", (int(w), int(h)), (int(width), int(height))))
         return [note for note in notes if note]
 
-    def _prompt_read(self, prompt: Optional[str], drop_unknown_words: bool) -> Optional[str]:
-        """What the model reads of ``prompt``: without the words it never saw in training when ``drop_unknown_words``
-        (their sub-word pieces steer the output at random; ``notices.prompt_notice`` names them). A prompt left with
-        no word is an error that lists the words the model knows."""
-        if not prompt or not drop_unknown_words:
-            return prompt
-        tokenizer = self.processor.tokenizer
-        read, dropped = without_unknown_words(tokenizer, prompt)
-        if not read.strip():
-            knows = known_words(tokenizer) + [d for d in "0123456789" if not unknown_words(tokenizer, d)]
+    def _check_words_left(self, prompt: Optional[str], read: Optional[str], unknown: list) -> None:
+        """A prompt whose every word the model never saw (``read``, what is left of it, is empty) is an error that
+        lists the words the model knows; with no word to read it would generate from nothing."""
+        if prompt and not read.strip():
+            tokenizer = self.processor.tokenizer
+            knows = known_words(tokenizer) + known_numerals(tokenizer)
             raise ValueError(
                 f"The prompt {prompt!r} has no word the model saw in training (it never saw "
-                f"{', '.join(repr(w) for w in dropped)}): describe the picture in the words it knows "
+                f"{', '.join(repr(w) for w in unknown)}): describe the picture in the words it knows "
                 f"({', '.join(knows)}), or pass drop_unknown_words=False.")
-        return read
 
     def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
         """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's

@@ -82,13 +82,18 @@ def _pieces(tokenizer, word: str) -> List[str]:
     return tokenizer.encode(word, add_special_tokens=False).tokens
 
 
+def known_numerals(tokenizer) -> List[str]:
+    """The single digits "0".."9" the tokenizer knows as words (:func:`known_words` lists only letter words)."""
+    return [str(d) for d in range(10) if not unknown_words(tokenizer, str(d))]
+
+
 def vocabulary_by_kind(tokenizer) -> dict:
     """The words a model knows (:func:`known_words`), grouped for people: digits (numerals and number words),
     colours, motions (GODIVA's phrases whose words are all known) and other words."""
     from ..data.attributes import COLORS, DIGIT_WORDS, MOTIONS  # nuwa_hf.data is not part of `import nuwa_hf`
 
     words = known_words(tokenizer)
-    numerals = [str(d) for d in range(10) if not unknown_words(tokenizer, str(d))]
+    numerals = known_numerals(tokenizer)
     number_words = [w for w in DIGIT_WORDS if w in words]
     colours = [c for c in COLORS if c in words]
     motions = [m for m in MOTIONS if not unknown_words(tokenizer, m)]
