@@ -225,19 +225,27 @@ MEASURED_T2I = {"digit": 0.80, "colour": 1.0}  # v9 with its T2I sampling defaul
 MIN_T2I = {"digit": 0.65, "colour": 0.85}
 
 
-def test_the_shipped_model_draws_the_digit_and_colour_it_is_asked_for(model, processor):
-    """As a user asks: plain prompts, the folder's own sampling defaults, read by an independent MNIST CNN."""
+COLOURS_OF_DIGITS = ["red", "green", "blue", "yellow", "magenta", "cyan", "red", "green", "blue", "yellow"]
+
+
+def _assert_digits_and_colours_drawn(model, processor, form):
+    """T2I of ``form.format(c=colour, d=digit)`` for the ten digits x seeds 0 and 1, with the folder's own sampling
+    defaults, read by the shipped MNIST reader and the colour reader, against the MIN_T2I bars."""
     from nuwa_hf.evaluation.digit_reading import default_digit_reader, read_colours, read_digits
 
     reader = default_digit_reader(FOLDER.parent / "mnist-digit-reader")
-    colours = ["red", "green", "blue", "yellow", "magenta", "cyan", "red", "green", "blue", "yellow"]
-    prompts = [f"a {colours[d]} {d}" for d in range(10)]
+    prompts = [form(d).format(c=COLOURS_OF_DIGITS[d], d=d) for d in range(10)]
     pipe = _pipe("nuwa-text-to-image", model, processor)
     pictures = np.stack([np.asarray(image) for seed in (0, 1) for image in pipe(prompts, seed=seed, batch_size=10)])
     digits = read_digits(reader, pictures).argmax(-1).numpy()
     read = read_colours(pictures, [(0.0, 0.0, 1.0, 1.0)] * len(pictures), pictures.shape[1])
     assert (digits == np.tile(np.arange(10), 2)).mean() >= MIN_T2I["digit"], digits
-    assert np.mean([r == c for r, c in zip(read, colours * 2)]) >= MIN_T2I["colour"], read
+    assert np.mean([r == c for r, c in zip(read, COLOURS_OF_DIGITS * 2)]) >= MIN_T2I["colour"], read
+
+
+def test_the_shipped_model_draws_the_digit_and_colour_it_is_asked_for(model, processor):
+    """As a user asks: plain prompts, the folder's own sampling defaults, read by an independent MNIST CNN."""
+    _assert_digits_and_colours_drawn(model, processor, lambda d: "a {c} {d}")
 
 
 # Prompts as users type them, with words the model never saw ("please draw a red 0", "generate an image of a green
@@ -249,17 +257,7 @@ WORDY_FORMS = ("please draw a {c} {d}", "generate an image of a {c} {d}", "a {d}
 
 
 def test_words_the_model_never_saw_do_not_spoil_the_picture(model, processor):
-    from nuwa_hf.evaluation.digit_reading import default_digit_reader, read_colours, read_digits
-
-    reader = default_digit_reader(FOLDER.parent / "mnist-digit-reader")
-    colours = ["red", "green", "blue", "yellow", "magenta", "cyan", "red", "green", "blue", "yellow"]
-    prompts = [WORDY_FORMS[d % len(WORDY_FORMS)].format(c=colours[d], d=d) for d in range(10)]
-    pipe = _pipe("nuwa-text-to-image", model, processor)
-    pictures = np.stack([np.asarray(image) for seed in (0, 1) for image in pipe(prompts, seed=seed, batch_size=10)])
-    digits = read_digits(reader, pictures).argmax(-1).numpy()
-    read = read_colours(pictures, [(0.0, 0.0, 1.0, 1.0)] * len(pictures), pictures.shape[1])
-    assert (digits == np.tile(np.arange(10), 2)).mean() >= MIN_T2I["digit"], digits
-    assert np.mean([r == c for r, c in zip(read, colours * 2)]) >= MIN_T2I["colour"], read
+    _assert_digits_and_colours_drawn(model, processor, lambda d: WORDY_FORMS[d % len(WORDY_FORMS)])
 
 
 # Teacher-forced condition gains of the shipped folder (v9, nuwa_hf.evaluation.condition_gain, 40 held-out examples):

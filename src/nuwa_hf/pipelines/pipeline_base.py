@@ -45,7 +45,7 @@ from ..models.nuwa.loading_nuwa import NuwaModelFolderError
 from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
 from .work_limits import check_chunk_memory, check_frames, check_rows
 from .regions import region_to_token_mask
-from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS
+from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import CallNotices, prompt_notice, resize_notice
@@ -654,9 +654,8 @@ class NuwaPipeline(Pipeline):
 
     def _task_reranking(self) -> Optional[tuple]:
         """``(CandidateScorer, candidates)`` from this task's ``task_sampling`` entry, or None (checked when read)."""
-        table = getattr(getattr(self.model, "generation_config", None), "task_sampling", None)
-        entry = table.get(self.task_name) if isinstance(table, dict) and self.task_name else None
-        if not isinstance(entry, dict) or entry.get("scorer") is None:
+        entry = task_sampling_entry(getattr(self.model, "generation_config", None), self.task_name)
+        if entry.get("scorer") is None:
             return None
         if entry["scorer"] != LIKELIHOOD:
             raise ValueError(

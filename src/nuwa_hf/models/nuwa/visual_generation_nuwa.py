@@ -180,11 +180,16 @@ def task_sampling_defaults(generation_config, task_name: Optional[str]) -> dict:
     (transformers keeps such an extra field only in a file without ``"_from_model_config": true``: set
     ``generation_config._from_model_config = False`` before saving one.)
     """
+    entry = task_sampling_entry(generation_config, task_name)
+    return {key: entry[key] for key in TASK_SAMPLING_KEYS if entry.get(key) is not None}
+
+
+def task_sampling_entry(generation_config, task_name: Optional[str]) -> dict:
+    """``generation_config.task_sampling[task_name]`` as the folder has it (the sampling defaults above, and the
+    pipelines' reranking: ``scorer``, ``num_candidates``), or ``{}``."""
     table = getattr(generation_config, "task_sampling", None)
     entry = table.get(task_name) if isinstance(table, dict) and task_name else None
-    if not isinstance(entry, dict):
-        return {}
-    return {key: entry[key] for key in TASK_SAMPLING_KEYS if entry.get(key) is not None}
+    return entry if isinstance(entry, dict) else {}
 
 
 # --------------------------------------------------------------------------------------------------------------------
