@@ -423,6 +423,11 @@ def test_likelihood_reranking_keeps_the_candidate_the_model_finds_most_likely(ti
     assert torch.equal(torch.as_tensor(best), torch.as_tensor(candidates[int(torch.stack(log_likelihoods).argmax())]))
 
 
+def test_a_misspelt_scorer_name_is_told_the_choices(tiny_model_folder):
+    with pytest.raises(FileNotFoundError, match="neither 'likelihood' .* nor an existing folder of a saved scorer"):
+        load("nuwa-text-to-image", tiny_model_folder)("a red 3", scorer="likelihod", num_candidates=2)
+
+
 def test_likelihood_reranking_refuses_grids_longer_than_trained(tiny_model_folder):
     video = load("nuwa-text-to-video", tiny_model_folder)
     with pytest.raises(ValueError, match="scorer='likelihood' scores grids up to the 3 frames"):

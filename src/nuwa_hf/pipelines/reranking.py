@@ -43,6 +43,10 @@ class CandidateScorer:
             self.scorer, self.name = None, "the model's own likelihood"
             return
         if isinstance(scorer, (str, os.PathLike)):
+            if not os.path.exists(scorer):  # a misspelt "likelihood" must not read as a missing folder only
+                raise FileNotFoundError(
+                    f"scorer={os.fspath(scorer)!r} is neither {LIKELIHOOD!r} (the model's own likelihood) nor an "
+                    "existing folder of a saved scorer (write one with scorer.save_pretrained(folder)).")
             from ..evaluation import load_scorer
             scorer = load_scorer(scorer)
         if not (isinstance(scorer, TextVisualScorer) or callable(scorer)):
