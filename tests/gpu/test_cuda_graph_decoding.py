@@ -69,3 +69,20 @@ def test_graph_is_the_default_on_cuda_and_works_in_bfloat16(captures):
     eager = model.generate(input_ids=text, visual_grid=(1, 4, 4), do_sample=False, cuda_graph=False)
     assert graphed.shape == eager.shape == (1, 17)
     assert (graphed[:, 1:] < model.config.visual_vocab_size).all()
+
+
+def test_later_calls_replay_the_first_calls_graph_with_their_own_prompts(captures):
+    """One capture for three calls of the same shapes: the kept cache is refilled in place for each prompt, and the
+    replayed graph (a real one on a GPU) gives each prompt's eager tokens."""
+    model = build()
+    prompts = [torch.tensor([[5, 17, 99, 3]], device=DEVICE), torch.tensor([[60, 2, 9, 44]], device=DEVICE),
+               torch.tensor([[7, 7, 300, 1]], device=DEVICE)]
+    for prompt in prompts:
+        out = {}
+        for graph in (True, False):
+            torch.manual_seed(0)
+            out[graph] = model.generate(input_ids=prompt, visual_grid=(2, 4, 4), cuda_graph=graph, do_sample=True,
+                                        top_k=16, guidance_scale=3.0)
+        assert torch.equal(out[True], out[False])
+    # on a GPU one capture serves the three calls; under the interpreter nothing is captured, so each call tries
+    assert captures == ([True] if MODE == "cuda" else [None] * 3)

@@ -21,8 +21,10 @@ second copy of the layers here; this module holds the state and the window looku
 decoding step, as :func:`nuwa_hf.nearby_attention` is the kernel of a forward).
 
 ``static_step`` is the same step with fixed shapes and the position a device tensor (for CUDA graphs and
-``torch.compile(fullgraph=True)``); :class:`NuwaCudaGraphStep` captures it once per ``generate()`` call on a CUDA
-device and replays it per token (NUWA's decoding loop, ``sampling_nuwa.nuwa_sample``, drives either step).
+``torch.compile(fullgraph=True)``); :class:`NuwaCudaGraphStep` captures it on a CUDA device and replays it per token
+(NUWA's decoding loop, ``sampling_nuwa.nuwa_sample``, drives either step). A captured graph reads fixed addresses, so
+``generate()`` keeps the last such cache of a model (:func:`reusable_decoding_cache`) and refills it in place for the
+next call of the same shapes: the graph is captured once per model and grid, not once per call.
 
 ``generate(..., fast_decoding=False)`` steps through ``forward`` with a transformers cache instead (the reference);
 tests/models/nuwa/test_fast_decoding.py checks that both give the same logits and the same sampled tokens.
@@ -33,6 +35,10 @@ with forward hooks.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import threading
+import weakref
 from typing import Tuple
 
 import torch
@@ -152,6 +158,7 @@ class NuwaDecodingCache(Cache):
                 state["cross_folded"] = layer.cross_attn.fold_condition(cross_k, cross_v)
             self.layer_states.append(state)
         self._next_ids = torch.empty(B, 1, dtype=torch.long, device=device)  # decode_next's input, written in place
+        self.cuda_graph_step = None  # NuwaCudaGraphStep over this cache, kept once its capture was tried
         self._begin(0, 1)
         # The decoder's modules for this cache's steps: each layer's decode plan (NuwaDecoderLayer.decode_plan, its
         # attentions reading this cache), the compiled token table, final norm and head.
@@ -168,6 +175,46 @@ class NuwaDecodingCache(Cache):
         folded = rows * 2 * d * self.heads * condition_length
         unfolded = 2 * d * d + rows * 2 * condition_length * d + 80_000
         return folded <= unfolded
+
+    @staticmethod
+    def reuse_key(model, encoder_outputs, visual_grid: Grid, guidance_rows: int = 0) -> tuple:
+        """What a cache built for these arguments fixes: shapes, dtype, device, windows, and the addresses of the
+        decoder's and LM head's parameters (its steps read them in place). Two calls with equal keys can share one
+        cache, refilled by :meth:`refill`; a parameter replaced (not updated in place), an adapter added, another
+        dtype or device gives another key."""
+        config, condition = model.config, encoder_outputs.last_hidden_state
+        grid, condition_grid = tuple(int(v) for v in visual_grid), tuple(encoder_outputs.condition_grid)
+        parameters = itertools.chain(model.get_decoder().parameters(), model.lm_head.parameters())
+        return (grid, tuple(condition.shape), condition.dtype, condition.device, condition_grid,
+                encoder_outputs.condition_type, int(guidance_rows), config.visual_extent(grid),
+                config.condition_extent(encoder_outputs.condition_type, condition_grid), bool(config.rope_3d),
+                float(config.rope_theta) if config.rope_3d else None,
+                tuple((p.data_ptr(), tuple(p.shape)) for p in parameters))
+
+    def refill(self, model, encoder_outputs) -> None:
+        """Make this cache what ``NuwaDecodingCache(model, encoder_outputs, grid, guidance_rows)`` would build, for a
+        call whose :meth:`reuse_key` equals this one's, writing every tensor in place (a captured CUDA graph keeps
+        reading the same addresses): the condition's projected keys/values (and folded factors), what was computed
+        from parameters (the position table, the fused q/k/v weights: training may have updated them in place since),
+        the key/value buffers zeroed, the position back to 0."""
+        condition = encoder_outputs.last_hidden_state
+        decoder = model.get_decoder()
+        with torch.inference_mode():  # in-place writes are allowed on inference and normal tensors alike
+            self.position_table.copy_(decoder.embedding.positions(self.grid, 0, self.total, self.position_table.device))
+            for layer, state in zip(decoder.layers, self.layer_states):
+                cross_k, cross_v = layer.cross_attn.project_keys_values(condition)
+                state["cross_kv"][0].copy_(cross_k)
+                state["cross_kv"][1].copy_(cross_v)
+                if "cross_folded" in state:
+                    for old, new in zip(state["cross_folded"][:3], layer.cross_attn.fold_condition(cross_k, cross_v)):
+                        old.copy_(new)
+                if state["qkv"] is not None:
+                    for old, new in zip(state["qkv"], layer.self_attn.fused_qkv()):
+                        old.copy_(new)
+                state["kv"].zero_()
+        self.position = 0
+        self.null_logits = None
+        self._begin(0, 1)
 
     # transformers' Cache interface (what generation utilities may ask of a cache)
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -350,7 +397,8 @@ class NuwaCudaGraphStep:
 
     At batch 1 on a GPU a decoding step is a few dozen small kernels and its cost is their launches. The static step
     (:meth:`NuwaDecodingCache.static_decode`: the decoder's modules over the cache with every shape fixed and the
-    position a device tensor) is captured once per ``generate()`` call in a ``torch.cuda.CUDAGraph``; each token then
+    position a device tensor) is captured once per cache in a ``torch.cuda.CUDAGraph`` (``generate()`` reuses a model's
+    cache across calls of the same shapes, :func:`reusable_decoding_cache`); each token then
     writes the chosen tokens into the graph's id buffer (``ids``, (rows, 1) long) and the decoder position into its
     position buffer (``position``, (1,) long), both in place, and replays the graph, whose logits land in one fixed
     (rows, N) buffer. The arithmetic is the decoder's (the graph records the same modules); the tokens are the
@@ -370,6 +418,7 @@ class NuwaCudaGraphStep:
         self.position = torch.zeros(1, dtype=torch.long, device=device)  # the decoder position, on the device
         self.graph = None
         self.logits = None  # the captured graph's output, (rows, N): overwritten by every replay
+        self.failure = None  # why capture failed ("TypeError: ..."), once it has: the cache's later calls run eagerly
 
     def _load(self, tokens: torch.LongTensor) -> None:
         """Write ``tokens`` (B,) into every row group of ``ids`` and the next position into ``position``, in place."""
@@ -416,3 +465,47 @@ class NuwaCudaGraphStep:
             logits = cache.static_decode(self.ids, self.position)[:, 0]
         cache.position += 1
         return cache._split_guidance(logits, logits)
+
+
+class _ReusedCache:
+    """One model's last cache for CUDA-graph decoding (see :func:`reusable_decoding_cache`)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()  # held by the generate() call decoding over ``cache``
+        self.key = None
+        self.cache = None
+
+
+_REUSED = weakref.WeakKeyDictionary()  # model -> _ReusedCache: nothing is stored on the model (deepcopy, pickling)
+_REUSED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def reusable_decoding_cache(model, encoder_outputs, visual_grid: Grid, guidance_rows: int = 0):
+    """A :class:`NuwaDecodingCache` for one ``generate()`` call that decodes through a CUDA graph: the model's cache
+    of the last such call, refilled in place, when its :meth:`~NuwaDecodingCache.reuse_key` matches (its graph,
+    captured then, replays at once), else a new one that replaces it.
+
+    Why: a graph replays fixed addresses, so a new cache per call means a new capture per call (two warm-up steps and
+    a recording: tens of milliseconds, as much as a whole 8x8 image's steps at batch 1). One cache per model is
+    kept (the memory of one call's key/value buffers) and dropped with the model. A call made while another holds
+    the model's cache (threads) gets a fresh cache of its own, never a shared one.
+    """
+    with _REUSED_LOCK:
+        slot = _REUSED.get(model)
+        if slot is None:
+            slot = _REUSED[model] = _ReusedCache()
+    if not slot.lock.acquire(blocking=False):
+        yield NuwaDecodingCache(model, encoder_outputs, visual_grid, guidance_rows=guidance_rows)
+        return
+    try:
+        key = NuwaDecodingCache.reuse_key(model, encoder_outputs, visual_grid, guidance_rows)
+        if slot.cache is not None and slot.key == key:
+            slot.cache.refill(model, encoder_outputs)
+        else:
+            slot.cache = slot.key = None  # free the old buffers (and graph) before building the new ones
+            slot.cache = NuwaDecodingCache(model, encoder_outputs, visual_grid, guidance_rows=guidance_rows)
+            slot.key = key
+        yield slot.cache
+    finally:
+        slot.lock.release()

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -39,7 +40,7 @@ from transformers import (EpsilonLogitsWarper, EtaLogitsWarper, GenerationMixin,
                           TopPLogitsWarper, TypicalLogitsWarper)
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache, StaticLayer
 
-from .decoding_nuwa import NuwaDecodingCache, NuwaDecodingStep
+from .decoding_nuwa import NuwaDecodingCache, NuwaDecodingStep, reusable_decoding_cache
 from .sampling_nuwa import DECODING_LOOPS, nuwa_sample
 
 Grid = Tuple[int, int, int]
@@ -282,11 +283,14 @@ class NuwaGenerationMixin(GenerationMixin):
                 ``custom_generate``: the same processors, warpers, streamer and outputs, less per-token bookkeeping),
                 or ``"transformers"``, transformers' stock sampling loop over the same cache. Same tokens for a seed.
                 The module path (``fast_decoding=False``) always runs transformers' loop.
-            cuda_graph: with NUWA's loop, replay each decoding step from one CUDA graph captured per call
+            cuda_graph: with NUWA's loop, replay each decoding step from one CUDA graph
                 (:class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaCudaGraphStep`: the decoder's modules over the
-                cache's fixed buffers). None (default): ``generation_config.cuda_graph`` when set, else on for a
-                model on a CUDA device. False: eager steps. Where capture fails, a warning gives the reason and the
-                steps run eagerly; the tokens are the eager steps'.
+                cache's fixed buffers). The model keeps the cache of its last such call and a later call with the
+                same grid, batch, condition shape, dtype and parameter tensors refills it in place and replays its
+                graph without capturing again (:func:`~nuwa_hf.models.nuwa.decoding_nuwa.reusable_decoding_cache`).
+                None (default): ``generation_config.cuda_graph`` when set, else on for a model on a CUDA device.
+                False: eager steps, nothing kept. Where capture fails, a warning gives the reason (once per kept
+                cache) and the steps run eagerly; the tokens are the eager steps'.
             generator: a ``torch.Generator``, or a list of them with one per batch row (before
                 ``num_return_sequences``): sampling then draws from these instead of torch's global generator, and
                 with a list each row's tokens depend only on its own generator, not on the rest of the batch
@@ -413,73 +417,85 @@ class NuwaGenerationMixin(GenerationMixin):
                     and len({p.device for p in self.get_decoder().parameters()}) == 1  # not split by device_map
                     # forward hooks on the model see every decoding step only on the module path
                     and not (self._forward_hooks or self._forward_pre_hooks))
-        # The fast path: a NuwaDecodingCache handed to transformers as the cache; prepare_inputs_for_generation and
-        # the model's forward run the decoder over it. Its rows are the expanded condition (transformers repeats the
-        # encoder outputs for num_return_sequences the same way), and with guidance, where the null condition has the
-        # same kind and grid, the null rows too: one pass of 2B rows costs little more than B at decoding sizes.
-        decoding_cache = null_outputs = None
-        if use_guidance:
-            null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences, device)
-        if fast:
-            rows = type(encoder_outputs)(last_hidden_state=expand(encoder_outputs.last_hidden_state),
-                                         condition_grid=encoder_outputs.condition_grid,
-                                         condition_type=encoder_outputs.condition_type)
-            shared = (null_outputs is not None and null_outputs.condition_type == rows.condition_type
-                      and tuple(null_outputs.condition_grid) == tuple(rows.condition_grid))
-            if shared:
-                rows.last_hidden_state = torch.cat([rows.last_hidden_state, null_outputs.last_hidden_state])
-            decoding_cache = NuwaDecodingCache(self, rows, grid, guidance_rows=batch * num_return_sequences if shared
-                                               else 0)
-        if use_guidance:
-            shared_cache = decoding_cache if decoding_cache is not None and decoding_cache.guidance_rows else None
-            processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid, use_cache,
-                                                          fast_decoding=fast, shared_cache=shared_cache))
-        if known_flat is not None:
-            processors.append(NuwaKnownTokensLogitsProcessor(expand(known_flat), expand(mask_flat)))
-        processors.extend(kwargs.pop("logits_processor", None) or [])
-        row_sampler = None
-        if generator is not None:
-            generators = list(generator) if isinstance(generator, (list, tuple)) else None
-            if generators is None:
-                if not isinstance(generator, torch.Generator):
-                    raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}.")
-                # one generator for the whole batch: its rows draw from it in turn
-                row_sampler = NuwaRowGeneratorSampler([generator], batch * num_return_sequences)
-            else:
-                if len(generators) != batch or not all(isinstance(g, torch.Generator) for g in generators):
-                    raise ValueError(f"generator as a list needs one torch.Generator per batch row ({batch}), got "
-                                     f"{len(generators)} item(s).")
-                row_sampler = NuwaRowGeneratorSampler(generators, num_return_sequences)
-        if row_sampler is not None:
-            kwargs = self._route_row_sampler(row_sampler, processors, kwargs)
-
-        model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
-        if decoding_cache is not None:
-            model_kwargs["cache"] = decoding_cache
-            if decoding_loop == "nuwa" and kwargs.get("custom_generate") is None:
-                # NUWA's loop through transformers' public hook; the streamer is bound (transformers hands a
-                # custom loop none, after giving it the prompt itself)
-                if cuda_graph is None:
+        with contextlib.ExitStack() as held_caches:  # a reused decoding cache stays this call's until it returns
+            # The fast path: a NuwaDecodingCache handed to transformers as the cache; prepare_inputs_for_generation
+            # and the model's forward run the decoder over it. Its rows are the expanded condition (transformers
+            # repeats the encoder outputs for num_return_sequences the same way), and with guidance, where the null
+            # condition has the same kind and grid, the null rows too: one pass of 2B rows costs little more than B
+            # at decoding sizes.
+            decoding_cache = null_outputs = None
+            if use_guidance:
+                null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences,
+                                                        device)
+            if fast:
+                rows = type(encoder_outputs)(last_hidden_state=expand(encoder_outputs.last_hidden_state),
+                                             condition_grid=encoder_outputs.condition_grid,
+                                             condition_type=encoder_outputs.condition_type)
+                shared = (null_outputs is not None and null_outputs.condition_type == rows.condition_type
+                          and tuple(null_outputs.condition_grid) == tuple(rows.condition_grid))
+                if shared:
+                    rows.last_hidden_state = torch.cat([rows.last_hidden_state, null_outputs.last_hidden_state])
+                guidance_rows = batch * num_return_sequences if shared else 0
+                nuwa_loop = decoding_loop == "nuwa" and kwargs.get("custom_generate") is None
+                if nuwa_loop and cuda_graph is None:
                     cuda_graph = getattr(kwargs.get("generation_config") or self.generation_config, "cuda_graph", None)
-                if cuda_graph is None:
+                if nuwa_loop and cuda_graph is None:
                     cuda_graph = device.type == "cuda"
-                model_kwargs["custom_generate"] = functools.partial(nuwa_sample, streamer=kwargs.get("streamer"),
-                                                                    cuda_graph=bool(cuda_graph))
-        elif use_cache:  # the module path: a preallocated KV cache
-            model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
-        if processors:
-            model_kwargs["logits_processor"] = processors
-        length = dict(max_new_tokens=total - prefix, min_new_tokens=total - prefix, use_cache=use_cache)
-        if kwargs.get("generation_config") is not None:
-            # our own copy: the lengths go into it (transformers warns about a config passed beside such arguments)
-            kwargs["generation_config"].update(**length)
-            length = {}
-        saved_guidance = getattr(self.generation_config, "guidance_scale", None)
-        self.generation_config.guidance_scale = None
-        try:
-            return super().generate(decoder_input_ids=decoder_input_ids, **length, **model_kwargs, **kwargs)
-        finally:
-            self.generation_config.guidance_scale = saved_guidance
+                if nuwa_loop and cuda_graph:
+                    # a graph replays fixed addresses: the model's cache of its last graph call, refilled in place
+                    # (its graph replays at once), held until this call returns
+                    decoding_cache = held_caches.enter_context(
+                        reusable_decoding_cache(self, rows, grid, guidance_rows))
+                else:
+                    decoding_cache = NuwaDecodingCache(self, rows, grid, guidance_rows=guidance_rows)
+            if use_guidance:
+                shared_cache = decoding_cache if decoding_cache is not None and decoding_cache.guidance_rows else None
+                processors.append(NuwaGuidanceLogitsProcessor(self, null_outputs, float(guidance_scale), grid,
+                                                              use_cache, fast_decoding=fast,
+                                                              shared_cache=shared_cache))
+            if known_flat is not None:
+                processors.append(NuwaKnownTokensLogitsProcessor(expand(known_flat), expand(mask_flat)))
+            processors.extend(kwargs.pop("logits_processor", None) or [])
+            row_sampler = None
+            if generator is not None:
+                generators = list(generator) if isinstance(generator, (list, tuple)) else None
+                if generators is None:
+                    if not isinstance(generator, torch.Generator):
+                        raise TypeError("generator must be a torch.Generator or a list of them, got "
+                                        f"{type(generator).__name__}.")
+                    # one generator for the whole batch: its rows draw from it in turn
+                    row_sampler = NuwaRowGeneratorSampler([generator], batch * num_return_sequences)
+                else:
+                    if len(generators) != batch or not all(isinstance(g, torch.Generator) for g in generators):
+                        raise ValueError(f"generator as a list needs one torch.Generator per batch row ({batch}), got "
+                                         f"{len(generators)} item(s).")
+                    row_sampler = NuwaRowGeneratorSampler(generators, num_return_sequences)
+            if row_sampler is not None:
+                kwargs = self._route_row_sampler(row_sampler, processors, kwargs)
+
+            model_kwargs = dict(encoder_outputs=encoder_outputs, visual_grid=grid)
+            if decoding_cache is not None:
+                model_kwargs["cache"] = decoding_cache
+                if nuwa_loop:
+                    # NUWA's loop through transformers' public hook; the streamer is bound (transformers hands a
+                    # custom loop none, after giving it the prompt itself)
+                    model_kwargs["custom_generate"] = functools.partial(nuwa_sample, streamer=kwargs.get("streamer"),
+                                                                        cuda_graph=bool(cuda_graph))
+            elif use_cache:  # the module path: a preallocated KV cache
+                model_kwargs["cache"] = make_generation_cache(self.config.decoder_layers, grid)
+            if processors:
+                model_kwargs["logits_processor"] = processors
+            length = dict(max_new_tokens=total - prefix, min_new_tokens=total - prefix, use_cache=use_cache)
+            if kwargs.get("generation_config") is not None:
+                # our own copy: the lengths go into it (transformers warns about a config passed beside such arguments)
+                kwargs["generation_config"].update(**length)
+                length = {}
+            saved_guidance = getattr(self.generation_config, "guidance_scale", None)
+            self.generation_config.guidance_scale = None
+            try:
+                return super().generate(decoder_input_ids=decoder_input_ids, **length, **model_kwargs, **kwargs)
+            finally:
+                self.generation_config.guidance_scale = saved_guidance
 
     # transformers' defaults for the sampling warpers (GenerationConfig's documented defaults)
     _WARPER_DEFAULTS = dict(do_sample=False, temperature=1.0, top_k=50, top_p=1.0, min_p=None, typical_p=1.0,

@@ -52,14 +52,23 @@ def _processors_called_directly(logits_processor: LogitsProcessorList) -> list:
     return processors
 
 
-def _captured_or_eager(graph_step: NuwaCudaGraphStep, tokens: torch.LongTensor, eager):
-    """``graph_step`` once its graph is captured, else (with a warning naming the reason) ``eager``."""
-    try:
-        graph_step.capture(tokens)
-    except Exception as error:  # noqa: BLE001 (any capture failure falls back; the reason is logged)
-        logger.warning("NUWA decoding: CUDA graph capture failed, decoding eagerly (%s: %s). Pass cuda_graph=False "
-                       "to generate() to skip the attempt.", type(error).__name__, error)
+def _captured_or_eager(cache: NuwaDecodingCache, tokens: torch.LongTensor, eager):
+    """The cache's graph step, its graph captured now (first use) or already (a cache reused from an earlier call),
+    else ``eager``: where capture fails a warning names the reason, once per cache (its later calls decode eagerly
+    without trying again)."""
+    graph_step = cache.cuda_graph_step
+    if graph_step is None:
+        graph_step = cache.cuda_graph_step = NuwaCudaGraphStep(cache)
+    if graph_step.failure is not None:
         return eager
+    if graph_step.graph is None:
+        try:
+            graph_step.capture(tokens)
+        except Exception as error:  # noqa: BLE001 (any capture failure falls back; the reason is logged)
+            graph_step.failure = f"{type(error).__name__}: {error}"
+            logger.warning("NUWA decoding: CUDA graph capture failed, decoding eagerly (%s). Pass cuda_graph=False "
+                           "to generate() to skip the attempt.", graph_step.failure)
+            return eager
     return graph_step
 
 
@@ -88,8 +97,8 @@ def nuwa_sample(
             ``output_scores``, ``output_logits``).
         streamer: gets each step's tokens (B,) on the CPU, then ``end()``.
         cuda_graph: replay the steps from one captured CUDA graph of the static step
-            (:class:`~.decoding_nuwa.NuwaCudaGraphStep`); where capture fails, a warning says why and the steps run
-            eagerly. ``generate`` sets it (default: on for a model on a CUDA device).
+            (:class:`~.decoding_nuwa.NuwaCudaGraphStep`, kept by the cache: a cache ``generate()`` reuses replays the
+            graph captured by an earlier call); where capture fails, a warning says why and the steps run eagerly. ``generate`` sets it (default: on for a model on a CUDA device).
         model_kwargs: what transformers prepared for the model; ``cache`` must be a NuwaDecodingCache.
 
     Returns:
@@ -124,7 +133,7 @@ def nuwa_sample(
 
     with torch.inference_mode():  # the prefill: <bos> and the known prefix
         logits = cache.decode(input_ids[:, cache.position:])[:, -1]
-    step, graph_step = cache.decode_next, NuwaCudaGraphStep(cache) if cuda_graph else None
+    step, graph_pending = cache.decode_next, bool(cuda_graph)
     length = start
     while length < max_length:
         next_logits = logits.to(copy=True, dtype=torch.float32)
@@ -151,9 +160,9 @@ def nuwa_sample(
             if not bool(unfinished.any()):
                 break
         if length < max_length:
-            if graph_step is not None:  # the first step after the prefill: capture it once
-                step = _captured_or_eager(graph_step, next_tokens, step)
-                graph_step = None
+            if graph_pending:  # the first step after the prefill: the graph (captured once per cache) from here on
+                step = _captured_or_eager(cache, next_tokens, step)
+                graph_pending = False
             with torch.inference_mode():
                 logits = step(next_tokens)
     if streamer is not None:
