@@ -15,8 +15,11 @@ for all of them); at most ``--queue-size`` (``NUWA_WEB_QUEUE_SIZE``, default 16)
 message (gradio_client: "Queue is full! Please try again."). Generations report their progress per generated token and
 stop at the next token when the tab's Stop button is pressed, when the request is cancelled (gradio's ``/cancel``,
 ``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
-Bad inputs and pipeline failures come back as ``gr.Error`` messages that say what is wrong and what to do; the server
-keeps running.
+Bad inputs and pipeline failures come back as ``gr.Error`` pop-ups whose bold first words say what went wrong ("No
+image") and whose message says what to do; the server keeps running. The pipelines' notes (prompt words the model never
+saw) go to the info line, worded for the page's visitors (:func:`page_wording`). Each tab's Generate and Stop buttons
+head its output column, the result right under them; V2V and TV2V show the video they start from (the upload, else the
+chosen built-in example).
 
 Outputs are written to a folder of this process under ``$TMPDIR/nuwa-web-demo`` (the newest
 ``KEEP_OUTPUT_FOLDERS`` requests' folders are kept) and gradio copies them to its cache, from which they are served;
@@ -572,8 +575,8 @@ class NuwaWebDemo:
         the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint)."""
         background = _drawn((editor or {}).get("background"))
         if background is None:  # also the editor's "Clear canvas": see _drawn
-            raise _error("The editor is empty (a plain white picture counts as empty): upload or paste an image into it "
-                         "(or reload the page for the built-in example).", "No image")
+            raise _error("The editor is empty (a plain white picture counts as empty): upload or paste an image "
+                         "into it (or reload the page for the built-in example).", "No image")
         rgba = background.convert("RGBA")
         image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
         notes = self._size_note(image.size, "image")

@@ -761,8 +761,8 @@ def test_browser_a_cleared_image_editor_asks_for_an_image_under_a_title(web_app,
 
 
 def test_error_pop_ups_say_what_went_wrong_in_their_title(client, inputs, app_module, web_app):
-    """Each pop-up's title names the problem in the page's terms (not gradio's "Error"): its first words, in bold (gradio
-    6.31 heads every pop-up with its kind and shows no title), and the error's title for API clients."""
+    """Each pop-up's title names the problem in the page's terms (not gradio's "Error"): its first words, in bold
+    (gradio 6.31 heads every pop-up with its kind and shows no title), and the error's title for API clients."""
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
