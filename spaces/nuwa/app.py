@@ -695,7 +695,6 @@ class NuwaWebDemo:
         """(GIF, label) of the video a V2V / TV2V generation would start from now: the upload, else the built-in
         example ``example``; its first :attr:`frames` frames, scaled to about ``VIEW_PIXELS`` for viewing. An upload
         that cannot be read shows nothing (Generate says why)."""
-        kept = "its first frame is kept" if code == "TV2V" else "its first 'Given frames' are continued"
         if upload:
             what = f"the upload '{shown_name(upload)}'"
             try:
@@ -713,7 +712,7 @@ class NuwaWebDemo:
         size = tuple(max(1, round(side * scale)) for side in frames[0].size)
         path = self._workdir(f"{code}-input") / "input.gif"
         media.save_gif([frame.resize(size, PIL.Image.NEAREST) for frame in frames], path, fps=FPS)
-        return str(path), f"Input video: {what} ({kept})"
+        return str(path), f"Input video: {what}"
 
     # --- defaults shown in the UI ----------------------------------------------------------------------------------
 
