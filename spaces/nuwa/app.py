@@ -15,8 +15,11 @@ for all of them); at most ``--queue-size`` (``NUWA_WEB_QUEUE_SIZE``, default 16)
 message (gradio_client: "Queue is full! Please try again."). Generations report their progress per generated token and
 stop at the next token when the tab's Stop button is pressed, when the request is cancelled (gradio's ``/cancel``,
 ``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
-Bad inputs and pipeline failures come back as ``gr.Error`` messages that say what is wrong and what to do; the server
-keeps running.
+Bad inputs and pipeline failures come back as ``gr.Error`` pop-ups whose bold first words say what went wrong ("No
+image") and whose message says what to do; the server keeps running. The pipelines' notes (prompt words the model never
+saw) go to the info line, worded for the page's visitors (:func:`page_wording`). Each tab's Generate and Stop buttons
+head its output column, the result right under them; V2V and TV2V show the video they start from (the upload, else the
+chosen built-in example).
 
 Outputs are written to a folder of this process under ``$TMPDIR/nuwa-web-demo`` (the newest
 ``KEEP_OUTPUT_FOLDERS`` requests' folders are kept) and gradio copies them to its cache, from which they are served;
@@ -50,7 +53,7 @@ from nuwa_hf import media
 from nuwa_hf.data.sketch_motion import MOTION_CHOICES, move_shapes
 from nuwa_hf.models.nuwa.visual_generation_nuwa import task_sampling_defaults
 from nuwa_hf.pipelines import REGION_SHORTCUTS, load_nuwa_processor
-from nuwa_hf.pipelines.notices import routed_warnings
+from nuwa_hf.pipelines.notices import NoticeWording, routed_warnings, worded_for
 from nuwa_hf.pipelines.regions import region_to_token_mask, token_mask_to_pixels
 from nuwa_hf.tasks import TASKS, get_task_info
 from nuwa_hf.lazy_imports import import_optional
@@ -63,6 +66,8 @@ MODEL_ENV_VAR = "NUWA_MODEL"  # a model folder or Hub id, for a Space (where the
 DEFAULT_PORT = 7860
 VIEW_PIXELS = 256  # outputs are enlarged (nearest neighbour) to about this many pixels for viewing
 FPS = 4.0
+RESULT_HEIGHT = VIEW_PIXELS + 48  # pixels of a result view on the page (the label sits above the picture)
+PREVIEW_HEIGHT = VIEW_PIXELS // 2 + 48  # the input video's preview and the sketch view: smaller
 NUM_BUILTIN_EXAMPLES = 4
 CONCURRENCY_ID = "nuwa-generation"  # every generation shares one queue slot: the model is one object in memory
 QUEUE_SIZE_ENV_VAR = "NUWA_WEB_QUEUE_SIZE"
@@ -245,12 +250,23 @@ def release_freed_memory() -> None:
 # Errors
 
 
-def _error(message: str) -> gr.Error:
-    return gr.Error(html.escape(message, quote=False), title="Cannot generate", print_exception=False)
+# The titles of the error pop-ups: what went wrong, in the page's terms (the message says what to do).
+INPUT_TITLE = "Input not usable"  # the pipelines' ValueError / TypeError: something about the inputs or settings
+FAILED_TITLE = "Generation failed"  # anything else: the app's or the pipelines' own failure
+
+
+def _error(message: str, title: str) -> gr.Error:
+    """A pop-up for the page whose first words, in bold, are ``title``: what went wrong (e.g. "No image"); then
+    ``message``, what to do. gradio 6.31's page heads every error pop-up with the word "Error" whatever
+    ``gr.Error(title=...)`` says (its toasts are headed by their kind and never show a title), so the title opens the
+    message too; API clients also get it as the error's ``title``."""
+    return gr.Error(f"<strong>{html.escape(title, quote=False)}.</strong> {html.escape(message, quote=False)}",
+                    title=title, print_exception=False)
 
 
 def guarded(method):
-    """Turn every exception of a handler into a ``gr.Error`` with the pipeline's message: the server never dies."""
+    """Turn every exception of a handler into a titled pop-up (:func:`_error`) with the pipeline's message: the server
+    never dies."""
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -259,14 +275,15 @@ def guarded(method):
         except gr.Error:
             raise
         except GenerationStopped:
-            raise gr.Error("Stopped: the generation was cancelled with the Stop button.", title="Stopped",
-                           print_exception=False) from None
-        except (ValueError, TypeError, FileNotFoundError, ImportError, OSError) as error:
-            raise _error(str(error)) from None
+            raise _error("The generation was cancelled with the Stop button.", "Stopped") from None
+        except (ValueError, TypeError) as error:  # the pipelines' checks of the inputs and settings
+            raise _error(str(error), INPUT_TITLE) from None
+        except (FileNotFoundError, ImportError, OSError) as error:
+            raise _error(str(error), FAILED_TITLE) from None
         except Exception as error:  # the pipelines' own bugs too: report, keep serving
             traceback.print_exc()
-            raise _error(f"Generation failed ({type(error).__name__}: {error}). Try other inputs or settings; if it "
-                         "keeps failing, restart the app and report the message.") from None
+            raise _error(f"{type(error).__name__}: {error}. Try other inputs or settings; if it keeps failing, "
+                         "restart the app and report the message.", FAILED_TITLE) from None
 
     return wrapper
 
@@ -309,6 +326,7 @@ class NuwaWebDemo:
         atexit.register(shutil.rmtree, str(self.out_root), True)  # (not a bound method: that would keep the model)
         self.class_names = self._class_names()
         self.palette = self._palette()
+        self.wording = page_wording(self.processor.tokenizer)
 
     # --- parts -------------------------------------------------------------------------------------------------------
 
@@ -376,9 +394,9 @@ class NuwaWebDemo:
         try:
             seed = int(seed)
         except (TypeError, ValueError):
-            raise _error(f"The seed {seed!r} is not a whole number: give an integer >= 0.") from None
+            raise _error(f"The seed {seed!r} is not a whole number: give an integer >= 0.", "Invalid seed") from None
         if seed < 0:
-            raise _error(f"The seed is {seed}: give an integer >= 0.")
+            raise _error(f"The seed is {seed}: give an integer >= 0.", "Invalid seed")
         options = {"seed": seed, "top_k": int(top_k or 0)}
         if guidance is not None:
             options["guidance_scale"] = float(guidance)
@@ -396,7 +414,8 @@ class NuwaWebDemo:
             start = time.perf_counter()
             said: list[str] = []
             try:
-                with routed_warnings(said.append):  # words the model never saw: shown on the page's info line
+                # words the model never saw: shown on the page's info line, in the page's words
+                with routed_warnings(said.append), worded_for(self.wording):
                     result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
             finally:
                 release_freed_memory()
@@ -444,7 +463,7 @@ class NuwaWebDemo:
     def _prompt(text, what="prompt", example="a red 7") -> str:
         text = (text or "").strip()
         if not text:
-            raise _error(f"The {what} is empty: type what to generate, e.g. '{example}'.")
+            raise _error(f"The {what} is empty: type what to generate, e.g. '{example}'.", f"No {what}")
         return text
 
     def _size_note(self, size, what: str) -> list[str]:
@@ -463,12 +482,13 @@ class NuwaWebDemo:
                 frames = media.load_video(path, num_frames=max_frames)
             except Exception as error:
                 raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video ({error}). Upload a GIF "
-                             "or an MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).") from None
+                             "or an MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).", "Unreadable video") from None
             return frames, [f"Input: the uploaded video '{shown_name(path)}' ({len(frames)} frame(s) used)."] + \
                 self._size_note(frames[0].size, "video")
         examples = self.examples(code)
         if examples is None or examples.references is None:
-            raise _error("No video given: upload a GIF or MP4 (the built-in examples are not available here).")
+            raise _error("No video given: upload a GIF or MP4 (the built-in examples are not available here).",
+                         "No video")
         index = self._example_index(example)
         frames = media.load_video(np.asarray(examples.references[index]), num_frames=max_frames)
         return frames, [f"Input: built-in example {index + 1} (held-out Moving MNIST)."]
@@ -507,10 +527,11 @@ class NuwaWebDemo:
         try:
             return media.load_sketch_video(path, num_classes=len(self.class_names), fill=fill)
         except ValueError as error:  # the limits, damaged files, colour pictures that are no drawing: media says what
-            raise _error(f"Could not read the class map '{shown_name(path)}': {error}") from None
+            raise _error(f"Could not read the class map '{shown_name(path)}': {error}", "Unreadable sketch") from None
         except Exception as error:
             raise _error(f"Could not read the class map '{shown_name(path)}' ({error}). Upload a PNG in mode L/P whose "
-                         "pixel values are class ids, a .npy integer array (H, W) or (T, H, W), or a GIF in mode P.") \
+                         "pixel values are class ids, a .npy integer array (H, W) or (T, H, W), or a GIF in mode P.",
+                         "Unreadable sketch") \
                 from None
 
     def _check_classes(self, maps: np.ndarray) -> None:
@@ -518,7 +539,7 @@ class NuwaWebDemo:
         if top >= len(self.class_names):
             raise _error(f"The class map holds class id {top} but the model knows {len(self.class_names)} classes "
                          f"(ids 0..{len(self.class_names) - 1}: {', '.join(self.class_names)}): map the other "
-                         "labels to these classes.")
+                         "labels to these classes.", "Unknown class in the sketch")
 
     def _model_maps(self, maps: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Class maps (T, H, W) -> the model's size through the image processor (nearest neighbour + centre crop)."""
@@ -536,7 +557,8 @@ class NuwaWebDemo:
         else:
             drawn = self._canvas_to_map(canvas, fill)
             if drawn is None:
-                raise _error("The canvas is empty: draw a sketch with the class colours (or upload a class map).")
+                raise _error("The canvas is empty: draw a sketch with the class colours (or upload a class map).",
+                             "Empty canvas")
             maps, source = drawn[None], ["Input: the drawing on the canvas."]
         processed, notes = self._model_maps(maps)
         return processed, source + notes
@@ -552,8 +574,9 @@ class NuwaWebDemo:
         """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice: a preset region is
         the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint)."""
         background = _drawn((editor or {}).get("background"))
-        if background is None:  # also the editor's "Clear canvas": it sends a fully transparent picture
-            raise _error("No image: upload an image into the editor (or reload the page for the built-in example).")
+        if background is None:  # also the editor's "Clear canvas": see _drawn
+            raise _error("The editor is empty (a plain white picture counts as empty): upload or paste an image "
+                         "into it (or reload the page for the built-in example).", "No image")
         rgba = background.convert("RGBA")
         image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
         notes = self._size_note(image.size, "image")
@@ -564,7 +587,7 @@ class NuwaWebDemo:
             painted |= layer[..., 3] >= 32
         if not painted.any():
             raise _error("The mask covers nothing: paint over the part of the image to regenerate with the brush, or "
-                         "choose a preset region such as 'bottom half'.")
+                         "choose a preset region such as 'bottom half'.", "Nothing painted")
         share = painted.mean()
         return image, PIL.Image.fromarray(painted.astype(np.uint8) * 255, mode="L"), \
             notes + [f"Region: the painted mask ({share:.0%} of the image)."]
@@ -598,7 +621,7 @@ class NuwaWebDemo:
         frames, notes = self._load_video(upload, example, "V2V", max_frames=given)
         if len(frames) < given:
             raise _error(f"The video has {len(frames)} frame(s) but 'Given frames' is {given}: upload a video with at "
-                         f"least {given} frames, or lower 'Given frames'.")
+                         f"least {given} frames, or lower 'Given frames'.", "Video too short")
         options = self._options(seed, top_k)
         video, seconds = self._generate("V2V", request, progress, {"video": frames[:given]}, options,
                                         num_condition_frames=given, num_frames_to_predict=predict)
@@ -668,6 +691,29 @@ class NuwaWebDemo:
     def stop(self, request: gr.Request = None):
         self.switch.stop(_session(request))
 
+    def video_preview(self, code: str, upload, example) -> tuple[Optional[str], str]:
+        """(GIF, label) of the video a V2V / TV2V generation would start from now: the upload, else the built-in
+        example ``example``; its first :attr:`frames` frames, scaled to about ``VIEW_PIXELS`` for viewing. An upload
+        that cannot be read shows nothing (Generate says why)."""
+        if upload:
+            what = f"the upload '{shown_name(upload)}'"
+            try:
+                frames = media.load_video(Path(upload), num_frames=self.frames)
+            except Exception:  # Generate gives the message; the preview shows none
+                return None, f"Input video: {what} cannot be read"
+        else:
+            examples = self.examples(code)
+            if examples is None or examples.references is None:
+                return None, "Input video: none (no built-in examples here: upload one)"
+            index = self._example_index(example)
+            frames = media.load_video(np.asarray(examples.references[index]), num_frames=self.frames)
+            what = f"built-in example {index + 1}"
+        scale = VIEW_PIXELS / max(frames[0].size)
+        size = tuple(max(1, round(side * scale)) for side in frames[0].size)
+        path = self._workdir(f"{code}-input") / "input.gif"
+        media.save_gif([frame.resize(size, PIL.Image.NEAREST) for frame in frames], path, fps=FPS)
+        return str(path), f"Input video: {what}"
+
     # --- defaults shown in the UI ----------------------------------------------------------------------------------
 
     def default_sketch_map(self) -> np.ndarray:
@@ -716,12 +762,27 @@ class NuwaWebDemo:
         return examples.texts[self._example_index(example)]
 
 
+def page_wording(tokenizer) -> NoticeWording:
+    """How the page words the pipelines' unknown-word notices (nuwa_hf.pipelines.notices): it has no control that
+    keeps such words, so it names none and tells the visitor to rephrase, listing the words the model knows by kind
+    (nuwa_hf.processing.vocabulary.vocabulary_by_kind: digits, colours, motions, other words)."""
+    from nuwa_hf.processing.vocabulary import vocabulary_by_kind
+
+    kinds = "; ".join(f"{kind}: {', '.join(words)}" for kind, words in vocabulary_by_kind(tokenizer).items() if words)
+    return NoticeWording(keep=None, drop=None, keep_instead=None,
+                         known=f"To steer the result, rephrase with words it knows ({kinds}).")
+
+
 def _drawn(picture: Optional[PIL.Image.Image]) -> Optional[PIL.Image.Image]:
-    """An ImageEditor picture, or None when it shows nothing: absent, or every pixel fully transparent (what the
-    editor sends after its "Clear canvas" button, at the canvas' size)."""
+    """An ImageEditor picture, or None when it shows nothing: absent, every pixel fully transparent, or every pixel
+    opaque white. After its "Clear canvas" button the editor sends no background when it started without layers
+    (the sketch canvases), but a plain white one at the canvas' size when it started with a painted layer (the
+    image tabs' built-in example; gradio 6.31, seen in Chromium); a plain white upload cannot be told from that."""
     if picture is None:
         return None
     if picture.mode in ("RGBA", "LA", "PA") and picture.getchannel("A").getextrema()[1] == 0:
+        return None
+    if all(extrema == (255, 255) for extrema in picture.convert("RGBA").getextrema()):
         return None
     return picture
 
@@ -784,10 +845,10 @@ def GuardedImageEditor(**kwargs) -> gr.ImageEditor:
             return preprocess(payload)
         except PIL.Image.DecompressionBombError as error:
             raise _error(f"The uploaded image is too large to decode ({error}): resize it to a few megapixels "
-                         "(the model works at a few dozen pixels) and upload it again.") from None
+                         "(the model works at a few dozen pixels) and upload it again.", "Image too large") from None
         except (PIL.UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise _error(f"Could not read the uploaded image ({error}): upload a whole PNG, JPEG or WebP file.") \
-                from None
+            raise _error(f"Could not read the uploaded image ({error}): upload a whole PNG, JPEG or WebP file.",
+                         "Unreadable image") from None
 
     editor.preprocess = guarded_preprocess
     return editor
@@ -809,7 +870,7 @@ def UploadFile(**kwargs) -> gr.File:
             return preprocess(payload)
         if upload.file_types and not is_valid_file(payload.path, upload.file_types):
             raise _error(f"The uploaded file '{shown_name(payload.path)}' is not one of "
-                         f"{', '.join(upload.file_types)}: upload a file of one of these types.")
+                         f"{', '.join(upload.file_types)}: upload a file of one of these types.", "Wrong kind of file")
         return str(payload.path)
 
     upload.preprocess = single_path
@@ -822,20 +883,28 @@ def _wire(demo: NuwaWebDemo, generate, stop, fn, inputs, outputs, api_name: str)
     stop.click(demo.stop, None, None, cancels=[event], queue=False, api_visibility="private")
 
 
-def _image_outputs(prefix: str, label: str):
-    image = gr.Image(label=label, type="filepath", format="png", interactive=False, elem_id=f"{prefix}-output")
+def _outputs(info, prefix: str) -> list:
+    """A tab's outputs in its endpoint's order ([sketch view,] image, files, info or [sketch view,] mp4, gif, files,
+    info), laid out result first: the image, or the MP4 and the GIF side by side at a fixed height; then the info
+    line, the sketch view (sketch tasks) and the downloads."""
+    if info.makes_video:
+        with gr.Row(equal_height=True):
+            views = [gr.Video(label="Video (MP4)", format="mp4", interactive=False, loop=True, autoplay=True,
+                              height=RESULT_HEIGHT, elem_id=f"{prefix}-mp4"),
+                     gr.Image(label="Video (GIF)", type="filepath", interactive=False, height=RESULT_HEIGHT,
+                              elem_id=f"{prefix}-gif")]
+    else:
+        label = {"I2I": "Completed image", "TI2I": "Edited image"}.get(info.code, "Image")
+        views = [gr.Image(label=label, type="filepath", format="png", interactive=False, height=RESULT_HEIGHT,
+                          elem_id=f"{prefix}-output")]
+    text = gr.Textbox(label="Info", lines=3, interactive=False, elem_id=f"{prefix}-info")
+    sketch = []
+    if info.condition == "sketch":
+        label = "The sketches as the model sees them" if info.makes_video else "The sketch as the model sees it"
+        sketch = [gr.Image(label=label, type="filepath", interactive=False, height=PREVIEW_HEIGHT,
+                           elem_id=f"{prefix}-sketch")]
     files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id=f"{prefix}-files")
-    info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id=f"{prefix}-info")
-    return image, files, info
-
-
-def _video_outputs(prefix: str):
-    mp4 = gr.Video(label="Video (MP4)", format="mp4", interactive=False, loop=True, autoplay=True,
-                   elem_id=f"{prefix}-mp4")
-    gif = gr.Image(label="Video (GIF)", type="filepath", interactive=False, elem_id=f"{prefix}-gif")
-    files = gr.File(label="Download", file_count="multiple", interactive=False, elem_id=f"{prefix}-files")
-    info = gr.Textbox(label="Info", lines=3, interactive=False, elem_id=f"{prefix}-info")
-    return mp4, gif, files, info
+    return sketch + views + [files, text]
 
 
 def _shown_path(model_path: str) -> str:
@@ -921,9 +990,21 @@ class _Page:
 
     def video(self, info, prefix: str) -> list:
         kept = "" if "num_frames_to_predict" in info.frame_options else "its first frame is kept; "
-        upload = UploadFile(label=f"Video (GIF, MP4, ...): {kept}an upload replaces the built-in example",
-                            file_types=VIDEO_TYPES, type="filepath", elem_id=f"{prefix}-upload")
-        example = gr.Dropdown(_example_choices(), value="Example 1", label="Built-in example")
+        with gr.Row(equal_height=True):
+            upload = UploadFile(label=f"Video (GIF, MP4, ...): {kept}an upload replaces the built-in example",
+                                file_types=VIDEO_TYPES, type="filepath", elem_id=f"{prefix}-upload")
+            # what a generation would start from, in sight: the upload, else the chosen built-in example
+            path, label = self.demo.video_preview(info.code, None, _example_choices()[0])
+            preview = gr.Image(value=path, label=label, type="filepath", format="gif", interactive=False,
+                               height=PREVIEW_HEIGHT, elem_id=f"{prefix}-input-video")
+        example = gr.Dropdown(_example_choices(), value=_example_choices()[0], label="Built-in example")
+
+        def shown(upload_path, choice, code=info.code):
+            path, label = self.demo.video_preview(code, upload_path, choice)
+            return gr.update(value=path, label=label)
+
+        for changed in (upload.change, example.change):
+            changed(shown, [upload, example], preview, api_visibility="private", queue=False)
         return [upload, example]
 
     def sketch(self, info, prefix: str) -> list:
@@ -974,19 +1055,11 @@ class _Page:
                         inputs += getattr(self, name)(info, prefix)
                     inputs += self.frame_options(info)
                     seed, scale, top_k = _sampling_controls(demo, prefix, info.code, guidance=info.condition != "none")
-                    generate, stop = _buttons(prefix)
                 with gr.Column():
-                    outputs = []
-                    if info.condition == "sketch":
-                        label = "The sketches as the model sees them" if info.makes_video else \
-                            "The sketch as the model sees it"
-                        outputs.append(gr.Image(label=label, type="filepath", interactive=False,
-                                                elem_id=f"{prefix}-sketch"))
-                    if info.makes_video:
-                        outputs += _video_outputs(prefix)
-                    else:
-                        outputs += _image_outputs(prefix, {"I2I": "Completed image", "TI2I": "Edited image"}.get(
-                            info.code, "Image"))
+                    # Generate heads the output column and the result comes right under it: in sight when the button
+                    # is pressed, however long the tab's inputs are (a 1280x1000 window)
+                    generate, stop = _buttons(prefix)
+                    outputs = _outputs(info, prefix)
             if "video" in info.inputs and "prompt" in info.inputs:  # a built-in example brings its instruction
                 inputs[1].change(lambda choice, code=info.code: demo.default_instruction(code, choice) or gr.skip(),
                                  inputs[1], inputs[2], api_visibility="private", queue=False)

@@ -85,3 +85,34 @@ def test_a_prompt_with_no_known_word_is_refused_with_the_words_the_model_knows(t
     assert isinstance(t2i("cat", seed=0, drop_unknown_words=False), PIL.Image.Image)  # the old way, on request
     with pytest.raises(TypeError, match="drop_unknown_words must be True or False"):
         t2i("a red 3", drop_unknown_words="no")
+
+
+def test_worded_for_changes_the_wording_in_its_block_only(t2i):
+    """worded_for (the web page's way to speak to its visitors): inside the block the notices and the no-known-word
+    error use its wording; outside it, and in other threads meanwhile, the library's (the argument named)."""
+    import threading
+
+    from nuwa_hf.pipelines import notices
+
+    said = []
+    page = notices.NoticeWording(keep=None, drop=None, keep_instead=None, known="Rephrase.")
+    with notices.routed_warnings(said.append):
+        with notices.worded_for(page):
+            t2i("a purple 3", seed=0)
+            other = []
+            thread = threading.Thread(target=lambda: other.append(notices.notice_wording()))
+            thread.start()
+            thread.join()
+            with pytest.raises(ValueError) as refused:
+                t2i("purple cat", seed=0)
+        t2i("a purple 3", seed=1)
+    assert other == [notices.LIBRARY_WORDING]  # another thread (another request) keeps the library's words
+    assert said[0].endswith("the model reads 'a 3'. Rephrase.") and "drop_unknown_words" not in said[0]
+    assert "drop_unknown_words=False keeps them" in said[1] and "known_words(tokenizer)" in said[1]
+    assert str(refused.value).endswith(")."), str(refused.value)
+    with pytest.raises(ValueError, match=r"or pass drop_unknown_words=False\.$"):
+        t2i("purple cat", seed=0)
+    said.clear()
+    with notices.routed_warnings(said.append), notices.worded_for(page):  # the words given to the model
+        t2i("a purple 3", seed=0, drop_unknown_words=False)
+    assert said[0].endswith("which can change the output at random. Rephrase.") and "drop_unknown" not in said[0]

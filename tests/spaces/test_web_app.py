@@ -633,18 +633,30 @@ def test_browser_shows_every_tab_without_a_menu(web_app, chromium):
 
 
 def test_a_cleared_editor_asks_for_an_image(client, inputs, tmp_path):
-    """The editors' "Clear canvas" sends a fully transparent picture (no layers): the message asks for an image (or a
-    sketch), not for a mask to be painted over a picture that is not there."""
+    """The editors' "Clear canvas" sends no picture, a fully transparent one, or (an editor that started with a painted
+    layer: the image tabs' built-in example, in Chromium) a plain white one with an empty layer: the message asks for
+    an image (or a sketch), not for a mask to be painted over a picture that is not there."""
     from gradio_client.exceptions import AppError
 
     PIL.Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(tmp_path / "cleared.png")
-    with pytest.raises(AppError, match="No image: upload an image into the editor"):
+    PIL.Image.new("RGBA", (64, 64), (255, 255, 255, 255)).save(tmp_path / "white.png")
+    no_image = r"<strong>No image\.</strong> The editor is empty.*upload or paste an image into it"
+    with pytest.raises(AppError, match=no_image):
         client.predict(_editor(tmp_path / "cleared.png"), "painted with the brush", 0, 8, api_name="/i2i")
-    with pytest.raises(AppError, match="No image: upload an image into the editor"):
+    with pytest.raises(AppError, match=no_image):  # what Chromium sends after "Clear canvas" on the I2I tab
+        client.predict(_editor(tmp_path / "white.png", tmp_path / "cleared.png"), "painted with the brush", 0, 8,
+                       api_name="/i2i")
+    with pytest.raises(AppError, match=no_image):
+        client.predict(_editor(tmp_path / "white.png", inputs / "bottom_painted.png"), "a blue 7",
+                       "painted with the brush", 0, 1.5, 8, api_name="/ti2i")
+    with pytest.raises(AppError, match=no_image):
         client.predict(_editor(tmp_path / "cleared.png", inputs / "bottom_painted.png"), "a blue 7",
                        "painted with the brush", 0, 1.5, 8, api_name="/ti2i")
     with pytest.raises(AppError, match="The canvas is empty: draw a sketch"):
         client.predict(_editor(tmp_path / "cleared.png", tmp_path / "cleared.png"), None, "grass", 0, 1.5, 8,
+                       api_name="/s2i")
+    with pytest.raises(AppError, match="The canvas is empty: draw a sketch"):
+        client.predict(_editor(tmp_path / "white.png", tmp_path / "cleared.png"), None, "grass", 0, 1.5, 8,
                        api_name="/s2i")
 
 
@@ -679,3 +691,215 @@ def test_a_motion_the_shapes_cannot_make_is_not_reported_as_done(client, sizes, 
                                 api_name="/s2v")
     info = _check_video(result, size, frames, upscale)
     assert "cannot move right" in info and "Motion: right" not in info
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Polish from a browser walk-through: cleared image editors, the page's wording, pop-up titles, results in sight, the
+# input video shown
+
+
+def _open_tab(driver, url: str, code: str):
+    """Open the page in ``driver`` and the tab of task ``code``; returns the tab's prefix."""
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#t2i-generate"))
+    tab = next(b for b in driver.find_elements(By.CSS_SELECTOR, "[role=tab]") if b.text.startswith(f"{code} "))
+    tab.click()
+    prefix = code.lower()
+    WebDriverWait(driver, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, f"#{prefix}-generate").is_displayed())
+    time.sleep(0.5)
+    return prefix
+
+
+def _in_view(driver, element) -> bool:
+    """Whether ``element`` lies wholly inside the window (no scrolling needed to see all of it)."""
+    top, bottom, left, right, height, width = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return [r.top, r.bottom, r.left, r.right, window.innerHeight, window.innerWidth];", element)
+    return bottom > top and top >= 0 and bottom <= height and left >= 0 and right <= width
+
+
+def _toasts(driver) -> list:
+    """(heading, message) of each error pop-up on the page, its bold first words as the message's title."""
+    from selenium.webdriver.common.by import By
+
+    return [(t.find_element(By.CSS_SELECTOR, ".toast-title").text.strip(),
+             t.find_element(By.CSS_SELECTOR, "[data-testid=toast-text]").get_attribute("innerHTML"))
+            for t in driver.find_elements(By.CSS_SELECTOR, ".toast-body.error")]
+
+
+@pytest.mark.slow
+def test_browser_a_cleared_image_editor_asks_for_an_image_under_a_title(web_app, chromium):
+    """In Chromium, "Clear canvas" on the I2I / TI2I editors (which start with the built-in example's painted layer)
+    sends a plain white picture: Generate says the picture is missing and what to do, under the title "No image",
+    instead of "The mask covers nothing"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    said = {}
+    try:
+        for code in ("I2I", "TI2I"):
+            prefix = _open_tab(driver, web_app[1], code)
+            editor = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-editor")
+            editor.find_element(By.CSS_SELECTOR, "button[aria-label='Clear canvas']").click()
+            driver.find_element(By.CSS_SELECTOR, f"#{prefix}-generate").click()
+            WebDriverWait(driver, 60).until(_toasts)
+            said[code] = _toasts(driver)
+    finally:
+        driver.quit()
+    for code, toasts in said.items():
+        assert len(toasts) == 1, (code, toasts)
+        _, message = toasts[0]
+        assert message.startswith("<strong>No image.</strong> The editor is empty"), (code, message)
+        assert "upload or paste an image" in message and "mask covers nothing" not in message
+
+
+def test_error_pop_ups_say_what_went_wrong_in_their_title(client, inputs, app_module, web_app):
+    """Each pop-up's title names the problem in the page's terms (not gradio's "Error"): its first words, in bold
+    (gradio 6.31 heads every pop-up with its kind and shows no title), and the error's title for API clients."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    calls = {
+        "No prompt": lambda: client.predict("  ", 0, 1.5, 8, api_name="/t2i"),
+        "Nothing painted": lambda: client.predict(_editor(inputs / "picture.png", inputs / "nothing_painted.png"),
+                                                  "painted with the brush", 0, 8, api_name="/i2i"),
+        "Video too short": lambda: client.predict(handle_file(str(inputs / "one_frame.gif")), "Example 1", 2, 1, 0, 8,
+                                                  api_name="/v2v"),
+        "Unreadable video": lambda: client.predict(handle_file(str(inputs / "broken.gif")), "Example 1", 1, 1, 0, 8,
+                                                   api_name="/v2v"),
+        "Unknown class in the sketch": lambda: client.predict(
+            _editor(inputs / "sketch.png"), handle_file(str(inputs / "unknown_class.png")), "grass", 0, 1.5, 8,
+            api_name="/s2i"),
+        app_module.INPUT_TITLE: lambda: client.predict("purple cat", 0, 1.5, 8, api_name="/t2i"),  # the pipeline's
+    }
+    for title, call in calls.items():
+        with pytest.raises(AppError) as raised:
+            call()
+        assert raised.value.title == title and raised.value.message.startswith(f"<strong>{title}.</strong> "), \
+            (title, raised.value.message)
+
+    @app_module.guarded
+    def broken():
+        raise RuntimeError("boom")
+
+    import gradio as gr
+
+    with pytest.raises(gr.Error) as raised:
+        broken()
+    assert raised.value.title == app_module.FAILED_TITLE and "RuntimeError: boom" in raised.value.message
+    with pytest.raises(gr.Error) as raised:  # (the page's seed box refuses negative numbers itself)
+        web_app[0].nuwa._options(-1, 8)
+    assert raised.value.title == "Invalid seed" and raised.value.message.startswith("<strong>Invalid seed.</strong>")
+
+
+def test_the_page_words_the_unknown_word_note_for_its_visitors(client, sizes, web_app):
+    """The info line names the words left out and what the model read, and tells the visitor to rephrase with the
+    words it knows (listed); no Python (argument names, module paths): the page has no control that keeps them. A
+    prompt with no known word is refused the same way."""
+    from gradio_client.exceptions import AppError
+
+    size, _, upscale = sizes
+    info = _check_image(client.predict("a purple digit 3", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+    note = next(line for line in info.splitlines() if "never saw" in line)
+    assert "never saw in training: 'purple'" in note and "the model reads 'a digit 3'" in note
+    assert "rephrase with words it knows" in note and "red" in note and "digit" in note
+    python = ("drop_unknown_words", "=False", "=True", "nuwa_hf", "tokenizer", "known_words(")
+    assert not any(word in note for word in python), note
+    with pytest.raises(AppError) as raised:
+        client.predict("purple cat", 0, 1.5, 8, api_name="/t2i")
+    assert "never saw 'purple', 'cat'" in raised.value.message
+    assert not any(word in raised.value.message for word in python), raised.value.message
+
+
+@pytest.mark.slow
+def test_browser_video_results_appear_in_sight_of_the_generate_button(web_app, chromium):
+    """At 1280x1000, on every video tab, Generate is in sight when the tab opens and the result (the MP4 and the GIF)
+    appears in sight after pressing it, with no scrolling: the inputs of a tab can be taller than the window."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from nuwa_hf.tasks import TASKS
+
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    seen = {}
+    try:
+        for info in [task for task in TASKS if task.makes_video]:
+            prefix = _open_tab(driver, web_app[1], info.code)
+            driver.execute_script("window.scrollTo(0, 0)")
+            button = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-generate")
+            in_sight = _in_view(driver, button)
+            driver.execute_script("arguments[0].click()", button)  # a click that scrolls nothing into view
+
+            def result(drv):
+                gif = drv.find_elements(By.CSS_SELECTOR, f"#{prefix}-gif img")
+                done = gif and drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth", gif[0])
+                return gif[0] if done else False
+
+            gif = WebDriverWait(driver, 120).until(result)
+            views = [gif] + (driver.find_elements(By.CSS_SELECTOR, f"#{prefix}-mp4 video") if media.mp4_available()
+                             else [])
+            seen[info.code] = (in_sight, [_in_view(driver, view) for view in views],
+                               driver.execute_script("return window.scrollY"))
+    finally:
+        driver.quit()
+    for code, (button_in_sight, views_in_sight, scrolled) in seen.items():
+        assert button_in_sight and scrolled == 0, (code, seen[code])
+        assert len(views_in_sight) == (2 if media.mp4_available() else 1) and all(views_in_sight), (code, seen[code])
+
+
+def test_the_video_tabs_show_the_input_video(web_app, app_module, inputs):
+    """V2V and TV2V start from the built-in example when nothing is uploaded: the page shows that video (the chosen
+    example, or the upload once there is one) beside the upload box."""
+    nuwa = web_app[0].nuwa
+    components = {c["props"].get("elem_id"): c["props"] for c in web_app[0].config["components"]}
+    for code in ("V2V", "TV2V"):
+        shown = components[f"{code.lower()}-input-video"]
+        assert "built-in example 1" in shown["label"] and shown["value"] is not None
+        examples = nuwa.examples(code)
+        for choice, index in (("Example 1", 0), ("Example 3", 2)):
+            path, label = nuwa.video_preview(code, None, choice)
+            assert f"built-in example {index + 1}" in label
+            frames = media.load_video(path)
+            expected = media.load_video(np.asarray(examples.references[index]))[: nuwa.frames]
+            assert len(frames) == len(expected)
+            for frame, original in zip(frames, expected):
+                assert frame.size == (original.width * nuwa.upscale, original.height * nuwa.upscale)
+                small = np.asarray(frame.resize(original.size, PIL.Image.NEAREST), dtype=np.int16)
+                assert np.abs(small - np.asarray(original, dtype=np.int16)).mean() < 8  # GIF palette rounding
+        path, label = nuwa.video_preview(code, str(inputs / "clip.gif"), "Example 2")
+        assert "the upload 'clip.gif'" in label and len(media.load_video(path)) == 3
+        path, label = nuwa.video_preview(code, str(inputs / "broken.gif"), "Example 2")
+        assert path is None and "cannot be read" in label
+
+
+@pytest.mark.slow
+def test_browser_shows_the_built_in_example_video_and_then_the_upload(web_app, chromium, inputs):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    try:
+        prefix = _open_tab(driver, web_app[1], "V2V")
+        shown = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-input-video")
+        image = WebDriverWait(driver, 30).until(lambda d: shown.find_elements(By.CSS_SELECTOR, "img"))[0]
+        first = (shown.text, image.get_attribute("src"), _in_view(driver, image),
+                 driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
+        upload = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-upload input[type=file]")
+        upload.send_keys(str(inputs / "clip.gif"))
+        WebDriverWait(driver, 30).until(lambda d: "clip.gif" in d.find_element(By.CSS_SELECTOR,
+                                                                                f"#{prefix}-input-video").text)
+        after = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-input-video img").get_attribute("src")
+    finally:
+        driver.quit()
+    label, source, in_sight, width = first
+    assert "built-in example 1" in label and source.endswith(".gif") and in_sight and width > 0
+    assert after != source

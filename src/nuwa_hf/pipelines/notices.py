@@ -8,12 +8,17 @@ A word is *known* when the caption tokenizer holds it as one whole-word token: N
 the training captions, so every word of those captions is one token, and a word the captions never had ("purple",
 "cat") falls apart into pieces; the tokenizer is asked (:mod:`nuwa_hf.processing.vocabulary`), no list is typed by
 hand.
+
+Who reads a notice decides how its remedy is worded (:class:`NoticeWording`): a library or CLI user is told the
+argument; the web page (spaces/nuwa/app.py) words it for its visitors through :func:`worded_for`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging as _logging
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable, Iterable, List, Optional, Tuple
 
 from transformers.utils import logging
@@ -24,20 +29,73 @@ logger = logging.get_logger("nuwa_hf.pipelines")
 MAX_RESIZE = 2.0
 
 
+@dataclass(frozen=True)
+class NoticeWording:
+    """The parts of the unknown-word notices that depend on who reads them: what a library user passes, a web page's
+    visitor clicks, etc. The rest (which words, what the model reads) is the same for everyone.
+
+    keep: how to give the model the left-out words too, said in brackets after what it reads; None: no way to
+    (the sentence then says nothing about it). drop: how to leave them out, said after the sub-word warning; None:
+    no way to. keep_instead: the alternative offered when every word of a prompt is unknown ("..., or <this>.");
+    None: no alternative. known: a sentence saying where the words the model knows are listed (or listing them).
+    """
+
+    keep: Optional[str]
+    drop: Optional[str]
+    keep_instead: Optional[str]
+    known: str
+
+
+LIBRARY_WORDING = NoticeWording(
+    keep="drop_unknown_words=False keeps them",
+    drop="drop_unknown_words=True leaves them out",
+    keep_instead="pass drop_unknown_words=False",
+    known="The words it knows are in the model card (or nuwa_hf.processing.vocabulary.known_words(tokenizer)).",
+)
+
+_wording: ContextVar[NoticeWording] = ContextVar("nuwa_hf_notice_wording", default=LIBRARY_WORDING)
+
+
+def notice_wording() -> NoticeWording:
+    """The wording of the notices in this thread / task: :data:`LIBRARY_WORDING` unless :func:`worded_for` says."""
+    return _wording.get()
+
+
+@contextlib.contextmanager
+def worded_for(wording: NoticeWording):
+    """During the block (this thread / task only), the pipelines word their unknown-word notices and errors with
+    ``wording``: e.g. a web page says what its visitors can do instead of naming Python arguments."""
+    token = _wording.set(wording)
+    try:
+        yield
+    finally:
+        _wording.reset(token)
+
+
 def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]) -> Optional[str]:
     """A sentence naming the words of ``prompt`` the model never saw (``unknown``, as
     :func:`~nuwa_hf.processing.vocabulary.without_unknown_words` finds them), or None. ``read``: what the model reads
-    when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model."""
+    when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model. Worded by
+    :func:`notice_wording`."""
     if not prompt or not unknown:
         return None
+    wording = notice_wording()
     listed = ", ".join(repr(w) for w in unknown)
     if read is not None:
-        what = f"they were left out, so the model reads {read!r} (drop_unknown_words=False keeps them)"
+        what = f"they were left out, so the model reads {read!r}" + (f" ({wording.keep})" if wording.keep else "")
     else:
         what = ("the model reads them as sub-word pieces it never saw in that order, which can change the output "
-                "at random (drop_unknown_words=True leaves them out)")
-    return (f"The prompt {prompt!r} has word(s) the model never saw in training: {listed}; {what}. The words it "
-            "knows are in the model card (or nuwa_hf.processing.vocabulary.known_words(tokenizer)).")
+                "at random" + (f" ({wording.drop})" if wording.drop else ""))
+    return f"The prompt {prompt!r} has word(s) the model never saw in training: {listed}; {what}. {wording.known}"
+
+
+def no_known_word_error(prompt: str, unknown: List[str], knows: List[str]) -> str:
+    """The message for a prompt none of whose words the model saw (``unknown``), listing the words it knows
+    (``knows``), worded by :func:`notice_wording`."""
+    instead = notice_wording().keep_instead
+    return (f"The prompt {prompt!r} has no word the model saw in training (it never saw "
+            f"{', '.join(repr(w) for w in unknown)}): describe the picture in the words it knows "
+            f"({', '.join(knows)})" + (f", or {instead}." if instead else "."))
 
 
 def resize_notice(what: str, size: Tuple[int, int], target: Tuple[int, int]) -> Optional[str]:

@@ -48,7 +48,7 @@ from .regions import region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
-from .notices import CallNotices, prompt_notice, resize_notice
+from .notices import CallNotices, no_known_word_error, prompt_notice, resize_notice
 from ..processing.vocabulary import known_numerals, known_words, without_unknown_words
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import LIKELIHOOD, CandidateScorer
@@ -505,10 +505,7 @@ class NuwaPipeline(Pipeline):
         if prompt and not read.strip():
             tokenizer = self.processor.tokenizer
             knows = known_words(tokenizer) + known_numerals(tokenizer)
-            raise ValueError(
-                f"The prompt {prompt!r} has no word the model saw in training (it never saw "
-                f"{', '.join(repr(w) for w in unknown)}): describe the picture in the words it knows "
-                f"({', '.join(knows)}), or pass drop_unknown_words=False.")
+            raise ValueError(no_known_word_error(prompt, unknown, knows))
 
     def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
         """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's
