@@ -9,7 +9,6 @@ The worlds import their templates from here (:mod:`.digit_images`, :mod:`.captio
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping, Sequence
 
 from .attributes import COLORS, DIGIT_WORDS, DIRECTIONS, MOTIONS, POSITIONS
@@ -72,12 +71,11 @@ def scene_caption(objects: Sequence[Mapping[str, str]], top_stuff: str, bottom_s
     return f"{_join(phrases)} over {STUFF_PHRASES[bottom_stuff]} below {STUFF_PHRASES[top_stuff]}"
 
 
-# words as the caption tokenizers split them (lower-cased): letters, single digits, runs of punctuation
-_WORD = re.compile(r"[^\W\d_]+|\d|[^\w\s]+")
-
-
 def _words(text: str) -> set:
-    return set(_WORD.findall(text.lower()))
+    """The words of ``text`` as the vocabulary functions split prompts (lower-cased letters, digits, punctuation)."""
+    from ..processing.vocabulary import prompt_words
+
+    return set(prompt_words(text))
 
 
 @functools.lru_cache(maxsize=1)
