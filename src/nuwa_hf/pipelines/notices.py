@@ -1,13 +1,13 @@
 """What a pipeline call did not understand, said instead of done in silence: prompt words the model's tokenizer never
 saw in training, and inputs resized by more than 2x. Each is a warning through transformers' logging (once per call
 and message), or, with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
-model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse a prompt with no
-known word at all with a ``ValueError`` listing the known words (:mod:`.pipeline_base`).
+model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse with a
+``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
+reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`).
 
-A word is *known* when the caption tokenizer holds it as one whole-word token: NUWA's tokenizers are BPEs trained on
-the training captions, so every word of those captions is one token, and a word the captions never had ("purple",
-"cat") falls apart into pieces; the tokenizer is asked (:mod:`nuwa_hf.processing.vocabulary`), no list is typed by
-hand.
+A word is *known* when the training captions had it: the caption tokenizer records their words
+(``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as
+one whole-word token (:mod:`nuwa_hf.processing.vocabulary`). No list is typed by hand.
 """
 
 from __future__ import annotations
