@@ -128,6 +128,10 @@ def parse_args(argv=None):
                    help="the second run leans on the text tasks, whose targets the first run missed")
     p.add_argument("--text-vocab-size", type=int, default=640)
     p.add_argument("--max-text-length", type=int, default=24)
+    p.add_argument("--record-caption-words", default=None, metavar="FOLDER",
+                   help="only add the caption-word record to FOLDER's tokenizer_config.json (a folder whose caption "
+                        "BPE this recipe trained before the record existed), with the settings that trained it, then "
+                        "exit; see record_caption_words")
     p.add_argument("--eval-samples", type=int, default=100, help="held-out conditions per task (stage evaluate)")
     p.add_argument("--tune-samples", type=int, default=100,
                    help="validation conditions per task (stage tune; 40 were too few to choose top-k: pilot study, "
@@ -332,21 +336,64 @@ def stage_vqgan_seg(args, work: Path):
     return {"maps": len(maps), "final_metrics": result.final_metrics}
 
 
-def stage_tokenizer(args, work: Path):
+def tokenizer_captions(args) -> list:
+    """The captions the caption BPE is trained on: the train captions of the text worlds (T2I, then T2V),
+    ``--nuwa-samples`` of each, from the worlds of ``--seed``, ``--world``, ``--image-size`` and ``--num-frames``."""
     from nuwa_hf import data
+
+    world = dict(seed=args.seed, world=args.world, image_size=args.image_size, num_frames=args.num_frames)
+    captions = list(data.world_rows("t2i", "train", args.nuwa_samples, **world)["text"])
+    captions += list(data.world_rows("t2v", "train", args.nuwa_samples, **world)["text"])
+    return captions
+
+
+def stage_tokenizer(args, work: Path):
     from nuwa_hf.processing import train_caption_tokenizer
 
     if args.init_from:
         return _tokenizers_from_init(args, work, "tokenizer")
 
-    s, n = args.image_size, args.nuwa_samples
-    world = dict(seed=args.seed, world=args.world, image_size=s, num_frames=args.num_frames)
-    captions = list(data.world_rows("t2i", "train", n, **world)["text"])
-    captions += list(data.world_rows("t2v", "train", n, **world)["text"])
+    captions = tokenizer_captions(args)
+    # the tokenizer records the captions' words (tokenizer_config.json "caption_words"): the words the model knows
     tokenizer = train_caption_tokenizer(captions, vocab_size=args.text_vocab_size, model_max_length=args.max_text_length)
     tokenizer.save_pretrained(work / "tokenizer")
     longest = max(len(tokenizer(c)["input_ids"]) for c in captions)
     return {"captions": len(captions), "vocab": len(tokenizer), "longest_caption_tokens": longest}
+
+
+def record_caption_words(args, folder: Path) -> list:
+    """Add the caption-word record to ``folder``'s ``tokenizer_config.json`` (field ``caption_words``, what
+    ``train_caption_tokenizer`` now records itself) for a caption BPE this recipe trained before the record existed,
+    and return the words. The captions are generated again (:func:`tokenizer_captions`) with the settings of the run
+    that trained the BPE -- the shipped one is checkpoint v5's::
+
+        python examples/train_default_checkpoint.py --record-caption-words checkpoints/nuwa-tiny \\
+            --nuwa-samples 12000 --num-frames 4 --seed 0 --world large_digits --image-size 32 --text-vocab-size 640
+
+    and a BPE trained on them again must equal the folder's (vocabulary and merges), which shows they are the captions
+    it was trained on; otherwise nothing is written. Only that one field of the folder changes."""
+    from transformers import AutoTokenizer
+
+    from nuwa_hf.processing import train_caption_tokenizer
+    from nuwa_hf.processing.vocabulary import CAPTION_WORDS_FIELD, caption_words
+
+    folder = Path(folder)
+    shipped = AutoTokenizer.from_pretrained(folder)
+    captions = tokenizer_captions(args)
+    again = train_caption_tokenizer(captions, vocab_size=args.text_vocab_size, model_max_length=args.max_text_length)
+    model_of = lambda tokenizer: json.loads(tokenizer.backend_tokenizer.to_str())["model"]  # noqa: E731
+    if {k: model_of(again)[k] for k in ("vocab", "merges")} != {k: model_of(shipped)[k] for k in ("vocab", "merges")}:
+        raise SystemExit(f"A caption BPE trained on these {len(captions)} captions differs from {folder}'s: they are not "
+                         "the captions it was trained on. Give the settings of the run that trained it (--nuwa-samples, "
+                         "--num-frames, --seed, --world, --image-size, --text-vocab-size); nothing was written.")
+    words = caption_words(captions)
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config[CAPTION_WORDS_FIELD] = words
+    # as transformers' save_pretrained writes this file
+    path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    log(f"record_caption_words: {len(words)} words of {len(captions)} captions -> {path}")
+    return words
 
 
 def nuwa_run_dir(work: Path, continued: bool = False) -> Path:
@@ -1347,6 +1394,9 @@ EXPECTED_MINUTES = {"vqgan": 25.0, "vqgan_decoder": 10.0, "vqgan_seg": 3.2, "tok
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.record_caption_words:
+        record_caption_words(args, Path(args.record_caption_words))
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)

@@ -271,3 +271,37 @@ def test_the_shipped_model_uses_the_digit_and_the_motion(model, processor):
     assert gains["t2i"]["digit"]["gain"] > 10 and gains["t2i"]["digit"]["true_lowest"] >= 0.7, gains["t2i"]
     assert gains["t2v"]["digit"]["gain"] > 7 and gains["t2v"]["colour"]["true_lowest"] >= 0.9, gains["t2v"]
     assert gains["t2v"]["motion"]["gain"] > 5.0, gains["t2v"]["motion"]
+
+
+def test_the_shipped_tokenizer_records_the_words_of_its_training_captions():
+    """checkpoints/nuwa-tiny/tokenizer_config.json holds caption_words, written by
+    `examples/train_default_checkpoint.py --record-caption-words` from the captions the shipped BPE was trained on (v5:
+    seed 0, large_digits, 32 px, 4 frames, 12,000 captions per task; that command checks a BPE retrained on them equals
+    the shipped one). Here: the words of the first 2,000 captions per task of the same worlds are the record."""
+    from nuwa_hf import data
+    from nuwa_hf.processing.vocabulary import caption_words
+
+    record = json.loads((FOLDER / "tokenizer_config.json").read_text())["caption_words"]
+    world = dict(seed=0, world="large_digits", image_size=32, num_frames=4)
+    captions = [str(t) for task in ("t2i", "t2v") for t in data.world_rows(task, "train", 2000, **world)["text"]]
+    assert record == caption_words(captions)
+
+
+def test_the_shipped_pipeline_reads_only_caption_words_and_refuses_fillers(model, processor):
+    """"an" is a whole token of the shipped BPE (the end of "cyan") but no caption's word: left out and named. A prompt
+    reduced to fillers is refused with what was read and the words the model knows; drop_unknown_words=False gives the
+    model the whole prompt, as before."""
+    assert processor.tokenizer.tokenize("an") == ["an</w>"]
+    pipe = _pipe("nuwa-text-to-image", model, processor)
+    ids = lambda prompt, **options: pipe.preprocess(prompt, **options)["input_ids"]  # noqa: E731
+    assert torch.equal(ids("an eight in cyan"), ids("eight in cyan"))
+    assert not torch.equal(ids("an eight in cyan", drop_unknown_words=False), ids("eight in cyan"))
+    said = pipe.preprocess("an eight in cyan")["notices"]  # the call's warning
+    assert "never saw in training: 'an';" in said and "the model reads 'eight in cyan'" in said, said
+    with pytest.raises(ValueError, match=r"The prompt 'a purple cat' leaves only 'a' once the words the model never "
+                                         r"saw \('purple', 'cat'\).*filler words.*\(digits: 0, 1, 2, 3, 4, 5, 6, 7, 8, "
+                                         r"9, zero, .*colours: red, green, blue, yellow, magenta, cyan; motions: up "
+                                         r"then down, .*drop_unknown_words=False"):
+        pipe("a purple cat", seed=0)
+    assert pipe.preprocess("a purple cat", drop_unknown_words=False)["input_ids"].shape == ids("a red 7").shape
+    assert pipe.preprocess("a red 7")["notices"] == ""

@@ -78,3 +78,25 @@ def test_bad_world_requests_name_the_fix(call, words):
     with pytest.raises(ValueError) as error:
         call()
     assert all(w in str(error.value) for w in words), str(error.value)
+
+
+@pytest.mark.parametrize("world", ["large_digits", "multi_digit"])
+def test_caption_fillers_are_what_the_worlds_captions_hold_besides_their_attributes(world):
+    """nuwa_hf.data.captions.caption_filler_words is derived from the templates and caption functions; the captions
+    the worlds actually write must agree: each word that is not a word of an attribute value (colour, digit, motion,
+    place) is a filler, and no attribute word is one but "then", which every motion has."""
+    from nuwa_hf.data.captions import caption_filler_words
+    from nuwa_hf.processing.vocabulary import prompt_words
+
+    fillers = caption_filler_words()
+    assert {"a", "the", "digit", "is", "moving", ","} <= fillers
+    values = set(data.COLORS) | set(data.DIGIT_WORDS) | {str(d) for d in range(10)}
+    values |= {w for phrase in data.MOTIONS + data.POSITIONS + data.DIRECTIONS for w in phrase.split()}
+    assert not (fillers - {"then"}) & values  # "then" is in every motion: it tells none from another
+    texts = [str(t) for task in ("t2i", "t2v") for t in data.world_rows(task, "train", 300, seed=5, world=world,
+                                                                        image_size=32, num_frames=4)["text"]]
+    written = {w for text in texts for w in prompt_words(text)}
+    assert written - values <= fillers, written - values - fillers
+    assert written & fillers == (written - values) | {"then"}
+    if world == "large_digits":
+        assert written - values == {",", "a", "digit", "in", "is", "moves", "moving", "number", "that", "the"}

@@ -26,7 +26,7 @@ def warnings_of(caplog):
 
 def test_unknown_words_are_named_once_per_call(t2i, caplog):
     caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
-    t2i(["a photo of a cat", "a photo of a cat", "a red digit 3"], seed=0, batch_size=1)
+    t2i(["a photo of a cat in red", "a photo of a cat in red", "a red digit 3"], seed=0, batch_size=1)
     said = warnings_of(caplog)
     assert len(said) == 1 and "'photo'" in said[0] and "'cat'" in said[0] and "'red'" not in said[0]
     caplog.clear()
@@ -42,10 +42,13 @@ def test_strict_makes_them_errors(t2i):
 
 
 def test_the_known_words_come_from_the_tokenizer(t2i):
+    """The tiny folder's tokenizer was trained on TINY_CAPTIONS (tests/support/tiny_model_folder.py) and records their
+    words: those are known, in any case; words and punctuation the captions never had are not."""
     words = known_words(t2i.tokenizer)
     assert {"red", "digit", "moving"} <= set(words) and "purple" not in words
-    assert unknown_words(t2i.tokenizer, "A RED digit, up then down!") == []
+    assert unknown_words(t2i.tokenizer, "A RED digit up then down") == []
     assert unknown_words(t2i.tokenizer, "a purple 3 on a sofa") == ["purple", "sofa"]
+    assert unknown_words(t2i.tokenizer, "a red 3, up!") == [",", "!"]  # no caption had them
 
 
 @pytest.mark.parametrize("size, warned", [((1, 1), True), ((50, 20), True), ((5000, 5000), True), ((20, 30), False)])
@@ -66,14 +69,19 @@ def test_unknown_words_are_left_out_of_what_the_model_reads(t2i, caplog):
     """Their sub-word pieces would steer the output at random ("colored" ends in "red</w>"): the model reads the
     prompt's known words, in the tokens the clean prompt gives, and the warning says what it read."""
     caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
-    wordy, clean = "Please draw a red digit 3, thanks!", "a red digit 3 , !"
-    assert without_unknown_words(t2i.tokenizer, wordy) == (clean, ["please", "draw", "thanks"])
+    wordy, clean = "Please draw a red digit 3, thanks!", "a red digit 3"
+    assert without_unknown_words(t2i.tokenizer, wordy) == (clean, ["please", "draw", ",", "thanks", "!"])
     assert without_unknown_words(t2i.tokenizer, "a red digit 3") == ("a red digit 3", [])
     ids = lambda prompt, **options: t2i.preprocess(prompt, **options)["input_ids"]  # noqa: E731
     assert torch.equal(ids(wordy), ids(clean)) and not torch.equal(ids(wordy, drop_unknown_words=False), ids(clean))
     assert np.array_equal(np.asarray(t2i(wordy, seed=3)), np.asarray(t2i(clean, seed=3)))
     said = warnings_of(caplog)
-    assert len(said) == 1 and "'please', 'draw', 'thanks'" in said[0] and f"the model reads {clean!r}" in said[0]
+    # the words are named; the punctuation is left out unremarked
+    assert len(said) == 1 and "'please', 'draw', 'thanks'; " in said[0] and f"the model reads {clean!r}" in said[0]
+    caplog.clear()
+    assert torch.equal(ids("a red digit 3!"), ids(clean)) and t2i.preprocess("a red digit 3!")["notices"] == ""
+    t2i("a red digit 3!", seed=3)
+    assert warnings_of(caplog) == []
     caplog.clear()
     t2i(wordy, seed=3, drop_unknown_words=False)
     assert "sub-word pieces" in warnings_of(caplog)[0] and "drop_unknown_words=True" in warnings_of(caplog)[0]
@@ -116,3 +124,22 @@ def test_worded_for_changes_the_wording_in_its_block_only(t2i):
     with notices.routed_warnings(said.append), notices.worded_for(page):  # the words given to the model
         t2i("a purple 3", seed=0, drop_unknown_words=False)
     assert said[0].endswith("which can change the output at random. Rephrase.") and "drop_unknown" not in said[0]
+
+
+def test_a_prompt_left_with_only_filler_words_is_refused_with_the_words_the_model_knows(t2i):
+    """"a purple cat" would be read as "a": a picture of nothing the user asked for. The fillers are the built-in
+    captions' own words (nuwa_hf.data.captions.caption_filler_words), the error names what was read and lists the words
+    the model knows by kind; a prompt whose words the model all knows is read as typed, and drop_unknown_words=False
+    gives the model the whole prompt as before."""
+    for prompt, read in (("a purple cat", "a"), ("the purple cat is in a box", "the is in a"),
+                         ("a purple digit", "a digit")):
+        with pytest.raises(ValueError, match=rf"The prompt {prompt!r} leaves only {read!r} once the words the model "
+                                             r"never saw \('purple'.*filler words.*\(digits: 0, 1, 3, 5, 7, 8; "
+                                             r"colours: red, green, blue, yellow; motions: up then down, .*or pass "
+                                             r"drop_unknown_words=False"):
+            t2i.preprocess(prompt)
+        assert t2i.preprocess(prompt, drop_unknown_words=False)["input_ids"].shape[0] == 1
+    assert t2i.preprocess("a digit")["notices"] == ""  # every word known: read as typed, though it names no digit
+    ids = lambda prompt: t2i.preprocess(prompt)["input_ids"]  # noqa: E731
+    assert torch.equal(ids("a purple 3"), ids("a 3")) and torch.equal(ids("a cat in red"), ids("a in red"))
+    assert isinstance(t2i("a purple cat", seed=0, drop_unknown_words=False), PIL.Image.Image)

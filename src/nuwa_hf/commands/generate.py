@@ -89,11 +89,9 @@ def _shipped_vocabulary_help(fill) -> str:
     if not (folder / "tokenizer.json").is_file():
         return ""
     try:
-        from tokenizers import Tokenizer
+        from ..processing.vocabulary import read_folder_tokenizer, vocabulary_by_kind
 
-        from ..processing.vocabulary import vocabulary_by_kind
-
-        kinds = vocabulary_by_kind(Tokenizer.from_file(str(folder / "tokenizer.json")))
+        kinds = vocabulary_by_kind(read_folder_tokenizer(folder))
     except Exception:  # a damaged folder must not break --help; loading it names the problem
         return ""
     lines = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in kinds.items() if items)

@@ -19,6 +19,7 @@ import numpy as np
 from datasets import Array3D, Array4D, ClassLabel, Dataset, Features, IterableDataset, List, Value
 
 from .attributes import COLORS, DIGIT_WORDS, MOTIONS
+from .captions import SINGLE_DIGIT_VIDEO_TEMPLATES, godiva_caption  # noqa: F401  (defined here before)
 from .digit_sprites import DigitPool, paste_max
 from .held_out import CombinationSampler, check_split, normalize_patterns
 from .trajectories import check_godiva_geometry, godiva_track
@@ -26,27 +27,7 @@ from .world_dataset import build_world_dataset, check_positive, iterate_indices,
 
 WORLD = "captioned_moving_mnist"
 
-# Phrasings of ONE moving digit (the default "large_digits" world), with and without its colour. Fields: {color} (with
-# its trailing space), {color_name}, {digit} (numeral), {word} ("seven"), {motion}. GODIVA's own form comes first.
-SINGLE_DIGIT_VIDEO_TEMPLATES = (
-    "the digit {digit} is moving {motion}",
-    "the {color}digit {digit} is moving {motion}",
-    "a {color}{digit} moving {motion}",
-    "the number {word} in {color_name} moves {motion}",
-    "{color}digit {digit} moving {motion}",
-    "a {digit} that moves {motion}",
-    "the {word} is moving {motion}",
-)
 MNIST_SPLIT_OF = {"train": "train", "validation": "validation", "test": "test", "test_held_out": "test"}
-
-
-def godiva_caption(digits: Sequence[int], motions: Sequence[str], colors: Sequence[str] | None = None) -> str:
-    """GODIVA's caption for digits and their motions; ``colors`` (one per digit) adds a colour word before "digit"."""
-    phrases = []
-    for index, (digit, motion) in enumerate(zip(digits, motions)):
-        color = f"{colors[index]} " if colors is not None else ""
-        phrases.append(f"the {color}digit {int(digit)} is moving {motion}")
-    return " and ".join(phrases)
 
 
 def _features(num_frames: int, image_size: int) -> Features:

@@ -13,34 +13,13 @@ import numpy as np
 from datasets import Array3D, ClassLabel, Dataset, Features, IterableDataset, List, Value
 
 from .attributes import COLORS, DIGIT_WORDS, POSITION_CENTERS, POSITIONS
+from .captions import DIGIT_CAPTION_TEMPLATES, SINGLE_DIGIT_CAPTION_TEMPLATES  # noqa: F401  (defined here before)
 from .digit_sprites import DigitPool, paste_max
 from .held_out import CombinationSampler, check_split, normalize_patterns
 from .world_dataset import build_world_dataset, check_positive, iterate_indices, sample_rng
 
 WORLD = "digit_images"
 MNIST_SPLIT_OF = {"train": "train", "validation": "validation", "test": "test", "test_held_out": "test"}
-
-# Fields: {color} (with its trailing space, empty when uncoloured), {color_name} (the bare colour word, "white" when
-# uncoloured), {digit} (numeral), {word} ("seven"), {position}.
-DIGIT_CAPTION_TEMPLATES = (
-    "a {color}digit {digit} at the {position}",
-    "the {color}number {word} at the {position}",
-    "a {color}{digit} in the {position}",
-)
-
-# Phrasings of ONE digit whose place is not named (the default "large_digits" world): numeral or word, colour before
-# or after, as people type them ("a red 7", "the digit seven in red", "red digit 7", "7, red").
-SINGLE_DIGIT_CAPTION_TEMPLATES = (
-    "a {color}{digit}",
-    "a {color}digit {digit}",
-    "{color}digit {digit}",
-    "the digit {word} in {color_name}",
-    "the number {digit} in {color_name}",
-    "{digit}, {color_name}",
-    "a {color}{word}",
-    "the {color}number {word}",
-)
-
 
 def _place(position: str, image_size: int, sprite_size: int, rng: np.random.Generator) -> tuple[int, int]:
     """Top-left corner for a sprite centred on ``position``'s grid point, jittered by up to 4% of the canvas."""

@@ -21,9 +21,10 @@ import numpy as np
 from datasets import Array2D, Array3D, Array4D, ClassLabel, Dataset, Features, IterableDataset, List, Value
 
 from .attributes import COLORS, DIRECTIONS
+from .captions import scene_caption
 from .held_out import CombinationSampler, check_split, normalize_patterns
 from .scene_rendering import (
-    SCENE_CLASSES, SCENE_SHAPES, SCENE_STUFF, STUFF_PHRASES, place_mask, render_background, shape_fill, shape_mask,
+    SCENE_CLASSES, SCENE_SHAPES, SCENE_STUFF, place_mask, render_background, shape_fill, shape_mask,
     to_uint8,
 )
 from .textures import load_textures
@@ -33,19 +34,6 @@ from .world_dataset import build_world_dataset, check_positive, iterate_indices,
 NUM_SCENE_CLASSES = len(SCENE_CLASSES)
 LAYOUT_ATTEMPTS = 40
 MIN_VISIBLE_FRACTION = 0.6  # images: every object keeps 60% of its pixels; videos: 30% in every frame
-
-
-def _join(phrases: list[str]) -> str:
-    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-
-
-def scene_caption(objects: Sequence[Mapping[str, str]], top_stuff: str, bottom_stuff: str) -> str:
-    """Caption for objects (dicts with "color", "shape" and optionally "motion") over two stuff regions."""
-    phrases = []
-    for obj in objects:
-        motion = f" moving {obj['motion']}" if "motion" in obj else ""
-        phrases.append(f"a {obj['color']} {obj['shape']}{motion}")
-    return f"{_join(phrases)} over {STUFF_PHRASES[bottom_stuff]} below {STUFF_PHRASES[top_stuff]}"
 
 
 def _domains(video: bool) -> dict[str, tuple]:

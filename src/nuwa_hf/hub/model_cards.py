@@ -147,15 +147,12 @@ def sample_pictures(folder: os.PathLike) -> list:
 
 def folder_vocabulary(folder: os.PathLike) -> list:
     """``[(kind, "word, word, ...")]``: the prompt words the folder's caption tokenizer knows (empty without one)."""
-    path = Path(folder) / "tokenizer.json"
-    if not path.is_file():
+    if not (Path(folder) / "tokenizer.json").is_file():
         return []
-    from tokenizers import Tokenizer
-
-    from ..processing.vocabulary import vocabulary_by_kind
+    from ..processing.vocabulary import read_folder_tokenizer, vocabulary_by_kind
 
     try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = read_folder_tokenizer(folder)
     except Exception:  # not a tokenizers file (a placeholder in tests, a damaged copy): the card goes without the list
         return []
     return [(kind, ", ".join(items)) for kind, items in vocabulary_by_kind(tokenizer).items() if items]

@@ -76,7 +76,9 @@ OPTIONS_DOC = """
             drop_unknown_words (`bool`, defaults to True): leave the prompt's words that the model never saw in
                 training out of what it reads ("generate an image of a red 7" is read as "a red 7"), with a warning
                 naming them: their sub-word pieces would steer the output at random (``nuwa_hf.processing.vocabulary.
-                without_unknown_words``). False gives the model the whole prompt.
+                without_unknown_words``). A prompt with no known word, or one left with only filler words of the
+                training captions ("a purple cat" -> "a"), is refused with the words the model knows. False gives
+                the model the whole prompt.
             strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw and inputs
                 resized by more than 2x into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.

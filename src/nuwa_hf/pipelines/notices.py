@@ -1,13 +1,13 @@
 """What a pipeline call did not understand, said instead of done in silence: prompt words the model's tokenizer never
 saw in training, and inputs resized by more than 2x. Each is a warning through transformers' logging (once per call
 and message), or, with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
-model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse a prompt with no
-known word at all with a ``ValueError`` listing the known words (:mod:`.pipeline_base`).
+model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse with a
+``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
+reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`).
 
-A word is *known* when the caption tokenizer holds it as one whole-word token: NUWA's tokenizers are BPEs trained on
-the training captions, so every word of those captions is one token, and a word the captions never had ("purple",
-"cat") falls apart into pieces; the tokenizer is asked (:mod:`nuwa_hf.processing.vocabulary`), no list is typed by
-hand.
+A word is *known* when the training captions had it: the caption tokenizer records their words
+(``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as
+one whole-word token (:mod:`nuwa_hf.processing.vocabulary`). No list is typed by hand.
 
 Who reads a notice decides how its remedy is worded (:class:`NoticeWording`): a library or CLI user is told the
 argument; the web page (spaces/nuwa/app.py) words it for its visitors through :func:`worded_for`.
@@ -77,6 +77,7 @@ def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]
     :func:`~nuwa_hf.processing.vocabulary.without_unknown_words` finds them), or None. ``read``: what the model reads
     when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model. Worded by
     :func:`notice_wording`."""
+    unknown = [word for word in unknown if any(c.isalnum() for c in word)]  # a "." or "?" is left out unremarked
     if not prompt or not unknown:
         return None
     wording = notice_wording()
@@ -96,6 +97,17 @@ def no_known_word_error(prompt: str, unknown: List[str], knows: List[str]) -> st
     return (f"The prompt {prompt!r} has no word the model saw in training (it never saw "
             f"{', '.join(repr(w) for w in unknown)}): describe the picture in the words it knows "
             f"({', '.join(knows)})" + (f", or {instead}." if instead else "."))
+
+
+def fillers_only_error(prompt: str, read: str, unknown: List[str], kinds: str) -> str:
+    """The message for a prompt that leaving out its ``unknown`` words reduces to filler words of the training
+    captions (``read``, what is left), listing the words the model knows by kind (``kinds``), worded by
+    :func:`notice_wording`."""
+    instead = notice_wording().keep_instead
+    return (f"The prompt {prompt!r} leaves only {read!r} once the words the model never saw "
+            f"({', '.join(repr(w) for w in unknown)}) are left out, and those are filler words of its training "
+            f"captions that say nothing about the picture (it would draw whatever it guesses): describe the picture "
+            f"in the words it knows ({kinds})" + (f", or {instead}." if instead else "."))
 
 
 def resize_notice(what: str, size: Tuple[int, int], target: Tuple[int, int]) -> Optional[str]:

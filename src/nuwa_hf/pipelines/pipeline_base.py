@@ -48,8 +48,10 @@ from .regions import region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
-from .notices import CallNotices, no_known_word_error, prompt_notice, resize_notice
-from ..processing.vocabulary import known_numerals, known_words, without_unknown_words
+from .notices import CallNotices, fillers_only_error, no_known_word_error, prompt_notice, resize_notice
+from ..processing.vocabulary import (
+    content_words, known_numerals, known_words, vocabulary_by_kind, without_unknown_words,
+)
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import LIKELIHOOD, CandidateScorer
 from .sampling_options import check_batch_size, check_call_options, check_count
@@ -500,12 +502,20 @@ class NuwaPipeline(Pipeline):
         return [note for note in notes if note]
 
     def _check_words_left(self, prompt: Optional[str], read: Optional[str], unknown: list) -> None:
-        """A prompt whose every word the model never saw (``read``, what is left of it, is empty) is an error that
-        lists the words the model knows; with no word to read it would generate from nothing."""
-        if prompt and not read.strip():
-            tokenizer = self.processor.tokenizer
+        """Refuse a prompt that leaving out the words the model never saw (``unknown``) empties or reduces to fillers
+        of the training captions (``read`` is what is left): it would be generated from nothing the user asked for.
+        Both errors list the words the model knows. A prompt all of whose words the model knows is read as typed
+        ("a digit" is a fair request for any digit); only a reading the pipeline made is checked for content."""
+        if not prompt:
+            return
+        tokenizer = self.processor.tokenizer
+        if not read.strip():
             knows = known_words(tokenizer) + known_numerals(tokenizer)
             raise ValueError(no_known_word_error(prompt, unknown, knows))
+        if unknown and not content_words(tokenizer, read):
+            kinds = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in vocabulary_by_kind(tokenizer).items()
+                              if items)
+            raise ValueError(fillers_only_error(prompt, read, unknown, kinds))
 
     def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
         """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's

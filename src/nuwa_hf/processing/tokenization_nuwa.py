@@ -18,6 +18,7 @@ from tokenizers.trainers import BpeTrainer
 from transformers import CLIPTokenizer
 
 from .clip_vocabulary import clip_vocabulary_path, read_clip_merges
+from .vocabulary import CAPTION_WORDS_FIELD, caption_words
 
 
 START_TOKEN = "<|startoftext|>"
@@ -97,7 +98,10 @@ def train_caption_tokenizer(
     The result is a `CLIPTokenizer` (a `PreTrainedTokenizerFast`): same lower-casing, same word splitting, same
     byte-level symbols with `</w>` word ends, same `<|startoftext|>` / `<|endoftext|>` tokens (the latter also pads),
     same vocabulary layout; only the merges are learned from `captions`. All 256 bytes stay in the vocabulary, so no
-    input is ever unknown.
+    input is ever unknown. The captions' words are recorded as the init argument `caption_words` (sorted, as
+    `nuwa_hf.processing.vocabulary.caption_words` splits them), which `save_pretrained` writes into
+    `tokenizer_config.json` and `from_pretrained` reads back: the vocabulary functions (which prompt words the model
+    knows) read it, since a BPE also holds word endings ("an" of "cyan") as whole tokens.
 
     Args:
         captions (`Iterable[str]`): the training corpus (e.g. the captions of the training set).
@@ -142,4 +146,5 @@ def train_caption_tokenizer(
     learned = json.loads(trainable.to_str())["model"]["merges"]
     merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in learned]
     merges = merges[: vocab_size - fixed]
-    return CLIPTokenizer(vocab=_clip_layout_vocabulary(merges), merges=merges, model_max_length=model_max_length)
+    return CLIPTokenizer(vocab=_clip_layout_vocabulary(merges), merges=merges, model_max_length=model_max_length,
+                         **{CAPTION_WORDS_FIELD: caption_words(corpus)})

@@ -1,20 +1,97 @@
 """The words a trained NUWA knows, read from its caption tokenizer, never typed by hand: :func:`known_words`,
 :func:`unknown_words` (the pipelines' prompt notices), :func:`without_unknown_words` (what the pipelines give the
-model), grouped for people by :func:`vocabulary_by_kind` (the model
-card, ``nuwa-hf generate --help``).
+model), :func:`content_words` (a prompt reduced to fillers is refused), grouped for people by
+:func:`vocabulary_by_kind` (the model card, ``nuwa-hf generate --help``).
 
-A word is *known* when the caption tokenizer holds it as one whole-word token: NUWA's tokenizers are BPEs trained on
-the training captions, so every word of those captions is one token, and a word the captions never had ("purple",
-"cat") falls apart into pieces.
+A word is *known* when the training captions had it. :func:`~nuwa_hf.processing.tokenization_nuwa.
+train_caption_tokenizer` records the captions' words (:func:`caption_words`) in the tokenizer's
+``tokenizer_config.json`` (field ``caption_words``, an init argument of the tokenizer, so ``save_pretrained`` /
+``from_pretrained`` carry it), and that record decides. A tokenizer without the record (trained before it existed,
+CLIP's paper tokenizer) falls back to its vocabulary: a word is known when the BPE holds it as one whole-word token.
+That rule also counts word endings the BPE learned from longer words: with the shipped tokenizer "an" ("cy-an"), "it"
+("dig-it") and "at" ("th-at") are whole tokens although no caption has them as words; the record lists only the captions' words.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from typing import List, Tuple
+import unicodedata
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple
 
 # words as the caption tokenizers split them: letters, single digits, runs of punctuation
 _WORD = re.compile(r"[^\W\d_]+|\d|[^\w\s]+")
+
+# the tokenizer_config.json field (a tokenizer init argument) that holds the words of the training captions
+CAPTION_WORDS_FIELD = "caption_words"
+
+
+def prompt_words(text: str) -> List[str]:
+    """``text``'s words as the caption tokenizers read them: NFC, lower-cased, split into letter runs, single digits
+    and punctuation runs (the tokenizers split there before BPE). The record and the prompts are both split so."""
+    return _WORD.findall(unicodedata.normalize("NFC", text).lower())
+
+
+def caption_words(captions: Iterable[str]) -> List[str]:
+    """The sorted distinct words (:func:`prompt_words`) of a caption corpus: the record
+    :func:`~nuwa_hf.processing.tokenization_nuwa.train_caption_tokenizer` keeps in the tokenizer's config."""
+    words = set()
+    for caption in captions:
+        words.update(prompt_words(caption))
+    return sorted(words)
+
+
+def recorded_caption_words(tokenizer) -> Optional[frozenset]:
+    """The words of the captions ``tokenizer`` was trained on (its ``caption_words`` init argument, saved in
+    ``tokenizer_config.json``), or None when it has no record (older folders, CLIP's tokenizer)."""
+    init_kwargs = getattr(tokenizer, "init_kwargs", None)
+    record = init_kwargs.get(CAPTION_WORDS_FIELD) if isinstance(init_kwargs, dict) else None
+    if record is None:
+        return None
+    cached = getattr(tokenizer, "_nuwa_caption_words", None)
+    if cached is not None and cached[0] is record:
+        return cached[1]
+    if not isinstance(record, (list, tuple)) or not all(isinstance(word, str) for word in record):
+        raise ValueError(
+            f"The tokenizer's {CAPTION_WORDS_FIELD!r} (tokenizer_config.json) must be a list of words, got "
+            f"{type(record).__name__}: write it with nuwa_hf.processing.vocabulary.caption_words(captions), or delete "
+            "the field to judge words by the tokenizer's vocabulary.")
+    words = frozenset(record)
+    try:
+        tokenizer._nuwa_caption_words = (record, words)
+    except AttributeError:
+        pass
+    return words
+
+
+class FolderTokenizer:
+    """A model folder's caption tokenizer read with ``tokenizers`` alone (no transformers import: ``--help``, the
+    model card): ``tokenizer.json`` plus the folder's caption-word record, for the functions of this module."""
+
+    def __init__(self, tokenizer, init_kwargs: dict):
+        self._tokenizer, self.init_kwargs = tokenizer, init_kwargs
+
+    def get_vocab(self) -> dict:
+        return self._tokenizer.get_vocab()
+
+    def encode(self, *args, **kwargs):
+        return self._tokenizer.encode(*args, **kwargs)
+
+
+def read_folder_tokenizer(folder: os.PathLike) -> FolderTokenizer:
+    """The caption tokenizer of a saved folder (``tokenizer.json``, and ``tokenizer_config.json``'s
+    ``caption_words`` when it has one) for :func:`vocabulary_by_kind` and the rest. Raises what
+    ``tokenizers.Tokenizer.from_file`` raises for a missing or damaged ``tokenizer.json``."""
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    record = config.get(CAPTION_WORDS_FIELD) if isinstance(config, dict) else None
+    return FolderTokenizer(tokenizer, {} if record is None else {CAPTION_WORDS_FIELD: record})
 
 
 def _whole_word_tokens(tokenizer) -> dict:
@@ -33,23 +110,31 @@ def _whole_word_tokens(tokenizer) -> dict:
 
 
 def known_words(tokenizer) -> List[str]:
-    """The words the tokenizer holds as whole tokens, sorted: the vocabulary a trained NUWA knows, for people to read.
+    """The letter words a trained NUWA knows, sorted, for people to read: those of the tokenizer's caption record
+    (:func:`recorded_caption_words`), else those it holds as whole tokens.
 
-    A BPE also holds word endings as tokens ("ight</w>" of "eight", "enta</w>" of "magenta"); those are left out: an
-    entry of two or more ASCII letters is listed unless it is the ending of a longer listed word ("a" is listed).
-    :func:`unknown_words` needs no such rule: it asks the tokenizer about each word of a prompt."""
+    Without the record: a BPE also holds word endings as tokens ("ight</w>" of "eight", "enta</w>" of "magenta");
+    those are left out: an entry of two or more ASCII letters is listed unless it is the ending of a longer listed
+    word ("a" is listed)."""
+    record = recorded_caption_words(tokenizer)
+    if record is not None:
+        return sorted(word for word in record if word.isalpha())
     words = {w for w in _whole_word_tokens(tokenizer).values() if w.isascii() and w.isalpha() and w == w.lower()}
     return sorted(w for w in words if w == "a" or (len(w) >= 2 and not any(
         other != w and other.endswith(w) for other in words)))
 
 
 def unknown_words(tokenizer, text: str) -> List[str]:
-    """Words of ``text`` the tokenizer never saw as a whole (each once, in order)."""
+    """Words of ``text`` (:func:`prompt_words`) the training captions never had (each once, in order): not in the
+    tokenizer's caption record, or, without one, not one whole-word token of it."""
+    record = recorded_caption_words(tokenizer)
+    if record is not None:
+        return list(dict.fromkeys(word for word in prompt_words(text) if word not in record))
     vocabulary = _whole_word_tokens(tokenizer)
     if not vocabulary:  # not a whole-word BPE: nothing can be said
         return []
     unknown: List[str] = []
-    for word in _WORD.findall(text.lower()):
+    for word in prompt_words(text):
         pieces = _pieces(tokenizer, word)
         if (len(pieces) != 1 or pieces[0] not in vocabulary) and word not in unknown:
             unknown.append(word)
@@ -71,7 +156,7 @@ def without_unknown_words(tokenizer, text: str) -> Tuple[str, List[str]]:
     if not unknown:
         return text, []
     dropped = set(unknown)
-    kept = [word for word in _WORD.findall(text) if word.lower() not in dropped]
+    kept = [word for word in _WORD.findall(unicodedata.normalize("NFC", text)) if word.lower() not in dropped]
     return " ".join(kept), unknown
 
 
@@ -80,6 +165,18 @@ def _pieces(tokenizer, word: str) -> List[str]:
     if hasattr(tokenizer, "tokenize"):
         return tokenizer.tokenize(word)
     return tokenizer.encode(word, add_special_tokens=False).tokens
+
+
+def content_words(tokenizer, text: str) -> List[str]:
+    """The words of ``text`` the model knows that say something about the picture (each once, in order): known
+    (not :func:`unknown_words`), with a letter or digit, and not a filler of the training captions
+    (:func:`~nuwa_hf.data.captions.caption_filler_words`: "a", "the", "digit", "is", "moving", "in", ...). The
+    pipelines refuse a prompt that leaving its unknown words out reduces to none ("a purple cat" -> "a")."""
+    from ..data.captions import caption_filler_words  # nuwa_hf.data is not part of `import nuwa_hf`
+
+    fillers, unknown = caption_filler_words(), set(unknown_words(tokenizer, text))
+    return list(dict.fromkeys(word for word in prompt_words(text) if word not in unknown and word not in fillers
+                              and any(character.isalnum() for character in word)))
 
 
 def known_numerals(tokenizer) -> List[str]:

@@ -1,0 +1,94 @@
+"""Which prompt words a trained NUWA knows (nuwa_hf.processing.vocabulary): the record of the training captions' words
+that train_caption_tokenizer keeps in tokenizer_config.json, the whole-word-token rule for tokenizers without it, and
+the caption fillers that cannot carry a prompt alone."""
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+from transformers import AutoTokenizer
+
+from nuwa_hf.processing import NuwaImageProcessor, NuwaProcessor, train_caption_tokenizer
+from nuwa_hf.processing.vocabulary import (
+    CAPTION_WORDS_FIELD, caption_words, content_words, known_numerals, known_words, read_folder_tokenizer,
+    recorded_caption_words, unknown_words, vocabulary_text, without_unknown_words,
+)
+
+# "cyan", "digit" and "that" end in "an", "it", "at": a BPE trained on these learns those endings as whole-word tokens
+CAPTIONS = [f"a {colour} {digit}" for colour in ("cyan", "red") for digit in range(10)]
+CAPTIONS += [f"the digit {word} in {colour}" for colour in ("cyan", "green") for word in ("eight", "one", "two")]
+CAPTIONS += [f"a {digit} that moves up then down" for digit in range(10)]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train_caption_tokenizer(CAPTIONS, vocab_size=600, model_max_length=16)
+
+
+def without_record(tokenizer, folder):
+    """``tokenizer`` saved and reloaded without its caption-word record: a folder from before the record existed."""
+    tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    del config[CAPTION_WORDS_FIELD]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def test_the_trained_tokenizer_records_the_captions_words_and_they_round_trip(trained, tmp_path):
+    expected = sorted({word for caption in CAPTIONS for word in caption.split()})
+    assert caption_words(CAPTIONS) == expected == trained.init_kwargs[CAPTION_WORDS_FIELD]
+    trained.save_pretrained(tmp_path / "tokenizer")
+    assert json.loads((tmp_path / "tokenizer" / "tokenizer_config.json").read_text())[CAPTION_WORDS_FIELD] == expected
+    assert recorded_caption_words(AutoTokenizer.from_pretrained(tmp_path / "tokenizer")) == frozenset(expected)
+    # through the processor, as a model folder holds it
+    image_processor = NuwaImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    NuwaProcessor(image_processor=image_processor, tokenizer=trained).save_pretrained(tmp_path / "model")
+    reloaded = NuwaProcessor.from_pretrained(tmp_path / "model")
+    assert recorded_caption_words(reloaded.tokenizer) == frozenset(expected)
+    assert recorded_caption_words(read_folder_tokenizer(tmp_path / "model")) == frozenset(expected)
+
+
+def test_word_endings_the_bpe_learned_are_not_words_the_model_knows(trained, tmp_path):
+    """The defect the record fixes: the BPE holds "an", "it", "at" as whole tokens (endings of cyan, digit, that), so
+    the old rule, still used for folders without the record, counts them as known; the record does not."""
+    for ending in ("an", "it", "at"):
+        assert trained.tokenize(ending) == [ending + "</w>"], ending  # one whole-word token
+    legacy = without_record(trained, tmp_path)
+    assert recorded_caption_words(legacy) is None
+    assert unknown_words(legacy, "an eight in cyan") == []
+    assert without_unknown_words(legacy, "an eight in cyan") == ("an eight in cyan", [])
+    assert unknown_words(trained, "an eight in cyan at it") == ["an", "at", "it"]
+    assert without_unknown_words(trained, "An eight in CYAN") == ("eight in CYAN", ["an"])
+    # both rules list the same words for people: the old one already left word endings out of the list
+    assert known_words(trained) == known_words(legacy) == sorted(w for w in caption_words(CAPTIONS) if w.isalpha())
+    assert known_numerals(trained) == known_numerals(legacy) == [str(d) for d in range(10)]
+    assert vocabulary_text(trained) == vocabulary_text(legacy)
+
+
+def test_only_the_captions_words_and_punctuation_are_known(trained):
+    assert unknown_words(trained, "A RED 7") == []
+    assert unknown_words(trained, "a red 7, please!") == [",", "please", "!"]
+    assert unknown_words(trained, "a purple cat and a purple dog") == ["purple", "cat", "and", "dog"]
+    assert without_unknown_words(trained, "a purple cat, red") == ("a red", ["purple", "cat", ","])
+
+
+def test_content_words_leave_out_the_captions_fillers(trained):
+    """Fillers are the words the built-in captions put around what they describe ("a", "the", "digit", "in", "is",
+    "moves", "that", "then", ","): without a colour, digit or motion word a reading says nothing about the picture."""
+    assert content_words(trained, "a") == [] and content_words(trained, "the digit in a") == []
+    assert content_words(trained, "a digit that moves") == [] and content_words(trained, "then") == []
+    assert content_words(trained, "eight in cyan") == ["eight", "cyan"]
+    assert content_words(trained, "a 7 that moves up then down") == ["7", "up", "down"]
+    assert content_words(trained, "a purple cat") == []  # unknown words are no content either
+
+
+def test_a_malformed_record_is_an_error_naming_the_fix(trained, tmp_path):
+    trained.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config[CAPTION_WORDS_FIELD] = "a red 7"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"'caption_words' \(tokenizer_config.json\) must be a list of words.*"
+                                         r"caption_words\(captions\)"):
+        unknown_words(AutoTokenizer.from_pretrained(tmp_path), "a red 7")
