@@ -318,6 +318,12 @@ class NuwaPipeline(Pipeline):
     def sketch_vqgan(self):
         return self.model.sketch_vqgan
 
+    @property
+    def num_sketch_classes(self) -> int | None:
+        """The classes of the model's sketch VQ-GAN (a drawing in their colours is read as a sketch); None without one."""
+        sketch_vqgan = getattr(self.model, "sketch_vqgan", None)
+        return int(sketch_vqgan.num_classes) if sketch_vqgan is not None else None
+
     def token_grid(self) -> tuple[int, int]:
         """(h, w) of the visual token grid: the processor's output size over the VQ-GAN's down-sampling factor."""
         height, width = self.processor.image_processor.output_size
