@@ -83,7 +83,8 @@ def _input_help() -> str:
                   "them as integers. Or paint the sketch in the class colours (RGB; PNG, JPEG or GIF of any size): "
                   f"{colours}; each pixel takes the nearest class colour (anti-aliased edges and near shades are "
                   "read), and areas in other colours or left white are refused.")
-    mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
+    mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate; "
+                "the image's size, or its shape at another size: scaled). "
                 "Python's mask= takes the same text.")
     return sketch + "\n\n" + mask + _shipped_vocabulary_help(fill)
 
