@@ -168,9 +168,24 @@ def _open_image(path: Path, what: str) -> Iterator[PIL.Image.Image]:
             raise _unreadable(path, what, str(error) or type(error).__name__) from None
 
 
+def has_alpha(image: PIL.Image.Image) -> bool:
+    """Whether a picture has transparency: an alpha channel, or a palette / grey / RGB image with a transparent
+    colour."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
+def over_black(image: PIL.Image.Image) -> PIL.Image.Image:
+    """A picture with transparency -> RGB laid over opaque black (what the web page does with its uploads, and the
+    built-in worlds' background). The colours a file keeps under transparent pixels are no part of the picture (paint
+    programs keep white, or anything, there), so they are never shown; half-transparent pixels are blended."""
+    rgba = image.convert("RGBA")
+    return PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+
+
 def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
-    """Any Pillow mode -> RGB: alpha dropped, 16-bit and 32-bit grey scaled to 0..255 (not clipped), CMYK, YCbCr, LAB,
-    palette (with transparency) converted."""
+    """Any Pillow mode -> RGB: transparency laid over black (:func:`over_black`), 16-bit and 32-bit grey scaled to
+    0..255 (not clipped), CMYK, YCbCr, LAB, palette converted."""
     if image.mode == "RGB":
         return image.convert("RGB")  # a loaded copy, independent of the file
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -181,8 +196,8 @@ def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
             array = array / 257.0  # 16-bit depth: 65535 -> 255
         array = np.nan_to_num(array, nan=0.0)
         return PIL.Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8)).convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA").convert("RGB")  # drop the alpha channel, as for in-memory images
+    if has_alpha(image):
+        return over_black(image)
     if image.mode == "LAB":
         from PIL import ImageCms
 
@@ -196,12 +211,15 @@ def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
 
 
 def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
-    """A PIL image, an array ``(H, W)``, ``(H, W, 3|4)`` or ``(3|4, H, W)`` (uint8, or floats in [0, 1]) -> RGB PIL.
+    """A PIL image, an array ``(H, W)``, ``(H, W, 3|4)`` or ``(3|4, H, W)`` (uint8, or floats in [0, 1]) -> RGB PIL
+    (transparency laid over black: :func:`over_black`).
 
     Raises:
         TypeError / ValueError naming ``what`` when the input is not an image.
     """
     if isinstance(image, PIL.Image.Image):
+        if has_alpha(image):
+            return over_black(image)
         return image.convert("RGB") if image.mode != "RGB" else image
     if _is_tensor(image):
         image = image.detach().cpu().numpy()
@@ -241,6 +259,8 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
         array = array.astype(np.uint8) * 255
     else:
         array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 4:  # RGBA: transparency over black, as for pictures
+        return over_black(PIL.Image.fromarray(array, mode="RGBA"))
     return PIL.Image.fromarray(array).convert("RGB")
 
 
@@ -522,9 +542,7 @@ def load_sketch_video(source: Any, num_classes: int | None = None, fill: int | N
         if num_classes is None:
             raise
     else:
-        path = _as_path(source)
-        drawn = path is not None and (path.is_dir() or path.suffix.lower() in (".gif",) + IMAGE_SUFFIXES)
-        if num_classes is None or not drawn or not maps.size or int(maps.max()) < num_classes:
+        if num_classes is None or not maps.size or int(maps.max()) < num_classes or not _coloured_file(source):
             return maps
     name = _as_path(source).name if _as_path(source) is not None else "video sketch"
     frames = load_video(source)
@@ -532,6 +550,26 @@ def load_sketch_video(source: Any, num_classes: int | None = None, fill: int | N
         return np.stack([read_sketch_drawing(frame, num_classes, f"frame {i} of the sketch {name}")
                          for i, frame in enumerate(frames)])
     return np.stack([drawing_to_class_map(frame, num_classes, fill) for frame in frames])
+
+
+def _coloured_file(source: Any) -> bool:
+    """Whether a sketch file (or a folder's first frame) is a colour picture: a colour mode, or a palette with colours
+    other than greys (a drawing saved as GIF or indexed PNG, whose palette indices are no class ids)."""
+    path = _as_path(source)
+    if path is None or path.suffix.lower() == ".npy":
+        return False
+    if path.is_dir():
+        files = _frame_files(path)
+        if not files:
+            return False
+        path = files[0]
+    with _open_image(path, "sketch") as opened:
+        if opened.mode not in SKETCH_IMAGE_MODES:
+            return True
+        if opened.mode != "P":
+            return False
+        colours = np.asarray(opened.convert("RGB"))
+        return bool((colours != colours[..., :1]).any())
 
 
 def _gif_class_maps(path: Path) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..media import _decoded_rgb, load_image, load_sketch, load_sketch_video, load_video
+from ..media import _decoded_rgb, has_alpha, load_image, load_sketch, load_sketch_video, load_video, over_black
 
 
 def as_prompt_list(prompt: Any, what: str = "prompt") -> tuple[list[str], bool]:
@@ -68,8 +68,8 @@ def _load_image_checked(image: Any, what: str) -> PIL.Image.Image:
                 "class map or a depth map, not a picture: pass an RGB image (`image.convert('RGB')` after scaling to "
                 "0..255), or use a sketch pipeline for class maps."
             )
-        if image.mode in ("RGBA", "LA", "PA"):
-            image = image.convert("RGBA").convert("RGB")  # drop the alpha channel
+        if has_alpha(image):
+            image = over_black(image)  # transparent areas are black, never the colours a file keeps under them
     try:
         return load_image(image)
     except (TypeError, ValueError) as error:
