@@ -48,7 +48,7 @@ from .regions import region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
-from .notices import CallNotices, prompt_notice, resize_notice
+from .notices import CallNotices, crop_notice, prompt_notice, resize_notice
 from ..processing.vocabulary import known_numerals, known_words, without_unknown_words
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import LIKELIHOOD, CandidateScorer
@@ -112,6 +112,7 @@ class NuwaRequest:
     ``(H, W)`` or ``(T, H, W)``. region: what to regenerate in ``image`` (mask / box / shortcut, see
     :func:`~nuwa_hf.pipelines.regions.region_to_token_mask`). generator: a ``torch.Generator`` for this input's
     outputs, or a list with one per output row (diffusers' convention; ``generator=[...]`` of a call lands here).
+    notes: what the task's ``make_request`` did not honour of this input (e.g. frames left out), said as notices.
     """
 
     prompt: Optional[str] = None
@@ -120,6 +121,7 @@ class NuwaRequest:
     sketch: Optional[np.ndarray] = None
     region: Any = None
     generator: Any = None
+    notes: tuple = ()
 
 
 @dataclass
@@ -491,18 +493,28 @@ class NuwaPipeline(Pipeline):
 
     def _notices_of(self, request: NuwaRequest, unknown: list, read: Optional[str]) -> list:
         """What this input asks that the model will not honour (notices.py): the prompt's ``unknown`` words (left out,
-        the model reading ``read``, or given to it when ``read`` is None), big resizes."""
+        the model reading ``read``, or given to it when ``read`` is None), big resizes, centre crops that leave part
+        of a picture out."""
         notes = []
         if self.takes_prompt and request.prompt:
             notes.append(prompt_notice(request.prompt, unknown, read))
-        height, width = self.processor.image_processor.output_size
+        image_processor = self.processor.image_processor
+        height, width = image_processor.output_size
+        target = (int(width), int(height))
+        sizes = []
         if request.image is not None:
-            notes.append(resize_notice("image", request.image.size, (int(width), int(height))))
+            sizes.append(("image", request.image.size))
         if request.video:
-            notes.append(resize_notice("video", request.video[0].size, (int(width), int(height))))
+            sizes.append(("video", request.video[0].size))
         if request.sketch is not None and np.ndim(request.sketch) >= 2:
             h, w = np.shape(request.sketch)[-2:]
-            notes.append(resize_notice("sketch", (int(w), int(h)), (int(width), int(height))))
+            sizes.append(("sketch", (int(w), int(h))))
+        for what, size in sizes:
+            notes.append(resize_notice(what, size, target))
+            if image_processor.do_center_crop:
+                resized_height, resized_width = image_processor.resized_size(size[1], size[0])
+                notes.append(crop_notice(what, size, (resized_width, resized_height), target))
+        notes.extend(request.notes)
         return [note for note in notes if note]
 
     def _check_words_left(self, prompt: Optional[str], read: Optional[str], unknown: list) -> None:
