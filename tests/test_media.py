@@ -142,6 +142,12 @@ def test_a_painted_sketch_is_read_through_the_class_colours_and_other_pictures_a
     assert (media.read_sketch_drawing(shade, 6) == meant).mean() >= 0.98
     picture.save(tmp_path / "painted.png")
     assert np.array_equal(media.load_sketch(tmp_path / "painted.png", num_classes=6), media.read_sketch_drawing(picture, 6))
+    flat = media.sketch_to_image(meant, 6)
+    flat.quantize(colors=6).save(tmp_path / "indexed.png")  # an indexed PNG numbers its palette in its own order
+    assert np.asarray(PIL.Image.open(tmp_path / "indexed.png"))[0, 0] != meant[0, 0]  # (so its indices are no ids)
+    assert np.array_equal(media.load_sketch(tmp_path / "indexed.png", num_classes=6), meant)
+    grey_ids = PIL.Image.fromarray(meant.astype(np.uint8), mode="L").convert("P")  # ids with a grey palette: ids
+    assert np.array_equal(media.load_sketch(grey_ids, num_classes=6), meant)
     with pytest.raises(media.ColourSketchError, match="read_sketch_drawing"):  # without the classes: refused
         media.load_sketch(tmp_path / "painted.png")
 

@@ -463,18 +463,33 @@ def _class_map_from_image(image: PIL.Image.Image, what: str) -> np.ndarray:
     return np.asarray(image).astype(np.int64)
 
 
+CLASS_COLOUR_MATCH = 8  # RGB distance within which a palette colour is taken for a class colour
+
+
 def _is_drawing(image: PIL.Image.Image, num_classes: int | None) -> bool:
-    """With the model's classes known, a picture that cannot hold class ids is read as a drawing in the class
-    colours: a colour mode (RGB, RGBA, CMYK, ...), or a palette image (mode P, a paint program's indexed PNG or GIF)
-    with a palette index past the classes."""
+    """With the model's classes known, whether a picture is read as a drawing in the class colours rather than as
+    class ids: a colour mode (RGB, RGBA, CMYK, ...); or a palette image (mode P: a paint program's indexed PNG, a GIF)
+    with colours other than greys whose indices cannot be class ids (one is past the classes) or whose colours are
+    the class colours (within :data:`CLASS_COLOUR_MATCH`). An indexed export numbers its palette in its own order
+    (black may be index 3), so a picture that shows the class colours is read by what it shows. A palette of greys,
+    or of other colours with indices below the classes (the processor's own class maps), holds class ids."""
     if num_classes is None:
         return False
     if image.mode not in SKETCH_IMAGE_MODES:
         return True
-    if image.mode == "P":
-        extrema = image.getextrema()
-        return bool(extrema and extrema[1] >= num_classes)
-    return False
+    if image.mode != "P":
+        return False
+    used = np.unique(np.asarray(image))
+    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    if not used.size or int(used.max()) >= len(palette):
+        return False
+    colours = palette[used]
+    if (colours == colours[:, :1]).all():
+        return False  # greys: the indices are the ids
+    if int(used.max()) >= num_classes:
+        return True
+    distances = np.sqrt(((colours[:, None, :] - class_palette(num_classes).astype(np.int64)[None]) ** 2).sum(-1))
+    return bool((distances.min(-1) <= CLASS_COLOUR_MATCH).all())
 
 
 def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
@@ -542,7 +557,7 @@ def load_sketch_video(source: Any, num_classes: int | None = None, fill: int | N
         if num_classes is None:
             raise
     else:
-        if num_classes is None or not maps.size or int(maps.max()) < num_classes or not _coloured_file(source):
+        if num_classes is None or not maps.size or not _drawn_file(source, num_classes):
             return maps
     name = _as_path(source).name if _as_path(source) is not None else "video sketch"
     frames = load_video(source)
@@ -552,9 +567,9 @@ def load_sketch_video(source: Any, num_classes: int | None = None, fill: int | N
     return np.stack([drawing_to_class_map(frame, num_classes, fill) for frame in frames])
 
 
-def _coloured_file(source: Any) -> bool:
-    """Whether a sketch file (or a folder's first frame) is a colour picture: a colour mode, or a palette with colours
-    other than greys (a drawing saved as GIF or indexed PNG, whose palette indices are no class ids)."""
+def _drawn_file(source: Any, num_classes: int) -> bool:
+    """Whether a sketch file (or a folder's first frame, a GIF's first frame) is a drawing in the class colours
+    (:func:`_is_drawing`) rather than class ids."""
     path = _as_path(source)
     if path is None or path.suffix.lower() == ".npy":
         return False
@@ -564,12 +579,7 @@ def _coloured_file(source: Any) -> bool:
             return False
         path = files[0]
     with _open_image(path, "sketch") as opened:
-        if opened.mode not in SKETCH_IMAGE_MODES:
-            return True
-        if opened.mode != "P":
-            return False
-        colours = np.asarray(opened.convert("RGB"))
-        return bool((colours != colours[..., :1]).any())
+        return _is_drawing(opened, num_classes)
 
 
 def _gif_class_maps(path: Path) -> list[np.ndarray]:

@@ -341,6 +341,10 @@ def test_a_sketch_painted_in_the_class_colours_is_read_as_its_classes(tiny_model
     expected = np.asarray(sketch(ids, seed=3))
     assert np.array_equal(np.asarray(sketch(str(tmp_path / "painted.png"), seed=3)), expected)
     assert np.array_equal(np.asarray(sketch(painted.convert("RGBA"), seed=3)), expected)
+    painted.quantize(colors=8).save(tmp_path / "indexed.png")  # an indexed export: palette in its own order
+    assert np.array_equal(np.asarray(sketch(str(tmp_path / "indexed.png"), seed=3)), expected)
+    own = sketch.processor.image_processor.postprocess_sketches(ids[None], output_type="pil")[0]  # ids in mode P
+    assert np.array_equal(np.asarray(sketch(own, seed=3)), expected)
     soft = painted.resize((SIZE * 16, SIZE * 16), PIL.Image.BICUBIC)  # blended edges, saved as a JPEG
     soft.save(tmp_path / "painted.jpg", quality=80)
     assert sketch(str(tmp_path / "painted.jpg"), seed=3).size == (SIZE, SIZE)
