@@ -221,7 +221,8 @@ class GenerateCommand(NuwaCommand):
         options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
         options.add_argument("--strict", action="store_true",
                              help="refuse prompts with words the model never saw in training, inputs resized by more "
-                                  "than 2x or cropped to the model's frame shape, and video frames left unread "
+                                  "than 2x or cropped to the model's frame shape, video frames left unread and edits "
+                                  "of the whole image "
                                   "(without it they are named in a warning on stderr)")
         options.add_argument("--keep-unknown-words", action="store_true",
                              help="give the model the prompt's words it never saw in training too (by default "

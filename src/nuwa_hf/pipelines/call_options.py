@@ -78,8 +78,8 @@ OPTIONS_DOC = """
                 naming them: their sub-word pieces would steer the output at random (``nuwa_hf.processing.vocabulary.
                 without_unknown_words``). False gives the model the whole prompt.
             strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, inputs
-                resized by more than 2x or cropped to the model's frame shape, and video frames left unread into
-                errors.
+                resized by more than 2x or cropped to the model's frame shape, video frames left unread and edits
+                of the whole image into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json (its ``task_sampling`` entry for this task first, e.g.

@@ -48,7 +48,7 @@ from .regions import region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
-from .notices import CallNotices, crop_notice, prompt_notice, resize_notice
+from .notices import CallNotices, crop_notice, prompt_notice, resize_notice, whole_region_notice
 from ..processing.vocabulary import known_numerals, known_words, without_unknown_words
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import LIKELIHOOD, CandidateScorer
@@ -456,6 +456,14 @@ class NuwaPipeline(Pipeline):
         if self.takes_prompt and request.prompt:
             read, unknown = without_unknown_words(self.processor.tokenizer, request.prompt)
         notes = self._notices_of(request, unknown, read if drop_unknown_words else None)
+        mask = None
+        if plan.regions:
+            mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
+                                        self.processor.image_processor)
+            if not bool(mask.any()):
+                raise ValueError("The region covers no token: make the mask or box larger.")
+            if bool(mask.all()):
+                notes.append(whole_region_notice(read if drop_unknown_words else request.prompt))
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         sketch_frames = 0
@@ -468,10 +476,6 @@ class NuwaPipeline(Pipeline):
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
             model_inputs["pixel_values"] = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]
-            mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
-                                        self.processor.image_processor)
-            if not bool(mask.any()):
-                raise ValueError("The region covers no token: make the mask or box larger.")
             model_inputs["generate_mask"] = mask[None, None]
         elif plan.known_frames:
             pixels = self.processor(videos=[request.video[: plan.known_frames]], return_tensors="pt")["pixel_values"]
