@@ -135,8 +135,8 @@ def test_a_black_and_white_mask_saved_in_rgb_reads_as_its_greys(pipes, tmp_path)
     assert torch.equal(via_rgb, generate(image, mask=PIL.Image.fromarray(grey, mode="L"), seed=0, output_type="tokens"))
     red = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
     red[SIZE // 2:, :, 0] = 255
-    with pytest.raises(ValueError, match="mode 'RGB' with colours other than greys.*save it in grayscale"):
-        generate(image, mask=PIL.Image.fromarray(red, mode="RGB"))
+    with pytest.raises(ValueError, match="mode 'RGB' with colours other than greys.*Paint the region white on black"):
+        generate(image, mask=PIL.Image.fromarray(red, mode="RGB"))  # (in grayscale this red is 76: not regenerated)
 
 
 def test_a_mask_of_the_images_shape_at_another_size_is_scaled_and_other_shapes_refused(pipes, tmp_path):

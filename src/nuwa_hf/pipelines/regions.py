@@ -124,12 +124,16 @@ def _mask_array(mask: Any) -> np.ndarray:
             channels = np.asarray(mask)
             if (channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all():
                 return channels[..., 0] >= 128
-        if mask.mode not in ("1", "L", "LA", "P"):
-            colours = " with colours other than greys" if mask.mode == "RGB" else ""
+        if mask.mode == "RGB":
             raise ValueError(
-                f"The mask is a PIL image in mode {mask.mode!r}{colours}; a mask is black and "
-                "white (mode '1' or 'L', or greys in RGB), white = regenerate. Convert it with `mask.convert('L')`, "
-                "or save it in grayscale."
+                "The mask is a PIL image in mode 'RGB' with colours other than greys; a mask is black and white (mode "
+                "'1' or 'L', or greys in RGB), white = regenerate. Paint the region white on black (converting a "
+                "coloured stroke to grayscale makes it a dark grey, which reads as black: not regenerated)."
+            )
+        if mask.mode not in ("1", "L", "LA", "P"):
+            raise ValueError(
+                f"The mask is a PIL image in mode {mask.mode!r}; a mask is black and white (mode '1' or 'L', or greys "
+                "in RGB), white = regenerate. Convert it with `mask.convert('L')`, or save it in grayscale."
             )
         return np.asarray(mask.convert("L")) >= 128
     if isinstance(mask, torch.Tensor):
