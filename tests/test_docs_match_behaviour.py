@@ -36,6 +36,27 @@ def test_generate_help_lists_the_sketch_class_ids(capsys):
     assert EXPECTED in one_line(capsys.readouterr().out)
 
 
+def test_the_class_colours_a_sketch_is_painted_in_are_stated_where_users_look(capsys):
+    """The colours a painted sketch is read through (media.class_palette, the web page's brushes and the model card's
+    sketch pictures) are listed in the README, `nuwa-hf generate --help` and the shipped card, and a picture painted in
+    exactly the listed colours reads back as the listed ids."""
+    import numpy as np
+
+    from nuwa_hf import media
+
+    listed = [tuple(int(v) for v in rgb) for rgb in media.class_palette(len(SCENE_CLASSES))]
+    readme = one_line((REPO / "README.md").read_text(encoding="utf-8"))
+    card = one_line((REPO / "checkpoints" / "nuwa-tiny" / "README.md").read_text(encoding="utf-8"))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--help"])
+    shown = one_line(capsys.readouterr().out)
+    for index, (name, rgb) in enumerate(zip(SCENE_CLASSES, listed)):
+        assert f"{index} {name} {rgb}" in readme and f"{index} {name} {rgb}" in card
+        assert f"{index} {rgb}" in shown
+    painted = np.array([listed], dtype=np.uint8).repeat(4, axis=0)  # (4, 6, 3): one column per listed colour
+    assert np.array_equal(media.read_sketch_drawing(painted, len(SCENE_CLASSES))[0], np.arange(len(SCENE_CLASSES)))
+
+
 def test_the_shipped_model_reads_that_many_classes():
     config = json.loads((REPO / "checkpoints" / "nuwa-tiny" / "config.json").read_text())
     processor = json.loads((REPO / "checkpoints" / "nuwa-tiny" / "processor_config.json").read_text())

@@ -220,6 +220,27 @@ def test_unusual_modes_work_through_the_pipeline_as_files_and_as_images(mode, pi
         assert isinstance(result, PIL.Image.Image) and result.mode == "RGB"
 
 
+def test_transparent_areas_are_black_whatever_colour_the_file_keeps_under_them(pipes, tmp_path):
+    """A digit cut out onto a transparent background, as paint programs save it (white kept under the transparent
+    pixels): the pipelines and the command line see it over black (the worlds' background and the web page's rule),
+    never the hidden white, and image completion keeps black outside the region. Half-transparent pixels blend."""
+    from nuwa_hf.pipelines.inputs import one_image
+
+    rgba = np.zeros((SIZE, SIZE, 4), dtype=np.uint8)
+    rgba[..., :3] = 255                      # hidden white
+    rgba[4:12, 6:10] = (255, 0, 0, 255)      # an opaque red stroke
+    rgba[4:12, 10] = (0, 255, 0, 128)        # a half-transparent green edge
+    cut_out = PIL.Image.fromarray(rgba, "RGBA")
+    cut_out.save(tmp_path / "cut_out.png")
+    expected = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+    expected[4:12, 6:10] = (255, 0, 0)
+    expected[4:12, 10] = (0, 128, 0)
+    for given in (str(tmp_path / "cut_out.png"), cut_out, rgba):
+        assert np.abs(np.asarray(one_image(given)).astype(int) - expected).max() <= 1
+    kept = np.asarray(pipes("nuwa-image-completion")(str(tmp_path / "cut_out.png"), mask="bottom half", seed=0))
+    assert np.array_equal(kept[:6], expected[:6])  # the kept top (above the 2-pixel seam): black and the red stroke
+
+
 def run_cli(argv, capsys):
     code = cli_main([str(a) for a in argv])
     captured = capsys.readouterr()

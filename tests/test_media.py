@@ -99,6 +99,86 @@ def test_a_sketch_file_drawn_in_colours_is_read_through_the_palette_when_asked(t
     assert np.array_equal(media.load_sketch_video(tmp_path / "ids.png", num_classes=6), classes[None])
 
 
+def painted_sketch(size=256, classes=6, supersample=4, colour=None):
+    """A sketch as a person paints it in a paint program: the class colours of the model card's sketches, shapes drawn
+    on a canvas ``supersample`` times larger and shrunk with Lanczos (anti-aliased edges). Grass over gravel (whose
+    edge blends two colours whose midpoint is nearest a third class colour), a circle, a square across the edge and a
+    triangle. Returns the RGB picture and the class ids the painter meant ``(size, size)`` (the same shapes drawn
+    without anti-aliasing). ``colour``: {class: RGB} to paint some class in another colour."""
+    import PIL.ImageDraw
+
+    palette = {c: tuple(int(v) for v in rgb) for c, rgb in enumerate(media.class_palette(classes))}
+    palette.update(colour or {})
+    big = size * supersample
+    picture = PIL.Image.new("RGB", (big, big), palette[1])
+    ids = PIL.Image.new("L", (big, big), 1)
+    for canvas, ink in ((PIL.ImageDraw.Draw(picture), palette), (PIL.ImageDraw.Draw(ids), {c: c for c in palette})):
+        canvas.rectangle([0, big * 0.55, big, big], fill=ink[2])
+        canvas.ellipse([big * 0.1, big * 0.1, big * 0.4, big * 0.4], fill=ink[3])
+        canvas.rectangle([big * 0.6, big * 0.4, big * 0.85, big * 0.7], fill=ink[4])
+        canvas.polygon([(big * 0.3, big * 0.6), (big * 0.12, big * 0.92), (big * 0.48, big * 0.92)], fill=ink[5])
+    return (picture.resize((size, size), PIL.Image.LANCZOS),
+            np.asarray(ids.resize((size, size), PIL.Image.NEAREST)).astype(np.int64))
+
+
+def _jpeg(picture, quality=75):
+    import io
+
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=quality)
+    return PIL.Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def test_a_painted_sketch_is_read_through_the_class_colours_and_other_pictures_are_refused(tmp_path):
+    """A sketch painted in the class colours (anti-aliased, any size, PNG or JPEG, a slightly different shade) reads as
+    the classes the painter meant, with no class nobody painted along the edges; a colour far from every class
+    colour, a white canvas and a photograph are refused with the palette."""
+    picture, meant = painted_sketch()
+    for label, drawn in (("png", picture), ("jpeg", _jpeg(picture)), ("rgba", picture.convert("RGBA"))):
+        read = media.read_sketch_drawing(drawn, 6)
+        assert (read == meant).mean() >= 0.98, label
+        assert set(np.unique(read)) == {1, 2, 3, 4, 5}, label  # brick (0) is painted nowhere
+    shade, _ = painted_sketch(colour={1: (40, 95, 210), 4: (10, 215, 210)})  # near grass and square: snapped
+    assert (media.read_sketch_drawing(shade, 6) == meant).mean() >= 0.98
+    picture.save(tmp_path / "painted.png")
+    assert np.array_equal(media.load_sketch(tmp_path / "painted.png", num_classes=6), media.read_sketch_drawing(picture, 6))
+    flat = media.sketch_to_image(meant, 6)
+    flat.quantize(colors=6).save(tmp_path / "indexed.png")  # an indexed PNG numbers its palette in its own order
+    assert np.asarray(PIL.Image.open(tmp_path / "indexed.png"))[0, 0] != meant[0, 0]  # (so its indices are no ids)
+    assert np.array_equal(media.load_sketch(tmp_path / "indexed.png", num_classes=6), meant)
+    grey_ids = PIL.Image.fromarray(meant.astype(np.uint8), mode="L").convert("P")  # ids with a grey palette: ids
+    assert np.array_equal(media.load_sketch(grey_ids, num_classes=6), meant)
+    with pytest.raises(media.ColourSketchError, match="read_sketch_drawing"):  # without the classes: refused
+        media.load_sketch(tmp_path / "painted.png")
+
+    yellow, _ = painted_sketch(colour={2: (255, 255, 0)})  # gravel painted yellow: no class colour is near
+    with pytest.raises(ValueError, match=r"far from every class colour .*\(255, 255, 0\).*1 grass \(25, 85, 229\)"):
+        media.read_sketch_drawing(yellow, 6)
+    white, _ = painted_sketch(colour={1: (255, 255, 255)})  # the shapes on a white canvas
+    with pytest.raises(ValueError, match=r"white or transparent.*drawing_to_class_map\(picture, num_classes, fill="):
+        media.read_sketch_drawing(white, 6)
+    assert (media.drawing_to_class_map(white, 6, fill=1) == meant).mean() >= 0.98  # the fix the message names
+    rows, cols = np.mgrid[0:64, 0:64]
+    photo = np.stack([rows * 4, cols * 4, 255 - (rows + cols) * 2], axis=-1).astype(np.uint8)  # smooth shades
+    with pytest.raises(ValueError, match="far from every class colour"):
+        media.read_sketch_drawing(photo, 6)
+
+
+def test_a_sketch_drawn_as_a_gif_is_read_through_its_colours(tmp_path):
+    """A video sketch painted in the class colours and saved as a GIF by Pillow (an adaptive palette, whose indices
+    are no class ids: they used to be read as class ids 0..127) reads as the painted classes, frame by frame."""
+    frames, meant = zip(*(painted_sketch(64, supersample=4) for _ in range(3)))
+    frames = [f.transpose(PIL.Image.ROTATE_90) if i == 1 else f for i, f in enumerate(frames)]
+    meant = [np.rot90(m) if i == 1 else m for i, m in enumerate(meant)]
+    frames[0].save(tmp_path / "drawn.gif", save_all=True, append_images=frames[1:], duration=250, loop=0)
+    read = media.load_sketch_video(tmp_path / "drawn.gif", num_classes=6, fill=None)
+    assert read.shape == (3, 64, 64)
+    assert all((r == m).mean() >= 0.97 for r, m in zip(read, meant))
+    maps = np.stack([np.full((8, 8), c) for c in (0, 1, 2)])  # a GIF of class ids is still read as its ids
+    media.save_gif([PIL.Image.fromarray(m.astype(np.uint8)) for m in maps], tmp_path / "ids.gif")
+    assert np.array_equal(media.load_sketch_video(tmp_path / "ids.gif", num_classes=6, fill=None), maps)
+
+
 def test_upscaled_is_nearest_neighbour():
     picture = PIL.Image.fromarray(np.arange(4, dtype=np.uint8).reshape(2, 2))
     assert np.array_equal(np.asarray(media.upscaled(picture, 2)), np.kron(np.arange(4).reshape(2, 2), np.ones((2, 2))))

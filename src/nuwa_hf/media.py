@@ -168,9 +168,24 @@ def _open_image(path: Path, what: str) -> Iterator[PIL.Image.Image]:
             raise _unreadable(path, what, str(error) or type(error).__name__) from None
 
 
+def has_alpha(image: PIL.Image.Image) -> bool:
+    """Whether a picture has transparency: an alpha channel, or a palette / grey / RGB image with a transparent
+    colour."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
+def over_black(image: PIL.Image.Image) -> PIL.Image.Image:
+    """A picture with transparency -> RGB laid over opaque black (what the web page does with its uploads, and the
+    built-in worlds' background). The colours a file keeps under transparent pixels are no part of the picture (paint
+    programs keep white, or anything, there), so they are never shown; half-transparent pixels are blended."""
+    rgba = image.convert("RGBA")
+    return PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+
+
 def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
-    """Any Pillow mode -> RGB: alpha dropped, 16-bit and 32-bit grey scaled to 0..255 (not clipped), CMYK, YCbCr, LAB,
-    palette (with transparency) converted."""
+    """Any Pillow mode -> RGB: transparency laid over black (:func:`over_black`), 16-bit and 32-bit grey scaled to
+    0..255 (not clipped), CMYK, YCbCr, LAB, palette converted."""
     if image.mode == "RGB":
         return image.convert("RGB")  # a loaded copy, independent of the file
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -181,8 +196,8 @@ def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
             array = array / 257.0  # 16-bit depth: 65535 -> 255
         array = np.nan_to_num(array, nan=0.0)
         return PIL.Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8)).convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA").convert("RGB")  # drop the alpha channel, as for in-memory images
+    if has_alpha(image):
+        return over_black(image)
     if image.mode == "LAB":
         from PIL import ImageCms
 
@@ -196,12 +211,15 @@ def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
 
 
 def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
-    """A PIL image, an array ``(H, W)``, ``(H, W, 3|4)`` or ``(3|4, H, W)`` (uint8, or floats in [0, 1]) -> RGB PIL.
+    """A PIL image, an array ``(H, W)``, ``(H, W, 3|4)`` or ``(3|4, H, W)`` (uint8, or floats in [0, 1]) -> RGB PIL
+    (transparency laid over black: :func:`over_black`).
 
     Raises:
         TypeError / ValueError naming ``what`` when the input is not an image.
     """
     if isinstance(image, PIL.Image.Image):
+        if has_alpha(image):
+            return over_black(image)
         return image.convert("RGB") if image.mode != "RGB" else image
     if _is_tensor(image):
         image = image.detach().cpu().numpy()
@@ -241,6 +259,8 @@ def to_pil_image(image: Any, what: str = "image") -> PIL.Image.Image:
         array = array.astype(np.uint8) * 255
     else:
         array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 4:  # RGBA: transparency over black, as for pictures
+        return over_black(PIL.Image.fromarray(array, mode="RGBA"))
     return PIL.Image.fromarray(array).convert("RGB")
 
 
@@ -437,9 +457,39 @@ def _class_map_from_image(image: PIL.Image.Image, what: str) -> np.ndarray:
         raise ColourSketchError(
             f"The {what} is a PIL image in mode {image.mode!r}; a sketch is a class-index map whose pixel values are class "
             "ids: an image in mode 'L', 'P' or 'I' (e.g. `Image.fromarray(class_ids.astype('uint8'))`), or an integer "
-            "array (H, W). Map the colours of an RGB drawing to class ids first."
+            "array (H, W). A drawing in the class colours is read by the pipelines and `nuwa-hf generate --sketch`, "
+            "or with nuwa_hf.media.read_sketch_drawing(picture, num_classes)."
         )
     return np.asarray(image).astype(np.int64)
+
+
+CLASS_COLOUR_MATCH = 8  # RGB distance within which a palette colour is taken for a class colour
+
+
+def _is_drawing(image: PIL.Image.Image, num_classes: int | None) -> bool:
+    """With the model's classes known, whether a picture is read as a drawing in the class colours rather than as
+    class ids: a colour mode (RGB, RGBA, CMYK, ...); or a palette image (mode P: a paint program's indexed PNG, a GIF)
+    with colours other than greys whose indices cannot be class ids (one is past the classes) or whose colours are
+    the class colours (within :data:`CLASS_COLOUR_MATCH`). An indexed export numbers its palette in its own order
+    (black may be index 3), so a picture that shows the class colours is read by what it shows. A palette of greys,
+    or of other colours with indices below the classes (the processor's own class maps), holds class ids."""
+    if num_classes is None:
+        return False
+    if image.mode not in SKETCH_IMAGE_MODES:
+        return True
+    if image.mode != "P":
+        return False
+    used = np.unique(np.asarray(image))
+    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    if not used.size or int(used.max()) >= len(palette):
+        return False
+    colours = palette[used]
+    if (colours == colours[:, :1]).all():
+        return False  # greys: the indices are the ids
+    if int(used.max()) >= num_classes:
+        return True
+    distances = np.sqrt(((colours[:, None, :] - class_palette(num_classes).astype(np.int64)[None]) ** 2).sum(-1))
+    return bool((distances.min(-1) <= CLASS_COLOUR_MATCH).all())
 
 
 def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
@@ -468,34 +518,68 @@ def to_class_map(sketch: Any, what: str = "sketch") -> np.ndarray:
     return array.astype(np.int64)
 
 
-def load_sketch(source: Any) -> np.ndarray:
+def load_sketch(source: Any, num_classes: int | None = None) -> np.ndarray:
     """Read an image sketch (segmentation map) as class ids ``np.int64 (H, W)``: a PNG in mode L/P/I, a ``.npy``
-    integer array, or an in-memory map (array, tensor, PIL image)."""
+    integer array, or an in-memory map (array, tensor, PIL image).
+
+    With ``num_classes`` (the model's sketch classes), a picture that cannot hold class ids (an RGB / RGBA PNG or
+    JPEG, or an indexed picture with indices past the classes) is read as a drawing in the class colours
+    (:func:`read_sketch_drawing`: anti-aliased edges and JPEG noise are read, other colours refused with the
+    palette); without it such a picture is refused (:class:`ColourSketchError`)."""
     path = _as_path(source)
     if path is None:
+        if isinstance(source, PIL.Image.Image) and _is_drawing(source, num_classes):
+            return read_sketch_drawing(source, num_classes)
         return to_class_map(source)
     _require_file(path, "sketch")
     if path.suffix.lower() == ".npy":
         return to_class_map(_load_npy(path, "sketch"), f"sketch {path.name}")
     with _open_image(path, "sketch") as opened:
+        if _is_drawing(opened, num_classes):
+            return read_sketch_drawing(opened, num_classes, f"sketch {path.name}")
         return _class_map_from_image(opened, f"sketch {path.name}")
 
 
-def load_sketch_video(source: Any, num_classes: int | None = None, fill: int = 0) -> np.ndarray:
+def load_sketch_video(source: Any, num_classes: int | None = None, fill: int | None = 0) -> np.ndarray:
     """Read a video sketch as class ids ``np.int64 (T, H, W)``: a ``.npy`` array ``(T, H, W)``, a GIF of class maps
     (grey levels, or palette indices of one shared palette: :func:`_gif_class_maps`), a folder of sketch images
     (sorted by name), a list of maps or an array.
 
-    With ``num_classes``, a colour picture (an RGB PNG, a folder of them) is taken for a drawing in the class colours of
-    :func:`sketch_to_image` and read back through them (:func:`drawing_to_class_map`; white areas -> ``fill``), with
-    the same size, pixel and frame limits as a video; without it, such a picture is refused
-    (:class:`ColourSketchError`)."""
+    With ``num_classes``, a colour picture (an RGB PNG, a folder of them) or a GIF whose colours cannot be class ids (a
+    drawing saved as GIF: palette indices past the classes) is taken for a drawing in the class colours of
+    :func:`sketch_to_image` and read back through them, with the same size, pixel and frame limits as a video:
+    leniently with ``fill`` (:func:`drawing_to_class_map`; white areas -> ``fill``), strictly with ``fill=None``
+    (:func:`read_sketch_drawing`: other colours and unpainted areas refused with the palette; what the pipelines
+    do). Without ``num_classes``, a colour picture is refused (:class:`ColourSketchError`)."""
     try:
-        return _load_sketch_video(source)
+        maps = _load_sketch_video(source)
     except ColourSketchError:
         if num_classes is None:
             raise
-    return np.stack([drawing_to_class_map(frame, num_classes, fill) for frame in load_video(source)])
+    else:
+        if num_classes is None or not maps.size or not _drawn_file(source, num_classes):
+            return maps
+    name = _as_path(source).name if _as_path(source) is not None else "video sketch"
+    frames = load_video(source)
+    if fill is None:
+        return np.stack([read_sketch_drawing(frame, num_classes, f"frame {i} of the sketch {name}")
+                         for i, frame in enumerate(frames)])
+    return np.stack([drawing_to_class_map(frame, num_classes, fill) for frame in frames])
+
+
+def _drawn_file(source: Any, num_classes: int) -> bool:
+    """Whether a sketch file (or a folder's first frame, a GIF's first frame) is a drawing in the class colours
+    (:func:`_is_drawing`) rather than class ids."""
+    path = _as_path(source)
+    if path is None or path.suffix.lower() == ".npy":
+        return False
+    if path.is_dir():
+        files = _frame_files(path)
+        if not files:
+            return False
+        path = files[0]
+    with _open_image(path, "sketch") as opened:
+        return _is_drawing(opened, num_classes)
 
 
 def _gif_class_maps(path: Path) -> list[np.ndarray]:
@@ -758,43 +842,169 @@ def class_palette(num_classes: int) -> np.ndarray:
 
 
 WHITE_LEVEL = 235  # a pixel whose three channels are all at least this is white: an area nobody painted
-_CHUNK_PIXELS = 1 << 18
+DRAWING_TOLERANCE = 60.0  # RGB distance from a class colour (or a blend of two) within which a drawn pixel is read
+EDGE_REACH = 3  # an edge pixel (a blend of two colours) counts as drawn within this many pixels (or side / 64) of paint
+FAR_COLOUR_SHARE = 0.01  # a drawing whose far-off (or, read strictly, unpainted) pixels are more than this is refused
+_CHUNK_PIXELS = 1 << 16
+
+
+def _within(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``(H, W)`` bool: the pixels within ``reach`` pixels (a square window) of a True pixel of ``mask``."""
+    counts = np.pad(mask.astype(np.int32), ((reach + 1, reach), (reach + 1, reach))).cumsum(0).cumsum(1)
+    side = 2 * reach + 1
+    window = counts[side:, side:] - counts[:-side, side:] - counts[side:, :-side] + counts[:-side, :-side]
+    return window > 0
+
+
+def _blend_distance(pixels: np.ndarray, colours: np.ndarray, blends: bool = True) -> np.ndarray:
+    """How far each pixel is from every colour of ``colours`` and every blend of two of them.
+
+    A pixel on the edge between two painted areas (anti-aliasing, a soft brush, a resized or JPEG-saved drawing) is a
+    blend ``(1 - t) * a + t * b`` of their colours, often far from both (the midpoint of the grass and brick colours
+    is 123 from each); it is still part of a drawing in those colours. A colour in a different scheme (yellow, a
+    photograph) is far from every such blend.
+
+    Args:
+        pixels: ``(N, 3)`` RGB values.
+        colours: ``(K, 3)`` RGB values.
+
+    Returns:
+        ``(N,)`` float32: the RGB distance from the nearest point of the nearest segment between two colours (a colour
+        alone is the segment from it to itself); with ``blends=False``, from the nearest colour.
+    """
+    first, second = np.triu_indices(len(colours)) if blends else (np.arange(len(colours)),) * 2
+    start = colours[first].astype(np.float32)                                        # (P, 3)
+    step = colours[second].astype(np.float32) - start                                # (P, 3)
+    length = np.maximum((step ** 2).sum(-1), 1e-6)                                   # (P,)
+    distances = np.empty(len(pixels), dtype=np.float32)
+    for begin in range(0, len(pixels), _CHUNK_PIXELS):
+        offset = pixels[begin:begin + _CHUNK_PIXELS].astype(np.float32)[:, None, :] - start   # (n, P, 3)
+        t = np.clip((offset * step).sum(-1) / length, 0.0, 1.0)                                # (n, P)
+        distance = ((offset - t[..., None] * step) ** 2).sum(-1).min(-1)                        # (n,)
+        distances[begin:begin + len(distance)] = np.sqrt(distance)
+    return distances
+
+
+def _drawing_pixels(drawing: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """A PIL image (any mode) or an array ``(H, W, 3|4)`` -> RGB ``(H, W, 3)`` and alpha ``(H, W)`` (None if opaque)."""
+    if isinstance(drawing, PIL.Image.Image):
+        drawing = np.asarray(drawing.convert("RGBA") if drawing.mode not in ("RGB", "RGBA") else drawing)
+    rgba = np.asarray(drawing)
+    if rgba.ndim != 3 or rgba.shape[-1] not in (3, 4):
+        raise ValueError(f"A drawing is a picture (H, W, 3) or (H, W, 4), got shape {rgba.shape}.")
+    return rgba[..., :3], (rgba[..., 3] if rgba.shape[-1] == 4 else None)
 
 
 def drawing_to_class_map(drawing: Any, num_classes: int, fill: int = 0) -> np.ndarray:
     """A picture drawn in the class colours of :func:`sketch_to_image` -> class ids ``np.int64 (H, W)``, the inverse
-    of :func:`sketch_to_image` for hand-drawn or resaved (blurred, compressed) pictures.
+    of :func:`sketch_to_image` for hand-drawn or resaved (anti-aliased, blurred, compressed) pictures.
 
     Each pixel gets the class whose colour is nearest (squared RGB distance); white pixels (every channel at least
-    :data:`WHITE_LEVEL`: an empty canvas) and, in an RGBA picture, pixels less than half opaque get ``fill``.
+    :data:`WHITE_LEVEL`: an empty canvas) and, in an RGBA picture, pixels less than half opaque get ``fill``. Every
+    pixel gets a class, however far its colour is from the palette (:func:`read_sketch_drawing` refuses such
+    pictures instead).
 
     Args:
         drawing: a PIL image (any mode) or an array ``(H, W, 3|4)`` of uint8.
         num_classes: the classes of the palette (the model's sketch classes).
         fill: the class of white and transparent areas.
 
-    The colour matching runs in chunks of 262,144 pixels, so memory stays bounded for a picture of many megapixels.
+    The colour matching runs in chunks of 65,536 pixels, so memory stays bounded for a picture of many megapixels.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
     if not 0 <= fill < num_classes:
         raise ValueError(f"fill={fill} is not a class id of the {num_classes} classes (0..{num_classes - 1}).")
-    if isinstance(drawing, PIL.Image.Image):
-        drawing = np.asarray(drawing.convert("RGBA") if drawing.mode not in ("RGB", "RGBA") else drawing)
-    rgba = np.asarray(drawing)
-    if rgba.ndim != 3 or rgba.shape[-1] not in (3, 4):
-        raise ValueError(f"A drawing is a picture (H, W, 3) or (H, W, 4), got shape {rgba.shape}.")
-    flat = rgba[..., :3].reshape(-1, 3)
+    rgb, alpha = _drawing_pixels(drawing)
+    classes = _nearest_class(rgb, num_classes)
+    classes[_unpainted(rgb, alpha)] = fill
+    return classes
+
+
+def _nearest_class(rgb: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(H, W, 3)`` -> ``(H, W)`` int64: the class of the nearest class colour."""
+    flat = rgb.reshape(-1, 3)
     classes = np.empty(len(flat), dtype=np.int64)
     palette = class_palette(num_classes).astype(np.int32)[None]
     for start in range(0, len(flat), _CHUNK_PIXELS):
         pixels = flat[start:start + _CHUNK_PIXELS].astype(np.int32)
-        chunk = ((pixels[:, None, :] - palette) ** 2).sum(-1).argmin(-1)
-        chunk[pixels.min(-1) >= WHITE_LEVEL] = fill
-        classes[start:start + len(pixels)] = chunk
-    classes = classes.reshape(rgba.shape[:2])
-    if rgba.shape[-1] == 4:
-        classes[rgba[..., 3] < 128] = fill
+        classes[start:start + len(pixels)] = ((pixels[:, None, :] - palette) ** 2).sum(-1).argmin(-1)
+    return classes.reshape(rgb.shape[:2])
+
+
+def _unpainted(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``(H, W)`` bool: white pixels (an empty canvas) and pixels less than half opaque."""
+    unpainted = rgb.min(-1) >= WHITE_LEVEL
+    if alpha is not None:
+        unpainted |= alpha < 128
+    return unpainted
+
+
+def palette_text(num_classes: int) -> str:
+    """The class colours as users read them: ``"0 brick (0, 0, 0) black, 1 grass (25, 85, 229), ..."`` (names of the
+    scene world's classes when the model has as many classes)."""
+    from .data.scene_rendering import SCENE_CLASSES
+
+    names = list(SCENE_CLASSES) if num_classes == len(SCENE_CLASSES) else [""] * num_classes
+    colours = class_palette(num_classes).tolist()
+    return ", ".join(f"{index}{' ' + name if name else ''} {tuple(colour)}"
+                     for index, (name, colour) in enumerate(zip(names, colours)))
+
+
+def read_sketch_drawing(drawing: Any, num_classes: int, what: str = "sketch") -> np.ndarray:
+    """A sketch painted in the class colours (an RGB / RGBA picture, as a paint program saves it, at any size) ->
+    class ids ``np.int64 (H, W)``; what the pipelines and ``nuwa-hf generate --sketch`` do with a colour picture.
+
+    As in :func:`drawing_to_class_map`, each pixel gets the class of the nearest class colour, so colours near a class
+    colour (a slightly different shade, JPEG noise) are snapped to it. Unlike it, a picture that is not such a drawing
+    is refused with the palette: one whose pixels in colours far from the class colours are more than
+    :data:`FAR_COLOUR_SHARE` of it (a different colour scheme, a photograph), and one with white or transparent
+    (unpainted) areas of that size, since no class means "nothing" (``drawing_to_class_map(picture, num_classes,
+    fill=c)`` gives them class ``c``). Fewer stray pixels get the class of the nearest class colour.
+
+    A pixel is painted when its colour is within :data:`DRAWING_TOLERANCE` (RGB distance) of a class colour (or white);
+    an edge pixel, a blend of two such colours within that distance (:func:`_blend_distance`: anti-aliasing, a soft
+    brush, resizing), counts as drawn when it lies within :data:`EDGE_REACH` pixels (or a 64th of the picture's shorter
+    side, if more) of a painted pixel. A photograph's shades are often such blends (dark green: black and grass), but
+    are mostly far from any painted area, so it is refused.
+
+    Args:
+        drawing: a PIL image (any mode) or an array ``(H, W, 3|4)`` of uint8.
+        num_classes: the model's sketch classes (the palette is :func:`class_palette` of them).
+        what: the input's name in messages.
+
+    Raises:
+        ValueError: too many pixels far from the class colours, or unpainted.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
+    rgb, alpha = _drawing_pixels(drawing)
+    classes = _nearest_class(rgb, num_classes)
+    unpainted = _unpainted(rgb, alpha)
+    white = np.full((1, 3), 255, dtype=np.int32)  # blends with white: the anti-aliased edge of an unpainted area
+    colours = np.concatenate([class_palette(num_classes).astype(np.int32), white])
+    flat = rgb.reshape(-1, 3)
+    painted = (_blend_distance(flat, colours, blends=False) <= DRAWING_TOLERANCE).reshape(classes.shape)
+    edge = (_blend_distance(flat, colours) <= DRAWING_TOLERANCE).reshape(classes.shape)
+    reach = max(EDGE_REACH, min(classes.shape) // 64)
+    far = ~(painted | (edge & _within(painted, reach))) & ~unpainted
+    total = classes.size
+    advice = f"paint every area in one of the class colours (class id, RGB): {palette_text(num_classes)}"
+    if far.sum() > FAR_COLOUR_SHARE * total:
+        y, x = np.argwhere(far)[0]
+        raise ValueError(
+            f"The {what} is a colour picture, read as a drawing in the class colours, but {far.mean():.0%} of its "
+            f"pixels are far from every class colour (the first at x={x}, y={y} is {tuple(int(c) for c in rgb[y, x])}): "
+            f"{advice}. Anti-aliased edges and JPEG noise are read; other colours are not guessed. Or give class ids "
+            "(a PNG in mode L or P whose pixel values are the ids, or a .npy integer array)."
+        )
+    if unpainted.sum() > FAR_COLOUR_SHARE * total:
+        raise ValueError(
+            f"The {what} is a colour picture, read as a drawing in the class colours, but {unpainted.mean():.0%} of it "
+            f"is white or transparent, which is no class (every pixel of a sketch is one): {advice}; or read it with "
+            "nuwa_hf.media.drawing_to_class_map(picture, num_classes, fill=CLASS_ID), which gives the unpainted areas "
+            "that class."
+        )
     return classes
 
 

@@ -300,3 +300,42 @@ def test_unknown_prompt_words_are_named_on_stderr_and_strict_refuses_them(cli_mo
                            "--out", tmp_path / "strict", "--quiet", "--strict"], capsys)
     assert code == 2 and "'purple'" in stderr and "strict" in stderr
     assert not list((tmp_path / "strict").glob("*.png"))
+
+
+def test_a_sketch_painted_in_the_class_colours_works_and_a_foreign_colour_names_the_palette(cli_model_folder, tmp_path,
+                                                                                            capsys):
+    """A user paints sketches in a paint program in the class colours: an anti-aliased 64x64 RGB PNG, a JPEG of it, a
+    GIF of painted frames (Pillow's adaptive palette) for sketch-to-video. They generate; a sketch with an area in a
+    colour far from every class colour exits 2 with the class colours listed."""
+    import PIL.ImageDraw
+
+    palette = [tuple(int(v) for v in rgb) for rgb in media.class_palette(8)]  # the tiny folder's 8 classes
+
+    def painted(path, ground=2, shift=0):
+        big = PIL.Image.new("RGB", (256, 256), palette[1])
+        canvas = PIL.ImageDraw.Draw(big)
+        canvas.rectangle([0, 128, 256, 256], fill=palette[ground])
+        canvas.ellipse([40 + shift, 40, 120 + shift, 120], fill=palette[3])
+        big.resize((64, 64), PIL.Image.LANCZOS).save(path)
+        return PIL.Image.open(path).convert("RGB")
+
+    painted(tmp_path / "sketch.png")
+    painted(tmp_path / "sketch.jpg")
+    frames = [painted(tmp_path / f"frame{i}.png", shift=40 * i) for i in range(3)]
+    frames[0].save(tmp_path / "sketch.gif", save_all=True, append_images=frames[1:], duration=250, loop=0)
+    for task, sketch, name in (("S2I", "sketch.png", "png"), ("S2I", "sketch.jpg", "jpg"), ("S2V", "sketch.gif", "gif")):
+        code, stdout, stderr = run(["generate", "--task", task, "--model", cli_model_folder, "--sketch",
+                                    tmp_path / sketch, "--out", tmp_path / name, "--quiet", "--seed", "0"], capsys)
+        assert code == 0, stderr
+        if task == "S2V":
+            with PIL.Image.open(tmp_path / name / "s2v_00_00.gif") as gif:
+                assert gif.n_frames == 3 and gif.size == (SIZE, SIZE)
+        else:
+            assert PIL.Image.open(tmp_path / name / "s2i_00_00.png").size == (SIZE, SIZE)
+    big = PIL.Image.new("RGB", (256, 256), palette[1])
+    PIL.ImageDraw.Draw(big).rectangle([0, 128, 256, 256], fill=(255, 255, 0))  # yellow: near no class colour
+    big.resize((64, 64), PIL.Image.LANCZOS).save(tmp_path / "yellow.png")
+    code, _, stderr = run(["generate", "--task", "S2I", "--model", cli_model_folder, "--sketch", tmp_path / "yellow.png",
+                           "--out", tmp_path / "yellow", "--quiet"], capsys)
+    assert code == 2
+    assert "far from every class colour" in stderr and f"1 {palette[1]}" in stderr

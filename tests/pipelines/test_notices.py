@@ -143,3 +143,54 @@ def test_a_prompt_left_with_only_filler_words_is_refused_with_the_words_the_mode
     ids = lambda prompt: t2i.preprocess(prompt)["input_ids"]  # noqa: E731
     assert torch.equal(ids("a purple 3"), ids("a 3")) and torch.equal(ids("a cat in red"), ids("a in red"))
     assert isinstance(t2i("a purple cat", seed=0, drop_unknown_words=False), PIL.Image.Image)
+
+
+def test_a_picture_of_another_shape_is_said_to_lose_its_sides(tiny_model_folder, caplog):
+    """A 24x16 photo on a model of 16x16 frames is scaled to 24x16 and its centre 16x16 kept: the third of it at the
+    sides is left out, which the user is told (with how much, and the fix); a square picture is not cropped."""
+    caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
+    pipe = pipeline("nuwa-image-completion", model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    pipe(PIL.Image.fromarray(np.zeros((16, 24, 3), dtype=np.uint8)), seed=0)
+    said = [m for m in warnings_of(caplog) if "another shape" in m]
+    assert len(said) == 1 and "24x16 pixels" in said[0] and "33% of it at the left and right sides" in said[0]
+    caplog.clear()
+    pipe(PIL.Image.fromarray(np.zeros((40, 32, 3), dtype=np.uint8)), seed=0)  # taller: top and bottom
+    assert any("20% of it at the top and bottom" in m for m in warnings_of(caplog))
+    caplog.clear()
+    pipe(PIL.Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)), seed=0)
+    assert not [m for m in warnings_of(caplog) if "another shape" in m]
+
+
+def test_frames_a_video_prediction_does_not_read_are_said(tiny_model_folder, caplog):
+    """A clip longer than the frames video prediction conditions on: the frames left out are named, with the fix."""
+    caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
+    pipe = pipeline("nuwa-video-prediction", model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    trained = pipe.max_frames
+    clip = [PIL.Image.fromarray(np.full((16, 16, 3), 40 * i, dtype=np.uint8)) for i in range(trained + 2)]
+    pipe(clip, seed=0)
+    said = [m for m in warnings_of(caplog) if "were left out" in m]
+    assert len(said) == 1
+    assert f"has {trained + 2} frames" in said[0] and f"frames {trained}-{trained + 2} were left out" in said[0]
+    caplog.clear()
+    pipe(clip[:1], seed=0)
+    assert not [m for m in warnings_of(caplog) if "were left out" in m]
+
+
+def test_an_edit_of_the_whole_picture_says_the_picture_is_not_read(tiny_model_folder, caplog):
+    """'make it blue' over the whole picture (mask='all') cannot keep the digit: no token of the picture is kept, so
+    the model never reads it (the shipped model kept the digit in 2 of 30 such edits, 29 of 30 with 'turn the 3
+    blue'). The user is told, with what the model reads and the two fixes; a partial region is not."""
+    caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
+    pipe = pipeline("nuwa-image-manipulation", model=tiny_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    image = PIL.Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8))
+    pipe(image, "make it blue", mask="all", seed=0)
+    said = [m for m in warnings_of(caplog) if "whole image" in m]
+    assert len(said) == 1 and "the model reads 'it blue'" in said[0] and "mask='bottom half'" in said[0]
+    with pytest.raises(ValueError, match="nothing of the image is kept or read"):
+        pipe(image, "a blue 3", mask=(0, 0, 1, 1), strict=True)
+    caplog.clear()
+    pipe(image, "a blue 3", mask="bottom half", seed=0)
+    assert not [m for m in warnings_of(caplog) if "whole image" in m]

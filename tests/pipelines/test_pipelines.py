@@ -324,8 +324,35 @@ def test_sketches_must_be_class_maps_within_the_known_classes(tiny_model_folder)
     sketch = load("nuwa-sketch-to-image", tiny_model_folder)
     with pytest.raises(ValueError, match="class id"):
         sketch(np.full((SIZE, SIZE), 99, dtype=np.int64))
-    with pytest.raises(ValueError, match="class-index map"):
-        sketch(random_image())  # an RGB picture is not a sketch
+    with pytest.raises(ValueError, match="far from every class colour"):
+        sketch(random_image())  # an RGB picture is read as a drawing in the class colours: noise is none
+
+
+def test_a_sketch_painted_in_the_class_colours_is_read_as_its_classes(tiny_model_folder, tmp_path):
+    """A user paints a sketch in the class colours (an RGB PNG or JPEG, larger than the model's frames, anti-aliased):
+    S2I and S2V read it as the classes painted, the same output as the class ids at the same seed."""
+    sketch = load("nuwa-sketch-to-image", tiny_model_folder)
+    classes = sketch.num_sketch_classes
+    ids = np.zeros((SIZE, SIZE), dtype=np.int64)
+    ids[SIZE // 2:] = 2
+    ids[2:6, 2:6] = 3
+    painted = media.upscaled(media.sketch_to_image(ids, num_classes=classes), 4)  # 4x the frame, RGB
+    painted.save(tmp_path / "painted.png")
+    expected = np.asarray(sketch(ids, seed=3))
+    assert np.array_equal(np.asarray(sketch(str(tmp_path / "painted.png"), seed=3)), expected)
+    assert np.array_equal(np.asarray(sketch(painted.convert("RGBA"), seed=3)), expected)
+    painted.quantize(colors=8).save(tmp_path / "indexed.png")  # an indexed export: palette in its own order
+    assert np.array_equal(np.asarray(sketch(str(tmp_path / "indexed.png"), seed=3)), expected)
+    own = sketch.processor.image_processor.postprocess_sketches(ids[None], output_type="pil")[0]  # ids in mode P
+    assert np.array_equal(np.asarray(sketch(own, seed=3)), expected)
+    soft = painted.resize((SIZE * 16, SIZE * 16), PIL.Image.BICUBIC)  # blended edges, saved as a JPEG
+    soft.save(tmp_path / "painted.jpg", quality=80)
+    assert sketch(str(tmp_path / "painted.jpg"), seed=3).size == (SIZE, SIZE)
+    video = load("nuwa-sketch-to-video", tiny_model_folder)
+    frames = [painted, painted.transpose(PIL.Image.FLIP_LEFT_RIGHT)]
+    expected = [np.asarray(f) for f in video(np.stack([ids, ids[:, ::-1]]), seed=3)]
+    read = [np.asarray(f) for f in video(frames, seed=3)]
+    assert len(read) == 2 and all(np.array_equal(a, b) for a, b in zip(read, expected))
 
 
 def test_guidance_default_from_the_model_folder_generation_config(tiny_model_folder, tmp_path):

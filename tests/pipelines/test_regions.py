@@ -135,5 +135,32 @@ def test_a_black_and_white_mask_saved_in_rgb_reads_as_its_greys(pipes, tmp_path)
     assert torch.equal(via_rgb, generate(image, mask=PIL.Image.fromarray(grey, mode="L"), seed=0, output_type="tokens"))
     red = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
     red[SIZE // 2:, :, 0] = 255
-    with pytest.raises(ValueError, match="mode 'RGB' with colours other than greys.*save it in grayscale"):
-        generate(image, mask=PIL.Image.fromarray(red, mode="RGB"))
+    with pytest.raises(ValueError, match="mode 'RGB' with colours other than greys.*Paint the region white on black"):
+        generate(image, mask=PIL.Image.fromarray(red, mode="RGB"))  # (in grayscale this red is 76: not regenerated)
+
+
+def test_a_mask_of_the_images_shape_at_another_size_is_scaled_and_other_shapes_refused(pipes, tmp_path):
+    """A user draws the mask at another size than the picture (at the model's 16x16 for a 64x64 photo, or larger, with
+    a soft brush) and exports it from a paint program (RGBA, opaque). Such a mask with the picture's shape regenerates
+    what the same mask at the picture's size does; a mask of another shape, and one with transparent pixels (strokes on
+    a layer, or holes to fill?), are refused with the fix."""
+    generate = pipes("nuwa-image-completion")
+    image = random_image(5).resize((4 * SIZE, 4 * SIZE), PIL.Image.NEAREST)  # 64x64 picture
+    full = np.zeros((4 * SIZE, 4 * SIZE), dtype=np.uint8)
+    full[40:, 8:] = 255  # bottom right part, in pixels of the picture
+    small = PIL.Image.fromarray(full).resize((SIZE, SIZE), PIL.Image.NEAREST)  # the same mask at 16x16
+    small.save(tmp_path / "small.png")
+    expected = tokens(generate, PIL.Image.fromarray(full), (4 * SIZE, 4 * SIZE))
+    assert torch.equal(tokens(generate, str(tmp_path / "small.png"), (4 * SIZE, 4 * SIZE)), expected)
+    soft = PIL.Image.fromarray(full).resize((8 * SIZE, 8 * SIZE), PIL.Image.BICUBIC)  # 2x larger, soft edges
+    soft.convert("RGBA").save(tmp_path / "soft.png")  # exported with an (opaque) alpha channel
+    assert torch.equal(tokens(generate, str(tmp_path / "soft.png"), (4 * SIZE, 4 * SIZE)), expected)
+    out = generate(image, mask=str(tmp_path / "small.png"), seed=0, output_type="tokens")
+    assert torch.equal(out, generate(image, mask=PIL.Image.fromarray(full), seed=0, output_type="tokens"))
+    with pytest.raises(ValueError, match=r"is 16x12 .* a different shape: resize the mask"):
+        generate(image, mask=np.ones((12, 16), dtype=bool))
+    layer = np.zeros((4 * SIZE, 4 * SIZE, 4), dtype=np.uint8)
+    layer[..., :3] = 255
+    layer[40:, :, 3] = 255  # white strokes on a transparent layer
+    with pytest.raises(ValueError, match="transparent pixels"):
+        generate(image, mask=PIL.Image.fromarray(layer, mode="RGBA"))

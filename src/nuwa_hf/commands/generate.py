@@ -26,8 +26,8 @@ INPUT_FLAGS = ("prompt", "image", "video", "sketch")
 # What each pipeline input of the task table asks for (in "needs" messages) and notes for the task list of --help.
 _INPUT_HELP = {"prompt": "the caption", "image": "the image", "video": "the given frame(s)", "sketch": "a class-id map",
                "sketch_video": "class-id maps per frame", "mask": "the region to change, e.g. \"bottom half\""}
-_INPUT_NOTES = {"sketch": "(PNG in mode L/P with class ids, or .npy)",
-                "sketch_video": "(.npy (T, H, W), GIF in mode P, or a folder of maps)"}
+_INPUT_NOTES = {"sketch": "(PNG in mode L/P with class ids, .npy, or painted in the class colours)",
+                "sketch_video": "(.npy (T, H, W), GIF, or a folder of maps; ids or class colours)"}
 # The frame options of the task table that have a flag here (--num-frames, ...).
 FRAME_OPTIONS = ("num_frames", "num_condition_frames", "num_frames_to_predict")
 
@@ -65,6 +65,7 @@ def _input_help() -> str:
     (nuwa_hf.data.SCENE_CLASSES) and the regions --mask takes (nuwa_hf.pipelines.regions, the parser the Python API
     uses too)."""
     from ..data.scene_rendering import SCENE_CLASSES, sketch_class_legend
+    from ..media import class_palette
     from ..pipelines.regions import BOX_RULE, REGION_SHORTCUTS
 
     def fill(text: str) -> str:
@@ -75,10 +76,15 @@ def _input_help() -> str:
 
     shortcuts = ", ".join(unbroken(f'"{name}"') for name in REGION_SHORTCUTS)
     classes = ", ".join(unbroken(item) for item in sketch_class_legend().split(", "))
+    colours = ", ".join(unbroken(f"{index} ({rgb})") for index, rgb in enumerate(
+        ", ".join(str(v) for v in colour) for colour in class_palette(len(SCENE_CLASSES)).tolist()))
     sketch = fill(f"--sketch maps hold one class id per pixel (the scene world's classes): {classes}. A PNG stores the "
                   f"ids as gray levels 0-{len(SCENE_CLASSES) - 1} (mode L) or palette indices (mode P); a .npy holds "
-                  "them as integers.")
-    mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate). "
+                  "them as integers. Or paint the sketch in the class colours (RGB; PNG, JPEG or GIF of any size): "
+                  f"{colours}; each pixel takes the nearest class colour (anti-aliased edges and near shades are "
+                  "read), and areas in other colours or left white are refused.")
+    mask = fill(f"--mask takes a shortcut ({shortcuts}); {BOX_RULE}; or a mask image (white = regenerate; "
+                "the image's size, or its shape at another size: scaled). "
                 "Python's mask= takes the same text.")
     return sketch + "\n\n" + mask + _shipped_vocabulary_help(fill)
 
@@ -191,9 +197,10 @@ class GenerateCommand(NuwaCommand):
         inputs.add_argument("--video", action="append", default=None,
                             help="video: GIF, MP4/AVI/WebM (PyAV), a folder of frames or a .npy (T, H, W, 3); repeat for a batch")
         inputs.add_argument("--sketch", action="append", default=None,
-                            help="sketch: class-id PNG (mode L/P) or .npy; for sketch-to-video a .npy (T, H, W), a "
-                                 "grey GIF (ids as grey levels; a palette GIF works when saved with optimize=False) "
-                                 "or a folder of maps; repeat for a batch")
+                            help="sketch: class-id PNG (mode L/P), .npy, or a picture painted in the class "
+                                 "colours (PNG, JPEG); for sketch-to-video a .npy (T, H, W), a grey GIF (ids as grey "
+                                 "levels; a palette GIF works when saved with optimize=False), a GIF painted in the "
+                                 "class colours or a folder of maps; repeat for a batch")
         inputs.add_argument("--mask", default=None,
                             help="region to regenerate: shortcut, box l,t,r,b (fractions when all four are in [0, 1], else "
                                  "pixels), or mask image")
@@ -211,8 +218,10 @@ class GenerateCommand(NuwaCommand):
                                   "a saved scorer with similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
         options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
         options.add_argument("--strict", action="store_true",
-                             help="refuse prompts with words the model never saw in training and inputs resized by more "
-                                  "than 2x (without it they are named in a warning on stderr)")
+                             help="refuse prompts with words the model never saw in training, inputs resized by more "
+                                  "than 2x or cropped to the model's frame shape, video frames left unread and edits "
+                                  "of the whole image "
+                                  "(without it they are named in a warning on stderr)")
         options.add_argument("--keep-unknown-words", action="store_true",
                              help="give the model the prompt's words it never saw in training too (by default "
                                   "they are left out of what it reads, and named in a warning: their sub-word "

@@ -174,7 +174,8 @@ def write_default_card(
     repo_path: Optional[str] = None,
 ) -> Path:
     """Render the default checkpoint's card into ``<folder>/README.md`` and return its path."""
-    from ..data.scene_rendering import sketch_class_legend
+    from ..data.scene_rendering import SCENE_CLASSES, sketch_class_legend
+    from ..media import palette_text
 
     folder = Path(folder)
     # one run's argv, or a list of them (runs in order, e.g. pre-training then a continued run)
@@ -213,6 +214,7 @@ def write_default_card(
         timings=timing_rows,
         seeds=seeds,
         sketch_classes=sketch_class_legend(),
+        sketch_palette=palette_text(len(SCENE_CLASSES)),
         vocabulary=folder_vocabulary(folder),
     )
     path = folder / "README.md"

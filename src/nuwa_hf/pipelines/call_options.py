@@ -79,8 +79,9 @@ OPTIONS_DOC = """
                 without_unknown_words``). A prompt with no known word, or one left with only filler words of the
                 training captions ("a purple cat" -> "a"), is refused with the words the model knows. False gives
                 the model the whole prompt.
-            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw and inputs
-                resized by more than 2x into errors.
+            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, inputs
+                resized by more than 2x or cropped to the model's frame shape, video frames left unread and edits
+                of the whole image into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json (its ``task_sampling`` entry for this task first, e.g.

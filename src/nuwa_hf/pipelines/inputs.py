@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from ..media import _decoded_rgb, load_image, load_sketch, load_sketch_video, load_video
+from ..media import _decoded_rgb, has_alpha, load_image, load_sketch, load_sketch_video, load_video, over_black
 
 
 def as_prompt_list(prompt: Any, what: str = "prompt") -> tuple[list[str], bool]:
@@ -68,8 +68,8 @@ def _load_image_checked(image: Any, what: str) -> PIL.Image.Image:
                 "class map or a depth map, not a picture: pass an RGB image (`image.convert('RGB')` after scaling to "
                 "0..255), or use a sketch pipeline for class maps."
             )
-        if image.mode in ("RGBA", "LA", "PA"):
-            image = image.convert("RGBA").convert("RGB")  # drop the alpha channel
+        if has_alpha(image):
+            image = over_black(image)  # transparent areas are black, never the colours a file keeps under them
     try:
         return load_image(image)
     except (TypeError, ValueError) as error:
@@ -123,10 +123,18 @@ def _load_video_checked(video: Any, what: str) -> list[PIL.Image.Image]:
         raise type(error)(f"{what.capitalize()}: {error}") from None
 
 
-def as_sketch_list(sketches: Any, video: bool, what: str = "sketch") -> tuple[list[np.ndarray], bool]:
-    """Image sketches ``(H, W)`` / video sketches ``(T, H, W)`` (or lists of them) -> (list of int64 arrays, batched)."""
+def as_sketch_list(sketches: Any, video: bool, what: str = "sketch",
+                   num_classes: int | None = None) -> tuple[list[np.ndarray], bool]:
+    """Image sketches ``(H, W)`` / video sketches ``(T, H, W)`` (or lists of them) -> (list of int64 arrays, batched).
+
+    With ``num_classes`` (the model's sketch classes), colour pictures (PIL images, files) are read as drawings in the
+    class colours (``media.read_sketch_drawing``: anti-aliased edges read, other colours refused with the palette)."""
     single_ndim = 3 if video else 2
-    loader = load_sketch_video if video else load_sketch
+
+    def loader(item):
+        if video:
+            return load_sketch_video(item, num_classes=num_classes, fill=None)
+        return load_sketch(item, num_classes=num_classes)
 
     def load(item, label):
         try:
@@ -163,8 +171,9 @@ def _refuse_picture_as_sketch(array: Any, single_ndim: int, what: str) -> None:
     if len(shape) in (3, single_ndim + 1) and shape[-1] in (3, 4) and min(shape[-3:-1]) > 4:
         raise ValueError(
             f"The {what} has shape {shape}, which looks like an RGB(A) picture (..., H, W, {shape[-1]}), not class ids: "
-            f"a sketch is a class-index map {'(T, H, W)' if single_ndim == 3 else '(H, W)'} of integer class ids (map "
-            "the colours of a drawing to class ids first). A batch of maps is given as a list of them."
+            f"a sketch is a class-index map {'(T, H, W)' if single_ndim == 3 else '(H, W)'} of integer class ids. A "
+            "drawing in the class colours is read when given as a PIL image or a file (`Image.fromarray(array)`). A "
+            "batch of maps is given as a list of them."
         )
 
 
@@ -228,10 +237,11 @@ def one_video(value: Any, what: str = "video") -> list[PIL.Image.Image]:
     return videos[0]
 
 
-def one_sketch(value: Any, video: bool, what: str = "sketch") -> np.ndarray:
-    """One class-index map ``(H, W)`` (or ``(T, H, W)`` with ``video``) -> int64 array."""
+def one_sketch(value: Any, video: bool, what: str = "sketch", num_classes: int | None = None) -> np.ndarray:
+    """One class-index map ``(H, W)`` (or ``(T, H, W)`` with ``video``) -> int64 array (``num_classes``: as in
+    :func:`as_sketch_list`)."""
     value = _nested_numbers(value, (3,) if video else (2,))
-    sketches, batched = as_sketch_list(value, video=video, what=what)
+    sketches, batched = as_sketch_list(value, video=video, what=what, num_classes=num_classes)
     if batched:
         raise ValueError(f"Expected one {what} for this input, got {len(sketches)}: give one per input.")
     return sketches[0]

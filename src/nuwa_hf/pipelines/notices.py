@@ -1,5 +1,6 @@
 """What a pipeline call did not understand, said instead of done in silence: prompt words the model's tokenizer never
-saw in training, and inputs resized by more than 2x. Each is a warning through transformers' logging (once per call
+saw in training, inputs resized by more than 2x, inputs of another shape than the model's frames, whose centre crop
+leaves part of them out, and edits whose region is the whole picture (nothing of it is read). Each is a warning through transformers' logging (once per call
 and message), or, with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
 model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse with a
 ``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
@@ -118,6 +119,33 @@ def resize_notice(what: str, size: Tuple[int, int], target: Tuple[int, int]) -> 
         return None
     return (f"The {what} is {width}x{height} pixels and was resized to {to_width}x{to_height}, the model's frame size "
             f"(more than {MAX_RESIZE:g}x): small details may be lost or blocky.")
+
+
+def crop_notice(what: str, size: Tuple[int, int], resized: Tuple[int, int], target: Tuple[int, int]) -> Optional[str]:
+    """A sentence when the centre crop to the model's frame ``target`` (width, height) leaves out part of a picture of
+    ``size`` (width, height), scaled to ``resized`` (width, height) first: a picture of another shape than the frame
+    loses its sides (or top and bottom) at least one frame pixel wide."""
+    (width, height), (resized_width, resized_height), (to_width, to_height) = size, resized, target
+    cut_width, cut_height = resized_width - to_width, resized_height - to_height
+    if cut_width <= 0 and cut_height <= 0:
+        return None
+    if cut_width > 0:
+        part, left_out = "left and right sides", cut_width / resized_width
+    else:
+        part, left_out = "top and bottom", cut_height / resized_height
+    return (f"The {what} is {width}x{height} pixels, another shape than the model's {to_width}x{to_height} frames: it "
+            f"was scaled to {resized_width}x{resized_height} and its centre kept, leaving out {left_out:.0%} of it "
+            f"at the {part}. Pad or crop it to the frame's shape first to choose what is kept.")
+
+
+def whole_region_notice(read: Optional[str]) -> str:
+    """A sentence for an image completion / manipulation whose region is the whole picture: no token of the picture is
+    kept, so the picture is not read at all, and the output comes from the prompt (``read``: what the model reads of
+    it) or, without one, from nothing."""
+    source = f"the prompt alone (the model reads {read!r})" if read else "nothing (no prompt: the None condition)"
+    return ("The region covers the whole image, so nothing of the image is kept or read: the output is drawn from "
+            f"{source}, as text-to-image would. To edit the picture, regenerate part of it (e.g. mask='bottom half'); "
+            "to redraw it, say what to draw ('a blue 3').")
 
 
 class CallNotices:

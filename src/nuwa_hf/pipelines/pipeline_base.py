@@ -48,7 +48,10 @@ from .regions import region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
-from .notices import CallNotices, fillers_only_error, no_known_word_error, prompt_notice, resize_notice
+from .notices import (
+    CallNotices, crop_notice, fillers_only_error, no_known_word_error, prompt_notice, resize_notice,
+    whole_region_notice,
+)
 from ..processing.vocabulary import (
     content_words, known_numerals, known_words, vocabulary_by_kind, without_unknown_words,
 )
@@ -114,6 +117,7 @@ class NuwaRequest:
     ``(H, W)`` or ``(T, H, W)``. region: what to regenerate in ``image`` (mask / box / shortcut, see
     :func:`~nuwa_hf.pipelines.regions.region_to_token_mask`). generator: a ``torch.Generator`` for this input's
     outputs, or a list with one per output row (diffusers' convention; ``generator=[...]`` of a call lands here).
+    notes: what the task's ``make_request`` did not honour of this input (e.g. frames left out), said as notices.
     """
 
     prompt: Optional[str] = None
@@ -122,6 +126,7 @@ class NuwaRequest:
     sketch: Optional[np.ndarray] = None
     region: Any = None
     generator: Any = None
+    notes: tuple = ()
 
 
 @dataclass
@@ -320,6 +325,12 @@ class NuwaPipeline(Pipeline):
     def sketch_vqgan(self):
         return self.model.sketch_vqgan
 
+    @property
+    def num_sketch_classes(self) -> int | None:
+        """The classes of the model's sketch VQ-GAN (a drawing in their colours is read as a sketch); None without one."""
+        sketch_vqgan = getattr(self.model, "sketch_vqgan", None)
+        return int(sketch_vqgan.num_classes) if sketch_vqgan is not None else None
+
     def token_grid(self) -> tuple[int, int]:
         """(h, w) of the visual token grid: the processor's output size over the VQ-GAN's down-sampling factor."""
         height, width = self.processor.image_processor.output_size
@@ -450,6 +461,14 @@ class NuwaPipeline(Pipeline):
         if self.takes_prompt and request.prompt:
             read, unknown = without_unknown_words(self.processor.tokenizer, request.prompt)
         notes = self._notices_of(request, unknown, read if drop_unknown_words else None)
+        mask = None
+        if plan.regions:
+            mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
+                                        self.processor.image_processor)
+            if not bool(mask.any()):
+                raise ValueError("The region covers no token: make the mask or box larger.")
+            if bool(mask.all()):
+                notes.append(whole_region_notice(read if drop_unknown_words else request.prompt))
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         sketch_frames = 0
@@ -462,10 +481,6 @@ class NuwaPipeline(Pipeline):
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
             model_inputs["pixel_values"] = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]
-            mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
-                                        self.processor.image_processor)
-            if not bool(mask.any()):
-                raise ValueError("The region covers no token: make the mask or box larger.")
             model_inputs["generate_mask"] = mask[None, None]
         elif plan.known_frames:
             pixels = self.processor(videos=[request.video[: plan.known_frames]], return_tensors="pt")["pixel_values"]
@@ -487,18 +502,28 @@ class NuwaPipeline(Pipeline):
 
     def _notices_of(self, request: NuwaRequest, unknown: list, read: Optional[str]) -> list:
         """What this input asks that the model will not honour (notices.py): the prompt's ``unknown`` words (left out,
-        the model reading ``read``, or given to it when ``read`` is None), big resizes."""
+        the model reading ``read``, or given to it when ``read`` is None), big resizes, centre crops that leave part
+        of a picture out."""
         notes = []
         if self.takes_prompt and request.prompt:
             notes.append(prompt_notice(request.prompt, unknown, read))
-        height, width = self.processor.image_processor.output_size
+        image_processor = self.processor.image_processor
+        height, width = image_processor.output_size
+        target = (int(width), int(height))
+        sizes = []
         if request.image is not None:
-            notes.append(resize_notice("image", request.image.size, (int(width), int(height))))
+            sizes.append(("image", request.image.size))
         if request.video:
-            notes.append(resize_notice("video", request.video[0].size, (int(width), int(height))))
+            sizes.append(("video", request.video[0].size))
         if request.sketch is not None and np.ndim(request.sketch) >= 2:
             h, w = np.shape(request.sketch)[-2:]
-            notes.append(resize_notice("sketch", (int(w), int(h)), (int(width), int(height))))
+            sizes.append(("sketch", (int(w), int(h))))
+        for what, size in sizes:
+            notes.append(resize_notice(what, size, target))
+            if image_processor.do_center_crop:
+                resized_height, resized_width = image_processor.resized_size(size[1], size[0])
+                notes.append(crop_notice(what, size, (resized_width, resized_height), target))
+        notes.extend(request.notes)
         return [note for note in notes if note]
 
     def _check_words_left(self, prompt: Optional[str], read: Optional[str], unknown: list) -> None:

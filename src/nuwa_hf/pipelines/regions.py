@@ -112,16 +112,28 @@ def _mask_array(mask: Any) -> np.ndarray:
         with PIL.Image.open(path) as opened:
             mask = opened.copy()
     if isinstance(mask, PIL.Image.Image):
+        if mask.mode == "RGBA":  # paint programs export PNGs with an alpha channel, opaque or not
+            if np.asarray(mask.getchannel("A")).min() < 255:
+                raise ValueError(
+                    "The mask has transparent pixels, which do not say which part to regenerate (strokes painted on "
+                    "a transparent layer, or transparent holes to fill, as some editing tools mean it): save the mask "
+                    "without transparency, black and white (white = regenerate), e.g. flattened onto black."
+                )
+            mask = mask.convert("RGB")
         if mask.mode == "RGB":  # a black-and-white mask saved in colour (what most paint programs write)
             channels = np.asarray(mask)
             if (channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all():
                 return channels[..., 0] >= 128
-        if mask.mode not in ("1", "L", "LA", "P"):
-            colours = " with colours other than greys" if mask.mode == "RGB" else ""
+        if mask.mode == "RGB":
             raise ValueError(
-                f"The mask is a PIL image in mode {mask.mode!r}{colours}; a mask is black and "
-                "white (mode '1' or 'L', or greys in RGB), white = regenerate. Convert it with `mask.convert('L')`, "
-                "or save it in grayscale."
+                "The mask is a PIL image in mode 'RGB' with colours other than greys; a mask is black and white (mode "
+                "'1' or 'L', or greys in RGB), white = regenerate. Paint the region white on black (converting a "
+                "coloured stroke to grayscale makes it a dark grey, which reads as black: not regenerated)."
+            )
+        if mask.mode not in ("1", "L", "LA", "P"):
+            raise ValueError(
+                f"The mask is a PIL image in mode {mask.mode!r}; a mask is black and white (mode '1' or 'L', or greys "
+                "in RGB), white = regenerate. Convert it with `mask.convert('L')`, or save it in grayscale."
             )
         return np.asarray(mask.convert("L")) >= 128
     if isinstance(mask, torch.Tensor):
@@ -141,6 +153,23 @@ def _mask_array(mask: Any) -> np.ndarray:
     if np.issubdtype(mask.dtype, np.floating) and mask.size and mask.max() <= 1.0:
         return mask >= 0.5
     return mask >= 128 if mask.size and mask.max() > 1 else mask > 0
+
+
+def _scaled_mask(pixels: np.ndarray, image_size: tuple[int, int], token_grid: tuple[int, int]) -> np.ndarray:
+    """A mask ``(mh, mw)`` of another size than the image -> bool ``(height, width)`` of the image, when it has the
+    image's shape (the same width : height, to within a pixel of the mask's rounding; e.g. drawn at the model's frame
+    size for a larger picture): scaled, and an image pixel is in the region when any part of it is (a thin stroke
+    survives shrinking). A mask of another shape could be meant stretched or cropped, so it is refused."""
+    width, height = image_size
+    mask_height, mask_width = pixels.shape
+    if abs(mask_width * height / width - mask_height) > 1 and abs(mask_height * width / height - mask_width) > 1:
+        raise ValueError(
+            f"The mask is {mask_width}x{mask_height} (width x height) but the image is {width}x{height}, a different "
+            f"shape: resize the mask to the image's size (nearest neighbour), or draw it with the image's shape (it "
+            f"is then scaled to the image), or give it at the token grid's size {token_grid[1]}x{token_grid[0]}."
+        )
+    scaled = PIL.Image.fromarray(pixels.astype(np.uint8) * 255).resize((width, height), PIL.Image.BOX)
+    return np.asarray(scaled) > 0
 
 
 def _box_mask(box: Sequence[float], image_size: tuple[int, int]) -> np.ndarray:
@@ -176,8 +205,9 @@ def region_to_token_mask(region: Any, image_size: tuple[int, int], token_grid: t
             ``"left,top,right,bottom"``: fractions of the frame when all four values are in [0, 1] (``(0, 0, 1, 1)`` is
             the whole image), else pixels of the input image (see the module docstring); or a mask (PIL image in
             mode '1'/'L', array, tensor, or a path),
-            white / True = regenerate, the size of the input image (it then gets the image's resize and crop) or of the
-            token grid itself.
+            white / True = regenerate, the size of the input image (it then gets the image's resize and crop), of
+            the image's shape at another size (scaled to the image first: :func:`_scaled_mask`), or of the token
+            grid itself. An RGBA mask is read when opaque; one with transparent pixels is refused (ambiguous).
         image_size: (width, height) of the input image as given (before the processor's resize and crop).
         token_grid: (h, w) of the VQ-GAN token grid.
         image_processor: the ``NuwaImageProcessor`` whose geometry the image went through.
@@ -198,11 +228,7 @@ def region_to_token_mask(region: Any, image_size: tuple[int, int], token_grid: t
         if pixels.shape == (h, w) and (h, w) != (image_size[1], image_size[0]):
             return torch.from_numpy(pixels.copy())
         if pixels.shape != (image_size[1], image_size[0]):
-            raise ValueError(
-                f"The mask is {pixels.shape[1]}x{pixels.shape[0]} (width x height) but the image is "
-                f"{image_size[0]}x{image_size[1]}: resize the mask to the image's size (nearest neighbour), or give "
-                f"it at the token grid's size {w}x{h}."
-            )
+            pixels = _scaled_mask(pixels, image_size, (h, w))
     processed = image_processor.preprocess_sketches(
         pixels.astype(np.int64), num_sketch_classes=2, return_tensors="np"
     )["sketch_maps"][0]

@@ -37,7 +37,7 @@ class NuwaSketchToImagePipeline(NuwaPipeline):
             One image for one sketch (a list when ``num_outputs_per_input > 1``); for a batch, one entry per sketch.
         """
         if not is_prepared_input(sketch):
-            sketches, batched = as_sketch_list(sketch, video=False)
+            sketches, batched = as_sketch_list(sketch, video=False, num_classes=self.num_sketch_classes)
             sketch = [{"sketch": s} for s in sketches] if batched else {"sketch": sketches[0]}
         return super().__call__(sketch, **kwargs)
 
@@ -46,5 +46,5 @@ class NuwaSketchToImagePipeline(NuwaPipeline):
         if isinstance(item, dict):
             generator = item.get("generator")
             item = self._field(item, "sketch")
-        request = NuwaRequest(sketch=one_sketch(item, video=False), generator=generator)
+        request = NuwaRequest(sketch=one_sketch(item, video=False, num_classes=self.num_sketch_classes), generator=generator)
         return request, DecodingPlan(condition="sketch")

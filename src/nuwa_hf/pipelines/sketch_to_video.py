@@ -40,7 +40,8 @@ class NuwaSketchToVideoPipeline(NuwaPipeline):
             one entry per sketch.
         """
         if not is_prepared_input(sketch_video):
-            sketches, batched = as_sketch_list(sketch_video, video=True, what="video sketch")
+            sketches, batched = as_sketch_list(sketch_video, video=True, what="video sketch",
+                                          num_classes=self.num_sketch_classes)
             items = [{"sketch_video": s} for s in sketches]
             sketch_video = items if batched else items[0]
         return super().__call__(sketch_video, **kwargs)
@@ -50,7 +51,7 @@ class NuwaSketchToVideoPipeline(NuwaPipeline):
         if isinstance(item, dict):
             generator = item.get("generator")
             item = self._field(item, "sketch_video", "sketch")
-        sketch = one_sketch(item, video=True, what="video sketch")
+        sketch = one_sketch(item, video=True, what="video sketch", num_classes=self.num_sketch_classes)
         frames = len(sketch)
         if frames > self.max_frames:
             raise ValueError(

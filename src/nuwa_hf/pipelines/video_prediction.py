@@ -84,4 +84,11 @@ class NuwaVideoPredictionPipeline(NuwaPipeline):
             condition="none", frames=known + predict, known_frames=known,
             output_from_frame=0 if include_condition_frames else known,
         )
-        return NuwaRequest(video=video[:known], generator=generator), plan
+        notes = ()
+        if given > known:
+            why = f"num_condition_frames={known}" if num_condition_frames is not None else \
+                f"the most it conditions on by default: the model's trained length {trained} minus one"
+            notes = (f"The video has {given} frames; the prediction continues from its first {known} ({why}), so "
+                     f"frames {known + 1}-{given} were left out. To continue from the end of the clip, give its last "
+                     "frames.",)
+        return NuwaRequest(video=video[:known], generator=generator, notes=notes), plan

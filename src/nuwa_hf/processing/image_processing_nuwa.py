@@ -237,6 +237,15 @@ class NuwaImageProcessor(PilBackend):
             return size.height, size.width
         raise ValueError(f"Unsupported `size` {dict(size)}.")
 
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """`(height, width)` a picture of this size has after the resize, before the centre crop to `output_size`
+        (the same geometry for images, frames, sketches and masks)."""
+        if not self.do_resize:
+            return height, width
+        size = self._sketch_settings({})["size"]
+        new_height, new_width = self._target_geometry(height, width, size)
+        return int(new_height), int(new_width)
+
     def _sketch_to_array(self, sketch, position: str) -> np.ndarray:
         if isinstance(sketch, PIL.Image.Image):
             if sketch.mode not in ("L", "P", "I", "I;16", "1"):
