@@ -214,8 +214,10 @@ class GenerateCommand(NuwaCommand):
         options.add_argument("--num-candidates", type=positive_int, default=None,
                              help="rerank: generate this many candidates per output and keep the best by --scorer")
         options.add_argument("--scorer", default=None,
-                             help="'likelihood' (the model's own log-likelihood of each candidate) or the folder of "
-                                  "a saved scorer with similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
+                             help="'likelihood' (the model's own log-likelihood of each candidate), "
+                                  "'condition_gain' (that log-likelihood minus the one without the prompt or sketch; "
+                                  "tasks with a condition only) or the folder of a saved scorer with "
+                                  "similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
         options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
         options.add_argument("--strict", action="store_true",
                              help="refuse prompts with words the model never saw in training, inputs resized by more "

@@ -99,7 +99,9 @@ OPTIONS_DOC = """
             scorer: reranks candidates, keeping the best (the paper keeps the best of 60 by CLIP): ``"likelihood"``
                 (the model's own log-likelihood of each candidate given the condition; every task, no second model;
                 best of 4 raised the shipped model's I2I digit kept 0.55 -> 0.69 and T2V digit 0.84 -> 0.90 on the
-                validation split), an object with ``similarity(samples, texts)`` (e.g.
+                validation split), ``"condition_gain"`` (that log-likelihood minus the one given the null condition
+                of classifier-free guidance: favours candidates the prompt or sketch makes likelier; only for requests
+                with a condition), an object with ``similarity(samples, texts)`` (e.g.
                 ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a saved scorer, or a callable
                 ``scorer(candidates, prompt) -> scores``.
             num_candidates (`int`): candidates per output when a scorer is set (default 8).

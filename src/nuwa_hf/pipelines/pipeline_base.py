@@ -56,7 +56,7 @@ from ..processing.vocabulary import (
     content_words, known_numerals, known_words, vocabulary_by_kind, without_unknown_words,
 )
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
-from .reranking import LIKELIHOOD, CandidateScorer
+from .reranking import CONDITION_GAIN, LIKELIHOOD, MODEL_SCORER_NAMES, MODEL_SCORERS, CandidateScorer
 from .sampling_options import check_batch_size, check_call_options, check_count
 
 
@@ -629,14 +629,14 @@ class NuwaPipeline(Pipeline):
                                                       known_frames=spec["known_frames"],
                                                       output_from_frame=spec["output_from_frame"],
                                                       seam=int(options.get("seam", DEFAULT_SEAM)))
-                likelihoods = None
-                if num_candidates > 1 and scorer.uses_model:  # (inputs, n): one teacher-forced pass
-                    likelihoods = self._likelihood_scores(chunk, spec, out.tokens, per_input)
+                model_scores = None
+                if num_candidates > 1 and scorer.uses_model:  # (inputs, n): teacher-forced passes
+                    model_scores = self._model_scores(chunk, spec, out.tokens, per_input, scorer.kind)
                 for position, index in enumerate(rows):
                     kept = list(range(per_input))
                     if num_candidates > 1:
-                        if likelihoods is not None:
-                            scores = likelihoods[position].tolist()
+                        if model_scores is not None:
+                            scores = model_scores[position].tolist()
                         else:
                             scores = scorer(self._to_pictures(pixels[position]), prompts[index])
                         kept = sorted(range(per_input), key=lambda i: -scores[i])[:num_outputs]
@@ -647,31 +647,50 @@ class NuwaPipeline(Pipeline):
             outputs["pixels"] = _stack_padded(pixels_of)
         return outputs
 
-    def _likelihood_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int) -> torch.Tensor:
-        """``scorer="likelihood"``: the model's summed log-likelihood (nats) of each candidate's whole token grid
-        ``tokens`` ``(inputs * n, T, h, w)`` (rows input-major, as ``generate_visual`` returns them) given its input's
-        condition (``model.token_grid_losses``) -> ``(inputs, n)``. Tokens every candidate shares before the first
-        generated one add the same amount to each; known tokens after it (the rest of an image around a completed
-        region) score how well the candidate fits them."""
+    def _model_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int,
+                      kind: str = LIKELIHOOD) -> torch.Tensor:
+        """The scorers the model computes itself, from ``model.token_grid_losses`` (teacher-forced summed token
+        losses, nats) of each candidate's whole token grid ``tokens`` ``(inputs * n, T, h, w)`` (rows input-major, as
+        ``generate_visual`` returns them) -> ``(inputs, n)``, higher is better:
+
+        - ``"likelihood"``: log p(grid | the input's condition);
+        - ``"condition_gain"``: log p(grid | condition) - log p(grid | null condition), the null condition being the
+          one classifier-free guidance samples against (``model.null_condition_inputs``: an all-padding prompt, or
+          the "None" condition for a sketch). A request with no condition (condition "none") is refused: there is
+          nothing to gain from, and the gain would be 0 for every candidate.
+
+        Tokens every candidate shares before the first generated one add the same amount to each; known tokens after
+        it (the rest of an image around a completed region) score how well the candidate fits them."""
+        if kind not in MODEL_SCORERS:
+            raise ValueError(f"unknown model scorer {kind!r}: the model computes {MODEL_SCORER_NAMES}.")
         frames = tokens.shape[1]
         if frames > self.max_frames:
             raise ValueError(
-                f"scorer='likelihood' scores grids up to the {self.max_frames} frames the model was trained on; this "
+                f"scorer={kind!r} scores grids up to the {self.max_frames} frames the model was trained on; this "
                 f"call makes {frames}. Use fewer frames, or another scorer.")
         condition = CONDITIONS[spec["condition"]]
+        if kind == CONDITION_GAIN and condition == "none":
+            raise ValueError(
+                f"scorer={CONDITION_GAIN!r} ranks candidates by how much more likely the condition (a prompt or a "
+                f"sketch) makes them, but this {self.task_name or 'NUWA'} request has no condition, so there is "
+                f"nothing to gain from: use scorer={LIKELIHOOD!r}, or give a prompt where the task takes one.")
         inputs: dict = {}
         if condition == "text":
             inputs["input_ids"] = chunk["input_ids"]
         elif condition == "sketch":
             inputs["sketch_maps"] = chunk["sketch_maps"][:, : spec["sketch_frames"]]
         inputs = {k: v.repeat_interleave(per_input, dim=0) for k, v in inputs.items()}
-        return -self.model.token_grid_losses(tokens, condition_type=condition, **inputs).view(-1, per_input)
+        losses = self.model.token_grid_losses(tokens, condition_type=condition, **inputs)
+        if kind == CONDITION_GAIN:
+            null = self.model.null_condition_inputs(condition, tokens.shape[0])
+            losses = losses - self.model.token_grid_losses(tokens, **null)
+        return -losses.view(-1, per_input)
 
     def _reranking(self, options: dict) -> tuple[Any, int]:
         """The call's scorer and candidates per output: the call's own, else the pipeline's, else the task's entry of
         the model folder's ``generation_config.task_sampling`` (e.g. ``{"scorer": "likelihood", "num_candidates":
-        4}``: the shipped folder reranks where the validation split said it pays); default 8 candidates with a
-        scorer. ``num_candidates=1`` turns a folder's reranking off."""
+        4}``, or ``"condition_gain"``: the shipped folder reranks where the validation split said it pays); default 8
+        candidates with a scorer. ``num_candidates=1`` turns a folder's reranking off."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
         if scorer is None:
@@ -689,12 +708,13 @@ class NuwaPipeline(Pipeline):
         entry = task_sampling_entry(getattr(self.model, "generation_config", None), self.task_name)
         if entry.get("scorer") is None:
             return None
-        if entry["scorer"] != LIKELIHOOD:
+        if entry["scorer"] not in MODEL_SCORERS:
             raise ValueError(
                 f"generation_config.json's task_sampling entry for {self.task_name} names the scorer "
-                f"{entry['scorer']!r}; a model folder can only name {LIKELIHOOD!r} (the model's own likelihood). Pass "
-                "other scorers with scorer=.")
-        return CandidateScorer(LIKELIHOOD), check_count("task_sampling num_candidates", entry.get("num_candidates", 4))
+                f"{entry['scorer']!r}; a model folder can only name {MODEL_SCORER_NAMES} (the scorers the model "
+                "computes itself). Pass other scorers with scorer=.")
+        return (CandidateScorer(entry["scorer"]),
+                check_count("task_sampling num_candidates", entry.get("num_candidates", 4)))
 
     @staticmethod
     def _select(model_inputs: dict, rows: list[int]) -> dict:

@@ -1,6 +1,8 @@
 """Reranking: the paper keeps the best of many samples by a text-visual score (CLIP); ``scorer=`` does the same, with
-a CLIP-like scorer, a callable, or ``scorer="likelihood"``: the model's own log-likelihood of each candidate's tokens
-given the condition (no second model; the pipeline computes it, :meth:`NuwaPipeline._likelihood_scores`)."""
+a CLIP-like scorer, a callable, or one of the two scorers the model computes itself (no second model; the pipeline
+scores them, :meth:`NuwaPipeline._model_scores`): ``scorer="likelihood"``, the log-likelihood of each candidate's
+tokens given the condition, and ``scorer="condition_gain"``, that log-likelihood minus the one given the null
+condition of classifier-free guidance (the pointwise mutual information of candidate and condition)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import numpy as np
 
 # scorer="likelihood": rerank by the model's own log-likelihood of each candidate given the condition
 LIKELIHOOD = "likelihood"
+# scorer="condition_gain": log p(candidate | condition) - log p(candidate | null condition), what the condition adds
+CONDITION_GAIN = "condition_gain"
+# The scorers the model computes itself (the names a model folder's task_sampling may give), in the order they are
+# listed to users
+MODEL_SCORERS = (LIKELIHOOD, CONDITION_GAIN)
+MODEL_SCORER_NAMES = " or ".join(repr(name) for name in MODEL_SCORERS)
 
 
 @runtime_checkable
@@ -33,20 +41,31 @@ class CandidateScorer:
     - any callable ``scorer(candidates, prompt) -> sequence of floats``, where ``candidates`` is a list of PIL images
       (image tasks) or of frame lists (video tasks) and ``prompt`` the request's text (or None);
     - ``"likelihood"`` (:data:`LIKELIHOOD`): the model's own summed log-likelihood of each candidate's token grid
-      given the request's condition, every task, no second model. The pipeline scores these itself (one
-      teacher-forced pass over the candidates); this object only marks the choice (``uses_model``).
+      given the request's condition, every task, no second model (one teacher-forced pass over the candidates);
+    - ``"condition_gain"`` (:data:`CONDITION_GAIN`): that log-likelihood minus the candidate's log-likelihood given
+      the null condition classifier-free guidance uses (an all-padding prompt for text, the "None" condition for a
+      sketch): how much more likely the condition makes the candidate, which favours candidates that match the
+      condition over ones that are likely whatever it says (a second teacher-forced pass). Only for requests with
+      a condition (a prompt or a sketch): video prediction and image completion without a prompt have none to gain
+      from, and are refused with advice to use ``"likelihood"``.
+
+    The pipeline scores the last two itself; this object only marks the choice (``uses_model``, ``kind``).
     """
 
     def __init__(self, scorer: Any):
-        self.uses_model = isinstance(scorer, str) and scorer == LIKELIHOOD
+        self.uses_model = isinstance(scorer, str) and scorer in MODEL_SCORERS
+        self.kind = scorer if self.uses_model else None
         if self.uses_model:
-            self.scorer, self.name = None, "the model's own likelihood"
+            self.scorer = None
+            self.name = ("the model's own likelihood" if scorer == LIKELIHOOD
+                         else "the model's condition gain (likelihood given the condition minus given none)")
             return
         if isinstance(scorer, (str, os.PathLike)):
             if not os.path.exists(scorer):  # a misspelt "likelihood" must not read as a missing folder only
                 raise FileNotFoundError(
-                    f"scorer={os.fspath(scorer)!r} is neither {LIKELIHOOD!r} (the model's own likelihood) nor an "
-                    "existing folder of a saved scorer (write one with scorer.save_pretrained(folder)).")
+                    f"scorer={os.fspath(scorer)!r} is neither {LIKELIHOOD!r} (the model's own likelihood), "
+                    f"{CONDITION_GAIN!r} (its likelihood given the condition minus given none) nor an existing folder "
+                    "of a saved scorer (write one with scorer.save_pretrained(folder)).")
             from ..evaluation import load_scorer
             scorer = load_scorer(scorer)
         if not (isinstance(scorer, TextVisualScorer) or callable(scorer)):
@@ -59,7 +78,7 @@ class CandidateScorer:
 
     def __call__(self, candidates: list, prompt: Optional[str]) -> list[float]:
         if self.uses_model:
-            raise RuntimeError("scorer='likelihood' is scored by the pipeline (NuwaPipeline._likelihood_scores).")
+            raise RuntimeError(f"scorer={self.kind!r} is scored by the pipeline (NuwaPipeline._model_scores).")
         if isinstance(self.scorer, TextVisualScorer):
             if prompt is None:
                 raise ValueError(

@@ -231,12 +231,23 @@ class NuwaGenerationMixin(GenerationMixin):
             output_hidden_states=output_hidden_states, return_dict=True,
         )
 
-    def null_condition_like(self, condition_type: str, batch_size: int, device):
-        """The unconditional input for guidance: an all-padding prompt for text models, the "None" condition else."""
+    def null_condition_inputs(self, condition_type: str, batch_size: int, device=None) -> dict:
+        """The unconditional input of classifier-free guidance as keywords of ``forward`` (and so of
+        ``token_grid_losses``): an all-padding prompt ``input_ids`` ``(batch_size, max_text_length)`` for a text
+        condition, the "None" condition (``condition_type="none"``) else. What guidance samples against and what
+        condition-gain reranking (``scorer="condition_gain"``) scores against: one definition for both."""
         if condition_type == "text":
             ids = torch.full((batch_size, self.config.max_text_length), self.config.text_pad_token_id, device=device)
-            return self.encode_condition(input_ids=ids)
-        return self.encode_condition(condition_type="none", batch_size=batch_size)
+            return {"input_ids": ids}
+        return {"condition_type": "none"}
+
+    def null_condition_like(self, condition_type: str, batch_size: int, device):
+        """The unconditional input for guidance, encoded: an all-padding prompt for text models, the "None" condition
+        else (:meth:`null_condition_inputs`)."""
+        inputs = self.null_condition_inputs(condition_type, batch_size, device)
+        if "input_ids" not in inputs:
+            inputs["batch_size"] = batch_size  # the encoder has nothing else to tell the None condition's batch
+        return self.encode_condition(**inputs)
 
     @torch.no_grad()
     def generate(
