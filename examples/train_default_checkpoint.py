@@ -151,6 +151,11 @@ def parse_args(argv=None):
                    help="tasks for which tune_tasks tries keeping the best of --tune-rerank-candidates samples by the "
                         "model's own likelihood against one sample")
     p.add_argument("--tune-rerank-candidates", type=int, default=4, help="candidates for that test (1: no test)")
+    p.add_argument("--tune-rerank-scorers", default="likelihood,condition_gain",
+                   help="the model-computed scorers that test compares with one sample, in order of preference "
+                        "(simplest first): 'likelihood' (log p(x | condition)) and 'condition_gain' (log p(x | "
+                        "condition) - log p(x | null condition); tasks with a condition only). A scorer is kept only "
+                        "where it beats one sample and every scorer before it (rerank_choice)")
     p.add_argument("--tune-task-guidance", default="1,3,5",
                    help="guidance scales the tune_tasks stage tries for a task with a text or sketch condition")
     p.add_argument("--image-features", default="inception", choices=("inception", "none"))
@@ -712,6 +717,37 @@ RERANK_METRICS = {
 RERANK_MIN_GAIN = 0.02
 
 
+def rerank_choice(reads: dict, keys: list, samples: int, shares: list) -> tuple:
+    """Which option of the reranking test to keep. ``reads``: option -> {key: value} in order of preference, "one"
+    (one sample) first, then each scorer (simplest first); ``keys``: the rows read (their mean is the test's
+    score); ``shares``: the keys that are shares of the ``samples`` conditions (binomial standard errors; the others
+    are means over pixels). An option is kept when, against EVERY option before it, its mean gains more than
+    max(standard error of that option's mean, RERANK_MIN_GAIN) and no row falls by more than its own standard error
+    (RERANK_MIN_GAIN for a pixel mean); the last option kept wins, else "one". Returns (option, comparisons: for each
+    scorer and earlier option, the gain of the mean, its error and whether it passed)."""
+    def error_of(read: dict) -> float:
+        return float(np.sqrt(sum(read[k] * (1 - read[k]) / samples for k in shares))) / len(keys)
+
+    def row_error(read: dict, key: str) -> float:
+        return float(np.sqrt(read[key] * (1 - read[key]) / samples)) if key in shares else RERANK_MIN_GAIN
+
+    mean = lambda read: float(np.mean([read[k] for k in keys]))  # noqa: E731
+    options = list(reads)
+    chosen, comparisons = options[0], {}
+    for position, option in enumerate(options[1:], start=1):
+        passed = True
+        for earlier in options[:position]:
+            gain, error = mean(reads[option]) - mean(reads[earlier]), error_of(reads[earlier])
+            harmless = all(reads[option][k] - reads[earlier][k] >= -row_error(reads[earlier], k) for k in keys)
+            ok = gain > max(error, RERANK_MIN_GAIN) and harmless
+            comparisons[f"{option} vs {earlier}"] = {"gain": round(gain, 4), "standard_error": round(error, 4),
+                                                     "no row hurt": harmless, "passed": ok}
+            passed = passed and ok
+        if passed:
+            chosen = option
+    return chosen, comparisons
+
+
 def _table_row(rows: dict, metric: str) -> float:
     """The value of ``metric`` in ``rows`` (metric -> value), a trailing "..." matching by prefix."""
     if metric.endswith("..."):
@@ -737,9 +773,11 @@ def stage_tune_tasks(args, work: Path):
     ``--tune-samples``) conditions of the VALIDATION split by the rows of TUNE_TASK_METRICS. One-standard-error rule,
     the mildest setting being the lowest guidance, then the highest top-k (truncation costs variety, which these rows
     do not see). Then, for each task of ``--tune-rerank-tasks`` (text tasks included), the best of
-    ``--tune-rerank-candidates`` samples by the model's own likelihood against one sample, kept where it gains more
-    than one standard error and RERANK_MIN_GAIN. Adds each task's entry to ``task_sampling`` in
-    ``generation_config.json`` (the text tasks' sampling stays as ``tune`` chose it)."""
+    ``--tune-rerank-candidates`` samples by each model scorer of ``--tune-rerank-scorers`` (the likelihood; the
+    condition gain where the task has a condition) against one sample, a scorer kept where it beats one sample and
+    every scorer before it (:func:`rerank_choice`: more than one standard error and RERANK_MIN_GAIN, no row hurt).
+    Adds each task's entry to ``task_sampling`` in ``generation_config.json`` (the text tasks' sampling stays as
+    ``tune`` chose it)."""
     from transformers import GenerationConfig
 
     from nuwa_hf.pipelines.pipeline_base import TASK_CODES
@@ -772,35 +810,38 @@ def stage_tune_tasks(args, work: Path):
             chosen[TASK_CODES[code]] = entry
             tried[code] = {"validation": results, "samples": args.eval_samples, "best_mean": best_mean,
                            "standard_error": error, "chosen": entry}
-        # Reranking: the best of n samples by the model's own likelihood against one sample, each with the task's
-        # sampling as chosen above (or as the folder has it), on the same validation conditions; kept where the mean
-        # gains more than one standard error and RERANK_MIN_GAIN.
+        # Reranking: the best of n samples by each model scorer against one sample, each with the task's sampling as
+        # chosen above (or as the folder has it), on the same validation conditions (the same candidates for every
+        # scorer: one seed); rerank_choice keeps a scorer only where it beats one sample and the scorers before it.
         folder_table = getattr(GenerationConfig.from_pretrained(args.output), "task_sampling", None) or {}
         table_now = {**folder_table, **chosen}
         n = args.tune_rerank_candidates
+        scorers = [s.strip() for s in args.tune_rerank_scorers.split(",") if s.strip()]
         for code in [c for c in TASK_ORDER if c in args.tune_rerank_tasks.split(",")] if n > 1 else []:
             args.eval_samples = per_task.get(code, args.tune_samples)
             name = TASK_CODES[code]
+            conditioned = get_task_info(name).condition != "none"
             entry = {k: v for k, v in table_now.get(name, {}).items() if k not in ("scorer", "num_candidates")}
             sampling = {k: v for k, v in entry.items() if k in ("top_k", "guidance_scale", "top_p", "temperature")}
             keys = list(RERANK_METRICS.get(code) or TUNE_TASK_METRICS[code])
-            reads = {}
-            for label, extra in (("one", {"num_candidates": 1}),
-                                 (f"best of {n}", {"scorer": "likelihood", "num_candidates": n})):
-                rows = {r["metric"]: r["value"] for r in
-                        evaluate_task(args, context, code, "validation", {**sampling, **extra}, frechet=False)["rows"]}
+            reads, seconds = {}, {}
+            options = [("one", {"num_candidates": 1})] + [
+                (scorer, {"scorer": scorer, "num_candidates": n}) for scorer in scorers
+                if conditioned or scorer != "condition_gain"]  # no condition, nothing to gain from
+            for label, extra in options:
+                table = evaluate_task(args, context, code, "validation", {**sampling, **extra}, frechet=False)
+                rows = {r["metric"]: r["value"] for r in table["rows"]}
                 reads[label] = {k: _table_row(rows, k) for k in keys}
-                log("tune_tasks", code, label, json.dumps(reads[label]))
-            one, best_of = (float(np.mean(list(r.values()))) for r in reads.values())
+                seconds[label] = round(table["generation_seconds"] / table["num_samples"], 4)
+                log("tune_tasks", code, label, json.dumps(reads[label]), f"{seconds[label]} s per output")
             shares = [k for k in keys if k not in TUNE_PIXEL_MEANS]
-            error = float(np.sqrt(sum(reads["one"][k] * (1 - reads["one"][k]) / args.eval_samples
-                                      for k in shares))) / len(keys)
-            rerank = best_of - one > max(error, RERANK_MIN_GAIN)
-            if rerank:
-                entry.update(scorer="likelihood", num_candidates=n)
+            kept, comparisons = rerank_choice(reads, keys, args.eval_samples, shares)
+            if kept != "one":
+                entry.update(scorer=kept, num_candidates=n)
             chosen[name] = entry
-            tried.setdefault(code, {})["rerank"] = {"reads": reads, "samples": args.eval_samples, "gain": best_of - one,
-                                                    "standard_error": error, "kept": rerank}
+            tried.setdefault(code, {})["rerank"] = {"reads": reads, "seconds_per_output": seconds,
+                                                    "samples": args.eval_samples, "candidates": n,
+                                                    "comparisons": comparisons, "kept": kept}
     finally:
         args.eval_samples = samples
     config = GenerationConfig.from_pretrained(args.output)

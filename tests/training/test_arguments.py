@@ -144,7 +144,10 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
         value = {"I2I": 0.9 if k == 4 else 0.5, "TI2I": {1.0: 0.3, 3.0: 0.78, 5.0: 0.8}[g]}[code]
         if sampling.get("scorer") == "likelihood":  # reranking: I2I gains 0.08, TI2I 0.005 (less than the minimum)
             value += {"I2I": 0.08, "TI2I": 0.005}[code]
-        return {"rows": [{"metric": m, "value": value} for m in recipe.TUNE_TASK_METRICS[code]]}
+        if sampling.get("scorer") == "condition_gain":  # TI2I gains 0.06 (more than the error, 0.03)
+            value += 0.06
+        return {"rows": [{"metric": m, "value": value} for m in recipe.TUNE_TASK_METRICS[code]],
+                "generation_seconds": 2.0 * sampling.get("num_candidates", 1), "num_samples": args.eval_samples}
 
     monkeypatch.setattr(recipe, "evaluation_context", lambda args, work: None)
     monkeypatch.setattr(recipe, "evaluate_task", fake_table)
@@ -155,7 +158,8 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
     saved = json.loads((tmp_path / "generation_config.json").read_text())["task_sampling"]
     assert saved == {"nuwa-text-to-image": {"guidance_scale": 3.0, "top_k": 8},
                      "nuwa-image-completion": {"top_k": 4, "scorer": "likelihood", "num_candidates": 4},
-                     "nuwa-image-manipulation": {"top_k": 32, "guidance_scale": 3.0}}
+                     "nuwa-image-manipulation": {"top_k": 32, "guidance_scale": 3.0, "scorer": "condition_gain",
+                                                 "num_candidates": 4}}
     assert out["task_sampling"] == {k: v for k, v in saved.items() if k != "nuwa-text-to-image"}
     assert {c[1] for c in calls} == {"validation"} and not any(c[3] for c in calls)  # never the test split, no FID
     # --tune-task-samples for I2I, --tune-samples for the rest, then --eval-samples restored
@@ -165,10 +169,45 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
     assert sorted(c[2]["top_k"] for c in tuning if c[0] == "I2I") == [4, 8, 32]  # no guidance without a condition
     assert all("guidance_scale" not in c[2] for c in calls if c[0] == "I2I")
     assert len([c for c in tuning if c[0] == "TI2I"]) == 9
-    # the reranking test: one sample against the best of 4, each with the sampling just chosen
+    # the reranking test: one sample against the best of 4 by each model scorer, each with the sampling just chosen;
+    # no condition gain for I2I (no condition)
     assert [c[2] for c in calls if "num_candidates" in c[2] and c[0] == "I2I"] == [
         {"top_k": 4, "num_candidates": 1}, {"top_k": 4, "scorer": "likelihood", "num_candidates": 4}]
-    assert out["tasks"]["I2I"]["rerank"]["kept"] and not out["tasks"]["TI2I"]["rerank"]["kept"]
+    assert [c[2].get("scorer") for c in calls if "num_candidates" in c[2] and c[0] == "TI2I"] == [
+        None, "likelihood", "condition_gain"]
+    assert out["tasks"]["I2I"]["rerank"]["kept"] == "likelihood"
+    rerank = out["tasks"]["TI2I"]["rerank"]
+    assert rerank["kept"] == "condition_gain"
+    assert not rerank["comparisons"]["likelihood vs one"]["passed"]
+    assert rerank["comparisons"]["condition_gain vs likelihood"]["passed"]
+    assert rerank["seconds_per_output"] == {"one": 0.02, "likelihood": 0.08, "condition_gain": 0.08}
+
+
+def test_the_recipes_rerank_choice_keeps_a_scorer_only_where_it_beats_every_simpler_option():
+    """rerank_choice: a scorer must beat one sample AND the scorers before it by more than max(standard error,
+    RERANK_MIN_GAIN) of the mean, without any row falling by more than its own standard error."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    keys = ["a", "b"]
+
+    def choose(one, likelihood, gain, samples=400):
+        reads = {"one": dict(zip(keys, one)), "likelihood": dict(zip(keys, likelihood)),
+                 "condition_gain": dict(zip(keys, gain))}
+        return recipe.rerank_choice(reads, keys, samples, keys)[0]
+
+    # standard error of the mean at 400 conditions, p = 0.5: sqrt(2 * 0.25 / 400) / 2 = 0.018 (< RERANK_MIN_GAIN)
+    assert choose((0.5, 0.5), (0.6, 0.6), (0.6, 0.61)) == "likelihood"  # the gain does not beat the likelihood
+    assert choose((0.5, 0.5), (0.6, 0.6), (0.7, 0.7)) == "condition_gain"
+    assert choose((0.5, 0.5), (0.51, 0.5), (0.58, 0.5)) == "condition_gain"  # the likelihood fails; the gain beats both
+    assert choose((0.5, 0.5), (0.5, 0.5), (0.51, 0.52)) == "one"  # less than RERANK_MIN_GAIN
+    # the mean rises by 0.06 but row b falls by 0.06, more than its standard error (0.025): not kept
+    assert choose((0.5, 0.5), (0.5, 0.5), (0.68, 0.44)) == "one"
+    assert choose((0.5, 0.5), (0.5, 0.5), (0.62, 0.49)) == "condition_gain"  # b falls 0.01, within its error
 
 
 def test_the_recipes_vqgan_decoder_stage_changes_only_the_decoder_and_assemble_ships_it(tmp_path):
