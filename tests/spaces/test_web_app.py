@@ -595,6 +595,10 @@ def test_the_sampling_sliders_start_at_each_tasks_own_defaults(app_module, tiny_
         settings = {"seed": 0, "top_k": 32, "guidance_scale": 5.0}
         assert "best of 2 by the model's own likelihood" in blocks.nuwa._settings(settings, 1.0, "T2V")
         assert "best of" not in blocks.nuwa._settings(settings, 1.0, "T2I")
+        # a video past the trained frames (the frames slider goes to 3x) is one sample, not refused, and says so
+        longer = blocks.nuwa.frames + 1
+        *_, info = blocks.nuwa.text_to_video("the digit 3", longer, 0, 5.0, 32)
+        assert f"{longer} frames; seed 0" in info and "best of" not in info
     finally:
         blocks.close()
     assert (value["t2v-top-k"], value["t2v-guidance"]) == (32, 5.0)

@@ -594,18 +594,24 @@ class NuwaPipeline(Pipeline):
         prompts = model_inputs.get("prompt")
         prompts = list(prompts) if isinstance(prompts, list) else [prompts] * batch
         num_outputs = options.get(NUM_OUTPUTS) or 1
-        scorer, num_candidates = self._reranking(options)
-        if num_candidates > 1 and scorer is None:
-            raise ValueError(
-                f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
-                "(e.g. a TextVisualDualEncoder or a callable scorer(candidates, prompt)), or num_candidates=1."
-            )
-        per_input = num_outputs * num_candidates
         want_pixels = options.get("output_type", "pil") != "tokens"
 
         groups: dict[tuple, list[int]] = {}
         for index in range(batch):
             groups.setdefault(tuple(plan[index].tolist()), []).append(index)
+        reranking = {}  # each group's (scorer, candidates), checked for every group before any is generated
+        for key in groups:
+            frames = dict(zip(_PLAN_COLUMNS, key))["frames"]
+            scorer, num_candidates = reranking[key] = self._reranking(options, frames)
+            if num_candidates > 1 and scorer is None:
+                raise ValueError(
+                    f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
+                    "(e.g. a TextVisualDualEncoder or a callable scorer(candidates, prompt)), or num_candidates=1."
+                )
+            if num_candidates > 1 and scorer.uses_model and frames > self.max_frames:
+                raise ValueError(
+                    f"scorer='likelihood' scores grids up to the {self.max_frames} frames the model was trained on; "
+                    f"this call makes {frames}. Use fewer frames, another scorer, or num_candidates=1.")
         h, w = self.token_grid()
         steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w) for key in groups)  # one generate() a group
         bar_config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
@@ -614,6 +620,8 @@ class NuwaPipeline(Pipeline):
         with tqdm(total=steps, **bar_config) as bar:
             for key, rows in groups.items():
                 spec = dict(zip(_PLAN_COLUMNS, key))
+                scorer, num_candidates = reranking[key]
+                per_input = num_outputs * num_candidates
                 chunk = self._select(model_inputs, rows)
                 out = self._generate_group(chunk, spec, per_input, options, bar, want_pixels or num_candidates > 1)
                 tokens = out.tokens[:, spec["output_from_frame"]:]
@@ -653,11 +661,6 @@ class NuwaPipeline(Pipeline):
         condition (``model.token_grid_losses``) -> ``(inputs, n)``. Tokens every candidate shares before the first
         generated one add the same amount to each; known tokens after it (the rest of an image around a completed
         region) score how well the candidate fits them."""
-        frames = tokens.shape[1]
-        if frames > self.max_frames:
-            raise ValueError(
-                f"scorer='likelihood' scores grids up to the {self.max_frames} frames the model was trained on; this "
-                f"call makes {frames}. Use fewer frames, or another scorer.")
         condition = CONDITIONS[spec["condition"]]
         inputs: dict = {}
         if condition == "text":
@@ -667,16 +670,20 @@ class NuwaPipeline(Pipeline):
         inputs = {k: v.repeat_interleave(per_input, dim=0) for k, v in inputs.items()}
         return -self.model.token_grid_losses(tokens, condition_type=condition, **inputs).view(-1, per_input)
 
-    def _reranking(self, options: dict) -> tuple[Any, int]:
+    def _reranking(self, options: dict, frames: Optional[int] = None) -> tuple[Any, int]:
         """The call's scorer and candidates per output: the call's own, else the pipeline's, else the task's entry of
         the model folder's ``generation_config.task_sampling`` (e.g. ``{"scorer": "likelihood", "num_candidates":
         4}``: the shipped folder reranks where the validation split said it pays); default 8 candidates with a
-        scorer. ``num_candidates=1`` turns a folder's reranking off."""
+        scorer. ``num_candidates=1`` turns a folder's reranking off. The folder's reranking (the model's likelihood)
+        applies to grids of up to the trained frames: a video of ``frames`` past them, which slides a window, is
+        one sample (asked for in the call, such reranking is refused by ``_forward`` instead)."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
         if scorer is None:
             entry = self._task_reranking()
             if entry is not None and num_candidates is None:
+                if frames is not None and frames > self.max_frames:
+                    return None, 1
                 scorer, num_candidates = entry
             elif entry is not None and num_candidates > 1:
                 scorer = entry[0]
