@@ -527,7 +527,8 @@ class NuwaWebDemo:
 
     def _load_class_maps(self, upload, fill: int) -> np.ndarray:
         """An uploaded class map (PNG in mode L/P, .npy (H, W)) or sequence (.npy (T, H, W), GIF in mode P) ->
-        (T, H, W); an RGB picture of a sketch is read back through the class colours (media.load_sketch_video)."""
+        (T, H, W); a picture painted in the class colours (RGB PNG, GIF) is read back through them, white areas as
+        ``fill`` (media.load_sketch_video)."""
         path = Path(upload)
         try:
             return media.load_sketch_video(path, num_classes=len(self.class_names), fill=fill)
@@ -1023,8 +1024,9 @@ class _Page:
             motion = gr.Radio(list(MOTION_CHOICES), value=demo.default_motion(),
                               label="Motion of the shapes (circle, square, triangle)")
             count = gr.Slider(1, demo.frames, value=demo.frames, step=1, label="Number of frames")
-        what = ("a class map (moved by the motion) or a sequence (.npy (T, H, W), GIF in mode P)" if many else
-                "a class map (PNG in mode L/P, .npy): replaces the canvas")
+        what = ("a class map or a PNG painted in the class colours (moved by the motion), or a sequence (.npy (T, H, "
+                "W), GIF)" if many else
+                "a class map (PNG in mode L/P, .npy) or a PNG painted in the class colours: replaces the canvas")
         upload = UploadFile(label=f"Or upload {what}", file_types=SKETCH_TYPES, type="filepath",
                             elem_id=f"{prefix}-upload")
         fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],
