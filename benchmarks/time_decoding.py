@@ -2,9 +2,10 @@
 batch 1, top-k 16, one process: on a GPU the steps replayed from a CUDA graph (generate's default there,
 ``cuda_graph=True``; fp32, then bf16) and eager (``cuda_graph=False``), then the module path (fast_decoding=False,
 every step through forward). Per row: whole video, ms per token, first vs last frame (per-step minimum over runs,
-bench_generate.StepClock), p90, whether the graph was captured (else the logged fallback reason) and what the capture
-took (once per call, included in the call's time); a warm-up row on a
-2x21x21 grid (includes the kernels' JIT compiles and one capture). Tiny (no CUDA): NuwaConfig.tiny on a 2x3x3 grid,
+bench_generate.StepClock), p90, whether the graph was captured (else the logged fallback reason), what the capture
+took and how many captures there were (one per dtype: the first run captures, inside its time; a later run replays
+the graph the model kept, and the row's total is the best run); a warm-up row on a 2x21x21 grid (includes the kernels'
+JIT compiles and one capture). Tiny (no CUDA): NuwaConfig.tiny on a 2x3x3 grid,
 the graph rows skipped.
 
     python benchmarks/time_decoding.py [--tiny] [--out DIR] [--runs 2]

@@ -4,10 +4,10 @@ First, ``generate()`` of the shipped checkpoint's text-to-image grid (its decode
 batch 1, top-k 8, guidance 3.0; its transformer weights without the VQ-GANs, so diffusers is not needed), seeded,
 with the steps replayed from a CUDA graph (``cuda_graph=True``, the default on a GPU) and eager
 (``cuda_graph=False``): ms per token of calls that replay the graph captured by the model's first call for the grid,
-same tokens?, that first call's time and what its capture took (on the CPU: the eager row only). Then the static step by hand,
-greedy over the whole grid with the next id fed back on the device: eager, and on a GPU replayed from one captured
-CUDA graph (same tokens?). Then two probes on one cached decoding step of the module path: torch.compile(fullgraph)
-and CUDA-graph capture (recorded as answers, not timed). Model and grid as time_decoding.py.
+same tokens?, that first call's time and what its capture took (on the CPU: the eager row only). Then the static step
+by hand, greedy over the whole grid with the next id fed back on the device: eager, and on a GPU replayed from one
+captured CUDA graph (same tokens?). Then two probes on one cached decoding step of the module path:
+torch.compile(fullgraph) and CUDA-graph capture (recorded as answers, not timed). Model and grid as time_decoding.py.
 
     python benchmarks/time_static_step.py [--tiny] [--out DIR]
 """

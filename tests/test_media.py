@@ -81,7 +81,7 @@ def test_a_drawing_in_the_class_colours_reads_back_as_class_ids():
     rgba[:5, ..., 3] = 0  # transparent rows: nothing drawn there
     read = media.drawing_to_class_map(PIL.Image.fromarray(rgba, mode="RGBA"), 6, fill=1)
     assert (read[:5] == 1).all() and np.array_equal(read[5:], classes[5:])
-    big = np.zeros((700, 500, 3), dtype=np.uint8)  # past one chunk of 262,144 pixels
+    big = np.zeros((700, 500, 3), dtype=np.uint8)  # past one chunk of 65,536 pixels (media._CHUNK_PIXELS)
     assert (media.drawing_to_class_map(big, 6) == 0).all()
     with pytest.raises(ValueError, match="fill=9"):
         media.drawing_to_class_map(white, 6, fill=9)

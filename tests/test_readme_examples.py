@@ -39,3 +39,28 @@ def test_every_readme_example_runs(monkeypatch):
         torch.set_num_threads(previous)
     assert isinstance(namespace["pictures"][0], PIL.Image.Image)
     assert namespace["video_tokens"].shape == (2, 4, 8, 8)
+
+
+def test_the_model_cards_example_runs_without_a_warning(monkeypatch, caplog):
+    """The shipped card's "How to use" block (the template's, model_cards/nuwa-tiny.md) is the first thing a Hub
+    visitor runs: it runs as written on the shipped folder, and its prompts are ones the model knows (no notice)."""
+    import logging
+
+    text = (REPO / "checkpoints" / "nuwa-tiny" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 1
+    template = (REPO / "model_cards" / "nuwa-tiny.md").read_text(encoding="utf-8")
+    assert blocks[0] == re.findall(r"```python\n(.*?)```", template, re.S)[0].replace(
+        "{{ repo_path }}", "checkpoints/nuwa-tiny")  # the rendered block is the template's
+    monkeypatch.chdir(REPO)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    namespace = {}
+    try:
+        with caplog.at_level(logging.WARNING, logger="nuwa_hf"):
+            exec(compile(blocks[0], "checkpoints/nuwa-tiny/README.md", "exec"), namespace)
+    finally:
+        torch.set_num_threads(previous)
+    assert isinstance(namespace["image"], PIL.Image.Image) and namespace["image"].size == (32, 32)
+    assert len(namespace["frames"]) == 6 and all(isinstance(f, PIL.Image.Image) for f in namespace["frames"])
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("nuwa_hf")]

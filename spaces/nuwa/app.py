@@ -423,11 +423,13 @@ class NuwaWebDemo:
             _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]
             return result, time.perf_counter() - start
 
-    def _settings(self, options: dict, seconds: float, code: Optional[str] = None) -> str:
+    def _settings(self, options: dict, seconds: float, code: Optional[str] = None,
+                  frames: Optional[int] = None) -> str:
         parts = [f"seed {options['seed']}", f"top-k {options['top_k'] or 'off'}"]
         if "guidance_scale" in options:
             parts.append(f"guidance {options['guidance_scale']:g}")
-        scorer, candidates = self.pipeline(code)._reranking({}) if code else (None, 1)
+        # the folder's reranking covers the trained frames; a longer video (its grid: frames) is one sample
+        scorer, candidates = self.pipeline(code)._reranking({}, frames) if code else (None, 1)
         if scorer is not None and candidates > 1:  # the folder's task_sampling reranks this task
             parts.append(f"best of {candidates} by {scorer.name}")
         return f"{', '.join(parts)}; {seconds:.1f} s at {self.image_size}x{self.image_size} pixels."
@@ -438,9 +440,11 @@ class NuwaWebDemo:
         args, kwargs = get_task_info(code).call_arguments(inputs, **frame_options)
         return self._run(code, request, progress, *args, **kwargs, **options)
 
-    def _outputs(self, code: str, result, notes: list[str], options: dict, seconds: float):
+    def _outputs(self, code: str, result, notes: list[str], options: dict, seconds: float,
+                 grid_frames: Optional[int] = None):
         """The files of one result (media.save_result: the model's pixels and an enlarged copy to look at) and the
-        info line: (view, files, info) for an image task, (mp4, gif, files, info) for a video task."""
+        info line: (view, files, info) for an image task, (mp4, gif, files, info) for a video task. ``grid_frames``:
+        the frames generated over, given ones included (default: the result's)."""
         folder, stem = self._workdir(code), code.lower()
         if not get_task_info(code).makes_video:
             (native,) = media.save_result(result, folder / stem, is_video=False)
@@ -454,7 +458,8 @@ class NuwaWebDemo:
         if not mp4:
             notes = notes + ["No MP4: PyAV is not installed (pip install 'av>=14'); the GIF shows the video."]
         info = "\n".join(notes + _taken_call_notes()
-                         + [f"{len(result)} frames; " + self._settings(options, seconds, code)])
+                         + [f"{len(result)} frames; " + self._settings(options, seconds, code,
+                                                                       grid_frames or len(result))])
         return (str(mp4[0]) if mp4 else None), str(gif), [str(f) for f in files], info
 
     # --- inputs --------------------------------------------------------------------------------------------------
@@ -522,7 +527,8 @@ class NuwaWebDemo:
 
     def _load_class_maps(self, upload, fill: int) -> np.ndarray:
         """An uploaded class map (PNG in mode L/P, .npy (H, W)) or sequence (.npy (T, H, W), GIF in mode P) ->
-        (T, H, W); an RGB picture of a sketch is read back through the class colours (media.load_sketch_video)."""
+        (T, H, W); a picture painted in the class colours (RGB PNG, GIF) is read back through them, white areas as
+        ``fill`` (media.load_sketch_video)."""
         path = Path(upload)
         try:
             return media.load_sketch_video(path, num_classes=len(self.class_names), fill=fill)
@@ -626,7 +632,7 @@ class NuwaWebDemo:
         video, seconds = self._generate("V2V", request, progress, {"video": frames[:given]}, options,
                                         num_condition_frames=given, num_frames_to_predict=predict)
         notes.append(f"The first {given} frame(s) are given (as the VQ-GAN reconstructs them); {predict} predicted.")
-        return self._outputs("V2V", video, notes, options, seconds)
+        return self._outputs("V2V", video, notes, options, seconds, grid_frames=given + predict)
 
     @guarded
     def sketch_to_image(self, canvas, upload, fill_name, seed, guidance, top_k, request: gr.Request = None,
@@ -1018,8 +1024,9 @@ class _Page:
             motion = gr.Radio(list(MOTION_CHOICES), value=demo.default_motion(),
                               label="Motion of the shapes (circle, square, triangle)")
             count = gr.Slider(1, demo.frames, value=demo.frames, step=1, label="Number of frames")
-        what = ("a class map (moved by the motion) or a sequence (.npy (T, H, W), GIF in mode P)" if many else
-                "a class map (PNG in mode L/P, .npy): replaces the canvas")
+        what = ("a class map or a PNG painted in the class colours (moved by the motion), or a sequence (.npy (T, H, "
+                "W), GIF)" if many else
+                "a class map (PNG in mode L/P, .npy) or a PNG painted in the class colours: replaces the canvas")
         upload = UploadFile(label=f"Or upload {what}", file_types=SKETCH_TYPES, type="filepath",
                             elem_id=f"{prefix}-upload")
         fill = gr.Dropdown(demo.class_names, value=demo.class_names[min(1, len(demo.class_names) - 1)],

@@ -308,6 +308,11 @@ def test_unknown_prompt_words_are_named_on_stderr_and_strict_refuses_them(cli_mo
     code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
                            "--out", tmp_path / "warned", "--quiet"], capsys)
     assert code == 0 and "never saw in training: 'purple'" in stderr and "the model reads 'a 3'" in stderr
+    assert "(--keep-unknown-words keeps them)" in stderr and "drop_unknown_words" not in stderr  # the CLI's flag
+    code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple cat",
+                           "--out", tmp_path / "fillers", "--quiet"], capsys)
+    assert code == 2 and "leaves only 'a'" in stderr and "or pass --keep-unknown-words." in stderr
+    assert "drop_unknown_words" not in stderr
     code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a purple 3",
                            "--out", tmp_path / "kept", "--quiet", "--keep-unknown-words"], capsys)
     assert code == 0 and "'purple'" in stderr and "sub-word pieces" in stderr

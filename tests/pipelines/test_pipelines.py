@@ -517,6 +517,28 @@ def test_condition_gain_reranking_refuses_requests_without_a_condition(tiny_mode
         SIZE, SIZE)
 
 
+def test_a_folders_condition_gain_default_is_one_sample_where_there_is_no_condition(tiny_model_folder, tmp_path):
+    """A folder whose image-completion entry names "condition_gain" reranks completions that have a prompt by it (as
+    an explicit scorer= would) and gives one sample for those without (nothing to gain from; asked for in the call,
+    that is an error instead)."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, _from_model_config=False,
+                  task_sampling={"nuwa-image-completion": {"scorer": "condition_gain", "num_candidates": 4}})
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    reranking, plain = load("nuwa-image-completion", str(folder)), load("nuwa-image-completion", tiny_model_folder)
+    image = random_image(3)
+    call = dict(mask="bottom half", seed=2, output_type="tokens")
+    assert torch.equal(torch.as_tensor(reranking(image, **call)), torch.as_tensor(plain(image, **call)))
+    prompted = dict(call, prompt="a green 2")
+    assert torch.equal(torch.as_tensor(reranking(image, **prompted)), torch.as_tensor(
+        plain(image, **prompted, scorer="condition_gain", num_candidates=4)))
+    assert not torch.equal(torch.as_tensor(reranking(image, **prompted)), torch.as_tensor(plain(image, **prompted)))
+
+
 def test_condition_gain_reranking_of_a_sketch_video_and_a_text_video(tiny_model_folder):
     """Video tasks: the gain of a whole 3-frame grid, as a direct computation with the model's forward; longer than
     the trained frames is refused by name."""
@@ -540,10 +562,39 @@ def test_a_misspelt_scorer_name_is_told_the_choices(tiny_model_folder):
         load("nuwa-text-to-image", tiny_model_folder)("a red 3", scorer="likelihod", num_candidates=2)
 
 
-def test_likelihood_reranking_refuses_grids_longer_than_trained(tiny_model_folder):
+def test_likelihood_reranking_refuses_grids_longer_than_trained(tiny_model_folder, monkeypatch):
     video = load("nuwa-text-to-video", tiny_model_folder)
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated before the call was refused")
+
+    monkeypatch.setattr(video.model, "generate_visual", no_generation)  # refused before any work
     with pytest.raises(ValueError, match="scorer='likelihood' scores grids up to the 3 frames"):
         video("the digit 3", num_frames=5, scorer="likelihood", num_candidates=2, seed=0)
+
+
+def test_a_folders_default_reranking_leaves_a_video_past_the_trained_frames_at_one_sample(tiny_model_folder,
+                                                                                           tmp_path):
+    """The shipped folder reranks T2V by default (task_sampling); a longer video, which slides a window past the
+    trained frames (`nuwa-hf generate --help`'s --num-frames 12 example), is one sample instead of an error, and a
+    video of the trained length is still reranked."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, _from_model_config=False,
+                  task_sampling={"nuwa-text-to-video": {"scorer": "likelihood", "num_candidates": 3}})
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    reranking, plain = load("nuwa-text-to-video", str(folder)), load("nuwa-text-to-video", tiny_model_folder)
+    long = reranking("the digit 3", num_frames=5, seed=1, output_type="tokens")
+    assert torch.equal(torch.as_tensor(long), torch.as_tensor(
+        plain("the digit 3", num_frames=5, seed=1, output_type="tokens")))
+    assert reranking._reranking({}, frames=5) == (None, 1)
+    assert reranking._reranking({}, frames=3)[1] == 3
+    assert torch.equal(torch.as_tensor(reranking("the digit 3", num_frames=3, seed=1, output_type="tokens")),
+                       torch.as_tensor(plain("the digit 3", num_frames=3, seed=1, output_type="tokens",
+                                             scorer="likelihood", num_candidates=3)))
 
 
 def test_a_model_folder_can_make_likelihood_reranking_a_tasks_default(tiny_model_folder, tmp_path):

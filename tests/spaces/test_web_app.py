@@ -183,6 +183,20 @@ def test_the_tabs_and_endpoints_follow_the_task_table(client, web_app):
                                                                                              "top_k"]
 
 
+def test_an_uploaded_sketch_painted_in_the_class_colours_reads_as_its_class_ids(web_app, inputs):
+    """The upload box takes a PNG painted in the class colours (its label says so), read as the ids it was painted
+    from: sketch.png is media.sketch_to_image of a 64x64 class map."""
+    nuwa = web_app[0].nuwa
+    maps, notes = nuwa._sketch_maps(None, str(inputs / "sketch.png"), "grass")
+    sketch = np.zeros((64, 64), dtype=np.int64)
+    sketch[32:] = 1
+    sketch[20:40, 24:40] = 4
+    assert np.array_equal(maps, nuwa._model_maps(sketch[None])[0])
+    assert "uploaded class map 'sketch.png' (1 frame(s))" in " ".join(notes)
+    labels = [c["props"].get("label") or "" for c in web_app[0].config["components"]]
+    assert any("painted in the class colours: replaces the canvas" in label for label in labels)
+
+
 def test_sketch_to_video_from_an_uploaded_sequence(client, sizes, inputs):
     from gradio_client import handle_file
 
@@ -595,6 +609,10 @@ def test_the_sampling_sliders_start_at_each_tasks_own_defaults(app_module, tiny_
         settings = {"seed": 0, "top_k": 32, "guidance_scale": 5.0}
         assert "best of 2 by the model's own likelihood" in blocks.nuwa._settings(settings, 1.0, "T2V")
         assert "best of" not in blocks.nuwa._settings(settings, 1.0, "T2I")
+        # a video past the trained frames (the frames slider goes to 3x) is one sample, not refused, and says so
+        longer = blocks.nuwa.frames + 1
+        *_, info = blocks.nuwa.text_to_video("the digit 3", longer, 0, 5.0, 32)
+        assert f"{longer} frames; seed 0" in info and "best of" not in info
     finally:
         blocks.close()
     assert (value["t2v-top-k"], value["t2v-guidance"]) == (32, 5.0)

@@ -103,8 +103,21 @@ def _shipped_vocabulary_help(fill) -> str:
     lines = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in kinds.items() if items)
     return "\n\n" + fill(f"Prompts: the shipped checkpoint ({folder.parent.name}/{folder.name}) knows these words ({lines}); "
                         "others are left out of what it reads and named in a warning "
-                        "(--keep-unknown-words gives them to it). Another model's words: "
+                        "(--keep-unknown-words gives them to it), and a prompt left with only filler words (\"a\" of "
+                        "\"a purple cat\") is refused. Another model's words: "
                         "nuwa_hf.processing.vocabulary.vocabulary_text(processor.tokenizer).")
+
+
+def _cli_wording():
+    """How the pipelines' unknown-word notices and errors name their remedies on this command line."""
+    from ..pipelines.notices import NoticeWording
+
+    return NoticeWording(
+        keep="--keep-unknown-words keeps them",
+        drop="leave out --keep-unknown-words to leave them out",
+        keep_instead="pass --keep-unknown-words",
+        known="The words it knows are in the model card (and, for the shipped checkpoint, nuwa-hf generate --help).",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -255,6 +268,7 @@ class GenerateCommand(NuwaCommand):
         generated.
         """
         from ..media import mp4_available, save_result
+        from ..pipelines.notices import worded_for
         from ..pipelines.randomness import input_seed
         from ..pipelines.work_limits import check_saved_size, max_frames_for
 
@@ -282,18 +296,20 @@ class GenerateCommand(NuwaCommand):
         started = time.perf_counter()
         written: list[Path] = []
         try:
-            for index, (positional, kwargs) in enumerate(calls):
-                # input `index` of the command's batch gets seed + index, as pipe([...], seed=seed) gives it in Python
-                seeded = {**options, "seed": input_seed(options["seed"], index)} if options.get("seed") is not None else options
-                result = pipe(*positional, **kwargs, **seeded)
-                samples = result if args.num_samples > 1 else [result]
-                for sample_index, sample in enumerate(samples):
-                    stem = out / f"{prefix}_{index:02d}_{sample_index:02d}"
-                    files = save_result(sample, stem, info.makes_video, fps=args.fps, upscale=args.upscale,
-                                        write_mp4=write_mp4)
-                    written += files
-                    for path in files:
-                        print(path, flush=True)
+            with worded_for(_cli_wording()):  # unknown-word messages name this command's flag
+                for index, (positional, kwargs) in enumerate(calls):
+                    # input `index` of the command's batch gets seed + index, as pipe([...], seed=seed) gives it
+                    seeded = ({**options, "seed": input_seed(options["seed"], index)}
+                              if options.get("seed") is not None else options)
+                    result = pipe(*positional, **kwargs, **seeded)
+                    samples = result if args.num_samples > 1 else [result]
+                    for sample_index, sample in enumerate(samples):
+                        stem = out / f"{prefix}_{index:02d}_{sample_index:02d}"
+                        files = save_result(sample, stem, info.makes_video, fps=args.fps, upscale=args.upscale,
+                                            write_mp4=write_mp4)
+                        written += files
+                        for path in files:
+                            print(path, flush=True)
         except KeyboardInterrupt:
             print(f"nuwa-hf: interrupted: {len(written)} complete file(s) of {sum(len(f) for f in planned)} were "
                   f"written to {out} (listed above); nothing half-written is left.", file=sys.stderr)

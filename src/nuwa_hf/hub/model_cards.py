@@ -24,8 +24,9 @@ DATASETS = ["mnist"]
 DEFAULT_LIMITATIONS = (
     "Tiny and trained for a few hours on a CPU: 32x32 frames, short videos, a vocabulary of a few hundred caption "
     "tokens. It knows one digit per picture, six colours and GODIVA's four motions (the exact words are listed above); "
-    "prompts outside that (several digits, places, other objects or motions) are out of distribution, give "
-    "meaningless pictures and are named in a warning.",
+    "prompts outside that (several digits, places, other objects or motions) are out of distribution: their unknown "
+    "words are named in a warning and left out, and a prompt left with no known word but the captions' fillers is "
+    "refused.",
     "The scene (sketch) tasks only know the scene world's classes; any other class map is out of distribution.",
     "The quality numbers are read by small scorers the project trained on the same worlds (their own held-out "
     "accuracy is stated with each number); they are not comparable with the paper's numbers on MSCOCO / Kinetics.",
@@ -44,6 +45,8 @@ PART_DESCRIPTIONS = {
                          "VQ-GAN-Seg (32x32 class maps <-> 8x8 token grids) inside",
     "processor_config.json": "NuwaProcessor settings",
     "tokenizer.json": "caption BPE tokenizer",
+    "tokenizer_config.json": "tokenizer settings and the training captions' words (`caption_words`: the prompt words "
+                             "the model knows)",
     "samples": "sample outputs shown in this card",
     "checksums.json": "sha256 of the weights, checked when the model loads",
 }

@@ -1,7 +1,8 @@
-"""What a pipeline call did not understand, said instead of done in silence: prompt words the model's tokenizer never
-saw in training, inputs resized by more than 2x, inputs of another shape than the model's frames, whose centre crop
-leaves part of them out, and edits whose region is the whole picture (nothing of it is read). Each is a warning through transformers' logging (once per call
-and message), or, with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
+"""What a pipeline call did not understand, said instead of done in silence: prompt words the model's training
+captions never had, inputs resized by more than 2x, inputs of another shape than the model's frames, whose centre crop
+leaves part of them out, the frames of a clip video prediction does not read, and edits whose region is the whole
+picture (nothing of it is read). Each is a warning through transformers' logging (once per call and message), or,
+with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
 model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse with a
 ``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
 reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`).
@@ -10,8 +11,9 @@ A word is *known* when the training captions had it: the caption tokenizer recor
 (``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as
 one whole-word token (:mod:`nuwa_hf.processing.vocabulary`). No list is typed by hand.
 
-Who reads a notice decides how its remedy is worded (:class:`NoticeWording`): a library or CLI user is told the
-argument; the web page (spaces/nuwa/app.py) words it for its visitors through :func:`worded_for`.
+Who reads a notice decides how its remedy is worded (:class:`NoticeWording`): a library user is told the argument;
+``nuwa-hf generate`` names its flag (``--keep-unknown-words``) and the web page (spaces/nuwa/app.py) words it for its
+visitors, each through :func:`worded_for`.
 """
 
 from __future__ import annotations

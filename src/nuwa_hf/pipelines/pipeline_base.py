@@ -594,18 +594,23 @@ class NuwaPipeline(Pipeline):
         prompts = model_inputs.get("prompt")
         prompts = list(prompts) if isinstance(prompts, list) else [prompts] * batch
         num_outputs = options.get(NUM_OUTPUTS) or 1
-        scorer, num_candidates = self._reranking(options)
-        if num_candidates > 1 and scorer is None:
-            raise ValueError(
-                f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
-                "(e.g. a TextVisualDualEncoder or a callable scorer(candidates, prompt)), or num_candidates=1."
-            )
-        per_input = num_outputs * num_candidates
         want_pixels = options.get("output_type", "pil") != "tokens"
 
         groups: dict[tuple, list[int]] = {}
         for index in range(batch):
             groups.setdefault(tuple(plan[index].tolist()), []).append(index)
+        reranking = {}  # each group's (scorer, candidates), checked for every group before any is generated
+        for key in groups:
+            spec = dict(zip(_PLAN_COLUMNS, key))
+            scorer, num_candidates = reranking[key] = self._reranking(options, spec["frames"],
+                                                                      CONDITIONS[spec["condition"]])
+            if num_candidates > 1 and scorer is None:
+                raise ValueError(
+                    f"num_candidates={num_candidates} asks for reranking but no scorer is configured: pass scorer=... "
+                    "(e.g. a TextVisualDualEncoder or a callable scorer(candidates, prompt)), or num_candidates=1."
+                )
+            if num_candidates > 1 and scorer.uses_model:
+                self._check_model_scorer(scorer.kind, spec)
         h, w = self.token_grid()
         steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w) for key in groups)  # one generate() a group
         bar_config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
@@ -614,6 +619,8 @@ class NuwaPipeline(Pipeline):
         with tqdm(total=steps, **bar_config) as bar:
             for key, rows in groups.items():
                 spec = dict(zip(_PLAN_COLUMNS, key))
+                scorer, num_candidates = reranking[key]
+                per_input = num_outputs * num_candidates
                 chunk = self._select(model_inputs, rows)
                 out = self._generate_group(chunk, spec, per_input, options, bar, want_pixels or num_candidates > 1)
                 tokens = out.tokens[:, spec["output_from_frame"]:]
@@ -656,24 +663,13 @@ class NuwaPipeline(Pipeline):
         - ``"likelihood"``: log p(grid | the input's condition);
         - ``"condition_gain"``: log p(grid | condition) - log p(grid | null condition), the null condition being the
           one classifier-free guidance samples against (``model.null_condition_inputs``: an all-padding prompt, or
-          the "None" condition for a sketch). A request with no condition (condition "none") is refused: there is
-          nothing to gain from, and the gain would be 0 for every candidate.
+          the "None" condition for a sketch). Only for a condition "text" or "sketch" (``_check_model_scorer``, run
+          before anything is sampled).
 
         Tokens every candidate shares before the first generated one add the same amount to each; known tokens after
         it (the rest of an image around a completed region) score how well the candidate fits them."""
-        if kind not in MODEL_SCORERS:
-            raise ValueError(f"unknown model scorer {kind!r}: the model computes {MODEL_SCORER_NAMES}.")
-        frames = tokens.shape[1]
-        if frames > self.max_frames:
-            raise ValueError(
-                f"scorer={kind!r} scores grids up to the {self.max_frames} frames the model was trained on; this "
-                f"call makes {frames}. Use fewer frames, or another scorer.")
+        self._check_model_scorer(kind, spec)
         condition = CONDITIONS[spec["condition"]]
-        if kind == CONDITION_GAIN and condition == "none":
-            raise ValueError(
-                f"scorer={CONDITION_GAIN!r} ranks candidates by how much more likely the condition (a prompt or a "
-                f"sketch) makes them, but this {self.task_name or 'NUWA'} request has no condition, so there is "
-                f"nothing to gain from: use scorer={LIKELIHOOD!r}, or give a prompt where the task takes one.")
         inputs: dict = {}
         if condition == "text":
             inputs["input_ids"] = chunk["input_ids"]
@@ -686,16 +682,39 @@ class NuwaPipeline(Pipeline):
             losses = losses - self.model.token_grid_losses(tokens, **null)
         return -losses.view(-1, per_input)
 
-    def _reranking(self, options: dict) -> tuple[Any, int]:
+    def _check_model_scorer(self, kind: str, spec: dict) -> None:
+        """Refuses what the model's own scorers cannot score, before anything is sampled: a grid of more frames than
+        the model was trained on (a video that slides a window), and ``"condition_gain"`` for a request without a
+        condition (video prediction, image completion without a prompt: the gain would be 0 for every candidate)."""
+        if kind not in MODEL_SCORERS:
+            raise ValueError(f"unknown model scorer {kind!r}: the model computes {MODEL_SCORER_NAMES}.")
+        if spec["frames"] > self.max_frames:
+            raise ValueError(
+                f"scorer={kind!r} scores grids up to the {self.max_frames} frames the model was trained on; this "
+                f"call makes {spec['frames']}. Use fewer frames, another scorer, or num_candidates=1.")
+        if kind == CONDITION_GAIN and CONDITIONS[spec["condition"]] == "none":
+            raise ValueError(
+                f"scorer={CONDITION_GAIN!r} ranks candidates by how much more likely the condition (a prompt or a "
+                f"sketch) makes them, but this {self.task_name or 'NUWA'} request has no condition, so there is "
+                f"nothing to gain from: use scorer={LIKELIHOOD!r}, or give a prompt where the task takes one.")
+
+    def _reranking(self, options: dict, frames: Optional[int] = None, condition: Optional[str] = None) -> tuple[Any, int]:
         """The call's scorer and candidates per output: the call's own, else the pipeline's, else the task's entry of
         the model folder's ``generation_config.task_sampling`` (e.g. ``{"scorer": "likelihood", "num_candidates":
         4}``, or ``"condition_gain"``: the shipped folder reranks where the validation split said it pays); default 8
-        candidates with a scorer. ``num_candidates=1`` turns a folder's reranking off."""
+        candidates with a scorer. ``num_candidates=1`` turns a folder's reranking off. The folder's reranking applies
+        where its scorer can score: a video of ``frames`` past the trained ones (which slides a window), and, for
+        ``"condition_gain"``, a request whose ``condition`` is "none", are one sample (asked for in the call, such
+        reranking is refused by ``_forward`` instead, ``_check_model_scorer``)."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
         if scorer is None:
             entry = self._task_reranking()
             if entry is not None and num_candidates is None:
+                if frames is not None and frames > self.max_frames:
+                    return None, 1
+                if entry[0].kind == CONDITION_GAIN and condition == "none":
+                    return None, 1
                 scorer, num_candidates = entry
             elif entry is not None and num_candidates > 1:
                 scorer = entry[0]
