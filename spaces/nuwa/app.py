@@ -776,7 +776,8 @@ def page_wording(tokenizer) -> NoticeWording:
 
     kinds = "; ".join(f"{kind}: {', '.join(words)}" for kind, words in vocabulary_by_kind(tokenizer).items() if words)
     return NoticeWording(keep=None, drop=None, keep_instead=None,
-                         known=f"To steer the result, rephrase with words it knows ({kinds}).")
+                         known=f"To steer the result, rephrase with words it knows ({kinds}).",
+                         part_of_image="paint over only the part to change")
 
 
 def _drawn(picture: Optional[PIL.Image.Image]) -> Optional[PIL.Image.Image]:

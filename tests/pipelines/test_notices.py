@@ -194,3 +194,11 @@ def test_an_edit_of_the_whole_picture_says_the_picture_is_not_read(tiny_model_fo
     caplog.clear()
     pipe(image, "a blue 3", mask="bottom half", seed=0)
     assert not [m for m in warnings_of(caplog) if "whole image" in m]
+    from nuwa_hf.pipelines import notices  # a page's visitors are told what to do on the page, not an argument
+
+    page = notices.NoticeWording(keep=None, drop=None, keep_instead=None, known="", part_of_image="paint less")
+    said = []
+    with notices.routed_warnings(said.append), notices.worded_for(page):
+        pipe(image, "make it blue", mask="all", seed=0)
+    whole = [m for m in said if "whole image" in m]
+    assert len(whole) == 1 and "To edit the picture, paint less;" in whole[0] and "mask=" not in whole[0]

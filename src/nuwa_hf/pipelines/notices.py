@@ -41,12 +41,14 @@ class NoticeWording:
     (the sentence then says nothing about it). drop: how to leave them out, said after the sub-word warning; None:
     no way to. keep_instead: the alternative offered when every word of a prompt is unknown ("..., or <this>.");
     None: no alternative. known: a sentence saying where the words the model knows are listed (or listing them).
+    part_of_image: how to edit part of a picture instead of all of it (the whole-region notice).
     """
 
     keep: Optional[str]
     drop: Optional[str]
     keep_instead: Optional[str]
     known: str
+    part_of_image: str = "regenerate part of it (e.g. mask='bottom half')"
 
 
 LIBRARY_WORDING = NoticeWording(
@@ -143,10 +145,10 @@ def crop_notice(what: str, size: Tuple[int, int], resized: Tuple[int, int], targ
 def whole_region_notice(read: Optional[str]) -> str:
     """A sentence for an image completion / manipulation whose region is the whole picture: no token of the picture is
     kept, so the picture is not read at all, and the output comes from the prompt (``read``: what the model reads of
-    it) or, without one, from nothing."""
+    it) or, without one, from nothing. Its remedy is worded by :func:`notice_wording`."""
     source = f"the prompt alone (the model reads {read!r})" if read else "nothing (no prompt: the None condition)"
     return ("The region covers the whole image, so nothing of the image is kept or read: the output is drawn from "
-            f"{source}, as text-to-image would. To edit the picture, regenerate part of it (e.g. mask='bottom half'); "
+            f"{source}, as text-to-image would. To edit the picture, {notice_wording().part_of_image}; "
             "to redraw it, say what to draw ('a blue 3').")
 
 
