@@ -108,11 +108,47 @@ def load_task_dataset(task_name: str, args, folder: Optional[str], num_classes: 
 
 
 def _captions(datasets: Dict[str, object]) -> List[str]:
+    """The captions of the text tasks, read from the raw column (a user folder's lazy decoding of its media is not
+    run for them)."""
     captions: List[str] = []
     for name, dataset in datasets.items():
         if get_task(name).condition == "text":
-            captions.extend(str(text) for text in dataset["text"])
+            column = dataset.with_format(None)["text"] if hasattr(dataset, "with_format") else dataset["text"]
+            captions.extend(str(text) for text in column)
     return captions
+
+
+def record_run_caption_words(tokenizer, raw: Dict[str, object], source: str, log: bool) -> List[str]:
+    """Make this run's caption words known to the prompt vocabulary of the model it saves, and say so.
+
+    A tokenizer from elsewhere (``--init-from``, ``--tokenizer``) was fitted to other captions: words of the user's
+    ("cat" for a model trained on digits) reach the model as sub-word pieces, and its ``caption_words`` record
+    (tokenizer_config.json, which decides the words the pipelines keep in a prompt) does not have them, so the
+    fine-tuned model's pipelines would leave out the very words it was fine-tuned on. They are added to the record
+    (:func:`~nuwa_hf.processing.vocabulary.add_caption_words`), and a warning names them with their pieces.
+    Returns the words that were new.
+    """
+    from ..processing.vocabulary import add_caption_words
+
+    captions = _captions(raw)
+    if tokenizer is None or not captions:
+        return []
+    new, recorded = add_caption_words(tokenizer, captions)
+    if new and log:
+        shown = ", ".join(f"{word!r} -> {' + '.join(repr(p) for p in tokenizer.tokenize(word))}" for word in new[:8])
+        more = f" and {len(new) - 8} more" if len(new) > 8 else ""
+        if recorded:
+            outcome = ("They are added to the saved tokenizer's caption_words (tokenizer_config.json), so the "
+                       "fine-tuned model's pipelines keep them in prompts.")
+        else:
+            outcome = ("This tokenizer has no caption_words record, so the fine-tuned model's pipelines will judge "
+                       "them by its whole-word tokens and leave them out of prompts (drop_unknown_words=False, "
+                       "--keep-unknown-words keeps them).")
+        logger.warning(
+            "%d word(s) of this run's captions are new to the tokenizer of %s, which was fitted to other captions: "
+            "%s%s. They reach the model as these sub-word pieces, whose meaning it learns from your examples "
+            "alone. %s", len(new), source, shown, more, outcome)
+    return new
 
 
 def load_text_tokenizer(args, raw: Dict[str, object], training_args):
@@ -445,6 +481,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # still a complete model folder.
     inherited = args.init_from and os.path.isfile(os.path.join(args.init_from, "tokenizer_config.json"))
     tokenizer = load_text_tokenizer(args, raw, training_args) if (needs_text or args.tokenizer or inherited) else None
+    if tokenizer is not None:
+        record_run_caption_words(tokenizer, raw, args.tokenizer or args.init_from or "this run",
+                                 log=training_args.should_log)
 
     collator = NuwaTaskCollator(
         text_tokenizer=tokenizer, visual_tokenizer=vqgan, sketch_tokenizer=sketch_vqgan,
