@@ -89,3 +89,71 @@ def test_a_caption_under_another_key_is_refused_with_the_fix(tiny_model_folder, 
     error = capsys.readouterr().err
     assert "metadata.jsonl:1 needs a 'text' string" in error
     assert f"It has {key!r} instead: rename that key to 'text'" in error
+
+
+def step_losses(output_dir, step):
+    state = json.loads((output_dir / f"checkpoint-{step}" / "trainer_state.json").read_text())
+    return {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_saves_the_step_it_stopped_at_and_the_same_command_resumes_from_it(tiny_model_folder, tmp_path, stop):
+    """Ctrl-C (or a scheduler's SIGTERM) mid-run: the step in progress ends, checkpoint-<that step> is written
+    complete, nothing of a finished run is written, and the exit code says it stopped; rerunning resumes there and
+    gives the per-step losses of a run that was never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from nuwa_hf.cli import main as cli
+    from nuwa_hf.training import is_complete_checkpoint
+    from nuwa_training_support import REPO
+
+    data, out = write_user_folder(tmp_path / "pictures"), tmp_path / "stopped"
+    # a constant learning rate: the schedule does not depend on --max-steps, so the stopped run can be finished with a
+    # small --max-steps and compared with a run that was never stopped
+    options = ["--lr-scheduler", "constant", "--warmup-ratio", "0", "--logging-steps", "1", "--save-steps", "1000"]
+    argv = [*finetune_argv(tiny_model_folder, data, out, max_steps=100000), *options]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "nuwa_hf.cli", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
+    deadline, logged = time.time() + 240, 0
+    try:
+        for line in process.stdout:  # the steps' log lines ({'loss': ...}) show the run is under way
+            logged += "'loss'" in line
+            if logged >= 3:
+                break
+            assert time.time() < deadline, "no training steps within 240 s"
+        process.send_signal(getattr(signal, stop))
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + getattr(signal, stop), output
+
+    checkpoints = sorted(path for path in out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and is_complete_checkpoint(str(checkpoints[0])), output
+    step = int(checkpoints[0].name.split("-")[1])
+    assert step >= 3 and f"stopped by {stop} at step {step} of --max-steps 100000" in output
+    assert max(step_losses(out, step)) == step  # the checkpoint holds the last step the run logged: nothing lost
+    assert not (out / "model.safetensors").exists() and not (out / "training_summary.json").exists()
+    assert not (out / "_incomplete_checkpoints").exists()
+
+    # the same command (here with the end moved close) resumes from that step ...
+    finish = [*finetune_argv(tiny_model_folder, data, out, max_steps=step + 2), *options]
+    assert cli(finish) == 0
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["resumed_from"].endswith(f"checkpoint-{step}") and summary["global_step"] == step + 2
+    # ... and ends where a run that was never stopped ends
+    reference = tmp_path / "reference"
+    assert cli([*finetune_argv(tiny_model_folder, data, reference, max_steps=step + 2), *options]) == 0
+    for name in (out, reference):  # --save-steps 1000: the final step's checkpoint is the end of training's
+        assert is_complete_checkpoint(str(name / f"checkpoint-{step + 2}"))
+    expected, resumed = step_losses(reference, step + 2), step_losses(out, step + 2)
+    assert sorted(resumed) == sorted(expected) == list(range(1, step + 3))
+    for number in expected:
+        assert abs(resumed[number] - expected[number]) <= 1e-4, (number, resumed[number], expected[number])

@@ -12,7 +12,8 @@ Several processes (DDP; gloo on CPU, NCCL on GPUs), same arguments::
 Run ``--help`` for every option. The run resumes automatically from the newest complete checkpoint in
 ``--output-dir`` (``--resume never`` to start over, or a checkpoint path). Running a finished run again (its
 checkpoint at ``--max-steps``, its ``training_summary.json`` written) changes nothing and says so; raise
-``--max-steps`` to train further.
+``--max-steps`` to train further. Ctrl-C / SIGTERM in a one-process run ends the step in progress and saves it as a
+checkpoint before stopping (:mod:`nuwa_hf.training.interruption`; exit code 128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .arguments import arguments_from_namespace, build_parser
 
 from .checkpointing import STAGING_DIRNAME, is_complete_checkpoint, last_complete_checkpoint
 from .collator import NuwaTaskCollator
+from .interruption import StopOnSignal
 from .mixture import TaskMixtureDataset
 from .tasks import get_task, parse_tasks
 from .token_cache import tokenize_task_dataset
@@ -553,7 +555,28 @@ def main(argv: Optional[List[str]] = None) -> int:
                 resume_checkpoint, trainer.state.global_step, args.max_steps, SUMMARY_FILE)
         train_loss = None
     else:
-        train_loss = trainer.train(resume_from_checkpoint=resume_checkpoint).training_loss
+        stop_on_signal = StopOnSignal() if training_args.world_size == 1 else None
+        if stop_on_signal is not None:
+            trainer.add_callback(stop_on_signal)
+            stop_on_signal.install()
+        try:
+            train_loss = trainer.train(resume_from_checkpoint=resume_checkpoint).training_loss
+        finally:
+            if stop_on_signal is not None:
+                stop_on_signal.uninstall()
+        if stop_on_signal is not None and stop_on_signal.signal_number is not None \
+                and trainer.state.global_step < args.max_steps:
+            # Stopped early, with a checkpoint of the last step: no final model or summary (the run is not finished).
+            step = trainer.state.global_step
+            checkpoint = os.path.join(args.output_dir, f"checkpoint-{step}")
+            if not is_complete_checkpoint(checkpoint):
+                raise RuntimeError(f"training stopped on {stop_on_signal.signal_name} at step {step} but "
+                                   f"{checkpoint} was not written completely.")
+            logger.warning(
+                "stopped by %s at step %d of --max-steps %d; %s holds every step trained. Run the same command again "
+                "to resume from it.", stop_on_signal.signal_name, step, args.max_steps, checkpoint)
+            _remove_empty_staging(args.output_dir)
+            return 128 + stop_on_signal.signal_number
     elapsed = time.time() - started
     tokens_per_process = torch.tensor([float(trainer.visual_tokens_trained)], device=training_args.device)
     if trainer.accelerator.num_processes > 1:
@@ -589,11 +612,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.info("saved the model to %s (%s)", args.output_dir, json.dumps(summary))
     trainer.accelerator.wait_for_everyone()
     if trainer.args.should_save:
-        try:  # the staging area is empty after a clean end; leave it only if something is in it
-            os.rmdir(os.path.join(args.output_dir, STAGING_DIRNAME))
-        except OSError:
-            pass
+        _remove_empty_staging(args.output_dir)
     return 0
+
+
+def _remove_empty_staging(output_dir: str) -> None:
+    """The staging area is empty after a clean end (or stop); leave it only if something is in it."""
+    try:
+        os.rmdir(os.path.join(output_dir, STAGING_DIRNAME))
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
