@@ -157,3 +157,38 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_the_same_command_resumes_from_i
     assert sorted(resumed) == sorted(expected) == list(range(1, step + 3))
     for number in expected:
         assert abs(resumed[number] - expected[number]) <= 1e-4, (number, resumed[number], expected[number])
+
+
+def test_pushing_a_finetuning_run_folder_shares_the_model_and_not_the_training_state(tiny_model_folder, tmp_path):
+    """`nuwa-hf push RUN_FOLDER repo` (the run folder holds the final model beside checkpoint-N/ folders of optimizer,
+    scheduler and RNG pickles) uploads the model only, says what it left out, and the repository loads back into a
+    pipeline that reads the user's caption words."""
+    import os
+    import subprocess
+    import sys
+
+    from nuwa_hf.cli import main as cli
+    from nuwa_training_support import REPO
+    from support.local_hub_server import LocalHubServer
+
+    out = tmp_path / "finetuned"
+    assert cli(finetune_argv(tiny_model_folder, write_user_folder(tmp_path / "pictures"), out)) == 0
+    assert (out / "checkpoint-1" / "optimizer.pt").is_file()
+    with LocalHubServer(token="hf_test", max_seconds=300) as hub:
+        env = dict(os.environ, HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url, HF_TOKEN="hf_test", HF_HUB_DISABLE_XET="1",
+                   OMP_NUM_THREADS="1", HF_HOME=str(tmp_path / "hf_home"),
+                   PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
+        pushed = subprocess.run([sys.executable, "-m", "nuwa_hf.cli", "push", str(out), "tester/cats"], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "left out: checkpoint-1/, checkpoint-2/" in pushed.stderr
+        uploaded = set(hub.files("tester/cats"))
+        assert {"config.json", "model.safetensors", "tokenizer_config.json", "processor_config.json"} <= uploaded
+        assert not any(name.startswith(("checkpoint-", "_")) or name.endswith((".pt", ".pth", ".bin"))
+                       for name in uploaded), sorted(uploaded)
+
+        load = ("import nuwa_hf; from transformers import pipeline; "
+                "image = pipeline('nuwa-text-to-image', model='tester/cats')('a red cat', seed=0, strict=True); "
+                "print('size', image.size)")
+        loaded = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True, timeout=300)
+        assert loaded.returncode == 0 and "size (16, 16)" in loaded.stdout, loaded.stderr[-3000:]
