@@ -81,15 +81,17 @@ def add_caption_words(tokenizer, captions: Iterable[str]) -> Tuple[List[str], bo
         captions: the run's captions.
 
     Returns:
-        ``(new, recorded)``: the captions' words :func:`unknown_words` called unknown before (sorted), and whether they
-        were added to the record (False for a tokenizer without one: they stay unknown to its pipelines).
+        ``(new, recorded)``: the captions' words :func:`unknown_words` called unknown before (sorted), and whether the
+        tokenizer has a record, which now holds every word of the captions (False: the new words stay unknown to
+        its pipelines).
     """
     words = caption_words(captions)
     new = [word for word in words if unknown_words(tokenizer, word)]
     record = recorded_caption_words(tokenizer)
-    if not new or record is None:
+    if record is None:
         return new, False
-    tokenizer.init_kwargs[CAPTION_WORDS_FIELD] = sorted(record | set(new))
+    if new:
+        tokenizer.init_kwargs[CAPTION_WORDS_FIELD] = sorted(record | set(new))
     return new, True
 
 
@@ -115,6 +117,10 @@ def read_folder_tokenizer(folder: os.PathLike) -> FolderTokenizer:
 
     folder = Path(folder)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    # A folder saved after padded encoding (training encodes captions with padding="max_length") keeps that padding
+    # and truncation in tokenizer.json; a word's pieces must not come padded to the prompt length.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     record = config.get(CAPTION_WORDS_FIELD) if isinstance(config, dict) else None
