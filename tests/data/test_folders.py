@@ -51,6 +51,25 @@ def test_image_folder_gives_rgb_arrays_captions_and_extra_columns(image_folder):
         text: row["image"].tobytes() for text, row in by_caption.items()}
 
 
+def test_transparent_pictures_train_as_the_pipelines_read_them(tmp_path):
+    """A cut-out saved by a paint program keeps white (or anything) under its transparent pixels; the training folder
+    must read it as the pipelines do (over black, half-transparent blended), not show the hidden colours."""
+    from nuwa_hf.media import load_image
+
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 255                      # hidden white under the transparent part
+    rgba[2:6, 2:6] = (200, 30, 30, 255)      # an opaque red square
+    rgba[0, 0] = (100, 200, 50, 128)         # one half-transparent pixel
+    Image.fromarray(rgba, mode="RGBA").save(folder / "cat.png")
+    write_metadata(folder, [{"file_name": "cat.png", "text": "a red cat"}])
+    image = load_image_folder(folder)[0]["image"]
+    assert np.array_equal(image, np.asarray(load_image(folder / "cat.png")))
+    assert image[1, 1].tolist() == [0, 0, 0] and image[3, 3].tolist() == [200, 30, 30]
+    assert image[0, 0].tolist() == [50, 100, 25]
+
+
 def test_folder_errors_name_the_problem_and_the_fix(tmp_path, image_folder):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "nowhere")
