@@ -81,7 +81,7 @@ def test_folder_errors_name_the_problem_and_the_fix(tmp_path, image_folder):
     parent = tmp_path / "parent"
     (parent / "train").mkdir(parents=True)
     write_metadata(parent / "train", [{"file_name": "x.png", "text": "x"}])
-    with pytest.raises(FileNotFoundError, match="split=<name>"):
+    with pytest.raises(FileNotFoundError, match="give that folder itself .*train.*, or pass split='train'"):
         load_image_folder(parent)
     with pytest.raises(FileNotFoundError, match="No split folder"):
         load_image_folder(parent, split="test")

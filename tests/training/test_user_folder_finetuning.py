@@ -192,3 +192,14 @@ def test_pushing_a_finetuning_run_folder_shares_the_model_and_not_the_training_s
                 "print('size', image.size)")
         loaded = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True, timeout=300)
         assert loaded.returncode == 0 and "size (16, 16)" in loaded.stdout, loaded.stderr[-3000:]
+
+
+def test_a_folder_of_split_folders_on_the_command_line_names_the_folder_to_give(tiny_model_folder, tmp_path, capsys):
+    """datasets' layout with a train/ split: the command line has no split option, so the error names the path."""
+    from nuwa_hf.cli import main as cli
+
+    parent = tmp_path / "pictures"
+    parent.mkdir()
+    write_user_folder(parent / "train")
+    assert cli(finetune_argv(tiny_model_folder, parent, tmp_path / "out")) == 2
+    assert f"--train-data TASK={parent / 'train'}" in capsys.readouterr().err

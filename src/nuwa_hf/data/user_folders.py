@@ -37,7 +37,9 @@ def resolve_folder(data_dir: str | Path, split: str | None) -> Path:
             hint = " A metadata.csv is there: these loaders read metadata.jsonl (one JSON object per line)."
         subfolders = [p.name for p in folder.iterdir() if p.is_dir() and (p / METADATA_FILE).is_file()]
         if subfolders:
-            hint += f" Subfolders {sorted(subfolders)} have one: pass split=<name>."
+            first = sorted(subfolders)[0]
+            hint += (f" Subfolders {sorted(subfolders)} have one: give that folder itself ({folder / first}; on the "
+                     f"command line --train-data TASK={folder / first}), or pass split={first!r}.")
         raise FileNotFoundError(
             f"{folder} has no {METADATA_FILE}. Write one line per file, e.g. "
             '{"file_name": "0001.png", "text": "a red circle"}.' + hint
