@@ -115,11 +115,13 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_the_same_command_resumes_from_i
     # a constant learning rate: the schedule does not depend on --max-steps, so the stopped run can be finished with a
     # small --max-steps and compared with a run that was never stopped
     options = ["--lr-scheduler", "constant", "--warmup-ratio", "0", "--logging-steps", "1", "--save-steps", "1000"]
-    argv = [*finetune_argv(tiny_model_folder, data, out, max_steps=100000), *options]
+    # SIGINT as Ctrl-C sends it: to the whole process group, DataLoader workers included
+    workers = ["--num-workers", "1"] if stop == "SIGINT" else []
+    argv = [*finetune_argv(tiny_model_folder, data, out, max_steps=100000), *options, *workers]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "nuwa_hf.cli", *argv], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=env)
+                               stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     deadline, logged = time.time() + 240, 0
     try:
         for line in process.stdout:  # the steps' log lines ({'loss': ...}) show the run is under way
@@ -127,13 +129,14 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_the_same_command_resumes_from_i
             if logged >= 3:
                 break
             assert time.time() < deadline, "no training steps within 240 s"
-        process.send_signal(getattr(signal, stop))
+        os.killpg(process.pid, getattr(signal, stop))
         output = process.communicate(timeout=120)[0]
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert process.returncode == 128 + getattr(signal, stop), output
+    assert output.count(f"{stop} received") == 1, output  # said once, by the training process
 
     checkpoints = sorted(path for path in out.glob("checkpoint-*"))
     assert len(checkpoints) == 1 and is_complete_checkpoint(str(checkpoints[0])), output

@@ -6,13 +6,15 @@ usual crash-safe way (staged, completion marker, renamed into place: :mod:`nuwa_
 leaves its loop; rerunning the same command resumes from that step. A second signal stops at once (as before: the
 run resumes from the newest complete checkpoint).
 
-Only in a single process: the processes of a DDP / FSDP run would each see the signal at a different step and then
+DataLoader workers (``--num-workers``), which Ctrl-C reaches too, ignore the signal and are shut down by the training
+process as usual. Only in a single process: the processes of a DDP / FSDP run would each see the signal at a different step and then
 wait for each other in different collectives, so they keep the default behaviour (stop at once).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from typing import Dict, Optional
@@ -34,6 +36,7 @@ class StopOnSignal(TrainerCallback):
     def __init__(self):
         self.signal_number: Optional[int] = None
         self._previous: Dict[int, object] = {}
+        self._pid = os.getpid()
 
     @property
     def signal_name(self) -> Optional[str]:
@@ -43,6 +46,7 @@ class StopOnSignal(TrainerCallback):
         """Handle SIGINT and SIGTERM from now on; False (nothing installed) outside the main thread."""
         if threading.current_thread() is not threading.main_thread():
             return False
+        self._pid = os.getpid()
         for number in STOP_SIGNALS:
             self._previous[number] = signal.signal(number, self._handle)
         return True
@@ -61,6 +65,10 @@ class StopOnSignal(TrainerCallback):
         self.uninstall()
 
     def _handle(self, number, frame) -> None:
+        if os.getpid() != self._pid:
+            # a DataLoader worker forked from the training process (Ctrl-C reaches the whole process group): it keeps
+            # serving batches until the training process, which saves and stops, shuts it down
+            return
         if self.signal_number is not None:  # the second signal: stop now, as without this callback
             raise KeyboardInterrupt
         self.signal_number = number
