@@ -57,6 +57,10 @@ def test_finetuned_folder_keeps_the_users_caption_words_in_prompts(tiny_model_fo
         record = json.loads((folder / "tokenizer_config.json").read_text())["caption_words"]
         assert set(record) == set(base_record) | set(USER_WORDS) | {"a", "red", "blue"}
         assert record == sorted(record)
+        # and the model card, where the pipelines' unknown-word warning sends people, lists them
+        card = (folder / "README.md").read_text()
+        assert "## Prompt words" in card
+        assert all(word in card.split("## Prompt words")[1] for word in USER_WORDS)
 
     # generation with the fine-tuned model reads "cat": strict=True refuses prompts with words the model never saw
     t2i = pipeline("nuwa-text-to-image", model=str(out))
