@@ -70,6 +70,27 @@ def test_transparent_pictures_train_as_the_pipelines_read_them(tmp_path):
     assert image[0, 0].tolist() == [50, 100, 25]
 
 
+def test_transparent_gif_clips_train_as_the_pipelines_read_them(tmp_path):
+    """The same rule for clips: a GIF with a transparent background (white kept under it) is read over black by the
+    video folder (PyAV) as by the pipelines' video reader."""
+    from nuwa_hf.data import load_video_folder
+    from nuwa_hf.media import load_video
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    frames = []
+    for t in range(3):
+        rgba = np.zeros((16, 16, 4), np.uint8)
+        rgba[..., :3] = 255
+        rgba[4:10, 2 + t:8 + t] = (200, 30, 30, 255)
+        frames.append(Image.fromarray(rgba, mode="RGBA"))
+    frames[0].save(folder / "cat.gif", save_all=True, append_images=frames[1:], duration=100, loop=0, disposal=2)
+    write_metadata(folder, [{"file_name": "cat.gif", "text": "a red cat moving right"}])
+    video = load_video_folder(folder, num_frames=3)[0]["video"]
+    assert video[:, 0, 0].tolist() == [[0, 0, 0]] * 3 and video[0, 5, 5].tolist() == [200, 30, 30]
+    assert np.array_equal(video, np.stack([np.asarray(frame) for frame in load_video(folder / "cat.gif")]))
+
+
 def test_folder_errors_name_the_problem_and_the_fix(tmp_path, image_folder):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "nowhere")
