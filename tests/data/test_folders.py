@@ -51,6 +51,46 @@ def test_image_folder_gives_rgb_arrays_captions_and_extra_columns(image_folder):
         text: row["image"].tobytes() for text, row in by_caption.items()}
 
 
+def test_transparent_pictures_train_as_the_pipelines_read_them(tmp_path):
+    """A cut-out saved by a paint program keeps white (or anything) under its transparent pixels; the training folder
+    must read it as the pipelines do (over black, half-transparent blended), not show the hidden colours."""
+    from nuwa_hf.media import load_image
+
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 255                      # hidden white under the transparent part
+    rgba[2:6, 2:6] = (200, 30, 30, 255)      # an opaque red square
+    rgba[0, 0] = (100, 200, 50, 128)         # one half-transparent pixel
+    Image.fromarray(rgba, mode="RGBA").save(folder / "cat.png")
+    write_metadata(folder, [{"file_name": "cat.png", "text": "a red cat"}])
+    image = load_image_folder(folder)[0]["image"]
+    assert np.array_equal(image, np.asarray(load_image(folder / "cat.png")))
+    assert image[1, 1].tolist() == [0, 0, 0] and image[3, 3].tolist() == [200, 30, 30]
+    assert image[0, 0].tolist() == [50, 100, 25]
+
+
+def test_transparent_gif_clips_train_as_the_pipelines_read_them(tmp_path):
+    """The same rule for clips: a GIF with a transparent background (white kept under it) is read over black by the
+    video folder (PyAV) as by the pipelines' video reader."""
+    from nuwa_hf.data import load_video_folder
+    from nuwa_hf.media import load_video
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    frames = []
+    for t in range(3):
+        rgba = np.zeros((16, 16, 4), np.uint8)
+        rgba[..., :3] = 255
+        rgba[4:10, 2 + t:8 + t] = (200, 30, 30, 255)
+        frames.append(Image.fromarray(rgba, mode="RGBA"))
+    frames[0].save(folder / "cat.gif", save_all=True, append_images=frames[1:], duration=100, loop=0, disposal=2)
+    write_metadata(folder, [{"file_name": "cat.gif", "text": "a red cat moving right"}])
+    video = load_video_folder(folder, num_frames=3)[0]["video"]
+    assert video[:, 0, 0].tolist() == [[0, 0, 0]] * 3 and video[0, 5, 5].tolist() == [200, 30, 30]
+    assert np.array_equal(video, np.stack([np.asarray(frame) for frame in load_video(folder / "cat.gif")]))
+
+
 def test_folder_errors_name_the_problem_and_the_fix(tmp_path, image_folder):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "nowhere")
@@ -62,7 +102,7 @@ def test_folder_errors_name_the_problem_and_the_fix(tmp_path, image_folder):
     parent = tmp_path / "parent"
     (parent / "train").mkdir(parents=True)
     write_metadata(parent / "train", [{"file_name": "x.png", "text": "x"}])
-    with pytest.raises(FileNotFoundError, match="split=<name>"):
+    with pytest.raises(FileNotFoundError, match="give that folder itself .*train.*, or pass split='train'"):
         load_image_folder(parent)
     with pytest.raises(FileNotFoundError, match="No split folder"):
         load_image_folder(parent, split="test")

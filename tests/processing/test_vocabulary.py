@@ -92,3 +92,35 @@ def test_a_malformed_record_is_an_error_naming_the_fix(trained, tmp_path):
     with pytest.raises(ValueError, match=r"'caption_words' \(tokenizer_config.json\) must be a list of words.*"
                                          r"caption_words\(captions\)"):
         unknown_words(AutoTokenizer.from_pretrained(tmp_path), "a red 7")
+
+
+def test_a_folder_saved_after_padded_encoding_reads_its_words_without_the_padding(trained, tmp_path):
+    """Training encodes captions with padding="max_length" and truncation, which the saved tokenizer.json keeps; the
+    folder reader (nuwa-hf generate --help, the model card) must still see a word as its pieces, not padded to the
+    prompt length, or a folder without the record would know no word at all."""
+    legacy = without_record(trained, tmp_path / "legacy")
+    legacy(["a red 7"], padding="max_length", truncation=True, max_length=16)  # as training's encode_text does
+    legacy.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "tokenizer.json").read_text())
+    assert saved["padding"] is not None  # the premise: the padding is in the file
+    folder = read_folder_tokenizer(tmp_path / "saved")
+    assert recorded_caption_words(folder) is None
+    assert unknown_words(folder, "a red 7 in cyan") == []
+    assert known_words(folder) == known_words(legacy)
+
+
+def test_a_finetuning_runs_caption_words_join_the_record_and_a_tokenizer_without_one_is_left_alone(trained, tmp_path):
+    from nuwa_hf.processing.vocabulary import add_caption_words
+
+    trained.save_pretrained(tmp_path / "with")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "with")
+    assert unknown_words(tokenizer, "a red cat") == ["cat"]
+    assert add_caption_words(tokenizer, ["a red cat", "a dog sleeping"]) == (["cat", "dog", "sleeping"], True)
+    assert unknown_words(tokenizer, "a red cat") == [] and unknown_words(tokenizer, "a purple cat") == ["purple"]
+    tokenizer.save_pretrained(tmp_path / "saved")  # the record travels with the folder
+    assert {"cat", "dog", "red", "cyan"} <= recorded_caption_words(AutoTokenizer.from_pretrained(tmp_path / "saved"))
+    assert add_caption_words(tokenizer, ["a red cat"]) == ([], True)  # nothing new the second time
+
+    legacy = without_record(trained, tmp_path / "legacy")
+    assert add_caption_words(legacy, ["a red cat"]) == (["cat"], False)
+    assert recorded_caption_words(legacy) is None and unknown_words(legacy, "a red 7") == []

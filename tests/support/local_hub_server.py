@@ -1,6 +1,6 @@
 """A small Hugging Face Hub-compatible HTTP server for tests: the real ``huggingface_hub`` client talks to it.
 
-    >>> from nuwa_hf.hub.local_server import LocalHubServer
+    >>> from support.local_hub_server import LocalHubServer   # tests/ on sys.path (as the tests have it)
     >>> with LocalHubServer(max_seconds=120) as hub:          # 127.0.0.1, a free port, in-memory storage
     ...     # HF_ENDPOINT=hub.url in a subprocess (huggingface_hub reads HF_ENDPOINT at import time),
     ...     # or HfApi(endpoint=hub.url) / snapshot_download(..., endpoint=hub.url) in this process.
@@ -530,7 +530,8 @@ def _make_handler(hub: LocalHubServer):
 
 
 def main(argv: Optional[list] = None) -> int:
-    """``python -m nuwa_hf.hub.local_server [--max-seconds N] [--token T]``: serve until stopped or N seconds."""
+    """``PYTHONPATH=src python tests/support/local_hub_server.py [--max-seconds N] [--token T]`` (from the repository
+    root): print ``HF_ENDPOINT=...`` and serve until stopped or N seconds."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -34,7 +34,9 @@ EXIT_CODES_HELP = """exit codes:
   6    demo: some tasks failed (the others were written)
   7    the disk is full (or the file-size limit): the message names the folder and the space needed; nothing
        half-written is left
-  130  interrupted"""
+  130  interrupted (train: Ctrl-C ends the step in progress and saves it as a checkpoint first; the same command
+       resumes from it)
+  143  train: stopped by SIGTERM, after saving the step in progress as a checkpoint"""
 
 
 class CommandError(Exception):

@@ -13,8 +13,13 @@ from .user_folders import attach_decoder, read_metadata, resolve_folder
 
 
 def to_rgb_array(image: Image.Image, size: tuple[int, int] | None) -> np.ndarray:
-    """PIL image of any mode -> uint8 ``(H, W, 3)`` RGB, centre-cropped and resized (bicubic) to ``size`` if given."""
-    return np.asarray(fit(image.convert("RGB"), size, Image.Resampling.BICUBIC), dtype=np.uint8)
+    """PIL image of any mode -> uint8 ``(H, W, 3)`` RGB, centre-cropped and resized (bicubic) to ``size`` if given.
+
+    Transparency is laid over black (:func:`nuwa_hf.media.over_black`), as the pipelines read the same file: the
+    colours a PNG keeps under its transparent pixels (white, or anything) are not part of the picture."""
+    from ..media import to_pil_image
+
+    return np.asarray(fit(to_pil_image(image), size, Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def load_image_folder(

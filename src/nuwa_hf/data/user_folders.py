@@ -37,7 +37,9 @@ def resolve_folder(data_dir: str | Path, split: str | None) -> Path:
             hint = " A metadata.csv is there: these loaders read metadata.jsonl (one JSON object per line)."
         subfolders = [p.name for p in folder.iterdir() if p.is_dir() and (p / METADATA_FILE).is_file()]
         if subfolders:
-            hint += f" Subfolders {sorted(subfolders)} have one: pass split=<name>."
+            first = sorted(subfolders)[0]
+            hint += (f" Subfolders {sorted(subfolders)} have one: give that folder itself ({folder / first}; on the "
+                     f"command line --train-data TASK={folder / first}), or pass split={first!r}.")
         raise FileNotFoundError(
             f"{folder} has no {METADATA_FILE}. Write one line per file, e.g. "
             '{"file_name": "0001.png", "text": "a red circle"}.' + hint
@@ -76,7 +78,7 @@ def read_metadata(
                 if not isinstance(row.get(key), str) or not row[key]:
                     raise ValueError(f"{path}:{line_number} needs a {key!r} string (a path relative to {folder}).")
             if text_required and not isinstance(row.get("text"), str):
-                raise ValueError(f"{path}:{line_number} needs a 'text' string (the caption).")
+                raise ValueError(f"{path}:{line_number} needs a 'text' string (the caption).{_caption_key_hint(row)}")
             rows.append(row)
             line_numbers.append(line_number)
     if not rows:
@@ -96,6 +98,24 @@ def read_metadata(
     if missing:
         raise FileNotFoundError(f"{path} names {len(missing)} missing file(s), e.g. {missing[:5]}.")
     return rows
+
+
+def _caption_key_hint(row: dict) -> str:
+    """For a metadata line without ``"text"``: the key that looks like the caption under another name, and the fix."""
+    if "text" in row:
+        return f" It has 'text' = {row['text']!r} ({type(row['text']).__name__}); give the caption as a string."
+    named = [key for key, value in row.items() if key != "file_name" and isinstance(value, str)
+             and key.lower().strip() in CAPTION_KEY_NAMES]
+    if named:
+        return (f" It has {named[0]!r} instead: rename that key to 'text' on every line (the column name of datasets' "
+                "imagefolder, which these loaders follow).")
+    others = [key for key in row if key != "file_name"]
+    return f" Its keys besides 'file_name': {others or 'none'}."
+
+
+# keys people give the caption under when they do not know the imagefolder convention ("text")
+CAPTION_KEY_NAMES = ("caption", "captions", "prompt", "prompts", "description", "label", "title", "sentence",
+                     "txt", "text_caption", "alt_text", "alt")
 
 
 FOLDER_RULE = ("a training folder may name only its own files: give a path relative to the folder, without '..', "

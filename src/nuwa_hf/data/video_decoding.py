@@ -24,6 +24,17 @@ def _require_av():
     return av
 
 
+def _frame_image(frame) -> Image.Image:
+    """A decoded PyAV frame -> RGB PIL image. A frame with transparency (a GIF's, decoded as bgra or pal8; yuva, ...)
+    is laid over black (:func:`nuwa_hf.media.over_black`), as the pipelines read the same file: ``to_image`` would show
+    the colours kept under the transparent pixels."""
+    if frame.format.name == "pal8" or any(component.is_alpha for component in frame.format.components):
+        from ..media import over_black
+
+        return over_black(Image.fromarray(frame.to_ndarray(format="rgba"), "RGBA"))
+    return frame.to_image()  # RGB whatever the pixel format (yuv420p, rgb24, ...)
+
+
 def decode_video(
     source: str | bytes | Mapping,
     *,
@@ -80,7 +91,7 @@ def decode_video(
                     continue
                 if limits:
                     _check_video_budget(name, len(frames), frame.width, frame.height, limits)
-                image = frame.to_image()  # RGB PIL image whatever the pixel format (yuv420p, pal8 for GIF, ...)
+                image = _frame_image(frame)
                 if size is not None:
                     image = fit(image, size, Image.Resampling.BICUBIC)
                 frames.append(np.asarray(image.convert("RGB"), dtype=np.uint8))

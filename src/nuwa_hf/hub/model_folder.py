@@ -14,7 +14,10 @@ Folders of the old layout (the VQ-GANs in ``vqgan/`` and ``vqgan_seg/`` beside t
 model converts them while loading; ``python -m nuwa_hf.models.nuwa.convert_nuwa_legacy_folder`` converts them once.
 
 Files that are never part of the model (hidden files and folders, ``__pycache__``, ``*.pyc``, ``*.tmp``) are left out
-of :func:`list_model_files` and of uploads.
+of :func:`list_model_files` and of uploads, and so is the training state of a run folder (``nuwa-hf train
+--output-dir`` holds the final model beside its ``checkpoint-N/`` folders, with optimizer, scheduler and RNG state as
+pickles, and the ``_incomplete_checkpoints/`` staging area): pushing the run folder publishes the model; to share a
+checkpoint, push that checkpoint's folder itself.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from ..models.nuwa.loading_nuwa import read_nuwa_config, weights_file_problem
 VQGAN_SUBFOLDER = "vqgan"
 SEG_VQGAN_SUBFOLDER = "vqgan_seg"
 # fnmatch patterns ("*" also matches "/"), applied to '/'-separated paths relative to the folder.
-IGNORE_PATTERNS = [".*", "*/.*", "__pycache__", "__pycache__/*", "*/__pycache__/*", "*.pyc", "*.tmp"]
+IGNORE_PATTERNS = [".*", "*/.*", "__pycache__", "__pycache__/*", "*/__pycache__/*", "*.pyc", "*.tmp",
+                   # a training run folder's state beside its final model (nuwa_hf.training.checkpointing)
+                   "checkpoint-*/*", "_incomplete_checkpoints/*"]
 
 
 class IncompleteModelFolderError(ValueError):
@@ -158,6 +163,10 @@ def check_model_folder(folder: str | os.PathLike, *, require_sketch_vqgan: bool 
                         "once with nuwa_hf.hub.push_code for users without nuwa-hf (trust_remote_code=True)")
     if "README.md" not in present:
         warnings.append("no README.md: the repository will have no model card")
+    run_state = sorted(path.name + "/" for path in root.glob("checkpoint-*") if path.is_dir())
+    if run_state:
+        warnings.append(f"left out: {', '.join(run_state)} (the training run's checkpoints: optimizer, scheduler and "
+                        "RNG state, not part of the model); to share a checkpoint, push its folder itself")
     return ModelFolderReport(folder=root, files=files, warnings=warnings,
                              has_sketch_vqgan=has_sketch_vqgan,
                              has_model_card="README.md" in present)

@@ -66,6 +66,35 @@ def recorded_caption_words(tokenizer) -> Optional[frozenset]:
     return words
 
 
+def add_caption_words(tokenizer, captions: Iterable[str]) -> Tuple[List[str], bool]:
+    """Make the words of more training captions known: those of a fine-tuning run's own data, trained with a tokenizer
+    that came from elsewhere (``--init-from``, ``--tokenizer``), so that the fine-tuned model's pipelines keep them in
+    prompts instead of leaving them out as unknown.
+
+    A word is known when the training captions had it, and a fine-tuning run's captions are training captions too. A
+    tokenizer with a ``caption_words`` record gets the new words added to it (a new sorted list in ``init_kwargs``,
+    which ``save_pretrained`` writes); one without a record (its words judged by its whole-word tokens) is left as it
+    is, since a record of the new words alone would make its other words unknown.
+
+    Args:
+        tokenizer: a caption tokenizer (transformers), changed in place when it has a record.
+        captions: the run's captions.
+
+    Returns:
+        ``(new, recorded)``: the captions' words :func:`unknown_words` called unknown before (sorted), and whether the
+        tokenizer has a record, which now holds every word of the captions (False: the new words stay unknown to
+        its pipelines).
+    """
+    words = caption_words(captions)
+    new = [word for word in words if unknown_words(tokenizer, word)]
+    record = recorded_caption_words(tokenizer)
+    if record is None:
+        return new, False
+    if new:
+        tokenizer.init_kwargs[CAPTION_WORDS_FIELD] = sorted(record | set(new))
+    return new, True
+
+
 class FolderTokenizer:
     """A model folder's caption tokenizer read with ``tokenizers`` alone (no transformers import: ``--help``, the
     model card): ``tokenizer.json`` plus the folder's caption-word record, for the functions of this module."""
@@ -88,6 +117,10 @@ def read_folder_tokenizer(folder: os.PathLike) -> FolderTokenizer:
 
     folder = Path(folder)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    # A folder saved after padded encoding (training encodes captions with padding="max_length") keeps that padding
+    # and truncation in tokenizer.json; a word's pieces must not come padded to the prompt length.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     record = config.get(CAPTION_WORDS_FIELD) if isinstance(config, dict) else None

@@ -35,8 +35,11 @@ class NuwaDataArguments:
         "help": f"comma-separated tasks among {', '.join(TASKS)}, or pretraining / finetuning / all"})
     train_data: List[str] = field(default_factory=list, metadata={
         "action": "extend", "metavar": "TASK=FOLDER",
-        "help": "use a folder of your own for TASK instead of the built-in world (t2i: image folder with "
-                "metadata.jsonl; t2v, v2v: video folder; s2i: sketch/image pairs); repeatable"})
+        "help": "use a folder of your own for TASK instead of the built-in world: its files and a metadata.jsonl "
+                "with one line per file, {\"file_name\": \"0001.png\", \"text\": \"a caption\"} (datasets' "
+                "imagefolder convention; t2i: images, t2v / v2v: videos or GIFs, s2i: sketch/image pairs with "
+                "\"sketch_file_name\"); with --init-from, caption words new to its tokenizer are added to the saved "
+                "model's prompt words; repeatable"})
     num_samples: int = field(default=2000, metadata={"help": "examples per task drawn from the built-in worlds"})
     task_num_samples: Optional[str] = field(default=None, metadata={
         "metavar": "TASK=N,...", "help": "per-task examples from the built-in worlds, e.g. t2i=60000,t2v=20000 (all "

@@ -100,8 +100,10 @@ def encode_text(tokenizer, texts: Sequence[str], max_text_length: int) -> torch.
     too_long = sum(len(ids) > max_text_length for ids in full)
     if too_long:
         logger.warning(
-            "%d of %d captions are longer than max_text_length=%d tokens and were truncated; raise max_text_length "
-            "(and the model's) to keep them whole.", too_long, len(texts), max_text_length,
+            "%d of %d captions are longer than max_text_length=%d tokens and were truncated (the model never reads "
+            "their ends): shorten them, or, for a model trained from scratch, raise --max-text-length (a model "
+            "fine-tuned with --init-from keeps its own). Words the tokenizer does not know take several tokens "
+            "each.", too_long, len(texts), max_text_length,
         )
     encoded = tokenizer(
         texts, padding="max_length", truncation=True, max_length=max_text_length, add_special_tokens=True,

@@ -12,7 +12,8 @@ Several processes (DDP; gloo on CPU, NCCL on GPUs), same arguments::
 Run ``--help`` for every option. The run resumes automatically from the newest complete checkpoint in
 ``--output-dir`` (``--resume never`` to start over, or a checkpoint path). Running a finished run again (its
 checkpoint at ``--max-steps``, its ``training_summary.json`` written) changes nothing and says so; raise
-``--max-steps`` to train further.
+``--max-steps`` to train further. Ctrl-C / SIGTERM in a one-process run ends the step in progress and saves it as a
+checkpoint before stopping (:mod:`nuwa_hf.training.interruption`; exit code 128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .arguments import arguments_from_namespace, build_parser
 
 from .checkpointing import STAGING_DIRNAME, is_complete_checkpoint, last_complete_checkpoint
 from .collator import NuwaTaskCollator
+from .interruption import StopOnSignal
 from .mixture import TaskMixtureDataset
 from .tasks import get_task, parse_tasks
 from .token_cache import tokenize_task_dataset
@@ -108,11 +110,47 @@ def load_task_dataset(task_name: str, args, folder: Optional[str], num_classes: 
 
 
 def _captions(datasets: Dict[str, object]) -> List[str]:
+    """The captions of the text tasks, read from the raw column (a user folder's lazy decoding of its media is not
+    run for them)."""
     captions: List[str] = []
     for name, dataset in datasets.items():
         if get_task(name).condition == "text":
-            captions.extend(str(text) for text in dataset["text"])
+            column = dataset.with_format(None)["text"] if hasattr(dataset, "with_format") else dataset["text"]
+            captions.extend(str(text) for text in column)
     return captions
+
+
+def record_run_caption_words(tokenizer, raw: Dict[str, object], source: str, log: bool) -> List[str]:
+    """Make this run's caption words known to the prompt vocabulary of the model it saves, and say so.
+
+    A tokenizer from elsewhere (``--init-from``, ``--tokenizer``) was fitted to other captions: words of the user's
+    ("cat" for a model trained on digits) reach the model as sub-word pieces, and its ``caption_words`` record
+    (tokenizer_config.json, which decides the words the pipelines keep in a prompt) does not have them, so the
+    fine-tuned model's pipelines would leave out the very words it was fine-tuned on. They are added to the record
+    (:func:`~nuwa_hf.processing.vocabulary.add_caption_words`), and a warning names them with their pieces.
+    Returns the words that were new.
+    """
+    from ..processing.vocabulary import add_caption_words
+
+    captions = _captions(raw)
+    if tokenizer is None or not captions:
+        return []
+    new, recorded = add_caption_words(tokenizer, captions)
+    if new and log:
+        shown = ", ".join(f"{word!r} -> {' + '.join(repr(p) for p in tokenizer.tokenize(word))}" for word in new[:8])
+        more = f" and {len(new) - 8} more" if len(new) > 8 else ""
+        if recorded:
+            outcome = ("They are added to the saved tokenizer's caption_words (tokenizer_config.json), so the "
+                       "fine-tuned model's pipelines keep them in prompts.")
+        else:
+            outcome = ("This tokenizer has no caption_words record, so the fine-tuned model's pipelines will judge "
+                       "them by its whole-word tokens and leave them out of prompts (drop_unknown_words=False, "
+                       "--keep-unknown-words keeps them).")
+        logger.warning(
+            "%d word(s) of this run's captions are new to the tokenizer of %s, which was fitted to other captions: "
+            "%s%s. They reach the model as these sub-word pieces, whose meaning it learns from your examples "
+            "alone. %s", len(new), source, shown, more, outcome)
+    return new
 
 
 def load_text_tokenizer(args, raw: Dict[str, object], training_args):
@@ -445,6 +483,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # still a complete model folder.
     inherited = args.init_from and os.path.isfile(os.path.join(args.init_from, "tokenizer_config.json"))
     tokenizer = load_text_tokenizer(args, raw, training_args) if (needs_text or args.tokenizer or inherited) else None
+    if tokenizer is not None:
+        record_run_caption_words(tokenizer, raw, args.tokenizer or args.init_from or "this run",
+                                 log=training_args.should_log)
 
     collator = NuwaTaskCollator(
         text_tokenizer=tokenizer, visual_tokenizer=vqgan, sketch_tokenizer=sketch_vqgan,
@@ -514,7 +555,28 @@ def main(argv: Optional[List[str]] = None) -> int:
                 resume_checkpoint, trainer.state.global_step, args.max_steps, SUMMARY_FILE)
         train_loss = None
     else:
-        train_loss = trainer.train(resume_from_checkpoint=resume_checkpoint).training_loss
+        stop_on_signal = StopOnSignal() if training_args.world_size == 1 else None
+        if stop_on_signal is not None:
+            trainer.add_callback(stop_on_signal)
+            stop_on_signal.install()
+        try:
+            train_loss = trainer.train(resume_from_checkpoint=resume_checkpoint).training_loss
+        finally:
+            if stop_on_signal is not None:
+                stop_on_signal.uninstall()
+        if stop_on_signal is not None and stop_on_signal.signal_number is not None \
+                and trainer.state.global_step < args.max_steps:
+            # Stopped early, with a checkpoint of the last step: no final model or summary (the run is not finished).
+            step = trainer.state.global_step
+            checkpoint = os.path.join(args.output_dir, f"checkpoint-{step}")
+            if not is_complete_checkpoint(checkpoint):
+                raise RuntimeError(f"training stopped on {stop_on_signal.signal_name} at step {step} but "
+                                   f"{checkpoint} was not written completely.")
+            logger.warning(
+                "stopped by %s at step %d of --max-steps %d; %s holds every step trained. Run the same command again "
+                "to resume from it.", stop_on_signal.signal_name, step, args.max_steps, checkpoint)
+            _remove_empty_staging(args.output_dir)
+            return 128 + stop_on_signal.signal_number
     elapsed = time.time() - started
     tokens_per_process = torch.tensor([float(trainer.visual_tokens_trained)], device=training_args.device)
     if trainer.accelerator.num_processes > 1:
@@ -550,11 +612,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.info("saved the model to %s (%s)", args.output_dir, json.dumps(summary))
     trainer.accelerator.wait_for_everyone()
     if trainer.args.should_save:
-        try:  # the staging area is empty after a clean end; leave it only if something is in it
-            os.rmdir(os.path.join(args.output_dir, STAGING_DIRNAME))
-        except OSError:
-            pass
+        _remove_empty_staging(args.output_dir)
     return 0
+
+
+def _remove_empty_staging(output_dir: str) -> None:
+    """The staging area is empty after a clean end (or stop); leave it only if something is in it."""
+    try:
+        os.rmdir(os.path.join(output_dir, STAGING_DIRNAME))
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

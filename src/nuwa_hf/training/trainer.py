@@ -340,9 +340,10 @@ class NuwaTrainer(Trainer):
 
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
         """The model, its VQ-GANs and the processor; a final save (outside checkpoints) is published as a whole."""
+        # The processor first: the model card written with the first save then lists the tokenizer's prompt words.
         if self._staging_root is not None:  # inside _save_checkpoint: already staged
-            super().save_model(output_dir, _internal_call)
             self._save_processor(output_dir)
+            super().save_model(output_dir, _internal_call)
             return
         target = output_dir if output_dir is not None else self.args.output_dir
         staged = os.path.join(target, STAGING_DIRNAME, "model")
@@ -350,8 +351,8 @@ class NuwaTrainer(Trainer):
             clear_staging(target, "model")
         self.accelerator.wait_for_everyone()
         try:
-            super().save_model(staged, _internal_call=True)
             self._save_processor(staged)
+            super().save_model(staged, _internal_call=True)
         except Exception as error:
             if not is_out_of_space(error):
                 raise

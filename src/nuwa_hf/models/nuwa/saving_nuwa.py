@@ -55,9 +55,30 @@ def write_model_card(folder: str | os.PathLike, *, remote_code: Optional[str] = 
     source = source or "path/to/this/folder"
     data = ModelCardData(library_name=LIBRARY_NAME, pipeline_tag=PIPELINE_TAG, tags=list(CARD_TAGS))
     remote = _REMOTE_TEXT.format(code_repo=remote_code, source=source) if remote_code else ""
-    text = f"---\n{data.to_yaml()}\n---\n" + _CARD_TEXT.format(source=source, remote=remote)
+    text = f"---\n{data.to_yaml()}\n---\n" + _CARD_TEXT.format(source=source, remote=remote) + _words_text(folder)
     ModelCard(text).save(str(path))
     return path
+
+
+_WORDS_TEXT = """
+## Prompt words
+
+The words of its training captions (`caption_words` in tokenizer_config.json). The pipelines keep these in a prompt;
+other words are named in a warning and left out.
+
+{lines}
+"""
+
+
+def _words_text(folder: str | os.PathLike) -> str:
+    """The card's list of the prompt words the folder's caption tokenizer knows; "" when the folder has no tokenizer
+    yet (a model saved before its processor)."""
+    from ...hub.model_cards import folder_vocabulary
+
+    vocabulary = folder_vocabulary(folder)
+    if not vocabulary:
+        return ""
+    return _WORDS_TEXT.format(lines="\n".join(f"- {kind}: {words}" for kind, words in vocabulary))
 
 
 def push_saved(obj, repo_id: str, *, remote_code: Optional[str] = None, **options):
