@@ -168,6 +168,12 @@ def _open_image(path: Path, what: str) -> Iterator[PIL.Image.Image]:
             raise _unreadable(path, what, str(error) or type(error).__name__) from None
 
 
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether every pixel (or palette entry) of ``rgb`` ``(..., 3)`` has its three channels equal: a black-and-white
+    mask or a map of grey levels saved in colour."""
+    return bool((rgb == rgb[..., :1]).all())
+
+
 def has_alpha(image: PIL.Image.Image) -> bool:
     """Whether a picture has transparency: an alpha channel, or a palette / grey / RGB image with a transparent
     colour."""
@@ -484,7 +490,7 @@ def _is_drawing(image: PIL.Image.Image, num_classes: int | None) -> bool:
     if not used.size or int(used.max()) >= len(palette):
         return False
     colours = palette[used]
-    if (colours == colours[:, :1]).all():
+    if is_grey(colours):
         return False  # greys: the indices are the ids
     if int(used.max()) >= num_classes:
         return True
@@ -597,7 +603,7 @@ def _gif_class_maps(path: Path) -> list[np.ndarray]:
     if first.mode not in ("P", "L"):
         return [_class_map_from_image(first, f"frame 0 of {path.name}")]  # refused with the message for colours
     rgb = [np.asarray(frame.convert("RGB"), dtype=np.int64) for frame in frames]
-    if all((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all() for a in rgb):
+    if all(is_grey(a) for a in rgb):
         return [a[..., 0].copy() for a in rgb]  # grey levels are the ids
     palette = np.asarray(first.getpalette() or [], dtype=np.int64).reshape(-1, 3)
     codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]

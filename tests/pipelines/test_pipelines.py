@@ -517,18 +517,25 @@ def test_condition_gain_reranking_refuses_requests_without_a_condition(tiny_mode
         SIZE, SIZE)
 
 
-def test_a_folders_condition_gain_default_is_one_sample_where_there_is_no_condition(tiny_model_folder, tmp_path):
-    """A folder whose image-completion entry names "condition_gain" reranks completions that have a prompt by it (as
-    an explicit scorer= would) and gives one sample for those without (nothing to gain from; asked for in the call,
-    that is an error instead)."""
+def folder_with_task_sampling(tiny_model_folder, tmp_path, task_sampling: dict):
+    """A copy of the tiny model folder whose generation_config.json samples and has ``task_sampling`` -> (folder, the
+    config dict written, to change and write again)."""
     import shutil
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_folder, folder)
     config = json.loads((folder / "generation_config.json").read_text())
-    config.update(do_sample=True, _from_model_config=False,
-                  task_sampling={"nuwa-image-completion": {"scorer": "condition_gain", "num_candidates": 4}})
+    config.update(do_sample=True, _from_model_config=False, task_sampling=task_sampling)
     (folder / "generation_config.json").write_text(json.dumps(config))
+    return folder, config
+
+
+def test_a_folders_condition_gain_default_is_one_sample_where_there_is_no_condition(tiny_model_folder, tmp_path):
+    """A folder whose image-completion entry names "condition_gain" reranks completions that have a prompt by it (as
+    an explicit scorer= would) and gives one sample for those without (nothing to gain from; asked for in the call,
+    that is an error instead)."""
+    folder, _ = folder_with_task_sampling(
+        tiny_model_folder, tmp_path, {"nuwa-image-completion": {"scorer": "condition_gain", "num_candidates": 4}})
     reranking, plain = load("nuwa-image-completion", str(folder)), load("nuwa-image-completion", tiny_model_folder)
     image = random_image(3)
     call = dict(mask="bottom half", seed=2, output_type="tokens")
@@ -578,14 +585,8 @@ def test_a_folders_default_reranking_leaves_a_video_past_the_trained_frames_at_o
     """The shipped folder reranks T2V by default (task_sampling); a longer video, which slides a window past the
     trained frames (`nuwa-hf generate --help`'s --num-frames 12 example), is one sample instead of an error, and a
     video of the trained length is still reranked."""
-    import shutil
-
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_model_folder, folder)
-    config = json.loads((folder / "generation_config.json").read_text())
-    config.update(do_sample=True, _from_model_config=False,
-                  task_sampling={"nuwa-text-to-video": {"scorer": "likelihood", "num_candidates": 3}})
-    (folder / "generation_config.json").write_text(json.dumps(config))
+    folder, _ = folder_with_task_sampling(tiny_model_folder, tmp_path,
+                                          {"nuwa-text-to-video": {"scorer": "likelihood", "num_candidates": 3}})
     reranking, plain = load("nuwa-text-to-video", str(folder)), load("nuwa-text-to-video", tiny_model_folder)
     long = reranking("the digit 3", num_frames=5, seed=1, output_type="tokens")
     assert torch.equal(torch.as_tensor(long), torch.as_tensor(
@@ -601,14 +602,8 @@ def test_a_model_folder_can_make_likelihood_reranking_a_tasks_default(tiny_model
     """generation_config.json's task_sampling entry {"scorer": "likelihood", "num_candidates": 3} reranks that task's
     calls by default (as an explicit scorer= would), other tasks not; num_candidates=1 turns it off; a folder cannot
     name any other scorer."""
-    import shutil
-
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_model_folder, folder)
-    config = json.loads((folder / "generation_config.json").read_text())
-    config.update(do_sample=True, _from_model_config=False,
-                  task_sampling={"nuwa-text-to-image": {"scorer": "likelihood", "num_candidates": 3}})
-    (folder / "generation_config.json").write_text(json.dumps(config))
+    folder, config = folder_with_task_sampling(tiny_model_folder, tmp_path,
+                                               {"nuwa-text-to-image": {"scorer": "likelihood", "num_candidates": 3}})
     reranking, plain = load("nuwa-text-to-image", str(folder)), load("nuwa-text-to-image", tiny_model_folder)
     default = reranking("a red 3", seed=2, output_type="tokens")
     explicit = plain("a red 3", seed=2, output_type="tokens", scorer="likelihood", num_candidates=3)
@@ -623,7 +618,8 @@ def test_a_model_folder_can_make_likelihood_reranking_a_tasks_default(tiny_model
     assert video._reranking({}) == (None, 1)  # another task: no entry, no reranking
     config["task_sampling"]["nuwa-text-to-image"]["scorer"] = "condition_gain"  # the other scorer the model computes
     (folder / "generation_config.json").write_text(json.dumps(config))
-    assert torch.equal(torch.as_tensor(load("nuwa-text-to-image", str(folder))("a red 3", seed=2, output_type="tokens")),
+    gain_default = load("nuwa-text-to-image", str(folder))("a red 3", seed=2, output_type="tokens")
+    assert torch.equal(torch.as_tensor(gain_default),
                        torch.as_tensor(plain("a red 3", seed=2, output_type="tokens", scorer="condition_gain",
                                              num_candidates=3)))
     config["task_sampling"]["nuwa-text-to-image"]["scorer"] = "clip"

@@ -654,8 +654,7 @@ class NuwaPipeline(Pipeline):
             outputs["pixels"] = _stack_padded(pixels_of)
         return outputs
 
-    def _model_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int,
-                      kind: str = LIKELIHOOD) -> torch.Tensor:
+    def _model_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int, kind: str) -> torch.Tensor:
         """The scorers the model computes itself, from ``model.token_grid_losses`` (teacher-forced summed token
         losses, nats) of each candidate's whole token grid ``tokens`` ``(inputs * n, T, h, w)`` (rows input-major, as
         ``generate_visual`` returns them) -> ``(inputs, n)``, higher is better:
@@ -668,7 +667,6 @@ class NuwaPipeline(Pipeline):
 
         Tokens every candidate shares before the first generated one add the same amount to each; known tokens after
         it (the rest of an image around a completed region) score how well the candidate fits them."""
-        self._check_model_scorer(kind, spec)
         condition = CONDITIONS[spec["condition"]]
         inputs: dict = {}
         if condition == "text":
@@ -683,38 +681,45 @@ class NuwaPipeline(Pipeline):
         return -losses.view(-1, per_input)
 
     def _check_model_scorer(self, kind: str, spec: dict) -> None:
-        """Refuses what the model's own scorers cannot score, before anything is sampled: a grid of more frames than
-        the model was trained on (a video that slides a window), and ``"condition_gain"`` for a request without a
-        condition (video prediction, image completion without a prompt: the gain would be 0 for every candidate)."""
-        if kind not in MODEL_SCORERS:
-            raise ValueError(f"unknown model scorer {kind!r}: the model computes {MODEL_SCORER_NAMES}.")
-        if spec["frames"] > self.max_frames:
-            raise ValueError(
-                f"scorer={kind!r} scores grids up to the {self.max_frames} frames the model was trained on; this "
-                f"call makes {spec['frames']}. Use fewer frames, another scorer, or num_candidates=1.")
-        if kind == CONDITION_GAIN and CONDITIONS[spec["condition"]] == "none":
-            raise ValueError(
-                f"scorer={CONDITION_GAIN!r} ranks candidates by how much more likely the condition (a prompt or a "
-                f"sketch) makes them, but this {self.task_name or 'NUWA'} request has no condition, so there is "
-                f"nothing to gain from: use scorer={LIKELIHOOD!r}, or give a prompt where the task takes one.")
+        """Refuses, before anything is sampled, what the model's own scorer ``kind`` cannot score
+        (:meth:`_model_scorer_problem`)."""
+        problem = self._model_scorer_problem(kind, spec["frames"], CONDITIONS[spec["condition"]])
+        if problem is not None:
+            raise ValueError(problem)
 
-    def _reranking(self, options: dict, frames: Optional[int] = None, condition: Optional[str] = None) -> tuple[Any, int]:
+    def _model_scorer_problem(self, kind: str, frames: Optional[int], condition: Optional[str]) -> Optional[str]:
+        """Why the model's own scorer ``kind`` cannot score a request of ``frames`` frames with ``condition`` (None:
+        not known yet, no objection), or None: a grid of more frames than the model was trained on (a video that
+        slides a window), and ``"condition_gain"`` without a condition (video prediction, image completion without a
+        prompt: the gain would be 0 for every candidate). An explicit scorer is refused for it
+        (:meth:`_check_model_scorer`); a folder's default reranking gives one sample instead (:meth:`_reranking`)."""
+        if kind not in MODEL_SCORERS:
+            return f"unknown model scorer {kind!r}: the model computes {MODEL_SCORER_NAMES}."
+        if frames is not None and frames > self.max_frames:
+            return (f"scorer={kind!r} scores grids up to the {self.max_frames} frames the model was trained on; this "
+                    f"call makes {frames}. Use fewer frames, another scorer, or num_candidates=1.")
+        if kind == CONDITION_GAIN and condition == "none":
+            return (f"scorer={CONDITION_GAIN!r} ranks candidates by how much more likely the condition (a prompt or a "
+                    f"sketch) makes them, but this {self.task_name or 'NUWA'} request has no condition, so there is "
+                    f"nothing to gain from: use scorer={LIKELIHOOD!r}, or give a prompt where the task takes one.")
+        return None
+
+    def _reranking(self, options: dict, frames: Optional[int] = None,
+                   condition: Optional[str] = None) -> tuple[Any, int]:
         """The call's scorer and candidates per output: the call's own, else the pipeline's, else the task's entry of
         the model folder's ``generation_config.task_sampling`` (e.g. ``{"scorer": "likelihood", "num_candidates":
         4}``, or ``"condition_gain"``: the shipped folder reranks where the validation split said it pays); default 8
         candidates with a scorer. ``num_candidates=1`` turns a folder's reranking off. The folder's reranking applies
         where its scorer can score: a video of ``frames`` past the trained ones (which slides a window), and, for
         ``"condition_gain"``, a request whose ``condition`` is "none", are one sample (asked for in the call, such
-        reranking is refused by ``_forward`` instead, ``_check_model_scorer``)."""
+        reranking is refused by ``_forward`` instead; both read :meth:`_model_scorer_problem`)."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
         if scorer is None:
             entry = self._task_reranking()
             if entry is not None and num_candidates is None:
-                if frames is not None and frames > self.max_frames:
-                    return None, 1
-                if entry[0].kind == CONDITION_GAIN and condition == "none":
-                    return None, 1
+                if self._model_scorer_problem(entry[0].kind, frames, condition) is not None:
+                    return None, 1  # where the folder's scorer cannot score: one sample
                 scorer, num_candidates = entry
             elif entry is not None and num_candidates > 1:
                 scorer = entry[0]

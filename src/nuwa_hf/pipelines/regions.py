@@ -34,6 +34,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..media import is_grey
+
 REGION_SHORTCUTS = (
     "top half", "bottom half", "left half", "right half", "center", "top left", "top right", "bottom left",
     "bottom right", "all",
@@ -122,7 +124,7 @@ def _mask_array(mask: Any) -> np.ndarray:
             mask = mask.convert("RGB")
         if mask.mode == "RGB":  # a black-and-white mask saved in colour (what most paint programs write)
             channels = np.asarray(mask)
-            if (channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all():
+            if is_grey(channels):
                 return channels[..., 0] >= 128
         if mask.mode == "RGB":
             raise ValueError(
