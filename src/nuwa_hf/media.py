@@ -39,6 +39,7 @@ from typing import Any, Union
 import numpy as np
 import PIL.Image
 
+from .frame_conversion import over_black
 from .file_io import atomic_output
 
 PathLike = Union[str, os.PathLike]
@@ -179,14 +180,6 @@ def has_alpha(image: PIL.Image.Image) -> bool:
     colour."""
     return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         image.mode in ("P", "L", "RGB") and "transparency" in image.info)
-
-
-def over_black(image: PIL.Image.Image) -> PIL.Image.Image:
-    """A picture with transparency -> RGB laid over opaque black (what the web page does with its uploads, and the
-    built-in worlds' background). The colours a file keeps under transparent pixels are no part of the picture (paint
-    programs keep white, or anything, there), so they are never shown; half-transparent pixels are blended."""
-    rgba = image.convert("RGBA")
-    return PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
 
 
 def _decoded_rgb(image: PIL.Image.Image) -> PIL.Image.Image:

@@ -18,7 +18,7 @@ import numpy as np
 from datasets import Dataset, IterableDataset, load_dataset
 from PIL import Image
 
-from .frame_resizing import fit, normalize_size
+from ..frame_conversion import fit, normalize_size
 from .image_folder import to_rgb_array
 from .user_folders import attach_decoder, read_metadata, resolve_folder
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
-from .frame_resizing import fit
+from ..frame_conversion import fit, over_black
 
 
 def _require_av():
@@ -26,11 +26,9 @@ def _require_av():
 
 def _frame_image(frame) -> Image.Image:
     """A decoded PyAV frame -> RGB PIL image. A frame with transparency (a GIF's, decoded as bgra or pal8; yuva, ...)
-    is laid over black (:func:`nuwa_hf.media.over_black`), as the pipelines read the same file: ``to_image`` would show
-    the colours kept under the transparent pixels."""
+    is laid over black (:func:`nuwa_hf.frame_conversion.over_black`), as the pipelines read the same file:
+    ``to_image`` would show the colours kept under the transparent pixels."""
     if frame.format.name == "pal8" or any(component.is_alpha for component in frame.format.components):
-        from ..media import over_black
-
         return over_black(Image.fromarray(frame.to_ndarray(format="rgba"), "RGBA"))
     return frame.to_image()  # RGB whatever the pixel format (yuv420p, rgb24, ...)
 

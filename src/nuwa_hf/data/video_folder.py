@@ -6,7 +6,7 @@ from pathlib import Path
 
 from datasets import Dataset, IterableDataset, Video
 
-from .frame_resizing import normalize_size
+from ..frame_conversion import normalize_size
 from .user_folders import attach_decoder, read_metadata, resolve_folder
 from .video_decoding import decode_video
 

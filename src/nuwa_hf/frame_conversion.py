@@ -1,8 +1,21 @@
-"""Bringing user images, video frames and sketches to one size: centre-crop to the target aspect, then resize."""
+"""Bringing user images, video frames and sketches to the model's form: transparency laid over black
+(:func:`over_black`), then one size (:func:`fit`: centre-crop to the target aspect, then resize).
+
+The lowest of the picture modules (Pillow only): :mod:`nuwa_hf.media` (users' files) and the data loaders
+(:mod:`nuwa_hf.data.video_decoding`, the folder readers) both use it.
+"""
 
 from __future__ import annotations
 
 from PIL import Image
+
+
+def over_black(image: Image.Image) -> Image.Image:
+    """A picture with transparency -> RGB laid over opaque black (what the web page does with its uploads, and the
+    built-in worlds' background). The colours a file keeps under transparent pixels are no part of the picture (paint
+    programs keep white, or anything, there), so they are never shown; half-transparent pixels are blended."""
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
 
 
 def normalize_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
