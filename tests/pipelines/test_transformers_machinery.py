@@ -142,3 +142,18 @@ def test_empty_and_bad_streams(t2i):
 
 def iter_prompts(prompts):
     yield from prompts
+
+
+@pytest.mark.parametrize("dtype_argument", ["dtype", "torch_dtype"])
+def test_a_pipeline_loaded_in_bfloat16_saves_and_loads_again(tiny_model_folder, tmp_path, dtype_argument):
+    """pipeline(..., dtype=torch.bfloat16) hands the dtype to the processor as well (transformers passes its model
+    kwargs to AutoProcessor); the tokenizer kept it in its config and save_pretrained failed with "Object of type dtype
+    is not JSON serializable". The processor leaves the model's loading arguments out."""
+    pipe = load("nuwa-text-to-image", tiny_model_folder, **{dtype_argument: torch.bfloat16})
+    assert pipe.model.dtype == torch.bfloat16
+    pipe.save_pretrained(tmp_path)
+    config = (tmp_path / "tokenizer_config.json").read_text()
+    assert "dtype" not in config
+    again = load("nuwa-text-to-image", tmp_path)
+    assert again.model.dtype == torch.bfloat16
+    assert np.array_equal(np.asarray(again(PROMPTS[0], seed=0)), np.asarray(pipe(PROMPTS[0], seed=0)))

@@ -40,6 +40,13 @@ _MOVED_TO_THE_MODEL = (
 )
 
 
+# from_pretrained arguments of models, never of processors (transformers' pipeline() passes its model_kwargs to both).
+_MODEL_LOADING_KWARGS = (
+    "dtype", "torch_dtype", "device_map", "attn_implementation", "low_cpu_mem_usage", "max_memory", "offload_folder",
+    "offload_state_dict", "quantization_config", "use_safetensors", "variant", "weights_only", "tp_plan",
+)
+
+
 class NuwaProcessor(ProcessorMixin):
     r"""
     Turns text, images, videos and sketches into NUWA's inputs, and decoded pixels back into pictures.
@@ -312,7 +319,14 @@ class NuwaProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "NuwaProcessor":
-        """Load a processor folder (or Hub repository): the tokenizer and `processor_config.json`."""
+        """Load a processor folder (or Hub repository): the tokenizer and `processor_config.json`.
+
+        Keyword arguments meant for the model (``dtype``, ``device_map``, ``attn_implementation``, ...: what
+        ``pipeline(..., dtype=torch.bfloat16)`` passes to the processor too) are left out: a tokenizer would keep them
+        in its config, and a ``torch.dtype`` there makes ``save_pretrained`` fail.
+        """
+        for name in _MODEL_LOADING_KWARGS:
+            kwargs.pop(name, None)
         if "load_vqgans" in kwargs:
             raise TypeError(f"NuwaProcessor.from_pretrained takes no `load_vqgans`: {_MOVED_TO_THE_MODEL}")
         path = os.fspath(pretrained_model_name_or_path)

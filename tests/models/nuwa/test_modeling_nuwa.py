@@ -50,6 +50,20 @@ def test_save_load_round_trip_is_bit_exact_through_auto_classes(tmp_path):
                                atol=0, rtol=0)
 
 
+def test_the_bare_model_from_automodel_names_the_class_that_generates(tmp_path):
+    """AutoModel loads NuwaModel (no head, as BartModel); a user who calls generate() on it learns which class to load,
+    instead of torch's "'NuwaModel' object has no attribute 'generate'"."""
+    tiny_model().save_pretrained(tmp_path)
+    base = AutoModel.from_pretrained(tmp_path)
+    for call in (lambda: base.generate(input_ids=torch.randint(0, 512, (1, 5))), lambda: base.generate_visual()):
+        with pytest.raises(TypeError, match=r"AutoModelForSeq2SeqLM\.from_pretrained.*pipeline\(") as raised:
+            call()
+        assert "NuwaForConditionalGeneration" in str(raised.value)
+    generated = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).generate(
+        input_ids=torch.randint(0, 512, (1, 5)), visual_grid=(1, 2, 2), do_sample=False)
+    assert generated.shape == (1, 1 + 4)  # the class the message names does generate
+
+
 @pytest.mark.parametrize("rope", [False, True], ids=["absolute", "rope-3d"])
 @pytest.mark.parametrize("condition", ["text", "sketch", "none"])
 def test_attention_implementations_agree_in_values_and_gradients(condition, rope):

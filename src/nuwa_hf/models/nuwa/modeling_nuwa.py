@@ -1144,6 +1144,14 @@ class NuwaVisualTokenizersMixin:
         )
 
 
+_NO_HEAD_MESSAGE = (
+    "NuwaModel.{method}() does not exist: NuwaModel (what AutoModel loads) is the bare encoder-decoder, without the "
+    "head that predicts visual tokens. Load NuwaForConditionalGeneration instead: "
+    "AutoModelForSeq2SeqLM.from_pretrained(path) or NuwaForConditionalGeneration.from_pretrained(path); or use a "
+    "pipeline, e.g. pipeline(\"nuwa-text-to-image\", model=path)."
+)
+
+
 class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
     """Encoder + decoder, returning the decoder's hidden states (no head) as a ``Seq2SeqModelOutput``, and the VQ-GANs
     that code its token grids."""
@@ -1177,6 +1185,15 @@ class NuwaModel(NuwaVisualTokenizersMixin, NuwaPreTrainedModel):
             tokenizer.requires_grad_(False)
             setattr(self, name, tokenizer.to(self.device))
             setattr(self.config, f"{name}_config", visual_tokenizer_config(tokenizer.config))
+
+    def generate(self, *args, **kwargs):
+        """Not available on the bare model: ``AutoModel`` loads ``NuwaModel``, which has no head to predict tokens with
+        (as ``BartModel``). Raises a ``TypeError`` that names the class to load instead."""
+        raise TypeError(_NO_HEAD_MESSAGE.format(method="generate"))
+
+    def generate_visual(self, *args, **kwargs):
+        """Not available on the bare model (see :meth:`generate`)."""
+        raise TypeError(_NO_HEAD_MESSAGE.format(method="generate_visual"))
 
     def get_encoder(self):
         return self.encoder
