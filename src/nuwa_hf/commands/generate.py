@@ -173,6 +173,9 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--top-p", type=_sampling_type("top_p"), default=None, help="nucleus sampling mass, in (0, 1]")
     group.add_argument("--guidance-scale", type=_sampling_type("guidance_scale"), default=None,
                        help="classifier-free guidance scale, >= 1 (1 = off; > 1 follows the condition more closely)")
+    group.add_argument("--negative-prompt", default=None, metavar="TEXT",
+                       help="text tasks: what guidance steers away from instead of the empty prompt, e.g. 'a blue 3' "
+                            "(needs guidance > 1; it can also take away what it shares with the prompt)")
     group.add_argument("--greedy", action="store_true", help="decode greedily instead of sampling")
 
 
@@ -351,6 +354,8 @@ def generation_options(args) -> dict:
             options[key] = getattr(args, key)
     if args.scorer:
         options["scorer"] = args.scorer
+    if getattr(args, "negative_prompt", None) is not None:
+        options["negative_prompt"] = args.negative_prompt
     flags = {"greedy": ("do_sample", False), "allow_large": ("allow_large", True),
              "no_keep_original_pixels": ("keep_original_pixels", False), "strict": ("strict", True),
              "keep_unknown_words": ("drop_unknown_words", False)}

@@ -17,7 +17,7 @@ OLD_NUM_OUTPUTS_NAMES = ("num_images_per_prompt", "num_videos_per_prompt", "num_
                          "num_images_per_sketch", "num_images_per_image", "num_videos_per_sketch")
 CALL_OPTIONS = GENERATION_OPTIONS + (NUM_OUTPUTS, "seed", "generator", "num_candidates", "scorer", "output_type",
                                      "generate_kwargs", "allow_large", "keep_original_pixels", "seam", "strict",
-                                     "drop_unknown_words")
+                                     "drop_unknown_words", "negative_prompt")
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 
 
@@ -90,6 +90,12 @@ OPTIONS_DOC = """
             guidance_scale (`float`): classifier-free guidance, a finite number >= 1 (1 = off; > 1 follows the text or
                 sketch more closely); needs a condition. The rules of every option:
                 ``nuwa_hf.models.nuwa.visual_generation_nuwa``.
+            negative_prompt (`str`): text tasks, with guidance on: what guidance steers away from instead of the
+                empty prompt (``logits = neg + s * (cond - neg)``, diffusers' option), read by the prompt's rules
+                (unknown words left out, with a warning). On the shipped model it removes what it names ("a red
+                digit" with "a red 8": 8s 0.45 -> 0.10, red kept) but can take away what it shares with the prompt
+                too ("a 3" with "a blue 3": blue 0.45 -> 0, and 3s 0.93 -> 0.03):
+                ``benchmarks/bench_negative_prompt.py``.
             generation_config (`transformers.GenerationConfig`): the sampling options as one object (the options
                 above, given by name, go over its fields); merged with the task's defaults by
                 ``model.visual_generation_config``.

@@ -77,11 +77,12 @@ def worded_for(wording: NoticeWording):
         _wording.reset(token)
 
 
-def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]) -> Optional[str]:
+def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str], what_prompt: str = "prompt"
+                  ) -> Optional[str]:
     """A sentence naming the words of ``prompt`` the model never saw (``unknown``, as
     :func:`~nuwa_hf.processing.vocabulary.without_unknown_words` finds them), or None. ``read``: what the model reads
-    when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model. Worded by
-    :func:`notice_wording`."""
+    when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model. ``what_prompt``
+    names it ("negative prompt"). Worded by :func:`notice_wording`."""
     unknown = [word for word in unknown if any(c.isalnum() for c in word)]  # a "." or "?" is left out unremarked
     if not prompt or not unknown:
         return None
@@ -92,14 +93,15 @@ def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]
     else:
         what = ("the model reads them as sub-word pieces it never saw in that order, which can change the output "
                 "at random" + (f" ({wording.drop})" if wording.drop else ""))
-    return f"The prompt {prompt!r} has word(s) the model never saw in training: {listed}; {what}. {wording.known}"
+    return (f"The {what_prompt} {prompt!r} has word(s) the model never saw in training: {listed}; {what}. "
+            f"{wording.known}")
 
 
-def no_known_word_error(prompt: str, unknown: List[str], knows: List[str]) -> str:
+def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt") -> str:
     """The message for a prompt none of whose words the model saw (``unknown``), listing the words it knows
     (``knows``), worded by :func:`notice_wording`."""
     instead = notice_wording().keep_instead
-    return (f"The prompt {prompt!r} has no word the model saw in training (it never saw "
+    return (f"The {what_prompt} {prompt!r} has no word the model saw in training (it never saw "
             f"{', '.join(repr(w) for w in unknown)}): describe the picture in the words it knows "
             f"({', '.join(knows)})" + (f", or {instead}." if instead else "."))
 

@@ -216,6 +216,30 @@ _OTHER_NAMES = {"text": "prompt", "prompts": "prompt", "caption": "prompt", "num
                 "cfg_scale": "guidance_scale", "images": "image", "mask_image": "mask"}
 
 
+# Options of diffusion pipelines that an autoregressive model has no use for: why, and what to do instead. ``{size}``
+# is the model's output size in pixels.
+_DIFFUSION_ONLY = {
+    "height": "NUWA draws at the size it was trained at ({size} pixels); resize the result for another size "
+              "(e.g. image.resize((256, 256), PIL.Image.NEAREST))",
+    "num_inference_steps": "NUWA is autoregressive, not a diffusion model: it draws its token grid one token after "
+                           "another and has no denoising steps to set (do_sample, top_k, temperature and "
+                           "guidance_scale are its sampling settings)",
+    "strength": "the region given by mask= is redrawn whole and the rest kept; there is no partial-noise strength",
+}
+for _alias, _key in (("width", "height"), ("timesteps", "num_inference_steps"), ("eta", "num_inference_steps"),
+                     ("scheduler", "num_inference_steps")):
+    _DIFFUSION_ONLY[_alias] = _DIFFUSION_ONLY[_key]
+
+
+def _diffusion_only_hint(unknown: list, size: str) -> str:
+    """`` "; height=, width=: NUWA draws at ..."`` for the diffusion options among ``unknown``, or ``""``."""
+    reasons: dict = {}
+    for name in unknown:
+        if name in _DIFFUSION_ONLY:
+            reasons.setdefault(_DIFFUSION_ONLY[name].format(size=size), []).append(f"{name}=")
+    return "".join(f"; {', '.join(names)}: {reason}" for reason, names in reasons.items())
+
+
 def misnamed_hint(given: dict, wanted: str) -> str:
     """``" (got text=; did you mean prompt=?)"`` when ``given`` (a call's keyword arguments) holds another library's
     name for the input ``wanted``, else ``""``: for the "needs a prompt" errors, which Python or the task raise before
@@ -406,8 +430,9 @@ class NuwaPipeline(Pipeline):
         unknown = sorted(set(options) - set(CALL_OPTIONS))
         if unknown:
             known = sorted(set(CALL_OPTIONS) | set(self.request_options))
-            raise TypeError(f"Unexpected argument(s) {unknown} for {type(self).__name__}{_did_you_mean(unknown, known)};"
-                            f" known: {known}.")
+            height, width = self.processor.image_processor.output_size
+            raise TypeError(f"Unexpected argument(s) {unknown} for {type(self).__name__}{_did_you_mean(unknown, known)}"
+                            f"{_diffusion_only_hint(unknown, f'{width}x{height}')}; known: {known}.")
         options = check_call_options(options)  # the sampling options by the model's rules, then seeds and counts
         if options.get("generation_config") is not None:  # its fields obey the same rules
             self.model.visual_generation_config(generation_config=options["generation_config"])
@@ -438,6 +463,20 @@ class NuwaPipeline(Pipeline):
         for flag in ("strict", "drop_unknown_words"):
             if flag in options:
                 preprocess[flag] = options[flag]
+        negative = options.pop("negative_prompt", None)
+        if negative is not None:
+            if not self.takes_prompt:
+                raise TypeError(f"negative_prompt is a text for guidance to steer away from; {type(self).__name__} "
+                                "takes no prompt (the text tasks take one: text-to-image, text-to-video, image and "
+                                "video manipulation).")
+            if not isinstance(negative, str) or not negative.strip():
+                raise TypeError(f"negative_prompt must be a non-empty string, got {negative!r}.")
+            guidance = options.get("guidance_scale")
+            if guidance is not None and float(guidance) <= 1.0:
+                raise ValueError(f"negative_prompt acts through classifier-free guidance, which guidance_scale="
+                                 f"{guidance} turns off: pass guidance_scale > 1 (e.g. 3), or leave negative_prompt "
+                                 "out.")
+            preprocess["negative_prompt"] = negative
         if notices is not None:
             options["_notices"] = notices
         postprocess = {k: options[k] for k in ("output_type", NUM_OUTPUTS) if k in options}
@@ -447,7 +486,7 @@ class NuwaPipeline(Pipeline):
     # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
 
     def preprocess(self, inputs: Any, allow_large: bool = False, strict: bool = False, drop_unknown_words: bool = True,
-                   **request_options) -> dict:
+                   negative_prompt: Optional[str] = None, **request_options) -> dict:
         seed = None
         if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
             inputs, seed = inputs.item, inputs.seed
@@ -461,6 +500,19 @@ class NuwaPipeline(Pipeline):
         if self.takes_prompt and request.prompt:
             read, unknown = without_unknown_words(self.processor.tokenizer, request.prompt)
         notes = self._notices_of(request, unknown, read if drop_unknown_words else None)
+        negative_read = negative_prompt
+        if negative_prompt is not None:  # read by the prompt's rules, its left-out words said the same way
+            negative_read, negative_unknown = without_unknown_words(self.processor.tokenizer, negative_prompt)
+            notes.append(prompt_notice(negative_prompt, negative_unknown, negative_read if drop_unknown_words else None,
+                                       what_prompt="negative prompt"))
+            notes = [note for note in notes if note]
+            if drop_unknown_words and not negative_read.strip():
+                tokenizer = self.processor.tokenizer
+                raise ValueError(no_known_word_error(negative_prompt, negative_unknown,
+                                                     known_words(tokenizer) + known_numerals(tokenizer),
+                                                     what_prompt="negative prompt"))
+            if not drop_unknown_words:
+                negative_read = negative_prompt
         mask = None
         if plan.regions:
             mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
@@ -477,6 +529,8 @@ class NuwaPipeline(Pipeline):
             if drop_unknown_words:
                 self._check_words_left(request.prompt, read, unknown)
             model_inputs["input_ids"] = self._text_ids(read if drop_unknown_words else request.prompt)
+            if negative_read is not None:
+                model_inputs["negative_input_ids"] = self._text_ids(negative_read)
         if request.sketch is not None:
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
@@ -760,6 +814,8 @@ class NuwaPipeline(Pipeline):
         inputs = {}
         if condition == "text":
             inputs["input_ids"] = chunk["input_ids"]
+            if "negative_input_ids" in chunk:
+                inputs["negative_prompt_ids"] = chunk["negative_input_ids"]
         elif condition == "sketch":
             inputs["sketch_maps"] = chunk["sketch_maps"][:, : spec["sketch_frames"]]
         if spec["regions"]:

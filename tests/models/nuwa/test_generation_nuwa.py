@@ -111,6 +111,39 @@ def test_guidance_combines_conditional_and_null_logits(model, use_cache):
     torch.testing.assert_close(torch.stack(out.scores, 1), null + scale * (cond - null), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("path", ["fast", "module", "uncached"])
+def test_negative_prompt_ids_replace_the_null_prompt_in_guidance(model, path):
+    """Guidance against a negative prompt: scores = neg + s * (cond - neg), neg being the logits under the negative
+    text; one negative for the batch or one per row, on every decoding path, with num_return_sequences too."""
+    grid, scale = (1, 4, 4), 3.0
+    negative = torch.tensor([[7, 7, 300, 2]])
+    options = {"fast": {}, "module": {"fast_decoding": False}, "uncached": {"use_cache": False}}[path]
+    out = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=False, guidance_scale=scale,
+                         negative_prompt_ids=negative, return_dict_in_generate=True, output_logits=True,
+                         output_scores=True, **options)
+    labels = model.sequences_to_grid(out.sequences, grid)
+    cond = model(input_ids=TEXT, labels=labels).logits
+    neg = model(input_ids=negative.expand(2, -1), labels=labels).logits
+    torch.testing.assert_close(torch.stack(out.scores, 1), neg + scale * (cond - neg), atol=1e-4, rtol=1e-4)
+    plain = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=False, guidance_scale=scale, **options)
+    assert not torch.equal(out.sequences, plain)  # the negative changed what was drawn
+    per_row = model.generate(input_ids=TEXT, visual_grid=grid, do_sample=True, top_k=1, guidance_scale=scale,
+                             negative_prompt_ids=negative.expand(2, -1).clone(), num_return_sequences=2, **options)
+    assert torch.equal(per_row[::2], out.sequences) and torch.equal(per_row[1::2], out.sequences)
+
+
+def test_negative_prompt_ids_errors_name_the_fix(model):
+    negative = torch.tensor([[7, 7, 300, 2]])
+    with pytest.raises(ValueError, match="guidance_scale > 1"):
+        model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), guidance_scale=1.0, negative_prompt_ids=negative)
+    with pytest.raises(ValueError, match="need a text condition"):
+        model.generate(sketch_tokens=torch.zeros(2, 2, 3, 3, dtype=torch.long), visual_grid=(1, 4, 4),
+                       guidance_scale=3.0, negative_prompt_ids=negative)
+    with pytest.raises(ValueError, match=r"batch 1 or 2"):
+        model.generate(input_ids=TEXT, visual_grid=(1, 4, 4), guidance_scale=3.0,
+                       negative_prompt_ids=negative.expand(3, -1))
+
+
 def test_long_video_slides_past_the_trained_length(model):
     grid = (3, 4, 4)
     video = model.generate_long_video(input_ids=TEXT, visual_grid=grid, num_frames=6, do_sample=False)

@@ -261,6 +261,8 @@ class NuwaGenerationMixin(GenerationMixin):
         known_tokens: Optional[torch.LongTensor] = None,
         generate_mask: Optional[torch.Tensor] = None,
         guidance_scale: Optional[float] = None,
+        negative_prompt_ids: Optional[torch.LongTensor] = None,
+        negative_prompt_attention_mask: Optional[torch.Tensor] = None,
         batch_size: Optional[int] = None,
         use_cache: bool = True,
         fast_decoding: bool = True,
@@ -280,6 +282,11 @@ class NuwaGenerationMixin(GenerationMixin):
             generate_mask: (B, T, H, W) or (T, H, W) bool, True where tokens are generated. Default: everywhere.
             guidance_scale: classifier-free guidance scale (> 1 sharpens toward the condition; 1: off). None takes
                 ``generation_config.guidance_scale`` (for text and sketch conditions) when the model folder sets one.
+            negative_prompt_ids: ``(B, L)`` text ids (the processor's, like ``input_ids``) that guidance samples
+                against instead of the empty prompt: ``logits = neg + s * (cond - neg)`` steers away from what they
+                say (diffusers' ``negative_prompt``; transformers' own guidance takes the same name). Text condition
+                and guidance only. ``negative_prompt_attention_mask`` is accepted like ``attention_mask`` (padding
+                tokens are ordinary tokens of a fixed-length prompt).
             use_cache: KV-cached decoding (default). False recomputes the whole prefix per token (slow; for checks).
             fast_decoding: decode over a :class:`~nuwa_hf.models.nuwa.decoding_nuwa.NuwaDecodingCache` (default):
                 the decoder's modules over state held for the whole call, several times faster per token than the
@@ -417,6 +424,16 @@ class NuwaGenerationMixin(GenerationMixin):
         use_guidance = guidance_scale is not None and float(guidance_scale) != 1.0
         if use_guidance and encoder_outputs.condition_type == "none":
             raise ValueError("guidance_scale needs a condition (text or sketch); the 'None' condition has no opposite.")
+        if negative_prompt_ids is not None:
+            if encoder_outputs.condition_type != "text":
+                raise ValueError("negative_prompt_ids are a text to steer away from: they need a text condition "
+                                 f"(input_ids), and this call's condition is {encoder_outputs.condition_type!r}.")
+            if not use_guidance:
+                raise ValueError("negative_prompt_ids act through classifier-free guidance, which is off here "
+                                 f"(guidance_scale={guidance_scale}): pass guidance_scale > 1, e.g. 3.")
+            if negative_prompt_ids.dim() != 2 or negative_prompt_ids.shape[0] not in (1, batch):
+                raise ValueError(f"negative_prompt_ids must be (batch, length) with batch 1 or {batch} (the prompts'), "
+                                 f"got {tuple(negative_prompt_ids.shape)}.")
         # NUWA's processors first (guidance, then forcing), then any the caller gave; transformers runs custom
         # processors before its temperature / top-k / top-p warpers.
         processors = LogitsProcessorList()
@@ -435,7 +452,10 @@ class NuwaGenerationMixin(GenerationMixin):
             # condition has the same kind and grid, the null rows too: one pass of 2B rows costs little more than B
             # at decoding sizes.
             decoding_cache = null_outputs = None
-            if use_guidance:
+            if negative_prompt_ids is not None:  # guidance against the caller's text instead of the empty prompt
+                negative = negative_prompt_ids.to(device).expand(batch, -1)
+                null_outputs = self.encode_condition(input_ids=expand(negative))
+            elif use_guidance:
                 null_outputs = self.null_condition_like(encoder_outputs.condition_type, batch * num_return_sequences,
                                                         device)
             if fast:

@@ -334,7 +334,8 @@ class NuwaVisualGenerationMixin:
             logits_processor: transformers ``LogitsProcessor`` list run at every step (after guidance and forcing).
             streamer: transformers' streamer, given each step's tokens (also during sliding).
             return_pixels: decode the tokens to pixels (default); False returns tokens only.
-            **kwargs: sampling options (above) and anything ``generate`` takes (e.g. ``fast_decoding``).
+            **kwargs: sampling options (above) and anything ``generate`` takes (e.g. ``fast_decoding``, or
+                ``negative_prompt_ids`` ``(B, L)``: a text that guidance steers away from).
 
         Returns:
             :class:`NuwaVisualGenerationOutput` with ``tokens (B*n, T, h, w)`` and ``pixel_values (B*n, T, 3, H, W)``.
@@ -398,6 +399,9 @@ class NuwaVisualGenerationMixin:
         repeat = (lambda t: t.repeat_interleave(rows_per_input, dim=0)) if rows_per_input > 1 else (lambda t: t)
         conditions = {name: repeat(t.to(device)) for name, t in (("input_ids", input_ids),
                                                                  ("sketch_tokens", sketch_tokens)) if t is not None}
+        negative = kwargs.pop("negative_prompt_ids", None)
+        if negative is not None:  # one per input (or one for all): repeated with its input's rows
+            kwargs["negative_prompt_ids"] = repeat(negative.to(device)) if negative.shape[0] > 1 else negative
         known, first_frames = (None if t is None else repeat(t) for t in (known, first_frames))
         mask = repeat(mask) if mask is not None and mask.dim() == 4 else mask
         sizes = {t.shape[0] for t in (*conditions.values(), known, first_frames) if t is not None}
