@@ -58,3 +58,51 @@ def tiny_run_args(output_dir, vqgan_folders, max_steps=12, extra=()):
                                       "decoder_layers": 1, "intermediate_size": 64}),
         *extra,
     ]
+
+
+def rank_pid(launcher_pid: int, rank: int) -> int:
+    """The pid of torchrun's worker process of ``rank`` (read from /proc: the worker's RANK variable)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == launcher_pid and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    raise AssertionError(f"no worker of rank {rank} under torchrun {launcher_pid}")
+
+
+def signal_agreement_worker(rank: int, world_size: int, port: int, signalled_rank: int, signal_step: int,
+                            results) -> None:
+    """One process of a gloo group (``torch.multiprocessing.spawn``): steps the way Trainer calls its callbacks, with
+    :class:`~nuwa_hf.training.interruption.StopOnSignal` on the real process group; ``signalled_rank`` receives
+    SIGTERM during step ``signal_step``. Puts ``(rank, step it stopped at, signal number, seconds per step end)``
+    into ``results``."""
+    import os
+    import signal
+    import time
+
+    import torch.distributed as dist
+    from transformers import TrainerControl
+
+    from nuwa_hf.training.interruption import StopOnSignal
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        callback = StopOnSignal()
+        step, started = 0, time.perf_counter()
+        while step < 1000:
+            step += 1
+            if rank == signalled_rank and step == signal_step:
+                callback._handle(signal.SIGTERM, None)  # as the handler is called when the signal arrives
+            control = callback.on_step_end(None, None, TrainerControl())
+            if control.should_training_stop:
+                break
+        results.put((rank, step, callback.signal_number, control.should_save,
+                     (time.perf_counter() - started) / step))
+    finally:
+        dist.destroy_process_group()

@@ -28,7 +28,7 @@ import pytest
 from safetensors.torch import load_file
 
 from nuwa_hf.training import consolidate_sharded_checkpoint, is_complete_checkpoint, main
-from nuwa_training_support import REPO, tiny_run_args
+from nuwa_training_support import REPO, rank_pid, tiny_run_args
 
 LOSS_TOLERANCE = 1e-4
 WEIGHT_TOLERANCE = 1e-5
@@ -165,21 +165,6 @@ def test_sharded_checkpoints_resume_on_another_number_of_processes(reference_run
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def _rank_pid(launcher_pid: int, rank: int) -> int:
-    """The pid of torchrun's worker process of ``rank`` (read from /proc: the worker's RANK variable)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == launcher_pid and f"RANK={rank}".encode() in environ:
-            return int(entry.name)
-    raise AssertionError(f"no worker of rank {rank} under torchrun {launcher_pid}")
-
-
 @pytest.mark.slow
 def test_sigkill_of_one_rank_then_resume_matches_the_uninterrupted_run(reference_runs, vqgan_folders):
     if not Path("/proc/self/environ").exists():
@@ -193,7 +178,7 @@ def test_sigkill_of_one_rank_then_resume_matches_the_uninterrupted_run(reference
             assert launcher.poll() is None, "training ended before it could be killed"
             assert time.time() < deadline, "no checkpoint-4 within 240 s"
             time.sleep(0.02)
-        os.kill(_rank_pid(launcher.pid, 1), signal.SIGKILL)  # rank 1 only; torchrun then stops rank 0
+        os.kill(rank_pid(launcher.pid, 1), signal.SIGKILL)  # rank 1 only; torchrun then stops rank 0
         launcher.wait(timeout=120)
     finally:
         if launcher.poll() is None:

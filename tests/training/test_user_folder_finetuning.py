@@ -166,6 +166,90 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_the_same_command_resumes_from_i
         assert abs(resumed[number] - expected[number]) <= 1e-4, (number, resumed[number], expected[number])
 
 
+def start_torchrun(tiny_model_folder, data, out, options):
+    """A 2-process (gloo) fine-tuning run under torchrun, started in its own session as from a terminal; returns the
+    launcher once three steps have been logged, and the output read so far."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nuwa_training_support import REPO
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    argv = [*finetune_argv(tiny_model_folder, data, out, max_steps=100000)[1:], *options]
+    launcher = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node", "2", str(REPO / "examples" / "train_nuwa.py"),
+                                 *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                start_new_session=True)
+    deadline, logged, lines = time.time() + 240, 0, []
+    for line in launcher.stdout:
+        lines.append(line)
+        logged += "'loss'" in line
+        if logged >= 3:
+            break
+        assert time.time() < deadline, "no training steps within 240 s"
+    return launcher, "".join(lines)
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_torchrun_saves_one_checkpoint_of_every_process_and_the_same_command_resumes(
+        tiny_model_folder, tmp_path):
+    """Two DDP processes (gloo): Ctrl-C to torchrun (which passes SIGINT on to both), or SIGTERM to one worker only,
+    stops both at the same step with one complete checkpoint holding both processes' state; the same torchrun
+    command resumes from it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nuwa_hf.training import is_complete_checkpoint
+    from nuwa_training_support import REPO, rank_pid
+
+    data = write_user_folder(tmp_path / "pictures")
+    options = ["--lr-scheduler", "constant", "--warmup-ratio", "0", "--logging-steps", "1", "--save-steps", "1000"]
+    for case in ("ctrl-c", "one worker"):
+        out = tmp_path / case.replace(" ", "-")
+        launcher, output = start_torchrun(tiny_model_folder, data, out, options)
+        try:
+            if case == "ctrl-c":
+                os.kill(launcher.pid, signal.SIGINT)
+            else:
+                os.kill(rank_pid(launcher.pid, 1), signal.SIGTERM)  # a scheduler stopping one process
+            output += launcher.communicate(timeout=120)[0]
+        finally:
+            if launcher.poll() is None:
+                launcher.kill()
+                launcher.wait()
+        stop = "SIGINT" if case == "ctrl-c" else "SIGTERM"
+        checkpoints = sorted(out.glob("checkpoint-*"))
+        assert len(checkpoints) == 1 and is_complete_checkpoint(str(checkpoints[0])), output[-4000:]
+        step = int(checkpoints[0].name.split("-")[1])
+        assert (checkpoints[0] / "rng_state_0.pth").is_file() and (checkpoints[0] / "rng_state_1.pth").is_file()
+        assert step >= 3 and max(step_losses(out, step)) == step, output[-4000:]  # nothing trained was lost
+        assert output.count(f"stopped by {stop} at step {step} of --max-steps 100000") == 1, output[-4000:]
+        if case == "one worker":  # rank 0 was not signalled: it stopped because rank 1 was
+            assert output.count("SIGTERM received:") == 1 and "SIGTERM received by another process" in output
+        else:  # torchrun passed the SIGINT on to both workers
+            assert output.count("SIGINT received:") == 2
+        assert not (out / "model.safetensors").exists() and not (out / "training_summary.json").exists()
+
+    # the same command, the end moved close, resumes from the checkpoint
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    argv = [*finetune_argv(tiny_model_folder, data, out, max_steps=step + 1)[1:], *options]
+    result = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                             str(REPO / "examples" / "train_nuwa.py"), *argv], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert summary["resumed_from"].endswith(f"checkpoint-{step}") and summary["global_step"] == step + 1
+    assert summary["processes"] == 2
+
+
 def test_pushing_a_finetuning_run_folder_shares_the_model_and_not_the_training_state(tiny_model_folder, tmp_path):
     """`nuwa-hf push RUN_FOLDER repo` (the run folder holds the final model beside checkpoint-N/ folders of optimizer,
     scheduler and RNG pickles) uploads the model only, says what it left out, and the repository loads back into a

@@ -12,8 +12,9 @@ Several processes (DDP; gloo on CPU, NCCL on GPUs), same arguments::
 Run ``--help`` for every option. The run resumes automatically from the newest complete checkpoint in
 ``--output-dir`` (``--resume never`` to start over, or a checkpoint path). Running a finished run again (its
 checkpoint at ``--max-steps``, its ``training_summary.json`` written) changes nothing and says so; raise
-``--max-steps`` to train further. Ctrl-C / SIGTERM in a one-process run ends the step in progress and saves it as a
-checkpoint before stopping (:mod:`nuwa_hf.training.interruption`; exit code 128 + the signal's number).
+``--max-steps`` to train further. Ctrl-C / SIGTERM ends the step in progress and saves it as a checkpoint before
+stopping, also under torchrun, where the processes agree on the step (:mod:`nuwa_hf.training.interruption`; exit code
+128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -555,27 +556,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                 resume_checkpoint, trainer.state.global_step, args.max_steps, SUMMARY_FILE)
         train_loss = None
     else:
-        stop_on_signal = StopOnSignal() if training_args.world_size == 1 else None
-        if stop_on_signal is not None:
-            trainer.add_callback(stop_on_signal)
-            stop_on_signal.install()
+        # Every process: in a run of several, they agree at each step end whether any was signalled.
+        stop_on_signal = StopOnSignal()
+        trainer.add_callback(stop_on_signal)
+        stop_on_signal.install()
         try:
             train_loss = trainer.train(resume_from_checkpoint=resume_checkpoint).training_loss
         finally:
-            if stop_on_signal is not None:
-                stop_on_signal.uninstall()
-        if stop_on_signal is not None and stop_on_signal.signal_number is not None \
-                and trainer.state.global_step < args.max_steps:
+            stop_on_signal.uninstall()
+        if stop_on_signal.signal_number is not None and trainer.state.global_step < args.max_steps:
             # Stopped early, with a checkpoint of the last step: no final model or summary (the run is not finished).
             step = trainer.state.global_step
             checkpoint = os.path.join(args.output_dir, f"checkpoint-{step}")
-            if not is_complete_checkpoint(checkpoint):
-                raise RuntimeError(f"training stopped on {stop_on_signal.signal_name} at step {step} but "
-                                   f"{checkpoint} was not written completely.")
-            logger.warning(
-                "stopped by %s at step %d of --max-steps %d; %s holds every step trained. Run the same command again "
-                "to resume from it.", stop_on_signal.signal_name, step, args.max_steps, checkpoint)
-            _remove_empty_staging(args.output_dir)
+            if training_args.should_save:  # the process that published it (the others may not share the folder)
+                if not is_complete_checkpoint(checkpoint):
+                    raise RuntimeError(f"training stopped on {stop_on_signal.signal_name} at step {step} but "
+                                       f"{checkpoint} was not written completely.")
+                logger.warning(
+                    "stopped by %s at step %d of --max-steps %d; %s holds every step trained. Run the same command "
+                    "again to resume from it.", stop_on_signal.signal_name, step, args.max_steps, checkpoint)
+                _remove_empty_staging(args.output_dir)
             return 128 + stop_on_signal.signal_number
     elapsed = time.time() - started
     tokens_per_process = torch.tensor([float(trainer.visual_tokens_trained)], device=training_args.device)
