@@ -13,10 +13,10 @@ Several processes (DDP / FSDP under torchrun): each process notes a signal it re
 optimiser step the processes agree on it with one all-reduce of one number (MAX of the signal numbers, 0 for none), so
 that all of them stop at the same step, write that one checkpoint together, and exit with 128 + the signal's number,
 also when only one of them was signalled (``kill`` of one worker). Without the agreement each process would see the
-signal at a different step and wait for the others in different collectives. The all-reduce is one small
-collective per step: 1.1 ms per step end measured for 2 gloo CPU processes on a shared 2-core machine. torchrun passes the signal it
-receives (Ctrl-C: SIGINT; a scheduler: SIGTERM) on to its workers, then waits ``--shutdown_timeout`` seconds (default
-30) before it kills them: raise it when finishing a step and saving a checkpoint takes longer.
+signal at a different step and wait for the others in different collectives. The all-reduce is one small collective
+per step: 1.1 ms per step end measured for 2 gloo CPU processes on a shared 2-core machine. torchrun passes the signal
+it receives (Ctrl-C: SIGINT; a scheduler: SIGTERM) on to its workers, then waits ``--shutdown_timeout`` seconds
+(default 30) before it kills them: raise it when finishing a step and saving a checkpoint takes longer.
 """
 
 from __future__ import annotations
