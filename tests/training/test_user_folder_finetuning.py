@@ -181,8 +181,8 @@ def start_torchrun(tiny_model_folder, data, out, options):
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     torchrun = str(Path(sys.executable).parent / "torchrun")
     argv = [*finetune_argv(tiny_model_folder, data, out, max_steps=100000)[1:], *options]
-    launcher = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node", "2", str(REPO / "examples" / "train_nuwa.py"),
-                                 *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    command = [torchrun, "--standalone", "--nproc_per_node", "2", str(REPO / "examples" / "train_nuwa.py"), *argv]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 start_new_session=True)
     deadline, logged, lines = time.time() + 240, 0, []
     for line in launcher.stdout:
