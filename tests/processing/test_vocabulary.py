@@ -109,18 +109,36 @@ def test_a_folder_saved_after_padded_encoding_reads_its_words_without_the_paddin
     assert known_words(folder) == known_words(legacy)
 
 
-def test_a_finetuning_runs_caption_words_join_the_record_and_a_tokenizer_without_one_is_left_alone(trained, tmp_path):
+def test_a_finetuning_runs_caption_words_join_the_record(trained, tmp_path):
     from nuwa_hf.processing.vocabulary import add_caption_words
 
     trained.save_pretrained(tmp_path / "with")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "with")
     assert unknown_words(tokenizer, "a red cat") == ["cat"]
-    assert add_caption_words(tokenizer, ["a red cat", "a dog sleeping"]) == (["cat", "dog", "sleeping"], True)
+    assert add_caption_words(tokenizer, ["a red cat", "a dog sleeping"]) == (["cat", "dog", "sleeping"], False)
     assert unknown_words(tokenizer, "a red cat") == [] and unknown_words(tokenizer, "a purple cat") == ["purple"]
     tokenizer.save_pretrained(tmp_path / "saved")  # the record travels with the folder
     assert {"cat", "dog", "red", "cyan"} <= recorded_caption_words(AutoTokenizer.from_pretrained(tmp_path / "saved"))
-    assert add_caption_words(tokenizer, ["a red cat"]) == ([], True)  # nothing new the second time
+    assert add_caption_words(tokenizer, ["a red cat"]) == ([], False)  # nothing new the second time
+
+
+def test_a_tokenizer_without_a_record_gets_one_of_the_words_it_knew_and_the_new_captions(trained, tmp_path):
+    """An older folder (or a stock CLIPTokenizer) judges words by its whole-word tokens; fine-tuning it on captions
+    with new words starts a record: every word known before stays known (word endings such as "an" included, as
+    before), the captions' words become known, and a word neither had is still unknown."""
+    from nuwa_hf.processing.vocabulary import add_caption_words, whole_word_rule_words
 
     legacy = without_record(trained, tmp_path / "legacy")
-    assert add_caption_words(legacy, ["a red cat"]) == (["cat"], False)
-    assert recorded_caption_words(legacy) is None and unknown_words(legacy, "a red 7") == []
+    before = whole_word_rule_words(legacy)
+    assert {"a", "red", "cyan", "7", "an", "it"} <= set(before) and "cat" not in before
+    assert all(unknown_words(legacy, word) == [] for word in before)  # the rule's words, exactly
+    assert unknown_words(legacy, "a red cat") == ["cat"]
+
+    assert add_caption_words(legacy, ["a red cat", "a dog sleeping"]) == (["cat", "dog", "sleeping"], True)
+    assert recorded_caption_words(legacy) == frozenset(before) | {"cat", "dog", "sleeping"}
+    legacy.save_pretrained(tmp_path / "saved")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert recorded_caption_words(reloaded) == recorded_caption_words(legacy)
+    assert unknown_words(reloaded, "an eight in cyan and a red cat") == []
+    assert unknown_words(reloaded, "a purple cat") == ["purple"]
+    assert add_caption_words(reloaded, ["a red cat"]) == ([], False)  # the record is there now

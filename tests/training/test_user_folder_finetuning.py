@@ -70,6 +70,42 @@ def test_finetuned_folder_keeps_the_users_caption_words_in_prompts(tiny_model_fo
         t2i("a purple cat", seed=0, strict=True)
 
 
+def test_finetuning_a_folder_without_a_record_records_the_words_it_knew_and_the_users(tiny_model_folder, tmp_path,
+                                                                                     caplog):
+    """A folder whose tokenizer has no caption_words record (saved before the record existed, or a stock
+    CLIPTokenizer): the fine-tuned folder gets one, holding the words the old tokenizer's whole-word tokens made known
+    and the user's caption words, so its pipelines keep "cat" in prompts."""
+    import shutil
+
+    import nuwa_hf  # noqa: F401  (registers the pipelines)
+    from transformers import AutoTokenizer, pipeline
+
+    from nuwa_hf.cli import main as cli
+    from nuwa_hf.processing.vocabulary import unknown_words, whole_word_rule_words
+
+    old = tmp_path / "old-folder"
+    shutil.copytree(tiny_model_folder, old)
+    config = json.loads((old / "tokenizer_config.json").read_text())
+    del config["caption_words"]
+    (old / "tokenizer_config.json").write_text(json.dumps(config))
+    tokenizer = AutoTokenizer.from_pretrained(old)
+    known_before = whole_word_rule_words(tokenizer)
+    assert known_before and unknown_words(tokenizer, "a red cat") == ["cat"]
+
+    out = tmp_path / "finetuned"
+    with caplog.at_level(logging.WARNING, logger="nuwa_hf.training"):
+        assert cli(finetune_argv(str(old), write_user_folder(tmp_path / "pictures"), out)) == 0
+    assert any("has no caption_words record" in r.getMessage() for r in caplog.records)
+    for folder in (out, out / "checkpoint-2"):
+        record = json.loads((folder / "tokenizer_config.json").read_text())["caption_words"]
+        assert set(record) == set(known_before) | set(USER_WORDS) | {"a", "red", "blue"}
+        assert all(word in (folder / "README.md").read_text().split("## Prompt words")[1] for word in USER_WORDS)
+    t2i = pipeline("nuwa-text-to-image", model=str(out))
+    assert isinstance(t2i("a red cat", seed=0, strict=True), Image.Image)
+    with pytest.raises(ValueError, match="purple"):
+        t2i("a purple cat", seed=0, strict=True)
+
+
 def test_resuming_a_finetuning_run_keeps_the_same_record(tiny_model_folder, tmp_path):
     """The record is rebuilt the same way when the run resumes, so checkpoints and the final folder agree."""
     from nuwa_hf.cli import main as cli

@@ -7,7 +7,8 @@ A word is *known* when the training captions had it. :func:`~nuwa_hf.processing.
 train_caption_tokenizer` records the captions' words (:func:`caption_words`) in the tokenizer's
 ``tokenizer_config.json`` (field ``caption_words``, an init argument of the tokenizer, so ``save_pretrained`` /
 ``from_pretrained`` carry it), and that record decides. A tokenizer without the record (trained before it existed,
-CLIP's paper tokenizer) falls back to its vocabulary: a word is known when the BPE holds it as one whole-word token.
+CLIP's paper tokenizer) falls back to its vocabulary: a word is known when the BPE holds it as one whole-word token
+(fine-tuning such a tokenizer on new captions gives it a record, :func:`add_caption_words`).
 That rule also counts word endings the BPE learned from longer words: with the shipped tokenizer "an" ("cy-an"), "it"
 ("dig-it") and "at" ("th-at") are whole tokens although no caption has them as words; the record lists only the captions' words.
 """
@@ -73,26 +74,48 @@ def add_caption_words(tokenizer, captions: Iterable[str]) -> Tuple[List[str], bo
 
     A word is known when the training captions had it, and a fine-tuning run's captions are training captions too. A
     tokenizer with a ``caption_words`` record gets the new words added to it (a new sorted list in ``init_kwargs``,
-    which ``save_pretrained`` writes); one without a record (its words judged by its whole-word tokens) is left as it
-    is, since a record of the new words alone would make its other words unknown.
+    which ``save_pretrained`` writes). A tokenizer without a record (an older folder, a stock CLIPTokenizer: its words
+    judged by its whole-word tokens) gets one: every word that rule accepts (:func:`whole_word_rule_words`) plus the
+    captions' words, so that no word known before becomes unknown and the captions' words are known from then on. The
+    rule's words include the word endings a BPE learned from longer words ("ight" of "eight"); they were accepted
+    before and stay accepted. A tokenizer that is not a whole-word BPE (nothing can be said about its words, every
+    word passes) is left without a record: one would make its other words unknown.
 
     Args:
-        tokenizer: a caption tokenizer (transformers), changed in place when it has a record.
+        tokenizer: a caption tokenizer (transformers), changed in place.
         captions: the run's captions.
 
     Returns:
-        ``(new, recorded)``: the captions' words :func:`unknown_words` called unknown before (sorted), and whether the
-        tokenizer has a record, which now holds every word of the captions (False: the new words stay unknown to
-        its pipelines).
+        ``(new, started)``: the captions' words :func:`unknown_words` called unknown before (sorted), and whether the
+        tokenizer had no record and was given one now. Afterwards the record holds every word of the captions, except
+        for a tokenizer that is not a whole-word BPE (no record, ``([], False)``).
     """
     words = caption_words(captions)
     new = [word for word in words if unknown_words(tokenizer, word)]
     record = recorded_caption_words(tokenizer)
-    if record is None:
-        return new, False
-    if new:
-        tokenizer.init_kwargs[CAPTION_WORDS_FIELD] = sorted(record | set(new))
-    return new, True
+    started = record is None
+    if started:
+        if not _whole_word_tokens(tokenizer):
+            return new, False
+        record = frozenset(whole_word_rule_words(tokenizer))
+    if new or started:
+        tokenizer.init_kwargs[CAPTION_WORDS_FIELD] = sorted(record | set(words))
+    return new, started
+
+
+def whole_word_rule_words(tokenizer) -> List[str]:
+    """The words a tokenizer without a ``caption_words`` record knows (sorted): the whole-word tokens' words that
+    :func:`unknown_words` accepts as prompt words (the word is one :func:`prompt_words` word and tokenizes to that one
+    token). Letter words, digits and punctuation, word endings included (unlike :func:`known_words`, which is for
+    people to read)."""
+    vocabulary = _whole_word_tokens(tokenizer)
+    candidates = sorted({word for word in vocabulary.values() if prompt_words(word) == [word]})
+    known = []
+    for word in candidates:
+        pieces = _pieces(tokenizer, word)
+        if len(pieces) == 1 and pieces[0] in vocabulary:  # the test unknown_words makes without a record
+            known.append(word)
+    return known
 
 
 class FolderTokenizer:

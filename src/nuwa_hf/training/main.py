@@ -128,29 +128,30 @@ def record_run_caption_words(tokenizer, raw: Dict[str, object], source: str, log
     ("cat" for a model trained on digits) reach the model as sub-word pieces, and its ``caption_words`` record
     (tokenizer_config.json, which decides the words the pipelines keep in a prompt) does not have them, so the
     fine-tuned model's pipelines would leave out the very words it was fine-tuned on. They are added to the record
-    (:func:`~nuwa_hf.processing.vocabulary.add_caption_words`), and a warning names them with their pieces.
-    Returns the words that were new.
+    (:func:`~nuwa_hf.processing.vocabulary.add_caption_words`), and a warning names them with their pieces. A
+    tokenizer without a record (an older folder, a stock CLIPTokenizer) is given one: the words its whole-word tokens
+    made known before plus this run's caption words. Returns the words that were new.
     """
-    from ..processing.vocabulary import add_caption_words
+    from ..processing.vocabulary import CAPTION_WORDS_FIELD, add_caption_words
 
     captions = _captions(raw)
     if tokenizer is None or not captions:
         return []
-    new, recorded = add_caption_words(tokenizer, captions)
+    new, started = add_caption_words(tokenizer, captions)
+    if started and log:
+        logger.warning(
+            "The tokenizer of %s has no caption_words record (tokenizer_config.json), so the words it knows were "
+            "judged by its whole-word tokens. The saved tokenizer gets a record of those %d words plus this run's "
+            "caption words: the fine-tuned model's pipelines keep the same words as before and yours.", source,
+            len(tokenizer.init_kwargs[CAPTION_WORDS_FIELD]) - len(new))
     if new and log:
         shown = ", ".join(f"{word!r} -> {' + '.join(repr(p) for p in tokenizer.tokenize(word))}" for word in new[:8])
         more = f" and {len(new) - 8} more" if len(new) > 8 else ""
-        if recorded:
-            outcome = ("They are added to the saved tokenizer's caption_words (tokenizer_config.json), so the "
-                       "fine-tuned model's pipelines keep them in prompts.")
-        else:
-            outcome = ("This tokenizer has no caption_words record, so the fine-tuned model's pipelines will judge "
-                       "them by its whole-word tokens and leave them out of prompts (drop_unknown_words=False, "
-                       "--keep-unknown-words keeps them).")
         logger.warning(
             "%d word(s) of this run's captions are new to the tokenizer of %s, which was fitted to other captions: "
             "%s%s. They reach the model as these sub-word pieces, whose meaning it learns from your examples "
-            "alone. %s", len(new), source, shown, more, outcome)
+            "alone. They are added to the saved tokenizer's caption_words (tokenizer_config.json), so the "
+            "fine-tuned model's pipelines keep them in prompts.", len(new), source, shown, more)
     return new
 
 
