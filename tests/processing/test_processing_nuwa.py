@@ -217,3 +217,34 @@ def test_save_pretrained_writes_no_code_and_names_code_only_when_asked(processor
         processor.tokenizer.init_kwargs.pop("auto_map", None)
     for name in ("processor_config.json", "tokenizer_config.json"):
         assert "auto_map" not in (tmp_path / "from-old" / name).read_text(), name
+
+
+def test_the_model_card_lists_the_prompt_words_whichever_is_saved_first(tiny_model_folder, tmp_path):
+    """The model and the processor each write the card when the folder has none: saved model first, the card came
+    without the tokenizer's word list, which the processor's save must add (as it brings the tokenizer); a card kept
+    by hand is left alone, and a later tokenizer's new words reach the card this package wrote."""
+    from nuwa_hf.processing.vocabulary import add_caption_words
+
+    saved_model = NuwaForConditionalGeneration.from_pretrained(tiny_model_folder)
+    saved_processor = NuwaProcessor.from_pretrained(tiny_model_folder)
+    for folder, order in (("a", [saved_model, saved_processor]), ("b", [saved_processor, saved_model])):
+        for obj in order:
+            obj.save_pretrained(tmp_path / folder)
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert card == (tmp_path / "b" / "README.md").read_text()  # the same card in both orders
+    assert card.count("## Prompt words") == 1 and "- colours: red, green, blue, yellow" in card
+    assert "library_name: nuwa-hf" in card
+
+    # the tokenizer learns a word (a fine-tuning run's captions): saving the processor again updates the list
+    add_caption_words(saved_processor.tokenizer, ["a red cat"])
+    saved_processor.save_pretrained(tmp_path / "a")
+    updated = (tmp_path / "a" / "README.md").read_text()
+    assert updated.count("## Prompt words") == 1 and "cat" in updated.split("## Prompt words")[1]
+    assert updated.split("## Prompt words")[0] == card.split("## Prompt words")[0]  # the rest unchanged
+
+    # a card written by hand is the user's: no list is added to it
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "README.md").write_text("---\nlibrary_name: nuwa-hf\n---\n# my model\n")
+    saved_model.save_pretrained(tmp_path / "own")
+    saved_processor.save_pretrained(tmp_path / "own")
+    assert (tmp_path / "own" / "README.md").read_text() == "---\nlibrary_name: nuwa-hf\n---\n# my model\n"

@@ -3,7 +3,9 @@
 A model folder holds data only: config.json, model.safetensors, generation_config.json, the processor files, the
 checksum manifest (:func:`~.loading_nuwa.write_checksum_manifest`) and a model card, ``README.md``, written here when
 the folder has none, whose metadata names the library (``library_name: nuwa-hf``) and the task (``pipeline_tag``), so
-the Hub shows how to load it.
+the Hub shows how to load it. Its list of the prompt words the caption tokenizer knows is brought up to date by every
+later save of the model or the processor into the folder, so the card is complete in either order of saving; a card
+not written here (by hand, or rendered from a template) is never changed.
 """
 
 from __future__ import annotations
@@ -43,15 +45,23 @@ Without the package, its code comes from the code repository `{code_repo}` that 
 """
 
 
+# The sentence that marks a card written by write_model_card (older ones included): only such a card is refreshed.
+_CARD_SIGNATURE = "saved by [nuwa-hf](https://pypi.org/project/nuwa-hf/)"
+
+
 def write_model_card(folder: str | os.PathLike, *, remote_code: Optional[str] = None,
                      source: Optional[str] = None) -> Optional[Path]:
     """Write a short model card into ``folder`` unless it has one (a hand-written or rendered card is kept).
-    Returns its path when written."""
+
+    A card this function wrote earlier gets its prompt-word list (``## Prompt words``) brought up to date with the
+    folder's caption tokenizer instead: the model and the processor each call this after their save, in either order,
+    and the card written by the first of them must not lack the words of the tokenizer the second one brings. Returns
+    the card's path when written or changed."""
     from huggingface_hub import ModelCard, ModelCardData
 
     path = Path(folder) / CARD
     if path.exists():
-        return None
+        return path if _refresh_words(path, folder) else None
     source = source or "path/to/this/folder"
     data = ModelCardData(library_name=LIBRARY_NAME, pipeline_tag=PIPELINE_TAG, tags=list(CARD_TAGS))
     remote = _REMOTE_TEXT.format(code_repo=remote_code, source=source) if remote_code else ""
@@ -60,6 +70,7 @@ def write_model_card(folder: str | os.PathLike, *, remote_code: Optional[str] = 
     return path
 
 
+_WORDS_HEADING = "\n## Prompt words\n"
 _WORDS_TEXT = """
 ## Prompt words
 
@@ -72,13 +83,38 @@ other words are named in a warning and left out.
 
 def _words_text(folder: str | os.PathLike) -> str:
     """The card's list of the prompt words the folder's caption tokenizer knows; "" when the folder has no tokenizer
-    yet (a model saved before its processor)."""
+    yet (a model saved before its processor: the processor's save then adds the list)."""
     from ...hub.model_cards import folder_vocabulary
 
     vocabulary = folder_vocabulary(folder)
     if not vocabulary:
         return ""
     return _WORDS_TEXT.format(lines="\n".join(f"- {kind}: {words}" for kind, words in vocabulary))
+
+
+def _refresh_words(path: Path, folder: str | os.PathLike) -> bool:
+    """Put the folder's current prompt-word list into a card written by :func:`write_model_card` (replacing its
+    ``## Prompt words`` section, or adding one). Other cards, and folders without a tokenizer, are left as they are.
+    True when the card changed."""
+    from ...file_io import atomic_write_text
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    words = _words_text(folder)
+    if _CARD_SIGNATURE not in text or not words:
+        return False
+    start = text.find(_WORDS_HEADING)
+    if start == -1:
+        updated = text.rstrip("\n") + "\n" + words
+    else:
+        end = text.find("\n#", start + len(_WORDS_HEADING))  # the next heading, or the end of the card
+        updated = text[:start] + words + (text[end:] if end != -1 else "")
+    if updated == text:
+        return False
+    atomic_write_text(path, updated)
+    return True
 
 
 def push_saved(obj, repo_id: str, *, remote_code: Optional[str] = None, **options):
