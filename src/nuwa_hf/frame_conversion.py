@@ -7,6 +7,8 @@ The lowest of the picture modules (Pillow only): :mod:`nuwa_hf.media` (users' fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image
 
 
@@ -37,13 +39,37 @@ def fit(image: Image.Image, size: tuple[int, int] | None, resample: Image.Resamp
     """
     if size is None or image.size == (size[1], size[0]):
         return image
+    return image.resize((size[1], size[0]), resample, box=crop_box(image.size, size))
+
+
+def crop_box(source_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of a ``(width, height)`` picture that :func:`fit` keeps for ``size`` (height, width): the largest
+    centred box with the target aspect ratio, as ``(left, top, right, bottom)``."""
     height, width = size
-    source_width, source_height = image.size
-    # The largest centred box with the target aspect ratio.
+    source_width, source_height = source_size
     if source_width * height > source_height * width:
         crop_width, crop_height = round(source_height * width / height), source_height
     else:
         crop_width, crop_height = source_width, round(source_width * height / width)
     left, top = (source_width - crop_width) // 2, (source_height - crop_height) // 2
-    box = (left, top, left + crop_width, top + crop_height)
-    return image.resize((width, height), resample, box=box)
+    return left, top, left + crop_width, top + crop_height
+
+
+def cropped_files(data_dir: str | Path, size: int | tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
+    """The files of a user folder (its ``metadata.jsonl`` ``file_name``s) that :func:`fit` crops for ``size``: their
+    aspect ratio differs from the target's, so the loaders cut their edges off. ``[(file_name, (width, height))]``
+    in metadata order, read from the file headers (nothing decoded); files PIL cannot open (MP4 and other videos)
+    are left out."""
+    from .user_folders import read_metadata
+
+    folder, size = Path(data_dir), normalize_size(size)
+    cropped = []
+    for row in read_metadata(folder, ("file_name",), text_required=False):
+        try:
+            with Image.open(folder / row["file_name"]) as image:
+                source_size = image.size
+        except (OSError, ValueError):  # not a picture PIL reads (a video): not checked here
+            continue
+        if crop_box(source_size, size) != (0, 0, *source_size):
+            cropped.append((row["file_name"], source_size))
+    return cropped

@@ -241,3 +241,19 @@ def test_sketch_pairs_refuse_colour_maps_and_size_mismatches(tmp_path):
     write_metadata(folder, [{"file_name": "image.png", "sketch_file_name": "palette_sketch.png"}])
     example = load_sketch_pairs(folder)[0]
     assert "text" not in example and np.array_equal(example["sketch"], np.ones((8, 8), np.int64))
+
+
+def test_cropped_files_names_the_pictures_whose_edges_the_loaders_cut(image_folder, video_folder):
+    """cropped_files reads the headers and names exactly the pictures fit() crops for a size: those whose aspect
+    ratio differs from the target's (here the 16x12 and 10x20 ones for a square; the 16x12 one is whole at 12x16);
+    a picture it does not name is loaded whole."""
+    from nuwa_hf.data.frame_resizing import cropped_files
+
+    folder, arrays = image_folder
+    assert cropped_files(folder, 4) == [("0.png", (16, 12)), ("sub/1.png", (10, 20))]
+    assert cropped_files(folder, (12, 16)) == [("sub/1.png", (10, 20)), ("sub/2.png", (8, 8)), ("gray.png", (6, 6))]
+    whole = load_image_folder(folder, size=(12, 16))  # 0.png is 16 wide, 12 high: kept whole, not even resized
+    assert np.array_equal(next(row["image"] for row in whole if row["text"] == "caption 0.png"), arrays["0.png"])
+    # a GIF clip is checked from its header too; an MP4 is not a picture PIL reads and is left out
+    videos, _ = video_folder
+    assert cropped_files(videos, 16) == [] and cropped_files(videos, (16, 32)) == [("square.gif", (24, 24))]

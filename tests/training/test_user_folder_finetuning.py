@@ -120,6 +120,40 @@ def test_resuming_a_finetuning_run_keeps_the_same_record(tiny_model_folder, tmp_
     assert json.loads((out / "tokenizer_config.json").read_text())["caption_words"] == first
 
 
+def test_a_folder_of_pictures_that_are_not_square_is_told_their_edges_are_cut(tiny_model_folder, tmp_path, caplog):
+    """64x48 pictures are centre-cropped to 48x48 before they are resized: the run says so once, with how many, their
+    size and the fix. A folder of square pictures (of any size) is not warned about."""
+    from nuwa_hf.cli import main as cli
+    from nuwa_hf.training.main import warn_about_cropped_pictures
+
+    data = tmp_path / "wide"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    (data / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": "a red cat"}) + "\n"
+                                                 for i in range(8)))
+    with caplog.at_level(logging.WARNING, logger="nuwa_hf.training"):
+        assert cli(finetune_argv(tiny_model_folder, data, tmp_path / "out", max_steps=1)) == 0
+    notices = [r.getMessage() for r in caplog.records if "not square" in r.getMessage()]
+    assert len(notices) == 1
+    assert f"8 picture(s) of --train-data t2i={data} are not square (width x height: 64x48 (8)" in notices[0]
+    assert "centre-crops each to its middle square before resizing it to 16x16" in notices[0]
+    assert "pad them to squares yourself" in notices[0]
+
+    square = tmp_path / "square"
+    square.mkdir()
+    for i, side in enumerate((16, 24, 40)):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(square / f"{i}.png")
+    (square / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": "a red cat"}) + "\n"
+                                                   for i in range(3)))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nuwa_hf.training"):
+        assert warn_about_cropped_pictures({"t2i": str(square)}, 16) == {}
+        assert warn_about_cropped_pictures({"t2i": str(data)}, 16) == {"t2i": 8}
+    assert sum("not square" in r.getMessage() for r in caplog.records) == 1
+
+
 @pytest.mark.parametrize("key", ["caption", "prompt"])
 def test_a_caption_under_another_key_is_refused_with_the_fix(tiny_model_folder, tmp_path, capsys, key):
     from nuwa_hf.cli import main as cli

@@ -110,6 +110,32 @@ def load_task_dataset(task_name: str, args, folder: Optional[str], num_classes: 
                            image_size=size, num_frames=args.num_frames)
 
 
+def warn_about_cropped_pictures(folders: Dict[str, str], size: int) -> Dict[str, int]:
+    """Say, once per run, which of the users' pictures the loaders centre-crop: a picture (or GIF clip) whose sides
+    are not square is cut to its middle square before it is resized to ``size`` x ``size``, so the model never sees
+    its edges. The warning names how many, their sizes and the fix. Returns {task: pictures cropped}."""
+    from collections import Counter
+
+    from ..data.frame_resizing import cropped_files
+
+    counts = {}
+    for task, folder in folders.items():
+        cropped = cropped_files(folder, size)
+        if not cropped:
+            continue
+        counts[task] = len(cropped)
+        sizes = Counter(f"{width}x{height}" for _, (width, height) in cropped)
+        shown = ", ".join(f"{name} ({count})" for name, count in sizes.most_common(6))
+        more = f" and {len(sizes) - 6} other sizes" if len(sizes) > 6 else ""
+        logger.warning(
+            "%d picture(s) of --train-data %s=%s are not square (width x height: %s%s; the first: %s). Training "
+            "centre-crops each to its middle square before resizing it to %dx%d, so the model never sees the edges "
+            "cut off (the fine-tuned model's pipelines crop input pictures the same way). To keep whole pictures, pad "
+            "them to squares yourself (e.g. PIL.ImageOps.pad(image, (side, side))), or crop them where you want, "
+            "before training.", len(cropped), task, folder, shown, more, cropped[0][0], size, size)
+    return counts
+
+
 def _captions(datasets: Dict[str, object]) -> List[str]:
     """The captions of the text tasks, read from the raw column (a user folder's lazy decoding of its media is not
     run for them)."""
@@ -480,6 +506,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     num_classes = sketch_vqgan.num_classes if sketch_vqgan is not None else None
     with training_args.main_process_first(desc="task datasets"):
         raw = {name: load_task_dataset(name, args, folders.get(name), num_classes) for name in task_names}
+    if training_args.should_log:
+        warn_about_cropped_pictures(folders, args.image_size)
     needs_text = any(get_task(n).condition == "text" for n in task_names)
     # A text-trained model keeps its tokenizer through a sketch-only fine-tuning (--init-from), so that the result is
     # still a complete model folder.
