@@ -139,6 +139,6 @@ def test_a_tokenizer_without_a_record_gets_one_of_the_words_it_knew_and_the_new_
     legacy.save_pretrained(tmp_path / "saved")
     reloaded = AutoTokenizer.from_pretrained(tmp_path / "saved")
     assert recorded_caption_words(reloaded) == recorded_caption_words(legacy)
-    assert unknown_words(reloaded, "an eight in cyan and a red cat") == []
+    assert unknown_words(reloaded, "an eight in cyan then a red cat") == []
     assert unknown_words(reloaded, "a purple cat") == ["purple"]
     assert add_caption_words(reloaded, ["a red cat"]) == ([], False)  # the record is there now
