@@ -7,8 +7,6 @@ The lowest of the picture modules (Pillow only): :mod:`nuwa_hf.media` (users' fi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PIL import Image
 
 
@@ -53,23 +51,3 @@ def crop_box(source_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, 
         crop_width, crop_height = source_width, round(source_width * height / width)
     left, top = (source_width - crop_width) // 2, (source_height - crop_height) // 2
     return left, top, left + crop_width, top + crop_height
-
-
-def cropped_files(data_dir: str | Path, size: int | tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
-    """The files of a user folder (its ``metadata.jsonl`` ``file_name``s) that :func:`fit` crops for ``size``: their
-    aspect ratio differs from the target's, so the loaders cut their edges off. ``[(file_name, (width, height))]``
-    in metadata order, read from the file headers (nothing decoded); files PIL cannot open (MP4 and other videos)
-    are left out."""
-    from .user_folders import read_metadata
-
-    folder, size = Path(data_dir), normalize_size(size)
-    cropped = []
-    for row in read_metadata(folder, ("file_name",), text_required=False):
-        try:
-            with Image.open(folder / row["file_name"]) as image:
-                source_size = image.size
-        except (OSError, ValueError):  # not a picture PIL reads (a video): not checked here
-            continue
-        if crop_box(source_size, size) != (0, 0, *source_size):
-            cropped.append((row["file_name"], source_size))
-    return cropped

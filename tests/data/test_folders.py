@@ -247,7 +247,7 @@ def test_cropped_files_names_the_pictures_whose_edges_the_loaders_cut(image_fold
     """cropped_files reads the headers and names exactly the pictures fit() crops for a size: those whose aspect
     ratio differs from the target's (here the 16x12 and 10x20 ones for a square; the 16x12 one is whole at 12x16);
     a picture it does not name is loaded whole."""
-    from nuwa_hf.data.frame_resizing import cropped_files
+    from nuwa_hf.data.user_folders import cropped_files
 
     folder, arrays = image_folder
     assert cropped_files(folder, 4) == [("0.png", (16, 12)), ("sub/1.png", (10, 20))]

@@ -168,3 +168,25 @@ def attach_decoder(
         return {key: [example[key] for example in decoded] for key in decoded[0]}
 
     return dataset.with_transform(decode_batch)
+
+
+def cropped_files(data_dir: str | Path, size: int | tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
+    """The files of a user folder (its ``metadata.jsonl`` ``file_name``s) that
+    :func:`~nuwa_hf.frame_conversion.fit` crops for ``size``: their aspect ratio differs from the target's, so the
+    loaders cut their edges off. ``[(file_name, (width, height))]`` in metadata order, read from the file headers
+    (nothing decoded); files PIL cannot open (MP4 and other videos) are left out."""
+    from PIL import Image
+
+    from ..frame_conversion import crop_box, normalize_size
+
+    folder, size = Path(data_dir), normalize_size(size)
+    cropped = []
+    for row in read_metadata(folder, ("file_name",), text_required=False):
+        try:
+            with Image.open(folder / row["file_name"]) as image:
+                source_size = image.size
+        except (OSError, ValueError):  # not a picture PIL reads (a video): not checked here
+            continue
+        if crop_box(source_size, size) != (0, 0, *source_size):
+            cropped.append((row["file_name"], source_size))
+    return cropped

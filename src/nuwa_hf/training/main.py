@@ -116,7 +116,7 @@ def warn_about_cropped_pictures(folders: Dict[str, str], size: int) -> Dict[str,
     its edges. The warning names how many, their sizes and the fix. Returns {task: pictures cropped}."""
     from collections import Counter
 
-    from ..data.frame_resizing import cropped_files
+    from ..data.user_folders import cropped_files
 
     counts = {}
     for task, folder in folders.items():
