@@ -116,14 +116,35 @@ def caption_form(digit: int, colour, motions) -> str:
     return f"the {colour + ' ' if colour else ''}digit {digit} is moving {motions[0]}"
 
 
-def read_videos(reader, videos: np.ndarray):
-    """(N, T, H, W, 3) uint8 -> digits (N,), colours [N], motions [N] as the project's readers see them."""
+def read_videos(reader, videos: np.ndarray, colour_frame: int = 0):
+    """(N, T, H, W, 3) uint8 -> digits (N,), colours [N] (of frame ``colour_frame``), motions [N] as the project's
+    readers see them."""
     from nuwa_hf.evaluation.digit_reading import read_colours, read_digits, read_motion
 
     n, t = videos.shape[:2]
     digits = read_digits(reader, videos.reshape(n * t, *videos.shape[2:])).reshape(n, t, -1).mean(1).argmax(-1)
-    colours = read_colours(videos[:, 0])
+    colours = read_colours(videos[:, colour_frame])
     return digits.numpy(), colours, [read_motion(video) for video in videos]
+
+
+def first_frames(prompts, image_size: int, num_frames: int, seed: int = 5, pool: int = 600):
+    """For video manipulation: one first frame per prompt, from held-out videos of the default T2V world showing the
+    digit asked for, in the colour asked for (any colour when none is), moving otherwise than asked where one does."""
+    import PIL.Image
+
+    from nuwa_hf import data
+
+    rows = data.world_rows("t2v", "test", pool, seed=seed, image_size=image_size, num_frames=num_frames)[:]
+    found = [(int(np.ravel(d)[0]), data.COLORS[int(np.ravel(c)[0])], data.MOTIONS[int(np.ravel(m)[0])], video)
+             for d, c, m, video in zip(rows["digits"], rows["color"], rows["motion"], rows["video"])]
+    frames = []
+    for _, digit, colour, motions in prompts:
+        fits = [f for f in found if f[0] == digit and colour in (None, f[1])]
+        if not fits:
+            raise ValueError(f"no held-out video of a {colour} {digit} among {pool}: raise the pool")
+        other = [f for f in fits if f[2] not in motions]
+        frames.append(PIL.Image.fromarray(np.asarray((other or fits)[0][3])[0]))
+    return frames
 
 
 def main(argv=None) -> int:
@@ -133,6 +154,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="11,12,13")
     parser.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="main",
                         help="main: the 36 prompts; fresh: 24 written after the rephrasing table")
+    parser.add_argument("--task", choices=("t2v", "tv2v"), default="t2v",
+                        help="t2v: text-to-video; tv2v: video manipulation from the first frame of a held-out video "
+                             "of the digit and colour asked for (colour read on the last frame)")
     parser.add_argument("--per-prompt", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -144,7 +168,7 @@ def main(argv=None) -> int:
     from nuwa_hf.processing.phrasings import rephrase
     from nuwa_hf.processing.vocabulary import without_unknown_words
 
-    pipe = pipeline("nuwa-text-to-video", model=args.model)
+    pipe = pipeline("nuwa-text-to-video" if args.task == "t2v" else "nuwa-video-manipulation", model=args.model)
     pipe.set_progress_bar_config(disable=True)
     reader = default_digit_reader(args.reader)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -158,11 +182,15 @@ def main(argv=None) -> int:
         "caption": (captions, {"rephrase_prompt": False}),
     }
     want = [p for _ in seeds for p in prompts]
+    if args.task == "tv2v":
+        frames = first_frames(prompts, int(pipe.processor.image_processor.output_size[0]), pipe.max_frames)
+        modes = {mode: ([{"video": [frame], "prompt": text} for frame, text in zip(frames, given)], options)
+                 for mode, (given, options) in modes.items()}
     results = {}
     for mode, (given, options) in modes.items():
         videos = np.stack([np.stack([np.asarray(frame) for frame in video]) for seed in seeds
                            for video in pipe(given, seed=seed, batch_size=len(given), **options)])
-        digits, colours, motions = read_videos(reader, videos)
+        digits, colours, motions = read_videos(reader, videos, 0 if args.task == "t2v" else -1)
         hits = {
             "digit": np.array([d == w[1] for d, w in zip(digits.tolist(), want)], dtype=float),
             "colour": np.array([c == w[2] for c, w in zip(colours, want) if w[2] is not None], dtype=float),
@@ -172,7 +200,7 @@ def main(argv=None) -> int:
                                       for d, c, m, w in zip(digits.tolist(), colours, motions, want)], dtype=float)
         results[mode] = {"hits": hits, "reads": [f"{d}/{c}/{m}" for d, c, m in zip(digits.tolist(), colours, motions)]}
 
-    print(f"{len(prompts)} {args.prompts} prompts x {len(seeds)} seeds ({args.model}); accuracy +- binomial standard error")
+    print(f"{args.task}: {len(prompts)} {args.prompts} prompts x {len(seeds)} seeds ({args.model}); accuracy +- binomial standard error")
     for mode, r in results.items():
         print(f"{mode:9s}: " + ", ".join(
             f"{k} {h.mean():.3f}+-{math.sqrt(h.mean() * (1 - h.mean()) / len(h)):.3f} ({int(h.sum())}/{len(h)})"
