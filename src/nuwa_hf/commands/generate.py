@@ -236,8 +236,8 @@ class GenerateCommand(NuwaCommand):
                                   "similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
         options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
         options.add_argument("--strict", action="store_true",
-                             help="refuse prompts with words the model never saw in training, inputs resized by more "
-                                  "than 2x or cropped to the model's frame shape, video frames left unread and edits "
+                             help="refuse prompts with words the model never saw in training or phrasings read in "
+                                  "the captions' words (see --no-rephrase), inputs resized by more than 2x or cropped to the model's frame shape, video frames left unread and edits "
                                   "of the whole image "
                                   "(without it they are named in a warning on stderr)")
         options.add_argument("--keep-unknown-words", action="store_true",

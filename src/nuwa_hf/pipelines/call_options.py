@@ -85,9 +85,9 @@ OPTIONS_DOC = """
                 "vertically" as "up then down", "bouncing" / "jumping" (no direction named) as "moving up then down"
                 (the table: ``nuwa_hf.processing.phrasings``), with a warning saying how the prompt was read. Only
                 rewrites whose words the model knows are made. False reads the prompt as typed.
-            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, inputs
-                resized by more than 2x or cropped to the model's frame shape, video frames left unread and edits
-                of the whole image into errors.
+            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, prompts
+                rephrased (``rephrase_prompt``), inputs resized by more than 2x or cropped to the model's frame
+                shape, video frames left unread and edits of the whole image into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json (its ``task_sampling`` entry for this task first, e.g.
