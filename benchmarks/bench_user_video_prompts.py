@@ -1,9 +1,9 @@
 """Text-to-video prompts as users type them, read by the project's readers: digit (the shipped MNIST reader, class
 probabilities averaged over the frames), colour (the nearest named colour of the first frame's bright pixels) and
-motion (:func:`nuwa_hf.evaluation.digit_reading.read_motion`, the path of the digit's centre). Three ways of giving the
+motion (:func:`nuwa_hf.evaluation.digit_reading.read_motion`, the path of the digit's centre). Four ways of giving the
 same request to the pipeline, in one process, on the same seeds:
 
-- ``kept``: the prompt whole (``drop_unknown_words=False``);
+- ``kept``: the prompt whole and as typed (``drop_unknown_words=False, rephrase_prompt=False``);
 - ``left out``: words the model never saw left out (the pipelines' default before ``rephrase_prompt``), read as typed
   otherwise (``rephrase_prompt=False``);
 - ``rephrased``: the pipelines' default: common phrasings of a motion read in the captions' words first ("up and
