@@ -322,6 +322,20 @@ def test_unknown_prompt_words_are_named_on_stderr_and_strict_refuses_them(cli_mo
     assert not list((tmp_path / "strict").glob("*.png"))
 
 
+def test_a_rephrased_motion_is_said_on_stderr_and_no_rephrase_reads_the_prompt_as_typed(cli_model_folder, tmp_path,
+                                                                                          capsys):
+    """T2V from the command line with "up and down": stderr says how the prompt was read, naming the CLI's flag;
+    --no-rephrase reads it as typed ("and" is then a word the model never saw, left out)."""
+    argv = ["generate", "--task", "T2V", "--model", cli_model_folder, "--prompt", "the digit 3 moving up and down",
+            "--num-frames", "4", "--quiet"]
+    code, _, stderr = run(argv + ["--out", tmp_path / "read"], capsys)
+    assert code == 0 and "was read as 'the digit 3 moving up then down'" in stderr
+    assert "(--no-rephrase reads it as typed)" in stderr and "rephrase_prompt" not in stderr
+    code, _, stderr = run(argv + ["--out", tmp_path / "typed", "--no-rephrase"], capsys)
+    assert code == 0 and "was read as" not in stderr
+    assert "never saw in training: 'and'" in stderr and "the model reads 'the digit 3 moving up down'" in stderr
+
+
 def test_a_sketch_painted_in_the_class_colours_works_and_a_foreign_colour_names_the_palette(cli_model_folder, tmp_path,
                                                                                             capsys):
     """A user paints sketches in a paint program in the class colours: an anti-aliased 64x64 RGB PNG, a JPEG of it, a

@@ -202,3 +202,46 @@ def test_an_edit_of_the_whole_picture_says_the_picture_is_not_read(tiny_model_fo
         pipe(image, "make it blue", mask="all", seed=0)
     whole = [m for m in said if "whole image" in m]
     assert len(whole) == 1 and "To edit the picture, paint less;" in whole[0] and "mask=" not in whole[0]
+
+
+def test_common_phrasings_of_a_motion_are_read_in_the_captions_words_and_said(tiny_model_folder, caplog):
+    """"bouncing up and down" is read as "up then down" (the tiny folder's captions say motions so), before the words
+    the model never saw are left out: the model reads what it reads for the caption form, the warning says how the
+    prompt was read and how to read it as typed, and rephrase_prompt=False reads it as typed (the motion is lost:
+    "and" is left out, "up down" is what is read)."""
+    caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
+    t2v = pipeline("nuwa-text-to-video", model=tiny_model_folder)
+    t2v.set_progress_bar_config(disable=True)
+    ids = lambda prompt, **options: t2v.preprocess(prompt, **options)["input_ids"]  # noqa: E731
+    typed = "the digit 3 bouncing up and down"
+    assert torch.equal(ids(typed), ids("the digit 3 up then down"))
+    assert torch.equal(ids(typed, rephrase_prompt=False), ids("the digit 3 up down"))
+    assert torch.equal(ids("the digit 3 moving side to side"), ids("the digit 3 moving left then right"))
+    assert torch.equal(ids("the digit 3 jumping"), ids("the digit 3 moving up then down"))
+    assert np.array_equal(np.asarray(t2v(typed, seed=1, output_type="np")),
+                          np.asarray(t2v("the digit 3 up then down", seed=1, output_type="np")))
+    said = warnings_of(caplog)
+    assert said[0] == ("The prompt 'the digit 3 bouncing up and down' was read as 'the digit 3 bouncing up then down': "
+                       "'up and down' as 'up then down', the words the training captions say these motions with "
+                       "(rephrase_prompt=False reads it as typed).")
+    assert "never saw in training: 'bouncing';" in said[1] and "reads 'the digit 3 up then down'" in said[1]
+    caplog.clear()
+    t2v("the digit 3 is moving up then down", seed=1)  # the captions' own words: nothing is said
+    assert warnings_of(caplog) == []
+    with pytest.raises(ValueError, match=r"was read as 'the digit 3 up then down'.*strict=True"):
+        t2v("the digit 3 up and down", strict=True)
+    with pytest.raises(TypeError, match="rephrase_prompt must be True or False"):
+        t2v(typed, rephrase_prompt="no")
+
+
+def test_video_manipulation_reads_the_new_motion_the_same_way(tiny_model_folder):
+    """TV2V's prompt says the new motion ("make it go left and right"): read as the captions say it too."""
+    tv2v = pipeline("nuwa-video-manipulation", model=tiny_model_folder)
+    tv2v.set_progress_bar_config(disable=True)
+    frames = [PIL.Image.fromarray(np.full((32, 32, 3), 40 * i, dtype=np.uint8)) for i in range(4)]
+    ids = lambda prompt, **options: tv2v.preprocess({"video": frames, "prompt": prompt}, **options)  # noqa: E731
+    rephrased = ids("the digit 3 moving left and right")
+    assert torch.equal(rephrased["input_ids"], ids("the digit 3 moving left then right")["input_ids"])
+    assert "was read as 'the digit 3 moving left then right'" in rephrased["notices"]
+    assert not torch.equal(ids("the digit 3 moving left and right", rephrase_prompt=False)["input_ids"],
+                           rephrased["input_ids"])

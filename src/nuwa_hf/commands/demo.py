@@ -190,7 +190,8 @@ def run_showcase(
                                      num_sketch_classes=int(seg.num_classes) if seg is not None else None)
             # the world's captions whole (as evaluate does): a model trained on the world knows every word of them,
             # and one that does not is shown reading its benchmark caption, not an edited or refused one
-            results = pipe(**examples.chunk(0, len(examples)), seed=seed, drop_unknown_words=False)
+            results = pipe(**examples.chunk(0, len(examples)), seed=seed, drop_unknown_words=False,
+                           rephrase_prompt=False)
             task_entries = []
             for index, result in enumerate(results):
                 caption, inputs = _write_inputs(code, examples, index, folder, pipe, fps, upscale)

@@ -194,11 +194,12 @@ def evaluate_task(
     with tqdm(total=len(examples), desc=f"{code}: generating", disable=not progress) as bar:
         for first in range(0, len(examples), batch_size):
             last = min(first + batch_size, len(examples))
-            # drop_unknown_words=False: the benchmark's captions whole. A model trained on the world knows every word
-            # of them (no change); one that does not is measured on the caption, not on what is left of it (the
-            # pipelines would refuse a caption reduced to fillers, "a cyan two" -> "a")
+            # drop_unknown_words=False, rephrase_prompt=False: the benchmark's captions whole and as written. A model
+            # trained on the world knows every word of them (no change); one that does not is measured on the
+            # caption, not on what is left of it (the pipelines would refuse a caption reduced to fillers, "a cyan
+            # two" -> "a")
             outputs = pipe(**examples.chunk(first, last), seed=seed + first, output_type="np", batch_size=batch_size,
-                           **{"drop_unknown_words": False, **(generation_options or {})})
+                           **{"drop_unknown_words": False, "rephrase_prompt": False, **(generation_options or {})})
             generated.extend(outputs)
             bar.update(last - first)
     seconds = time.perf_counter() - start

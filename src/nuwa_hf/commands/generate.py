@@ -102,6 +102,8 @@ def _shipped_vocabulary_help(fill) -> str:
         return ""
     lines = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in kinds.items() if items)
     return "\n\n" + fill(f"Prompts: the shipped checkpoint ({folder.parent.name}/{folder.name}) knows these words ({lines}); "
+                        "common phrasings of a motion are read in these words (\"up and down\" as \"up then down\"; "
+                        "--no-rephrase reads the prompt as typed); "
                         "others are left out of what it reads and named in a warning "
                         "(--keep-unknown-words gives them to it), and a prompt left with only filler words (\"a\" of "
                         "\"a purple cat\") is refused. Another model's words: "
@@ -117,6 +119,7 @@ def _cli_wording():
         drop="leave out --keep-unknown-words to leave them out",
         keep_instead="pass --keep-unknown-words",
         known="The words it knows are in the model card (and, for the shipped checkpoint, nuwa-hf generate --help).",
+        as_typed="--no-rephrase reads it as typed",
     )
 
 
@@ -236,14 +239,19 @@ class GenerateCommand(NuwaCommand):
                                   "similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
         options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
         options.add_argument("--strict", action="store_true",
-                             help="refuse prompts with words the model never saw in training, inputs resized by more "
-                                  "than 2x or cropped to the model's frame shape, video frames left unread and edits "
+                             help="refuse prompts with words the model never saw in training or phrasings read in "
+                                  "the captions' words (see --no-rephrase), inputs resized by more than 2x or cropped to the model's frame shape, video frames left unread and edits "
                                   "of the whole image "
                                   "(without it they are named in a warning on stderr)")
         options.add_argument("--keep-unknown-words", action="store_true",
                              help="give the model the prompt's words it never saw in training too (by default "
                                   "they are left out of what it reads, and named in a warning: their sub-word "
                                   "pieces would steer the output at random)")
+        options.add_argument("--no-rephrase", action="store_true",
+                             help="read the prompt as typed: by default common phrasings of a motion are read in "
+                                  "the words of the training captions ('up and down' as 'up then down', 'side to "
+                                  "side' as 'left then right', 'bouncing' as 'moving up then down'), and a warning "
+                                  "says how the prompt was read")
         options.add_argument("--no-keep-original-pixels", action="store_true",
                              help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
                                   "region and in the given frames instead of the input's own pixels (pasted back with a "
@@ -358,7 +366,7 @@ def generation_options(args) -> dict:
         options["negative_prompt"] = args.negative_prompt
     flags = {"greedy": ("do_sample", False), "allow_large": ("allow_large", True),
              "no_keep_original_pixels": ("keep_original_pixels", False), "strict": ("strict", True),
-             "keep_unknown_words": ("drop_unknown_words", False)}
+             "keep_unknown_words": ("drop_unknown_words", False), "no_rephrase": ("rephrase_prompt", False)}
     options.update(dict(option for flag, option in flags.items() if getattr(args, flag)))
     return {k: v for k, v in options.items() if v is not None}
 

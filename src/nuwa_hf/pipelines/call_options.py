@@ -17,7 +17,7 @@ OLD_NUM_OUTPUTS_NAMES = ("num_images_per_prompt", "num_videos_per_prompt", "num_
                          "num_images_per_sketch", "num_images_per_image", "num_videos_per_sketch")
 CALL_OPTIONS = GENERATION_OPTIONS + (NUM_OUTPUTS, "seed", "generator", "num_candidates", "scorer", "output_type",
                                      "generate_kwargs", "allow_large", "keep_original_pixels", "seam", "strict",
-                                     "drop_unknown_words", "negative_prompt")
+                                     "drop_unknown_words", "rephrase_prompt", "negative_prompt")
 OUTPUT_TYPES = ("pil", "np", "pt", "tokens")
 
 
@@ -79,9 +79,15 @@ OPTIONS_DOC = """
                 without_unknown_words``). A prompt with no known word, or one left with only filler words of the
                 training captions ("a purple cat" -> "a"), is refused with the words the model knows. False gives
                 the model the whole prompt.
-            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, inputs
-                resized by more than 2x or cropped to the model's frame shape, video frames left unread and edits
-                of the whole image into errors.
+            rephrase_prompt (`bool`, defaults to True): read common phrasings of a motion in the words the training
+                captions say it with, before unknown words are left out: "up and down" as "up then down", "left to
+                right" as "left then right", "side to side" / "back and forth" / "horizontally" as "left then right",
+                "vertically" as "up then down", "bouncing" / "jumping" (no direction named) as "moving up then down"
+                (the table: ``nuwa_hf.processing.phrasings``), with a warning saying how the prompt was read. Only
+                rewrites whose words the model knows are made. False reads the prompt as typed.
+            strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, prompts
+                rephrased (``rephrase_prompt``), inputs resized by more than 2x or cropped to the model's frame
+                shape, video frames left unread and edits of the whole image into errors.
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json (its ``task_sampling`` entry for this task first, e.g.

@@ -171,8 +171,8 @@ class NuwaDiffusionPipeline(DiffusionPipeline):
             options: every option of the transformers pipelines, passed on to the task's (their docstrings):
                 ``temperature``, ``top_k``, ``top_p``, ``guidance_scale``, ``do_sample``, ``generation_config``,
                 ``logits_processor``, ``scorer``, ``num_candidates``, ``seed``, ``batch_size``,
-                ``drop_unknown_words``, ``strict``, ``allow_large``, ``keep_original_pixels``, ``seam``, and for the
-                text tasks ``negative_prompt`` (what guidance steers away from).
+                ``drop_unknown_words``, ``rephrase_prompt``, ``strict``, ``allow_large``, ``keep_original_pixels``,
+                ``seam``, and for the text tasks ``negative_prompt`` (what guidance steers away from).
 
         Example:
             >>> pipe("T2V", prompt="the digit 5 is moving left then right", generator=torch.manual_seed(0)).frames[0]

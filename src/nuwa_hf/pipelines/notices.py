@@ -5,7 +5,9 @@ picture (nothing of it is read). Each is a warning through transformers' logging
 with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
 model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse with a
 ``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
-reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`).
+reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`). Before that, common
+phrasings of a motion are read in the captions' words ("up and down" as "up then down", ``rephrase_prompt=True``, the
+default; :mod:`nuwa_hf.processing.phrasings`), with a warning saying how the prompt was read.
 
 A word is *known* when the training captions had it: the caption tokenizer records their words
 (``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as
@@ -42,6 +44,8 @@ class NoticeWording:
     no way to. keep_instead: the alternative offered when every word of a prompt is unknown ("..., or <this>.");
     None: no alternative. known: a sentence saying where the words the model knows are listed (or listing them).
     part_of_image: how to edit part of a picture instead of all of it (the whole-region notice).
+    as_typed: how to have a rephrased prompt read as typed, said in brackets after the rephrasing notice; None: no way
+    to (the notice then says nothing about it).
     """
 
     keep: Optional[str]
@@ -49,6 +53,7 @@ class NoticeWording:
     keep_instead: Optional[str]
     known: str
     part_of_image: str = "regenerate part of it (e.g. mask='bottom half')"
+    as_typed: Optional[str] = None
 
 
 LIBRARY_WORDING = NoticeWording(
@@ -56,6 +61,7 @@ LIBRARY_WORDING = NoticeWording(
     drop="drop_unknown_words=True leaves them out",
     keep_instead="pass drop_unknown_words=False",
     known="The words it knows are in the model card (or nuwa_hf.processing.vocabulary.known_words(tokenizer)).",
+    as_typed="rephrase_prompt=False reads it as typed",
 )
 
 _wording: ContextVar[NoticeWording] = ContextVar("nuwa_hf_notice_wording", default=LIBRARY_WORDING)
@@ -95,6 +101,19 @@ def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]
                 "at random" + (f" ({wording.drop})" if wording.drop else ""))
     return (f"The {what_prompt} {prompt!r} has word(s) the model never saw in training: {listed}; {what}. "
             f"{wording.known}")
+
+
+def rephrase_notice(prompt: str, text: str, rephrased: List[Tuple[str, str]]) -> Optional[str]:
+    """A sentence saying how ``prompt`` was read (``text``) when common phrasings of a motion in it were written in
+    the training captions' words (``rephrased``: ``[(typed, read as), ...]``, as
+    :func:`~nuwa_hf.processing.phrasings.rephrase` returns them), or None when nothing was. Worded by
+    :func:`notice_wording`."""
+    if not rephrased:
+        return None
+    changes = ", ".join(f"{typed!r} as {read!r}" for typed, read in rephrased)
+    as_typed = notice_wording().as_typed
+    return (f"The prompt {prompt!r} was read as {text!r}: {changes}, the words the training captions say these "
+            f"motions with" + (f" ({as_typed})." if as_typed else "."))
 
 
 def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt") -> str:

@@ -5,8 +5,9 @@ list gives a list, and datasets, generators, ``batch_size`` and ``num_workers`` 
 pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and how the decoder is driven for it
 (:class:`DecodingPlan`); the three steps are here:
 
-1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt (without the words the model never
-   saw, unless ``drop_unknown_words=False``) -> text ids ``(1, L)``, given
+1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt (common phrasings of a motion read in
+   the captions' words, unless ``rephrase_prompt=False``; without the words the model never saw, unless
+   ``drop_unknown_words=False``) -> text ids ``(1, L)``, given
    images / frames -> ``pixel_values (1, F, 3, H, W)``, sketches -> ``sketch_maps (1, T, H, W)``, a region (a mask,
    a box, or a shortcut such as ``"bottom half"``) -> a boolean token mask, and the plan as a small integer tensor;
 2. **_forward** (a batch of inputs, on the model's device): ``model.generate_visual`` (the model codes the given
@@ -49,9 +50,10 @@ from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import (
-    CallNotices, crop_notice, fillers_only_error, no_known_word_error, prompt_notice, resize_notice,
+    CallNotices, crop_notice, fillers_only_error, no_known_word_error, prompt_notice, rephrase_notice, resize_notice,
     whole_region_notice,
 )
+from ..processing.phrasings import rephrase
 from ..processing.vocabulary import (
     content_words, known_numerals, known_words, vocabulary_by_kind, without_unknown_words,
 )
@@ -438,7 +440,7 @@ class NuwaPipeline(Pipeline):
             self.model.visual_generation_config(generation_config=options["generation_config"])
         if options.get(NUM_OUTPUTS) is not None:
             options[NUM_OUTPUTS] = check_count("The number of outputs per input", options[NUM_OUTPUTS])
-        for flag in ("allow_large", "keep_original_pixels", "strict", "drop_unknown_words"):
+        for flag in ("allow_large", "keep_original_pixels", "strict", "drop_unknown_words", "rephrase_prompt"):
             if flag in options and not isinstance(options[flag], bool):
                 raise TypeError(f"{flag} must be True or False, got {options[flag]!r}.")
         if "seam" in options and (isinstance(options["seam"], bool) or not isinstance(options["seam"], int)
@@ -460,7 +462,7 @@ class NuwaPipeline(Pipeline):
         preprocess = dict(request)
         if "allow_large" in options:
             preprocess["allow_large"] = options["allow_large"]
-        for flag in ("strict", "drop_unknown_words"):
+        for flag in ("strict", "drop_unknown_words", "rephrase_prompt"):
             if flag in options:
                 preprocess[flag] = options[flag]
         negative = options.pop("negative_prompt", None)
@@ -486,7 +488,7 @@ class NuwaPipeline(Pipeline):
     # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
 
     def preprocess(self, inputs: Any, allow_large: bool = False, strict: bool = False, drop_unknown_words: bool = True,
-                   negative_prompt: Optional[str] = None, **request_options) -> dict:
+                   rephrase_prompt: bool = True, negative_prompt: Optional[str] = None, **request_options) -> dict:
         seed = None
         if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
             inputs, seed = inputs.item, inputs.seed
@@ -495,13 +497,17 @@ class NuwaPipeline(Pipeline):
             raise ValueError(f"unknown condition {plan.condition!r}")
         # Bounded work (nuwa_hf.pipelines.work_limits): checked before anything is coded or generated.
         check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"), allow_large)
-        # the prompt without the words the model never saw (what it reads when drop_unknown_words), found once
-        read, unknown = request.prompt, []
+        # the prompt with common phrasings of a motion in the captions' words (rephrase_prompt), then without the words
+        # the model never saw (what it reads when drop_unknown_words), found once
+        text, rephrased, read, unknown = request.prompt, [], request.prompt, []
         if self.takes_prompt and request.prompt:
-            read, unknown = without_unknown_words(self.processor.tokenizer, request.prompt)
-        notes = self._notices_of(request, unknown, read if drop_unknown_words else None)
+            if rephrase_prompt:
+                text, rephrased = rephrase(self.processor.tokenizer, request.prompt)
+            read, unknown = without_unknown_words(self.processor.tokenizer, text)
+        notes = [rephrase_notice(request.prompt, text, rephrased)] if rephrased else []
+        notes += self._notices_of(request, text, unknown, read if drop_unknown_words else None)
         negative_read = negative_prompt
-        if negative_prompt is not None:  # read by the prompt's rules, its left-out words said the same way
+        if negative_prompt is not None:  # unknown words left out and said as for the prompt (not rephrased)
             negative_read, negative_unknown = without_unknown_words(self.processor.tokenizer, negative_prompt)
             notes.append(prompt_notice(negative_prompt, negative_unknown, negative_read if drop_unknown_words else None,
                                        what_prompt="negative prompt"))
@@ -520,7 +526,7 @@ class NuwaPipeline(Pipeline):
             if not bool(mask.any()):
                 raise ValueError("The region covers no token: make the mask or box larger.")
             if bool(mask.all()):
-                notes.append(whole_region_notice(read if drop_unknown_words else request.prompt))
+                notes.append(whole_region_notice(read if drop_unknown_words else text))
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         sketch_frames = 0
@@ -528,7 +534,7 @@ class NuwaPipeline(Pipeline):
         if self.takes_prompt:
             if drop_unknown_words:
                 self._check_words_left(request.prompt, read, unknown)
-            model_inputs["input_ids"] = self._text_ids(read if drop_unknown_words else request.prompt)
+            model_inputs["input_ids"] = self._text_ids(read if drop_unknown_words else text)
             if negative_read is not None:
                 model_inputs["negative_input_ids"] = self._text_ids(negative_read)
         if request.sketch is not None:
@@ -554,13 +560,13 @@ class NuwaPipeline(Pipeline):
         model_inputs["notices"] = "\n".join(notes)
         return model_inputs
 
-    def _notices_of(self, request: NuwaRequest, unknown: list, read: Optional[str]) -> list:
-        """What this input asks that the model will not honour (notices.py): the prompt's ``unknown`` words (left out,
-        the model reading ``read``, or given to it when ``read`` is None), big resizes, centre crops that leave part
-        of a picture out."""
+    def _notices_of(self, request: NuwaRequest, text: Optional[str], unknown: list, read: Optional[str]) -> list:
+        """What this input asks that the model will not honour (notices.py): the ``unknown`` words of the prompt as
+        rephrased (``text``; left out, the model reading ``read``, or given to it when ``read`` is None), big resizes,
+        centre crops that leave part of a picture out."""
         notes = []
         if self.takes_prompt and request.prompt:
-            notes.append(prompt_notice(request.prompt, unknown, read))
+            notes.append(prompt_notice(text, unknown, read))
         image_processor = self.processor.image_processor
         height, width = image_processor.output_size
         target = (int(width), int(height))
