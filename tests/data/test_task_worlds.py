@@ -82,10 +82,10 @@ def test_bad_world_requests_name_the_fix(call, words):
 
 @pytest.mark.parametrize("world", ["large_digits", "multi_digit"])
 def test_caption_fillers_are_what_the_worlds_captions_hold_besides_their_attributes(world):
-    """nuwa_hf.data.captions.caption_filler_words is derived from the templates and caption functions; the captions
+    """nuwa_hf.processing.vocabulary.caption_filler_words is derived from the templates and caption functions; the captions
     the worlds actually write must agree: each word that is not a word of an attribute value (colour, digit, motion,
     place) is a filler, and no attribute word is one but "then", which every motion has."""
-    from nuwa_hf.data.captions import caption_filler_words
+    from nuwa_hf.processing.vocabulary import caption_filler_words
     from nuwa_hf.processing.vocabulary import prompt_words
 
     fillers = caption_filler_words()

@@ -128,7 +128,7 @@ def test_worded_for_changes_the_wording_in_its_block_only(t2i):
 
 def test_a_prompt_left_with_only_filler_words_is_refused_with_the_words_the_model_knows(t2i):
     """"a purple cat" would be read as "a": a picture of nothing the user asked for. The fillers are the built-in
-    captions' own words (nuwa_hf.data.captions.caption_filler_words), the error names what was read and lists the words
+    captions' own words (nuwa_hf.processing.vocabulary.caption_filler_words), the error names what was read and lists the words
     the model knows by kind; a prompt whose words the model all knows is read as typed, and drop_unknown_words=False
     gives the model the whole prompt as before."""
     for prompt, read in (("a purple cat", "a"), ("the purple cat is in a box", "the is in a"),

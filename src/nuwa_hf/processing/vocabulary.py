@@ -15,6 +15,7 @@ That rule also counts word endings the BPE learned from longer words: with the s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -223,13 +224,64 @@ def _pieces(tokenizer, word: str) -> List[str]:
     return tokenizer.encode(word, add_special_tokens=False).tokens
 
 
+def _word_set(text: str) -> set:
+    """The distinct words of ``text`` (:func:`prompt_words`)."""
+    return set(prompt_words(text))
+
+
+@functools.lru_cache(maxsize=1)
+def caption_filler_words() -> frozenset:
+    """The words the built-in captions (:mod:`nuwa_hf.data.captions`) put around what they describe: ``frozenset`` of
+    lower-case words and punctuation, e.g. "a", "the", "digit", "is", "moving", "in", ",".
+
+    Derived, not typed: every caption form there (each template, coloured and not, and the caption functions with
+    one, two and three objects) is written with attribute values, and the words of the values (the colours, digits,
+    number words, motions, directions and places of :mod:`nuwa_hf.data.attributes`; the scene world's shapes and
+    ground) are taken away; what is left is in every caption of its form whatever the picture shows. A word that every
+    value of an attribute has ("then" of "up then down", "left then right", ...) is a filler too: it tells no value
+    from another. "digit" and "number" are fillers: every picture of the worlds is a digit, so they name nothing that
+    narrows it.
+    """
+    # nuwa_hf.data is not part of `import nuwa_hf`: imported here, on first use
+    from ..data.attributes import COLORS, DIGIT_WORDS, DIRECTIONS, MOTIONS, POSITIONS
+    from ..data.captions import (
+        DIGIT_CAPTION_TEMPLATES, SINGLE_DIGIT_CAPTION_TEMPLATES, SINGLE_DIGIT_VIDEO_TEMPLATES, godiva_caption,
+        scene_caption,
+    )
+    from ..data.scene_rendering import SCENE_SHAPES, STUFF_PHRASES
+
+    attributes = {
+        "color": COLORS, "digit": tuple(str(d) for d in range(10)), "word": DIGIT_WORDS, "motion": MOTIONS,
+        "direction": DIRECTIONS, "position": POSITIONS, "shape": SCENE_SHAPES, "stuff": tuple(STUFF_PHRASES.values()),
+    }
+    value_words = set().union(*(_word_set(value) for values in attributes.values() for value in values))
+    shared = set()
+    for values in attributes.values():
+        shared |= set.intersection(*(_word_set(value) for value in values))
+
+    color, digit, motion, direction = COLORS[1], 7, MOTIONS[0], DIRECTIONS[0]
+    captions = []
+    for template in DIGIT_CAPTION_TEMPLATES + SINGLE_DIGIT_CAPTION_TEMPLATES + SINGLE_DIGIT_VIDEO_TEMPLATES:
+        for colored in (True, False):
+            captions.append(template.format(color=f"{color} " if colored else "", color_name=color, digit=digit,
+                                            word=DIGIT_WORDS[digit], motion=motion, position=POSITIONS[0]))
+    for count in (1, 2):
+        captions.append(godiva_caption([digit] * count, [motion] * count))
+        captions.append(godiva_caption([digit] * count, [motion] * count, [color] * count))
+    stuff = tuple(STUFF_PHRASES)
+    for count in (1, 2, 3):
+        captions.append(scene_caption([{"color": color, "shape": SCENE_SHAPES[0]}] * count, stuff[0], stuff[1]))
+        captions.append(scene_caption([{"color": color, "shape": SCENE_SHAPES[0], "motion": direction}] * count,
+                                      stuff[0], stuff[1]))
+    written = set().union(*(_word_set(caption) for caption in captions))
+    return frozenset((written - value_words) | shared)
+
+
 def content_words(tokenizer, text: str) -> List[str]:
     """The words of ``text`` the model knows that say something about the picture (each once, in order): known
     (not :func:`unknown_words`), with a letter or digit, and not a filler of the training captions
-    (:func:`~nuwa_hf.data.captions.caption_filler_words`: "a", "the", "digit", "is", "moving", "in", ...). The
-    pipelines refuse a prompt that leaving its unknown words out reduces to none ("a purple cat" -> "a")."""
-    from ..data.captions import caption_filler_words  # nuwa_hf.data is not part of `import nuwa_hf`
-
+    (:func:`caption_filler_words`: "a", "the", "digit", "is", "moving", "in", ...). The pipelines refuse a prompt
+    that leaving its unknown words out reduces to none ("a purple cat" -> "a")."""
     fillers, unknown = caption_filler_words(), set(unknown_words(tokenizer, text))
     return list(dict.fromkeys(word for word in prompt_words(text) if word not in unknown and word not in fillers
                               and any(character.isalnum() for character in word)))
