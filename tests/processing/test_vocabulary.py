@@ -72,6 +72,10 @@ def test_only_the_captions_words_and_punctuation_are_known(trained):
     assert unknown_words(trained, "a red 7, please!") == [",", "please", "!"]
     assert unknown_words(trained, "a purple cat and a purple dog") == ["purple", "cat", "and", "dog"]
     assert without_unknown_words(trained, "a purple cat, red") == ("a red", ["purple", "cat", ","])
+    # a word the left-out words put right after itself is read once; a repeat the user typed stays
+    assert without_unknown_words(trained, "a picture of a red 7") == ("a red 7", ["picture", "of"])
+    assert without_unknown_words(trained, "A picture of a red 7") == ("A red 7", ["picture", "of"])
+    assert without_unknown_words(trained, "the the red 7 please") == ("the the red 7", ["please"])
 
 
 def test_content_words_leave_out_the_captions_fillers(trained):

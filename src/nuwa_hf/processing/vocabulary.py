@@ -206,14 +206,23 @@ def without_unknown_words(tokenizer, text: str) -> Tuple[str, List[str]]:
     3/3 times with the shipped checkpoint) and "generate an image of a red 7" lost both digit and colour. Left out,
     the prompt is what the model was trained on ("a red 7"), in the same tokens the tokenizer would give it. The kept
     words are joined by single spaces, which tokenizes as the original does: the caption tokenizers split words,
-    single digits and punctuation runs apart before BPE (``_WORD`` is that split). Returns ``(text, [])`` unchanged
-    when every word is known or the tokenizer is not a whole-word BPE.
+    single digits and punctuation runs apart before BPE (``_WORD`` is that split); a word that leaving words out puts
+    right after itself is kept once ("a picture of a red 7" -> "a red 7", not "a a red 7"). Returns ``(text, [])``
+    unchanged when every word is known or the tokenizer is not a whole-word BPE.
     """
     unknown = unknown_words(tokenizer, text)
     if not unknown:
         return text, []
     dropped = set(unknown)
-    kept = [word for word in _WORD.findall(unicodedata.normalize("NFC", text)) if word.lower() not in dropped]
+    kept, gap = [], False
+    for word in _WORD.findall(unicodedata.normalize("NFC", text)):
+        if word.lower() in dropped:
+            gap = True
+            continue
+        # "a picture of a red 7": the left-out words leave "a a"; a word the gap made a repeat is read once
+        if not (gap and kept and word.lower() == kept[-1].lower()):
+            kept.append(word)
+        gap = False
     return " ".join(kept), unknown
 
 
