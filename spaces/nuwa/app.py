@@ -103,6 +103,15 @@ def _taken_call_notes() -> list[str]:
     _call_notes.items = []
     return items
 
+
+def once(notes: list[str], sentence: str) -> list[str]:
+    """``notes`` with ``sentence`` (the page's list of the words the model knows, which each unknown-word notice ends
+    with) kept only in the last note that has it: a prompt and a negative prompt with unknown words, or a rephrased
+    prompt, would list the whole vocabulary twice on the info line."""
+    having = [i for i, note in enumerate(notes) if sentence in note]
+    return [note.replace(sentence, "") if i in having[:-1] else note for i, note in enumerate(notes)]
+
+
 class GenerationStopped(RuntimeError):
     """Raised inside generate() (from a logits processor, at the next decoding step) when the user pressed Stop."""
 
@@ -430,7 +439,8 @@ class NuwaWebDemo:
             finally:
                 release_freed_memory()
             # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
-            _call_notes.items = [f"Note: {message}" for message in said if not RESIZE_NOTICE.match(message)]
+            notes = [message for message in said if not RESIZE_NOTICE.match(message)]
+            _call_notes.items = [f"Note: {message}" for message in once(notes, f" {self.wording.known}")]
             return result, time.perf_counter() - start
 
     def _settings(self, options: dict, seconds: float, code: Optional[str] = None,

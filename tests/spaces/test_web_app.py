@@ -1036,6 +1036,17 @@ def test_the_page_words_negative_prompt_and_rephrasing_notices_for_its_visitors(
     assert not any(name in message for name in PYTHON_NAMES), message
 
 
+def test_the_info_line_lists_the_known_words_once(client, sizes, web_app):
+    """A prompt and a negative prompt that both have unknown words give two notes; the list of the words the model
+    knows (tens of words) closes the last of them only."""
+    size, _, upscale = sizes
+    known = web_app[0].nuwa.wording.known
+    info = _check_image(client.predict("a purple 7", 0, 1.5, 8, "a purple 8", api_name="/t2i"), size, upscale)
+    notes = [line for line in info.splitlines() if "never saw" in line]
+    assert len(notes) == 2 and info.count(known) == 1, info
+    assert notes[0].endswith("so the model reads 'a 7'.") and notes[1].endswith(known), notes
+
+
 def test_a_prompt_holding_the_word_resized_keeps_its_note(client, sizes):
     """The page words the pipelines' resize notice itself and leaves theirs out, but only that notice: a prompt
     notice that holds the word "resized" still reaches the info line."""
