@@ -17,7 +17,9 @@ stop at the next token when the tab's Stop button is pressed, when the request i
 ``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
 Bad inputs and pipeline failures come back as ``gr.Error`` pop-ups whose bold first words say what went wrong ("No
 image") and whose message says what to do; the server keeps running. The pipelines' notes (prompt words the model never
-saw) go to the info line, worded for the page's visitors (:func:`page_wording`). Each tab's Generate and Stop buttons
+saw, motions rephrased in the captions' words) go to the info line, worded for the page's visitors
+(:func:`page_wording`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs guidance
+above 1 (the page says so before generating). Each tab's Generate and Stop buttons
 head its output column, the result right under them; V2V and TV2V show the video they start from (the upload, else the
 chosen built-in example).
 
@@ -34,6 +36,7 @@ import contextlib
 import functools
 import html
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -78,12 +81,18 @@ CACHE_SWEEP_SECONDS = 600  # ... this often
 OUTPUT_ROOT_NAME = "nuwa-web-demo"
 TAB_OVERFLOW = "wrap"  # tab labels that do not fit in one row go on a second row (gradio's default hides them)
 PAINTED = "painted with the brush"
+NEGATIVE_PROMPT_INFO = ("What to steer away from, e.g. a digit or a colour (needs guidance above 1). It can also take "
+                        "away what it shares with the prompt: check the result.")
 
 T2I_EXAMPLES = ["a red 7", "the digit seven in blue", "7, green"]
 T2V_EXAMPLES = ["the digit 3 is moving up then down", "a red 5 moving left then right"]
 DEFAULT_MOTIONS = ("right", "left", "down", "up")  # S2V's starting motion: the first the starting sketch can make
 
 
+
+# The pipelines' resize notice (nuwa_hf.pipelines.notices.resize_notice): the page says it in its own words (_size_note);
+# a prompt notice that merely holds the word "resized" still goes to the info line
+RESIZE_NOTICE = re.compile(r"The [\w ]+ is \d+x\d+ pixels and was resized to \d+x\d+")
 
 # The warnings of the running pipeline call (one generation at a time, see _run), for the page's info line.
 _call_notes = threading.local()
@@ -93,6 +102,15 @@ def _taken_call_notes() -> list[str]:
     items = getattr(_call_notes, "items", [])
     _call_notes.items = []
     return items
+
+
+def once(notes: list[str], sentence: str) -> list[str]:
+    """``notes`` with ``sentence`` (the page's list of the words the model knows, which each unknown-word notice ends
+    with) kept only in the last note that has it: a prompt and a negative prompt with unknown words, or a rephrased
+    prompt, would list the whole vocabulary twice on the info line."""
+    having = [i for i, note in enumerate(notes) if sentence in note]
+    return [note.replace(sentence, "") if i in having[:-1] else note for i, note in enumerate(notes)]
+
 
 class GenerationStopped(RuntimeError):
     """Raised inside generate() (from a logits processor, at the next decoding step) when the user pressed Stop."""
@@ -253,6 +271,7 @@ def release_freed_memory() -> None:
 # The titles of the error pop-ups: what went wrong, in the page's terms (the message says what to do).
 INPUT_TITLE = "Input not usable"  # the pipelines' ValueError / TypeError: something about the inputs or settings
 FAILED_TITLE = "Generation failed"  # anything else: the app's or the pipelines' own failure
+NEGATIVE_GUIDANCE_TITLE = "Negative prompt needs guidance"  # a negative prompt with the guidance slider at 1 (off)
 
 
 def _error(message: str, title: str) -> gr.Error:
@@ -420,7 +439,8 @@ class NuwaWebDemo:
             finally:
                 release_freed_memory()
             # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
-            _call_notes.items = [f"Note: {message}" for message in said if "resized" not in message]
+            notes = [message for message in said if not RESIZE_NOTICE.match(message)]
+            _call_notes.items = [f"Note: {message}" for message in once(notes, f" {self.wording.known}")]
             return result, time.perf_counter() - start
 
     def _settings(self, options: dict, seconds: float, code: Optional[str] = None,
@@ -463,6 +483,21 @@ class NuwaWebDemo:
         return (str(mp4[0]) if mp4 else None), str(gif), [str(f) for f in files], info
 
     # --- inputs --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _negative_prompt(text, options: dict) -> list[str]:
+        """The negative prompt box (empty: none) -> ``options["negative_prompt"]`` and the info line's note. It acts
+        through guidance: at guidance 1 (off) the page says to raise guidance or clear the box, before generating."""
+        text = (text or "").strip()
+        if not text:
+            return []
+        guidance = options.get("guidance_scale")
+        if guidance is not None and guidance <= 1.0:
+            raise _error(f"The negative prompt {text!r} acts through guidance, which is off at guidance scale "
+                         f"{guidance:g}: raise 'Guidance scale' under Sampling above 1 (e.g. 3), or clear the "
+                         "negative prompt.", NEGATIVE_GUIDANCE_TITLE)
+        options["negative_prompt"] = text
+        return [f"Negative prompt: {text!r}."]
 
     @staticmethod
     def _prompt(text, what="prompt", example="a red 7") -> str:
@@ -601,21 +636,22 @@ class NuwaWebDemo:
     # --- the handlers (one per tab; their arguments are the tab's inputs, in the order of the task table's) ----------
 
     @guarded
-    def text_to_image(self, prompt, seed, guidance, top_k, request: gr.Request = None,
+    def text_to_image(self, prompt, seed, guidance, top_k, negative_prompt="", request: gr.Request = None,
                       progress=gr.Progress(track_tqdm=True)):
         prompt = self._prompt(prompt)
         options = self._options(seed, top_k, guidance)
+        notes = [f"Prompt: {prompt!r}."] + self._negative_prompt(negative_prompt, options)
         image, seconds = self._generate("T2I", request, progress, {"prompt": prompt}, options)
-        return self._outputs("T2I", image, [f"Prompt: {prompt!r}."], options, seconds)
+        return self._outputs("T2I", image, notes, options, seconds)
 
     @guarded
-    def text_to_video(self, prompt, num_frames, seed, guidance, top_k, request: gr.Request = None,
+    def text_to_video(self, prompt, num_frames, seed, guidance, top_k, negative_prompt="", request: gr.Request = None,
                       progress=gr.Progress(track_tqdm=True)):
         prompt = self._prompt(prompt, example="the digit 3 is moving up then down")
         options = self._options(seed, top_k, guidance)
+        notes = [f"Prompt: {prompt!r}."] + self._negative_prompt(negative_prompt, options)
         frames, seconds = self._generate("T2V", request, progress, {"prompt": prompt}, options,
                                          num_frames=int(num_frames))
-        notes = [f"Prompt: {prompt!r}."]
         if int(num_frames) > self.frames:
             notes.append(f"Info: the model was trained on {self.frames} frames; the rest came from a sliding window.")
         return self._outputs("T2V", frames, notes, options, seconds)
@@ -674,24 +710,26 @@ class NuwaWebDemo:
         return self._outputs("I2I", result, notes, options, seconds)
 
     @guarded
-    def image_manipulation(self, editor, instruction, region, seed, guidance, top_k, request: gr.Request = None,
-                           progress=gr.Progress(track_tqdm=True)):
+    def image_manipulation(self, editor, instruction, region, seed, guidance, top_k, negative_prompt="",
+                           request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         instruction = self._prompt(instruction, "instruction", "a blue 7")
-        image, mask, notes = self._region(editor, region)
         options = self._options(seed, top_k, guidance)
+        negative = self._negative_prompt(negative_prompt, options)
+        image, mask, notes = self._region(editor, region)
         result, seconds = self._generate("TI2I", request, progress, {"image": image, "prompt": instruction, "mask": mask},
                                          options)
-        return self._outputs("TI2I", result, [f"Instruction: {instruction!r}."] + notes, options, seconds)
+        return self._outputs("TI2I", result, [f"Instruction: {instruction!r}."] + negative + notes, options, seconds)
 
     @guarded
-    def video_manipulation(self, upload, example, instruction, num_frames, seed, guidance, top_k,
+    def video_manipulation(self, upload, example, instruction, num_frames, seed, guidance, top_k, negative_prompt="",
                            request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         instruction = self._prompt(instruction, "instruction", "the digit 3 is moving left then right")
-        frames, notes = self._load_video(upload, example, "TV2V", max_frames=1)
         options = self._options(seed, top_k, guidance)
+        negative = self._negative_prompt(negative_prompt, options)
+        frames, notes = self._load_video(upload, example, "TV2V", max_frames=1)
         video, seconds = self._generate("TV2V", request, progress, {"video": frames[:1], "prompt": instruction},
                                         options, num_condition_frames=1, num_frames=int(num_frames))
-        notes = [f"Instruction: {instruction!r}; the first frame is kept."] + notes
+        notes = [f"Instruction: {instruction!r}; the first frame is kept."] + negative + notes
         return self._outputs("TV2V", video, notes, options, seconds)
 
     def stop(self, request: gr.Request = None):
@@ -819,10 +857,11 @@ def _legend(demo: NuwaWebDemo) -> str:
     return "<div><b>Classes</b> (brush colours): " + "".join(swatches) + "</div>"
 
 
-def _sampling_controls(demo: NuwaWebDemo, prefix: str, code: str, guidance: bool = True):
-    """Seed, guidance (tasks with a condition) and top-k, starting at the task's own defaults."""
+def _sampling_controls(demo: NuwaWebDemo, prefix: str, code: str, guidance: bool = True, negative: bool = False):
+    """Seed, guidance (tasks with a condition), top-k, starting at the task's own defaults, and (text tasks,
+    ``negative``) the negative prompt, empty: (seed, guidance or None, top-k, negative prompt or None)."""
     own = demo.task_defaults.get(code, {})
-    with gr.Accordion("Sampling", open=False):
+    with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id=f"{prefix}-seed")
         scale = None
         if guidance:
@@ -830,7 +869,12 @@ def _sampling_controls(demo: NuwaWebDemo, prefix: str, code: str, guidance: bool
                               label="Guidance scale (1 = off)", elem_id=f"{prefix}-guidance")
         top_k = gr.Slider(0, demo.codebook_size, value=int(own.get("top_k", demo.default_top_k)), step=1,
                           label="Top-k (0 = off)", elem_id=f"{prefix}-top-k")
-    return seed, scale, top_k
+        negative_prompt = None
+        if negative:  # an advanced control, empty unless asked for: it can take away what it shares with the prompt
+            negative_prompt = gr.Textbox(
+                value="", label="Negative prompt (optional)", placeholder="e.g. a red 8", max_lines=1,
+                info=NEGATIVE_PROMPT_INFO, elem_id=f"{prefix}-negative-prompt")
+    return seed, scale, top_k, negative_prompt
 
 
 def _buttons(prefix: str):
@@ -950,7 +994,8 @@ def queue_size() -> int:
 
 
 # The handler of each task; its arguments are the tab's inputs in the order the table lists the task's inputs (then its
-# frame options, then the sampling options): the endpoints' argument order, which clients rely on.
+# frame options, then the sampling options, the text tasks' negative prompt last, "" when left out): the endpoints'
+# argument order, which clients rely on.
 HANDLERS = {"T2I": "text_to_image", "T2V": "text_to_video", "V2V": "video_prediction", "S2I": "sketch_to_image",
             "I2I": "image_completion", "TI2I": "image_manipulation", "S2V": "sketch_to_video",
             "TV2V": "video_manipulation"}
@@ -1062,7 +1107,9 @@ class _Page:
                     for name in info.inputs + tuple(n for n in info.optional_inputs if n in OFFERED_OPTIONAL_INPUTS):
                         inputs += getattr(self, name)(info, prefix)
                     inputs += self.frame_options(info)
-                    seed, scale, top_k = _sampling_controls(demo, prefix, info.code, guidance=info.condition != "none")
+                    seed, scale, top_k, negative = _sampling_controls(demo, prefix, info.code,
+                                                                      guidance=info.condition != "none",
+                                                                      negative=info.condition == "text")
                 with gr.Column():
                     # Generate heads the output column and the result comes right under it: in sight when the button
                     # is pressed, however long the tab's inputs are (a 1280x1000 window)
@@ -1071,7 +1118,8 @@ class _Page:
             if "video" in info.inputs and "prompt" in info.inputs:  # a built-in example brings its instruction
                 inputs[1].change(lambda choice, code=info.code: demo.default_instruction(code, choice) or gr.skip(),
                                  inputs[1], inputs[2], api_visibility="private", queue=False)
-            sampling = [seed] + ([scale] if scale is not None else []) + [top_k]
+            # the negative prompt comes last (it came after the others): clients that leave it out get none
+            sampling = [seed] + ([scale] if scale is not None else []) + [top_k] + ([negative] if negative is not None else [])
             _wire(demo, generate, stop, getattr(demo, HANDLERS[info.code]), inputs + sampling, outputs, prefix)
 
 

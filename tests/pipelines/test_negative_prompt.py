@@ -57,7 +57,9 @@ def test_negative_prompt_errors_and_notices(t2i, tiny_model_folder, caplog):
         t2i(PROMPTS[0], negative_prompt="a blue 8", guidance_scale=1.0)
     with pytest.raises(TypeError, match="non-empty string"):
         t2i(PROMPTS[0], negative_prompt="  ", guidance_scale=3.0)
-    with pytest.raises(ValueError, match="The negative prompt 'purple kittens' has no word"):
+    # (it asks for what to steer away from, not for a description of the picture)
+    with pytest.raises(ValueError, match="The negative prompt 'purple kittens' has no word.*: say what to steer away "
+                                         "from in the words it knows"):
         t2i(PROMPTS[0], negative_prompt="purple kittens", guidance_scale=3.0)
     with caplog.at_level("WARNING", logger="nuwa_hf.pipelines"):
         t2i(PROMPTS[0], negative_prompt="a purple 8", guidance_scale=3.0)

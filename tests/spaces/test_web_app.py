@@ -8,6 +8,7 @@ The app is started in-process on a free 127.0.0.1 port with the session's untrai
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import PIL.Image
@@ -177,10 +178,15 @@ def test_the_tabs_and_endpoints_follow_the_task_table(client, web_app):
     tabs = [c["props"]["label"] for c in config["components"] if c.get("type") == "tabitem"]
     assert tabs == [f"{task.code} {task.title}" for task in TASKS]
     for task in TASKS:
-        names = [p["parameter_name"] for p in endpoints[f"/{task.code.lower()}"]["parameters"]]
+        parameters = endpoints[f"/{task.code.lower()}"]["parameters"]
+        names = [p["parameter_name"] for p in parameters]
         assert ("guidance" in names) == (task.condition != "none"), (task.code, names)
-        assert names[-2:] == ["seed", "top_k"] if task.condition == "none" else names[-3:] == ["seed", "guidance",
-                                                                                             "top_k"]
+        # the text tasks' negative prompt comes last and defaults to none, so clients that leave it out still work
+        sampling = {"none": ["seed", "top_k"], "sketch": ["seed", "guidance", "top_k"],
+                    "text": ["seed", "guidance", "top_k", "negative_prompt"]}[task.condition]
+        assert names[-len(sampling):] == sampling, (task.code, names)
+        if task.condition == "text":
+            assert parameters[-1]["parameter_has_default"] and parameters[-1]["parameter_default"] == ""
 
 
 def test_an_uploaded_sketch_painted_in_the_class_colours_reads_as_its_class_ids(web_app, inputs):
@@ -921,3 +927,232 @@ def test_browser_shows_the_built_in_example_video_and_then_the_upload(web_app, c
     label, source, in_sight, width = first
     assert "built-in example 1" in label and source.endswith(".gif") and in_sight and width > 0
     assert after != source
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Negative prompts (the text tasks' Sampling panel) and the notices of rephrased prompts, in the page's words
+
+# Python names the page must never show: the pipelines' arguments and modules
+PYTHON_NAMES = ("drop_unknown_words", "rephrase_prompt", "negative_prompt", "guidance_scale", "=False", "=True",
+                "nuwa_hf", "tokenizer", "known_words(")
+
+
+def _native(files, size) -> np.ndarray:
+    """The model-size PNG of an image result, as an array (H, W, 3)."""
+    native = next(f for f in files if f.endswith(".png") and PIL.Image.open(f).size == (size, size))
+    return np.asarray(PIL.Image.open(native).convert("RGB"))
+
+
+def test_a_negative_prompt_reaches_the_pipeline_and_the_info_line(client, sizes, web_app):
+    """The T2I endpoint's last input is the negative prompt: the page's image is the pipeline's own with that
+    negative_prompt (and not the one without), the info line names it; an empty or blank box means none."""
+    size, _, upscale = sizes
+    pipe = web_app[0].nuwa.pipeline("T2I")
+    settings = dict(seed=0, top_k=8, guidance_scale=1.5)
+    with_negative = np.asarray(pipe("a red 7", negative_prompt="a blue 8", **settings).convert("RGB"))
+    without = np.asarray(pipe("a red 7", **settings).convert("RGB"))
+    assert not np.array_equal(with_negative, without)  # the negative prompt changes this sample
+
+    view, files, info = client.predict("a red 7", 0, 1.5, 8, "a blue 8", api_name="/t2i")
+    assert np.array_equal(_native(files, size), with_negative)
+    assert info.splitlines()[:2] == ["Prompt: 'a red 7'.", "Negative prompt: 'a blue 8'."]
+    for blank in ("", "   "):
+        view, files, info = client.predict("a red 7", 0, 1.5, 8, blank, api_name="/t2i")
+        assert np.array_equal(_native(files, size), without) and "Negative prompt" not in info
+    view, files, info = client.predict("a red 7", 0, 1.5, 8, api_name="/t2i")  # a client that leaves it out
+    assert np.array_equal(_native(files, size), without) and "Negative prompt" not in info
+
+
+def test_every_text_task_takes_a_negative_prompt(client, sizes, inputs):
+    size, frames, upscale = sizes
+    *_, info = client.predict("the digit 3 is moving up then down", frames, 0, 1.5, 8, "a red 3", api_name="/t2v")
+    assert "Negative prompt: 'a red 3'." in info
+    *_, info = client.predict(_editor(inputs / "picture.png"), "a blue 7", "top half", 0, 1.5, 8, "a red 7",
+                              api_name="/ti2i")
+    assert "Negative prompt: 'a red 7'." in info
+    *_, info = client.predict(None, "Example 2", "the digit 3 is moving left then right", frames, 0, 1.5, 8,
+                              "moving up then down", api_name="/tv2v")
+    assert "Negative prompt: 'moving up then down'." in info
+
+
+def test_a_negative_prompt_with_guidance_off_is_refused_under_a_title(client, inputs, app_module, sizes):
+    """Guidance 1 turns guidance off, and a negative prompt acts only through it: every text tab says so under its
+    own bold title, in the page's words (the slider and the box, no Python argument), before generating. Guidance 1
+    with the box empty generates."""
+    from gradio_client.exceptions import AppError
+
+    _, frames, _ = sizes
+    title = app_module.NEGATIVE_GUIDANCE_TITLE
+    calls = {
+        "t2i": lambda: client.predict("a red 7", 0, 1.0, 8, "a blue 8", api_name="/t2i"),
+        "t2v": lambda: client.predict("the digit 3", frames, 0, 1.0, 8, "a blue 8", api_name="/t2v"),
+        "ti2i": lambda: client.predict(_editor(inputs / "picture.png"), "a blue 7", "top half", 0, 1.0, 8, "a red 7",
+                                       api_name="/ti2i"),
+        "tv2v": lambda: client.predict(None, "Example 1", "the digit 3", frames, 0, 1.0, 8, "a red 3",
+                                       api_name="/tv2v"),
+    }
+    for tab, call in calls.items():
+        with pytest.raises(AppError) as raised:
+            call()
+        message = raised.value.message
+        assert raised.value.title == title and message.startswith(f"<strong>{title}.</strong> "), (tab, message)
+        assert "guidance scale 1" in message and "raise 'Guidance scale'" in message, (tab, message)
+        assert "clear the negative prompt" in message, (tab, message)
+        assert not any(name in message for name in PYTHON_NAMES), (tab, message)
+    _, files, info = client.predict("a red 7", 0, 1.0, 8, "", api_name="/t2i")
+    assert "guidance 1;" in info and "Negative prompt" not in info
+
+
+def test_the_page_words_negative_prompt_and_rephrasing_notices_for_its_visitors(client, sizes, app_module):
+    """The info line says which words of the negative prompt the model never saw and what it read, how a prompt's
+    motion was rephrased into the captions' words, and a negative prompt with no known word is refused: all in the
+    page's words (rephrase with the words it knows), with no Python names."""
+    from gradio_client.exceptions import AppError
+
+    size, frames, upscale = sizes
+    info = _check_image(client.predict("a red 7", 0, 1.5, 8, "a purple 8", api_name="/t2i"), size, upscale)
+    note = next(line for line in info.splitlines() if "never saw" in line)
+    assert note.startswith("Note: The negative prompt 'a purple 8' has word(s) the model never saw in training: "
+                           "'purple'; they were left out, so the model reads 'a 8'."), note
+    assert "rephrase with words it knows" in note and "red" in note
+    assert not any(name in note for name in PYTHON_NAMES), note
+
+    info = _check_video(client.predict("a red 5 bouncing up and down", frames, 0, 1.5, 8, api_name="/t2v"),
+                        size, frames, upscale)
+    note = next(line for line in info.splitlines() if "was read as" in line)
+    assert note == ("Note: The prompt 'a red 5 bouncing up and down' was read as 'a red 5 bouncing up then down': "
+                    "'up and down' as 'up then down', the words the training captions say these motions with."), note
+    *_, info = client.predict(None, "Example 1", "the digit 3 is moving side to side", frames, 0, 1.5, 8,
+                              api_name="/tv2v")
+    assert "'side to side' as 'left then right'" in info
+    assert not any(name in info for name in PYTHON_NAMES), info
+
+    with pytest.raises(AppError) as raised:
+        client.predict("a red 7", 0, 1.5, 8, "purple cat", api_name="/t2i")
+    message = raised.value.message
+    assert raised.value.title == app_module.INPUT_TITLE
+    assert "The negative prompt 'purple cat' has no word the model saw in training" in message
+    assert "say what to steer away from in the words it knows" in message
+    assert not any(name in message for name in PYTHON_NAMES), message
+
+
+def test_the_info_line_lists_the_known_words_once(client, sizes, web_app):
+    """A prompt and a negative prompt that both have unknown words give two notes; the list of the words the model
+    knows (tens of words) closes the last of them only."""
+    size, _, upscale = sizes
+    known = web_app[0].nuwa.wording.known
+    info = _check_image(client.predict("a purple 7", 0, 1.5, 8, "a purple 8", api_name="/t2i"), size, upscale)
+    notes = [line for line in info.splitlines() if "never saw" in line]
+    assert len(notes) == 2 and info.count(known) == 1, info
+    assert notes[0].endswith("so the model reads 'a 7'.") and notes[1].endswith(known), notes
+
+
+def test_a_prompt_holding_the_word_resized_keeps_its_note(client, sizes):
+    """The page words the pipelines' resize notice itself and leaves theirs out, but only that notice: a prompt
+    notice that holds the word "resized" still reaches the info line."""
+    size, _, upscale = sizes
+    info = _check_image(client.predict("a red 7 resized", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+    assert "never saw in training: 'resized'" in info
+
+
+def _open_sampling(driver, prefix: str, guidance: Optional[float] = None, negative: Optional[str] = None):
+    """Open the tab's Sampling panel; set the guidance slider (through its number box) and type the negative
+    prompt. Returns the negative prompt box."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    panel = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-sampling")
+    panel.find_element(By.CSS_SELECTOR, "button.label-wrap").click()
+    box = WebDriverWait(driver, 30).until(
+        lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, f"#{prefix}-negative-prompt input, "
+                                                                    f"#{prefix}-negative-prompt textarea")
+                        if b.is_displayed()), False))
+    if guidance is not None:
+        number = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-guidance input[type=number]")
+        number.send_keys(Keys.CONTROL, "a")
+        number.send_keys(f"{guidance:g}", Keys.TAB)
+        WebDriverWait(driver, 10).until(
+            lambda d: float(d.find_element(By.CSS_SELECTOR, f"#{prefix}-guidance input[type=range]")
+                            .get_attribute("value")) == guidance)
+    if negative is not None:
+        box.click()
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(negative)
+    return box
+
+
+@pytest.mark.slow
+def test_browser_generates_with_a_negative_prompt(web_app, chromium):
+    """In Chromium at 1280x1000: type a prompt, open Sampling, raise guidance, type a negative prompt, press Generate:
+    the image shown is the pipeline's with that negative prompt, and the info line names both prompts."""
+    import io
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    blocks, url = web_app
+    nuwa = blocks.nuwa
+    top_k = next(c["props"]["value"] for c in blocks.config["components"] if c["props"].get("elem_id") == "t2i-top-k")
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    try:
+        prefix = _open_tab(driver, url, "T2I")
+        prompt = driver.find_element(By.CSS_SELECTOR, "#t2i-prompt textarea, #t2i-prompt input")
+        prompt.click()
+        prompt.send_keys(Keys.CONTROL, "a")
+        prompt.send_keys("a red 7")
+        box = _open_sampling(driver, prefix, guidance=3.0, negative="a blue 8")
+        box_in_sight = _in_view(driver, box)
+        driver.find_element(By.CSS_SELECTOR, f"#{prefix}-generate").click()
+
+        def generated(drv):
+            for image in drv.find_elements(By.CSS_SELECTOR, f"#{prefix}-output img"):
+                source = image.get_attribute("src") or ""
+                if "t2i" in source and drv.execute_script("return arguments[0].complete && "
+                                                          "arguments[0].naturalWidth", image):
+                    return source
+            return False
+
+        source = WebDriverWait(driver, 60).until(generated)
+        WebDriverWait(driver, 10).until(
+            lambda d: "Negative prompt" in d.find_element(By.CSS_SELECTOR, f"#{prefix}-info textarea")
+            .get_attribute("value"))
+        info = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-info textarea").get_attribute("value")
+        toasts = _toasts(driver)
+    finally:
+        driver.quit()
+    assert box_in_sight and not toasts, toasts
+    assert info.splitlines()[:2] == ["Prompt: 'a red 7'.", "Negative prompt: 'a blue 8'."], info
+    assert f"top-k {top_k or 'off'}, guidance 3;" in info, info
+    with urllib.request.urlopen(source, timeout=10) as answer:
+        shown = np.asarray(PIL.Image.open(io.BytesIO(answer.read())).convert("RGB"))
+    expected = nuwa.pipeline("T2I")("a red 7", seed=0, top_k=top_k, guidance_scale=3.0, negative_prompt="a blue 8")
+    assert np.array_equal(shown[::nuwa.upscale, ::nuwa.upscale], np.asarray(expected.convert("RGB")))
+
+
+@pytest.mark.slow
+def test_browser_a_negative_prompt_with_guidance_off_shows_the_error(web_app, chromium, app_module):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    try:
+        prefix = _open_tab(driver, web_app[1], "T2I")
+        _open_sampling(driver, prefix, guidance=1.0, negative="a blue 8")
+        driver.find_element(By.CSS_SELECTOR, f"#{prefix}-generate").click()
+        WebDriverWait(driver, 60).until(_toasts)
+        toasts = _toasts(driver)
+        shown = driver.find_elements(By.CSS_SELECTOR, f"#{prefix}-output img")
+    finally:
+        driver.quit()
+    title = app_module.NEGATIVE_GUIDANCE_TITLE
+    assert len(toasts) == 1, toasts
+    heading, message = toasts[0]
+    assert message.startswith(f"<strong>{title}.</strong> The negative prompt 'a blue 8' acts through guidance"), \
+        message
+    assert "raise 'Guidance scale' under Sampling above 1" in message and "clear the negative prompt" in message
+    assert not shown  # nothing was generated

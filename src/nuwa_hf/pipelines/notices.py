@@ -116,12 +116,14 @@ def rephrase_notice(prompt: str, text: str, rephrased: List[Tuple[str, str]]) ->
             f"motions with" + (f" ({as_typed})." if as_typed else "."))
 
 
-def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt") -> str:
+def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt",
+                        asks: str = "describe the picture") -> str:
     """The message for a prompt none of whose words the model saw (``unknown``), listing the words it knows
-    (``knows``), worded by :func:`notice_wording`."""
+    (``knows``), worded by :func:`notice_wording`. ``what_prompt`` names it ("negative prompt"), ``asks`` says what
+    to write in those words ("say what to steer away from")."""
     instead = notice_wording().keep_instead
     return (f"The {what_prompt} {prompt!r} has no word the model saw in training (it never saw "
-            f"{', '.join(repr(w) for w in unknown)}): describe the picture in the words it knows "
+            f"{', '.join(repr(w) for w in unknown)}): {asks} in the words it knows "
             f"({', '.join(knows)})" + (f", or {instead}." if instead else "."))
 
 

@@ -516,7 +516,8 @@ class NuwaPipeline(Pipeline):
                 tokenizer = self.processor.tokenizer
                 raise ValueError(no_known_word_error(negative_prompt, negative_unknown,
                                                      known_words(tokenizer) + known_numerals(tokenizer),
-                                                     what_prompt="negative prompt"))
+                                                     what_prompt="negative prompt",
+                                                     asks="say what to steer away from"))
             if not drop_unknown_words:
                 negative_read = negative_prompt
         mask = None
