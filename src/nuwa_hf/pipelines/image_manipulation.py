@@ -21,6 +21,7 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
     """
 
     task_name = "nuwa-image-manipulation"
+    reads_edits = True
 
     @with_options_doc
     def __call__(self, image, prompt=None, mask=None, **kwargs):
