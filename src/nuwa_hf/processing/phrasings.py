@@ -124,14 +124,15 @@ def rephrase(tokenizer, text: str) -> Tuple[str, List[Tuple[str, str]]]:
 
 # "turn the 3 into an 8", "change the red 1 to a blue 9", "replace the 7 with a 5", "swap the 3 for a 6",
 # "from red to magenta": an edit verb (or "from"), what is replaced, a joining word, what replaces it. The verb must come
-# first, so "a 7 next to a 3" or "a 7 with a blue 3" are not edits.
+# first, so "a 7 next to a 3" or "a 7 with a blue 3" are not edits. What is replaced is at most 120 characters long (a
+# long prompt of verbs without a joining word is read in linear time).
 EDIT_VERBS = ("change", "changes", "changing", "turn", "turns", "turning", "convert", "transform", "switch", "recolor",
               "recolour", "replace", "swap", "exchange", "trade", "from")
-_EDIT = re.compile(rf"\b(?:{'|'.join(EDIT_VERBS)})\b(?P<source>[^,;.!?]*?)\b(?:into|to|with|for)\b"
+_EDIT = re.compile(rf"\b(?:{'|'.join(EDIT_VERBS)})\b(?P<source>[^,;.!?]{{0,120}}?)\b(?:into|to|with|for)\b"
                    r"(?P<target>[^,;.!?]*)", re.IGNORECASE)
 # "blue instead of yellow", "a 5 rather than the 3": what replaces, then what is replaced
-_INSTEAD = re.compile(r"(?P<target>[^,;.!?]*?)\b(?:instead\s+of|rather\s+than)\b(?P<source>[^,;.!?]*)",
-                      re.IGNORECASE)
+_INSTEAD = re.compile(r"(?:^|(?<=[,;.!?]))(?P<target>[^,;.!?]*?)\b(?:instead\s+of|rather\s+than)\b"
+                      r"(?P<source>[^,;.!?]*)", re.IGNORECASE)
 _WORDS = re.compile(r"[^\W_]+")
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
 
