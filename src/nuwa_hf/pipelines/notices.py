@@ -7,7 +7,10 @@ model reads (``drop_unknown_words=True``, the default; the warning says what it 
 ``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
 reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`). Before that, common
 phrasings of a motion are read in the captions' words ("up and down" as "up then down", ``rephrase_prompt=True``, the
-default; :mod:`nuwa_hf.processing.phrasings`), with a warning saying how the prompt was read.
+default; :mod:`nuwa_hf.processing.phrasings`), and, for image manipulation, an edit as the picture it asks for ("turn
+the 6 into an 8" as "an 8"), with a warning saying how the prompt was read. An image manipulation whose prompt names
+no digit or no colour ("make it blue") is told that the model may draw any there (:func:`open_kinds_notice`: advice,
+which ``strict=True`` does not refuse).
 
 A word is *known* when the training captions had it: the caption tokenizer records their words
 (``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as

@@ -6,7 +6,8 @@ pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and
 (:class:`DecodingPlan`); the three steps are here:
 
 1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt (common phrasings of a motion read in
-   the captions' words, unless ``rephrase_prompt=False``; without the words the model never saw, unless
+   the captions' words, and for image manipulation an edit as the picture it asks for, unless
+   ``rephrase_prompt=False``; without the words the model never saw, unless
    ``drop_unknown_words=False``) -> text ids ``(1, L)``, given
    images / frames -> ``pixel_values (1, F, 3, H, W)``, sketches -> ``sketch_maps (1, T, H, W)``, a region (a mask,
    a box, or a shortcut such as ``"bottom half"``) -> a boolean token mask, and the plan as a small integer tensor;
