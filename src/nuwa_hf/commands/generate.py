@@ -250,7 +250,8 @@ class GenerateCommand(NuwaCommand):
         options.add_argument("--no-rephrase", action="store_true",
                              help="read the prompt as typed: by default common phrasings of a motion are read in "
                                   "the words of the training captions ('up and down' as 'up then down', 'side to "
-                                  "side' as 'left then right', 'bouncing' as 'moving up then down'), and a warning "
+                                  "side' as 'left then right', 'bouncing' as 'moving up then down'), and for TI2I an "
+                                  "edit as the picture it asks for ('turn the 6 into an 8' as 'an 8'), and a warning "
                                   "says how the prompt was read")
         options.add_argument("--no-keep-original-pixels", action="store_true",
                              help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "

@@ -84,10 +84,16 @@ OPTIONS_DOC = """
                 right" as "left then right", "side to side" / "back and forth" / "horizontally" as "left then right",
                 "vertically" as "up then down", "bouncing" / "jumping" (no direction named) as "moving up then down"
                 (the table: ``nuwa_hf.processing.phrasings``), with a warning saying how the prompt was read. Only
-                rewrites whose words the model knows are made. False reads the prompt as typed.
+                rewrites whose words the model knows are made. Image manipulation also reads an edit as the picture
+                it asks for: what it replaces is left out when it names what replaces it ("turn the 6 into an 8" as
+                "an 8", "change the colour from red to magenta" as "magenta": ``phrasings.rephrase_edit``); its
+                prompt is the caption of the whole edited picture, and one that names no digit or no colour ("make
+                it blue") is warned that the model may draw any there (``strict`` does not refuse that). False
+                reads the prompt as typed.
             strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, prompts
                 rephrased (``rephrase_prompt``), inputs resized by more than 2x or cropped to the model's frame
-                shape, video frames left unread and edits of the whole image into errors.
+                shape, video frames left unread and edits of the whole image into errors (not the advice that an
+                edit names no digit or colour: that can be meant).
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model
                 folder's generation_config.json (its ``task_sampling`` entry for this task first, e.g.

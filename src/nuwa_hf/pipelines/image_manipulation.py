@@ -1,6 +1,10 @@
 """Text-guided image manipulation (TI2I, zero-shot): a region of an image is regenerated under a new text.
 
 As in image completion, the tokens outside the region are teacher-forced; inside it NUWA samples under the prompt.
+The prompt is read as the caption of the whole edited picture (what the model was trained on): an edit that names
+what it replaces is read as what replaces it ("turn the 6 into an 8" as "an 8", ``rephrase_prompt``), and a prompt
+that names no digit or no colour ("make it blue") is warned that the model may draw any in the region: the region is
+redrawn from the prompt, not from what it shows now. Say the picture wanted: "a blue 7".
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
     """
 
     task_name = "nuwa-image-manipulation"
+    reads_edits = True
 
     @with_options_doc
     def __call__(self, image, prompt=None, mask=None, **kwargs):
@@ -29,7 +34,9 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
         Args:
             image: a PIL image, a path or an array ``(H, W, 3)``; or a list of them (a batch); or request dicts
                 ``{"image": ..., "prompt": ..., "mask": ...}``.
-            prompt (`str` or `list[str]`): the text the edited image should match (one, or one per image).
+            prompt (`str` or `list[str]`): the text the edited image should match (one, or one per image): the
+                caption of the whole edited picture ("a blue 7"), or an edit ("turn the 3 into an 8"), read as the
+                picture it asks for (``rephrase_prompt``).
             mask: the region to change (required): a shortcut (``"bottom half"``, ``"center"``, ...), a box
                 ``(left, top, right, bottom)`` or its text ``"left,top,right,bottom"``, fractions when all four are in
                 [0, 1] (``(0, 0, 1, 1)`` = the whole image), else pixels (:mod:`~nuwa_hf.pipelines.regions`), or a

@@ -7,7 +7,10 @@ model reads (``drop_unknown_words=True``, the default; the warning says what it 
 ``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
 reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`). Before that, common
 phrasings of a motion are read in the captions' words ("up and down" as "up then down", ``rephrase_prompt=True``, the
-default; :mod:`nuwa_hf.processing.phrasings`), with a warning saying how the prompt was read.
+default; :mod:`nuwa_hf.processing.phrasings`), and, for image manipulation, an edit as the picture it asks for ("turn
+the 6 into an 8" as "an 8"), with a warning saying how the prompt was read. An image manipulation whose prompt names
+no digit or no colour ("make it blue") is told that the model may draw any there (:func:`open_kinds_notice`: advice,
+which ``strict=True`` does not refuse).
 
 A word is *known* when the training captions had it: the caption tokenizer records their words
 (``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as
@@ -103,17 +106,45 @@ def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str]
             f"{wording.known}")
 
 
-def rephrase_notice(prompt: str, text: str, rephrased: List[Tuple[str, str]]) -> Optional[str]:
+def rephrase_notice(prompt: str, text: str, rephrased: List[Tuple[str, str]],
+                    edits: List[Tuple[str, str]] = ()) -> Optional[str]:
     """A sentence saying how ``prompt`` was read (``text``) when common phrasings of a motion in it were written in
     the training captions' words (``rephrased``: ``[(typed, read as), ...]``, as
-    :func:`~nuwa_hf.processing.phrasings.rephrase` returns them), or None when nothing was. Worded by
-    :func:`notice_wording`."""
-    if not rephrased:
+    :func:`~nuwa_hf.processing.phrasings.rephrase` returns them) and, for an edit, what it replaces was left out
+    (``edits``, as :func:`~nuwa_hf.processing.phrasings.rephrase_edit` returns them), or None when nothing was.
+    Worded by :func:`notice_wording`."""
+    if not rephrased and not edits:
         return None
-    changes = ", ".join(f"{typed!r} as {read!r}" for typed, read in rephrased)
+    parts = []
+    if rephrased:
+        changes = ", ".join(f"{typed!r} as {read!r}" for typed, read in rephrased)
+        parts.append(f"{changes}, the words the training captions say these motions with")
+    if edits:
+        changes = ", ".join(f"{typed!r} as {read!r}" for typed, read in edits)
+        parts.append(f"{changes}, the picture the edit asks for (the model reads a prompt as the caption of the whole "
+                     "edited picture, so what the edit replaces is left out)")
     as_typed = notice_wording().as_typed
-    return (f"The prompt {prompt!r} was read as {text!r}: {changes}, the words the training captions say these "
-            f"motions with" + (f" ({as_typed})." if as_typed else "."))
+    return (f"The prompt {prompt!r} was read as {text!r}: {'; '.join(parts)}" + (f" ({as_typed})." if as_typed else "."))
+
+
+def open_kinds_notice(prompt: str, read: str, open_kinds: List[str], example: str) -> Optional[str]:
+    """A sentence for an edit whose prompt (``read``: what the model reads of it) names no value of some kinds of
+    what the model draws (``open_kinds``, e.g. ``["digit", "colour"]``), or None when it names them all. The model
+    reads a prompt as the caption of the whole edited picture and redraws the region from it and the pixels before it,
+    not from what the region shows now: "make it blue" (read as "blue") may come back as another digit. ``example``:
+    a caption naming every kind ("a blue 7"). A prompt may leave a kind open on purpose, so this is advice, which
+    ``strict=True`` does not refuse."""
+    if not open_kinds:
+        return None
+    kinds = " and no ".join(open_kinds)
+    if open_kinds == ["colour"]:
+        may = "it may draw the region in any colour"
+    else:
+        may = f"it may draw any {open_kinds[0]} there" + (" in any colour" if "colour" in open_kinds[1:] else "")
+    them = "it" if len(open_kinds) == 1 else "them"
+    return (f"The prompt {prompt!r} (read as {read!r}) names no {kinds}: the model reads a prompt as the caption of "
+            f"the whole edited picture and redraws the region from it, not from what the region shows now, so {may}. "
+            f"To keep the picture's {' and '.join(open_kinds)}, name {them} as a caption does (e.g. {example!r}).")
 
 
 def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt",

@@ -6,7 +6,8 @@ pipeline. A task file only says how one input becomes a :class:`NuwaRequest` and
 (:class:`DecodingPlan`); the three steps are here:
 
 1. **preprocess** (one input, CPU only, safe in DataLoader workers): the prompt (common phrasings of a motion read in
-   the captions' words, unless ``rephrase_prompt=False``; without the words the model never saw, unless
+   the captions' words, and for image manipulation an edit as the picture it asks for, unless
+   ``rephrase_prompt=False``; without the words the model never saw, unless
    ``drop_unknown_words=False``) -> text ids ``(1, L)``, given
    images / frames -> ``pixel_values (1, F, 3, H, W)``, sketches -> ``sketch_maps (1, T, H, W)``, a region (a mask,
    a box, or a shortcut such as ``"bottom half"``) -> a boolean token mask, and the plan as a small integer tensor;
@@ -50,10 +51,10 @@ from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import (
-    CallNotices, crop_notice, fillers_only_error, no_known_word_error, prompt_notice, rephrase_notice, resize_notice,
-    whole_region_notice,
+    CallNotices, crop_notice, fillers_only_error, no_known_word_error, open_kinds_notice, prompt_notice,
+    rephrase_notice, resize_notice, whole_region_notice,
 )
-from ..processing.phrasings import rephrase
+from ..processing.phrasings import rephrase, rephrase_edit, unnamed_kinds
 from ..processing.vocabulary import (
     content_words, known_numerals, known_words, vocabulary_by_kind, without_unknown_words,
 )
@@ -282,6 +283,9 @@ class NuwaPipeline(Pipeline):
     makes_video: bool = False
     needs_sketch_vqgan: bool = False
     takes_prompt: bool = False  # a text condition, required or optional
+    # The prompt is an edit of a given picture (image manipulation): with rephrase_prompt, what the edit replaces is left
+    # out ("turn the 6 into an 8" -> "an 8"), and a prompt that names no digit / colour is told the model may draw any.
+    reads_edits: bool = False
     # Call arguments that shape a request (e.g. num_frames); they go to make_request.
     request_options: tuple = ()
 
@@ -499,12 +503,14 @@ class NuwaPipeline(Pipeline):
         check_frames(plan.frames, self.max_frames, FRAMES_ARGUMENT.get(self.task_name, "num_frames"), allow_large)
         # the prompt with common phrasings of a motion in the captions' words (rephrase_prompt), then without the words
         # the model never saw (what it reads when drop_unknown_words), found once
-        text, rephrased, read, unknown = request.prompt, [], request.prompt, []
+        text, rephrased, edits, read, unknown = request.prompt, [], [], request.prompt, []
         if self.takes_prompt and request.prompt:
             if rephrase_prompt:
                 text, rephrased = rephrase(self.processor.tokenizer, request.prompt)
+                if self.reads_edits:
+                    text, edits = rephrase_edit(text)
             read, unknown = without_unknown_words(self.processor.tokenizer, text)
-        notes = [rephrase_notice(request.prompt, text, rephrased)] if rephrased else []
+        notes = [rephrase_notice(request.prompt, text, rephrased, edits)] if rephrased or edits else []
         notes += self._notices_of(request, text, unknown, read if drop_unknown_words else None)
         negative_read = negative_prompt
         if negative_prompt is not None:  # unknown words left out and said as for the prompt (not rephrased)
@@ -521,15 +527,23 @@ class NuwaPipeline(Pipeline):
             if not drop_unknown_words:
                 negative_read = negative_prompt
         mask = None
+        whole = False
         if plan.regions:
             mask = region_to_token_mask(request.region, request.image.size, self.token_grid(),
                                         self.processor.image_processor)
             if not bool(mask.any()):
                 raise ValueError("The region covers no token: make the mask or box larger.")
-            if bool(mask.all()):
+            whole = bool(mask.all())
+            if whole:
                 notes.append(whole_region_notice(read if drop_unknown_words else text))
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
+        if self.reads_edits and request.prompt and not whole:  # advice, not refused by strict (notices.py)
+            given = read if drop_unknown_words else text
+            open_kinds, example = unnamed_kinds(self.processor.tokenizer, given)
+            if given.strip():
+                notes.append(open_kinds_notice(request.prompt, given, open_kinds, example))
+            notes = [note for note in notes if note]
         sketch_frames = 0
         model_inputs: dict[str, Any] = {}
         if self.takes_prompt:
