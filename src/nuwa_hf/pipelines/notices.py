@@ -9,8 +9,10 @@ reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline
 phrasings of a motion are read in the captions' words ("up and down" as "up then down", ``rephrase_prompt=True``, the
 default; :mod:`nuwa_hf.processing.phrasings`), and, for image manipulation, an edit as the picture it asks for ("turn
 the 6 into an 8" as "an 8"), with a warning saying how the prompt was read. An image manipulation whose prompt names
-no digit or no colour ("make it blue") is told that the model may draw any there (:func:`open_kinds_notice`: advice,
-which ``strict=True`` does not refuse).
+no digit or no colour ("make it blue") is completed from what the model reads in the picture ("a blue 6" for a yellow
+6) and told so (:func:`completion_notice`), or, with ``complete_instruction=False`` (or a model whose words cannot say
+what a picture shows), told that the model may draw any there (:func:`open_kinds_notice`); both are advice, which
+``strict=True`` does not refuse.
 
 A word is *known* when the training captions had it: the caption tokenizer records their words
 (``tokenizer_config.json``, ``caption_words``); a tokenizer without the record is asked whether it holds the word as
@@ -49,6 +51,8 @@ class NoticeWording:
     part_of_image: how to edit part of a picture instead of all of it (the whole-region notice).
     as_typed: how to have a rephrased prompt read as typed, said in brackets after the rephrasing notice; None: no way
     to (the notice then says nothing about it).
+    as_given: how to have an edit instruction read as given instead of completed from the picture, said in brackets
+    after the completion notice; None: no way to.
     """
 
     keep: Optional[str]
@@ -57,6 +61,7 @@ class NoticeWording:
     known: str
     part_of_image: str = "regenerate part of it (e.g. mask='bottom half')"
     as_typed: Optional[str] = None
+    as_given: Optional[str] = None
 
 
 LIBRARY_WORDING = NoticeWording(
@@ -65,6 +70,7 @@ LIBRARY_WORDING = NoticeWording(
     keep_instead="pass drop_unknown_words=False",
     known="The words it knows are in the model card (or nuwa_hf.processing.vocabulary.known_words(tokenizer)).",
     as_typed="rephrase_prompt=False reads it as typed",
+    as_given="complete_instruction=False reads the instruction as given",
 )
 
 _wording: ContextVar[NoticeWording] = ContextVar("nuwa_hf_notice_wording", default=LIBRARY_WORDING)
@@ -145,6 +151,16 @@ def open_kinds_notice(prompt: str, read: str, open_kinds: List[str], example: st
     return (f"The prompt {prompt!r} (read as {read!r}) names no {kinds}: the model reads a prompt as the caption of "
             f"the whole edited picture and redraws the region from it, not from what the region shows now, so {may}. "
             f"To keep the picture's {' and '.join(open_kinds)}, name {them} as a caption does (e.g. {example!r}).")
+
+
+def completion_notice(prompt: str, open_kinds: List[str], seen: str, caption: str) -> str:
+    """A sentence for an edit instruction (``prompt``, as typed) that named no value of ``open_kinds`` (e.g.
+    ``["digit"]``) and was completed from the picture: the model read the picture as the caption ``seen`` ("a yellow
+    6") and edits it with ``caption`` ("a blue 6") (:mod:`nuwa_hf.pipelines.instruction_completion`). How to have it
+    read as given is worded by :func:`notice_wording`. Advice, which ``strict=True`` does not refuse."""
+    switch = notice_wording().as_given
+    return (f"The instruction {prompt!r} names no {' and no '.join(open_kinds)}: the model reads the picture as "
+            f"{seen!r} and edits it with {caption!r}" + (f" ({switch})." if switch else "."))
 
 
 def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt",

@@ -51,12 +51,15 @@ from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import (
-    CallNotices, crop_notice, fillers_only_error, no_known_word_error, open_kinds_notice, prompt_notice,
+    CallNotices, completion_notice, crop_notice, fillers_only_error, no_known_word_error, open_kinds_notice, prompt_notice,
     rephrase_notice, resize_notice, whole_region_notice,
 )
 from ..processing.phrasings import rephrase, rephrase_edit, unnamed_kinds
 from ..processing.vocabulary import (
     content_words, known_numerals, known_words, vocabulary_by_kind, without_unknown_words,
+)
+from .instruction_completion import (
+    KINDS, caption_form, completable_kinds, completed_caption, picture_captions, read_pictures,
 )
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
 from .reranking import CONDITION_GAIN, LIKELIHOOD, MODEL_SCORER_NAMES, MODEL_SCORERS, CandidateScorer
@@ -444,7 +447,8 @@ class NuwaPipeline(Pipeline):
             self.model.visual_generation_config(generation_config=options["generation_config"])
         if options.get(NUM_OUTPUTS) is not None:
             options[NUM_OUTPUTS] = check_count("The number of outputs per input", options[NUM_OUTPUTS])
-        for flag in ("allow_large", "keep_original_pixels", "strict", "drop_unknown_words", "rephrase_prompt"):
+        for flag in ("allow_large", "keep_original_pixels", "strict", "drop_unknown_words", "rephrase_prompt",
+                     "complete_instruction"):
             if flag in options and not isinstance(options[flag], bool):
                 raise TypeError(f"{flag} must be True or False, got {options[flag]!r}.")
         if "seam" in options and (isinstance(options["seam"], bool) or not isinstance(options["seam"], int)
@@ -469,6 +473,13 @@ class NuwaPipeline(Pipeline):
         for flag in ("strict", "drop_unknown_words", "rephrase_prompt"):
             if flag in options:
                 preprocess[flag] = options[flag]
+        if "complete_instruction" in options:
+            complete = options.pop("complete_instruction")
+            if not self.reads_edits:
+                raise TypeError(f"complete_instruction completes an edit instruction that names no digit or colour from "
+                                f"the picture it edits; {type(self).__name__} edits no picture with an instruction "
+                                "(only image manipulation does).")
+            preprocess["complete_instruction"] = complete
         negative = options.pop("negative_prompt", None)
         if negative is not None:
             if not self.takes_prompt:
@@ -492,7 +503,8 @@ class NuwaPipeline(Pipeline):
     # 1. preprocess: one input -> tensors with a batch axis of 1 (CPU only)
 
     def preprocess(self, inputs: Any, allow_large: bool = False, strict: bool = False, drop_unknown_words: bool = True,
-                   rephrase_prompt: bool = True, negative_prompt: Optional[str] = None, **request_options) -> dict:
+                   rephrase_prompt: bool = True, negative_prompt: Optional[str] = None,
+                   complete_instruction: bool = True, **request_options) -> dict:
         seed = None
         if isinstance(inputs, SeededInput):  # a seeded call: this input's own seed (randomness.with_input_seeds)
             inputs, seed = inputs.item, inputs.seed
@@ -538,10 +550,13 @@ class NuwaPipeline(Pipeline):
                 notes.append(whole_region_notice(read if drop_unknown_words else text))
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
+        completing: list = []  # the kinds _forward fills from the model's reading of the picture
+        given = read if drop_unknown_words else text
         if self.reads_edits and request.prompt and not whole:  # advice, not refused by strict (notices.py)
-            given = read if drop_unknown_words else text
+            if complete_instruction:
+                completing = completable_kinds(self.processor.tokenizer, given)
             open_kinds, example = unnamed_kinds(self.processor.tokenizer, given)
-            if given.strip():
+            if given.strip() and not completing:  # completed: _forward says so instead (completion_notice)
                 notes.append(open_kinds_notice(request.prompt, given, open_kinds, example))
             notes = [note for note in notes if note]
         sketch_frames = 0
@@ -572,6 +587,9 @@ class NuwaPipeline(Pipeline):
         elif seed is not None:
             model_inputs["input_seed"] = torch.tensor([seed])
         model_inputs["prompt"] = request.prompt
+        if self.reads_edits:  # every input of the task carries them (DataLoader batches need one set of keys)
+            model_inputs["open_kinds"] = torch.tensor([[int(kind in completing) for kind in KINDS]], dtype=torch.long)
+            model_inputs["read_prompt"] = given or ""
         model_inputs["notices"] = "\n".join(notes)
         return model_inputs
 
@@ -668,6 +686,8 @@ class NuwaPipeline(Pipeline):
             line for text in (said if isinstance(said, list) else [said or ""]) for line in text.split("\n"))
         prompts = model_inputs.get("prompt")
         prompts = list(prompts) if isinstance(prompts, list) else [prompts] * batch
+        if "open_kinds" in model_inputs and bool(model_inputs["open_kinds"].any()):
+            self._complete_instructions(model_inputs, prompts, options.get("_notices") or CallNotices())
         num_outputs = options.get(NUM_OUTPUTS) or 1
         want_pixels = options.get("output_type", "pil") != "tokens"
 
@@ -728,6 +748,31 @@ class NuwaPipeline(Pipeline):
         if want_pixels:
             outputs["pixels"] = _stack_padded(pixels_of)
         return outputs
+
+    def _complete_instructions(self, model_inputs: dict, prompts: list, notices: CallNotices) -> None:
+        """For the inputs whose instruction names no digit and / or colour (``model_inputs["open_kinds"]`` ``(B, 2)``,
+        1 where ``preprocess`` found the kind of :data:`~.instruction_completion.KINDS` open and completable): the
+        model reads their pictures (``pixel_values`` ``(B, 1, 3, H, W)``) as a caption "a {colour} {digit}"
+        (:func:`~.instruction_completion.read_pictures`, one batched ``token_grid_losses`` pass per picture), and their
+        ``input_ids`` ``(B, L)`` are replaced, in place, by those of the caption completing what the instruction read
+        (``read_prompt``) names with that reading; each completion is said (``completion_notice``)."""
+        open_kinds = model_inputs["open_kinds"]
+        rows = [index for index in range(open_kinds.shape[0]) if bool(open_kinds[index].any())]
+        tokenizer = self.processor.tokenizer
+        values = picture_captions(tokenizer)
+        cache = getattr(self, "_picture_caption_ids", None)
+        if cache is None or cache[0] != values:
+            cache = self._picture_caption_ids = (values, torch.cat([self._text_ids(caption_form(*v)) for v in values]))
+        seen = read_pictures(self.model, model_inputs["pixel_values"][rows, 0], values, cache[1])
+        reads = model_inputs.get("read_prompt")
+        reads = list(reads) if isinstance(reads, list) else [reads] * open_kinds.shape[0]
+        input_ids = model_inputs["input_ids"].clone()
+        for index, shown in zip(rows, seen):
+            caption = completed_caption(tokenizer, reads[index], shown)
+            input_ids[index] = self._text_ids(caption)[0].to(input_ids.device)
+            kinds = [kind for kind, is_open in zip(KINDS, open_kinds[index].tolist()) if is_open]
+            notices.warn([completion_notice(prompts[index], kinds, caption_form(*shown), caption)])
+        model_inputs["input_ids"] = input_ids
 
     def _model_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor, per_input: int, kind: str) -> torch.Tensor:
         """The scorers the model computes itself, from ``model.token_grid_losses`` (teacher-forced summed token
