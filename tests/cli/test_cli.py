@@ -336,6 +336,24 @@ def test_a_rephrased_motion_is_said_on_stderr_and_no_rephrase_reads_the_prompt_a
     assert "never saw in training: 'and'" in stderr and "the model reads 'the digit 3 moving up down'" in stderr
 
 
+def test_an_instruction_naming_no_digit_is_completed_on_stderr_and_no_complete_instruction_reads_it_as_given(
+        cli_model_folder, inputs, tmp_path, capsys):
+    """TI2I "make it blue": stderr says what the model read in the picture and the caption it edits with, naming the
+    CLI's flag; --no-complete-instruction reads it as given (the advice that any digit may come back instead) and gives
+    another picture file; another task refuses the flag (exit 2)."""
+    argv = ["generate", "--task", "TI2I", "--model", cli_model_folder, "--image", inputs / "image.png", "--prompt",
+            "make it blue", "--mask", "top half", "--quiet"]
+    code, _, stderr = run(argv + ["--out", tmp_path / "completed"], capsys)
+    assert code == 0 and "The instruction 'make it blue' names no digit: the model reads the picture as 'a " in stderr
+    assert "(--no-complete-instruction reads the instruction as given)." in stderr
+    assert "complete_instruction" not in stderr and "the model reads a prompt as the caption" not in stderr
+    code, _, stderr = run(argv + ["--out", tmp_path / "given", "--no-complete-instruction"], capsys)
+    assert code == 0 and "reads the picture as" not in stderr and "names no digit: the model reads a prompt" in stderr
+    code, _, stderr = run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a red 3",
+                           "--out", tmp_path / "t2i", "--quiet", "--no-complete-instruction"], capsys)
+    assert code == 2 and "does not take --no-complete-instruction" in stderr
+
+
 def test_a_sketch_painted_in_the_class_colours_works_and_a_foreign_colour_names_the_palette(cli_model_folder, tmp_path,
                                                                                             capsys):
     """A user paints sketches in a paint program in the class colours: an anti-aliased 64x64 RGB PNG, a JPEG of it, a

@@ -277,9 +277,10 @@ def test_an_edit_is_read_as_the_picture_it_asks_for_and_said(tiny_model_folder, 
 def test_an_edit_that_names_no_digit_or_colour_is_told_the_model_may_draw_any(tiny_model_folder, caplog):
     """"make it blue" is read as "blue": the region is redrawn from the prompt, which names no digit, so the model may
     draw any digit there (the shipped model kept the digit in 0.19 of such edits, 0.68 with the caption "a blue 6":
-    benchmarks/bench_user_edit_prompts.py). The warning says so with a caption that names it; a prompt naming both
-    is not warned; strict=True does not refuse it (leaving the digit open can be meant); an edit of the whole picture
-    gets the whole-region notice instead."""
+    benchmarks/bench_user_edit_prompts.py). With complete_instruction=False (by default the instruction is completed
+    from the picture instead: test_instruction_completion.py) the warning says so with a caption that names it; a
+    prompt naming both is not warned; strict=True does not refuse it (leaving the digit open can be meant); an edit of
+    the whole picture gets the whole-region notice instead."""
     caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
     edit = pipeline("nuwa-image-manipulation", model=tiny_model_folder)
     edit.set_progress_bar_config(disable=True)
@@ -287,7 +288,7 @@ def test_an_edit_that_names_no_digit_or_colour_is_told_the_model_may_draw_any(ti
 
     def open_notices(prompt, **options):
         caplog.clear()
-        edit(image, prompt, seed=0, **options)
+        edit(image, prompt, seed=0, complete_instruction=False, **options)
         return [m for m in warnings_of(caplog) if "names no" in m]
 
     said = open_notices("make it blue", mask="center")

@@ -120,6 +120,7 @@ def _cli_wording():
         keep_instead="pass --keep-unknown-words",
         known="The words it knows are in the model card (and, for the shipped checkpoint, nuwa-hf generate --help).",
         as_typed="--no-rephrase reads it as typed",
+        as_given="--no-complete-instruction reads the instruction as given",
     )
 
 
@@ -253,6 +254,11 @@ class GenerateCommand(NuwaCommand):
                                   "side' as 'left then right', 'bouncing' as 'moving up then down'), and for TI2I an "
                                   "edit as the picture it asks for ('turn the 6 into an 8' as 'an 8'), and a warning "
                                   "says how the prompt was read")
+        options.add_argument("--no-complete-instruction", action="store_true",
+                             help="TI2I: read an instruction that names no digit or no colour as given: by default "
+                                  "the model reads the picture ('a yellow 6') and edits with the instruction "
+                                  "completed from it ('make it blue' as 'a blue 6'), and a warning says so; as given, "
+                                  "the model may draw any digit / colour in the region")
         options.add_argument("--no-keep-original-pixels", action="store_true",
                              help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
                                   "region and in the given frames instead of the input's own pixels (pasted back with a "
@@ -286,6 +292,9 @@ class GenerateCommand(NuwaCommand):
 
         args = self.args
         info = get_task_info(resolve_task(args.task))
+        if getattr(args, "no_complete_instruction", False) and info.name != "nuwa-image-manipulation":
+            raise CommandError(f"--task {info.name} does not take --no-complete-instruction: only TI2I completes an "
+                               "edit instruction from the picture it edits.")
         apply_model_options(args)
         calls = [task_call(info, part) for part in split_inputs(info.name, args)]
         write_mp4 = info.makes_video and not args.no_mp4 and mp4_available()
@@ -367,7 +376,8 @@ def generation_options(args) -> dict:
         options["negative_prompt"] = args.negative_prompt
     flags = {"greedy": ("do_sample", False), "allow_large": ("allow_large", True),
              "no_keep_original_pixels": ("keep_original_pixels", False), "strict": ("strict", True),
-             "keep_unknown_words": ("drop_unknown_words", False), "no_rephrase": ("rephrase_prompt", False)}
+             "keep_unknown_words": ("drop_unknown_words", False), "no_rephrase": ("rephrase_prompt", False),
+             "no_complete_instruction": ("complete_instruction", False)}
     options.update(dict(option for flag, option in flags.items() if getattr(args, flag)))
     return {k: v for k, v in options.items() if v is not None}
 
