@@ -227,6 +227,19 @@ def test_image_manipulation(client, sizes, inputs):
     assert "Region: top half" in _check_image(result, size, upscale)
 
 
+def test_image_manipulation_completes_an_instruction_naming_no_digit_in_the_page_words(client, sizes, inputs):
+    """"make it blue" names no digit: the info line says what the model read in the picture and the caption it edited
+    with, naming no Python switch (the page has no control that reads the instruction as given)."""
+    size, _, upscale = sizes
+    result = client.predict(_editor(inputs / "picture.png"), "make it blue", "top half", 0, 1.5, 8, api_name="/ti2i")
+    info = _check_image(result, size, upscale)
+    note = next(line for line in info.splitlines() if "reads the picture as" in line)
+    assert note.startswith("Note: The instruction 'make it blue' names no digit: the model reads the picture as 'a "), note
+    assert "and edits it with 'a blue " in note and note.endswith("'."), note
+    assert not any(name in note for name in PYTHON_NAMES + ("complete_instruction",)), note
+    assert "the model reads a prompt as the caption" not in info  # not the open-kinds advice too
+
+
 def test_video_manipulation_of_a_builtin_example(client, sizes):
     size, frames, upscale = sizes
     result = client.predict(None, "Example 2", "the digit 3 is moving left then right", frames, 0, 1.5, 8,

@@ -191,7 +191,8 @@ def run_showcase(
             # the world's captions whole (as evaluate does): a model trained on the world knows every word of them,
             # and one that does not is shown reading its benchmark caption, not an edited or refused one
             results = pipe(**examples.chunk(0, len(examples)), seed=seed, drop_unknown_words=False,
-                           rephrase_prompt=False)
+                           rephrase_prompt=False,
+                           **({"complete_instruction": False} if getattr(pipe, "reads_edits", False) else {}))
             task_entries = []
             for index, result in enumerate(results):
                 caption, inputs = _write_inputs(code, examples, index, folder, pipe, fps, upscale)

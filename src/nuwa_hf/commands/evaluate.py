@@ -197,9 +197,12 @@ def evaluate_task(
             # drop_unknown_words=False, rephrase_prompt=False: the benchmark's captions whole and as written. A model
             # trained on the world knows every word of them (no change); one that does not is measured on the
             # caption, not on what is left of it (the pipelines would refuse a caption reduced to fillers, "a cyan
-            # two" -> "a")
+            # two" -> "a"); nor is an image manipulation's caption completed from the picture (complete_instruction)
+            as_written = {"drop_unknown_words": False, "rephrase_prompt": False}
+            if getattr(pipe, "reads_edits", False):
+                as_written["complete_instruction"] = False
             outputs = pipe(**examples.chunk(first, last), seed=seed + first, output_type="np", batch_size=batch_size,
-                           **{"drop_unknown_words": False, "rephrase_prompt": False, **(generation_options or {})})
+                           **{**as_written, **(generation_options or {})})
             generated.extend(outputs)
             bar.update(last - first)
     seconds = time.perf_counter() - start
