@@ -11,16 +11,20 @@ instruction gets its own image, one whose digit and colour the instruction chang
 
 Modes, in one process on the same seeds:
 
-- ``kept``: the instruction whole and as typed (``drop_unknown_words=False, rephrase_prompt=False``);
-- ``left out``: the words the model never saw left out, read as typed otherwise (``rephrase_prompt=False``, the
-  pipeline's default before edits were read: "turn the 6 into an 8" is read as "the 6 8", "make it blue" as "blue");
-- ``default``: the pipeline's default now: what an edit replaces is left out when it names what replaces it
-  (:func:`nuwa_hf.processing.phrasings.rephrase_edit`: "turn the 6 into an 8" -> "an 8"), then the unknown words;
-- ``model-read``: (measured here only, not in the library) the default reading completed with what the MODEL reads in
-  the input picture where the instruction names no digit or no colour: the picture's tokens are scored under the
-  captions "a {colour} {digit}" of every known colour and digit (the model's own likelihood, no other reader), and the
-  caption is written from the values the instruction names and the most likely values of the others ("make it blue"
-  on a picture read as a 6 -> "a blue 6");
+- ``kept``: the instruction whole and as typed (``drop_unknown_words=False, rephrase_prompt=False,
+  complete_instruction=False``);
+- ``left out``: the words the model never saw left out, read as typed otherwise (``rephrase_prompt=False,
+  complete_instruction=False``, the pipeline's default before edits were read: "turn the 6 into an 8" is read as
+  "the 6 8", "make it blue" as "blue");
+- ``as given``: what an edit replaces is left out when it names what replaces it
+  (:func:`nuwa_hf.processing.phrasings.rephrase_edit`: "turn the 6 into an 8" -> "an 8"), then the unknown words
+  (``complete_instruction=False``: the pipeline's default before instructions were completed);
+- ``default``: the pipeline's default now: that reading completed with what the MODEL reads in the input picture where
+  the instruction names no digit or no colour (``complete_instruction=True``,
+  :mod:`nuwa_hf.pipelines.instruction_completion`): the picture's tokens are scored under the captions "a {colour}
+  {digit}" of every known colour and digit (the model's own likelihood, no other reader), and the caption is written
+  from the values the instruction names and the most likely values of the others ("make it blue" on a picture read
+  as a 6 -> "a blue 6");
 - ``caption``: the caption of the picture the edit should give, in the captions' own form ("a blue 7" for "make it
   blue" on a red 7): the upper bound of any reading of the instruction, since it names what the instruction leaves to
   the image.
@@ -38,7 +42,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,37 +160,20 @@ def edit_cases(image_size: int, seed: int = 0, pool: int = 200, instructions=INS
 
 
 def model_reads(pipe, images) -> list:
-    """What the model itself reads in each picture: the (digit, colour) of the caption "a {colour} {digit}" (every
-    digit and colour the tokenizer knows) under which the picture's token grid is most likely (teacher-forced summed
-    token loss, ``model.token_grid_losses``). No other reader: the model's likelihood of its own input."""
-    from nuwa_hf.processing.vocabulary import known_numerals, vocabulary_by_kind
+    """What the model itself reads in each picture, ``[(digit, colour)]``: the pipeline's own reading
+    (:func:`nuwa_hf.pipelines.instruction_completion.read_pictures`, the caption "a {colour} {digit}" under which the
+    picture's token grid is most likely), one picture at a time as the pipeline reads a batch's pictures."""
+    from nuwa_hf.pipelines.instruction_completion import caption_form, picture_captions, read_pictures
 
-    colours = vocabulary_by_kind(pipe.tokenizer)["colours"]
-    options = [(int(digit), colour) for colour in colours for digit in known_numerals(pipe.tokenizer)]
-    ids = torch.cat([pipe._text_ids(f"a {c} {d}") for d, c in options])  # (options, L)
+    values = picture_captions(pipe.tokenizer)
+    ids = torch.cat([pipe._text_ids(caption_form(*v)) for v in values])  # (options, L)
     reads = []
     with torch.inference_mode():
         for image in images:
-            pixels = pipe.processor(images=[image], return_tensors="pt")["pixel_values"][:, 0]
-            tokens = pipe.model.vqgan.encode_to_indices(pixels)[:, None]  # (1, 1, h, w)
-            losses = pipe.model.token_grid_losses(tokens.expand(len(options), *tokens.shape[1:]), batch_size=len(options),
-                                                  input_ids=ids)
-            reads.append(options[int(losses.argmin())])
+            pixels = pipe.processor(images=[image], return_tensors="pt")["pixel_values"][:, 0]  # (1, 3, H, W)
+            (digit, colour), = read_pictures(pipe.model, pixels, values, ids)
+            reads.append((int(digit), colour))
     return reads
-
-
-def completed(tokenizer, read: str, shown) -> str:
-    """``read`` (what the pipeline reads of an instruction) as the caption "a {colour} {digit}" of the values it names,
-    the others from ``shown`` ((digit, colour), what the model read in the picture)."""
-    from nuwa_hf.data.attributes import DIGIT_WORDS
-    from nuwa_hf.processing.vocabulary import prompt_words, vocabulary_by_kind
-
-    vocabulary = vocabulary_by_kind(tokenizer)
-    words = prompt_words(read)
-    digit = next((w for w in words if w in vocabulary["digits"]), None)
-    colour = next((w for w in words if w in vocabulary["colours"]), None)
-    digit = str(DIGIT_WORDS.index(digit)) if digit in DIGIT_WORDS else digit
-    return f"a {colour or shown[1]} {digit if digit is not None else shown[0]}"
 
 
 def main(argv=None) -> int:
@@ -202,6 +191,7 @@ def main(argv=None) -> int:
     from transformers import pipeline
 
     from nuwa_hf.evaluation.digit_reading import default_digit_reader, read_colours, read_digits
+    from nuwa_hf.pipelines.instruction_completion import completable_kinds, completed_caption
     from nuwa_hf.processing.phrasings import rephrase, rephrase_edit
     from nuwa_hf.processing.vocabulary import without_unknown_words
 
@@ -216,24 +206,29 @@ def main(argv=None) -> int:
     captions = [caption_form(c[3], c[4]) for c in cases]
     kinds = [kind_of(digit, colour) for _, digit, colour in instructions]
     modes = {  # name -> (prompts, pipeline options)
-        "kept": (texts, {"drop_unknown_words": False, "rephrase_prompt": False}),
-        "left out": (texts, {"rephrase_prompt": False}),
+        "kept": (texts, {"drop_unknown_words": False, "rephrase_prompt": False, "complete_instruction": False}),
+        "left out": (texts, {"rephrase_prompt": False, "complete_instruction": False}),
+        "as given": (texts, {"complete_instruction": False}),
         "default": (texts, {}),
+        "caption": (captions, {}),
     }
     model_read = model_reads(pipe, [c[1] for c in cases])
     defaults = [without_unknown_words(pipe.tokenizer, rephrase_edit(rephrase(pipe.tokenizer, t)[0])[0])[0] for t in texts]
-    modes["model-read"] = ([completed(pipe.tokenizer, r, m) for r, m in zip(defaults, model_read)], {})
-    modes["caption"] = (captions, {})
+    completions = [completed_caption(pipe.tokenizer, r, (str(m[0]), m[1])) if completable_kinds(pipe.tokenizer, r)
+                   else r for r, m in zip(defaults, model_read)]  # what the default edits with
     want_digits = np.array([c[3] for _ in seeds for c in cases])
     want_colours = [c[4] for _ in seeds for c in cases]
     masks = [c[2] for _ in seeds for c in cases]
     row_kinds = np.array([k for _ in seeds for k in kinds])
     rewritten = np.array([bool(rephrase_edit(t)[1]) for _ in seeds for t in texts])  # what rephrase_edit changes
-    results = {}
+    results, seconds = {}, {}
+    logging.getLogger("nuwa_hf.pipelines").setLevel(logging.ERROR)  # the notices of 5 modes x seeds; --per-prompt says
     for mode, (given, options) in modes.items():
         requests = [{"image": c[1], "prompt": text, "mask": c[2]} for c, text in zip(cases, given)]
+        started = time.perf_counter()
         pictures = np.stack([np.asarray(picture) for seed in seeds
                              for picture in pipe(requests, seed=seed, batch_size=len(requests), **options)])
+        seconds[mode] = time.perf_counter() - started
         digits = read_digits(reader, pictures).argmax(-1).numpy()
         colours = read_colours(pictures, masks, size)
         hits = {"digit": (digits == want_digits).astype(float),
@@ -247,6 +242,10 @@ def main(argv=None) -> int:
     print(f"ti2i: {len(cases)} {args.instructions} instructions x {len(seeds)} seeds ({args.model}); accuracy +- binomial standard error")
     print(f"the model's reading of the input pictures: digit {np.mean([m[0] == c[5][0] for m, c in zip(model_read, cases)]):.3f}, "
           f"colour {np.mean([m[1] == c[5][1] for m, c in zip(model_read, cases)]):.3f} ({len(cases)} pictures)")
+    print(f"the default completes {sum(c != d for c, d in zip(completions, defaults))} of {len(cases)} instructions; "
+          f"its caption is the wanted one for {sum(c == w for c, w in zip(completions, captions))}")
+    print("seconds per mode (all seeds): " + ", ".join(f"{m} {t:.1f}" for m, t in seconds.items())
+          + f"; default / as given {seconds['default'] / seconds['as given']:.2f}")
     for subset in ("all", COLOUR, DIGIT, BOTH, "rewritten"):
         rows = (np.ones(len(row_kinds), bool) if subset == "all" else rewritten if subset == "rewritten"
                 else row_kinds == subset)
@@ -267,7 +266,7 @@ def main(argv=None) -> int:
             as_typed, unknown = without_unknown_words(pipe.tokenizer, text)
             read, _ = without_unknown_words(pipe.tokenizer, rephrase_edit(rephrase(pipe.tokenizer, text)[0])[0])
             print(f"{text!r} on a {shown[1]} {shown[0]}, asks {colour} {digit}; left out {unknown} -> {as_typed!r}; "
-                  f"default reads {read!r}; model-read {modes['model-read'][0][i]!r}; caption {captions[i]!r}\n    "
+                  f"as given reads {read!r}; default edits with {completions[i]!r}; caption {captions[i]!r}\n    "
                   + json.dumps(rows))
     return 0
 

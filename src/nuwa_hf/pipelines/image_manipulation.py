@@ -2,9 +2,11 @@
 
 As in image completion, the tokens outside the region are teacher-forced; inside it NUWA samples under the prompt.
 The prompt is read as the caption of the whole edited picture (what the model was trained on): an edit that names
-what it replaces is read as what replaces it ("turn the 6 into an 8" as "an 8", ``rephrase_prompt``), and a prompt
-that names no digit or no colour ("make it blue") is warned that the model may draw any in the region: the region is
-redrawn from the prompt, not from what it shows now. Say the picture wanted: "a blue 7".
+what it replaces is read as what replaces it ("turn the 6 into an 8" as "an 8", ``rephrase_prompt``). The region is
+redrawn from the prompt, not from what it shows now, so a prompt that names no digit or no colour ("make it blue") is
+completed from what the model reads in the picture ("a blue 6" for a picture it reads as "a yellow 6",
+``complete_instruction``, :mod:`.instruction_completion`), with a notice; ``complete_instruction=False`` reads it as
+given, with the advice that the model may draw any digit / colour there. Say the picture wanted: "a blue 7".
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class NuwaImageManipulationPipeline(NuwaPipeline):
                 ``{"image": ..., "prompt": ..., "mask": ...}``.
             prompt (`str` or `list[str]`): the text the edited image should match (one, or one per image): the
                 caption of the whole edited picture ("a blue 7"), or an edit ("turn the 3 into an 8"), read as the
-                picture it asks for (``rephrase_prompt``).
+                picture it asks for (``rephrase_prompt``); one that names no digit or no colour ("make it blue") is
+                completed from what the model reads in the image (``complete_instruction``).
             mask: the region to change (required): a shortcut (``"bottom half"``, ``"center"``, ...), a box
                 ``(left, top, right, bottom)`` or its text ``"left,top,right,bottom"``, fractions when all four are in
                 [0, 1] (``(0, 0, 1, 1)`` = the whole image), else pixels (:mod:`~nuwa_hf.pipelines.regions`), or a

@@ -287,7 +287,8 @@ class NuwaPipeline(Pipeline):
     needs_sketch_vqgan: bool = False
     takes_prompt: bool = False  # a text condition, required or optional
     # The prompt is an edit of a given picture (image manipulation): with rephrase_prompt, what the edit replaces is left
-    # out ("turn the 6 into an 8" -> "an 8"), and a prompt that names no digit / colour is told the model may draw any.
+    # out ("turn the 6 into an 8" -> "an 8"), and a prompt that names no digit / colour is completed from the model's
+    # reading of the picture (complete_instruction; or, with it off, told the model may draw any).
     reads_edits: bool = False
     # Call arguments that shape a request (e.g. num_frames); they go to make_request.
     request_options: tuple = ()
