@@ -189,15 +189,39 @@ class NuwaRowGeneratorSampler(LogitsProcessor):
     then takes that token whatever the global random state. Rows ``i * per_generator .. (i + 1) * per_generator - 1``
     (an input and its ``num_return_sequences`` copies, as transformers lays them out) draw from generator ``i`` in
     order. Each draw is one uniform number per row on the generator's device, turned into a token by the inverse of
-    the row's cumulative distribution."""
+    the row's cumulative distribution.
 
-    def __init__(self, generators, per_generator: int):
+    ``generate_mask`` ``(rows, T*H*W)`` (constrained decoding): a row draws only where it samples, never at a position
+    whose token is known (forced), so a row's draws, and with them its tokens, are those of the same row generated
+    alone, whose known prefix is fed at once, whatever the known positions of the rows beside it (an image completed
+    at its bottom half next to one completed at its right half, whose common known prefix is shorter). The mask is
+    read from a host copy made once: no device-to-host sync per step.
+    """
+
+    def __init__(self, generators, per_generator: int, generate_mask: Optional[torch.Tensor] = None):
         self.generators = list(generators)
         self.per_generator = int(per_generator)
+        self.sampled = None if generate_mask is None else generate_mask.detach().to("cpu", torch.bool)
+
+    def _draws(self, position: int) -> torch.Tensor:
+        """One uniform number per row: drawn from the row's generator where the row samples at ``position``, 0 (never
+        drawn) where its token is known."""
+        if self.sampled is None or position >= self.sampled.shape[1]:
+            return torch.cat([torch.rand(self.per_generator, generator=g, device=g.device) for g in self.generators])
+        parts = []
+        for index, g in enumerate(self.generators):
+            rows = self.sampled[index * self.per_generator:(index + 1) * self.per_generator, position]
+            draws = torch.zeros(self.per_generator, device=g.device)
+            count = int(rows.sum())
+            if count:
+                draws[rows.to(g.device)] = torch.rand(count, generator=g, device=g.device)
+            parts.append(draws)
+        return torch.cat(parts)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         probabilities = torch.softmax(scores.float(), dim=-1)
-        draws = torch.cat([torch.rand(self.per_generator, generator=g, device=g.device) for g in self.generators])
+        # a forced row's distribution is one token: any draw (0 here) picks it
+        draws = self._draws(input_ids.shape[1] - 1)  # input_ids start with <bos>: grid position L-1 comes next
         cumulative = probabilities.cumsum(dim=-1)
         # u * total, not u: the cumulative sum may end a rounding error below 1
         targets = draws.to(scores.device)[:, None] * cumulative[:, -1:]
@@ -495,12 +519,14 @@ class NuwaGenerationMixin(GenerationMixin):
                         raise TypeError("generator must be a torch.Generator or a list of them, got "
                                         f"{type(generator).__name__}.")
                     # one generator for the whole batch: its rows draw from it in turn
-                    row_sampler = NuwaRowGeneratorSampler([generator], batch * num_return_sequences)
+                    row_sampler = NuwaRowGeneratorSampler([generator], batch * num_return_sequences,
+                                                          expand(mask_flat) if mask_flat is not None else None)
                 else:
                     if len(generators) != batch or not all(isinstance(g, torch.Generator) for g in generators):
                         raise ValueError(f"generator as a list needs one torch.Generator per batch row ({batch}), got "
                                          f"{len(generators)} item(s).")
-                    row_sampler = NuwaRowGeneratorSampler(generators, num_return_sequences)
+                    row_sampler = NuwaRowGeneratorSampler(generators, num_return_sequences,
+                                                          expand(mask_flat) if mask_flat is not None else None)
             if row_sampler is not None:
                 kwargs = self._route_row_sampler(row_sampler, processors, kwargs)
 
