@@ -25,14 +25,21 @@ little, the comparison is paired in one process).
 
 Variants (same conditions, same seeds): ``none`` (the pipeline's default: "None" condition, and for I2I the folder's
 best of 4 by likelihood), ``read g1`` / ``read g3`` (the self-read caption, guidance 1 = no guidance / 3), and for I2I
-the same with one sample (``num_candidates=1``) to see whether the reranking stays.
+the same with one sample (``num_candidates=1``) to see whether the reranking stays (``--quick`` leaves those out).
+
+The control (``--region-fill black|swap``, I2I): the recipe's I2I input is the WHOLE original picture, and the VQ-GAN
+encoder's receptive field spans the picture, so the kept tokens carry the region's own pixels (changing the bottom
+half changes 64-73 % of the tokens of the top token row). ``black`` blacks the region out of the input, ``swap``
+puts the next condition's region there (another digit; the reading's agreement with that digit is printed too).
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_self_read_completion.py [--tasks I2I,V2V]
-        [--conditions 100] [--seeds 0,1] [--model checkpoints/nuwa-tiny] [--out results.json]
+        [--conditions 100] [--seeds 0,1] [--quick] [--region-fill keep|black|swap] [--model checkpoints/nuwa-tiny]
+        [--out results.json]
 
 Prints, per task: the reading's accuracy on the known parts (digit, colour, and motion for V2V), each variant's
 digit kept / identity with its binomial standard error, and each variant's paired difference from ``none`` with the
-standard error of the paired differences; seconds per variant.
+standard error of the paired differences; seconds per variant. Result (benchmarks/README.md): the I2I gain on the
+recipe's protocol comes from the region's own pixels in the kept tokens; with them out of the input it is gone.
 """
 
 from __future__ import annotations
@@ -48,29 +55,45 @@ import torch
 
 
 def known_token_losses(model, tokens: torch.Tensor, known: torch.Tensor, caption_ids: torch.Tensor) -> torch.Tensor:
-    """Teacher-forced token loss (nats) of each picture's KNOWN tokens under each caption.
+    """Teacher-forced token loss (nats) of each token grid's KNOWN positions under each caption: one forward pass per
+    grid (its K captions as the rows), the per-position cross-entropy summed over the positions where ``known`` is True
+    (``model.token_grid_losses`` sums over every position).
 
     Args:
-        model: a NUWA model (its ``forward`` with ``input_ids`` and ``labels``).
-        tokens: token grids ``(N, T, h, w)`` (the region's tokens are whatever the input shows there: they are context
-            for known positions after them in raster order, never scored).
-        known: bool ``(N, T, h, w)`` or ``(T, h, w)``, True where the token is known (outside the region).
+        model: a NUWA model (``forward`` with ``input_ids`` and ``labels``).
+        tokens: token grids ``(N, T, h, w)``. Unknown positions are context for the known ones after them in raster
+            order, never scored.
+        known: bool ``(N, T, h, w)``, True where the token is known.
         caption_ids: ``(K, L)`` caption ids padded to the model's text length.
 
     Returns:
-        ``(N, K)`` on the CPU: the per-position cross-entropy of one forward pass per picture (K rows), summed over the
-        known positions only; lower = the caption reads the known part better.
+        ``(N, K)`` on the CPU, lower = the caption is the likelier condition of the known part.
     """
+    if known.shape != tokens.shape:
+        raise ValueError(f"one known flag per token: tokens {tuple(tokens.shape)}, known {tuple(known.shape)}.")
     n, k = tokens.shape[0], caption_ids.shape[0]
-    known = known.expand_as(tokens) if known.dim() == 3 else known
-    out = torch.empty(n, k)
     ids = caption_ids.to(model.device)
+    out = torch.empty(n, k)
     for index in range(n):
         labels = tokens[index: index + 1].to(model.device).expand(k, *tokens.shape[1:])
         logits = model(input_ids=ids, labels=labels, use_cache=False).logits.float()
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(k, -1)
         out[index] = (loss * known[index].flatten().to(loss.device, loss.dtype)).sum(dim=1).cpu()
     return out
+
+
+def region_filled(image, mask, processor, grid, donor=None):
+    """``image`` (PIL) with the pixels of the region ``mask`` (as the pipeline reads it, ``region_to_token_mask``, back
+    on the pixels) black, or those of ``donor`` (a picture of the same size) there."""
+    import PIL.Image
+
+    from nuwa_hf.pipelines.regions import region_to_token_mask, token_mask_to_pixels
+
+    tokens = region_to_token_mask(mask, image.size, grid, processor.image_processor)
+    pixels = token_mask_to_pixels(tokens, image.size)
+    array = np.asarray(image.convert("RGB")).copy()
+    array[pixels] = 0 if donor is None else np.asarray(donor.convert("RGB"))[pixels]
+    return PIL.Image.fromarray(array)
 
 
 def share(values) -> tuple:
@@ -95,9 +118,23 @@ def run_i2i(model, processor, reader, args, seed: int, log) -> dict:
 
     size, frames = args.image_size, int(model.config.max_visual_grid[0])
     ex = task_examples("nuwa-image-completion", args.conditions, size, frames, split=args.split, seed=seed)
+    region_digits, originals = None, list(ex.inputs["image"])
+    if args.region_fill != "keep":  # the region's own pixels out of the input (see --region-fill)
+        grid = tuple(int(g) for g in model.config.max_visual_grid[1:])
+        order = list(range(len(ex)))
+        if args.region_fill == "swap":  # the next condition's region, a digit the scoring does not ask for
+            order = order[1:] + order[:1]
+            region_digits = [None] * len(ex)
+        filled = []
+        for index, (image, mask) in enumerate(zip(ex.inputs["image"], ex.inputs["mask"])):
+            donor = ex.inputs["image"][order[index]] if args.region_fill == "swap" else None
+            filled.append(region_filled(image, mask, processor, grid, donor))
+        ex.inputs["image"] = filled
     rows = data.world_rows("t2i", args.split, args.conditions, seed=seed, image_size=size)[:]
     digits = np.array([int(np.ravel(d)[0]) for d in rows["digits"]])
     colours = [data.COLORS[int(np.ravel(c)[0])] for c in rows["color"]]
+    if region_digits is not None:
+        region_digits = np.roll(digits, -1)
     pipe = pipeline("nuwa-image-completion", model=model, processor=processor)
     pipe.set_progress_bar_config(disable=True)
     tokenizer = processor.tokenizer
@@ -113,18 +150,31 @@ def run_i2i(model, processor, reader, args, seed: int, log) -> dict:
     read = [values[i] for i in losses.argmin(dim=1).tolist()]
     read_seconds = time.perf_counter() - started
     captions = [caption_form(*v) for v in read]
+    if args.region_fill != "keep":  # how much of the kept tokens the region's pixels decide (the encoder's reach)
+        with torch.inference_mode():
+            before = processor(images=originals, return_tensors="pt")["pixel_values"][:, 0]
+            before = model.vqgan.encode_to_indices(before.to(model.device)).cpu()  # (N, h, w)
+        changed = (before != tokens[:, 0].cpu()).float().mean(dim=(0, 2))  # per token row
+        kept_rows = [r for r in range(changed.shape[0]) if bool((~region[:, r]).all())]
+        log(f"I2I seed {seed}: kept tokens changed by the region fill ({args.region_fill}), per kept token row: "
+            + ", ".join(f"{float(changed[r]):.2f}" for r in kept_rows))
     reading = {"digit": [int(d) == t for (d, _), t in zip(read, digits)],
                "colour": [c == t for (_, c), t in zip(read, colours)]}
-    log(f"I2I seed {seed}: reading of the known part, digit {np.mean(reading['digit']):.3f}, colour "
-        f"{np.mean(reading['colour']):.3f} ({read_seconds:.1f} s for {len(read)} pictures)")
+    if region_digits is not None:  # how often the reading names the digit whose pixels are in the REGION
+        reading["digit of the swapped-in region"] = [int(d) == t for (d, _), t in zip(read, region_digits)]
+    log(f"I2I seed {seed}: reading of the known part, " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in reading.items())
+        + f" ({read_seconds:.1f} s for {len(read)} pictures)")
+    off = {"condition_on_reading": False} if getattr(pipe, "reads_known_part", False) else {}
     variants = {
-        "none (default: best of 4)": {},
+        "none (best of 4)": off,
         "read g1 (best of 4)": {"prompt": True, "guidance_scale": 1.0},
         "read g3 (best of 4)": {"prompt": True, "guidance_scale": 3.0},
-        "none, 1 sample": {"num_candidates": 1},
+        "none, 1 sample": {**off, "num_candidates": 1},
         "read g1, 1 sample": {"prompt": True, "guidance_scale": 1.0, "num_candidates": 1},
         "read g3, 1 sample": {"prompt": True, "guidance_scale": 3.0, "num_candidates": 1},
     }
+    if off:  # the pipeline's default now: the same reading, in _forward (should equal "read g3 (best of 4)")
+        variants["pipeline default (condition_on_reading)"] = {}
     if args.quick:
         variants = {k: v for k, v in variants.items() if "1 sample" not in k}
     kept, seconds = {}, {}
@@ -142,6 +192,9 @@ def run_i2i(model, processor, reader, args, seed: int, log) -> dict:
         seconds[name] = time.perf_counter() - start
         generated = (np.stack(generated).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
         kept[name] = (read_digits(reader, generated).argmax(-1).numpy() == digits).tolist()
+        if name.startswith("pipeline default"):
+            same = sum(a == b for a, b in zip(kept[name], kept["read g3 (best of 4)"]))
+            log(f"  (the pipeline's default keeps the digit where 'read g3 (best of 4)' does in {same} / {len(ex)})")
         log(f"  {name}: digit kept {np.mean(kept[name]):.3f} ({seconds[name]:.1f} s)")
     return {"reading": reading, "kept": kept, "seconds": seconds, "read_seconds": read_seconds}
 
@@ -235,6 +288,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--split", default="test")
     parser.add_argument("--quick", action="store_true", help="I2I: leave out the one-sample variants")
+    parser.add_argument("--region-fill", choices=("keep", "black", "swap"), default="keep",
+                        help="I2I: what the input shows in the region: its own pixels (the recipe's protocol), black, "
+                             "or the next condition's region (another digit). The VQ-GAN encoder's receptive field "
+                             "carries the region's pixels into the kept tokens")
     parser.add_argument("--out", default=None, help="write the per-condition results as JSON")
     args = parser.parse_args(argv)
     from transformers import AutoModelForSeq2SeqLM
