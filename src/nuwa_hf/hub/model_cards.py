@@ -35,6 +35,10 @@ DEFAULT_LIMITATIONS = (
     "Completion and manipulations are zero-shot (constrained decoding): the kept tokens are exactly the input's, and "
     "the pipelines paste the input's own pixels back outside the region (a 2-pixel blended seam), so only the "
     "region and its seam are new.",
+    "Image completion's 'digit kept' is measured with the original picture as the input, region included: the VQ-GAN "
+    "encoder carries part of the region's own pixels into the kept tokens next to it, so it is higher than completion "
+    "from the known part alone (with the region blacked out of the input: 0.49 against 0.69, 600 held-out "
+    "conditions, benchmarks/README.md 'Completing under the model's own reading of the known part').",
     "No safety filtering is needed for this data domain; do not use it as a component of a product.",
 )
 
