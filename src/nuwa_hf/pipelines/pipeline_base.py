@@ -525,20 +525,16 @@ class NuwaPipeline(Pipeline):
             read, unknown = without_unknown_words(self.processor.tokenizer, text)
         notes = [rephrase_notice(request.prompt, text, rephrased, edits)] if rephrased or edits else []
         notes += self._notices_of(request, text, unknown, read if drop_unknown_words else None)
-        negative_read = negative_prompt
+        negative_read = None
         if negative_prompt is not None:  # unknown words left out and said as for the prompt (not rephrased)
-            negative_read, negative_unknown = without_unknown_words(self.processor.tokenizer, negative_prompt)
-            notes.append(prompt_notice(negative_prompt, negative_unknown, negative_read if drop_unknown_words else None,
+            left, negative_unknown = without_unknown_words(self.processor.tokenizer, negative_prompt)
+            notes.append(prompt_notice(negative_prompt, negative_unknown, left if drop_unknown_words else None,
                                        what_prompt="negative prompt"))
-            notes = [note for note in notes if note]
-            if drop_unknown_words and not negative_read.strip():
-                tokenizer = self.processor.tokenizer
-                raise ValueError(no_known_word_error(negative_prompt, negative_unknown,
-                                                     known_words(tokenizer) + known_numerals(tokenizer),
-                                                     what_prompt="negative prompt",
-                                                     asks="say what to steer away from"))
-            if not drop_unknown_words:
-                negative_read = negative_prompt
+            if drop_unknown_words:
+                self._refuse_no_known_word(negative_prompt, left, negative_unknown, what_prompt="negative prompt",
+                                           asks="say what to steer away from")
+            negative_read = left if drop_unknown_words else negative_prompt
+        notes = [note for note in notes if note]
         mask = None
         whole = False
         if plan.regions:
@@ -627,14 +623,20 @@ class NuwaPipeline(Pipeline):
         ("a digit" is a fair request for any digit); only a reading the pipeline made is checked for content."""
         if not prompt:
             return
+        self._refuse_no_known_word(prompt, read, unknown)
         tokenizer = self.processor.tokenizer
-        if not read.strip():
-            knows = known_words(tokenizer) + known_numerals(tokenizer)
-            raise ValueError(no_known_word_error(prompt, unknown, knows))
         if unknown and not content_words(tokenizer, read):
             kinds = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in vocabulary_by_kind(tokenizer).items()
                               if items)
             raise ValueError(fillers_only_error(prompt, read, unknown, kinds))
+
+    def _refuse_no_known_word(self, prompt: str, read: str, unknown: list, **wording) -> None:
+        """A text none of whose words the model saw (``read``, what leaving out the ``unknown`` ones leaves, is empty)
+        is an error listing the words it knows; ``wording``: ``no_known_word_error``'s ``what_prompt`` / ``asks``."""
+        if not read.strip():
+            tokenizer = self.processor.tokenizer
+            raise ValueError(no_known_word_error(prompt, unknown, known_words(tokenizer) + known_numerals(tokenizer),
+                                                 **wording))
 
     def _text_ids(self, prompt: Optional[str]) -> torch.Tensor:
         """The prompt -> ids ``(1, L)`` padded to the model's text length (pad tokens are ordinary tokens of NUWA's

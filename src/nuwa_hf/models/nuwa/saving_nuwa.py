@@ -71,9 +71,7 @@ def write_model_card(folder: str | os.PathLike, *, remote_code: Optional[str] = 
 
 
 _WORDS_HEADING = "\n## Prompt words\n"
-_WORDS_TEXT = """
-## Prompt words
-
+_WORDS_TEXT = _WORDS_HEADING + """
 The words of its training captions (`caption_words` in tokenizer_config.json). The pipelines keep these in a prompt;
 other words are named in a warning and left out.
 
