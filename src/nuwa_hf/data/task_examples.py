@@ -9,10 +9,16 @@ model was trained on; held-out splits ("test") use MNIST test digits and texture
 | T2V  | captioned_moving_mnist          | caption                                           | the captioned video  |
 | V2V  | moving_mnist                    | first frame                                       | the whole video      |
 | S2I  | scene_images                    | segmentation map                                  | the scene image      |
-| I2I  | digit_images                    | image, "bottom half" to regenerate                | the original image   |
+| I2I  | digit_images                    | image with its bottom half black, "bottom half" to regenerate | the original image |
 | TI2I | digit_images                    | image, caption with the first digit's colour changed, the digit's cell | the original image |
 | S2V  | scene_videos                    | segmentation map per frame                        | the scene video      |
 | TV2V | captioned_moving_mnist          | first frame, caption with another motion          | the original video   |
+
+I2I's input shows only the known part: the region (the bottom half, rows ``image_size // 2`` on) is black, the
+condition a completion user has. The VQ-GAN encoder's receptive field crosses token cells, so with the whole original
+picture as input the kept tokens beside the region carry the region's own pixels into the completion (digit kept 0.69
+against 0.49 blanked, ``benchmarks/bench_self_read_completion.py``); ``whole_picture=True`` gives that earlier input
+back, for comparisons only.
 
 Worlds are generated at the model's frame size and frame count; when a world cannot be drawn that small, it is drawn
 at 64 pixels and resized (bicubic for pictures, nearest neighbour for maps).
@@ -115,10 +121,13 @@ def _change_motion(caption: str, motions: tuple[str, ...], rng: np.random.Genera
 
 
 def task_examples(task: str, num_examples: int, image_size: int, num_frames: int, split: str = "test",
-                  seed: int = 0, num_sketch_classes: Optional[int] = None, world: str = "large_digits") -> TaskExamples:
+                  seed: int = 0, num_sketch_classes: Optional[int] = None, world: str = "large_digits",
+                  whole_picture: bool = False) -> TaskExamples:
     """``num_examples`` conditions of ``task`` from its world's ``split``, at the model's ``image_size`` and
     ``num_frames`` (see the module docstring). ``world`` names the world set the model was trained on
-    (:mod:`nuwa_hf.data.task_worlds`: ``"large_digits"``, the default checkpoint's, or ``"multi_digit"``)."""
+    (:mod:`nuwa_hf.data.task_worlds`: ``"large_digits"``, the default checkpoint's, or ``"multi_digit"``).
+    ``whole_picture`` (I2I only): the input is the whole original picture, region included (the protocol before
+    the region was blanked; it leaks the region's pixels into the kept tokens), for comparisons."""
     from .. import data
     from .attributes import POSITION_CENTERS
     from .task_worlds import check_world_set, task_world
@@ -154,8 +163,13 @@ def task_examples(task: str, num_examples: int, image_size: int, num_frames: int
                                 description="captions of held-out coloured digit images")
         pil_images = [PIL.Image.fromarray(image) for image in images]
         if code == "I2I":
+            if not whole_picture:  # only the known part: the region black (see the module docstring)
+                known = images.copy()
+                known[:, image_size // 2:] = 0
+                pil_images = [PIL.Image.fromarray(image) for image in known]
             return TaskExamples(task, {"image": pil_images, "mask": ["bottom half"] * len(images)}, references=images,
-                                description="held-out digit images, bottom half regenerated")
+                                description="held-out digit images, bottom half regenerated"
+                                + (" (the whole picture given)" if whole_picture else " from the top half alone"))
         positions = _column(rows, "position")
         edits, masks = [], []
         for text, position, image in zip(texts, positions, images):

@@ -25,6 +25,10 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
     """
 
     task_name = "nuwa-image-completion"
+    request_options = ("blank_region", "regenerate_border")
+    # The defaults of those options (docs/pilot_study.md, "Completing from the known part alone").
+    default_blank_region = False
+    default_regenerate_border = 0
 
     @with_options_doc
     def __call__(self, image, mask="bottom half", *, prompt=None, **kwargs):
@@ -60,12 +64,21 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
             image = items if batched else items[0]
         return super().__call__(image, **kwargs)
 
-    def make_request(self, item) -> tuple[NuwaRequest, DecodingPlan]:
+    def make_request(self, item, blank_region=None, regenerate_border=None) -> tuple[NuwaRequest, DecodingPlan]:
         if not isinstance(item, dict):
             item = {"image": item}
+        blank_region = self.default_blank_region if blank_region is None else blank_region
+        border = self.default_regenerate_border if regenerate_border is None else regenerate_border
+        if not isinstance(blank_region, bool):
+            raise TypeError(f"blank_region must be True or False, got {blank_region!r}.")
+        if isinstance(border, bool) or not isinstance(border, int) or not 0 <= border <= max(self.token_grid()):
+            raise ValueError(f"regenerate_border is a number of token rows / columns around the region, a whole "
+                             f"number in [0, {max(self.token_grid())}] (0 regenerates the region alone), got "
+                             f"{border!r}.")
         prompt = item.get("prompt")
         request = NuwaRequest(
             image=one_image(self._field(item, "image")), region=item.get("mask", "bottom half"),
             prompt=None if prompt is None else one_prompt(prompt), generator=item.get("generator"),
+            blank_region=blank_region, border=border,
         )
         return request, DecodingPlan(condition="none" if prompt is None else "text", regions=True)

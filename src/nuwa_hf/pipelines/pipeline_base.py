@@ -46,7 +46,7 @@ from transformers.generation.streamers import BaseStreamer
 from ..models.nuwa.loading_nuwa import NuwaModelFolderError
 from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
 from .work_limits import check_chunk_memory, check_frames, check_rows
-from .regions import region_to_token_mask
+from .regions import blank_pixels, grow_token_mask, region_to_token_mask
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
@@ -124,6 +124,11 @@ class NuwaRequest:
     :func:`~nuwa_hf.pipelines.regions.region_to_token_mask`). generator: a ``torch.Generator`` for this input's
     outputs, or a list with one per output row (diffusers' convention; ``generator=[...]`` of a call lands here).
     notes: what the task's ``make_request`` did not honour of this input (e.g. frames left out), said as notices.
+    blank_region: black out the region's pixels before the VQ-GAN encodes the picture, so no kept token carries what
+    was under the region (diffusers' inpainting blanks the masked image the same way), and the paste-back's seam
+    blends the blanked picture: the output depends on the known part alone. border: also regenerate this many token
+    rows / columns around the region (its boundary tokens, which were encoded seeing the region); outside the region
+    the input's pixels are pasted back as always.
     """
 
     prompt: Optional[str] = None
@@ -133,6 +138,8 @@ class NuwaRequest:
     region: Any = None
     generator: Any = None
     notes: tuple = ()
+    blank_region: bool = False
+    border: int = 0
 
 
 @dataclass
@@ -567,8 +574,12 @@ class NuwaPipeline(Pipeline):
         if request.sketch is not None:
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
         if plan.regions:
-            model_inputs["pixel_values"] = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]
-            model_inputs["generate_mask"] = mask[None, None]
+            pixels = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]  # (1, 1, 3, H, W)
+            if request.blank_region:  # the region's pixels reach neither the tokens nor the paste-back's seam
+                pixels = blank_pixels(pixels, mask)
+            model_inputs["pixel_values"] = pixels
+            model_inputs["generate_mask"] = grow_token_mask(mask, request.border)[None, None]  # what is sampled
+            model_inputs["region_mask"] = mask[None, None]  # the region itself (the paste-back's)
         elif plan.known_frames:
             pixels = self.processor(videos=[request.video[: plan.known_frames]], return_tensors="pt")["pixel_values"]
             model_inputs["pixel_values"] = _pad_frames(pixels, max(self.max_frames, plan.known_frames))
@@ -729,7 +740,7 @@ class NuwaPipeline(Pipeline):
                     pixels = pixels.reshape(len(rows), per_input, *pixels.shape[1:])  # (inputs, n, T, 3, H, W)
                     if options.get("keep_original_pixels", True) and (spec["regions"] or spec["known_frames"]):
                         # the input's own pixels outside the region / in the given frames (paste_back)
-                        masks = chunk["generate_mask"][:, 0] if spec["regions"] else None
+                        masks = chunk["region_mask"][:, 0] if spec["regions"] else None
                         pixels = keep_original_pixels(pixels, chunk["pixel_values"], token_masks=masks,
                                                       known_frames=spec["known_frames"],
                                                       output_from_frame=spec["output_from_frame"],

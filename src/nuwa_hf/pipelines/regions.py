@@ -257,3 +257,30 @@ def token_mask_to_pixels(tokens: Any, size: tuple[int, int]) -> np.ndarray:
     if height % h or width % w:
         raise ValueError(f"A {width}x{height} picture is not a whole number of the {w}x{h} token grid's cells.")
     return np.kron(tokens, np.ones((height // h, width // w), dtype=bool))
+
+
+def grow_token_mask(tokens: torch.Tensor, border: int) -> torch.Tensor:
+    """A token mask ``(h, w)`` (True = regenerate) grown by ``border`` tokens on every side, diagonals included (the
+    ring of tokens around the region, clipped to the grid); ``border=0`` returns it unchanged. The boundary tokens of
+    a region were encoded by the VQ-GAN seeing the region's pixels (its receptive field crosses token cells), so
+    regenerating them lets the model continue the known part across the edge."""
+    if isinstance(border, bool) or not isinstance(border, int) or border < 0:
+        raise ValueError(f"border must be a whole number of tokens >= 0, got {border!r}.")
+    if border == 0:
+        return tokens
+    grown = torch.nn.functional.max_pool2d(tokens.to(torch.float32)[None, None], 2 * border + 1, stride=1,
+                                           padding=border)
+    return grown[0, 0] > 0
+
+
+def blank_pixels(pixel_values: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``pixel_values`` ``(..., 3, H, W)`` in [-1, 1] (the processor's output) with the pixels of the token mask
+    ``tokens`` ``(h, w)`` (True = the region; each token covers its ``H // h`` x ``W // w`` cell) set to black (-1),
+    as diffusers' inpainting blanks the masked image before encoding it. A new tensor.
+
+    Raises:
+        ValueError: the picture is not a whole number of the token grid's cells.
+    """
+    height, width = pixel_values.shape[-2:]
+    pixels = torch.from_numpy(token_mask_to_pixels(tokens, (width, height))).to(pixel_values.device)
+    return pixel_values.masked_fill(pixels, -1.0)
