@@ -16,6 +16,8 @@ Arms (the same conditions and seeds in every arm), all through ``nuwa-image-comp
 - ``whole``: the whole original picture, encoded as given (the leaky reference: the earlier evaluation protocol);
 - ``whole+blank``: the whole picture, the pipeline blanks the region before encoding (should read as ``black``: only
   the paste-back seam's 2 pixels inside the region differ), and ``whole+blank+border1``;
+- ``default``: the whole picture with the pipeline's defaults (``blank_region=True, regenerate_border=1`` since
+  this pilot);
 - ``swap`` / ``swap+blank``: the next condition's region pasted into the input (another digit, what a user's
   picture could hold under the mask); the printout adds how often the output reads as THAT digit, i.e. how much what
   lies under the mask decides the completion.
@@ -45,17 +47,18 @@ from pathlib import Path
 import numpy as np
 
 # name -> (input, pipeline options)
-ARMS = {
-    "black": ("black", {}),
-    "black+border1": ("black", {"regenerate_border": 1}),
-    "black+border2": ("black", {"regenerate_border": 2}),
-    "black/1sample": ("black", {"num_candidates": 1}),
-    "black+border1/1sample": ("black", {"regenerate_border": 1, "num_candidates": 1}),
-    "whole": ("whole", {"blank_region": False}),
+ARMS = {  # every option given, so an arm does not move with the pipeline's defaults
+    "black": ("black", {"blank_region": True, "regenerate_border": 0}),
+    "black+border1": ("black", {"blank_region": True, "regenerate_border": 1}),
+    "black+border2": ("black", {"blank_region": True, "regenerate_border": 2}),
+    "black/1sample": ("black", {"blank_region": True, "regenerate_border": 0, "num_candidates": 1}),
+    "black+border1/1sample": ("black", {"blank_region": True, "regenerate_border": 1, "num_candidates": 1}),
+    "whole": ("whole", {"blank_region": False, "regenerate_border": 0}),
     "whole+blank": ("whole", {"blank_region": True, "regenerate_border": 0}),
     "whole+blank+border1": ("whole", {"blank_region": True, "regenerate_border": 1}),
     "swap": ("swap", {"blank_region": False, "regenerate_border": 0}),
     "swap+blank": ("swap", {"blank_region": True, "regenerate_border": 0}),
+    "default": ("whole", {}),  # the pipeline's defaults on the whole picture
 }
 
 
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--conditions", type=int, default=200)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {list(ARMS)}")
+    parser.add_argument("--arms", default=",".join(a for a in ARMS if a != "default"), help=f"comma-separated, of {list(ARMS)}")
     parser.add_argument("--out", default=None, help="write the per-condition results as JSON")
     args = parser.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]

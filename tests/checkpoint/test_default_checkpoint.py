@@ -138,11 +138,20 @@ def test_image_completion_keeps_the_top_half(model, processor, sizes):
     size, _, grid = sizes
     pipe = _pipe("nuwa-image-completion", model, processor)
     image = _digit_image(size)
+
+    def encoded(array):
+        pixels = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        return model.vqgan.encode_to_indices(pixels)[0]
+
+    # by default the region is blacked out before encoding and one token row above it is regenerated too
     tokens = pipe(image, mask="bottom half", seed=0, output_type="tokens")
-    pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    known = model.vqgan.encode_to_indices(pixels)[0]
+    blanked = np.asarray(image).copy()
+    blanked[size // 2:] = 0
     assert tuple(tokens.shape) == grid
-    assert torch.equal(tokens[: grid[0] // 2], known[: grid[0] // 2])
+    assert torch.equal(tokens[: grid[0] // 2 - 1], encoded(blanked)[: grid[0] // 2 - 1])
+    # as before: the picture encoded as given, the region's tokens alone sampled
+    tokens = pipe(image, mask="bottom half", seed=0, output_type="tokens", blank_region=False, regenerate_border=0)
+    assert torch.equal(tokens[: grid[0] // 2], encoded(np.asarray(image))[: grid[0] // 2])
 
 
 def test_image_manipulation(model, processor, sizes):

@@ -83,11 +83,15 @@ def test_regenerate_border_samples_the_ring_and_keeps_the_pixels_outside_the_reg
         assert np.array_equal(np.asarray(output)[:6], np.asarray(image)[:6])
 
 
-def test_the_defaults_are_the_class_defaults(complete):
+def test_by_default_the_region_is_blanked_and_its_ring_regenerated(complete):
+    assert (complete.default_blank_region, complete.default_regenerate_border) == (True, 1)
     image = picture(4)
-    explicit = complete(image, seed=1, output_type="np", blank_region=complete.default_blank_region,
-                        regenerate_border=complete.default_regenerate_border)
+    explicit = complete(image, seed=1, output_type="np", blank_region=True, regenerate_border=1)
     assert np.array_equal(complete(image, seed=1, output_type="np"), explicit)
+    other = complete(picture(4, bottom_from=5), seed=1, output_type="np")  # another bottom half: the same output
+    assert np.array_equal(complete(image, seed=1, output_type="np"), other)
+    as_before = complete(image, seed=1, output_type="np", blank_region=False, regenerate_border=0)
+    assert not np.array_equal(as_before, explicit)
 
 
 @pytest.mark.parametrize("options, error, words", [

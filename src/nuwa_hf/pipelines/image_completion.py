@@ -1,7 +1,9 @@
 """Image completion (I2I, zero-shot): the known part of an image is kept, NUWA regenerates the rest.
 
-The decoder is given the image's tokens outside the region (constrained decoding: they are teacher-forced) and samples
-only the tokens inside it, under the "None" condition, or under a text when a prompt is given.
+The region's pixels are blacked out first (``blank_region``, as diffusers' inpainting blanks the masked image), the
+VQ-GAN encodes the picture, and the decoder is given its tokens outside the region and a ring of one token around it
+(constrained decoding: they are teacher-forced) and samples the rest, under the "None" condition, or under a text when
+a prompt is given; the input's own pixels are pasted back outside the region.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
         >>> complete = pipeline("nuwa-image-completion", model="checkpoints/nuwa-tiny")
         >>> image = complete("digit.png", mask="bottom half", seed=0)
         >>> guided = complete("digit.png", mask=(0, 16, 32, 32), prompt="a red 3")
+        >>> as_before = complete("digit.png", blank_region=False, regenerate_border=0, seed=0)  # the earlier behaviour
     """
 
     task_name = "nuwa-image-completion"
     request_options = ("blank_region", "regenerate_border")
     # The defaults of those options (docs/pilot_study.md, "Completing from the known part alone").
-    default_blank_region = False
-    default_regenerate_border = 0
+    default_blank_region = True
+    default_regenerate_border = 1
 
     @with_options_doc
     def __call__(self, image, mask="bottom half", *, prompt=None, **kwargs):
@@ -46,6 +49,22 @@ class NuwaImageCompletionPipeline(NuwaPipeline):
                 per image.
             prompt (`str` or `list[str]`, *optional*): a text that guides the completion; without it the model gets the
                 "None" condition, as in the paper.
+            blank_region (`bool`, defaults to True): black out the region's pixels before the VQ-GAN encodes the
+                picture (diffusers' inpainting pipelines blank the masked image the same way), so the completion
+                depends on the known part alone. The encoder's receptive field crosses token cells: encoded as given
+                (False), the kept tokens carry what lies under the region, and the completion copies it when it
+                agrees with the known part (digit kept 0.72 on held-out digits, against 0.49 blanked) and is pulled
+                off it when it does not (another digit under the region: 0.45). Pass False to let what the picture
+                holds under the region steer the completion.
+            regenerate_border (`int`, defaults to 1): also regenerate this many token rows / columns around the
+                region (a token is 4 pixels in the shipped model). With the region black, the tokens just outside it
+                were encoded seeing black there ("the stroke ends here"); regenerating them lets the digit continue
+                across the edge: digit kept 0.485 -> 0.518 on 600 validation conditions. The input's pixels outside
+                the region are pasted back all the same (``keep_original_pixels``), so only the region and its seam
+                change. 0 regenerates the region alone. (docs/pilot_study.md, "Completing from the known part
+                alone".)
+
+                >>> complete("digit.png", mask="bottom half", regenerate_border=0, seed=0)  # the region's tokens only
 
         Returns:
             One image for one input (a list when ``num_outputs_per_input > 1``); for a batch, one entry per image.
