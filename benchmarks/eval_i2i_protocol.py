@@ -81,13 +81,13 @@ def main(argv=None) -> int:
         def examples(*a, **k):
             return original(*a, **k, whole_picture=whole)
 
-        task_examples_module.task_examples = examples  # evaluate_task imports it from the module at each call
-        try:
-            options = json.loads(args.options)
+        options = json.loads(args.options)
         if whole:  # the pipeline as it was: the picture encoded as given, the region's tokens alone sampled
             options = {"blank_region": False, "regenerate_border": 0, **options}
-        table = recipe.evaluate_task(recipe_args, context, "I2I", args.split, sampling=options or None,
-                                     frechet=args.fid)
+        task_examples_module.task_examples = examples  # evaluate_task imports it from the module at each call
+        try:
+            table = recipe.evaluate_task(recipe_args, context, "I2I", args.split, sampling=options or None,
+                                         frechet=args.fid)
         finally:
             task_examples_module.task_examples = original
         tables[protocol] = table

@@ -35,10 +35,11 @@ DEFAULT_LIMITATIONS = (
     "Completion and manipulations are zero-shot (constrained decoding): the kept tokens are exactly the input's, and "
     "the pipelines paste the input's own pixels back outside the region (a 2-pixel blended seam), so only the "
     "region and its seam are new.",
-    "Image completion's 'digit kept' is measured with the original picture as the input, region included: the VQ-GAN "
-    "encoder carries part of the region's own pixels into the kept tokens next to it, so it is higher than completion "
-    "from the known part alone (with the region blacked out of the input: 0.49 against 0.69, 600 held-out "
-    "conditions, benchmarks/README.md 'Completing under the model's own reading of the known part').",
+    "Image completion's 'digit kept' is measured from the known part alone (the held-out picture with the region "
+    "black); the pipeline blanks the region of any picture before encoding it, as diffusers' inpainting does, because "
+    "the VQ-GAN encoder's receptive field would carry the region's own pixels into the kept tokens beside it (with the "
+    "whole picture encoded as given the same weights read 0.70 instead of 0.53; `blank_region=False` gives that "
+    "behaviour; benchmarks/README.md 'Completing from the known part alone').",
     "No safety filtering is needed for this data domain; do not use it as a component of a product.",
 )
 
