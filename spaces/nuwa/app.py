@@ -16,9 +16,12 @@ message (gradio_client: "Queue is full! Please try again."). Generations report 
 stop at the next token when the tab's Stop button is pressed, when the request is cancelled (gradio's ``/cancel``,
 ``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
 Bad inputs and pipeline failures come back as ``gr.Error`` pop-ups whose bold first words say what went wrong ("No
-image") and whose message says what to do; the server keeps running. The pipelines' notes (prompt words the model never
-saw, motions rephrased in the captions' words) go to the info line, worded for the page's visitors
-(:func:`page_wording`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs guidance
+image") and whose message says what to do; the server keeps running. The pipelines' notes go to the info line and pop
+up as notices, not errors (:func:`show_notices`): ``gr.Info`` for how the prompt was read (motions rephrased in the
+captions' words, an edit read as the picture it asks for, an instruction completed from the picture), ``gr.Warning``
+for what the model will not honour (words it never saw, left out). They are worded for the page's visitors
+(:func:`page_wording`) and name the tab's text box as the tab does: "prompt", or "instruction" on the manipulation
+tabs (:func:`prompt_field`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs guidance
 above 1 (the page says so before generating). Each tab's Generate and Stop buttons
 head its output column, the result right under them; V2V and TV2V show the video they start from (the upload, else the
 chosen built-in example).
@@ -33,6 +36,7 @@ Tests and other programs build the app with :func:`build_demo` and start it with
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import functools
 import html
 import os
@@ -56,7 +60,7 @@ from nuwa_hf import media
 from nuwa_hf.data.sketch_motion import MOTION_CHOICES, move_shapes
 from nuwa_hf.models.nuwa.visual_generation_nuwa import task_sampling_defaults
 from nuwa_hf.pipelines import REGION_SHORTCUTS, load_nuwa_processor
-from nuwa_hf.pipelines.notices import NoticeWording, routed_warnings, worded_for
+from nuwa_hf.pipelines.notices import NoticeWording, routed_warnings, says_how_read, worded_for
 from nuwa_hf.pipelines.regions import region_to_token_mask, token_mask_to_pixels
 from nuwa_hf.tasks import TASKS, get_task_info
 from nuwa_hf.lazy_imports import import_optional
@@ -102,6 +106,19 @@ def _taken_call_notes() -> list[str]:
     items = getattr(_call_notes, "items", [])
     _call_notes.items = []
     return items
+
+
+def show_notices(notes: list[str]) -> None:
+    """Pop up the pipelines' ``notes`` (as on the info line, without its "Note: ") as gradio notices, headed by their
+    kind: ``gr.Info`` for a note saying how the input was read on the visitor's behalf, ``gr.Warning`` for one saying
+    what the model will not honour (:func:`nuwa_hf.pipelines.notices.says_how_read`). gradio renders a notice's text as
+    HTML, so it is escaped (a prompt is the visitor's own text). Outside a gradio request, gradio prints them."""
+    for note in notes:
+        text = html.escape(note, quote=False)
+        if says_how_read(note):
+            gr.Info(text)
+        else:
+            gr.Warning(text)
 
 
 def once(notes: list[str], sentence: str) -> list[str]:
@@ -347,6 +364,11 @@ class NuwaWebDemo:
         self.palette = self._palette()
         self.wording = page_wording(self.processor.tokenizer)
 
+    def wording_for(self, code: str) -> NoticeWording:
+        """The page's wording (:func:`page_wording`) for the tab of task ``code``: its notices and errors name the tab's
+        text box as the tab does (:func:`prompt_field`: "prompt", or "instruction" on the manipulation tabs)."""
+        return dataclasses.replace(self.wording, prompt=prompt_field(code))
+
     # --- parts -------------------------------------------------------------------------------------------------------
 
     def pipeline(self, code: str):
@@ -434,13 +456,15 @@ class NuwaWebDemo:
             said: list[str] = []
             try:
                 # words the model never saw: shown on the page's info line, in the page's words
-                with routed_warnings(said.append), worded_for(self.wording):
+                with routed_warnings(said.append), worded_for(self.wording_for(code)):
                     result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
             finally:
                 release_freed_memory()
-            # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
-            notes = [message for message in said if not RESIZE_NOTICE.match(message)]
-            _call_notes.items = [f"Note: {message}" for message in once(notes, f" {self.wording.known}")]
+            # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line and
+            # pop up as notices
+            notes = once([message for message in said if not RESIZE_NOTICE.match(message)], f" {self.wording.known}")
+            _call_notes.items = [f"Note: {message}" for message in notes]
+            show_notices(notes)
             return result, time.perf_counter() - start
 
     def _settings(self, options: dict, seconds: float, code: Optional[str] = None,
@@ -1005,6 +1029,14 @@ EXAMPLE_PROMPTS = {"T2I": T2I_EXAMPLES, "T2V": T2V_EXAMPLES}
 DEFAULT_INSTRUCTIONS = {"TI2I": "a blue 7", "TV2V": "the digit 3 is moving left then right"}
 
 
+def prompt_field(code: str) -> str:
+    """What the tab of task ``code`` calls its text box, in lower case: "prompt" on the text-to-image / video tabs (a
+    caption to generate from), "instruction" on the manipulation tabs (what the edited part should show, what should
+    happen). Its label starts with this word, and the notices and errors about the text name it so
+    (:meth:`NuwaWebDemo.wording_for`)."""
+    return "prompt" if code in EXAMPLE_PROMPTS else "instruction"
+
+
 class _Page:
     """What every tab shares: the demo, the brushes and the canvas size."""
 
@@ -1019,7 +1051,7 @@ class _Page:
     # --- one input of the task table -> its components (in the endpoint's argument order) ---------------------------
 
     def prompt(self, info, prefix: str) -> list:
-        if info.code in EXAMPLE_PROMPTS:  # a caption to generate from
+        if prompt_field(info.code) == "prompt":  # a caption to generate from
             examples = EXAMPLE_PROMPTS[info.code]
             prompt = gr.Textbox(label="Prompt", value=examples[0], elem_id=f"{prefix}-prompt", placeholder=examples[0])
             gr.Examples([[p] for p in examples], inputs=[prompt], label="Example prompts")
