@@ -21,10 +21,10 @@ up as notices, not errors (:func:`show_notices`): ``gr.Info`` for how the prompt
 captions' words, an edit read as the picture it asks for, an instruction completed from the picture), ``gr.Warning``
 for what the model will not honour (words it never saw, left out). They are worded for the page's visitors
 (:func:`page_wording`) and name the tab's text box as the tab does: "prompt", or "instruction" on the manipulation
-tabs (:func:`prompt_field`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs guidance
-above 1 (the page says so before generating). Each tab's Generate and Stop buttons
-head its output column, the result right under them; V2V and TV2V show the video they start from (the upload, else the
-chosen built-in example).
+tabs (:func:`prompt_field`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs
+guidance above 1 (the page says so before generating). Each tab's Generate and Stop buttons head its output column,
+the result right under them; V2V and TV2V show the video they start from (the upload, else the chosen built-in
+example).
 
 Outputs are written to a folder of this process under ``$TMPDIR/nuwa-web-demo`` (the newest
 ``KEEP_OUTPUT_FOLDERS`` requests' folders are kept) and gradio copies them to its cache, from which they are served;
@@ -635,9 +635,10 @@ class NuwaWebDemo:
             return str(media.save_image(pictures[0], folder / f"{stem}.png", upscale=self.upscale))
         return str(media.save_gif(pictures, folder / f"{stem}.gif", fps=FPS, upscale=self.upscale))
 
-    def _region(self, editor, region) -> tuple[PIL.Image.Image, Any, list[str]]:
+    def _region(self, editor, region, verb: str) -> tuple[PIL.Image.Image, Any, list[str]]:
         """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice: a preset region is
-        the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint)."""
+        the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint). ``verb``:
+        what the tab does to the region, as its labels say (:func:`region_verb`)."""
         background = _drawn((editor or {}).get("background"))
         if background is None:  # also the editor's "Clear canvas": see _drawn
             raise _error("The editor is empty (a plain white picture counts as empty): upload or paste an image "
@@ -651,8 +652,8 @@ class NuwaWebDemo:
         for layer in _editor_layers(editor, image.size):
             painted |= layer[..., 3] >= 32
         if not painted.any():
-            raise _error("The mask covers nothing: paint over the part of the image to regenerate with the brush, or "
-                         "choose a preset region such as 'bottom half'.", "Nothing painted")
+            raise _error(f"The mask covers nothing: paint over the part of the image to {verb} with the brush, or "
+                         f"choose a preset region such as 'bottom half' under 'Region to {verb}'.", "Nothing painted")
         share = painted.mean()
         return image, PIL.Image.fromarray(painted.astype(np.uint8) * 255, mode="L"), \
             notes + [f"Region: the painted mask ({share:.0%} of the image)."]
@@ -728,7 +729,7 @@ class NuwaWebDemo:
     @guarded
     def image_completion(self, editor, region, seed, top_k, request: gr.Request = None,
                          progress=gr.Progress(track_tqdm=True)):
-        image, mask, notes = self._region(editor, region)
+        image, mask, notes = self._region(editor, region, region_verb("I2I"))
         options = self._options(seed, top_k)
         result, seconds = self._generate("I2I", request, progress, {"image": image, "mask": mask}, options)
         return self._outputs("I2I", result, notes, options, seconds)
@@ -739,7 +740,7 @@ class NuwaWebDemo:
         instruction = self._prompt(instruction, "instruction", "a blue 7")
         options = self._options(seed, top_k, guidance)
         negative = self._negative_prompt(negative_prompt, options)
-        image, mask, notes = self._region(editor, region)
+        image, mask, notes = self._region(editor, region, region_verb("TI2I"))
         result, seconds = self._generate("TI2I", request, progress, {"image": image, "prompt": instruction, "mask": mask},
                                          options)
         return self._outputs("TI2I", result, [f"Instruction: {instruction!r}."] + negative + notes, options, seconds)
@@ -1037,6 +1038,12 @@ def prompt_field(code: str) -> str:
     return "prompt" if code in EXAMPLE_PROMPTS else "instruction"
 
 
+def region_verb(code: str) -> str:
+    """What the tab of an image task ``code`` does to the painted region, as its labels and messages say: "change"
+    (TI2I, a text says how) or "regenerate" (I2I)."""
+    return "change" if get_task_info(code).condition == "text" else "regenerate"
+
+
 class _Page:
     """What every tab shares: the demo, the brushes and the canvas size."""
 
@@ -1062,14 +1069,14 @@ class _Page:
         return [instruction]
 
     def image(self, info, prefix: str) -> list:
-        verb = "change" if info.condition == "text" else "regenerate"
+        verb = region_verb(info.code)
         return [GuardedImageEditor(value=self.demo.default_edit(info.code), label=f"Image: paint the part to {verb}",
                                    type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
                                    brush=self.mask_brush, format="png", layers=False, transforms=(),
                                    elem_id=f"{prefix}-editor", canvas_size=self.canvas)]
 
     def mask(self, info, prefix: str) -> list:
-        verb = "change" if info.condition == "text" else "regenerate"
+        verb = region_verb(info.code)
         return [gr.Dropdown(self.regions, value=PAINTED, label=f"Region to {verb}")]
 
     def video(self, info, prefix: str) -> list:
