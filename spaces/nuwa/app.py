@@ -295,9 +295,22 @@ def _error(message: str, title: str) -> gr.Error:
     """A pop-up for the page whose first words, in bold, are ``title``: what went wrong (e.g. "No image"); then
     ``message``, what to do. gradio 6.31's page heads every error pop-up with the word "Error" whatever
     ``gr.Error(title=...)`` says (its toasts are headed by their kind and never show a title), so the title opens the
-    message too; API clients also get it as the error's ``title``."""
+    message too; API clients also get it as the error's ``title``. An upload's path on the server (in a message of
+    nuwa_hf.media or Pillow) is shown as its file name (:func:`without_upload_folders`)."""
+    message = without_upload_folders(message)
     return gr.Error(f"<strong>{html.escape(title, quote=False)}.</strong> {html.escape(message, quote=False)}",
                     title=title, print_exception=False)
+
+
+def without_upload_folders(text: str) -> str:
+    """``text`` with gradio's upload folder left out of the paths of uploads in it: gradio stores an upload as
+    ``<upload folder>/<hash>/<name>`` ($GRADIO_TEMP_DIR, else $TMPDIR/gradio), and a visitor is told of ``'clip.gif'``,
+    the file they gave, not of the server's folders."""
+    from gradio.utils import get_upload_folder
+
+    folders = {get_upload_folder(), str(Path(tempfile.gettempdir()) / "gradio")}  # resolved, and as TMPDIR says
+    pattern = "|".join(re.escape(folder.rstrip("/")) for folder in sorted(folders, key=len, reverse=True))
+    return re.sub(rf"(?:{pattern})/[0-9a-f]{{16,}}/", "", text)
 
 
 def guarded(method):
@@ -544,6 +557,9 @@ class NuwaWebDemo:
             path = Path(upload)
             try:
                 frames = media.load_video(path, num_frames=max_frames)
+            except ValueError as error:  # the limits, damaged files, other kinds of file: media says what to give
+                raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video: {error}",
+                             "Unreadable video") from None
             except Exception as error:
                 raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video ({error}). Upload a GIF "
                              "or an MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).", "Unreadable video") from None

@@ -1308,3 +1308,24 @@ def test_browser_shows_notices_under_their_kind_and_errors_as_errors(web_app, ch
     assert len(errors) == 1 and errors[0][:2] == ("error", "Error"), errors
     assert errors[0][2] == ["<strong>No instruction.</strong> The instruction is empty: type what to generate, e.g. "
                             "'a blue 7'."], errors
+
+
+def test_errors_name_an_upload_by_its_file_name_not_the_servers_folders(client, inputs, app_module):
+    """media's and Pillow's messages hold the path of the file they read: for an upload, gradio's upload folder and a
+    hash folder on the server. The pop-up names the file as the visitor gave it, and says the fix once."""
+    from gradio.utils import get_upload_folder
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    broken = handle_file(str(inputs / "broken.gif"))
+    for call in (lambda: client.predict(broken, "Example 1", 1, 1, 0, 8, api_name="/v2v"),
+                 lambda: client.predict(broken, "Example 1", "a red 3", 3, 0, 1.5, 8, api_name="/tv2v"),
+                 lambda: client.predict(_editor(inputs / "sketch.png"), broken, "grass", 0, 1.5, 8, api_name="/s2i")):
+        with pytest.raises(AppError) as raised:
+            call()
+        message = raised.value.message
+        assert "'broken.gif' is not a " in message and get_upload_folder() not in message, message
+        assert "/gradio/" not in message and message.count("Give a ") == 1 and "Upload a GIF" not in message, message
+    folder = f"{get_upload_folder()}/{'0' * 64}"
+    assert app_module.without_upload_folders(f"'{folder}/my clip.gif' is not a video") == "'my clip.gif' is not a video"
+    assert app_module.without_upload_folders("'/home/me/clip.gif' is not a video") == "'/home/me/clip.gif' is not a video"
