@@ -358,7 +358,8 @@ def test_says_how_read_tells_a_reading_from_what_the_model_will_not_honour():
 
     for wording in (notices.LIBRARY_WORDING, replace(notices.LIBRARY_WORDING, prompt="instruction")):
         with notices.worded_for(wording):
-            readings = [notices.rephrase_notice("a 3 up and down", "a 3 up then down", [("up and down", "up then down")]),
+            readings = [notices.rephrase_notice("a 3 up and down", "a 3 up then down",
+                                                [("up and down", "up then down")]),
                         notices.rephrase_notice("turn the 6 into an 8", "an 8", [], [("turn the 6 into an 8", "an 8")]),
                         notices.rephrase_notice("the 6's twin up and down", "the 6's twin up then down",
                                                 [("up and down", "up then down")]),

@@ -1299,7 +1299,8 @@ def test_browser_shows_notices_under_their_kind_and_errors_as_errors(web_app, ch
         errors = _all_toasts(driver)
     finally:
         driver.quit()
-    assert sorted((kind, heading) for kind, heading, _ in notices) == [("info", "Info"), ("warning", "Warning")], notices
+    headings = sorted((kind, heading) for kind, heading, _ in notices)
+    assert headings == [("info", "Info"), ("warning", "Warning")], notices
     shown = {kind: messages for kind, _, messages in notices}
     assert len(shown["warning"]) == 1 and shown["warning"][0].startswith(
         "The instruction 'make it blue' has word(s) the model never saw in training: 'make', 'it'"), shown
@@ -1328,4 +1329,5 @@ def test_errors_name_an_upload_by_its_file_name_not_the_servers_folders(client, 
         assert "/gradio/" not in message and message.count("Give a ") == 1 and "Upload a GIF" not in message, message
     folder = f"{get_upload_folder()}/{'0' * 64}"
     assert app_module.without_upload_folders(f"'{folder}/my clip.gif' is not a video") == "'my clip.gif' is not a video"
-    assert app_module.without_upload_folders("'/home/me/clip.gif' is not a video") == "'/home/me/clip.gif' is not a video"
+    elsewhere = "'/home/me/clip.gif' is not a video"
+    assert app_module.without_upload_folders(elsewhere) == elsewhere
