@@ -16,12 +16,15 @@ message (gradio_client: "Queue is full! Please try again."). Generations report 
 stop at the next token when the tab's Stop button is pressed, when the request is cancelled (gradio's ``/cancel``,
 ``Job.cancel()`` in gradio_client) or when its client disconnects, so the slot is free for the next request at once.
 Bad inputs and pipeline failures come back as ``gr.Error`` pop-ups whose bold first words say what went wrong ("No
-image") and whose message says what to do; the server keeps running. The pipelines' notes (prompt words the model never
-saw, motions rephrased in the captions' words) go to the info line, worded for the page's visitors
-(:func:`page_wording`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs guidance
-above 1 (the page says so before generating). Each tab's Generate and Stop buttons
-head its output column, the result right under them; V2V and TV2V show the video they start from (the upload, else the
-chosen built-in example).
+image") and whose message says what to do; the server keeps running. The pipelines' notes go to the info line and pop
+up as notices, not errors (:func:`show_notices`): ``gr.Info`` for how the prompt was read (motions rephrased in the
+captions' words, an edit read as the picture it asks for, an instruction completed from the picture), ``gr.Warning``
+for what the model will not honour (words it never saw, left out). They are worded for the page's visitors
+(:func:`page_wording`) and name the tab's text box as the tab does: "prompt", or "instruction" on the manipulation
+tabs (:func:`prompt_field`). The text tasks' Sampling panel also takes a negative prompt (empty: none), which needs
+guidance above 1 (the page says so before generating). Each tab's Generate and Stop buttons head its output column,
+the result right under them; V2V and TV2V show the video they start from (the upload, else the chosen built-in
+example).
 
 Outputs are written to a folder of this process under ``$TMPDIR/nuwa-web-demo`` (the newest
 ``KEEP_OUTPUT_FOLDERS`` requests' folders are kept) and gradio copies them to its cache, from which they are served;
@@ -33,6 +36,7 @@ Tests and other programs build the app with :func:`build_demo` and start it with
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import functools
 import html
 import os
@@ -56,7 +60,7 @@ from nuwa_hf import media
 from nuwa_hf.data.sketch_motion import MOTION_CHOICES, move_shapes
 from nuwa_hf.models.nuwa.visual_generation_nuwa import task_sampling_defaults
 from nuwa_hf.pipelines import REGION_SHORTCUTS, load_nuwa_processor
-from nuwa_hf.pipelines.notices import NoticeWording, routed_warnings, worded_for
+from nuwa_hf.pipelines.notices import NoticeWording, routed_warnings, says_how_read, worded_for
 from nuwa_hf.pipelines.regions import region_to_token_mask, token_mask_to_pixels
 from nuwa_hf.tasks import TASKS, get_task_info
 from nuwa_hf.lazy_imports import import_optional
@@ -102,6 +106,19 @@ def _taken_call_notes() -> list[str]:
     items = getattr(_call_notes, "items", [])
     _call_notes.items = []
     return items
+
+
+def show_notices(notes: list[str]) -> None:
+    """Pop up the pipelines' ``notes`` (as on the info line, without its "Note: ") as gradio notices, headed by their
+    kind: ``gr.Info`` for a note saying how the input was read on the visitor's behalf, ``gr.Warning`` for one saying
+    what the model will not honour (:func:`nuwa_hf.pipelines.notices.says_how_read`). gradio renders a notice's text as
+    HTML, so it is escaped (a prompt is the visitor's own text). Outside a gradio request, gradio prints them."""
+    for note in notes:
+        text = html.escape(note, quote=False)
+        if says_how_read(note):
+            gr.Info(text)
+        else:
+            gr.Warning(text)
 
 
 def once(notes: list[str], sentence: str) -> list[str]:
@@ -278,9 +295,22 @@ def _error(message: str, title: str) -> gr.Error:
     """A pop-up for the page whose first words, in bold, are ``title``: what went wrong (e.g. "No image"); then
     ``message``, what to do. gradio 6.31's page heads every error pop-up with the word "Error" whatever
     ``gr.Error(title=...)`` says (its toasts are headed by their kind and never show a title), so the title opens the
-    message too; API clients also get it as the error's ``title``."""
+    message too; API clients also get it as the error's ``title``. An upload's path on the server (in a message of
+    nuwa_hf.media or Pillow) is shown as its file name (:func:`without_upload_folders`)."""
+    message = without_upload_folders(message)
     return gr.Error(f"<strong>{html.escape(title, quote=False)}.</strong> {html.escape(message, quote=False)}",
                     title=title, print_exception=False)
+
+
+def without_upload_folders(text: str) -> str:
+    """``text`` with gradio's upload folder left out of the paths of uploads in it: gradio stores an upload as
+    ``<upload folder>/<hash>/<name>`` ($GRADIO_TEMP_DIR, else $TMPDIR/gradio), and a visitor is told of ``'clip.gif'``,
+    the file they gave, not of the server's folders."""
+    from gradio.utils import get_upload_folder
+
+    folders = {get_upload_folder(), str(Path(tempfile.gettempdir()) / "gradio")}  # resolved, and as TMPDIR says
+    pattern = "|".join(re.escape(folder.rstrip("/")) for folder in sorted(folders, key=len, reverse=True))
+    return re.sub(rf"(?:{pattern})/[0-9a-f]{{16,}}/", "", text)
 
 
 def guarded(method):
@@ -346,6 +376,11 @@ class NuwaWebDemo:
         self.class_names = self._class_names()
         self.palette = self._palette()
         self.wording = page_wording(self.processor.tokenizer)
+
+    def wording_for(self, code: str) -> NoticeWording:
+        """The page's wording (:func:`page_wording`) for the tab of task ``code``: its notices and errors name the tab's
+        text box as the tab does (:func:`prompt_field`: "prompt", or "instruction" on the manipulation tabs)."""
+        return dataclasses.replace(self.wording, prompt=prompt_field(code))
 
     # --- parts -------------------------------------------------------------------------------------------------------
 
@@ -434,13 +469,15 @@ class NuwaWebDemo:
             said: list[str] = []
             try:
                 # words the model never saw: shown on the page's info line, in the page's words
-                with routed_warnings(said.append), worded_for(self.wording):
+                with routed_warnings(said.append), worded_for(self.wording_for(code)):
                     result = pipe(*args, logits_processor=[self.stop_check], **kwargs)
             finally:
                 release_freed_memory()
-            # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line
-            notes = [message for message in said if not RESIZE_NOTICE.match(message)]
-            _call_notes.items = [f"Note: {message}" for message in once(notes, f" {self.wording.known}")]
+            # the page names resizes itself (_size_note); the rest of the pipeline's warnings go to the info line and
+            # pop up as notices
+            notes = once([message for message in said if not RESIZE_NOTICE.match(message)], f" {self.wording.known}")
+            _call_notes.items = [f"Note: {message}" for message in notes]
+            show_notices(notes)
             return result, time.perf_counter() - start
 
     def _settings(self, options: dict, seconds: float, code: Optional[str] = None,
@@ -520,6 +557,9 @@ class NuwaWebDemo:
             path = Path(upload)
             try:
                 frames = media.load_video(path, num_frames=max_frames)
+            except ValueError as error:  # the limits, damaged files, other kinds of file: media says what to give
+                raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video: {error}",
+                             "Unreadable video") from None
             except Exception as error:
                 raise _error(f"Could not read the uploaded file '{shown_name(path)}' as a video ({error}). Upload a GIF "
                              "or an MP4/WebM/AVI video (or a .npy array (T, H, W, 3)).", "Unreadable video") from None
@@ -611,9 +651,10 @@ class NuwaWebDemo:
             return str(media.save_image(pictures[0], folder / f"{stem}.png", upscale=self.upscale))
         return str(media.save_gif(pictures, folder / f"{stem}.gif", fps=FPS, upscale=self.upscale))
 
-    def _region(self, editor, region) -> tuple[PIL.Image.Image, Any, list[str]]:
+    def _region(self, editor, region, verb: str) -> tuple[PIL.Image.Image, Any, list[str]]:
         """(image, mask for the pipeline, notes) from an ImageEditor value and the region choice: a preset region is
-        the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint)."""
+        the pipeline's own shortcut; else the mask is what the brush painted (any stroke, however faint). ``verb``:
+        what the tab does to the region, as its labels say (:func:`region_verb`)."""
         background = _drawn((editor or {}).get("background"))
         if background is None:  # also the editor's "Clear canvas": see _drawn
             raise _error("The editor is empty (a plain white picture counts as empty): upload or paste an image "
@@ -627,8 +668,8 @@ class NuwaWebDemo:
         for layer in _editor_layers(editor, image.size):
             painted |= layer[..., 3] >= 32
         if not painted.any():
-            raise _error("The mask covers nothing: paint over the part of the image to regenerate with the brush, or "
-                         "choose a preset region such as 'bottom half'.", "Nothing painted")
+            raise _error(f"The mask covers nothing: paint over the part of the image to {verb} with the brush, or "
+                         f"choose a preset region such as 'bottom half' under 'Region to {verb}'.", "Nothing painted")
         share = painted.mean()
         return image, PIL.Image.fromarray(painted.astype(np.uint8) * 255, mode="L"), \
             notes + [f"Region: the painted mask ({share:.0%} of the image)."]
@@ -704,7 +745,7 @@ class NuwaWebDemo:
     @guarded
     def image_completion(self, editor, region, seed, top_k, request: gr.Request = None,
                          progress=gr.Progress(track_tqdm=True)):
-        image, mask, notes = self._region(editor, region)
+        image, mask, notes = self._region(editor, region, region_verb("I2I"))
         options = self._options(seed, top_k)
         result, seconds = self._generate("I2I", request, progress, {"image": image, "mask": mask}, options)
         return self._outputs("I2I", result, notes, options, seconds)
@@ -715,7 +756,7 @@ class NuwaWebDemo:
         instruction = self._prompt(instruction, "instruction", "a blue 7")
         options = self._options(seed, top_k, guidance)
         negative = self._negative_prompt(negative_prompt, options)
-        image, mask, notes = self._region(editor, region)
+        image, mask, notes = self._region(editor, region, region_verb("TI2I"))
         result, seconds = self._generate("TI2I", request, progress, {"image": image, "prompt": instruction, "mask": mask},
                                          options)
         return self._outputs("TI2I", result, [f"Instruction: {instruction!r}."] + negative + notes, options, seconds)
@@ -1005,6 +1046,20 @@ EXAMPLE_PROMPTS = {"T2I": T2I_EXAMPLES, "T2V": T2V_EXAMPLES}
 DEFAULT_INSTRUCTIONS = {"TI2I": "a blue 7", "TV2V": "the digit 3 is moving left then right"}
 
 
+def prompt_field(code: str) -> str:
+    """What the tab of task ``code`` calls its text box, in lower case: "prompt" on the text-to-image / video tabs (a
+    caption to generate from), "instruction" on the manipulation tabs (what the edited part should show, what should
+    happen). Its label starts with this word, and the notices and errors about the text name it so
+    (:meth:`NuwaWebDemo.wording_for`)."""
+    return "prompt" if code in EXAMPLE_PROMPTS else "instruction"
+
+
+def region_verb(code: str) -> str:
+    """What the tab of an image task ``code`` does to the painted region, as its labels and messages say: "change"
+    (TI2I, a text says how) or "regenerate" (I2I)."""
+    return "change" if get_task_info(code).condition == "text" else "regenerate"
+
+
 class _Page:
     """What every tab shares: the demo, the brushes and the canvas size."""
 
@@ -1019,7 +1074,7 @@ class _Page:
     # --- one input of the task table -> its components (in the endpoint's argument order) ---------------------------
 
     def prompt(self, info, prefix: str) -> list:
-        if info.code in EXAMPLE_PROMPTS:  # a caption to generate from
+        if prompt_field(info.code) == "prompt":  # a caption to generate from
             examples = EXAMPLE_PROMPTS[info.code]
             prompt = gr.Textbox(label="Prompt", value=examples[0], elem_id=f"{prefix}-prompt", placeholder=examples[0])
             gr.Examples([[p] for p in examples], inputs=[prompt], label="Example prompts")
@@ -1030,14 +1085,14 @@ class _Page:
         return [instruction]
 
     def image(self, info, prefix: str) -> list:
-        verb = "change" if info.condition == "text" else "regenerate"
+        verb = region_verb(info.code)
         return [GuardedImageEditor(value=self.demo.default_edit(info.code), label=f"Image: paint the part to {verb}",
                                    type="pil", image_mode="RGBA", sources=["upload", "clipboard"],
                                    brush=self.mask_brush, format="png", layers=False, transforms=(),
                                    elem_id=f"{prefix}-editor", canvas_size=self.canvas)]
 
     def mask(self, info, prefix: str) -> list:
-        verb = "change" if info.condition == "text" else "regenerate"
+        verb = region_verb(info.code)
         return [gr.Dropdown(self.regions, value=PAINTED, label=f"Region to {verb}")]
 
     def video(self, info, prefix: str) -> list:

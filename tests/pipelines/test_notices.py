@@ -304,3 +304,72 @@ def test_an_edit_that_names_no_digit_or_colour_is_told_the_model_may_draw_any(ti
     assert open_notices("blue", mask="center", strict=True) != []  # said, not refused
     assert open_notices("make it blue", mask="all") == []
     assert [m for m in warnings_of(caplog) if "whole image" in m]
+
+
+def _every_sentence_about_the_prompt() -> list:
+    """Each notice and error that names the prompt, worded by the current wording."""
+    from nuwa_hf.pipelines import notices
+
+    return [notices.prompt_notice("make it blue", ["make", "it"], "blue"),
+            notices.prompt_notice("make it blue", ["make", "it"], None),
+            notices.rephrase_notice("a 3 up and down", "a 3 up then down", [("up and down", "up then down")]),
+            notices.rephrase_notice("turn the 6 into an 8", "an 8", [], [("turn the 6 into an 8", "an 8")]),
+            notices.open_kinds_notice("make it blue", "blue", ["digit"], "a blue 7"),
+            notices.no_known_word_error("purple cat", ["purple", "cat"], ["red", "7"]),
+            notices.fillers_only_error("a purple cat", "a", ["purple", "cat"], "colours: red"),
+            notices.whole_region_notice("a blue 7"),
+            notices.whole_region_notice(None)]
+
+
+def test_a_wording_names_the_prompt_as_its_reader_knows_it():
+    """NoticeWording.prompt (the web page: "instruction" on its manipulation tabs) renames the text in every notice
+    and error about it, article included, and in nothing else; the default wording says "prompt", and a negative
+    prompt keeps its own name."""
+    from dataclasses import replace
+
+    from nuwa_hf.pipelines import notices
+
+    page = notices.NoticeWording(keep=None, drop=None, keep_instead=None, known="Rephrase.")
+    with notices.worded_for(page):
+        as_prompt = _every_sentence_about_the_prompt()
+    with notices.worded_for(replace(page, prompt="instruction")):
+        as_instruction = _every_sentence_about_the_prompt()
+        negative = notices.prompt_notice("a purple 8", ["purple"], "a 8", what_prompt="negative prompt")
+        negative_error = notices.no_known_word_error("purple cat", ["purple", "cat"], ["red"],
+                                                     what_prompt="negative prompt")
+    for before, after in zip(as_prompt, as_instruction):
+        assert "prompt" in before and "prompt" not in after, after
+        assert after == before.replace("a prompt", "an instruction").replace("prompt", "instruction"), after
+    assert as_instruction[4].startswith("The instruction 'make it blue' (read as 'blue') names no digit: the model "
+                                        "reads an instruction as the caption"), as_instruction[4]
+    assert negative.startswith("The negative prompt 'a purple 8' has word(s)")
+    assert negative_error.startswith("The negative prompt 'purple cat' has no word")
+    assert notices.LIBRARY_WORDING.prompt == "prompt"  # the pipelines' own wording: their argument
+    assert notices.prompt_notice("a purple 3", ["purple"], "a 3").startswith("The prompt 'a purple 3' has")
+
+
+def test_says_how_read_tells_a_reading_from_what_the_model_will_not_honour():
+    """The rephrasing and completion notices say how the input was read on the user's behalf; the others (unknown
+    words, open kinds, whole region, resize, crop, errors) what the model will not honour: whatever the wording calls
+    the prompt, and whatever the prompt says ("was read as", quotes)."""
+    from dataclasses import replace
+
+    from nuwa_hf.pipelines import notices
+
+    for wording in (notices.LIBRARY_WORDING, replace(notices.LIBRARY_WORDING, prompt="instruction")):
+        with notices.worded_for(wording):
+            readings = [notices.rephrase_notice("a 3 up and down", "a 3 up then down",
+                                                [("up and down", "up then down")]),
+                        notices.rephrase_notice("turn the 6 into an 8", "an 8", [], [("turn the 6 into an 8", "an 8")]),
+                        notices.rephrase_notice("the 6's twin up and down", "the 6's twin up then down",
+                                                [("up and down", "up then down")]),
+                        notices.completion_notice("make it blue", ["digit"], "a yellow 6", "a blue 6"),
+                        notices.completion_notice("an 8", ["colour"], "a red 3", "a red 8")]
+            others = [m for m in _every_sentence_about_the_prompt() if m not in readings] + [
+                notices.prompt_notice("it was read as 'a 3' up and down", ["it", "was", "read", "as"], "'a 3' up"),
+                notices.prompt_notice("a 3 was read as a 4", ["was", "read", "as"], "a 3 a 4"),
+                notices.open_kinds_notice("make it blue", "blue", ["digit", "colour"], "a blue 7"),
+                notices.resize_notice("image", (256, 256), (32, 32)),
+                notices.crop_notice("image", (64, 32), (64, 32), (32, 32))]
+            assert all(notices.says_how_read(message) for message in readings), readings
+            assert not any(notices.says_how_read(message) for message in others), others

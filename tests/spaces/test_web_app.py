@@ -237,7 +237,7 @@ def test_image_manipulation_completes_an_instruction_naming_no_digit_in_the_page
     assert note.startswith("Note: The instruction 'make it blue' names no digit: the model reads the picture as 'a "), note
     assert "and edits it with 'a blue " in note and note.endswith("'."), note
     assert not any(name in note for name in PYTHON_NAMES + ("complete_instruction",)), note
-    assert "the model reads a prompt as the caption" not in info  # not the open-kinds advice too
+    assert "as the caption of the whole edited picture" not in info  # not the open-kinds advice too
 
 
 def test_video_manipulation_of_a_builtin_example(client, sizes):
@@ -1169,3 +1169,165 @@ def test_browser_a_negative_prompt_with_guidance_off_shows_the_error(web_app, ch
         message
     assert "raise 'Guidance scale' under Sampling above 1" in message and "clear the negative prompt" in message
     assert not shown  # nothing was generated
+
+
+def _popped_up(blocks, monkeypatch) -> list:
+    """The notices the handlers pop up from now on, as [(level, message)]: what gradio's queue sends the page (gr.Info
+    and gr.Warning end there; a gr.Error is raised instead)."""
+    queue, said = blocks._queue, []
+    original = queue.log_message
+
+    def record(**message):
+        said.append((message["level"], message["log"]))
+        return original(**message)
+
+    monkeypatch.setattr(queue, "log_message", record)
+    return said
+
+
+def test_the_pipelines_notes_pop_up_as_notices_headed_by_their_kind(client, sizes, inputs, web_app, monkeypatch):
+    """Each of the pipelines' notes on the info line also pops up, as gradio's Info when it says how the input was
+    read (rephrased, completed from the picture) and as a Warning when it says what the model will not honour (words
+    it never saw): never as an error, which stops the generation. The pop-up's text is the note's, escaped as HTML
+    (gradio renders it as HTML; the prompt is the visitor's). A prompt the model reads as typed pops up nothing."""
+    import html
+
+    size, _, upscale = sizes
+    said = _popped_up(web_app[0], monkeypatch)
+    info = _check_image(client.predict(_editor(inputs / "picture.png"), "make it blue", "top half", 0, 1.5, 8,
+                                       api_name="/ti2i"), size, upscale)
+    notes = [line.removeprefix("Note: ") for line in info.splitlines() if line.startswith("Note: ")]
+    assert [level for level, _ in said] == ["warning", "info"], said
+    assert [html.unescape(message) for _, message in said] == notes, (said, notes)
+    assert "never saw in training: 'make', 'it'" in said[0][1] and "reads the picture as 'a " in said[1][1]
+
+    said.clear()
+    info = _check_image(client.predict("a red 7 <i>bouncing</i> up and down", 0, 1.5, 8, api_name="/t2i"),
+                        size, upscale)
+    levels = dict((level, message) for level, message in said)
+    assert [level for level, _ in said] == ["info", "warning"], said
+    assert levels["info"].startswith("The prompt 'a red 7 &lt;i&gt;bouncing&lt;/i&gt; up and down' was read as "), said
+    assert "<i>" not in levels["warning"] and "never saw in training" in levels["warning"], said
+    assert [html.unescape(message) for _, message in said] == \
+        [line.removeprefix("Note: ") for line in info.splitlines() if line.startswith("Note: ")]
+
+    said.clear()
+    info = _check_image(client.predict("a red 7", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+    assert said == [] and "Note:" not in info
+
+
+def test_the_manipulation_tabs_name_their_instruction(client, sizes, inputs, app_module):
+    """The TI2I and TV2V tabs call their text box "Instruction": their notes and errors say "instruction", never
+    "prompt" (the pipelines' argument), and the text tabs keep saying "prompt". The painted-region error says what the
+    tab does to the region, as its labels do ("Region to change" on TI2I, "Region to regenerate" on I2I)."""
+    from gradio_client.exceptions import AppError
+
+    size, frames, upscale = sizes
+    assert [app_module.prompt_field(code) for code in ("T2I", "T2V", "TI2I", "TV2V")] == \
+        ["prompt", "prompt", "instruction", "instruction"]
+    info = _check_image(client.predict(_editor(inputs / "picture.png"), "turn the 7 into a purple 8", "top half", 0,
+                                       1.5, 8, api_name="/ti2i"), size, upscale)
+    notes = [line for line in info.splitlines() if line.startswith("Note: ")]
+    assert notes[0].startswith("Note: The instruction 'turn the 7 into a purple 8' was read as 'a purple 8': "), notes
+    assert "(the model reads an instruction as the caption of the whole edited picture" in notes[0], notes
+    assert notes[1].startswith("Note: The instruction 'a purple 8' has word(s) the model never saw"), notes
+    info = _check_video(client.predict(None, "Example 1", "make it bounce up and down", frames, 0, 1.5, 8,
+                                       api_name="/tv2v"), size, frames, upscale)
+    notes = [line for line in info.splitlines() if line.startswith("Note: ")]
+    assert notes[0].startswith("Note: The instruction 'make it bounce up and down' was read as "), notes
+    assert notes[1].startswith("Note: The instruction 'make it bounce up then down' has word(s) "), notes
+    for call in (lambda: client.predict(None, "Example 1", "purple cat", frames, 0, 1.5, 8, api_name="/tv2v"),
+                 lambda: client.predict(_editor(inputs / "picture.png"), "purple cat", "top half", 0, 1.5, 8,
+                                        api_name="/ti2i")):
+        with pytest.raises(AppError) as raised:
+            call()
+        assert "</strong> The instruction 'purple cat' has no word the model saw" in raised.value.message
+    assert not any("prompt" in line for line in notes), notes
+    info = _check_image(client.predict("a purple 7", 0, 1.5, 8, api_name="/t2i"), size, upscale)
+    assert "Note: The prompt 'a purple 7' has word(s)" in info
+
+    for api_name, verb, args in (("/ti2i", "change", ("purple cat", "painted with the brush", 0, 1.5, 8)),
+                                 ("/i2i", "regenerate", ("painted with the brush", 0, 8))):
+        with pytest.raises(AppError) as raised:
+            client.predict(_editor(inputs / "picture.png", inputs / "nothing_painted.png"), *args, api_name=api_name)
+        assert f"paint over the part of the image to {verb} with the brush" in raised.value.message
+        assert f"under 'Region to {verb}'" in raised.value.message
+
+
+def _all_toasts(driver) -> list:
+    """(kind, heading, [messages]) of each pop-up on the page; gradio groups the messages of one kind in one."""
+    from selenium.webdriver.common.by import By
+
+    return [(next(kind for kind in ("error", "warning", "info", "success") if kind in t.get_attribute("class").split()),
+             t.find_element(By.CSS_SELECTOR, ".toast-title").text.strip(),
+             [m.get_attribute("innerHTML") for m in t.find_elements(By.CSS_SELECTOR, "[data-testid=toast-text]")])
+            for t in driver.find_elements(By.CSS_SELECTOR, ".toast-body")]
+
+
+@pytest.mark.slow
+def test_browser_shows_notices_under_their_kind_and_errors_as_errors(web_app, chromium):
+    """In Chromium, on the TI2I tab: "make it blue" generates, and its notes pop up headed "Warning" (words left out)
+    and "Info" (the digit read in the picture), saying "instruction", with no error; an emptied instruction is
+    refused under "Error" with the problem and the fix."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screenshot = _load("nuwa_space_screenshot", "screenshot.py")
+    driver = screenshot.chrome_driver(1280, 1000)
+    try:
+        prefix = _open_tab(driver, web_app[1], "TI2I")
+        box = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-instruction textarea, #{prefix}-instruction input")
+        box.click()
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys("make it blue")
+        driver.find_element(By.CSS_SELECTOR, f"#{prefix}-generate").click()
+        WebDriverWait(driver, 60).until(lambda d: len(_all_toasts(d)) >= 2)
+        notices = _all_toasts(driver)
+        def closed(drv):  # closing one pop-up redraws the others: one at a time
+            buttons = drv.find_elements(By.CSS_SELECTOR, "[data-testid=toast-close]")
+            if buttons:
+                buttons[0].click()
+            return not buttons
+
+        WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(closed)
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.DELETE)
+        driver.find_element(By.CSS_SELECTOR, f"#{prefix}-generate").click()
+        WebDriverWait(driver, 60).until(_all_toasts)
+        errors = _all_toasts(driver)
+    finally:
+        driver.quit()
+    headings = sorted((kind, heading) for kind, heading, _ in notices)
+    assert headings == [("info", "Info"), ("warning", "Warning")], notices
+    shown = {kind: messages for kind, _, messages in notices}
+    assert len(shown["warning"]) == 1 and shown["warning"][0].startswith(
+        "The instruction 'make it blue' has word(s) the model never saw in training: 'make', 'it'"), shown
+    assert len(shown["info"]) == 1 and shown["info"][0].startswith(
+        "The instruction 'make it blue' names no digit: the model reads the picture as 'a "), shown
+    assert len(errors) == 1 and errors[0][:2] == ("error", "Error"), errors
+    assert errors[0][2] == ["<strong>No instruction.</strong> The instruction is empty: type what to generate, e.g. "
+                            "'a blue 7'."], errors
+
+
+def test_errors_name_an_upload_by_its_file_name_not_the_servers_folders(client, inputs, app_module):
+    """media's and Pillow's messages hold the path of the file they read: for an upload, gradio's upload folder and a
+    hash folder on the server. The pop-up names the file as the visitor gave it, and says the fix once."""
+    from gradio.utils import get_upload_folder
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    broken = handle_file(str(inputs / "broken.gif"))
+    for call in (lambda: client.predict(broken, "Example 1", 1, 1, 0, 8, api_name="/v2v"),
+                 lambda: client.predict(broken, "Example 1", "a red 3", 3, 0, 1.5, 8, api_name="/tv2v"),
+                 lambda: client.predict(_editor(inputs / "sketch.png"), broken, "grass", 0, 1.5, 8, api_name="/s2i")):
+        with pytest.raises(AppError) as raised:
+            call()
+        message = raised.value.message
+        assert "'broken.gif' is not a " in message and get_upload_folder() not in message, message
+        assert "/gradio/" not in message and message.count("Give a ") == 1 and "Upload a GIF" not in message, message
+    folder = f"{get_upload_folder()}/{'0' * 64}"
+    assert app_module.without_upload_folders(f"'{folder}/my clip.gif' is not a video") == "'my clip.gif' is not a video"
+    elsewhere = "'/home/me/clip.gif' is not a video"
+    assert app_module.without_upload_folders(elsewhere) == elsewhere

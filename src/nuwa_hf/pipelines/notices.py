@@ -20,13 +20,18 @@ one whole-word token (:mod:`nuwa_hf.processing.vocabulary`). No list is typed by
 
 Who reads a notice decides how its remedy is worded (:class:`NoticeWording`): a library user is told the argument;
 ``nuwa-hf generate`` names its flag (``--keep-unknown-words``) and the web page (spaces/nuwa/app.py) words it for its
-visitors, each through :func:`worded_for`.
+visitors, each through :func:`worded_for`. The wording also names the text the notices are about as its reader knows
+it: the pipelines' ``prompt``, a page's "instruction" box (its manipulation tabs). Two notices say how an input was
+read on the user's behalf (:func:`rephrase_notice`, :func:`completion_notice`); the others say what the model will not
+honour: :func:`says_how_read` tells them apart, for a reader that shows them differently (the web page: an "Info"
+pop-up against a "Warning" one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging as _logging
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Callable, Iterable, List, Optional, Tuple
@@ -53,6 +58,8 @@ class NoticeWording:
     to (the notice then says nothing about it).
     as_given: how to have an edit instruction read as given instead of completed from the picture, said in brackets
     after the completion notice; None: no way to.
+    prompt: what the reader calls the text the model draws from (the pipelines' argument ``prompt``; a page may name
+    its box "instruction"): the notices and errors about that text name it so ("The instruction 'make it blue' ...").
     """
 
     keep: Optional[str]
@@ -62,6 +69,7 @@ class NoticeWording:
     part_of_image: str = "regenerate part of it (e.g. mask='bottom half')"
     as_typed: Optional[str] = None
     as_given: Optional[str] = None
+    prompt: str = "prompt"
 
 
 LIBRARY_WORDING = NoticeWording(
@@ -92,16 +100,22 @@ def worded_for(wording: NoticeWording):
         _wording.reset(token)
 
 
-def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str], what_prompt: str = "prompt"
+def _with_article(noun: str) -> str:
+    """"a prompt", "an instruction"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def prompt_notice(prompt: Optional[str], unknown: List[str], read: Optional[str], what_prompt: Optional[str] = None
                   ) -> Optional[str]:
     """A sentence naming the words of ``prompt`` the model never saw (``unknown``, as
     :func:`~nuwa_hf.processing.vocabulary.without_unknown_words` finds them), or None. ``read``: what the model reads
     when the pipeline left them out (``drop_unknown_words``), None when it gave them to the model. ``what_prompt``
-    names it ("negative prompt"). Worded by :func:`notice_wording`."""
+    names it ("negative prompt"; default: the wording's name for the prompt). Worded by :func:`notice_wording`."""
     unknown = [word for word in unknown if any(c.isalnum() for c in word)]  # a "." or "?" is left out unremarked
     if not prompt or not unknown:
         return None
     wording = notice_wording()
+    what_prompt = what_prompt or wording.prompt
     listed = ", ".join(repr(w) for w in unknown)
     if read is not None:
         what = f"they were left out, so the model reads {read!r}" + (f" ({wording.keep})" if wording.keep else "")
@@ -121,16 +135,18 @@ def rephrase_notice(prompt: str, text: str, rephrased: List[Tuple[str, str]],
     Worded by :func:`notice_wording`."""
     if not rephrased and not edits:
         return None
+    wording = notice_wording()
     parts = []
     if rephrased:
         changes = ", ".join(f"{typed!r} as {read!r}" for typed, read in rephrased)
         parts.append(f"{changes}, the words the training captions say these motions with")
     if edits:
         changes = ", ".join(f"{typed!r} as {read!r}" for typed, read in edits)
-        parts.append(f"{changes}, the picture the edit asks for (the model reads a prompt as the caption of the whole "
-                     "edited picture, so what the edit replaces is left out)")
-    as_typed = notice_wording().as_typed
-    return (f"The prompt {prompt!r} was read as {text!r}: {'; '.join(parts)}" + (f" ({as_typed})." if as_typed else "."))
+        parts.append(f"{changes}, the picture the edit asks for (the model reads {_with_article(wording.prompt)} as "
+                     "the caption of the whole edited picture, so what the edit replaces is left out)")
+    as_typed = wording.as_typed
+    return (f"The {wording.prompt} {prompt!r} was read as {text!r}: {'; '.join(parts)}"
+            + (f" ({as_typed})." if as_typed else "."))
 
 
 def open_kinds_notice(prompt: str, read: str, open_kinds: List[str], example: str) -> Optional[str]:
@@ -139,17 +155,19 @@ def open_kinds_notice(prompt: str, read: str, open_kinds: List[str], example: st
     reads a prompt as the caption of the whole edited picture and redraws the region from it and the pixels before it,
     not from what the region shows now: "make it blue" (read as "blue") may come back as another digit. ``example``:
     a caption naming every kind ("a blue 7"). A prompt may leave a kind open on purpose, so this is advice, which
-    ``strict=True`` does not refuse."""
+    ``strict=True`` does not refuse. Names the prompt as :func:`notice_wording` does."""
     if not open_kinds:
         return None
+    name = notice_wording().prompt
     kinds = " and no ".join(open_kinds)
     if open_kinds == ["colour"]:
         may = "it may draw the region in any colour"
     else:
         may = f"it may draw any {open_kinds[0]} there" + (" in any colour" if "colour" in open_kinds[1:] else "")
     them = "it" if len(open_kinds) == 1 else "them"
-    return (f"The prompt {prompt!r} (read as {read!r}) names no {kinds}: the model reads a prompt as the caption of "
-            f"the whole edited picture and redraws the region from it, not from what the region shows now, so {may}. "
+    return (f"The {name} {prompt!r} (read as {read!r}) names no {kinds}: the model reads {_with_article(name)} as the "
+            f"caption of the whole edited picture and redraws the region from it, not from what the region shows now, "
+            f"so {may}. "
             f"To keep the picture's {' and '.join(open_kinds)}, name {them} as a caption does (e.g. {example!r}).")
 
 
@@ -163,13 +181,14 @@ def completion_notice(prompt: str, open_kinds: List[str], seen: str, caption: st
             f"{seen!r} and edits it with {caption!r}" + (f" ({switch})." if switch else "."))
 
 
-def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: str = "prompt",
+def no_known_word_error(prompt: str, unknown: List[str], knows: List[str], what_prompt: Optional[str] = None,
                         asks: str = "describe the picture") -> str:
     """The message for a prompt none of whose words the model saw (``unknown``), listing the words it knows
-    (``knows``), worded by :func:`notice_wording`. ``what_prompt`` names it ("negative prompt"), ``asks`` says what
-    to write in those words ("say what to steer away from")."""
-    instead = notice_wording().keep_instead
-    return (f"The {what_prompt} {prompt!r} has no word the model saw in training (it never saw "
+    (``knows``), worded by :func:`notice_wording`. ``what_prompt`` names it ("negative prompt"; default: the wording's
+    name for the prompt), ``asks`` says what to write in those words ("say what to steer away from")."""
+    wording = notice_wording()
+    instead = wording.keep_instead
+    return (f"The {what_prompt or wording.prompt} {prompt!r} has no word the model saw in training (it never saw "
             f"{', '.join(repr(w) for w in unknown)}): {asks} in the words it knows "
             f"({', '.join(knows)})" + (f", or {instead}." if instead else "."))
 
@@ -178,8 +197,9 @@ def fillers_only_error(prompt: str, read: str, unknown: List[str], kinds: str) -
     """The message for a prompt that leaving out its ``unknown`` words reduces to filler words of the training
     captions (``read``, what is left), listing the words the model knows by kind (``kinds``), worded by
     :func:`notice_wording`."""
-    instead = notice_wording().keep_instead
-    return (f"The prompt {prompt!r} leaves only {read!r} once the words the model never saw "
+    wording = notice_wording()
+    instead = wording.keep_instead
+    return (f"The {wording.prompt} {prompt!r} leaves only {read!r} once the words the model never saw "
             f"({', '.join(repr(w) for w in unknown)}) are left out, and those are filler words of its training "
             f"captions that say nothing about the picture (it would draw whatever it guesses): describe the picture "
             f"in the words it knows ({kinds})" + (f", or {instead}." if instead else "."))
@@ -216,10 +236,26 @@ def whole_region_notice(read: Optional[str]) -> str:
     """A sentence for an image completion / manipulation whose region is the whole picture: no token of the picture is
     kept, so the picture is not read at all, and the output comes from the prompt (``read``: what the model reads of
     it) or, without one, from nothing. Its remedy is worded by :func:`notice_wording`."""
-    source = f"the prompt alone (the model reads {read!r})" if read else "nothing (no prompt: the None condition)"
+    name = notice_wording().prompt
+    source = f"the {name} alone (the model reads {read!r})" if read else f"nothing (no {name}: the None condition)"
     return ("The region covers the whole image, so nothing of the image is kept or read: the output is drawn from "
             f"{source}, as text-to-image would. To edit the picture, {notice_wording().part_of_image}; "
             "to redraw it, say what to draw ('a blue 3').")
+
+
+# The sentences of rephrase_notice and completion_notice, whatever their wording names the prompt: "The <name> <text>
+# was read as <text>" and "The <name> <text> names no <kinds>: the model reads the picture as <caption>" (the open-kinds
+# advice says "(read as ...) names no ...: the model reads a prompt as ...", the unknown-word notice "has word(s)").
+_HOW_READ = (re.compile(r"The [a-z ]+ (?:'.*'|\".*\") was read as (?:'|\")", re.DOTALL),
+             re.compile(r"The [a-z ]+ (?:'.*'|\".*\") names no [a-z ]+: the model reads the picture as ", re.DOTALL))
+
+
+def says_how_read(message: str) -> bool:
+    """Whether ``message`` is a notice that says how an input was read on the user's behalf (:func:`rephrase_notice`:
+    a motion in the captions' words, an edit as the picture it asks for; :func:`completion_notice`: an instruction
+    completed from the picture) rather than one that says what the model will not honour (words it never saw, a
+    picture not read, a digit or colour it may draw at random, resizes and crops)."""
+    return any(pattern.match(message) for pattern in _HOW_READ)
 
 
 class CallNotices:
