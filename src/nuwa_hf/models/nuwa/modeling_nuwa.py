@@ -623,13 +623,17 @@ class NuwaPreTrainedModel(PreTrainedModel):
                 ) from None
         where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the checkpoint"
         missing = sorted(loading_info.get("missing_keys") or [])
-        if missing:
+        # Allowed: a caller who asks for the loading info reads missing_keys itself, and a head model (lm_head) on a
+        # base model's folder (transformers' base -> head loading, e.g. to fine-tune from a NuwaModel).
+        from_base = set(missing) <= {"lm_head.weight"} and "NuwaModel" in (getattr(model.config, "architectures", None)
+                                                                           or [])
+        if missing and not wants_loading_info and not from_base:
             raise NuwaModelFolderError(
                 f"The weights in {where!r} lack {len(missing)} of the model's tensors ({', '.join(missing[:3])}"
                 f"{', ...' if len(missing) > 3 else ''}), which would start from random values: the weight file belongs "
                 "to another model or was saved incompletely; use the model.safetensors saved with this config.json. "
-                "(To start parts from random on purpose, build `NuwaForConditionalGeneration(config)` and call "
-                "`load_state_dict(weights, strict=False)`.)"
+                "(To start parts from random on purpose, pass output_loading_info=True and read its missing_keys, or "
+                "build `NuwaForConditionalGeneration(config)` and call `load_state_dict(weights, strict=False)`.)"
             )
         _refuse_non_finite_weights(model, where)
         # Loading replaces the parameters (requires_grad back on): freeze the VQ-GANs again.
