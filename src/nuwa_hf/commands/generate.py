@@ -137,6 +137,11 @@ def _file_name_prefix(text: str) -> str:
             f"{text!r} is not a file name prefix ({shown} not allowed): give letters, digits, '-', '_' or '.', with "
             "no folder separators or control characters (the folder is --out)."
         )
+    if len(text.encode("utf-8")) > 200:  # file systems allow 255 bytes per name; the suffixes and temporaries need some
+        raise argparse.ArgumentTypeError(
+            f"is {len(text.encode('utf-8'))} bytes long; file names are limited to 255 bytes and the outputs add "
+            "'_00_00.png': give a prefix of at most 200 bytes."
+        )
     return text
 
 

@@ -30,6 +30,36 @@ from transformers.processing_utils import ImagesKwargs, Unpack
 
 logger = logging.getLogger(__name__)
 
+# A resize whose output would hold more pixels than this is done on the part of the picture the centre crop keeps
+# (plus a margin for the resampling filter): a 3 kB PNG of 1,000,000 x 1 pixels is within the input pixel limit but
+# resized whole to a 32-pixel short side it would take 32,000,000 x 32 pixels (3 GB) to crop 32 x 32 from.
+LARGE_RESIZE_PIXELS = 4 * 2**20
+
+
+def _slice_to_the_crop(array: np.ndarray, axes: tuple[int, int], target: tuple[int, int],
+                       crop: tuple[int | None, int | None]) -> np.ndarray:
+    """``array`` cut, along the given (height, width) axes, to the source pixels that the centre crop of its resize
+    to ``target`` keeps, with a margin of a few source pixels each side (what bicubic resampling reads). Only an axis
+    whose resized side is past 4x the crop is cut, and only when the whole resize would exceed
+    :data:`LARGE_RESIZE_PIXELS`; the rest is the ordinary resize, then crop."""
+    if target[0] * target[1] <= LARGE_RESIZE_PIXELS:
+        return array
+    index = [slice(None)] * array.ndim
+    for axis, resized, kept in zip(axes, target, crop):
+        source = array.shape[axis]
+        if kept is None or resized <= 4 * kept:
+            continue
+        scale = source / resized  # source pixels per resized pixel
+        margin = max(4, int(np.ceil(4 * scale)))
+        # keep the slice at least as long as the other axis: the shortest-edge resize must scale it by the same factor
+        half = max(kept * scale / 2 + margin, min(array.shape[a] for a in axes) / 2 + margin)
+        centre = source / 2
+        start, stop = max(0, int(np.floor(centre - half))), min(source, int(np.ceil(centre + half)))
+        # symmetric around the centre, so the crop of the slice is the crop of the whole
+        width = min(centre - start, stop - centre)
+        index[axis] = slice(int(np.floor(centre - width)), int(np.ceil(centre + width)))
+    return array[tuple(index)]
+
 
 class NuwaImageProcessorKwargs(ImagesKwargs, total=False):
     r"""
@@ -152,6 +182,20 @@ class NuwaImageProcessor(PilBackend):
                 raise ValueError(f"Got an empty list of {what}.")
             return [self._canonical_image(item, f"{what[:-1].capitalize()} {i}") for i, item in enumerate(images)]
         raise TypeError(f"`{what}` must be an image, an array or a list of images, got {type(images).__name__}.")
+
+    def _preprocess(self, images: list, do_resize: bool, size: SizeDict, resample, do_center_crop: bool,
+                    crop_size: SizeDict, **kwargs) -> BatchFeature:
+        """The PIL backend's resize, centre crop and normalisation; a picture whose resize would be huge (an extreme
+        aspect ratio) is first cut to the part the crop keeps (:func:`_slice_to_the_crop`)."""
+        if do_resize and do_center_crop:
+            cut = []
+            for image in images:  # (C, H, W) arrays here
+                target = self._target_geometry(image.shape[-2], image.shape[-1], size)
+                cut.append(_slice_to_the_crop(image, (-2, -1), tuple(int(v) for v in target),
+                                              (crop_size.height, crop_size.width)))
+            images = cut
+        return super()._preprocess(images, do_resize=do_resize, size=size, resample=resample,
+                                   do_center_crop=do_center_crop, crop_size=crop_size, **kwargs)
 
     def preprocess(self, images, *args, **kwargs: Unpack[NuwaImageProcessorKwargs]) -> BatchFeature:
         """
@@ -284,6 +328,10 @@ class NuwaImageProcessor(PilBackend):
                 )
         if do_resize:
             new_height, new_width = self._target_geometry(array.shape[0], array.shape[1], size)
+            if do_center_crop:
+                array = _slice_to_the_crop(array, (0, 1), (int(new_height), int(new_width)),
+                                           (crop_size.height, crop_size.width))
+                new_height, new_width = self._target_geometry(array.shape[0], array.shape[1], size)
             if (new_height, new_width) != array.shape:
                 resized = PIL.Image.fromarray(array.astype(np.int32)).resize(
                     (new_width, new_height), PIL.Image.NEAREST

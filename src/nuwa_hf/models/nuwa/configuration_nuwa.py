@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from transformers import PretrainedConfig
@@ -27,7 +29,17 @@ def visual_tokenizer_config(config: Optional[Mapping[str, Any]]) -> Optional[dic
             for key, value in dict(config).items() if key not in _DIFFUSERS_BOOKKEEPING}
 
 
+def _is_whole(value: Any) -> bool:
+    """An int, or a float holding a whole number (JSON writes 128.0 for some editors' 128); never a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, numbers.Integral) or (isinstance(value, float) and math.isfinite(value)
+                                                   and value == int(value))
+
+
 def _grid(value: Sequence[int], name: str) -> Grid:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(_is_whole(v) for v in value):
+        raise ValueError(f"{name} must be a (frames, height, width) triple of positive ints, got {value!r}.")
     value = tuple(int(v) for v in value)
     if len(value) != 3 or min(value) < 1:
         raise ValueError(f"{name} must be a (frames, height, width) triple of positive ints, got {value!r}.")
@@ -35,10 +47,91 @@ def _grid(value: Sequence[int], name: str) -> Grid:
 
 
 def _extent(value: Sequence[Optional[int]], name: str) -> Extent:
+    rule = f"{name} must be a (e_t, e_h, e_w) triple of odd sizes or None (whole axis), got {value!r}."
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
+            v is None or _is_whole(v) for v in value):
+        raise ValueError(rule)
     value = tuple(None if v is None else int(v) for v in value)
     if len(value) != 3 or any(v is not None and (v < 1 or v % 2 == 0) for v in value):
-        raise ValueError(f"{name} must be a (e_t, e_h, e_w) triple of odd sizes or None (whole axis), got {value!r}.")
+        raise ValueError(rule)
     return value
+
+
+# Sizes a NUWA config holds: each a whole number >= the minimum. The upper bounds refuse a config.json that would make
+# the model (or its position tables) absurdly large before any module is built: 10x the paper's model on every axis
+# is still far below them.
+_SIZE_FIELDS = {
+    "text_vocab_size": (1, 10_000_000), "visual_vocab_size": (1, 10_000_000), "sketch_vocab_size": (1, 10_000_000),
+    "hidden_size": (1, 131_072), "num_attention_heads": (1, 4096), "encoder_layers": (1, 1024),
+    "decoder_layers": (1, 1024), "intermediate_size": (1, 1_048_576), "max_text_length": (1, 1_000_000),
+}
+# Largest position table per axis of max_visual_grid / max_sketch_grid (frames, height, width).
+_MAX_GRID_SIDE = 65_536
+# Parameters of the transformer the sizes describe (VQ-GANs aside): past this, refused (the paper's model has 0.87B).
+MAX_CONFIG_PARAMETERS = 100_000_000_000
+
+
+def _estimated_parameters(values: Mapping[str, Any]) -> int:
+    """Rough parameter count of the transformer (embeddings, attention, feed-forward, head) the sizes describe."""
+    d, ffn = values["hidden_size"], values["intermediate_size"]
+    layer = 4 * d * d + 2 * d * ffn
+    grids = sum(values[name][0] + values[name][1] + values[name][2] for name in ("max_visual_grid", "max_sketch_grid"))
+    tables = d * (values["text_vocab_size"] + 2 * values["visual_vocab_size"] + values["sketch_vocab_size"]
+                  + values["max_text_length"] + grids)
+    return values["encoder_layers"] * layer + values["decoder_layers"] * (layer + 4 * d * d) + tables
+
+
+def check_config_values(values: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the field, the value and the rule when a NUWA config's sizes or settings are not
+    usable: sizes that are not whole positive numbers (strings such as ``"128"``, ``True``, 0, negatives), a model
+    past :data:`MAX_CONFIG_PARAMETERS`, dropout outside [0, 1), a non-positive ``layer_norm_eps``, an unknown
+    ``hidden_act``, a ``text_pad_token_id`` outside the text vocabulary. Shared by :class:`NuwaConfig` and the
+    folder check that runs before ``from_pretrained`` builds anything (``loading_nuwa.check_model_files``)."""
+    for name, (low, high) in _SIZE_FIELDS.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if not _is_whole(value) or not low <= int(value) <= high:
+            raise ValueError(f"{name} must be a whole number in [{low}, {high:,}], got {value!r}"
+                             + (f" (a {type(value).__name__})" if not _is_whole(value) else "") + ".")
+    for name in ("max_visual_grid", "max_sketch_grid"):
+        if name in values:
+            grid = _grid(values[name], name)
+            if max(grid) > _MAX_GRID_SIDE:
+                raise ValueError(f"{name} must have sides of at most {_MAX_GRID_SIDE:,}, got {list(grid)}.")
+    for name in ("dropout", "attention_dropout"):
+        value = values.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}.")
+    for name in ("layer_norm_eps", "initializer_range"):
+        value = values.get(name, 1e-5)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or (
+                float(value) <= 0 if name == "layer_norm_eps" else float(value) < 0):
+            raise ValueError(f"{name} must be a finite number {'> 0' if name == 'layer_norm_eps' else '>= 0'}, "
+                             f"got {value!r}.")
+    rope_theta = values.get("rope_theta", 100.0)
+    if isinstance(rope_theta, bool) or not isinstance(rope_theta, numbers.Real) or not math.isfinite(rope_theta):
+        raise ValueError(f"rope_theta must be a finite number > 1, got {rope_theta!r}.")
+    hidden_act = values.get("hidden_act", "gelu")
+    from transformers.activations import ACT2FN
+
+    if not isinstance(hidden_act, str) or hidden_act not in ACT2FN:
+        raise ValueError(f"hidden_act must name one of transformers' activations (e.g. 'gelu', 'silu', 'relu'), got "
+                         f"{hidden_act!r}.")
+    pad = values.get("text_pad_token_id", 0)
+    vocab = values.get("text_vocab_size")
+    if not _is_whole(pad) or int(pad) < 0 or (vocab is not None and int(pad) >= int(vocab)):
+        raise ValueError(f"text_pad_token_id must be a text id in [0, text_vocab_size={vocab}), got {pad!r}.")
+    if all(name in values for name in (*_SIZE_FIELDS, "max_visual_grid", "max_sketch_grid")):
+        sizes = {name: int(values[name]) for name in _SIZE_FIELDS}
+        sizes.update({name: _grid(values[name], name) for name in ("max_visual_grid", "max_sketch_grid")})
+        count = _estimated_parameters(sizes)
+        if count > MAX_CONFIG_PARAMETERS:
+            raise ValueError(
+                f"the sizes describe a model of about {count:.3g} parameters, past the limit of "
+                f"{MAX_CONFIG_PARAMETERS:.0e} (NUWA's paper model has 8.7e+08): a size was mistyped or the config is "
+                "damaged."
+            )
 
 
 class NuwaConfig(PretrainedConfig):
@@ -110,6 +203,21 @@ class NuwaConfig(PretrainedConfig):
         rope_theta: float = 100.0,
         **kwargs,
     ):
+        check_config_values(dict(
+            text_vocab_size=text_vocab_size, visual_vocab_size=visual_vocab_size, sketch_vocab_size=sketch_vocab_size,
+            hidden_size=hidden_size, num_attention_heads=num_attention_heads, encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers, intermediate_size=intermediate_size, max_text_length=max_text_length,
+            max_visual_grid=max_visual_grid, max_sketch_grid=max_sketch_grid, dropout=dropout,
+            attention_dropout=attention_dropout, layer_norm_eps=layer_norm_eps, initializer_range=initializer_range,
+            rope_theta=rope_theta, hidden_act=hidden_act, text_pad_token_id=text_pad_token_id,
+        ))
+        # Whole-number floats (128.0) are taken as ints, so every size below is a Python int.
+        text_vocab_size, visual_vocab_size, sketch_vocab_size, hidden_size, num_attention_heads = (
+            int(text_vocab_size), int(visual_vocab_size), int(sketch_vocab_size), int(hidden_size),
+            int(num_attention_heads))
+        encoder_layers, decoder_layers, intermediate_size, max_text_length, text_pad_token_id = (
+            int(encoder_layers), int(decoder_layers), int(intermediate_size), int(max_text_length),
+            int(text_pad_token_id))
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"hidden_size ({hidden_size}) must be divisible by num_attention_heads ({num_attention_heads})."

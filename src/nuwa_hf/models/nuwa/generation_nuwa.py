@@ -230,8 +230,10 @@ class NuwaRowGeneratorSampler(LogitsProcessor):
         zero = probabilities.gather(1, chosen) <= 0
         if bool(zero.any()):
             chosen = torch.where(zero, probabilities.argmax(dim=-1, keepdim=True), chosen)
-        out = torch.full_like(scores, float("-inf"))
-        return out.scatter_(1, chosen, 0.0)
+        out = torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+        # a row whose scores hold NaN or infinity has no distribution to draw from: it stays NaN, so the loop's
+        # multinomial refuses it (and says why) instead of a token picked from a meaningless cumulative sum
+        return out.masked_fill_(~torch.isfinite(cumulative[:, -1:]), float("nan"))
 
 
 class NuwaGenerationMixin(GenerationMixin):

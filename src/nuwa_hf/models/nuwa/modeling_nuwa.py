@@ -552,6 +552,25 @@ class NuwaDecodingOutput(ModelOutput):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _refuse_non_finite_weights(model: nn.Module, where: str) -> None:
+    """Raise ``NuwaModelFolderError`` naming the tensors that hold NaN or infinity (a diverged training run saved, or
+    a damaged file whose checksum was rewritten): such weights make every generation fail or decode to noise. One
+    pass over the weights (tensors on the meta device, i.e. offloaded, are skipped)."""
+    from .loading_nuwa import NuwaModelFolderError
+
+    bad = []
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all()):
+                bad.append(f"{name} ({int((~torch.isfinite(tensor)).sum())} of {tensor.numel()} values)")
+    if bad:
+        raise NuwaModelFolderError(
+            f"The weights in {where!r} hold NaN or infinite values in {len(bad)} tensor(s): {', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}. Generation would fail or decode to noise: the run that saved them "
+            "diverged or the file is damaged; use an earlier checkpoint (or train again with a lower learning rate)."
+        )
+
+
 class NuwaPreTrainedModel(PreTrainedModel):
     config_class = NuwaConfig
     config: NuwaConfig
@@ -571,6 +590,8 @@ class NuwaPreTrainedModel(PreTrainedModel):
         path = pretrained_model_name_or_path
         if isinstance(path, (str, os.PathLike)):
             check_model_files(path)  # clear errors for missing / damaged / foreign folders, checksum manifest
+        wants_loading_info = kwargs.pop("output_loading_info", False)
+        kwargs["output_loading_info"] = True
         if isinstance(path, (str, os.PathLike)) and os.path.isdir(path) and is_legacy_folder(path):
             logger.warning(
                 "%s keeps its VQ-GANs in vqgan/ and vqgan_seg/ (the old layout); converting it while loading. Convert it "
@@ -586,12 +607,12 @@ class NuwaPreTrainedModel(PreTrainedModel):
                     converted_config = NuwaConfig.from_pretrained(converted)
                     given.vqgan_config = converted_config.vqgan_config
                     given.sketch_vqgan_config = converted_config.sketch_vqgan_config
-                model = super().from_pretrained(converted, *args, **kwargs)
+                model, loading_info = super().from_pretrained(converted, *args, **kwargs)
             # Pipelines read the processor files from the real folder, not the scratch copy.
             model.config._name_or_path = model.name_or_path = os.fspath(path)
         else:
             try:
-                model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+                model, loading_info = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
             except RuntimeError as error:
                 if not any(sign in str(error) for sign in ("size mismatch", "mismatched", "shape")):
                     raise
@@ -600,12 +621,27 @@ class NuwaPreTrainedModel(PreTrainedModel):
                     "config's sizes): the config was edited or belongs to other weights; use the config.json saved "
                     "with these weights."
                 ) from None
+        where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the checkpoint"
+        missing = sorted(loading_info.get("missing_keys") or [])
+        # Allowed: a caller who asks for the loading info reads missing_keys itself, and a head model (lm_head) on a
+        # base model's folder (transformers' base -> head loading, e.g. to fine-tune from a NuwaModel).
+        from_base = set(missing) <= {"lm_head.weight"} and "NuwaModel" in (getattr(model.config, "architectures", None)
+                                                                           or [])
+        if missing and not wants_loading_info and not from_base:
+            raise NuwaModelFolderError(
+                f"The weights in {where!r} lack {len(missing)} of the model's tensors ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}), which would start from random values: the weight file belongs "
+                "to another model or was saved incompletely; use the model.safetensors saved with this config.json. "
+                "(To start parts from random on purpose, pass output_loading_info=True and read its missing_keys, or "
+                "build `NuwaForConditionalGeneration(config)` and call `load_state_dict(weights, strict=False)`.)"
+            )
+        _refuse_non_finite_weights(model, where)
         # Loading replaces the parameters (requires_grad back on): freeze the VQ-GANs again.
         for name in ("vqgan", "sketch_vqgan"):
             tokenizer = getattr(model, name, None)
             if isinstance(tokenizer, nn.Module):
                 tokenizer.requires_grad_(False)
-        return model
+        return (model, loading_info) if wants_loading_info else model
 
     @property
     def dummy_inputs(self) -> dict:

@@ -146,7 +146,12 @@ def nuwa_sample(
         if raw_logits is not None:
             raw_logits.append(next_logits)
         if do_sample:
-            next_tokens = torch.multinomial(torch.softmax(next_scores, dim=-1), num_samples=1).squeeze(1)
+            try:
+                next_tokens = torch.multinomial(torch.softmax(next_scores, dim=-1), num_samples=1).squeeze(1)
+            except RuntimeError as error:
+                if "probability tensor" not in str(error):
+                    raise
+                raise _non_finite_scores(next_logits, next_scores, length, generation_config) from None
         else:
             next_tokens = torch.argmax(next_scores, dim=-1)
         if pad is not None:  # rows already stopped by an end-of-sequence criterion get padding, as in transformers
@@ -178,3 +183,23 @@ def nuwa_sample(
         decoder_hidden_states=None,
         cache=cache,
     )
+
+
+def _non_finite_scores(logits: torch.Tensor, scores: torch.Tensor, position: int, generation_config) -> ValueError:
+    """The error for a step whose scores cannot be sampled (NaN, infinity, or no finite score left), naming the likely
+    cause: the model's own logits (weights or float16 overflow), or the sampling settings that changed them."""
+    guidance = getattr(generation_config, "guidance_scale", None)
+    temperature = getattr(generation_config, "temperature", None)
+    if not bool(torch.isfinite(logits).all()):
+        cause = ("the model's own scores (logits) hold NaN or infinity: its weights hold NaN/inf (a diverged run; "
+                 "`[n for n, p in model.named_parameters() if not p.isfinite().all()]` names them), or it runs in "
+                 "float16 and overflowed (load it in float32 or bfloat16)")
+        if guidance is not None and guidance > 1:
+            cause += f", or guidance_scale={guidance:g} pushed them past the float range (try 1 to 10)"
+    else:
+        settings = ", ".join(f"{name}={value:g}" for name, value in (("guidance_scale", guidance),
+                                                                      ("temperature", temperature)) if value is not None)
+        cause = (f"the sampling settings or logits processors ({settings or 'guidance_scale, temperature'}) turned "
+                 "the model's finite scores into NaN or infinity (or filtered out every token): use a guidance_scale "
+                 "of 1 to 10 and a temperature near 1, and check any logits_processor given")
+    return ValueError(f"Cannot sample token {position}: {cause}.")
