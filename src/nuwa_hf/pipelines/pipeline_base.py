@@ -896,7 +896,9 @@ class NuwaPipeline(Pipeline):
         candidates with a scorer. ``num_candidates=1`` turns a folder's reranking off. The folder's reranking applies
         where its scorer can score: a video of ``frames`` past the trained ones (which slides a window), and, for
         ``"condition_gain"``, a request whose ``condition`` is "none", are one sample (asked for in the call, such
-        reranking is refused by ``_forward`` instead; both read :meth:`_model_scorer_problem`)."""
+        reranking is refused by ``_forward`` instead; both read :meth:`_model_scorer_problem`); a folder's
+        ``"attribute_posterior"`` reranks a request without a prompt by the likelihood instead (and
+        ``_model_scores`` does so for a prompt that names no attribute)."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
         if scorer is None:
