@@ -131,6 +131,107 @@ def real_video_diagnostic(context, recipe_args, split: str, n: int) -> dict:
     return {key: round(sum(values) / len(values), 3) for key, values in right.items()} | {"videos": len(ex.texts)}
 
 
+def candidate_agreement(context, recipe_args, code: str, split: str, n: int, candidates: int,
+                        weights=(0.0, 0.5, 1.0, 2.0, 4.0, None)) -> dict:
+    """Per candidate, on ONE sampling pass of ``candidates`` candidates for ``n`` conditions of task ``code`` (seeded
+    as ``evaluate_task``; the same rows ``num_candidates`` reranks): the motion classifier's read (right or not), the
+    model's log-likelihood of the whole grid given the caption, and its posterior of the four motions (the caption with
+    each motion, on the sampled frames). Returns how often the model's motion reading agrees with the classifier's,
+    the classifier's accuracy by the posterior of the asked motion, and the best-of-``candidates`` accuracy of
+    ``log p(x | c) + w * log posterior(asked motion)`` for each ``w`` of ``weights`` (0: the likelihood; None: the
+    posterior alone, ties broken by the likelihood), each ± its binomial standard error and paired against w = 0."""
+    from transformers import pipeline
+
+    from nuwa_hf import data
+    from nuwa_hf.data.attributes import MOTIONS
+    from nuwa_hf.data.task_examples import task_examples
+    from nuwa_hf.evaluation.scorers.label_sets import label_set_matches
+    from nuwa_hf.pipelines.attribute_posterior import AttributeSwapper
+    from nuwa_hf.pipelines.pipeline_base import TASK_CODES, NuwaPipeline
+
+    model, processor = context.model, context.processor
+    classifier = context.loaded["motion_classifier"]
+    s, t = recipe_args.image_size, recipe_args.num_frames
+    name = TASK_CODES[code]
+    ex = task_examples(name, n, s, t, split=split, seed=recipe_args.seed, num_sketch_classes=data.NUM_SCENE_CLASSES,
+                       world=recipe_args.world)
+    pipe = pipeline(name, model=model, processor=processor)
+    pipe.set_progress_bar_config(disable=True)
+    grids = []
+    inner = NuwaPipeline._generate_group
+
+    def keep_tokens(self, chunk, spec, per_input, options, bar, return_pixels):
+        out = inner(self, chunk, spec, per_input, options, bar, return_pixels)
+        grids.append(out.tokens)
+        return out
+
+    NuwaPipeline._generate_group = keep_tokens
+    try:
+        videos = []
+        for first in range(0, len(ex), 16):
+            last = min(first + 16, len(ex))
+            videos.extend(pipe(**ex.chunk(first, last), seed=recipe_args.seed + first, output_type="np", batch_size=16,
+                               num_candidates=1, num_outputs_per_input=candidates))
+    finally:
+        NuwaPipeline._generate_group = inner
+    videos = (torch.from_numpy(__import__("numpy").stack(videos)).clamp(0, 1) * 255).round().to(torch.uint8)
+    videos = videos.reshape(-1, *videos.shape[2:]).numpy()  # (n * candidates, T, H, W, 3), input-major
+    tokens = torch.cat(grids)  # (n * candidates, T, h, w)
+    wanted = [next(m for m in MOTIONS if m in text) for text in ex.texts]
+    asked = [m for m in wanted for _ in range(candidates)]
+    scores = classifier.predict_scores(videos)  # (n * candidates, 4), MOTIONS' order; read as attribute_accuracy
+    read = [MOTIONS[i] for i in scores.argmax(-1).tolist()]
+    right = label_set_matches(scores, classifier.label_presence(asked)).float().view(n, candidates)
+    swapper = AttributeSwapper(processor.tokenizer, int(model.config.text_pad_token_id), ("motion",))
+    limit = int(model.config.max_text_length)
+    posteriors, likelihoods, readings = [], [], []
+    with torch.inference_mode():
+        for index, text in enumerate(ex.texts):
+            ids = processor(text=[text], max_length=limit, padding="max_length", return_tensors="pt")["input_ids"][0]
+            (_, value, alternatives), = swapper.swaps(ids)
+            order = [value] + [other for other, _ in swapper.groups["motion"][0] if other != value]  # the rows
+            grid = tokens[index * candidates:(index + 1) * candidates]
+            k = alternatives.shape[0]
+            rows = grid.repeat_interleave(k, dim=0)
+            mask = torch.ones(rows.shape, dtype=torch.bool)
+            if code == "TV2V":
+                mask[:, 0] = False
+            losses = model.token_grid_losses(rows, input_ids=alternatives.repeat(candidates, 1),
+                                             position_mask=mask).view(candidates, k)
+            whole = model.token_grid_losses(grid, input_ids=ids[None].expand(candidates, -1))
+            posteriors.append(torch.log_softmax(-losses, dim=1)[:, 0])
+            likelihoods.append(-whole)
+            readings.extend(order[int(i)] for i in losses.argmin(dim=1).tolist())
+    posterior, likelihood = torch.stack(posteriors), torch.stack(likelihoods)  # (n, candidates)
+    agree = sum(m == r for m, r in zip(readings, read)) / len(read)
+    confident = posterior.exp().flatten()
+    flat = right.flatten()
+    bins = {}
+    for low, high in ((0.0, 0.5), (0.5, 0.9), (0.9, 1.01)):
+        inside = (confident >= low) & (confident < high)
+        if inside.any():
+            bins[f"posterior {low}-{min(high, 1.0)}"] = {"candidates": int(inside.sum()),
+                                                       "classifier right": round(float(flat[inside].mean()), 3)}
+    picks = {}
+    base = right[torch.arange(n), likelihood.argmax(dim=1)]
+    for w in weights:
+        score = posterior * 1e6 + likelihood if w is None else likelihood + w * posterior
+        chosen = right[torch.arange(n), score.argmax(dim=1)]
+        diff = chosen - base
+        label = "posterior alone" if w is None else f"likelihood + {w} x log posterior"
+        picks[label] = {"accuracy": round(float(chosen.mean()), 3),
+                        "standard_error": round(error(float(chosen.mean()), n), 3),
+                        "vs likelihood": round(float(diff.mean()), 3),
+                        "paired standard_error": round(float(diff.std(unbiased=True) / math.sqrt(n)), 3)}
+    return {"conditions": n, "candidates": candidates,
+            "classifier right, mean over candidates (one sample)": round(float(right.mean()), 3),
+            "any candidate right (oracle)": round(float(right.max(dim=1).values.mean()), 3),
+            "model's motion reading agrees with the classifier's": round(agree, 3),
+            "model's motion reading is the asked motion": round(sum(
+                r == a for r, a in zip(readings, asked)) / len(asked), 3),
+            "classifier right by the posterior of the asked motion": bins, "best of candidates": picks}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "checkpoints" / "nuwa-tiny"))
@@ -140,6 +241,9 @@ def main(argv=None):
     parser.add_argument("--split", default="validation")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--no-diagnostic", action="store_true")
+    parser.add_argument("--agreement", action="store_true",
+                        help="instead of the evaluate_task rows: per-candidate reads of one sampling pass "
+                             "(candidate_agreement), the posterior against the motion classifier")
     parser.add_argument("--out", default=None)
     a = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -154,6 +258,15 @@ def main(argv=None):
         results["real videos"]["seconds"] = round(time.time() - started, 1)
         print("real videos:", json.dumps(results["real videos"]), flush=True)
     n = a.candidates
+    if a.agreement:
+        for code in [c.strip() for c in a.tasks.split(",") if c.strip()]:
+            started = time.time()
+            results[f"{code}: agreement"] = candidate_agreement(context, rargs, code, a.split, a.conditions, n)
+            results[f"{code}: agreement"]["seconds"] = round(time.time() - started, 1)
+            print(f"{code}: agreement", json.dumps(results[f"{code}: agreement"], indent=1), flush=True)
+            if a.out:
+                Path(a.out).write_text(json.dumps(results, indent=1))
+        return
     for code in [c.strip() for c in a.tasks.split(",") if c.strip()]:
         variants = [("one sample", {"num_candidates": 1}, None),
                     (f"best of {n} by likelihood", {"scorer": "likelihood", "num_candidates": n}, None),
