@@ -1,11 +1,11 @@
 """Pilot: reranking by the model's posterior of the ASKED attribute (``scorer="attribute_posterior"``) against one
 sample and against the likelihood (``scorer="likelihood"``), on the SAME candidates.
 
-For a candidate ``x`` asked with caption ``c`` the posterior scorer reads ``log p(x | c) - logsumexp_{c'} log p(x | c')``
-over ``c`` and the caption with the asked attribute swapped for each other value
-(:mod:`nuwa_hf.pipelines.attribute_posterior`): what the alternatives share (the digit's shape, the colour when the
-motion is swapped) cancels, unlike the condition gain (docs/pilot_study.md, "Reranking by the condition gain"), whose
-null prompt rewards atypical samples.
+For a candidate ``x`` asked with caption ``c`` the posterior scorer reads
+``log p(x | c) - logsumexp_{c'} log p(x | c')`` over ``c`` and the caption with the asked attribute swapped for each
+other value (:mod:`nuwa_hf.pipelines.attribute_posterior`): what the alternatives share (the digit's shape, the colour
+when the motion is swapped) cancels, unlike the condition gain (docs/pilot_study.md, "Reranking by the condition
+gain"), whose null prompt rewards atypical samples.
 
 Protocol: the recipe's ``evaluate_task`` (``examples/train_default_checkpoint.py``): ``--conditions`` conditions of
 ``--split`` (validation by default), generation seeded ``seed + first`` per chunk of 16, each task with the model
@@ -43,10 +43,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADS = {
-    "T2V": ["digit accuracy, single-digit videos (100), per-frame MNIST crops: generated", "motion accuracy"],
+    "T2I": ["digit accuracy, MNIST-framed crop of the whole picture: generated",
+            "colour accuracy (the colour the caption names): generated"],
+    "T2V": ["digit accuracy, single-digit videos ({n}), per-frame MNIST crops: generated", "motion accuracy"],
+    "TI2I": ["edit obeyed: the new colour read in the box",
+             "digit kept (the original digit read in the output): generated"],
     "TV2V": ["edit obeyed: motion accuracy (new motion)"],
 }
-SHORT = {HEADS["T2V"][0]: "digit", HEADS["T2V"][1]: "motion", HEADS["TV2V"][0]: "new motion"}
+SHORT = {HEADS["T2I"][0]: "digit", HEADS["T2I"][1]: "colour", HEADS["T2V"][0]: "digit", HEADS["T2V"][1]: "motion",
+         HEADS["TI2I"][0]: "new colour", HEADS["TI2I"][1]: "digit kept", HEADS["TV2V"][0]: "new motion"}
+MOTION_TASKS = ("T2V", "TV2V")
 
 
 def load_recipe():
@@ -238,6 +244,8 @@ def main(argv=None):
     parser.add_argument("--work-dir", required=True, help="a recipe work dir holding scorers/ (e.g. runs/v10)")
     parser.add_argument("--tasks", default="T2V,TV2V")
     parser.add_argument("--conditions", type=int, default=100)
+    parser.add_argument("--task-conditions", default="TI2I=500",
+                        help="per-task conditions over --conditions (the recipe's tune_tasks reads TI2I at 500)")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--no-diagnostic", action="store_true")
@@ -267,11 +275,15 @@ def main(argv=None):
             if a.out:
                 Path(a.out).write_text(json.dumps(results, indent=1))
         return
+    per_task = {code.strip(): int(k) for code, k in (item.split("=") for item in a.task_conditions.split(",")
+                                                     if item.strip())}
     for code in [c.strip() for c in a.tasks.split(",") if c.strip()]:
+        rargs.eval_samples = per_task.get(code, a.conditions)
         variants = [("one sample", {"num_candidates": 1}, None),
-                    (f"best of {n} by likelihood", {"scorer": "likelihood", "num_candidates": n}, None),
-                    (f"best of {n} by posterior motion", {"scorer": "attribute_posterior", "num_candidates": n},
-                     (("motion",), False))]
+                    (f"best of {n} by likelihood", {"scorer": "likelihood", "num_candidates": n}, None)]
+        if code in MOTION_TASKS:
+            variants.append((f"best of {n} by posterior motion", {"scorer": "attribute_posterior", "num_candidates": n},
+                             (("motion",), False)))
         if code == "TV2V":
             variants.append((f"best of {n} by posterior motion, whole grid",
                              {"scorer": "attribute_posterior", "num_candidates": n}, (("motion",), True)))
@@ -283,7 +295,8 @@ def main(argv=None):
             started = time.time()
             table = recipe.evaluate_task(rargs, context, code, a.split, sampling, frechet=False)
             rows = {r["metric"]: r["value"] for r in table["rows"]}
-            read = {SHORT[m]: round(float(rows[m]), 3) for m in HEADS[code] if m in rows}
+            heads = [m.format(n=table["num_samples"]) for m in HEADS[code]]
+            read = {SHORT[m]: round(float(rows[f]), 3) for m, f in zip(HEADS[code], heads) if f in rows}
             read_errors = {k: round(error(v, table["num_samples"]), 3) for k, v in read.items()}
             results[f"{code}: {label}"] = {"rows": read, "standard_errors": read_errors,
                                            "conditions": table["num_samples"],

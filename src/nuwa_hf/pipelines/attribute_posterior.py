@@ -37,7 +37,8 @@ def attribute_values(tokenizer) -> Dict[str, List[List[str]]]:
     vocabulary = vocabulary_by_kind(tokenizer)
     numerals = known_numerals(tokenizer)
     words = [w for w in vocabulary["digits"] if w in DIGIT_WORDS]
-    return {"motion": [list(vocabulary["motions"])], "digit": [numerals, words], "colour": [list(vocabulary["colours"])]}
+    return {"motion": [list(vocabulary["motions"])], "digit": [numerals, words],
+            "colour": [list(vocabulary["colours"])]}
 
 
 def _value_ids(tokenizer, value: str) -> List[int]:
