@@ -62,7 +62,9 @@ class CandidateScorer:
       and colour the prompt asks for, each against its other values (the prompt with that word swapped, one
       teacher-forced pass per alternative), summed in log: typicality, shared by all alternatives, cancels. Only for
       prompts that name one of them (:mod:`~nuwa_hf.pipelines.attribute_posterior`); other requests are refused with
-      advice to use ``"likelihood"`` (a model folder's default reranks them by the likelihood instead).
+      advice to use ``"likelihood"`` (a model folder's default reranks them by the likelihood instead). On the
+      shipped model it does not beat the likelihood (its posterior on its own samples saturates; docs/pilot_study.md,
+      "Reranking by the model's reading of the asked attribute"), so no task uses it by default.
 
     The pipeline scores the last three itself; this object only marks the choice (``uses_model``, ``kind``).
     """
