@@ -14,17 +14,19 @@ folder's sampling, its readers (the motion classifier, the MNIST digit CNN) from
 memoised on its inputs and seeds, so each variant reranks the very same tokens); "one sample" is
 ``num_candidates=1``. Variants of the posterior:
 
-- ``posterior motion``: the motion alone swapped (4 captions), read on the sampled positions only (a TV2V video's
-  given first frame is left out of the sums);
-- ``posterior motion, whole grid``: the same read over every position (TV2V only: T2V has no given frame);
-- ``posterior all``: motion, digit and colour, each swapped alone (4 + 10 + 6 captions), log posteriors summed; this
-  is what ``scorer="attribute_posterior"`` computes.
+- ``posterior motion`` (T2V, TV2V): the motion alone swapped (4 captions), read on the sampled positions only (a TV2V
+  video's given first frame is left out of the sums);
+- ``posterior motion, whole grid`` (TV2V): the same read over every position;
+- ``posterior all``: every attribute the prompt names (motion, digit, colour), each swapped alone (4 + 10 + 6
+  captions), log posteriors summed; this is what ``scorer="attribute_posterior"`` computes. For T2I and TI2I (digit
+  and colour) the only posterior variant.
 
 It also prints the cheap diagnostic: on the split's REAL videos (the T2V references) with their own captions, how often
 the true motion (digit, colour) has the highest posterior, over the whole grid and over frames 2.. given frame 1.
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_attribute_rerank.py --work-dir /path/to/runs/v10 \\
-        [--model checkpoints/nuwa-tiny] [--tasks T2V,TV2V] [--conditions 100] [--split validation] [--out out.json]
+        [--model checkpoints/nuwa-tiny] [--tasks T2V,TV2V] (or T2I,TI2I) [--conditions 100] [--task-conditions
+        TI2I=500] [--split validation] [--agreement] [--no-diagnostic] [--out out.json]
 
 ``--work-dir`` must hold the recipe's ``scorers/`` (digit_classifier, motion_classifier, video_features,
 color_classifier, segmenter). Prints each variant's rows with their binomial standard errors and seconds.
