@@ -1,8 +1,11 @@
 """What reranking costs: seconds per output of one sample against the best of ``--candidates`` samples by the model's
 own scorers (``scorer="likelihood"``: one teacher-forced pass over the candidates; ``scorer="condition_gain"``: a
-second one under the null condition), in one process, on the same seeds, rounds interleaved, best of ``--rounds``.
+second one under the null condition; ``scorer="attribute_posterior"``: one pass per alternative caption, 16 for "a red
+7", 20 for a video prompt naming a motion too; prompted tasks only), in one process, on the same seeds, rounds
+interleaved, best of ``--rounds``.
 
     python benchmarks/bench_reranking.py [--model checkpoints/nuwa-tiny] [--tasks T2I,T2V,S2I] [--candidates 4]
+        [--scorers likelihood,condition_gain,attribute_posterior]
 
 Prints, per task, the seconds per output of each option and its ratio to one sample (one thread, like the other
 CPU benchmarks). The quality side of the comparison is the recipe's reranking test (``examples/
@@ -42,6 +45,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="T2I,T2V,S2I")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scorers", default="likelihood,condition_gain,attribute_posterior",
+                        help="the model's scorers to time against one sample (attribute_posterior: prompted tasks)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -52,11 +57,12 @@ def main(argv=None) -> int:
 
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model, use_safetensors=True).eval()
     processor = load_nuwa_processor(args.model)
-    options = {"one sample": {"num_candidates": 1},
-               "likelihood": {"scorer": "likelihood", "num_candidates": args.candidates},
-               "condition_gain": {"scorer": "condition_gain", "num_candidates": args.candidates}}
+    every = {"one sample": {"num_candidates": 1}, **{
+        name: {"scorer": name, "num_candidates": args.candidates} for name in args.scorers.split(",") if name}}
     report = {}
     for task in args.tasks.split(","):
+        options = {name: extra for name, extra in every.items()
+                   if task in PROMPTS or extra.get("scorer") != "attribute_posterior"}  # it reads a prompt
         pipe = pipeline(TASK_CODES[task], model=model, processor=processor)
         pipe.set_progress_bar_config(disable=True)
         batch, fixed = inputs_of(task, pipe)

@@ -154,7 +154,9 @@ def parse_args(argv=None):
     p.add_argument("--tune-rerank-scorers", default="likelihood,condition_gain",
                    help="the model-computed scorers that test compares with one sample, in order of preference "
                         "(simplest first): 'likelihood' (log p(x | condition)) and 'condition_gain' (log p(x | "
-                        "condition) - log p(x | null condition); tasks with a condition only). A scorer is kept only "
+                        "condition) - log p(x | null condition); tasks with a condition only); "
+                        "'attribute_posterior' (the posterior of the prompt's motion / digit / colour against their "
+                        "other values; text tasks only) may be added. A scorer is kept only "
                         "where it beats one sample and every scorer before it (rerank_choice)")
     p.add_argument("--tune-task-guidance", default="1,3,5",
                    help="guidance scales the tune_tasks stage tries for a task with a text or sketch condition")
@@ -827,7 +829,8 @@ def stage_tune_tasks(args, work: Path):
             reads, seconds = {}, {}
             options = [("one", {"num_candidates": 1})] + [
                 (scorer, {"scorer": scorer, "num_candidates": n}) for scorer in scorers
-                if conditioned or scorer != "condition_gain"]  # no condition, nothing to gain from
+                if (conditioned or scorer != "condition_gain")  # no condition, nothing to gain from
+                and (get_task_info(name).condition == "text" or scorer != "attribute_posterior")]  # nothing to read
             for label, extra in options:
                 table = evaluate_task(args, context, code, "validation", {**sampling, **extra}, frechet=False)
                 rows = {r["metric"]: r["value"] for r in table["rows"]}

@@ -87,6 +87,8 @@ def test_generate_is_reproducible_and_upscales(cli_model_folder, tmp_path, capsy
     (["generate", "--task", "T2I", "--prompt", "a red 3", "--num-candidates", "3"], 2, "no scorer"),
     (["generate", "--task", "I2I", "--image", "{image.png}", "--mask", "bottom half", "--scorer", "condition_gain",
       "--num-candidates", "2"], 2, "nothing to gain from: use scorer='likelihood'"),
+    (["generate", "--task", "T2I", "--prompt", "the digit", "--scorer", "attribute_posterior", "--num-candidates",
+      "2"], 2, "names none of them the model knows"),
     (["generate", "--task", "S2I", "--sketch", "{image.png}"], 2, "class"),
 ])
 def test_generate_bad_input_exits_2_and_says_why(argv, code, message, cli_model_folder, inputs, tmp_path, capsys):
@@ -107,6 +109,20 @@ def test_generate_reranks_by_the_condition_gain(cli_model_folder, tmp_path, caps
     pipe.set_progress_bar_config(disable=True)
     expected = np.asarray(pipe("a red 3", seed=4, scorer="condition_gain", num_candidates=3))
     assert np.array_equal(written, expected)
+
+
+def test_generate_reranks_by_the_attribute_posterior(cli_model_folder, tmp_path, capsys):
+    """--scorer attribute_posterior --num-candidates 3 writes the same picture as the pipeline's call with those
+    options."""
+    from transformers import pipeline
+
+    assert run(["generate", "--task", "T2I", "--model", cli_model_folder, "--prompt", "a red 3", "--seed", "4",
+                "--scorer", "attribute_posterior", "--num-candidates", "3", "--out", tmp_path, "--quiet"],
+               capsys)[0] == 0
+    written = np.asarray(PIL.Image.open(tmp_path / "t2i_00_00.png"))
+    pipe = pipeline("nuwa-text-to-image", model=cli_model_folder)
+    pipe.set_progress_bar_config(disable=True)
+    assert np.array_equal(written, np.asarray(pipe("a red 3", seed=4, scorer="attribute_posterior", num_candidates=3)))
 
 
 def test_generate_without_vqgan_exits_3(cli_folder_without_vqgan, tmp_path, capsys):

@@ -522,6 +522,113 @@ def test_condition_gain_reranking_refuses_requests_without_a_condition(tiny_mode
         SIZE, SIZE)
 
 
+def _values_of(pipe):
+    """The tiny tokenizer's motions, numerals and colours (what the attribute posterior swaps)."""
+    from nuwa_hf.processing.vocabulary import known_numerals, vocabulary_by_kind
+
+    vocabulary = vocabulary_by_kind(pipe.processor.tokenizer)
+    return {"motion": vocabulary["motions"], "digit": known_numerals(pipe.processor.tokenizer),
+            "colour": vocabulary["colours"]}
+
+
+def _log_likelihood_from(model, labels, first_frame, **condition):
+    """log p(labels | condition) summed over the frames from ``first_frame`` on (model's forward, by hand)."""
+    with torch.no_grad():
+        logits = model(**condition, labels=labels).logits[0]
+    losses = torch.nn.functional.cross_entropy(logits, labels.flatten(), reduction="none")
+    return -losses.view(labels.shape[1], -1)[first_frame:].sum()
+
+
+@pytest.mark.parametrize("task, args, words, first_frame", [
+    ("nuwa-text-to-image", ("a red 3",), {"digit": "3", "colour": "red"}, 0),
+    ("nuwa-text-to-video", ("the digit 3 is moving left then right",), {"digit": "3", "motion": "left then right"}, 0),
+    ("nuwa-video-manipulation", ([random_image(8), random_image(9)], "the digit 5 is moving up then down"),
+     {"digit": "5", "motion": "up then down"}, 1),
+])
+def test_attribute_posterior_reranking_keeps_the_candidate_the_model_reads_as_asked(tiny_model_folder, task, args,
+                                                                                    words, first_frame):
+    """scorer="attribute_posterior": of the candidates a seeded call samples, the output is the one with the highest
+    sum over the prompt's attributes of log p(x | prompt) - logsumexp over the prompt with that attribute's words
+    replaced by each value the model knows (the prompt itself included) of log p(x | that prompt), the captions written
+    here as text and the log-likelihoods computed with the model's forward, over the frames the model sampled (a
+    manipulated video's given first frame left out)."""
+    pipe = load(task, tiny_model_folder)
+    prompt = args[-1]
+    candidates = pipe(*args, seed=0, num_outputs_per_input=6, output_type="tokens")
+    best = pipe(*args, seed=0, scorer="attribute_posterior", num_candidates=6, output_type="tokens")
+    text = load("nuwa-text-to-image", tiny_model_folder)
+    ids = lambda caption: text.preprocess(caption)["input_ids"]  # noqa: E731
+    values = _values_of(pipe)
+    scores = []
+    for grid in candidates:
+        grid = torch.as_tensor(grid)
+        labels = grid.reshape(1, -1, *grid.shape[-2:])
+        total = torch.zeros(())
+        for kind, asked in words.items():
+            logs = torch.stack([_log_likelihood_from(pipe.model, labels, first_frame,
+                                                     input_ids=ids(prompt.replace(asked, value)))
+                                for value in values[kind]])
+            total = total + logs[values[kind].index(asked)] - torch.logsumexp(logs, dim=0)
+        scores.append(total)
+    assert len({tuple(torch.as_tensor(c).flatten().tolist()) for c in candidates}) > 1  # a real choice was made
+    assert torch.equal(torch.as_tensor(best), torch.as_tensor(candidates[int(torch.stack(scores).argmax())]))
+
+
+def test_attribute_posterior_and_likelihood_keep_different_candidates(tiny_model_folder):
+    """The posterior is not the likelihood's ranking: over a few seeded calls, it keeps another candidate at least
+    once (else the test above could not tell them apart)."""
+    pipe = load("nuwa-text-to-video", tiny_model_folder)
+    kept = {scorer: [pipe("the digit 7 is moving down then up", seed=seed, scorer=scorer, num_candidates=6,
+                          output_type="tokens") for seed in range(3)]
+            for scorer in ("likelihood", "attribute_posterior")}
+    assert any(not torch.equal(a, b) for a, b in zip(kept["likelihood"], kept["attribute_posterior"]))
+
+
+def test_attribute_posterior_reranking_refuses_prompts_that_name_no_attribute(tiny_model_folder, monkeypatch):
+    """Asked for in the call, the posterior needs a prompt naming a motion, digit or colour the model knows: a prompt
+    naming none, and a request without a prompt, are refused before anything is sampled, naming the scorer to use."""
+    video = load("nuwa-text-to-video", tiny_model_folder)
+    completion = load("nuwa-image-completion", tiny_model_folder)
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated before the call was refused")
+
+    for pipe in (video, completion):
+        monkeypatch.setattr(pipe.model, "generate_visual", no_generation)
+    with pytest.raises(ValueError, match=r"the prompt 'the digit' names none of them the model knows \(motion: up "
+                                         r"then down.*digit: 0, 1, 3.*colour: red.*\): name one, or use "
+                                         r"scorer='likelihood'"):
+        video("the digit", scorer="attribute_posterior", num_candidates=2, seed=0)
+    with pytest.raises(ValueError, match="nuwa-image-completion request has no prompt: use scorer='likelihood'"):
+        completion(random_image(3), mask="bottom half", scorer="attribute_posterior", num_candidates=2, seed=0)
+    # a batch is checked input by input: one prompt without an attribute refuses the call
+    with pytest.raises(ValueError, match="the prompt 'the digit' names none"):
+        video(["a red 3", "the digit"], scorer="attribute_posterior", num_candidates=2, seed=0)
+
+
+def test_a_folders_attribute_posterior_default_reads_the_likelihood_where_there_is_nothing_to_read(tiny_model_folder,
+                                                                                                   tmp_path):
+    """A folder whose entry names "attribute_posterior" reranks prompts naming an attribute by it (as the explicit
+    scorer), and ranks the rest by the likelihood: a prompt naming none, a completion without a prompt."""
+    folder, _ = folder_with_task_sampling(tiny_model_folder, tmp_path, {
+        "nuwa-text-to-video": {"scorer": "attribute_posterior", "num_candidates": 4},
+        "nuwa-image-completion": {"scorer": "attribute_posterior", "num_candidates": 4}})
+    tokens = lambda pipe, *args, **kw: torch.as_tensor(pipe(*args, seed=3, output_type="tokens", **kw))  # noqa: E731
+    video, plain = load("nuwa-text-to-video", str(folder)), load("nuwa-text-to-video", tiny_model_folder)
+    asked = "the digit 0 is moving up then down"
+    assert torch.equal(tokens(video, asked), tokens(plain, asked, scorer="attribute_posterior", num_candidates=4))
+    assert torch.equal(tokens(video, "the digit"), tokens(plain, "the digit", scorer="likelihood", num_candidates=4))
+    # one batch holding both (the second input seeded 3 + 1): each input reranked as alone
+    both = video([asked, "the digit"], seed=3, output_type="tokens", batch_size=2)
+    assert torch.equal(torch.as_tensor(both[0]), tokens(video, asked))
+    assert torch.equal(torch.as_tensor(both[1]), torch.as_tensor(video("the digit", seed=4, output_type="tokens")))
+    completion = load("nuwa-image-completion", str(folder))
+    plain_completion = load("nuwa-image-completion", tiny_model_folder)
+    image = random_image(3)
+    assert torch.equal(tokens(completion, image, mask="bottom half"),
+                       tokens(plain_completion, image, mask="bottom half", scorer="likelihood", num_candidates=4))
+
+
 def folder_with_task_sampling(tiny_model_folder, tmp_path, task_sampling: dict):
     """A copy of the tiny model folder whose generation_config.json samples and has ``task_sampling`` -> (folder, the
     config dict written, to change and write again)."""
@@ -629,5 +736,5 @@ def test_a_model_folder_can_make_likelihood_reranking_a_tasks_default(tiny_model
                                              num_candidates=3)))
     config["task_sampling"]["nuwa-text-to-image"]["scorer"] = "clip"
     (folder / "generation_config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="can only name 'likelihood' or 'condition_gain'"):
+    with pytest.raises(ValueError, match="can only name 'likelihood', 'condition_gain' or 'attribute_posterior'"):
         load("nuwa-text-to-image", str(folder))("a red 3", seed=0)

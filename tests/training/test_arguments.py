@@ -183,6 +183,47 @@ def test_the_recipes_tune_tasks_stage_writes_each_tasks_own_sampling_and_keeps_t
     assert rerank["seconds_per_output"] == {"one": 0.02, "likelihood": 0.08, "condition_gain": 0.08}
 
 
+def test_the_recipes_reranking_test_tries_the_attribute_posterior_only_on_text_tasks(tmp_path, monkeypatch):
+    """--tune-rerank-scorers may add "attribute_posterior": the reranking test tries it for a task whose condition is
+    a prompt (TI2I, TV2V) and not for one without (I2I: the pipeline would refuse it), and keeps it by rerank_choice
+    like the other scorers."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from transformers import GenerationConfig
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train_default_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("train_default_checkpoint", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    config = GenerationConfig(do_sample=True, top_k=8, guidance_scale=3.0)
+    config.task_sampling = {"nuwa-image-manipulation": {"guidance_scale": 3.0, "top_k": 8}}
+    config._from_model_config = False
+    config.save_pretrained(tmp_path)
+    calls = []
+
+    def fake_table(args, context, code, split, sampling, frechet=True):
+        calls.append((code, sampling.get("scorer")))
+        value = 0.5 + (0.1 if sampling.get("scorer") == "attribute_posterior" else 0.0)  # TI2I / TV2V: it wins
+        return {"rows": [{"metric": m, "value": value} for m in recipe.TUNE_TASK_METRICS[code]],
+                "generation_seconds": 1.0, "num_samples": args.eval_samples}
+
+    monkeypatch.setattr(recipe, "evaluation_context", lambda args, work: None)
+    monkeypatch.setattr(recipe, "evaluate_task", fake_table)
+    args = recipe.parse_args(["--output", str(tmp_path), "--tune-task-list", "NONE", "--tune-rerank-tasks",
+                              "I2I,TI2I,TV2V", "--tune-rerank-scorers", "likelihood,condition_gain,attribute_posterior",
+                              "--tune-samples", "100"])
+    out = recipe.stage_tune_tasks(args, tmp_path)
+    assert [s for c, s in calls if c == "I2I"] == [None, "likelihood"]
+    for code in ("TI2I", "TV2V"):
+        assert [s for c, s in calls if c == code] == [None, "likelihood", "condition_gain", "attribute_posterior"]
+        assert out["tasks"][code]["rerank"]["kept"] == "attribute_posterior"
+    saved = json.loads((tmp_path / "generation_config.json").read_text())["task_sampling"]
+    assert saved["nuwa-image-manipulation"] == {"guidance_scale": 3.0, "top_k": 8, "scorer": "attribute_posterior",
+                                                "num_candidates": 4}
+
+
 def test_the_recipes_rerank_choice_keeps_a_scorer_only_where_it_beats_every_simpler_option():
     """rerank_choice: a scorer must beat one sample AND the scorers before it by more than max(standard error,
     RERANK_MIN_GAIN) of the mean, without any row falling by more than its own standard error."""

@@ -241,7 +241,9 @@ class GenerateCommand(NuwaCommand):
         options.add_argument("--scorer", default=None,
                              help="'likelihood' (the model's own log-likelihood of each candidate), "
                                   "'condition_gain' (that log-likelihood minus the one without the prompt or sketch; "
-                                  "tasks with a condition only) or the folder of a saved scorer with "
+                                  "tasks with a condition only), 'attribute_posterior' (the model's posterior of "
+                                  "the motion / digit / colour the prompt asks for against their other values; "
+                                  "prompts naming one only) or the folder of a saved scorer with "
                                   "similarity(samples, texts) (e.g. a TextVisualDualEncoder)")
         options.add_argument("--batch-size", type=_batch_size, default=8, help="rows generated together")
         options.add_argument("--strict", action="store_true",

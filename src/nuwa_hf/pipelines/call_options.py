@@ -128,7 +128,9 @@ OPTIONS_DOC = """
                 best of 4 raised the shipped model's I2I digit kept 0.55 -> 0.69 and T2V digit 0.84 -> 0.90 on the
                 validation split), ``"condition_gain"`` (that log-likelihood minus the one given the null condition
                 of classifier-free guidance: favours candidates the prompt or sketch makes likelier; only for requests
-                with a condition), an object with ``similarity(samples, texts)`` (e.g.
+                with a condition), ``"attribute_posterior"`` (the model's posterior of the motion, digit and colour
+                the prompt asks for, each against the prompt with that word swapped for its other values; only for
+                prompts naming one), an object with ``similarity(samples, texts)`` (e.g.
                 ``nuwa_hf.evaluation.TextVisualDualEncoder``), the path of a saved scorer, or a callable
                 ``scorer(candidates, prompt) -> scores``.
             num_candidates (`int`): candidates per output when a scorer is set (default 8).

@@ -62,7 +62,9 @@ from .instruction_completion import (
     KINDS, caption_form, completable_kinds, completed_caption, picture_captions, read_pictures,
 )
 from .paste_back import DEFAULT_SEAM, keep_original_pixels
-from .reranking import CONDITION_GAIN, LIKELIHOOD, MODEL_SCORER_NAMES, MODEL_SCORERS, CandidateScorer
+from .reranking import (ATTRIBUTE_POSTERIOR, CONDITION_GAIN, LIKELIHOOD, MODEL_SCORER_NAMES, MODEL_SCORERS,
+                        CandidateScorer)
+from .attribute_posterior import ATTRIBUTE_KINDS, AttributeSwapper, posterior_scores
 from .sampling_options import check_batch_size, check_call_options, check_count
 
 
@@ -720,6 +722,8 @@ class NuwaPipeline(Pipeline):
                 )
             if num_candidates > 1 and scorer.uses_model:
                 self._check_model_scorer(scorer.kind, spec)
+                if scorer.kind == ATTRIBUTE_POSTERIOR and (options.get("scorer") or self.scorer) is not None:
+                    self._check_attributes_named(model_inputs, groups[key], prompts)
         h, w = self.token_grid()
         steps = sum(self._steps(dict(zip(_PLAN_COLUMNS, key)), h, w) for key in groups)  # one generate() a group
         bar_config = {"desc": f"{self.task_name or 'NUWA'}: tokens", "leave": False, **self._progress_bar_config}
@@ -797,10 +801,15 @@ class NuwaPipeline(Pipeline):
         - ``"condition_gain"``: log p(grid | condition) - log p(grid | null condition), the null condition being the
           one classifier-free guidance samples against (``model.null_condition_inputs``: an all-padding prompt, or
           the "None" condition for a sketch). Only for a condition "text" or "sketch" (``_check_model_scorer``, run
-          before anything is sampled).
+          before anything is sampled);
+        - ``"attribute_posterior"``: :meth:`_attribute_posterior_scores` (a prompt's asked motion / digit / colour
+          against its other values); an input whose prompt names none of them (under a model folder's default: a
+          call that asks for this scorer is refused before sampling) is scored by the likelihood.
 
         Tokens every candidate shares before the first generated one add the same amount to each; known tokens after
         it (the rest of an image around a completed region) score how well the candidate fits them."""
+        if kind == ATTRIBUTE_POSTERIOR:
+            return self._attribute_posterior_scores(chunk, spec, tokens, per_input)
         condition = CONDITIONS[spec["condition"]]
         inputs: dict = {}
         if condition == "text":
@@ -813,6 +822,54 @@ class NuwaPipeline(Pipeline):
             null = self.model.null_condition_inputs(condition, tokens.shape[0])
             losses = losses - self.model.token_grid_losses(tokens, **null)
         return -losses.view(-1, per_input)
+
+    def _attribute_swapper(self) -> AttributeSwapper:
+        """The :class:`~.attribute_posterior.AttributeSwapper` of this pipeline's tokenizer (made once)."""
+        swapper = getattr(self, "_swapper", None)
+        if swapper is None:
+            swapper = self._swapper = AttributeSwapper(self.processor.tokenizer, int(self.config.text_pad_token_id),
+                                                       ATTRIBUTE_KINDS)
+        return swapper
+
+    def _attribute_posterior_scores(self, chunk: dict, spec: dict, tokens: torch.Tensor,
+                                    per_input: int) -> torch.Tensor:
+        """``scorer="attribute_posterior"`` for the candidates ``tokens`` ``(inputs * n, T, h, w)`` of the text
+        inputs of ``chunk`` (``input_ids`` ``(inputs, L)``) -> ``(inputs, n)``: for each attribute the prompt names
+        (:meth:`~.attribute_posterior.AttributeSwapper.swaps`), log p(x | prompt) - logsumexp over the prompt with that
+        attribute swapped for each value of its kind (the prompt itself included) of log p(x | swapped prompt), summed
+        over the attributes (:func:`~.attribute_posterior.posterior_scores`). Only the positions the model sampled are
+        read (not the given frames of a video, nor the kept tokens around an edited region): the score is the model's
+        reading of what it made. Inputs whose prompt names none are scored by the likelihood."""
+        swapper = self._attribute_swapper()
+        swaps = [[ids for _, _, ids in swapper.swaps(row)] for row in chunk["input_ids"]]
+        mask = torch.ones(tokens.shape, dtype=torch.bool)
+        if spec["regions"]:
+            mask = chunk["generate_mask"][:, 0].bool().repeat_interleave(per_input, dim=0)  # (inputs * n, h, w)
+            mask = mask[:, None].expand(tokens.shape).clone()
+        elif spec["known_frames"]:
+            mask[:, : spec["known_frames"]] = False
+        scores = posterior_scores(self.model, tokens, [swaps[row // per_input] for row in range(tokens.shape[0])],
+                                  position_mask=mask).view(-1, per_input)
+        plain = [row for row, found in enumerate(swaps) if not found]
+        if plain:  # no attribute to read: the likelihood (only under a folder's default)
+            rows = torch.tensor([row * per_input + i for row in plain for i in range(per_input)])
+            losses = self.model.token_grid_losses(tokens[rows], input_ids=chunk["input_ids"][plain].repeat_interleave(
+                per_input, dim=0))
+            scores[plain] = -losses.view(len(plain), per_input)
+        return scores
+
+    def _check_attributes_named(self, model_inputs: dict, rows: list, prompts: list) -> None:
+        """Refuses, before anything is sampled, a call asking for ``scorer="attribute_posterior"`` whose prompt (of
+        the inputs ``rows``) names no motion, digit or colour the model knows: there would be nothing to read."""
+        swapper = self._attribute_swapper()
+        for index in rows:
+            if not swapper.swaps(model_inputs["input_ids"][index]):
+                known = "; ".join(f"{kind}: {', '.join(v for group in groups for v, _ in group)}"
+                                  for kind, groups in swapper.groups.items() if groups)
+                raise ValueError(
+                    f"scorer={ATTRIBUTE_POSTERIOR!r} keeps the candidate the model reads as showing the motion, digit "
+                    f"or colour the prompt asks for, but the prompt {prompts[index]!r} names none of them the model "
+                    f"knows ({known}): name one, or use scorer={LIKELIHOOD!r}.")
 
     def _check_model_scorer(self, kind: str, spec: dict) -> None:
         """Refuses, before anything is sampled, what the model's own scorer ``kind`` cannot score
@@ -832,6 +889,10 @@ class NuwaPipeline(Pipeline):
         if frames is not None and frames > self.max_frames:
             return (f"scorer={kind!r} scores grids up to the {self.max_frames} frames the model was trained on; this "
                     f"call makes {frames}. Use fewer frames, another scorer, or num_candidates=1.")
+        if kind == ATTRIBUTE_POSTERIOR and condition not in (None, "text"):
+            return (f"scorer={ATTRIBUTE_POSTERIOR!r} reads the motion, digit or colour a prompt asks for, but this "
+                    f"{self.task_name or 'NUWA'} request has no prompt: use scorer={LIKELIHOOD!r}, or give a prompt "
+                    "where the task takes one.")
         if kind == CONDITION_GAIN and condition == "none":
             return (f"scorer={CONDITION_GAIN!r} ranks candidates by how much more likely the condition (a prompt or a "
                     f"sketch) makes them, but this {self.task_name or 'NUWA'} request has no condition, so there is "
@@ -846,12 +907,17 @@ class NuwaPipeline(Pipeline):
         candidates with a scorer. ``num_candidates=1`` turns a folder's reranking off. The folder's reranking applies
         where its scorer can score: a video of ``frames`` past the trained ones (which slides a window), and, for
         ``"condition_gain"``, a request whose ``condition`` is "none", are one sample (asked for in the call, such
-        reranking is refused by ``_forward`` instead; both read :meth:`_model_scorer_problem`)."""
+        reranking is refused by ``_forward`` instead; both read :meth:`_model_scorer_problem`); a folder's
+        ``"attribute_posterior"`` reranks a request without a prompt by the likelihood instead (and
+        ``_model_scores`` does so for a prompt that names no attribute)."""
         scorer = options.get("scorer") or self.scorer
         num_candidates = options.get("num_candidates")
         if scorer is None:
             entry = self._task_reranking()
             if entry is not None and num_candidates is None:
+                if (entry[0].kind == ATTRIBUTE_POSTERIOR and condition not in (None, "text")
+                        and self._model_scorer_problem(LIKELIHOOD, frames, condition) is None):
+                    return CandidateScorer(LIKELIHOOD), entry[1]  # no prompt to read: the likelihood
                 if self._model_scorer_problem(entry[0].kind, frames, condition) is not None:
                     return None, 1  # where the folder's scorer cannot score: one sample
                 scorer, num_candidates = entry

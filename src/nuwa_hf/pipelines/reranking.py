@@ -1,8 +1,10 @@
 """Reranking: the paper keeps the best of many samples by a text-visual score (CLIP); ``scorer=`` does the same, with
-a CLIP-like scorer, a callable, or one of the two scorers the model computes itself (no second model; the pipeline
+a CLIP-like scorer, a callable, or one of the three scorers the model computes itself (no second model; the pipeline
 scores them, :meth:`NuwaPipeline._model_scores`): ``scorer="likelihood"``, the log-likelihood of each candidate's
-tokens given the condition, and ``scorer="condition_gain"``, that log-likelihood minus the one given the null
-condition of classifier-free guidance (the pointwise mutual information of candidate and condition)."""
+tokens given the condition; ``scorer="condition_gain"``, that log-likelihood minus the one given the null
+condition of classifier-free guidance (the pointwise mutual information of candidate and condition); and
+``scorer="attribute_posterior"``, the model's posterior of the motion / digit / colour the prompt asks for against the
+other values of each (:mod:`~nuwa_hf.pipelines.attribute_posterior`)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,18 @@ import numpy as np
 LIKELIHOOD = "likelihood"
 # scorer="condition_gain": log p(candidate | condition) - log p(candidate | null condition), what the condition adds
 CONDITION_GAIN = "condition_gain"
+# scorer="attribute_posterior": log p(candidate | prompt) - logsumexp over the prompt with its motion, digit or colour
+# swapped for each other value (nuwa_hf.pipelines.attribute_posterior)
+ATTRIBUTE_POSTERIOR = "attribute_posterior"
 # The scorers the model computes itself (the names a model folder's task_sampling may give), in the order they are
 # listed to users
-MODEL_SCORERS = (LIKELIHOOD, CONDITION_GAIN)
-MODEL_SCORER_NAMES = " or ".join(repr(name) for name in MODEL_SCORERS)
+MODEL_SCORERS = (LIKELIHOOD, CONDITION_GAIN, ATTRIBUTE_POSTERIOR)
+MODEL_SCORER_NAMES = ", ".join(repr(name) for name in MODEL_SCORERS[:-1]) + f" or {MODEL_SCORERS[-1]!r}"
+_MODEL_SCORER_DESCRIPTIONS = {
+    LIKELIHOOD: "the model's own likelihood",
+    CONDITION_GAIN: "the model's condition gain (likelihood given the condition minus given none)",
+    ATTRIBUTE_POSTERIOR: "the model's posterior of the attributes the prompt asks for (against each other value)",
+}
 
 
 @runtime_checkable
@@ -47,9 +57,16 @@ class CandidateScorer:
       sketch): how much more likely the condition makes the candidate, which favours candidates that match the
       condition over ones that are likely whatever it says (a second teacher-forced pass). Only for requests with
       a condition (a prompt or a sketch): video prediction and image completion without a prompt have none to gain
-      from, and are refused with advice to use ``"likelihood"``.
+      from, and are refused with advice to use ``"likelihood"``;
+    - ``"attribute_posterior"`` (:data:`ATTRIBUTE_POSTERIOR`): the model's posterior probability of the motion, digit
+      and colour the prompt asks for, each against its other values (the prompt with that word swapped, one
+      teacher-forced pass per alternative), summed in log: typicality, shared by all alternatives, cancels. Only for
+      prompts that name one of them (:mod:`~nuwa_hf.pipelines.attribute_posterior`); other requests are refused with
+      advice to use ``"likelihood"`` (a model folder's default reranks them by the likelihood instead). On the
+      shipped model it does not beat the likelihood (its posterior on its own samples saturates; docs/pilot_study.md,
+      "Reranking by the model's reading of the asked attribute"), so no task uses it by default.
 
-    The pipeline scores the last two itself; this object only marks the choice (``uses_model``, ``kind``).
+    The pipeline scores the last three itself; this object only marks the choice (``uses_model``, ``kind``).
     """
 
     def __init__(self, scorer: Any):
@@ -57,8 +74,7 @@ class CandidateScorer:
         self.kind = scorer if self.uses_model else None
         if self.uses_model:
             self.scorer = None
-            self.name = ("the model's own likelihood" if scorer == LIKELIHOOD
-                         else "the model's condition gain (likelihood given the condition minus given none)")
+            self.name = _MODEL_SCORER_DESCRIPTIONS[scorer]
             return
         if isinstance(scorer, (str, os.PathLike)):
             if not os.path.exists(scorer):  # a misspelt "likelihood" must not read as a missing folder only

@@ -216,12 +216,17 @@ class NuwaVisualGenerationMixin:
     :class:`~nuwa_hf.models.nuwa.NuwaForConditionalGeneration`."""
 
     @torch.no_grad()
-    def token_grid_losses(self, labels: torch.LongTensor, batch_size: int = 32, **condition) -> torch.Tensor:
+    def token_grid_losses(self, labels: torch.LongTensor, batch_size: int = 32,
+                          position_mask: Optional[torch.Tensor] = None, **condition) -> torch.Tensor:
         """Teacher-forced summed token loss (nats) of each token grid given its condition: ``labels`` ``(B, T, h, w)``
         and the condition as ``forward`` takes it (``input_ids`` ``(B, L)``, ``sketch_tokens`` / ``sketch_maps``, or
-        ``condition_type="none"``) -> ``(B,)`` on the CPU, lower = more likely. ``batch_size`` rows per forward pass.
-        What likelihood reranking (``scorer="likelihood"``) and the condition gains
-        (:mod:`nuwa_hf.evaluation.condition_gain`) read."""
+        ``condition_type="none"``) -> ``(B,)`` on the CPU, lower = more likely. ``batch_size`` rows per forward pass;
+        ``position_mask`` ``(B, T, h, w)`` bool: sum only the losses of these positions (default all; every position
+        is still read as context). What likelihood reranking (``scorer="likelihood"``), the attribute posterior
+        (``scorer="attribute_posterior"``) and the condition gains (:mod:`nuwa_hf.evaluation.condition_gain`) read."""
+        if position_mask is not None and tuple(position_mask.shape) != tuple(labels.shape):
+            raise ValueError(f"position_mask must have the labels' shape {tuple(labels.shape)}, got "
+                             f"{tuple(position_mask.shape)}.")
         losses = []
         for start in range(0, labels.shape[0], batch_size):
             part = {k: v[start:start + batch_size].to(self.device) if torch.is_tensor(v) else v
@@ -229,7 +234,10 @@ class NuwaVisualGenerationMixin:
             target = labels[start:start + batch_size].to(self.device)
             logits = self(**part, labels=target, use_cache=False).logits.float()
             loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
-            losses.append(loss.view(target.shape[0], -1).sum(dim=1).cpu())
+            loss = loss.view(target.shape[0], -1)
+            if position_mask is not None:
+                loss = loss * position_mask[start:start + batch_size].to(loss.device).reshape(loss.shape)
+            losses.append(loss.sum(dim=1).cpu())
         return torch.cat(losses)
 
     def visual_generation_config(self, task: Optional[str] = None, condition: str = "text",
