@@ -370,4 +370,28 @@ class NuwaProcessor(ProcessorMixin):
                     f"{pretrained_model_name_or_path} has no {required}; it is not a folder written by "
                     "NuwaProcessor.save_pretrained."
                 )
-        return super().from_pretrained(path, **kwargs)
+        processor = super().from_pretrained(path, **kwargs)
+        _check_tokenizer_vocabulary(processor.tokenizer, pretrained_model_name_or_path, path)
+        return processor
+
+
+# The files a tokenizer folder keeps its vocabulary in (fast tokenizers: tokenizer.json; slow BPE: vocab.json with
+# merges.txt; WordPiece: vocab.txt; SentencePiece: *.model).
+_VOCABULARY_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", "tokenizer.model",
+                     "sentencepiece.bpe.model")
+
+
+def _check_tokenizer_vocabulary(tokenizer, name, path) -> None:
+    """Refuses a tokenizer loaded without its vocabulary. transformers builds a tokenizer from tokenizer_config.json
+    alone when the vocabulary file is missing (only the special tokens, every word read as unknown), and the model
+    would then generate from a prompt it cannot read, with no error."""
+    specials = set(tokenizer.all_special_ids)
+    if len(tokenizer) > len(specials) + 1:
+        return
+    present = [f for f in _VOCABULARY_FILES if os.path.isfile(os.path.join(path, f))]
+    where = f"it has {', '.join(present)} but" if present else f"it has none of {', '.join(_VOCABULARY_FILES)}:"
+    raise OSError(
+        f"the caption tokenizer of {name} has no vocabulary ({len(tokenizer)} tokens, all special): {where} the "
+        "words the model was trained on are missing. Copy tokenizer.json back from the checkpoint the folder came "
+        "from, or save the processor again with NuwaProcessor.save_pretrained."
+    )

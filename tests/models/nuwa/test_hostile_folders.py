@@ -235,3 +235,14 @@ def test_a_sampling_step_with_non_finite_scores_names_the_cause(tiny_model_folde
                 pipe("a red 3", seed=0)
         finally:
             model.lm_head.weight.copy_(saved)
+
+
+def test_a_tokenizer_without_its_vocabulary_is_refused_not_read_as_unknown_words(tiny_model_folder, tmp_path):
+    """Without tokenizer.json transformers builds the tokenizer from tokenizer_config.json alone (special tokens only):
+    every prompt word would read as unknown and the model would generate from nothing, with no error. The pipeline
+    refuses the folder, naming the missing vocabulary and the fix; the intact folder still loads."""
+    folder = copy_of(tiny_model_folder, tmp_path)
+    assert len(pipeline("nuwa-text-to-image", model=str(folder)).processor.tokenizer) > 10
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(PipelineFolderError, match=r"has no vocabulary .*Copy tokenizer.json back"):
+        pipeline("nuwa-text-to-image", model=str(folder))
