@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,6 +60,22 @@ def _slice_to_the_crop(array: np.ndarray, axes: tuple[int, int], target: tuple[i
         width = min(centre - start, stop - centre)
         index[axis] = slice(int(np.floor(centre - width)), int(np.ceil(centre + width)))
     return array[tuple(index)]
+
+
+def _channel_values(name: str, value, positive: bool = False) -> tuple:
+    """``image_mean`` / ``image_std`` as 3 finite floats, one per RGB channel (one number is used for all three), so
+    that a damaged processor_config.json is named when it loads, not at the first picture's reshape or as pictures
+    divided by 0."""
+    values = (value,) * 3 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    try:
+        values = tuple(float(v) for v in values if not isinstance(v, bool))
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and (v > 0 or not positive) for v in values):
+        need = "positive numbers" if positive else "numbers"
+        raise ValueError(f"`{name}` must be 3 finite {need} (one per RGB channel) or one for all three, got {value!r}; "
+                         f"fix it in processor_config.json (NUWA's VQ-GANs expect (0.5, 0.5, 0.5)).")
+    return values
 
 
 class NuwaImageProcessorKwargs(ImagesKwargs, total=False):
@@ -124,6 +141,8 @@ class NuwaImageProcessor(PilBackend):
             not isinstance(self.num_sketch_classes, int) or self.num_sketch_classes < 1
         ):
             raise ValueError(f"`num_sketch_classes` must be a positive int or None, got {self.num_sketch_classes!r}.")
+        self.image_mean = _channel_values("image_mean", self.image_mean)
+        self.image_std = _channel_values("image_std", self.image_std, positive=True)
 
     @property
     def output_size(self) -> tuple[int, int]:

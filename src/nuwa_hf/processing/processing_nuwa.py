@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
@@ -308,16 +307,6 @@ class NuwaProcessor(ProcessorMixin):
         return push_saved(self, repo_id, remote_code=remote_code, **kwargs)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        # Load the parts by their own classes, so that loading works without AutoImageProcessor registration.
-        subfolder = kwargs.pop("subfolder", "")
-        image_processor = NuwaImageProcessor.from_pretrained(
-            pretrained_model_name_or_path, subfolder=subfolder, **kwargs
-        )
-        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
-        return [image_processor, tokenizer]
-
-    @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "NuwaProcessor":
         """Load a processor folder (or Hub repository): the tokenizer and `processor_config.json`.
 
@@ -370,8 +359,23 @@ class NuwaProcessor(ProcessorMixin):
                     f"{pretrained_model_name_or_path} has no {required}; it is not a folder written by "
                     "NuwaProcessor.save_pretrained."
                 )
-        processor = super().from_pretrained(path, **kwargs)
+        try:
+            processor = super().from_pretrained(path, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            # a damaged tokenizer.json / tokenizer_config.json / processor_config.json fails deep inside transformers
+            # or tokenizers (e.g. KeyError 'added_tokens'): name the files and the fix instead
+            raise OSError(
+                f"the processor of {pretrained_model_name_or_path} could not be read from its files "
+                f"(processor_config.json, tokenizer_config.json, tokenizer.json): {type(error).__name__}: {error}. "
+                "Copy them back from the checkpoint the folder came from, or save the processor again with "
+                "NuwaProcessor.save_pretrained."
+            ) from error
         _check_tokenizer_vocabulary(processor.tokenizer, pretrained_model_name_or_path, path)
+        length = processor.tokenizer.model_max_length
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise OSError(f"the caption tokenizer of {pretrained_model_name_or_path} has model_max_length {length!r} "
+                          "in tokenizer_config.json: it must be a positive whole number (the longest prompt in "
+                          "tokens); fix it there or save the processor again with NuwaProcessor.save_pretrained.")
         return processor
 
 

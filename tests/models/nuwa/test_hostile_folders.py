@@ -246,3 +246,25 @@ def test_a_tokenizer_without_its_vocabulary_is_refused_not_read_as_unknown_words
     (folder / "tokenizer.json").unlink()
     with pytest.raises(PipelineFolderError, match=r"has no vocabulary .*Copy tokenizer.json back"):
         pipeline("nuwa-text-to-image", model=str(folder))
+
+
+@pytest.mark.parametrize("case", ["tokenizer.json without added_tokens", "image_mean of one channel", "image_std 0",
+                                  "model_max_length not a number"])
+def test_damaged_processor_files_are_named_not_failed_on_later(tiny_model_folder, tmp_path, case):
+    """A tokenizer.json of the wrong structure failed with KeyError 'added_tokens' inside transformers; an image_mean
+    of one channel at the first picture's reshape; an image_std of 0 was accepted (pictures divided by 0). Each is
+    refused when the pipeline loads, naming the file and the fix."""
+    folder = copy_of(tiny_model_folder, tmp_path)
+    if case.startswith("tokenizer"):
+        edit_json(folder, "tokenizer.json", lambda data: data.pop("added_tokens"))
+        expected = r"could not be read from its files .*tokenizer.json.*KeyError.*added_tokens.*Copy them back"
+    elif case.startswith("model_max_length"):
+        edit_json(folder, "tokenizer_config.json", lambda data: data.update(model_max_length="abc"))
+        expected = r"model_max_length 'abc' in tokenizer_config.json: it must be a positive whole number"
+    else:
+        name, value = ("image_mean", [0.5]) if "mean" in case else ("image_std", [0.5, 0.0, 0.5])
+        edit_json(folder, "processor_config.json",
+                  lambda data: (data.get("image_processor", data)).update({name: value}))
+        expected = rf"`{name}` must be 3 finite .*processor_config.json"
+    with pytest.raises(PipelineFolderError, match=expected):
+        pipeline("nuwa-text-to-image", model=str(folder))
