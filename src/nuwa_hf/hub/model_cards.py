@@ -38,7 +38,7 @@ DEFAULT_LIMITATIONS = (
     "Image completion's 'digit kept' is measured from the known part alone (the held-out picture with the region "
     "black); the pipeline blanks the region of any picture before encoding it, as diffusers' inpainting does, because "
     "the VQ-GAN encoder's receptive field would carry the region's own pixels into the kept tokens beside it (with the "
-    "whole picture encoded as given the same weights read 0.70 instead of 0.53; `blank_region=False` gives that "
+    "whole picture encoded as given the same weights read 0.70 instead of 0.44; `blank_region=False` gives that "
     "behaviour; benchmarks/README.md 'Completing from the known part alone').",
     "No safety filtering is needed for this data domain; do not use it as a component of a product.",
 )
