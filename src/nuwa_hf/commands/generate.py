@@ -19,7 +19,8 @@ from typing import Optional
 
 from ..tasks import TASKS, front_end_name, get_task_info
 from .base import (EXIT_INTERRUPTED, EXIT_OK, CommandError, NuwaCommand, add_model_options, apply_model_options,
-                   checked_type, fps, in_flag_terms, load_task_pipeline, output_size, positive_int, resolve_task)
+                   checked_type, fps, in_flag_terms, load_task_pipeline, non_negative_int, output_size, positive_int,
+                   resolve_task)
 
 # The input flags, in the order a batch lists them; all but --prompt name files.
 INPUT_FLAGS = ("prompt", "image", "video", "sketch")
@@ -30,6 +31,13 @@ _INPUT_NOTES = {"sketch": "(PNG in mode L/P with class ids, .npy, or painted in 
                 "sketch_video": "(.npy (T, H, W), GIF, or a folder of maps; ids or class colours)"}
 # The frame options of the task table that have a flag here (--num-frames, ...).
 FRAME_OPTIONS = ("num_frames", "num_condition_frames", "num_frames_to_predict")
+# Flags only one task takes: flag's argparse name -> (the task, why only it).
+TASK_ONLY_FLAGS = {
+    "no_complete_instruction": ("nuwa-image-manipulation", "only TI2I completes an edit instruction from the picture "
+                                                           "it edits"),
+    "no_blank_region": ("nuwa-image-completion", "only I2I blanks the region before encoding the picture"),
+    "regenerate_border": ("nuwa-image-completion", "only I2I regenerates a ring of tokens around its region"),
+}
 
 
 def _flag(name: str) -> str:
@@ -266,6 +274,13 @@ class GenerateCommand(NuwaCommand):
                                   "the model reads the picture ('a yellow 6') and edits with the instruction "
                                   "completed from it ('make it blue' as 'a blue 6'), and a warning says so; as given, "
                                   "the model may draw any digit / colour in the region")
+        options.add_argument("--no-blank-region", action="store_true",
+                             help="I2I: encode the picture as given, what lies under the region included (by default "
+                                  "the region is blacked out first, so the completion depends on the known part "
+                                  "alone)")
+        options.add_argument("--regenerate-border", type=non_negative_int, default=None, metavar="N",
+                             help="I2I: also regenerate N token rows / columns around the region (default 1; 0: the "
+                                  "region alone); the input's pixels outside the region are pasted back all the same")
         options.add_argument("--no-keep-original-pixels", action="store_true",
                              help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
                                   "region and in the given frames instead of the input's own pixels (pasted back with a "
@@ -299,9 +314,10 @@ class GenerateCommand(NuwaCommand):
 
         args = self.args
         info = get_task_info(resolve_task(args.task))
-        if getattr(args, "no_complete_instruction", False) and info.name != "nuwa-image-manipulation":
-            raise CommandError(f"--task {info.name} does not take --no-complete-instruction: only TI2I completes an "
-                               "edit instruction from the picture it edits.")
+        for flag, (task, why) in TASK_ONLY_FLAGS.items():
+            given = getattr(args, flag, None)
+            if given is not None and given is not False and info.name != task:  # (--regenerate-border 0 is given)
+                raise CommandError(f"--task {info.name} does not take {_flag(flag)}: {why}.")
         apply_model_options(args)
         calls = [task_call(info, part) for part in split_inputs(info.name, args)]
         write_mp4 = info.makes_video and not args.no_mp4 and mp4_available()
@@ -381,10 +397,12 @@ def generation_options(args) -> dict:
         options["scorer"] = args.scorer
     if getattr(args, "negative_prompt", None) is not None:
         options["negative_prompt"] = args.negative_prompt
+    if getattr(args, "regenerate_border", None) is not None:
+        options["regenerate_border"] = args.regenerate_border
     flags = {"greedy": ("do_sample", False), "allow_large": ("allow_large", True),
              "no_keep_original_pixels": ("keep_original_pixels", False), "strict": ("strict", True),
              "keep_unknown_words": ("drop_unknown_words", False), "no_rephrase": ("rephrase_prompt", False),
-             "no_complete_instruction": ("complete_instruction", False)}
+             "no_complete_instruction": ("complete_instruction", False), "no_blank_region": ("blank_region", False)}
     options.update(dict(option for flag, option in flags.items() if getattr(args, flag)))
     return {k: v for k, v in options.items() if v is not None}
 
