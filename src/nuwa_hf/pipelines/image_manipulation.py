@@ -1,6 +1,7 @@
 """Text-guided image manipulation (TI2I, zero-shot): a region of an image is regenerated under a new text.
 
-As in image completion, the tokens outside the region are teacher-forced; inside it NUWA samples under the prompt.
+As in image completion, the tokens outside the region are teacher-forced (all of them: the region is neither blanked
+nor grown by a ring, since it holds the digit the edit changes); inside it NUWA samples under the prompt.
 The prompt is read as the caption of the whole edited picture (what the model was trained on): an edit that names
 what it replaces is read as what replaces it ("turn the 6 into an 8" as "an 8", ``rephrase_prompt``). The region is
 redrawn from the prompt, not from what it shows now, so a prompt that names no digit or no colour ("make it blue") is
