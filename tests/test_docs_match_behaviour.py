@@ -103,3 +103,83 @@ def test_generate_help_and_card_list_the_words_the_shipped_checkpoint_knows(caps
     for kind, items in kinds.items():
         assert f"{kind}: {', '.join(items)}" in shown, kind
     assert dict(folder_vocabulary(folder)) == {kind: ", ".join(items) for kind, items in kinds.items() if items}
+
+
+def _generate_help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--help"])
+    return one_line(capsys.readouterr().out)
+
+
+def test_every_scorer_the_model_computes_is_named_where_users_look(capsys):
+    """The scorers the pipelines compute from the model (reranking.MODEL_SCORERS: likelihood, condition_gain,
+    attribute_posterior) are each named in the README, the call options' docstring and `nuwa-hf generate --help`."""
+    from nuwa_hf.pipelines.call_options import OPTIONS_DOC
+    from nuwa_hf.pipelines.reranking import MODEL_SCORERS
+
+    readme, options, shown = one_line((REPO / "README.md").read_text(encoding="utf-8")), one_line(OPTIONS_DOC), \
+        _generate_help(capsys)
+    assert "attribute_posterior" in MODEL_SCORERS
+    for name in MODEL_SCORERS:
+        assert f'scorer="{name}"' in readme, name
+        assert f'``"{name}"``' in options, name
+        assert f"'{name}'" in shown, name
+
+
+def test_image_completion_defaults_stated_in_the_docs_are_the_pipelines(tiny_model_folder, capsys):
+    """Image completion blanks the region and regenerates a ring of one token by default: a request made with no
+    options carries the defaults the README, the shipped card, `nuwa-hf generate --help` and the pipeline's docstring
+    state; asked for, the earlier behaviour is what the docs call it (blank_region=False, regenerate_border=0)."""
+    import PIL.Image
+    from transformers import pipeline
+
+    complete = pipeline("nuwa-image-completion", model=tiny_model_folder)
+    picture = PIL.Image.new("RGB", (16, 16), (200, 40, 40))
+    request, _ = complete.make_request({"image": picture, "mask": "bottom half"})
+    blank, border = request.blank_region, request.border
+    assert (blank, border) == (True, 1)
+    earlier, _ = complete.make_request({"image": picture}, blank_region=False, regenerate_border=0)
+    assert (earlier.blank_region, earlier.border) == (False, 0)
+    readme = one_line((REPO / "README.md").read_text(encoding="utf-8"))
+    card = one_line((REPO / "checkpoints" / "nuwa-tiny" / "README.md").read_text(encoding="utf-8"))
+    for text in (readme, card):
+        assert f"`blank_region={blank}`" in text and f"`regenerate_border={border}`" in text
+    assert "`blank_region=False, regenerate_border=0` (`--no-blank-region --regenerate-border 0`) is the earlier" \
+        in readme
+    assert f"(default {border}; 0: the region alone)" in _generate_help(capsys)
+    doc = one_line(type(complete).__call__.__doc__)
+    assert f"blank_region (`bool`, defaults to {blank})" in doc and f"regenerate_border (`int`, defaults to {border})" \
+        in doc
+
+
+def test_the_shipped_cards_limitations_are_the_templates():
+    """The card template's limitations (hub.model_cards.DEFAULT_LIMITATIONS, what a re-rendered card says) are the
+    shipped card's, word for word: the I2I protocol and the ring say the same in both."""
+    from nuwa_hf.hub.model_cards import DEFAULT_LIMITATIONS
+
+    card = (REPO / "checkpoints" / "nuwa-tiny" / "README.md").read_text(encoding="utf-8")
+    for limitation in DEFAULT_LIMITATIONS:
+        assert f"- {limitation}\n" in card, limitation[:60]
+
+
+def test_the_i2i_figures_quoted_are_the_cards_and_0_70_only_as_the_earlier_protocol():
+    """The card's I2I 'digit kept' row (re-measured from the known part alone) is the figure the README's table bolds
+    and the limitation quotes; the README quotes the earlier protocol's 0.70 for I2I only saying so."""
+    from nuwa_hf.hub.model_cards import DEFAULT_LIMITATIONS
+
+    card = (REPO / "checkpoints" / "nuwa-tiny" / "README.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| I2I \| digit kept \(the original digit read in the output\): generated \| "
+                    r"(\d\.\d+) \((\d\.\d+-\d\.\d+)\) \|", card, re.M)
+    assert row, "the card's I2I digit-kept row"
+    value, interval = f"{float(row.group(1)):.2f}", row.group(2)
+    readme = one_line((REPO / "README.md").read_text(encoding="utf-8"))
+    assert re.search(rf"^\| I2I \| [^|]+ \| \*\*{re.escape(value)}\*\* \({interval}\)", (REPO / "README.md").read_text(
+        encoding="utf-8"), re.M), "the README's figures row"
+    assert any(f"instead of {value}" in limitation for limitation in DEFAULT_LIMITATIONS)
+    assert "0.70" in readme and not _i2i_070_not_called_earlier(readme)
+    assert _i2i_070_not_called_earlier("I2I 0.56 -> 0.70 on held-out conditions.")  # the check catches the old text
+
+
+def _i2i_070_not_called_earlier(text: str) -> list:
+    """Sentences (or table cells) of ``text`` that quote 0.70 for I2I without saying it is the earlier protocol."""
+    return [s for s in re.split(r"\. |\|", text) if "I2I" in s and re.search(r"\b0\.70\b", s) and "earlier" not in s]

@@ -39,6 +39,11 @@ def test_every_readme_example_runs(monkeypatch):
         torch.set_num_threads(previous)
     assert isinstance(namespace["pictures"][0], PIL.Image.Image)
     assert namespace["video_tokens"].shape == (2, 4, 8, 8)
+    # Image completion: both calls return the input's own pixels outside the region and its 2-pixel seam, the rows of
+    # the regenerated ring (rows 12-15 of the 32-pixel picture) included; the region itself differs between them.
+    completed, as_given = (np.asarray(namespace[name]) for name in ("completed", "as_given"))
+    assert np.array_equal(completed[:14], np.asarray(picture)[:14]) and np.array_equal(as_given[:14], completed[:14])
+    assert not np.array_equal(completed[16:], as_given[16:])
 
 
 def test_the_model_cards_example_runs_without_a_warning(monkeypatch, caplog):
