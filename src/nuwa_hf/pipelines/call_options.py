@@ -127,7 +127,8 @@ OPTIONS_DOC = """
                 (the model's own log-likelihood of each candidate given the condition; every task, no second model;
                 best of 4 raised the shipped model's I2I digit kept 0.55 -> 0.69 and T2V digit 0.84 -> 0.90 on the
                 validation split, I2I with the whole picture given; with the region blanked and its ring regenerated,
-                best of 4 0.518 against one sample 0.520), ``"condition_gain"`` (that log-likelihood minus the one given the null condition
+                best of 4 against one sample 0.518 / 0.520 on validation, 0.520 / 0.452 on test),
+                ``"condition_gain"`` (that log-likelihood minus the one given the null condition
                 of classifier-free guidance: favours candidates the prompt or sketch makes likelier; only for requests
                 with a condition), ``"attribute_posterior"`` (the model's posterior of the motion, digit and colour
                 the prompt asks for, each against the prompt with that word swapped for its other values; only for
