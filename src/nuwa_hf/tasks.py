@@ -44,8 +44,8 @@ class NuwaTaskInfo:
         inputs: the pipeline's required input arguments, in call order.
         optional_inputs: inputs the pipeline also takes.
         description: one line for help texts.
-        frame_options: the pipeline's own keyword options that count frames (its ``request_options`` besides
-            ``include_condition_frames``), in the order help texts list them.
+        frame_options: the pipeline's own keyword options that count frames (those of its ``request_options``,
+            besides ``include_condition_frames``), in the order help texts list them.
     """
 
     code: str
