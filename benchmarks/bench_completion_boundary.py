@@ -18,6 +18,8 @@ Arms (the same conditions and seeds in every arm), all through ``nuwa-image-comp
   the paste-back seam's 2 pixels inside the region differ), and ``whole+blank+border1``;
 - ``default``: the whole picture with the pipeline's defaults (``blank_region=True, regenerate_border=1`` since
   this pilot);
+- ``black+border1/k4`` / ``/k16`` / ``/k32``: the new defaults with another top-k than the folder's 8 (which was
+  chosen under the earlier, whole-picture protocol);
 - ``swap`` / ``swap+blank``: the next condition's region pasted into the input (another digit, what a user's
   picture could hold under the mask); the printout adds how often the output reads as THAT digit, i.e. how much what
   lies under the mask decides the completion.
@@ -59,6 +61,10 @@ ARMS = {  # every option given, so an arm does not move with the pipeline's defa
     "swap": ("swap", {"blank_region": False, "regenerate_border": 0}),
     "swap+blank": ("swap", {"blank_region": True, "regenerate_border": 0}),
     "default": ("whole", {}),  # the pipeline's defaults on the whole picture
+    # the folder's top-k (8, chosen under the earlier whole-picture protocol) against others, the new defaults
+    "black+border1/k4": ("black", {"blank_region": True, "regenerate_border": 1, "top_k": 4}),
+    "black+border1/k16": ("black", {"blank_region": True, "regenerate_border": 1, "top_k": 16}),
+    "black+border1/k32": ("black", {"blank_region": True, "regenerate_border": 1, "top_k": 32}),
 }
 
 
