@@ -16,8 +16,7 @@ Arms (the same conditions and seeds in every arm), all through ``nuwa-image-comp
 - ``whole``: the whole original picture, encoded as given (the leaky reference: the earlier evaluation protocol);
 - ``whole+blank``: the whole picture, the pipeline blanks the region before encoding (should read as ``black``: only
   the paste-back seam's 2 pixels inside the region differ), and ``whole+blank+border1``;
-- ``default``: the whole picture with the pipeline's defaults (``blank_region=True, regenerate_border=1`` since
-  this pilot);
+- ``default``: the whole picture with the pipeline's defaults (``blank_region=True, regenerate_border=0``);
 - ``black+border1/k4`` / ``/k16`` / ``/k32``: the new defaults with another top-k than the folder's 8 (which was
   chosen under the earlier, whole-picture protocol);
 - ``swap`` / ``swap+blank``: the next condition's region pasted into the input (another digit, what a user's
@@ -28,7 +27,9 @@ Each arm with the folder's sampling (I2I: top-k 8, best of 4 by the model's like
 sample (``num_candidates=1``, ``/1sample``). Held-out conditions of ``--split`` (validation for choosing), ``--conditions`` per seed,
 generation seeded ``seed + first`` per chunk of 16 as the recipe's ``evaluate_task``; "digit kept" = the recipe's
 ``read_digits`` (MNIST-framed crop of the whole output) equal to the original digit, read by the shipped
-``checkpoints/mnist-digit-reader``.
+``checkpoints/mnist-digit-reader``; "colour kept" = the named colour of the bright pixels below the region's seam
+(``read_colours``) equal to that of the original's top half, the known part (no bright pixels there counts as not
+kept).
 
     OMP_NUM_THREADS=1 nice -n 15 python benchmarks/bench_completion_boundary.py [--split validation]
         [--conditions 200] [--seeds 0,1,2] [--arms black,black+border1,...] [--out results.json]
@@ -84,7 +85,7 @@ def run_seed(pipe, reader, args, seed: int, arms: list, log) -> dict:
 
     from nuwa_hf import data
     from nuwa_hf.data.task_examples import task_examples
-    from nuwa_hf.evaluation.digit_reading import read_digits
+    from nuwa_hf.evaluation.digit_reading import read_colours, read_digits
 
     size, frames = args.image_size, int(pipe.model.config.max_visual_grid[0])
     black = task_examples("nuwa-image-completion", args.conditions, size, frames, split=args.split, seed=seed)
@@ -99,7 +100,9 @@ def run_seed(pipe, reader, args, seed: int, arms: list, log) -> dict:
     digits = np.array([int(np.ravel(d)[0]) for d in rows["digits"]])
     donors = np.roll(digits, -1)
     masks = black.inputs["mask"]
-    kept, donor, seconds = {}, {}, {}
+    # the known part's colour (the top half of the original) against the region's in each output
+    top = read_colours(references, [(0.0, 0.0, 1.0, 0.5)] * len(references))
+    kept, donor, colour, seconds = {}, {}, {}, {}
     for name in arms:
         source, options = ARMS[name]
         generated = []
@@ -113,9 +116,11 @@ def run_seed(pipe, reader, args, seed: int, arms: list, log) -> dict:
         read = read_digits(reader, generated).argmax(-1).numpy()
         kept[name] = (read == digits).tolist()
         donor[name] = (read == donors).tolist()
+        region = read_colours(generated, [(0.0, 0.55, 1.0, 1.0)] * len(generated))  # below the seam
+        colour[name] = [r is not None and r == t for r, t in zip(region, top)]
         extra = f", read as the digit under the mask {np.mean(donor[name]):.3f}" if source == "swap" else ""
         log(f"  seed {seed} {name}: digit kept {np.mean(kept[name]):.3f}{extra} ({seconds[name]:.1f} s)")
-    return {"kept": kept, "donor": donor, "seconds": seconds}
+    return {"kept": kept, "donor": donor, "colour": colour, "seconds": seconds}
 
 
 def main(argv=None) -> int:
@@ -151,23 +156,29 @@ def main(argv=None) -> int:
     per_seed = [run_seed(pipe, reader, args, int(s), arms, log) for s in args.seeds.split(",")]
     kept = {name: sum((r["kept"][name] for r in per_seed), []) for name in arms}
     donor = {name: sum((r["donor"][name] for r in per_seed), []) for name in arms}
+    colour = {name: sum((r["colour"][name] for r in per_seed), []) for name in arms}
     n = len(kept[arms[0]])
     base = "black" if "black" in kept else arms[0]
     log(f"\n## I2I, split {args.split}: {n} conditions ({len(per_seed)} seeds), digit kept")
-    log(f"| arm | digit kept (se) | vs {base} (paired se) | seconds / 100 conditions |")
-    log("|---|---|---|---|")
+    log(f"| arm | digit kept (se) | vs {base} (paired se) | colour kept (se) | vs {base} (paired se) | "
+        "seconds / 100 conditions |")
+    log("|---|---|---|---|---|---|")
     table = {}
     for name in arms:
         p, se = share(kept[name])
         d, dse = paired(kept[name], kept[base])
         secs = sum(r["seconds"][name] for r in per_seed) / n * 100
-        row = {"value": p, "se": se, "diff": d, "diff_se": dse, "seconds_per_100": secs}
+        cp, cse = share(colour[name])
+        cd, cdse = paired(colour[name], colour[base])
+        row = {"value": p, "se": se, "diff": d, "diff_se": dse, "colour": cp, "colour_se": cse, "colour_diff": cd,
+               "colour_diff_se": cdse, "seconds_per_100": secs}
         note = ""
         if ARMS[name][0] == "swap":
             row["read_as_digit_under_mask"], row["read_as_digit_under_mask_se"] = share(donor[name])
             note = f" (read as the digit under the mask: {row['read_as_digit_under_mask']:.3f})"
         table[name] = row
-        log(f"| {name} | {p:.3f} ({se:.3f}){note} | {d:+.3f} ({dse:.3f}) | {secs:.0f} |")
+        log(f"| {name} | {p:.3f} ({se:.3f}){note} | {d:+.3f} ({dse:.3f}) | {cp:.3f} ({cse:.3f}) | {cd:+.3f} "
+            f"({cdse:.3f}) | {secs:.0f} |")
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "table": table, "per_seed": per_seed}, indent=1,
                                              default=float))

@@ -127,9 +127,9 @@ def test_every_scorer_the_model_computes_is_named_where_users_look(capsys):
 
 
 def test_image_completion_defaults_stated_in_the_docs_are_the_pipelines(tiny_model_folder, capsys):
-    """Image completion blanks the region and regenerates a ring of one token by default: a request made with no
+    """Image completion blanks the region and regenerates the region alone by default: a request made with no
     options carries the defaults the README, the shipped card, `nuwa-hf generate --help` and the pipeline's docstring
-    state; asked for, the earlier behaviour is what the docs call it (blank_region=False, regenerate_border=0)."""
+    state; asked for, the earlier behaviour is what the docs call it (blank_region=False)."""
     import PIL.Image
     from transformers import pipeline
 
@@ -137,16 +137,17 @@ def test_image_completion_defaults_stated_in_the_docs_are_the_pipelines(tiny_mod
     picture = PIL.Image.new("RGB", (16, 16), (200, 40, 40))
     request, _ = complete.make_request({"image": picture, "mask": "bottom half"})
     blank, border = request.blank_region, request.border
-    assert (blank, border) == (True, 1)
+    assert (blank, border) == (True, 0)
     earlier, _ = complete.make_request({"image": picture}, blank_region=False, regenerate_border=0)
     assert (earlier.blank_region, earlier.border) == (False, 0)
     readme = one_line((REPO / "README.md").read_text(encoding="utf-8"))
     card = one_line((REPO / "checkpoints" / "nuwa-tiny" / "README.md").read_text(encoding="utf-8"))
     for text in (readme, card):
-        assert f"`blank_region={blank}`" in text and f"`regenerate_border={border}`" in text
-    assert "`blank_region=False, regenerate_border=0` (`--no-blank-region --regenerate-border 0`) is the earlier" \
-        in readme
-    assert f"(default {border}; 0: the region alone)" in _generate_help(capsys)
+        assert f"`blank_region={blank}`" in text
+    assert f"`regenerate_border=N` (`--regenerate-border N`) also redraws N token rows around the region (default " \
+        f"{border}:" in readme and f"`regenerate_border={border}`" in card
+    assert "`blank_region=False` (`--no-blank-region`) is the earlier behaviour" in readme
+    assert f"(default {border}: the region alone;" in _generate_help(capsys)
     doc = one_line(type(complete).__call__.__doc__)
     assert f"blank_region (`bool`, defaults to {blank})" in doc and f"regenerate_border (`int`, defaults to {border})" \
         in doc

@@ -412,7 +412,7 @@ def test_a_sketch_painted_in_the_class_colours_works_and_a_foreign_colour_names_
 def test_image_completion_takes_the_pipelines_region_options(cli_model_folder, inputs, tmp_path, capsys):
     """--no-blank-region and --regenerate-border N are the pipeline's blank_region=False / regenerate_border=N: each
     command writes the picture the pipeline call with those options gives for the seed (the defaults, blank_region=True
-    and regenerate_border=1, when left out); a negative or too wide border and another task taking them exit 2."""
+    and regenerate_border=0, when left out); a negative or too wide border and another task taking them exit 2."""
     from transformers import pipeline
 
     completion = pipeline("nuwa-image-completion", model=cli_model_folder)
@@ -420,8 +420,8 @@ def test_image_completion_takes_the_pipelines_region_options(cli_model_folder, i
     picture = PIL.Image.open(inputs / "image.png").convert("RGB")
     argv = ["generate", "--task", "I2I", "--model", cli_model_folder, "--image", inputs / "image.png", "--mask",
             "bottom half", "--seed", "3", "--quiet"]
-    cases = {"default": ([], {}), "as_given": (["--no-blank-region", "--regenerate-border", "0"],
-                                               {"blank_region": False, "regenerate_border": 0}),
+    cases = {"default": ([], {}), "as_given": (["--no-blank-region"], {"blank_region": False}),
+             "ring": (["--regenerate-border", "1"], {"regenerate_border": 1}),
              "wide": (["--regenerate-border", "2"], {"regenerate_border": 2})}
     written = {}
     for name, (flags, options) in cases.items():
@@ -430,8 +430,9 @@ def test_image_completion_takes_the_pipelines_region_options(cli_model_folder, i
         written[name] = np.asarray(PIL.Image.open(tmp_path / name / "i2i_00_00.png"))
         assert np.array_equal(written[name], np.asarray(completion(picture, mask="bottom half", seed=3, **options)))
     assert np.array_equal(written["default"], np.asarray(
-        completion(picture, mask="bottom half", seed=3, blank_region=True, regenerate_border=1)))
+        completion(picture, mask="bottom half", seed=3, blank_region=True, regenerate_border=0)))
     assert not np.array_equal(written["default"], written["as_given"])  # the options reach the pipeline
+    assert not np.array_equal(written["default"], written["ring"])
     code, _, stderr = run(argv + ["--regenerate-border", "-1", "--out", tmp_path / "negative"], capsys)
     assert code == 2 and "--regenerate-border" in stderr and "an integer >= 0" in stderr
     code, _, stderr = run(argv + ["--regenerate-border", "99", "--out", tmp_path / "wide99"], capsys)

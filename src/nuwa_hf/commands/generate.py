@@ -279,8 +279,9 @@ class GenerateCommand(NuwaCommand):
                                   "the region is blacked out first, so the completion depends on the known part "
                                   "alone)")
         options.add_argument("--regenerate-border", type=non_negative_int, default=None, metavar="N",
-                             help="I2I: also regenerate N token rows / columns around the region (default 1; 0: the "
-                                  "region alone); the input's pixels outside the region are pasted back all the same")
+                             help="I2I: also regenerate N token rows / columns around the region (default 0: the "
+                                  "region alone; 1 keeps the digit a little better but the known part's colour less); "
+                                  "the input's pixels outside the region are pasted back all the same")
         options.add_argument("--no-keep-original-pixels", action="store_true",
                              help="editing tasks (I2I, TI2I, V2V, TV2V): return the VQ-GAN's reconstruction outside the "
                                   "region and in the given frames instead of the input's own pixels (pasted back with a "

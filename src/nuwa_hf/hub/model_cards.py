@@ -33,13 +33,12 @@ DEFAULT_LIMITATIONS = (
     "FID / KID use the real FID Inception on 32x32 images upsampled to 299x299 at a few dozen samples: biased and "
     "noisy, only for comparing checkpoints of this model with each other.",
     "Completion and manipulations are zero-shot (constrained decoding): the kept tokens are exactly the input's (image "
-    "completion's: the picture's with the region blacked out, less the ring of one token around the region, which it "
-    "regenerates too), and the pipelines paste the input's own pixels back outside the region (a 2-pixel blended "
+    "completion's: the picture's with the region blacked out), and the pipelines paste the input's own pixels back outside the region (a 2-pixel blended "
     "seam), so only the region and its seam are new.",
     "Image completion's 'digit kept' is measured from the known part alone (the held-out picture with the region "
     "black); the pipeline blanks the region of any picture before encoding it, as diffusers' inpainting does, because "
     "the VQ-GAN encoder's receptive field would carry the region's own pixels into the kept tokens beside it (with the "
-    "whole picture encoded as given the same weights read 0.70 instead of 0.44; `blank_region=False` gives that "
+    "whole picture encoded as given the same weights read 0.70 instead of 0.46; `blank_region=False` gives that "
     "behaviour; benchmarks/README.md 'Completing from the known part alone').",
     "No safety filtering is needed for this data domain; do not use it as a component of a product.",
 )

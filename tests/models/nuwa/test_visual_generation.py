@@ -76,14 +76,15 @@ def test_sliding_past_the_trained_length_same_tokens_as_the_pipeline(pipes):
 
 
 def test_image_completion_from_an_image_and_a_region_same_tokens_as_the_pipeline(pipes):
-    """The pipeline's completion is generate_visual on the picture it codes: by default the region blacked out and
-    the region grown by one token (blank_region, regenerate_border); with both off, the picture and region as given."""
+    """The pipeline's completion is generate_visual on the picture it codes: by default the region blacked out
+    (blank_region), with regenerate_border=1 the region grown by one token too; with blank_region=False, the picture
+    and region as given."""
     pipe = pipes("nuwa-image-completion")
     image = frames(1, seed=2)[0]
     mask = region_to_token_mask("top left", image.size, (GRID, GRID), pipe.processor.image_processor)  # (4, 4) bool
     pixels = pipe.processor(images=[image], return_tensors="pt")["pixel_values"]
     as_given = pipe(image, mask="top left", seed=9, output_type="tokens", num_outputs_per_input=2,
-                    blank_region=False, regenerate_border=0)
+                    blank_region=False)
     out = pipe.model.generate_visual(pixel_values=pixels, region_mask=mask, task="I2I", num_return_sequences=2,
                                      generator=seeded(9))
     assert out.tokens.shape == (2, 1, GRID, GRID)
@@ -91,8 +92,12 @@ def test_image_completion_from_an_image_and_a_region_same_tokens_as_the_pipeline
     kept = pipe.model.encode_videos(pixels)[0, 0]
     assert torch.equal(out.tokens[:, 0][:, ~mask], kept[~mask].expand(2, -1)), "outside the region: the image's tokens"
 
-    expected = pipe(image, mask="top left", seed=9, output_type="tokens", num_outputs_per_input=2)
     blanked, grown = blank_pixels(pixels, mask), grow_token_mask(mask, 1)
+    by_default = pipe(image, mask="top left", seed=9, output_type="tokens", num_outputs_per_input=2)
+    out = pipe.model.generate_visual(pixel_values=blanked, region_mask=mask, task="I2I", num_return_sequences=2,
+                                     generator=seeded(9))
+    assert torch.equal(out.tokens[:, 0], torch.stack(by_default))
+    expected = pipe(image, mask="top left", seed=9, output_type="tokens", num_outputs_per_input=2, regenerate_border=1)
     assert grown.sum() > mask.sum()
     out = pipe.model.generate_visual(pixel_values=blanked, region_mask=grown, task="I2I", num_return_sequences=2,
                                      generator=seeded(9))
