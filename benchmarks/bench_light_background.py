@@ -177,7 +177,7 @@ def detection(processor, args, log) -> dict:
             p, se = share(flagged)
             table[f"{name}, {version}"] = {"n": len(values), "flagged": p, "se": se, "min": float(values.min()),
                                            "median": float(np.median(values)), "max": float(values.max())}
-            log(f"  {name}, {version} ({len(values)}): flagged {p:.3f} ± {se:.3f}; border brightness min "
+            log(f"  {name}, {version} ({len(values)}): flagged {p:.3f} ± {se:.3f}; border grey level min "
                 f"{values.min():.3f}, median {np.median(values):.3f}, max {values.max():.3f}")
     return table
 
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     log = lambda line: print(line, flush=True)  # noqa: E731
     results = {}
     if "detection" in parts:
-        log(f"Light-background rule (border brightness >= {LIGHT_BORDER}):")
+        log(f"Light-background rule (border grey level >= {LIGHT_BORDER}):")
         results["detection"] = detection(processor, args, log)
     for part, task, run in (("i2i", "nuwa-image-completion", run_i2i), ("v2v", "nuwa-video-prediction", run_v2v)):
         if part not in parts:
