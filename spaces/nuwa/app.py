@@ -856,7 +856,8 @@ def page_wording(tokenizer) -> NoticeWording:
     kinds = "; ".join(f"{kind}: {', '.join(words)}" for kind, words in vocabulary_by_kind(tokenizer).items() if words)
     return NoticeWording(keep=None, drop=None, keep_instead=None,
                          known=f"To steer the result, rephrase with words it knows ({kinds}).",
-                         part_of_image="paint over only the part to change")
+                         part_of_image="paint over only the part to change",
+                         invert="invert it in an image editor (Invert / Negative) and upload that")
 
 
 def _drawn(picture: Optional[PIL.Image.Image]) -> Optional[PIL.Image.Image]:

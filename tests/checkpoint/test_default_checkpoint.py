@@ -347,3 +347,26 @@ def test_the_shipped_pipeline_reads_only_caption_words_and_refuses_fillers(model
         pipe("a purple cat", seed=0)
     assert pipe.preprocess("a purple cat", drop_unknown_words=False)["input_ids"].shape == ids("a red 7").shape
     assert pipe.preprocess("a red 7")["notices"] == ""
+
+
+def test_held_out_pictures_get_no_light_background_notice_and_the_same_outputs(model, processor, sizes, monkeypatch):
+    """Held-out pictures of the training worlds (I2I, V2V) pass strict=True (no light-background notice: their
+    border's grey level is 0) and give the same tokens with the light-background check as without it; their negative
+    (dark on white) is refused by strict=True."""
+    from nuwa_hf.data.task_examples import task_examples
+
+    size, frames, _ = sizes
+    for task in ("nuwa-image-completion", "nuwa-video-prediction"):
+        pipe = _pipe(task, model, processor)
+        ex = task_examples(task, 8, size, frames, split="test", seed=3, whole_picture=task == "nuwa-image-completion")
+        checked = pipe(**ex.chunk(0, 8), seed=5, output_type="tokens", strict=True)
+        with monkeypatch.context() as patch:
+            patch.setattr(type(pipe), "_light_background_notes", staticmethod(lambda *args: []))
+            unchecked = pipe(**ex.chunk(0, 8), seed=5, output_type="tokens")
+        assert all(torch.equal(a, b) for a, b in zip(checked, unchecked))
+        first = ex.chunk(0, 1)
+        key = "image" if task == "nuwa-image-completion" else "video"
+        negative = PIL.Image.fromarray(255 - np.asarray(first[key][0] if key == "image" else first[key][0][0]))
+        first[key] = [negative] if key == "image" else [[negative]]
+        with pytest.raises(ValueError, match="has a light background"):
+            pipe(**first, seed=5, strict=True)

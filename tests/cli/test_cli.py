@@ -442,3 +442,22 @@ def test_image_completion_takes_the_pipelines_region_options(cli_model_folder, i
                                inputs / "image.png", "--prompt", "a red 3", "--mask", "top half", "--quiet",
                                "--out", tmp_path / "ti2i", *flags], capsys)
         assert code == 2 and f"does not take {flags[0]}: only I2I" in stderr
+
+
+def test_a_light_background_picture_is_said_on_stderr_with_the_cli_fix(cli_model_folder, tmp_path, capsys):
+    """A scan of dark ink on white paper given to image completion: stderr says its background is light (the model
+    was trained on light digits on black) and how to invert the file; the same picture inverted is not said."""
+    import PIL.ImageOps
+
+    grey = np.full((16, 16), 240, dtype=np.uint8)
+    grey[4:6, 4:12] = 30  # a dark "7"
+    grey[6:12, 8:10] = 30
+    paper = PIL.Image.fromarray(np.repeat(grey[..., None], 3, axis=-1))
+    paper.save(tmp_path / "scan.png")
+    PIL.ImageOps.invert(paper).save(tmp_path / "inverted.png")
+    argv = ["generate", "--task", "I2I", "--model", cli_model_folder, "--mask", "bottom half", "--quiet"]
+    code, _, stderr = run(argv + ["--image", tmp_path / "scan.png", "--out", tmp_path / "scan"], capsys)
+    assert code == 0 and "nuwa-hf: warning: The image has a light background" in stderr
+    assert "-negate" in stderr and "PIL.ImageOps" not in stderr  # the CLI's wording of the fix
+    code, _, stderr = run(argv + ["--image", tmp_path / "inverted.png", "--out", tmp_path / "inverted"], capsys)
+    assert code == 0 and "light background" not in stderr

@@ -129,6 +129,8 @@ def _cli_wording():
         known="The words it knows are in the model card (and, for the shipped checkpoint, nuwa-hf generate --help).",
         as_typed="--no-rephrase reads it as typed",
         as_given="--no-complete-instruction reads the instruction as given",
+        invert="invert the file first (an image editor's Invert / Negative, or ImageMagick's convert in.png -negate "
+               "out.png)",
     )
 
 

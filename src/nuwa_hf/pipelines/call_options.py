@@ -101,7 +101,8 @@ OPTIONS_DOC = """
                 refused by ``strict`` (a prompt may leave them open on purpose: pass False then).
             strict (`bool`, defaults to False): turn the warnings about prompt words the model never saw, prompts
                 rephrased (``rephrase_prompt``), inputs resized by more than 2x or cropped to the model's frame
-                shape, video frames left unread and edits of the whole image into errors (not the advice that an
+                shape, video frames left unread, edits of the whole image and pictures on a light background (dark
+                ink on white paper: invert them first, e.g. ``PIL.ImageOps.invert(image.convert("RGB"))``) into errors (not the advice that an
                 edit names no digit or colour: that can be meant).
             do_sample (`bool`, defaults to True): sample (NUWA's way); False decodes greedily.
             temperature (`float`), top_k (`int`), top_p (`float`): sampling controls; unset ones come from the model

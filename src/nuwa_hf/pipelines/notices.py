@@ -1,8 +1,9 @@
 """What a pipeline call did not understand, said instead of done in silence: prompt words the model's training
 captions never had, inputs resized by more than 2x, inputs of another shape than the model's frames, whose centre crop
-leaves part of them out, the frames of a clip video prediction does not read, and edits whose region is the whole
-picture (nothing of it is read). Each is a warning through transformers' logging (once per call and message), or,
-with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
+leaves part of them out, the frames of a clip video prediction does not read, edits whose region is the whole
+picture (nothing of it is read), and pictures on a light background (dark ink on white paper; the model was trained
+on light digits on black: :mod:`.backgrounds`). Each is a warning through transformers' logging (once per call and
+message), or, with ``strict=True``, a ``ValueError``. The pipelines also leave the unknown words out of what the
 model reads (``drop_unknown_words=True``, the default; the warning says what it reads) and refuse with a
 ``ValueError`` listing the known words a prompt with no known word at all, or one that leaving out its unknown words
 reduces to filler words of the captions ("a purple cat" -> "a") (:mod:`.pipeline_base`). Before that, common
@@ -60,6 +61,7 @@ class NoticeWording:
     after the completion notice; None: no way to.
     prompt: what the reader calls the text the model draws from (the pipelines' argument ``prompt``; a page may name
     its box "instruction"): the notices and errors about that text name it so ("The instruction 'make it blue' ...").
+    invert: how to invert a picture on a light background before giving it (the light-background notice).
     """
 
     keep: Optional[str]
@@ -70,6 +72,7 @@ class NoticeWording:
     as_typed: Optional[str] = None
     as_given: Optional[str] = None
     prompt: str = "prompt"
+    invert: str = "invert it first, e.g. PIL.ImageOps.invert(image.convert('RGB'))"
 
 
 LIBRARY_WORDING = NoticeWording(
@@ -232,6 +235,20 @@ def crop_notice(what: str, size: Tuple[int, int], resized: Tuple[int, int], targ
             f"at the {part}. Pad or crop it to the frame's shape first to choose what is kept.")
 
 
+def light_background_notice(what: str, brightness: float, frames: Optional[Tuple[int, int]] = None) -> str:
+    """A sentence for an input picture on a light background (:mod:`nuwa_hf.pipelines.backgrounds`: the median grey
+    level of its border, ``brightness`` in [0, 1], at least ``LIGHT_BORDER``, 0.6), e.g. dark ink on white paper,
+    which the model (trained on light digits on black) reads as nothing it saw. ``what``: "image" or "video";
+    ``frames``: (how many of the given frames are light, how many were given) for a video. The fix is worded by
+    :func:`notice_wording`."""
+    which = f"the {what}" if frames is None else f"{frames[0]} of the {frames[1]} given frame(s) of the {what}"
+    return (f"{which[0].upper()}{which[1:]} has a light background (its border's median grey level is "
+            f"{brightness:.2f} on a 0-1 scale, against 0 for the model's training pictures, light digits on black): "
+            f"the model reads a dark picture on a light background as nothing it was trained on, so the output will "
+            f"not follow it. To draw from it, {notice_wording().invert} (dark ink on white becomes light ink on "
+            f"black), and invert the output back if you want it dark on light.")
+
+
 def whole_region_notice(read: Optional[str]) -> str:
     """A sentence for an image completion / manipulation whose region is the whole picture: no token of the picture is
     kept, so the picture is not read at all, and the output comes from the prompt (``read``: what the model reads of
@@ -254,7 +271,7 @@ def says_how_read(message: str) -> bool:
     """Whether ``message`` is a notice that says how an input was read on the user's behalf (:func:`rephrase_notice`:
     a motion in the captions' words, an edit as the picture it asks for; :func:`completion_notice`: an instruction
     completed from the picture) rather than one that says what the model will not honour (words it never saw, a
-    picture not read, a digit or colour it may draw at random, resizes and crops)."""
+    picture not read, a digit or colour it may draw at random, resizes and crops, a light background)."""
     return any(pattern.match(message) for pattern in _HOW_READ)
 
 

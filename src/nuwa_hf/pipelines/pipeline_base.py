@@ -46,13 +46,14 @@ from transformers.generation.streamers import BaseStreamer
 from ..models.nuwa.loading_nuwa import NuwaModelFolderError
 from ..tasks import TASK_CODE_OF, TASK_CODES, TASK_NAMES, get_task_info  # noqa: F401
 from .work_limits import check_chunk_memory, check_frames, check_rows
-from .regions import blank_pixels, grow_token_mask, region_to_token_mask
+from .regions import blank_pixels, grow_token_mask, region_to_token_mask, token_mask_to_pixels
+from .backgrounds import LIGHT_BORDER, border_brightness
 from ..models.nuwa.visual_generation_nuwa import SAMPLING_OPTIONS, task_sampling_entry
 from .call_options import CALL_OPTIONS, NUM_OUTPUTS, OUTPUT_TYPES, merge_generate_kwargs, rename_old_count_names
 from .randomness import SeededInput, generators_of, seed_from, with_call_randomness
 from .notices import (
-    CallNotices, completion_notice, crop_notice, fillers_only_error, no_known_word_error, open_kinds_notice, prompt_notice,
-    rephrase_notice, resize_notice, whole_region_notice,
+    CallNotices, completion_notice, crop_notice, fillers_only_error, light_background_notice, no_known_word_error,
+    open_kinds_notice, prompt_notice, rephrase_notice, resize_notice, whole_region_notice,
 )
 from ..processing.phrasings import rephrase, rephrase_edit, unnamed_kinds
 from ..processing.vocabulary import (
@@ -554,6 +555,14 @@ class NuwaPipeline(Pipeline):
             whole = bool(mask.all())
             if whole:
                 notes.append(whole_region_notice(read if drop_unknown_words else text))
+        # the pictures as the model reads them, made once: for the light-background check, then for the model
+        pixels = None
+        if plan.regions:
+            pixels = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]  # (1, 1, 3, H, W)
+        elif plan.known_frames:
+            pixels = self.processor(videos=[request.video[: plan.known_frames]], return_tensors="pt")["pixel_values"]
+        if pixels is not None:
+            notes.extend(self._light_background_notes(pixels[0], mask, "image" if plan.regions else "video"))
         if strict and notes:
             raise ValueError(notes[0] + " (strict=True turns this warning into an error.)")
         completing: list = []  # the kinds _forward fills from the model's reading of the picture
@@ -575,15 +584,13 @@ class NuwaPipeline(Pipeline):
                 model_inputs["negative_input_ids"] = self._text_ids(negative_read)
         if request.sketch is not None:
             model_inputs["sketch_maps"], sketch_frames = self._sketch_maps(request.sketch)
-        if plan.regions:
-            pixels = self.processor(images=[request.image], return_tensors="pt")["pixel_values"]  # (1, 1, 3, H, W)
+        if plan.regions:  # pixels (1, 1, 3, H, W), made above
             if request.blank_region:  # the region's pixels reach neither the tokens nor the paste-back's seam
                 pixels = blank_pixels(pixels, mask)
             model_inputs["pixel_values"] = pixels
             model_inputs["generate_mask"] = grow_token_mask(mask, request.border)[None, None]  # what is sampled
             model_inputs["region_mask"] = mask[None, None]  # the region itself (the paste-back's)
-        elif plan.known_frames:
-            pixels = self.processor(videos=[request.video[: plan.known_frames]], return_tensors="pt")["pixel_values"]
+        elif plan.known_frames:  # pixels (1, known_frames, 3, H, W), made above
             model_inputs["pixel_values"] = _pad_frames(pixels, max(self.max_frames, plan.known_frames))
         columns = dict(condition=CONDITIONS.index(plan.condition), frames=plan.frames, known_frames=plan.known_frames,
                        regions=int(plan.regions), output_from_frame=plan.output_from_frame, sketch_frames=sketch_frames)
@@ -628,6 +635,22 @@ class NuwaPipeline(Pipeline):
                 notes.append(crop_notice(what, size, (resized_width, resized_height), target))
         notes.extend(request.notes)
         return [note for note in notes if note]
+
+    @staticmethod
+    def _light_background_notes(pixels: torch.Tensor, mask: Optional[torch.Tensor], what: str) -> list:
+        """The light-background notice (notices.py) for the given picture(s) ``pixels`` ``(T, 3, H, W)`` in [-1, 1]
+        when any is on a light background (:mod:`.backgrounds`), the region of the token ``mask`` ``(h, w)`` (True =
+        regenerated; None: no region) left out of the border read; else ``[]``."""
+        ignore = None
+        if mask is not None:
+            height, width = pixels.shape[-2:]
+            ignore = torch.from_numpy(token_mask_to_pixels(mask, (width, height)))
+        levels = [border_brightness(frame, ignore) for frame in pixels]
+        light = [level for level in levels if level >= LIGHT_BORDER]
+        if not light:
+            return []
+        frames = None if what == "image" else (len(light), len(levels))
+        return [light_background_notice(what, max(light), frames)]
 
     def _check_words_left(self, prompt: Optional[str], read: Optional[str], unknown: list) -> None:
         """Refuse a prompt that leaving out the words the model never saw (``unknown``) empties or reduces to fillers
