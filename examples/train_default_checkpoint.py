@@ -59,7 +59,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 from nuwa_hf.evaluation.digit_reading import (  # noqa: E402  (the readers the evaluation stages use)
-    digits_kept, first_colour as _first_colour, parse_video_caption as _parse_video_caption, read_colours, read_digits,
+    colour_kept, digits_kept, first_colour as _first_colour, parse_video_caption as _parse_video_caption, read_colours, read_digits,
     single_digit_video_accuracy, single_digit_videos,
 )
 
@@ -1109,6 +1109,13 @@ def evaluate_task(args, context: SimpleNamespace, code: str, split: str, samplin
                 read = read_colours(pictures, ex.inputs["mask"], s)
                 extra.append((f"colour reader check: the original colour read on the {label}",
                               float(np.mean([r == c for r, c in zip(read, originals)])), "same reader"))
+        if code == "I2I" and args.world == "large_digits":  # the completed half should take the known part's colour
+            originals = [_first_colour(str(t)) for t in data.world_rows("t2i", split, n, seed=args.seed,
+                                                                       world=args.world, image_size=s)["text"]]
+            for label, pictures in (("generated", generated), ("real held-out images", refs)):
+                kept = colour_kept(pictures, originals, size=s)  # the bottom half, below the paste-back's seam
+                extra.append((f"colour kept (the original colour read in the completed half): {label}",
+                              float(np.mean(kept)), "nearest named colour of the bright pixels"))
         if code in ("I2I", "TI2I") and args.world == "large_digits":  # the one digit must survive the edit
             _, original_digits = t2i_regions_and_digits(args, split, n)
             for label, pictures in (("generated", generated), ("real held-out images", refs)):

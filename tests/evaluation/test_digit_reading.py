@@ -68,3 +68,27 @@ def test_first_colour_of_a_caption():
     assert digit_reading.first_colour("7, red") == "red"
     assert digit_reading.first_colour("the digit seven in blue and a red 3") == "blue"
     assert digit_reading.first_colour("a 7") is None
+
+
+def test_colour_kept_reads_the_completed_half_against_the_known_colour():
+    """Image completion's colour row: a held-out digit keeps its caption colour in its bottom half; the same digit
+    with the bottom half painted another colour, or blank, does not keep it; the top half is not read."""
+    from nuwa_hf.data.attributes import COLOR_RGB
+
+    rows = data.world_rows("t2i", "test", 20, seed=3, image_size=32)[:]
+    pictures = np.asarray(rows["image"]).copy()
+    colours = [data.COLORS[int(c[0])] for c in rows["color"]]
+    assert np.mean(digit_reading.colour_kept(pictures, colours, size=32)) >= 0.9
+    other = "blue"
+    repainted, blank = pictures.copy(), pictures.copy()
+    bottom = repainted[:, 18:]
+    lit = bottom.max(axis=-1) > 90
+    bottom[lit] = COLOR_RGB[other]
+    blank[:, 18:] = 0
+    not_blue = [c != other for c in colours]
+    kept = digit_reading.colour_kept(repainted, colours, size=32)
+    assert not any(k for k, n in zip(kept, not_blue) if n)  # the caption's colour is not what the half shows
+    assert not any(digit_reading.colour_kept(blank, colours, size=32))
+    top_blank = pictures.copy()
+    top_blank[:, :17] = 0  # the known half is not what the row reads
+    assert digit_reading.colour_kept(top_blank, colours, size=32) == digit_reading.colour_kept(pictures, colours, size=32)

@@ -153,6 +153,15 @@ def read_colours(pictures, masks_xyxy=None, size=None):
     return out
 
 
+def colour_kept(pictures, colours, box=(0.0, 0.55, 1.0, 1.0), size=None) -> list:
+    """Whether each picture's bright pixels inside ``box`` (fractions x0, y0, x1, y1; default: the bottom half below
+    the paste-back's 2-pixel seam at 32 px, what image completion regenerates) read as the named colour
+    ``colours[i]`` (:func:`read_colours`), i.e. whether a completion took the known part's colour. A box with no
+    bright pixels counts as not kept. ``pictures`` (N, H, W, 3) uint8; a list of N bools."""
+    read = read_colours(pictures, [tuple(box)] * len(pictures), size)
+    return [r is not None and r == c for r, c in zip(read, colours)]
+
+
 def read_motion(video, threshold: float = 0.35, min_step: float = 1.0):
     """One of ``data.MOTIONS`` read off a single-digit video (T, H, W, 3) uint8 from the path of its bright pixels'
     centre: the axis along which the centre spans most, and the direction of its first move of at least ``min_step``
