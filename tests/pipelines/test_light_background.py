@@ -10,7 +10,6 @@ import PIL.ImageDraw
 import PIL.ImageOps
 import pytest
 import torch
-from transformers import pipeline
 
 import nuwa_hf  # noqa: F401
 from nuwa_hf.pipelines import backgrounds, notices
@@ -36,19 +35,6 @@ def ink_on_paper(size: int = SIZE, paper: int = 245) -> PIL.Image.Image:
 def said(caplog):
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "nuwa_hf.pipelines"
             and "light background" in r.getMessage()]
-
-
-@pytest.fixture(scope="module")
-def task_pipes(tiny_model_folder):
-    cache = {}
-
-    def get(task):
-        if task not in cache:
-            cache[task] = pipeline(task, model=tiny_model_folder)
-            cache[task].set_progress_bar_config(disable=True)
-        return cache[task]
-
-    return get
 
 
 def pixels_of(image: PIL.Image.Image) -> torch.Tensor:
@@ -82,9 +68,9 @@ def test_the_region_is_left_out_of_the_border_read():
 
 
 @pytest.mark.parametrize("task", ["nuwa-image-completion", "nuwa-image-manipulation"])
-def test_image_tasks_say_a_light_background_with_the_fix(task_pipes, caplog, task):
+def test_image_tasks_say_a_light_background_with_the_fix(pipes, caplog, task):
     caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
-    pipe = task_pipes(task)
+    pipe = pipes(task)
     args = ("a red 7",) if task == "nuwa-image-manipulation" else ()
     pipe(ink_on_paper(), *args, mask="bottom half", seed=0, output_type="tokens")
     messages = said(caplog)
@@ -97,19 +83,19 @@ def test_image_tasks_say_a_light_background_with_the_fix(task_pipes, caplog, tas
     assert said(caplog) == []
 
 
-def test_a_light_picture_whose_region_was_blacked_out_is_still_said(task_pipes, caplog):
+def test_a_light_picture_whose_region_was_blacked_out_is_still_said(pipes, caplog):
     caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
     picture = np.asarray(ink_on_paper()).copy()
     picture[SIZE // 2:] = 0
-    task_pipes("nuwa-image-completion")(PIL.Image.fromarray(picture), mask="bottom half", seed=0,
+    pipes("nuwa-image-completion")(PIL.Image.fromarray(picture), mask="bottom half", seed=0,
                                         output_type="tokens")
     assert len(said(caplog)) == 1
 
 
 @pytest.mark.parametrize("task", ["nuwa-video-prediction", "nuwa-video-manipulation"])
-def test_video_tasks_say_which_given_frames_are_light(task_pipes, caplog, task):
+def test_video_tasks_say_which_given_frames_are_light(pipes, caplog, task):
     caplog.set_level(logging.WARNING, logger="nuwa_hf.pipelines")
-    pipe = task_pipes(task)
+    pipe = pipes(task)
     if task == "nuwa-video-manipulation":
         args, frames = ("the digit 7 is moving up then down",), {"num_condition_frames": 2, "num_frames": 3}
     else:
@@ -122,17 +108,17 @@ def test_video_tasks_say_which_given_frames_are_light(task_pipes, caplog, task):
     assert said(caplog) == []
 
 
-def test_strict_refuses_a_light_background_and_passes_a_picture_of_the_training_kind(task_pipes):
-    pipe = task_pipes("nuwa-image-completion")
+def test_strict_refuses_a_light_background_and_passes_a_picture_of_the_training_kind(pipes):
+    pipe = pipes("nuwa-image-completion")
     with pytest.raises(ValueError, match="has a light background.*strict=True turns this warning into an error"):
         pipe(ink_on_paper(), mask="bottom half", seed=0, strict=True)
     assert isinstance(pipe(digit_on_black(), mask="bottom half", seed=0, strict=True), PIL.Image.Image)
 
 
-def test_the_check_changes_no_output(task_pipes, monkeypatch):
+def test_the_check_changes_no_output(pipes, monkeypatch):
     """The same tokens with the check as without it, for a picture of the training kind and for ink on paper (the
     notice is said, nothing is inverted or changed)."""
-    pipe = task_pipes("nuwa-image-completion")
+    pipe = pipes("nuwa-image-completion")
     pictures = [digit_on_black(), ink_on_paper()]
     checked = pipe(pictures, mask="bottom half", seed=3, output_type="tokens")
     monkeypatch.setattr(type(pipe), "_light_background_notes", staticmethod(lambda *args: []))
