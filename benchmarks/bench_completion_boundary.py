@@ -85,7 +85,7 @@ def run_seed(pipe, reader, args, seed: int, arms: list, log) -> dict:
 
     from nuwa_hf import data
     from nuwa_hf.data.task_examples import task_examples
-    from nuwa_hf.evaluation.digit_reading import read_colours, read_digits
+    from nuwa_hf.evaluation.digit_reading import colour_kept, read_colours, read_digits
 
     size, frames = args.image_size, int(pipe.model.config.max_visual_grid[0])
     black = task_examples("nuwa-image-completion", args.conditions, size, frames, split=args.split, seed=seed)
@@ -116,8 +116,7 @@ def run_seed(pipe, reader, args, seed: int, arms: list, log) -> dict:
         read = read_digits(reader, generated).argmax(-1).numpy()
         kept[name] = (read == digits).tolist()
         donor[name] = (read == donors).tolist()
-        region = read_colours(generated, [(0.0, 0.55, 1.0, 1.0)] * len(generated))  # below the seam
-        colour[name] = [r is not None and r == t for r, t in zip(region, top)]
+        colour[name] = colour_kept(generated, top)  # the region below the seam against the known part's colour
         extra = f", read as the digit under the mask {np.mean(donor[name]):.3f}" if source == "swap" else ""
         log(f"  seed {seed} {name}: digit kept {np.mean(kept[name]):.3f}{extra} ({seconds[name]:.1f} s)")
     return {"kept": kept, "donor": donor, "colour": colour, "seconds": seconds}
